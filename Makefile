@@ -1,0 +1,143 @@
+# arbitrage-engine build. `make` builds the host, arbctl and every plugin;
+# `make test` runs the suite (plain, then ASan+UBSan); `make run` runs the
+# monolith; `make bench` prints `bench: <name> <value> <unit>` lines.
+#
+# Each room of the tree describes its own targets in mk/<room>.mk with the
+# variables below, so adding a plugin or a test never means editing this file:
+#   PLUGINS += name          name_SRCS := ...   (-> $(B)/plugins/name.so)
+#   TESTS += name            name_SRCS := ...   name_LIBS := ...   (run by make test)
+#   BENCHES += name          name_SRCS := ...   (run by make bench)
+#   FUZZERS += name          name_SRCS := ...   (libFuzzer, built by make fuzz)
+#   TOOLS += name            name_SRCS := ...   (extra executables in $(B)/)
+#   TEST_PLUGINS += name     name_SRCS := ...   (-> $(B)/tests/plugins/name.so)
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+B ?= build
+OPT ?= -O2 -g
+SAN ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
+PKG_CONFIG ?= pkg-config
+
+PKGS := libevent libevent_pthreads inih jansson
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+PQ_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
+PQ_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null)
+RDKAFKA_LIBS := $(shell $(PKG_CONFIG) --libs rdkafka 2>/dev/null)
+
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Isdk -Ihost $(DEP_CFLAGS) $(PQ_CFLAGS) -MMD -MP
+CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
+LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
+
+PLUGINS :=
+TESTS :=
+BENCHES :=
+FUZZERS :=
+TOOLS :=
+TEST_PLUGINS :=
+
+include $(sort $(wildcard mk/*.mk))
+
+# ---- templates ----
+
+define plugin_tpl
+$(B)/plugins/$(1).so: $$(patsubst %.c,$(B)/obj/%.pic.o,$$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	$$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
+ALL_PLUGIN_SOS += $(B)/plugins/$(1).so
+endef
+
+define test_plugin_tpl
+$(B)/tests/plugins/$(1).so: $$(patsubst %.c,$(B)/obj/%.pic.o,$$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	$$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
+ALL_TEST_PLUGIN_SOS += $(B)/tests/plugins/$(1).so
+endef
+
+define exe_tpl
+$(B)/$(2)$(1): $$(patsubst %.c,$(B)/obj/%.o,$$($(1)_SRCS)) $$($(1)_DEPS)
+	@mkdir -p $$(@D)
+	$$(CC) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDFLAGS) $$($(1)_LIBS)
+endef
+
+$(foreach p,$(PLUGINS),$(eval $(call plugin_tpl,$(p))))
+$(foreach p,$(TEST_PLUGINS),$(eval $(call test_plugin_tpl,$(p))))
+$(foreach t,$(TESTS),$(eval $(call exe_tpl,$(t),tests/)))
+$(foreach t,$(BENCHES),$(eval $(call exe_tpl,$(t),bench/)))
+$(foreach t,$(TOOLS),$(eval $(call exe_tpl,$(t),)))
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/obj/%.pic.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+TEST_BINS := $(addprefix $(B)/tests/,$(TESTS))
+BENCH_BINS := $(addprefix $(B)/bench/,$(BENCHES))
+TOOL_BINS := $(addprefix $(B)/,$(TOOLS))
+
+# ---- user-facing targets ----
+
+.PHONY: all deps build-tests test test-plain asan run bench fuzz install fmt fmt-check clean check-exports
+
+all: $(TOOL_BINS) $(ALL_PLUGIN_SOS)
+
+deps:
+	@scripts/deps.sh
+
+build-tests: all $(TEST_BINS) $(ALL_TEST_PLUGIN_SOS)
+
+# The suite twice: an optimised build, then ASan+UBSan in build/asan.
+test: deps
+	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory asan
+	@scripts/summarize-tests.sh $(B)/test-results.txt $(B)/asan/test-results.txt
+
+test-plain: build-tests
+	@scripts/run-tests.sh $(B) $(TESTS)
+
+asan:
+	@$(MAKE) --no-print-directory B=$(B)/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-plain
+
+run: deps all
+	@scripts/run.sh conf.d/monolith.ini
+
+bench: deps
+	@$(MAKE) --no-print-directory OPT="-O3 -march=native -g" B=$(B)/bench-build all $(addprefix $(B)/bench-build/bench/,$(BENCHES))
+	@scripts/run-bench.sh $(B)/bench-build $(BENCHES)
+
+FUZZ_CC ?= clang
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_CC) "$(FUZZERS)" $(foreach f,$(FUZZERS),"$($(f)_SRCS)")
+
+check-exports: all
+	@scripts/check-exports.sh $(ALL_PLUGIN_SOS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/arb/plugins \
+		$(DESTDIR)$(PREFIX)/include/arb $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(ALL_PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/arb/plugins/
+	install -m 0644 sdk/arb/*.h $(DESTDIR)$(PREFIX)/include/arb/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' sdk/arb-sdk.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/arb-sdk.pc
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+fmt-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs each test binary of a build, prints its output, and writes one line per
+# binary ("name passed failed") to $B/test-results.txt. Exits non-zero if any
+# test failed or a binary crashed.
+set -uo pipefail
+B=$1; shift
+results=$B/test-results.txt
+: > "$results"
+status=0
+export ARB_BUILD=$B
+for t in "$@"; do
+    bin=$B/tests/$t
+    log=$B/tests/$t.log
+    echo "== $t ($B)"
+    start=$(date +%s%N)
+    CMOCKA_MESSAGE_OUTPUT=stdout "$bin" > "$log" 2>&1
+    rc=$?
+    cat "$log"
+    passed=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
+    failed=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$3} END {print s+0}')
+    if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+    echo "$t $passed $failed" >> "$results"
+    printf "== %s: %s passed, %s failed (%d ms)\n" "$t" "$passed" "$failed" $(( ($(date +%s%N) - start) / 1000000 ))
+    [ $rc -eq 0 ] || status=1
+done
+exit $status

@@ -1,0 +1,353 @@
+/*
+ * arb/plugin.h -- the plugin contract: the descriptor a plugin exports, the
+ * host API table the host hands it, and thin inline wrappers over that table.
+ *
+ * A plugin includes only sdk/ headers and links no host symbol: every host
+ * service is reached through the table in its arb_ctx (Redis-module style), so
+ * a plugin can be unit-tested against a fake table. This file is not where the
+ * wire formats live (see arb/wire.h) and it holds no host internals.
+ *
+ * Lifecycle of one instance, all calls on the instance's own thread:
+ *   create(ctx, &self)   read and validate config, allocate; no I/O, no
+ *                        registrations (arb-host --check stops here).
+ *   restore(self, ...)   only on hot reload: adopt the old instance's state.
+ *   start(self)          subscribe, start timers, open sockets.
+ *   stop(self)           close what start opened, join threads. The host
+ *                        removes the instance's subscriptions and timers.
+ *   save(self, ...)      only on hot reload: state -> bytes.
+ *   destroy(self)        free.
+ */
+#ifndef ARB_PLUGIN_H
+#define ARB_PLUGIN_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change to arb_plugin or arb_host_api. */
+#define ARB_ABI_VERSION 1u
+
+/* The one symbol a plugin exports; it returns the plugin's descriptor. */
+#define ARB_PLUGIN_ENTRY_NAME "arb_plugin_entry"
+#define ARB_EXPORT __attribute__((visibility("default")))
+#define ARB_PLUGIN_DEFINE(desc)                                                \
+    ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void) { return &(desc); }
+
+/* Status codes: 0 is success, every failure is negative. */
+enum arb_status {
+    ARB_OK = 0,
+    ARB_ERROR = -1,    /* generic failure; the message was logged */
+    ARB_EINVAL = -2,   /* bad argument or bad configuration value */
+    ARB_ENOMEM = -3,   /* allocation failed */
+    ARB_EFULL = -4,    /* a bounded queue is full; nothing was enqueued */
+    ARB_EREFUSED = -5, /* restore refused the offered state */
+    ARB_ENOENT = -6,   /* no such topic, key, timer or subscription */
+    ARB_EBADMSG = -7,  /* a wire record failed validation */
+    ARB_ESTATE = -8,   /* call not allowed in the current lifecycle phase */
+};
+
+enum arb_log_level { ARB_LOG_ERROR = 0, ARB_LOG_WARN, ARB_LOG_INFO, ARB_LOG_DEBUG };
+
+/* The seven well-known topics have fixed ids; arb_topic() resolves any other
+ * name (e.g. a test topic) to an id allocated by the host. */
+enum arb_topic_id {
+    ARB_TOPIC_ORDER_COMMANDS = 0,
+    ARB_TOPIC_ORDER_EVENTS = 1,
+    ARB_TOPIC_TRADE_EXECUTED = 2,
+    ARB_TOPIC_MARKET_DATA = 3,
+    ARB_TOPIC_SYSTEM_TICKS = 4,
+    ARB_TOPIC_MARKET_EVENTS = 5,
+    ARB_TOPIC_SERVICE_REGISTRY = 6,
+    ARB_TOPIC_WELL_KNOWN = 7,
+    ARB_TOPIC_MAX = 64,
+};
+
+typedef struct arb_ctx arb_ctx; /* host-owned, one per instance */
+struct event_base;              /* libevent; included by plugins that do I/O */
+struct evbuffer;
+
+/* A delivered message. `data` points into the host's queue and is valid only
+ * for the duration of the callback (zero-copy fan-out): copy what you keep. */
+typedef struct arb_msg {
+    const void *data;
+    uint32_t len;
+    uint16_t topic;
+    uint16_t flags;
+    uint64_t key; /* partitioning key: instrument, account or host hash */
+} arb_msg;
+
+typedef void (*arb_msg_fn)(void *user, const arb_msg *msg);
+typedef void (*arb_timer_fn)(void *user);
+/* Iterates config entries; return non-zero to stop. */
+typedef int (*arb_cfg_fn)(void *user, const char *key, const char *value);
+/* Serves an admin request routed to /plugins/<instance>/<path>. Writes the
+ * body to `out` and returns the HTTP status. `query` may be NULL. */
+typedef int (*arb_admin_fn)(void *user, const char *method, const char *path,
+                            const char *query, struct evbuffer *out);
+
+/* ---- metrics: plain memory the host reads, one writer (the instance) ---- */
+
+typedef struct arb_counter {
+    _Atomic uint64_t value;
+} arb_counter;
+
+typedef struct arb_gauge {
+    _Atomic int64_t value;
+} arb_gauge;
+
+/* Latency histogram in nanoseconds: bucket i counts values v with
+ * 2^(i-1) <= v < 2^i (bucket 0 counts v == 0). */
+#define ARB_HIST_BUCKETS 48
+typedef struct arb_histogram {
+    _Atomic uint64_t bucket[ARB_HIST_BUCKETS];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum;
+} arb_histogram;
+
+/* Single-writer increments: a load and a store, no locked instruction. */
+static inline void arb_counter_add(arb_counter *c, uint64_t n)
+{
+    atomic_store_explicit(&c->value,
+                          atomic_load_explicit(&c->value, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void arb_gauge_set(arb_gauge *g, int64_t v)
+{
+    atomic_store_explicit(&g->value, v, memory_order_relaxed);
+}
+
+static inline void arb_hist_observe(arb_histogram *h, uint64_t ns)
+{
+    unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0u;
+    if (b >= ARB_HIST_BUCKETS)
+        b = ARB_HIST_BUCKETS - 1;
+    atomic_store_explicit(&h->bucket[b],
+                          atomic_load_explicit(&h->bucket[b], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + ns,
+                          memory_order_relaxed);
+}
+
+/* ---- the host API table ---- */
+
+typedef struct arb_host_api {
+    uint32_t abi_version; /* ARB_ABI_VERSION of the host */
+    uint32_t size;        /* sizeof(arb_host_api) as the host was built */
+
+    const char *(*instance_name)(arb_ctx *ctx);
+    void (*vlog)(arb_ctx *ctx, int level, const char *fmt, va_list ap);
+
+    /* Topics and the bus. publish copies the bytes; returns ARB_EFULL if any
+     * subscriber's queue lacks room (then nothing was enqueued anywhere). */
+    int (*topic)(arb_ctx *ctx, const char *name);
+    int (*publish)(arb_ctx *ctx, int topic, uint64_t key, const void *data, size_t len);
+    int (*subscribe)(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user);
+    int (*unsubscribe)(arb_ctx *ctx, int subscription);
+
+    /* Timers on the instance's loop; interval 0 with repeat=0 runs once soon. */
+    int (*timer_start)(arb_ctx *ctx, uint64_t interval_ns, int repeat, arb_timer_fn fn,
+                       void *user);
+    int (*timer_stop)(arb_ctx *ctx, int timer);
+
+    /* Config. `section` NULL means the instance's own section. On a bad
+     * value these log an error naming file, line, section and key, and
+     * return ARB_EINVAL; a missing key yields the default and ARB_OK. */
+    int (*cfg_str)(arb_ctx *ctx, const char *section, const char *key, const char *def,
+                   const char **out);
+    int (*cfg_int)(arb_ctx *ctx, const char *section, const char *key, int64_t def,
+                   int64_t min, int64_t max, int64_t *out);
+    int (*cfg_double)(arb_ctx *ctx, const char *section, const char *key, double def,
+                      double min, double max, double *out);
+    int (*cfg_bool)(arb_ctx *ctx, const char *section, const char *key, int def, int *out);
+    /* Every key of a section, in file order. */
+    int (*cfg_each)(arb_ctx *ctx, const char *section, arb_cfg_fn fn, void *user);
+    /* Every section whose name starts with `prefix` (e.g. "instrument "):
+     * fn gets the whole section name as `key` and NULL as `value`. */
+    int (*cfg_sections)(arb_ctx *ctx, const char *prefix, arb_cfg_fn fn, void *user);
+    /* A plugin's own validation error about `key`, reported with file:line;
+     * returns ARB_EINVAL so it can be the plugin's return value. */
+    int (*cfg_vreject)(arb_ctx *ctx, const char *section, const char *key, const char *fmt,
+                       va_list ap);
+
+    /* Metrics, owned by the instance and freed by the host. `labels` is a
+     * Prometheus label list without braces (e.g. "reason=\"bad_tick\"") or NULL. */
+    arb_counter *(*counter)(arb_ctx *ctx, const char *name, const char *labels,
+                            const char *help);
+    arb_gauge *(*gauge)(arb_ctx *ctx, const char *name, const char *labels, const char *help);
+    arb_histogram *(*histogram)(arb_ctx *ctx, const char *name, const char *labels,
+                                const char *help);
+
+    /* The libevent base of the instance's loop, for I/O the plugin owns. */
+    struct event_base *(*event_base)(arb_ctx *ctx);
+
+    /* Time in ns since the epoch: simulated time once a clock has set it,
+     * wall-clock time otherwise. set_time is for the clock plugin. */
+    int64_t (*now)(arb_ctx *ctx);
+    void (*set_time)(arb_ctx *ctx, int64_t sim_ns);
+
+    /* Ask the host to stop cleanly and exit with `code`. */
+    void (*shutdown)(arb_ctx *ctx, int code);
+
+    /* Serve GET/POST /plugins/<instance>/<path> on the admin endpoint. */
+    int (*admin_route)(arb_ctx *ctx, const char *path, arb_admin_fn fn, void *user);
+
+    /* Host identity, unique across hosts: used to make ids unique. */
+    uint64_t (*host_id)(arb_ctx *ctx);
+
+    void (*spare[24])(void); /* room to grow without an ABI bump */
+} arb_host_api;
+
+/* The context the host hands each instance. Only `api` is public. */
+struct arb_ctx {
+    const arb_host_api *api;
+};
+
+/* ---- the plugin descriptor ---- */
+
+typedef struct arb_plugin {
+    uint32_t abi_version;   /* ARB_ABI_VERSION the plugin was built against */
+    uint32_t size;          /* sizeof(arb_plugin) as the plugin was built */
+    const char *name;       /* e.g. "matcher" */
+    const char *version;    /* e.g. "1.2.0" */
+    uint32_t state_version; /* format of the bytes save() writes */
+    uint32_t flags;
+    /* NULL-terminated topic names, for the plan `arb-host --check` prints. */
+    const char *const *publishes;
+    const char *const *subscribes;
+
+    int (*create)(arb_ctx *ctx, void **self);
+    int (*start)(void *self);
+    void (*stop)(void *self);
+    void (*destroy)(void *self);
+    /* Hot reload. save() returns malloc'd bytes the host frees; restore() is
+     * given the old plugin's state_version and may refuse (ARB_EREFUSED).
+     * Either may be NULL: then the plugin is reloaded without state. */
+    int (*save)(void *self, void **bytes, size_t *len);
+    int (*restore)(void *self, uint32_t state_version, const void *bytes, size_t len);
+
+    void (*spare_fn[8])(void);
+    void *spare[8];
+} arb_plugin;
+
+typedef const arb_plugin *(*arb_plugin_entry_fn)(void);
+
+/* ---- wrappers so plugin code reads like plain calls ---- */
+
+static inline const char *arb_instance_name(arb_ctx *c) { return c->api->instance_name(c); }
+
+__attribute__((format(printf, 3, 4))) static inline void arb_log(arb_ctx *c, int level,
+                                                                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    c->api->vlog(c, level, fmt, ap);
+    va_end(ap);
+}
+#define arb_error(c, ...) arb_log((c), ARB_LOG_ERROR, __VA_ARGS__)
+#define arb_warn(c, ...) arb_log((c), ARB_LOG_WARN, __VA_ARGS__)
+#define arb_info(c, ...) arb_log((c), ARB_LOG_INFO, __VA_ARGS__)
+#define arb_debug(c, ...) arb_log((c), ARB_LOG_DEBUG, __VA_ARGS__)
+
+static inline int arb_topic(arb_ctx *c, const char *name) { return c->api->topic(c, name); }
+static inline int arb_publish(arb_ctx *c, int topic, uint64_t key, const void *data, size_t len)
+{
+    return c->api->publish(c, topic, key, data, len);
+}
+static inline int arb_subscribe(arb_ctx *c, int topic, arb_msg_fn fn, void *user)
+{
+    return c->api->subscribe(c, topic, fn, user);
+}
+static inline int arb_unsubscribe(arb_ctx *c, int sub) { return c->api->unsubscribe(c, sub); }
+
+static inline int arb_timer_start(arb_ctx *c, uint64_t interval_ns, int repeat, arb_timer_fn fn,
+                                  void *user)
+{
+    return c->api->timer_start(c, interval_ns, repeat, fn, user);
+}
+static inline int arb_timer_stop(arb_ctx *c, int timer) { return c->api->timer_stop(c, timer); }
+
+static inline int arb_cfg_str(arb_ctx *c, const char *key, const char *def, const char **out)
+{
+    return c->api->cfg_str(c, NULL, key, def, out);
+}
+static inline int arb_cfg_int(arb_ctx *c, const char *key, int64_t def, int64_t min, int64_t max,
+                              int64_t *out)
+{
+    return c->api->cfg_int(c, NULL, key, def, min, max, out);
+}
+static inline int arb_cfg_double(arb_ctx *c, const char *key, double def, double min, double max,
+                                 double *out)
+{
+    return c->api->cfg_double(c, NULL, key, def, min, max, out);
+}
+static inline int arb_cfg_bool(arb_ctx *c, const char *key, int def, int *out)
+{
+    return c->api->cfg_bool(c, NULL, key, def, out);
+}
+static inline int arb_cfg_str_in(arb_ctx *c, const char *section, const char *key,
+                                 const char *def, const char **out)
+{
+    return c->api->cfg_str(c, section, key, def, out);
+}
+static inline int arb_cfg_int_in(arb_ctx *c, const char *section, const char *key, int64_t def,
+                                 int64_t min, int64_t max, int64_t *out)
+{
+    return c->api->cfg_int(c, section, key, def, min, max, out);
+}
+static inline int arb_cfg_each(arb_ctx *c, const char *section, arb_cfg_fn fn, void *user)
+{
+    return c->api->cfg_each(c, section, fn, user);
+}
+static inline int arb_cfg_sections(arb_ctx *c, const char *prefix, arb_cfg_fn fn, void *user)
+{
+    return c->api->cfg_sections(c, prefix, fn, user);
+}
+__attribute__((format(printf, 4, 5))) static inline int
+arb_cfg_reject_in(arb_ctx *c, const char *section, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = c->api->cfg_vreject(c, section, key, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+#define arb_cfg_reject(c, key, ...) arb_cfg_reject_in((c), NULL, (key), __VA_ARGS__)
+
+static inline arb_counter *arb_counter_new(arb_ctx *c, const char *name, const char *labels,
+                                           const char *help)
+{
+    return c->api->counter(c, name, labels, help);
+}
+static inline arb_gauge *arb_gauge_new(arb_ctx *c, const char *name, const char *labels,
+                                       const char *help)
+{
+    return c->api->gauge(c, name, labels, help);
+}
+static inline arb_histogram *arb_histogram_new(arb_ctx *c, const char *name, const char *labels,
+                                               const char *help)
+{
+    return c->api->histogram(c, name, labels, help);
+}
+
+static inline struct event_base *arb_event_base(arb_ctx *c) { return c->api->event_base(c); }
+static inline int64_t arb_now(arb_ctx *c) { return c->api->now(c); }
+static inline void arb_set_time(arb_ctx *c, int64_t ns) { c->api->set_time(c, ns); }
+static inline void arb_shutdown(arb_ctx *c, int code) { c->api->shutdown(c, code); }
+static inline int arb_admin_route(arb_ctx *c, const char *path, arb_admin_fn fn, void *user)
+{
+    return c->api->admin_route(c, path, fn, user);
+}
+static inline uint64_t arb_host_id(arb_ctx *c) { return c->api->host_id(c); }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARB_PLUGIN_H */
