@@ -202,6 +202,10 @@ typedef struct arb_host_api {
     /* Host identity, unique across hosts: used to make ids unique. */
     uint64_t (*host_id)(arb_ctx *ctx);
 
+    /* The instance's health as /healthz reports it (default: healthy).
+     * `detail` is a short phrase, e.g. "database down, retrying in 4s". */
+    void (*set_health)(arb_ctx *ctx, int healthy, const char *detail);
+
     void (*spare[24])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
@@ -346,6 +350,10 @@ static inline int arb_admin_route(arb_ctx *c, const char *path, arb_admin_fn fn,
     return c->api->admin_route(c, path, fn, user);
 }
 static inline uint64_t arb_host_id(arb_ctx *c) { return c->api->host_id(c); }
+static inline void arb_set_health(arb_ctx *c, int healthy, const char *detail)
+{
+    c->api->set_health(c, healthy, detail);
+}
 
 #ifdef __cplusplus
 }
