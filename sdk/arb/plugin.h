@@ -36,6 +36,7 @@ extern "C" {
 #define ARB_PLUGIN_ENTRY_NAME "arb_plugin_entry"
 #define ARB_EXPORT __attribute__((visibility("default")))
 #define ARB_PLUGIN_DEFINE(desc)                                                \
+    ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void);                \
     ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void) { return &(desc); }
 
 /* Status codes: 0 is success, every failure is negative. */
