@@ -1,0 +1,419 @@
+/*
+ * admin.c -- the admin HTTP endpoint on the main loop (libevent evhttp):
+ *   GET  /healthz                  200 if every instance is running and healthy, else 503
+ *   GET  /metrics                  Prometheus text: host, bus per topic, each plugin's own
+ *   GET  /plugins                  JSON: instance, plugin, file, version, state, started_at, reloads
+ *   POST /plugins/NAME/reload      hot reload (optional ?path=/new/build.so)
+ *   ANY  /plugins/NAME/ROUTE       a route the instance registered (runs on its loop)
+ * Loopback by default; binding elsewhere requires [host] admin_token, and a
+ * configured token is always checked (Authorization: Bearer TOKEN).
+ * Not here: what reload does (instance.c), metric storage (instance.c).
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "host.h"
+
+static const char *const state_names[] = {"loaded", "created", "running", "stopped", "failed"};
+
+static void reply_json(struct evhttp_request *req, int code, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s\n", s ? s : "{}");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", b);
+    evbuffer_free(b);
+    free(s);
+    json_decref(j);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *ecode, const char *msg)
+{
+    reply_json(req, code, json_pack("{s:{s:s,s:s}}", "error", "code", ecode, "message", msg));
+}
+
+static bool token_ok(arbh_host *h, struct evhttp_request *req)
+{
+    if (!h->admin_token[0])
+        return true;
+    const char *auth =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!auth || strncmp(auth, "Bearer ", 7))
+        return false;
+    const char *given = auth + 7;
+    size_t a = strlen(given), b = strlen(h->admin_token);
+    /* Constant time in the token's length: no early exit on a mismatch. */
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < b; i++)
+        diff |= (unsigned)(uint8_t)h->admin_token[i] ^ (unsigned)(uint8_t)(i < a ? given[i] : 0);
+    return diff == 0;
+}
+
+static void healthz(arbh_host *h, struct evhttp_request *req)
+{
+    json_t *list = json_array();
+    bool ok = true;
+    pthread_mutex_lock(&h->metric_mu);
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_test)
+            continue;
+        bool good = in->state == INST_RUNNING && in->healthy;
+        ok = ok && good;
+        json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s}", "instance", in->name, "state",
+                                              state_names[in->state], "healthy", good, "detail",
+                                              in->health));
+    }
+    pthread_mutex_unlock(&h->metric_mu);
+    reply_json(req, ok ? 200 : 503,
+               json_pack("{s:s,s:s,s:o}", "status", ok ? "ok" : "degraded", "host", h->id,
+                         "instances", list));
+}
+
+static void plugins(arbh_host *h, struct evhttp_request *req)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_test)
+            continue;
+        json_array_append_new(
+            list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i}", "instance", in->name, "plugin",
+                            in->desc->name, "file", in->path, "version", in->desc->version,
+                            "state", state_names[in->state], "started_at",
+                            (json_int_t)(in->started_at / 1000000000), "reloads",
+                            (json_int_t)in->reloads, "loop", in->thread));
+    }
+    reply_json(req, 200, list);
+}
+
+/* ---- Prometheus text ---- */
+
+static void render_hist(struct evbuffer *out, const char *name, const char *labels,
+                        const uint64_t *bucket, uint64_t count, uint64_t sum)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (int i = 0; i < ARB_HIST_BUCKETS; i++) {
+        cum += bucket[i];
+        if (!bucket[i] && i + 1 < ARB_HIST_BUCKETS && cum == 0)
+            continue; /* skip leading empty buckets */
+        evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%" PRIu64 "\"} %" PRIu64 "\n", name, labels,
+                            sep, i == 0 ? 0 : ((uint64_t)1 << i) - 1, cum);
+        if (cum == count)
+            break;
+    }
+    evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, count);
+    evbuffer_add_printf(out, "%s_sum{%s} %" PRIu64 "\n%s_count{%s} %" PRIu64 "\n", name, labels,
+                        sum, name, labels, count);
+}
+
+static uint64_t ld(const _Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void render_bus(arbh_host *h, struct evbuffer *out)
+{
+    static const char *const ctr[] = {"published", "delivered", "rejected"};
+    static const char *const help[] = {"Records published on the topic",
+                                       "Records delivered from the topic's queues",
+                                       "Publishes refused because a queue was full"};
+    int nt = atomic_load(&h->ntopics);
+    for (int c = 0; c < 3; c++) {
+        evbuffer_add_printf(out, "# HELP arb_bus_%s_total %s\n# TYPE arb_bus_%s_total counter\n",
+                            ctr[c], help[c], ctr[c]);
+        for (int t = 0; t < nt; t++) {
+            uint64_t sum = 0;
+            for (int l = 0; l < h->nloops; l++) {
+                arbh_topic_stats *st = &h->topics[t]->stats[l];
+                arb_counter *x = c == 0 ? &st->published : c == 1 ? &st->delivered : &st->rejected;
+                sum += ld(&x->value);
+            }
+            evbuffer_add_printf(out, "arb_bus_%s_total{topic=\"%s\"} %" PRIu64 "\n", ctr[c],
+                                h->topics[t]->name, sum);
+        }
+    }
+    evbuffer_add_printf(out, "# HELP arb_bus_latency_ns Publish to delivery, sampled\n"
+                             "# TYPE arb_bus_latency_ns histogram\n");
+    for (int t = 0; t < nt; t++) {
+        uint64_t b[ARB_HIST_BUCKETS] = {0}, count = 0, sum = 0;
+        for (int l = 0; l < h->nloops; l++) {
+            arb_histogram *x = &h->topics[t]->stats[l].latency;
+            for (int i = 0; i < ARB_HIST_BUCKETS; i++)
+                b[i] += ld(&x->bucket[i]);
+            count += ld(&x->count);
+            sum += ld(&x->sum);
+        }
+        char labels[96];
+        snprintf(labels, sizeof labels, "topic=\"%s\"", h->topics[t]->name);
+        render_hist(out, "arb_bus_latency_ns", labels, b, count, sum);
+    }
+}
+
+static int metric_cmp(const void *a, const void *b)
+{
+    const arbh_metric *x = *(arbh_metric *const *)a, *y = *(arbh_metric *const *)b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    c = strcmp(x->instance ? x->instance : "", y->instance ? y->instance : "");
+    return c ? c : strcmp(x->labels, y->labels);
+}
+
+void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
+{
+    int64_t now = arbh_wall_ns();
+    size_t running = 0;
+    for (size_t i = 0; i < h->ninstances; i++)
+        running += !h->instances[i]->is_test && h->instances[i]->state == INST_RUNNING;
+    evbuffer_add_printf(out,
+                        "# HELP arb_host_info Host identity\n# TYPE arb_host_info gauge\n"
+                        "arb_host_info{id=\"%s\"} 1\n"
+                        "# HELP arb_uptime_seconds Seconds since the host started\n"
+                        "# TYPE arb_uptime_seconds gauge\narb_uptime_seconds %.3f\n"
+                        "# HELP arb_instances_running Plugin instances running\n"
+                        "# TYPE arb_instances_running gauge\narb_instances_running %zu\n"
+                        "# HELP arb_plugin_reloads_total Hot reloads per instance\n"
+                        "# TYPE arb_plugin_reloads_total counter\n",
+                        h->id, (double)(now - h->started_at) / 1e9, running);
+    for (size_t i = 0; i < h->ninstances; i++)
+        if (!h->instances[i]->is_test)
+            evbuffer_add_printf(out, "arb_plugin_reloads_total{instance=\"%s\"} %u\n",
+                                h->instances[i]->name, h->instances[i]->reloads);
+    render_bus(h, out);
+
+    pthread_mutex_lock(&h->metric_mu);
+    arbh_metric **sorted = malloc(h->nmetrics * sizeof *sorted);
+    size_t n = sorted ? h->nmetrics : 0;
+    if (n)
+        memcpy(sorted, h->metrics, n * sizeof *sorted);
+    pthread_mutex_unlock(&h->metric_mu);
+    qsort(sorted, n, sizeof *sorted, metric_cmp);
+    static const char *const types[] = {['c'] = "counter", ['g'] = "gauge", ['h'] = "histogram"};
+    for (size_t i = 0; i < n; i++) {
+        arbh_metric *m = sorted[i];
+        if (i == 0 || strcmp(m->name, sorted[i - 1]->name))
+            evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name,
+                                m->help[0] ? m->help : m->name, m->name, types[m->kind]);
+        char labels[512];
+        snprintf(labels, sizeof labels, "%s%s%s%s%s", m->instance ? "instance=\"" : "",
+                 m->instance ? m->instance : "", m->instance ? "\"" : "",
+                 m->instance && m->labels[0] ? "," : "", m->labels);
+        if (m->kind == 'c') {
+            evbuffer_add_printf(out, "%s{%s} %" PRIu64 "\n", m->name, labels,
+                                ld(&m->u.counter.value));
+        } else if (m->kind == 'g') {
+            evbuffer_add_printf(out, "%s{%s} %" PRId64 "\n", m->name, labels,
+                                atomic_load_explicit(&m->u.gauge.value, memory_order_relaxed));
+        } else {
+            uint64_t b[ARB_HIST_BUCKETS];
+            for (int k = 0; k < ARB_HIST_BUCKETS; k++)
+                b[k] = ld(&m->u.hist.bucket[k]);
+            render_hist(out, m->name, labels, b, ld(&m->u.hist.count), ld(&m->u.hist.sum));
+        }
+    }
+    free(sorted);
+}
+
+static void metrics(arbh_host *h, struct evhttp_request *req)
+{
+    struct evbuffer *b = evbuffer_new();
+    arbh_metrics_render(h, b);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+typedef struct route_call {
+    arbh_route *route;
+    const char *method, *path, *query;
+    struct evbuffer *out;
+    int status;
+} route_call;
+
+static void route_on_loop(void *arg)
+{
+    route_call *c = arg;
+    c->status = c->route->fn(c->route->user, c->method, c->path, c->query, c->out);
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    default: return "OTHER";
+    }
+}
+
+static void plugin_request(arbh_host *h, struct evhttp_request *req, const char *rest,
+                           const char *query)
+{
+    char name[128];
+    const char *slash = strchr(rest, '/');
+    size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (nlen == 0 || nlen >= sizeof name || !slash || !slash[1]) {
+        reply_error(req, 404, "not_found", "expected /plugins/NAME/ACTION");
+        return;
+    }
+    memcpy(name, rest, nlen);
+    name[nlen] = 0;
+    const char *action = slash + 1;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (!strcmp(action, "reload")) {
+        if (cmd != EVHTTP_REQ_POST) {
+            reply_error(req, 405, "method_not_allowed", "reload takes POST");
+            return;
+        }
+        struct evkeyvalq q;
+        char *path = NULL;
+        if (query && evhttp_parse_query_str(query, &q) == 0) {
+            const char *p = evhttp_find_header(&q, "path");
+            path = p ? strdup(p) : NULL;
+            evhttp_clear_headers(&q);
+        }
+        char err[1024];
+        int64_t t0 = arbh_mono_ns();
+        int rc = arbh_host_reload(h, name, path, err, sizeof err);
+        free(path);
+        if (rc == ARB_ENOENT) {
+            reply_error(req, 404, "no_such_instance", err);
+        } else if (rc != ARB_OK) {
+            reply_error(req, 409, "reload_failed", err);
+        } else {
+            arbh_instance *in = arbh_host_find(h, name);
+            reply_json(req, 200,
+                       json_pack("{s:b,s:s,s:s,s:I,s:f}", "ok", 1, "instance", name, "version",
+                                 in->desc->version, "reloads", (json_int_t)in->reloads, "ms",
+                                 (double)(arbh_mono_ns() - t0) / 1e6));
+        }
+        return;
+    }
+    arbh_route *route = NULL;
+    pthread_mutex_lock(&h->metric_mu);
+    for (size_t i = 0; i < h->nroutes && !route; i++)
+        if (h->routes[i]->active && !strcmp(h->routes[i]->instance, name) &&
+            !strcmp(h->routes[i]->path, action))
+            route = h->routes[i];
+    pthread_mutex_unlock(&h->metric_mu);
+    if (!route) {
+        reply_error(req, 404, "not_found", arbh_host_find(h, name) ? "no such route for the instance"
+                                                                   : "no such instance");
+        return;
+    }
+    route_call c = {route, method_name(cmd), action, query, evbuffer_new(), 500};
+    arbh_loop_call(route->owner->loop, route_on_loop, &c);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, c.status, c.status < 300 ? "OK" : "Error", c.out);
+    evbuffer_free(c.out);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    arbh_host *h = arg;
+    if (!token_ok(h, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        reply_error(req, 401, "unauthorized", "missing or wrong admin token");
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = evhttp_uri_get_path(uri);
+    const char *query = evhttp_uri_get_query(uri);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (!path)
+        path = "/";
+    if (!strncmp(path, "/plugins/", 9)) {
+        plugin_request(h, req, path + 9, query);
+        return;
+    }
+    void (*handler)(arbh_host *, struct evhttp_request *) = NULL;
+    if (!strcmp(path, "/healthz"))
+        handler = healthz;
+    else if (!strcmp(path, "/metrics"))
+        handler = metrics;
+    else if (!strcmp(path, "/plugins"))
+        handler = plugins;
+    if (!handler) {
+        reply_error(req, 404, "not_found", "try /healthz, /metrics, /plugins");
+        return;
+    }
+    if (cmd != EVHTTP_REQ_GET) {
+        reply_error(req, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    handler(h, req);
+}
+
+static bool is_loopback(const char *host)
+{
+    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+int arbh_admin_start(arbh_host *h, char *err, size_t n)
+{
+    char host[128];
+    const char *colon = strrchr(h->admin_addr, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == h->admin_addr || *end || port < 0 || port > 65535 ||
+        (size_t)(colon - h->admin_addr) >= sizeof host) {
+        snprintf(err, n, "[host] admin = %s: expected HOST:PORT", h->admin_addr);
+        return ARB_EINVAL;
+    }
+    memcpy(host, h->admin_addr, (size_t)(colon - h->admin_addr));
+    host[colon - h->admin_addr] = 0;
+    if (!is_loopback(host) && !h->admin_token[0]) {
+        snprintf(err, n,
+                 "[host] admin = %s is not a loopback address: set [host] admin_token to expose it",
+                 h->admin_addr);
+        return ARB_EINVAL;
+    }
+    h->admin = evhttp_new(h->loops[0]->base);
+    if (!h->admin) {
+        snprintf(err, n, "cannot create the admin server");
+        return ARB_ERROR;
+    }
+    evhttp_set_gencb(h->admin, on_request, h);
+    evhttp_set_timeout(h->admin, 30);
+    evhttp_set_max_body_size(h->admin, 1 << 16);
+    evhttp_set_allowed_methods(h->admin, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->admin, host, (uint16_t)port);
+    if (!bs) {
+        snprintf(err, n, "[host] admin = %s: cannot listen (address in use?)", h->admin_addr);
+        evhttp_free(h->admin);
+        h->admin = NULL;
+        return ARB_ERROR;
+    }
+    /* Port 0 asks the kernel for a free port: report the one we got. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0 &&
+        ss.ss_family == AF_INET)
+        snprintf(h->admin_addr, sizeof h->admin_addr, "%.100s:%u", host,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    arbh_log(h, NULL, ARB_LOG_INFO, "admin listening on http://%s", h->admin_addr);
+    return ARB_OK;
+}
+
+void arbh_admin_stop(arbh_host *h)
+{
+    if (h->admin) {
+        evhttp_free(h->admin);
+        h->admin = NULL;
+    }
+}

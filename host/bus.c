@@ -1,0 +1,323 @@
+/*
+ * bus.c -- the in-process bus: topics, subscriptions, publish and delivery.
+ *
+ * A publish copies the record once into the ring from the publisher's loop to
+ * each loop that has subscribers to the topic; delivery hands every subscriber
+ * on that loop a pointer into the ring (zero-copy fan-out), valid for the
+ * callback. Publishing from inside a callback only enqueues: the outermost
+ * delivery loop on the thread picks it up, so there is no recursion. A
+ * publish outside any callback delivers at once to the subscribers on its
+ * own loop. Order: records from one loop to another travel through one FIFO,
+ * so each subscriber sees each publisher's records of a topic in order.
+ *
+ * Full queue policy: if any destination ring lacks room, publish enqueues
+ * nothing anywhere and returns ARB_EFULL (counted per topic); the publisher
+ * still holds its record and decides (retry later, answer 503, ...). Nothing
+ * accepted is ever dropped.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+
+/* One record in this many carries its publish time for the latency histogram:
+ * reading the clock on every record would cost more than the delivery. */
+#define LATENCY_SAMPLE_MASK 63u
+
+static const char *const well_known[ARB_TOPIC_WELL_KNOWN] = {
+    "order_commands", "order_events",  "trade_executed",   "market_data",
+    "system_ticks",   "market_events", "service_registry",
+};
+
+static int topic_create_locked(arbh_host *h, const char *name)
+{
+    int n = atomic_load(&h->ntopics);
+    if (n >= ARB_TOPIC_MAX)
+        return ARB_ENOMEM;
+    arbh_topic *t = aligned_alloc(64, (sizeof *t + 63) & ~(size_t)63);
+    if (!t)
+        return ARB_ENOMEM;
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->id = n;
+    h->topics[n] = t;
+    atomic_store(&h->ntopics, n + 1);
+    return n;
+}
+
+int arbh_bus_init(arbh_host *h)
+{
+    pthread_mutex_init(&h->topic_mu, NULL);
+    for (int i = 0; i < ARB_TOPIC_WELL_KNOWN; i++)
+        if (topic_create_locked(h, well_known[i]) != i)
+            return ARB_ENOMEM;
+    return ARB_OK;
+}
+
+void arbh_bus_free(arbh_host *h)
+{
+    int n = atomic_load(&h->ntopics);
+    for (int i = 0; i < n; i++) {
+        arbh_topic *t = h->topics[i];
+        for (int l = 0; l < ARBH_MAX_LOOPS; l++) {
+            for (size_t k = 0; k < t->subs[l].count; k++)
+                free(t->subs[l].items[k]);
+            free(t->subs[l].items);
+        }
+        free(t);
+        h->topics[i] = NULL;
+    }
+    atomic_store(&h->ntopics, 0);
+    pthread_mutex_destroy(&h->topic_mu);
+}
+
+int arbh_bus_topic(arbh_host *h, const char *name)
+{
+    if (!name || !*name || strlen(name) >= sizeof h->topics[0]->name)
+        return ARB_EINVAL;
+    pthread_mutex_lock(&h->topic_mu);
+    int n = atomic_load(&h->ntopics), id = -1;
+    for (int i = 0; i < n && id < 0; i++)
+        if (!strcmp(h->topics[i]->name, name))
+            id = i;
+    if (id < 0)
+        id = topic_create_locked(h, name);
+    pthread_mutex_unlock(&h->topic_mu);
+    return id;
+}
+
+static inline int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void wake_remote(arbh_loop *from)
+{
+    uint64_t dirty = from->dirty;
+    from->dirty = 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    while (dirty) {
+        int d = __builtin_ctzll(dirty);
+        dirty &= dirty - 1;
+        arbh_loop *to = from->host->loops[d];
+        if (atomic_exchange(&to->waiting, 0)) {
+            uint64_t one = 1;
+            ssize_t w = write(to->wake_fd, &one, sizeof one);
+            (void)w; /* EAGAIN: the counter is already non-zero, a wake is pending */
+        }
+    }
+}
+
+static void compact_subs(arbh_host *h, arbh_loop *loop)
+{
+    if (!loop->needs_compact)
+        return;
+    loop->needs_compact = false;
+    int n = atomic_load(&h->ntopics);
+    for (int i = 0; i < n; i++) {
+        arbh_topic *t = h->topics[i];
+        arbh_sub_list *sl = &t->subs[loop->index];
+        if (!sl->needs_compact)
+            continue;
+        size_t w = 0;
+        for (size_t r = 0; r < sl->count; r++) {
+            if (sl->items[r]->dead)
+                free(sl->items[r]);
+            else
+                sl->items[w++] = sl->items[r];
+        }
+        sl->count = w;
+        sl->needs_compact = false;
+        if (w == 0)
+            atomic_fetch_and(&t->loop_mask, ~(1ull << loop->index));
+    }
+}
+
+static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
+{
+    arbh_topic *t = h->topics[rec->topic];
+    arbh_sub_list *sl = &t->subs[loop->index];
+    arb_msg m = {rec + 1, rec->len, rec->topic, rec->flags, rec->key};
+    /* Count fixed at entry: a subscription made by a callback starts with the
+     * next record. Items are re-read each time: a callback may grow the array. */
+    size_t n = sl->count;
+    for (size_t i = 0; i < n; i++) {
+        arbh_sub *s = sl->items[i];
+        if (s->active)
+            s->fn(s->user, &m);
+    }
+    arbh_topic_stats *st = &t->stats[loop->index];
+    arb_counter_add(&st->delivered, 1);
+    if (rec->sent_ns)
+        arb_hist_observe(&st->latency, (uint64_t)(mono_ns() - rec->sent_ns));
+}
+
+static size_t drain_ring(arbh_host *h, arbh_loop *loop, arbh_ring *r, size_t budget)
+{
+    size_t n = 0;
+    arbh_rec *rec;
+    while (n < budget && (rec = arbh_ring_peek(r)) != NULL) {
+        deliver(h, loop, rec);
+        arbh_ring_release(r, rec);
+        n++;
+    }
+    return n;
+}
+
+bool arbh_bus_pending(arbh_loop *loop)
+{
+    for (int s = 0; s < loop->host->nloops; s++)
+        if (!arbh_ring_empty(loop->in[s]))
+            return true;
+    return false;
+}
+
+size_t arbh_bus_drain(arbh_loop *loop, size_t budget)
+{
+    arbh_host *h = loop->host;
+    size_t total = 0, got;
+    loop->depth++;
+    do {
+        got = 0;
+        for (int s = 0; s < h->nloops && total + got < budget; s++)
+            got += drain_ring(h, loop, loop->in[s], budget - total - got);
+        total += got;
+    } while (got && total < budget);
+    loop->depth--;
+    if (loop->depth == 0) {
+        compact_subs(h, loop);
+        if (loop->dirty)
+            wake_remote(loop);
+        if (total >= budget && loop->wake_ev)
+            event_active(loop->wake_ev, EV_READ, 0); /* finish after other events */
+    }
+    return total;
+}
+
+/* The loop's wake event: drain, then declare itself idle, re-checking after
+ * the flag is visible so a record published in between is not stranded. */
+void arbh_bus_wake_cb(int fd, short what, void *arg)
+{
+    (void)what;
+    arbh_loop *loop = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+    arbh_bus_drain(loop, 65536);
+    atomic_store(&loop->waiting, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (arbh_bus_pending(loop)) {
+        atomic_store(&loop->waiting, 0);
+        event_active(loop->wake_ev, EV_READ, 0);
+    }
+}
+
+int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len)
+{
+    arbh_host *h = inst->host;
+    arbh_loop *loop = inst->loop;
+    if ((unsigned)topic >= (unsigned)atomic_load_explicit(&h->ntopics, memory_order_acquire) ||
+        len > h->queue_bytes / 4 || (len && !data))
+        return ARB_EINVAL;
+    arbh_topic *t = h->topics[topic];
+    arbh_topic_stats *st = &t->stats[loop->index];
+    uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
+    arb_counter_add(&st->published, 1);
+    if (!mask)
+        return ARB_OK; /* nobody listens: nothing to deliver */
+    uint64_t need = arbh_rec_size((uint32_t)len);
+    for (uint64_t m = mask; m; m &= m - 1)
+        if (!arbh_ring_fits(loop->host->loops[__builtin_ctzll(m)]->in[loop->index], need)) {
+            arb_counter_add(&st->rejected, 1);
+            return ARB_EFULL;
+        }
+    int64_t sent = (++loop->sample & LATENCY_SAMPLE_MASK) ? 0 : mono_ns();
+    for (uint64_t m = mask; m; m &= m - 1) {
+        int d = __builtin_ctzll(m);
+        arbh_ring *r = h->loops[d]->in[loop->index];
+        uint64_t next;
+        arbh_rec *rec = arbh_ring_claim(r, need, &next);
+        rec->len = (uint32_t)len;
+        rec->topic = (uint16_t)topic;
+        rec->flags = 0;
+        rec->key = key;
+        rec->sent_ns = sent;
+        memcpy(rec + 1, data, len);
+        arbh_ring_publish(r, next);
+        if (d != loop->index)
+            loop->dirty |= 1ull << d;
+    }
+    if (loop->depth == 0) {
+        if (mask & (1ull << loop->index)) {
+            loop->depth++;
+            drain_ring(h, loop, loop->in[loop->index], SIZE_MAX);
+            loop->depth--;
+            compact_subs(h, loop);
+        }
+        if (loop->dirty)
+            wake_remote(loop);
+    }
+    return ARB_OK;
+}
+
+int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user)
+{
+    arbh_host *h = inst->host;
+    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !fn)
+        return ARB_EINVAL;
+    arbh_topic *t = h->topics[topic];
+    arbh_sub_list *sl = &t->subs[inst->loop->index];
+    arbh_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return ARB_ENOMEM;
+    if (sl->count == sl->cap) {
+        size_t cap = sl->cap ? sl->cap * 2 : 8;
+        arbh_sub **items = realloc(sl->items, cap * sizeof *items);
+        if (!items) {
+            free(s);
+            return ARB_ENOMEM;
+        }
+        sl->items = items;
+        sl->cap = cap;
+    }
+    if (inst->nsubs == inst->capsubs) {
+        size_t cap = inst->capsubs ? inst->capsubs * 2 : 8;
+        arbh_sub **items = realloc(inst->subs, cap * sizeof *items);
+        if (!items) {
+            free(s);
+            return ARB_ENOMEM;
+        }
+        inst->subs = items;
+        inst->capsubs = cap;
+    }
+    *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false};
+    sl->items[sl->count++] = s;
+    inst->subs[inst->nsubs++] = s;
+    atomic_fetch_or(&t->loop_mask, 1ull << inst->loop->index);
+    return s->id;
+}
+
+int arbh_bus_unsubscribe(arbh_instance *inst, int id)
+{
+    for (size_t i = 0; i < inst->nsubs; i++) {
+        arbh_sub *s = inst->subs[i];
+        if (s->id != id)
+            continue;
+        s->active = false;
+        s->dead = true;
+        inst->host->topics[s->topic]->subs[inst->loop->index].needs_compact = true;
+        inst->loop->needs_compact = true;
+        inst->subs[i] = inst->subs[--inst->nsubs];
+        if (inst->loop->depth == 0)
+            compact_subs(inst->host, inst->loop);
+        return ARB_OK;
+    }
+    return ARB_ENOENT;
+}

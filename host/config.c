@@ -1,0 +1,454 @@
+/*
+ * config.c -- INI files into a flat, line-numbered entry list (see config.h).
+ *
+ * inih does the parsing. We feed it through ini_parse_stream with our own
+ * line reader, which counts lines (Debian's inih is built without line
+ * numbers in the handler) and rejects a line longer than ARBH_INI_MAX_LINE
+ * instead of letting inih split it silently.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_INCLUDE_DEPTH 16
+
+typedef struct line_reader {
+    FILE *file;       /* either a file ... */
+    const char *text; /* ... or a string */
+    size_t pos;
+    int lineno;
+    bool too_long;
+    size_t long_len;
+} line_reader;
+
+typedef struct parse_state {
+    arbh_config *cfg;
+    const char *file; /* owned by cfg->files */
+    line_reader *reader;
+    int depth;
+    bool failed;
+} parse_state;
+
+__attribute__((format(printf, 2, 3))) static void cfg_error(arbh_config *cfg, const char *fmt,
+                                                            ...)
+{
+    if (cfg->err[0])
+        return; /* keep the first error: it is the cause */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cfg->err, sizeof cfg->err, fmt, ap);
+    va_end(ap);
+}
+
+/* fgets-style: one whole line per call, so lineno is exact. A line longer
+ * than the limit ends the parse (we return NULL) and is reported. */
+static char *read_line(char *str, int num, void *stream)
+{
+    line_reader *r = stream;
+    size_t n = 0, limit = ARBH_INI_MAX_LINE;
+    int ch;
+    if ((size_t)num - 1 < limit)
+        limit = (size_t)num - 1;
+    for (;;) {
+        if (r->file) {
+            ch = fgetc(r->file);
+        } else {
+            ch = r->text[r->pos] ? (unsigned char)r->text[r->pos++] : EOF;
+        }
+        if (ch == EOF) {
+            if (n == 0)
+                return NULL;
+            break;
+        }
+        if (n < limit)
+            str[n] = (char)ch;
+        n++;
+        if (ch == '\n')
+            break;
+    }
+    r->lineno++;
+    if (n > limit && !(n == limit + 1 && ch == '\n')) {
+        r->too_long = true;
+        r->long_len = n;
+        return NULL;
+    }
+    str[n < limit ? n : limit] = 0;
+    return str;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fputs("arb-host: out of memory\n", stderr);
+        abort();
+    }
+    return d;
+}
+
+static int add_entry(arbh_config *cfg, const char *section, const char *key, const char *value,
+                     const char *file, int line)
+{
+    if (cfg->count == cfg->cap) {
+        size_t cap = cfg->cap ? cfg->cap * 2 : 64;
+        arbh_cfg_entry *e = realloc(cfg->entries, cap * sizeof *e);
+        if (!e)
+            return -1;
+        cfg->entries = e;
+        cfg->cap = cap;
+    }
+    cfg->entries[cfg->count++] = (arbh_cfg_entry){
+        .section = xstrdup(section),
+        .key = xstrdup(key),
+        .value = xstrdup(value),
+        .file = file,
+        .line = line,
+    };
+    return 0;
+}
+
+/* ${VAR} and ${VAR:-default}; "$$" is a literal '$'. */
+static int expand_env(arbh_config *cfg, const char *file, int line, const char *in, char *out,
+                      size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = in; *p;) {
+        const char *piece = p;
+        size_t plen = 1;
+        char name[128];
+        if (p[0] == '$' && p[1] == '$') {
+            p += 2;
+        } else if (p[0] == '$' && p[1] == '{') {
+            const char *close = strchr(p, '}');
+            if (!close) {
+                cfg_error(cfg, "%s:%d: unterminated ${ in value", file, line);
+                return -1;
+            }
+            const char *body = p + 2;
+            const char *dflt = strstr(body, ":-");
+            const char *name_end = dflt && dflt < close ? dflt : close;
+            size_t nlen = (size_t)(name_end - body);
+            if (nlen == 0 || nlen >= sizeof name) {
+                cfg_error(cfg, "%s:%d: bad variable name in ${...}", file, line);
+                return -1;
+            }
+            memcpy(name, body, nlen);
+            name[nlen] = 0;
+            const char *val = getenv(name);
+            if (val && *val) {
+                piece = val;
+                plen = strlen(val);
+            } else if (dflt && dflt < close) {
+                piece = dflt + 2;
+                plen = (size_t)(close - piece);
+            } else {
+                cfg_error(cfg, "%s:%d: environment variable %s is not set (use ${%s:-default})",
+                          file, line, name, name);
+                return -1;
+            }
+            p = close + 1;
+        } else {
+            p++;
+        }
+        if (o + plen >= cap) {
+            cfg_error(cfg, "%s:%d: value too long after expansion", file, line);
+            return -1;
+        }
+        memcpy(out + o, piece, plen);
+        o += plen;
+    }
+    out[o] = 0;
+    return 0;
+}
+
+static int parse_file(arbh_config *cfg, const char *path, int depth);
+
+static int on_entry(void *user, const char *section, const char *key, const char *value)
+{
+    parse_state *st = user;
+    arbh_config *cfg = st->cfg;
+    int line = st->reader->lineno;
+    char expanded[ARBH_INI_MAX_LINE * 2];
+    if (st->failed)
+        return 0;
+    if (expand_env(cfg, st->file, line, value, expanded, sizeof expanded) != 0) {
+        st->failed = true;
+        return 0;
+    }
+    if (!strcmp(key, "include")) {
+        char resolved[sizeof expanded + 4096 + 2];
+        if (expanded[0] == '/') {
+            snprintf(resolved, sizeof resolved, "%s", expanded);
+        } else {
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s", st->file);
+            snprintf(resolved, sizeof resolved, "%s/%s", dirname(dir), expanded);
+        }
+        if (st->depth + 1 > MAX_INCLUDE_DEPTH) {
+            cfg_error(cfg, "%s:%d: includes nested deeper than %d (a cycle?)", st->file, line,
+                      MAX_INCLUDE_DEPTH);
+            st->failed = true;
+            return 0;
+        }
+        if (parse_file(cfg, resolved, st->depth + 1) != 0) {
+            if (!cfg->err[0] || strncmp(cfg->err, resolved, strlen(resolved)))
+                cfg_error(cfg, "%s:%d: in file included from here", st->file, line);
+            st->failed = true;
+            return 0;
+        }
+        return 1;
+    }
+    if (!section[0]) {
+        cfg_error(cfg, "%s:%d: key '%s' outside any [section]", st->file, line, key);
+        st->failed = true;
+        return 0;
+    }
+    if (add_entry(cfg, section, key, expanded, st->file, line) != 0) {
+        cfg_error(cfg, "%s:%d: out of memory", st->file, line);
+        st->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_reader(arbh_config *cfg, const char *name, line_reader *r, int depth)
+{
+    char **files = realloc(cfg->files, (cfg->nfiles + 1) * sizeof *files);
+    if (!files)
+        return -1;
+    cfg->files = files;
+    cfg->files[cfg->nfiles] = xstrdup(name);
+    parse_state st = {cfg, cfg->files[cfg->nfiles++], r, depth, false};
+
+    ini_allow_multiline = false;
+    ini_use_stack = false;
+    ini_max_line = ARBH_INI_MAX_LINE + 3;
+    ini_allow_inline_comments = true;
+
+    int rc = ini_parse_stream(read_line, r, on_entry, &st);
+    if (r->too_long) {
+        cfg_error(cfg, "%s:%d: line is %zu characters long; the limit is %d", st.file, r->lineno,
+                  r->long_len, ARBH_INI_MAX_LINE);
+        return -1;
+    }
+    if (st.failed)
+        return -1;
+    if (rc > 0) {
+        cfg_error(cfg, "%s:%d: syntax error (expected [section] or key = value)", st.file, rc);
+        return -1;
+    }
+    if (rc < 0) {
+        cfg_error(cfg, "%s: cannot parse (%s)", st.file, rc == -2 ? "out of memory" : "I/O");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_file(arbh_config *cfg, const char *path, int depth)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cfg_error(cfg, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    line_reader r = {.file = f};
+    int rc = parse_reader(cfg, path, &r, depth);
+    fclose(f);
+    return rc;
+}
+
+/* "clock.ticks=5": the section is "clock" if such a section exists, else
+ * "plugin clock" if that exists, else "clock" (e.g. "host.admin=..."). */
+static int apply_override(arbh_config *cfg, const char *ov)
+{
+    const char *dot = strchr(ov, '.');
+    const char *eq = strchr(ov, '=');
+    if (!dot || !eq || dot > eq || dot == ov || eq == dot + 1) {
+        cfg_error(cfg, "-s %s: expected section.key=value", ov);
+        return -1;
+    }
+    char section[256], key[256], plugin_section[300];
+    size_t slen = (size_t)(dot - ov), klen = (size_t)(eq - dot - 1);
+    if (slen >= sizeof section || klen >= sizeof key) {
+        cfg_error(cfg, "-s %s: section or key too long", ov);
+        return -1;
+    }
+    memcpy(section, ov, slen);
+    section[slen] = 0;
+    memcpy(key, dot + 1, klen);
+    key[klen] = 0;
+    snprintf(plugin_section, sizeof plugin_section, "plugin %s", section);
+    const char *target = section;
+    if (!arbh_config_has_section(cfg, section) && arbh_config_has_section(cfg, plugin_section))
+        target = plugin_section;
+    return add_entry(cfg, target, key, eq + 1, "<command line>", 0);
+}
+
+static int apply_overrides(arbh_config *cfg, const char *const *ovs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (apply_override(cfg, ovs[i]) != 0)
+            return -1;
+    return 0;
+}
+
+int arbh_config_load(arbh_config *cfg, const char *const *files, size_t nfiles,
+                     const char *const *overrides, size_t noverrides)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < nfiles; i++)
+        if (parse_file(cfg, files[i], 0) != 0)
+            return -1;
+    return apply_overrides(cfg, overrides, noverrides);
+}
+
+int arbh_config_load_string(arbh_config *cfg, const char *name, const char *text,
+                            const char *const *overrides, size_t noverrides)
+{
+    memset(cfg, 0, sizeof *cfg);
+    line_reader r = {.text = text};
+    if (parse_reader(cfg, name, &r, 0) != 0)
+        return -1;
+    return apply_overrides(cfg, overrides, noverrides);
+}
+
+void arbh_config_free(arbh_config *cfg)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        free(cfg->entries[i].section);
+        free(cfg->entries[i].key);
+        free(cfg->entries[i].value);
+    }
+    for (size_t i = 0; i < cfg->nfiles; i++)
+        free(cfg->files[i]);
+    free(cfg->entries);
+    free(cfg->files);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+arbh_cfg_entry *arbh_config_find(arbh_config *cfg, const char *section, const char *key)
+{
+    arbh_cfg_entry *found = NULL;
+    for (size_t i = 0; i < cfg->count; i++) {
+        arbh_cfg_entry *e = &cfg->entries[i];
+        if (strcmp(e->section, section))
+            continue;
+        e->section_seen = true;
+        if (!strcmp(e->key, key)) {
+            e->used = true;
+            found = e;
+        }
+    }
+    return found;
+}
+
+const arbh_cfg_entry *arbh_config_first_unread(const arbh_config *cfg, bool *whole_section)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        const arbh_cfg_entry *e = &cfg->entries[i];
+        if (e->used || !strcmp(e->section, "kafka"))
+            continue;
+        if (e->section_seen) {
+            *whole_section = false;
+            return e;
+        }
+        if (strncmp(e->section, "instrument ", 11)) {
+            *whole_section = true;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+const char *arbh_config_get(arbh_config *cfg, const char *section, const char *key,
+                            const char *def)
+{
+    arbh_cfg_entry *e = arbh_config_find(cfg, section, key);
+    return e ? e->value : def;
+}
+
+bool arbh_config_has_section(const arbh_config *cfg, const char *section)
+{
+    return arbh_config_section_origin(cfg, section) != NULL;
+}
+
+const arbh_cfg_entry *arbh_config_section_origin(const arbh_config *cfg, const char *section)
+{
+    for (size_t i = 0; i < cfg->count; i++)
+        if (!strcmp(cfg->entries[i].section, section))
+            return &cfg->entries[i];
+    return NULL;
+}
+
+static bool seen_before(const arbh_config *cfg, size_t i, bool by_key)
+{
+    const arbh_cfg_entry *e = &cfg->entries[i];
+    for (size_t j = 0; j < i; j++) {
+        const arbh_cfg_entry *p = &cfg->entries[j];
+        if (!strcmp(p->section, e->section) && (!by_key || !strcmp(p->key, e->key)))
+            return true;
+    }
+    return false;
+}
+
+int arbh_config_each(arbh_config *cfg, const char *section,
+                     int (*fn)(void *user, const arbh_cfg_entry *e), void *user)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        arbh_cfg_entry *e = &cfg->entries[i];
+        if (strcmp(e->section, section) || seen_before(cfg, i, true))
+            continue;
+        arbh_cfg_entry *eff = arbh_config_find(cfg, section, e->key);
+        int rc = fn(user, eff);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int arbh_config_sections(arbh_config *cfg, const char *prefix,
+                         int (*fn)(void *user, const char *section), void *user)
+{
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < cfg->count; i++) {
+        arbh_cfg_entry *e = &cfg->entries[i];
+        if (strncmp(e->section, prefix, plen))
+            continue;
+        e->section_seen = true;
+        if (seen_before(cfg, i, false))
+            continue;
+        int rc = fn(user, e->section);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+bool arbh_config_section_equal(arbh_config *a, arbh_config *b, const char *section)
+{
+    /* Effective values: compare each key's last value both ways. */
+    for (int pass = 0; pass < 2; pass++) {
+        arbh_config *x = pass ? b : a, *y = pass ? a : b;
+        for (size_t i = 0; i < x->count; i++) {
+            const arbh_cfg_entry *e = &x->entries[i];
+            if (strcmp(e->section, section))
+                continue;
+            const arbh_cfg_entry *ex = NULL, *ey = NULL;
+            for (size_t j = 0; j < x->count; j++)
+                if (!strcmp(x->entries[j].section, section) && !strcmp(x->entries[j].key, e->key))
+                    ex = &x->entries[j];
+            for (size_t j = 0; j < y->count; j++)
+                if (!strcmp(y->entries[j].section, section) && !strcmp(y->entries[j].key, e->key))
+                    ey = &y->entries[j];
+            if (!ey || strcmp(ex->value, ey->value))
+                return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,720 @@
+/*
+ * host.c -- the host's lifecycle: from configuration to a plan of instances,
+ * start in order, run, stop in reverse order with queues drained, and SIGHUP
+ * reconfiguration (start added instances, stop removed ones, restart changed
+ * ones, leave the rest alone). Also the log sink every instance writes to.
+ * Not here: the plugin-facing API (instance.c), delivery (bus.c), HTTP
+ * (admin.c), argument parsing (main.c).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+
+static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
+                                        "plugin_dir", "threads", NULL};
+static const char *const bus_keys[] = {"transport", "queue_bytes", NULL};
+
+int64_t arbh_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t arbh_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void arbh_vlog(arbh_host *h, const char *who, int level, const char *fmt, va_list ap)
+{
+    static const char *const names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    if (h && level > h->log_level)
+        return;
+    if (level < 0 || level > ARB_LOG_DEBUG)
+        level = ARB_LOG_ERROR;
+    char line[2048];
+    int64_t now = arbh_wall_ns();
+    time_t secs = (time_t)(now / 1000000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int off = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    off += snprintf(line + off, sizeof line - (size_t)off, ".%03dZ %-5s [%s] ",
+                    (int)(now / 1000000 % 1000), names[level], who ? who : "host");
+    if (off < (int)sizeof line)
+        off += vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
+    if (off >= (int)sizeof line - 1)
+        off = (int)sizeof line - 2;
+    line[off++] = '\n';
+    /* One write per line so lines from several threads do not interleave. */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)off);
+    (void)w;
+}
+
+void arbh_log(arbh_host *h, const char *who, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    arbh_vlog(h, who, level, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (; *s; s++)
+        x = (x ^ (uint8_t)*s) * 1099511628211ull;
+    return x;
+}
+
+static bool known_key(const char *const *keys, const char *k)
+{
+    for (; *keys; keys++)
+        if (!strcmp(*keys, k))
+            return true;
+    return false;
+}
+
+static int check_keys(arbh_config *cfg, const char *section, const char *const *keys, char *err,
+                      size_t n)
+{
+    for (size_t i = 0; i < cfg->count; i++) {
+        arbh_cfg_entry *e = &cfg->entries[i];
+        if (strcmp(e->section, section))
+            continue;
+        if (!known_key(keys, e->key)) {
+            snprintf(err, n, "%s:%d: unknown key '%s' in [%s]", e->file, e->line, e->key, section);
+            return ARB_EINVAL;
+        }
+        e->used = true;
+    }
+    return ARB_OK;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        v <<= 30, end++;
+    if (*end)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+__attribute__((format(printf, 6, 7))) static int entry_error(arbh_config *cfg,
+                                                             const char *section, const char *key,
+                                                             char *err, size_t n, const char *fmt,
+                                                             ...)
+{
+    arbh_cfg_entry *e = arbh_config_find(cfg, section, key);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(err, n, "%s:%d: [%s] %s: %s", e ? e->file : "?", e ? e->line : 0, section, key, msg);
+    return ARB_EINVAL;
+}
+
+static int read_host_settings(arbh_host *h, char *err, size_t n)
+{
+    arbh_config *cfg = h->cfg;
+    int rc = check_keys(cfg, "host", host_keys, err, n);
+    if (rc == ARB_OK)
+        rc = check_keys(cfg, "bus", bus_keys, err, n);
+    if (rc)
+        return rc;
+    const char *id = arbh_config_get(cfg, "host", "id", "arb");
+    snprintf(h->id, sizeof h->id, "%s", id);
+    h->host_id = fnv1a(h->id);
+    const char *lvl = arbh_config_get(cfg, "host", "log_level", "info");
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    h->log_level = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(lvl, levels[i]))
+            h->log_level = i;
+    if (h->log_level < 0)
+        return entry_error(cfg, "host", "log_level", err, n, "'%s': expected error|warn|info|debug",
+                           lvl);
+    snprintf(h->admin_addr, sizeof h->admin_addr, "%s", arbh_config_get(cfg, "host", "admin", ""));
+    snprintf(h->admin_token, sizeof h->admin_token, "%s",
+             arbh_config_get(cfg, "host", "admin_token", ""));
+    const char *transport = arbh_config_get(cfg, "bus", "transport", "inproc");
+    if (strcmp(transport, "inproc"))
+        return entry_error(cfg, "bus", "transport", err, n,
+                           "'%s': this build supports transport = inproc", transport);
+    h->queue_bytes = ARBH_DEFAULT_QUEUE_BYTES;
+    const char *qb = arbh_config_get(cfg, "bus", "queue_bytes", NULL);
+    if (qb && (parse_size(qb, &h->queue_bytes) || h->queue_bytes < 65536 ||
+               h->queue_bytes > (1ull << 32)))
+        return entry_error(cfg, "bus", "queue_bytes", err, n,
+                           "'%s': expected a size from 64K to 4G (e.g. 8M)", qb);
+    /* Plugin search path: config, environment, then beside the binary. */
+    const char *env = getenv("ARB_PLUGIN_DIR");
+    const char *cfgdir = arbh_config_get(cfg, "host", "plugin_dir", "");
+    snprintf(h->plugin_dirs, sizeof h->plugin_dirs, "%.2000s:%.2000s:%s/plugins:%s/../lib/arb/plugins",
+             cfgdir, env ? env : "", h->exe_dir, h->exe_dir);
+    return ARB_OK;
+}
+
+typedef struct plan_ctx {
+    arbh_host *h;
+    arbh_config *cfg;
+    char **names;
+    size_t count;
+} plan_ctx;
+
+static int collect_plugin(void *user, const char *section)
+{
+    plan_ctx *p = user;
+    char **grown = realloc(p->names, (p->count + 1) * sizeof *grown);
+    if (!grown)
+        return 1;
+    p->names = grown;
+    p->names[p->count++] = strdup(section + strlen("plugin "));
+    return 0;
+}
+
+static void free_names(plan_ctx *p)
+{
+    for (size_t i = 0; i < p->count; i++)
+        free(p->names[i]);
+    free(p->names);
+}
+
+static int instance_thread(arbh_config *cfg, const char *section, int *out, char *err, size_t n)
+{
+    const char *t = arbh_config_get(cfg, section, "thread", "0");
+    char *end;
+    long v = strtol(t, &end, 10);
+    if (*end || end == t || v < 0 || v >= ARBH_MAX_LOOPS)
+        return entry_error(cfg, section, "thread", err, n, "'%s': expected a loop number 0..%d", t,
+                           ARBH_MAX_LOOPS - 1);
+    *out = (int)v;
+    return ARB_OK;
+}
+
+static int add_instance(arbh_host *h, arbh_instance *in)
+{
+    arbh_instance **grown = realloc(h->instances, (h->ninstances + 1) * sizeof *grown);
+    if (!grown)
+        return ARB_ENOMEM;
+    h->instances = grown;
+    h->instances[h->ninstances++] = in;
+    return ARB_OK;
+}
+
+/* Loads and creates one instance from cfg (on the loop it will live on). */
+static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char *name, char *err,
+                                     size_t n)
+{
+    arbh_instance *in = arbh_instance_new(h, cfg, name);
+    if (!in) {
+        snprintf(err, n, "out of memory");
+        return NULL;
+    }
+    int thread;
+    if (instance_thread(cfg, in->section, &thread, err, n)) {
+        arbh_instance_free(in);
+        return NULL;
+    }
+    if (thread >= h->nloops) {
+        entry_error(cfg, in->section, "thread", err, n,
+                    "loop %d does not exist (this host runs loops 0..%d; set [host] threads)",
+                    thread, h->nloops - 1);
+        arbh_instance_free(in);
+        return NULL;
+    }
+    in->thread = thread;
+    in->loop = h->loops[thread];
+    if (arbh_instance_load(in, err, n) || arbh_instance_create(in, err, n)) {
+        arbh_instance_free(in);
+        return NULL;
+    }
+    return in;
+}
+
+static int validate_unread(arbh_config *cfg, char *err, size_t n)
+{
+    bool whole;
+    const arbh_cfg_entry *e = arbh_config_first_unread(cfg, &whole);
+    if (!e)
+        return ARB_OK;
+    if (whole)
+        snprintf(err, n, "%s:%d: unknown section [%s] (nothing in this process reads it)", e->file,
+                 e->line, e->section);
+    else
+        snprintf(err, n, "%s:%d: unknown key '%s' in [%s]", e->file, e->line, e->key, e->section);
+    return ARB_EINVAL;
+}
+
+static int keep_config(arbh_host *h, arbh_config *cfg)
+{
+    arbh_config **grown = realloc(h->configs, (h->nconfigs + 1) * sizeof *grown);
+    if (!grown)
+        return ARB_ENOMEM;
+    h->configs = grown;
+    h->configs[h->nconfigs++] = cfg;
+    return ARB_OK;
+}
+
+static void find_exe_dir(arbh_host *h)
+{
+    char exe[1024];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) {
+        snprintf(h->exe_dir, sizeof h->exe_dir, ".");
+        return;
+    }
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(h->exe_dir, sizeof h->exe_dir, "%s", exe);
+}
+
+arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *text,
+                         const char *const *overrides, size_t noverrides, char *err, size_t n)
+{
+    arbh_host *h = calloc(1, sizeof *h);
+    arbh_config *cfg = calloc(1, sizeof *cfg);
+    if (!h || !cfg) {
+        free(h);
+        free(cfg);
+        snprintf(err, n, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&h->metric_mu, NULL);
+    h->log_level = ARB_LOG_INFO;
+    h->started_at = arbh_wall_ns();
+    find_exe_dir(h);
+    if (getenv("ARB_EXE_DIR"))
+        snprintf(h->exe_dir, sizeof h->exe_dir, "%s", getenv("ARB_EXE_DIR"));
+    int rc = text ? arbh_config_load_string(cfg, "<test config>", text, overrides, noverrides)
+                  : arbh_config_load(cfg, files, nfiles, overrides, noverrides);
+    h->cfg = cfg;
+    keep_config(h, cfg);
+    if (rc != 0) {
+        snprintf(err, n, "%s", cfg->err);
+        arbh_host_free(h);
+        return NULL;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        h->files = realloc(h->files, (h->nfiles + 1) * sizeof *h->files);
+        h->files[h->nfiles++] = strdup(files[i]);
+    }
+    for (size_t i = 0; i < noverrides; i++) {
+        h->overrides = realloc(h->overrides, (h->noverrides + 1) * sizeof *h->overrides);
+        h->overrides[h->noverrides++] = strdup(overrides[i]);
+    }
+    if (read_host_settings(h, err, n) != ARB_OK) {
+        arbh_host_free(h);
+        return NULL;
+    }
+    /* Loops: as many as [host] threads says, or as the instances need. */
+    plan_ctx plan = {h, cfg, NULL, 0};
+    arbh_config_sections(cfg, "plugin ", collect_plugin, &plan);
+    int nloops = 1;
+    for (size_t i = 0; i < plan.count; i++) {
+        char section[300];
+        int t;
+        snprintf(section, sizeof section, "plugin %s", plan.names[i]);
+        if (instance_thread(cfg, section, &t, err, n)) {
+            free_names(&plan);
+            arbh_host_free(h);
+            return NULL;
+        }
+        if (t + 1 > nloops)
+            nloops = t + 1;
+    }
+    const char *threads = arbh_config_get(cfg, "host", "threads", NULL);
+    if (threads) {
+        char *end;
+        long v = strtol(threads, &end, 10);
+        if (*end || v < 1 || v > ARBH_MAX_LOOPS || v < nloops) {
+            entry_error(cfg, "host", "threads", err, n,
+                        "'%s': expected 1..%d loops, at least %d for the instances' thread keys",
+                        threads, ARBH_MAX_LOOPS, nloops);
+            free_names(&plan);
+            arbh_host_free(h);
+            return NULL;
+        }
+        nloops = (int)v;
+    }
+    if (arbh_bus_init(h) != ARB_OK || arbh_loops_init(h, nloops) != ARB_OK) {
+        snprintf(err, n, "cannot set up event loops: %s", strerror(errno));
+        free_names(&plan);
+        arbh_host_free(h);
+        return NULL;
+    }
+    arbh_metric *pause = arbh_metric_get(h, NULL, 'h', "arb_reload_pause_ns", "",
+                                         "Time an instance's loop was held by a hot reload");
+    h->reload_pause = pause ? &pause->u.hist : NULL;
+    for (size_t i = 0; i < plan.count; i++) {
+        arbh_instance *in = build_instance(h, cfg, plan.names[i], err, n);
+        if (!in || add_instance(h, in) != ARB_OK) {
+            free_names(&plan);
+            arbh_host_free(h);
+            return NULL;
+        }
+    }
+    free_names(&plan);
+    if (validate_unread(cfg, err, n) != ARB_OK) {
+        arbh_host_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+typedef struct start_call {
+    arbh_instance *in;
+    char *err;
+    size_t n;
+    int rc;
+} start_call;
+
+static void start_on_loop(void *arg)
+{
+    start_call *c = arg;
+    c->rc = arbh_instance_start(c->in, c->err, c->n);
+}
+
+static void stop_on_loop(void *arg) { arbh_instance_stop(arg); }
+
+static void drain_on_loop(void *arg)
+{
+    arbh_loop *loop = arg;
+    while (arbh_bus_drain(loop, SIZE_MAX))
+        ;
+}
+
+/* Delivers everything in flight, looping while deliveries cause more. */
+static void drain_all(arbh_host *h)
+{
+    for (int round = 0; round < 64; round++) {
+        bool any = false;
+        for (int i = 0; i < h->nloops; i++)
+            if (arbh_bus_pending(h->loops[i])) {
+                any = true;
+                arbh_loop_call(h->loops[i], drain_on_loop, h->loops[i]);
+            }
+        if (!any)
+            return;
+    }
+}
+
+int arbh_host_start(arbh_host *h, char *err, size_t n)
+{
+    if (arbh_loops_start_threads(h) != ARB_OK) {
+        snprintf(err, n, "cannot start loop threads: %s", strerror(errno));
+        return ARB_ERROR;
+    }
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_test)
+            continue;
+        start_call c = {in, err, n, 0};
+        arbh_loop_call(in->loop, start_on_loop, &c);
+        if (c.rc != ARB_OK) {
+            /* Stop what already runs, newest first, and report the cause. */
+            for (size_t j = i; j-- > 0;)
+                if (!h->instances[j]->is_test)
+                    arbh_loop_call(h->instances[j]->loop, stop_on_loop, h->instances[j]);
+            return c.rc;
+        }
+        arbh_log(h, in->name, ARB_LOG_INFO, "started %s %s on loop %d", in->desc->name,
+                 in->desc->version, in->thread);
+    }
+    if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
+        return ARB_ERROR;
+    return ARB_OK;
+}
+
+static void on_signal(int sig, short what, void *arg)
+{
+    (void)what;
+    arbh_host *h = arg;
+    if (sig == SIGHUP) {
+        char err[1024];
+        if (arbh_host_reconfigure(h, err, sizeof err) != ARB_OK)
+            arbh_log(h, NULL, ARB_LOG_ERROR, "SIGHUP: configuration not applied: %s", err);
+        return;
+    }
+    arbh_log(h, NULL, ARB_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    atomic_store(&h->stopping, 1);
+    event_base_loopbreak(h->loops[0]->base);
+}
+
+void arbh_host_install_signals(arbh_host *h)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 3; i++) {
+        h->sig_ev[i] = evsignal_new(h->loops[0]->base, sigs[i], on_signal, h);
+        if (h->sig_ev[i])
+            event_add(h->sig_ev[i], NULL);
+    }
+}
+
+int arbh_host_run(arbh_host *h)
+{
+    while (!atomic_load(&h->stopping))
+        if (event_base_loop(h->loops[0]->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0)
+            break;
+    return h->exit_code;
+}
+
+void arbh_host_stop(arbh_host *h)
+{
+    arbh_admin_stop(h);
+    drain_all(h);
+    for (size_t i = h->ninstances; i-- > 0;) {
+        arbh_instance *in = h->instances[i];
+        if (in->state == INST_RUNNING) {
+            arbh_loop_call(in->loop, stop_on_loop, in);
+            arbh_log(h, in->name, ARB_LOG_INFO, "stopped");
+        }
+    }
+    drain_all(h);
+    arbh_loops_stop(h);
+}
+
+void arbh_host_free(arbh_host *h)
+{
+    if (!h)
+        return;
+    arbh_admin_stop(h);
+    arbh_loops_stop(h);
+    for (size_t i = h->ninstances; i-- > 0;)
+        arbh_instance_free(h->instances[i]);
+    free(h->instances);
+    for (int i = 0; i < 4; i++)
+        if (h->sig_ev[i])
+            event_free(h->sig_ev[i]);
+    for (size_t i = 0; i < h->nroutes; i++) {
+        free(h->routes[i]->instance);
+        free(h->routes[i]->path);
+        free(h->routes[i]);
+    }
+    free(h->routes);
+    if (h->loops[0])
+        arbh_bus_free(h);
+    arbh_loops_free(h);
+    for (size_t i = 0; i < h->nmetrics; i++) {
+        arbh_metric *m = h->metrics[i];
+        free(m->instance);
+        free(m->name);
+        free(m->labels);
+        free(m->help);
+        free(m);
+    }
+    free(h->metrics);
+    for (size_t i = 0; i < h->nconfigs; i++) {
+        arbh_config_free(h->configs[i]);
+        free(h->configs[i]);
+    }
+    free(h->configs);
+    for (size_t i = 0; i < h->nfiles; i++)
+        free(h->files[i]);
+    free(h->files);
+    for (size_t i = 0; i < h->noverrides; i++)
+        free(h->overrides[i]);
+    free(h->overrides);
+    pthread_mutex_destroy(&h->metric_mu);
+    free(h);
+}
+
+static void print_topics(FILE *out, const char *label, const char *const *topics)
+{
+    fprintf(out, "    %-10s", label);
+    if (!topics || !*topics)
+        fprintf(out, " -");
+    for (; topics && *topics; topics++)
+        fprintf(out, " %s", *topics);
+    fprintf(out, "\n");
+}
+
+void arbh_host_print_plan(arbh_host *h, FILE *out)
+{
+    fprintf(out, "host %s: %d loop%s, bus inproc (%zu bytes per queue)%s%s\n", h->id, h->nloops,
+            h->nloops == 1 ? "" : "s", h->queue_bytes, h->admin_addr[0] ? ", admin " : "",
+            h->admin_addr);
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_test)
+            continue;
+        fprintf(out, "instance %s: plugin %s %s (ABI %u, state v%u) on loop %d\n    file       %s\n",
+                in->name, in->desc->name, in->desc->version, in->desc->abi_version,
+                in->desc->state_version, in->thread, in->path);
+        print_topics(out, "publishes", in->desc->publishes);
+        print_topics(out, "subscribes", in->desc->subscribes);
+    }
+}
+
+arbh_instance *arbh_host_find(arbh_host *h, const char *name)
+{
+    for (size_t i = 0; i < h->ninstances; i++)
+        if (!strcmp(h->instances[i]->name, name))
+            return h->instances[i];
+    return NULL;
+}
+
+arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name)
+{
+    arbh_instance *in = arbh_instance_new(h, h->cfg, name);
+    if (!in)
+        return NULL;
+    in->is_test = true;
+    in->state = INST_RUNNING;
+    if (add_instance(h, in) != ARB_OK) {
+        arbh_instance_free(in);
+        return NULL;
+    }
+    return in;
+}
+
+typedef struct reload_call {
+    arbh_instance **slot;
+    const char *path;
+    char *err;
+    size_t n;
+    int rc;
+} reload_call;
+
+static void reload_on_loop(void *arg)
+{
+    reload_call *c = arg;
+    c->rc = arbh_instance_reload(c->slot, c->path, c->err, c->n);
+}
+
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n)
+{
+    for (size_t i = 0; i < h->ninstances; i++) {
+        if (strcmp(h->instances[i]->name, instance) || h->instances[i]->is_test)
+            continue;
+        reload_call c = {&h->instances[i], path, err, n, 0};
+        arbh_loop_call(h->instances[i]->loop, reload_on_loop, &c);
+        return c.rc;
+    }
+    snprintf(err, n, "no instance named '%s'", instance);
+    return ARB_ENOENT;
+}
+
+/* ---- SIGHUP ---- */
+
+static bool instance_changed(arbh_instance *in, arbh_config *nc)
+{
+    if (!arbh_config_section_equal(in->cfg, nc, in->section))
+        return true;
+    for (size_t i = 0; i < in->nread_sections; i++)
+        if (!arbh_config_section_equal(in->cfg, nc, in->read_sections[i]))
+            return true;
+    return false;
+}
+
+static void remove_at(arbh_host *h, size_t i)
+{
+    memmove(&h->instances[i], &h->instances[i + 1],
+            (h->ninstances - i - 1) * sizeof *h->instances);
+    h->ninstances--;
+}
+
+int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
+{
+    arbh_config *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        snprintf(err, n, "out of memory");
+        return ARB_ENOMEM;
+    }
+    if (arbh_config_load(nc, (const char *const *)h->files, h->nfiles,
+                         (const char *const *)h->overrides, h->noverrides) != 0) {
+        snprintf(err, n, "%s", nc->err);
+        arbh_config_free(nc);
+        free(nc);
+        return ARB_EINVAL;
+    }
+    keep_config(h, nc);
+    if (!arbh_config_section_equal(h->cfg, nc, "host") || !arbh_config_section_equal(h->cfg, nc, "bus"))
+        arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [host]/[bus] changes need a restart; ignored");
+    check_keys(nc, "host", host_keys, err, n);
+    check_keys(nc, "bus", bus_keys, err, n);
+    err[0] = 0;
+    plan_ctx plan = {h, nc, NULL, 0};
+    arbh_config_sections(nc, "plugin ", collect_plugin, &plan);
+    unsigned stopped = 0, restarted = 0, started = 0, failed = 0;
+    /* Removed and changed instances stop first, newest first. */
+    for (size_t i = h->ninstances; i-- > 0;) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_test)
+            continue;
+        bool present = false;
+        for (size_t k = 0; k < plan.count && !present; k++)
+            present = !strcmp(plan.names[k], in->name);
+        if (present && !instance_changed(in, nc)) {
+            /* Unchanged: it keeps its config; mark its keys read in the new one. */
+            for (size_t e = 0; e < nc->count; e++)
+                if (!strcmp(nc->entries[e].section, in->section))
+                    nc->entries[e].used = nc->entries[e].section_seen = true;
+            for (size_t s = 0; s < in->nread_sections; s++)
+                for (size_t e = 0; e < nc->count; e++)
+                    if (!strcmp(nc->entries[e].section, in->read_sections[s]))
+                        nc->entries[e].used = nc->entries[e].section_seen = true;
+            continue;
+        }
+        arbh_loop_call(in->loop, stop_on_loop, in);
+        arbh_log(h, in->name, ARB_LOG_INFO, "SIGHUP: %s", present ? "changed, restarting" : "removed");
+        remove_at(h, i);
+        arbh_instance_free(in);
+        if (present)
+            restarted++;
+        else
+            stopped++;
+    }
+    /* Added and changed instances start in config order. */
+    for (size_t k = 0; k < plan.count; k++) {
+        if (arbh_host_find(h, plan.names[k]))
+            continue;
+        char why[1024];
+        arbh_instance *in = build_instance(h, nc, plan.names[k], why, sizeof why);
+        start_call c = {in, why, sizeof why, in ? 0 : ARB_ERROR};
+        if (in)
+            arbh_loop_call(in->loop, start_on_loop, &c);
+        if (c.rc != ARB_OK) {
+            arbh_log(h, plan.names[k], ARB_LOG_ERROR, "SIGHUP: not started: %s", why);
+            if (!err[0])
+                snprintf(err, n, "%s", why);
+            arbh_instance_free(in);
+            failed++;
+            continue;
+        }
+        add_instance(h, in);
+        started++;
+    }
+    free_names(&plan);
+    h->cfg = nc;
+    arbh_log(h, NULL, ARB_LOG_INFO,
+             "SIGHUP: %u added, %u removed, %u restarted, %u failed, %zu running",
+             started > restarted ? started - restarted : 0, stopped, restarted, failed,
+             h->ninstances);
+    return failed ? ARB_ERROR : ARB_OK;
+}

@@ -1,0 +1,267 @@
+/*
+ * host.h -- arb-host's private model: the host, its event loops, the bus's
+ * topics and subscriptions, and plugin instances with their registrations.
+ *
+ * Threading: loop 0 runs on the main thread (signals, admin endpoint);
+ * loops 1..N-1 each run on a worker thread. Every instance lives on exactly
+ * one loop, and everything that touches an instance (its callbacks, its
+ * registrations, reload) runs on that loop's thread. Cross-loop work goes
+ * through the bus's SPSC rings (ring.h) or arbh_loop_call() for control.
+ * Not here: the public plugin contract (sdk/arb/plugin.h).
+ */
+#ifndef ARBH_HOST_H
+#define ARBH_HOST_H
+
+#include <arb/plugin.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "ring.h"
+
+#define ARBH_MAX_LOOPS 8
+#define ARBH_DEFAULT_QUEUE_BYTES (4u << 20)
+
+struct event;
+struct evhttp;
+typedef struct arbh_host arbh_host;
+typedef struct arbh_instance arbh_instance;
+
+typedef struct arbh_sub {
+    arb_msg_fn fn;
+    void *user;
+    arbh_instance *owner;
+    int id;
+    int topic;
+    bool active; /* false while staged by a reload, or after unsubscribe */
+    bool dead;   /* unsubscribed: removed at the next quiet point */
+} arbh_sub;
+
+typedef struct arbh_sub_list {
+    arbh_sub **items;
+    size_t count, cap;
+    bool needs_compact;
+} arbh_sub_list;
+
+/* Per topic and per loop, written only by that loop's thread. */
+typedef struct arbh_topic_stats {
+    arb_counter published;
+    arb_counter delivered;
+    arb_counter rejected;
+    arb_histogram latency; /* publish -> delivery, sampled */
+} arbh_topic_stats;
+
+typedef struct arbh_topic {
+    char name[64];
+    int id;
+    _Atomic uint64_t loop_mask;            /* loops with subscriptions */
+    arbh_sub_list subs[ARBH_MAX_LOOPS];    /* each touched only by its loop */
+    arbh_topic_stats stats[ARBH_MAX_LOOPS];
+} arbh_topic;
+
+typedef struct arbh_task {
+    void (*fn)(void *arg);
+    void *arg;
+    struct arbh_task *next;
+    bool done;
+} arbh_task;
+
+typedef struct arbh_loop {
+    int index;
+    arbh_host *host;
+    struct event_base *base;
+    pthread_t thread;
+    bool has_thread;
+    arbh_ring *in[ARBH_MAX_LOOPS]; /* in[src]: records published on loop src */
+    int depth;                     /* >0 while delivering */
+    uint64_t dirty;                /* remote loops to wake after this batch */
+    uint32_t sample;               /* latency sampling counter */
+    bool needs_compact;            /* a subscription died: compact lists */
+    _Atomic int waiting;           /* 1: idle in the event loop, needs a wake */
+    int wake_fd;
+    struct event *wake_ev;
+    struct event *task_ev;
+    pthread_mutex_t task_mu;
+    pthread_cond_t task_cv;
+    arbh_task *tasks;
+} arbh_loop;
+
+typedef struct arbh_timer {
+    struct event *ev;
+    arb_timer_fn fn;
+    void *user;
+    arbh_instance *owner;
+    int id;
+    uint64_t interval_ns;
+    bool repeat;
+} arbh_timer;
+
+typedef struct arbh_route {
+    char *instance;
+    char *path;
+    arb_admin_fn fn;
+    void *user;
+    arbh_instance *owner;
+    bool active;
+} arbh_route;
+
+enum arbh_inst_state { INST_LOADED, INST_CREATED, INST_RUNNING, INST_STOPPED, INST_FAILED };
+
+struct arbh_instance {
+    struct arb_ctx ctx; /* first: the plugin's arb_ctx* is this instance */
+    arbh_host *host;
+    arbh_config *cfg; /* the configuration it was created from */
+    char *name;
+    char *section; /* "plugin NAME" */
+    char *path;    /* resolved .so the config names */
+    void *dl;
+    const arb_plugin *desc;
+    void *self;
+    arbh_loop *loop;
+    int thread;
+    enum arbh_inst_state state;
+    bool staging; /* registrations wait for the reload to commit */
+    bool is_test; /* the test host's own context: no plugin behind it */
+    arbh_sub **subs;
+    size_t nsubs, capsubs;
+    arbh_timer **timers;
+    size_t ntimers, captimers;
+    int next_id;
+    int64_t started_at;
+    unsigned reloads;
+    int healthy;
+    char health[128];
+    char err[512]; /* the last error reported by this instance's calls */
+    char **read_sections; /* sections other than its own it read (SIGHUP) */
+    size_t nread_sections;
+};
+
+typedef struct arbh_metric {
+    char *instance; /* NULL: the host's own */
+    char *name;
+    char *labels;
+    char *help;
+    int kind; /* 'c' counter, 'g' gauge, 'h' histogram */
+    union {
+        arb_counter counter;
+        arb_gauge gauge;
+        arb_histogram hist;
+    } u;
+} arbh_metric;
+
+struct arbh_host {
+    arbh_config *cfg;
+    arbh_config **configs; /* every config ever loaded; freed at exit */
+    size_t nconfigs;
+    char **files;
+    size_t nfiles;
+    char **overrides;
+    size_t noverrides;
+
+    arbh_loop *loops[ARBH_MAX_LOOPS];
+    int nloops;
+    size_t queue_bytes;
+
+    pthread_mutex_t topic_mu;
+    arbh_topic *topics[ARB_TOPIC_MAX];
+    _Atomic int ntopics;
+
+    arbh_instance **instances; /* in start order */
+    size_t ninstances;
+
+    pthread_mutex_t metric_mu;
+    arbh_metric **metrics;
+    size_t nmetrics;
+    arb_histogram *reload_pause;
+
+    arbh_route **routes;
+    size_t nroutes;
+
+    _Atomic int64_t sim_time;
+    uint64_t host_id;
+    char id[64];
+    int log_level;
+    int64_t started_at;
+    _Atomic int stopping;
+    int exit_code;
+
+    char plugin_dirs[8192];
+    char exe_dir[1024];
+
+    struct evhttp *admin;
+    char admin_addr[128];
+    char admin_token[256];
+    struct event *sig_ev[4];
+};
+
+/* ---- host.c ---- */
+/* Loads config files (or INI text when `text` is set) and builds the host:
+ * loops, topics and every instance created (not started). With check_only the
+ * instances are created and validated but no loop thread is started. */
+arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *text,
+                         const char *const *overrides, size_t noverrides, char *err, size_t n);
+int arbh_host_start(arbh_host *h, char *err, size_t n);
+/* Runs the main loop until a signal or arb_shutdown(); returns the exit code. */
+int arbh_host_run(arbh_host *h);
+void arbh_host_stop(arbh_host *h);
+void arbh_host_free(arbh_host *h);
+void arbh_host_print_plan(arbh_host *h, FILE *out);
+int arbh_host_reconfigure(arbh_host *h, char *err, size_t n);
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n);
+arbh_instance *arbh_host_find(arbh_host *h, const char *name);
+/* Adds an instance with no plugin behind it (the test host's own context). */
+arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name);
+void arbh_host_install_signals(arbh_host *h);
+int64_t arbh_wall_ns(void);
+int64_t arbh_mono_ns(void);
+void arbh_log(arbh_host *h, const char *who, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void arbh_vlog(arbh_host *h, const char *who, int level, const char *fmt, va_list ap);
+
+/* ---- loop.c ---- */
+int arbh_loops_init(arbh_host *h, int nloops);
+int arbh_loops_start_threads(arbh_host *h);
+void arbh_loops_stop(arbh_host *h);
+void arbh_loops_free(arbh_host *h);
+/* Runs fn(arg) on loop's thread and waits for it (directly if already there). */
+void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg);
+arbh_loop *arbh_current_loop(void);
+
+/* ---- bus.c ---- */
+int arbh_bus_init(arbh_host *h);
+void arbh_bus_free(arbh_host *h);
+int arbh_bus_topic(arbh_host *h, const char *name);
+int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len);
+int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user);
+int arbh_bus_unsubscribe(arbh_instance *inst, int id);
+/* Delivers what the loop's inbound rings hold, up to budget records. Returns
+ * the number delivered; re-arms itself if records remain. */
+size_t arbh_bus_drain(arbh_loop *loop, size_t budget);
+bool arbh_bus_pending(arbh_loop *loop);
+void arbh_bus_wake_cb(int fd, short what, void *arg);
+
+/* ---- instance.c ---- */
+const arb_host_api *arbh_api(void);
+arbh_instance *arbh_instance_new(arbh_host *h, arbh_config *cfg, const char *name);
+int arbh_instance_load(arbh_instance *in, char *err, size_t n);
+int arbh_instance_create(arbh_instance *in, char *err, size_t n);
+int arbh_instance_start(arbh_instance *in, char *err, size_t n); /* on its loop */
+void arbh_instance_stop(arbh_instance *in);                       /* on its loop */
+void arbh_instance_free(arbh_instance *in);
+void arbh_instance_teardown_regs(arbh_instance *in);
+void arbh_instance_commit_regs(arbh_instance *in);
+/* Hot reload on the instance's loop; on failure the old instance serves on. */
+int arbh_instance_reload(arbh_instance **slot, const char *new_path, char *err, size_t n);
+int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out,
+                        size_t n);
+arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
+                             const char *labels, const char *help);
+
+/* ---- admin.c ---- */
+int arbh_admin_start(arbh_host *h, char *err, size_t n);
+void arbh_admin_stop(arbh_host *h);
+void arbh_metrics_render(arbh_host *h, struct evbuffer *out);
+
+#endif

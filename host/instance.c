@@ -1,0 +1,807 @@
+/*
+ * instance.c -- plugin instances: loading a .so, the host API table the
+ * plugin calls, the registrations it makes (subscriptions, timers, admin
+ * routes, metrics) recorded under the instance, and hot reload.
+ *
+ * Reload, on the instance's own loop (so it is a quiet point: no delivery is
+ * in progress on that thread and none can start until we return):
+ *   copy the .so to a unique path, dlopen it, check the ABI and name,
+ *   create the new instance with its registrations staged (inactive),
+ *   old save() -> new restore() (which may refuse), new start(),
+ *   then commit: old stop(), its registrations torn down, the new ones
+ *   activated, the old image closed. Records queued for the topic wait in the
+ *   rings and go to whichever subscriptions are active when delivered, so
+ *   nothing is lost or delivered twice. Any failure before the commit undoes
+ *   the new instance and leaves the old one serving.
+ * Not here: topic delivery (bus.c), config parsing (config.c).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host.h"
+
+#define INST(ctx) ((arbh_instance *)(ctx))
+
+/* ---- config access for plugins ---- */
+
+/* Remembers the foreign sections an instance read, so SIGHUP can restart
+ * the instances a changed shared section (e.g. an instrument) affects. */
+static const char *sect(arbh_instance *in, const char *section)
+{
+    if (!section || !strcmp(section, in->section))
+        return in->section;
+    for (size_t i = 0; i < in->nread_sections; i++)
+        if (!strcmp(in->read_sections[i], section))
+            return section;
+    char **grown = realloc(in->read_sections, (in->nread_sections + 1) * sizeof *grown);
+    if (grown) {
+        in->read_sections = grown;
+        in->read_sections[in->nread_sections++] = strdup(section);
+    }
+    return section;
+}
+
+__attribute__((format(printf, 4, 5))) static int report_entry(arbh_instance *in,
+                                                              const char *section,
+                                                              const arbh_cfg_entry *e,
+                                                              const char *fmt, ...)
+{
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const arbh_cfg_entry *where = e ? e : arbh_config_section_origin(in->cfg, section);
+    if (where && where->line)
+        snprintf(in->err, sizeof in->err, "%s:%d: [%s] %s", where->file, where->line, section,
+                 msg);
+    else if (where)
+        snprintf(in->err, sizeof in->err, "%s: [%s] %s", where->file, section, msg);
+    else
+        snprintf(in->err, sizeof in->err, "[%s] %s", section, msg);
+    arbh_log(in->host, in->name, ARB_LOG_ERROR, "%s", in->err);
+    return ARB_EINVAL;
+}
+
+static int api_cfg_str(arb_ctx *ctx, const char *section, const char *key, const char *def,
+                       const char **out)
+{
+    arbh_instance *in = INST(ctx);
+    arbh_cfg_entry *e = arbh_config_find(in->cfg, sect(in, section), key);
+    *out = e ? e->value : def;
+    return ARB_OK;
+}
+
+static int api_cfg_int(arb_ctx *ctx, const char *section, const char *key, int64_t def,
+                       int64_t min, int64_t max, int64_t *out)
+{
+    arbh_instance *in = INST(ctx);
+    const char *s = sect(in, section);
+    arbh_cfg_entry *e = arbh_config_find(in->cfg, s, key);
+    if (!e) {
+        *out = def;
+        return ARB_OK;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(e->value, &end, 0);
+    if (errno || end == e->value || *end || v < min || v > max)
+        return report_entry(in, s, e, "%s = '%s': expected an integer in [%" PRId64 ", %" PRId64 "]",
+                            key, e->value, min, max);
+    *out = v;
+    return ARB_OK;
+}
+
+static int api_cfg_double(arb_ctx *ctx, const char *section, const char *key, double def,
+                          double min, double max, double *out)
+{
+    arbh_instance *in = INST(ctx);
+    const char *s = sect(in, section);
+    arbh_cfg_entry *e = arbh_config_find(in->cfg, s, key);
+    if (!e) {
+        *out = def;
+        return ARB_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(e->value, &end);
+    if (errno || end == e->value || *end || !isfinite(v) || v < min || v > max)
+        return report_entry(in, s, e, "%s = '%s': expected a number in [%g, %g]", key, e->value,
+                            min, max);
+    *out = v;
+    return ARB_OK;
+}
+
+static int api_cfg_bool(arb_ctx *ctx, const char *section, const char *key, int def, int *out)
+{
+    arbh_instance *in = INST(ctx);
+    const char *s = sect(in, section);
+    arbh_cfg_entry *e = arbh_config_find(in->cfg, s, key);
+    if (!e) {
+        *out = def;
+        return ARB_OK;
+    }
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(e->value, yes[i])) {
+            *out = 1;
+            return ARB_OK;
+        }
+        if (!strcasecmp(e->value, no[i])) {
+            *out = 0;
+            return ARB_OK;
+        }
+    }
+    return report_entry(in, s, e, "%s = '%s': expected true or false", key, e->value);
+}
+
+typedef struct each_ctx {
+    arb_cfg_fn fn;
+    void *user;
+} each_ctx;
+
+static int each_entry(void *user, const arbh_cfg_entry *e)
+{
+    each_ctx *c = user;
+    return c->fn(c->user, e->key, e->value);
+}
+
+static int each_section(void *user, const char *section)
+{
+    each_ctx *c = user;
+    return c->fn(c->user, section, NULL);
+}
+
+static int api_cfg_each(arb_ctx *ctx, const char *section, arb_cfg_fn fn, void *user)
+{
+    arbh_instance *in = INST(ctx);
+    each_ctx c = {fn, user};
+    int rc = arbh_config_each(in->cfg, sect(in, section), each_entry, &c);
+    return rc > 0 ? ARB_OK : rc;
+}
+
+static int note_section(void *user, const char *section)
+{
+    sect(user, section);
+    return 0;
+}
+
+static int api_cfg_sections(arb_ctx *ctx, const char *prefix, arb_cfg_fn fn, void *user)
+{
+    arbh_instance *in = INST(ctx);
+    each_ctx c = {fn, user};
+    arbh_config_sections(in->cfg, prefix, note_section, in);
+    int rc = arbh_config_sections(in->cfg, prefix, each_section, &c);
+    return rc > 0 ? ARB_OK : rc;
+}
+
+static int api_cfg_vreject(arb_ctx *ctx, const char *section, const char *key, const char *fmt,
+                           va_list ap)
+{
+    arbh_instance *in = INST(ctx);
+    const char *s = sect(in, section);
+    char msg[320];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    arbh_cfg_entry *e = key && *key ? arbh_config_find(in->cfg, s, key) : NULL;
+    if (key && *key)
+        return report_entry(in, s, e, "%s: %s", key, msg);
+    return report_entry(in, s, e, "%s", msg);
+}
+
+/* ---- bus, timers, routes ---- */
+
+static const char *api_instance_name(arb_ctx *ctx) { return INST(ctx)->name; }
+
+static void api_vlog(arb_ctx *ctx, int level, const char *fmt, va_list ap)
+{
+    arbh_vlog(INST(ctx)->host, INST(ctx)->name, level, fmt, ap);
+}
+
+static int api_topic(arb_ctx *ctx, const char *name)
+{
+    return arbh_bus_topic(INST(ctx)->host, name);
+}
+
+static int api_publish(arb_ctx *ctx, int topic, uint64_t key, const void *data, size_t len)
+{
+    return arbh_bus_publish(INST(ctx), topic, key, data, len);
+}
+
+static int api_subscribe(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user)
+{
+    return arbh_bus_subscribe(INST(ctx), topic, fn, user);
+}
+
+static int api_unsubscribe(arb_ctx *ctx, int id) { return arbh_bus_unsubscribe(INST(ctx), id); }
+
+static void timer_free(arbh_instance *in, size_t i)
+{
+    arbh_timer *t = in->timers[i];
+    if (t->ev)
+        event_free(t->ev);
+    free(t);
+    in->timers[i] = in->timers[--in->ntimers];
+}
+
+static void timer_cb(int fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    arbh_timer *t = arg;
+    arbh_instance *in = t->owner;
+    int id = t->id;
+    bool repeat = t->repeat;
+    t->fn(t->user);
+    /* The callback may have stopped this very timer (then it is gone). */
+    if (!repeat) {
+        for (size_t i = 0; i < in->ntimers; i++)
+            if (in->timers[i]->id == id) {
+                timer_free(in, i);
+                break;
+            }
+    }
+}
+
+static int timer_arm(arbh_timer *t)
+{
+    struct timeval tv = {(time_t)(t->interval_ns / 1000000000u),
+                         (suseconds_t)((t->interval_ns % 1000000000u) / 1000u)};
+    return event_add(t->ev, &tv) == 0 ? ARB_OK : ARB_ERROR;
+}
+
+static int api_timer_start(arb_ctx *ctx, uint64_t interval_ns, int repeat, arb_timer_fn fn,
+                           void *user)
+{
+    arbh_instance *in = INST(ctx);
+    if (!fn || (repeat && interval_ns < 1000))
+        return ARB_EINVAL; /* a repeating timer below 1us would spin the loop */
+    if (in->ntimers == in->captimers) {
+        size_t cap = in->captimers ? in->captimers * 2 : 8;
+        arbh_timer **items = realloc(in->timers, cap * sizeof *items);
+        if (!items)
+            return ARB_ENOMEM;
+        in->timers = items;
+        in->captimers = cap;
+    }
+    arbh_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return ARB_ENOMEM;
+    *t = (arbh_timer){NULL, fn, user, in, ++in->next_id, interval_ns, repeat != 0};
+    t->ev = event_new(in->loop->base, -1, repeat ? EV_PERSIST : 0, timer_cb, t);
+    if (!t->ev) {
+        free(t);
+        return ARB_ENOMEM;
+    }
+    in->timers[in->ntimers++] = t;
+    if (!in->staging && timer_arm(t) != ARB_OK) {
+        timer_free(in, in->ntimers - 1);
+        return ARB_ERROR;
+    }
+    return t->id;
+}
+
+static int api_timer_stop(arb_ctx *ctx, int id)
+{
+    arbh_instance *in = INST(ctx);
+    for (size_t i = 0; i < in->ntimers; i++)
+        if (in->timers[i]->id == id) {
+            timer_free(in, i);
+            return ARB_OK;
+        }
+    return ARB_ENOENT;
+}
+
+static int api_admin_route(arb_ctx *ctx, const char *path, arb_admin_fn fn, void *user)
+{
+    arbh_instance *in = INST(ctx);
+    arbh_host *h = in->host;
+    if (!path || !*path || !fn || strchr(path, '?'))
+        return ARB_EINVAL;
+    arbh_route *r = calloc(1, sizeof *r);
+    arbh_route **items = realloc(h->routes, (h->nroutes + 1) * sizeof *items);
+    if (!r || !items) {
+        free(r);
+        if (items)
+            h->routes = items;
+        return ARB_ENOMEM;
+    }
+    h->routes = items;
+    *r = (arbh_route){strdup(in->name), strdup(path[0] == '/' ? path + 1 : path), fn, user, in,
+                      !in->staging};
+    pthread_mutex_lock(&h->metric_mu);
+    h->routes[h->nroutes++] = r;
+    pthread_mutex_unlock(&h->metric_mu);
+    return ARB_OK;
+}
+
+/* ---- metrics ---- */
+
+arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
+                             const char *labels, const char *help)
+{
+    labels = labels ? labels : "";
+    pthread_mutex_lock(&h->metric_mu);
+    arbh_metric *m = NULL;
+    for (size_t i = 0; i < h->nmetrics && !m; i++) {
+        arbh_metric *x = h->metrics[i];
+        if (x->kind == kind && !strcmp(x->name, name) && !strcmp(x->labels, labels) &&
+            ((!instance && !x->instance) ||
+             (instance && x->instance && !strcmp(instance, x->instance))))
+            m = x;
+    }
+    if (!m) {
+        arbh_metric **items = realloc(h->metrics, (h->nmetrics + 1) * sizeof *items);
+        m = calloc(1, sizeof *m);
+        if (items)
+            h->metrics = items;
+        if (!items || !m) {
+            free(m);
+            m = NULL;
+        } else {
+            m->instance = instance ? strdup(instance) : NULL;
+            m->name = strdup(name);
+            m->labels = strdup(labels);
+            m->help = strdup(help ? help : "");
+            m->kind = kind;
+            h->metrics[h->nmetrics++] = m;
+        }
+    }
+    pthread_mutex_unlock(&h->metric_mu);
+    return m;
+}
+
+static bool metric_name_ok(const char *name)
+{
+    if (!name || !*name)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+              (p != name && *p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
+static arb_counter *api_counter(arb_ctx *ctx, const char *name, const char *labels,
+                                const char *help)
+{
+    arbh_instance *in = INST(ctx);
+    if (!metric_name_ok(name))
+        return NULL;
+    arbh_metric *m = arbh_metric_get(in->host, in->name, 'c', name, labels, help);
+    return m ? &m->u.counter : NULL;
+}
+
+static arb_gauge *api_gauge(arb_ctx *ctx, const char *name, const char *labels, const char *help)
+{
+    arbh_instance *in = INST(ctx);
+    if (!metric_name_ok(name))
+        return NULL;
+    arbh_metric *m = arbh_metric_get(in->host, in->name, 'g', name, labels, help);
+    return m ? &m->u.gauge : NULL;
+}
+
+static arb_histogram *api_histogram(arb_ctx *ctx, const char *name, const char *labels,
+                                    const char *help)
+{
+    arbh_instance *in = INST(ctx);
+    if (!metric_name_ok(name))
+        return NULL;
+    arbh_metric *m = arbh_metric_get(in->host, in->name, 'h', name, labels, help);
+    return m ? &m->u.hist : NULL;
+}
+
+/* ---- time, identity, health ---- */
+
+static struct event_base *api_event_base(arb_ctx *ctx) { return INST(ctx)->loop->base; }
+
+static int64_t api_now(arb_ctx *ctx)
+{
+    int64_t sim = atomic_load_explicit(&INST(ctx)->host->sim_time, memory_order_relaxed);
+    return sim ? sim : arbh_wall_ns();
+}
+
+static void api_set_time(arb_ctx *ctx, int64_t ns)
+{
+    atomic_store_explicit(&INST(ctx)->host->sim_time, ns, memory_order_relaxed);
+}
+
+static void api_shutdown(arb_ctx *ctx, int code)
+{
+    arbh_host *h = INST(ctx)->host;
+    h->exit_code = code;
+    atomic_store(&h->stopping, 1);
+    event_base_loopbreak(h->loops[0]->base);
+}
+
+static uint64_t api_host_id(arb_ctx *ctx) { return INST(ctx)->host->host_id; }
+
+static void api_set_health(arb_ctx *ctx, int healthy, const char *detail)
+{
+    arbh_instance *in = INST(ctx);
+    pthread_mutex_lock(&in->host->metric_mu);
+    in->healthy = healthy != 0;
+    snprintf(in->health, sizeof in->health, "%s", detail ? detail : "");
+    pthread_mutex_unlock(&in->host->metric_mu);
+}
+
+static const arb_host_api host_api = {
+    .abi_version = ARB_ABI_VERSION,
+    .size = sizeof(arb_host_api),
+    .instance_name = api_instance_name,
+    .vlog = api_vlog,
+    .topic = api_topic,
+    .publish = api_publish,
+    .subscribe = api_subscribe,
+    .unsubscribe = api_unsubscribe,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+    .cfg_str = api_cfg_str,
+    .cfg_int = api_cfg_int,
+    .cfg_double = api_cfg_double,
+    .cfg_bool = api_cfg_bool,
+    .cfg_each = api_cfg_each,
+    .cfg_sections = api_cfg_sections,
+    .cfg_vreject = api_cfg_vreject,
+    .counter = api_counter,
+    .gauge = api_gauge,
+    .histogram = api_histogram,
+    .event_base = api_event_base,
+    .now = api_now,
+    .set_time = api_set_time,
+    .shutdown = api_shutdown,
+    .admin_route = api_admin_route,
+    .host_id = api_host_id,
+    .set_health = api_set_health,
+};
+
+const arb_host_api *arbh_api(void) { return &host_api; }
+
+/* ---- loading ---- */
+
+static bool file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out, size_t n)
+{
+    if (load[0] == '/') {
+        snprintf(out, n, "%s", load);
+        return file_exists(out) ? ARB_OK : ARB_ENOENT;
+    }
+    if (strchr(load, '/')) {
+        const char *slash = cfg_file ? strrchr(cfg_file, '/') : NULL;
+        if (slash)
+            snprintf(out, n, "%.*s/%s", (int)(slash - cfg_file), cfg_file, load);
+        else
+            snprintf(out, n, "%s", load);
+        return file_exists(out) ? ARB_OK : ARB_ENOENT;
+    }
+    const char *p = h->plugin_dirs;
+    while (*p) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        if (len) {
+            snprintf(out, n, "%.*s/%s", (int)len, p, load);
+            if (file_exists(out))
+                return ARB_OK;
+        }
+        p += len + (colon ? 1 : 0);
+    }
+    return ARB_ENOENT;
+}
+
+arbh_instance *arbh_instance_new(arbh_host *h, arbh_config *cfg, const char *name)
+{
+    arbh_instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->ctx.api = &host_api;
+    in->host = h;
+    in->cfg = cfg;
+    in->name = strdup(name);
+    if (asprintf(&in->section, "plugin %s", name) < 0)
+        in->section = NULL;
+    in->loop = h->loops[0];
+    in->healthy = 1;
+    in->state = INST_LOADED;
+    return in;
+}
+
+static int check_descriptor(arbh_instance *in, const arb_plugin *d, const char *path, char *err,
+                            size_t n)
+{
+    if (!d) {
+        snprintf(err, n, "%s: %s() returned no descriptor", path, ARB_PLUGIN_ENTRY_NAME);
+        return ARB_EINVAL;
+    }
+    if (d->abi_version != ARB_ABI_VERSION || d->size != sizeof(arb_plugin)) {
+        snprintf(err, n,
+                 "%s: ABI mismatch: plugin built for ABI %u (descriptor %u bytes), host speaks "
+                 "ABI %u (%zu bytes); rebuild the plugin against this SDK",
+                 path, d->abi_version, d->size, ARB_ABI_VERSION, sizeof(arb_plugin));
+        return ARB_EINVAL;
+    }
+    if (!d->name || !d->version || !d->create || !d->start || !d->stop || !d->destroy) {
+        snprintf(err, n, "%s: descriptor lacks name, version or a lifecycle hook", path);
+        return ARB_EINVAL;
+    }
+    (void)in;
+    return ARB_OK;
+}
+
+static int open_image(arbh_instance *in, const char *path, void **dl_out,
+                      const arb_plugin **desc_out, char *err, size_t n)
+{
+    dlerror();
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        snprintf(err, n, "cannot load %s: %s", path, dlerror());
+        return ARB_ERROR;
+    }
+    arb_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(dl, ARB_PLUGIN_ENTRY_NAME);
+    if (!entry) {
+        snprintf(err, n, "%s: missing entry symbol %s (define it with ARB_PLUGIN_DEFINE)", path,
+                 ARB_PLUGIN_ENTRY_NAME);
+        dlclose(dl);
+        return ARB_ERROR;
+    }
+    const arb_plugin *d = entry();
+    int rc = check_descriptor(in, d, path, err, n);
+    if (rc) {
+        dlclose(dl);
+        return rc;
+    }
+    *dl_out = dl;
+    *desc_out = d;
+    return ARB_OK;
+}
+
+int arbh_instance_load(arbh_instance *in, char *err, size_t n)
+{
+    arbh_cfg_entry *load = arbh_config_find(in->cfg, in->section, "load");
+    const arbh_cfg_entry *origin = arbh_config_section_origin(in->cfg, in->section);
+    if (!load) {
+        snprintf(err, n, "%s:%d: [%s] has no 'load = FILE.so'", origin ? origin->file : "?",
+                 origin ? origin->line : 0, in->section);
+        return ARB_EINVAL;
+    }
+    char path[4096];
+    if (arbh_resolve_plugin(in->host, load->file, load->value, path, sizeof path) != ARB_OK) {
+        snprintf(err, n, "%s:%d: [%s] load = %s: plugin file not found (searched %s)", load->file,
+                 load->line, in->section, load->value,
+                 strchr(load->value, '/') ? "relative to the config file" : in->host->plugin_dirs);
+        return ARB_ENOENT;
+    }
+    free(in->path);
+    in->path = strdup(path);
+    char why[1024];
+    if (open_image(in, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+        snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
+        return ARB_ERROR;
+    }
+    return ARB_OK;
+}
+
+int arbh_instance_create(arbh_instance *in, char *err, size_t n)
+{
+    in->err[0] = 0;
+    int rc = in->desc->create(&in->ctx, &in->self);
+    if (rc != ARB_OK) {
+        in->self = NULL;
+        const arbh_cfg_entry *o = arbh_config_section_origin(in->cfg, in->section);
+        if (in->err[0])
+            snprintf(err, n, "%s", in->err);
+        else
+            snprintf(err, n, "%s:%d: [%s] plugin %s refused its configuration (%d)",
+                     o ? o->file : "?", o ? o->line : 0, in->section, in->desc->name, rc);
+        in->state = INST_FAILED;
+        return rc;
+    }
+    in->state = INST_CREATED;
+    return ARB_OK;
+}
+
+int arbh_instance_start(arbh_instance *in, char *err, size_t n)
+{
+    in->err[0] = 0;
+    int rc = in->desc->start(in->self);
+    if (rc != ARB_OK) {
+        snprintf(err, n, "[%s] start failed (%d)%s%s", in->section, rc, in->err[0] ? ": " : "",
+                 in->err);
+        in->desc->stop(in->self);
+        arbh_instance_teardown_regs(in);
+        in->state = INST_FAILED;
+        return rc;
+    }
+    in->state = INST_RUNNING;
+    in->started_at = arbh_wall_ns();
+    return ARB_OK;
+}
+
+void arbh_instance_teardown_regs(arbh_instance *in)
+{
+    while (in->nsubs)
+        arbh_bus_unsubscribe(in, in->subs[in->nsubs - 1]->id);
+    while (in->ntimers)
+        timer_free(in, in->ntimers - 1);
+    arbh_host *h = in->host;
+    pthread_mutex_lock(&h->metric_mu);
+    size_t w = 0;
+    for (size_t i = 0; i < h->nroutes; i++) {
+        arbh_route *r = h->routes[i];
+        if (r->owner == in) {
+            free(r->instance);
+            free(r->path);
+            free(r);
+        } else {
+            h->routes[w++] = r;
+        }
+    }
+    h->nroutes = w;
+    pthread_mutex_unlock(&h->metric_mu);
+}
+
+void arbh_instance_commit_regs(arbh_instance *in)
+{
+    in->staging = false;
+    for (size_t i = 0; i < in->nsubs; i++)
+        in->subs[i]->active = true;
+    for (size_t i = 0; i < in->ntimers; i++)
+        timer_arm(in->timers[i]);
+    arbh_host *h = in->host;
+    pthread_mutex_lock(&h->metric_mu);
+    for (size_t i = 0; i < h->nroutes; i++)
+        if (h->routes[i]->owner == in)
+            h->routes[i]->active = true;
+    pthread_mutex_unlock(&h->metric_mu);
+}
+
+void arbh_instance_stop(arbh_instance *in)
+{
+    if (in->state == INST_RUNNING) {
+        in->desc->stop(in->self);
+        in->state = INST_STOPPED;
+    }
+    arbh_instance_teardown_regs(in);
+}
+
+void arbh_instance_free(arbh_instance *in)
+{
+    if (!in)
+        return;
+    arbh_instance_teardown_regs(in);
+    if (in->self && in->desc)
+        in->desc->destroy(in->self);
+    if (in->dl)
+        dlclose(in->dl);
+    free(in->subs);
+    free(in->timers);
+    for (size_t i = 0; i < in->nread_sections; i++)
+        free(in->read_sections[i]);
+    free(in->read_sections);
+    free(in->name);
+    free(in->section);
+    free(in->path);
+    free(in);
+}
+
+/* ---- hot reload ---- */
+
+/* dlopen caches images by path and file identity: a rebuilt .so at the same
+ * path must be opened from a fresh copy. The copy is unlinked right after
+ * dlopen; the mapping keeps it alive. */
+static int open_unique_copy(arbh_instance *in, const char *path, void **dl,
+                            const arb_plugin **desc, char *err, size_t n)
+{
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0) {
+        snprintf(err, n, "cannot open %s: %s", path, strerror(errno));
+        return ARB_ERROR;
+    }
+    const char *tmp = getenv("TMPDIR");
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s/arb-reload-%s-XXXXXX.so", tmp && *tmp ? tmp : "/tmp",
+             in->name);
+    int dst = mkstemps(copy, 3);
+    if (dst < 0) {
+        snprintf(err, n, "cannot create a copy of %s: %s", path, strerror(errno));
+        close(src);
+        return ARB_ERROR;
+    }
+    struct stat st;
+    int rc = fstat(src, &st);
+    off_t off = 0;
+    while (rc == 0 && off < st.st_size) {
+        ssize_t k = sendfile(dst, src, &off, (size_t)(st.st_size - off));
+        if (k <= 0)
+            rc = -1;
+    }
+    close(src);
+    close(dst);
+    if (rc != 0) {
+        snprintf(err, n, "cannot copy %s: %s", path, strerror(errno));
+        unlink(copy);
+        return ARB_ERROR;
+    }
+    rc = open_image(in, copy, dl, desc, err, n);
+    unlink(copy);
+    return rc;
+}
+
+int arbh_instance_reload(arbh_instance **slot, const char *new_path, char *err, size_t n)
+{
+    arbh_instance *old = *slot;
+    arbh_host *h = old->host;
+    int64_t t0 = arbh_mono_ns();
+    if (old->state != INST_RUNNING) {
+        snprintf(err, n, "%s is not running", old->name);
+        return ARB_ESTATE;
+    }
+    const char *path = new_path && *new_path ? new_path : old->path;
+    arbh_instance *nw = arbh_instance_new(h, old->cfg, old->name);
+    if (!nw) {
+        snprintf(err, n, "out of memory");
+        return ARB_ENOMEM;
+    }
+    nw->loop = old->loop;
+    nw->thread = old->thread;
+    nw->path = strdup(path);
+    nw->staging = true;
+    int rc = open_unique_copy(nw, path, &nw->dl, &nw->desc, err, n);
+    if (rc == ARB_OK && strcmp(nw->desc->name, old->desc->name)) {
+        snprintf(err, n, "%s is plugin '%s', not '%s'", path, nw->desc->name, old->desc->name);
+        rc = ARB_EINVAL;
+    }
+    if (rc == ARB_OK)
+        rc = arbh_instance_create(nw, err, n);
+    if (rc == ARB_OK && old->desc->save && nw->desc->restore) {
+        void *bytes = NULL;
+        size_t len = 0;
+        rc = old->desc->save(old->self, &bytes, &len);
+        if (rc != ARB_OK) {
+            snprintf(err, n, "save failed in the running instance (%d)", rc);
+        } else {
+            rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
+            if (rc != ARB_OK)
+                snprintf(err, n, "the new build refused the state (state version %u, %zu bytes): %s",
+                         old->desc->state_version, len,
+                         rc == ARB_EREFUSED ? "refused" : "restore failed");
+        }
+        free(bytes);
+    }
+    if (rc == ARB_OK)
+        rc = arbh_instance_start(nw, err, n);
+    if (rc != ARB_OK) {
+        arbh_instance_free(nw);
+        arbh_log(h, old->name, ARB_LOG_WARN, "reload failed, old build keeps running: %s", err);
+        return rc;
+    }
+    /* Commit: nothing can fail from here on. */
+    nw->reloads = old->reloads + 1;
+    arbh_instance_stop(old);
+    arbh_instance_commit_regs(nw);
+    *slot = nw;
+    arbh_instance_free(old);
+    int64_t pause = arbh_mono_ns() - t0;
+    if (h->reload_pause)
+        arb_hist_observe(h->reload_pause, (uint64_t)pause);
+    arbh_log(h, nw->name, ARB_LOG_INFO, "reloaded %s %s from %s in %.3f ms", nw->desc->name,
+             nw->desc->version, nw->path, (double)pause / 1e6);
+    return ARB_OK;
+}

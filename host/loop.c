@@ -1,0 +1,166 @@
+/*
+ * loop.c -- the host's event loops: one libevent base per loop, loop 0 on the
+ * main thread and the others on worker threads, the bus rings between every
+ * pair of loops, and arbh_loop_call() to run control work (start, stop,
+ * reload, admin requests) on the thread that owns an instance.
+ * Not here: what runs on the loops (bus.c, instance.c).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "host.h"
+
+static _Thread_local arbh_loop *current_loop;
+
+arbh_loop *arbh_current_loop(void) { return current_loop; }
+
+static void task_cb(int fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    arbh_loop *loop = arg;
+    for (;;) {
+        pthread_mutex_lock(&loop->task_mu);
+        arbh_task *t = loop->tasks;
+        if (t)
+            loop->tasks = t->next;
+        pthread_mutex_unlock(&loop->task_mu);
+        if (!t)
+            break;
+        t->fn(t->arg);
+        pthread_mutex_lock(&loop->task_mu);
+        t->done = true;
+        pthread_cond_broadcast(&loop->task_cv);
+        pthread_mutex_unlock(&loop->task_mu);
+    }
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+    uint64_t p = 4096;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+int arbh_loops_init(arbh_host *h, int nloops)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    if (nloops < 1 || nloops > ARBH_MAX_LOOPS)
+        return ARB_EINVAL;
+    h->nloops = nloops;
+    uint64_t cap = pow2_at_least(h->queue_bytes);
+    for (int i = 0; i < nloops; i++) {
+        arbh_loop *l = calloc(1, sizeof *l);
+        if (!l)
+            return ARB_ENOMEM;
+        h->loops[i] = l;
+        l->index = i;
+        l->host = h;
+        l->base = event_base_new();
+        l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (!l->base || l->wake_fd < 0)
+            return ARB_ERROR;
+        atomic_store(&l->waiting, 1);
+        l->wake_ev = event_new(l->base, l->wake_fd, EV_READ | EV_PERSIST, arbh_bus_wake_cb, l);
+        l->task_ev = event_new(l->base, -1, 0, task_cb, l);
+        if (!l->wake_ev || !l->task_ev || event_add(l->wake_ev, NULL) != 0)
+            return ARB_ERROR;
+        pthread_mutex_init(&l->task_mu, NULL);
+        pthread_cond_init(&l->task_cv, NULL);
+    }
+    for (int d = 0; d < nloops; d++)
+        for (int s = 0; s < nloops; s++)
+            if (!(h->loops[d]->in[s] = arbh_ring_new(cap)))
+                return ARB_ENOMEM;
+    current_loop = h->loops[0];
+    return ARB_OK;
+}
+
+static void *loop_main(void *arg)
+{
+    arbh_loop *l = arg;
+    current_loop = l;
+    /* EVLOOP_NO_EXIT_ON_EMPTY: a worker waits for work even with no events. */
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    current_loop = NULL;
+    return NULL;
+}
+
+int arbh_loops_start_threads(arbh_host *h)
+{
+    for (int i = 1; i < h->nloops; i++) {
+        arbh_loop *l = h->loops[i];
+        if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
+            return ARB_ERROR;
+        char name[16];
+        snprintf(name, sizeof name, "arb-loop-%d", i);
+        pthread_setname_np(l->thread, name);
+        l->has_thread = true;
+    }
+    return ARB_OK;
+}
+
+void arbh_loops_stop(arbh_host *h)
+{
+    for (int i = 1; i < h->nloops; i++) {
+        arbh_loop *l = h->loops[i];
+        if (l && l->has_thread) {
+            event_base_loopbreak(l->base);
+            pthread_join(l->thread, NULL);
+            l->has_thread = false;
+        }
+    }
+}
+
+void arbh_loops_free(arbh_host *h)
+{
+    arbh_loops_stop(h);
+    for (int i = 0; i < h->nloops; i++) {
+        arbh_loop *l = h->loops[i];
+        if (!l)
+            continue;
+        for (int s = 0; s < h->nloops; s++)
+            arbh_ring_free(l->in[s]);
+        if (l->wake_ev)
+            event_free(l->wake_ev);
+        if (l->task_ev)
+            event_free(l->task_ev);
+        if (l->base)
+            event_base_free(l->base);
+        if (l->wake_fd >= 0)
+            close(l->wake_fd);
+        pthread_mutex_destroy(&l->task_mu);
+        pthread_cond_destroy(&l->task_cv);
+        free(l);
+        h->loops[i] = NULL;
+    }
+    if (current_loop && current_loop->host == h)
+        current_loop = NULL;
+}
+
+void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg)
+{
+    if (current_loop == loop || !loop->has_thread) {
+        fn(arg);
+        return;
+    }
+    arbh_task t = {fn, arg, NULL, false};
+    pthread_mutex_lock(&loop->task_mu);
+    arbh_task **tail = &loop->tasks;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &t;
+    pthread_mutex_unlock(&loop->task_mu);
+    event_active(loop->task_ev, 0, 0);
+    pthread_mutex_lock(&loop->task_mu);
+    while (!t.done)
+        pthread_cond_wait(&loop->task_cv, &loop->task_mu);
+    pthread_mutex_unlock(&loop->task_mu);
+}

@@ -1,0 +1,22 @@
+# The host: arb-host, arbctl, and the host objects tests link (testhost).
+HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c
+HOST_LIBS := $(DEP_LIBS) -ldl -lpthread -lm
+
+TOOLS += arb-host
+arb-host_SRCS := $(HOST_LIB_SRCS) host/main.c
+arb-host_LIBS := $(HOST_LIBS)
+
+# Tests embed the real host through tests/support/testhost.c.
+TESTHOST_SRCS := $(HOST_LIB_SRCS) tests/support/testhost.c
+TESTHOST_LIBS := $(HOST_LIBS) $(CMOCKA_LIBS)
+
+# Test plugins for the host's own tests.
+TEST_PLUGINS += tp_seq tp_seq_v2 tp_seq_refuse tp_noentry tp_badabi
+tp_seq_SRCS := tests/plugins/tp_seq.c
+tp_seq_LIBS := $(DEP_LIBS)
+tp_seq_v2_SRCS := tests/plugins/tp_seq_v2.c
+tp_seq_v2_LIBS := $(DEP_LIBS)
+tp_seq_refuse_SRCS := tests/plugins/tp_seq_refuse.c
+tp_seq_refuse_LIBS := $(DEP_LIBS)
+tp_noentry_SRCS := tests/plugins/tp_noentry.c
+tp_badabi_SRCS := tests/plugins/tp_badabi.c

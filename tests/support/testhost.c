@@ -1,0 +1,120 @@
+/*
+ * testhost.c -- see testhost.h. Thin glue over host.c; no behaviour of its own
+ * beyond driving loop 0 from the test's thread.
+ */
+#include "testhost.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "host.h"
+
+struct testhost {
+    arbh_host *host;
+    arbh_instance *test;
+    bool started;
+};
+
+static char last_error[2048];
+
+const char *testhost_last_error(void) { return last_error; }
+
+static const char *build_dir(void)
+{
+    const char *b = getenv("ARB_BUILD");
+    return b && *b ? b : "build";
+}
+
+const char *testhost_plugin_path(const char *name)
+{
+    static _Thread_local char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/plugins/%s.so", build_dir(), name);
+    if (stat(path, &st) == 0)
+        return path;
+    snprintf(path, sizeof path, "%s/tests/plugins/%s.so", build_dir(), name);
+    return path;
+}
+
+testhost *testhost_new(const char *ini_text)
+{
+    char dirs[2048];
+    snprintf(dirs, sizeof dirs, "%s/plugins:%s/tests/plugins", build_dir(), build_dir());
+    setenv("ARB_PLUGIN_DIR", dirs, 1);
+    testhost *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    last_error[0] = 0;
+    t->host = arbh_host_new(NULL, 0, ini_text, NULL, 0, last_error, sizeof last_error);
+    if (!t->host) {
+        fprintf(stderr, "testhost: %s\n", last_error);
+        free(t);
+        return NULL;
+    }
+    t->test = arbh_host_add_pseudo(t->host, "test");
+    return t;
+}
+
+int testhost_start(testhost *h)
+{
+    int rc = arbh_host_start(h->host, last_error, sizeof last_error);
+    if (rc != ARB_OK)
+        fprintf(stderr, "testhost: start: %s\n", last_error);
+    h->started = rc == ARB_OK;
+    return rc;
+}
+
+static void run_slice(testhost *h, int64_t ns)
+{
+    struct timeval tv = {(time_t)(ns / 1000000000), (suseconds_t)(ns % 1000000000 / 1000)};
+    struct event_base *base = h->host->loops[0]->base;
+    event_base_loopexit(base, &tv);
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+void testhost_run(testhost *h, int64_t max_ns)
+{
+    if (!atomic_load(&h->host->stopping))
+        run_slice(h, max_ns);
+}
+
+int testhost_run_until(testhost *h, int (*done)(void *user), void *user, int64_t max_ns)
+{
+    int64_t deadline = arbh_mono_ns() + max_ns;
+    int ok = done(user);
+    while (!ok && arbh_mono_ns() < deadline && !atomic_load(&h->host->stopping)) {
+        run_slice(h, 1000000);
+        ok = done(user);
+    }
+    return ok;
+}
+
+arb_ctx *testhost_ctx(testhost *h) { return &h->test->ctx; }
+
+int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err,
+                    size_t n)
+{
+    return arbh_host_reload(h->host, instance, new_so_path, err, n);
+}
+
+int testhost_shut_down(testhost *h, int *code)
+{
+    if (code)
+        *code = h->host->exit_code;
+    return atomic_load(&h->host->stopping);
+}
+
+void testhost_free(testhost *h)
+{
+    if (!h)
+        return;
+    if (h->started)
+        arbh_host_stop(h->host);
+    arbh_host_free(h->host);
+    free(h);
+}
+
+struct arbh_host *testhost_host(testhost *h) { return h->host; }

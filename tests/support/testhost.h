@@ -1,0 +1,42 @@
+/*
+ * testhost.h -- the real host, embedded in a test process.
+ *
+ * A test builds a host from INI text, starts it, and drives loop 0 (the main
+ * loop) from the test's own thread; instances placed on other loops run on
+ * their worker threads as in arb-host. The test gets its own arb_ctx (an
+ * instance named "test" on loop 0 with no plugin behind it) to publish,
+ * subscribe and start timers exactly as a plugin would.
+ * `load = NAME.so` resolves in $ARB_BUILD/plugins and $ARB_BUILD/tests/plugins.
+ */
+#ifndef TESTHOST_H
+#define TESTHOST_H
+
+#include <arb/plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct testhost testhost;
+
+/* NULL after printing the error (file:line) to stderr; the error text is also
+ * available through testhost_last_error() for tests of bad configs. */
+testhost *testhost_new(const char *ini_text);
+const char *testhost_last_error(void);
+int testhost_start(testhost *h);
+/* Runs the main loop for max_ns (returns early if the host was shut down). */
+void testhost_run(testhost *h, int64_t max_ns);
+/* Runs until done(user) returns non-zero (checked every millisecond) or
+ * max_ns passes; returns done's last answer. */
+int testhost_run_until(testhost *h, int (*done)(void *user), void *user, int64_t max_ns);
+arb_ctx *testhost_ctx(testhost *h);
+int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err,
+                    size_t n);
+/* 1 once a plugin called arb_shutdown(); *code gets its exit code. */
+int testhost_shut_down(testhost *h, int *code);
+/* Path of a built plugin: $ARB_BUILD/plugins/NAME.so or tests/plugins/NAME.so. */
+const char *testhost_plugin_path(const char *name);
+/* Stops everything (reverse order, queues drained) and frees. */
+void testhost_free(testhost *h);
+/* The underlying host, for white-box tests of host/ itself. */
+struct arbh_host *testhost_host(testhost *h);
+
+#endif
