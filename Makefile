@@ -31,7 +31,7 @@ PQ_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null)
 RDKAFKA_LIBS := $(shell $(PKG_CONFIG) --libs rdkafka 2>/dev/null)
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Isdk -Ihost $(DEP_CFLAGS) $(PQ_CFLAGS) -MMD -MP
+	-Wmissing-prototypes -Isdk -Ihost -Itests/support $(DEP_CFLAGS) $(PQ_CFLAGS) -MMD -MP
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)

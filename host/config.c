@@ -226,9 +226,12 @@ static int parse_reader(arbh_config *cfg, const char *name, line_reader *r, int 
     cfg->files[cfg->nfiles] = xstrdup(name);
     parse_state st = {cfg, cfg->files[cfg->nfiles++], r, depth, false};
 
+    /* Debian's inih reads lines into a 200-byte buffer unless told otherwise:
+     * give it one buffer of our limit (+3 for CR, LF, NUL) up front. */
     ini_allow_multiline = false;
     ini_use_stack = false;
     ini_max_line = ARBH_INI_MAX_LINE + 3;
+    ini_initial_alloc = ARBH_INI_MAX_LINE + 3;
     ini_allow_inline_comments = true;
 
     int rc = ini_parse_stream(read_line, r, on_entry, &st);

@@ -100,7 +100,7 @@ int arbh_loops_start_threads(arbh_host *h)
         if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
             return ARB_ERROR;
         char name[16];
-        snprintf(name, sizeof name, "arb-loop-%d", i);
+        snprintf(name, sizeof name, "arb-loop-%u", (unsigned)i % 100u);
         pthread_setname_np(l->thread, name);
         l->has_thread = true;
     }
@@ -138,11 +138,11 @@ void arbh_loops_free(arbh_host *h)
             close(l->wake_fd);
         pthread_mutex_destroy(&l->task_mu);
         pthread_cond_destroy(&l->task_cv);
+        if (current_loop == l)
+            current_loop = NULL;
         free(l);
         h->loops[i] = NULL;
     }
-    if (current_loop && current_loop->host == h)
-        current_loop = NULL;
 }
 
 void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg)

@@ -20,3 +20,11 @@ tp_seq_refuse_SRCS := tests/plugins/tp_seq_refuse.c
 tp_seq_refuse_LIBS := $(DEP_LIBS)
 tp_noentry_SRCS := tests/plugins/tp_noentry.c
 tp_badabi_SRCS := tests/plugins/tp_badabi.c
+
+TESTS += test_config
+test_config_SRCS := tests/unit/test_config.c host/config.c
+test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
+
+TESTS += test_host
+test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
+test_host_LIBS := $(TESTHOST_LIBS)

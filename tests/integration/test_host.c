@@ -1,0 +1,670 @@
+/*
+ * test_host.c -- the host with real plugins (tests/plugins/tp_*.so): loader,
+ * bus, hot reload, SIGHUP reconfiguration and the admin endpoint.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "testhost.h"
+
+#define MS 1000000LL
+
+/* ---- helpers ---- */
+
+typedef struct seq_sink {
+    uint64_t next;   /* next expected number */
+    uint64_t errors; /* gaps, duplicates, reordering */
+    uint64_t count;
+} seq_sink;
+
+static void on_seq(void *user, const arb_msg *m)
+{
+    seq_sink *s = user;
+    uint64_t n;
+    assert_int_equal(m->len, sizeof n);
+    memcpy(&n, m->data, sizeof n);
+    if (n != s->next)
+        s->errors++;
+    s->next = n + 1;
+    s->count++;
+}
+
+typedef struct until_count {
+    seq_sink *sink;
+    uint64_t want;
+} until_count;
+
+static int reached(void *user)
+{
+    until_count *u = user;
+    return u->sink->count >= u->want;
+}
+
+/* Calls an instance's admin route directly (white-box) and returns its body. */
+static char *route_body(testhost *t, const char *instance, const char *path)
+{
+    arbh_host *h = testhost_host(t);
+    for (size_t i = 0; i < h->nroutes; i++) {
+        arbh_route *r = h->routes[i];
+        if (r->active && !strcmp(r->instance, instance) && !strcmp(r->path, path)) {
+            struct evbuffer *b = evbuffer_new();
+            int status = r->fn(r->user, "GET", path, NULL, b);
+            assert_int_equal(status, 200);
+            size_t n = evbuffer_get_length(b);
+            char *s = calloc(1, n + 1);
+            evbuffer_remove(b, s, n);
+            evbuffer_free(b);
+            return s;
+        }
+    }
+    fail_msg("no route %s/%s", instance, path);
+    return NULL;
+}
+
+static uint64_t json_u64(const char *body, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(body, pat);
+    assert_non_null(p);
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static void expect_new_fails(const char *ini, const char *needle1, const char *needle2)
+{
+    testhost *t = testhost_new(ini);
+    if (t)
+        testhost_free(t);
+    assert_null(t);
+    const char *err = testhost_last_error();
+    if (!strstr(err, needle1) || (needle2 && !strstr(err, needle2)))
+        fail_msg("error '%s' lacks '%s' / '%s'", err, needle1, needle2 ? needle2 : "");
+}
+
+/* ---- loader ---- */
+
+static void good_plugin_loads_and_plan_lists_topics(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin a]\nload = tp_seq.so\nrole = producer\n"
+                               "[plugin b]\nload = tp_seq.so\nrole = consumer\n");
+    assert_non_null(t);
+    char *plan = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&plan, &len);
+    arbh_host_print_plan(testhost_host(t), f);
+    fclose(f);
+    assert_non_null(strstr(plan, "instance a: plugin tp_seq 1.0.0"));
+    assert_non_null(strstr(plan, "instance b: plugin tp_seq 1.0.0"));
+    assert_non_null(strstr(plan, "publishes  test.seq"));
+    free(plan);
+    testhost_free(t);
+}
+
+static void missing_so_names_file_and_line(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nrole = idle\nload = nothere.so\n", "<test config>:3",
+                     "not found");
+}
+
+static void missing_entry_symbol_is_refused(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nload = tp_noentry.so\n", "<test config>:2",
+                     "missing entry symbol arb_plugin_entry");
+}
+
+static void abi_mismatch_is_refused(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nload = tp_badabi.so\n", "ABI mismatch", "ABI 42");
+}
+
+static void plugin_rejecting_its_config_names_the_key_line(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nload = tp_seq.so\n\npositive = -3\n", "<test config>:4",
+                     "positive: must be greater than zero");
+}
+
+static void bad_typed_value_names_the_key_line(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nload = tp_seq.so\nburst = lots\n", "<test config>:3",
+                     "expected an integer");
+}
+
+static void unknown_key_in_plugin_section_is_an_error(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin a]\nload = tp_seq.so\nrole = idle\nbrust = 5\n", "<test config>:4",
+                     "unknown key 'brust'");
+}
+
+static void unknown_host_key_and_section_are_errors(void **state)
+{
+    (void)state;
+    expect_new_fails("[host]\nid = x\nadmn = 1\n", "<test config>:3", "unknown key 'admn'");
+    expect_new_fails("[hots]\nid = x\n", "<test config>:2", "unknown section [hots]");
+}
+
+static void start_failure_is_reported_and_nothing_runs(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin a]\nload = tp_seq.so\nrole = producer\n"
+                               "[plugin b]\nload = tp_seq.so\nfail_start = true\n");
+    assert_non_null(t);
+    assert_int_not_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(testhost_last_error(), "[plugin b] start failed"));
+    arbh_host *h = testhost_host(t);
+    assert_int_equal(arbh_host_find(h, "a")->state, INST_STOPPED);
+    testhost_free(t);
+}
+
+static void one_so_runs_as_several_instances(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin c1]\nload = tp_seq.so\nrole = consumer\nout_topic = o1\n"
+                               "[plugin c2]\nload = tp_seq.so\nrole = consumer\nout_topic = o2\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s1 = {0}, s2 = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "o1"), on_seq, &s1);
+    arb_subscribe(ctx, arb_topic(ctx, "o2"), on_seq, &s2);
+    int topic = arb_topic(ctx, "test.seq");
+    for (uint64_t i = 0; i < 1000; i++)
+        assert_int_equal(arb_publish(ctx, topic, i, &i, sizeof i), ARB_OK);
+    assert_int_equal(s1.count, 1000);
+    assert_int_equal(s2.count, 1000);
+    assert_int_equal(s1.errors + s2.errors, 0);
+    testhost_free(t);
+}
+
+/* ---- bus ---- */
+
+static void fan_out_reaches_every_subscriber_in_order(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nid = bus\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    int topic = arb_topic(ctx, "fan");
+    seq_sink s[4] = {{0}};
+    for (int i = 0; i < 4; i++)
+        assert_true(arb_subscribe(ctx, topic, on_seq, &s[i]) > 0);
+    for (uint64_t i = 0; i < 100000; i++)
+        assert_int_equal(arb_publish(ctx, topic, 0, &i, sizeof i), ARB_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(s[i].count, 100000);
+        assert_int_equal(s[i].errors, 0);
+    }
+    testhost_free(t);
+}
+
+static void unsubscribed_callback_gets_nothing_more(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nid = bus\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    int topic = arb_topic(ctx, "u");
+    seq_sink s = {0};
+    int sub = arb_subscribe(ctx, topic, on_seq, &s);
+    uint64_t v = 0;
+    arb_publish(ctx, topic, 0, &v, sizeof v);
+    assert_int_equal(arb_unsubscribe(ctx, sub), ARB_OK);
+    v = 1;
+    arb_publish(ctx, topic, 0, &v, sizeof v);
+    assert_int_equal(s.count, 1);
+    assert_int_equal(arb_unsubscribe(ctx, sub), ARB_ENOENT);
+    testhost_free(t);
+}
+
+typedef struct relay {
+    arb_ctx *ctx;
+    int topic;
+    int depth, max_depth;
+    uint64_t seen, limit;
+} relay;
+
+static void on_relay(void *user, const arb_msg *m)
+{
+    relay *r = user;
+    uint64_t n;
+    memcpy(&n, m->data, sizeof n);
+    if (++r->depth > r->max_depth)
+        r->max_depth = r->depth;
+    assert_int_equal(n, r->seen);
+    r->seen++;
+    if (n < r->limit) {
+        n++;
+        assert_int_equal(arb_publish(r->ctx, r->topic, 0, &n, sizeof n), ARB_OK);
+    }
+    r->depth--;
+}
+
+static void publish_inside_a_callback_is_queued_not_recursive(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nid = bus\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    relay r = {ctx, arb_topic(ctx, "chain"), 0, 0, 0, 200000};
+    arb_subscribe(ctx, r.topic, on_relay, &r);
+    uint64_t zero = 0;
+    assert_int_equal(arb_publish(ctx, r.topic, 0, &zero, sizeof zero), ARB_OK);
+    /* 200001 deliveries, each publishing the next, never nested. */
+    assert_int_equal(r.seen, 200001);
+    assert_int_equal(r.max_depth, 1);
+    testhost_free(t);
+}
+
+typedef struct flood {
+    arb_ctx *ctx;
+    int topic;
+    uint64_t accepted, refused;
+    int flooded;
+} flood;
+
+static void on_flood_trigger(void *user, const arb_msg *m)
+{
+    (void)m;
+    flood *f = user;
+    if (f->flooded++)
+        return;
+    /* Inside a callback every publish queues; the 64 KiB queue fills up. */
+    for (uint64_t i = 0; i < 100000; i++) {
+        int rc = arb_publish(f->ctx, f->topic, 0, &f->accepted, sizeof f->accepted);
+        if (rc == ARB_OK)
+            f->accepted++;
+        else {
+            assert_int_equal(rc, ARB_EFULL);
+            f->refused++;
+        }
+    }
+}
+
+static void full_queue_refuses_whole_publishes_and_loses_nothing_accepted(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[bus]\nqueue_bytes = 64K\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    flood f = {ctx, arb_topic(ctx, "flood"), 0, 0, 0};
+    seq_sink s = {0};
+    int trigger = arb_topic(ctx, "trigger");
+    arb_subscribe(ctx, trigger, on_flood_trigger, &f);
+    arb_subscribe(ctx, f.topic, on_seq, &s);
+    uint64_t one = 1;
+    assert_int_equal(arb_publish(ctx, trigger, 0, &one, sizeof one), ARB_OK);
+    assert_true(f.accepted > 1000);
+    assert_true(f.refused > 0);
+    assert_int_equal(f.accepted + f.refused, 100000);
+    /* Every accepted record was delivered, in order, once. */
+    assert_int_equal(s.count, f.accepted);
+    assert_int_equal(s.errors, 0);
+    arbh_host *h = testhost_host(t);
+    assert_int_equal(atomic_load(&h->topics[f.topic]->stats[0].rejected.value), f.refused);
+    testhost_free(t);
+}
+
+static void cross_thread_delivery_keeps_order(void **state)
+{
+    (void)state;
+    /* Producer on loop 1, consumer on loop 2, the test on loop 0. */
+    testhost *t = testhost_new("[plugin p]\nload = tp_seq.so\nrole = producer\nburst = 500\n"
+                               "interval_us = 200\nthread = 1\n"
+                               "[plugin c]\nload = tp_seq.so\nrole = consumer\nthread = 2\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &s);
+    until_count u = {&s, 200000};
+    assert_true(testhost_run_until(t, reached, &u, 20000 * MS));
+    assert_int_equal(s.errors, 0);
+    testhost_free(t);
+}
+
+static void oversized_record_is_refused(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[bus]\nqueue_bytes = 64K\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    static char big[32768];
+    seq_sink s = {0};
+    int topic = arb_topic(ctx, "big");
+    arb_subscribe(ctx, topic, on_seq, &s);
+    assert_int_equal(arb_publish(ctx, topic, 0, big, sizeof big), ARB_EINVAL);
+    assert_int_equal(arb_publish(ctx, 63, 0, big, 8), ARB_EINVAL);
+    testhost_free(t);
+}
+
+/* ---- reload ---- */
+
+static const char *reload_ini = "[plugin p]\nload = tp_seq.so\nrole = producer\nburst = 200\n"
+                                "interval_us = 100\nthread = 1\n"
+                                "[plugin c]\nload = tp_seq.so\nrole = consumer\n";
+
+static void reload_keeps_state_and_runs_new_code(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(reload_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &s);
+    until_count u = {&s, 2000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    char err[1024];
+    assert_int_equal(testhost_reload(t, "c", testhost_plugin_path("tp_seq_v2"), err, sizeof err),
+                     ARB_OK);
+    char *body = route_body(t, "c", "state");
+    assert_non_null(strstr(body, "\"variant\":\"2.0.0\""));
+    assert_true(json_u64(body, "next") >= 2000); /* the count survived */
+    free(body);
+    u.want = s.count + 2000;
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(arbh_host_find(testhost_host(t), "c")->reloads, 1);
+    testhost_free(t);
+}
+
+static void refused_state_leaves_the_old_instance_serving(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(reload_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &s);
+    until_count u = {&s, 1000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    arbh_instance *before = arbh_host_find(testhost_host(t), "c");
+    char err[1024];
+    assert_int_not_equal(
+        testhost_reload(t, "c", testhost_plugin_path("tp_seq_refuse"), err, sizeof err), ARB_OK);
+    assert_non_null(strstr(err, "refused"));
+    assert_ptr_equal(arbh_host_find(testhost_host(t), "c"), before);
+    assert_int_equal(before->state, INST_RUNNING);
+    u.want = s.count + 1000;
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    assert_int_equal(s.errors, 0);
+    testhost_free(t);
+}
+
+static void broken_new_build_leaves_the_old_instance_serving(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(reload_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &s);
+    char err[1024];
+    const char *broken[] = {"tp_noentry", "tp_badabi", "/nonexistent/plugin.so", "/etc/hostname"};
+    const char *why[] = {"missing entry symbol", "ABI mismatch", "cannot open", "cannot load"};
+    for (int i = 0; i < 4; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s",
+                 broken[i][0] == '/' ? broken[i] : testhost_plugin_path(broken[i]));
+        assert_int_not_equal(testhost_reload(t, "p", path, err, sizeof err), ARB_OK);
+        if (!strstr(err, why[i]))
+            fail_msg("reload of %s: '%s' lacks '%s'", path, err, why[i]);
+    }
+    assert_int_equal(testhost_reload(t, "nobody", NULL, err, sizeof err), ARB_ENOENT);
+    until_count u = {&s, 1000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(arbh_host_find(testhost_host(t), "p")->reloads, 0);
+    testhost_free(t);
+}
+
+static void hundred_reloads_under_load_lose_and_double_nothing(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(reload_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink s = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &s);
+    char err[1024];
+    char paths[2][1024];
+    snprintf(paths[0], sizeof paths[0], "%s", testhost_plugin_path("tp_seq"));
+    snprintf(paths[1], sizeof paths[1], "%s", testhost_plugin_path("tp_seq_v2"));
+    for (int i = 0; i < 100; i++) {
+        testhost_run(t, 2 * MS);
+        /* Alternate producer (on loop 1) and consumer (loop 0), and builds. */
+        const char *who = i % 2 ? "c" : "p";
+        if (testhost_reload(t, who, paths[(i / 2) % 2], err, sizeof err) != ARB_OK)
+            fail_msg("reload %d of %s: %s", i, who, err);
+    }
+    uint64_t before = s.count;
+    until_count u = {&s, before + 5000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    assert_true(s.count > 10000);
+    assert_int_equal(s.errors, 0);
+    char *body = route_body(t, "c", "state");
+    assert_int_equal(json_u64(body, "errors"), 0);
+    free(body);
+    arbh_host *h = testhost_host(t);
+    assert_int_equal(arbh_host_find(h, "p")->reloads + arbh_host_find(h, "c")->reloads, 100);
+    assert_true(atomic_load(&h->reload_pause->count) >= 100);
+    testhost_free(t);
+}
+
+/* ---- SIGHUP ---- */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/arb-test-hup-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/host.ini", dir);
+    write_text(path, "[plugin keep]\nload = tp_seq.so\nrole = consumer\nout_topic = o.keep\n"
+                     "[plugin change]\nload = tp_seq.so\nrole = idle\n"
+                     "[plugin drop]\nload = tp_seq.so\nrole = idle\n");
+    const char *files[] = {path};
+    char err[1024];
+    char dirs[1024];
+    snprintf(dirs, sizeof dirs, "%s/tests/plugins", getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
+    setenv("ARB_PLUGIN_DIR", dirs, 1);
+    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
+    arbh_host_install_signals(h);
+    arbh_instance *keep = arbh_host_find(h, "keep"), *change = arbh_host_find(h, "change");
+    write_text(path, "[plugin keep]\nload = tp_seq.so\nrole = consumer\nout_topic = o.keep\n"
+                     "[plugin change]\nload = tp_seq.so\nrole = producer\n"
+                     "[plugin added]\nload = tp_seq.so\nrole = idle\n");
+    raise(SIGHUP);
+    struct timeval tv = {0, 50000};
+    event_base_loopexit(h->loops[0]->base, &tv);
+    event_base_loop(h->loops[0]->base, 0);
+    assert_ptr_equal(arbh_host_find(h, "keep"), keep);
+    assert_non_null(arbh_host_find(h, "change"));
+    assert_ptr_not_equal(arbh_host_find(h, "change"), change);
+    assert_null(arbh_host_find(h, "drop"));
+    assert_non_null(arbh_host_find(h, "added"));
+    assert_int_equal(arbh_host_find(h, "added")->state, INST_RUNNING);
+    /* A broken edit is refused as a whole and changes nothing. */
+    write_text(path, "[plugin keep]\nload = tp_seq.so\nbogus line\n");
+    assert_int_not_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    assert_non_null(strstr(err, "host.ini:3"));
+    assert_ptr_equal(arbh_host_find(h, "keep"), keep);
+    assert_non_null(arbh_host_find(h, "added"));
+    arbh_host_stop(h);
+    arbh_host_free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- admin ---- */
+
+typedef struct http_call {
+    int port;
+    char request[512];
+    char response[65536];
+    size_t len;
+    _Atomic int done;
+} http_call;
+
+static void *http_thread(void *arg)
+{
+    http_call *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        ssize_t w = write(fd, c->request, strlen(c->request));
+        (void)w;
+        ssize_t k;
+        while ((k = read(fd, c->response + c->len, sizeof c->response - 1 - c->len)) > 0)
+            c->len += (size_t)k;
+    }
+    c->response[c->len] = 0;
+    close(fd);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static int http_done(void *user) { return atomic_load(&((http_call *)user)->done); }
+
+static const char *http(testhost *t, const char *method, const char *path, const char *token)
+{
+    static http_call c;
+    memset(&c, 0, sizeof c);
+    const char *addr = testhost_host(t)->admin_addr;
+    c.port = atoi(strrchr(addr, ':') + 1);
+    snprintf(c.request, sizeof c.request,
+             "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n%s%s%s\r\n", method, path,
+             token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    pthread_t th;
+    pthread_create(&th, NULL, http_thread, &c);
+    assert_true(testhost_run_until(t, http_done, &c, 5000 * MS));
+    pthread_join(th, NULL);
+    return c.response;
+}
+
+static void admin_serves_health_metrics_plugins_and_reload(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nid = adm\nadmin = 127.0.0.1:0\n"
+                               "[plugin c]\nload = tp_seq.so\nrole = consumer\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    int topic = arb_topic(ctx, "test.seq");
+    for (uint64_t i = 0; i < 100; i++)
+        arb_publish(ctx, topic, 0, &i, sizeof i);
+    const char *r = http(t, "GET", "/healthz", NULL);
+    assert_non_null(strstr(r, "200 OK"));
+    assert_non_null(strstr(r, "\"status\":\"ok\""));
+    r = http(t, "GET", "/metrics", NULL);
+    assert_non_null(strstr(r, "arb_bus_published_total{topic=\"test.seq\"} 100"));
+    assert_non_null(strstr(r, "arb_bus_delivered_total{topic=\"test.seq\"} 100"));
+    assert_non_null(strstr(r, "# TYPE arb_bus_latency_ns histogram"));
+    r = http(t, "GET", "/plugins", NULL);
+    assert_non_null(strstr(r, "\"instance\":\"c\""));
+    assert_non_null(strstr(r, "\"reloads\":0"));
+    r = http(t, "POST", "/plugins/c/reload", NULL);
+    assert_non_null(strstr(r, "\"ok\":true"));
+    r = http(t, "GET", "/plugins/c/state", NULL);
+    assert_non_null(strstr(r, "\"next\":100"));
+    r = http(t, "GET", "/plugins/zzz/reload", NULL);
+    assert_non_null(strstr(r, "405"));
+    r = http(t, "POST", "/plugins/zzz/reload", NULL);
+    assert_non_null(strstr(r, "404"));
+    r = http(t, "GET", "/nope", NULL);
+    assert_non_null(strstr(r, "404"));
+    testhost_free(t);
+}
+
+static void admin_token_is_required_when_set(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nadmin = 127.0.0.1:0\nadmin_token = s3cret\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(http(t, "GET", "/healthz", NULL), "401"));
+    assert_non_null(strstr(http(t, "GET", "/healthz", "wrong!"), "401"));
+    assert_non_null(strstr(http(t, "GET", "/healthz", "s3cret"), "200 OK"));
+    testhost_free(t);
+}
+
+static void admin_off_loopback_without_token_is_refused(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nadmin = 0.0.0.0:0\n");
+    assert_non_null(t);
+    assert_int_not_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(testhost_last_error(), "admin_token"));
+    testhost_free(t);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_plugin_loads_and_plan_lists_topics),
+        cmocka_unit_test(missing_so_names_file_and_line),
+        cmocka_unit_test(missing_entry_symbol_is_refused),
+        cmocka_unit_test(abi_mismatch_is_refused),
+        cmocka_unit_test(plugin_rejecting_its_config_names_the_key_line),
+        cmocka_unit_test(bad_typed_value_names_the_key_line),
+        cmocka_unit_test(unknown_key_in_plugin_section_is_an_error),
+        cmocka_unit_test(unknown_host_key_and_section_are_errors),
+        cmocka_unit_test(start_failure_is_reported_and_nothing_runs),
+        cmocka_unit_test(one_so_runs_as_several_instances),
+        cmocka_unit_test(fan_out_reaches_every_subscriber_in_order),
+        cmocka_unit_test(unsubscribed_callback_gets_nothing_more),
+        cmocka_unit_test(publish_inside_a_callback_is_queued_not_recursive),
+        cmocka_unit_test(full_queue_refuses_whole_publishes_and_loses_nothing_accepted),
+        cmocka_unit_test(cross_thread_delivery_keeps_order),
+        cmocka_unit_test(oversized_record_is_refused),
+        cmocka_unit_test(reload_keeps_state_and_runs_new_code),
+        cmocka_unit_test(refused_state_leaves_the_old_instance_serving),
+        cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
+        cmocka_unit_test(hundred_reloads_under_load_lose_and_double_nothing),
+        cmocka_unit_test(sighup_adds_removes_restarts_and_leaves_the_rest),
+        cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),
+        cmocka_unit_test(admin_token_is_required_when_set),
+        cmocka_unit_test(admin_off_loopback_without_token_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,268 @@
+/*
+ * test_config.c -- the INI layer: entries with file and line, includes,
+ * ${ENV} expansion, -s overrides, long lines, syntax errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char tmpdir[256];
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/arb-test-config-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd);
+}
+
+static void entries_remember_file_and_line(void **state)
+{
+    (void)state;
+    const char *f = write_file("a.ini", "; comment\n[host]\nid = alpha\n\n[plugin m]\nload = m.so\n");
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    arbh_cfg_entry *e = arbh_config_find(&cfg, "plugin m", "load");
+    assert_non_null(e);
+    assert_string_equal(e->value, "m.so");
+    assert_string_equal(e->file, f);
+    assert_int_equal(e->line, 6);
+    assert_string_equal(arbh_config_get(&cfg, "host", "id", NULL), "alpha");
+    arbh_config_free(&cfg);
+}
+
+static void include_is_relative_to_the_including_file(void **state)
+{
+    (void)state;
+    write_file("shared.ini", "[instrument XA:BTC]\ntick_size = 0.5\n");
+    const char *f = write_file("main.ini", "include = shared.ini\n[host]\nid = x\n");
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    arbh_cfg_entry *e = arbh_config_find(&cfg, "instrument XA:BTC", "tick_size");
+    assert_non_null(e);
+    assert_string_equal(e->value, "0.5");
+    assert_non_null(strstr(e->file, "shared.ini"));
+    assert_int_equal(e->line, 2);
+    arbh_config_free(&cfg);
+}
+
+static void include_cycle_is_an_error_naming_the_file(void **state)
+{
+    (void)state;
+    const char *f = write_file("loop.ini", "include = loop.ini\n");
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "loop.ini:1"));
+    assert_non_null(strstr(cfg.err, "nested"));
+    arbh_config_free(&cfg);
+}
+
+static void missing_include_names_the_missing_file(void **state)
+{
+    (void)state;
+    const char *f = write_file("m.ini", "[host]\nid = a\ninclude = nope.ini\n");
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "nope.ini"));
+    assert_non_null(strstr(cfg.err, "cannot open"));
+    arbh_config_free(&cfg);
+}
+
+static void env_expansion_with_and_without_default(void **state)
+{
+    (void)state;
+    setenv("ARB_TEST_PORT", "9123", 1);
+    unsetenv("ARB_TEST_UNSET");
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
+                                             "[host]\nadmin = 127.0.0.1:${ARB_TEST_PORT}\n"
+                                             "id = ${ARB_TEST_UNSET:-fallback}-$$\n",
+                                             NULL, 0),
+                     0);
+    assert_string_equal(arbh_config_get(&cfg, "host", "admin", NULL), "127.0.0.1:9123");
+    assert_string_equal(arbh_config_get(&cfg, "host", "id", NULL), "fallback-$");
+    arbh_config_free(&cfg);
+}
+
+static void unset_env_without_default_is_an_error(void **state)
+{
+    (void)state;
+    unsetenv("ARB_TEST_UNSET");
+    arbh_config cfg;
+    assert_int_not_equal(
+        arbh_config_load_string(&cfg, "t.ini", "[host]\n\nid = ${ARB_TEST_UNSET}\n", NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "t.ini:3"));
+    assert_non_null(strstr(cfg.err, "ARB_TEST_UNSET"));
+    arbh_config_free(&cfg);
+}
+
+static void overrides_beat_files_and_find_plugin_sections(void **state)
+{
+    (void)state;
+    const char *ov[] = {"clock.ticks=50", "host.id=beta", "newsect.k=v"};
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
+                                             "[host]\nid = alpha\n[plugin clock]\nticks = 10\n",
+                                             ov, 3),
+                     0);
+    assert_string_equal(arbh_config_get(&cfg, "plugin clock", "ticks", NULL), "50");
+    assert_string_equal(arbh_config_get(&cfg, "host", "id", NULL), "beta");
+    assert_string_equal(arbh_config_get(&cfg, "newsect", "k", NULL), "v");
+    arbh_cfg_entry *e = arbh_config_find(&cfg, "plugin clock", "ticks");
+    assert_string_equal(e->file, "<command line>");
+    arbh_config_free(&cfg);
+}
+
+static void malformed_override_is_an_error(void **state)
+{
+    (void)state;
+    const char *ov[] = {"novalue"};
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load_string(&cfg, "t.ini", "[host]\n", ov, 1), 0);
+    assert_non_null(strstr(cfg.err, "section.key=value"));
+    arbh_config_free(&cfg);
+}
+
+static void lines_over_200_characters_are_read_whole(void **state)
+{
+    (void)state;
+    char text[2000];
+    char value[1500];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = 0;
+    snprintf(text, sizeof text, "[host]\nid = %s\n", value);
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini", text, NULL, 0), 0);
+    assert_int_equal(strlen(arbh_config_get(&cfg, "host", "id", "")), strlen(value));
+    arbh_config_free(&cfg);
+}
+
+static void a_line_over_the_limit_is_rejected_with_its_line(void **state)
+{
+    (void)state;
+    size_t n = ARBH_INI_MAX_LINE + 100;
+    char *text = malloc(n + 64);
+    int off = sprintf(text, "[host]\nid = a\nlong = ");
+    memset(text + off, 'x', n);
+    strcpy(text + off + n, "\n[bus]\n");
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load_string(&cfg, "t.ini", text, NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "t.ini:3"));
+    assert_non_null(strstr(cfg.err, "limit"));
+    arbh_config_free(&cfg);
+    free(text);
+}
+
+static void syntax_error_names_its_line(void **state)
+{
+    (void)state;
+    arbh_config cfg;
+    assert_int_not_equal(
+        arbh_config_load_string(&cfg, "t.ini", "[host]\nid = a\nthis line has no equals\n", NULL, 0),
+        0);
+    assert_non_null(strstr(cfg.err, "t.ini:3"));
+    arbh_config_free(&cfg);
+}
+
+static void key_outside_a_section_is_an_error(void **state)
+{
+    (void)state;
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load_string(&cfg, "t.ini", "stray = 1\n", NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "t.ini:1"));
+    arbh_config_free(&cfg);
+}
+
+static void later_values_override_and_each_yields_effective_values(void **state)
+{
+    (void)state;
+    arbh_config cfg;
+    assert_int_equal(
+        arbh_config_load_string(&cfg, "t.ini", "[s]\na = 1\nb = 2\na = 3\n", NULL, 0), 0);
+    assert_string_equal(arbh_config_get(&cfg, "s", "a", NULL), "3");
+    arbh_config_free(&cfg);
+}
+
+static void unread_key_in_read_section_is_reported(void **state)
+{
+    (void)state;
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
+                                             "[s]\na = 1\ntypo = 2\n[instrument X:Y]\nk = 1\n",
+                                             NULL, 0),
+                     0);
+    arbh_config_find(&cfg, "s", "a");
+    bool whole = true;
+    const arbh_cfg_entry *e = arbh_config_first_unread(&cfg, &whole);
+    assert_non_null(e);
+    assert_false(whole);
+    assert_string_equal(e->key, "typo");
+    assert_int_equal(e->line, 3);
+    arbh_config_free(&cfg);
+}
+
+static void section_nobody_reads_is_reported_except_instruments(void **state)
+{
+    (void)state;
+    arbh_config cfg;
+    assert_int_equal(
+        arbh_config_load_string(&cfg, "t.ini", "[instrument X:Y]\nk = 1\n[hots]\nid = 1\n", NULL, 0),
+        0);
+    bool whole = false;
+    const arbh_cfg_entry *e = arbh_config_first_unread(&cfg, &whole);
+    assert_non_null(e);
+    assert_true(whole);
+    assert_string_equal(e->section, "hots");
+    arbh_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(entries_remember_file_and_line),
+        cmocka_unit_test(include_is_relative_to_the_including_file),
+        cmocka_unit_test(include_cycle_is_an_error_naming_the_file),
+        cmocka_unit_test(missing_include_names_the_missing_file),
+        cmocka_unit_test(env_expansion_with_and_without_default),
+        cmocka_unit_test(unset_env_without_default_is_an_error),
+        cmocka_unit_test(overrides_beat_files_and_find_plugin_sections),
+        cmocka_unit_test(malformed_override_is_an_error),
+        cmocka_unit_test(lines_over_200_characters_are_read_whole),
+        cmocka_unit_test(a_line_over_the_limit_is_rejected_with_its_line),
+        cmocka_unit_test(syntax_error_names_its_line),
+        cmocka_unit_test(key_outside_a_section_is_an_error),
+        cmocka_unit_test(later_values_override_and_each_yields_effective_values),
+        cmocka_unit_test(unread_key_in_read_section_is_reported),
+        cmocka_unit_test(section_nobody_reads_is_reported_except_instruments),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
