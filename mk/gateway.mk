@@ -1,0 +1,43 @@
+# The gateway room: HTTP/JSON API, event stream and dashboard (plugins/gateway),
+# its tests, fuzzer and benchmark. See plugins/gateway/gateway_plugin.c.
+
+GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway/api_keys.c \
+	plugins/gateway/u64map.c plugins/gateway/order_json.c plugins/gateway/read_model.c \
+	plugins/gateway/views.c
+
+PLUGINS += gateway
+gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
+	plugins/gateway/gateway_plugin.c
+gateway_LIBS := $(DEP_LIBS)
+
+# The page and the API document are compiled into the plugin (.incbin).
+$(B)/obj/plugins/gateway/assets.pic.o $(B)/obj/plugins/gateway/assets.o: \
+	plugins/gateway/dashboard.html plugins/gateway/openapi.json
+
+TESTS += test_gateway_sha256
+test_gateway_sha256_SRCS := tests/unit/test_gateway_sha256.c plugins/gateway/sha256.c
+test_gateway_sha256_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_keys
+test_gateway_keys_SRCS := tests/unit/test_gateway_keys.c plugins/gateway/sha256.c \
+	plugins/gateway/api_keys.c plugins/gateway/rate_limit.c
+test_gateway_keys_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_order_json
+test_gateway_order_json_SRCS := tests/unit/test_gateway_order_json.c plugins/gateway/order_json.c
+test_gateway_order_json_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+TESTS += test_gateway_read_model
+test_gateway_read_model_SRCS := tests/unit/test_gateway_read_model.c $(GW_CORE)
+test_gateway_read_model_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+TESTS += test_gateway_wire_json
+test_gateway_wire_json_SRCS := tests/unit/test_gateway_wire_json.c
+test_gateway_wire_json_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_openapi
+test_gateway_openapi_SRCS := tests/unit/test_gateway_openapi.c plugins/gateway/routes.c
+test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+FUZZERS += fuzz_order_json
+fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c

@@ -1,0 +1,318 @@
+/*
+ * views.c -- response rendering (see views.h). Everything is printed with
+ * evbuffer_add_printf or small helpers; no JSON library is needed to write
+ * these fixed shapes, and doing it by hand keeps the hot order path free of
+ * allocations beyond the buffer itself.
+ */
+#include "views.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arb/fixed.h"
+#include "decimal.h"
+#include "arb/wire_json.h"
+
+void gw_json_string(struct evbuffer *b, const char *s, size_t len)
+{
+    char out[512];
+    size_t j = 0;
+    out[j++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (j > sizeof out - 8) {
+            evbuffer_add(b, out, j);
+            j = 0;
+        }
+        if (c == '"' || c == '\\') {
+            out[j++] = '\\';
+            out[j++] = (char)c;
+        } else if (c < 0x20) {
+            j += (size_t)snprintf(out + j, 7, "\\u%04x", c);
+        } else if (c >= 0x80) {
+            out[j++] = '?';
+        } else {
+            out[j++] = (char)c;
+        }
+    }
+    out[j++] = '"';
+    evbuffer_add(b, out, j);
+}
+
+void gw_render_error(struct evbuffer *b, const char *code, const char *message)
+{
+    evbuffer_add_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    gw_json_string(b, message, strlen(message));
+    evbuffer_add(b, "}}", 2);
+}
+
+#define dec gw_dec
+
+int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap)
+{
+    unsigned __int128 mag = v < 0 ? (unsigned __int128)0 - (unsigned __int128)v
+                                  : (unsigned __int128)v;
+    char digits[64];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(mag % 10));
+        mag /= 10;
+    } while (mag > 0 && n < 60);
+    while (n <= decimals)
+        digits[n++] = '0';
+    size_t j = 0;
+    char tmp[80];
+    if (v < 0)
+        tmp[j++] = '-';
+    for (int i = n - 1; i >= 0; i--) {
+        tmp[j++] = digits[i];
+        if (i == decimals && decimals > 0)
+            tmp[j++] = '.';
+    }
+    tmp[j] = 0;
+    return snprintf(buf, cap, "%s", tmp);
+}
+
+static void instrument_fields(struct evbuffer *b, const arb_instrument *in)
+{
+    evbuffer_add(b, "\"venue\":", 8);
+    gw_json_string(b, in->venue, strlen(in->venue));
+    evbuffer_add(b, ",\"symbol\":", 10);
+    gw_json_string(b, in->symbol, strlen(in->symbol));
+}
+
+void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order *o)
+{
+    const arb_instrument *in = &rm->instruments->items[o->instrument];
+    int pd = in->price_decimals, qd = in->qty_decimals;
+    char p[48], q[48], l[48], f[48];
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"client_order_id\":",
+                        (unsigned long long)o->order_id);
+    if (o->client_order_id[0])
+        evbuffer_add_printf(b, "\"%s\"", o->client_order_id); /* validated charset */
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add_printf(b, ",\"account\":\"%llu\",", (unsigned long long)o->account);
+    instrument_fields(b, in);
+    evbuffer_add_printf(b,
+                        ",\"side\":\"%s\",\"type\":\"%s\",\"tif\":\"%s\",\"post_only\":%s,"
+                        "\"price\":%s%s%s,\"qty\":\"%s\",\"status\":\"%s\",\"reason\":",
+                        arb__jw_side(o->side), arb__jw_ord_type(o->type), arb__jw_tif(o->tif),
+                        (o->flags & ARB_ORDF_POST_ONLY) ? "true" : "false",
+                        o->price ? "\"" : "", o->price ? dec(p, o->price, pd) : "null",
+                        o->price ? "\"" : "", dec(q, o->qty, qd), gw_status_name(o->status));
+    if (o->reason)
+        evbuffer_add_printf(b, "\"%s\"", arb_reason_name(o->reason));
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add_printf(b,
+                        ",\"filled_qty\":\"%s\",\"leaves_qty\":\"%s\",\"created_at\":%lld,"
+                        "\"updated_at\":%lld,\"fills\":[",
+                        dec(f, o->filled_qty, qd), dec(l, o->leaves_qty, qd),
+                        (long long)o->created_ts, (long long)o->updated_ts);
+    for (unsigned i = 0; i < o->n_fills; i++) {
+        const gw_fill *fl = &o->fills[i];
+        evbuffer_add_printf(b, "%s{\"trade_id\":\"%llu\",\"price\":\"%s\",\"qty\":\"%s\",\"ts\":%lld}",
+                            i ? "," : "", (unsigned long long)fl->trade_id, dec(p, fl->price, pd),
+                            dec(q, fl->qty, qd), (long long)fl->ts);
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
+void gw_render_open_orders(struct evbuffer *b, const gw_read_model *rm, const gw_account *a,
+                           size_t limit)
+{
+    evbuffer_add(b, "{\"orders\":[", 11);
+    size_t n = 0;
+    for (const gw_order *o = a ? a->open_head : NULL; o && (limit == 0 || n < limit);
+         o = o->open_next, n++) {
+        if (n)
+            evbuffer_add(b, ",", 1);
+        gw_render_order(b, rm, o);
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
+void gw_render_instruments(struct evbuffer *b, const arb_instrument_table *t)
+{
+    evbuffer_add(b, "{\"instruments\":[", 16);
+    for (size_t i = 0; i < t->count; i++) {
+        const arb_instrument *in = &t->items[i];
+        int pd = in->price_decimals, qd = in->qty_decimals;
+        char tk[48], lt[48], mn[48], mx[48], rf[48];
+        evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
+        instrument_fields(b, in);
+        evbuffer_add_printf(b,
+                            ",\"price_decimals\":%d,\"qty_decimals\":%d,\"tick_size\":\"%s\","
+                            "\"lot_size\":\"%s\",\"min_qty\":\"%s\",\"max_qty\":\"%s\","
+                            "\"ref_price\":\"%s\",\"band_bps\":%lld}",
+                            pd, qd, dec(tk, in->tick, pd), dec(lt, in->lot, qd),
+                            dec(mn, in->min_qty, qd), dec(mx, in->max_qty, qd),
+                            dec(rf, in->ref_price, pd), (long long)in->band_bps);
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
+static void levels(struct evbuffer *b, const gw_level *lv, uint32_t n, unsigned depth, int pd,
+                   int qd)
+{
+    char p[48], q[48];
+    for (uint32_t i = 0; i < n && i < depth; i++)
+        evbuffer_add_printf(b, "%s{\"price\":\"%s\",\"qty\":\"%s\",\"orders\":%u}", i ? "," : "",
+                            dec(p, lv[i].price, pd), dec(q, lv[i].qty, qd), lv[i].orders);
+}
+
+void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsigned depth)
+{
+    const arb_instrument *in = &rm->instruments->items[idx];
+    const gw_book *bk = &rm->books[idx];
+    int pd = in->price_decimals, qd = in->qty_decimals;
+    char p[48];
+    evbuffer_add(b, "{", 1);
+    instrument_fields(b, in);
+    evbuffer_add_printf(b, ",\"book_seq\":\"%llu\",\"ts\":%lld,\"last_price\":",
+                        (unsigned long long)bk->book_seq, (long long)bk->ts);
+    int64_t last = rm->trades[idx].last_px;
+    if (last)
+        evbuffer_add_printf(b, "\"%s\"", dec(p, last, pd));
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, ",\"bids\":[", 9);
+    if (bk->have_depth) {
+        levels(b, bk->bids, bk->n_bids, depth, pd, qd);
+        evbuffer_add(b, "],\"asks\":[", 10);
+        levels(b, bk->asks, bk->n_asks, depth, pd, qd);
+    } else {
+        /* Only the top of book is known so far. */
+        gw_level bid = {bk->bid_px, bk->bid_qty, 0}, ask = {bk->ask_px, bk->ask_qty, 0};
+        levels(b, &bid, bk->bid_qty > 0 ? 1 : 0, depth, pd, qd);
+        evbuffer_add(b, "],\"asks\":[", 10);
+        levels(b, &ask, bk->ask_qty > 0 ? 1 : 0, depth, pd, qd);
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
+void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx, const gw_trade_rec *t)
+{
+    const arb_instrument *in = &rm->instruments->items[idx];
+    char p[48], q[48];
+    evbuffer_add_printf(b, "{\"trade_id\":\"%llu\",", (unsigned long long)t->trade_id);
+    instrument_fields(b, in);
+    evbuffer_add_printf(b,
+                        ",\"price\":\"%s\",\"qty\":\"%s\",\"aggressor\":\"%s\",\"ts\":%lld,"
+                        "\"seq\":\"%llu\"}",
+                        dec(p, t->price, in->price_decimals), dec(q, t->qty, in->qty_decimals),
+                        arb__jw_side(t->aggressor), (long long)t->ts,
+                        (unsigned long long)t->seq);
+}
+
+/* The k-th newest trade of a ring (k = 0 is the newest). */
+static const gw_trade_rec *ring_at(const gw_trade_ring *r, size_t k)
+{
+    return &r->items[(r->head + r->cap - 1 - k) % r->cap];
+}
+
+void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, const uint8_t *mask,
+                      unsigned limit)
+{
+    evbuffer_add(b, "{\"trades\":[", 11);
+    size_t n_inst = rm->instruments->count;
+    if (idx >= 0) {
+        const gw_trade_ring *r = &rm->trades[idx];
+        for (size_t k = 0; k < r->count && k < limit; k++) {
+            if (k)
+                evbuffer_add(b, ",", 1);
+            gw_render_trade(b, rm, idx, ring_at(r, k));
+        }
+    } else {
+        /* Merge the rings newest first: one cursor per instrument. */
+        size_t *cursor = calloc(n_inst ? n_inst : 1, sizeof *cursor);
+        for (unsigned emitted = 0; cursor && emitted < limit; emitted++) {
+            int best = -1;
+            for (size_t i = 0; i < n_inst; i++) {
+                const gw_trade_ring *r = &rm->trades[i];
+                if ((mask && !mask[i]) || cursor[i] >= r->count)
+                    continue;
+                if (best < 0 || ring_at(r, cursor[i])->ts >
+                                    ring_at(&rm->trades[best], cursor[best])->ts)
+                    best = (int)i;
+            }
+            if (best < 0)
+                break;
+            if (emitted)
+                evbuffer_add(b, ",", 1);
+            gw_render_trade(b, rm, best, ring_at(&rm->trades[best], cursor[best]));
+            cursor[best]++;
+        }
+        free(cursor);
+    }
+    evbuffer_add(b, "]}", 2);
+}
+
+static int64_t pow10_i64(int n)
+{
+    int64_t v = 1;
+    while (n-- > 0)
+        v *= 10;
+    return v;
+}
+
+void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
+                        void *user)
+{
+    const arb_instrument_table *t = rm->instruments;
+    /* Totals are summed at the finest scale of any instrument, which
+     * assumes one quote currency across instruments (true for the
+     * cross-venue books this system trades). */
+    int scale = 0;
+    for (size_t i = 0; i < t->count; i++)
+        if (t->items[i].price_decimals + t->items[i].qty_decimals > scale)
+            scale = t->items[i].price_decimals + t->items[i].qty_decimals;
+    evbuffer_add(b, "{\"accounts\":[", 13);
+    int first = 1;
+    for (size_t a = 0; a < rm->n_accounts; a++) {
+        const gw_account *acc = rm->account_list[a];
+        if (!acc->positions)
+            continue;
+        evbuffer_add_printf(b, "%s{\"account\":\"%llu\",\"name\":", first ? "" : ",",
+                            (unsigned long long)acc->id);
+        first = 0;
+        const char *nm = name ? name(user, acc->id) : NULL;
+        if (nm)
+            gw_json_string(b, nm, strlen(nm));
+        else
+            evbuffer_add(b, "null", 4);
+        evbuffer_add(b, ",\"positions\":[", 14);
+        __int128 total = 0;
+        int pfirst = 1;
+        for (size_t i = 0; i < t->count; i++) {
+            const gw_position *p = &acc->positions[i];
+            if (!p->trades)
+                continue;
+            const arb_instrument *in = &t->items[i];
+            int pd = in->price_decimals, qd = in->qty_decimals;
+            int64_t last = rm->trades[i].last_px;
+            __int128 pnl = gw_position_pnl(p, last);
+            total += pnl * pow10_i64(scale - pd - qd);
+            char pos[48], cash[80], pn[80], lp[48], bo[48], so[48];
+            gw_format_i128(p->cash, pd + qd, cash, sizeof cash);
+            gw_format_i128(pnl, pd + qd, pn, sizeof pn);
+            evbuffer_add(b, pfirst ? "{" : ",{", pfirst ? 1 : 2);
+            pfirst = 0;
+            instrument_fields(b, in);
+            evbuffer_add_printf(b,
+                                ",\"position\":\"%s\",\"cash\":\"%s\",\"pnl\":\"%s\","
+                                "\"last_price\":\"%s\",\"bought\":\"%s\",\"sold\":\"%s\","
+                                "\"trades\":%llu}",
+                                dec(pos, p->position, qd), cash, pn, dec(lp, last, pd),
+                                dec(bo, p->bought, qd), dec(so, p->sold, qd),
+                                (unsigned long long)p->trades);
+        }
+        char tot[80];
+        gw_format_i128(total, scale, tot, sizeof tot);
+        evbuffer_add_printf(b, "],\"pnl_total\":\"%s\"}", tot);
+    }
+    evbuffer_add(b, "]}", 2);
+}

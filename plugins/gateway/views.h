@@ -1,0 +1,49 @@
+/*
+ * views.h -- JSON text of the API's responses, rendered from the read model
+ * into libevent buffers. Ids are strings, prices and quantities exact decimal
+ * strings in the instrument's precision, timestamps integer nanoseconds.
+ * Knows the response shapes (they match openapi.json) and nothing of routing,
+ * authentication or sockets.
+ */
+#ifndef GW_VIEWS_H
+#define GW_VIEWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "read_model.h"
+
+struct evbuffer;
+
+/* Appends s as a JSON string literal (quotes included). Control characters
+ * are escaped and bytes outside ASCII become '?', so the output is always
+ * valid JSON whatever a client sent. */
+void gw_json_string(struct evbuffer *b, const char *s, size_t len);
+
+/* {"error":{"code":...,"message":...}} */
+void gw_render_error(struct evbuffer *b, const char *code, const char *message);
+
+void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order *o);
+/* {"orders":[...]} of an account's open orders, newest first; limit 0: all. */
+void gw_render_open_orders(struct evbuffer *b, const gw_read_model *rm, const gw_account *a,
+                           size_t limit);
+void gw_render_instruments(struct evbuffer *b, const arb_instrument_table *t);
+/* depth levels per side; the top of book when no depth has arrived yet. */
+void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsigned depth);
+/* One trade object. */
+void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx,
+                     const gw_trade_rec *t);
+/* {"trades":[...]} newest first. idx >= 0: that instrument; idx -1 merges
+ * by time the instruments whose mask byte is set (mask NULL: all). */
+void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, const uint8_t *mask,
+                      unsigned limit);
+
+typedef const char *(*gw_account_name_fn)(void *user, uint64_t account);
+/* {"accounts":[...]}: position, cash and PnL per account and instrument. */
+void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
+                        void *user);
+
+/* A signed 128-bit amount with `decimals` fractional digits. */
+int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap);
+
+#endif
