@@ -233,7 +233,7 @@ static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char 
         snprintf(err, n, "out of memory");
         return NULL;
     }
-    int thread;
+    int thread = 0;
     if (instance_thread(cfg, in->section, &thread, err, n)) {
         arbh_instance_free(in);
         return NULL;
@@ -337,7 +337,7 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
     int nloops = 1;
     for (size_t i = 0; i < plan.count; i++) {
         char section[300];
-        int t;
+        int t = 0;
         snprintf(section, sizeof section, "plugin %s", plan.names[i]);
         if (instance_thread(cfg, section, &t, err, n)) {
             free_names(&plan);
@@ -595,7 +595,7 @@ arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name)
 
 typedef struct reload_call {
     arbh_instance **slot;
-    const char *path;
+    arbh_reload_image *img;
     char *err;
     size_t n;
     int rc;
@@ -604,7 +604,7 @@ typedef struct reload_call {
 static void reload_on_loop(void *arg)
 {
     reload_call *c = arg;
-    c->rc = arbh_instance_reload(c->slot, c->path, c->err, c->n);
+    c->rc = arbh_instance_reload(c->slot, c->img, c->err, c->n);
 }
 
 int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n)
@@ -612,9 +612,22 @@ int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char 
     for (size_t i = 0; i < h->ninstances; i++) {
         if (strcmp(h->instances[i]->name, instance) || h->instances[i]->is_test)
             continue;
-        reload_call c = {&h->instances[i], path, err, n, 0};
-        arbh_loop_call(h->instances[i]->loop, reload_on_loop, &c);
-        return c.rc;
+        /* Copy and dlopen here: the instance keeps serving meanwhile. */
+        arbh_reload_image *img = malloc(sizeof *img);
+        if (!img) {
+            snprintf(err, n, "out of memory");
+            return ARB_ENOMEM;
+        }
+        int rc = arbh_reload_prepare(h->instances[i], path, img, err, n);
+        if (rc == ARB_OK) {
+            reload_call c = {&h->instances[i], img, err, n, 0};
+            arbh_loop_call(h->instances[i]->loop, reload_on_loop, &c);
+            rc = c.rc;
+        } else {
+            arbh_log(h, instance, ARB_LOG_WARN, "reload refused, old build keeps running: %s", err);
+        }
+        free(img);
+        return rc;
     }
     snprintf(err, n, "no instance named '%s'", instance);
     return ARB_ENOENT;

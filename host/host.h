@@ -175,6 +175,7 @@ struct arbh_host {
     arbh_metric **metrics;
     size_t nmetrics;
     arb_histogram *reload_pause;
+    int64_t last_reload_pause_ns; /* the most recent reload's hold on its loop */
 
     arbh_route **routes;
     size_t nroutes;
@@ -252,8 +253,19 @@ void arbh_instance_stop(arbh_instance *in);                       /* on its loop
 void arbh_instance_free(arbh_instance *in);
 void arbh_instance_teardown_regs(arbh_instance *in);
 void arbh_instance_commit_regs(arbh_instance *in);
-/* Hot reload on the instance's loop; on failure the old instance serves on. */
-int arbh_instance_reload(arbh_instance **slot, const char *new_path, char *err, size_t n);
+/* Hot reload in two steps. prepare (any thread): copy and dlopen the new
+ * build, check its ABI and name. reload (on the instance's loop: the pause):
+ * create, save -> restore, start, commit. On failure the old instance serves
+ * on; the image is consumed either way. */
+typedef struct arbh_reload_image {
+    char path[4096];
+    void *dl;
+    const arb_plugin *desc;
+} arbh_reload_image;
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img,
+                        char *err, size_t n);
+void arbh_reload_discard(arbh_reload_image *img);
+int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n);
 int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out,
                         size_t n);
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,

@@ -744,32 +744,53 @@ static int open_unique_copy(arbh_instance *in, const char *path, void **dl,
     return rc;
 }
 
-int arbh_instance_reload(arbh_instance **slot, const char *new_path, char *err, size_t n)
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img,
+                        char *err, size_t n)
+{
+    memset(img, 0, sizeof *img);
+    const char *path = new_path && *new_path ? new_path : old->path;
+    snprintf(img->path, sizeof img->path, "%s", path);
+    int rc = open_unique_copy(old, path, &img->dl, &img->desc, err, n);
+    if (rc == ARB_OK && strcmp(img->desc->name, old->desc->name)) {
+        snprintf(err, n, "%s is plugin '%s', not '%s'", path, img->desc->name, old->desc->name);
+        dlclose(img->dl);
+        img->dl = NULL;
+        rc = ARB_EINVAL;
+    }
+    return rc;
+}
+
+void arbh_reload_discard(arbh_reload_image *img)
+{
+    if (img->dl)
+        dlclose(img->dl);
+    img->dl = NULL;
+}
+
+int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n)
 {
     arbh_instance *old = *slot;
     arbh_host *h = old->host;
     int64_t t0 = arbh_mono_ns();
     if (old->state != INST_RUNNING) {
         snprintf(err, n, "%s is not running", old->name);
+        arbh_reload_discard(img);
         return ARB_ESTATE;
     }
-    const char *path = new_path && *new_path ? new_path : old->path;
     arbh_instance *nw = arbh_instance_new(h, old->cfg, old->name);
     if (!nw) {
         snprintf(err, n, "out of memory");
+        arbh_reload_discard(img);
         return ARB_ENOMEM;
     }
     nw->loop = old->loop;
     nw->thread = old->thread;
-    nw->path = strdup(path);
+    nw->path = strdup(img->path);
     nw->staging = true;
-    int rc = open_unique_copy(nw, path, &nw->dl, &nw->desc, err, n);
-    if (rc == ARB_OK && strcmp(nw->desc->name, old->desc->name)) {
-        snprintf(err, n, "%s is plugin '%s', not '%s'", path, nw->desc->name, old->desc->name);
-        rc = ARB_EINVAL;
-    }
-    if (rc == ARB_OK)
-        rc = arbh_instance_create(nw, err, n);
+    nw->dl = img->dl; /* the instance owns the image from here */
+    nw->desc = img->desc;
+    img->dl = NULL;
+    int rc = arbh_instance_create(nw, err, n);
     if (rc == ARB_OK && old->desc->save && nw->desc->restore) {
         void *bytes = NULL;
         size_t len = 0;
@@ -801,6 +822,7 @@ int arbh_instance_reload(arbh_instance **slot, const char *new_path, char *err, 
     int64_t pause = arbh_mono_ns() - t0;
     if (h->reload_pause)
         arb_hist_observe(h->reload_pause, (uint64_t)pause);
+    h->last_reload_pause_ns = pause;
     arbh_log(h, nw->name, ARB_LOG_INFO, "reloaded %s %s from %s in %.3f ms", nw->desc->name,
              nw->desc->version, nw->path, (double)pause / 1e6);
     return ARB_OK;

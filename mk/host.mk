@@ -28,3 +28,11 @@ test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
 TESTS += test_host
 test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
+
+TOOLS += arbctl
+arbctl_SRCS := host/arbctl.c
+arbctl_LIBS := $(DEP_LIBS)
+
+BENCHES += bench_bus
+bench_bus_SRCS := tests/bench/bench_bus.c $(TESTHOST_SRCS)
+bench_bus_LIBS := $(TESTHOST_LIBS)

@@ -1,0 +1,261 @@
+/*
+ * arbctl.c -- the operator's command line for a running arb-host, over its
+ * admin endpoint (libevent's HTTP client).
+ *
+ *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
+ *          | book VENUE SYMBOL [INSTANCE] | get PATH
+ *
+ * The address comes from -a, else [host] admin of the config given with -c,
+ * else $ARB_ADMIN, else 127.0.0.1:9100. $ARB_ADMIN_TOKEN is sent as a bearer
+ * token. Exit status: 0 on HTTP 2xx, 1 on any other answer, 2 on usage or
+ * connection errors. Not here: anything the host decides (admin.c).
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <ini.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct reply {
+    int status;
+    struct evbuffer *body;
+    struct event_base *base;
+    int failed;
+} reply;
+
+static void on_done(struct evhttp_request *req, void *arg)
+{
+    reply *r = arg;
+    if (!req) {
+        r->failed = 1;
+    } else {
+        r->status = evhttp_request_get_response_code(req);
+        r->failed = r->status == 0;
+        if (!r->failed)
+            evbuffer_add_buffer(r->body, evhttp_request_get_input_buffer(req));
+    }
+    event_base_loopbreak(r->base);
+}
+
+static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path, reply *r)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+        fprintf(stderr, "arbctl: bad admin address '%s' (expected HOST:PORT)\n", addr);
+        return 2;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    int port = atoi(colon + 1);
+    struct event_base *base = event_base_new();
+    r->base = base;
+    struct evhttp_connection *conn =
+        evhttp_connection_base_new(base, NULL, host, (unsigned short)port);
+    evhttp_connection_set_timeout(conn, 30);
+    struct evhttp_request *req = evhttp_request_new(on_done, r);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", host);
+    const char *token = getenv("ARB_ADMIN_TOKEN");
+    char auth[512];
+    if (token && *token) {
+        snprintf(auth, sizeof auth, "Bearer %s", token);
+        evhttp_add_header(h, "Authorization", auth);
+    }
+    r->body = evbuffer_new();
+    if (evhttp_make_request(conn, req, cmd, path) != 0) {
+        r->failed = 1;
+    } else {
+        event_base_dispatch(base);
+    }
+    evhttp_connection_free(conn);
+    event_base_free(base);
+    if (r->failed) {
+        fprintf(stderr, "arbctl: no answer from http://%s%s (is arb-host running with admin = %s?)\n",
+                addr, path, addr);
+        evbuffer_free(r->body);
+        return 2;
+    }
+    return 0;
+}
+
+static char *body_text(reply *r)
+{
+    size_t n = evbuffer_get_length(r->body);
+    char *s = malloc(n + 1);
+    evbuffer_remove(r->body, s, n);
+    s[n] = 0;
+    evbuffer_free(r->body);
+    return s;
+}
+
+/* Prints a JSON answer indented, or as is if it is not JSON. */
+static void print_json(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) {
+        fputs(text, stdout);
+        return;
+    }
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    puts(s);
+    free(s);
+    json_decref(j);
+}
+
+static int print_status(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) {
+        fputs(text, stdout);
+        return 1;
+    }
+    printf("host %s: %s\n", json_string_value(json_object_get(j, "host")),
+           json_string_value(json_object_get(j, "status")));
+    size_t i;
+    json_t *in;
+    json_array_foreach(json_object_get(j, "instances"), i, in)
+    {
+        const char *detail = json_string_value(json_object_get(in, "detail"));
+        printf("  %-20s %-8s %s%s%s\n", json_string_value(json_object_get(in, "instance")),
+               json_string_value(json_object_get(in, "state")),
+               json_is_true(json_object_get(in, "healthy")) ? "healthy" : "UNHEALTHY",
+               detail && *detail ? ": " : "", detail ? detail : "");
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int print_plugins(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) {
+        fputs(text, stdout);
+        return 1;
+    }
+    printf("%-20s %-14s %-12s %-8s %-5s %-7s %s\n", "INSTANCE", "PLUGIN", "VERSION", "STATE",
+           "LOOP", "RELOADS", "FILE");
+    size_t i;
+    json_t *p;
+    json_array_foreach(j, i, p)
+    {
+        printf("%-20s %-14s %-12s %-8s %-5lld %-7lld %s\n",
+               json_string_value(json_object_get(p, "instance")),
+               json_string_value(json_object_get(p, "plugin")),
+               json_string_value(json_object_get(p, "version")),
+               json_string_value(json_object_get(p, "state")),
+               (long long)json_integer_value(json_object_get(p, "loop")),
+               (long long)json_integer_value(json_object_get(p, "reloads")),
+               json_string_value(json_object_get(p, "file")));
+    }
+    json_decref(j);
+    return 0;
+}
+
+typedef struct admin_lookup {
+    char addr[256];
+} admin_lookup;
+
+static int find_admin(void *user, const char *section, const char *name, const char *value)
+{
+    admin_lookup *a = user;
+    if (!strcmp(section, "host") && !strcmp(name, "admin"))
+        snprintf(a->addr, sizeof a->addr, "%s", value);
+    return 1;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: arbctl [-a HOST:PORT | -c FILE] COMMAND\n"
+          "  status                  health of the host and each instance\n"
+          "  plugins                 instances, plugins, versions, reload counts\n"
+          "  metrics                 Prometheus metrics\n"
+          "  reload NAME [FILE.so]   hot-reload an instance (from its file, or FILE.so)\n"
+          "  book VENUE SYMBOL [I]   depth snapshot from matcher instance I (default matcher)\n"
+          "  get PATH                any admin path, e.g. /plugins/matcher/book?venue=XA&symbol=BTCUSD\n"
+          "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token)\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    admin_lookup a;
+    snprintf(a.addr, sizeof a.addr, "%s", getenv("ARB_ADMIN") ? getenv("ARB_ADMIN") : "127.0.0.1:9100");
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            usage(stderr);
+            return 2;
+        }
+        if (!strcmp(argv[i], "-a")) {
+            snprintf(a.addr, sizeof a.addr, "%s", argv[++i]);
+        } else if (!strcmp(argv[i], "-c")) {
+            if (ini_parse(argv[++i], find_admin, &a) < 0) {
+                fprintf(stderr, "arbctl: cannot read %s\n", argv[i]);
+                return 2;
+            }
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i];
+    int nargs = argc - i - 1;
+    char path[1024];
+    enum evhttp_cmd_type method = EVHTTP_REQ_GET;
+    int (*printer)(const char *) = NULL;
+    if (!strcmp(cmd, "status") && nargs == 0) {
+        snprintf(path, sizeof path, "/healthz");
+        printer = print_status;
+    } else if (!strcmp(cmd, "plugins") && nargs == 0) {
+        snprintf(path, sizeof path, "/plugins");
+        printer = print_plugins;
+    } else if (!strcmp(cmd, "metrics") && nargs == 0) {
+        snprintf(path, sizeof path, "/metrics");
+    } else if (!strcmp(cmd, "reload") && (nargs == 1 || nargs == 2)) {
+        method = EVHTTP_REQ_POST;
+        char *enc = nargs == 2 ? evhttp_encode_uri(argv[i + 2]) : NULL;
+        snprintf(path, sizeof path, "/plugins/%s/reload%s%s", argv[i + 1], enc ? "?path=" : "",
+                 enc ? enc : "");
+        free(enc);
+    } else if (!strcmp(cmd, "book") && (nargs == 2 || nargs == 3)) {
+        snprintf(path, sizeof path, "/plugins/%s/book?venue=%s&symbol=%s",
+                 nargs == 3 ? argv[i + 3] : "matcher", argv[i + 1], argv[i + 2]);
+    } else if (!strcmp(cmd, "get") && nargs == 1 && argv[i + 1][0] == '/') {
+        snprintf(path, sizeof path, "%s", argv[i + 1]);
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    reply r = {0};
+    int rc = request(a.addr, method, path, &r);
+    if (rc)
+        return rc;
+    char *text = body_text(&r);
+    int ok = r.status >= 200 && r.status < 300;
+    if (!ok)
+        fprintf(stderr, "arbctl: HTTP %d\n", r.status);
+    if (printer && ok)
+        printer(text);
+    else if (!strcmp(cmd, "metrics"))
+        fputs(text, stdout);
+    else
+        print_json(text);
+    free(text);
+    return ok ? 0 : 1;
+}
