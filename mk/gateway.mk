@@ -33,7 +33,7 @@ test_gateway_read_model_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_wire_json
 test_gateway_wire_json_SRCS := tests/unit/test_gateway_wire_json.c
-test_gateway_wire_json_LIBS := $(CMOCKA_LIBS)
+test_gateway_wire_json_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_openapi
 test_gateway_openapi_SRCS := tests/unit/test_gateway_openapi.c plugins/gateway/routes.c
