@@ -36,3 +36,11 @@ arbctl_LIBS := $(DEP_LIBS)
 BENCHES += bench_bus
 bench_bus_SRCS := tests/bench/bench_bus.c $(TESTHOST_SRCS)
 bench_bus_LIBS := $(TESTHOST_LIBS)
+
+# The SDK's pure parts: wire records and exact decimals.
+TESTS += test_wire
+test_wire_SRCS := tests/unit/test_wire.c
+test_wire_LIBS := $(CMOCKA_LIBS)
+FUZZERS += fuzz_wire fuzz_config
+fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
+fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c

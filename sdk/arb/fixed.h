@@ -9,8 +9,8 @@
 #ifndef ARB_FIXED_H
 #define ARB_FIXED_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "plugin.h"
@@ -80,19 +80,32 @@ static inline int arb_dec_parse_cstr(const char *s, int decimals, int64_t *out)
     return arb_dec_parse(s, strlen(s), decimals, out);
 }
 
-/* Formats value / 10^decimals with exactly `decimals` fractional digits.
- * Returns the length written (buf of at least 32 bytes). */
+/* Formats value / 10^decimals with exactly `decimals` fractional digits
+ * ("-0.005"). Returns the length, or -1 if cap is too small (32 bytes always
+ * suffice). */
 static inline int arb_dec_format(int64_t value, int decimals, char *buf, size_t cap)
 {
+    char rev[40];
+    int n = 0;
     uint64_t mag = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    uint64_t scale = 1;
-    for (int k = 0; k < decimals; k++)
-        scale *= 10;
-    if (decimals <= 0)
-        return snprintf(buf, cap, "%s%llu", value < 0 ? "-" : "", (unsigned long long)mag);
-    return snprintf(buf, cap, "%s%llu.%0*llu", value < 0 ? "-" : "",
-                    (unsigned long long)(mag / scale), decimals,
-                    (unsigned long long)(mag % scale));
+    if (decimals < 0 || decimals > ARB_FIXED_MAX_DECIMALS)
+        return -1;
+    for (int k = 0; k < decimals; k++, mag /= 10)
+        rev[n++] = (char)('0' + mag % 10);
+    if (decimals)
+        rev[n++] = '.';
+    do {
+        rev[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag);
+    if (value < 0)
+        rev[n++] = '-';
+    if ((size_t)n + 1 > cap)
+        return -1;
+    for (int i = 0; i < n; i++)
+        buf[i] = rev[n - 1 - i];
+    buf[n] = 0;
+    return n;
 }
 
 #ifdef __cplusplus
