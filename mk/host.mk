@@ -44,3 +44,8 @@ test_wire_LIBS := $(CMOCKA_LIBS)
 FUZZERS += fuzz_wire fuzz_config
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
+
+# The programs as a person runs them (needs arb-host, arbctl, make install).
+TESTS += test_cli
+test_cli_SRCS := tests/integration/test_cli.c
+test_cli_LIBS := $(CMOCKA_LIBS)
