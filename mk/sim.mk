@@ -21,3 +21,20 @@ TESTS += test_generator
 test_generator_SRCS := tests/unit/test_generator.c plugins/generator/market_model.c \
 	plugins/generator/generator.c
 test_generator_LIBS := $(CMOCKA_LIBS) -lm
+
+# Agents: one plugin per strategy; the decision logic is a pure file each.
+NOISE_CORE := plugins/agents/noise/noise_strategy.c
+MM_CORE := plugins/agents/market_maker/mm_quote.c
+XARB_CORE := plugins/agents/arbitrageur/xarb_signal.c
+ADAPTIVE_CORE := plugins/agents/adaptive/bandit.c
+
+PLUGINS += agent_noise agent_market_maker agent_arbitrageur agent_adaptive
+agent_noise_SRCS := $(NOISE_CORE) plugins/agents/noise/noise.c
+agent_market_maker_SRCS := $(MM_CORE) plugins/agents/market_maker/market_maker.c
+agent_arbitrageur_SRCS := $(XARB_CORE) plugins/agents/arbitrageur/arbitrageur.c
+agent_adaptive_SRCS := $(ADAPTIVE_CORE) plugins/agents/adaptive/adaptive.c
+
+TESTS += test_agent_strategies
+test_agent_strategies_SRCS := tests/unit/test_agent_strategies.c $(NOISE_CORE) $(MM_CORE) \
+	$(XARB_CORE) $(ADAPTIVE_CORE)
+test_agent_strategies_LIBS := $(CMOCKA_LIBS)

@@ -28,6 +28,7 @@
 #define ARB_AGENT_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,7 @@ typedef struct arb_agent_order {
     uint64_t order_id; /* 0: empty slot */
     uint64_t client_ref;
     int64_t price, qty, leaves, filled;
+    int64_t req_price;          /* the price last asked for (new or replace) */
     int64_t sent_at, expire_at; /* expire_at 0: no time to live */
     uint32_t account_ix;
     uint16_t instrument;
@@ -726,7 +728,7 @@ static inline uint64_t arb_agent_send(arb_agent *a, const arb_agent_order_req *r
     memset(&o, 0, sizeof o);
     o.order_id = cmd.order_id;
     o.client_ref = r->client_ref;
-    o.price = r->price;
+    o.price = o.req_price = r->price;
     o.qty = o.leaves = r->qty;
     o.sent_at = a->now;
     o.expire_at = r->ttl_ns > 0 ? a->now + r->ttl_ns : 0;
@@ -806,6 +808,7 @@ static inline int arb_agent_replace(arb_agent *a, uint64_t order_id, int64_t pri
     int rc = arb__agent_publish(a, &cmd, o->instrument);
     if (rc)
         return rc;
+    o->req_price = price;
     a->st.replaces_sent++;
     return ARB_OK;
 }
@@ -829,6 +832,39 @@ static inline void arb_agent_cancel_all(arb_agent *a, int64_t account_ix)
             (account_ix < 0 || o->account_ix == (uint64_t)account_ix))
             arb_agent_cancel(a, o->order_id);
     }
+}
+
+/* The price a strategy anchors on: the generator's view of the venue if it
+ * has one, else the mark (mid, last fill). 0: nothing known yet. */
+static inline int64_t arb_agent_reference(const arb_agent *a, int ix)
+{
+    const arb_agent_top *t = &a->instr[ix].top;
+    return t->venue_value ? t->venue_value : arb_agent_mark(a, ix);
+}
+
+/* Keeps at most one resting GTC order of account 0 on one side of one book
+ * at `px` for `qty`: sends it if there is none, replaces it if the price
+ * moved, cancels it if qty or px is 0. `*slot` is the caller's memory of the
+ * order id (0: none). A fully filled quote is simply sent again. */
+static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t *slot,
+                                        int64_t px, int64_t qty, uint64_t client_ref)
+{
+    arb_agent_order *o = *slot ? arb_agent_order_find(a, *slot) : NULL;
+    if (!o)
+        *slot = 0;
+    if (qty <= 0 || px <= 0) {
+        if (o)
+            arb_agent_cancel(a, o->order_id);
+        return;
+    }
+    if (!o) {
+        arb_agent_order_req r = {0, ix, (uint8_t)side, ARB_ORD_LIMIT, ARB_TIF_GTC, 0,
+                                 px,  qty, 0,           client_ref};
+        *slot = arb_agent_send(a, &r);
+        return;
+    }
+    if (!o->cancel_sent && o->req_price != px)
+        arb_agent_replace(a, o->order_id, px, qty, client_ref);
 }
 
 /* ---- taking messages in ---- */
@@ -1153,7 +1189,7 @@ static inline int arb_agent_start(arb_agent *a, const arb_agent_hooks *hooks, vo
  * top (9 x i64) tot (5 x i64); per account x instrument: 5 x i64;
  * n_orders u32 then orders (ARB__AGENT_ORDER_LEN each); extra_len u32 and
  * the strategy's own bytes. */
-#define ARB__AGENT_ORDER_LEN 72u
+#define ARB__AGENT_ORDER_LEN 80u
 #define ARB__AGENT_HDR_LEN (24u + 8u * 8u)
 #define ARB__AGENT_INSTR_LEN (24u + 9u * 8u + 5u * 8u)
 #define ARB__AGENT_POS_LEN 40u
@@ -1242,10 +1278,11 @@ static inline int arb_agent_save(const arb_agent *a, const void *extra, size_t e
         arb_put_i64(p + 40, o->filled);
         arb_put_i64(p + 48, o->sent_at);
         arb_put_i64(p + 56, o->expire_at);
-        arb_put_u32(p + 64, o->account_ix);
-        arb_put_u16(p + 68, o->instrument);
-        p[70] = o->side;
-        p[71] = (uint8_t)(o->tif | (o->state << 3) | (o->cancel_sent << 6));
+        arb_put_i64(p + 64, o->req_price);
+        arb_put_u32(p + 72, o->account_ix);
+        arb_put_u16(p + 76, o->instrument);
+        p[78] = o->side;
+        p[79] = (uint8_t)(o->tif | (o->state << 3) | (o->cancel_sent << 6));
         p += ARB__AGENT_ORDER_LEN;
     }
     arb_put_u32(p, (uint32_t)extra_len);
@@ -1325,12 +1362,13 @@ static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len,
         o.filled = arb_get_i64(p + 40);
         o.sent_at = arb_get_i64(p + 48);
         o.expire_at = arb_get_i64(p + 56);
-        o.account_ix = arb_get_u32(p + 64);
-        o.instrument = arb_get_u16(p + 68);
-        o.side = p[70];
-        o.tif = p[71] & 7u;
-        o.state = (uint8_t)((p[71] >> 3) & 7u);
-        o.cancel_sent = (uint8_t)(p[71] >> 6);
+        o.req_price = arb_get_i64(p + 64);
+        o.account_ix = arb_get_u32(p + 72);
+        o.instrument = arb_get_u16(p + 76);
+        o.side = p[78];
+        o.tif = p[79] & 7u;
+        o.state = (uint8_t)((p[79] >> 3) & 7u);
+        o.cancel_sent = (uint8_t)(p[79] >> 6);
         if (o.account_ix >= a->n_accounts || o.instrument >= a->n_instruments ||
             (o.side != ARB_SIDE_BUY && o.side != ARB_SIDE_SELL) || o.tif > ARB_TIF_FOK ||
             (o.state != ARB_AO_PENDING && o.state != ARB_AO_OPEN) || o.cancel_sent > 1)

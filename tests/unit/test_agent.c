@@ -309,6 +309,33 @@ static void replace_sends_new_price_and_quantity(void **state)
     assert_int_equal(o->state, ARB_AO_OPEN);
 }
 
+static void keep_quote_sends_replaces_and_cancels_one_order(void **state)
+{
+    fixture *f = *state;
+    uint64_t slot = 0;
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9990, 5, 7);
+    assert_true(slot != 0);
+    assert_int_equal(last_cmd(f->fh).action, ARB_CMD_NEW);
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9990, 5, 7);
+    assert_int_equal(fh_count(f->fh, ARB_TOPIC_ORDER_COMMANDS), 1); /* unchanged: nothing */
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9985, 5, 8);
+    arb_order_cmd c = last_cmd(f->fh);
+    assert_int_equal(c.action, ARB_CMD_REPLACE);
+    assert_int_equal(c.price, 9985);
+    assert_int_equal(c.client_ref, 8);
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9985, 5, 8);
+    assert_int_equal(fh_count(f->fh, ARB_TOPIC_ORDER_COMMANDS), 2); /* replace in flight */
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9985, 0, 8);
+    assert_int_equal(last_cmd(f->fh).action, ARB_CMD_CANCEL);
+    /* Once the order is gone, the next quote is a new order. */
+    arb_order_event ev = event(ARB_EV_CANCELLED, slot, 1000, ARB_SIDE_BUY);
+    arb_agent_on_order_event(&f->a, &ev);
+    uint64_t old = slot;
+    arb_agent_keep_quote(&f->a, 0, ARB_SIDE_BUY, &slot, 9980, 5, 9);
+    assert_int_equal(last_cmd(f->fh).action, ARB_CMD_NEW);
+    assert_int_not_equal(slot, old);
+}
+
 /* ---- bookkeeping ---- */
 
 static void fills_move_position_cash_and_fees_exactly(void **state)
@@ -693,7 +720,7 @@ static void restore_refuses_every_truncation_and_leaves_the_agent_alone(void **s
     /* A corrupted order side is refused too. */
     uint8_t *p = bytes;
     size_t order_at = len - 4 - 2 - ARB__AGENT_ORDER_LEN;
-    p[order_at + 70] = 9;
+    p[order_at + 78] = 9;
     const void *x;
     size_t xlen;
     assert_int_equal(arb_agent_restore(&n, bytes, len, &x, &xlen), ARB_EREFUSED);
@@ -751,6 +778,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(cancel_is_sent_once, setup, teardown),
         cmocka_unit_test_setup_teardown(replace_sends_new_price_and_quantity, setup, teardown),
+        cmocka_unit_test_setup_teardown(keep_quote_sends_replaces_and_cancels_one_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(fills_move_position_cash_and_fees_exactly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(repeated_fill_event_is_counted_once, setup, teardown),

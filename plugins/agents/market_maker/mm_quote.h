@@ -1,0 +1,28 @@
+/*
+ * mm_quote.h -- where an inventory-aware market maker quotes: a bid and an
+ * ask `half_spread` ticks around a center that leans against its position
+ * (long -> quotes lower, to sell; short -> higher), sizes trimmed so a fill
+ * never takes it past its limit, and a side dropped at the limit. Pure.
+ */
+#ifndef MM_QUOTE_H
+#define MM_QUOTE_H
+
+#include <stdint.h>
+
+typedef struct mm_params {
+    int64_t half_spread_ticks;
+    int64_t qty;          /* lots per quote */
+    int64_t max_position; /* lots */
+    int64_t skew_ticks;   /* center shift at a full position */
+} mm_params;
+
+typedef struct mm_quote {
+    int64_t bid_px, bid_qty; /* qty 0: no bid */
+    int64_t ask_px, ask_qty; /* qty 0: no ask */
+} mm_quote;
+
+/* ref, tick: price units; lot, position: quantity units. */
+void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot,
+                      int64_t position, mm_quote *q);
+
+#endif

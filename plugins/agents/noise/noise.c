@@ -1,0 +1,144 @@
+/*
+ * noise.c -- the noise trader plugin: a population of accounts that trade at
+ * random around the generator's view of each venue, providing flow and some
+ * resting liquidity. One instance runs `population` traders (accounts
+ * account .. account+population-1), so a 5,000-trader market is one plugin.
+ *
+ *   [plugin noise]
+ *   load = agent_noise.so
+ *   account = 100000        ; first account
+ *   population = 5000
+ *   instruments = XA:BTCUSD XB:BTCUSD
+ *   seed = 42
+ *   rate_ppm = 2000         ; chance per trader per tick to act (1e6 = always)
+ *   take_ppm = 300000       ; share of actions that are IOC takers
+ *   qty_min = 1             ; lots
+ *   qty_max = 5
+ *   offset_ticks = 10       ; passive orders 1..N ticks behind, takers 0..N through
+ *   max_position = 100      ; lots per trader and instrument
+ *   ttl_ms = 500            ; passive orders are cancelled after this long
+ *
+ * Not here: the decision itself (noise_strategy.c), bookkeeping (arb/agent.h).
+ */
+#include <arb/agent.h>
+#include <stdlib.h>
+
+#include "noise_strategy.h"
+
+#define NOISE_STATE_VERSION 1u
+
+typedef struct noise_agent {
+    arb_agent agent;
+    noise_params p;
+    uint32_t rate_ppm;
+} noise_agent;
+
+static void on_tick(void *user, const arb_tick *tick)
+{
+    (void)tick;
+    noise_agent *n = user;
+    arb_agent *a = &n->agent;
+    for (uint32_t acct = 0; acct < a->n_accounts; acct++) {
+        if (!arb_rng_chance_ppm(&a->rng, n->rate_ppm))
+            continue;
+        int ix = (int)arb_rng_below(&a->rng, a->n_instruments);
+        const arb_instrument *spec = &a->instr[ix].spec;
+        noise_order o;
+        if (!noise_decide(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot,
+                          arb_agent_pos(a, acct, ix)->position, &o))
+            continue;
+        arb_agent_order_req r = {acct, ix, o.side, ARB_ORD_LIMIT, o.tif, 0,
+                                 o.price, o.qty, o.ttl_ns, 0};
+        arb_agent_send(a, &r);
+    }
+}
+
+static int read_params(arb_ctx *ctx, noise_agent *n)
+{
+    int64_t rate, take, qmin, qmax, off, maxpos, ttl;
+    int rc;
+    if ((rc = arb_cfg_int(ctx, "rate_ppm", 2000, 0, 1000000, &rate)) ||
+        (rc = arb_cfg_int(ctx, "take_ppm", 300000, 0, 1000000, &take)) ||
+        (rc = arb_cfg_int(ctx, "qty_min", 1, 1, 1000000, &qmin)) ||
+        (rc = arb_cfg_int(ctx, "qty_max", 5, 1, 1000000, &qmax)) ||
+        (rc = arb_cfg_int(ctx, "offset_ticks", 10, 1, 100000, &off)) ||
+        (rc = arb_cfg_int(ctx, "max_position", 100, 0, INT32_MAX, &maxpos)) ||
+        (rc = arb_cfg_int(ctx, "ttl_ms", 500, 1, 86400000, &ttl)))
+        return rc;
+    if (qmax < qmin)
+        return arb_cfg_reject(ctx, "qty_max", "qty_max is below qty_min");
+    n->rate_ppm = (uint32_t)rate;
+    n->p = (noise_params){(uint32_t)take, qmin, qmax, off, maxpos, ttl * 1000000};
+    return ARB_OK;
+}
+
+static int noise_create(arb_ctx *ctx, void **self)
+{
+    noise_agent *n = calloc(1, sizeof *n);
+    if (!n)
+        return ARB_ENOMEM;
+    int rc = arb_agent_init(&n->agent, ctx);
+    if (rc == ARB_OK)
+        rc = read_params(ctx, n);
+    if (rc) {
+        arb_agent_free(&n->agent);
+        free(n);
+        return rc;
+    }
+    *self = n;
+    return ARB_OK;
+}
+
+static int noise_start(void *self)
+{
+    noise_agent *n = self;
+    arb_agent_hooks h = {.on_tick = on_tick};
+    return arb_agent_start(&n->agent, &h, n);
+}
+
+static void noise_stop(void *self) { (void)self; }
+
+static void noise_destroy(void *self)
+{
+    noise_agent *n = self;
+    arb_agent_free(&n->agent);
+    free(n);
+}
+
+static int noise_save(void *self, void **bytes, size_t *len)
+{
+    noise_agent *n = self;
+    return arb_agent_save(&n->agent, NULL, 0, bytes, len);
+}
+
+static int noise_restore(void *self, uint32_t version, const void *bytes, size_t len)
+{
+    noise_agent *n = self;
+    const void *extra;
+    size_t extra_len;
+    if (version != NOISE_STATE_VERSION)
+        return ARB_EREFUSED;
+    return arb_agent_restore(&n->agent, bytes, len, &extra, &extra_len);
+}
+
+static const char *const noise_publishes[] = {"order_commands", NULL};
+static const char *const noise_subscribes[] = {"system_ticks", "order_events", "market_data",
+                                               "market_events", NULL};
+
+static const arb_plugin noise_plugin = {
+    .abi_version = ARB_ABI_VERSION,
+    .size = sizeof(arb_plugin),
+    .name = "agent_noise",
+    .version = "1.0.0",
+    .state_version = NOISE_STATE_VERSION,
+    .publishes = noise_publishes,
+    .subscribes = noise_subscribes,
+    .create = noise_create,
+    .start = noise_start,
+    .stop = noise_stop,
+    .destroy = noise_destroy,
+    .save = noise_save,
+    .restore = noise_restore,
+};
+
+ARB_PLUGIN_DEFINE(noise_plugin)
