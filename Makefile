@@ -96,13 +96,17 @@ deps:
 
 build-tests: all $(TEST_BINS) $(ALL_TEST_PLUGIN_SOS)
 
-# The suite twice: an optimised build, then ASan+UBSan in build/asan.
+# The suite twice: an optimised build, then ASan+UBSan in build/asan; and the
+# whole tree must also build warning-free with clang.
 test: deps
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory CC=clang B=$(B)/clang build-tests
+	@echo "clang: the whole tree builds with -Wall -Wextra -Werror"
 	@scripts/summarize-tests.sh $(B)/test-results.txt $(B)/asan/test-results.txt
 
 test-plain: build-tests
+	@scripts/check-exports.sh $(ALL_PLUGIN_SOS)
 	@scripts/run-tests.sh $(B) $(TESTS)
 
 asan:
