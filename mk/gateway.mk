@@ -41,3 +41,9 @@ test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
+
+# Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
+TESTS += test_gateway_http
+test_gateway_http_SRCS = tests/integration/test_gateway_http.c $(TESTHOST_SRCS)
+test_gateway_http_LIBS = $(TESTHOST_LIBS)
+test_gateway_http_DEPS := $(B)/plugins/gateway.so

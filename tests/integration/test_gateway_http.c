@@ -1,0 +1,1002 @@
+/*
+ * test_gateway_http.c -- the gateway plugin inside the real host (testhost),
+ * spoken to over real HTTP on loopback.
+ *
+ * The gateway runs on its own loop thread (as in the monolith); the test's
+ * own context on loop 0 plays the matcher with a script keyed by the limit
+ * price, so every answer the gateway can get is reproducible:
+ *   100.00 rests (accepted)          101.00 fills in two trades
+ *   102.00 is rejected (price_band)  103.00 is never answered
+ * and a cancel of a resting order is cancelled, of anything else rejected.
+ * HTTP calls run on a client thread while the main thread drives loop 0.
+ * The real matcher is exercised by test_gateway_matcher.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arb/wire.h"
+#include "testhost.h"
+
+#define MS 1000000LL
+#define KEY_A "alice-key-0123456789"
+#define KEY_B "bob-key-abcdefghijkl"
+#define KEY_S "slow-key-0123456789x"
+
+static testhost *host;
+static int port, slow_port;
+
+/* ---- the scripted matcher on loop 0 ---- */
+
+typedef struct resting {
+    uint64_t order_id, account;
+    int64_t price, qty;
+    uint8_t side;
+} resting;
+
+static resting book[256];
+static size_t n_book;
+static uint64_t out_seq, trade_seq, commands_seen;
+
+static void publish_event(const arb_order_cmd *c, int kind, int reason, int64_t leaves,
+                          int64_t filled, int64_t last_px, int64_t last_qty)
+{
+    arb_order_event e;
+    memset(&e, 0, sizeof e);
+    e.kind = (uint8_t)kind;
+    e.reason = (uint8_t)reason;
+    e.side = c->side;
+    e.type = c->type;
+    e.tif = c->tif;
+    memcpy(e.venue, c->venue, ARB_VENUE_LEN);
+    memcpy(e.symbol, c->symbol, ARB_SYMBOL_LEN);
+    e.order_id = c->order_id;
+    e.account = c->account;
+    e.price = c->price;
+    e.qty = c->qty;
+    e.leaves_qty = leaves;
+    e.filled_qty = filled;
+    e.last_px = last_px;
+    e.last_qty = last_qty;
+    e.trade_id = last_qty ? trade_seq : 0;
+    e.seq = ++out_seq;
+    e.ts = 1000 + (int64_t)out_seq;
+    e.client_ref = c->client_ref;
+    uint8_t buf[ARB_ORDER_EVENT_LEN];
+    arb_order_event_encode(&e, buf, sizeof buf);
+    assert_int_equal(arb_publish(testhost_ctx(host), ARB_TOPIC_ORDER_EVENTS, e.account, buf,
+                                 sizeof buf),
+                     ARB_OK);
+}
+
+static void publish_trade(const char *venue, int64_t px, int64_t qty, uint64_t buyer,
+                          uint64_t seller)
+{
+    arb_trade t;
+    memset(&t, 0, sizeof t);
+    arb_fixstr_set(t.venue, ARB_VENUE_LEN, venue);
+    arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    t.trade_id = ++trade_seq;
+    t.price = px;
+    t.qty = qty;
+    t.buy_account = buyer;
+    t.sell_account = seller;
+    t.ts = 5000 + (int64_t)trade_seq;
+    t.seq = trade_seq;
+    t.aggressor = ARB_SIDE_BUY;
+    uint8_t buf[ARB_TRADE_LEN];
+    arb_trade_encode(&t, buf, sizeof buf);
+    arb_publish(testhost_ctx(host), ARB_TOPIC_TRADE_EXECUTED, 0, buf, sizeof buf);
+}
+
+static void publish_snapshot(const arb_order_cmd *c)
+{
+    uint8_t buf[ARB_MD_LEN(2)];
+    arb_market_data m;
+    memset(&m, 0, sizeof m);
+    m.kind = ARB_MD_SNAPSHOT;
+    m.n_levels = 2;
+    memcpy(m.venue, c->venue, ARB_VENUE_LEN);
+    memcpy(m.symbol, c->symbol, ARB_SYMBOL_LEN);
+    m.book_seq = 1;
+    m.bid_px = 9900;
+    m.bid_qty = 1000;
+    m.ask_px = 10500;
+    m.ask_qty = 2000;
+    uint32_t len = arb_market_data_encode(&m, buf, sizeof buf);
+    arb_md_level bid = {ARB_SIDE_BUY, 1, 9900, 1000}, ask = {ARB_SIDE_SELL, 2, 10500, 2000};
+    arb_md_put_level(buf, 0, &bid);
+    arb_md_put_level(buf, 1, &ask);
+    arb_publish(testhost_ctx(host), ARB_TOPIC_MARKET_DATA, 0, buf, len);
+}
+
+static void on_command(void *user, const arb_msg *msg)
+{
+    (void)user;
+    arb_order_cmd c;
+    if (arb_order_cmd_decode(msg->data, msg->len, &c))
+        return;
+    commands_seen++;
+    if (c.action == ARB_CMD_SNAPSHOT) {
+        publish_snapshot(&c);
+        return;
+    }
+    if (c.action == ARB_CMD_CANCEL) {
+        for (size_t i = 0; i < n_book; i++)
+            if (book[i].order_id == c.order_id) {
+                c.price = book[i].price;
+                c.qty = book[i].qty;
+                publish_event(&c, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0);
+                book[i] = book[--n_book];
+                return;
+            }
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_UNKNOWN_ORDER, 0, 0, 0, 0);
+        return;
+    }
+    switch (c.price) {
+    case 10000:
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        if (n_book < 256)
+            book[n_book++] = (resting){c.order_id, c.account, c.price, c.qty, c.side};
+        break;
+    case 10100: {
+        int64_t half = c.qty / 2;
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        publish_trade("XA", 10050, half, c.account, 999);
+        publish_event(&c, ARB_EV_PARTIAL, 0, c.qty - half, half, 10050, half);
+        publish_trade("XA", 10100, c.qty - half, c.account, 999);
+        publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half);
+        break;
+    }
+    case 10200:
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0);
+        break;
+    default: /* 103.00 and anything else: silence */
+        break;
+    }
+}
+
+/* ---- a tiny blocking HTTP client, run on a helper thread ---- */
+
+typedef struct http_call {
+    int port;
+    const char *method, *path, *key, *body;
+    size_t body_len; /* 0: strlen(body) */
+    const char *extra_headers;
+    /* results */
+    int status;
+    char head[4096];
+    char *resp; /* body, NUL-terminated */
+    size_t resp_len;
+    volatile int done;
+} http_call;
+
+static int connect_to(int p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void *http_thread(void *arg)
+{
+    http_call *c = arg;
+    c->status = -1;
+    int fd = connect_to(c->port);
+    if (fd < 0) {
+        c->done = 1;
+        return NULL;
+    }
+    size_t blen = c->body ? (c->body_len ? c->body_len : strlen(c->body)) : 0;
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     c->method, c->path, c->key ? "Authorization: Bearer " : "",
+                     c->key ? c->key : "", c->key ? "\r\n" : "",
+                     c->extra_headers ? c->extra_headers : "", blen);
+    if (send_all(fd, req, (size_t)n) == 0 && blen)
+        send_all(fd, c->body, blen);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+        ssize_t r = recv(fd, buf + len, cap - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = 0;
+    close(fd);
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (sep && sscanf(buf, "HTTP/1.1 %d", &c->status) == 1) {
+        size_t hl = (size_t)(sep - buf);
+        if (hl >= sizeof c->head)
+            hl = sizeof c->head - 1;
+        memcpy(c->head, buf, hl);
+        c->head[hl] = 0;
+        c->resp_len = len - (size_t)(sep + 4 - buf);
+        c->resp = malloc(c->resp_len + 1);
+        memcpy(c->resp, sep + 4, c->resp_len);
+        c->resp[c->resp_len] = 0;
+    }
+    free(buf);
+    c->done = 1;
+    return NULL;
+}
+
+static int call_done(void *user) { return ((http_call *)user)->done; }
+
+/* Runs the call on a thread while loop 0 (the scripted matcher) runs here. */
+static void run_call(http_call *c)
+{
+    pthread_t th;
+    c->done = 0;
+    pthread_create(&th, NULL, http_thread, c);
+    testhost_run_until(host, call_done, c, 10000 * MS);
+    pthread_join(th, NULL);
+}
+
+static http_call *http(const char *method, const char *path, const char *key, const char *body)
+{
+    http_call *c = calloc(1, sizeof *c);
+    c->port = port;
+    c->method = method;
+    c->path = path;
+    c->key = key;
+    c->body = body;
+    run_call(c);
+    return c;
+}
+
+static void call_free(http_call *c)
+{
+    free(c->resp);
+    free(c);
+}
+
+static json_t *body_json(http_call *c)
+{
+    json_error_t e;
+    json_t *j = c->resp ? json_loads(c->resp, 0, &e) : NULL;
+    if (!j)
+        fail_msg("status %d, body is not JSON: %s", c->status, c->resp ? c->resp : "(none)");
+    return j;
+}
+
+static const char *jstr(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+
+static const char *error_code(json_t *j)
+{
+    return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static void expect_error(http_call *c, int status, const char *code)
+{
+    if (c->status != status)
+        fail_msg("expected %d %s, got %d: %s", status, code, c->status, c->resp ? c->resp : "");
+    json_t *j = body_json(c);
+    assert_string_equal(error_code(j), code);
+    assert_non_null(json_string_value(json_object_get(json_object_get(j, "error"), "message")));
+    assert_non_null(strstr(c->head, "Content-Type: application/json"));
+    json_decref(j);
+}
+
+static void expect_gone(http_call *c, int status, const char *code)
+{
+    expect_error(c, status, code);
+    call_free(c);
+}
+
+static char *order_body(const char *side, const char *price, const char *qty)
+{
+    static char b[256];
+    snprintf(b, sizeof b,
+             "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"price\":\"%s\","
+             "\"qty\":\"%s\",\"client_order_id\":\"t-1\"}",
+             side, price, qty);
+    return b;
+}
+
+/* ---- fixture ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    port = free_port();
+    slow_port = free_port();
+    char ini[4096];
+    snprintf(ini, sizeof ini,
+             "[host]\nthreads = 2\n"
+             "[bus]\nqueue_bytes = 65536\n"
+             "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
+             "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 1000\n"
+             "[instrument XB:BTCUSD]\nprice_decimals = 2\ntick_size = 0.01\nqty_decimals = 3\n"
+             "[plugin gateway]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
+             "api_key.alice = " KEY_A ":1001\napi_key.bob = " KEY_B ":1002\n"
+             "account_name.999 = market-maker\n"
+             "timeout_ms = 300\nmax_body = 1024\nheartbeat_ms = 100\nstream_interval_ms = 20\n"
+             "idle_timeout_s = 1\nstream_buffer_limit = 8192\nmax_streams = 4\n"
+             "[plugin gw_slow]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
+             "api_key.slow = " KEY_S ":1003\nrate_limit = 1\nrate_burst = 2\n",
+             port, slow_port);
+    host = testhost_new(ini);
+    if (!host)
+        return -1;
+    n_book = 0;
+    commands_seen = 0;
+    if (arb_subscribe(testhost_ctx(host), ARB_TOPIC_ORDER_COMMANDS, on_command, NULL) < 0)
+        return -1;
+    if (testhost_start(host))
+        return -1;
+    /* Let both gateways ask for their snapshots and get them. */
+    testhost_run(host, 50 * MS);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    testhost_free(host);
+    host = NULL;
+    return 0;
+}
+
+/* ---- orders ---- */
+
+static void resting_order_is_answered_open(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1.5"));
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(j, "status"), "open");
+    assert_string_equal(jstr(j, "qty"), "1.500");
+    assert_string_equal(jstr(j, "leaves_qty"), "1.500");
+    assert_string_equal(jstr(j, "account"), "1001");
+    assert_string_equal(jstr(j, "client_order_id"), "t-1");
+    assert_true(strlen(jstr(j, "order_id")) > 0);
+    json_decref(j);
+    call_free(c);
+}
+
+static void crossing_order_is_answered_with_all_its_fills(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "2"));
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(j, "status"), "filled");
+    assert_string_equal(jstr(j, "filled_qty"), "2.000");
+    json_t *fills = json_object_get(j, "fills");
+    assert_int_equal(json_array_size(fills), 2);
+    assert_string_equal(jstr(json_array_get(fills, 0), "price"), "100.50");
+    assert_string_equal(jstr(json_array_get(fills, 1), "qty"), "1.000");
+    json_decref(j);
+    call_free(c);
+}
+
+static void rejected_order_is_answered_with_the_reason(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders", KEY_A, order_body("buy", "102.00", "1"));
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(j, "status"), "rejected");
+    assert_string_equal(jstr(j, "reason"), "price_band");
+    json_decref(j);
+    call_free(c);
+}
+
+static void silent_matcher_gives_504_naming_the_order(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders", KEY_A, order_body("buy", "103.00", "1"));
+    expect_error(c, 504, "matcher_timeout");
+    json_t *j = body_json(c);
+    const char *id = jstr(json_object_get(j, "error"), "order_id");
+    assert_non_null(id);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/orders/%s", id);
+    http_call *g = http("GET", path, KEY_A, NULL);
+    assert_int_equal(g->status, 200);
+    json_t *o = body_json(g);
+    assert_string_equal(jstr(o, "status"), "pending");
+    json_decref(o);
+    json_decref(j);
+    call_free(g);
+    call_free(c);
+}
+
+static void async_order_is_accepted_at_once(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders?async=1", KEY_A, order_body("buy", "103.00", "1"));
+    assert_int_equal(c->status, 202);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(j, "status"), "pending");
+    json_decref(j);
+    call_free(c);
+}
+
+static void order_ids_increase_and_are_strings(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    json_t *ja = body_json(a), *jb = body_json(b);
+    assert_true(json_is_string(json_object_get(ja, "order_id")));
+    assert_true(strtoull(jstr(jb, "order_id"), NULL, 10) >
+                strtoull(jstr(ja, "order_id"), NULL, 10));
+    json_decref(ja);
+    json_decref(jb);
+    call_free(a);
+    call_free(b);
+}
+
+static char *place_resting(const char *key)
+{
+    http_call *c = http("POST", "/v1/orders", key, order_body("sell", "100.00", "1"));
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    char *path = malloc(64);
+    snprintf(path, 64, "/v1/orders/%s", jstr(j, "order_id"));
+    json_decref(j);
+    call_free(c);
+    return path;
+}
+
+static void account_sees_its_order_but_not_anothers(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    http_call *mine = http("GET", path, KEY_A, NULL);
+    assert_int_equal(mine->status, 200);
+    expect_gone(http("GET", path, KEY_B, NULL), 403, "forbidden");
+    expect_gone(http("DELETE", path, KEY_B, NULL), 403, "forbidden");
+    expect_gone(http("GET", "/v1/orders/123", KEY_A, NULL), 404, "order_not_found");
+    expect_gone(http("GET", "/v1/orders/12x", KEY_A, NULL), 400, "invalid_order_id");
+    call_free(mine);
+    free(path);
+}
+
+static void cancel_answers_cancelled_then_not_open(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    http_call *c = http("DELETE", path, KEY_A, NULL);
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(j, "status"), "cancelled");
+    assert_string_equal(jstr(j, "reason"), "user_cancel");
+    json_decref(j);
+    expect_gone(http("DELETE", path, KEY_A, NULL), 409, "order_not_open");
+    call_free(c);
+    free(path);
+}
+
+static void cancel_refused_by_the_matcher_is_409(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    n_book = 0; /* the scripted matcher forgets it: the cancel is refused */
+    expect_gone(http("DELETE", path, KEY_A, NULL), 409, "order_not_open");
+    http_call *g = http("GET", path, KEY_A, NULL);
+    json_t *j = body_json(g);
+    assert_string_equal(jstr(j, "status"), "open");
+    json_decref(j);
+    call_free(g);
+    free(path);
+}
+
+static void open_orders_list_only_the_callers_live_orders(void **state)
+{
+    (void)state;
+    free(place_resting(KEY_A));
+    free(place_resting(KEY_B));
+    http_call *f = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "1"));
+    assert_int_equal(f->status, 200);
+    http_call *c = http("GET", "/v1/orders?status=open", KEY_A, NULL);
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    json_t *orders = json_object_get(j, "orders");
+    assert_int_equal(json_array_size(orders), 1);
+    assert_string_equal(jstr(json_array_get(orders, 0), "account"), "1001");
+    assert_string_equal(jstr(json_array_get(orders, 0), "status"), "open");
+    json_decref(j);
+    expect_gone(http("GET", "/v1/orders?status=done", KEY_A, NULL), 400, "invalid_status");
+    call_free(c);
+    call_free(f);
+}
+
+/* ---- errors and safety ---- */
+
+static void missing_or_bad_key_is_401(void **state)
+{
+    (void)state;
+    http_call *c = http("POST", "/v1/orders", NULL, order_body("buy", "100.00", "1"));
+    expect_error(c, 401, "unauthorized");
+    assert_non_null(strstr(c->head, "WWW-Authenticate: Bearer"));
+    expect_gone(http("GET", "/v1/orders", "not-a-real-key-at-all", NULL), 401, "unauthorized");
+    call_free(c);
+}
+
+static void validation_failure_is_400_with_its_code(void **state)
+{
+    (void)state;
+    uint64_t before = commands_seen;
+    expect_gone(http("POST", "/v1/orders", KEY_A, order_body("buy", "100.03", "1")), 400,
+                 "price_off_tick");
+    expect_gone(http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "0.0001")), 400,
+                 "qty_off_lot");
+    expect_gone(http("POST", "/v1/orders", KEY_A, "{not json"), 400, "invalid_json");
+    assert_int_equal(commands_seen, before); /* nothing reached the matcher */
+}
+
+static void body_over_the_limit_is_413(void **state)
+{
+    (void)state;
+    char *big = malloc(2001);
+    memset(big, ' ', 2000);
+    big[0] = '{';
+    big[1999] = '}';
+    big[2000] = 0;
+    expect_gone(http("POST", "/v1/orders", KEY_A, big), 413, "body_too_large");
+    free(big);
+    /* Far past the limit evhttp refuses the body before reading it: still 413. */
+    http_call *c = calloc(1, sizeof *c);
+    c->port = port;
+    c->method = "POST";
+    c->path = "/v1/orders";
+    c->key = KEY_A;
+    c->body = "";
+    c->extra_headers = "Content-Length: 100000000\r\n";
+    run_call(c);
+    assert_int_equal(c->status, 413);
+    call_free(c);
+}
+
+static void rate_limited_key_gets_429_with_retry_after(void **state)
+{
+    (void)state;
+    http_call *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = calloc(1, sizeof *c[i]);
+        c[i]->port = slow_port;
+        c[i]->method = "GET";
+        c[i]->path = "/v1/orders";
+        c[i]->key = KEY_S;
+        run_call(c[i]);
+    }
+    assert_int_equal(c[0]->status, 200);
+    assert_int_equal(c[1]->status, 200);
+    expect_error(c[2], 429, "rate_limited");
+    assert_non_null(strstr(c[2]->head, "Retry-After: 1"));
+    for (int i = 0; i < 3; i++)
+        call_free(c[i]);
+}
+
+static void unknown_route_is_404_and_wrong_method_405(void **state)
+{
+    (void)state;
+    expect_gone(http("GET", "/v1/nothing", NULL, NULL), 404, "route_not_found");
+    http_call *c = http("PUT", "/v1/orders", KEY_A, "{}");
+    expect_error(c, 405, "method_not_allowed");
+    assert_non_null(strstr(c->head, "Allow: POST, GET"));
+    call_free(c);
+    expect_gone(http("PATCH", "/v1/instruments", NULL, NULL), 405, "method_not_allowed");
+}
+
+static void full_matcher_queue_is_503(void **state)
+{
+    (void)state;
+    /* Loop 0 (the matcher) is not run while the client posts, so the ring
+     * from the gateway's loop fills up and publish says ARB_EFULL. */
+    http_call *c = calloc(1, sizeof *c);
+    c->port = port;
+    c->method = "POST";
+    c->path = "/v1/orders?async=1";
+    c->key = KEY_A;
+    c->body = order_body("buy", "103.00", "1");
+    int saw503 = 0;
+    for (int i = 0; i < 2000 && !saw503; i++) {
+        pthread_t th;
+        pthread_create(&th, NULL, http_thread, c);
+        pthread_join(th, NULL);
+        if (c->status == 503) {
+            json_t *j = body_json(c);
+            assert_string_equal(error_code(j), "matcher_unavailable");
+            json_decref(j);
+            saw503 = 1;
+        } else {
+            assert_int_equal(c->status, 202);
+        }
+        free(c->resp);
+        c->resp = NULL;
+    }
+    assert_true(saw503);
+    call_free(c);
+    testhost_run(host, 100 * MS); /* drain */
+}
+
+/* An idle connection and a request that never finishes are both closed. */
+static void idle_and_slow_connections_are_closed(void **state)
+{
+    (void)state;
+    int idle = connect_to(port), slow = connect_to(port);
+    assert_true(idle >= 0 && slow >= 0);
+    const char *partial = "GET /v1/instruments HTTP/1.1\r\nHost: x\r\n";
+    assert_int_equal(send_all(slow, partial, strlen(partial)), 0);
+    struct pollfd p[2] = {{idle, POLLIN, 0}, {slow, POLLIN, 0}};
+    int64_t deadline = 3000; /* idle_timeout_s is 1 */
+    int closed = 0;
+    while (closed < 2 && deadline > 0) {
+        testhost_run(host, 50 * MS);
+        deadline -= 50;
+        if (poll(p, 2, 0) > 0)
+            for (int i = 0; i < 2; i++)
+                if (p[i].revents) {
+                    char b[256];
+                    if (recv(p[i].fd, b, sizeof b, MSG_DONTWAIT) <= 0) {
+                        p[i].fd = -p[i].fd - 1;
+                        closed++;
+                    }
+                }
+    }
+    assert_int_equal(closed, 2);
+    close(idle);
+    close(slow);
+}
+
+/* ---- reads ---- */
+
+static void book_comes_from_the_matchers_snapshot(void **state)
+{
+    (void)state;
+    http_call *c = http("GET", "/v1/book/XA/BTCUSD?depth=5", NULL, NULL);
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "bids"), 0), "price"), "99.00");
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "asks"), 0), "qty"), "2.000");
+    json_decref(j);
+    call_free(c);
+    expect_gone(http("GET", "/v1/book/XC/BTCUSD", NULL, NULL), 404, "unknown_instrument");
+    expect_gone(http("GET", "/v1/book/XA/BTCUSD?depth=0", NULL, NULL), 400, "invalid_depth");
+}
+
+static void trades_and_pnl_follow_trade_executed(void **state)
+{
+    (void)state;
+    http_call *f = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "2"));
+    assert_int_equal(f->status, 200);
+    call_free(f);
+    http_call *c = http("GET", "/v1/trades?venue=XA&symbol=BTCUSD&limit=1", NULL, NULL);
+    assert_int_equal(c->status, 200);
+    json_t *j = body_json(c);
+    json_t *trades = json_object_get(j, "trades");
+    assert_int_equal(json_array_size(trades), 1);
+    assert_string_equal(jstr(json_array_get(trades, 0), "price"), "101.00");
+    json_decref(j);
+    call_free(c);
+    c = http("GET", "/v1/accounts", NULL, NULL);
+    j = body_json(c);
+    json_t *accounts = json_object_get(j, "accounts");
+    assert_int_equal(json_array_size(accounts), 2);
+    json_t *alice = json_array_get(accounts, 0), *mm = json_array_get(accounts, 1);
+    assert_string_equal(jstr(alice, "name"), "alice");
+    assert_string_equal(jstr(mm, "name"), "market-maker");
+    json_t *pos = json_array_get(json_object_get(alice, "positions"), 0);
+    assert_string_equal(jstr(pos, "position"), "2.000");
+    /* Bought 1 at 100.50 and 1 at 101.00, marked at 101.00: +0.50. */
+    assert_string_equal(jstr(alice, "pnl_total"), "0.50000");
+    assert_string_equal(jstr(mm, "pnl_total"), "-0.50000");
+    json_decref(j);
+    call_free(c);
+    expect_gone(http("GET", "/v1/trades?venue=XQ", NULL, NULL), 404, "unknown_instrument");
+    expect_gone(http("GET", "/v1/trades?limit=0", NULL, NULL), 400, "invalid_limit");
+}
+
+static void instruments_list_the_config(void **state)
+{
+    (void)state;
+    http_call *c = http("GET", "/v1/instruments", NULL, NULL);
+    json_t *j = body_json(c);
+    json_t *in = json_object_get(j, "instruments");
+    assert_int_equal(json_array_size(in), 2);
+    assert_string_equal(jstr(json_array_get(in, 0), "tick_size"), "0.05");
+    assert_string_equal(jstr(json_array_get(in, 1), "venue"), "XB");
+    json_decref(j);
+    call_free(c);
+}
+
+static void served_openapi_is_the_repository_file(void **state)
+{
+    (void)state;
+    http_call *c = http("GET", "/v1/openapi.json", NULL, NULL);
+    assert_int_equal(c->status, 200);
+    FILE *f = fopen("plugins/gateway/openapi.json", "rb");
+    assert_non_null(f);
+    char *file = malloc(c->resp_len + 16);
+    size_t n = fread(file, 1, c->resp_len + 16, f);
+    fclose(f);
+    assert_int_equal(n, c->resp_len);
+    assert_memory_equal(file, c->resp, n);
+    free(file);
+    call_free(c);
+}
+
+/* Each documented operation, called on the running gateway, reaches a
+ * handler: never route_not_found or method_not_allowed. */
+static void every_documented_operation_is_routed_by_the_server(void **state)
+{
+    (void)state;
+    json_t *doc = json_load_file("plugins/gateway/openapi.json", 0, NULL);
+    assert_non_null(doc);
+    const char *path;
+    json_t *item;
+    int checked = 0;
+    json_object_foreach(json_object_get(doc, "paths"), path, item)
+    {
+        char concrete[128];
+        size_t j = 0;
+        for (const char *p = path; *p && j < sizeof concrete - 8; p++) {
+            if (*p == '{') {
+                const char *fill = !strncmp(p, "{venue}", 7) ? "XA" : !strncmp(p, "{symbol}", 8)
+                                                                      ? "BTCUSD"
+                                                                      : "1";
+                j += (size_t)snprintf(concrete + j, sizeof concrete - j, "%s", fill);
+                p = strchr(p, '}');
+            } else {
+                concrete[j++] = *p;
+            }
+        }
+        concrete[j] = 0;
+        const char *methods[] = {"get", "post", "delete"};
+        for (int m = 0; m < 3; m++) {
+            if (!json_object_get(item, methods[m]) || !strcmp(path, "/v1/stream"))
+                continue;
+            char upper[8];
+            size_t k = 0;
+            for (; methods[m][k]; k++)
+                upper[k] = (char)(methods[m][k] & ~0x20);
+            upper[k] = 0;
+            http_call *c = http(upper, concrete, KEY_A, m == 1 ? "{}" : NULL);
+            if (c->status == 404 || c->status == 405) {
+                json_t *e = body_json(c);
+                assert_string_not_equal(error_code(e), "route_not_found");
+                assert_string_not_equal(error_code(e), "method_not_allowed");
+                json_decref(e);
+            }
+            call_free(c);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 10); /* eleven operations; the stream has its own tests */
+    json_decref(doc);
+}
+
+/* ---- the stream ---- */
+
+typedef struct stream_reader {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+} stream_reader;
+
+static int stream_open(stream_reader *s, const char *path)
+{
+    s->fd = connect_to(port);
+    s->len = 0;
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    return send_all(s->fd, req, (size_t)n);
+}
+
+/* Runs the host until `needle` shows up in what the stream sent. */
+static int stream_wait_for(stream_reader *s, const char *needle, int64_t max_ms)
+{
+    for (int64_t t = 0; t < max_ms; t += 10) {
+        ssize_t r;
+        while (s->len < sizeof s->buf - 1 &&
+               (r = recv(s->fd, s->buf + s->len, sizeof s->buf - 1 - s->len, MSG_DONTWAIT)) > 0)
+            s->len += (size_t)r;
+        s->buf[s->len] = 0;
+        if (strstr(s->buf, needle))
+            return 1;
+        testhost_run(host, 10 * MS);
+    }
+    return 0;
+}
+
+static void stream_sends_state_then_live_trades_and_heartbeats(void **state)
+{
+    (void)state;
+    stream_reader *s = calloc(1, sizeof *s);
+    assert_int_equal(stream_open(s, "/v1/stream?topics=trades,book,pnl"), 0);
+    assert_true(stream_wait_for(s, "event: book", 2000));
+    assert_non_null(strstr(s->buf, "Content-Type: text/event-stream"));
+    assert_non_null(strstr(s->buf, "\"venue\":\"XA\""));
+    assert_true(stream_wait_for(s, ": heartbeat", 2000));
+    s->len = 0;
+    http_call *f = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "2"));
+    call_free(f);
+    assert_true(stream_wait_for(s, "event: trade\r\n", 10) ||
+                stream_wait_for(s, "\"price\":\"101.00\"", 2000));
+    assert_non_null(strstr(s->buf, "event: trade"));
+    assert_true(stream_wait_for(s, "event: pnl", 3000));
+    close(s->fd);
+    free(s);
+}
+
+static void stream_rejects_unknown_topics(void **state)
+{
+    (void)state;
+    expect_gone(http("GET", "/v1/stream?topics=trades,gossip", NULL, NULL), 400,
+                 "invalid_topics");
+}
+
+static void stream_count_is_bounded(void **state)
+{
+    (void)state;
+    stream_reader *s = calloc(4, sizeof *s);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(stream_open(&s[i], "/v1/stream?topics=ticks"), 0);
+        assert_true(stream_wait_for(&s[i], "retry:", 2000));
+    }
+    expect_gone(http("GET", "/v1/stream", NULL, NULL), 503, "too_many_streams");
+    for (int i = 0; i < 4; i++)
+        close(s[i].fd);
+    testhost_run(host, 300 * MS); /* heartbeats find the closed sockets */
+    http_call *c = calloc(1, sizeof *c);
+    stream_reader *again = calloc(1, sizeof *again);
+    assert_int_equal(stream_open(again, "/v1/stream?topics=ticks"), 0);
+    assert_true(stream_wait_for(again, "retry:", 2000));
+    close(again->fd);
+    free(again);
+    free(c);
+    free(s);
+}
+
+/* A client that stops reading is cut off once its unsent output passes
+ * stream_buffer_limit, so it cannot make the gateway hold more. */
+static void slow_stream_reader_is_cut_off(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *req = "GET /v1/stream?topics=trades HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send_all(fd, req, strlen(req)), 0);
+    testhost_run(host, 50 * MS);
+    /* Flood trades; the client reads nothing. */
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 200; i++)
+            publish_trade("XA", 10000, 1, 1, 2);
+        testhost_run(host, 5 * MS);
+    }
+    testhost_run(host, 100 * MS);
+    /* Now read: the server must have closed the connection (EOF), having
+     * sent only a bounded amount. */
+    size_t total = 0;
+    int eof = 0;
+    for (int t = 0; t < 300 && !eof; t++) {
+        char b[65536];
+        ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            eof = 1;
+        else if (r > 0)
+            total += (size_t)r;
+        else
+            testhost_run(host, 10 * MS);
+    }
+    close(fd);
+    assert_true(eof);
+    /* 10000 trades of ~200 bytes were published; far less reached us. */
+    assert_true(total < 1000000);
+}
+
+/* ---- hot reload ---- */
+
+static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    json_t *ja = body_json(a);
+    uint64_t before = strtoull(jstr(ja, "order_id"), NULL, 10);
+    char err[256];
+    assert_int_equal(testhost_reload(host, "gateway", NULL, err, sizeof err), 0);
+    testhost_run(host, 50 * MS);
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    assert_int_equal(b->status, 200);
+    json_t *jb = body_json(b);
+    assert_true(strtoull(jstr(jb, "order_id"), NULL, 10) > before);
+    json_decref(ja);
+    json_decref(jb);
+    call_free(a);
+    call_free(b);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(resting_order_is_answered_open),
+        T(crossing_order_is_answered_with_all_its_fills),
+        T(rejected_order_is_answered_with_the_reason),
+        T(silent_matcher_gives_504_naming_the_order),
+        T(async_order_is_accepted_at_once),
+        T(order_ids_increase_and_are_strings),
+        T(account_sees_its_order_but_not_anothers),
+        T(cancel_answers_cancelled_then_not_open),
+        T(cancel_refused_by_the_matcher_is_409),
+        T(open_orders_list_only_the_callers_live_orders),
+        T(missing_or_bad_key_is_401),
+        T(validation_failure_is_400_with_its_code),
+        T(body_over_the_limit_is_413),
+        T(rate_limited_key_gets_429_with_retry_after),
+        T(unknown_route_is_404_and_wrong_method_405),
+        T(full_matcher_queue_is_503),
+        T(idle_and_slow_connections_are_closed),
+        T(book_comes_from_the_matchers_snapshot),
+        T(trades_and_pnl_follow_trade_executed),
+        T(instruments_list_the_config),
+        T(served_openapi_is_the_repository_file),
+        T(every_documented_operation_is_routed_by_the_server),
+        T(stream_sends_state_then_live_trades_and_heartbeats),
+        T(stream_rejects_unknown_topics),
+        T(stream_count_is_bounded),
+        T(slow_stream_reader_is_cut_off),
+        T(reload_keeps_serving_and_never_reuses_an_order_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
