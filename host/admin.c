@@ -47,8 +47,7 @@ static bool token_ok(arbh_host *h, struct evhttp_request *req)
 {
     if (!h->admin_token[0])
         return true;
-    const char *auth =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!auth || strncmp(auth, "Bearer ", 7))
         return false;
     const char *given = auth + 7;
@@ -88,12 +87,12 @@ static void plugins(arbh_host *h, struct evhttp_request *req)
         arbh_instance *in = h->instances[i];
         if (in->is_test)
             continue;
-        json_array_append_new(
-            list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i}", "instance", in->name, "plugin",
-                            in->desc->name, "file", in->path, "version", in->desc->version,
-                            "state", state_names[in->state], "started_at",
-                            (json_int_t)(in->started_at / 1000000000), "reloads",
-                            (json_int_t)in->reloads, "loop", in->thread));
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i}", "instance", in->name,
+                                        "plugin", in->desc->name, "file", in->path, "version",
+                                        in->desc->version, "state", state_names[in->state],
+                                        "started_at", (json_int_t)(in->started_at / 1000000000),
+                                        "reloads", (json_int_t)in->reloads, "loop", in->thread));
     }
     reply_json(req, 200, list);
 }
@@ -312,8 +311,9 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
             route = h->routes[i];
     pthread_mutex_unlock(&h->metric_mu);
     if (!route) {
-        reply_error(req, 404, "not_found", arbh_host_find(h, name) ? "no such route for the instance"
-                                                                   : "no such instance");
+        reply_error(req, 404, "not_found",
+                    arbh_host_find(h, name) ? "no such route for the instance"
+                                            : "no such instance");
         return;
     }
     route_call c = {route, method_name(cmd), action, query, evbuffer_new(), 500};

@@ -75,8 +75,9 @@ static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path,
     evhttp_connection_free(conn);
     event_base_free(base);
     if (r->failed) {
-        fprintf(stderr, "arbctl: no answer from http://%s%s (is arb-host running with admin = %s?)\n",
-                addr, path, addr);
+        fprintf(stderr,
+                "arbctl: no answer from http://%s%s (is arb-host running with admin = %s?)\n", addr,
+                path, addr);
         evbuffer_free(r->body);
         return 2;
     }
@@ -179,7 +180,8 @@ static void usage(FILE *out)
           "  metrics                 Prometheus metrics\n"
           "  reload NAME [FILE.so]   hot-reload an instance (from its file, or FILE.so)\n"
           "  book VENUE SYMBOL [I]   depth snapshot from matcher instance I (default matcher)\n"
-          "  get PATH                any admin path, e.g. /plugins/matcher/book?venue=XA&symbol=BTCUSD\n"
+          "  get PATH                any admin path, e.g. "
+          "/plugins/matcher/book?venue=XA&symbol=BTCUSD\n"
           "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token)\n",
           out);
 }
@@ -187,7 +189,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     admin_lookup a;
-    snprintf(a.addr, sizeof a.addr, "%s", getenv("ARB_ADMIN") ? getenv("ARB_ADMIN") : "127.0.0.1:9100");
+    snprintf(a.addr, sizeof a.addr, "%s",
+             getenv("ARB_ADMIN") ? getenv("ARB_ADMIN") : "127.0.0.1:9100");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -35,8 +35,7 @@ typedef struct parse_state {
     bool failed;
 } parse_state;
 
-__attribute__((format(printf, 2, 3))) static void cfg_error(arbh_config *cfg, const char *fmt,
-                                                            ...)
+__attribute__((format(printf, 2, 3))) static void cfg_error(arbh_config *cfg, const char *fmt, ...)
 {
     if (cfg->err[0])
         return; /* keep the first error: it is the cause */
@@ -369,8 +368,7 @@ const arbh_cfg_entry *arbh_config_first_unread(const arbh_config *cfg, bool *who
     return NULL;
 }
 
-const char *arbh_config_get(arbh_config *cfg, const char *section, const char *key,
-                            const char *def)
+const char *arbh_config_get(arbh_config *cfg, const char *section, const char *key, const char *def)
 {
     arbh_cfg_entry *e = arbh_config_find(cfg, section, key);
     return e ? e->value : def;

@@ -121,10 +121,9 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
-__attribute__((format(printf, 6, 7))) static int entry_error(arbh_config *cfg,
-                                                             const char *section, const char *key,
-                                                             char *err, size_t n, const char *fmt,
-                                                             ...)
+__attribute__((format(printf, 6, 7))) static int entry_error(arbh_config *cfg, const char *section,
+                                                             const char *key, char *err, size_t n,
+                                                             const char *fmt, ...)
 {
     arbh_cfg_entry *e = arbh_config_find(cfg, section, key);
     char msg[512];
@@ -172,8 +171,9 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
     /* Plugin search path: config, environment, then beside the binary. */
     const char *env = getenv("ARB_PLUGIN_DIR");
     const char *cfgdir = arbh_config_get(cfg, "host", "plugin_dir", "");
-    snprintf(h->plugin_dirs, sizeof h->plugin_dirs, "%.2000s:%.2000s:%s/plugins:%s/../lib/arb/plugins",
-             cfgdir, env ? env : "", h->exe_dir, h->exe_dir);
+    snprintf(h->plugin_dirs, sizeof h->plugin_dirs,
+             "%.2000s:%.2000s:%s/plugins:%s/../lib/arb/plugins", cfgdir, env ? env : "", h->exe_dir,
+             h->exe_dir);
     return ARB_OK;
 }
 
@@ -563,7 +563,8 @@ void arbh_host_print_plan(arbh_host *h, FILE *out)
         arbh_instance *in = h->instances[i];
         if (in->is_test)
             continue;
-        fprintf(out, "instance %s: plugin %s %s (ABI %u, state v%u) on loop %d\n    file       %s\n",
+        fprintf(out,
+                "instance %s: plugin %s %s (ABI %u, state v%u) on loop %d\n    file       %s\n",
                 in->name, in->desc->name, in->desc->version, in->desc->abi_version,
                 in->desc->state_version, in->thread, in->path);
         print_topics(out, "publishes", in->desc->publishes);
@@ -647,8 +648,7 @@ static bool instance_changed(arbh_instance *in, arbh_config *nc)
 
 static void remove_at(arbh_host *h, size_t i)
 {
-    memmove(&h->instances[i], &h->instances[i + 1],
-            (h->ninstances - i - 1) * sizeof *h->instances);
+    memmove(&h->instances[i], &h->instances[i + 1], (h->ninstances - i - 1) * sizeof *h->instances);
     h->ninstances--;
 }
 
@@ -667,7 +667,8 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
         return ARB_EINVAL;
     }
     keep_config(h, nc);
-    if (!arbh_config_section_equal(h->cfg, nc, "host") || !arbh_config_section_equal(h->cfg, nc, "bus"))
+    if (!arbh_config_section_equal(h->cfg, nc, "host") ||
+        !arbh_config_section_equal(h->cfg, nc, "bus"))
         arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [host]/[bus] changes need a restart; ignored");
     check_keys(nc, "host", host_keys, err, n);
     check_keys(nc, "bus", bus_keys, err, n);
@@ -695,7 +696,8 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
             continue;
         }
         arbh_loop_call(in->loop, stop_on_loop, in);
-        arbh_log(h, in->name, ARB_LOG_INFO, "SIGHUP: %s", present ? "changed, restarting" : "removed");
+        arbh_log(h, in->name, ARB_LOG_INFO, "SIGHUP: %s",
+                 present ? "changed, restarting" : "removed");
         remove_at(h, i);
         arbh_instance_free(in);
         if (present)
@@ -725,9 +727,8 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     }
     free_names(&plan);
     h->cfg = nc;
-    arbh_log(h, NULL, ARB_LOG_INFO,
-             "SIGHUP: %u added, %u removed, %u restarted, %u failed, %zu running",
-             started > restarted ? started - restarted : 0, stopped, restarted, failed,
-             h->ninstances);
+    arbh_log(
+        h, NULL, ARB_LOG_INFO, "SIGHUP: %u added, %u removed, %u restarted, %u failed, %zu running",
+        started > restarted ? started - restarted : 0, stopped, restarted, failed, h->ninstances);
     return failed ? ARB_ERROR : ARB_OK;
 }

@@ -56,8 +56,8 @@ typedef struct arbh_topic_stats {
 typedef struct arbh_topic {
     char name[64];
     int id;
-    _Atomic uint64_t loop_mask;            /* loops with subscriptions */
-    arbh_sub_list subs[ARBH_MAX_LOOPS];    /* each touched only by its loop */
+    _Atomic uint64_t loop_mask;         /* loops with subscriptions */
+    arbh_sub_list subs[ARBH_MAX_LOOPS]; /* each touched only by its loop */
     arbh_topic_stats stats[ARBH_MAX_LOOPS];
 } arbh_topic;
 
@@ -133,7 +133,7 @@ struct arbh_instance {
     unsigned reloads;
     int healthy;
     char health[128];
-    char err[512]; /* the last error reported by this instance's calls */
+    char err[512];        /* the last error reported by this instance's calls */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
 };
@@ -249,7 +249,7 @@ arbh_instance *arbh_instance_new(arbh_host *h, arbh_config *cfg, const char *nam
 int arbh_instance_load(arbh_instance *in, char *err, size_t n);
 int arbh_instance_create(arbh_instance *in, char *err, size_t n);
 int arbh_instance_start(arbh_instance *in, char *err, size_t n); /* on its loop */
-void arbh_instance_stop(arbh_instance *in);                       /* on its loop */
+void arbh_instance_stop(arbh_instance *in);                      /* on its loop */
 void arbh_instance_free(arbh_instance *in);
 void arbh_instance_teardown_regs(arbh_instance *in);
 void arbh_instance_commit_regs(arbh_instance *in);
@@ -262,12 +262,11 @@ typedef struct arbh_reload_image {
     void *dl;
     const arb_plugin *desc;
 } arbh_reload_image;
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img,
-                        char *err, size_t n);
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
+                        size_t n);
 void arbh_reload_discard(arbh_reload_image *img);
 int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n);
-int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out,
-                        size_t n);
+int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out, size_t n);
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
                              const char *labels, const char *help);
 

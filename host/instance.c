@@ -54,10 +54,8 @@ static const char *sect(arbh_instance *in, const char *section)
     return section;
 }
 
-__attribute__((format(printf, 4, 5))) static int report_entry(arbh_instance *in,
-                                                              const char *section,
-                                                              const arbh_cfg_entry *e,
-                                                              const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+report_entry(arbh_instance *in, const char *section, const arbh_cfg_entry *e, const char *fmt, ...)
 {
     char msg[384];
     va_list ap;
@@ -66,8 +64,7 @@ __attribute__((format(printf, 4, 5))) static int report_entry(arbh_instance *in,
     va_end(ap);
     const arbh_cfg_entry *where = e ? e : arbh_config_section_origin(in->cfg, section);
     if (where && where->line)
-        snprintf(in->err, sizeof in->err, "%s:%d: [%s] %s", where->file, where->line, section,
-                 msg);
+        snprintf(in->err, sizeof in->err, "%s:%d: [%s] %s", where->file, where->line, section, msg);
     else if (where)
         snprintf(in->err, sizeof in->err, "%s: [%s] %s", where->file, section, msg);
     else
@@ -85,8 +82,8 @@ static int api_cfg_str(arb_ctx *ctx, const char *section, const char *key, const
     return ARB_OK;
 }
 
-static int api_cfg_int(arb_ctx *ctx, const char *section, const char *key, int64_t def,
-                       int64_t min, int64_t max, int64_t *out)
+static int api_cfg_int(arb_ctx *ctx, const char *section, const char *key, int64_t def, int64_t min,
+                       int64_t max, int64_t *out)
 {
     arbh_instance *in = INST(ctx);
     const char *s = sect(in, section);
@@ -99,8 +96,9 @@ static int api_cfg_int(arb_ctx *ctx, const char *section, const char *key, int64
     errno = 0;
     long long v = strtoll(e->value, &end, 0);
     if (errno || end == e->value || *end || v < min || v > max)
-        return report_entry(in, s, e, "%s = '%s': expected an integer in [%" PRId64 ", %" PRId64 "]",
-                            key, e->value, min, max);
+        return report_entry(in, s, e,
+                            "%s = '%s': expected an integer in [%" PRId64 ", %" PRId64 "]", key,
+                            e->value, min, max);
     *out = v;
     return ARB_OK;
 }
@@ -706,8 +704,8 @@ void arbh_instance_free(arbh_instance *in)
 /* dlopen caches images by path and file identity: a rebuilt .so at the same
  * path must be opened from a fresh copy. The copy is unlinked right after
  * dlopen; the mapping keeps it alive. */
-static int open_unique_copy(arbh_instance *in, const char *path, void **dl,
-                            const arb_plugin **desc, char *err, size_t n)
+static int open_unique_copy(arbh_instance *in, const char *path, void **dl, const arb_plugin **desc,
+                            char *err, size_t n)
 {
     int src = open(path, O_RDONLY | O_CLOEXEC);
     if (src < 0) {
@@ -716,8 +714,7 @@ static int open_unique_copy(arbh_instance *in, const char *path, void **dl,
     }
     const char *tmp = getenv("TMPDIR");
     char copy[4096];
-    snprintf(copy, sizeof copy, "%s/arb-reload-%s-XXXXXX.so", tmp && *tmp ? tmp : "/tmp",
-             in->name);
+    snprintf(copy, sizeof copy, "%s/arb-reload-%s-XXXXXX.so", tmp && *tmp ? tmp : "/tmp", in->name);
     int dst = mkstemps(copy, 3);
     if (dst < 0) {
         snprintf(err, n, "cannot create a copy of %s: %s", path, strerror(errno));
@@ -744,8 +741,8 @@ static int open_unique_copy(arbh_instance *in, const char *path, void **dl,
     return rc;
 }
 
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img,
-                        char *err, size_t n)
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
+                        size_t n)
 {
     memset(img, 0, sizeof *img);
     const char *path = new_path && *new_path ? new_path : old->path;
@@ -800,7 +797,8 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
         } else {
             rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
             if (rc != ARB_OK)
-                snprintf(err, n, "the new build refused the state (state version %u, %zu bytes): %s",
+                snprintf(err, n,
+                         "the new build refused the state (state version %u, %zu bytes): %s",
                          old->desc->state_version, len,
                          rc == ARB_EREFUSED ? "refused" : "restore failed");
         }

@@ -18,7 +18,8 @@ static void usage(FILE *out)
 {
     fputs("usage: arb-host -c FILE [-c FILE ...] [-s section.key=value ...] [--check]\n"
           "  -c, --config FILE   INI configuration (repeatable; later files add and override)\n"
-          "  -s, --set K=V       override one key, e.g. -s clock.ticks=1000 or -s host.admin=127.0.0.1:9100\n"
+          "  -s, --set K=V       override one key, e.g. -s clock.ticks=1000 or -s "
+          "host.admin=127.0.0.1:9100\n"
           "      --check         load and validate everything, print the plan, exit\n"
           "  -h, --help          this text\n",
           out);
@@ -27,8 +28,10 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-        {"check", no_argument, NULL, 'k'},        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"check", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char **files = calloc((size_t)argc, sizeof *files);

@@ -113,20 +113,17 @@ static inline int arb__instrument_section(void *user, const char *section, const
     int rc;
     if ((rc = ctx->api->cfg_int(ctx, section, "price_decimals", 2, 0, ARB_FIXED_MAX_DECIMALS,
                                 &pd)) ||
-        (rc = ctx->api->cfg_int(ctx, section, "qty_decimals", 0, 0, ARB_FIXED_MAX_DECIMALS,
-                                &qd))) {
+        (rc = ctx->api->cfg_int(ctx, section, "qty_decimals", 0, 0, ARB_FIXED_MAX_DECIMALS, &qd))) {
         ld->rc = rc;
         return 1;
     }
     in.price_decimals = (int)pd;
     in.qty_decimals = (int)qd;
-    if ((rc = arb__instrument_dec(ctx, section, "tick_size", "0", in.price_decimals, 0,
-                                  &in.tick)) ||
+    if ((rc =
+             arb__instrument_dec(ctx, section, "tick_size", "0", in.price_decimals, 0, &in.tick)) ||
         (rc = arb__instrument_dec(ctx, section, "lot_size", "0", in.qty_decimals, 0, &in.lot)) ||
-        (rc = arb__instrument_dec(ctx, section, "min_qty", "0", in.qty_decimals, 0,
-                                  &in.min_qty)) ||
-        (rc = arb__instrument_dec(ctx, section, "max_qty", "0", in.qty_decimals, 0,
-                                  &in.max_qty)) ||
+        (rc = arb__instrument_dec(ctx, section, "min_qty", "0", in.qty_decimals, 0, &in.min_qty)) ||
+        (rc = arb__instrument_dec(ctx, section, "max_qty", "0", in.qty_decimals, 0, &in.max_qty)) ||
         (rc = arb__instrument_dec(ctx, section, "ref_price", "0", in.price_decimals, 0,
                                   &in.ref_price)) ||
         (rc = ctx->api->cfg_int(ctx, section, "band_bps", 0, 0, 10000, &in.band_bps))) {
@@ -151,8 +148,8 @@ static inline int arb__instrument_section(void *user, const char *section, const
             ld->rc = arb_cfg_reject_in(ctx, section, "", "instrument defined twice");
             return 1;
         }
-    arb_instrument *grown = (arb_instrument *)realloc(
-        ld->table->items, (ld->table->count + 1) * sizeof *grown);
+    arb_instrument *grown =
+        (arb_instrument *)realloc(ld->table->items, (ld->table->count + 1) * sizeof *grown);
     if (!grown) {
         ld->rc = ARB_ENOMEM;
         return 1;

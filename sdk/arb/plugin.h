@@ -35,8 +35,8 @@ extern "C" {
 /* The one symbol a plugin exports; it returns the plugin's descriptor. */
 #define ARB_PLUGIN_ENTRY_NAME "arb_plugin_entry"
 #define ARB_EXPORT __attribute__((visibility("default")))
-#define ARB_PLUGIN_DEFINE(desc)                                                \
-    ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void);                \
+#define ARB_PLUGIN_DEFINE(desc)                                 \
+    ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void); \
     ARB_EXPORT const struct arb_plugin *arb_plugin_entry(void) { return &(desc); }
 
 /* Status codes: 0 is success, every failure is negative. */
@@ -88,8 +88,8 @@ typedef void (*arb_timer_fn)(void *user);
 typedef int (*arb_cfg_fn)(void *user, const char *key, const char *value);
 /* Serves an admin request routed to /plugins/<instance>/<path>. Writes the
  * body to `out` and returns the HTTP status. `query` may be NULL. */
-typedef int (*arb_admin_fn)(void *user, const char *method, const char *path,
-                            const char *query, struct evbuffer *out);
+typedef int (*arb_admin_fn)(void *user, const char *method, const char *path, const char *query,
+                            struct evbuffer *out);
 
 /* ---- metrics: plain memory the host reads, one writer (the instance) ---- */
 
@@ -113,8 +113,7 @@ typedef struct arb_histogram {
 /* Single-writer increments: a load and a store, no locked instruction. */
 static inline void arb_counter_add(arb_counter *c, uint64_t n)
 {
-    atomic_store_explicit(&c->value,
-                          atomic_load_explicit(&c->value, memory_order_relaxed) + n,
+    atomic_store_explicit(&c->value, atomic_load_explicit(&c->value, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
 
@@ -154,8 +153,7 @@ typedef struct arb_host_api {
     int (*unsubscribe)(arb_ctx *ctx, int subscription);
 
     /* Timers on the instance's loop; interval 0 with repeat=0 runs once soon. */
-    int (*timer_start)(arb_ctx *ctx, uint64_t interval_ns, int repeat, arb_timer_fn fn,
-                       void *user);
+    int (*timer_start)(arb_ctx *ctx, uint64_t interval_ns, int repeat, arb_timer_fn fn, void *user);
     int (*timer_stop)(arb_ctx *ctx, int timer);
 
     /* Config. `section` NULL means the instance's own section. On a bad
@@ -163,10 +161,10 @@ typedef struct arb_host_api {
      * return ARB_EINVAL; a missing key yields the default and ARB_OK. */
     int (*cfg_str)(arb_ctx *ctx, const char *section, const char *key, const char *def,
                    const char **out);
-    int (*cfg_int)(arb_ctx *ctx, const char *section, const char *key, int64_t def,
-                   int64_t min, int64_t max, int64_t *out);
-    int (*cfg_double)(arb_ctx *ctx, const char *section, const char *key, double def,
-                      double min, double max, double *out);
+    int (*cfg_int)(arb_ctx *ctx, const char *section, const char *key, int64_t def, int64_t min,
+                   int64_t max, int64_t *out);
+    int (*cfg_double)(arb_ctx *ctx, const char *section, const char *key, double def, double min,
+                      double max, double *out);
     int (*cfg_bool)(arb_ctx *ctx, const char *section, const char *key, int def, int *out);
     /* Every key of a section, in file order. */
     int (*cfg_each)(arb_ctx *ctx, const char *section, arb_cfg_fn fn, void *user);
@@ -180,8 +178,7 @@ typedef struct arb_host_api {
 
     /* Metrics, owned by the instance and freed by the host. `labels` is a
      * Prometheus label list without braces (e.g. "reason=\"bad_tick\"") or NULL. */
-    arb_counter *(*counter)(arb_ctx *ctx, const char *name, const char *labels,
-                            const char *help);
+    arb_counter *(*counter)(arb_ctx *ctx, const char *name, const char *labels, const char *help);
     arb_gauge *(*gauge)(arb_ctx *ctx, const char *name, const char *labels, const char *help);
     arb_histogram *(*histogram)(arb_ctx *ctx, const char *name, const char *labels,
                                 const char *help);
@@ -297,8 +294,8 @@ static inline int arb_cfg_bool(arb_ctx *c, const char *key, int def, int *out)
 {
     return c->api->cfg_bool(c, NULL, key, def, out);
 }
-static inline int arb_cfg_str_in(arb_ctx *c, const char *section, const char *key,
-                                 const char *def, const char **out)
+static inline int arb_cfg_str_in(arb_ctx *c, const char *section, const char *key, const char *def,
+                                 const char **out)
 {
     return c->api->cfg_str(c, section, key, def, out);
 }

@@ -407,8 +407,8 @@ static inline uint32_t arb_order_cmd_encode(const arb_order_cmd *m, void *buf, s
     uint8_t *p = (uint8_t *)buf;
     arb_wire_put_hdr(p, ARB_MSG_ORDER_CMD, ARB_ORDER_CMD_LEN);
     p += ARB_WIRE_HDR;
-    p[0] = m->action, p[1] = m->side, p[2] = m->type, p[3] = m->tif, p[4] = m->flags,
-    p[5] = m->stp, p[6] = 0, p[7] = 0;
+    p[0] = m->action, p[1] = m->side, p[2] = m->type, p[3] = m->tif, p[4] = m->flags, p[5] = m->stp,
+    p[6] = 0, p[7] = 0;
     arb__wire_put_text(p + 8, m->venue, ARB_VENUE_LEN);
     arb__wire_put_text(p + 16, m->symbol, ARB_SYMBOL_LEN);
     arb_put_u64(p + 32, m->order_id);
@@ -429,8 +429,7 @@ static inline int arb_order_cmd_decode(const void *buf, size_t len, arb_order_cm
     if (len != ARB_ORDER_CMD_LEN)
         return arb__wire_fail("order command has the wrong length");
     p += ARB_WIRE_HDR;
-    m->action = p[0], m->side = p[1], m->type = p[2], m->tif = p[3], m->flags = p[4],
-    m->stp = p[5];
+    m->action = p[0], m->side = p[1], m->type = p[2], m->tif = p[3], m->flags = p[4], m->stp = p[5];
     if (m->action < 1 || m->action > ARB_CMD_ACTION_MAX)
         return arb__wire_fail("order command action out of range");
     if (m->side > ARB_SIDE_SELL || m->type > ARB_ORD_MARKET || m->tif > ARB_TIF_FOK ||
@@ -802,11 +801,25 @@ static inline int arb_service_decode(const void *buf, size_t len, arb_service *m
 static inline const char *arb_reason_name(unsigned r)
 {
     static const char *const names[] = {
-        "none",           "unknown_instrument", "price_off_tick",    "bad_quantity",
-        "qty_off_lot",    "qty_below_min",      "qty_above_max",     "price_band",
-        "unknown_order",  "not_owner",          "post_only_would_take", "fok_not_fillable",
-        "max_open_orders", "self_trade",        "duplicate_order_id", "bad_field",
-        "user_cancel",    "no_liquidity",       "bad_price",
+        "none",
+        "unknown_instrument",
+        "price_off_tick",
+        "bad_quantity",
+        "qty_off_lot",
+        "qty_below_min",
+        "qty_above_max",
+        "price_band",
+        "unknown_order",
+        "not_owner",
+        "post_only_would_take",
+        "fok_not_fillable",
+        "max_open_orders",
+        "self_trade",
+        "duplicate_order_id",
+        "bad_field",
+        "user_cancel",
+        "no_liquidity",
+        "bad_price",
     };
     return r <= ARB_R_REASON_MAX ? names[r] : "unknown";
 }

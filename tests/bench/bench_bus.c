@@ -242,7 +242,8 @@ int main(void)
     printf("bench: bus_4sub_latency_p50 %.1f ns\nbench: bus_4sub_latency_p99 %.1f ns\n", p50, p99);
     double xt = cross_thread(5000000, 20000, cpn, &p50, &p99);
     printf("bench: bus_cross_thread_throughput %.0f msgs/s\n", xt);
-    printf("bench: bus_cross_thread_latency_p50 %.1f ns\nbench: bus_cross_thread_latency_p99 %.1f ns\n",
+    printf("bench: bus_cross_thread_latency_p50 %.1f ns\nbench: bus_cross_thread_latency_p99 %.1f "
+           "ns\n",
            p50, p99);
     double tp50, tp99;
     reload_pause(200, &p50, &p99, &tp50, &tp99);

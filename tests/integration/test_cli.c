@@ -112,9 +112,8 @@ static void overrides_on_the_command_line_win(void **state)
     (void)state;
     const char *out;
     write_text("ov.ini", "[host]\nid = fromfile\n[plugin p]\nload = tp_seq.so\nrole = idle\n");
-    assert_int_equal(run(&out, "%s/arb-host --check -c %s/ov.ini -s host.id=fromcli -s p.thread=2",
-                         B, tmp),
-                     0);
+    assert_int_equal(
+        run(&out, "%s/arb-host --check -c %s/ov.ini -s host.id=fromcli -s p.thread=2", B, tmp), 0);
     assert_non_null(strstr(out, "host fromcli: 3 loops"));
     assert_int_equal(run(&out, "%s/arb-host --check -c %s/ov.ini -s p.positive=-1", B, tmp), 2);
     assert_non_null(strstr(out, "<command line>: [plugin p] positive"));
@@ -225,10 +224,11 @@ static void installed_sdk_builds_an_out_of_tree_plugin(void **state)
                  B, tmp);
     if (rc)
         fail_msg("make install: %s", out);
-    assert_int_equal(run(&out, "test -x %s/root/opt/arb/bin/arb-host && test -x "
-                               "%s/root/opt/arb/bin/arbctl && test -f "
-                               "%s/root/opt/arb/include/arb/plugin.h && test -f "
-                               "%s/root/opt/arb/lib/pkgconfig/arb-sdk.pc",
+    assert_int_equal(run(&out,
+                         "test -x %s/root/opt/arb/bin/arb-host && test -x "
+                         "%s/root/opt/arb/bin/arbctl && test -f "
+                         "%s/root/opt/arb/include/arb/plugin.h && test -f "
+                         "%s/root/opt/arb/lib/pkgconfig/arb-sdk.pc",
                          tmp, tmp, tmp, tmp),
                      0);
     /* Exactly what the README tells a plugin author to run. */
@@ -242,12 +242,15 @@ static void installed_sdk_builds_an_out_of_tree_plugin(void **state)
     assert_int_equal(run(&out, "nm -D --defined-only %s/hello.so | grep -c ' T '", tmp), 0);
     assert_non_null(strstr(out, "1"));
     write_text("oot.ini", "[plugin hello]\nload = ./hello.so\nevery_ms = 5\n");
-    assert_int_equal(run(&out, "env -u ARB_PLUGIN_DIR %s/root/opt/arb/bin/arb-host --check -c %s/oot.ini", tmp, tmp), 0);
+    assert_int_equal(run(&out,
+                         "env -u ARB_PLUGIN_DIR %s/root/opt/arb/bin/arb-host --check -c %s/oot.ini",
+                         tmp, tmp),
+                     0);
     assert_non_null(strstr(out, "instance hello: plugin hello 0.1.0"));
     assert_non_null(strstr(out, "publishes  hello"));
     /* And it runs: three greetings, then a clean SIGTERM. */
-    rc = run(&out, "cd %s && (timeout -s TERM 1 %s/root/opt/arb/bin/arb-host -c oot.ini; true)", tmp,
-             tmp);
+    rc = run(&out, "cd %s && (timeout -s TERM 1 %s/root/opt/arb/bin/arb-host -c oot.ini; true)",
+             tmp, tmp);
     assert_non_null(strstr(out, "hello from outside the tree"));
     assert_non_null(strstr(out, "[hello] stopped"));
 }

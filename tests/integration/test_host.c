@@ -502,7 +502,8 @@ static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
     const char *files[] = {path};
     char err[1024];
     char dirs[1024];
-    snprintf(dirs, sizeof dirs, "%s/tests/plugins", getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
+    snprintf(dirs, sizeof dirs, "%s/tests/plugins",
+             getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
     setenv("ARB_PLUGIN_DIR", dirs, 1);
     arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
     assert_non_null(h);

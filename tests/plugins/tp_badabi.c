@@ -1,8 +1,16 @@
 /* A plugin built against a future ABI: the host must refuse to load it. */
 #include <arb/plugin.h>
 
-static int c(arb_ctx *ctx, void **self) { (void)ctx, (void)self; return ARB_OK; }
-static int s(void *self) { (void)self; return ARB_OK; }
+static int c(arb_ctx *ctx, void **self)
+{
+    (void)ctx, (void)self;
+    return ARB_OK;
+}
+static int s(void *self)
+{
+    (void)self;
+    return ARB_OK;
+}
 static void v(void *self) { (void)self; }
 
 static const arb_plugin desc = {

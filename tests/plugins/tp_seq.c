@@ -172,10 +172,9 @@ static int tp_state_route(void *user, const char *method, const char *path, cons
     (void)method, (void)path, (void)query;
     tp_seq *s = user;
     char body[160];
-    int n = snprintf(body, sizeof body,
-                     "{\"next\":%llu,\"errors\":%llu,\"max_depth\":%d,\"variant\":\"%s\"}",
-                     (unsigned long long)s->next, (unsigned long long)s->errors, s->max_depth,
-                     TP_VARIANT);
+    int n = snprintf(
+        body, sizeof body, "{\"next\":%llu,\"errors\":%llu,\"max_depth\":%d,\"variant\":\"%s\"}",
+        (unsigned long long)s->next, (unsigned long long)s->errors, s->max_depth, TP_VARIANT);
     evbuffer_add(out, body, (size_t)n);
     return 200;
 }

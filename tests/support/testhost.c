@@ -94,8 +94,7 @@ int testhost_run_until(testhost *h, int (*done)(void *user), void *user, int64_t
 
 arb_ctx *testhost_ctx(testhost *h) { return &h->test->ctx; }
 
-int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err,
-                    size_t n)
+int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err, size_t n)
 {
     return arbh_host_reload(h->host, instance, new_so_path, err, n);
 }

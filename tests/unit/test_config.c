@@ -48,7 +48,8 @@ static int teardown(void **state)
 static void entries_remember_file_and_line(void **state)
 {
     (void)state;
-    const char *f = write_file("a.ini", "; comment\n[host]\nid = alpha\n\n[plugin m]\nload = m.so\n");
+    const char *f =
+        write_file("a.ini", "; comment\n[host]\nid = alpha\n\n[plugin m]\nload = m.so\n");
     arbh_config cfg;
     assert_int_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
     arbh_cfg_entry *e = arbh_config_find(&cfg, "plugin m", "load");
@@ -130,9 +131,8 @@ static void overrides_beat_files_and_find_plugin_sections(void **state)
     (void)state;
     const char *ov[] = {"clock.ticks=50", "host.id=beta", "newsect.k=v"};
     arbh_config cfg;
-    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
-                                             "[host]\nid = alpha\n[plugin clock]\nticks = 10\n",
-                                             ov, 3),
+    assert_int_equal(arbh_config_load_string(
+                         &cfg, "t.ini", "[host]\nid = alpha\n[plugin clock]\nticks = 10\n", ov, 3),
                      0);
     assert_string_equal(arbh_config_get(&cfg, "plugin clock", "ticks", NULL), "50");
     assert_string_equal(arbh_config_get(&cfg, "host", "id", NULL), "beta");
@@ -186,9 +186,9 @@ static void syntax_error_names_its_line(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_not_equal(
-        arbh_config_load_string(&cfg, "t.ini", "[host]\nid = a\nthis line has no equals\n", NULL, 0),
-        0);
+    assert_int_not_equal(arbh_config_load_string(
+                             &cfg, "t.ini", "[host]\nid = a\nthis line has no equals\n", NULL, 0),
+                         0);
     assert_non_null(strstr(cfg.err, "t.ini:3"));
     arbh_config_free(&cfg);
 }
@@ -206,8 +206,8 @@ static void later_values_override_and_each_yields_effective_values(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_equal(
-        arbh_config_load_string(&cfg, "t.ini", "[s]\na = 1\nb = 2\na = 3\n", NULL, 0), 0);
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini", "[s]\na = 1\nb = 2\na = 3\n", NULL, 0),
+                     0);
     assert_string_equal(arbh_config_get(&cfg, "s", "a", NULL), "3");
     arbh_config_free(&cfg);
 }
@@ -216,9 +216,8 @@ static void unread_key_in_read_section_is_reported(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
-                                             "[s]\na = 1\ntypo = 2\n[instrument X:Y]\nk = 1\n",
-                                             NULL, 0),
+    assert_int_equal(arbh_config_load_string(
+                         &cfg, "t.ini", "[s]\na = 1\ntypo = 2\n[instrument X:Y]\nk = 1\n", NULL, 0),
                      0);
     arbh_config_find(&cfg, "s", "a");
     bool whole = true;
@@ -234,9 +233,9 @@ static void section_nobody_reads_is_reported_except_instruments(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_equal(
-        arbh_config_load_string(&cfg, "t.ini", "[instrument X:Y]\nk = 1\n[hots]\nid = 1\n", NULL, 0),
-        0);
+    assert_int_equal(arbh_config_load_string(&cfg, "t.ini",
+                                             "[instrument X:Y]\nk = 1\n[hots]\nid = 1\n", NULL, 0),
+                     0);
     bool whole = false;
     const arbh_cfg_entry *e = arbh_config_first_unread(&cfg, &whole);
     assert_non_null(e);

@@ -207,16 +207,11 @@ static void decoders_refuse_malformed_records(void **state)
         uint8_t v;
         const char *why;
     } muts[] = {
-        {0, 2, "wrong record type"},
-        {2, 9, "unsupported version"},
-        {8, 0, "action out of range"},
-        {8, 5, "action out of range"},
-        {9, 3, "enum out of range"},
-        {12, 2, "enum out of range"},
-        {14, 1, "enum out of range"},
-        {16, 0, "required text field is empty"},
-        {17, 0x01, "non-printable"},
-        {19, 'Z', "padding is not zero"},
+        {0, 2, "wrong record type"},   {2, 9, "unsupported version"},
+        {8, 0, "action out of range"}, {8, 5, "action out of range"},
+        {9, 3, "enum out of range"},   {12, 2, "enum out of range"},
+        {14, 1, "enum out of range"},  {16, 0, "required text field is empty"},
+        {17, 0x01, "non-printable"},   {19, 'Z', "padding is not zero"},
     };
     for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
         memcpy(b, good, sizeof good);
@@ -290,8 +285,22 @@ static void decimals_convert_exactly_or_not_at_all(void **state)
     assert_int_equal(v, INT64_MAX);
     assert_int_equal(arb_dec_parse_cstr("-92233720368547758.08", 2, &v), ARB_OK);
     assert_int_equal(v, INT64_MIN);
-    const char *bad[] = {"101.255", "", "-", ".", "5.", ".5", "1e3", "+1", " 1", "1 ", "1..2",
-                         "0x10", "92233720368547758.08", "1.2.3", "--1", "9999999999999999999"};
+    const char *bad[] = {"101.255",
+                         "",
+                         "-",
+                         ".",
+                         "5.",
+                         ".5",
+                         "1e3",
+                         "+1",
+                         " 1",
+                         "1 ",
+                         "1..2",
+                         "0x10",
+                         "92233720368547758.08",
+                         "1.2.3",
+                         "--1",
+                         "9999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (arb_dec_parse_cstr(bad[i], 2, &v) != ARB_EINVAL)
             fail_msg("'%s' was accepted as %lld", bad[i], (long long)v);
