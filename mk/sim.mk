@@ -38,3 +38,28 @@ TESTS += test_agent_strategies
 test_agent_strategies_SRCS := tests/unit/test_agent_strategies.c $(NOISE_CORE) $(MM_CORE) \
 	$(XARB_CORE) $(ADAPTIVE_CORE)
 test_agent_strategies_LIBS := $(CMOCKA_LIBS)
+
+# A small matcher as a test plugin: the integration tests run against the
+# production matcher when it is built and against this one otherwise.
+TEST_PLUGINS += sim_stub_matcher
+sim_stub_matcher_SRCS := tests/integration/test_sim_stub_matcher.c
+
+SIM_TEST_PLUGIN_SOS = $(addprefix $(B)/plugins/,clock.so generator.so digest.so agent_noise.so \
+	agent_market_maker.so agent_arbitrageur.so agent_adaptive.so) \
+	$(B)/tests/plugins/sim_stub_matcher.so
+
+TESTS += test_sim
+test_sim_SRCS := tests/integration/test_sim.c $(TESTHOST_SRCS)
+test_sim_LIBS := $(TESTHOST_LIBS)
+test_sim_DEPS = $(SIM_TEST_PLUGIN_SOS)
+
+# Builds of the market maker for the hot-reload test (see the wrappers).
+TEST_PLUGINS += sim_mm_wide sim_mm_newstate
+sim_mm_wide_SRCS := $(MM_CORE) tests/integration/test_sim_mm_wide.c
+sim_mm_newstate_SRCS := $(MM_CORE) tests/integration/test_sim_mm_newstate.c
+
+TESTS += test_sim_reload
+test_sim_reload_SRCS := tests/integration/test_sim_reload.c $(TESTHOST_SRCS)
+test_sim_reload_LIBS := $(TESTHOST_LIBS)
+test_sim_reload_DEPS = $(SIM_TEST_PLUGIN_SOS) $(B)/tests/plugins/sim_mm_wide.so \
+	$(B)/tests/plugins/sim_mm_newstate.so

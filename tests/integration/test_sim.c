@@ -1,0 +1,162 @@
+/*
+ * test_sim.c -- the whole simulation in the real host: clock at max speed,
+ * generator, matcher and every agent. Pins determinism (same seed, same
+ * trade_executed bytes; another seed, another stream), that every kind of
+ * agent takes part, that `ticks = N` stops the host, and that arb-host with
+ * conf.d/sim.ini prints the digest line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_sim_common.h"
+
+typedef struct run_result {
+    sim_digest digest;
+    sim_reports reports;
+    uint64_t ticks, commands;
+    int shut_down, exit_code;
+} run_result;
+
+static void count_msg(void *user, const arb_msg *m)
+{
+    (void)m;
+    (*(uint64_t *)user)++;
+}
+
+static void run_sim(long long seed, long long ticks, int population, run_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->digest.hash = 1469598103934665603ull;
+    char *ini = sim_ini(seed, ticks, population, NULL);
+    testhost *h = testhost_new(ini);
+    free(ini);
+    assert_non_null(h);
+    arb_ctx *ctx = testhost_ctx(h);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, sim_digest_on_trade, &out->digest) >=
+                0);
+    assert_true(arb_subscribe(ctx, arb_topic(ctx, "sim.reports"), sim_reports_on_msg,
+                              &out->reports) >= 0);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, count_msg, &out->ticks) >= 0);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_ORDER_COMMANDS, count_msg, &out->commands) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    testhost_run(h, 60ll * 1000000000);
+    out->shut_down = testhost_shut_down(h, &out->exit_code);
+    testhost_free(h);
+}
+
+static long long ticks_for_test(void) { return sim_sanitized() ? 300 : 1500; }
+
+static void same_seed_gives_the_same_trade_stream(void **state)
+{
+    (void)state;
+    static run_result a, b;
+    run_sim(42, ticks_for_test(), 300, &a);
+    run_sim(42, ticks_for_test(), 300, &b);
+    assert_true(a.digest.trades > 100);
+    assert_int_equal(a.digest.trades, b.digest.trades);
+    assert_int_equal(a.digest.hash, b.digest.hash);
+    assert_int_equal(a.commands, b.commands);
+}
+
+static void another_seed_gives_another_trade_stream(void **state)
+{
+    (void)state;
+    static run_result a, b;
+    run_sim(42, ticks_for_test(), 300, &a);
+    run_sim(43, ticks_for_test(), 300, &b);
+    assert_true(a.digest.trades > 100 && b.digest.trades > 100);
+    assert_int_not_equal(a.digest.hash, b.digest.hash);
+}
+
+static void tick_limit_stops_the_host_after_exactly_n_ticks(void **state)
+{
+    (void)state;
+    static run_result r;
+    run_sim(7, 200, 100, &r);
+    assert_true(r.shut_down);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.ticks, 200);
+    /* Every agent saw every tick once, in order. */
+    assert_int_equal(r.reports.n, 5);
+    for (int i = 0; i < r.reports.n; i++) {
+        const arb_agent_report *rep = &r.reports.last[i];
+        assert_int_equal(rep->ticks, 200);
+        assert_int_equal(rep->first_tick, 1);
+        assert_int_equal(rep->last_tick, 200);
+        assert_int_equal(rep->tick_gaps + rep->tick_dups + rep->dup_fills, 0);
+    }
+}
+
+static void every_kind_of_agent_trades(void **state)
+{
+    (void)state;
+    static run_result r;
+    run_sim(11, ticks_for_test(), 300, &r);
+    const uint64_t accounts[] = {10, 11, 20, 30, 100000};
+    for (size_t i = 0; i < 5; i++) {
+        arb_agent_report *rep = sim_report_of(&r.reports, accounts[i]);
+        assert_non_null(rep);
+        if (rep->fills == 0)
+            fprintf(stderr, "account %llu made no fill\n", (unsigned long long)accounts[i]);
+        assert_true(rep->orders_sent > 0);
+        assert_true(rep->fills > 0);
+    }
+    /* The arbitrageur found gaps; the adaptive agent finished episodes. */
+    assert_true(sim_report_of(&r.reports, 20)->strategy[0] > 0);
+    assert_true(sim_report_of(&r.reports, 30)->strategy[0] >= 4);
+}
+
+/* arb-host -c conf.d/sim.ini -s clock.ticks=N prints the digest and exits 0;
+ * twice the same line. Needs the production matcher and instruments file. */
+static int run_arb_host(const char *extra, char *line, size_t n)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/arb-host -c conf.d/sim.ini -s clock.ticks=%lld %s 2>/dev/null",
+             sim_build_dir(), sim_sanitized() ? 300ll : 2000ll, extra);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    line[0] = 0;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p))
+        if (!strncmp(buf, "trade_digest=", 13))
+            snprintf(line, n, "%s", buf);
+    return pclose(p);
+}
+
+static void arb_host_prints_the_same_digest_for_the_same_seed(void **state)
+{
+    (void)state;
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/plugins/matcher.so", sim_build_dir());
+    if (stat(path, &st) || stat("conf.d/instruments.ini", &st) || stat("conf.d/sim.ini", &st)) {
+        print_message("skipped: needs matcher.so, conf.d/instruments.ini and conf.d/sim.ini\n");
+        skip();
+    }
+    char a[512], b[512], c[512];
+    assert_int_equal(run_arb_host("", a, sizeof a), 0);
+    assert_int_equal(run_arb_host("", b, sizeof b), 0);
+    assert_int_equal(run_arb_host("-s generator.seed=4242", c, sizeof c), 0);
+    assert_true(strlen(a) > 30);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    unsigned long long trades = 0;
+    assert_non_null(strstr(a, " trades="));
+    sscanf(strstr(a, " trades=") + 8, "%llu", &trades);
+    assert_true(trades > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_seed_gives_the_same_trade_stream),
+        cmocka_unit_test(another_seed_gives_another_trade_stream),
+        cmocka_unit_test(tick_limit_stops_the_host_after_exactly_n_ticks),
+        cmocka_unit_test(every_kind_of_agent_trades),
+        cmocka_unit_test(arb_host_prints_the_same_digest_for_the_same_seed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
