@@ -39,12 +39,12 @@
 
 typedef struct sim_clock {
     arb_ctx *ctx;
-    int mode;             /* ARB_TICK_WALL or ARB_TICK_SIM */
-    int64_t interval_ns;  /* between ticks, simulated (sim) or real (wall) */
-    uint32_t speed;       /* sim: N x real time, 0: max */
-    uint64_t limit;       /* ticks, 0: unlimited */
-    int64_t start_ns;     /* sim time of tick 1 */
-    uint64_t seq;         /* last tick published */
+    int mode;            /* ARB_TICK_WALL or ARB_TICK_SIM */
+    int64_t interval_ns; /* between ticks, simulated (sim) or real (wall) */
+    uint32_t speed;      /* sim: N x real time, 0: max */
+    uint64_t limit;      /* ticks, 0: unlimited */
+    int64_t start_ns;    /* sim time of tick 1 */
+    uint64_t seq;        /* last tick published */
     int timer;
     int finished;
     arb_counter *ticks_metric;
@@ -129,8 +129,9 @@ static int clock_create(arb_ctx *ctx, void **self)
     else
         return arb_cfg_reject(ctx, "mode", "'%s': expected sim or wall", mode);
     if (m == ARB_TICK_WALL && speed)
-        return arb_cfg_reject(ctx, "speed", "wall mode runs at real time; drop speed or use "
-                                            "mode = sim");
+        return arb_cfg_reject(ctx, "speed",
+                              "wall mode runs at real time; drop speed or use "
+                              "mode = sim");
     sim_clock *c = calloc(1, sizeof *c);
     if (!c)
         return ARB_ENOMEM;
@@ -161,9 +162,10 @@ static int clock_start(void *self)
         if (c->speed == 0)
             c->timer = arb_timer_start(c->ctx, 0, 0, on_timer, c);
         else
-            c->timer = arb_timer_start(c->ctx, (uint64_t)(c->interval_ns / c->speed) < 1000
-                                                   ? 1000
-                                                   : (uint64_t)(c->interval_ns / c->speed),
+            c->timer = arb_timer_start(c->ctx,
+                                       (uint64_t)(c->interval_ns / c->speed) < 1000
+                                           ? 1000
+                                           : (uint64_t)(c->interval_ns / c->speed),
                                        1, on_timer, c);
     } else {
         c->timer = arb_timer_start(c->ctx, (uint64_t)c->interval_ns, 1, on_timer, c);

@@ -89,8 +89,8 @@ static int read_numbers(arb_ctx *ctx, const char *key, const char *def, size_t c
     num_list l = {{0}, 0, 0};
     arb_agent_split(s, add_num, &l);
     if (l.bad || (l.n != 1 && l.n != count))
-        return arb_cfg_reject(ctx, key, "'%s': expected one non-negative number, or %zu of them",
-                              s, count);
+        return arb_cfg_reject(ctx, key, "'%s': expected one non-negative number, or %zu of them", s,
+                              count);
     for (size_t i = 0; i < count; i++)
         out[i] = l.v[l.n == 1 ? 0 : i];
     return ARB_OK;
@@ -136,8 +136,8 @@ static int read_config(arb_ctx *ctx, mm_config *cfg)
         return rc;
     for (size_t v = 0; v < vens.n; v++) {
         if (strlen(vens.names[v]) > ARB_VENUE_LEN)
-            return arb_cfg_reject(ctx, "venues", "'%s' is longer than %u characters",
-                                  vens.names[v], ARB_VENUE_LEN);
+            return arb_cfg_reject(ctx, "venues", "'%s' is longer than %u characters", vens.names[v],
+                                  ARB_VENUE_LEN);
         snprintf(cfg->venues[v].name, sizeof cfg->venues[v].name, "%s", vens.names[v]);
         cfg->venues[v].lag_ns = (int64_t)(lag[v] * 1e6);
         cfg->venues[v].noise_bps = noise[v];
@@ -155,8 +155,8 @@ static int read_config(arb_ctx *ctx, mm_config *cfg)
         for (size_t v = 0; v < vens.n; v++) {
             const arb_instrument *in = arb_instrument_find(&table, vens.names[v], a->symbol);
             if (!in) {
-                rc = arb_cfg_reject(ctx, "symbols", "no [instrument %s:%s] section",
-                                    vens.names[v], a->symbol);
+                rc = arb_cfg_reject(ctx, "symbols", "no [instrument %s:%s] section", vens.names[v],
+                                    a->symbol);
                 break;
             }
             if (decimals >= 0 && in->price_decimals != decimals) {
@@ -224,15 +224,16 @@ static int gen_create(arb_ctx *ctx, void **self)
         free(g);
         return rc;
     }
-    g->events_metric = arb_counter_new(ctx, "generator_events_total", NULL, "Market events published");
-    g->refused_metric =
-        arb_counter_new(ctx, "generator_events_refused_total", NULL, "Market events the bus refused");
+    g->events_metric =
+        arb_counter_new(ctx, "generator_events_total", NULL, "Market events published");
+    g->refused_metric = arb_counter_new(ctx, "generator_events_refused_total", NULL,
+                                        "Market events the bus refused");
     g->shocks_metric = arb_counter_new(ctx, "generator_shocks_total", NULL, "News shocks");
     for (size_t i = 0; i < cfg.n_assets; i++) {
         char labels[64];
         snprintf(labels, sizeof labels, "symbol=\"%s\"", cfg.assets[i].symbol);
-        g->fair_metric[i] = arb_gauge_new(ctx, "generator_fair_value", labels,
-                                          "Fair value, price units");
+        g->fair_metric[i] =
+            arb_gauge_new(ctx, "generator_fair_value", labels, "Fair value, price units");
     }
     *self = g;
     return ARB_OK;

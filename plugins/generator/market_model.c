@@ -181,7 +181,8 @@ static void emit_venues(market_model *m, size_t i, int64_t now, mm_emit_fn emit,
     for (size_t v = 0; v < m->cfg.n_venues; v++) {
         int64_t seen = hist_value_at(a, now - m->cfg.venues[v].lag_ns);
         int64_t noise_q32 = frac_q32(m->cfg.venues[v].noise_bps / 1e4);
-        int64_t noisy = seen + (noise_q32 ? scale2(seen, noise_q32, arb_rng_gauss_q32(&m->rng)) : 0);
+        int64_t noisy =
+            seen + (noise_q32 ? scale2(seen, noise_q32, arb_rng_gauss_q32(&m->rng)) : 0);
         a->venue_value[v] = round_to_tick(noisy, ac->tick[v]);
         emit_event(m, emit, user, ARB_MEV_VENUE_VALUE, m->venue_f[v], a->symbol_f,
                    a->venue_value[v], 0, now);
@@ -199,8 +200,7 @@ int mm_step(market_model *m, int64_t now, mm_emit_fn emit, void *user)
         int64_t shock_units = 0;
         if (dt > 0) {
             /* sigma x sqrt(dt): IEEE sqrt and products are exactly rounded. */
-            int64_t sigma =
-                frac_q32(ac->volatility_bps / 1e4 * sqrt((double)dt / 1e9));
+            int64_t sigma = frac_q32(ac->volatility_bps / 1e4 * sqrt((double)dt / 1e9));
             int64_t d = sigma ? scale2(a->fair_fp, sigma, arb_rng_gauss_q32(&m->rng)) : 0;
             if (poisson_hit(m, ac->jump_rate, dt)) {
                 d += scale2(a->fair_fp, frac_q32(ac->jump_bps / 1e4), arb_rng_gauss_q32(&m->rng));
@@ -210,7 +210,8 @@ int mm_step(market_model *m, int64_t now, mm_emit_fn emit, void *user)
                 /* Size uniform in [0.5, 1.5) x shock_bps, either direction. */
                 uint64_t r = arb_rng_next(&m->rng);
                 int64_t mag = frac_q32(ac->shock_bps / 1e4);
-                int64_t size = (int64_t)(((__int128)mag * (int64_t)((r >> 32) + (1ull << 31))) >> 32);
+                int64_t size =
+                    (int64_t)(((__int128)mag * (int64_t)((r >> 32) + (1ull << 31))) >> 32);
                 int64_t s = (int64_t)(((__int128)a->fair_fp * size) >> 32);
                 if (r & 1)
                     s = -s;

@@ -36,11 +36,11 @@ typedef struct mm_venue_config {
 
 typedef struct mm_asset_config {
     char symbol[ARB_SYMBOL_LEN + 1];
-    int64_t start;                  /* price units */
-    int64_t tick[MM_MAX_VENUES];    /* price units per tick on each venue */
-    double volatility_bps;          /* diffusion std per sqrt(second) */
-    double jump_rate, jump_bps;     /* jumps per simulated second, std of a jump */
-    double shock_rate, shock_bps;   /* news: per second, typical size */
+    int64_t start;                /* price units */
+    int64_t tick[MM_MAX_VENUES];  /* price units per tick on each venue */
+    double volatility_bps;        /* diffusion std per sqrt(second) */
+    double jump_rate, jump_bps;   /* jumps per simulated second, std of a jump */
+    double shock_rate, shock_bps; /* news: per second, typical size */
 } mm_asset_config;
 
 typedef struct mm_config {

@@ -163,8 +163,8 @@ typedef struct arb_agent_top {
 } arb_agent_top;
 
 typedef struct arb_agent_instrument {
-    arb_instrument spec;          /* tick, lot, limits from [instrument ...] */
-    char venue_f[ARB_VENUE_LEN];  /* padded wire fields */
+    arb_instrument spec;         /* tick, lot, limits from [instrument ...] */
+    char venue_f[ARB_VENUE_LEN]; /* padded wire fields */
     char symbol_f[ARB_SYMBOL_LEN];
     uint64_t key;      /* bus key of the book */
     uint64_t fair_key; /* bus key of the symbol's fair value (empty venue) */
@@ -239,7 +239,7 @@ typedef struct arb_agent {
     arb_agent_instrument instr[ARB_AGENT_MAX_INSTRUMENTS];
     arb_agent_position *pos; /* [account_ix * n_instruments + instrument] */
     arb_agent_position tot[ARB_AGENT_MAX_INSTRUMENTS]; /* sum over accounts */
-    int64_t fee_bps;                                    /* charged on every fill */
+    int64_t fee_bps;                                   /* charged on every fill */
 
     /* Open orders: open addressing on order id, linear probing, backward
      * shift on delete (no tombstones), capacity a power of two. */
@@ -249,7 +249,7 @@ typedef struct arb_agent {
     struct arb_agent_expiry {
         int64_t at;
         uint64_t order_id;
-    } *heap;
+    } * heap;
     uint32_t heap_n, heap_cap;
 
     uint64_t id_prefix, next_seq;
@@ -448,8 +448,7 @@ static inline void arb__heap_swap(struct arb_agent_expiry *h, uint32_t i, uint32
     h[j] = t;
 }
 
-static inline int arb__heap_less(const struct arb_agent_expiry *x,
-                                 const struct arb_agent_expiry *y)
+static inline int arb__heap_less(const struct arb_agent_expiry *x, const struct arb_agent_expiry *y)
 {
     return x->at < y->at || (x->at == y->at && x->order_id < y->order_id);
 }
@@ -559,9 +558,8 @@ static inline int arb__agent_add_instrument(void *u, const char *name)
     char vf[ARB_VENUE_LEN], sf[ARB_SYMBOL_LEN], v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1];
     if (arb_instrument_parse_name(name, vf, sf))
         return arb_cfg_reject(a->ctx, "instruments", "'%s' is not VENUE:SYMBOL", name);
-    const arb_instrument *spec =
-        arb_instrument_find(w->table, arb_fixstr(v, vf, ARB_VENUE_LEN),
-                            arb_fixstr(s, sf, ARB_SYMBOL_LEN));
+    const arb_instrument *spec = arb_instrument_find(w->table, arb_fixstr(v, vf, ARB_VENUE_LEN),
+                                                     arb_fixstr(s, sf, ARB_SYMBOL_LEN));
     if (!spec)
         return arb_cfg_reject(a->ctx, "instruments", "no [instrument %s] section", name);
     if (a->n_instruments == ARB_AGENT_MAX_INSTRUMENTS)
@@ -584,8 +582,8 @@ static inline int arb__agent_add_instrument(void *u, const char *name)
 static inline void arb__agent_metrics(arb_agent *a)
 {
     arb_ctx *c = a->ctx;
-    a->m.pnl = arb_gauge_new(c, "agent_pnl", NULL,
-                             "PnL of all accounts, price units x quantity units");
+    a->m.pnl =
+        arb_gauge_new(c, "agent_pnl", NULL, "PnL of all accounts, price units x quantity units");
     a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done");
     a->m.orders = arb_counter_new(c, "agent_orders_total", NULL, "New orders sent");
     a->m.fills = arb_counter_new(c, "agent_fills_total", NULL, "Fills received");
@@ -645,8 +643,7 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
         a->n_instruments = 0;
         return rc == ARB_EINVAL ? rc : arb_cfg_reject(ctx, "instruments", "bad list");
     }
-    a->pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments,
-                                          sizeof *a->pos);
+    a->pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments, sizeof *a->pos);
     if (!a->pos)
         return ARB_ENOMEM;
     uint64_t mix = arb_host_id(ctx) ^ arb_hash_str(a->name);
@@ -846,8 +843,8 @@ static inline int64_t arb_agent_reference(const arb_agent *a, int ix)
  * at `px` for `qty`: sends it if there is none, replaces it if the price
  * moved, cancels it if qty or px is 0. `*slot` is the caller's memory of the
  * order id (0: none). A fully filled quote is simply sent again. */
-static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t *slot,
-                                        int64_t px, int64_t qty, uint64_t client_ref)
+static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t *slot, int64_t px,
+                                        int64_t qty, uint64_t client_ref)
 {
     arb_agent_order *o = *slot ? arb_agent_order_find(a, *slot) : NULL;
     if (!o)
@@ -858,8 +855,8 @@ static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t
         return;
     }
     if (!o) {
-        arb_agent_order_req r = {0, ix, (uint8_t)side, ARB_ORD_LIMIT, ARB_TIF_GTC, 0,
-                                 px,  qty, 0,           client_ref};
+        arb_agent_order_req r = {0,   ix, (uint8_t)side, ARB_ORD_LIMIT, ARB_TIF_GTC, 0, px,
+                                 qty, 0,  client_ref};
         *slot = arb_agent_send(a, &r);
         return;
     }
@@ -869,8 +866,7 @@ static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t
 
 /* ---- taking messages in ---- */
 
-static inline void arb__agent_apply_fill(arb_agent *a, arb_agent_order *o, int64_t px,
-                                         int64_t qty)
+static inline void arb__agent_apply_fill(arb_agent *a, arb_agent_order *o, int64_t px, int64_t qty)
 {
     __int128 notional = (__int128)px * qty;
     int64_t fee = a->fee_bps ? arb__sat128(a, notional * a->fee_bps / 10000) : 0;
@@ -903,9 +899,7 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
     }
     int done = 0;
     switch (ev->kind) {
-    case ARB_EV_ACCEPTED:
-        o->state = ARB_AO_OPEN;
-        break;
+    case ARB_EV_ACCEPTED: o->state = ARB_AO_OPEN; break;
     case ARB_EV_PARTIAL:
     case ARB_EV_FILLED: {
         o->state = ARB_AO_OPEN;
@@ -953,8 +947,7 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
         a->st.expiries++;
         done = 1;
         break;
-    default:
-        return;
+    default: return;
     }
     if (done) {
         if (ev->kind != ARB_EV_PARTIAL && ev->kind != ARB_EV_FILLED && a->hooks.on_order_done)
@@ -1015,9 +1008,9 @@ typedef struct arb_agent_report {
     uint64_t account_base;
     uint64_t events, fills, dup_fills, orders_sent;
     uint64_t ticks, first_tick, last_tick, tick_gaps, tick_dups;
-    uint64_t open_orders;  /* accepted and not done */
-    uint64_t open_id_sum;  /* sum of their ids, mod 2^64 */
-    uint64_t strategy[4];  /* from hooks.report */
+    uint64_t open_orders; /* accepted and not done */
+    uint64_t open_id_sum; /* sum of their ids, mod 2^64 */
+    uint64_t strategy[4]; /* from hooks.report */
     int64_t position[ARB_AGENT_MAX_INSTRUMENTS];
     int64_t cash[ARB_AGENT_MAX_INSTRUMENTS];
 } arb_agent_report;
@@ -1049,8 +1042,7 @@ static inline void arb_agent_report_fill(arb_agent *a, arb_agent_report *r)
     }
 }
 
-static inline uint32_t arb_agent_report_encode(const arb_agent_report *r, uint8_t *buf,
-                                               size_t cap)
+static inline uint32_t arb_agent_report_encode(const arb_agent_report *r, uint8_t *buf, size_t cap)
 {
     uint32_t len = ARB_AGENT_REPORT_LEN(r->n_instruments);
     if (r->n_instruments > ARB_AGENT_MAX_INSTRUMENTS || cap < len)
@@ -1077,7 +1069,8 @@ static inline int arb_agent_report_decode(const void *data, size_t len, arb_agen
     if (len < ARB_AGENT_REPORT_FIXED || arb_get_u32(p) != ARB_AGENT_REPORT_MAGIC)
         return ARB_EBADMSG;
     r->n_instruments = arb_get_u32(p + 4);
-    if (r->n_instruments > ARB_AGENT_MAX_INSTRUMENTS || len != ARB_AGENT_REPORT_LEN(r->n_instruments))
+    if (r->n_instruments > ARB_AGENT_MAX_INSTRUMENTS ||
+        len != ARB_AGENT_REPORT_LEN(r->n_instruments))
         return ARB_EBADMSG;
     uint64_t *const f[16] = {&r->account_base, &r->events,      &r->fills,       &r->dup_fills,
                              &r->orders_sent,  &r->ticks,       &r->first_tick,  &r->last_tick,
@@ -1255,9 +1248,9 @@ static inline int arb_agent_save(const arb_agent *a, const void *extra, size_t e
         const arb_agent_instrument *in = &a->instr[i];
         memcpy(p, in->venue_f, ARB_VENUE_LEN);
         memcpy(p + 8, in->symbol_f, ARB_SYMBOL_LEN);
-        const int64_t t[9] = {in->top.bid_px,  in->top.bid_qty,      in->top.ask_px,
-                              in->top.ask_qty, (int64_t)in->top.book_seq, in->top.ts,
-                              in->top.venue_value, in->top.fair_value, in->top.last_fill_px};
+        const int64_t t[9] = {in->top.bid_px,      in->top.bid_qty,           in->top.ask_px,
+                              in->top.ask_qty,     (int64_t)in->top.book_seq, in->top.ts,
+                              in->top.venue_value, in->top.fair_value,        in->top.last_fill_px};
         for (int k = 0; k < 9; k++)
             arb_put_i64(p + 24 + 8 * k, t[k]);
         p = arb__put_pos(p + 24 + 72, &a->tot[i]);
@@ -1298,8 +1291,8 @@ static inline int arb_agent_save(const arb_agent *a, const void *extra, size_t e
  * refuses (ARB_EREFUSED, agent unchanged) bytes of another format, another
  * account range or another instrument list, and anything malformed. On
  * success *extra points at the strategy's bytes inside `bytes`. */
-static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len,
-                                    const void **extra, size_t *extra_len)
+static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len, const void **extra,
+                                    size_t *extra_len)
 {
     const uint8_t *p = (const uint8_t *)bytes, *end = p + len;
     if (len < ARB__AGENT_HDR_LEN || arb_get_u64(p) != ARB_AGENT_STATE_MAGIC ||
@@ -1308,17 +1301,15 @@ static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len,
         arb_get_u64(p + 24) != a->account_base)
         return ARB_EREFUSED;
     /* The fixed part: everything but the orders and the extra bytes. */
-    if (len < arb__agent_state_len(&(arb_agent){.n_instruments = a->n_instruments,
-                                                .n_accounts = a->n_accounts},
-                                    0))
+    if (len < arb__agent_state_len(
+                  &(arb_agent){.n_instruments = a->n_instruments, .n_accounts = a->n_accounts}, 0))
         return ARB_EREFUSED;
     arb_agent n;
     memcpy(&n, a, sizeof n);
     n.slots = NULL;
     n.heap = NULL;
     n.cap = n.count = n.heap_n = n.heap_cap = 0;
-    n.pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments,
-                                         sizeof *n.pos);
+    n.pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments, sizeof *n.pos);
     if (!n.pos)
         return ARB_ENOMEM;
     n.id_prefix = arb_get_u64(p + 32);

@@ -37,8 +37,8 @@ static void run_sim(long long seed, long long ticks, int population, run_result 
     arb_ctx *ctx = testhost_ctx(h);
     assert_true(arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, sim_digest_on_trade, &out->digest) >=
                 0);
-    assert_true(arb_subscribe(ctx, arb_topic(ctx, "sim.reports"), sim_reports_on_msg,
-                              &out->reports) >= 0);
+    assert_true(
+        arb_subscribe(ctx, arb_topic(ctx, "sim.reports"), sim_reports_on_msg, &out->reports) >= 0);
     assert_true(arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, count_msg, &out->ticks) >= 0);
     assert_true(arb_subscribe(ctx, ARB_TOPIC_ORDER_COMMANDS, count_msg, &out->commands) >= 0);
     assert_int_equal(testhost_start(h), ARB_OK);

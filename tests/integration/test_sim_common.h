@@ -53,9 +53,9 @@ static inline const char *sim_matcher(void)
     return name;
 }
 
-#define SIM_INSTRUMENTS                                                                         \
+#define SIM_INSTRUMENTS                                                                       \
     "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.01\nqty_decimals = 3\n"        \
-    "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 100\nref_price = 100.00\nband_bps = 2000\n"  \
+    "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 100\nref_price = 100.00\nband_bps = 2000\n" \
     "[instrument XB:BTCUSD]\nprice_decimals = 2\ntick_size = 0.01\nqty_decimals = 3\n"        \
     "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 100\nref_price = 100.00\nband_bps = 2000\n"
 

@@ -92,15 +92,12 @@ static void on_event(void *user, const arb_msg *m)
             open_add(w, ev.order_id);
         break;
     case ARB_EV_ACCEPTED:
-    case ARB_EV_REPLACED:
-        open_add(w, ev.order_id);
-        break;
+    case ARB_EV_REPLACED: open_add(w, ev.order_id); break;
     case ARB_EV_REJECTED:
         if (ev.reason == ARB_R_UNKNOWN_ORDER || !open_has(w, ev.order_id))
             open_remove(w, ev.order_id);
         break;
-    default:
-        open_remove(w, ev.order_id);
+    default: open_remove(w, ev.order_id);
     }
 }
 

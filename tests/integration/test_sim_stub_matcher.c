@@ -169,8 +169,8 @@ static void execute(stub_matcher *m, stub_book *b, stub_order *in)
                     arb_trade_encode(&t, buf, sizeof buf));
         emit_event(m, b, r, r->filled == r->qty ? ARB_EV_FILLED : ARB_EV_PARTIAL, 0, r->price, q,
                    t.trade_id);
-        emit_event(m, b, in, in->filled == in->qty ? ARB_EV_FILLED : ARB_EV_PARTIAL, 0, r->price,
-                   q, t.trade_id);
+        emit_event(m, b, in, in->filled == in->qty ? ARB_EV_FILLED : ARB_EV_PARTIAL, 0, r->price, q,
+                   t.trade_id);
         if (r->filled == r->qty)
             remove_at(opp, 0);
     }
@@ -230,8 +230,8 @@ static void on_command(void *user, const arb_msg *msg)
     case ARB_CMD_REPLACE:
         if (!(o = find(b, c.order_id, &side, &at)) || o->account != c.account || c.price <= 0 ||
             c.qty <= o->filled) {
-            emit_event(m, b, &in, ARB_EV_REJECTED, o ? ARB_R_BAD_FIELD : ARB_R_UNKNOWN_ORDER, 0,
-                       0, 0);
+            emit_event(m, b, &in, ARB_EV_REJECTED, o ? ARB_R_BAD_FIELD : ARB_R_UNKNOWN_ORDER, 0, 0,
+                       0);
             return;
         }
         in = *o;
@@ -242,8 +242,7 @@ static void on_command(void *user, const arb_msg *msg)
         emit_event(m, b, &in, ARB_EV_REPLACED, 0, 0, 0, 0);
         execute(m, b, &in);
         break;
-    default:
-        return;
+    default: return;
     }
     emit_top(m, b);
 }

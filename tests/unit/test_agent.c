@@ -354,8 +354,7 @@ static void fills_move_position_cash_and_fees_exactly(void **state)
 
     const arb_agent_position *p = arb_agent_pos(&f->a, 0, 0);
     int64_t notional_buy = 10000 * 1000 + 9995 * 2000, notional_sell = 10100 * 1000;
-    int64_t fees = 10000 * 1000 * 10 / 10000 + 9995 * 2000 * 10 / 10000 +
-                   10100 * 1000 * 10 / 10000;
+    int64_t fees = 10000 * 1000 * 10 / 10000 + 9995 * 2000 * 10 / 10000 + 10100 * 1000 * 10 / 10000;
     assert_int_equal(p->position, 2000);
     assert_int_equal(p->fees, fees);
     assert_int_equal(p->cash, -notional_buy + notional_sell - fees);
@@ -612,8 +611,8 @@ static void report_round_trips_through_its_encoding(void **state)
 
 /* ---- save / restore ---- */
 
-static int make_agent(fakehost *fh, fh_ctx **c, arb_agent *a, const char *name,
-                      const char *account, const char *instruments)
+static int make_agent(fakehost *fh, fh_ctx **c, arb_agent *a, const char *name, const char *account,
+                      const char *instruments)
 {
     *c = fh_ctx_new(fh, name);
     fh_set_plugin(fh, name, "account", account);
@@ -641,8 +640,7 @@ static void restore_adopts_positions_orders_and_id_sequence(void **state)
     fh_ctx *c2;
     arb_agent n;
     fh_set_plugin(f->fh, "trader2", "fee_bps", "10");
-    assert_int_equal(make_agent(f->fh, &c2, &n, "trader2", "1000", "XA:BTCUSD XB:BTCUSD"),
-                     ARB_OK);
+    assert_int_equal(make_agent(f->fh, &c2, &n, "trader2", "1000", "XA:BTCUSD XB:BTCUSD"), ARB_OK);
     const void *x;
     size_t xlen;
     assert_int_equal(arb_agent_restore(&n, bytes, len, &x, &xlen), ARB_OK);
@@ -780,34 +778,30 @@ int main(void)
         cmocka_unit_test_setup_teardown(replace_sends_new_price_and_quantity, setup, teardown),
         cmocka_unit_test_setup_teardown(keep_quote_sends_replaces_and_cancels_one_order, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(fills_move_position_cash_and_fees_exactly, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(fills_move_position_cash_and_fees_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(repeated_fill_event_is_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(rejected_new_order_is_forgotten, setup, teardown),
-        cmocka_unit_test_setup_teardown(rejected_cancel_of_a_live_order_keeps_it, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(rejected_cancel_of_a_live_order_keeps_it, setup, teardown),
         cmocka_unit_test_setup_teardown(cancelled_and_expired_orders_leave_the_table, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(events_of_other_accounts_are_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(population_accounts_keep_separate_books,
-                                        setup_population, teardown),
-        cmocka_unit_test_setup_teardown(
-            orders_with_a_time_to_live_are_cancelled_when_it_runs_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            market_data_sets_the_top_and_stale_updates_are_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(pnl_marks_the_position_at_the_mid, setup, teardown),
-        cmocka_unit_test_setup_teardown(market_events_set_venue_and_fair_values, setup,
+        cmocka_unit_test_setup_teardown(population_accounts_keep_separate_books, setup_population,
                                         teardown),
+        cmocka_unit_test_setup_teardown(orders_with_a_time_to_live_are_cancelled_when_it_runs_out,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(market_data_sets_the_top_and_stale_updates_are_ignored,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pnl_marks_the_position_at_the_mid, setup, teardown),
+        cmocka_unit_test_setup_teardown(market_events_set_venue_and_fair_values, setup, teardown),
         cmocka_unit_test_setup_teardown(tick_gaps_and_repeats_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(start_routes_bus_messages_to_the_hooks, setup, teardown),
-        cmocka_unit_test_setup_teardown(report_round_trips_through_its_encoding, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(report_round_trips_through_its_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(restore_adopts_positions_orders_and_id_sequence, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(restore_refuses_another_account_or_instrument_list,
+        cmocka_unit_test_setup_teardown(restore_refuses_another_account_or_instrument_list, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(restore_refuses_every_truncation_and_leaves_the_agent_alone,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            restore_refuses_every_truncation_and_leaves_the_agent_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(order_table_survives_heavy_insert_and_delete, setup,
                                         teardown),
     };

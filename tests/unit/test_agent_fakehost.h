@@ -96,8 +96,8 @@ static inline void fh_api_vlog(arb_ctx *c, int level, const char *fmt, va_list a
 
 static inline int fh_api_topic(arb_ctx *c, const char *name)
 {
-    static const char *const known[] = {"order_commands", "order_events",   "trade_executed",
-                                        "market_data",    "system_ticks",   "market_events",
+    static const char *const known[] = {"order_commands",  "order_events", "trade_executed",
+                                        "market_data",     "system_ticks", "market_events",
                                         "service_registry"};
     fakehost *fh = fh_of(c)->fh;
     for (int i = 0; i < 7; i++)
@@ -112,8 +112,7 @@ static inline int fh_api_topic(arb_ctx *c, const char *name)
     return ARB_TOPIC_WELL_KNOWN + fh->ntopics++;
 }
 
-static inline int fh_api_publish(arb_ctx *c, int topic, uint64_t key, const void *data,
-                                 size_t len)
+static inline int fh_api_publish(arb_ctx *c, int topic, uint64_t key, const void *data, size_t len)
 {
     fakehost *fh = fh_of(c)->fh;
     if (fh->publish_fails > 0) {
@@ -157,8 +156,8 @@ static inline int fh_api_unsubscribe(arb_ctx *c, int id)
     return ARB_OK;
 }
 
-static inline int fh_api_timer_start(arb_ctx *c, uint64_t interval_ns, int repeat,
-                                     arb_timer_fn fn, void *user)
+static inline int fh_api_timer_start(arb_ctx *c, uint64_t interval_ns, int repeat, arb_timer_fn fn,
+                                     void *user)
 {
     fakehost *fh = fh_of(c)->fh;
     if (fh->ntimers == FH_MAX_TIMERS) {
@@ -197,8 +196,8 @@ static inline const char *fh_sec(arb_ctx *c, const char *section)
     return section ? section : fh_of(c)->section;
 }
 
-static inline int fh_api_cfg_str(arb_ctx *c, const char *section, const char *key,
-                                 const char *def, const char **out)
+static inline int fh_api_cfg_str(arb_ctx *c, const char *section, const char *key, const char *def,
+                                 const char **out)
 {
     const char *v = fh_cfg_get(fh_of(c)->fh, fh_sec(c, section), key);
     *out = v ? v : def;
@@ -231,8 +230,8 @@ static inline int fh_api_cfg_int(arb_ctx *c, const char *section, const char *ke
     return ARB_OK;
 }
 
-static inline int fh_api_cfg_double(arb_ctx *c, const char *section, const char *key,
-                                    double def, double min, double max, double *out)
+static inline int fh_api_cfg_double(arb_ctx *c, const char *section, const char *key, double def,
+                                    double min, double max, double *out)
 {
     const char *v = fh_cfg_get(fh_of(c)->fh, fh_sec(c, section), key);
     if (!v) {
@@ -417,8 +416,7 @@ static inline void fh_set(fakehost *fh, const char *section, const char *key, co
 }
 
 /* Sets a key of instance NAME's section ("plugin NAME"). */
-static inline void fh_set_plugin(fakehost *fh, const char *name, const char *key,
-                                 const char *value)
+static inline void fh_set_plugin(fakehost *fh, const char *name, const char *key, const char *value)
 {
     char section[80];
     snprintf(section, sizeof section, "plugin %s", name);

@@ -35,8 +35,8 @@ typedef struct arbitrageur {
 static xarb_view view_of(arb_agent *a, int ix)
 {
     const arb_agent_top *t = arb_agent_top_of(a, ix);
-    xarb_view v = {t->bid_px, t->bid_qty, t->ask_px, t->ask_qty, a->tot[ix].position,
-                        a->instr[ix].spec.lot};
+    xarb_view v = {t->bid_px,  t->bid_qty,          t->ask_px,
+                   t->ask_qty, a->tot[ix].position, a->instr[ix].spec.lot};
     return v;
 }
 
@@ -59,10 +59,10 @@ static void scan(arbitrageur *s)
             s->attempts++;
             /* IOC legs end by themselves; the time to live only matters if
              * an answer never comes, so the pair cannot block forever. */
-            arb_agent_order_req buy = {0, (int)i, ARB_SIDE_BUY, ARB_ORD_LIMIT, ARB_TIF_IOC, 0,
-                                       plan.buy_px, plan.qty, LEG_TTL_NS, s->attempts};
-            arb_agent_order_req sell = {0, (int)j, ARB_SIDE_SELL, ARB_ORD_LIMIT, ARB_TIF_IOC, 0,
-                                        plan.sell_px, plan.qty, LEG_TTL_NS, s->attempts};
+            arb_agent_order_req buy = {0, (int)i,      ARB_SIDE_BUY, ARB_ORD_LIMIT, ARB_TIF_IOC,
+                                       0, plan.buy_px, plan.qty,     LEG_TTL_NS,    s->attempts};
+            arb_agent_order_req sell = {0, (int)j,       ARB_SIDE_SELL, ARB_ORD_LIMIT, ARB_TIF_IOC,
+                                        0, plan.sell_px, plan.qty,      LEG_TTL_NS,    s->attempts};
             arb_agent_send(a, &buy);
             arb_agent_send(a, &sell);
             return;
@@ -161,7 +161,7 @@ static int xarb_restore(void *self, uint32_t version, const void *bytes, size_t 
 
 static const char *const xarb_publishes[] = {"order_commands", NULL};
 static const char *const xarb_subscribes[] = {"system_ticks", "order_events", "market_data",
-                                             "market_events", NULL};
+                                              "market_events", NULL};
 
 static const arb_plugin arbitrageur_plugin = {
     .abi_version = ARB_ABI_VERSION,

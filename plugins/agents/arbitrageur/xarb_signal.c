@@ -6,7 +6,7 @@
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 int xarb_signal(const xarb_view *cheap, const xarb_view *rich, const xarb_params *p,
-               xarb_plan *plan)
+                xarb_plan *plan)
 {
     if (cheap->ask_qty <= 0 || rich->bid_qty <= 0 || cheap->ask_px <= 0 || rich->bid_px <= 0)
         return 0;
@@ -14,8 +14,8 @@ int xarb_signal(const xarb_view *cheap, const xarb_view *rich, const xarb_params
      * that nothing is rounded:
      *   (bid - ask) * 1e4 > (ask + bid) * fee_bps + threshold * 1e4 */
     __int128 edge = (__int128)(rich->bid_px - cheap->ask_px) * 10000;
-    __int128 cost = (__int128)(cheap->ask_px + rich->bid_px) * p->fee_bps +
-                    (__int128)p->threshold * 10000;
+    __int128 cost =
+        (__int128)(cheap->ask_px + rich->bid_px) * p->fee_bps + (__int128)p->threshold * 10000;
     if (edge <= cost)
         return 0;
     /* Both legs trade the same quantity: a multiple of both lots (one lot

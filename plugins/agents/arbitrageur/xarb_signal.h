@@ -32,6 +32,6 @@ typedef struct xarb_plan {
 
 /* 1 and *plan if buying on `cheap` and selling on `rich` now pays. */
 int xarb_signal(const xarb_view *cheap, const xarb_view *rich, const xarb_params *p,
-               xarb_plan *plan);
+                xarb_plan *plan);
 
 #endif

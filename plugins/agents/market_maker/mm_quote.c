@@ -5,8 +5,8 @@
 
 #include <arb/agent.h>
 
-void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot,
-                      int64_t position, mm_quote *q)
+void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot, int64_t position,
+                      mm_quote *q)
 {
     q->bid_px = q->bid_qty = q->ask_px = q->ask_qty = 0;
     if (ref <= 0 || p->qty <= 0)

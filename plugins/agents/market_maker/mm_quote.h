@@ -22,7 +22,7 @@ typedef struct mm_quote {
 } mm_quote;
 
 /* ref, tick: price units; lot, position: quantity units. */
-void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot,
-                      int64_t position, mm_quote *q);
+void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot, int64_t position,
+                      mm_quote *q);
 
 #endif

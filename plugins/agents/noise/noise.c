@@ -47,8 +47,8 @@ static void on_tick(void *user, const arb_tick *tick)
         if (!noise_decide(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot,
                           arb_agent_pos(a, acct, ix)->position, &o))
             continue;
-        arb_agent_order_req r = {acct, ix, o.side, ARB_ORD_LIMIT, o.tif, 0,
-                                 o.price, o.qty, o.ttl_ns, 0};
+        arb_agent_order_req r = {acct, ix,      o.side, ARB_ORD_LIMIT, o.tif,
+                                 0,    o.price, o.qty,  o.ttl_ns,      0};
         arb_agent_send(a, &r);
     }
 }
