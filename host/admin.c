@@ -66,7 +66,7 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
     pthread_mutex_lock(&h->metric_mu);
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->is_test)
+        if (in->is_pseudo)
             continue;
         bool good = in->state == INST_RUNNING && in->healthy;
         ok = ok && good;
@@ -85,7 +85,7 @@ static void plugins(arbh_host *h, struct evhttp_request *req)
     json_t *list = json_array();
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->is_test)
+        if (in->is_pseudo)
             continue;
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i}", "instance", in->name,
@@ -176,7 +176,7 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
     int64_t now = arbh_wall_ns();
     size_t running = 0;
     for (size_t i = 0; i < h->ninstances; i++)
-        running += !h->instances[i]->is_test && h->instances[i]->state == INST_RUNNING;
+        running += !h->instances[i]->is_pseudo && h->instances[i]->state == INST_RUNNING;
     evbuffer_add_printf(out,
                         "# HELP arb_host_info Host identity\n# TYPE arb_host_info gauge\n"
                         "arb_host_info{id=\"%s\"} 1\n"
@@ -188,7 +188,7 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
                         "# TYPE arb_plugin_reloads_total counter\n",
                         h->id, (double)(now - h->started_at) / 1e9, running);
     for (size_t i = 0; i < h->ninstances; i++)
-        if (!h->instances[i]->is_test)
+        if (!h->instances[i]->is_pseudo)
             evbuffer_add_printf(out, "arb_plugin_reloads_total{instance=\"%s\"} %u\n",
                                 h->instances[i]->name, h->instances[i]->reloads);
     render_bus(h, out);

@@ -17,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arb/wire.h>
+
 #include "host.h"
 
 static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
-                                        "plugin_dir", "threads", NULL};
+                                        "plugin_dir", "threads", "announce_ms", NULL};
 static const char *const bus_keys[] = {"transport", "queue_bytes", NULL};
 
 int64_t arbh_wall_ns(void)
@@ -158,6 +160,13 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
     snprintf(h->admin_addr, sizeof h->admin_addr, "%s", arbh_config_get(cfg, "host", "admin", ""));
     snprintf(h->admin_token, sizeof h->admin_token, "%s",
              arbh_config_get(cfg, "host", "admin_token", ""));
+    const char *ann = arbh_config_get(cfg, "host", "announce_ms", "2000");
+    char *end;
+    long ms = strtol(ann, &end, 10);
+    if (*end || end == ann || ms < 0 || ms > 3600000)
+        return entry_error(cfg, "host", "announce_ms", err, n,
+                           "'%s': expected milliseconds 0..3600000 (0: do not announce)", ann);
+    h->announce_ns = (int64_t)ms * 1000000;
     const char *transport = arbh_config_get(cfg, "bus", "transport", "inproc");
     if (strcmp(transport, "inproc"))
         return entry_error(cfg, "bus", "transport", err, n,
@@ -225,9 +234,30 @@ static int add_instance(arbh_host *h, arbh_instance *in)
 }
 
 /* Loads and creates one instance from cfg (on the loop it will live on). */
+static bool instance_name_ok(const char *name)
+{
+    if (!*name || strlen(name) > 64 || !strcmp(name, "host") || !strcmp(name, "test"))
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
 static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char *name, char *err,
                                      size_t n)
 {
+    if (!instance_name_ok(name)) {
+        char section[300];
+        snprintf(section, sizeof section, "plugin %s", name);
+        const arbh_cfg_entry *o = arbh_config_section_origin(cfg, section);
+        snprintf(err, n,
+                 "%s:%d: [plugin %s]: instance names are 1-64 of A-Z a-z 0-9 _ - . and not "
+                 "'host' or 'test'",
+                 o ? o->file : "?", o ? o->line : 0, name);
+        return NULL;
+    }
     arbh_instance *in = arbh_instance_new(h, cfg, name);
     if (!in) {
         snprintf(err, n, "out of memory");
@@ -367,6 +397,7 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
         arbh_host_free(h);
         return NULL;
     }
+    h->self = arbh_host_add_pseudo(h, "host");
     arbh_metric *pause = arbh_metric_get(h, NULL, 'h', "arb_reload_pause_ns", "",
                                          "Time an instance's loop was held by a hot reload");
     h->reload_pause = pause ? &pause->u.hist : NULL;
@@ -423,6 +454,59 @@ static void drain_all(arbh_host *h)
     }
 }
 
+/* ---- service registry: who runs here, on service_registry ---- */
+
+static void announce(arbh_host *h, int status)
+{
+    size_t np = 0;
+    for (size_t i = 0; i < h->ninstances; i++)
+        np += !h->instances[i]->is_pseudo;
+    if (np > ARB_SERVICE_MAX_PLUGINS)
+        np = ARB_SERVICE_MAX_PLUGINS;
+    uint8_t *buf = malloc(ARB_SERVICE_LEN(np));
+    if (!buf)
+        return;
+    arb_service s = {0};
+    s.status = (uint8_t)status;
+    s.n_plugins = (uint16_t)np;
+    s.pid = (uint32_t)getpid();
+    char id[ARB_SVC_ID_LEN + 1];
+    snprintf(id, sizeof id, "%.*s", (int)ARB_SVC_ID_LEN, h->id);
+    if (arb_fixstr_set(s.host_id, ARB_SVC_ID_LEN, id))
+        arb_fixstr_set(s.host_id, ARB_SVC_ID_LEN, "?");
+    char admin[ARB_SVC_ADDR_LEN + 1];
+    snprintf(admin, sizeof admin, "%.*s", (int)ARB_SVC_ADDR_LEN, h->admin_addr);
+    arb_fixstr_set(s.admin, ARB_SVC_ADDR_LEN, admin);
+    s.started_at = h->started_at;
+    s.ts = arbh_wall_ns();
+    uint32_t len = arb_service_encode(&s, buf, ARB_SERVICE_LEN(np));
+    size_t k = 0;
+    for (size_t i = 0; i < h->ninstances && k < np; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->is_pseudo)
+            continue;
+        arb_service_plugin p;
+        memset(&p, 0, sizeof p);
+        char name[ARB_SVC_NAME_LEN + 1], plugin[ARB_SVC_NAME_LEN + 1], ver[ARB_SVC_VER_LEN + 1];
+        snprintf(name, sizeof name, "%.*s", (int)ARB_SVC_NAME_LEN, in->name);
+        snprintf(plugin, sizeof plugin, "%.*s", (int)ARB_SVC_NAME_LEN, in->desc->name);
+        snprintf(ver, sizeof ver, "%.*s", (int)ARB_SVC_VER_LEN, in->desc->version);
+        /* Names the wire cannot carry (spaces, non-ASCII) are sent as "?". */
+        if (arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, name))
+            arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, "?");
+        if (arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, plugin))
+            arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "?");
+        if (arb_fixstr_set(p.version, ARB_SVC_VER_LEN, ver))
+            arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "?");
+        arb_service_put_plugin(buf, (uint32_t)k++, &p);
+    }
+    if (len)
+        arbh_bus_publish(h->self, ARB_TOPIC_SERVICE_REGISTRY, h->host_id, buf, len);
+    free(buf);
+}
+
+static void announce_tick(void *user) { announce(user, ARB_SVC_ALIVE); }
+
 int arbh_host_start(arbh_host *h, char *err, size_t n)
 {
     if (arbh_loops_start_threads(h) != ARB_OK) {
@@ -431,14 +515,14 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     }
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->is_test)
+        if (in->is_pseudo)
             continue;
         start_call c = {in, err, n, 0};
         arbh_loop_call(in->loop, start_on_loop, &c);
         if (c.rc != ARB_OK) {
             /* Stop what already runs, newest first, and report the cause. */
             for (size_t j = i; j-- > 0;)
-                if (!h->instances[j]->is_test)
+                if (!h->instances[j]->is_pseudo)
                     arbh_loop_call(h->instances[j]->loop, stop_on_loop, h->instances[j]);
             return c.rc;
         }
@@ -447,6 +531,11 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     }
     if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
         return ARB_ERROR;
+    if (h->announce_ns > 0 && h->self) {
+        announce(h, ARB_SVC_ALIVE);
+        h->announce_timer =
+            arb_timer_start(&h->self->ctx, (uint64_t)h->announce_ns, 1, announce_tick, h);
+    }
     return ARB_OK;
 }
 
@@ -487,6 +576,10 @@ int arbh_host_run(arbh_host *h)
 void arbh_host_stop(arbh_host *h)
 {
     arbh_admin_stop(h);
+    if (h->announce_ns > 0 && h->self && h->self->ntimers) {
+        arb_timer_stop(&h->self->ctx, h->announce_timer);
+        announce(h, ARB_SVC_TOMBSTONE); /* we are leaving: before anyone stops */
+    }
     drain_all(h);
     for (size_t i = h->ninstances; i-- > 0;) {
         arbh_instance *in = h->instances[i];
@@ -561,7 +654,7 @@ void arbh_host_print_plan(arbh_host *h, FILE *out)
             h->admin_addr);
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->is_test)
+        if (in->is_pseudo)
             continue;
         fprintf(out,
                 "instance %s: plugin %s %s (ABI %u, state v%u) on loop %d\n    file       %s\n",
@@ -585,7 +678,7 @@ arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name)
     arbh_instance *in = arbh_instance_new(h, h->cfg, name);
     if (!in)
         return NULL;
-    in->is_test = true;
+    in->is_pseudo = true;
     in->state = INST_RUNNING;
     if (add_instance(h, in) != ARB_OK) {
         arbh_instance_free(in);
@@ -611,7 +704,7 @@ static void reload_on_loop(void *arg)
 int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n)
 {
     for (size_t i = 0; i < h->ninstances; i++) {
-        if (strcmp(h->instances[i]->name, instance) || h->instances[i]->is_test)
+        if (strcmp(h->instances[i]->name, instance) || h->instances[i]->is_pseudo)
             continue;
         /* Copy and dlopen here: the instance keeps serving meanwhile. */
         arbh_reload_image *img = malloc(sizeof *img);
@@ -679,7 +772,7 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     /* Removed and changed instances stop first, newest first. */
     for (size_t i = h->ninstances; i-- > 0;) {
         arbh_instance *in = h->instances[i];
-        if (in->is_test)
+        if (in->is_pseudo)
             continue;
         bool present = false;
         for (size_t k = 0; k < plan.count && !present; k++)

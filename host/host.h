@@ -123,7 +123,7 @@ struct arbh_instance {
     int thread;
     enum arbh_inst_state state;
     bool staging; /* registrations wait for the reload to commit */
-    bool is_test; /* the test host's own context: no plugin behind it */
+    bool is_pseudo; /* no plugin behind it: the host itself, or a test */
     arbh_sub **subs;
     size_t nsubs, capsubs;
     arbh_timer **timers;
@@ -190,6 +190,10 @@ struct arbh_host {
 
     char plugin_dirs[8192];
     char exe_dir[1024];
+
+    arbh_instance *self; /* the host's own context: announces it on service_registry */
+    int64_t announce_ns; /* [host] announce_ms; 0: do not announce */
+    int announce_timer;
 
     struct evhttp *admin;
     char admin_addr[128];

@@ -672,7 +672,7 @@ void arbh_instance_commit_regs(arbh_instance *in)
 
 void arbh_instance_stop(arbh_instance *in)
 {
-    if (in->state == INST_RUNNING && !in->is_test) {
+    if (in->state == INST_RUNNING && !in->is_pseudo) {
         in->desc->stop(in->self);
         in->state = INST_STOPPED;
     }

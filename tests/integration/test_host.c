@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arb/wire.h>
+
 #include "host.h"
 #include "testhost.h"
 
@@ -535,6 +537,60 @@ static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
     rmdir(dir);
 }
 
+/* ---- service registry ---- */
+
+typedef struct registry_sink {
+    int alive, tombstones;
+    char host[ARB_SVC_ID_LEN + 1];
+    char first_plugin[ARB_SVC_NAME_LEN + 1];
+    unsigned plugins;
+} registry_sink;
+
+static void on_registry(void *user, const arb_msg *m)
+{
+    registry_sink *r = user;
+    arb_service s = {0};
+    assert_int_equal(arb_service_decode(m->data, m->len, &s), ARB_OK);
+    arb_fixstr(r->host, s.host_id, ARB_SVC_ID_LEN);
+    r->plugins = s.n_plugins;
+    if (s.n_plugins) {
+        arb_service_plugin p;
+        arb_service_get_plugin(&s, 0, &p);
+        arb_fixstr(r->first_plugin, p.instance, ARB_SVC_NAME_LEN);
+    }
+    if (s.status == ARB_SVC_ALIVE)
+        r->alive++;
+    else
+        r->tombstones++;
+}
+
+static int three_alive(void *user) { return ((registry_sink *)user)->alive >= 3; }
+
+static void host_announces_itself_and_leaves_a_tombstone(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nid = reg-1\nannounce_ms = 5\n"
+                               "[plugin idle]\nload = tp_seq.so\n");
+    assert_non_null(t);
+    registry_sink r = {0};
+    arb_subscribe(testhost_ctx(t), ARB_TOPIC_SERVICE_REGISTRY, on_registry, &r);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    assert_true(testhost_run_until(t, three_alive, &r, 5000 * MS));
+    assert_string_equal(r.host, "reg-1");
+    assert_int_equal(r.plugins, 1);
+    assert_string_equal(r.first_plugin, "idle");
+    assert_int_equal(r.tombstones, 0);
+    testhost_free(t);
+    assert_int_equal(r.tombstones, 1);
+}
+
+static void reserved_or_odd_instance_names_are_refused(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin host]\nload = tp_seq.so\n", "<test config>:2", "instance names");
+    expect_new_fails("[plugin a b]\nload = tp_seq.so\n", "<test config>:2", "instance names");
+}
+
 /* ---- admin ---- */
 
 typedef struct http_call {
@@ -663,6 +719,8 @@ int main(void)
         cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
         cmocka_unit_test(hundred_reloads_under_load_lose_and_double_nothing),
         cmocka_unit_test(sighup_adds_removes_restarts_and_leaves_the_rest),
+        cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
+        cmocka_unit_test(reserved_or_odd_instance_names_are_refused),
         cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),
         cmocka_unit_test(admin_token_is_required_when_set),
         cmocka_unit_test(admin_off_loopback_without_token_is_refused),
