@@ -1,0 +1,23 @@
+# The recorder: trades and order events into PostgreSQL (plugins/recorder/).
+# Its DB tests and bench run under a throwaway server (scripts/with-pg.sh).
+
+RECORDER_CORE := plugins/recorder/copy_rows.c plugins/recorder/schema.c \
+	plugins/recorder/batcher.c plugins/recorder/db_state.c
+RECORDER_DB := $(RECORDER_CORE) plugins/recorder/pg_writer.c
+
+PLUGINS += recorder
+recorder_SRCS := $(RECORDER_DB) plugins/recorder/recorder_plugin.c
+recorder_LIBS := $(DEP_LIBS) $(PQ_LIBS)
+
+TESTS += test_recorder_rows
+test_recorder_rows_SRCS := tests/unit/test_recorder_rows.c $(RECORDER_CORE)
+test_recorder_rows_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_recorder_batcher
+test_recorder_batcher_SRCS := tests/unit/test_recorder_batcher.c $(RECORDER_CORE)
+test_recorder_batcher_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_recorder_pg
+test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) $(TESTHOST_SRCS)
+test_recorder_pg_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
+test_recorder_pg_DEPS := $(B)/plugins/recorder.so

@@ -1,0 +1,69 @@
+/*
+ * pg_writer.h -- moves sealed batches into PostgreSQL without ever blocking
+ * the event loop it runs on: non-blocking libpq (PQconnectStart/Poll,
+ * PQsendQuery, PQputCopyData) driven by libevent events on the instance's
+ * event base.
+ *
+ * Per connection it runs the session setup (migrations, staging tables,
+ * stored positions); per batch one round trip: COPY into the staging
+ * tables, INSERT ... ON CONFLICT DO NOTHING into the real ones, the consumer
+ * positions, COMMIT, all in one transaction. Any failure closes the
+ * connection, keeps the batch, and retries with backoff; because every
+ * statement is idempotent a retried batch (even one whose COMMIT did reach
+ * the server) inserts nothing twice.
+ *
+ * It knows nothing of the bus, the host or the wire records: it is handed a
+ * batcher (batcher.h) and reports through hooks. It is not thread-safe: one
+ * writer belongs to one instance on one loop.
+ */
+#ifndef REC_PG_WRITER_H
+#define REC_PG_WRITER_H
+
+#include <stdint.h>
+
+#include "batcher.h"
+#include "db_state.h"
+
+struct event_base;
+
+typedef struct rec_writer_cfg {
+    const char *dsn;        /* libpq connection string or URI; "" uses the PG* environment */
+    const char *consumer;   /* this recorder's name in recorder_offsets */
+    int64_t backoff_min_ns; /* first wait after a failure */
+    int64_t backoff_max_ns; /* the wait doubles up to this */
+    int64_t slow_ns;        /* a flush running this long marks the database slow */
+    int64_t timeout_ns;     /* a connect or flush running this long is abandoned */
+} rec_writer_cfg;
+
+typedef struct rec_writer_hooks {
+    void *user;
+    /* The database state changed (log it once, update metrics). */
+    void (*state_changed)(void *user, const rec_db_health *h);
+    /* A batch committed: rows it carried per topic, rows actually inserted
+     * (the rest were already there), and the time from send to commit. */
+    void (*committed)(void *user, const uint32_t rows[REC_TOPICS],
+                      const uint64_t inserted[REC_TOPICS], int64_t latency_ns);
+} rec_writer_hooks;
+
+typedef struct rec_writer rec_writer;
+
+/* Copies cfg's strings. Does not connect yet. NULL if out of memory. */
+rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg,
+                           rec_batcher *batcher, const rec_writer_hooks *hooks);
+/* Starts connecting (asynchronously). */
+void rec_writer_start(rec_writer *w);
+/* New rows or a timer tick: flush if connected, idle and a flush is due. */
+void rec_writer_kick(rec_writer *w);
+/* Blocks (poll, not the loop) until every pending row is committed or
+ * timeout_ns passed, reconnecting as needed. For stop: the loop is quiet
+ * then, and a clean shutdown should leave nothing behind. Returns the rows
+ * still pending. */
+uint64_t rec_writer_drain(rec_writer *w, int64_t timeout_ns);
+/* Closes the connection and frees; pending rows stay in the batcher. */
+void rec_writer_free(rec_writer *w);
+
+const rec_db_health *rec_writer_health(const rec_writer *w);
+/* The monotonic clock the writer and batcher use, in ns. */
+int64_t rec_clock_ns(void);
+
+#endif

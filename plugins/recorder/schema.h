@@ -1,0 +1,75 @@
+/*
+ * schema.h -- the recorder's tables, their versioned migrations, and the
+ * SQL text of the few statements the writer sends.
+ *
+ * Pure text building: no libpq, no I/O. The writer (pg_writer.c) decides when
+ * to send; this file decides what is sent, so the SQL can be unit-tested and
+ * read in one place. Column lists here and the row layout in copy_rows.c must
+ * agree; a unit test checks the column counts match.
+ */
+#ifndef REC_SCHEMA_H
+#define REC_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One migration: a version (strictly increasing, never reused), a name, and
+ * its statements, each run once, in order, in one transaction. */
+typedef struct rec_migration {
+    int version;
+    const char *name;
+    const char *const *statements; /* NULL-terminated */
+} rec_migration;
+
+/* All migrations in version order; *count receives how many. */
+const rec_migration *rec_migrations(size_t *count);
+
+/* The highest version rec_migrations() knows. */
+int rec_schema_version(void);
+
+/* Column lists, in COPY row order. */
+extern const char rec_trade_columns[];
+extern const char rec_order_event_columns[];
+
+/* The staging tables the writer COPYs into (temporary, per session). */
+#define REC_TRADES_STAGE "recorder_trades_stage"
+#define REC_ORDER_EVENTS_STAGE "recorder_order_events_stage"
+
+/* The topics as named in recorder_offsets. */
+enum rec_topic { REC_TOPIC_TRADES = 0, REC_TOPIC_ORDER_EVENTS = 1, REC_TOPICS = 2 };
+const char *rec_topic_name(enum rec_topic t);
+
+/* A growable text buffer; the builders below append to it. */
+typedef struct rec_sql {
+    char *text;
+    size_t len, cap;
+    int oom; /* set once an allocation failed; text is then unusable */
+} rec_sql;
+void rec_sql_free(rec_sql *s);
+void rec_sql_append(rec_sql *s, const char *text);
+void rec_sql_appendf(rec_sql *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends `text` as a standard SQL string literal ('...' with '' doubled).
+ * Returns -1 (appending nothing) if text has a byte PostgreSQL's literal
+ * syntax would not keep as is (a control character). */
+int rec_sql_literal(rec_sql *s, const char *text);
+
+/* The session setup sent after every connect, as one implicit transaction:
+ * take the migration lock, apply every pending migration idempotently,
+ * create the staging tables, and select this consumer's stored positions
+ * (the one query that returns rows: topic, partition, next_offset). */
+int rec_setup_sql(rec_sql *s, const char *consumer);
+
+/* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
+ * n_events), insert from the stages skipping rows already present, store
+ * the consumer's positions, COMMIT. The statements' results come in this
+ * order; rec_flush_plan tells the writer which result is which. */
+typedef struct rec_flush_plan {
+    int n_copies;         /* COPY ... FROM STDIN statements: 0, 1 or 2 */
+    int copy_topic[2];    /* which topic feeds each COPY */
+    int insert_result[2]; /* result index of the INSERT per topic, or -1 */
+    int n_results;        /* results expected in all */
+} rec_flush_plan;
+int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
+                  const uint64_t next_offset[REC_TOPICS], rec_flush_plan *plan);
+
+#endif
