@@ -63,3 +63,9 @@ test_sim_reload_SRCS := tests/integration/test_sim_reload.c $(TESTHOST_SRCS)
 test_sim_reload_LIBS := $(TESTHOST_LIBS)
 test_sim_reload_DEPS = $(SIM_TEST_PLUGIN_SOS) $(B)/tests/plugins/sim_mm_wide.so \
 	$(B)/tests/plugins/sim_mm_newstate.so
+
+# The README's example agent, built out of tree with pkg-config by the test.
+TESTS += test_sim_example
+test_sim_example_SRCS := tests/integration/test_sim_example.c $(TESTHOST_SRCS)
+test_sim_example_LIBS := $(TESTHOST_LIBS)
+test_sim_example_DEPS = $(SIM_TEST_PLUGIN_SOS)

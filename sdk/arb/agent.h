@@ -27,6 +27,7 @@
 #ifndef ARB_AGENT_H
 #define ARB_AGENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1392,6 +1393,87 @@ fail:
     free(n.heap);
     return rc;
 }
+
+/* ---- a whole plugin from a strategy ---- */
+
+/* The plugin hooks of an agent whose state is its arb_agent (a strategy
+ * struct with `arb_agent agent` as its first member). Used by
+ * ARB_AGENT_PLUGIN; strategies with state of their own write the
+ * descriptor themselves and call arb_agent_save/restore with `extra`. */
+static inline int arb_agent_plugin_create(arb_ctx *ctx, void **self, size_t size,
+                                          int (*configure)(arb_ctx *, void *))
+{
+    arb_agent *a = (arb_agent *)calloc(1, size);
+    if (!a)
+        return ARB_ENOMEM;
+    int rc = arb_agent_init(a, ctx);
+    if (rc == ARB_OK && configure)
+        rc = configure(ctx, a);
+    if (rc) {
+        arb_agent_free(a);
+        free(a);
+        return rc;
+    }
+    *self = a;
+    return ARB_OK;
+}
+
+static inline void arb_agent_plugin_stop(void *self) { (void)self; }
+
+static inline void arb_agent_plugin_destroy(void *self)
+{
+    arb_agent_free((arb_agent *)self);
+    free(self);
+}
+
+static inline int arb_agent_plugin_save(void *self, void **bytes, size_t *len)
+{
+    return arb_agent_save((arb_agent *)self, NULL, 0, bytes, len);
+}
+
+static inline int arb_agent_plugin_restore(void *self, uint32_t version, const void *bytes,
+                                           size_t len)
+{
+    const void *extra;
+    size_t extra_len;
+    if (version != ARB_AGENT_STATE_VERSION)
+        return ARB_EREFUSED;
+    int rc = arb_agent_restore((arb_agent *)self, bytes, len, &extra, &extra_len);
+    return rc ? rc : extra_len ? ARB_EREFUSED : ARB_OK;
+}
+
+/* Defines the plugin of an agent in one line:
+ *   ARB_AGENT_PLUGIN("value_taker", "1.0", value_taker, configure, .on_tick = on_tick)
+ * TYPE is a struct whose first member is `arb_agent agent`; CONFIGURE is
+ * int configure(arb_ctx *, TYPE *) reading the strategy's own keys (after
+ * the common ones, arb_agent_init); the rest initialises arb_agent_hooks.
+ * The hooks get the TYPE * as `user`. Save/restore carry the arb_agent. */
+#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                \
+    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");        \
+    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); } \
+    static int arb__agent_create(arb_ctx *c, void **s)                                       \
+    {                                                                                        \
+        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);            \
+    }                                                                                        \
+    static int arb__agent_start(void *s)                                                     \
+    {                                                                                        \
+        static const arb_agent_hooks hooks = {__VA_ARGS__};                                  \
+        return arb_agent_start((arb_agent *)s, &hooks, s);                                   \
+    }                                                                                        \
+    static const arb_plugin arb__agent_plugin = {                                            \
+        .abi_version = ARB_ABI_VERSION,                                                      \
+        .size = sizeof(arb_plugin),                                                          \
+        .name = NAME,                                                                        \
+        .version = VERSION,                                                                  \
+        .state_version = ARB_AGENT_STATE_VERSION,                                            \
+        .create = arb__agent_create,                                                         \
+        .start = arb__agent_start,                                                           \
+        .stop = arb_agent_plugin_stop,                                                       \
+        .destroy = arb_agent_plugin_destroy,                                                 \
+        .save = arb_agent_plugin_save,                                                       \
+        .restore = arb_agent_plugin_restore,                                                 \
+    };                                                                                       \
+    ARB_PLUGIN_DEFINE(arb__agent_plugin)
 
 #ifdef __cplusplus
 }
