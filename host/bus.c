@@ -50,6 +50,14 @@ static int topic_create_locked(arbh_host *h, const char *name)
     return n;
 }
 
+static void done_poll_cb(int fd, short what, void *arg);
+
+int arbh_bus_init_loops(arbh_host *h)
+{
+    h->done_ev = event_new(h->loops[0]->base, -1, 0, done_poll_cb, h);
+    return h->done_ev ? ARB_OK : ARB_ENOMEM;
+}
+
 int arbh_bus_init(arbh_host *h)
 {
     pthread_mutex_init(&h->topic_mu, NULL);
@@ -61,6 +69,12 @@ int arbh_bus_init(arbh_host *h)
 
 void arbh_bus_free(arbh_host *h)
 {
+    if (h->done_ev)
+        event_free(h->done_ev);
+    h->done_ev = NULL;
+    free(h->inflight);
+    h->inflight = NULL;
+    h->ninflight = h->capinflight = 0;
     int n = atomic_load(&h->ntopics);
     for (int i = 0; i < n; i++) {
         arbh_topic *t = h->topics[i];
@@ -219,22 +233,16 @@ void arbh_bus_wake_cb(int fd, short what, void *arg)
     }
 }
 
-int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len)
+/* Copies one record into the ring from `loop` to every loop in `mask`, or
+ * into none if any lacks room. `pos`, if given, gets for each destination the
+ * ring position just past the record (delivery tracking). */
+static int enqueue(arbh_host *h, arbh_loop *loop, arbh_topic *t, uint64_t mask, uint64_t key,
+                   const void *data, size_t len, uint64_t *pos)
 {
-    arbh_host *h = inst->host;
-    arbh_loop *loop = inst->loop;
-    if ((unsigned)topic >= (unsigned)atomic_load_explicit(&h->ntopics, memory_order_acquire) ||
-        len > h->queue_bytes / 4 || (len && !data))
-        return ARB_EINVAL;
-    arbh_topic *t = h->topics[topic];
     arbh_topic_stats *st = &t->stats[loop->index];
-    uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
-    arb_counter_add(&st->published, 1);
-    if (!mask)
-        return ARB_OK; /* nobody listens: nothing to deliver */
     uint64_t need = arbh_rec_size((uint32_t)len);
     for (uint64_t m = mask; m; m &= m - 1)
-        if (!arbh_ring_fits(loop->host->loops[__builtin_ctzll(m)]->in[loop->index], need)) {
+        if (!arbh_ring_fits(h->loops[__builtin_ctzll(m)]->in[loop->index], need)) {
             arb_counter_add(&st->rejected, 1);
             return ARB_EFULL;
         }
@@ -245,26 +253,132 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
         uint64_t next;
         arbh_rec *rec = arbh_ring_claim(r, need, &next);
         rec->len = (uint32_t)len;
-        rec->topic = (uint16_t)topic;
+        rec->topic = (uint16_t)t->id;
         rec->flags = 0;
         rec->key = key;
         rec->sent_ns = sent;
         memcpy(rec + 1, data, len);
         arbh_ring_publish(r, next);
+        if (pos)
+            pos[d] = next;
         if (d != loop->index)
             loop->dirty |= 1ull << d;
     }
-    if (loop->depth == 0) {
-        if (mask & (1ull << loop->index)) {
-            loop->depth++;
-            drain_ring(h, loop, loop->in[loop->index], SIZE_MAX);
-            loop->depth--;
-            compact_subs(h, loop);
+    return ARB_OK;
+}
+
+/* Outside any callback, deliver to this loop's subscribers now and wake the
+ * other loops that got records. */
+static void flush(arbh_host *h, arbh_loop *loop, uint64_t mask)
+{
+    if (loop->depth)
+        return;
+    if (mask & (1ull << loop->index)) {
+        loop->depth++;
+        drain_ring(h, loop, loop->in[loop->index], SIZE_MAX);
+        loop->depth--;
+        compact_subs(h, loop);
+    }
+    if (loop->dirty)
+        wake_remote(loop);
+}
+
+int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len)
+{
+    arbh_host *h = inst->host;
+    arbh_loop *loop = inst->loop;
+    if ((unsigned)topic >= (unsigned)atomic_load_explicit(&h->ntopics, memory_order_acquire) ||
+        len > h->queue_bytes / 4 || (len && !data))
+        return ARB_EINVAL;
+    arbh_topic *t = h->topics[topic];
+    arb_counter_add(&t->stats[loop->index].published, 1);
+    if (t->remote) /* routed through the external transport (Kafka) */
+        return h->remote_publish(h->remote, t->name, key, data, len);
+    uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
+    if (!mask)
+        return ARB_OK; /* nobody listens: nothing to deliver */
+    int rc = enqueue(h, loop, t, mask, key, data, len, NULL);
+    if (rc == ARB_OK)
+        flush(h, loop, mask);
+    return rc;
+}
+
+/* ---- records from the external transport ---- */
+
+typedef struct arbh_inflight {
+    uint64_t mask;
+    uint64_t pos[ARBH_MAX_LOOPS];
+    void (*done)(void *token);
+    void *token;
+} arbh_inflight;
+
+int arbh_bus_inject(arbh_host *h, const char *topic_name, uint64_t key, const void *data,
+                    size_t len, void (*done)(void *token), void *token)
+{
+    arbh_loop *loop = h->loops[0];
+    int topic = arbh_bus_topic(h, topic_name);
+    if (topic < 0 || len > h->queue_bytes / 4)
+        return ARB_EINVAL;
+    arbh_topic *t = h->topics[topic];
+    uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
+    arbh_inflight f = {mask, {0}, done, token};
+    if (mask) {
+        int rc = enqueue(h, loop, t, mask, key, data, len, f.pos);
+        if (rc != ARB_OK)
+            return rc;
+    }
+    if (done) {
+        if (h->ninflight == h->capinflight) {
+            size_t cap = h->capinflight ? h->capinflight * 2 : 256;
+            arbh_inflight *grown = realloc(h->inflight, cap * sizeof *grown);
+            if (!grown)
+                return ARB_ENOMEM; /* already enqueued: delivered, but never reported done */
+            h->inflight = grown;
+            h->capinflight = cap;
         }
-        if (loop->dirty)
-            wake_remote(loop);
+        h->inflight[h->ninflight++] = f;
+    }
+    flush(h, loop, mask);
+    if (arbh_bus_poll_done(h) && h->done_ev && !event_pending(h->done_ev, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {0, 500};
+        event_add(h->done_ev, &tv);
     }
     return ARB_OK;
+}
+
+/* While injected records are in flight on other loops, look again soon. */
+static void done_poll_cb(int fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    arbh_host *h = arg;
+    if (arbh_bus_poll_done(h)) {
+        struct timeval tv = {0, 500};
+        event_add(h->done_ev, &tv);
+    }
+}
+
+/* Reports, in order, the injected records every destination has handled: a
+ * ring's read position passes a record only after all its subscribers on
+ * that loop returned. */
+size_t arbh_bus_poll_done(arbh_host *h)
+{
+    size_t k = 0;
+    while (k < h->ninflight) {
+        arbh_inflight *f = &h->inflight[k];
+        bool handled = true;
+        for (uint64_t m = f->mask; m && handled; m &= m - 1) {
+            int d = __builtin_ctzll(m);
+            handled =
+                atomic_load_explicit(&h->loops[d]->in[0]->tail, memory_order_acquire) >= f->pos[d];
+        }
+        if (!handled)
+            break;
+        f->done(f->token);
+        k++;
+    }
+    memmove(h->inflight, h->inflight + k, (h->ninflight - k) * sizeof *h->inflight);
+    h->ninflight -= k;
+    return h->ninflight;
 }
 
 int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user)

@@ -391,7 +391,8 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
         }
         nloops = (int)v;
     }
-    if (arbh_bus_init(h) != ARB_OK || arbh_loops_init(h, nloops) != ARB_OK) {
+    if (arbh_bus_init(h) != ARB_OK || arbh_loops_init(h, nloops) != ARB_OK ||
+        arbh_bus_init_loops(h) != ARB_OK) {
         snprintf(err, n, "cannot set up event loops: %s", strerror(errno));
         free_names(&plan);
         arbh_host_free(h);

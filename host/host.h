@@ -56,7 +56,8 @@ typedef struct arbh_topic_stats {
 typedef struct arbh_topic {
     char name[64];
     int id;
-    _Atomic uint64_t loop_mask;         /* loops with subscriptions */
+    bool remote;                /* published through the external transport, not local rings */
+    _Atomic uint64_t loop_mask; /* loops with subscriptions */
     arbh_sub_list subs[ARBH_MAX_LOOPS]; /* each touched only by its loop */
     arbh_topic_stats stats[ARBH_MAX_LOOPS];
 } arbh_topic;
@@ -122,7 +123,7 @@ struct arbh_instance {
     arbh_loop *loop;
     int thread;
     enum arbh_inst_state state;
-    bool staging; /* registrations wait for the reload to commit */
+    bool staging;   /* registrations wait for the reload to commit */
     bool is_pseudo; /* no plugin behind it: the host itself, or a test */
     arbh_sub **subs;
     size_t nsubs, capsubs;
@@ -167,6 +168,15 @@ struct arbh_host {
     pthread_mutex_t topic_mu;
     arbh_topic *topics[ARB_TOPIC_MAX];
     _Atomic int ntopics;
+
+    /* External transport (Kafka): a publish on a remote topic goes here, and
+     * records arriving from it enter through arbh_bus_inject(). */
+    void *remote;
+    int (*remote_publish)(void *remote, const char *topic, uint64_t key, const void *data,
+                          size_t len);
+    struct arbh_inflight *inflight; /* injected records not yet handled everywhere */
+    size_t ninflight, capinflight;
+    struct event *done_ev;
 
     arbh_instance **instances; /* in start order */
     size_t ninstances;
@@ -236,6 +246,7 @@ arbh_loop *arbh_current_loop(void);
 
 /* ---- bus.c ---- */
 int arbh_bus_init(arbh_host *h);
+int arbh_bus_init_loops(arbh_host *h); /* after arbh_loops_init */
 void arbh_bus_free(arbh_host *h);
 int arbh_bus_topic(arbh_host *h, const char *name);
 int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len);
@@ -245,6 +256,13 @@ int arbh_bus_unsubscribe(arbh_instance *inst, int id);
  * the number delivered; re-arms itself if records remain. */
 size_t arbh_bus_drain(arbh_loop *loop, size_t budget);
 bool arbh_bus_pending(arbh_loop *loop);
+/* On loop 0: a record from the external transport, delivered to every local
+ * subscriber (not sent back out). done(token) runs once every subscriber on
+ * every loop has handled it; only then may its offset be committed. */
+int arbh_bus_inject(arbh_host *h, const char *topic, uint64_t key, const void *data, size_t len,
+                    void (*done)(void *token), void *token);
+/* Reports handled injected records; returns how many are still in flight. */
+size_t arbh_bus_poll_done(arbh_host *h);
 void arbh_bus_wake_cb(int fd, short what, void *arg);
 
 /* ---- instance.c ---- */

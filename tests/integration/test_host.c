@@ -364,6 +364,63 @@ static void oversized_record_is_refused(void **state)
     testhost_free(t);
 }
 
+/* ---- records from an external transport ---- */
+
+static void count_done(void *token) { (*(int *)token)++; }
+
+typedef struct inject_inside {
+    arbh_host *h;
+    int done;
+    int done_seen_inside;
+} inject_inside;
+
+static void on_trigger_inject(void *user, const arb_msg *m)
+{
+    (void)m;
+    inject_inside *x = user;
+    uint64_t v = 0;
+    assert_int_equal(arbh_bus_inject(x->h, "test.seq", 0, &v, sizeof v, count_done, &x->done),
+                     ARB_OK);
+    /* Still inside a callback: the record is queued, not handled. */
+    x->done_seen_inside = x->done;
+}
+
+static int all_done(void *user) { return *(int *)user >= 1000; }
+static int one_done(void *user) { return *(int *)user >= 1; }
+
+static void injected_records_are_done_only_once_handled_everywhere(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin far]\nload = tp_seq.so\nrole = consumer\nthread = 1\n"
+                               "[plugin near]\nload = tp_seq.so\nrole = consumer\n"
+                               "out_topic = near.out\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arbh_host *h = testhost_host(t);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink far = {0};
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &far);
+    int done = 0;
+    for (uint64_t i = 0; i < 1000; i++)
+        assert_int_equal(arbh_bus_inject(h, "test.seq", i, &i, sizeof i, count_done, &done),
+                         ARB_OK);
+    assert_true(testhost_run_until(t, all_done, &done, 5000 * MS));
+    assert_int_equal(h->ninflight, 0);
+    until_count u = {&far, 1000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    assert_int_equal(far.errors, 0);
+    /* Injected from inside a callback: not done until that callback returns. */
+    inject_inside x = {h, 0, -1};
+    int trig = arb_topic(ctx, "trigger");
+    arb_subscribe(ctx, trig, on_trigger_inject, &x);
+    uint64_t one = 1;
+    arb_publish(ctx, trig, 0, &one, sizeof one);
+    assert_int_equal(x.done_seen_inside, 0);
+    assert_true(testhost_run_until(t, one_done, &x.done, 5000 * MS));
+    assert_int_equal(x.done, 1);
+    testhost_free(t);
+}
+
 /* ---- reload ---- */
 
 static const char *reload_ini = "[plugin p]\nload = tp_seq.so\nrole = producer\nburst = 200\n"
@@ -714,6 +771,7 @@ int main(void)
         cmocka_unit_test(full_queue_refuses_whole_publishes_and_loses_nothing_accepted),
         cmocka_unit_test(cross_thread_delivery_keeps_order),
         cmocka_unit_test(oversized_record_is_refused),
+        cmocka_unit_test(injected_records_are_done_only_once_handled_everywhere),
         cmocka_unit_test(reload_keeps_state_and_runs_new_code),
         cmocka_unit_test(refused_state_leaves_the_old_instance_serving),
         cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
