@@ -236,8 +236,10 @@ void arbh_bus_wake_cb(int fd, short what, void *arg)
 /* Copies one record into the ring from `loop` to every loop in `mask`, or
  * into none if any lacks room. `pos`, if given, gets for each destination the
  * ring position just past the record (delivery tracking). */
-static int enqueue(arbh_host *h, arbh_loop *loop, arbh_topic *t, uint64_t mask, uint64_t key,
-                   const void *data, size_t len, uint64_t *pos)
+static inline __attribute__((always_inline)) int enqueue(arbh_host *h, arbh_loop *loop,
+                                                         arbh_topic *t, uint64_t mask, uint64_t key,
+                                                         const void *data, size_t len,
+                                                         uint64_t *pos)
 {
     arbh_topic_stats *st = &t->stats[loop->index];
     uint64_t need = arbh_rec_size((uint32_t)len);
@@ -269,7 +271,8 @@ static int enqueue(arbh_host *h, arbh_loop *loop, arbh_topic *t, uint64_t mask, 
 
 /* Outside any callback, deliver to this loop's subscribers now and wake the
  * other loops that got records. */
-static void flush(arbh_host *h, arbh_loop *loop, uint64_t mask)
+static inline __attribute__((always_inline)) void flush(arbh_host *h, arbh_loop *loop,
+                                                        uint64_t mask)
 {
     if (loop->depth)
         return;
