@@ -9,7 +9,7 @@ shift || true
 if grep -qsE '^[[:space:]]*load[[:space:]]*=[[:space:]]*recorder\.so' "$cfg" && [ -z "${ARB_PG_DSN:-}" ]; then
     ARB_PG_DSN=$(scripts/pg-local.sh start)
     export ARB_PG_DSN
-    echo "run: PostgreSQL for the recorder at ${ARB_PG_DSN%%password=*}..." >&2
+    echo "run: PostgreSQL for the recorder at ${ARB_PG_DSN##*@}" >&2
 fi
 admin=$(sed -nE 's/^[[:space:]]*admin[[:space:]]*=[[:space:]]*([^ ;]+).*/\1/p' "$cfg" | head -1)
 listen=$(sed -nE 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*([^ ;]+).*/\1/p' "$cfg" | head -1)
