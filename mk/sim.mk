@@ -69,3 +69,8 @@ TESTS += test_sim_example
 test_sim_example_SRCS := tests/integration/test_sim_example.c $(TESTHOST_SRCS)
 test_sim_example_LIBS := $(TESTHOST_LIBS)
 test_sim_example_DEPS = $(SIM_TEST_PLUGIN_SOS)
+
+BENCHES += bench_sim
+bench_sim_SRCS := tests/bench/bench_sim.c $(TESTHOST_SRCS)
+bench_sim_LIBS := $(TESTHOST_LIBS)
+bench_sim_DEPS = $(SIM_TEST_PLUGIN_SOS)

@@ -1,0 +1,133 @@
+/*
+ * bench_sim.c -- the simulated market at full speed, and the hot-reload
+ * pause of an agent.
+ *
+ * Throughput: the sim config (clock at max speed, generator, matcher, two
+ * market makers, the arbitrageur, the adaptive agent and 5,000 noise
+ * traders) in one host on one loop, for BENCH_SIM_TICKS ticks (default
+ * 20000). Orders are order_commands through the matcher (new, cancel,
+ * replace); new orders, trades and ticks are reported too.
+ *
+ * Reload pause: mm_xa is reloaded 200 times between bursts of ticks. The
+ * pause is the host's own measure of how long the instance stopped serving
+ * (create, save, restore, start, swap; read from the host as it records it
+ * for /metrics, arb_reload_pause_ns); the call time adds copying and
+ * dlopen()ing the new .so, which the host does before it stops the instance.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../integration/test_sim_common.h"
+#include "host.h" /* last_reload_pause_ns: the host's pause measure */
+
+typedef struct counts {
+    uint64_t commands, new_orders, trades, ticks;
+} counts;
+
+static void on_command(void *user, const arb_msg *m)
+{
+    counts *c = user;
+    c->commands++;
+    /* action is the first body byte */
+    if (m->len > ARB_WIRE_HDR && ((const uint8_t *)m->data)[ARB_WIRE_HDR] == ARB_CMD_NEW)
+        c->new_orders++;
+}
+
+static void on_trade(void *user, const arb_msg *m)
+{
+    (void)m;
+    ((counts *)user)->trades++;
+}
+
+static void on_tick(void *user, const arb_msg *m)
+{
+    (void)m;
+    ((counts *)user)->ticks++;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static testhost *start(long long ticks, counts *c)
+{
+    char *ini = sim_ini(42, ticks, 5000, NULL);
+    testhost *h = testhost_new(ini);
+    free(ini);
+    if (!h)
+        exit(1);
+    arb_ctx *ctx = testhost_ctx(h);
+    arb_subscribe(ctx, ARB_TOPIC_ORDER_COMMANDS, on_command, c);
+    arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, c);
+    arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, on_tick, c);
+    if (testhost_start(h) != ARB_OK)
+        exit(1);
+    return h;
+}
+
+static void throughput(void)
+{
+    const char *env = getenv("BENCH_SIM_TICKS");
+    long long ticks = env ? atoll(env) : 20000;
+    counts c = {0};
+    testhost *h = start(ticks, &c);
+    int64_t t0 = mono_ns();
+    testhost_run(h, 600ll * 1000000000);
+    double s = (double)(mono_ns() - t0) / 1e9;
+    int code;
+    if (!testhost_shut_down(h, &code) || c.ticks != (uint64_t)ticks)
+        fprintf(stderr, "bench_sim: run ended early after %llu ticks\n",
+                (unsigned long long)c.ticks);
+    testhost_free(h);
+    fprintf(stderr, "bench_sim: matcher %s, %llu ticks, %llu order commands, %.3f s\n",
+            sim_matcher(), (unsigned long long)c.ticks, (unsigned long long)c.commands, s);
+    printf("bench: sim_orders_per_s %.0f orders/s\n", (double)c.commands / s);
+    printf("bench: sim_new_orders_per_s %.0f orders/s\n", (double)c.new_orders / s);
+    printf("bench: sim_trades_per_s %.0f trades/s\n", (double)c.trades / s);
+    printf("bench: sim_ticks_per_s %.0f ticks/s\n", (double)c.ticks / s);
+}
+
+static void reload_pause(void)
+{
+    enum { N = 200 };
+    static int64_t pause[N], call[N];
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s", testhost_plugin_path("agent_market_maker"));
+    counts c = {0};
+    testhost *h = start(0, &c);
+    testhost_run(h, 50ll * 1000000);
+    for (int i = 0; i < N; i++) {
+        int64_t t0 = mono_ns();
+        if (testhost_reload(h, "mm_xa", path, err, sizeof err) != ARB_OK) {
+            fprintf(stderr, "bench_sim: reload failed: %s\n", err);
+            exit(1);
+        }
+        call[i] = mono_ns() - t0;
+        pause[i] = testhost_host(h)->last_reload_pause_ns;
+        testhost_run(h, 2ll * 1000000);
+    }
+    testhost_free(h);
+    qsort(pause, N, sizeof pause[0], cmp_i64);
+    qsort(call, N, sizeof call[0], cmp_i64);
+    printf("bench: sim_reload_pause_p50 %.1f us\n", (double)pause[N / 2] / 1e3);
+    printf("bench: sim_reload_pause_p99 %.1f us\n", (double)pause[N * 99 / 100] / 1e3);
+    printf("bench: sim_reload_call_p99 %.1f us\n", (double)call[N * 99 / 100] / 1e3);
+}
+
+int main(void)
+{
+    throughput();
+    reload_pause();
+    return 0;
+}
