@@ -47,3 +47,7 @@ TESTS += test_gateway_http
 test_gateway_http_SRCS = tests/integration/test_gateway_http.c $(TESTHOST_SRCS)
 test_gateway_http_LIBS = $(TESTHOST_LIBS)
 test_gateway_http_DEPS := $(B)/plugins/gateway.so
+
+# make bench: wrk against the monolith's POST /v1/orders and an nginx baseline.
+BENCHES += bench_gateway
+bench_gateway_SRCS := tests/bench/bench_gateway.c

@@ -131,6 +131,8 @@ struct gateway {
     int tick_dirty, pnl_dirty;
     int64_t pnl_last_ns;
     struct evbuffer *scratch;
+    time_t date_sec; /* second the cached Date header was made for */
+    char date[40];
 
     /* metrics */
     arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;
@@ -158,10 +160,27 @@ static void count_status(gateway *gw, int status)
     arb_counter_add(status >= 500 ? gw->m_5xx : status >= 400 ? gw->m_4xx : gw->m_2xx, 1);
 }
 
+/* The Date header, formatted once per second: evhttp would format it for
+ * every response, which costs about a third of a small request's time. */
+static const char *date_header(gateway *gw)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (now.tv_sec != gw->date_sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(gw->date, sizeof gw->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        gw->date_sec = now.tv_sec;
+    }
+    return gw->date;
+}
+
 /* Sends whatever the handler wrote into the request's output buffer. */
 static void reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Date", date_header(gw));
+    evhttp_add_header(h, "Content-Type", content_type);
     count_status(gw, status);
     evhttp_send_reply(req, status, NULL, NULL);
 }

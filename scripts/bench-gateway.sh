@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench-gateway.sh -- POST /v1/orders throughput and latency of the running
+# monolith, against nginx answering a fixed small JSON on the same machine.
+#
+#   scripts/bench-gateway.sh [BUILD_DIR]      (make bench runs it)
+#
+# Starts arb-host with conf.d/monolith.ini on a free loopback port (two bench
+# API keys added with -s, the per-key rate limit lifted), an nginx with a
+# temporary config on another, then wrk (1 thread, 64 keep-alive
+# connections, tests/bench/bench_gateway.lua) against each in turn, and a
+# third run against the gateway throttled to half its measured rate for the
+# latency figure. Prints `bench:` lines; everything stops when it exits.
+# wrk and nginx-light are Debian packages, installed here if missing.
+set -euo pipefail
+B=${1:-${ARB_BUILD:-build}}
+SECS=${ARB_BENCH_SECONDS:-10}
+CONF=${ARB_BENCH_CONFIG:-conf.d/monolith.ini}
+INSTANCE=${ARB_BENCH_GATEWAY:-gateway}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "bench-gateway: installing ${need[*]}" >&2
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+        || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+for f in "$B/arb-host" "$B/plugins/gateway.so" "$CONF"; do
+    [ -e "$f" ] || { echo "bench-gateway: $f is missing (build first: make all)" >&2; exit 1; }
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+tmp=$(mktemp -d /tmp/arb-bench-gw.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---- nginx: one worker, like the gateway's one event loop ----
+nport=$(free_port)
+mkdir -p "$tmp/nginx"
+cat > "$tmp/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nport;
+        location / {
+            default_type application/json;
+            return 200 '{"order_id":"1","status":"filled","filled_qty":"0.001","fills":[]}';
+        }
+    }
+}
+NGX
+"$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
+pids+=($!)
+
+# ---- the monolith, with two bench accounts on the gateway ----
+gport=$(free_port)
+KEY_BUY=bench-buyer-key-$RANDOM$RANDOM$RANDOM
+KEY_SELL=bench-seller-key-$RANDOM$RANDOM$RANDOM
+ARB_BUILD=$B "$B/arb-host" -c "$CONF" \
+    -s "$INSTANCE.listen=127.0.0.1:$gport" \
+    -s "$INSTANCE.api_key.bench_buyer=$KEY_BUY:900001" \
+    -s "$INSTANCE.api_key.bench_seller=$KEY_SELL:900002" \
+    -s "$INSTANCE.rate_limit=0" -s "$INSTANCE.max_pending=1000000" \
+    > "$tmp/monolith.log" 2>&1 &
+pids+=($!)
+
+wait_port "$nport" || { echo "bench-gateway: nginx did not start" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
+wait_port "$gport" || { echo "bench-gateway: the monolith did not start" >&2; tail -20 "$tmp/monolith.log" >&2; exit 1; }
+
+# The first instrument, at its reference price (inside any price band), for
+# the smallest quantity.
+read -r VENUE SYMBOL PRICE QTY < <(curl -s "http://127.0.0.1:$gport/v1/instruments" | python3 -c '
+import json, sys
+i = json.load(sys.stdin)["instruments"][0]
+print(i["venue"], i["symbol"], i["ref_price"], i["min_qty"])')
+export ARB_BENCH_VENUE=$VENUE ARB_BENCH_SYMBOL=$SYMBOL ARB_BENCH_PRICE=$PRICE ARB_BENCH_QTY=$QTY
+export ARB_BENCH_KEY_BUY=$KEY_BUY ARB_BENCH_KEY_SELL=$KEY_SELL
+LUA=tests/bench/bench_gateway.lua
+
+# A short warm-up, and a check that orders really go through the matcher.
+probe=$(curl -s -X POST "http://127.0.0.1:$gport/v1/orders" -H "Authorization: Bearer $KEY_BUY" \
+    -d "{\"venue\":\"$VENUE\",\"symbol\":\"$SYMBOL\",\"side\":\"buy\",\"price\":\"$PRICE\",\"qty\":\"$QTY\",\"tif\":\"ioc\"}")
+case "$probe" in
+    *'"status":"'*) ;;
+    *) echo "bench-gateway: the gateway does not answer orders: $probe" >&2; exit 1 ;;
+esac
+ARB_BENCH_NAME=warmup wrk -t1 -c64 -d2s -s "$LUA" "http://127.0.0.1:$gport/v1/orders" >/dev/null
+
+run() { # name port delay_ms
+    ARB_BENCH_NAME=$1 ARB_BENCH_DELAY_MS=$3 wrk -t1 -c64 -d"${SECS}s" -s "$LUA" \
+        "http://127.0.0.1:$2/v1/orders" | grep '^bench:' | tee -a "$tmp/results"
+}
+run gateway_orders "$gport" 0
+run nginx_fixed_json "$nport" 0
+
+g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$tmp/results")
+n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$tmp/results")
+awk -v g="$g" -v n="$n" 'BEGIN { printf "bench: gateway_vs_nginx_ratio %.3f ratio\n", (n > 0 ? g / n : 0) }'
+
+# Latency at half the measured rate: each of the 64 connections pauses so
+# that together they offer about g/2 requests per second.
+delay=$(awk -v g="$g" 'BEGIN { d = int(64 * 1000 / (g / 2)); print (d < 1 ? 1 : d) }')
+run gateway_orders_half_rate "$gport" "$delay"
