@@ -51,3 +51,9 @@ test_gateway_http_DEPS := $(B)/plugins/gateway.so
 # make bench: wrk against the monolith's POST /v1/orders and an nginx baseline.
 BENCHES += bench_gateway
 bench_gateway_SRCS := tests/bench/bench_gateway.c
+
+# The dashboard in headless Chromium against the monolith (skips without
+# chromium or conf.d/monolith.ini).
+TESTS += test_gateway_dashboard
+test_gateway_dashboard_SRCS := tests/e2e/dashboard_e2e.c
+test_gateway_dashboard_LIBS := $(CMOCKA_LIBS)

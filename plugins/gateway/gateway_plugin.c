@@ -24,6 +24,8 @@
  *   heartbeat_ms = 15000, stream_interval_ms = 100, stream_depth = 10
  *   trade_history = 1000, order_history = 100000
  *   public_reads = true               market data readable without a key
+ *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
+ *                                     (the rest are summed as "others")
  *   order_id_space = <0..65535>       default: the host id's low 16 bits
  */
 #include <arpa/inet.h>
@@ -105,7 +107,7 @@ struct gateway {
     /* config */
     const char *listen;
     int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
-    int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history;
+    int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
     int public_reads;
     uint64_t id_space;
     arb_instrument_table instruments;
@@ -840,7 +842,7 @@ static void event_book(gateway *gw, struct evbuffer *ev, int idx)
 static void event_pnl(gateway *gw, struct evbuffer *ev)
 {
     evbuffer_add(ev, "event: pnl\ndata: ", 17);
-    gw_render_accounts(ev, gw->rm, account_label, gw);
+    gw_render_accounts(ev, gw->rm, account_label, gw, (size_t)gw->board_unnamed);
     evbuffer_add(ev, "\n\n", 2);
 }
 
@@ -1106,7 +1108,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     case GW_R_ACCOUNTS:
         if (!allow_read(gw, req))
             return;
-        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, account_label, gw);
+        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, account_label, gw,
+                           (size_t)gw->board_unnamed);
         reply_json(gw, req, 200);
         return;
     case GW_R_STREAM:
@@ -1259,6 +1262,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "trade_history", 1000, 1, 1000000, &gw->trade_history)) ||
         (rc = arb_cfg_int(ctx, "order_history", 100000, 1, 100000000, &gw->order_history)) ||
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
+        (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)))
         goto fail;

@@ -259,8 +259,64 @@ static int64_t pow10_i64(int n)
     return v;
 }
 
+/* One account's entry: its positions per instrument and the total. */
+static void account_entry(struct evbuffer *b, const gw_read_model *rm, const char *id,
+                          const char *label, const gw_position *positions, int scale)
+{
+    const arb_instrument_table *t = rm->instruments;
+    evbuffer_add_printf(b, "{\"account\":\"%s\",\"name\":", id);
+    if (label)
+        gw_json_string(b, label, strlen(label));
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add(b, ",\"positions\":[", 14);
+    __int128 total = 0;
+    int pfirst = 1;
+    for (size_t i = 0; i < t->count; i++) {
+        const gw_position *p = &positions[i];
+        if (!p->trades)
+            continue;
+        const arb_instrument *in = &t->items[i];
+        int pd = in->price_decimals, qd = in->qty_decimals;
+        int64_t last = rm->trades[i].last_px;
+        __int128 pnl = gw_position_pnl(p, last);
+        total += pnl * pow10_i64(scale - pd - qd);
+        char pos[48], cash[80], pn[80], lp[48], bo[48], so[48];
+        gw_format_i128(p->cash, pd + qd, cash, sizeof cash);
+        gw_format_i128(pnl, pd + qd, pn, sizeof pn);
+        evbuffer_add(b, pfirst ? "{" : ",{", pfirst ? 1 : 2);
+        pfirst = 0;
+        instrument_fields(b, in);
+        evbuffer_add_printf(b,
+                            ",\"position\":\"%s\",\"cash\":\"%s\",\"pnl\":\"%s\","
+                            "\"last_price\":\"%s\",\"bought\":\"%s\",\"sold\":\"%s\","
+                            "\"trades\":%llu}",
+                            dec(pos, p->position, qd), cash, pn, dec(lp, last, pd),
+                            dec(bo, p->bought, qd), dec(so, p->sold, qd),
+                            (unsigned long long)p->trades);
+    }
+    char tot[80];
+    gw_format_i128(total, scale, tot, sizeof tot);
+    evbuffer_add_printf(b, "],\"pnl_total\":\"%s\"}", tot);
+}
+
+static uint64_t account_trades(const gw_account *a, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += a->positions[i].trades;
+    return sum;
+}
+
+static int by_trades_desc(const void *x, const void *y, void *n)
+{
+    uint64_t a = account_trades(*(const gw_account *const *)x, *(size_t *)n);
+    uint64_t b = account_trades(*(const gw_account *const *)y, *(size_t *)n);
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
-                        void *user)
+                        void *user, size_t max_unnamed)
 {
     const arb_instrument_table *t = rm->instruments;
     /* Totals are summed at the finest scale of any instrument, which
@@ -272,47 +328,58 @@ void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_
             scale = t->items[i].price_decimals + t->items[i].qty_decimals;
     evbuffer_add(b, "{\"accounts\":[", 13);
     int first = 1;
+    /* Named accounts first, in order of first sight; then the busiest
+     * unnamed ones; the rest (a noise population of thousands, say) are
+     * summed into one "others" entry so the board stays small. */
+    const gw_account **unnamed = calloc(rm->n_accounts + 1, sizeof *unnamed);
+    size_t n_unnamed = 0;
     for (size_t a = 0; a < rm->n_accounts; a++) {
         const gw_account *acc = rm->account_list[a];
         if (!acc->positions)
             continue;
-        evbuffer_add_printf(b, "%s{\"account\":\"%llu\",\"name\":", first ? "" : ",",
-                            (unsigned long long)acc->id);
-        first = 0;
         const char *nm = name ? name(user, acc->id) : NULL;
-        if (nm)
-            gw_json_string(b, nm, strlen(nm));
-        else
-            evbuffer_add(b, "null", 4);
-        evbuffer_add(b, ",\"positions\":[", 14);
-        __int128 total = 0;
-        int pfirst = 1;
-        for (size_t i = 0; i < t->count; i++) {
-            const gw_position *p = &acc->positions[i];
-            if (!p->trades)
-                continue;
-            const arb_instrument *in = &t->items[i];
-            int pd = in->price_decimals, qd = in->qty_decimals;
-            int64_t last = rm->trades[i].last_px;
-            __int128 pnl = gw_position_pnl(p, last);
-            total += pnl * pow10_i64(scale - pd - qd);
-            char pos[48], cash[80], pn[80], lp[48], bo[48], so[48];
-            gw_format_i128(p->cash, pd + qd, cash, sizeof cash);
-            gw_format_i128(pnl, pd + qd, pn, sizeof pn);
-            evbuffer_add(b, pfirst ? "{" : ",{", pfirst ? 1 : 2);
-            pfirst = 0;
-            instrument_fields(b, in);
-            evbuffer_add_printf(b,
-                                ",\"position\":\"%s\",\"cash\":\"%s\",\"pnl\":\"%s\","
-                                "\"last_price\":\"%s\",\"bought\":\"%s\",\"sold\":\"%s\","
-                                "\"trades\":%llu}",
-                                dec(pos, p->position, qd), cash, pn, dec(lp, last, pd),
-                                dec(bo, p->bought, qd), dec(so, p->sold, qd),
-                                (unsigned long long)p->trades);
+        if (!nm && unnamed) {
+            unnamed[n_unnamed++] = acc;
+            continue;
         }
-        char tot[80];
-        gw_format_i128(total, scale, tot, sizeof tot);
-        evbuffer_add_printf(b, "],\"pnl_total\":\"%s\"}", tot);
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)acc->id);
+        if (!first)
+            evbuffer_add(b, ",", 1);
+        first = 0;
+        account_entry(b, rm, id, nm, acc->positions, scale);
     }
+    size_t n_inst = t->count;
+    if (n_unnamed > max_unnamed)
+        qsort_r(unnamed, n_unnamed, sizeof *unnamed, by_trades_desc, &n_inst);
+    for (size_t k = 0; k < n_unnamed && k < max_unnamed; k++) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)unnamed[k]->id);
+        if (!first)
+            evbuffer_add(b, ",", 1);
+        first = 0;
+        account_entry(b, rm, id, NULL, unnamed[k]->positions, scale);
+    }
+    if (n_unnamed > max_unnamed) {
+        gw_position *sum = calloc(n_inst ? n_inst : 1, sizeof *sum);
+        if (sum) {
+            for (size_t k = max_unnamed; k < n_unnamed; k++)
+                for (size_t i = 0; i < n_inst; i++) {
+                    const gw_position *p = &unnamed[k]->positions[i];
+                    sum[i].position += p->position;
+                    sum[i].cash += p->cash;
+                    sum[i].bought += p->bought;
+                    sum[i].sold += p->sold;
+                    sum[i].trades += p->trades;
+                }
+            char label[48];
+            snprintf(label, sizeof label, "others (%zu accounts)", n_unnamed - max_unnamed);
+            if (!first)
+                evbuffer_add(b, ",", 1);
+            account_entry(b, rm, "others", label, sum, scale);
+            free(sum);
+        }
+    }
+    free(unnamed);
     evbuffer_add(b, "]}", 2);
 }

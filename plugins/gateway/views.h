@@ -39,9 +39,12 @@ void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, cons
                       unsigned limit);
 
 typedef const char *(*gw_account_name_fn)(void *user, uint64_t account);
-/* {"accounts":[...]}: position, cash and PnL per account and instrument. */
+/* {"accounts":[...]}: position, cash and PnL per account and instrument.
+ * Every named account is listed; of the unnamed ones the max_unnamed with
+ * the most trades, and the rest summed into one entry with account
+ * "others". */
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
-                        void *user);
+                        void *user, size_t max_unnamed);
 
 /* A signed 128-bit amount with `decimals` fractional digits. */
 int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap);

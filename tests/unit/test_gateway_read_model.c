@@ -379,7 +379,7 @@ static void positions_and_pnl_follow_trades_marked_to_last_price(void **state)
     /* pnl = cash + 1000 * 10200 = 300,000 units = 3.00000 */
     assert_true(gw_position_pnl(p, rm->trades[0].last_px) == 300000);
     struct evbuffer *out = evbuffer_new();
-    gw_render_accounts(out, rm, NULL, NULL);
+    gw_render_accounts(out, rm, NULL, NULL, 10);
     json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
                            NULL);
     assert_non_null(j);
@@ -406,6 +406,41 @@ static void pnl_of_all_accounts_sums_to_zero(void **state)
             if (rm->account_list[a]->positions)
                 sum += gw_position_pnl(&rm->account_list[a]->positions[i], rm->trades[i].last_px);
     assert_true(sum == 0);
+}
+
+static const char *name_of_1(void *user, uint64_t account)
+{
+    (void)user;
+    return account == 1 ? "one" : NULL;
+}
+
+static void pnl_board_lists_named_then_busiest_and_sums_the_rest(void **state)
+{
+    (void)state;
+    trade(0, 10000, 5, 1, 2, 1);  /* 1 and 2 trade once */
+    trade(0, 10100, 3, 3, 4, 2);  /* 3 and 4 trade... */
+    trade(0, 10200, 3, 3, 4, 3);  /* ...twice */
+    trade(0, 10300, 1, 5, 6, 4);  /* 5 and 6 once */
+    struct evbuffer *out = evbuffer_new();
+    gw_render_accounts(out, rm, name_of_1, NULL, 2);
+    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
+                           NULL);
+    assert_non_null(j);
+    json_t *acc = json_object_get(j, "accounts");
+    assert_int_equal(json_array_size(acc), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(acc, 0), "name")), "one");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(acc, 1), "account")), "3");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(acc, 2), "account")), "4");
+    json_t *others = json_array_get(acc, 3);
+    assert_string_equal(json_string_value(json_object_get(others, "account")), "others");
+    assert_string_equal(json_string_value(json_object_get(others, "name")), "others (3 accounts)");
+    /* 2 sold 5 @100.00 and bought 0; 5 bought 1 @103.00; 6 sold 1 @103.00:
+     * positions -5 + 1 - 1 = -5.000 */
+    json_t *pos = json_array_get(json_object_get(others, "positions"), 0);
+    assert_string_equal(json_string_value(json_object_get(pos, "position")), "-0.005");
+    assert_int_equal(json_integer_value(json_object_get(pos, "trades")), 3);
+    json_decref(j);
+    evbuffer_free(out);
 }
 
 /* ---- views ---- */
@@ -508,6 +543,7 @@ int main(void)
         T(trades_of_all_instruments_merge_newest_first),
         T(positions_and_pnl_follow_trades_marked_to_last_price),
         T(pnl_of_all_accounts_sums_to_zero),
+        T(pnl_board_lists_named_then_busiest_and_sums_the_rest),
         T(order_view_is_valid_json_with_string_ids),
         T(error_view_escapes_anything),
         T(i128_amounts_format_exactly),
