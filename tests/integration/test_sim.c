@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include "test_sim_common.h"
 
 typedef struct run_result {
@@ -109,6 +111,39 @@ static void every_kind_of_agent_trades(void **state)
     assert_true(sim_report_of(&r.reports, 30)->strategy[0] >= 4);
 }
 
+/* The digest plugin prints, at stop, the hash of exactly the stream the
+ * test saw: stdout is captured around the host's stop. */
+static void digest_plugin_prints_the_hash_of_the_trade_stream(void **state)
+{
+    (void)state;
+    sim_digest mine = {1469598103934665603ull, 0};
+    char *ini = sim_ini(9, 400, 200, "[plugin digest]\nload = digest.so\n");
+    testhost *h = testhost_new(ini);
+    free(ini);
+    assert_non_null(h);
+    arb_ctx *ctx = testhost_ctx(h);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, sim_digest_on_trade, &mine) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    testhost_run(h, 60ll * 1000000000);
+    fflush(stdout);
+    FILE *cap = tmpfile();
+    assert_non_null(cap);
+    int saved = dup(1);
+    dup2(fileno(cap), 1);
+    testhost_free(h);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    char line[256] = "", expect[256];
+    rewind(cap);
+    assert_non_null(fgets(line, sizeof line, cap));
+    fclose(cap);
+    snprintf(expect, sizeof expect, "trade_digest=%016llx trades=%llu\n",
+             (unsigned long long)mine.hash, (unsigned long long)mine.trades);
+    assert_true(mine.trades > 0);
+    assert_string_equal(line, expect);
+}
+
 /* arb-host -c conf.d/sim.ini -s clock.ticks=N prints the digest and exits 0;
  * twice the same line. Needs the production matcher and instruments file. */
 static int run_arb_host(const char *extra, char *line, size_t n)
@@ -156,6 +191,7 @@ int main(void)
         cmocka_unit_test(another_seed_gives_another_trade_stream),
         cmocka_unit_test(tick_limit_stops_the_host_after_exactly_n_ticks),
         cmocka_unit_test(every_kind_of_agent_trades),
+        cmocka_unit_test(digest_plugin_prints_the_hash_of_the_trade_stream),
         cmocka_unit_test(arb_host_prints_the_same_digest_for_the_same_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
