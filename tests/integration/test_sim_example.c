@@ -130,9 +130,55 @@ static void example_builds_out_of_tree_trades_and_hot_reloads(void **state)
     testhost_free(h);
 }
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* The code a reader copies from the walk-through is the code the test
+ * builds: the first ```c block after "## Writing a new agent" must be
+ * examples/value_taker.c from its first #include on. Checked in
+ * examples/README.md, and in README.md once the section is there. */
+static void walk_through_shows_exactly_the_example(void **state)
+{
+    (void)state;
+    char *code = slurp("examples/value_taker.c");
+    assert_non_null(code);
+    const char *body = strstr(code, "#include");
+    assert_non_null(body);
+    const char *docs[] = {"examples/README.md", "README.md"};
+    int checked = 0;
+    for (int i = 0; i < 2; i++) {
+        char *doc = slurp(docs[i]);
+        const char *sec = doc ? strstr(doc, "## Writing a new agent") : NULL;
+        const char *start = sec ? strstr(sec, "```c\n") : NULL;
+        if (!start) {
+            free(doc);
+            continue;
+        }
+        start += 5;
+        const char *end = strstr(start, "```");
+        assert_non_null(end);
+        assert_int_equal((size_t)(end - start), strlen(body));
+        assert_memory_equal(start, body, strlen(body));
+        checked++;
+        free(doc);
+    }
+    assert_true(checked >= 1);
+    free(code);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(walk_through_shows_exactly_the_example),
         cmocka_unit_test_setup_teardown(example_builds_out_of_tree_trades_and_hot_reloads, setup,
                                         teardown),
     };
