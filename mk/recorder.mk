@@ -21,3 +21,9 @@ TESTS += test_recorder_pg
 test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) $(TESTHOST_SRCS)
 test_recorder_pg_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 test_recorder_pg_DEPS := $(B)/plugins/recorder.so
+
+BENCHES += bench_recorder
+bench_recorder_SRCS := tests/bench/bench_recorder.c $(RECORDER_CORE) plugins/recorder/pg_writer.c \
+	$(TESTHOST_SRCS)
+bench_recorder_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
+bench_recorder_DEPS := $(B)/plugins/recorder.so

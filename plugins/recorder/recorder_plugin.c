@@ -17,7 +17,7 @@
  *   dsn                 libpq connection string or URI. Empty: $ARB_PG_DSN,
  *                       else libpq's PG* environment variables.
  *   consumer            name of this recorder's positions (default: instance name)
- *   batch_rows          flush at this many rows (default 5000) ...
+ *   batch_rows          flush at this many rows (default 20000) ...
  *   flush_interval_ms   ... or when the oldest row is this old (default 100)
  *   max_buffered_rows   rows held while the database is away (default 1000000)
  *   backoff_min_ms / backoff_max_ms   reconnect backoff (100 / 5000)
@@ -93,7 +93,7 @@ static int read_config(recorder *r)
     int rc;
     if ((rc = arb_cfg_str(c, "dsn", "", &r->dsn)) ||
         (rc = arb_cfg_str(c, "consumer", arb_instance_name(c), &r->consumer)) ||
-        (rc = arb_cfg_int(c, "batch_rows", 5000, 1, 1000000, &r->batch_rows)) ||
+        (rc = arb_cfg_int(c, "batch_rows", 20000, 1, 1000000, &r->batch_rows)) ||
         (rc = arb_cfg_int(c, "flush_interval_ms", 100, 1, 60000, &r->flush_interval_ms)) ||
         (rc = arb_cfg_int(c, "max_buffered_rows", 1000000, 1, 100000000,
                           &r->max_buffered_rows)) ||
