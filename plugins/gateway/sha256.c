@@ -79,15 +79,18 @@ void gw_sha256_update(gw_sha256_ctx *h, const void *data, size_t len)
 void gw_sha256_final(gw_sha256_ctx *h, uint8_t out[GW_SHA256_LEN])
 {
     uint64_t bits = h->total * 8;
-    uint8_t pad = 0x80;
-    gw_sha256_update(h, &pad, 1);
-    pad = 0;
-    while (h->used != 56)
-        gw_sha256_update(h, &pad, 1);
-    uint8_t len_be[8];
+    /* Pad in place: 0x80, zeros up to 56 mod 64, then the length. */
+    h->block[h->used++] = 0x80;
+    if (h->used > 56) {
+        memset(h->block + h->used, 0, 64 - h->used);
+        compress(h->state, h->block);
+        h->used = 0;
+    }
+    memset(h->block + h->used, 0, 56 - h->used);
     for (int i = 0; i < 8; i++)
-        len_be[i] = (uint8_t)(bits >> (56 - 8 * i));
-    gw_sha256_update(h, len_be, 8);
+        h->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    compress(h->state, h->block);
+    h->used = 0;
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(h->state[i] >> 24);
         out[4 * i + 1] = (uint8_t)(h->state[i] >> 16);

@@ -46,6 +46,10 @@ typedef const char *(*gw_account_name_fn)(void *user, uint64_t account);
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
                         void *user, size_t max_unnamed);
 
+/* The order view's own decimal formatter (no printf), exposed so a test can
+ * hold it to arb_dec_format. */
+void gw_format_dec_fast(struct evbuffer *b, int64_t v, int decimals);
+
 /* A signed 128-bit amount with `decimals` fractional digits. */
 int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap);
 

@@ -499,6 +499,25 @@ static void i128_amounts_format_exactly(void **state)
     assert_string_equal(b, "9223372036854775807.000");
 }
 
+static void fast_decimal_format_matches_the_sdk(void **state)
+{
+    (void)state;
+    int64_t values[] = {0, 1, -1, 9, 10, 99, 100, 12345, -12345, 1000000007, INT64_MAX,
+                        INT64_MIN, INT64_MIN + 1, -100, 5, -5};
+    struct evbuffer *out = evbuffer_new();
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+        for (int d = 0; d <= 12; d++) {
+            char want[64];
+            arb_dec_format(values[i], d, want, sizeof want);
+            evbuffer_drain(out, evbuffer_get_length(out));
+            gw_format_dec_fast(out, values[i], d);
+            size_t n = evbuffer_get_length(out);
+            assert_int_equal(n, strlen(want));
+            assert_memory_equal(evbuffer_pullup(out, -1), want, n);
+        }
+    evbuffer_free(out);
+}
+
 /* ---- the id map ---- */
 
 static void id_map_survives_churn(void **state)
@@ -547,6 +566,7 @@ int main(void)
         T(order_view_is_valid_json_with_string_ids),
         T(error_view_escapes_anything),
         T(i128_amounts_format_exactly),
+        T(fast_decimal_format_matches_the_sdk),
         T(id_map_survives_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
