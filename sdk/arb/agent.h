@@ -246,6 +246,8 @@ typedef struct arb_agent {
      * shift on delete (no tombstones), capacity a power of two. */
     arb_agent_order *slots;
     uint32_t cap, count;
+    uint32_t open_n;   /* orders in state ARB_AO_OPEN */
+    uint64_t open_sum; /* sum of their ids, mod 2^64 (for reports) */
     /* Orders with a time to live: a min-heap on (expire_at, order_id). */
     struct arb_agent_expiry {
         int64_t at;
@@ -409,12 +411,25 @@ static inline int arb__agent_order_add(arb_agent *a, const arb_agent_order *o)
         i = (i + 1) & (a->cap - 1);
     a->slots[i] = *o;
     a->count++;
+    if (o->state == ARB_AO_OPEN)
+        a->open_n++, a->open_sum += o->order_id;
     return ARB_OK;
+}
+
+static inline void arb__agent_mark_open(arb_agent *a, arb_agent_order *o)
+{
+    if (o->state != ARB_AO_OPEN) {
+        o->state = ARB_AO_OPEN;
+        a->open_n++;
+        a->open_sum += o->order_id;
+    }
 }
 
 static inline void arb__agent_order_del(arb_agent *a, arb_agent_order *o)
 {
     uint32_t mask = a->cap - 1, i = (uint32_t)(o - a->slots), j = i;
+    if (o->state == ARB_AO_OPEN)
+        a->open_n--, a->open_sum -= o->order_id;
     a->slots[i].order_id = 0;
     a->count--;
     for (;;) {
@@ -664,7 +679,8 @@ static inline void arb_agent_free(arb_agent *a)
     a->pos = NULL;
     a->slots = NULL;
     a->heap = NULL;
-    a->cap = a->count = a->heap_n = a->heap_cap = 0;
+    a->cap = a->count = a->heap_n = a->heap_cap = a->open_n = 0;
+    a->open_sum = 0;
 }
 
 /* ---- sending ---- */
@@ -900,10 +916,10 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
     }
     int done = 0;
     switch (ev->kind) {
-    case ARB_EV_ACCEPTED: o->state = ARB_AO_OPEN; break;
+    case ARB_EV_ACCEPTED: arb__agent_mark_open(a, o); break;
     case ARB_EV_PARTIAL:
     case ARB_EV_FILLED: {
-        o->state = ARB_AO_OPEN;
+        arb__agent_mark_open(a, o);
         /* Cumulative filled_qty makes a replayed fill harmless. */
         int64_t fill = ev->filled_qty - o->filled;
         if (fill <= 0) {
@@ -922,7 +938,7 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
         break;
     }
     case ARB_EV_REPLACED:
-        o->state = ARB_AO_OPEN;
+        arb__agent_mark_open(a, o);
         o->price = ev->price;
         o->qty = ev->qty;
         o->leaves = ev->leaves_qty;
@@ -1030,11 +1046,8 @@ static inline void arb_agent_report_fill(arb_agent *a, arb_agent_report *r)
     r->last_tick = a->st.last_tick;
     r->tick_gaps = a->st.tick_gaps;
     r->tick_dups = a->st.tick_dups;
-    for (uint32_t i = 0; i < a->cap; i++)
-        if (a->slots[i].order_id && a->slots[i].state == ARB_AO_OPEN) {
-            r->open_orders++;
-            r->open_id_sum += a->slots[i].order_id;
-        }
+    r->open_orders = a->open_n;
+    r->open_id_sum = a->open_sum;
     if (a->hooks.report)
         a->hooks.report(a->user, r->strategy);
     for (uint32_t i = 0; i < a->n_instruments; i++) {
@@ -1309,7 +1322,8 @@ static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len,
     memcpy(&n, a, sizeof n);
     n.slots = NULL;
     n.heap = NULL;
-    n.cap = n.count = n.heap_n = n.heap_cap = 0;
+    n.cap = n.count = n.heap_n = n.heap_cap = n.open_n = 0;
+    n.open_sum = 0;
     n.pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments, sizeof *n.pos);
     if (!n.pos)
         return ARB_ENOMEM;
