@@ -57,3 +57,9 @@ bench_gateway_SRCS := tests/bench/bench_gateway.c
 TESTS += test_gateway_dashboard
 test_gateway_dashboard_SRCS := tests/e2e/dashboard_e2e.c
 test_gateway_dashboard_LIBS := $(CMOCKA_LIBS)
+
+# The gateway with the real matcher (skips until matcher.so is built).
+TESTS += test_gateway_matcher
+test_gateway_matcher_SRCS = tests/integration/test_gateway_matcher.c $(TESTHOST_SRCS)
+test_gateway_matcher_LIBS = $(TESTHOST_LIBS)
+test_gateway_matcher_DEPS := $(B)/plugins/gateway.so
