@@ -23,6 +23,8 @@
  *   max_streams = 256, max_pending = 65536
  *   heartbeat_ms = 15000, stream_interval_ms = 100, stream_depth = 10
  *   trade_history = 1000, order_history = 100000
+ *   max_open_orders = 100000          per account: open orders are never
+ *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
  *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
  *                                     (the rest are summed as "others")
@@ -108,6 +110,7 @@ struct gateway {
     const char *listen;
     int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
     int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
+    int64_t max_open;
     int public_reads;
     uint64_t id_space;
     arb_instrument_table instruments;
@@ -494,6 +497,16 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(gw, req, 503, "too_many_pending",
                     "%zu orders are waiting for the matcher; retry shortly", gw->n_pending);
+        return;
+    }
+    /* Open orders stay in memory until the matcher finishes them, so their
+     * number per account is what bounds the read model if the matcher
+     * stops answering while a client keeps sending. */
+    const gw_account *acct = gw_rm_account(gw->rm, key->account, 0);
+    if (acct && acct->open_count >= (size_t)gw->max_open) {
+        reply_error(gw, req, 429, "too_many_open_orders",
+                    "the account has %zu open orders; the limit is %lld", acct->open_count,
+                    (long long)gw->max_open);
         return;
     }
     uint64_t order_id = gw->id_space << 48 | (gw->next_seq++ & 0xffffffffffffull);
@@ -1263,6 +1276,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "order_history", 100000, 1, 100000000, &gw->order_history)) ||
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
+        (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)))
         goto fail;

@@ -364,7 +364,8 @@ static int setup(void **state)
              "timeout_ms = 300\nmax_body = 1024\nheartbeat_ms = 100\nstream_interval_ms = 20\n"
              "idle_timeout_s = 1\nstream_buffer_limit = 8192\nmax_streams = 4\n"
              "[plugin gw_slow]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
-             "api_key.slow = " KEY_S ":1003\nrate_limit = 1\nrate_burst = 2\n",
+             "api_key.slow = " KEY_S ":1003\nrate_limit = 1\nrate_burst = 2\n"
+             "max_open_orders = 2\n",
              port, slow_port);
     host = testhost_new(ini);
     if (!host)
@@ -622,6 +623,29 @@ static void rate_limited_key_gets_429_with_retry_after(void **state)
         call_free(c[i]);
 }
 
+static void open_orders_per_account_are_capped(void **state)
+{
+    (void)state;
+    /* gw_slow allows 2 open orders per account and 2 requests at once. */
+    http_call *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = calloc(1, sizeof *c[i]);
+        c[i]->port = slow_port;
+        c[i]->method = "POST";
+        c[i]->path = "/v1/orders?async=1";
+        c[i]->key = KEY_S;
+        c[i]->body = order_body("buy", "103.00", "1");
+        run_call(c[i]);
+        if (i < 2)
+            testhost_run(host, 1100 * MS); /* one token a second */
+    }
+    assert_int_equal(c[0]->status, 202);
+    assert_int_equal(c[1]->status, 202);
+    expect_error(c[2], 429, "too_many_open_orders");
+    for (int i = 0; i < 3; i++)
+        call_free(c[i]);
+}
+
 static void unknown_route_is_404_and_wrong_method_405(void **state)
 {
     (void)state;
@@ -874,6 +898,31 @@ static void stream_sends_state_then_live_trades_and_heartbeats(void **state)
     free(s);
 }
 
+static void stream_carries_ticks_and_market_events(void **state)
+{
+    (void)state;
+    stream_reader *s = calloc(1, sizeof *s);
+    assert_int_equal(stream_open(s, "/v1/stream?topics=ticks,market"), 0);
+    assert_true(stream_wait_for(s, "retry:", 2000));
+    uint8_t buf[ARB_MARKET_EVENT_LEN];
+    arb_tick tk = {7, 1700000000000000000, 1700000000000000000, 10, ARB_TICK_SIM};
+    arb_tick_encode(&tk, buf, sizeof buf);
+    arb_publish(testhost_ctx(host), ARB_TOPIC_SYSTEM_TICKS, 0, buf, ARB_TICK_LEN);
+    arb_market_event me;
+    memset(&me, 0, sizeof me);
+    me.kind = ARB_MEV_FAIR_VALUE;
+    arb_fixstr_set(me.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    me.value = 10123;
+    arb_market_event_encode(&me, buf, sizeof buf);
+    arb_publish(testhost_ctx(host), ARB_TOPIC_MARKET_EVENTS, 0, buf, sizeof buf);
+    assert_true(stream_wait_for(s, "event: tick", 2000));
+    assert_true(stream_wait_for(s, "\"value\":\"101.23\"", 2000));
+    assert_non_null(strstr(s->buf, "event: market"));
+    assert_null(strstr(s->buf, "event: book")); /* not asked for */
+    close(s->fd);
+    free(s);
+}
+
 static void stream_rejects_unknown_topics(void **state)
 {
     (void)state;
@@ -984,6 +1033,7 @@ int main(void)
         T(validation_failure_is_400_with_its_code),
         T(body_over_the_limit_is_413),
         T(rate_limited_key_gets_429_with_retry_after),
+        T(open_orders_per_account_are_capped),
         T(unknown_route_is_404_and_wrong_method_405),
         T(full_matcher_queue_is_503),
         T(idle_and_slow_connections_are_closed),
@@ -993,6 +1043,7 @@ int main(void)
         T(served_openapi_is_the_repository_file),
         T(every_documented_operation_is_routed_by_the_server),
         T(stream_sends_state_then_live_trades_and_heartbeats),
+        T(stream_carries_ticks_and_market_events),
         T(stream_rejects_unknown_topics),
         T(stream_count_is_bounded),
         T(slow_stream_reader_is_cut_off),
