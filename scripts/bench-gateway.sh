@@ -11,6 +11,10 @@
 # third run against the gateway throttled to half its measured rate for the
 # latency figure. Prints `bench:` lines; everything stops when it exits.
 # wrk and nginx-light are Debian packages, installed here if missing.
+# ARB_BENCH_SECONDS (default 10) sets each run's length; ARB_BENCH_OVERRIDES
+# adds arb-host -s overrides (e.g. "matcher.thread=1" to put the matcher on
+# the gateway's loop); ARB_BENCH_CONFIG and ARB_BENCH_GATEWAY name the config
+# and the gateway's instance.
 set -euo pipefail
 B=${1:-${ARB_BUILD:-build}}
 SECS=${ARB_BENCH_SECONDS:-10}
@@ -88,6 +92,7 @@ ARB_BUILD=$B "$B/arb-host" -c "$CONF" \
     -s "$INSTANCE.api_key.bench_buyer=$KEY_BUY:900001" \
     -s "$INSTANCE.api_key.bench_seller=$KEY_SELL:900002" \
     -s "$INSTANCE.rate_limit=0" -s "$INSTANCE.max_pending=1000000" \
+    $(for o in ${ARB_BENCH_OVERRIDES:-}; do printf -- '-s %s ' "$o"; done) \
     > "$tmp/monolith.log" 2>&1 &
 pids+=($!)
 
