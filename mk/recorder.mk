@@ -2,7 +2,7 @@
 # Its DB tests and bench run under a throwaway server (scripts/with-pg.sh).
 
 RECORDER_CORE := plugins/recorder/copy_rows.c plugins/recorder/schema.c \
-	plugins/recorder/batcher.c plugins/recorder/db_state.c
+	plugins/recorder/batcher.c plugins/recorder/db_state.c plugins/recorder/handover.c
 RECORDER_DB := $(RECORDER_CORE) plugins/recorder/pg_writer.c
 
 PLUGINS += recorder
@@ -27,3 +27,6 @@ bench_recorder_SRCS := tests/bench/bench_recorder.c $(RECORDER_CORE) plugins/rec
 	$(TESTHOST_SRCS)
 bench_recorder_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 bench_recorder_DEPS := $(B)/plugins/recorder.so
+
+FUZZERS += fuzz_recorder
+fuzz_recorder_SRCS := tests/fuzz/fuzz_recorder.c $(RECORDER_CORE)

@@ -39,12 +39,11 @@
 #include "batcher.h"
 #include "copy_rows.h"
 #include "db_state.h"
+#include "handover.h"
 #include "pg_writer.h"
 #include "schema.h"
 
 #define NS_PER_MS 1000000LL
-#define STATE_MAGIC "ARBREC\0"
-#define STATE_VERSION 1u
 
 typedef struct recorder {
     arb_ctx *ctx;
@@ -485,101 +484,21 @@ static void recorder_stop(void *self)
     r->writer = NULL;
 }
 
-/* Hot reload hands the held rows to the new instance, with the position
- * they continue from so both builds number rows alike:
- *   magic[7] | u8 version | u8 position_known | 7 zero bytes |
- *   per topic: u64 committed position | u32 rows | u64 bytes | COPY text
- * (oldest batch first). The old instance still drains what it holds when
- * it stops; rows written by both are stored once. */
-typedef struct saved_text {
-    int topic;
-    uint32_t rows;
-    uint64_t bytes;
-    uint8_t *out; /* NULL: only measure */
-} saved_text;
-
-static void save_batch(void *user, const rec_batch *bt)
-{
-    saved_text *s = user;
-    const rec_buf *buf = &bt->rows[s->topic];
-    if (s->out && buf->len) {
-        memcpy(s->out, buf->data, buf->len);
-        s->out += buf->len;
-    }
-    s->rows += bt->count[s->topic];
-    s->bytes += buf->len;
-}
-
+/* Hot reload hands the held rows and their position to the new build
+ * (handover.h). The old instance still drains what it holds when it stops;
+ * rows written by both are stored once. */
 static int recorder_save(void *self, void **bytes, size_t *len)
 {
     recorder *r = self;
-    const rec_batcher *b = &r->batcher;
-    saved_text measure[REC_TOPICS];
-    size_t n = 16;
-    for (int t = 0; t < REC_TOPICS; t++) {
-        measure[t] = (saved_text){t, 0, 0, NULL};
-        rec_batcher_each(b, save_batch, &measure[t]);
-        n += 20 + measure[t].bytes;
-    }
-    uint8_t *p = calloc(1, n), *o = p;
-    if (!p)
-        return ARB_ENOMEM;
-    memcpy(o, STATE_MAGIC, 7);
-    o[7] = STATE_VERSION;
-    o[8] = (uint8_t)b->base_known;
-    o += 16;
-    for (int t = 0; t < REC_TOPICS; t++) {
-        arb_put_u64(o, b->base[t] + b->committed[t]);
-        arb_put_u32(o + 8, measure[t].rows);
-        arb_put_u64(o + 12, measure[t].bytes);
-        saved_text copy = {t, 0, 0, o + 20};
-        rec_batcher_each(b, save_batch, &copy);
-        o = copy.out;
-    }
-    *bytes = p;
-    *len = n;
-    return ARB_OK;
+    return rec_handover_save(&r->batcher, bytes, len);
 }
 
 static int recorder_restore(void *self, uint32_t state_version, const void *bytes, size_t len)
 {
     recorder *r = self;
-    const uint8_t *p = bytes, *end = p + len;
-    if (state_version != STATE_VERSION || len < 16 || memcmp(p, STATE_MAGIC, 7) ||
-        p[7] != STATE_VERSION || p[8] > 1)
+    if (state_version != REC_HANDOVER_VERSION)
         return ARB_EREFUSED;
-    int position_known = p[8];
-    p += 16;
-    const uint8_t *text[REC_TOPICS];
-    uint64_t position[REC_TOPICS], bytes_of[REC_TOPICS];
-    for (int t = 0; t < REC_TOPICS; t++) {
-        if (end - p < 20)
-            return ARB_EREFUSED;
-        position[t] = arb_get_u64(p);
-        uint32_t rows = arb_get_u32(p + 8);
-        bytes_of[t] = arb_get_u64(p + 12);
-        p += 20;
-        if ((uint64_t)(end - p) < bytes_of[t] || (bytes_of[t] && p[bytes_of[t] - 1] != '\n'))
-            return ARB_EREFUSED;
-        /* One row per line: COPY text escapes newlines inside values. */
-        uint64_t lines = 0;
-        for (uint64_t i = 0; i < bytes_of[t]; i++)
-            lines += p[i] == '\n';
-        if (lines != rows)
-            return ARB_EREFUSED;
-        text[t] = p;
-        p += bytes_of[t];
-    }
-    if (p != end)
-        return ARB_EREFUSED;
-    if (position_known)
-        rec_batcher_set_base(&r->batcher, position);
-    int64_t now = rec_clock_ns();
-    for (int t = 0; t < REC_TOPICS; t++)
-        if (rec_batcher_adopt(&r->batcher, (enum rec_topic)t, (const char *)text[t],
-                              (size_t)bytes_of[t], now))
-            return ARB_ENOMEM;
-    return ARB_OK;
+    return rec_handover_restore(&r->batcher, bytes, len, rec_clock_ns());
 }
 
 static const char *const publishes[] = {NULL};
@@ -590,7 +509,7 @@ static const arb_plugin recorder_plugin = {
     .size = sizeof(arb_plugin),
     .name = "recorder",
     .version = "1.0.0",
-    .state_version = STATE_VERSION,
+    .state_version = REC_HANDOVER_VERSION,
     .publishes = publishes,
     .subscribes = subscribes,
     .create = recorder_create,

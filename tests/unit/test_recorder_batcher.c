@@ -16,6 +16,7 @@
 
 #include "../../plugins/recorder/batcher.h"
 #include "../../plugins/recorder/db_state.h"
+#include "../../plugins/recorder/handover.h"
 #include "../../plugins/recorder/schema.h"
 #include "arb/plugin.h"
 
@@ -194,6 +195,70 @@ static void backlog_goes_out_in_batches_of_batch_rows_oldest_first(void **state)
     rec_batcher_free(&b);
 }
 
+/* ---- hot reload state ---- */
+
+static void handover_carries_held_rows_and_their_position(void **state)
+{
+    (void)state;
+    rec_batcher old;
+    assert_int_equal(0, rec_batcher_init(&old, 2, 100 * MS, 100));
+    uint64_t base[REC_TOPICS] = {40, 7};
+    rec_batcher_set_base(&old, base);
+    add_row(&old, REC_TOPIC_TRADES, "t1\n", 0);
+    add_row(&old, REC_TOPIC_TRADES, "t2\n", 0);
+    rec_batcher_seal(&old);
+    rec_batcher_done(&old); /* committed: position 42 */
+    add_row(&old, REC_TOPIC_TRADES, "t3\n", 0);
+    add_row(&old, REC_TOPIC_TRADES, "t4\n", 0);
+    rec_batcher_seal(&old); /* in flight, not committed */
+    add_row(&old, REC_TOPIC_TRADES, "t5\n", 0);
+    add_row(&old, REC_TOPIC_ORDER_EVENTS, "e1\n", 0);
+    void *bytes;
+    size_t len;
+    assert_int_equal(rec_handover_save(&old, &bytes, &len), ARB_OK);
+
+    rec_batcher nw;
+    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS, 100));
+    assert_int_equal(rec_handover_restore(&nw, bytes, len, 0), ARB_OK);
+    assert_int_equal(rec_batcher_pending(&nw), 4);
+    assert_true(nw.base_known);
+    const rec_batch *s = rec_batcher_seal(&nw);
+    assert_int_equal(s->rows[REC_TOPIC_TRADES].len, 9);
+    assert_memory_equal(s->rows[REC_TOPIC_TRADES].data, "t3\nt4\nt5\n", 9);
+    assert_memory_equal(s->rows[REC_TOPIC_ORDER_EVENTS].data, "e1\n", 3);
+    /* The same numbering as the old build would have used. */
+    assert_int_equal(rec_batcher_position(&nw, REC_TOPIC_TRADES), 45);
+    assert_int_equal(rec_batcher_position(&nw, REC_TOPIC_ORDER_EVENTS), 8);
+    free(bytes);
+    rec_batcher_free(&old);
+    rec_batcher_free(&nw);
+}
+
+static void handover_refuses_malformed_state_and_adopts_nothing(void **state)
+{
+    (void)state;
+    rec_batcher old;
+    assert_int_equal(0, rec_batcher_init(&old, 10, 100 * MS, 100));
+    add_row(&old, REC_TOPIC_TRADES, "a\n", 0);
+    add_row(&old, REC_TOPIC_TRADES, "b\n", 0);
+    void *bytes;
+    size_t len;
+    assert_int_equal(rec_handover_save(&old, &bytes, &len), ARB_OK);
+    uint8_t *p = bytes;
+    rec_batcher nw;
+    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS, 100));
+    assert_int_equal(rec_handover_restore(&nw, bytes, len - 1, 0), ARB_EREFUSED); /* cut */
+    p[7] = 2; /* another version */
+    assert_int_equal(rec_handover_restore(&nw, bytes, len, 0), ARB_EREFUSED);
+    p[7] = REC_HANDOVER_VERSION;
+    p[16 + 8] = 3; /* claims 3 rows, holds 2 lines */
+    assert_int_equal(rec_handover_restore(&nw, bytes, len, 0), ARB_EREFUSED);
+    assert_int_equal(rec_batcher_pending(&nw), 0);
+    free(bytes);
+    rec_batcher_free(&old);
+    rec_batcher_free(&nw);
+}
+
 /* ---- database health ---- */
 
 static void an_outage_changes_state_once_however_many_retries_fail(void **state)
@@ -359,6 +424,8 @@ int main(void)
         cmocka_unit_test(adopted_rows_bypass_the_bound_and_count_as_accepted),
         cmocka_unit_test(steady_state_reuses_two_batches),
         cmocka_unit_test(backlog_goes_out_in_batches_of_batch_rows_oldest_first),
+        cmocka_unit_test(handover_carries_held_rows_and_their_position),
+        cmocka_unit_test(handover_refuses_malformed_state_and_adopts_nothing),
         cmocka_unit_test(an_outage_changes_state_once_however_many_retries_fail),
         cmocka_unit_test(backoff_doubles_up_to_the_cap_and_resets_on_success),
         cmocka_unit_test(only_an_up_database_can_become_slow),
