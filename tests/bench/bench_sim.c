@@ -8,8 +8,9 @@
  * 20000). Orders are order_commands through the matcher (new, cancel,
  * replace); new orders, trades and ticks are reported too.
  *
- * Reload pause: mm_xa is reloaded 200 times between bursts of ticks. The
- * pause is the host's own measure of how long the instance stopped serving
+ * Reload pause: the market maker mm_xa, and the 5,000 noise traders (one
+ * instance, 400 KB of state), are each reloaded 200 times between bursts of
+ * ticks. The pause is the host's own measure of how long the instance stopped serving
  * (create, save, restore, start, swap; read from the host as it records it
  * for /metrics, arb_reload_pause_ns); the call time adds copying and
  * dlopen()ing the new .so, which the host does before it stops the instance.
@@ -98,18 +99,20 @@ static void throughput(void)
     printf("bench: sim_ticks_per_s %.0f ticks/s\n", (double)c.ticks / s);
 }
 
-static void reload_pause(void)
+/* Reloads `instance` (built from `plugin`) N times between bursts of ticks;
+ * prints p50/p99 of the pause and p99 of the whole call. */
+static void reload_pause(const char *instance, const char *plugin, const char *label)
 {
     enum { N = 200 };
     static int64_t pause[N], call[N];
     char path[1024], err[512];
-    snprintf(path, sizeof path, "%s", testhost_plugin_path("agent_market_maker"));
+    snprintf(path, sizeof path, "%s", testhost_plugin_path(plugin));
     counts c = {0};
     testhost *h = start(0, &c);
     testhost_run(h, 50ll * 1000000);
     for (int i = 0; i < N; i++) {
         int64_t t0 = mono_ns();
-        if (testhost_reload(h, "mm_xa", path, err, sizeof err) != ARB_OK) {
+        if (testhost_reload(h, instance, path, err, sizeof err) != ARB_OK) {
             fprintf(stderr, "bench_sim: reload failed: %s\n", err);
             exit(1);
         }
@@ -120,14 +123,15 @@ static void reload_pause(void)
     testhost_free(h);
     qsort(pause, N, sizeof pause[0], cmp_i64);
     qsort(call, N, sizeof call[0], cmp_i64);
-    printf("bench: sim_reload_pause_p50 %.1f us\n", (double)pause[N / 2] / 1e3);
-    printf("bench: sim_reload_pause_p99 %.1f us\n", (double)pause[N * 99 / 100] / 1e3);
-    printf("bench: sim_reload_call_p99 %.1f us\n", (double)call[N * 99 / 100] / 1e3);
+    printf("bench: sim_reload_pause_%s_p50 %.1f us\n", label, (double)pause[N / 2] / 1e3);
+    printf("bench: sim_reload_pause_%s_p99 %.1f us\n", label, (double)pause[N * 99 / 100] / 1e3);
+    printf("bench: sim_reload_call_%s_p99 %.1f us\n", label, (double)call[N * 99 / 100] / 1e3);
 }
 
 int main(void)
 {
     throughput();
-    reload_pause();
+    reload_pause("mm_xa", "agent_market_maker", "market_maker");
+    reload_pause("noise", "agent_noise", "noise_5000");
     return 0;
 }
