@@ -954,6 +954,7 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
             done = 1;
         } else {
             o->cancel_sent = 0;
+            o->req_price = o->price; /* a refused replace: ask again later */
         }
         break;
     case ARB_EV_CANCELLED:

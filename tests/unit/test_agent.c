@@ -402,6 +402,11 @@ static void rejected_cancel_of_a_live_order_keeps_it(void **state)
     const arb_agent_order *o = arb_agent_order_find(&f->a, id);
     assert_non_null(o);
     assert_int_equal(o->cancel_sent, 0); /* a later cancel is sent again */
+    /* A refused replace leaves the order at its old price, asked again later. */
+    assert_int_equal(arb_agent_replace(&f->a, id, 10100, 1, 0), ARB_OK);
+    assert_int_equal(o->req_price, 10100);
+    arb_agent_on_order_event(&f->a, &ev);
+    assert_int_equal(o->req_price, 10000);
 }
 
 static void cancelled_and_expired_orders_leave_the_table(void **state)
