@@ -1,0 +1,14 @@
+# The matcher room: the order book (pure, plugins/matcher/book*.c), the
+# matcher plugin around it, the reference book the differential test holds it
+# to (tests/ref), scenario/differential/state tests, the fuzzer and the bench.
+
+BOOK_SRCS := plugins/matcher/book.c plugins/matcher/book_state.c
+REF_BOOK_SRCS := tests/ref/ref_book.c
+
+TESTS += test_book_diff
+test_book_diff_SRCS := tests/unit/test_book_diff.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
+test_book_diff_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_book
+test_book_SRCS := tests/unit/test_book.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
+test_book_LIBS := $(CMOCKA_LIBS)

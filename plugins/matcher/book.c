@@ -1,0 +1,1421 @@
+/*
+ * book.c -- the matching engine: books, price levels, order index, matching.
+ *
+ * The rules are stated in book.h; the data structures in book_internal.h.
+ * This file is the hot path: every command goes through book_engine_process
+ * without allocating once the pools, tables and windows have grown to the
+ * working size. Saving, restoring and reading the state are in book_state.c.
+ * Nothing here does I/O or reads a clock.
+ */
+#include "book_internal.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define DEFAULT_WINDOW_INIT 256u
+#define DEFAULT_WINDOW_MAX 65536u
+#define MIN_WINDOW 64u
+#define MAX_WINDOW (1u << 20)
+
+/* ---- output containers ---- */
+
+static void *grow_array(void *p, uint32_t *cap, size_t elem)
+{
+    uint32_t n = *cap ? *cap * 2 : 64;
+    if (n < *cap)
+        return NULL;
+    void *q = realloc(p, (size_t)n * elem);
+    if (q)
+        *cap = n;
+    return q;
+}
+
+#define OUTPUT_APPEND(o, arr, n, cap)                                                          \
+    do {                                                                                       \
+        if (UNLIKELY((o)->n == (o)->cap)) {                                                    \
+            void *q = grow_array((o)->arr, &(o)->cap, sizeof *(o)->arr);                      \
+            if (!q) {                                                                          \
+                (o)->dropped++;                                                                \
+                return NULL;                                                                   \
+            }                                                                                  \
+            (o)->arr = q;                                                                      \
+        }                                                                                      \
+        return &(o)->arr[(o)->n++];                                                            \
+    } while (0)
+
+static inline arb_order_event *out_event(book_output *o) { OUTPUT_APPEND(o, events, n_events, cap_events); }
+static inline arb_trade *out_trade(book_output *o) { OUTPUT_APPEND(o, trades, n_trades, cap_trades); }
+static inline book_md *out_md(book_output *o) { OUTPUT_APPEND(o, md, n_md, cap_md); }
+static inline arb_md_level *out_level(book_output *o) { OUTPUT_APPEND(o, levels, n_levels, cap_levels); }
+
+arb_order_event *book_output_event(book_output *o) { return out_event(o); }
+arb_trade *book_output_trade(book_output *o) { return out_trade(o); }
+book_md *book_output_md(book_output *o) { return out_md(o); }
+arb_md_level *book_output_level(book_output *o) { return out_level(o); }
+
+void book_output_free(book_output *o)
+{
+    free(o->events);
+    free(o->trades);
+    free(o->md);
+    free(o->levels);
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- id map: open addressing, linear probing, backward-shift deletion ---- */
+
+static inline uint32_t idmap_home(const id_map *m, uint64_t id)
+{
+    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> m->shift);
+}
+
+static int idmap_init(id_map *m, uint32_t cap)
+{
+    m->slots = calloc(cap, sizeof *m->slots);
+    if (!m->slots)
+        return ARB_ENOMEM;
+    m->mask = cap - 1;
+    m->count = 0;
+    m->shift = 64 - __builtin_ctz(cap);
+    return ARB_OK;
+}
+
+static inline uint32_t idmap_find(const id_map *m, uint64_t id)
+{
+    uint32_t i = idmap_home(m, id);
+    for (;;) {
+        const id_slot *s = &m->slots[i];
+        if (s->idx == 0 || s->id == id)
+            return s->idx;
+        i = (i + 1) & m->mask;
+    }
+}
+
+/* Inserts an id known to be absent; capacity was reserved. */
+static inline void idmap_put(id_map *m, uint64_t id, uint32_t idx)
+{
+    uint32_t i = idmap_home(m, id);
+    while (m->slots[i].idx)
+        i = (i + 1) & m->mask;
+    m->slots[i].id = id;
+    m->slots[i].idx = idx;
+    m->count++;
+}
+
+static int idmap_reserve(id_map *m, uint32_t more)
+{
+    uint64_t cap = (uint64_t)m->mask + 1;
+    if (LIKELY(((uint64_t)m->count + more) * 2 <= cap))
+        return ARB_OK;
+    uint64_t ncap = cap;
+    while (((uint64_t)m->count + more) * 2 > ncap)
+        ncap *= 2;
+    if (ncap > (1u << 30))
+        return ARB_ENOMEM;
+    id_map n;
+    if (idmap_init(&n, (uint32_t)ncap))
+        return ARB_ENOMEM;
+    for (uint64_t i = 0; i < cap; i++)
+        if (m->slots[i].idx)
+            idmap_put(&n, m->slots[i].id, m->slots[i].idx);
+    free(m->slots);
+    *m = n;
+    return ARB_OK;
+}
+
+static inline void idmap_erase(id_map *m, uint64_t id)
+{
+    uint32_t i = idmap_home(m, id);
+    while (m->slots[i].id != id || !m->slots[i].idx) {
+        if (!m->slots[i].idx)
+            return;
+        i = (i + 1) & m->mask;
+    }
+    /* Shift later members of the probe run back into the hole, so lookups
+     * never need tombstones. */
+    uint32_t j = i;
+    for (;;) {
+        j = (j + 1) & m->mask;
+        if (!m->slots[j].idx)
+            break;
+        uint32_t h = idmap_home(m, m->slots[j].id);
+        if (((j - h) & m->mask) >= ((j - i) & m->mask)) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].idx = 0;
+    m->count--;
+}
+
+/* ---- the price-level window of one side ---- */
+
+static inline uint32_t summary_words(uint32_t width) { return width >= 4096 ? width / 4096 : 1; }
+
+static inline void bit_set(uint64_t *bits, uint64_t *summary, uint32_t i)
+{
+    bits[i >> 6] |= 1ull << (i & 63);
+    summary[i >> 12] |= 1ull << ((i >> 6) & 63);
+}
+
+static inline void bit_clear(uint64_t *bits, uint64_t *summary, uint32_t i)
+{
+    if (!(bits[i >> 6] &= ~(1ull << (i & 63))))
+        summary[i >> 12] &= ~(1ull << ((i >> 6) & 63));
+}
+
+/* Highest set index below i, or -1. */
+static inline int64_t bit_prev(const uint64_t *bits, const uint64_t *summary, uint32_t i)
+{
+    uint32_t w = i >> 6;
+    uint64_t m = bits[w] & ((1ull << (i & 63)) - 1);
+    if (LIKELY(m))
+        return (int64_t)(w * 64 + 63 - (uint32_t)__builtin_clzll(m));
+    uint32_t sw = w >> 6;
+    uint64_t sm = summary[sw] & ((1ull << (w & 63)) - 1);
+    while (!sm) {
+        if (sw == 0)
+            return -1;
+        sm = summary[--sw];
+    }
+    uint32_t w2 = sw * 64 + 63 - (uint32_t)__builtin_clzll(sm);
+    return (int64_t)(w2 * 64 + 63 - (uint32_t)__builtin_clzll(bits[w2]));
+}
+
+/* Lowest set index, or -1. */
+static int64_t bit_first(const uint64_t *bits, const uint64_t *summary, uint32_t width)
+{
+    uint32_t ns = summary_words(width);
+    for (uint32_t sw = 0; sw < ns; sw++)
+        if (summary[sw]) {
+            uint32_t w = sw * 64 + (uint32_t)__builtin_ctzll(summary[sw]);
+            return (int64_t)(w * 64 + (uint32_t)__builtin_ctzll(bits[w]));
+        }
+    return -1;
+}
+
+typedef struct window_arrays {
+    price_level *slot, *spare_slot;
+    uint64_t *bits, *spare_bits, *summary, *spare_summary;
+} window_arrays;
+
+static void window_arrays_free(window_arrays *w)
+{
+    free(w->slot);
+    free(w->spare_slot);
+    free(w->bits);
+    free(w->spare_bits);
+    free(w->summary);
+    free(w->spare_summary);
+}
+
+static int window_arrays_alloc(window_arrays *w, uint32_t width)
+{
+    uint32_t nb = width / 64, ns = summary_words(width);
+    w->slot = calloc(width, sizeof(price_level));
+    w->spare_slot = calloc(width, sizeof(price_level));
+    w->bits = calloc(nb, 8);
+    w->spare_bits = calloc(nb, 8);
+    w->summary = calloc(ns, 8);
+    w->spare_summary = calloc(ns, 8);
+    if (!w->slot || !w->spare_slot || !w->bits || !w->spare_bits || !w->summary ||
+        !w->spare_summary) {
+        window_arrays_free(w);
+        return ARB_ENOMEM;
+    }
+    return ARB_OK;
+}
+
+static int side_init(book_side *s, uint32_t width)
+{
+    memset(s, 0, sizeof *s);
+    window_arrays w;
+    if (window_arrays_alloc(&w, width))
+        return ARB_ENOMEM;
+    s->slot = w.slot, s->spare_slot = w.spare_slot;
+    s->bits = w.bits, s->spare_bits = w.spare_bits;
+    s->summary = w.summary, s->spare_summary = w.spare_summary;
+    s->width = width;
+    return ARB_OK;
+}
+
+static void side_free(book_side *s)
+{
+    window_arrays w = {s->slot, s->spare_slot, s->bits, s->spare_bits, s->summary,
+                       s->spare_summary};
+    window_arrays_free(&w);
+    free(s->far);
+    memset(s, 0, sizeof *s);
+}
+
+/* Index of the first far level with key >= `key`. */
+static inline uint32_t far_lower_bound(const book_side *s, int64_t key)
+{
+    uint32_t lo = 0, hi = s->n_far;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->far[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int far_reserve(book_side *s, uint32_t more)
+{
+    if ((uint64_t)s->n_far + more <= s->cap_far)
+        return ARB_OK;
+    uint64_t n = s->cap_far ? (uint64_t)s->cap_far * 2 : 16;
+    while (n < (uint64_t)s->n_far + more)
+        n *= 2;
+    if (n > UINT32_MAX)
+        return ARB_ENOMEM;
+    far_level *f = realloc(s->far, (size_t)n * sizeof *f);
+    if (!f)
+        return ARB_ENOMEM;
+    s->far = f;
+    s->cap_far = (uint32_t)n;
+    return ARB_OK;
+}
+
+const price_level *book__side_find(const book_side *s, int64_t key)
+{
+    uint64_t off = (uint64_t)(key - s->lo);
+    if (off < s->width)
+        return &s->slot[off];
+    uint32_t i = far_lower_bound(s, key);
+    return i < s->n_far && s->far[i].key == key ? &s->far[i].lv : NULL;
+}
+
+static inline price_level *side_level(book_side *s, int64_t key)
+{
+    return (price_level *)book__side_find(s, key);
+}
+
+int64_t book__side_next_key(const book_side *s, int64_t key, int *found)
+{
+    uint64_t off = (uint64_t)(key - s->lo);
+    *found = 1;
+    if (off < s->width) {
+        int64_t i = bit_prev(s->bits, s->summary, (uint32_t)off);
+        if (i >= 0)
+            return s->lo + i;
+        if (s->n_far)
+            return s->far[s->n_far - 1].key;
+    } else {
+        uint32_t i = far_lower_bound(s, key);
+        if (i > 0)
+            return s->far[i - 1].key;
+    }
+    *found = 0;
+    return 0;
+}
+
+/* Moves far levels that the window now covers into it. */
+static void side_pull_far(book_side *s)
+{
+    while (s->n_far && s->far[s->n_far - 1].key >= s->lo) {
+        far_level *f = &s->far[--s->n_far];
+        uint32_t off = (uint32_t)(f->key - s->lo);
+        s->slot[off] = f->lv;
+        bit_set(s->bits, s->summary, off);
+        if (s->n_levels++ == 0 || f->key > s->best)
+            s->best = f->key;
+    }
+}
+
+/* Re-bases the window at new_lo with new_width, moving the levels below
+ * new_lo to the far list (their keys are above every far key, so they append
+ * in order) and pulling in far levels the new window covers. The caller
+ * guarantees every window level stays below new_lo + new_width. */
+static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
+{
+    uint32_t nwords = s->width / 64;
+    uint32_t evict = 0;
+    if (new_lo > s->lo) {
+        for (uint32_t w = 0; w < nwords; w++) {
+            uint64_t bits = s->bits[w];
+            while (bits) {
+                uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                if (s->lo + i < new_lo)
+                    evict++;
+            }
+        }
+    }
+    if (far_reserve(s, evict))
+        return ARB_ENOMEM;
+    window_arrays fresh = {0};
+    price_level *ns;
+    uint64_t *nb, *nsum;
+    if (new_width != s->width) {
+        if (window_arrays_alloc(&fresh, new_width))
+            return ARB_ENOMEM;
+        ns = fresh.slot, nb = fresh.bits, nsum = fresh.summary;
+    } else {
+        ns = s->spare_slot, nb = s->spare_bits, nsum = s->spare_summary;
+    }
+    uint32_t n_levels = 0;
+    int64_t best = 0;
+    for (uint32_t w = 0; w < nwords; w++) {
+        uint64_t bits = s->bits[w];
+        while (bits) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            int64_t key = s->lo + i;
+            if (key < new_lo) {
+                far_level *f = &s->far[s->n_far++];
+                f->key = key;
+                f->lv = s->slot[i];
+            } else {
+                uint32_t off = (uint32_t)(key - new_lo);
+                ns[off] = s->slot[i];
+                bit_set(nb, nsum, off);
+                n_levels++;
+                best = key;
+            }
+            memset(&s->slot[i], 0, sizeof s->slot[i]);
+        }
+    }
+    memset(s->bits, 0, (size_t)nwords * 8);
+    memset(s->summary, 0, (size_t)summary_words(s->width) * 8);
+    if (new_width != s->width) {
+        window_arrays old = {s->slot, s->spare_slot, s->bits, s->spare_bits, s->summary,
+                             s->spare_summary};
+        window_arrays_free(&old);
+        s->slot = fresh.slot, s->spare_slot = fresh.spare_slot;
+        s->bits = fresh.bits, s->spare_bits = fresh.spare_bits;
+        s->summary = fresh.summary, s->spare_summary = fresh.spare_summary;
+    } else {
+        s->spare_slot = s->slot, s->spare_bits = s->bits, s->spare_summary = s->summary;
+        s->slot = ns, s->bits = nb, s->summary = nsum;
+    }
+    s->lo = new_lo;
+    s->width = new_width;
+    s->n_levels = n_levels;
+    s->best = best;
+    side_pull_far(s);
+    return ARB_OK;
+}
+
+/* Makes sure an order can rest at `key` without allocating: afterwards the
+ * key is inside the window, or has (or has room for) a far level. */
+static int side_prepare(const book_engine *e, book_side *s, int64_t key)
+{
+    uint64_t off = (uint64_t)(key - s->lo);
+    if (LIKELY(off < s->width))
+        return ARB_OK;
+    uint32_t w = s->width;
+    if (s->n_levels == 0) {
+        /* Empty side: centre the window with room for better prices. */
+        s->lo = key - (int64_t)(w - w / 4);
+        return ARB_OK;
+    }
+    if (key < s->lo) {
+        uint32_t i = far_lower_bound(s, key);
+        if (i < s->n_far && s->far[i].key == key)
+            return ARB_OK;
+    }
+    int64_t low = key < s->lo ? key : s->lo + bit_first(s->bits, s->summary, s->width);
+    int64_t high = key > s->best ? key : s->best;
+    uint64_t span = (uint64_t)(high - low);
+    while (span >= w && w < e->cfg.window_max)
+        w *= 2;
+    if (span < w) {
+        int64_t new_lo = high - (int64_t)(w - w / 4);
+        if (new_lo > low)
+            new_lo = low;
+        return side_rewindow(s, new_lo, w);
+    }
+    if (key < s->lo) /* worse than everything the window can hold */
+        return far_reserve(s, 1);
+    /* Better than the window top: slide up, evicting the worst levels. */
+    return side_rewindow(s, key - (int64_t)(w - w / 4), w);
+}
+
+/* Keeps "window empty => far list empty", so the best level is always the
+ * window's: when the window runs dry, it moves to the best far level. */
+static inline void side_refill(book_side *s)
+{
+    if (s->n_levels || !s->n_far)
+        return;
+    s->lo = s->far[s->n_far - 1].key - (int64_t)(s->width - s->width / 4);
+    side_pull_far(s);
+}
+
+/* A level lost its last order. */
+static void side_level_emptied(book_side *s, int64_t key)
+{
+    uint64_t off = (uint64_t)(key - s->lo);
+    if (LIKELY(off < s->width)) {
+        bit_clear(s->bits, s->summary, (uint32_t)off);
+        s->n_levels--;
+        if (key == s->best) {
+            if (s->n_levels)
+                s->best = s->lo + bit_prev(s->bits, s->summary, (uint32_t)off);
+            else
+                side_refill(s);
+        }
+        return;
+    }
+    uint32_t i = far_lower_bound(s, key);
+    memmove(&s->far[i], &s->far[i + 1], (size_t)(s->n_far - i - 1) * sizeof *s->far);
+    s->n_far--;
+}
+
+/* ---- pool, accounts, books ---- */
+
+static int pool_reserve(book_engine *e)
+{
+    if (LIKELY(e->free_head || e->order_used + 1 < e->order_cap))
+        return ARB_OK;
+    if (e->order_used >= BOOK_MAX_ORDERS)
+        return ARB_ENOMEM;
+    uint64_t n = (uint64_t)e->order_cap * 2;
+    if (n > (uint64_t)BOOK_MAX_ORDERS + 1)
+        n = (uint64_t)BOOK_MAX_ORDERS + 1;
+    resting_order *o = realloc(e->orders, (size_t)n * sizeof *o);
+    if (!o)
+        return ARB_ENOMEM;
+    e->orders = o;
+    e->order_cap = (uint32_t)n;
+    return ARB_OK;
+}
+
+static inline uint32_t pool_take(book_engine *e)
+{
+    uint32_t i = e->free_head;
+    if (i) {
+        e->free_head = e->orders[i].next;
+        return i;
+    }
+    return ++e->order_used;
+}
+
+static inline void pool_put(book_engine *e, uint32_t i)
+{
+    e->orders[i].next = e->free_head;
+    e->free_head = i;
+}
+
+static int account_get(book_engine *e, uint64_t account, uint32_t *idx)
+{
+    uint32_t i = idmap_find(&e->acct_ids, account);
+    if (LIKELY(i)) {
+        *idx = i;
+        return ARB_OK;
+    }
+    if (e->n_accts + 1 >= e->cap_accts) {
+        void *p = grow_array(e->accts, &e->cap_accts, sizeof *e->accts);
+        if (!p)
+            return ARB_ENOMEM;
+        e->accts = p;
+    }
+    if (idmap_reserve(&e->acct_ids, 1))
+        return ARB_ENOMEM;
+    i = ++e->n_accts; /* record 0 is unused so 0 can mean "none" */
+    e->accts[i].account = account;
+    e->accts[i].open = 0;
+    idmap_put(&e->acct_ids, account, i);
+    *idx = i;
+    return ARB_OK;
+}
+
+static inline void book_key(const char *venue, const char *symbol, uint64_t k[3])
+{
+    memcpy(&k[0], venue, 8);
+    memcpy(&k[1], symbol, 8);
+    memcpy(&k[2], symbol + 8, 8);
+}
+
+static inline uint32_t book_hash(const uint64_t k[3])
+{
+    uint64_t h = k[0] * 0x9E3779B97F4A7C15ull ^ k[1] * 0xC2B2AE3D27D4EB4Full ^
+                 k[2] * 0x165667B19E3779F9ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static inline order_book *find_book(book_engine *e, const char *venue, const char *symbol)
+{
+    uint64_t k[3];
+    book_key(venue, symbol, k);
+    order_book *b = e->last_book;
+    if (LIKELY(b && b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2]))
+        return b;
+    if (!e->book_slots)
+        return NULL;
+    for (uint32_t i = book_hash(k) & e->book_mask;; i = (i + 1) & e->book_mask) {
+        uint32_t bi = e->book_slots[i];
+        if (!bi)
+            return NULL;
+        b = e->books[bi - 1];
+        if (b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2]) {
+            e->last_book = b;
+            return b;
+        }
+    }
+}
+
+const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VENUE_LEN],
+                                   const char symbol[ARB_SYMBOL_LEN])
+{
+    return find_book((book_engine *)e, venue, symbol);
+}
+
+static void update_band(order_book *b)
+{
+    if (b->band_bps > 0 && b->ref_price > 0) {
+        int64_t delta = (int64_t)((__int128)b->ref_price * b->band_bps / 10000);
+        b->band_lo = b->ref_price - delta;
+        b->band_hi = b->ref_price + delta;
+    } else {
+        b->band_lo = INT64_MIN;
+        b->band_hi = INT64_MAX;
+    }
+}
+
+static void book_free(order_book *b)
+{
+    side_free(&b->side[0]);
+    side_free(&b->side[1]);
+    free(b->ids.slots);
+    free(b);
+}
+
+int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
+{
+    char venue[ARB_VENUE_LEN], symbol[ARB_SYMBOL_LEN];
+    if (!in || arb_fixstr_set(venue, ARB_VENUE_LEN, in->venue) || !in->venue[0] ||
+        arb_fixstr_set(symbol, ARB_SYMBOL_LEN, in->symbol) || !in->symbol[0] || in->tick <= 0 ||
+        in->lot <= 0 || in->min_qty < 0 || in->max_qty < in->min_qty || in->band_bps < 0 ||
+        in->ref_price < 0)
+        return ARB_EINVAL;
+    if (find_book(e, venue, symbol))
+        return ARB_EINVAL;
+    if (e->n_books == e->cap_books) {
+        void *p = grow_array(e->books, &e->cap_books, sizeof *e->books);
+        if (!p)
+            return ARB_ENOMEM;
+        e->books = p;
+    }
+    /* Keep the book table at most half full. */
+    if ((e->n_books + 1) * 2 > e->book_mask + 1 || !e->book_slots) {
+        uint32_t cap = e->book_slots ? (e->book_mask + 1) * 2 : 16;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return ARB_ENOMEM;
+        for (uint32_t bi = 0; bi < e->n_books; bi++) {
+            uint32_t i = book_hash(e->books[bi]->k) & (cap - 1);
+            while (slots[i])
+                i = (i + 1) & (cap - 1);
+            slots[i] = bi + 1;
+        }
+        free(e->book_slots);
+        e->book_slots = slots;
+        e->book_mask = cap - 1;
+    }
+    order_book *b = calloc(1, sizeof *b);
+    if (!b)
+        return ARB_ENOMEM;
+    if (side_init(&b->side[0], e->cfg.window_init) ||
+        side_init(&b->side[1], e->cfg.window_init) || idmap_init(&b->ids, 16)) {
+        book_free(b);
+        return ARB_ENOMEM;
+    }
+    memcpy(b->venue, venue, ARB_VENUE_LEN);
+    memcpy(b->symbol, symbol, ARB_SYMBOL_LEN);
+    book_key(venue, symbol, b->k);
+    b->inst = *in;
+    b->inst.key = arb_instrument_key(venue, symbol);
+    b->tick = in->tick;
+    b->lot = in->lot;
+    b->min_qty = in->min_qty;
+    b->max_qty = in->max_qty < BOOK_MAX_QTY ? in->max_qty : BOOK_MAX_QTY;
+    b->band_bps = in->band_bps;
+    b->ref_price = in->ref_price;
+    update_band(b);
+    uint32_t i = book_hash(b->k) & e->book_mask;
+    while (e->book_slots[i])
+        i = (i + 1) & e->book_mask;
+    e->books[e->n_books++] = b;
+    e->book_slots[i] = e->n_books;
+    return ARB_OK;
+}
+
+int book_engine_new(const book_config *cfg, book_engine **out)
+{
+    *out = NULL;
+    book_config c = {0};
+    if (cfg)
+        c = *cfg;
+    if (!c.stp_default)
+        c.stp_default = ARB_STP_CANCEL_RESTING;
+    if (!c.window_init)
+        c.window_init = DEFAULT_WINDOW_INIT;
+    if (!c.window_max)
+        c.window_max = c.window_init > DEFAULT_WINDOW_MAX ? c.window_init : DEFAULT_WINDOW_MAX;
+    if (c.stp_default > ARB_STP_NONE || c.window_init < MIN_WINDOW ||
+        c.window_max > MAX_WINDOW || c.window_init > c.window_max ||
+        (c.window_init & (c.window_init - 1)) || (c.window_max & (c.window_max - 1)) ||
+        c.order_capacity > BOOK_MAX_ORDERS)
+        return ARB_EINVAL;
+    book_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return ARB_ENOMEM;
+    e->cfg = c;
+    e->order_cap = (c.order_capacity ? c.order_capacity : 1024) + 1;
+    e->orders = malloc((size_t)e->order_cap * sizeof *e->orders);
+    if (!e->orders || idmap_init(&e->acct_ids, 64)) {
+        book_engine_free(e);
+        return ARB_ENOMEM;
+    }
+    /* Touch the pool once so warm-up page faults do not land on the hot path. */
+    memset(e->orders, 0, (size_t)e->order_cap * sizeof *e->orders);
+    *out = e;
+    return ARB_OK;
+}
+
+void book_engine_free(book_engine *e)
+{
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < e->n_books; i++)
+        book_free(e->books[i]);
+    free(e->books);
+    free(e->book_slots);
+    free(e->orders);
+    free(e->accts);
+    free(e->acct_ids.slots);
+    free(e->touched);
+    book_output_free(&e->out);
+    free(e);
+}
+
+book_output *book_engine_output(book_engine *e) { return &e->out; }
+
+/* ---- output helpers ---- */
+
+/* Where events go when the output array cannot grow: sequences still
+ * advance, so what does get out stays numbered as the reference numbers it. */
+static _Thread_local arb_order_event lost_event;
+static _Thread_local arb_trade lost_trade;
+
+static inline void touch(book_engine *e, int side, int64_t key)
+{
+    uint32_t n = e->n_touched;
+    if (n && e->touched[n - 1].key == key && e->touched[n - 1].side == side)
+        return;
+    if (UNLIKELY(n == e->cap_touched)) {
+        void *p = grow_array(e->touched, &e->cap_touched, sizeof *e->touched);
+        if (!p) {
+            e->touched_lost = 1;
+            return;
+        }
+        e->touched = p;
+    }
+    e->touched[n].key = key;
+    e->touched[n].side = side;
+    e->n_touched = n + 1;
+}
+
+static inline arb_order_event *event_begin(book_engine *e, const order_book *b)
+{
+    arb_order_event *ev = out_event(&e->out);
+    if (UNLIKELY(!ev))
+        ev = &lost_event;
+    memcpy(ev->venue, b->venue, ARB_VENUE_LEN);
+    memcpy(ev->symbol, b->symbol, ARB_SYMBOL_LEN);
+    ev->seq = ++e->event_seq;
+    return ev;
+}
+
+static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
+{
+    arb_order_event *ev = out_event(&e->out);
+    if (UNLIKELY(!ev))
+        ev = &lost_event;
+    memcpy(ev->venue, c->venue, ARB_VENUE_LEN);
+    memcpy(ev->symbol, c->symbol, ARB_SYMBOL_LEN);
+    ev->seq = ++e->event_seq;
+    ev->kind = ARB_EV_REJECTED;
+    ev->reason = (uint8_t)reason;
+    ev->side = c->side <= ARB_SIDE_SELL ? c->side : 0;
+    ev->type = c->type <= ARB_ORD_MARKET ? c->type : 0;
+    ev->tif = c->tif <= ARB_TIF_FOK ? c->tif : 0;
+    ev->flags = c->flags & ARB_ORDF_POST_ONLY;
+    ev->order_id = c->order_id;
+    ev->account = c->account;
+    ev->price = c->price;
+    ev->qty = c->qty;
+    ev->leaves_qty = 0;
+    ev->filled_qty = 0;
+    ev->last_px = 0;
+    ev->last_qty = 0;
+    ev->trade_id = 0;
+    ev->ts = c->ts;
+    ev->client_ref = c->client_ref;
+}
+
+/* The order being matched: a new order, or a resting one being replaced. */
+typedef struct taker {
+    uint64_t order_id, account, client_ref;
+    int64_t ticks, price, qty, leaves, filled;
+    int side; /* SIDE_BID or SIDE_ASK */
+    uint8_t type, tif, flags, stp;
+} taker;
+
+static inline void event_taker(book_engine *e, const order_book *b, const taker *t, uint8_t kind,
+                               uint8_t reason, int64_t last_px, int64_t last_qty,
+                               uint64_t trade_id, int64_t ts)
+{
+    arb_order_event *ev = event_begin(e, b);
+    ev->kind = kind;
+    ev->reason = reason;
+    ev->side = (uint8_t)(t->side + 1);
+    ev->type = t->type;
+    ev->tif = t->tif;
+    ev->flags = t->flags;
+    ev->order_id = t->order_id;
+    ev->account = t->account;
+    ev->price = t->price;
+    ev->qty = t->qty;
+    ev->leaves_qty = t->leaves;
+    ev->filled_qty = t->filled;
+    ev->last_px = last_px;
+    ev->last_qty = last_qty;
+    ev->trade_id = trade_id;
+    ev->ts = ts;
+    ev->client_ref = t->client_ref;
+}
+
+static inline void event_resting(book_engine *e, const order_book *b, const resting_order *o,
+                                 uint8_t kind, uint8_t reason, int64_t leaves, int64_t last_px,
+                                 int64_t last_qty, uint64_t trade_id, int64_t ts)
+{
+    arb_order_event *ev = event_begin(e, b);
+    ev->kind = kind;
+    ev->reason = reason;
+    ev->side = (uint8_t)(o->side + 1);
+    ev->type = ARB_ORD_LIMIT;
+    ev->tif = ARB_TIF_GTC;
+    ev->flags = o->flags;
+    ev->order_id = o->order_id;
+    ev->account = o->account;
+    ev->price = o->ticks * b->tick;
+    ev->qty = o->qty;
+    ev->leaves_qty = leaves;
+    ev->filled_qty = o->qty - o->leaves;
+    ev->last_px = last_px;
+    ev->last_qty = last_qty;
+    ev->trade_id = trade_id;
+    ev->ts = ts;
+    ev->client_ref = o->client_ref;
+}
+
+static inline int64_t order_key(const resting_order *o) { return o->side ? -o->ticks : o->ticks; }
+
+/* Links a pool record into the back of its level. */
+static inline void rest_order(book_engine *e, order_book *b, uint32_t oi)
+{
+    resting_order *o = &e->orders[oi];
+    book_side *s = &b->side[o->side];
+    int64_t key = order_key(o);
+    uint64_t off = (uint64_t)(key - s->lo);
+    price_level *lv;
+    if (LIKELY(off < s->width)) {
+        lv = &s->slot[off];
+        if (lv->count == 0) {
+            bit_set(s->bits, s->summary, (uint32_t)off);
+            if (s->n_levels++ == 0 || key > s->best)
+                s->best = key;
+        }
+    } else {
+        uint32_t i = far_lower_bound(s, key);
+        if (i == s->n_far || s->far[i].key != key) {
+            memmove(&s->far[i + 1], &s->far[i], (size_t)(s->n_far - i) * sizeof *s->far);
+            s->n_far++;
+            memset(&s->far[i], 0, sizeof s->far[i]);
+            s->far[i].key = key;
+        }
+        lv = &s->far[i].lv;
+    }
+    o->next = 0;
+    o->prev = lv->tail;
+    if (lv->tail)
+        e->orders[lv->tail].next = oi;
+    else
+        lv->head = oi;
+    lv->tail = oi;
+    lv->count++;
+    lv->qty += o->leaves;
+    touch(e, o->side, key);
+}
+
+/* Takes a record out of its level (the record itself stays allocated). */
+static inline void unlink_order(book_engine *e, order_book *b, uint32_t oi)
+{
+    resting_order *o = &e->orders[oi];
+    book_side *s = &b->side[o->side];
+    int64_t key = order_key(o);
+    price_level *lv = side_level(s, key);
+    if (o->prev)
+        e->orders[o->prev].next = o->next;
+    else
+        lv->head = o->next;
+    if (o->next)
+        e->orders[o->next].prev = o->prev;
+    else
+        lv->tail = o->prev;
+    lv->qty -= o->leaves;
+    lv->count--;
+    touch(e, o->side, key);
+    if (lv->count == 0)
+        side_level_emptied(s, key);
+}
+
+/* Forgets an unlinked record: id, account count, pool. */
+static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
+{
+    resting_order *o = &e->orders[oi];
+    idmap_erase(&b->ids, o->order_id);
+    e->accts[o->acct].open--;
+    b->orders--;
+    e->live--;
+    pool_put(e, oi);
+}
+
+/* Can a FOK fill completely, given self-trade prevention? */
+static int fok_fillable(const book_engine *e, const order_book *b, const taker *t, int64_t thr)
+{
+    const book_side *s = &b->side[!t->side];
+    int64_t need = t->leaves;
+    if (!s->n_levels)
+        return 0;
+    int64_t key = s->best;
+    int found = 1;
+    while (found && key >= thr) {
+        const price_level *lv = book__side_find(s, key);
+        if (t->stp == ARB_STP_NONE) {
+            need -= lv->qty;
+        } else {
+            for (uint32_t oi = lv->head; oi; oi = e->orders[oi].next) {
+                const resting_order *o = &e->orders[oi];
+                if (o->account == t->account) {
+                    if (t->stp == ARB_STP_CANCEL_INCOMING)
+                        return 0;
+                    continue;
+                }
+                need -= o->leaves;
+                if (need <= 0)
+                    return 1;
+            }
+        }
+        if (need <= 0)
+            return 1;
+        key = book__side_next_key(s, key, &found);
+    }
+    return 0;
+}
+
+/* Matches t against the opposite side down to threshold key thr. Returns 1
+ * if self-trade prevention stopped the incoming order. */
+static int match(book_engine *e, order_book *b, taker *t, int64_t thr, int64_t ts)
+{
+    int os = !t->side;
+    book_side *s = &b->side[os];
+    while (t->leaves > 0 && s->n_levels && s->best >= thr) {
+        int64_t key = s->best;
+        price_level *lv = &s->slot[key - s->lo];
+        uint32_t oi = lv->head;
+        resting_order *o = &e->orders[oi];
+        if (UNLIKELY(o->account == t->account) && t->stp != ARB_STP_NONE) {
+            if (t->stp == ARB_STP_CANCEL_INCOMING)
+                return 1;
+            event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, 0, ts);
+            unlink_order(e, b, oi);
+            drop_order(e, b, oi);
+            continue;
+        }
+        int64_t fill = t->leaves < o->leaves ? t->leaves : o->leaves;
+        int64_t px = (os ? -key : key) * b->tick;
+        uint64_t trade_id = ++b->trade_seq;
+        o->leaves -= fill;
+        lv->qty -= fill;
+        t->leaves -= fill;
+        t->filled += fill;
+        event_resting(e, b, o, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px,
+                      fill, trade_id, ts);
+        event_taker(e, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, px, fill, trade_id,
+                    ts);
+        arb_trade *tr = out_trade(&e->out);
+        if (UNLIKELY(!tr))
+            tr = &lost_trade;
+        memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
+        memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
+        tr->trade_id = trade_id;
+        tr->price = px;
+        tr->qty = fill;
+        if (t->side == SIDE_BID) {
+            tr->buy_order_id = t->order_id, tr->buy_account = t->account;
+            tr->sell_order_id = o->order_id, tr->sell_account = o->account;
+        } else {
+            tr->buy_order_id = o->order_id, tr->buy_account = o->account;
+            tr->sell_order_id = t->order_id, tr->sell_account = t->account;
+        }
+        tr->ts = ts;
+        tr->seq = trade_id;
+        tr->aggressor = (uint8_t)(t->side + 1);
+        b->last_trade_px = px;
+        if (o->leaves == 0) {
+            unlink_order(e, b, oi);
+            drop_order(e, b, oi);
+        } else {
+            touch(e, os, key);
+        }
+    }
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static inline unsigned check_price(const order_book *b, int64_t price, int64_t *ticks)
+{
+    if (UNLIKELY(price <= 0 || price > BOOK_MAX_PRICE))
+        return ARB_R_BAD_PRICE;
+    if (LIKELY(b->tick == 1)) {
+        *ticks = price;
+        return 0;
+    }
+    int64_t t = price / b->tick;
+    if (UNLIKELY(t * b->tick != price))
+        return ARB_R_PRICE_OFF_TICK;
+    *ticks = t;
+    return 0;
+}
+
+static inline unsigned check_qty(const order_book *b, int64_t qty)
+{
+    if (UNLIKELY(qty <= 0))
+        return ARB_R_BAD_QUANTITY;
+    if (UNLIKELY(b->lot != 1 && qty % b->lot))
+        return ARB_R_QTY_OFF_LOT;
+    if (UNLIKELY(qty < b->min_qty))
+        return ARB_R_QTY_BELOW_MIN;
+    if (UNLIKELY(qty > b->max_qty))
+        return ARB_R_QTY_ABOVE_MAX;
+    return 0;
+}
+
+/* Threshold key on the side opposite `side` for a limit of `ticks`. */
+static inline int64_t cross_threshold(int side, int64_t ticks)
+{
+    return side == SIDE_BID ? -ticks : ticks;
+}
+
+static inline int would_cross(const order_book *b, int side, int64_t ticks)
+{
+    const book_side *s = &b->side[!side];
+    return s->n_levels && s->best >= cross_threshold(side, ticks);
+}
+
+static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
+{
+    if (UNLIKELY((unsigned)(c->side - 1) > 1u || (unsigned)(c->type - 1) > 1u ||
+                 (unsigned)(c->tif - 1) > 2u || (c->flags & ~ARB_ORDF_POST_ONLY) ||
+                 c->stp > ARB_STP_NONE || (c->type == ARB_ORD_MARKET && c->tif == ARB_TIF_GTC) ||
+                 ((c->flags & ARB_ORDF_POST_ONLY) &&
+                  (c->type != ARB_ORD_LIMIT || c->tif != ARB_TIF_GTC)))) {
+        reject(e, c, ARB_R_BAD_FIELD);
+        return;
+    }
+    int64_t ticks = 0;
+    unsigned r = check_price(b, c->price, &ticks);
+    if (!r)
+        r = check_qty(b, c->qty);
+    if (!r && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
+        r = ARB_R_PRICE_BAND;
+    if (!r && UNLIKELY(idmap_find(&b->ids, c->order_id) != 0))
+        r = ARB_R_DUPLICATE_ORDER_ID;
+    int side = c->side - 1;
+    int gtc = c->tif == ARB_TIF_GTC;
+    uint32_t acct = 0;
+    if (!r && gtc) {
+        if (account_get(e, c->account, &acct) ||
+            (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
+            pool_reserve(e) || idmap_reserve(&b->ids, 1) ||
+            side_prepare(e, &b->side[side], side ? -ticks : ticks))
+            r = ARB_R_MAX_OPEN_ORDERS;
+    }
+    if (!r && (c->flags & ARB_ORDF_POST_ONLY) && would_cross(b, side, ticks))
+        r = ARB_R_POST_ONLY_WOULD_TAKE;
+    if (UNLIKELY(r)) {
+        reject(e, c, r);
+        return;
+    }
+    taker t = {
+        .order_id = c->order_id,
+        .account = c->account,
+        .client_ref = c->client_ref,
+        .ticks = ticks,
+        .price = c->price,
+        .qty = c->qty,
+        .leaves = c->qty,
+        .filled = 0,
+        .side = side,
+        .type = c->type,
+        .tif = c->tif,
+        .flags = c->flags,
+        .stp = c->stp ? c->stp : e->cfg.stp_default,
+    };
+    event_taker(e, b, &t, ARB_EV_ACCEPTED, 0, 0, 0, 0, c->ts);
+    int64_t thr = cross_threshold(side, ticks);
+    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
+        t.leaves = 0;
+        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+        return;
+    }
+    int stopped = match(e, b, &t, thr, c->ts);
+    if (!t.leaves)
+        return;
+    if (stopped || !gtc) {
+        t.leaves = 0;
+        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
+                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
+        return;
+    }
+    uint32_t oi = pool_take(e);
+    resting_order *o = &e->orders[oi];
+    o->order_id = t.order_id;
+    o->account = t.account;
+    o->client_ref = t.client_ref;
+    o->ticks = ticks;
+    o->qty = t.qty;
+    o->leaves = t.leaves;
+    o->acct = acct;
+    o->side = (uint8_t)side;
+    o->flags = t.flags;
+    o->stp = t.stp;
+    o->pad = 0;
+    idmap_put(&b->ids, t.order_id, oi);
+    e->accts[acct].open++;
+    b->orders++;
+    e->live++;
+    rest_order(e, b, oi);
+}
+
+static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c)
+{
+    uint32_t oi = idmap_find(&b->ids, c->order_id);
+    if (UNLIKELY(!oi)) {
+        reject(e, c, ARB_R_UNKNOWN_ORDER);
+        return;
+    }
+    resting_order *o = &e->orders[oi];
+    if (UNLIKELY(o->account != c->account)) {
+        reject(e, c, ARB_R_NOT_OWNER);
+        return;
+    }
+    event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
+    unlink_order(e, b, oi);
+    drop_order(e, b, oi);
+}
+
+static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *c)
+{
+    uint32_t oi = idmap_find(&b->ids, c->order_id);
+    if (UNLIKELY(!oi)) {
+        reject(e, c, ARB_R_UNKNOWN_ORDER);
+        return;
+    }
+    resting_order *o = &e->orders[oi];
+    if (UNLIKELY(o->account != c->account)) {
+        reject(e, c, ARB_R_NOT_OWNER);
+        return;
+    }
+    int64_t ticks = 0;
+    int64_t filled = o->qty - o->leaves;
+    unsigned r = check_price(b, c->price, &ticks);
+    if (!r)
+        r = check_qty(b, c->qty);
+    if (!r && UNLIKELY(filled + c->qty > BOOK_MAX_TOTAL))
+        r = ARB_R_QTY_ABOVE_MAX;
+    int moved = ticks != o->ticks;
+    if (!r && moved && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
+        r = ARB_R_PRICE_BAND;
+    if (!r && moved && (o->flags & ARB_ORDF_POST_ONLY) && would_cross(b, o->side, ticks))
+        r = ARB_R_POST_ONLY_WOULD_TAKE;
+    if (UNLIKELY(r)) {
+        reject(e, c, r);
+        return;
+    }
+    o->client_ref = c->client_ref;
+    if (!moved && c->qty <= o->leaves) {
+        /* A reduction keeps the order's place in the queue. */
+        int64_t cut = o->leaves - c->qty;
+        if (cut) {
+            price_level *lv = side_level(&b->side[o->side], order_key(o));
+            lv->qty -= cut;
+            o->leaves = c->qty;
+            o->qty -= cut;
+            touch(e, o->side, order_key(o));
+        }
+        event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
+        return;
+    }
+    unlink_order(e, b, oi);
+    int side = o->side;
+    if (UNLIKELY(side_prepare(e, &b->side[side], side ? -ticks : ticks))) {
+        /* Out of memory for a new price range: the order cannot rest again. */
+        event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_MAX_OPEN_ORDERS, 0, 0, 0, 0, c->ts);
+        drop_order(e, b, oi);
+        return;
+    }
+    o->ticks = ticks;
+    o->leaves = c->qty;
+    o->qty = filled + c->qty;
+    event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
+    taker t = {
+        .order_id = o->order_id,
+        .account = o->account,
+        .client_ref = o->client_ref,
+        .ticks = ticks,
+        .price = c->price,
+        .qty = o->qty,
+        .leaves = o->leaves,
+        .filled = filled,
+        .side = side,
+        .type = ARB_ORD_LIMIT,
+        .tif = ARB_TIF_GTC,
+        .flags = o->flags,
+        .stp = o->stp,
+    };
+    int stopped = match(e, b, &t, cross_threshold(side, ticks), c->ts);
+    /* match() frees records but never moves the pool, so o is still valid. */
+    if (!t.leaves) {
+        drop_order(e, b, oi);
+        return;
+    }
+    if (stopped) {
+        t.leaves = 0;
+        event_taker(e, b, &t, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, c->ts);
+        drop_order(e, b, oi);
+        return;
+    }
+    o->leaves = t.leaves;
+    rest_order(e, b, oi);
+}
+
+static void top_of_book(const order_book *b, arb_market_data *md)
+{
+    const book_side *bid = &b->side[SIDE_BID], *ask = &b->side[SIDE_ASK];
+    md->bid_px = md->bid_qty = md->ask_px = md->ask_qty = 0;
+    if (bid->n_levels) {
+        md->bid_px = bid->best * b->tick;
+        md->bid_qty = bid->slot[bid->best - bid->lo].qty;
+    }
+    if (ask->n_levels) {
+        md->ask_px = -ask->best * b->tick;
+        md->ask_qty = ask->slot[ask->best - ask->lo].qty;
+    }
+}
+
+static book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
+                         int64_t ts)
+{
+    book_md *m = out_md(&e->out);
+    if (!m)
+        return NULL;
+    memset(&m->head, 0, sizeof m->head);
+    m->head.kind = kind;
+    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
+    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
+    m->head.book_seq = seq;
+    m->head.ts = ts;
+    top_of_book(b, &m->head);
+    m->first_level = e->out.n_levels;
+    return m;
+}
+
+static inline int touched_before(const touched_level *a, const touched_level *b)
+{
+    return a->side != b->side ? a->side < b->side : a->key > b->key;
+}
+
+/* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
+ * the command touched: bids before asks, best first, each once. */
+static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
+{
+    touched_level *tl = e->touched;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->n_touched; i++) {
+        touched_level x = tl[i];
+        uint32_t j = n;
+        while (j > 0 && touched_before(&x, &tl[j - 1]))
+            j--;
+        if (j > 0 && tl[j - 1].key == x.key && tl[j - 1].side == x.side)
+            continue;
+        memmove(&tl[j + 1], &tl[j], (size_t)(n - j) * sizeof *tl);
+        tl[j] = x;
+        n++;
+    }
+    if (e->touched_lost)
+        e->out.dropped++;
+    book_md *m = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!m || m->head.n_levels == ARB_MD_MAX_LEVELS) {
+            m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
+            if (!m)
+                return;
+        }
+        arb_md_level *l = out_level(&e->out);
+        if (!l)
+            return;
+        const price_level *lv = book__side_find(&b->side[tl[i].side], tl[i].key);
+        l->side = (uint8_t)(tl[i].side + 1);
+        l->price = (tl[i].side ? -tl[i].key : tl[i].key) * b->tick;
+        l->qty = lv ? lv->qty : 0;
+        l->orders = lv ? lv->count : 0;
+        m->head.n_levels++;
+    }
+}
+
+uint32_t order_book_depth(const book_engine *e, const order_book *b, int side, arb_md_level *out,
+                          uint32_t max)
+{
+    (void)e;
+    int six = side == ARB_SIDE_SELL;
+    const book_side *s = &b->side[six];
+    uint32_t n = 0;
+    if (!s->n_levels)
+        return 0;
+    int found = 1;
+    for (int64_t key = s->best; found && n < max; key = book__side_next_key(s, key, &found)) {
+        const price_level *lv = book__side_find(s, key);
+        out[n].side = (uint8_t)(six + 1);
+        out[n].price = (six ? -key : key) * b->tick;
+        out[n].qty = lv->qty;
+        out[n].orders = lv->count;
+        n++;
+    }
+    return n;
+}
+
+static void process_snapshot(book_engine *e, order_book *b, const arb_order_cmd *c)
+{
+    uint32_t per_side = ARB_MD_MAX_LEVELS / 2;
+    if (e->cfg.snapshot_levels && e->cfg.snapshot_levels < per_side)
+        per_side = e->cfg.snapshot_levels;
+    book_md *m = md_begin(e, b, ARB_MD_SNAPSHOT, b->md_seq, c->ts);
+    if (!m)
+        return;
+    book_output *o = &e->out;
+    while (o->n_levels + 2 * per_side > o->cap_levels) {
+        void *p = grow_array(o->levels, &o->cap_levels, sizeof *o->levels);
+        if (!p) {
+            o->n_md--;
+            o->dropped++;
+            return;
+        }
+        o->levels = p;
+    }
+    for (int side = ARB_SIDE_BUY; side <= ARB_SIDE_SELL; side++) {
+        uint32_t n = order_book_depth(e, b, side, &o->levels[o->n_levels], per_side);
+        o->n_levels += n;
+        m->head.n_levels += n;
+    }
+}
+
+void book_engine_process(book_engine *e, const arb_order_cmd *c)
+{
+    order_book *b = find_book(e, c->venue, c->symbol);
+    if (UNLIKELY(!b)) {
+        reject(e, c, ARB_R_UNKNOWN_INSTRUMENT);
+        return;
+    }
+    e->n_touched = 0;
+    e->touched_lost = 0;
+    b->last_trade_px = 0;
+    switch (c->action) {
+    case ARB_CMD_NEW:
+        process_new(e, b, c);
+        break;
+    case ARB_CMD_CANCEL:
+        process_cancel(e, b, c);
+        break;
+    case ARB_CMD_REPLACE:
+        process_replace(e, b, c);
+        break;
+    case ARB_CMD_SNAPSHOT:
+        process_snapshot(e, b, c);
+        break;
+    default:
+        reject(e, c, ARB_R_BAD_FIELD);
+        break;
+    }
+    /* side_prepare may have slid a window past all its levels for an order
+     * that then did not rest. */
+    side_refill(&b->side[SIDE_BID]);
+    side_refill(&b->side[SIDE_ASK]);
+    if (e->n_touched)
+        emit_level_md(e, b, c->ts);
+    if (b->last_trade_px) {
+        b->ref_price = b->last_trade_px;
+        update_band(b);
+    }
+}
+
+/* ---- hooks for book_state.c ---- */
+
+int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
+{
+    int64_t ticks = v->price / b->tick;
+    int side = v->side == ARB_SIDE_SELL;
+    uint32_t acct;
+    if (account_get(e, v->account, &acct) || pool_reserve(e) || idmap_reserve(&b->ids, 1) ||
+        side_prepare(e, &b->side[side], side ? -ticks : ticks))
+        return ARB_ENOMEM;
+    uint32_t oi = pool_take(e);
+    resting_order *o = &e->orders[oi];
+    memset(o, 0, sizeof *o);
+    o->order_id = v->order_id;
+    o->account = v->account;
+    o->client_ref = v->client_ref;
+    o->ticks = ticks;
+    o->qty = v->qty;
+    o->leaves = v->leaves;
+    o->acct = acct;
+    o->side = (uint8_t)side;
+    o->flags = v->flags;
+    o->stp = v->stp;
+    idmap_put(&b->ids, v->order_id, oi);
+    e->accts[acct].open++;
+    b->orders++;
+    e->live++;
+    rest_order(e, b, oi);
+    e->n_touched = 0;
+    return ARB_OK;
+}
+
+void book__set_counters(order_book *b, uint64_t trade_seq, uint64_t md_seq, int64_t ref_price)
+{
+    b->trade_seq = trade_seq;
+    b->md_seq = md_seq;
+    b->ref_price = ref_price;
+    update_band(b);
+}
+
+uint32_t book__account_open(const book_engine *e, uint64_t account)
+{
+    uint32_t i = idmap_find(&e->acct_ids, account);
+    return i ? e->accts[i].open : 0;
+}
+
+order_book *book__find(book_engine *e, const char *venue, const char *symbol)
+{
+    return find_book(e, venue, symbol);
+}

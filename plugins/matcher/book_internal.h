@@ -1,0 +1,142 @@
+/*
+ * book_internal.h -- the engine's data structures, shared by book.c (matching)
+ * and book_state.c (save, restore, reading the state). Not for the plugin or
+ * tests: they use book.h.
+ *
+ * Layout, chosen for speed (see the README for the measurements):
+ *   - Resting orders live in one engine-wide pool of 64-byte records, linked
+ *     by 32-bit indices (0 is "none") into a FIFO per price level; freed
+ *     records go on a free list, so steady-state matching never allocates.
+ *   - Each book maps order ids to pool indices with an open-addressing table
+ *     (linear probing, backward-shift deletion): ids may be large and sparse.
+ *   - Each side of a book keeps its price levels in a window of consecutive
+ *     ticks, indexed directly, with a two-level bitmap to find the next best
+ *     level. Prices are "keys" in which better is larger on both sides (bid
+ *     key = ticks, ask key = -ticks), so one code path serves both. The window
+ *     slides and grows as prices move; levels that do not fit even at the
+ *     largest width sit in a sorted overflow array, always worse than every
+ *     window level, and move back when the window empties.
+ */
+#ifndef MATCHER_BOOK_INTERNAL_H
+#define MATCHER_BOOK_INTERNAL_H
+
+#include "book.h"
+
+#define SIDE_BID 0
+#define SIDE_ASK 1
+
+typedef struct resting_order {
+    uint64_t order_id;
+    uint64_t account;
+    uint64_t client_ref;
+    int64_t ticks;  /* limit price / tick */
+    int64_t qty;    /* total: filled + leaves */
+    int64_t leaves; /* open quantity */
+    uint32_t next;  /* newer order at the same level; free-list link when free */
+    uint32_t prev;  /* older order at the same level */
+    uint32_t acct;  /* index into the engine's account records */
+    uint8_t side;   /* SIDE_BID or SIDE_ASK */
+    uint8_t flags;
+    uint8_t stp; /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
+    uint8_t pad;
+} resting_order;
+
+typedef struct price_level {
+    int64_t qty; /* sum of the orders' leaves */
+    uint32_t head, tail;
+    uint32_t count;
+    uint32_t pad;
+} price_level;
+
+typedef struct far_level {
+    int64_t key;
+    price_level lv;
+} far_level;
+
+typedef struct book_side {
+    price_level *slot; /* slot[i] is the level of key lo + i */
+    uint64_t *bits;    /* bit i: slot[i] has orders */
+    uint64_t *summary; /* bit j: bits[j] != 0 */
+    price_level *spare_slot; /* zeroed twins, swapped in when the window slides */
+    uint64_t *spare_bits;
+    uint64_t *spare_summary;
+    int64_t lo;
+    int64_t best;      /* largest key with orders; valid when n_levels > 0 */
+    uint32_t width;    /* power of two */
+    uint32_t n_levels; /* levels with orders inside the window */
+    far_level *far;    /* ascending keys, all below lo; empty when n_levels == 0 */
+    uint32_t n_far, cap_far;
+} book_side;
+
+typedef struct id_slot {
+    uint64_t id;
+    uint32_t idx; /* 0: empty slot */
+    uint32_t pad;
+} id_slot;
+
+typedef struct id_map {
+    id_slot *slots;
+    uint32_t mask;
+    uint32_t count;
+    int shift; /* 64 - log2(capacity) */
+} id_map;
+
+struct order_book {
+    uint64_t k[3]; /* venue and symbol wire fields as three words */
+    char venue[ARB_VENUE_LEN];
+    char symbol[ARB_SYMBOL_LEN];
+    int64_t tick, lot, min_qty, max_qty;
+    int64_t band_bps;
+    int64_t ref_price; /* band reference */
+    int64_t band_lo, band_hi;
+    int64_t last_trade_px; /* of the current command, 0 if none */
+    uint64_t trade_seq;
+    uint64_t md_seq;
+    book_side side[2];
+    id_map ids; /* order id -> pool index */
+    uint32_t orders;
+    arb_instrument inst;
+};
+
+typedef struct account_rec {
+    uint64_t account;
+    uint32_t open;
+    uint32_t pad;
+} account_rec;
+
+typedef struct touched_level {
+    int64_t key;
+    int side;
+} touched_level;
+
+struct book_engine {
+    book_config cfg;
+    order_book *last_book; /* one-entry cache in front of the book table */
+    resting_order *orders;
+    uint32_t order_cap; /* records in the pool, index 0 unused */
+    uint32_t order_used; /* high-water mark of handed-out records */
+    uint32_t free_head;
+    uint32_t live;
+    uint64_t event_seq;
+    touched_level *touched;
+    uint32_t n_touched, cap_touched;
+    int touched_lost;
+    order_book **books;
+    uint32_t n_books, cap_books;
+    uint32_t *book_slots; /* open addressing: book index + 1, 0 empty */
+    uint32_t book_mask;
+    account_rec *accts;
+    uint32_t n_accts, cap_accts;
+    id_map acct_ids; /* account -> index into accts */
+    book_output out;
+};
+
+/* Shared between book.c and book_state.c. */
+int64_t book__side_next_key(const book_side *s, int64_t key, int *found);
+const price_level *book__side_find(const book_side *s, int64_t key);
+int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v);
+void book__set_counters(order_book *b, uint64_t trade_seq, uint64_t md_seq, int64_t ref_price);
+uint32_t book__account_open(const book_engine *e, uint64_t account);
+order_book *book__find(book_engine *e, const char *venue, const char *symbol);
+
+#endif /* MATCHER_BOOK_INTERNAL_H */
