@@ -30,3 +30,10 @@ bench_recorder_DEPS := $(B)/plugins/recorder.so
 
 FUZZERS += fuzz_recorder
 fuzz_recorder_SRCS := tests/fuzz/fuzz_recorder.c $(RECORDER_CORE)
+
+# The recorder behind the whole simulated market (needs the sim's plugins).
+TESTS += test_recorder_sim
+test_recorder_sim_SRCS := tests/integration/test_recorder_sim.c $(RECORDER_CORE) \
+	plugins/recorder/pg_writer.c $(TESTHOST_SRCS)
+test_recorder_sim_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
+test_recorder_sim_DEPS := $(B)/plugins/recorder.so

@@ -17,143 +17,19 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
-#include <libpq-fe.h>
-#include <limits.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../../plugins/recorder/batcher.h"
 #include "../../plugins/recorder/copy_rows.h"
 #include "../../plugins/recorder/pg_writer.h"
 #include "arb/wire.h"
 #include "host.h"
+#include "test_recorder_support.h"
 #include "testhost.h"
-
-extern char **environ;
 
 #define MS 1000000LL
 #define SEC 1000000000LL
-
-static int scale_down(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    return 4;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    return 4;
-#endif
-#endif
-    const char *s = getenv("ARB_TEST_SCALE");
-    return s && atoi(s) > 1 ? atoi(s) : 1;
-}
-
-/* ---- the database, blocking (test side only) ---- */
-
-static void quiet(void *arg, const char *msg) { (void)arg, (void)msg; }
-
-static PGconn *connect_db(const char *db)
-{
-    char dsn[128];
-    snprintf(dsn, sizeof dsn, "dbname=%s", db);
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("cannot connect to %s: %s", db, PQerrorMessage(c));
-    PQsetNoticeProcessor(c, quiet, NULL);
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-static long long q_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-static char *q_str(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    char *v = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-static void fresh_db(const char *name)
-{
-    PGconn *c = connect_db("postgres");
-    char sql[160];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-    exec_ok(c, sql);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    exec_ok(c, sql);
-    PQfinish(c);
-}
-
-/* Waits until no other session is connected to db: a recorder that was cut
- * off may still have its last statements running on the server. */
-static void wait_sessions_gone(PGconn *c)
-{
-    for (int i = 0; i < 500; i++) {
-        if (q_int(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND pid <> pg_backend_pid()") == 0)
-            return;
-        usleep(10000);
-    }
-    fail_msg("other sessions did not go away");
-}
-
-/* Runs pg_ctlcluster on the throwaway server; returns the child's pid. */
-static pid_t pg_ctl_spawn(const char *action)
-{
-    const char *ver = getenv("ARB_PG_VERSION"), *cluster = getenv("ARB_PG_CLUSTER");
-    assert_non_null(ver);
-    assert_non_null(cluster);
-    char *argv_stop[] = {"pg_ctlcluster", (char *)ver, (char *)cluster, "stop", "-m", "immediate",
-                         NULL};
-    char *argv_start[] = {"pg_ctlcluster", (char *)ver, (char *)cluster, "start", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, "pg_ctlcluster", &fa, NULL,
-                          strcmp(action, "stop") ? argv_start : argv_stop, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    return pid;
-}
-
-/* 1 once the child exited (successfully), 0 while it runs. */
-static int child_done(pid_t pid)
-{
-    int st;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == 0)
-        return 0;
-    assert_int_equal(r, pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    return 1;
-}
 
 /* ---- the records and what the tables must hold ---- */
 
@@ -218,77 +94,14 @@ static const char instruments_ini[] = "[instrument XA:BTCUSD]\nprice_decimals = 
                                       "[instrument XB:BTCUSD]\nprice_decimals = 4\nqty_decimals = 0\n"
                                       "[instrument XB:ETHUSD]\nprice_decimals = 4\nqty_decimals = 0\n";
 
-typedef struct expect_row {
-    int64_t id;
-    uint64_t i;
-} expect_row;
-
-static int by_id(const void *a, const void *b)
-{
-    int64_t x = ((const expect_row *)a)->id, y = ((const expect_row *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static void append_decimals(char *buf, size_t cap, int d)
-{
-    if (d < 0)
-        buf[0] = 0; /* concat_ws skips NULL */
-    else
-        snprintf(buf, cap, "%d", d);
-}
-
-/* md5 over trades 0..n-1 as the trades table must render them, built from
- * the records (not from the recorder's rows), hashed by the server. */
-static char *expected_trades_md5(PGconn *c, uint64_t n)
-{
-    expect_row *rows = malloc(n * sizeof *rows);
-    for (uint64_t i = 0; i < n; i++)
-        rows[i] = (expect_row){(int64_t)make_trade(i).trade_id, i};
-    qsort(rows, n, sizeof *rows, by_id);
-    size_t cap = n * 200 + 1, len = 0;
-    char *text = malloc(cap);
-    text[0] = 0;
-    for (uint64_t k = 0; k < n; k++) {
-        arb_trade t = make_trade(rows[k].i);
-        rec_scale sc = scale_of(&t);
-        char pd[8], qd[8];
-        append_decimals(pd, sizeof pd, sc.price_decimals);
-        append_decimals(qd, sizeof qd, sc.qty_decimals);
-        len += (size_t)snprintf(
-            text + len, cap - len, "%lld,%s,%s,%lld,%lld,%lld,%s%s%s%s%s,%lld,%lld,%lld,%lld,%lld,%lld\n",
-            (long long)(int64_t)t.trade_id, t.venue, t.symbol, (long long)t.ts,
-            (long long)t.price, (long long)t.qty, pd, *pd ? "," : "", qd, *qd ? "," : "",
-            t.aggressor == ARB_SIDE_BUY ? "buy" : "sell", (long long)t.buy_order_id,
-            (long long)t.sell_order_id, (long long)t.buy_account, (long long)t.sell_account,
-            (long long)t.seq, (long long)(t.ts / 1000));
-    }
-    free(rows);
-    const char *params[1] = {text};
-    PGresult *r = PQexecParams(c, "SELECT md5($1)", 1, NULL, params, NULL, NULL, 0);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    char *md5 = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    free(text);
-    return md5;
-}
-
-static char *table_trades_md5(PGconn *c)
-{
-    return q_str(c, "SELECT md5(coalesce(string_agg(concat_ws(',', trade_id, venue, symbol, ts_ns, "
-                    "price, qty, price_decimals, qty_decimals, aggressor, buy_order_id, "
-                    "sell_order_id, buy_account, sell_account, book_seq, "
-                    "(extract(epoch FROM executed_at) * 1000000)::bigint) || E'\\n', '' "
-                    "ORDER BY trade_id), '')) FROM trades");
-}
-
 /* The trades table holds exactly trades 0..n-1: count and digest. */
 static void assert_trades_exactly(PGconn *c, uint64_t n)
 {
-    assert_int_equal(q_int(c, "SELECT count(*) FROM trades"), (long long)n);
-    char *want = expected_trades_md5(c, n), *got = table_trades_md5(c);
-    assert_string_equal(got, want);
-    free(want);
-    free(got);
+    arb_trade *t = malloc(n * sizeof *t);
+    for (uint64_t i = 0; i < n; i++)
+        t[i] = make_trade(i);
+    assert_trades_table_holds(c, t, n, scale_of);
+    free(t);
 }
 
 /* ---- harness 1: writer + batcher on the test's own loop ---- */
@@ -835,21 +648,7 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!getenv("ARB_WITH_PG")) {
-        /* Run again under a throwaway server. */
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) {
-            perror("readlink /proc/self/exe");
-            return 1;
-        }
-        self[n] = 0;
-        char *args[] = {"scripts/with-pg.sh", self, NULL};
-        execv(args[0], args);
-        fprintf(stderr, "%s: cannot run scripts/with-pg.sh (run from the repo root): %s\n", argv[0],
-                strerror(errno));
-        return 1;
-    }
+    rec_test_reexec_under_pg(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(migrations_apply_once_and_rerun_as_no_ops),
         cmocka_unit_test(readme_queries_use_their_indexes),
