@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <time.h>
 
@@ -532,6 +533,27 @@ static int instance_healthy(testhost *t)
     return in->healthy;
 }
 
+/* GET /plugins/recorder/health, called directly (white-box): the status,
+ * and the body in *body (malloc'd). */
+static int health(testhost *t, char **body)
+{
+    arbh_host *h = testhost_host(t);
+    for (size_t i = 0; i < h->nroutes; i++) {
+        arbh_route *r = h->routes[i];
+        if (r->active && !strcmp(r->instance, "recorder") && !strcmp(r->path, "health")) {
+            struct evbuffer *b = evbuffer_new();
+            int status = r->fn(r->user, "GET", "health", NULL, b);
+            size_t n = evbuffer_get_length(b);
+            *body = calloc(1, n + 1);
+            evbuffer_remove(b, *body, n);
+            evbuffer_free(b);
+            return status;
+        }
+    }
+    fail_msg("the recorder has no health route");
+    return 0;
+}
+
 /* The issue's acceptance test: PostgreSQL is stopped hard in the middle of
  * a run while trades keep coming, then started again; afterwards the trades
  * table holds exactly what was produced (count and digest). */
@@ -605,11 +627,25 @@ static void full_buffer_refuses_and_counts_then_catches_up(void **state)
     testhost_run(t, 50 * MS);
     uint64_t refused = metric_value(t, 'c', "recorder_refused_total", NULL);
     assert_int_equal(refused, 2000);
+    char *body;
+    assert_int_equal(health(t, &body), 503);
+    assert_non_null(strstr(body, "\"database\":\"down\""));
+    assert_non_null(strstr(body, "\"refusing\":true"));
+    assert_non_null(strstr(body, "\"refused_rows\":2000"));
+    assert_non_null(strstr(body, "\"last_error\":"));
+    free(body);
+    assert_false(instance_healthy(t));
     pid_t starter = pg_ctl_spawn("start");
     while (!child_done(starter))
         testhost_run(t, 5 * MS);
     w.rows = 1000;
     assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
+    assert_int_equal(health(t, &body), 200);
+    assert_non_null(strstr(body, "\"database\":\"up\""));
+    assert_non_null(strstr(body, "\"buffered_rows\":0"));
+    assert_non_null(strstr(body, "\"refusing\":false"));
+    free(body);
+    assert_true(instance_healthy(t));
     testhost_free(t);
 
     PGconn *c = connect_db("rec_full");
