@@ -194,8 +194,13 @@ static int validate(json_t *root, const arb_instrument_table *instruments,
 
     json_t *price = json_object_get(root, "price");
     out->price = 0;
-    if (!price && out->type == ARB_ORD_LIMIT)
-        return fail(err, "missing_price", "price is required for a limit order");
+    /* A market order's price is its protection price: the matcher takes
+     * liquidity up to it and no further, so it is required too. */
+    if (!price)
+        return fail(err, "missing_price",
+                    out->type == ARB_ORD_LIMIT
+                        ? "price is required for a limit order"
+                        : "price (the worst price to trade at) is required for a market order");
     if (price) {
         if (decimal_field(price, "price", in->price_decimals, in->tick, &out->price, err,
                           "invalid_price", "price_off_tick"))

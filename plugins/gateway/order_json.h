@@ -24,7 +24,7 @@
 typedef struct gw_order_request {
     const arb_instrument *instrument; /* points into the table given to the parser */
     uint8_t side, type, tif, flags;
-    int64_t price; /* wire units; 0 for a market order without protection price */
+    int64_t price; /* wire units; for a market order its protection price */
     int64_t qty;   /* wire units */
     char client_order_id[GW_CLIENT_ID_MAX + 1];
 } gw_order_request;

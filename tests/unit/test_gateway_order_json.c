@@ -103,19 +103,21 @@ static void qty_finer_than_the_lot_is_rejected(void **state)
     expect_code("{" BASE ",\"price\":\"100\",\"qty\":\"1.0005\"}", "qty_off_lot");
 }
 
-static void market_order_needs_no_price_and_defaults_to_ioc(void **state)
+static void market_order_needs_a_protection_price_and_defaults_to_ioc(void **state)
 {
     (void)state;
-    assert_int_equal(parse("{" BASE ",\"type\":\"market\",\"qty\":\"1\"}"), 0);
+    expect_code("{" BASE ",\"type\":\"market\",\"qty\":\"1\"}", "missing_price");
+    assert_int_equal(parse("{" BASE ",\"type\":\"market\",\"price\":\"105\",\"qty\":\"1\"}"), 0);
     assert_int_equal(rq.type, ARB_ORD_MARKET);
     assert_int_equal(rq.tif, ARB_TIF_IOC);
-    assert_int_equal(rq.price, 0);
+    assert_int_equal(rq.price, 10500);
 }
 
 static void market_order_cannot_be_gtc(void **state)
 {
     (void)state;
-    expect_code("{" BASE ",\"type\":\"market\",\"qty\":\"1\",\"tif\":\"gtc\"}", "tif_not_allowed");
+    expect_code("{" BASE ",\"type\":\"market\",\"price\":\"1\",\"qty\":\"1\",\"tif\":\"gtc\"}",
+                "tif_not_allowed");
 }
 
 static void each_failure_has_its_own_code(void **state)
@@ -208,7 +210,7 @@ int main(void)
         cmocka_unit_test_setup(price_finer_than_the_unit_is_rejected_not_rounded, setup),
         cmocka_unit_test_setup(price_between_ticks_is_rejected, setup),
         cmocka_unit_test_setup(qty_finer_than_the_lot_is_rejected, setup),
-        cmocka_unit_test_setup(market_order_needs_no_price_and_defaults_to_ioc, setup),
+        cmocka_unit_test_setup(market_order_needs_a_protection_price_and_defaults_to_ioc, setup),
         cmocka_unit_test_setup(market_order_cannot_be_gtc, setup),
         cmocka_unit_test_setup(each_failure_has_its_own_code, setup),
         cmocka_unit_test_setup(malformed_decimals_are_invalid, setup),
