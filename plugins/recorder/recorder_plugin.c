@@ -28,6 +28,7 @@
  */
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +114,23 @@ static int read_config(recorder *r)
     for (const char *p = r->consumer; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return arb_cfg_reject(c, "consumer", "consumer has a control character");
+    const char *dsn_key = "dsn";
     if (!*r->dsn) {
         const char *env = getenv("ARB_PG_DSN");
         r->dsn = env ? env : "";
+        dsn_key = "dsn (from $ARB_PG_DSN)";
+    }
+    /* A malformed DSN is a config error now, not an outage later. */
+    if (*r->dsn) {
+        char *why = NULL;
+        PQconninfoOption *opts = PQconninfoParse(r->dsn, &why);
+        if (!opts) {
+            rc = arb_cfg_reject(c, dsn_key, "not a libpq connection string or URI: %s",
+                                why ? why : "out of memory");
+            PQfreemem(why);
+            return rc;
+        }
+        PQconninfoFree(opts);
     }
     return ARB_OK;
 }

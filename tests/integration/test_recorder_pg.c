@@ -533,6 +533,19 @@ static int instance_healthy(testhost *t)
     return in->healthy;
 }
 
+static void malformed_dsn_is_a_config_error_with_its_line(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin recorder]\nload = recorder.so\ndsn = nonsense\n"
+                               "batch_rows = 10\n");
+    if (t)
+        testhost_free(t);
+    assert_null(t);
+    const char *err = testhost_last_error();
+    if (!strstr(err, ":3") || !strstr(err, "dsn") || !strstr(err, "connection string"))
+        fail_msg("unexpected error: %s", err);
+}
+
 /* GET /plugins/recorder/health, called directly (white-box): the status,
  * and the body in *body (malloc'd). */
 static int health(testhost *t, char **body)
@@ -693,6 +706,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
         cmocka_unit_test(stalled_flush_reports_slow_then_recovers),
         cmocka_unit_test(flush_past_the_timeout_is_retried_on_a_new_connection),
+        cmocka_unit_test(malformed_dsn_is_a_config_error_with_its_line),
         cmocka_unit_test(database_outage_mid_run_records_exactly_what_was_produced),
         cmocka_unit_test(full_buffer_refuses_and_counts_then_catches_up),
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
