@@ -214,6 +214,23 @@ static void set_health(recorder *r, int healthy, const char *fmt, ...)
     arb_set_health(r->ctx, healthy, detail);
 }
 
+/* What /healthz says of us; refreshed on each state change and, while the
+ * database is away, on every tick (the held count grows). */
+static void show_health(recorder *r)
+{
+    const rec_db_health *h = rec_writer_health(r->writer);
+    unsigned long long held = rec_batcher_pending(&r->batcher);
+    if (h->state == REC_DB_DOWN)
+        set_health(r, 0, "database down, holding %llu rows%s: %.60s", held,
+                   r->refusing ? " (full, refusing)" : "", h->error);
+    else if (h->state == REC_DB_SLOW)
+        set_health(r, 1, "database slow, holding %llu rows", held);
+    else if (h->state == REC_DB_STARTING)
+        set_health(r, 0, "connecting to the database, holding %llu rows", held);
+    else
+        set_health(r, 1, "database up");
+}
+
 static void on_state(void *user, const rec_db_health *h)
 {
     recorder *r = user;
@@ -244,13 +261,7 @@ static void on_state(void *user, const rec_db_health *h)
     default: break;
     }
     r->shown_state = h->state;
-    if (h->state == REC_DB_DOWN)
-        set_health(r, 0, "database down, holding %llu rows: %s", (unsigned long long)held,
-                   h->error);
-    else if (h->state == REC_DB_SLOW)
-        set_health(r, 1, "database slow, holding %llu rows", (unsigned long long)held);
-    else
-        set_health(r, 1, "database up");
+    show_health(r);
     update_gauges(r, now);
 }
 
@@ -381,6 +392,8 @@ static void on_tick(void *user)
     recorder *r = user;
     rec_writer_kick(r->writer);
     update_gauges(r, rec_clock_ns());
+    if (rec_writer_health(r->writer)->state != REC_DB_UP)
+        show_health(r);
 }
 
 /* ---- admin: GET /plugins/<instance>/health ---- */
@@ -478,7 +491,7 @@ static int recorder_start(void *self)
         return ARB_ERROR;
     if (arb_admin_route(r->ctx, "health", on_health, r) < 0)
         arb_warn(r->ctx, "cannot register the health route");
-    set_health(r, 0, "connecting to the database");
+    show_health(r);
     rec_writer_start(r->writer);
     return ARB_OK;
 }
