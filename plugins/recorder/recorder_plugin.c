@@ -62,7 +62,7 @@ typedef struct recorder {
     enum rec_db_state shown_state; /* last state logged */
     int refusing;                  /* the bound is reached and records are refused */
     uint64_t refused_at_full;      /* refused count when refusing began */
-    int warned_unknown_instrument, warned_bad_record;
+    int warned_unknown_instrument, warned_bad_record, warned_oom;
     int64_t rate_window_start_ns;
     uint64_t rate_window_rows;
 
@@ -342,7 +342,8 @@ static int take_room(recorder *r, enum rec_topic t, size_t max_len, char **room)
         }
     } else {
         arb_counter_add(r->m.refused, 1);
-        arb_error(r->ctx, "out of memory buffering a row");
+        if (!r->warned_oom++)
+            arb_error(r->ctx, "out of memory buffering a row (further ones only counted)");
     }
     return rc;
 }
