@@ -24,6 +24,12 @@
  * (conf.d/sim.ini does). Instances on other loops still get every tick in
  * order, they just may lag.
  *
+ * Paced modes (wall, and sim at N x) run off a repeating timer of one tick
+ * period, but an event loop's timers can be coarser than that (libevent
+ * rounds to its clock, often 1-4 ms). So each firing publishes every tick
+ * that is due by the real time elapsed since start (at least one, at most
+ * 1024), and the long-run rate is right whatever the timer resolution.
+ *
  * Not here: what anyone does with a tick. This file reads the wall clock
  * (wall mode, and the informational wall_ns field); nothing else in the
  * simulation does.
@@ -47,6 +53,8 @@ typedef struct sim_clock {
     uint64_t seq;        /* last tick published */
     int timer;
     int finished;
+    int64_t paced_from; /* monotonic ns when pacing started */
+    uint64_t paced_seq; /* seq at that moment */
     arb_counter *ticks_metric;
     arb_counter *refused_metric;
 } sim_clock;
@@ -55,6 +63,13 @@ static int64_t wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -91,12 +106,25 @@ static int publish_tick(sim_clock *c)
     return ARB_OK;
 }
 
+/* Ticks due in a paced mode by the real time elapsed (>= 1 per firing). */
+static uint64_t ticks_due(const sim_clock *c)
+{
+    __int128 elapsed = mono_ns() - c->paced_from;
+    uint64_t scale = c->mode == ARB_TICK_SIM ? c->speed : 1;
+    uint64_t due = c->paced_seq + (uint64_t)(elapsed * scale / c->interval_ns);
+    uint64_t n = due > c->seq ? due - c->seq : 1;
+    return n > 1024 ? 1024 : n;
+}
+
 static void on_timer(void *user)
 {
     sim_clock *c = user;
     if (c->finished)
         return;
-    publish_tick(c);
+    uint64_t n = c->mode == ARB_TICK_SIM && c->speed == 0 ? 1 : ticks_due(c);
+    for (uint64_t k = 0; k < n && !(c->limit && c->seq >= c->limit); k++)
+        if (publish_tick(c))
+            break;
     if (c->limit && c->seq >= c->limit) {
         c->finished = 1;
         if (c->timer >= 0 && (c->mode == ARB_TICK_WALL || c->speed))
@@ -154,6 +182,8 @@ static int clock_start(void *self)
     sim_clock *c = self;
     if (c->limit && c->seq >= c->limit)
         return ARB_OK; /* restored after the last tick: nothing left to do */
+    c->paced_from = mono_ns();
+    c->paced_seq = c->seq;
     if (c->mode == ARB_TICK_SIM) {
         /* Until tick 1, "now" is already simulated: anything a plugin
          * stamps before it is reproducible too. */

@@ -111,6 +111,59 @@ static void every_kind_of_agent_trades(void **state)
     assert_true(sim_report_of(&r.reports, 30)->strategy[0] >= 4);
 }
 
+typedef struct tick_log {
+    uint64_t n, last_seq, out_of_order;
+    int64_t first_sim, last_sim, first_wall, last_wall;
+} tick_log;
+
+static void log_tick(void *user, const arb_msg *m)
+{
+    tick_log *l = user;
+    arb_tick t;
+    if (arb_tick_decode(m->data, m->len, &t))
+        return;
+    if (t.seq != l->last_seq + 1)
+        l->out_of_order++;
+    if (!l->n)
+        l->first_sim = t.sim_ns, l->first_wall = t.wall_ns;
+    l->last_sim = t.sim_ns, l->last_wall = t.wall_ns;
+    l->last_seq = t.seq;
+    l->n++;
+}
+
+static void run_clock(const char *keys, int64_t run_ns, tick_log *l)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[host]\nlog_level = warn\n[plugin clock]\nload = clock.so\n%s",
+             keys);
+    testhost *h = testhost_new(ini);
+    assert_non_null(h);
+    memset(l, 0, sizeof *l);
+    assert_true(arb_subscribe(testhost_ctx(h), ARB_TOPIC_SYSTEM_TICKS, log_tick, l) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    testhost_run(h, run_ns);
+    testhost_free(h);
+}
+
+/* Wall mode ticks every interval of real time and stamps the wall clock;
+ * sim mode at speed N moves simulated time N times faster than real time. */
+static void wall_and_scaled_clocks_keep_real_time(void **state)
+{
+    (void)state;
+    tick_log l;
+    run_clock("mode = wall\ninterval_ms = 5\n", 200ll * 1000000, &l);
+    assert_true(l.n >= 10 && l.n <= 45);
+    assert_int_equal(l.out_of_order, 0);
+    assert_true(l.last_sim == l.last_wall);
+    run_clock("mode = sim\ninterval_ms = 10\nspeed = 20\n", 200ll * 1000000, &l);
+    assert_int_equal(l.out_of_order, 0);
+    /* 400 at 20x (one tick per 0.5 ms of real time), whatever the loop's
+     * timer resolution */
+    assert_true(l.n >= 300 && l.n <= 420);
+    assert_int_equal(l.last_sim - l.first_sim, (int64_t)(l.n - 1) * 10000000);
+    assert_int_equal(l.first_sim, 1704067200ll * 1000000000);
+}
+
 /* The digest plugin prints, at stop, the hash of exactly the stream the
  * test saw: stdout is captured around the host's stop. */
 static void digest_plugin_prints_the_hash_of_the_trade_stream(void **state)
@@ -191,6 +244,7 @@ int main(void)
         cmocka_unit_test(another_seed_gives_another_trade_stream),
         cmocka_unit_test(tick_limit_stops_the_host_after_exactly_n_ticks),
         cmocka_unit_test(every_kind_of_agent_trades),
+        cmocka_unit_test(wall_and_scaled_clocks_keep_real_time),
         cmocka_unit_test(digest_plugin_prints_the_hash_of_the_trade_stream),
         cmocka_unit_test(arb_host_prints_the_same_digest_for_the_same_seed),
     };
