@@ -89,12 +89,13 @@ static void outage_mid_market_run_records_exactly_what_the_matcher_produced(void
     (void)state;
     int small = sim_sanitized();
     fresh_db("rec_sim");
-    /* The clock runs at 4x real time for 8 simulated seconds (about 2 s of
+    /* The clock runs at 2x real time for 16 simulated seconds (about 8 s of
      * wall time): long enough that the market is still running when the
-     * server is back, with a known end (the clock stops the host at its last
-     * tick, then the recorder writes what it holds as it stops). */
-    char *ini = sim_ini(7, 800, small ? 200 : 1000,
-                        "[plugin clock]\nspeed = 4\n"
+     * server is back (pg_ctlcluster start alone can take 2 s), with a known
+     * end (the clock stops the host at its last tick, then the recorder
+     * writes what it holds as it stops). */
+    char *ini = sim_ini(7, 1600, small ? 200 : 1000,
+                        "[plugin clock]\nspeed = 2\n"
                         "[plugin recorder]\nload = recorder.so\ndsn = dbname=rec_sim\n"
                         "flush_interval_ms = 20\nbackoff_min_ms = 50\nbackoff_max_ms = 300\n"
                         "drain_timeout_ms = 60000\n");
