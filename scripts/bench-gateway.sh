@@ -118,18 +118,34 @@ case "$probe" in
 esac
 ARB_BENCH_NAME=warmup wrk -t1 -c64 -d2s -s "$LUA" "http://127.0.0.1:$gport/v1/orders" >/dev/null
 
-run() { # name port delay_ms
+# Each figure is the median of ROUNDS runs, gateway and nginx alternating,
+# so a burst of other work on this shared machine moves one run, not the
+# reported figure or the ratio.
+ROUNDS=${ARB_BENCH_ROUNDS:-3}
+run() { # name port delay_ms round
     ARB_BENCH_NAME=$1 ARB_BENCH_DELAY_MS=$3 wrk -t1 -c64 -d"${SECS}s" -s "$LUA" \
-        "http://127.0.0.1:$2/v1/orders" | grep '^bench:' | tee -a "$tmp/results"
+        "http://127.0.0.1:$2/v1/orders" | grep '^bench:' > "$tmp/$1.$4"
 }
-run gateway_orders "$gport" 0
-run nginx_fixed_json "$nport" 0
-
-g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$tmp/results")
-n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$tmp/results")
+median_round() { # name metric-suffix -> the file of the round with the median value
+    for f in "$tmp/$1".*; do
+        printf '%s %s\n' "$(awk -v m="bench: $1_$2" '$1" "$2 == m {print $3}' "$f")" "$f"
+    done | sort -g | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}'
+}
+for r in $(seq 1 "$ROUNDS"); do
+    run gateway_orders "$gport" 0 "$r"
+    run nginx_fixed_json "$nport" 0 "$r"
+done
+gfile=$(median_round gateway_orders rps)
+nfile=$(median_round nginx_fixed_json rps)
+cat "$gfile" "$nfile"
+g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$gfile")
+n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$nfile")
 awk -v g="$g" -v n="$n" 'BEGIN { printf "bench: gateway_vs_nginx_ratio %.3f ratio\n", (n > 0 ? g / n : 0) }'
 
 # Latency at half the measured rate: each of the 64 connections pauses so
 # that together they offer about g/2 requests per second.
 delay=$(awk -v g="$g" 'BEGIN { d = int(64 * 1000 / (g / 2)); print (d < 1 ? 1 : d) }')
-run gateway_orders_half_rate "$gport" "$delay"
+for r in $(seq 1 "$ROUNDS"); do
+    run gateway_orders_half_rate "$gport" "$delay" "$r"
+done
+cat "$(median_round gateway_orders_half_rate p99)"

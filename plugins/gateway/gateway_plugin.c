@@ -39,6 +39,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1315,7 +1316,9 @@ fail:
 }
 
 /* Binds with SO_REUSEPORT so a hot-reloaded instance can listen before the
- * old one closes its socket. */
+ * old one closes its socket (the kernel then spreads new connections over
+ * both until the old one closes; two gateways configured on one port would
+ * share it the same way, so give each instance its own). */
 static evutil_socket_t bind_listener(gateway *gw)
 {
     struct sockaddr_storage ss;
@@ -1328,6 +1331,8 @@ static evutil_socket_t bind_listener(gateway *gw)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    /* Accepted sockets inherit it: a response never waits on Nagle. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) || listen(fd, 1024)) {
         int e = errno;
         close(fd);
