@@ -45,36 +45,37 @@ int main(int argc, char **argv)
         case 'c': files[nfiles++] = optarg; break;
         case 's': sets[nsets++] = optarg; break;
         case 'k': check = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': opt = -2; break;
+        default: opt = -3; break;
         }
+        if (opt < -1)
+            break;
     }
-    if (optind < argc || nfiles == 0) {
-        usage(stderr);
-        return 2;
+    if (opt == -2 || opt == -3 || optind < argc || nfiles == 0) {
+        usage(opt == -2 ? stdout : stderr);
+        free(files);
+        free(sets);
+        return opt == -2 ? 0 : 2;
     }
     char err[2048];
+    int code = 0;
     arbh_host *h = arbh_host_new(files, nfiles, NULL, sets, nsets, err, sizeof err);
     if (!h) {
         fprintf(stderr, "arb-host: %s\n", err);
-        return 2;
-    }
-    if (check) {
+        code = 2;
+    } else if (check) {
         arbh_host_print_plan(h, stdout);
         printf("configuration OK\n");
-        arbh_host_free(h);
-        free(files);
-        free(sets);
-        return 0;
+    } else {
+        arbh_host_install_signals(h);
+        if (arbh_host_start(h, err, sizeof err) != ARB_OK) {
+            fprintf(stderr, "arb-host: %s\n", err);
+            code = 1;
+        } else {
+            code = arbh_host_run(h);
+        }
+        arbh_host_stop(h);
     }
-    arbh_host_install_signals(h);
-    if (arbh_host_start(h, err, sizeof err) != ARB_OK) {
-        fprintf(stderr, "arb-host: %s\n", err);
-        arbh_host_free(h);
-        return 1;
-    }
-    int code = arbh_host_run(h);
-    arbh_host_stop(h);
     arbh_host_free(h);
     free(files);
     free(sets);
