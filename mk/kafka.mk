@@ -1,0 +1,32 @@
+# The Kafka room: the bus's Kafka transport (host/kafka.c), arbctl's tail and
+# decode (host/arbctl_kafka.c), and arb-devbroker (tools/devbroker/), the
+# in-memory Kafka cluster for development and tests. The systemd unit for the
+# split system is deploy/arb-host@.service.
+
+KAFKA_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) -lpthread
+
+TOOLS += arb-devbroker
+arb-devbroker_SRCS := tools/devbroker/devbroker.c
+arb-devbroker_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) -ldl
+
+# The transport against an in-process mock cluster.
+TESTS += test_kafka
+test_kafka_SRCS := tests/unit/test_kafka.c host/kafka.c host/config.c
+test_kafka_LIBS := $(KAFKA_LIBS) $(CMOCKA_LIBS)
+
+# Across processes: arb-devbroker and its fault commands.
+TESTS += test_kafka_devbroker
+test_kafka_devbroker_SRCS := tests/integration/test_kafka_devbroker.c host/kafka.c host/config.c
+test_kafka_devbroker_LIBS := $(KAFKA_LIBS) $(CMOCKA_LIBS)
+test_kafka_devbroker_DEPS := $(B)/arb-devbroker
+
+# kcat | arbctl decode, and arbctl tail. The test binary doubles as arbctl
+# (`test_kcat --arbctl tail ...` runs arbctl_kafka_main) until arbctl.c
+# dispatches tail and decode.
+TESTS += test_kcat
+test_kcat_SRCS := tests/integration/test_kcat.c host/arbctl_kafka.c host/config.c
+test_kcat_LIBS := $(KAFKA_LIBS) $(CMOCKA_LIBS)
+test_kcat_DEPS := $(B)/arb-devbroker
+
+FUZZERS += fuzz_decode_cli
+fuzz_decode_cli_SRCS := tests/fuzz/fuzz_decode_cli.c
