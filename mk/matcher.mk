@@ -5,6 +5,10 @@
 BOOK_SRCS := plugins/matcher/book.c plugins/matcher/book_state.c
 REF_BOOK_SRCS := tests/ref/ref_book.c
 
+PLUGINS += matcher
+matcher_SRCS := $(BOOK_SRCS) plugins/matcher/matcher_plugin.c
+matcher_LIBS := $(DEP_LIBS)
+
 TESTS += test_book_diff
 test_book_diff_SRCS := tests/unit/test_book_diff.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
 test_book_diff_LIBS := $(CMOCKA_LIBS)
@@ -12,3 +16,6 @@ test_book_diff_LIBS := $(CMOCKA_LIBS)
 TESTS += test_book
 test_book_SRCS := tests/unit/test_book.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
 test_book_LIBS := $(CMOCKA_LIBS)
+
+BENCHES += bench_book
+bench_book_SRCS := tests/bench/bench_book.c $(REF_BOOK_SRCS) $(BOOK_SRCS)

@@ -66,11 +66,21 @@ void book_output_free(book_output *o)
     memset(o, 0, sizeof *o);
 }
 
-/* ---- id map: open addressing, linear probing, backward-shift deletion ---- */
+/* ---- id map: open addressing, linear probing, backward-shift deletion ----
+ *
+ * A slot is 8 bytes: the top 32 bits of the id's multiplicative hash (which
+ * also give the home slot) and the record index. The full id lives only in
+ * the record, so a lookup confirms a tag match there; cancels and replaces
+ * read that record anyway, and a small table stays in cache. */
 
-static inline uint32_t idmap_home(const id_map *m, uint64_t id)
+static inline uint32_t id_tag(uint64_t id) { return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32); }
+
+/* The id of record idx in an array of records with the id first. */
+static inline uint64_t id_at(const void *base, size_t stride, uint32_t idx)
 {
-    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> m->shift);
+    uint64_t id;
+    memcpy(&id, (const char *)base + (size_t)idx * stride, sizeof id);
+    return id;
 }
 
 static int idmap_init(id_map *m, uint32_t cap)
@@ -80,37 +90,63 @@ static int idmap_init(id_map *m, uint32_t cap)
         return ARB_ENOMEM;
     m->mask = cap - 1;
     m->count = 0;
-    m->shift = 64 - __builtin_ctz(cap);
+    m->removals = 0;
+    m->shift = 32 - __builtin_ctz(cap);
     return ARB_OK;
 }
 
-static inline uint32_t idmap_find(const id_map *m, uint64_t id)
+/* Looks id up. Returns its record index, or 0; either way *slot is where
+ * the probe stopped: the id's slot, or the empty slot it would take (valid
+ * for idmap_fill only until the next removal). */
+static inline uint32_t idmap_probe(const id_map *m, uint64_t id, const void *base, size_t stride,
+                                   uint32_t *slot)
 {
-    uint32_t i = idmap_home(m, id);
-    for (;;) {
-        const id_slot *s = &m->slots[i];
-        if (s->idx == 0 || s->id == id)
-            return s->idx;
-        i = (i + 1) & m->mask;
+    uint32_t tag = id_tag(id);
+    for (uint32_t i = tag >> m->shift;; i = (i + 1) & m->mask) {
+        id_slot s = m->slots[i];
+        if (s.idx == 0 || (s.tag == tag && id_at(base, stride, s.idx) == id)) {
+            *slot = i;
+            return s.idx;
+        }
     }
+}
+
+static inline uint32_t idmap_find(const id_map *m, uint64_t id, const void *base, size_t stride)
+{
+    uint32_t slot;
+    return idmap_probe(m, id, base, stride, &slot);
+}
+
+static inline void idmap_put_tag(id_map *m, uint32_t tag, uint32_t idx)
+{
+    uint32_t i = tag >> m->shift;
+    while (m->slots[i].idx)
+        i = (i + 1) & m->mask;
+    m->slots[i].tag = tag;
+    m->slots[i].idx = idx;
+    m->count++;
 }
 
 /* Inserts an id known to be absent; capacity was reserved. */
 static inline void idmap_put(id_map *m, uint64_t id, uint32_t idx)
 {
-    uint32_t i = idmap_home(m, id);
-    while (m->slots[i].idx)
-        i = (i + 1) & m->mask;
-    m->slots[i].id = id;
-    m->slots[i].idx = idx;
-    m->count++;
+    idmap_put_tag(m, id_tag(id), idx);
 }
 
-static int idmap_reserve(id_map *m, uint32_t more)
+static int idmap_grow(id_map *m, uint32_t more);
+
+/* Room for `more` ids at a load of at most 1/2: longer probe runs cost
+ * more in mispredicted branches than the extra memory does in misses. */
+static inline int idmap_reserve(id_map *m, uint32_t more)
+{
+    if (LIKELY(((uint64_t)m->count + more) * 2 <= (uint64_t)m->mask + 1))
+        return ARB_OK;
+    return idmap_grow(m, more);
+}
+
+static int idmap_grow(id_map *m, uint32_t more)
 {
     uint64_t cap = (uint64_t)m->mask + 1;
-    if (LIKELY(((uint64_t)m->count + more) * 2 <= cap))
-        return ARB_OK;
     uint64_t ncap = cap;
     while (((uint64_t)m->count + more) * 2 > ncap)
         ncap *= 2;
@@ -121,28 +157,22 @@ static int idmap_reserve(id_map *m, uint32_t more)
         return ARB_ENOMEM;
     for (uint64_t i = 0; i < cap; i++)
         if (m->slots[i].idx)
-            idmap_put(&n, m->slots[i].id, m->slots[i].idx);
+            idmap_put_tag(&n, m->slots[i].tag, m->slots[i].idx);
     free(m->slots);
     *m = n;
     return ARB_OK;
 }
 
-static inline void idmap_erase(id_map *m, uint64_t id)
+/* Empties slot i, shifting later members of its probe run back into the
+ * hole so lookups never need tombstones. */
+static inline void idmap_remove_at(id_map *m, uint32_t i)
 {
-    uint32_t i = idmap_home(m, id);
-    while (m->slots[i].id != id || !m->slots[i].idx) {
-        if (!m->slots[i].idx)
-            return;
-        i = (i + 1) & m->mask;
-    }
-    /* Shift later members of the probe run back into the hole, so lookups
-     * never need tombstones. */
     uint32_t j = i;
     for (;;) {
         j = (j + 1) & m->mask;
         if (!m->slots[j].idx)
             break;
-        uint32_t h = idmap_home(m, m->slots[j].id);
+        uint32_t h = m->slots[j].tag >> m->shift;
         if (((j - h) & m->mask) >= ((j - i) & m->mask)) {
             m->slots[i] = m->slots[j];
             i = j;
@@ -150,6 +180,33 @@ static inline void idmap_erase(id_map *m, uint64_t id)
     }
     m->slots[i].idx = 0;
     m->count--;
+    m->removals++;
+}
+
+/* Removes the slot of record idx, which holds `id`. */
+static inline void idmap_erase(id_map *m, uint64_t id, uint32_t idx)
+{
+    uint32_t i = id_tag(id) >> m->shift;
+    while (m->slots[i].idx != idx) {
+        if (!m->slots[i].idx)
+            return;
+        i = (i + 1) & m->mask;
+    }
+    idmap_remove_at(m, i);
+}
+
+/* Fills the empty slot idmap_probe() found, unless a removal since then may
+ * have opened a hole earlier in the probe run. */
+static inline void idmap_fill(id_map *m, uint32_t slot, uint32_t removals, uint64_t id,
+                              uint32_t idx)
+{
+    if (UNLIKELY(removals != m->removals)) {
+        idmap_put(m, id, idx);
+        return;
+    }
+    m->slots[slot].tag = id_tag(id);
+    m->slots[slot].idx = idx;
+    m->count++;
 }
 
 /* ---- the price-level window of one side ---- */
@@ -283,18 +340,25 @@ static int far_reserve(book_side *s, uint32_t more)
     return ARB_OK;
 }
 
-const price_level *book__side_find(const book_side *s, int64_t key)
+static const price_level *far_find(const book_side *s, int64_t key)
 {
-    uint64_t off = (uint64_t)(key - s->lo);
-    if (off < s->width)
-        return &s->slot[off];
     uint32_t i = far_lower_bound(s, key);
     return i < s->n_far && s->far[i].key == key ? &s->far[i].lv : NULL;
 }
 
+static inline const price_level *side_find(const book_side *s, int64_t key)
+{
+    uint64_t off = (uint64_t)(key - s->lo);
+    if (LIKELY(off < s->width))
+        return &s->slot[off];
+    return far_find(s, key);
+}
+
+const price_level *book__side_find(const book_side *s, int64_t key) { return side_find(s, key); }
+
 static inline price_level *side_level(book_side *s, int64_t key)
 {
-    return (price_level *)book__side_find(s, key);
+    return (price_level *)side_find(s, key);
 }
 
 int64_t book__side_next_key(const book_side *s, int64_t key, int *found)
@@ -408,7 +472,7 @@ static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
 static int side_prepare(const book_engine *e, book_side *s, int64_t key)
 {
     uint64_t off = (uint64_t)(key - s->lo);
-    if (LIKELY(off < s->width))
+    if (off < s->width)
         return ARB_OK;
     uint32_t w = s->width;
     if (s->n_levels == 0) {
@@ -448,6 +512,13 @@ static inline void side_refill(book_side *s)
     side_pull_far(s);
 }
 
+static inline int side_reserve(const book_engine *e, book_side *s, int64_t key)
+{
+    if (LIKELY((uint64_t)(key - s->lo) < s->width))
+        return ARB_OK;
+    return side_prepare(e, s, key);
+}
+
 /* A level lost its last order. */
 static void side_level_emptied(book_side *s, int64_t key)
 {
@@ -470,10 +541,17 @@ static void side_level_emptied(book_side *s, int64_t key)
 
 /* ---- pool, accounts, books ---- */
 
-static int pool_reserve(book_engine *e)
+static int pool_grow(book_engine *e);
+
+static inline int pool_reserve(book_engine *e)
 {
     if (LIKELY(e->free_head || e->order_used + 1 < e->order_cap))
         return ARB_OK;
+    return pool_grow(e);
+}
+
+static int pool_grow(book_engine *e)
+{
     if (e->order_used >= BOOK_MAX_ORDERS)
         return ARB_ENOMEM;
     uint64_t n = (uint64_t)e->order_cap * 2;
@@ -503,13 +581,21 @@ static inline void pool_put(book_engine *e, uint32_t i)
     e->free_head = i;
 }
 
-static int account_get(book_engine *e, uint64_t account, uint32_t *idx)
+static int account_add(book_engine *e, uint64_t account, uint32_t *idx);
+
+static inline int account_get(book_engine *e, uint64_t account, uint32_t *idx)
 {
-    uint32_t i = idmap_find(&e->acct_ids, account);
+    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts);
     if (LIKELY(i)) {
         *idx = i;
         return ARB_OK;
     }
+    return account_add(e, account, idx);
+}
+
+static int account_add(book_engine *e, uint64_t account, uint32_t *idx)
+{
+    uint32_t i;
     if (e->n_accts + 1 >= e->cap_accts) {
         void *p = grow_array(e->accts, &e->cap_accts, sizeof *e->accts);
         if (!p)
@@ -570,7 +656,11 @@ const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VE
 static void update_band(order_book *b)
 {
     if (b->band_bps > 0 && b->ref_price > 0) {
-        int64_t delta = (int64_t)((__int128)b->ref_price * b->band_bps / 10000);
+        /* 64-bit arithmetic (a multiply by the constant's inverse) unless the
+         * product could overflow: band_bps <= 10000 < 2^14. */
+        int64_t delta = b->ref_price < (INT64_C(1) << 49)
+                            ? b->ref_price * b->band_bps / 10000
+                            : (int64_t)((__int128)b->ref_price * b->band_bps / 10000);
         b->band_lo = b->ref_price - delta;
         b->band_hi = b->ref_price + delta;
     } else {
@@ -642,6 +732,7 @@ int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
     uint32_t i = book_hash(b->k) & e->book_mask;
     while (e->book_slots[i])
         i = (i + 1) & e->book_mask;
+    b->index = e->n_books;
     e->books[e->n_books++] = b;
     e->book_slots[i] = e->n_books;
     return ARB_OK;
@@ -700,10 +791,6 @@ book_output *book_engine_output(book_engine *e) { return &e->out; }
 
 /* ---- output helpers ---- */
 
-/* Where events go when the output array cannot grow: sequences still
- * advance, so what does get out stays numbered as the reference numbers it. */
-static _Thread_local arb_order_event lost_event;
-static _Thread_local arb_trade lost_trade;
 
 static inline void touch(book_engine *e, int side, int64_t key)
 {
@@ -727,7 +814,7 @@ static inline arb_order_event *event_begin(book_engine *e, const order_book *b)
 {
     arb_order_event *ev = out_event(&e->out);
     if (UNLIKELY(!ev))
-        ev = &lost_event;
+        ev = &e->lost_event;
     memcpy(ev->venue, b->venue, ARB_VENUE_LEN);
     memcpy(ev->symbol, b->symbol, ARB_SYMBOL_LEN);
     ev->seq = ++e->event_seq;
@@ -738,7 +825,7 @@ static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
 {
     arb_order_event *ev = out_event(&e->out);
     if (UNLIKELY(!ev))
-        ev = &lost_event;
+        ev = &e->lost_event;
     memcpy(ev->venue, c->venue, ARB_VENUE_LEN);
     memcpy(ev->symbol, c->symbol, ARB_SYMBOL_LEN);
     ev->seq = ++e->event_seq;
@@ -878,15 +965,20 @@ static inline void unlink_order(book_engine *e, order_book *b, uint32_t oi)
         side_level_emptied(s, key);
 }
 
-/* Forgets an unlinked record: id, account count, pool. */
-static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
+/* Releases an unlinked record whose id is already out of the map. */
+static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
 {
-    resting_order *o = &e->orders[oi];
-    idmap_erase(&b->ids, o->order_id);
-    e->accts[o->acct].open--;
+    e->accts[e->orders[oi].acct].open--;
     b->orders--;
     e->live--;
     pool_put(e, oi);
+}
+
+/* Forgets an unlinked record: id, account count, pool. */
+static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
+{
+    idmap_erase(&b->ids, e->orders[oi].order_id, oi);
+    forget_order(e, b, oi);
 }
 
 /* Can a FOK fill completely, given self-trade prevention? */
@@ -899,7 +991,7 @@ static int fok_fillable(const book_engine *e, const order_book *b, const taker *
     int64_t key = s->best;
     int found = 1;
     while (found && key >= thr) {
-        const price_level *lv = book__side_find(s, key);
+        const price_level *lv = side_find(s, key);
         if (t->stp == ARB_STP_NONE) {
             need -= lv->qty;
         } else {
@@ -924,7 +1016,7 @@ static int fok_fillable(const book_engine *e, const order_book *b, const taker *
 
 /* Matches t against the opposite side down to threshold key thr. Returns 1
  * if self-trade prevention stopped the incoming order. */
-static int match(book_engine *e, order_book *b, taker *t, int64_t thr, int64_t ts)
+static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker *t, int64_t thr, int64_t ts)
 {
     int os = !t->side;
     book_side *s = &b->side[os];
@@ -954,7 +1046,7 @@ static int match(book_engine *e, order_book *b, taker *t, int64_t thr, int64_t t
                     ts);
         arb_trade *tr = out_trade(&e->out);
         if (UNLIKELY(!tr))
-            tr = &lost_trade;
+            tr = &e->lost_trade;
         memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
         memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
         tr->trade_id = trade_id;
@@ -1025,11 +1117,11 @@ static inline int would_cross(const order_book *b, int side, int64_t ticks)
 
 static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
-    if (UNLIKELY((unsigned)(c->side - 1) > 1u || (unsigned)(c->type - 1) > 1u ||
-                 (unsigned)(c->tif - 1) > 2u || (c->flags & ~ARB_ORDF_POST_ONLY) ||
-                 c->stp > ARB_STP_NONE || (c->type == ARB_ORD_MARKET && c->tif == ARB_TIF_GTC) ||
-                 ((c->flags & ARB_ORDF_POST_ONLY) &&
-                  (c->type != ARB_ORD_LIMIT || c->tif != ARB_TIF_GTC)))) {
+    /* Enums in range, then the combinations: market needs IOC/FOK,
+     * post-only needs LIMIT GTC. */
+    unsigned sd = c->side - 1u, ty = c->type - 1u, tf = c->tif - 1u;
+    if (UNLIKELY((sd | ty) > 1u || tf > 2u || c->flags > ARB_ORDF_POST_ONLY ||
+                 c->stp > ARB_STP_NONE || (ty == 1u && tf == 0u) || (c->flags && (ty | tf)))) {
         reject(e, c, ARB_R_BAD_FIELD);
         return;
     }
@@ -1039,69 +1131,97 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
         r = check_qty(b, c->qty);
     if (!r && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
         r = ARB_R_PRICE_BAND;
-    if (!r && UNLIKELY(idmap_find(&b->ids, c->order_id) != 0))
+    int side = (int)sd;
+    int gtc = tf == 0u;
+    /* The table must not grow between the probe and the insert. */
+    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1)))
+        r = ARB_R_MAX_OPEN_ORDERS;
+    uint32_t free_slot = 0, removals = b->ids.removals;
+    if (!r && UNLIKELY(idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders,
+                                   &free_slot) != 0))
         r = ARB_R_DUPLICATE_ORDER_ID;
-    int side = c->side - 1;
-    int gtc = c->tif == ARB_TIF_GTC;
     uint32_t acct = 0;
     if (!r && gtc) {
         if (account_get(e, c->account, &acct) ||
             (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
-            pool_reserve(e) || idmap_reserve(&b->ids, 1) ||
-            side_prepare(e, &b->side[side], side ? -ticks : ticks))
+            pool_reserve(e) || side_reserve(e, &b->side[side], side ? -ticks : ticks))
             r = ARB_R_MAX_OPEN_ORDERS;
     }
-    if (!r && (c->flags & ARB_ORDF_POST_ONLY) && would_cross(b, side, ticks))
+    int crosses = would_cross(b, side, ticks);
+    if (!r && c->flags && crosses)
         r = ARB_R_POST_ONLY_WOULD_TAKE;
     if (UNLIKELY(r)) {
         reject(e, c, r);
         return;
     }
-    taker t = {
+    uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
+    arb_order_event *ev = event_begin(e, b);
+    ev->kind = ARB_EV_ACCEPTED;
+    ev->reason = 0;
+    ev->side = c->side;
+    ev->type = c->type;
+    ev->tif = c->tif;
+    ev->flags = c->flags;
+    ev->order_id = c->order_id;
+    ev->account = c->account;
+    ev->price = c->price;
+    ev->qty = c->qty;
+    ev->leaves_qty = c->qty;
+    ev->filled_qty = 0;
+    ev->last_px = 0;
+    ev->last_qty = 0;
+    ev->trade_id = 0;
+    ev->ts = c->ts;
+    ev->client_ref = c->client_ref;
+    int64_t leaves = c->qty;
+    if (UNLIKELY(crosses || !gtc)) {
+        taker t = {
+            .order_id = c->order_id,
+            .account = c->account,
+            .client_ref = c->client_ref,
+            .ticks = ticks,
+            .price = c->price,
+            .qty = c->qty,
+            .leaves = c->qty,
+            .filled = 0,
+            .side = side,
+            .type = c->type,
+            .tif = c->tif,
+            .flags = c->flags,
+            .stp = stp,
+        };
+        int64_t thr = cross_threshold(side, ticks);
+        if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
+            t.leaves = 0;
+            event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+            return;
+        }
+        int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
+        if (!t.leaves)
+            return;
+        if (stopped || !gtc) {
+            t.leaves = 0;
+            event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
+                        stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
+            return;
+        }
+        leaves = t.leaves;
+    }
+    uint32_t oi = pool_take(e);
+    resting_order *o = &e->orders[oi];
+    *o = (resting_order){
         .order_id = c->order_id,
         .account = c->account,
         .client_ref = c->client_ref,
         .ticks = ticks,
-        .price = c->price,
         .qty = c->qty,
-        .leaves = c->qty,
-        .filled = 0,
-        .side = side,
-        .type = c->type,
-        .tif = c->tif,
+        .leaves = leaves,
+        .acct = acct,
+        .side = (uint8_t)side,
         .flags = c->flags,
-        .stp = c->stp ? c->stp : e->cfg.stp_default,
+        .stp = stp,
     };
-    event_taker(e, b, &t, ARB_EV_ACCEPTED, 0, 0, 0, 0, c->ts);
-    int64_t thr = cross_threshold(side, ticks);
-    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
-        t.leaves = 0;
-        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
-        return;
-    }
-    int stopped = match(e, b, &t, thr, c->ts);
-    if (!t.leaves)
-        return;
-    if (stopped || !gtc) {
-        t.leaves = 0;
-        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
-                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
-        return;
-    }
-    uint32_t oi = pool_take(e);
-    resting_order *o = &e->orders[oi];
-    o->order_id = t.order_id;
-    o->account = t.account;
-    o->client_ref = t.client_ref;
-    o->ticks = ticks;
-    o->qty = t.qty;
-    o->leaves = t.leaves;
-    o->acct = acct;
-    o->side = (uint8_t)side;
-    o->flags = t.flags;
-    o->stp = t.stp;
-    o->pad = 0;
-    idmap_put(&b->ids, t.order_id, oi);
+    idmap_fill(&b->ids, free_slot, removals, c->order_id, oi);
     e->accts[acct].open++;
     b->orders++;
     e->live++;
@@ -1110,7 +1230,8 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
 
 static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
-    uint32_t oi = idmap_find(&b->ids, c->order_id);
+    uint32_t slot;
+    uint32_t oi = idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders, &slot);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1122,12 +1243,13 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     }
     event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
     unlink_order(e, b, oi);
-    drop_order(e, b, oi);
+    idmap_remove_at(&b->ids, slot);
+    forget_order(e, b, oi);
 }
 
 static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
-    uint32_t oi = idmap_find(&b->ids, c->order_id);
+    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1169,7 +1291,7 @@ static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *
     }
     unlink_order(e, b, oi);
     int side = o->side;
-    if (UNLIKELY(side_prepare(e, &b->side[side], side ? -ticks : ticks))) {
+    if (UNLIKELY(side_reserve(e, &b->side[side], side ? -ticks : ticks))) {
         /* Out of memory for a new price range: the order cannot rest again. */
         event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_MAX_OPEN_ORDERS, 0, 0, 0, 0, c->ts);
         drop_order(e, b, oi);
@@ -1194,7 +1316,8 @@ static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *
         .flags = o->flags,
         .stp = o->stp,
     };
-    int stopped = match(e, b, &t, cross_threshold(side, ticks), c->ts);
+    int stopped =
+        would_cross(b, side, ticks) ? match(e, b, &t, cross_threshold(side, ticks), c->ts) : 0;
     /* match() frees records but never moves the pool, so o is still valid. */
     if (!t.leaves) {
         drop_order(e, b, oi);
@@ -1224,18 +1347,19 @@ static void top_of_book(const order_book *b, arb_market_data *md)
     }
 }
 
-static book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
-                         int64_t ts)
+static inline book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
+                                int64_t ts)
 {
     book_md *m = out_md(&e->out);
-    if (!m)
+    if (UNLIKELY(!m))
         return NULL;
-    memset(&m->head, 0, sizeof m->head);
     m->head.kind = kind;
+    m->head.n_levels = 0;
     memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
     memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
     m->head.book_seq = seq;
     m->head.ts = ts;
+    m->head.levels = NULL;
     top_of_book(b, &m->head);
     m->first_level = e->out.n_levels;
     return m;
@@ -1246,11 +1370,33 @@ static inline int touched_before(const touched_level *a, const touched_level *b)
     return a->side != b->side ? a->side < b->side : a->key > b->key;
 }
 
+static inline void md_level(book_engine *e, const order_book *b, book_md *m,
+                            const touched_level *t)
+{
+    arb_md_level *l = out_level(&e->out);
+    if (UNLIKELY(!l))
+        return;
+    const price_level *lv = side_find(&b->side[t->side], t->key);
+    l->side = (uint8_t)(t->side + 1);
+    l->price = (t->side ? -t->key : t->key) * b->tick;
+    l->qty = lv ? lv->qty : 0;
+    l->orders = lv ? lv->count : 0;
+    m->head.n_levels++;
+}
+
 /* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
  * the command touched: bids before asks, best first, each once. */
 static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
 {
     touched_level *tl = e->touched;
+    if (UNLIKELY(e->touched_lost))
+        e->out.dropped++;
+    if (LIKELY(e->n_touched == 1)) {
+        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
+        if (m)
+            md_level(e, b, m, &tl[0]);
+        return;
+    }
     uint32_t n = 0;
     for (uint32_t i = 0; i < e->n_touched; i++) {
         touched_level x = tl[i];
@@ -1263,8 +1409,6 @@ static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
         tl[j] = x;
         n++;
     }
-    if (e->touched_lost)
-        e->out.dropped++;
     book_md *m = NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (!m || m->head.n_levels == ARB_MD_MAX_LEVELS) {
@@ -1272,15 +1416,7 @@ static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
             if (!m)
                 return;
         }
-        arb_md_level *l = out_level(&e->out);
-        if (!l)
-            return;
-        const price_level *lv = book__side_find(&b->side[tl[i].side], tl[i].key);
-        l->side = (uint8_t)(tl[i].side + 1);
-        l->price = (tl[i].side ? -tl[i].key : tl[i].key) * b->tick;
-        l->qty = lv ? lv->qty : 0;
-        l->orders = lv ? lv->count : 0;
-        m->head.n_levels++;
+        md_level(e, b, m, &tl[i]);
     }
 }
 
@@ -1363,7 +1499,7 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
     side_refill(&b->side[SIDE_ASK]);
     if (e->n_touched)
         emit_level_md(e, b, c->ts);
-    if (b->last_trade_px) {
+    if (b->last_trade_px && b->last_trade_px != b->ref_price) {
         b->ref_price = b->last_trade_px;
         update_band(b);
     }
@@ -1411,7 +1547,7 @@ void book__set_counters(order_book *b, uint64_t trade_seq, uint64_t md_seq, int6
 
 uint32_t book__account_open(const book_engine *e, uint64_t account)
 {
-    uint32_t i = idmap_find(&e->acct_ids, account);
+    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts);
     return i ? e->accts[i].open : 0;
 }
 

@@ -170,6 +170,7 @@ void book_engine_process(book_engine *e, const arb_order_cmd *cmd);
 
 book_output *book_engine_output(book_engine *e);
 
+
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */
 
 typedef struct book_order_view {
@@ -185,6 +186,8 @@ const order_book *book_engine_book_at(const book_engine *e, size_t i);
 const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VENUE_LEN],
                                    const char symbol[ARB_SYMBOL_LEN]);
 const arb_instrument *order_book_instrument(const order_book *b);
+/* The book's position for book_engine_book_at() (stable: books are never removed). */
+size_t order_book_index(const order_book *b);
 
 /* Up to max levels of one side (ARB_SIDE_BUY/SELL), best first, with
  * total quantity and order count. Returns the number written. */

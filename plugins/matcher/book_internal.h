@@ -8,7 +8,8 @@
  *     by 32-bit indices (0 is "none") into a FIFO per price level; freed
  *     records go on a free list, so steady-state matching never allocates.
  *   - Each book maps order ids to pool indices with an open-addressing table
- *     (linear probing, backward-shift deletion): ids may be large and sparse.
+ *     of 8-byte slots (linear probing, backward-shift deletion): ids may be
+ *     large and sparse.
  *   - Each side of a book keeps its price levels in a window of consecutive
  *     ticks, indexed directly, with a two-level bitmap to find the next best
  *     level. Prices are "keys" in which better is larger on both sides (bid
@@ -69,16 +70,16 @@ typedef struct book_side {
 } book_side;
 
 typedef struct id_slot {
-    uint64_t id;
-    uint32_t idx; /* 0: empty slot */
-    uint32_t pad;
+    uint32_t tag; /* top 32 bits of the id's hash */
+    uint32_t idx; /* record index; 0: empty slot */
 } id_slot;
 
 typedef struct id_map {
     id_slot *slots;
     uint32_t mask;
     uint32_t count;
-    int shift; /* 64 - log2(capacity) */
+    int shift; /* 32 - log2(capacity): tag >> shift is the home slot */
+    uint32_t removals; /* counts removals, to know a probed empty slot is still right */
 } id_map;
 
 struct order_book {
@@ -95,6 +96,7 @@ struct order_book {
     book_side side[2];
     id_map ids; /* order id -> pool index */
     uint32_t orders;
+    uint32_t index; /* position in the engine's book list */
     arb_instrument inst;
 };
 
@@ -129,6 +131,10 @@ struct book_engine {
     uint32_t n_accts, cap_accts;
     id_map acct_ids; /* account -> index into accts */
     book_output out;
+    /* Where records go when an output array cannot grow: sequences still
+     * advance, so what does get out stays numbered as the reference has it. */
+    arb_order_event lost_event;
+    arb_trade lost_trade;
 };
 
 /* Shared between book.c and book_state.c. */

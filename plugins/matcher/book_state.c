@@ -32,6 +32,8 @@ const order_book *book_engine_book_at(const book_engine *e, size_t i)
 
 const arb_instrument *order_book_instrument(const order_book *b) { return &b->inst; }
 
+size_t order_book_index(const order_book *b) { return b->index; }
+
 uint32_t order_book_level_count(const order_book *b, int side)
 {
     const book_side *s = &b->side[side == ARB_SIDE_SELL];
