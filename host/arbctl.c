@@ -14,11 +14,12 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <ini.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 typedef struct reply {
     int status;
@@ -164,12 +165,23 @@ typedef struct admin_lookup {
     char addr[256];
 } admin_lookup;
 
-static int find_admin(void *user, const char *section, const char *name, const char *value)
+/* [host] admin of a config, read exactly as arb-host reads it (includes,
+ * ${ENV:-default}), so `arbctl -c FILE` finds the host that FILE runs. */
+static int find_admin(admin_lookup *a, const char *file)
 {
-    admin_lookup *a = user;
-    if (!strcmp(section, "host") && !strcmp(name, "admin"))
-        snprintf(a->addr, sizeof a->addr, "%s", value);
-    return 1;
+    arbh_config cfg;
+    int rc = arbh_config_load(&cfg, &file, 1, NULL, 0);
+    if (rc == 0) {
+        const char *v = arbh_config_get(&cfg, "host", "admin", NULL);
+        if (v)
+            snprintf(a->addr, sizeof a->addr, "%s", v);
+        else
+            fprintf(stderr, "arbctl: %s has no [host] admin; using %s\n", file, a->addr);
+    } else {
+        fprintf(stderr, "arbctl: %s\n", cfg.err);
+    }
+    arbh_config_free(&cfg);
+    return rc;
 }
 
 static void usage(FILE *out)
@@ -204,10 +216,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-a")) {
             snprintf(a.addr, sizeof a.addr, "%s", argv[++i]);
         } else if (!strcmp(argv[i], "-c")) {
-            if (ini_parse(argv[++i], find_admin, &a) < 0) {
-                fprintf(stderr, "arbctl: cannot read %s\n", argv[i]);
+            if (find_admin(&a, argv[++i]) != 0)
                 return 2;
-            }
         } else {
             usage(stderr);
             return 2;

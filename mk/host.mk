@@ -30,7 +30,7 @@ test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c
+arbctl_SRCS := host/arbctl.c host/config.c
 arbctl_LIBS := $(DEP_LIBS)
 
 BENCHES += bench_bus

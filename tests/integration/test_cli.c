@@ -187,6 +187,11 @@ static void arbctl_drives_a_running_host(void **state)
     assert_int_equal(run(&out, "%s/arbctl -a %s get /plugins/c/state", B, addr), 0);
     assert_non_null(strstr(out, "\"errors\": 0"));
     assert_int_equal(run(&out, "%s/arbctl -a %s frobnicate", B, addr), 2);
+    /* -c reads the config as the host does: ${ENV:-default} expanded. */
+    write_text("ctl.ini", "[host]\nadmin = ${ARB_TEST_ADMIN:-127.0.0.1:1}\n");
+    assert_int_equal(run(&out, "ARB_TEST_ADMIN=%s %s/arbctl -c %s/ctl.ini status", addr, B, tmp),
+                     0);
+    assert_non_null(strstr(out, "host live: ok"));
     /* SIGHUP: a new instance appears, the others stay. */
     write_text("run.ini", "[host]\nid = live\nadmin = 127.0.0.1:0\n"
                           "[plugin p]\nload = tp_seq.so\nrole = producer\nthread = 1\n"
