@@ -3,7 +3,7 @@
  * admin endpoint (libevent's HTTP client).
  *
  *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
- *          | book VENUE SYMBOL [INSTANCE] | get PATH
+ *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode
  *
  * The address comes from -a, else [host] admin of the config given with -c,
  * else $ARB_ADMIN, else 127.0.0.1:9100. $ARB_ADMIN_TOKEN is sent as a bearer
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "kafka.h"
 
 typedef struct reply {
     int status;
@@ -194,6 +195,9 @@ static void usage(FILE *out)
           "  book VENUE SYMBOL [I]   depth snapshot from matcher instance I (default matcher)\n"
           "  get PATH                any admin path, e.g. "
           "/plugins/matcher/book?venue=XA&symbol=BTCUSD\n"
+          "  tail TOPIC [-b BROKERS] [--from-beginning] [-n N]\n"
+          "                          a Kafka topic's records as JSON lines\n"
+          "  decode                  raw wire records on stdin (kcat -f '%s') as JSON lines\n"
           "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token)\n",
           out);
 }
@@ -229,6 +233,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[i];
     int nargs = argc - i - 1;
+    if (!strcmp(cmd, "tail") || !strcmp(cmd, "decode"))
+        return arbctl_kafka_main(argc - i, argv + i); /* Kafka, not the admin endpoint */
     char path[1024];
     enum evhttp_cmd_type method = EVHTTP_REQ_GET;
     int (*printer)(const char *) = NULL;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "kafka.h"
 
 /* One record in this many carries its publish time for the latency histogram:
  * reading the clock on every record would cost more than the delivery. */
@@ -45,6 +46,7 @@ static int topic_create_locked(arbh_host *h, const char *name)
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->id = n;
+    t->remote = h->kafka && arbh_kafka_routes(h->kafka, name);
     h->topics[n] = t;
     atomic_store(&h->ntopics, n + 1);
     return n;
@@ -295,8 +297,8 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
         return ARB_EINVAL;
     arbh_topic *t = h->topics[topic];
     arb_counter_add(&t->stats[loop->index].published, 1);
-    if (t->remote) /* routed through the external transport (Kafka) */
-        return h->remote_publish(h->remote, t->name, key, data, len);
+    if (t->remote) /* through Kafka; local subscribers get it back from there */
+        return arbh_kafka_produce(h->kafka, t->name, key, data, len);
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
     if (!mask)
         return ARB_OK; /* nobody listens: nothing to deliver */
@@ -414,6 +416,15 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
         inst->subs = items;
         inst->capsubs = cap;
     }
+    /* Kafka topics the plugin did not declare in its descriptor are asked
+     * for here, which must be on loop 0 (the consumer's thread). */
+    if (t->remote && inst->loop->index == 0)
+        arbh_kafka_want(h->kafka, t->name);
+    else if (t->remote && !arbh_declares(inst, t->name))
+        arbh_log(h, inst->name, ARB_LOG_WARN,
+                 "subscribes to Kafka topic %s without declaring it in its descriptor's "
+                 "subscribes list: records arrive only if another instance declares it",
+                 t->name);
     *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false};
     sl->items[sl->count++] = s;
     inst->subs[inst->nsubs++] = s;

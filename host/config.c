@@ -354,7 +354,7 @@ const arbh_cfg_entry *arbh_config_first_unread(const arbh_config *cfg, bool *who
 {
     for (size_t i = 0; i < cfg->count; i++) {
         const arbh_cfg_entry *e = &cfg->entries[i];
-        if (e->used || !strcmp(e->section, "kafka"))
+        if (e->used || !strcmp(e->section, "kafka") || !strncmp(e->section, "kafka.", 6))
             continue;
         if (e->section_seen) {
             *whole_section = false;

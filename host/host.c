@@ -20,10 +20,15 @@
 #include <arb/wire.h>
 
 #include "host.h"
+#include "kafka.h"
 
 static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
                                         "plugin_dir", "threads", "announce_ms", NULL};
-static const char *const bus_keys[] = {"transport", "queue_bytes", NULL};
+/* [bus] keys: ours, then the Kafka transport's (host/kafka.h). */
+static const char *const bus_keys[] = {
+    "transport",          "queue_bytes",  "brokers",           "kafka_topics",     "group",
+    "topic_prefix",       "partitions",   "topic_partitions",  "replication",      "create_topics",
+    "commit_interval_ms", "max_inflight", "revoke_timeout_ms", "flush_timeout_ms", NULL};
 
 int64_t arbh_wall_ns(void)
 {
@@ -137,6 +142,37 @@ __attribute__((format(printf, 6, 7))) static int entry_error(arbh_config *cfg, c
     return ARB_EINVAL;
 }
 
+static void kafka_log(void *user, int level, const char *msg)
+{
+    arbh_log(user, "kafka", level, "%s", msg);
+}
+
+static int kafka_deliver(void *user, const char *topic, uint64_t key, const void *data, size_t len,
+                         void (*done)(void *token), void *token)
+{
+    return arbh_bus_inject(user, topic, key, data, len, done, token);
+}
+
+bool arbh_declares(const arbh_instance *in, const char *topic)
+{
+    for (const char *const *s = in->desc ? in->desc->subscribes : NULL; s && *s; s++)
+        if (!strcmp(*s, topic))
+            return true;
+    return false;
+}
+
+/* Kafka topics must be asked for on loop 0: take what every instance's
+ * descriptor declares before any instance starts on its own thread. */
+static void kafka_want_declared(arbh_host *h)
+{
+    for (size_t i = 0; i < h->ninstances; i++) {
+        const arbh_instance *in = h->instances[i];
+        for (const char *const *s = in->desc ? in->desc->subscribes : NULL; s && *s; s++)
+            if (arbh_kafka_routes(h->kafka, *s))
+                arbh_kafka_want(h->kafka, *s);
+    }
+}
+
 static int read_host_settings(arbh_host *h, char *err, size_t n)
 {
     arbh_config *cfg = h->cfg;
@@ -168,9 +204,14 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
                            "'%s': expected milliseconds 0..3600000 (0: do not announce)", ann);
     h->announce_ns = (int64_t)ms * 1000000;
     const char *transport = arbh_config_get(cfg, "bus", "transport", "inproc");
-    if (strcmp(transport, "inproc"))
-        return entry_error(cfg, "bus", "transport", err, n,
-                           "'%s': this build supports transport = inproc", transport);
+    if (!strcmp(transport, "kafka")) {
+        if ((rc = arbh_kafka_new(cfg, h->id, &h->kafka, err, n)) != ARB_OK)
+            return rc;
+        arbh_kafka_set_log(h->kafka, kafka_log, h);
+    } else if (strcmp(transport, "inproc")) {
+        return entry_error(cfg, "bus", "transport", err, n, "'%s': expected inproc or kafka",
+                           transport);
+    }
     h->queue_bytes = ARBH_DEFAULT_QUEUE_BYTES;
     const char *qb = arbh_config_get(cfg, "bus", "queue_bytes", NULL);
     if (qb && (parse_size(qb, &h->queue_bytes) || h->queue_bytes < 65536 ||
@@ -510,6 +551,8 @@ static void announce_tick(void *user) { announce(user, ARB_SVC_ALIVE); }
 
 int arbh_host_start(arbh_host *h, char *err, size_t n)
 {
+    if (h->kafka)
+        kafka_want_declared(h);
     if (arbh_loops_start_threads(h) != ARB_OK) {
         snprintf(err, n, "cannot start loop threads: %s", strerror(errno));
         return ARB_ERROR;
@@ -532,6 +575,11 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     }
     if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
         return ARB_ERROR;
+    /* Consume only once every subscriber is in place. */
+    if (h->kafka && arbh_kafka_start(h->kafka, h->loops[0]->base, kafka_deliver, h) != ARB_OK) {
+        snprintf(err, n, "kafka: cannot start consuming (see the log above)");
+        return ARB_ERROR;
+    }
     if (h->announce_ns > 0 && h->self) {
         announce(h, ARB_SVC_ALIVE);
         h->announce_timer =
@@ -581,6 +629,10 @@ void arbh_host_stop(arbh_host *h)
         arb_timer_stop(&h->self->ctx, h->announce_timer);
         announce(h, ARB_SVC_TOMBSTONE); /* we are leaving: before anyone stops */
     }
+    /* No Kafka record may reach a stopping plugin, and none is committed as
+     * handled by a plugin that is gone: stop consuming first. */
+    if (h->kafka)
+        arbh_kafka_stop_consuming(h->kafka);
     drain_all(h);
     for (size_t i = h->ninstances; i-- > 0;) {
         arbh_instance *in = h->instances[i];
@@ -590,6 +642,8 @@ void arbh_host_stop(arbh_host *h)
         }
     }
     drain_all(h);
+    if (h->kafka)
+        arbh_kafka_stop(h->kafka); /* flush what the plugins produced */
     arbh_loops_stop(h);
 }
 
@@ -613,6 +667,8 @@ void arbh_host_free(arbh_host *h)
     free(h->routes);
     if (h->loops[0])
         arbh_bus_free(h);
+    if (h->kafka)
+        arbh_kafka_free(h->kafka);
     arbh_loops_free(h);
     for (size_t i = 0; i < h->nmetrics; i++) {
         arbh_metric *m = h->metrics[i];
@@ -650,9 +706,17 @@ static void print_topics(FILE *out, const char *label, const char *const *topics
 
 void arbh_host_print_plan(arbh_host *h, FILE *out)
 {
-    fprintf(out, "host %s: %d loop%s, bus inproc (%zu bytes per queue)%s%s\n", h->id, h->nloops,
-            h->nloops == 1 ? "" : "s", h->queue_bytes, h->admin_addr[0] ? ", admin " : "",
-            h->admin_addr);
+    fprintf(out, "host %s: %d loop%s, bus %s (%zu bytes per queue)%s%s\n", h->id, h->nloops,
+            h->nloops == 1 ? "" : "s", h->kafka ? "kafka" : "inproc", h->queue_bytes,
+            h->admin_addr[0] ? ", admin " : "", h->admin_addr);
+    if (h->kafka) {
+        fprintf(out, "    through Kafka:");
+        int nt = atomic_load(&h->ntopics);
+        for (int i = 0; i < nt; i++)
+            if (h->topics[i]->remote)
+                fprintf(out, " %s", h->topics[i]->name);
+        fprintf(out, "\n");
+    }
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
         if (in->is_pseudo)

@@ -56,8 +56,8 @@ typedef struct arbh_topic_stats {
 typedef struct arbh_topic {
     char name[64];
     int id;
-    bool remote;                /* published through the external transport, not local rings */
-    _Atomic uint64_t loop_mask; /* loops with subscriptions */
+    bool remote; /* goes through Kafka: published out, delivered in by arbh_bus_inject */
+    _Atomic uint64_t loop_mask;         /* loops with subscriptions */
     arbh_sub_list subs[ARBH_MAX_LOOPS]; /* each touched only by its loop */
     arbh_topic_stats stats[ARBH_MAX_LOOPS];
 } arbh_topic;
@@ -171,9 +171,7 @@ struct arbh_host {
 
     /* External transport (Kafka): a publish on a remote topic goes here, and
      * records arriving from it enter through arbh_bus_inject(). */
-    void *remote;
-    int (*remote_publish)(void *remote, const char *topic, uint64_t key, const void *data,
-                          size_t len);
+    struct arbh_kafka *kafka;       /* NULL: everything stays in process */
     struct arbh_inflight *inflight; /* injected records not yet handled everywhere */
     size_t ninflight, capinflight;
     struct event *done_ev;
@@ -291,6 +289,9 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
 int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out, size_t n);
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
                              const char *labels, const char *help);
+
+/* True if the instance's descriptor lists `topic` among its subscriptions. */
+bool arbh_declares(const arbh_instance *in, const char *topic);
 
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);

@@ -1,6 +1,7 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
-HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c
-HOST_LIBS := $(DEP_LIBS) -ldl -lpthread -lm
+HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
+	host/kafka.c
+HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) -ldl -lpthread -lm
 
 TOOLS += arb-host
 arb-host_SRCS := $(HOST_LIB_SRCS) host/main.c
@@ -30,8 +31,8 @@ test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c host/config.c
-arbctl_LIBS := $(DEP_LIBS)
+arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c
+arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS)
 
 BENCHES += bench_bus
 bench_bus_SRCS := tests/bench/bench_bus.c $(TESTHOST_SRCS)
@@ -49,3 +50,8 @@ fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
 TESTS += test_cli
 test_cli_SRCS := tests/integration/test_cli.c
 test_cli_LIBS := $(CMOCKA_LIBS)
+
+# The Kafka transport through the real host (two hosts, one mock cluster).
+TESTS += test_kafka_host
+test_kafka_host_SRCS := tests/integration/test_kafka_host.c $(TESTHOST_SRCS)
+test_kafka_host_LIBS := $(TESTHOST_LIBS)
