@@ -117,3 +117,5 @@ void testhost_free(testhost *h)
 }
 
 struct arbh_host *testhost_host(testhost *h) { return h->host; }
+
+int64_t testhost_last_reload_pause_ns(testhost *h) { return h->host->last_reload_pause_ns; }

@@ -34,6 +34,8 @@ int testhost_reload(testhost *h, const char *instance, const char *new_so_path, 
 int testhost_shut_down(testhost *h, int *code);
 /* Path of a built plugin: $ARB_BUILD/plugins/NAME.so or tests/plugins/NAME.so. */
 const char *testhost_plugin_path(const char *name);
+/* How long the last reload held its instance's loop (the pause), in ns. */
+int64_t testhost_last_reload_pause_ns(testhost *h);
 /* Stops everything (reverse order, queues drained) and frees. */
 void testhost_free(testhost *h);
 /* The underlying host, for white-box tests of host/ itself. */
