@@ -473,6 +473,7 @@ static void start_on_loop(void *arg)
 }
 
 static void stop_on_loop(void *arg) { arbh_instance_stop(arg); }
+static void arm_on_loop(void *arg) { arbh_instance_arm_timers(arg); }
 
 static void drain_on_loop(void *arg)
 {
@@ -553,6 +554,9 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
 {
     if (h->kafka)
         kafka_want_declared(h);
+    /* Timers wait until every instance has started and subscribed: else a
+     * producer on one loop could run before a consumer on another exists. */
+    h->starting = true;
     if (arbh_loops_start_threads(h) != ARB_OK) {
         snprintf(err, n, "cannot start loop threads: %s", strerror(errno));
         return ARB_ERROR;
@@ -564,6 +568,7 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
         start_call c = {in, err, n, 0};
         arbh_loop_call(in->loop, start_on_loop, &c);
         if (c.rc != ARB_OK) {
+            h->starting = false;
             /* Stop what already runs, newest first, and report the cause. */
             for (size_t j = i; j-- > 0;)
                 if (!h->instances[j]->is_pseudo)
@@ -573,6 +578,9 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
         arbh_log(h, in->name, ARB_LOG_INFO, "started %s %s on loop %d", in->desc->name,
                  in->desc->version, in->thread);
     }
+    h->starting = false;
+    for (size_t i = 0; i < h->ninstances; i++)
+        arbh_loop_call(h->instances[i]->loop, arm_on_loop, h->instances[i]);
     if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
         return ARB_ERROR;
     /* Consume only once every subscriber is in place. */

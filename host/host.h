@@ -193,6 +193,7 @@ struct arbh_host {
     char id[64];
     int log_level;
     int64_t started_at;
+    bool starting; /* timers wait until every instance has started */
     _Atomic int stopping;
     int exit_code;
 
@@ -273,6 +274,8 @@ void arbh_instance_stop(arbh_instance *in);                      /* on its loop 
 void arbh_instance_free(arbh_instance *in);
 void arbh_instance_teardown_regs(arbh_instance *in);
 void arbh_instance_commit_regs(arbh_instance *in);
+/* Arms the instance's timers that are not armed yet (after host start). */
+void arbh_instance_arm_timers(arbh_instance *in);
 /* Hot reload in two steps. prepare (any thread): copy and dlopen the new
  * build, check its ABI and name. reload (on the instance's loop: the pause):
  * create, save -> restore, start, commit. On failure the old instance serves

@@ -284,7 +284,7 @@ static int api_timer_start(arb_ctx *ctx, uint64_t interval_ns, int repeat, arb_t
         return ARB_ENOMEM;
     }
     in->timers[in->ntimers++] = t;
-    if (!in->staging && timer_arm(t) != ARB_OK) {
+    if (!in->staging && !in->host->starting && timer_arm(t) != ARB_OK) {
         timer_free(in, in->ntimers - 1);
         return ARB_ERROR;
     }
@@ -668,6 +668,13 @@ void arbh_instance_commit_regs(arbh_instance *in)
         if (h->routes[i]->owner == in)
             h->routes[i]->active = true;
     pthread_mutex_unlock(&h->metric_mu);
+}
+
+void arbh_instance_arm_timers(arbh_instance *in)
+{
+    for (size_t i = 0; i < in->ntimers; i++)
+        if (!event_pending(in->timers[i]->ev, EV_TIMEOUT, NULL))
+            timer_arm(in->timers[i]);
 }
 
 void arbh_instance_stop(arbh_instance *in)
