@@ -19,3 +19,16 @@ test_book_LIBS := $(CMOCKA_LIBS)
 
 BENCHES += bench_book
 bench_book_SRCS := tests/bench/bench_book.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
+
+# matcher.so in the real host. Recursive (=): TESTHOST_* come from mk/host.mk.
+TESTS += test_matcher_plugin
+test_matcher_plugin_SRCS = tests/unit/test_matcher_plugin.c $(TESTHOST_SRCS)
+test_matcher_plugin_LIBS = $(TESTHOST_LIBS)
+test_matcher_plugin_DEPS := $(B)/plugins/matcher.so
+
+TESTS += test_book_state
+test_book_state_SRCS := tests/unit/test_book_state.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
+test_book_state_LIBS := $(CMOCKA_LIBS)
+
+FUZZERS += fuzz_book
+fuzz_book_SRCS := tests/fuzz/fuzz_book.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)

@@ -237,7 +237,8 @@ static size_t check_book(book_engine *e, const uint8_t *p, size_t avail, order_b
     }
     if (best_bid >= best_ask) /* a crossed book is not a state we could have saved */
         return 0;
-    qsort(*ids, n, sizeof **ids, cmp_u64);
+    if (n > 1)
+        qsort(*ids, n, sizeof **ids, cmp_u64);
     for (uint32_t i = 1; i < n; i++)
         if ((*ids)[i] == (*ids)[i - 1])
             return 0;

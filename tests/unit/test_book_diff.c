@@ -37,7 +37,7 @@ static uint64_t total_commands, total_events, total_trades, total_md;
 
 static size_t scaled(size_t n)
 {
-    size_t div = UNDER_ASAN ? 25 : 1;
+    size_t div = UNDER_ASAN ? 2 : 1;
     const char *s = getenv("ARB_TEST_SCALE");
     if (s && atoi(s) > 0)
         div = (size_t)atoi(s);
