@@ -34,23 +34,32 @@ static void *grow_array(void *p, uint32_t *cap, size_t elem)
     return q;
 }
 
-#define OUTPUT_APPEND(o, arr, n, cap)                                                          \
-    do {                                                                                       \
-        if (UNLIKELY((o)->n == (o)->cap)) {                                                    \
-            void *q = grow_array((o)->arr, &(o)->cap, sizeof *(o)->arr);                      \
-            if (!q) {                                                                          \
-                (o)->dropped++;                                                                \
-                return NULL;                                                                   \
-            }                                                                                  \
-            (o)->arr = q;                                                                      \
-        }                                                                                      \
-        return &(o)->arr[(o)->n++];                                                            \
+#define OUTPUT_APPEND(o, arr, n, cap)                                    \
+    do {                                                                 \
+        if (UNLIKELY((o)->n == (o)->cap)) {                              \
+            void *q = grow_array((o)->arr, &(o)->cap, sizeof *(o)->arr); \
+            if (!q) {                                                    \
+                (o)->dropped++;                                          \
+                return NULL;                                             \
+            }                                                            \
+            (o)->arr = q;                                                \
+        }                                                                \
+        return &(o)->arr[(o)->n++];                                      \
     } while (0)
 
-static inline arb_order_event *out_event(book_output *o) { OUTPUT_APPEND(o, events, n_events, cap_events); }
-static inline arb_trade *out_trade(book_output *o) { OUTPUT_APPEND(o, trades, n_trades, cap_trades); }
+static inline arb_order_event *out_event(book_output *o)
+{
+    OUTPUT_APPEND(o, events, n_events, cap_events);
+}
+static inline arb_trade *out_trade(book_output *o)
+{
+    OUTPUT_APPEND(o, trades, n_trades, cap_trades);
+}
 static inline book_md *out_md(book_output *o) { OUTPUT_APPEND(o, md, n_md, cap_md); }
-static inline arb_md_level *out_level(book_output *o) { OUTPUT_APPEND(o, levels, n_levels, cap_levels); }
+static inline arb_md_level *out_level(book_output *o)
+{
+    OUTPUT_APPEND(o, levels, n_levels, cap_levels);
+}
 
 arb_order_event *book_output_event(book_output *o) { return out_event(o); }
 arb_trade *book_output_trade(book_output *o) { return out_trade(o); }
@@ -73,7 +82,10 @@ void book_output_free(book_output *o)
  * the record, so a lookup confirms a tag match there; cancels and replaces
  * read that record anyway, and a small table stays in cache. */
 
-static inline uint32_t id_tag(uint64_t id) { return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32); }
+static inline uint32_t id_tag(uint64_t id)
+{
+    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32);
+}
 
 /* The id of record idx in an array of records with the id first. */
 static inline uint64_t id_at(const void *base, size_t stride, uint32_t idx)
@@ -302,8 +314,8 @@ static int side_init(book_side *s, uint32_t width)
 
 static void side_free(book_side *s)
 {
-    window_arrays w = {s->slot, s->spare_slot, s->bits, s->spare_bits, s->summary,
-                       s->spare_summary};
+    window_arrays w = {s->slot,       s->spare_slot, s->bits,
+                       s->spare_bits, s->summary,    s->spare_summary};
     window_arrays_free(&w);
     free(s->far);
     memset(s, 0, sizeof *s);
@@ -449,8 +461,8 @@ static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
     memset(s->bits, 0, (size_t)nwords * 8);
     memset(s->summary, 0, (size_t)summary_words(s->width) * 8);
     if (new_width != s->width) {
-        window_arrays old = {s->slot, s->spare_slot, s->bits, s->spare_bits, s->summary,
-                             s->spare_summary};
+        window_arrays old = {s->slot,       s->spare_slot, s->bits,
+                             s->spare_bits, s->summary,    s->spare_summary};
         window_arrays_free(&old);
         s->slot = fresh.slot, s->spare_slot = fresh.spare_slot;
         s->bits = fresh.bits, s->spare_bits = fresh.spare_bits;
@@ -621,8 +633,8 @@ static inline void book_key(const char *venue, const char *symbol, uint64_t k[3]
 
 static inline uint32_t book_hash(const uint64_t k[3])
 {
-    uint64_t h = k[0] * 0x9E3779B97F4A7C15ull ^ k[1] * 0xC2B2AE3D27D4EB4Full ^
-                 k[2] * 0x165667B19E3779F9ull;
+    uint64_t h =
+        k[0] * 0x9E3779B97F4A7C15ull ^ k[1] * 0xC2B2AE3D27D4EB4Full ^ k[2] * 0x165667B19E3779F9ull;
     return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -712,8 +724,8 @@ int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
     order_book *b = calloc(1, sizeof *b);
     if (!b)
         return ARB_ENOMEM;
-    if (side_init(&b->side[0], e->cfg.window_init) ||
-        side_init(&b->side[1], e->cfg.window_init) || idmap_init(&b->ids, 16)) {
+    if (side_init(&b->side[0], e->cfg.window_init) || side_init(&b->side[1], e->cfg.window_init) ||
+        idmap_init(&b->ids, 16)) {
         book_free(b);
         return ARB_ENOMEM;
     }
@@ -750,10 +762,9 @@ int book_engine_new(const book_config *cfg, book_engine **out)
         c.window_init = DEFAULT_WINDOW_INIT;
     if (!c.window_max)
         c.window_max = c.window_init > DEFAULT_WINDOW_MAX ? c.window_init : DEFAULT_WINDOW_MAX;
-    if (c.stp_default > ARB_STP_NONE || c.window_init < MIN_WINDOW ||
-        c.window_max > MAX_WINDOW || c.window_init > c.window_max ||
-        (c.window_init & (c.window_init - 1)) || (c.window_max & (c.window_max - 1)) ||
-        c.order_capacity > BOOK_MAX_ORDERS)
+    if (c.stp_default > ARB_STP_NONE || c.window_init < MIN_WINDOW || c.window_max > MAX_WINDOW ||
+        c.window_init > c.window_max || (c.window_init & (c.window_init - 1)) ||
+        (c.window_max & (c.window_max - 1)) || c.order_capacity > BOOK_MAX_ORDERS)
         return ARB_EINVAL;
     book_engine *e = calloc(1, sizeof *e);
     if (!e)
@@ -790,7 +801,6 @@ void book_engine_free(book_engine *e)
 book_output *book_engine_output(book_engine *e) { return &e->out; }
 
 /* ---- output helpers ---- */
-
 
 static inline void touch(book_engine *e, int side, int64_t key)
 {
@@ -857,8 +867,8 @@ typedef struct taker {
 } taker;
 
 static inline void event_taker(book_engine *e, const order_book *b, const taker *t, uint8_t kind,
-                               uint8_t reason, int64_t last_px, int64_t last_qty,
-                               uint64_t trade_id, int64_t ts)
+                               uint8_t reason, int64_t last_px, int64_t last_qty, uint64_t trade_id,
+                               int64_t ts)
 {
     arb_order_event *ev = event_begin(e, b);
     ev->kind = kind;
@@ -1016,7 +1026,8 @@ static int fok_fillable(const book_engine *e, const order_book *b, const taker *
 
 /* Matches t against the opposite side down to threshold key thr. Returns 1
  * if self-trade prevention stopped the incoming order. */
-static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker *t, int64_t thr, int64_t ts)
+static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker *t, int64_t thr,
+                                           int64_t ts)
 {
     int os = !t->side;
     book_side *s = &b->side[os];
@@ -1040,10 +1051,9 @@ static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker 
         lv->qty -= fill;
         t->leaves -= fill;
         t->filled += fill;
-        event_resting(e, b, o, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px,
-                      fill, trade_id, ts);
-        event_taker(e, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, px, fill, trade_id,
-                    ts);
+        event_resting(e, b, o, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px, fill,
+                      trade_id, ts);
+        event_taker(e, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, px, fill, trade_id, ts);
         arb_trade *tr = out_trade(&e->out);
         if (UNLIKELY(!tr))
             tr = &e->lost_trade;
@@ -1137,8 +1147,8 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1)))
         r = ARB_R_MAX_OPEN_ORDERS;
     uint32_t free_slot = 0, removals = b->ids.removals;
-    if (!r && UNLIKELY(idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders,
-                                   &free_slot) != 0))
+    if (!r &&
+        UNLIKELY(idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders, &free_slot) != 0))
         r = ARB_R_DUPLICATE_ORDER_ID;
     uint32_t acct = 0;
     if (!r && gtc) {
@@ -1370,8 +1380,7 @@ static inline int touched_before(const touched_level *a, const touched_level *b)
     return a->side != b->side ? a->side < b->side : a->key > b->key;
 }
 
-static inline void md_level(book_engine *e, const order_book *b, book_md *m,
-                            const touched_level *t)
+static inline void md_level(book_engine *e, const order_book *b, book_md *m, const touched_level *t)
 {
     arb_md_level *l = out_level(&e->out);
     if (UNLIKELY(!l))
@@ -1477,21 +1486,11 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
     e->touched_lost = 0;
     b->last_trade_px = 0;
     switch (c->action) {
-    case ARB_CMD_NEW:
-        process_new(e, b, c);
-        break;
-    case ARB_CMD_CANCEL:
-        process_cancel(e, b, c);
-        break;
-    case ARB_CMD_REPLACE:
-        process_replace(e, b, c);
-        break;
-    case ARB_CMD_SNAPSHOT:
-        process_snapshot(e, b, c);
-        break;
-    default:
-        reject(e, c, ARB_R_BAD_FIELD);
-        break;
+    case ARB_CMD_NEW: process_new(e, b, c); break;
+    case ARB_CMD_CANCEL: process_cancel(e, b, c); break;
+    case ARB_CMD_REPLACE: process_replace(e, b, c); break;
+    case ARB_CMD_SNAPSHOT: process_snapshot(e, b, c); break;
+    default: reject(e, c, ARB_R_BAD_FIELD); break;
     }
     /* side_prepare may have slid a window past all its levels for an order
      * that then did not rest. */

@@ -170,7 +170,6 @@ void book_engine_process(book_engine *e, const arb_order_cmd *cmd);
 
 book_output *book_engine_output(book_engine *e);
 
-
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */
 
 typedef struct book_order_view {
@@ -201,10 +200,10 @@ int order_book_each_order(const book_engine *e, const order_book *b, int side, b
                           void *user);
 
 typedef struct order_book_stats {
-    uint64_t trades;  /* trade sequence: trades so far */
-    uint64_t md_seq;  /* last market data sequence */
+    uint64_t trades;   /* trade sequence: trades so far */
+    uint64_t md_seq;   /* last market data sequence */
     int64_t ref_price; /* band reference: last trade price or the configured one */
-    uint32_t orders;  /* resting orders */
+    uint32_t orders;   /* resting orders */
     int64_t bid_px, bid_qty, ask_px, ask_qty; /* qty 0: that side is empty */
 } order_book_stats;
 void order_book_get_stats(const book_engine *e, const order_book *b, order_book_stats *st);

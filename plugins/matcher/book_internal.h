@@ -55,9 +55,9 @@ typedef struct far_level {
 } far_level;
 
 typedef struct book_side {
-    price_level *slot; /* slot[i] is the level of key lo + i */
-    uint64_t *bits;    /* bit i: slot[i] has orders */
-    uint64_t *summary; /* bit j: bits[j] != 0 */
+    price_level *slot;       /* slot[i] is the level of key lo + i */
+    uint64_t *bits;          /* bit i: slot[i] has orders */
+    uint64_t *summary;       /* bit j: bits[j] != 0 */
     price_level *spare_slot; /* zeroed twins, swapped in when the window slides */
     uint64_t *spare_bits;
     uint64_t *spare_summary;
@@ -78,7 +78,7 @@ typedef struct id_map {
     id_slot *slots;
     uint32_t mask;
     uint32_t count;
-    int shift; /* 32 - log2(capacity): tag >> shift is the home slot */
+    int shift;         /* 32 - log2(capacity): tag >> shift is the home slot */
     uint32_t removals; /* counts removals, to know a probed empty slot is still right */
 } id_map;
 
@@ -115,7 +115,7 @@ struct book_engine {
     book_config cfg;
     order_book *last_book; /* one-entry cache in front of the book table */
     resting_order *orders;
-    uint32_t order_cap; /* records in the pool, index 0 unused */
+    uint32_t order_cap;  /* records in the pool, index 0 unused */
     uint32_t order_used; /* high-water mark of handed-out records */
     uint32_t free_head;
     uint32_t live;

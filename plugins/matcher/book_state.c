@@ -130,8 +130,7 @@ int book_engine_save(const book_engine *e, const char *venue, const char *symbol
     if (venue) {
         char v[ARB_VENUE_LEN], s[ARB_SYMBOL_LEN];
         if (!symbol || arb_fixstr_set(v, ARB_VENUE_LEN, venue) ||
-            arb_fixstr_set(s, ARB_SYMBOL_LEN, symbol) ||
-            !(only = book_engine_find(e, v, s)))
+            arb_fixstr_set(s, ARB_SYMBOL_LEN, symbol) || !(only = book_engine_find(e, v, s)))
             return ARB_ENOENT;
     }
     size_t n_books = only ? 1 : e->n_books;

@@ -383,8 +383,8 @@ static json_t *levels_json(const matcher *m, const order_book *b, int side, uint
     for (uint32_t i = 0; i < n; i++) {
         arb_dec_format(tmp[i].price, in->price_decimals, px, sizeof px);
         arb_dec_format(tmp[i].qty, in->qty_decimals, qty, sizeof qty);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "price", px, "qty", qty,
-                                             "orders", (json_int_t)tmp[i].orders));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "price", px, "qty", qty, "orders",
+                                             (json_int_t)tmp[i].orders));
     }
     return arr;
 }
@@ -437,11 +437,11 @@ static int admin_book(void *user, const char *method, const char *path, const ch
     const arb_instrument *in = order_book_instrument(b);
     char ref[40];
     arb_dec_format(st.ref_price, in->price_decimals, ref, sizeof ref);
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "venue", in->venue,
-                          "symbol", in->symbol, "book_seq", (json_int_t)st.md_seq, "trades",
-                          (json_int_t)st.trades, "orders", (json_int_t)st.orders, "ref_price",
-                          ref, "bids", levels_json(m, b, ARB_SIDE_BUY, (uint32_t)depth, tmp),
-                          "asks", levels_json(m, b, ARB_SIDE_SELL, (uint32_t)depth, tmp));
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "venue", in->venue, "symbol",
+                          in->symbol, "book_seq", (json_int_t)st.md_seq, "trades",
+                          (json_int_t)st.trades, "orders", (json_int_t)st.orders, "ref_price", ref,
+                          "bids", levels_json(m, b, ARB_SIDE_BUY, (uint32_t)depth, tmp), "asks",
+                          levels_json(m, b, ARB_SIDE_SELL, (uint32_t)depth, tmp));
     char *text = json_dumps(j, JSON_COMPACT);
     evbuffer_add_printf(out, "%s\n", text ? text : "{}");
     free(text);
@@ -475,8 +475,8 @@ static int make_metrics(matcher *m)
     for (unsigned r = 1; r <= ARB_R_REASON_MAX; r++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", arb_reason_name(r));
-        m->m_rejects[r] = arb_counter_new(ctx, "matcher_rejects_total", labels,
-                                          "Rejected commands by reason");
+        m->m_rejects[r] =
+            arb_counter_new(ctx, "matcher_rejects_total", labels, "Rejected commands by reason");
     }
     size_t n = book_engine_book_count(m->engine);
     m->book_m = calloc(n ? n : 1, sizeof *m->book_m);
@@ -555,8 +555,8 @@ static int matcher_restore(void *self, uint32_t state_version, const void *bytes
 {
     matcher *m = self;
     if (state_version != BOOK_STATE_VERSION) {
-        arb_warn(m->ctx, "refusing matcher state version %u (this build reads %u)",
-                 state_version, BOOK_STATE_VERSION);
+        arb_warn(m->ctx, "refusing matcher state version %u (this build reads %u)", state_version,
+                 BOOK_STATE_VERSION);
         return ARB_EREFUSED;
     }
     int rc = book_engine_restore(m->engine, bytes, len);

@@ -58,9 +58,11 @@ static void make_command(const uint8_t *p, arb_order_cmd *c, int64_t ts)
 {
     memset(c, 0, sizeof *c);
     uint8_t k = p[0];
-    c->action = k < 150 ? ARB_CMD_NEW : k < 195 ? ARB_CMD_CANCEL : k < 250 ? ARB_CMD_REPLACE
-                                                : k < 253 ? ARB_CMD_SNAPSHOT
-                                                          : (uint8_t)(k - 250);
+    c->action = k < 150   ? ARB_CMD_NEW
+                : k < 195 ? ARB_CMD_CANCEL
+                : k < 250 ? ARB_CMD_REPLACE
+                : k < 253 ? ARB_CMD_SNAPSHOT
+                          : (uint8_t)(k - 250);
     uint8_t f = p[1];
     c->side = (uint8_t)(1 + (f & 1));
     c->type = (f & 0x0e) == 0x0e ? ARB_ORD_MARKET : ARB_ORD_LIMIT;

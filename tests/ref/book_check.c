@@ -23,12 +23,36 @@ static int pct(book_gen *g, uint32_t p) { return below(g, 100) < p; }
 size_t book_test_instruments(arb_instrument *out, size_t max)
 {
     static const arb_instrument defs[] = {
-        {.venue = "XA", .symbol = "BTCUSD", .price_decimals = 2, .qty_decimals = 3, .tick = 5,
-         .lot = 1, .min_qty = 1, .max_qty = 1000, .ref_price = 100000, .band_bps = 500},
-        {.venue = "XB", .symbol = "BTCUSD", .price_decimals = 2, .qty_decimals = 2, .tick = 1,
-         .lot = 10, .min_qty = 10, .max_qty = 5000, .ref_price = 5000, .band_bps = 0},
-        {.venue = "XA", .symbol = "ETHUSD", .price_decimals = 2, .qty_decimals = 0, .tick = 1,
-         .lot = 1, .min_qty = 2, .max_qty = 500, .ref_price = 3000, .band_bps = 0},
+        {.venue = "XA",
+         .symbol = "BTCUSD",
+         .price_decimals = 2,
+         .qty_decimals = 3,
+         .tick = 5,
+         .lot = 1,
+         .min_qty = 1,
+         .max_qty = 1000,
+         .ref_price = 100000,
+         .band_bps = 500},
+        {.venue = "XB",
+         .symbol = "BTCUSD",
+         .price_decimals = 2,
+         .qty_decimals = 2,
+         .tick = 1,
+         .lot = 10,
+         .min_qty = 10,
+         .max_qty = 5000,
+         .ref_price = 5000,
+         .band_bps = 0},
+        {.venue = "XA",
+         .symbol = "ETHUSD",
+         .price_decimals = 2,
+         .qty_decimals = 0,
+         .tick = 1,
+         .lot = 1,
+         .min_qty = 2,
+         .max_qty = 500,
+         .ref_price = 3000,
+         .band_bps = 0},
     };
     size_t n = sizeof defs / sizeof defs[0];
     if (n > max)
@@ -102,42 +126,18 @@ static void set_book(arb_order_cmd *c, const arb_instrument *in)
 static void spoil(book_gen *g, arb_order_cmd *c, const arb_instrument *in)
 {
     switch (below(g, 12)) {
-    case 0:
-        arb_fixstr_set(c->venue, ARB_VENUE_LEN, "XC");
-        break;
-    case 1:
-        c->price += in->tick > 1 ? 1 : 0;
-        break;
-    case 2:
-        c->qty = -(int64_t)below(g, 3);
-        break;
-    case 3:
-        c->qty += in->lot > 1 ? 1 : 0;
-        break;
-    case 4:
-        c->qty = in->max_qty + in->lot;
-        break;
-    case 5:
-        c->price = -(int64_t)below(g, 2) * in->tick;
-        break;
-    case 6:
-        c->action = (uint8_t)(pct(g, 50) ? 0 : 5 + below(g, 3));
-        break;
-    case 7:
-        c->side = (uint8_t)(pct(g, 50) ? 0 : 3);
-        break;
-    case 8:
-        c->type = ARB_ORD_MARKET, c->tif = ARB_TIF_GTC;
-        break;
-    case 9:
-        c->flags = (uint8_t)(pct(g, 50) ? 2 : ARB_ORDF_POST_ONLY), c->tif = ARB_TIF_IOC;
-        break;
-    case 10:
-        c->stp = 4 + (uint8_t)below(g, 3);
-        break;
-    default:
-        c->qty = in->min_qty > 1 ? in->min_qty - 1 : 0;
-        break;
+    case 0: arb_fixstr_set(c->venue, ARB_VENUE_LEN, "XC"); break;
+    case 1: c->price += in->tick > 1 ? 1 : 0; break;
+    case 2: c->qty = -(int64_t)below(g, 3); break;
+    case 3: c->qty += in->lot > 1 ? 1 : 0; break;
+    case 4: c->qty = in->max_qty + in->lot; break;
+    case 5: c->price = -(int64_t)below(g, 2) * in->tick; break;
+    case 6: c->action = (uint8_t)(pct(g, 50) ? 0 : 5 + below(g, 3)); break;
+    case 7: c->side = (uint8_t)(pct(g, 50) ? 0 : 3); break;
+    case 8: c->type = ARB_ORD_MARKET, c->tif = ARB_TIF_GTC; break;
+    case 9: c->flags = (uint8_t)(pct(g, 50) ? 2 : ARB_ORDF_POST_ONLY), c->tif = ARB_TIF_IOC; break;
+    case 10: c->stp = 4 + (uint8_t)below(g, 3); break;
+    default: c->qty = in->min_qty > 1 ? in->min_qty - 1 : 0; break;
     }
 }
 
@@ -251,23 +251,22 @@ void gen_observe(book_gen *g, const book_output *out, size_t first_event)
 
 /* ---- comparison ---- */
 
-#define DIFF(kind, i, field, fmt, a, b)                                                        \
-    do {                                                                                       \
-        if ((a) != (b)) {                                                                      \
-            snprintf(msg, cap, "%s %zu: %s differs: engine " fmt ", reference " fmt, kind,     \
-                     (size_t)(i), #field, a, b);                                               \
-            return msg;                                                                        \
-        }                                                                                      \
+#define DIFF(kind, i, field, fmt, a, b)                                                    \
+    do {                                                                                   \
+        if ((a) != (b)) {                                                                  \
+            snprintf(msg, cap, "%s %zu: %s differs: engine " fmt ", reference " fmt, kind, \
+                     (size_t)(i), #field, a, b);                                           \
+            return msg;                                                                    \
+        }                                                                                  \
     } while (0)
-#define DIFF_U(kind, i, s, t, f)                                                               \
-    DIFF(kind, i, f, "%" PRIu64, (uint64_t)(s)->f, (uint64_t)(t)->f)
+#define DIFF_U(kind, i, s, t, f) DIFF(kind, i, f, "%" PRIu64, (uint64_t)(s)->f, (uint64_t)(t)->f)
 #define DIFF_I(kind, i, s, t, f) DIFF(kind, i, f, "%" PRId64, (int64_t)(s)->f, (int64_t)(t)->f)
-#define DIFF_TEXT(kind, i, s, t, f)                                                            \
-    do {                                                                                       \
-        if (memcmp((s)->f, (t)->f, sizeof((s)->f))) {                                          \
-            snprintf(msg, cap, "%s %zu: %s differs", kind, (size_t)(i), #f);                   \
-            return msg;                                                                        \
-        }                                                                                      \
+#define DIFF_TEXT(kind, i, s, t, f)                                          \
+    do {                                                                     \
+        if (memcmp((s)->f, (t)->f, sizeof((s)->f))) {                        \
+            snprintf(msg, cap, "%s %zu: %s differs", kind, (size_t)(i), #f); \
+            return msg;                                                      \
+        }                                                                    \
     } while (0)
 
 const char *book_outputs_differ(const book_output *a, const book_output *b, char *msg, size_t cap)
@@ -356,8 +355,8 @@ static int flush_level(level_sum *s)
     if (!s->count)
         return 0;
     if (s->index >= s->n_depth) {
-        snprintf(s->msg, s->cap, "side %d: orders at price %" PRId64 " but no depth level",
-                 s->side, s->price);
+        snprintf(s->msg, s->cap, "side %d: orders at price %" PRId64 " but no depth level", s->side,
+                 s->price);
         return 1;
     }
     const arb_md_level *l = &s->depth[s->index++];
@@ -382,8 +381,8 @@ static int sum_order(void *user, const book_order_view *o)
     if (s->count && o->price != s->price) {
         int worse = s->side == ARB_SIDE_BUY ? o->price < s->price : o->price > s->price;
         if (!worse) {
-            snprintf(s->msg, s->cap, "side %d: price %" PRId64 " after %" PRId64, s->side,
-                     o->price, s->price);
+            snprintf(s->msg, s->cap, "side %d: price %" PRId64 " after %" PRId64, s->side, o->price,
+                     s->price);
             return 1;
         }
         if (flush_level(s))
@@ -397,14 +396,13 @@ static int sum_order(void *user, const book_order_view *o)
     return 0;
 }
 
-const char *book_check_properties(const book_engine *e, const order_book *b,
-                                  const book_output *out, char *msg, size_t cap)
+const char *book_check_properties(const book_engine *e, const order_book *b, const book_output *out,
+                                  char *msg, size_t cap)
 {
     order_book_stats st;
     order_book_get_stats(e, b, &st);
     if (st.bid_qty && st.ask_qty && st.bid_px >= st.ask_px) {
-        snprintf(msg, cap, "book crossed: bid %" PRId64 " >= ask %" PRId64, st.bid_px,
-                 st.ask_px);
+        snprintf(msg, cap, "book crossed: bid %" PRId64 " >= ask %" PRId64, st.bid_px, st.ask_px);
         return msg;
     }
     static arb_md_level depth[GEN_MAX_LIVE * 4];
@@ -441,8 +439,8 @@ const char *book_check_properties(const book_engine *e, const order_book *b,
             return msg;
         }
         if (ev->kind == ARB_EV_PARTIAL || ev->kind == ARB_EV_FILLED) {
-            int worse = ev->side == ARB_SIDE_BUY ? ev->last_px > ev->price
-                                                 : ev->last_px < ev->price;
+            int worse =
+                ev->side == ARB_SIDE_BUY ? ev->last_px > ev->price : ev->last_px < ev->price;
             if (worse || ev->last_qty <= 0) {
                 snprintf(msg, cap,
                          "event %u: fill of %" PRId64 " at %" PRId64 " against limit %" PRId64, i,
@@ -523,8 +521,7 @@ const char *book_states_differ(const book_engine *e, const ref_engine *r, char *
                 }
                 if (book_engine_open_orders(e, x->account) !=
                     ref_engine_open_orders(r, x->account)) {
-                    snprintf(msg, cap, "account %" PRIu64 ": open order counts differ",
-                             x->account);
+                    snprintf(msg, cap, "account %" PRIu64 ": open order counts differ", x->account);
                     bad = msg;
                     break;
                 }
@@ -600,8 +597,10 @@ static int fifo_visit(void *user, const book_order_view *o)
         w->last_stamp = 0;
     }
     if (en->stamp <= w->last_stamp) {
-        snprintf(w->msg, w->cap, "order %" PRIu64 " at %" PRId64 " is ahead of an order that "
-                 "gained priority before it", o->order_id, o->price);
+        snprintf(w->msg, w->cap,
+                 "order %" PRIu64 " at %" PRId64 " is ahead of an order that "
+                 "gained priority before it",
+                 o->order_id, o->price);
         return 1;
     }
     w->last_stamp = en->stamp;

@@ -16,13 +16,13 @@
 /* ---- random streams ---- */
 
 typedef struct gen_profile {
-    uint32_t n_accounts;   /* 1.. */
-    int64_t spread_ticks;  /* prices drawn within +- spread of the reference */
-    int huge_prices;       /* sometimes draw prices anywhere in 1..2^40 ticks */
-    int sparse_ids;        /* order ids are random 64-bit numbers */
-    uint32_t target_live;  /* cancel harder above this many resting orders */
-    uint32_t pct_bad;      /* percent of deliberately bad commands */
-    uint32_t pct_stp;      /* percent of orders with an explicit stp policy */
+    uint32_t n_accounts;  /* 1.. */
+    int64_t spread_ticks; /* prices drawn within +- spread of the reference */
+    int huge_prices;      /* sometimes draw prices anywhere in 1..2^40 ticks */
+    int sparse_ids;       /* order ids are random 64-bit numbers */
+    uint32_t target_live; /* cancel harder above this many resting orders */
+    uint32_t pct_bad;     /* percent of deliberately bad commands */
+    uint32_t pct_stp;     /* percent of orders with an explicit stp policy */
 } gen_profile;
 
 #define GEN_MAX_LIVE 4096
@@ -56,15 +56,14 @@ void gen_observe(book_gen *g, const book_output *out, size_t first_event);
 /* ---- comparison and properties: return NULL when fine, else a message ---- */
 
 /* Compares out[a_first..] with ref[b_first..] record by record. */
-const char *book_outputs_differ(const book_output *a, const book_output *b, char *msg,
-                                size_t cap);
+const char *book_outputs_differ(const book_output *a, const book_output *b, char *msg, size_t cap);
 
 /* Checks after a command on book b: not crossed; each level's quantity and
  * count equal the sums over its orders; levels strictly ordered; the
  * command's events keep filled + leaves == qty, fills never worse than the
  * limit; each trade matches its two fill events. */
-const char *book_check_properties(const book_engine *e, const order_book *b,
-                                  const book_output *out, char *msg, size_t cap);
+const char *book_check_properties(const book_engine *e, const order_book *b, const book_output *out,
+                                  char *msg, size_t cap);
 
 /* Compares the engine's resting orders of every book with the reference's. */
 const char *book_states_differ(const book_engine *e, const ref_engine *r, char *msg, size_t cap);

@@ -98,10 +98,7 @@ static ref_order *find_order(ref_book *b, uint64_t id)
     return NULL;
 }
 
-static void remove_order(ref_book *b, ref_order *o)
-{
-    *o = b->orders[--b->n];
-}
+static void remove_order(ref_book *b, ref_order *o) { *o = b->orders[--b->n]; }
 
 static uint32_t open_orders(const ref_engine *r, uint64_t account)
 {
@@ -249,8 +246,8 @@ static void order_event(ref_engine *r, book_output *out, ref_book *b, const ref_
 
 static ref_view resting_view(const ref_order *o)
 {
-    ref_view v = {o->id,     o->account,    o->client_ref, o->price, o->qty, o->leaves,
-                  o->side,   ARB_ORD_LIMIT, ARB_TIF_GTC,   o->flags, o->stp};
+    ref_view v = {o->id,   o->account,    o->client_ref, o->price, o->qty, o->leaves,
+                  o->side, ARB_ORD_LIMIT, ARB_TIF_GTC,   o->flags, o->stp};
     return v;
 }
 
@@ -349,10 +346,10 @@ static int match(ref_engine *r, book_output *out, ref_book *b, ref_view *t, int6
         o->leaves -= q;
         t->leaves -= q;
         ref_view ov = resting_view(o);
-        order_event(r, out, b, &ov, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves,
-                    px, q, id, ts);
-        order_event(r, out, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, t->leaves, px,
-                    q, id, ts);
+        order_event(r, out, b, &ov, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px, q,
+                    id, ts);
+        order_event(r, out, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, t->leaves, px, q,
+                    id, ts);
         static arb_trade lost;
         arb_trade *tr = book_output_trade(out);
         if (!tr)
@@ -406,8 +403,7 @@ static void cmd_new(ref_engine *r, book_output *out, ref_book *b, const arb_orde
         reason = ARB_R_BAD_FIELD;
     else if (c->type == ARB_ORD_MARKET && c->tif == ARB_TIF_GTC)
         reason = ARB_R_BAD_FIELD;
-    else if ((c->flags & ARB_ORDF_POST_ONLY) &&
-             (c->type != ARB_ORD_LIMIT || c->tif != ARB_TIF_GTC))
+    else if ((c->flags & ARB_ORDF_POST_ONLY) && (c->type != ARB_ORD_LIMIT || c->tif != ARB_TIF_GTC))
         reason = ARB_R_BAD_FIELD;
     if (!reason)
         reason = check_price(b, c->price);
@@ -426,8 +422,16 @@ static void cmd_new(ref_engine *r, book_output *out, ref_book *b, const arb_orde
         reject(r, out, c, reason);
         return;
     }
-    ref_view t = {c->order_id, c->account, c->client_ref, c->price,  c->qty,
-                  c->qty,      c->side,    c->type,       c->tif,    c->flags,
+    ref_view t = {c->order_id,
+                  c->account,
+                  c->client_ref,
+                  c->price,
+                  c->qty,
+                  c->qty,
+                  c->side,
+                  c->type,
+                  c->tif,
+                  c->flags,
                   c->stp ? c->stp : r->cfg.stp_default};
     order_event(r, out, b, &t, ARB_EV_ACCEPTED, 0, t.leaves, 0, 0, 0, c->ts);
     if (c->tif == ARB_TIF_FOK && !fok_fillable(b, &t)) {
@@ -530,8 +534,7 @@ static size_t side_prices(const ref_book *b, uint8_t side, int64_t *prices)
     }
     for (size_t i = 1; i < n; i++)
         for (size_t k = i; k > 0; k--) {
-            int swap = side == ARB_SIDE_BUY ? prices[k] > prices[k - 1]
-                                            : prices[k] < prices[k - 1];
+            int swap = side == ARB_SIDE_BUY ? prices[k] > prices[k - 1] : prices[k] < prices[k - 1];
             if (!swap)
                 break;
             int64_t x = prices[k];
@@ -557,8 +560,7 @@ static book_md *md(book_output *out, ref_book *b, uint8_t kind, uint64_t seq, in
     return m;
 }
 
-static void add_level(book_output *out, book_md *m, const ref_book *b, uint8_t side,
-                      int64_t price)
+static void add_level(book_output *out, book_md *m, const ref_book *b, uint8_t side, int64_t price)
 {
     arb_md_level *l = book_output_level(out);
     if (!l)
@@ -607,21 +609,11 @@ void ref_engine_process(ref_engine *r, const arb_order_cmd *c, book_output *out)
     }
     r->n_touched = 0;
     switch (c->action) {
-    case ARB_CMD_NEW:
-        cmd_new(r, out, b, c);
-        break;
-    case ARB_CMD_CANCEL:
-        cmd_cancel(r, out, b, c);
-        break;
-    case ARB_CMD_REPLACE:
-        cmd_replace(r, out, b, c);
-        break;
-    case ARB_CMD_SNAPSHOT:
-        cmd_snapshot(out, r, b, c);
-        break;
-    default:
-        reject(r, out, c, ARB_R_BAD_FIELD);
-        break;
+    case ARB_CMD_NEW: cmd_new(r, out, b, c); break;
+    case ARB_CMD_CANCEL: cmd_cancel(r, out, b, c); break;
+    case ARB_CMD_REPLACE: cmd_replace(r, out, b, c); break;
+    case ARB_CMD_SNAPSHOT: cmd_snapshot(out, r, b, c); break;
+    default: reject(r, out, c, ARB_R_BAD_FIELD); break;
     }
     if (!r->n_touched)
         return;

@@ -41,8 +41,14 @@ static fixture *fixture_with(const book_config *cfg)
     arb_instrument a = plain_instrument("XA", "BTCUSD");
     arb_instrument b = plain_instrument("XB", "BTCUSD");
     /* Tick 5, lot 10, quantities 20..500, band 10% around 1000. */
-    arb_instrument c = {.venue = "XA", .symbol = "ETHUSD", .tick = 5, .lot = 10, .min_qty = 20,
-                        .max_qty = 500, .ref_price = 1000, .band_bps = 1000};
+    arb_instrument c = {.venue = "XA",
+                        .symbol = "ETHUSD",
+                        .tick = 5,
+                        .lot = 10,
+                        .min_qty = 20,
+                        .max_qty = 500,
+                        .ref_price = 1000,
+                        .band_bps = 1000};
     assert_int_equal(book_engine_add_instrument(f->e, &a), ARB_OK);
     assert_int_equal(book_engine_add_instrument(f->e, &b), ARB_OK);
     assert_int_equal(book_engine_add_instrument(f->e, &c), ARB_OK);
@@ -67,9 +73,15 @@ static int teardown(void **state)
 static arb_order_cmd make(uint8_t action, const char *venue, const char *symbol, uint64_t id,
                           uint64_t account, uint8_t side, int64_t price, int64_t qty)
 {
-    arb_order_cmd c = {.action = action, .side = side, .type = ARB_ORD_LIMIT,
-                       .tif = ARB_TIF_GTC, .order_id = id, .account = account, .price = price,
-                       .qty = qty, .client_ref = id * 10};
+    arb_order_cmd c = {.action = action,
+                       .side = side,
+                       .type = ARB_ORD_LIMIT,
+                       .tif = ARB_TIF_GTC,
+                       .order_id = id,
+                       .account = account,
+                       .price = price,
+                       .qty = qty,
+                       .client_ref = id * 10};
     arb_fixstr_set(c.venue, ARB_VENUE_LEN, venue);
     arb_fixstr_set(c.symbol, ARB_SYMBOL_LEN, symbol);
     return c;
@@ -87,8 +99,8 @@ static void limit(fixture *f, uint64_t id, uint64_t acct, uint8_t side, int64_t 
     run(f, make(ARB_CMD_NEW, "XA", "BTCUSD", id, acct, side, px, qty));
 }
 
-static void order(fixture *f, uint64_t id, uint64_t acct, uint8_t side, uint8_t type,
-                  uint8_t tif, int64_t px, int64_t qty)
+static void order(fixture *f, uint64_t id, uint64_t acct, uint8_t side, uint8_t type, uint8_t tif,
+                  int64_t px, int64_t qty)
 {
     arb_order_cmd c = make(ARB_CMD_NEW, "XA", "BTCUSD", id, acct, side, px, qty);
     c.type = type;
@@ -767,9 +779,9 @@ static void replaying_the_same_commands_gives_identical_output(void **state)
         for (int i = 0; i < 3000; i++) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
             uint64_t r = rng >> 33;
-            arb_order_cmd c = make(r % 5 ? ARB_CMD_NEW : ARB_CMD_CANCEL, "XA", "BTCUSD",
-                                   1 + r % 400, 1 + r % 3, 1 + (r >> 3) % 2, 95 + (r >> 5) % 11,
-                                   1 + (r >> 9) % 7);
+            arb_order_cmd c =
+                make(r % 5 ? ARB_CMD_NEW : ARB_CMD_CANCEL, "XA", "BTCUSD", 1 + r % 400, 1 + r % 3,
+                     1 + (r >> 3) % 2, 95 + (r >> 5) % 11, 1 + (r >> 9) % 7);
             run(f, c);
             for (uint32_t k = 0; k < f->out->n_events && len + 256 < cap; k++)
                 len += arb_order_event_encode(&f->out->events[k], bytes + len, cap - len);

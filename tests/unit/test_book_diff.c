@@ -52,12 +52,11 @@ static void describe(const arb_order_cmd *c, char *buf, size_t cap)
              "qty %lld",
              c->action, c->side, c->type, c->tif, c->flags, c->stp,
              arb_fixstr(v, c->venue, ARB_VENUE_LEN), arb_fixstr(s, c->symbol, ARB_SYMBOL_LEN),
-             (unsigned long long)c->order_id, (unsigned long long)c->account,
-             (long long)c->price, (long long)c->qty);
+             (unsigned long long)c->order_id, (unsigned long long)c->account, (long long)c->price,
+             (long long)c->qty);
 }
 
-static void run_stream(uint64_t seed, const gen_profile *p, const book_config *cfg,
-                       size_t n_cmds)
+static void run_stream(uint64_t seed, const gen_profile *p, const book_config *cfg, size_t n_cmds)
 {
     arb_instrument inst[4];
     size_t n_inst = book_test_instruments(inst, 4);
@@ -100,8 +99,7 @@ static void run_stream(uint64_t seed, const gen_profile *p, const book_config *c
             bad = book_states_differ(e, r, msg, sizeof msg);
         if (bad) {
             describe(&c, cmdtext, sizeof cmdtext);
-            fail_msg("seed %llu, command %zu (%s): %s", (unsigned long long)seed, i, cmdtext,
-                     bad);
+            fail_msg("seed %llu, command %zu (%s): %s", (unsigned long long)seed, i, cmdtext, bad);
         }
         total_events += eo->n_events;
         total_trades += eo->n_trades;
@@ -137,8 +135,12 @@ static void matches_reference_on_a_busy_narrow_book(void **state)
 static void matches_reference_with_tiny_windows_and_wild_prices(void **state)
 {
     (void)state;
-    gen_profile p = {.n_accounts = 5, .spread_ticks = 400, .huge_prices = 1, .sparse_ids = 1,
-                     .pct_bad = 4, .pct_stp = 10};
+    gen_profile p = {.n_accounts = 5,
+                     .spread_ticks = 400,
+                     .huge_prices = 1,
+                     .sparse_ids = 1,
+                     .pct_bad = 4,
+                     .pct_stp = 10};
     book_config cfg = {.window_init = 64, .window_max = 128};
     run_seeds(2000, 20, 10000, &p, &cfg);
 }
@@ -146,8 +148,8 @@ static void matches_reference_with_tiny_windows_and_wild_prices(void **state)
 static void matches_reference_with_cancel_incoming_and_open_order_limit(void **state)
 {
     (void)state;
-    gen_profile p = {.n_accounts = 2, .spread_ticks = 8, .pct_bad = 3, .pct_stp = 30,
-                     .target_live = 120};
+    gen_profile p = {
+        .n_accounts = 2, .spread_ticks = 8, .pct_bad = 3, .pct_stp = 30, .target_live = 120};
     book_config cfg = {.stp_default = ARB_STP_CANCEL_INCOMING, .max_open_orders = 25};
     run_seeds(3000, 20, 10000, &p, &cfg);
 }
@@ -163,8 +165,8 @@ static void matches_reference_without_self_trade_prevention(void **state)
 static void matches_reference_on_a_deep_book(void **state)
 {
     (void)state;
-    gen_profile p = {.n_accounts = 8, .spread_ticks = 60, .target_live = 1500, .pct_bad = 2,
-                     .pct_stp = 5};
+    gen_profile p = {
+        .n_accounts = 8, .spread_ticks = 60, .target_live = 1500, .pct_bad = 2, .pct_stp = 5};
     book_config cfg = {.window_init = 64, .window_max = 1024, .max_open_orders = 400};
     run_seeds(5000, 5, 10000, &p, &cfg);
 }
@@ -175,8 +177,12 @@ static void matches_reference_across_a_wide_sparse_window(void **state)
     /* Prices spread over ~40k ticks: the window grows to 64k levels, best
      * levels are found through the summary bitmap, and the order pool grows
      * from 8 records. */
-    gen_profile p = {.n_accounts = 6, .spread_ticks = 20000, .target_live = 1200,
-                     .sparse_ids = 1, .pct_bad = 2, .pct_stp = 10};
+    gen_profile p = {.n_accounts = 6,
+                     .spread_ticks = 20000,
+                     .target_live = 1200,
+                     .sparse_ids = 1,
+                     .pct_bad = 2,
+                     .pct_stp = 10};
     book_config cfg = {.window_init = 256, .window_max = 65536, .order_capacity = 8};
     run_seeds(6000, 10, 20000, &p, &cfg);
 }

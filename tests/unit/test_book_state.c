@@ -77,8 +77,12 @@ static void round_trip_keeps_books_and_matching_continues_identically(void **sta
 {
     (void)state;
     size_t seeds = UNDER_ASAN ? 4 : 40, before = 3000, after = 3000;
-    gen_profile p = {.n_accounts = 4, .spread_ticks = 40, .sparse_ids = 1, .pct_bad = 3,
-                     .pct_stp = 20, .target_live = 300};
+    gen_profile p = {.n_accounts = 4,
+                     .spread_ticks = 40,
+                     .sparse_ids = 1,
+                     .pct_bad = 3,
+                     .pct_stp = 20,
+                     .target_live = 300};
     book_config cfg = {.max_open_orders = 100, .window_init = 64, .window_max = 256};
     for (size_t seed = 0; seed < seeds; seed++) {
         book_engine *a = engine(&cfg);
@@ -125,8 +129,13 @@ static void round_trip_keeps_books_and_matching_continues_identically(void **sta
 static arb_order_cmd limit(const char *venue, const char *symbol, uint64_t id, uint64_t acct,
                            uint8_t side, int64_t px, int64_t qty)
 {
-    arb_order_cmd c = {.action = ARB_CMD_NEW, .side = side, .type = ARB_ORD_LIMIT,
-                       .tif = ARB_TIF_GTC, .order_id = id, .account = acct, .price = px,
+    arb_order_cmd c = {.action = ARB_CMD_NEW,
+                       .side = side,
+                       .type = ARB_ORD_LIMIT,
+                       .tif = ARB_TIF_GTC,
+                       .order_id = id,
+                       .account = acct,
+                       .price = px,
                        .qty = qty};
     arb_fixstr_set(c.venue, ARB_VENUE_LEN, venue);
     arb_fixstr_set(c.symbol, ARB_SYMBOL_LEN, symbol);

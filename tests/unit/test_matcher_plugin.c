@@ -101,7 +101,8 @@ static int skip_unless_built(void)
 static testhost *start_host(const char *extra_host, const char *matcher_keys)
 {
     char ini[4096];
-    snprintf(ini, sizeof ini, "[host]\nlog_level = warn\n%s\n%s[plugin matcher]\nload = matcher.so\n%s\n",
+    snprintf(ini, sizeof ini,
+             "[host]\nlog_level = warn\n%s\n%s[plugin matcher]\nload = matcher.so\n%s\n",
              extra_host, instruments, matcher_keys);
     testhost *h = testhost_new(ini);
     assert_non_null(h);
@@ -134,12 +135,12 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_IF_UNBUILT(state)                                                                 \
-    do {                                                                                       \
-        if (*(state)) {                                                                        \
-            skip();                                                                            \
-            return;                                                                            \
-        }                                                                                      \
+#define SKIP_IF_UNBUILT(state) \
+    do {                       \
+        if (*(state)) {        \
+            skip();            \
+            return;            \
+        }                      \
     } while (0)
 
 static arb_order_cmd cmd(uint8_t action, const char *venue, uint64_t id, uint64_t account,
@@ -315,8 +316,7 @@ static void undecodable_command_is_counted_and_changes_nothing(void **state)
     junk[ARB_WIRE_HDR] = 9; /* action out of range */
     assert_int_equal(arb_publish(testhost_ctx(h), ARB_TOPIC_ORDER_COMMANDS, 0, junk, sizeof junk),
                      ARB_OK);
-    assert_int_equal(arb_publish(testhost_ctx(h), ARB_TOPIC_ORDER_COMMANDS, 0, junk, 10),
-                     ARB_OK);
+    assert_int_equal(arb_publish(testhost_ctx(h), ARB_TOPIC_ORDER_COMMANDS, 0, junk, 10), ARB_OK);
     testhost_run(h, 5 * MS);
     assert_int_equal(out.n_ev, 0);
     const char *body = http_get(h, port, "/metrics");
@@ -385,8 +385,10 @@ static void admin_book_route_serves_the_depth_as_json(void **state)
     submit(h, cmd(ARB_CMD_NEW, "XA", 3, 7, ARB_SIDE_SELL, 10050, 250));
     const char *body = http_get(h, port, "/plugins/matcher/book?venue=XA&symbol=BTCUSD");
     assert_non_null(strstr(body, "200 OK"));
-    assert_non_null(strstr(body, "\"bids\":[{\"price\":\"99.50\",\"qty\":\"2.000\",\"orders\":2}]"));
-    assert_non_null(strstr(body, "\"asks\":[{\"price\":\"100.50\",\"qty\":\"0.250\",\"orders\":1}]"));
+    assert_non_null(
+        strstr(body, "\"bids\":[{\"price\":\"99.50\",\"qty\":\"2.000\",\"orders\":2}]"));
+    assert_non_null(
+        strstr(body, "\"asks\":[{\"price\":\"100.50\",\"qty\":\"0.250\",\"orders\":1}]"));
     assert_non_null(strstr(body, "\"orders\":3"));
     body = http_get(h, port, "/plugins/matcher/book?venue=XZ&symbol=BTCUSD");
     assert_non_null(strstr(body, "404"));
@@ -405,9 +407,8 @@ static void hot_reload_keeps_the_books_and_matching_goes_on(void **state)
     assert_int_equal(out.n_tr, 1);
     uint64_t seq_before = out.ev[out.n_ev - 1].seq;
     char err[256];
-    assert_int_equal(testhost_reload(host, "matcher", testhost_plugin_path("matcher"), err,
-                                     sizeof err),
-                     ARB_OK);
+    assert_int_equal(
+        testhost_reload(host, "matcher", testhost_plugin_path("matcher"), err, sizeof err), ARB_OK);
     testhost_run(host, 5 * MS);
     size_t n_ev = out.n_ev;
     /* The rest of order 1, then order 2: time priority survived. */
@@ -455,7 +456,8 @@ static void bad_settings_are_refused_with_the_key(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char ini[2048];
-        snprintf(ini, sizeof ini, "[host]\nlog_level = error\n%s[plugin matcher]\nload = matcher.so\n%s\n",
+        snprintf(ini, sizeof ini,
+                 "[host]\nlog_level = error\n%s[plugin matcher]\nload = matcher.so\n%s\n",
                  instruments, cases[i][0]);
         testhost *h = testhost_new(ini);
         int rc = h ? testhost_start(h) : ARB_ERROR;
@@ -491,12 +493,13 @@ static void full_bus_delays_output_in_order_without_loss(void **state)
      * while the commands go in, so the matcher's output backs up. */
     int port = free_port();
     char host_keys[128];
-    snprintf(host_keys, sizeof host_keys, "threads = 2\nadmin = 127.0.0.1:%d\n[bus]\nqueue_bytes = 65536\n",
-             port);
+    snprintf(host_keys, sizeof host_keys,
+             "threads = 2\nadmin = 127.0.0.1:%d\n[bus]\nqueue_bytes = 65536\n", port);
     testhost *h = start_host(host_keys, "thread = 1");
     const size_t n = 1500;
     for (size_t i = 0; i < n;) {
-        arb_order_cmd c = cmd(ARB_CMD_NEW, "XA", 1 + i, 7, ARB_SIDE_BUY, 5000 + 5 * (int64_t)(i % 400), 1);
+        arb_order_cmd c =
+            cmd(ARB_CMD_NEW, "XA", 1 + i, 7, ARB_SIDE_BUY, 5000 + 5 * (int64_t)(i % 400), 1);
         if (send_cmd(h, &c) == ARB_OK)
             i++;
         else
