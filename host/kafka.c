@@ -34,6 +34,7 @@
 #include <arb/plugin.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
@@ -86,6 +87,7 @@ struct part {
     _Atomic uint64_t *slots; /* (seq << 1) | done */
     int64_t *offsets;
     int64_t next_offset; /* after the last record handed out; -1: unknown */
+    uint64_t epoch;      /* bumped whenever the window is forgotten */
     int64_t committed;   /* last commit sent; -1: none */
     part *next;
 };
@@ -127,6 +129,9 @@ struct arbh_kafka {
     struct event *wake_ev;
     struct event *tick_ev;
     struct event *soon_ev; /* one-shot: retries and revoke checks */
+    /* wanted flags, started, subscribed and consumer_closed: arbh_kafka_want
+     * may be called from any loop's thread. */
+    pthread_mutex_t want_mu;
     bool started;
     bool subscribed;
 
@@ -278,6 +283,7 @@ static part *part_get(arbh_kafka *k, route *rt, int32_t partition)
 /* Forget every record of the window: late dones for them change nothing. */
 static void part_forget(part *p)
 {
+    p->epoch++;
     p->head = p->tail;
     p->next_offset = -1;
     p->committed = -1;
@@ -574,6 +580,7 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
     if (!k)
         return ARB_ENOMEM;
     k->wake_fd[0] = k->wake_fd[1] = -1;
+    pthread_mutex_init(&k->want_mu, NULL);
     int64_t v;
     int rc;
     const char *prefix = arbh_config_get(cfg, "bus", "topic_prefix", "");
@@ -1089,7 +1096,17 @@ static void deliver_one(arbh_kafka *k, rd_kafka_message_t *m)
     p->offsets[seq & p->mask] = m->offset;
     atomic_fetch_add_explicit(&k->receipts_out, 1, memory_order_relaxed);
     p->tail++;
+    uint64_t epoch = p->epoch;
     int rc = k->deliver(k->deliver_user, rt->bus, key, m->payload, m->len, kafka_done, r);
+    if (p->epoch != epoch) {
+        /* The host sought this partition from inside the call: the window
+         * was forgotten and the seek decides what comes next. */
+        if (rc == ARB_EFULL) {
+            atomic_fetch_sub_explicit(&k->receipts_out, 1, memory_order_relaxed);
+            free(r);
+        }
+        return;
+    }
     if (rc == ARB_EFULL) {
         /* Not taken: the slot goes back; done will not be called. */
         p->tail--;
@@ -1181,10 +1198,15 @@ int arbh_kafka_want(arbh_kafka *k, const char *topic)
     route *rt = route_find(k, topic);
     if (!rt)
         return ARB_EINVAL;
-    if (rt->wanted)
-        return ARB_OK;
-    rt->wanted = true;
-    return k->started && !k->consumer_closed ? subscribe_wanted(k) : ARB_OK;
+    int rc = ARB_OK;
+    pthread_mutex_lock(&k->want_mu);
+    if (!rt->wanted) {
+        rt->wanted = true;
+        if (k->started && !k->consumer_closed)
+            rc = subscribe_wanted(k);
+    }
+    pthread_mutex_unlock(&k->want_mu);
+    return rc;
 }
 
 /* create_topics: missing topics are created; existing ones are left as is. */
@@ -1261,8 +1283,10 @@ int arbh_kafka_start(arbh_kafka *k, struct event_base *base, arbh_kafka_deliver_
     /* Both queues write to one pipe; the payload does not matter. */
     rd_kafka_queue_io_event_enable(k->cq, k->wake_fd[1], "c", 1);
     rd_kafka_queue_io_event_enable(k->pq, k->wake_fd[1], "p", 1);
+    pthread_mutex_lock(&k->want_mu);
     k->started = true;
     int rc = subscribe_wanted(k);
+    pthread_mutex_unlock(&k->want_mu);
     event_active(k->wake_ev, EV_READ, 0);
     return rc;
 }
@@ -1323,7 +1347,9 @@ void arbh_kafka_stop_consuming(arbh_kafka *k)
     if (e)
         klog(k, ARB_LOG_WARN, "consumer close: %s", rd_kafka_err2str(e));
     k->closing = false;
+    pthread_mutex_lock(&k->want_mu);
     k->consumer_closed = true;
+    pthread_mutex_unlock(&k->want_mu);
     rd_kafka_queue_io_event_enable(k->cq, -1, NULL, 0);
     drop_candidate(k);
 }
@@ -1389,6 +1415,7 @@ void arbh_kafka_free(arbh_kafka *k)
     }
     free(k->seeks);
     free(k->finished_bits);
+    pthread_mutex_destroy(&k->want_mu);
     free(k);
 }
 

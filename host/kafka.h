@@ -34,9 +34,10 @@
  *   revoke_timeout_ms   how long a revoke waits for outstanding dones (10000)
  *   flush_timeout_ms    how long stop waits for the producer (default 5000)
  *
- * Threading: arbh_kafka_produce may be called from any thread; `done` may be
- * called from any thread; everything else runs on the thread of the event
- * base given to arbh_kafka_start (the host's loop 0).
+ * Threading: arbh_kafka_produce, arbh_kafka_want and `done` may be called
+ * from any thread; everything else runs on the thread of the event base
+ * given to arbh_kafka_start (the host's loop 0), including arbh_kafka_seek,
+ * which may also be called from inside the deliver callback.
  */
 #ifndef ARBH_KAFKA_H
 #define ARBH_KAFKA_H
@@ -69,7 +70,7 @@ int arbh_kafka_routes(const arbh_kafka *k, const char *topic);
 int arbh_kafka_produce(arbh_kafka *k, const char *topic, uint64_t key, const void *data,
                        size_t len);
 
-/* Consume this routed topic (before or after start). */
+/* Consume this routed topic (before or after start; any thread). */
 int arbh_kafka_want(arbh_kafka *k, const char *topic);
 
 /* A consumed record. `data` lives for the duration of the call. Return ARB_OK

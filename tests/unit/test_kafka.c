@@ -58,6 +58,10 @@ typedef struct sink {
     int refuse_left;  /* answer ARB_EFULL this many times... */
     size_t refuse_at; /* ...when offered record number refuse_at */
     int refused;
+    /* A consumer that keeps its own positions seeks from inside delivery. */
+    arbh_kafka *seek_k;
+    size_t seek_at_n; /* after this many records... */
+    int64_t seek_to;  /* ...seek partition 0 of the record's topic here */
 } sink;
 
 static int on_record(void *user, const char *topic, uint64_t key, const void *data, size_t len,
@@ -86,6 +90,8 @@ static int on_record(void *user, const char *topic, uint64_t key, const void *da
         g->is_done = true;
         done(token);
     }
+    if (s->seek_k && s->n == s->seek_at_n)
+        assert_int_equal(arbh_kafka_seek(s->seek_k, topic, 0, s->seek_to), ARB_OK);
     return ARB_OK;
 }
 
@@ -659,7 +665,7 @@ static void full_window_pauses_the_partition_until_records_are_done(void **state
     shared_release(&s);
 }
 
-static void seek_before_assignment_starts_there(void **state)
+static void seek_before_assignment_and_from_inside_a_delivery(void **state)
 {
     (void)state;
     arbh_kafka *k = kafka_new("kafka_topics = t_seek\ngroup = g-seek");
@@ -676,12 +682,18 @@ static void seek_before_assignment_starts_there(void **state)
     assert_int_equal(s.n, 4);
     for (size_t i = 0; i < 4; i++)
         assert_int_equal(trade_id_of(&s.recs[i]), 6 + i);
-    /* And a seek while assigned goes back. */
-    assert_int_equal(arbh_kafka_seek(k, "t_seek", 0, 1), ARB_OK);
-    w.n = 13;
+    /* And a seek while assigned, from inside a delivery, goes back. */
+    s.seek_k = k;
+    s.seek_at_n = 6;
+    s.seek_to = 2;
+    produce_trades(k, "t_seek", 10, 2, 9);
+    w.n = 4 + 2 + 10;
     assert_true(pump(base, has_n, &w, 10000));
-    for (size_t i = 4; i < 13; i++)
-        assert_int_equal(trade_id_of(&s.recs[i]), i - 3);
+    pump(base, NULL, NULL, 200);
+    assert_int_equal(s.n, 16);
+    static const uint64_t want[16] = {6, 7, 8, 9, 10, 11, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    for (size_t i = 0; i < 16; i++)
+        assert_int_equal(trade_id_of(&s.recs[i]), want[i]);
     arbh_kafka_free(k);
     event_base_free(base);
     sink_free(&s);
@@ -788,7 +800,7 @@ int main(void)
         cmocka_unit_test(rebalance_commits_only_done_records_and_loses_none),
         cmocka_unit_test(host_refusal_offers_the_same_record_again_in_order),
         cmocka_unit_test(full_window_pauses_the_partition_until_records_are_done),
-        cmocka_unit_test(seek_before_assignment_starts_there),
+        cmocka_unit_test(seek_before_assignment_and_from_inside_a_delivery),
         cmocka_unit_test(produce_errors_are_retried_without_loss_or_duplicates),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
