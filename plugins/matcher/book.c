@@ -691,14 +691,22 @@ static void book_free(order_book *b)
 
 int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
 {
+    return book_engine_add_instrument_id(e, in, e->n_books + 1);
+}
+
+int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint32_t book_id)
+{
     char venue[ARB_VENUE_LEN], symbol[ARB_SYMBOL_LEN];
     if (!in || arb_fixstr_set(venue, ARB_VENUE_LEN, in->venue) || !in->venue[0] ||
         arb_fixstr_set(symbol, ARB_SYMBOL_LEN, in->symbol) || !in->symbol[0] || in->tick <= 0 ||
         in->lot <= 0 || in->min_qty < 0 || in->max_qty < in->min_qty || in->band_bps < 0 ||
         in->ref_price < 0)
         return ARB_EINVAL;
-    if (find_book(e, venue, symbol))
+    if (find_book(e, venue, symbol) || book_id == 0 || book_id > BOOK_MAX_ID)
         return ARB_EINVAL;
+    for (uint32_t i = 0; i < e->n_books; i++)
+        if (e->books[i]->trade_id_base == (uint64_t)book_id << BOOK_TRADE_BITS)
+            return ARB_EINVAL;
     if (e->n_books == e->cap_books) {
         void *p = grow_array(e->books, &e->cap_books, sizeof *e->books);
         if (!p)
@@ -745,6 +753,7 @@ int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
     while (e->book_slots[i])
         i = (i + 1) & e->book_mask;
     b->index = e->n_books;
+    b->trade_id_base = (uint64_t)book_id << BOOK_TRADE_BITS;
     e->books[e->n_books++] = b;
     e->book_slots[i] = e->n_books;
     return ARB_OK;
@@ -1046,7 +1055,8 @@ static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker 
         }
         int64_t fill = t->leaves < o->leaves ? t->leaves : o->leaves;
         int64_t px = (os ? -key : key) * b->tick;
-        uint64_t trade_id = ++b->trade_seq;
+        uint64_t trade_seq = ++b->trade_seq;
+        uint64_t trade_id = b->trade_id_base | trade_seq;
         o->leaves -= fill;
         lv->qty -= fill;
         t->leaves -= fill;
@@ -1070,7 +1080,7 @@ static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker 
             tr->sell_order_id = t->order_id, tr->sell_account = t->account;
         }
         tr->ts = ts;
-        tr->seq = trade_id;
+        tr->seq = trade_seq;
         tr->aggressor = (uint8_t)(t->side + 1);
         b->last_trade_px = px;
         if (o->leaves == 0) {

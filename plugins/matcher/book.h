@@ -73,10 +73,12 @@
  * r starts at the instrument's ref_price and becomes the price of each trade.
  *
  * Sequences and ids: order events carry an engine-wide output sequence.
- * Each book numbers its trades 1, 2, 3 ... and a trade's id is that number
- * (unique per venue/symbol, and a pure function of the book's input, so a
- * replay yields the same ids). Market data records carry the book's own
- * sequence.
+ * Each book numbers its trades n = 1, 2, 3 ... (the trade's seq) and a
+ * trade's id is book_id << BOOK_TRADE_BITS | n: a pure function of the
+ * book's input, so a replay yields the same ids, and unique across books as
+ * long as every process gives a book the same book id (the matcher plugin
+ * uses the instrument's position in the shared instrument table). Market
+ * data records carry the book's own sequence.
  *
  * Market data: after every command that added, removed or changed a resting
  * order, one ARB_MD_LEVEL record: the top of book after the command and the
@@ -104,6 +106,11 @@
 #define BOOK_MAX_QTY (INT64_C(1) << 40)
 #define BOOK_MAX_TOTAL (INT64_C(1) << 61)
 #define BOOK_MAX_ORDERS (UINT32_C(1) << 22)
+
+/* Trade ids: book id in the high bits, the book's trade count in the low
+ * BOOK_TRADE_BITS; ids stay below 2^63 (a signed bigint downstream). */
+#define BOOK_TRADE_BITS 40
+#define BOOK_MAX_ID ((UINT32_C(1) << 22) - 1)
 
 /* Format of book_engine_save() bytes. */
 #define BOOK_STATE_VERSION 1u
@@ -162,7 +169,10 @@ typedef struct order_book order_book;
 int book_engine_new(const book_config *cfg, book_engine **out);
 void book_engine_free(book_engine *e);
 
-/* Adds a book. ARB_EINVAL if the instrument is malformed or already there. */
+/* Adds a book whose trade ids carry book_id (1..BOOK_MAX_ID). ARB_EINVAL
+ * if the instrument is malformed, or it or the id is already there. */
+int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint32_t book_id);
+/* The same with book_id = the number of books so far + 1. */
 int book_engine_add_instrument(book_engine *e, const arb_instrument *in);
 
 /* Applies one command; its output is appended to book_engine_output(e). */

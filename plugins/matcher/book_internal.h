@@ -90,8 +90,9 @@ struct order_book {
     int64_t band_bps;
     int64_t ref_price; /* band reference */
     int64_t band_lo, band_hi;
-    int64_t last_trade_px; /* of the current command, 0 if none */
-    uint64_t trade_seq;
+    int64_t last_trade_px;  /* of the current command, 0 if none */
+    uint64_t trade_seq;     /* trades so far; the next is trade_seq + 1 */
+    uint64_t trade_id_base; /* book id << BOOK_TRADE_BITS */
     uint64_t md_seq;
     book_side side[2];
     id_map ids; /* order id -> pool index */

@@ -22,7 +22,9 @@
  * BTCUSD[&depth=N] as JSON (arbctl book XA BTCUSD); an ARB_CMD_SNAPSHOT
  * command on order_commands answers with a full-depth ARB_MD_SNAPSHOT.
  * Hot reload carries the whole engine across (save/restore, format
- * BOOK_STATE_VERSION).
+ * BOOK_STATE_VERSION). Trade ids are unique across books because each book's
+ * id is its instrument's position in the shared instrument table: append new
+ * instruments at the end of that file, never reorder it.
  *
  * If the bus refuses a record (a full queue), the output waits here, in
  * order, and a timer retries; nothing is dropped unless the backlog passes
@@ -108,7 +110,7 @@ static int add_books(matcher *m, const char *names)
 {
     if (!names[0]) {
         for (size_t i = 0; i < m->all.count; i++)
-            if (book_engine_add_instrument(m->engine, &m->all.items[i]))
+            if (book_engine_add_instrument_id(m->engine, &m->all.items[i], (uint32_t)i + 1))
                 return arb_cfg_reject(m->ctx, "instruments", "cannot add %s:%s",
                                       m->all.items[i].venue, m->all.items[i].symbol);
         return ARB_OK;
@@ -129,7 +131,7 @@ static int add_books(matcher *m, const char *names)
         if (!in)
             rc = arb_cfg_reject(m->ctx, "instruments",
                                 "'%s' is not a configured [instrument VENUE:SYMBOL]", tok);
-        else if (book_engine_add_instrument(m->engine, in))
+        else if (book_engine_add_instrument_id(m->engine, in, (uint32_t)(in - m->all.items) + 1))
             rc = arb_cfg_reject(m->ctx, "instruments", "'%s' is listed twice", tok);
     }
     free(copy);

@@ -30,6 +30,7 @@ typedef struct ref_book {
     ref_order *orders;
     size_t n, cap;
     uint64_t trade_seq, md_seq;
+    uint64_t book_id; /* the n-th book added is book n */
     int64_t ref_price;
 } ref_book;
 
@@ -78,6 +79,7 @@ int ref_engine_add_instrument(ref_engine *r, const arb_instrument *in)
     arb_fixstr_set(b->venue, ARB_VENUE_LEN, in->venue);
     arb_fixstr_set(b->symbol, ARB_SYMBOL_LEN, in->symbol);
     b->ref_price = in->ref_price;
+    b->book_id = r->n_books;
     return ARB_OK;
 }
 
@@ -342,7 +344,8 @@ static int match(ref_engine *r, book_output *out, ref_book *b, ref_view *t, int6
         touch(r, o->side, o->price);
         int64_t q = o->leaves < t->leaves ? o->leaves : t->leaves;
         int64_t px = o->price;
-        uint64_t id = ++b->trade_seq;
+        uint64_t n = ++b->trade_seq;
+        uint64_t id = b->book_id << BOOK_TRADE_BITS | n;
         o->leaves -= q;
         t->leaves -= q;
         ref_view ov = resting_view(o);
@@ -358,7 +361,7 @@ static int match(ref_engine *r, book_output *out, ref_book *b, ref_view *t, int6
         memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
         memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
         tr->trade_id = id;
-        tr->seq = id;
+        tr->seq = n;
         tr->price = px;
         tr->qty = q;
         tr->buy_order_id = t->side == ARB_SIDE_BUY ? t->id : o->id;

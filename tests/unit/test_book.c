@@ -752,18 +752,34 @@ static void same_symbol_on_two_venues_is_two_books(void **state)
     assert_int_equal(stats_of(f, "XB", "BTCUSD").ask_px, 90);
 }
 
-static void trade_ids_count_per_book(void **state)
+static void trade_ids_are_unique_across_books_and_count_per_book(void **state)
 {
     fixture *f = *state;
+    const uint64_t xa = 1ull << BOOK_TRADE_BITS, xb = 2ull << BOOK_TRADE_BITS;
     limit(f, 1, 1, SELL, 100, 1);
     limit(f, 2, 1, SELL, 100, 1);
     limit(f, 3, 2, BUY, 100, 2);
-    assert_int_equal(f->out->trades[0].trade_id, 1);
-    assert_int_equal(f->out->trades[1].trade_id, 2);
+    assert_int_equal(f->out->trades[0].trade_id, xa | 1);
+    assert_int_equal(f->out->trades[1].trade_id, xa | 2);
     assert_int_equal(f->out->trades[1].seq, 2);
     run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 4, 1, SELL, 100, 1));
     run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 5, 2, BUY, 100, 1));
-    assert_int_equal(f->out->trades[0].trade_id, 1);
+    assert_int_equal(f->out->trades[0].trade_id, xb | 1);
+    assert_int_equal(f->out->trades[0].seq, 1);
+}
+
+static void book_ids_must_be_distinct_and_in_range(void **state)
+{
+    (void)state;
+    book_engine *e;
+    assert_int_equal(book_engine_new(NULL, &e), ARB_OK);
+    arb_instrument a = plain_instrument("XA", "BTCUSD"), b = plain_instrument("XB", "BTCUSD");
+    assert_int_equal(book_engine_add_instrument_id(e, &a, 7), ARB_OK);
+    assert_int_equal(book_engine_add_instrument_id(e, &b, 7), ARB_EINVAL);
+    assert_int_equal(book_engine_add_instrument_id(e, &b, 0), ARB_EINVAL);
+    assert_int_equal(book_engine_add_instrument_id(e, &b, BOOK_MAX_ID + 1), ARB_EINVAL);
+    assert_int_equal(book_engine_add_instrument_id(e, &b, BOOK_MAX_ID), ARB_OK);
+    book_engine_free(e);
 }
 
 static void replaying_the_same_commands_gives_identical_output(void **state)
@@ -1033,7 +1049,8 @@ int main(void)
         T(unknown_action_and_bad_fields_are_rejected),
         T(rejected_commands_change_nothing),
         T(same_symbol_on_two_venues_is_two_books),
-        T(trade_ids_count_per_book),
+        T(trade_ids_are_unique_across_books_and_count_per_book),
+        cmocka_unit_test(book_ids_must_be_distinct_and_in_range),
         cmocka_unit_test(replaying_the_same_commands_gives_identical_output),
         T(market_data_reports_the_touched_levels_and_top_of_book),
         T(snapshot_lists_depth_with_the_current_sequence),

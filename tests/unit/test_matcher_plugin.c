@@ -271,7 +271,9 @@ static void crossing_order_trades_on_trade_executed_keyed_by_instrument(void **s
     assert_int_equal(out.tr[0].qty, 1500);
     assert_int_equal(out.tr[0].buy_order_id, 2);
     assert_int_equal(out.tr[0].sell_order_id, 1);
-    assert_int_equal(out.tr[0].trade_id, 1);
+    /* XA:BTCUSD is the first instrument of the table: book id 1. */
+    assert_int_equal(out.tr[0].trade_id, (1ull << 40) | 1);
+    assert_int_equal(out.tr[0].seq, 1);
     assert_int_equal(out.tr_key[0], arb_instrument_key(out.tr[0].venue, out.tr[0].symbol));
     assert_int_equal(out.ev[out.n_ev - 1].kind, ARB_EV_FILLED);
     assert_int_equal(out.ev_key[out.n_ev - 1], 8);
@@ -417,7 +419,7 @@ static void hot_reload_keeps_the_books_and_matching_goes_on(void **state)
     assert_int_equal(out.tr[1].sell_order_id, 1);
     assert_int_equal(out.tr[1].qty, 500);
     assert_int_equal(out.tr[2].sell_order_id, 2);
-    assert_int_equal(out.tr[2].trade_id, 3); /* ids continue */
+    assert_int_equal(out.tr[2].trade_id, (1ull << 40) | 3); /* ids continue */
     assert_int_equal(out.ev[n_ev].seq, seq_before + 1);
     /* The duplicate check knows the restored order ids. */
     submit(host, cmd(ARB_CMD_NEW, "XA", 2, 7, ARB_SIDE_SELL, 10000, 1000));
@@ -438,6 +440,24 @@ static void books_outside_the_served_subset_are_left_alone(void **state)
     assert_int_equal(out.n_ev, 1);
     submit(h, cmd(ARB_CMD_NEW, "XC", 3, 7, ARB_SIDE_SELL, 10000, 1000));
     assert_int_equal(out.ev[1].reason, ARB_R_UNKNOWN_INSTRUMENT);
+    testhost_free(h);
+}
+
+static void trade_ids_name_the_book_by_its_place_in_the_instrument_table(void **state)
+{
+    (void)state;
+    if (!skip_unless_built()) {
+        skip();
+        return;
+    }
+    /* A matcher serving only XB:BTCUSD (second in the table) numbers its
+     * trades as a matcher serving everything would: ids never collide
+     * across books or matchers. */
+    testhost *h = start_host("", "instruments = XB:BTCUSD");
+    submit(h, cmd(ARB_CMD_NEW, "XB", 1, 7, ARB_SIDE_SELL, 10000, 1000));
+    submit(h, cmd(ARB_CMD_NEW, "XB", 2, 8, ARB_SIDE_BUY, 10000, 1000));
+    assert_int_equal(out.n_tr, 1);
+    assert_int_equal(out.tr[0].trade_id, (2ull << 40) | 1);
     testhost_free(h);
 }
 
@@ -533,6 +553,7 @@ int main(void)
         cmocka_unit_test(admin_book_route_serves_the_depth_as_json),
         T(hot_reload_keeps_the_books_and_matching_goes_on),
         cmocka_unit_test(books_outside_the_served_subset_are_left_alone),
+        cmocka_unit_test(trade_ids_name_the_book_by_its_place_in_the_instrument_table),
         cmocka_unit_test(bad_settings_are_refused_with_the_key),
         cmocka_unit_test(full_bus_delays_output_in_order_without_loss),
     };
