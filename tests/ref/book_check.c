@@ -566,6 +566,7 @@ static fifo_entry *fifo_slot(fifo_tracker *t, uint32_t book, uint64_t id, int cr
     t->e[h].id = id;
     t->e[h].book = book;
     t->e[h].stamp = 0;
+    t->e[h].traded = 0;
     return &t->e[h];
 }
 
@@ -630,6 +631,54 @@ const char *fifo_check(fifo_tracker *t, const book_engine *e, const order_book *
         fifo_walk w = {t, book, -1, 0, msg, cap};
         if (order_book_each_order(e, b, side, fifo_visit, &w))
             return msg;
+    }
+    return NULL;
+}
+
+static uint32_t book_number(const book_engine *e, const char *venue, const char *symbol)
+{
+    const order_book *b = book_engine_find(e, venue, symbol);
+    return b ? (uint32_t)order_book_index(b) : UINT32_MAX;
+}
+
+const char *fills_check(fifo_tracker *t, const book_engine *e, const book_output *out, char *msg,
+                        size_t cap)
+{
+    /* A new order starts its ledger at zero ... */
+    for (uint32_t i = 0; i < out->n_events; i++) {
+        const arb_order_event *ev = &out->events[i];
+        if (ev->kind == ARB_EV_ACCEPTED) {
+            fifo_entry *en = fifo_slot(t, book_number(e, ev->venue, ev->symbol), ev->order_id, 1);
+            en->traded = 0;
+            en->stamp = 0;
+        }
+    }
+    /* ... every trade adds to both orders ... */
+    for (uint32_t i = 0; i < out->n_trades; i++) {
+        const arb_trade *tr = &out->trades[i];
+        uint32_t book = book_number(e, tr->venue, tr->symbol);
+        fifo_slot(t, book, tr->buy_order_id, 1)->traded += tr->qty;
+        fifo_slot(t, book, tr->sell_order_id, 1)->traded += tr->qty;
+    }
+    /* ... and each order's last event of the command reports that sum. */
+    for (uint32_t i = out->n_events; i-- > 0;) {
+        const arb_order_event *ev = &out->events[i];
+        if (ev->kind == ARB_EV_REJECTED)
+            continue;
+        int later = 0;
+        for (uint32_t k = i + 1; k < out->n_events && !later; k++)
+            later = out->events[k].order_id == ev->order_id &&
+                    out->events[k].kind != ARB_EV_REJECTED &&
+                    !memcmp(out->events[k].symbol, ev->symbol, ARB_SYMBOL_LEN) &&
+                    !memcmp(out->events[k].venue, ev->venue, ARB_VENUE_LEN);
+        if (later)
+            continue;
+        fifo_entry *en = fifo_slot(t, book_number(e, ev->venue, ev->symbol), ev->order_id, 1);
+        if (ev->filled_qty != en->traded) {
+            snprintf(msg, cap, "order %" PRIu64 " reports %" PRId64 " filled but traded %" PRId64,
+                     ev->order_id, ev->filled_qty, en->traded);
+            return msg;
+        }
     }
     return NULL;
 }

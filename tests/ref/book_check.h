@@ -75,6 +75,7 @@ const char *book_states_differ(const book_engine *e, const ref_engine *r, char *
 typedef struct fifo_entry {
     uint64_t id, stamp;
     int64_t price, leaves;
+    int64_t traded; /* sum of this order's trades */
     uint32_t book;
     int used;
 } fifo_entry;
@@ -86,6 +87,11 @@ typedef struct fifo_tracker {
 const char *fifo_check(fifo_tracker *t, const book_engine *e, const order_book *b, uint32_t book,
                        const book_output *out, char *msg, size_t cap);
 void fifo_tracker_free(fifo_tracker *t);
+
+/* Quantity conservation, on the same tracker: every order's filled_qty in
+ * the command's events equals the sum of its trades so far. */
+const char *fills_check(fifo_tracker *t, const book_engine *e, const book_output *out, char *msg,
+                        size_t cap);
 
 /* Standard test instruments: XA:BTCUSD (tick 5, band 5%), XB:BTCUSD (tick 1,
  * lot 10, no band), XA:ETHUSD (tick 1, lot 1, min 2, max 500). */

@@ -4,7 +4,8 @@
  * record compared field by field after every command, the resting orders of
  * both compared regularly, and property checks (never crossed, levels equal
  * the sum of their orders, fills within limits, trades match their fill
- * events, FIFO within a level) after every command.
+ * events, each order's filled quantity equals the sum of its trades, FIFO
+ * within a level) after every command.
  *
  * The plain run covers at least 1M commands over many seeds and several
  * profiles; under ASan (or with ARB_TEST_SCALE=<divisor>) it runs fewer.
@@ -91,6 +92,8 @@ static void run_stream(uint64_t seed, const gen_profile *p, const book_config *c
         const order_book *b = book_engine_find(e, c.venue, c.symbol);
         if (!bad && b)
             bad = book_check_properties(e, b, eo, msg, sizeof msg);
+        if (!bad)
+            bad = fills_check(&ft, e, eo, msg, sizeof msg);
         if (!bad && b)
             for (uint32_t k = 0; k < n_inst; k++)
                 if (book_engine_book_at(e, k) == b)
