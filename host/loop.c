@@ -63,14 +63,7 @@ int arbh_loops_init(arbh_host *h, int nloops)
         h->loops[i] = l;
         l->index = i;
         l->host = h;
-        /* Precise timers (timerfd): without, epoll rounds every timer to
-         * whole milliseconds and a 1 ms clock tick drifts. */
-        struct event_config *ec = event_config_new();
-        if (ec)
-            event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-        l->base = ec ? event_base_new_with_config(ec) : NULL;
-        if (ec)
-            event_config_free(ec);
+        l->base = event_base_new();
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (!l->base || l->wake_fd < 0)
             return ARB_ERROR;
