@@ -51,8 +51,8 @@ static testhost *host(const char *id, const char *group, const char *plugin)
     snprintf(ini, sizeof ini,
              "[host]\nid = %s\nlog_level = warn\nannounce_ms = 0\n"
              "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = test.seq\ngroup = %s\n"
-             "commit_interval_ms = 20\n[kafka]\nsession.timeout.ms = 6000\n"
-             "heartbeat.interval.ms = 500\n%s",
+             "commit_interval_ms = 20\n[kafka]\nsession.timeout.ms = 3000\n"
+             "heartbeat.interval.ms = 300\n%s",
              id, bootstrap, group, plugin);
     testhost *t = testhost_new(ini);
     assert_non_null(t);
@@ -128,7 +128,7 @@ static void records_cross_hosts_once_in_order_through_reload_and_restart(void **
     seq_sink r = {0};
     ctx = testhost_ctx(cons);
     arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &r);
-    run_both(prod, cons, &r, 1000, 20000 * MS);
+    run_both(prod, cons, &r, 1000, 45000 * MS);
     if (r.count < 1000)
         fail_msg("after restart: %llu records (first %llu, last seen before %llu)",
                  (unsigned long long)r.count, (unsigned long long)r.first,
