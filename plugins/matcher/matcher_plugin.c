@@ -21,8 +21,8 @@
  * The admin endpoint serves GET /plugins/<instance>/book?venue=XA&symbol=
  * BTCUSD[&depth=N] as JSON (arbctl book XA BTCUSD); an ARB_CMD_SNAPSHOT
  * command on order_commands answers with a full-depth ARB_MD_SNAPSHOT.
- * Hot reload carries the whole engine across (save/restore, format
- * BOOK_STATE_VERSION). Trade ids are unique across books because each book's
+ * Hot reload carries the whole engine across, and any output still waiting
+ * for the bus (save/restore). Trade ids are unique across books because each book's
  * id is its instrument's position in the shared instrument table: append new
  * instruments at the end of that file, never reorder it.
  *
@@ -522,6 +522,8 @@ static int matcher_start(void *self)
         arb_error(m->ctx, "cannot subscribe to order_commands");
         return ARB_ERROR;
     }
+    if (m->pending.records) /* output the previous instance could not hand over yet */
+        m->retry_timer = arb_timer_start(m->ctx, RETRY_NS, 1, on_retry, m);
     if (arb_admin_route(m->ctx, "book", admin_book, m) < 0)
         arb_warn(m->ctx, "no admin route for the book; snapshots stay available on the bus");
     arb_info(m->ctx, "matching %zu books", book_engine_book_count(m->engine));
@@ -542,29 +544,97 @@ static void matcher_stop(void *self)
     m->retry_timer = -1;
 }
 
+/* Saved state: "MTCH" | u32 format | u64 engine bytes | engine state
+ * (book_engine_save) | u64 backlog records | the backlog's records. Output
+ * still waiting for the bus travels with the books, so a reload loses
+ * nothing. */
+#define STATE_MAGIC "MTCH"
+#define STATE_HDR 16u
+#define MATCHER_STATE_VERSION 1u
+
 static int matcher_save(void *self, void **bytes, size_t *len)
 {
     matcher *m = self;
-    /* Output still waiting would be lost with the old instance: push it. */
     backlog_flush(m);
-    if (m->pending.records)
-        arb_warn(m->ctx, "reload with %llu output records still waiting: they are lost",
-                 (unsigned long long)m->pending.records);
-    return book_engine_save(m->engine, NULL, NULL, bytes, len);
+    void *eng;
+    size_t eng_len;
+    int rc = book_engine_save(m->engine, NULL, NULL, &eng, &eng_len);
+    if (rc)
+        return rc;
+    size_t waiting = m->pending.len - m->pending.head;
+    size_t total = STATE_HDR + eng_len + 8 + waiting;
+    uint8_t *p = malloc(total);
+    if (!p) {
+        free(eng);
+        return ARB_ENOMEM;
+    }
+    memcpy(p, STATE_MAGIC, 4);
+    arb_put_u32(p + 4, MATCHER_STATE_VERSION);
+    arb_put_u64(p + 8, eng_len);
+    memcpy(p + STATE_HDR, eng, eng_len);
+    arb_put_u64(p + STATE_HDR + eng_len, m->pending.records);
+    memcpy(p + STATE_HDR + eng_len + 8, m->pending.bytes + m->pending.head, waiting);
+    free(eng);
+    *bytes = p;
+    *len = total;
+    return ARB_OK;
+}
+
+/* Checks the saved backlog record by record before taking it. */
+static int restore_backlog(matcher *m, const uint8_t *p, size_t len, uint64_t records)
+{
+    size_t off = 0;
+    for (uint64_t i = 0; i < records; i++) {
+        if (len - off < BACKLOG_HDR || len - off - BACKLOG_HDR < arb_get_u32(p + off + 2) ||
+            arb_get_u16(p + off) >= ARB_TOPIC_MAX)
+            return ARB_EREFUSED;
+        off += BACKLOG_HDR + arb_get_u32(p + off + 2);
+    }
+    if (off != len || len > BACKLOG_CAP)
+        return ARB_EREFUSED;
+    if (len) {
+        m->pending.bytes = malloc(len);
+        if (!m->pending.bytes)
+            return ARB_ENOMEM;
+        memcpy(m->pending.bytes, p, len);
+        m->pending.cap = m->pending.len = len;
+        m->pending.records = records;
+    }
+    return ARB_OK;
 }
 
 static int matcher_restore(void *self, uint32_t state_version, const void *bytes, size_t len)
 {
     matcher *m = self;
-    if (state_version != BOOK_STATE_VERSION) {
-        arb_warn(m->ctx, "refusing matcher state version %u (this build reads %u)", state_version,
-                 BOOK_STATE_VERSION);
+    const uint8_t *p = bytes;
+    if (state_version != MATCHER_STATE_VERSION || len < STATE_HDR || memcmp(p, STATE_MAGIC, 4) ||
+        arb_get_u32(p + 4) != BOOK_STATE_VERSION) {
+        arb_warn(m->ctx,
+                 "refusing matcher state version %u (this build reads %u with books "
+                 "format %u)",
+                 state_version, MATCHER_STATE_VERSION, BOOK_STATE_VERSION);
         return ARB_EREFUSED;
     }
-    int rc = book_engine_restore(m->engine, bytes, len);
-    if (rc == ARB_EREFUSED)
-        arb_warn(m->ctx, "refusing the saved books: they do not fit this configuration");
-    return rc;
+    uint64_t eng_len = arb_get_u64(p + 8);
+    if (eng_len > len - STATE_HDR || len - STATE_HDR - eng_len < 8)
+        return ARB_EREFUSED;
+    const uint8_t *tail = p + STATE_HDR + eng_len;
+    size_t tail_len = len - STATE_HDR - eng_len - 8;
+    /* The backlog is checked first: the engine restore is the last step. */
+    backlog keep = m->pending;
+    memset(&m->pending, 0, sizeof m->pending);
+    int rc = restore_backlog(m, tail + 8, tail_len, arb_get_u64(tail));
+    if (rc == ARB_OK)
+        rc = book_engine_restore(m->engine, p + STATE_HDR, eng_len);
+    if (rc) {
+        free(m->pending.bytes);
+        m->pending = keep;
+        if (rc == ARB_EREFUSED)
+            arb_warn(m->ctx, "refusing the saved books: they do not fit this configuration");
+        return rc;
+    }
+    free(keep.bytes);
+    return ARB_OK;
 }
 
 static const char *const matcher_publishes[] = {"order_events", "trade_executed", "market_data",
@@ -576,7 +646,7 @@ static const arb_plugin matcher_plugin = {
     .size = sizeof(arb_plugin),
     .name = "matcher",
     .version = "1.0.0",
-    .state_version = BOOK_STATE_VERSION,
+    .state_version = MATCHER_STATE_VERSION,
     .publishes = matcher_publishes,
     .subscribes = matcher_subscribes,
     .create = matcher_create,

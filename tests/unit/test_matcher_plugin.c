@@ -538,6 +538,44 @@ static void full_bus_delays_output_in_order_without_loss(void **state)
     testhost_free(h);
 }
 
+static void reload_while_output_waits_loses_nothing(void **state)
+{
+    (void)state;
+    if (!skip_unless_built()) {
+        skip();
+        return;
+    }
+    int port = free_port();
+    char host_keys[128];
+    snprintf(host_keys, sizeof host_keys,
+             "threads = 2\nadmin = 127.0.0.1:%d\n[bus]\nqueue_bytes = 65536\n", port);
+    testhost *h = start_host(host_keys, "thread = 1");
+    const size_t n = 1500;
+    for (size_t i = 0; i < n;) {
+        arb_order_cmd c =
+            cmd(ARB_CMD_NEW, "XA", 1 + i, 7, ARB_SIDE_SELL, 20000 + 5 * (int64_t)(i % 400), 1);
+        if (send_cmd(h, &c) == ARB_OK)
+            i++;
+        else
+            usleep(1000);
+    }
+    usleep(20000); /* let the matcher take the last commands and back up */
+    char err[256];
+    assert_int_equal(
+        testhost_reload(h, "matcher", testhost_plugin_path("matcher"), err, sizeof err), ARB_OK);
+    want_events w = {n};
+    assert_true(testhost_run_until(h, have_events, &w, 10000 * MS));
+    testhost_run(h, 20 * MS);
+    assert_int_equal(out.n_ev, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out.ev[i].order_id, 1 + i);
+        assert_int_equal(out.ev[i].seq, 1 + i);
+    }
+    const char *body = http_get(h, port, "/metrics");
+    assert_int_equal(metric(body, "matcher_output_dropped_total{instance=\"matcher\"} "), 0);
+    testhost_free(h);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -556,6 +594,7 @@ int main(void)
         cmocka_unit_test(trade_ids_name_the_book_by_its_place_in_the_instrument_table),
         cmocka_unit_test(bad_settings_are_refused_with_the_key),
         cmocka_unit_test(full_bus_delays_output_in_order_without_loss),
+        cmocka_unit_test(reload_while_output_waits_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
