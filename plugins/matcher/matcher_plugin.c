@@ -573,7 +573,8 @@ static int matcher_save(void *self, void **bytes, size_t *len)
     arb_put_u64(p + 8, eng_len);
     memcpy(p + STATE_HDR, eng, eng_len);
     arb_put_u64(p + STATE_HDR + eng_len, m->pending.records);
-    memcpy(p + STATE_HDR + eng_len + 8, m->pending.bytes + m->pending.head, waiting);
+    if (waiting)
+        memcpy(p + STATE_HDR + eng_len + 8, m->pending.bytes + m->pending.head, waiting);
     free(eng);
     *bytes = p;
     *len = total;
