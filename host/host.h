@@ -75,6 +75,7 @@ typedef struct arbh_loop {
     struct event_base *base;
     pthread_t thread;
     bool has_thread;
+    _Atomic int stop;              /* the worker's loop should end */
     arbh_ring *in[ARBH_MAX_LOOPS]; /* in[src]: records published on loop src */
     int depth;                     /* >0 while delivering */
     uint64_t dirty;                /* remote loops to wake after this batch */

@@ -38,6 +38,8 @@ static void task_cb(int fd, short what, void *arg)
         pthread_cond_broadcast(&loop->task_cv);
         pthread_mutex_unlock(&loop->task_mu);
     }
+    if (atomic_load(&loop->stop))
+        event_base_loopbreak(loop->base);
 }
 
 static uint64_t pow2_at_least(uint64_t v)
@@ -88,7 +90,8 @@ static void *loop_main(void *arg)
     arbh_loop *l = arg;
     current_loop = l;
     /* EVLOOP_NO_EXIT_ON_EMPTY: a worker waits for work even with no events. */
-    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    while (!atomic_load(&l->stop))
+        event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     current_loop = NULL;
     return NULL;
 }
@@ -112,7 +115,11 @@ void arbh_loops_stop(arbh_host *h)
     for (int i = 1; i < h->nloops; i++) {
         arbh_loop *l = h->loops[i];
         if (l && l->has_thread) {
-            event_base_loopbreak(l->base);
+            /* A loopbreak sent before the thread entered its loop would be
+             * forgotten (libevent clears it on entry); an active event is
+             * not: the loop runs task_cb, which breaks it. */
+            atomic_store(&l->stop, 1);
+            event_active(l->task_ev, 0, 0);
             pthread_join(l->thread, NULL);
             l->has_thread = false;
         }

@@ -13,8 +13,10 @@ for t in "$@"; do
     log=$B/tests/$t.log
     echo "== $t ($B)"
     start=$(date +%s%N)
-    CMOCKA_MESSAGE_OUTPUT=stdout "$bin" > "$log" 2>&1
+    # A hung test fails alone instead of holding the whole run.
+    CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 10 "${ARB_TEST_TIMEOUT:-600}" "$bin" > "$log" 2>&1
     rc=$?
+    [ $rc -eq 124 ] && echo "== $t: TIMED OUT after ${ARB_TEST_TIMEOUT:-600}s" >> "$log"
     cat "$log"
     passed=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
     failed=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$3} END {print s+0}')

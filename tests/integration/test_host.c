@@ -421,6 +421,21 @@ static void injected_records_are_done_only_once_handled_everywhere(void **state)
     testhost_free(t);
 }
 
+/* ---- shutdown ---- */
+
+static void a_host_stopped_at_once_still_stops(void **state)
+{
+    (void)state;
+    /* Stop can come before a worker thread has entered its loop. */
+    for (int i = 0; i < 200; i++) {
+        testhost *t = testhost_new("[host]\nthreads = 3\nannounce_ms = 0\n"
+                                   "[plugin a]\nload = tp_seq.so\nthread = 2\n");
+        assert_non_null(t);
+        assert_int_equal(testhost_start(t), ARB_OK);
+        testhost_free(t);
+    }
+}
+
 /* ---- reload ---- */
 
 static const char *reload_ini = "[plugin p]\nload = tp_seq.so\nrole = producer\nburst = 200\n"
@@ -774,6 +789,7 @@ int main(void)
         cmocka_unit_test(cross_thread_delivery_keeps_order),
         cmocka_unit_test(oversized_record_is_refused),
         cmocka_unit_test(injected_records_are_done_only_once_handled_everywhere),
+        cmocka_unit_test(a_host_stopped_at_once_still_stops),
         cmocka_unit_test(reload_keeps_state_and_runs_new_code),
         cmocka_unit_test(refused_state_leaves_the_old_instance_serving),
         cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
