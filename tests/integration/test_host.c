@@ -427,7 +427,7 @@ static void a_host_stopped_at_once_still_stops(void **state)
 {
     (void)state;
     /* Stop can come before a worker thread has entered its loop. */
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 50; i++) {
         testhost *t = testhost_new("[host]\nthreads = 3\nannounce_ms = 0\n"
                                    "[plugin a]\nload = tp_seq.so\nthread = 2\n");
         assert_non_null(t);
