@@ -8,9 +8,11 @@
  * small receipt {partition, sequence}, so a late `done` for a record the
  * window has since forgotten (revoked, sought away) finds a different
  * sequence there and changes nothing. The commit point of a partition is the
- * offset of its oldest record not done. A full window (or a host answering
- * ARB_EFULL) pauses the partition and later seeks back to the first record
- * not taken, so nothing is skipped and partition order holds.
+ * offset of its oldest record not done. When the window is full or the host
+ * answers ARB_EFULL, the record and those fetched after it wait in the
+ * partition's backlog and are offered again (2 ms after a refusal, as soon as
+ * records are done for a full window), so nothing is skipped and partition
+ * order holds; a long backlog pauses the partition.
  *
  * Commits and the producer. A candidate commit is taken every
  * commit_interval_ms together with the number of records produced so far; it
@@ -50,6 +52,10 @@
 /* How long a partition waits before offering again a record the host
  * refused with ARB_EFULL. */
 #define EFULL_RETRY_NS (2 * 1000000LL)
+/* A partition whose records wait keeps what was already fetched; past this
+ * many it is paused (librdkafka then drops what it prefetched and fetches it
+ * again on resume, which costs up to fetch.wait.max.ms). */
+#define BACKLOG_PAUSE 1024
 /* Records handed to the host per wake-up before other events get a turn. */
 #define POLL_BUDGET 2048
 
@@ -79,9 +85,13 @@ struct part {
     int32_t partition;
     bool assigned;
     bool revoking;
-    bool paused;         /* by us: a full window or a refused record */
-    int64_t held_at;     /* when paused: the first record not taken */
-    int64_t retry_ns;    /* when paused by ARB_EFULL: not before this */
+    bool paused;      /* by us: a full window or a refused record */
+    int64_t retry_ns; /* after ARB_EFULL: offer again not before this */
+    /* Records fetched but not yet taken by the host, oldest first: while
+     * any wait here the partition is paused and newer ones queue behind. */
+    rd_kafka_message_t **backlog;
+    size_t bl_head, bl_len, bl_cap;
+    int64_t last_seen;   /* offset of the newest record fetched; -1: none */
     uint64_t head, tail; /* sequences: oldest outstanding, next to hand out */
     uint64_t mask;
     _Atomic uint64_t *slots; /* (seq << 1) | done */
@@ -156,7 +166,7 @@ struct arbh_kafka {
     uint64_t cand_needs; /* produce sequences below this must be finished */
 
     _Atomic uint64_t st_produced, st_produce_full, st_produce_failed, st_done;
-    uint64_t st_delivered, st_redelivered, st_commits, st_commit_failed, st_rebalances;
+    uint64_t st_delivered, st_redelivered, st_pauses, st_commits, st_commit_failed, st_rebalances;
     _Atomic uint64_t receipts_out;
     char fatal[256];
     _Atomic bool fatal_set;
@@ -272,7 +282,7 @@ static part *part_get(arbh_kafka *k, route *rt, int32_t partition)
     p->mask = k->window - 1;
     p->next_offset = -1;
     p->committed = -1;
-    p->held_at = -1;
+    p->last_seen = -1;
     /* Sequence 0 would make a zero slot look like a record not done. */
     p->head = p->tail = 1;
     p->next = k->parts;
@@ -287,6 +297,11 @@ static void part_forget(part *p)
     p->head = p->tail;
     p->next_offset = -1;
     p->committed = -1;
+    p->last_seen = -1;
+    p->retry_ns = 0;
+    for (size_t i = 0; i < p->bl_len; i++)
+        rd_kafka_message_destroy(p->backlog[(p->bl_head + i) % p->bl_cap]);
+    p->bl_head = p->bl_len = 0;
 }
 
 /* Moves head past the records that are done. */
@@ -847,54 +862,65 @@ static void arm_soon(arbh_kafka *k, int64_t ns)
     evtimer_add(k->soon_ev, &tv);
 }
 
-/* Stops a partition at `offset`: nothing from it is delivered until resumed
- * there. */
-static void part_hold(arbh_kafka *k, part *p, int64_t offset, int64_t retry_ns)
+static void part_set_pause(arbh_kafka *k, part *p, bool pause)
 {
-    p->paused = true;
-    p->held_at = offset;
-    p->retry_ns = retry_ns;
+    if (p->paused == pause)
+        return;
+    p->paused = pause;
+    k->st_pauses += pause;
     rd_kafka_topic_partition_list_t *l;
     one_partition(&l, p, RD_KAFKA_OFFSET_INVALID);
-    rd_kafka_pause_partitions(k->consumer, l);
+    if (pause)
+        rd_kafka_pause_partitions(k->consumer, l);
+    else
+        rd_kafka_resume_partitions(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
-    k->st_redelivered++;
-    arm_soon(k, retry_ns ? EFULL_RETRY_NS : 5000000);
 }
 
-static void part_release_hold(arbh_kafka *k, part *p)
+/* Out of memory for a backlog: pause, and fetch from `offset` again on
+ * resume (the consumer's own position is already past it). */
+static void part_rewind(arbh_kafka *k, part *p, int64_t offset)
 {
+    part_set_pause(k, p, true);
+    p->last_seen = offset - 1;
     rd_kafka_topic_partition_list_t *l;
-    one_partition(&l, p, p->held_at);
+    one_partition(&l, p, offset);
     rd_kafka_error_t *e = rd_kafka_seek_partitions(k->consumer, l, 0);
-    if (e) {
-        klog(k, ARB_LOG_WARN, "seek %s [%d] to %lld: %s", p->rt->kname, (int)p->partition,
-             (long long)p->held_at, rd_kafka_error_string(e));
+    if (e)
         rd_kafka_error_destroy(e);
-    }
-    rd_kafka_resume_partitions(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
-    p->paused = false;
-    p->held_at = -1;
 }
 
-/* Resumes held partitions whose window has room again (half empty) or whose
- * retry time came. Returns true if some partition still waits. */
-static bool resume_held(arbh_kafka *k)
+static int backlog_push(part *p, rd_kafka_message_t *m, bool front)
 {
-    bool waiting = false;
-    int64_t now = mono_ns();
-    for (part *p = k->parts; p; p = p->next) {
-        if (!p->paused || !p->assigned || p->revoking)
-            continue;
-        part_advance(p);
-        bool room = p->tail - p->head <= (p->mask + 1) / 2;
-        if (room && now >= p->retry_ns)
-            part_release_hold(k, p);
-        else
-            waiting = true;
+    if (p->bl_len == p->bl_cap) {
+        size_t cap = p->bl_cap ? 2 * p->bl_cap : 64;
+        rd_kafka_message_t **grown = malloc(cap * sizeof *grown);
+        if (!grown)
+            return ARB_ENOMEM;
+        for (size_t i = 0; i < p->bl_len; i++)
+            grown[i] = p->backlog[(p->bl_head + i) % p->bl_cap];
+        free(p->backlog);
+        p->backlog = grown;
+        p->bl_cap = cap;
+        p->bl_head = 0;
     }
-    return waiting;
+    if (front) {
+        p->bl_head = (p->bl_head + p->bl_cap - 1) % p->bl_cap;
+        p->backlog[p->bl_head] = m;
+    } else {
+        p->backlog[(p->bl_head + p->bl_len) % p->bl_cap] = m;
+    }
+    p->bl_len++;
+    return ARB_OK;
+}
+
+static rd_kafka_message_t *backlog_pop(part *p)
+{
+    rd_kafka_message_t *m = p->backlog[p->bl_head];
+    p->bl_head = (p->bl_head + 1) % p->bl_cap;
+    p->bl_len--;
+    return m;
 }
 
 /* ---- rebalance ---- */
@@ -930,7 +956,6 @@ static void finish_revoke(arbh_kafka *k)
         p->revoking = false;
         p->assigned = false;
         p->paused = false;
-        p->held_at = -1;
     }
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -1000,7 +1025,6 @@ static void on_assign(arbh_kafka *k, rd_kafka_topic_partition_list_t *parts)
         p->assigned = true;
         p->revoking = false;
         p->paused = false;
-        p->held_at = -1;
         pending_seek *s = seek_find(k, rt, tp->partition);
         if (s) {
             tp->offset = s->offset;
@@ -1064,31 +1088,22 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- consuming ---- */
 
-static void deliver_one(arbh_kafka *k, rd_kafka_message_t *m)
+enum take { TAKEN, WINDOW_FULL, REFUSED };
+
+/* Hands one record to the host. TAKEN also when the host sought the
+ * partition from inside the call (the seek decides what comes next). */
+static enum take take_one(arbh_kafka *k, part *p, const rd_kafka_message_t *m)
 {
-    route *rt = route_by_kname(k, rd_kafka_topic_name(m->rkt));
-    part *p = rt ? part_find(k, rt, m->partition) : NULL;
-    /* Records of a partition that is not ours, revoking, or held are
-     * dropped: they will be fetched again by whoever owns them, from the
-     * committed offset or from the hold. */
-    if (!p || !p->assigned || p->revoking || p->paused || k->consume_stopped)
-        return;
-    if (p->next_offset >= 0 && m->offset < p->next_offset)
-        return;
     part_advance(p);
-    if (p->tail - p->head > p->mask) {
-        part_hold(k, p, m->offset, 0);
-        return;
-    }
+    if (p->tail - p->head > p->mask)
+        return WINDOW_FULL;
     uint64_t key = 0;
     if (m->key && m->key_len == 8)
         for (int i = 7; i >= 0; i--)
             key = (key << 8) | ((const uint8_t *)m->key)[i];
     receipt *r = malloc(sizeof *r);
-    if (!r) {
-        part_hold(k, p, m->offset, mono_ns() + EFULL_RETRY_NS);
-        return;
-    }
+    if (!r)
+        return REFUSED;
     uint64_t seq = p->tail;
     r->pt = p;
     r->seq = seq;
@@ -1097,27 +1112,102 @@ static void deliver_one(arbh_kafka *k, rd_kafka_message_t *m)
     atomic_fetch_add_explicit(&k->receipts_out, 1, memory_order_relaxed);
     p->tail++;
     uint64_t epoch = p->epoch;
-    int rc = k->deliver(k->deliver_user, rt->bus, key, m->payload, m->len, kafka_done, r);
-    if (p->epoch != epoch) {
-        /* The host sought this partition from inside the call: the window
-         * was forgotten and the seek decides what comes next. */
-        if (rc == ARB_EFULL) {
-            atomic_fetch_sub_explicit(&k->receipts_out, 1, memory_order_relaxed);
-            free(r);
-        }
-        return;
-    }
+    int rc = k->deliver(k->deliver_user, p->rt->bus, key, m->payload, m->len, kafka_done, r);
     if (rc == ARB_EFULL) {
-        /* Not taken: the slot goes back; done will not be called. */
-        p->tail--;
-        atomic_store_explicit(&p->slots[seq & p->mask], 0, memory_order_relaxed);
+        /* Not taken: done will not be called; the slot goes back unless
+         * the window was forgotten meanwhile. */
         atomic_fetch_sub_explicit(&k->receipts_out, 1, memory_order_relaxed);
         free(r);
-        part_hold(k, p, m->offset, mono_ns() + EFULL_RETRY_NS);
-        return;
+        if (p->epoch != epoch)
+            return TAKEN;
+        p->tail--;
+        atomic_store_explicit(&p->slots[seq & p->mask], 0, memory_order_relaxed);
+        return REFUSED;
     }
-    p->next_offset = m->offset + 1;
+    if (p->epoch == epoch)
+        p->next_offset = m->offset + 1;
     k->st_delivered++;
+    return TAKEN;
+}
+
+/* Plans the next offer of a partition whose oldest record could not be
+ * handed over: soon after a refusal, or once records are done. */
+static void block(arbh_kafka *k, part *p, enum take why)
+{
+    if (p->bl_len >= BACKLOG_PAUSE)
+        part_set_pause(k, p, true);
+    p->retry_ns = why == REFUSED ? mono_ns() + EFULL_RETRY_NS : 0;
+    k->st_redelivered++;
+    arm_soon(k, why == REFUSED ? EFULL_RETRY_NS : 2000000);
+}
+
+/* A record from the consumer. Returns true if it was kept in a backlog
+ * (then the caller must not destroy it). */
+static bool offer(arbh_kafka *k, rd_kafka_message_t *m)
+{
+    route *rt = route_by_kname(k, rd_kafka_topic_name(m->rkt));
+    part *p = rt ? part_find(k, rt, m->partition) : NULL;
+    /* Records of a partition that is not ours or is being revoked are
+     * dropped: whoever owns it next fetches them from the committed offset. */
+    if (!p || !p->assigned || p->revoking || k->consume_stopped)
+        return false;
+    /* Fetched again after a pause: already seen. */
+    if (p->last_seen >= 0 && m->offset <= p->last_seen)
+        return false;
+    p->last_seen = m->offset;
+    if (p->bl_len) { /* older records wait: partition order */
+        if (backlog_push(p, m, false) != ARB_OK) {
+            part_rewind(k, p, m->offset);
+            return false;
+        }
+        if (p->bl_len >= BACKLOG_PAUSE)
+            part_set_pause(k, p, true);
+        return true;
+    }
+    enum take t = take_one(k, p, m);
+    if (t == TAKEN)
+        return false;
+    if (backlog_push(p, m, false) != ARB_OK) {
+        part_rewind(k, p, m->offset);
+        block(k, p, REFUSED);
+        return false;
+    }
+    block(k, p, t);
+    return true;
+}
+
+/* Offers the backlogs again; resumes partitions whose backlog emptied.
+ * Returns true if some partition still waits. */
+static bool drain_backlogs(arbh_kafka *k)
+{
+    bool waiting = false;
+    int64_t now = mono_ns();
+    for (part *p = k->parts; p; p = p->next) {
+        if (!p->assigned || p->revoking || k->consume_stopped)
+            continue;
+        if (p->bl_len && now < p->retry_ns) {
+            waiting = true;
+            continue;
+        }
+        while (p->bl_len) {
+            rd_kafka_message_t *m = backlog_pop(p);
+            uint64_t epoch = p->epoch;
+            enum take t = take_one(k, p, m);
+            if (t == TAKEN || p->epoch != epoch) {
+                rd_kafka_message_destroy(m);
+                if (p->epoch != epoch)
+                    break;
+                continue;
+            }
+            backlog_push(p, m, true); /* cannot fail: it was just popped */
+            block(k, p, t);
+            waiting = true;
+            break;
+        }
+        if (!p->bl_len && p->paused)
+            part_set_pause(k, p, false);
+    }
+    return waiting;
 }
 
 static void poll_once(arbh_kafka *k)
@@ -1133,8 +1223,8 @@ static void poll_once(arbh_kafka *k)
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 klog(k, ARB_LOG_WARN, "consume: %s", rd_kafka_message_errstr(m));
-        } else {
-            deliver_one(k, m);
+        } else if (offer(k, m)) {
+            continue; /* kept in a backlog */
         }
         rd_kafka_message_destroy(m);
     }
@@ -1161,7 +1251,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     arbh_kafka *k = arg;
     poll_once(k);
     commit_tick(k);
-    resume_held(k);
+    drain_backlogs(k);
 }
 
 static void on_soon(evutil_socket_t fd, short what, void *arg)
@@ -1169,7 +1259,7 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     arbh_kafka *k = arg;
-    if (resume_held(k))
+    if (drain_backlogs(k))
         arm_soon(k, EFULL_RETRY_NS);
     check_revoke(k);
     poll_once(k);
@@ -1304,11 +1394,8 @@ int arbh_kafka_seek(arbh_kafka *k, const char *topic, int partition, int64_t off
         rd_kafka_topic_partition_list_t *l;
         one_partition(&l, p, offset);
         rd_kafka_error_t *e = rd_kafka_seek_partitions(k->consumer, l, 0);
-        if (p->paused)
-            rd_kafka_resume_partitions(k->consumer, l);
-        p->paused = false;
-        p->held_at = -1;
         rd_kafka_topic_partition_list_destroy(l);
+        part_set_pause(k, p, false);
         if (e) {
             klog(k, ARB_LOG_ERROR, "seek %s [%d] to %lld: %s", rt->kname, partition,
                  (long long)offset, rd_kafka_error_string(e));
@@ -1340,6 +1427,10 @@ void arbh_kafka_stop_consuming(arbh_kafka *k)
         check_revoke(k);
         commit_now(k, false);
     }
+    /* Fetched records still waiting are dropped before the consumer goes. */
+    for (part *p = k->parts; p; p = p->next)
+        if (p->bl_len)
+            part_forget(p);
     k->closing = true;
     /* Leaving the group revokes what is assigned: on_revoke releases at once
      * (closing) after committing again, which is a no-op by now. */
@@ -1411,6 +1502,7 @@ void arbh_kafka_free(arbh_kafka *k)
         k->parts = p->next;
         free(p->slots);
         free(p->offsets);
+        free(p->backlog);
         free(p);
     }
     free(k->seeks);
@@ -1428,6 +1520,7 @@ void arbh_kafka_get_stats(arbh_kafka *k, arbh_kafka_stats *out)
     out->delivered = k->st_delivered;
     out->done = atomic_load(&k->st_done);
     out->redelivered = k->st_redelivered;
+    out->pauses = k->st_pauses;
     out->commits = k->st_commits;
     out->commit_failed = k->st_commit_failed;
     out->rebalances = k->st_rebalances;

@@ -110,6 +110,7 @@ typedef struct arbh_kafka_stats {
     uint64_t delivered;      /* records handed to the host */
     uint64_t done;           /* done() calls */
     uint64_t redelivered;    /* offered again after ARB_EFULL or a full window */
+    uint64_t pauses;         /* partitions paused because records piled up */
     uint64_t commits;        /* offset commits that succeeded */
     uint64_t commit_failed;
     uint64_t rebalances; /* assignments received */

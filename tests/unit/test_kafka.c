@@ -30,6 +30,7 @@
 
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
+static rd_kafka_t *waker;
 static char bootstrap[512];
 
 static int64_t now_ms(void)
@@ -58,6 +59,7 @@ typedef struct sink {
     int refuse_left;  /* answer ARB_EFULL this many times... */
     size_t refuse_at; /* ...when offered record number refuse_at */
     int refused;
+    int64_t refuse_until_ms; /* answer ARB_EFULL to everything until then */
     /* A consumer that keeps its own positions seeks from inside delivery. */
     arbh_kafka *seek_k;
     size_t seek_at_n; /* after this many records... */
@@ -68,6 +70,10 @@ static int on_record(void *user, const char *topic, uint64_t key, const void *da
                      void (*done)(void *), void *token)
 {
     sink *s = user;
+    if (s->refuse_until_ms && now_ms() < s->refuse_until_ms) {
+        s->refused++;
+        return ARB_EFULL;
+    }
     if (s->refuse_left > 0 && s->n == s->refuse_at) {
         s->refuse_left--;
         s->refused++;
@@ -214,9 +220,10 @@ static int64_t committed_offset(const char *group, const char *topic, int partit
  * max_inflight 8), so the mock's ~3 s first join is paid once. Each test
  * hands its records to its own sink, chosen by topic. */
 
-static const char *const shared_topics[] = {
-    "order_commands", "order_events",     "trade_executed", "market_data", "system_ticks",
-    "market_events",  "service_registry", "t_efull",        "t_window",    "t_errors"};
+static const char *const shared_topics[] = {"order_commands",   "order_events", "trade_executed",
+                                            "market_data",      "system_ticks", "market_events",
+                                            "service_registry", "t_efull",      "t_window",
+                                            "t_errors",         "t_long"};
 #define NSHARED (sizeof shared_topics / sizeof shared_topics[0])
 static struct event_base *shared_base;
 static arbh_kafka *shared;
@@ -240,7 +247,7 @@ static arbh_kafka *shared_for(const char *topic, sink *s)
         shared = kafka_new("group = g-shared\nmax_inflight = 8\n"
                            "kafka_topics = order_commands, order_events, trade_executed, "
                            "market_data, system_ticks, market_events, service_registry, "
-                           "t_efull, t_window, t_errors");
+                           "t_efull, t_window, t_errors, t_long");
         shared_base = event_base_new();
         for (size_t i = 0; i < NSHARED; i++)
             assert_int_equal(arbh_kafka_want(shared, shared_topics[i]), ARB_OK);
@@ -275,16 +282,26 @@ static int setup(void **state)
     if (!mock)
         return -1;
     snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    /* The mock serves calls made on it only when its thread wakes for
+     * traffic: a client refreshing metadata every 20 ms keeps it awake (as
+     * arb-devbroker does), else each call may wait up to a second. */
+    rd_kafka_mock_topic_create(mock, "order_commands", 4, 3);
+    c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err);
+    rd_kafka_conf_set(c, "topic.metadata.refresh.interval.ms", "20", err, sizeof err);
+    rd_kafka_conf_set(c, "log_level", "0", err, sizeof err);
+    waker = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    rd_kafka_topic_destroy(rd_kafka_topic_new(waker, "order_commands", NULL));
     static const char *const topics[] = {"order_commands",  "order_events", "trade_executed",
                                          "market_data",     "system_ticks", "market_events",
                                          "service_registry"};
-    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+    for (size_t i = 1; i < sizeof topics / sizeof topics[0]; i++)
         rd_kafka_mock_topic_create(mock, topics[i], 4, 3);
     static const struct {
         const char *name;
         int parts;
     } own[] = {{"t_keys", 4},   {"t_resume", 1}, {"t_rebalance", 4}, {"t_efull", 1},
-               {"t_window", 1}, {"t_seek", 1},   {"t_errors", 4}};
+               {"t_window", 1}, {"t_seek", 1},   {"t_errors", 4},    {"t_long", 1}};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         rd_kafka_mock_topic_create(mock, own[i].name, own[i].parts, 3);
     return 0;
@@ -299,6 +316,7 @@ static int teardown(void **state)
     done_all(&stray);
     sink_free(&stray);
     rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(waker);
     rd_kafka_destroy(mock_rk);
     return 0;
 }
@@ -643,6 +661,32 @@ static void host_refusal_offers_the_same_record_again_in_order(void **state)
     shared_release(&s);
 }
 
+/* The host refuses everything for a while: records pile up behind the
+ * first, the partition is paused (librdkafka drops what it prefetched), and
+ * after the host recovers every record still comes once, in order. */
+static void long_refusal_pauses_the_partition_and_loses_nothing(void **state)
+{
+    (void)state;
+    static sink s;
+    s = (sink){.auto_done = true};
+    arbh_kafka *k = shared_for("t_long", &s);
+    arbh_kafka_stats before, after;
+    arbh_kafka_get_stats(k, &before);
+    const int n = 3000;
+    produce_trades(k, "t_long", 0, n, 11);
+    s.refuse_until_ms = now_ms() + 1500;
+    want_n w = {&s, (size_t)n};
+    assert_true(pump(shared_base, has_n, &w, 20000));
+    pump(shared_base, NULL, NULL, 200);
+    assert_true(s.refused > 0);
+    arbh_kafka_get_stats(k, &after);
+    assert_true(after.pauses > before.pauses);
+    assert_int_equal(s.n, n);
+    for (size_t i = 0; i < (size_t)n; i++)
+        assert_int_equal(trade_id_of(&s.recs[i]), i);
+    shared_release(&s);
+}
+
 static void full_window_pauses_the_partition_until_records_are_done(void **state)
 {
     (void)state;
@@ -800,6 +844,7 @@ int main(void)
         cmocka_unit_test(rebalance_commits_only_done_records_and_loses_none),
         cmocka_unit_test(host_refusal_offers_the_same_record_again_in_order),
         cmocka_unit_test(full_window_pauses_the_partition_until_records_are_done),
+        cmocka_unit_test(long_refusal_pauses_the_partition_and_loses_nothing),
         cmocka_unit_test(seek_before_assignment_and_from_inside_a_delivery),
         cmocka_unit_test(produce_errors_are_retried_without_loss_or_duplicates),
     };
