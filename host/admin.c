@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "host.h"
+#include "kafka.h"
 
 static const char *const state_names[] = {"loaded", "created", "running", "stopped", "failed"};
 
@@ -63,6 +64,14 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
 {
     json_t *list = json_array();
     bool ok = true;
+    if (h->kafka) {
+        arbh_kafka_stats ks;
+        arbh_kafka_get_stats(h->kafka, &ks);
+        ok = ks.healthy;
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s,s:b,s:s}", "instance", "kafka", "state",
+                                        "running", "healthy", ks.healthy, "detail", ks.detail));
+    }
     pthread_mutex_lock(&h->metric_mu);
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
@@ -161,6 +170,37 @@ static void render_bus(arbh_host *h, struct evbuffer *out)
     }
 }
 
+static void render_kafka(arbh_host *h, struct evbuffer *out)
+{
+    arbh_kafka_stats s;
+    arbh_kafka_get_stats(h->kafka, &s);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } c[] = {
+        {"produced", "Records accepted by the producer", s.produced},
+        {"produce_full", "Produce calls refused: librdkafka's queue was full", s.produce_full},
+        {"produce_failed", "Records whose delivery failed after retries", s.produce_failed},
+        {"delivered", "Consumed records handed to the host", s.delivered},
+        {"done", "Consumed records every local subscriber handled", s.done},
+        {"redelivered", "Records offered again after the host was full", s.redelivered},
+        {"pauses", "Partitions paused because the host fell behind", s.pauses},
+        {"commits", "Offset commits that succeeded", s.commits},
+        {"commit_failed", "Offset commits that failed", s.commit_failed},
+        {"rebalances", "Partition assignments received", s.rebalances},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        evbuffer_add_printf(out,
+                            "# HELP arb_kafka_%s_total %s\n# TYPE arb_kafka_%s_total counter\n"
+                            "arb_kafka_%s_total %" PRIu64 "\n",
+                            c[i].name, c[i].help, c[i].name, c[i].name, c[i].v);
+    evbuffer_add_printf(out,
+                        "# HELP arb_kafka_assigned_partitions Partitions assigned here\n"
+                        "# TYPE arb_kafka_assigned_partitions gauge\n"
+                        "arb_kafka_assigned_partitions %d\n",
+                        s.assigned);
+}
+
 static int metric_cmp(const void *a, const void *b)
 {
     const arbh_metric *x = *(arbh_metric *const *)a, *y = *(arbh_metric *const *)b;
@@ -192,6 +232,8 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
             evbuffer_add_printf(out, "arb_plugin_reloads_total{instance=\"%s\"} %u\n",
                                 h->instances[i]->name, h->instances[i]->reloads);
     render_bus(h, out);
+    if (h->kafka)
+        render_kafka(h, out);
 
     pthread_mutex_lock(&h->metric_mu);
     arbh_metric **sorted = malloc(h->nmetrics * sizeof *sorted);

@@ -416,15 +416,8 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
         inst->subs = items;
         inst->capsubs = cap;
     }
-    /* Kafka topics the plugin did not declare in its descriptor are asked
-     * for here, which must be on loop 0 (the consumer's thread). */
-    if (t->remote && inst->loop->index == 0)
+    if (t->remote) /* the consumer takes it from any thread */
         arbh_kafka_want(h->kafka, t->name);
-    else if (t->remote && !arbh_declares(inst, t->name))
-        arbh_log(h, inst->name, ARB_LOG_WARN,
-                 "subscribes to Kafka topic %s without declaring it in its descriptor's "
-                 "subscribes list: records arrive only if another instance declares it",
-                 t->name);
     *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false};
     sl->items[sl->count++] = s;
     inst->subs[inst->nsubs++] = s;

@@ -153,16 +153,8 @@ static int kafka_deliver(void *user, const char *topic, uint64_t key, const void
     return arbh_bus_inject(user, topic, key, data, len, done, token);
 }
 
-bool arbh_declares(const arbh_instance *in, const char *topic)
-{
-    for (const char *const *s = in->desc ? in->desc->subscribes : NULL; s && *s; s++)
-        if (!strcmp(*s, topic))
-            return true;
-    return false;
-}
-
-/* Kafka topics must be asked for on loop 0: take what every instance's
- * descriptor declares before any instance starts on its own thread. */
+/* Ask the consumer for every Kafka topic the instances' descriptors declare
+ * before any instance starts, so the first assignment covers them all. */
 static void kafka_want_declared(arbh_host *h)
 {
     for (size_t i = 0; i < h->ninstances; i++) {
@@ -637,11 +629,14 @@ void arbh_host_stop(arbh_host *h)
         arb_timer_stop(&h->self->ctx, h->announce_timer);
         announce(h, ARB_SVC_TOMBSTONE); /* we are leaving: before anyone stops */
     }
-    /* No Kafka record may reach a stopping plugin, and none is committed as
-     * handled by a plugin that is gone: stop consuming first. */
-    if (h->kafka)
-        arbh_kafka_stop_consuming(h->kafka);
+    /* Records already on the loops are handled and reported done while every
+     * plugin still runs; then the consumer commits them and leaves the group,
+     * so no Kafka record reaches a stopping plugin and none repeats. */
     drain_all(h);
+    if (h->kafka) {
+        arbh_bus_poll_done(h);
+        arbh_kafka_stop_consuming(h->kafka);
+    }
     for (size_t i = h->ninstances; i-- > 0;) {
         arbh_instance *in = h->instances[i];
         if (in->state == INST_RUNNING) {

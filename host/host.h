@@ -294,9 +294,6 @@ int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, ch
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
                              const char *labels, const char *help);
 
-/* True if the instance's descriptor lists `topic` among its subscriptions. */
-bool arbh_declares(const arbh_instance *in, const char *topic);
-
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);
 void arbh_admin_stop(arbh_host *h);

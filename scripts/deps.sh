@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config clang libclang-rt-14-dev
       libevent-dev librdkafka-dev libpq-dev libinih-dev libjansson-dev libcmocka-dev
-      postgresql postgresql-common curl python3 chromium)
+      postgresql postgresql-common curl python3 chromium kcat)
 pkgs+=(${ARB_EXTRA_PKGS:-})
 missing=()
 for p in "${pkgs[@]}"; do

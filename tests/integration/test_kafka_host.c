@@ -51,7 +51,7 @@ static testhost *host(const char *id, const char *group, const char *plugin)
     snprintf(ini, sizeof ini,
              "[host]\nid = %s\nlog_level = warn\nannounce_ms = 0\n"
              "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = test.seq\ngroup = %s\n"
-             "commit_interval_ms = 20\n[kafka]\nsession.timeout.ms = 3000\n"
+             "commit_interval_ms = 20\n[kafka.consumer]\nsession.timeout.ms = 3100\n"
              "heartbeat.interval.ms = 300\n%s",
              id, bootstrap, group, plugin);
     testhost *t = testhost_new(ini);
