@@ -87,7 +87,8 @@ TOOL_BINS := $(addprefix $(B)/,$(TOOLS))
 
 # ---- user-facing targets ----
 
-.PHONY: all deps build-tests test test-plain asan run bench fuzz install fmt fmt-check clean check-exports
+
+.PHONY: all deps build-tests test test-plain asan run run-split bench fuzz install fmt fmt-check clean check-exports
 
 all: $(TOOL_BINS) $(ALL_PLUGIN_SOS)
 
@@ -115,6 +116,10 @@ asan:
 
 run: deps all
 	@scripts/run.sh conf.d/monolith.ini
+
+# The split system: one service per process over Kafka (the dev broker).
+run-split: deps all
+	@scripts/run-split.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory OPT="-O3 -march=native -g" B=$(B)/bench-build all $(addprefix $(B)/bench-build/bench/,$(BENCHES))
