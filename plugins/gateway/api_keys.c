@@ -62,8 +62,9 @@ int gw_keys_add(gw_key_table *t, const char *name, const char *spec, char *err, 
     memcpy(k.name, name, nl);
     const char *colon = strrchr(spec, ':');
     if (!colon || parse_account(colon + 1, &k.account)) {
-        snprintf(err, errlen, "value must be <key>:<account> or sha256:<hex>:<account>, "
-                              "with a positive decimal account");
+        snprintf(err, errlen,
+                 "value must be <key>:<account> or sha256:<hex>:<account>, "
+                 "with a positive decimal account");
         return ARB_EINVAL;
     }
     size_t keylen = (size_t)(colon - spec);

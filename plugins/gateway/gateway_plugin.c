@@ -82,10 +82,10 @@ typedef struct pending {
     struct evhttp_request *req;
     uint64_t order_id;
     uint8_t kind;
-    uint8_t ready;        /* on the ready list */
-    uint8_t cmd_rejected; /* the matcher refused this cancel */
-    int64_t deadline;     /* monotonic ns */
-    int64_t started;      /* monotonic ns, for the latency histogram */
+    uint8_t ready;               /* on the ready list */
+    uint8_t cmd_rejected;        /* the matcher refused this cancel */
+    int64_t deadline;            /* monotonic ns */
+    int64_t started;             /* monotonic ns, for the latency histogram */
     struct pending *prev, *next; /* deadline order (all share one timeout) */
     struct pending *order_next;  /* others waiting on the same order */
     struct pending *ready_next;
@@ -196,9 +196,10 @@ static void reply_json(gateway *gw, struct evhttp_request *req, int status)
     reply(gw, req, status, "application/json");
 }
 
-__attribute__((format(printf, 5, 6))) static void
-reply_error(gateway *gw, struct evhttp_request *req, int status, const char *code,
-            const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void reply_error(gateway *gw,
+                                                              struct evhttp_request *req,
+                                                              int status, const char *code,
+                                                              const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -289,8 +290,8 @@ static void answer(gateway *gw, pending *p)
                     (unsigned long long)p->order_id);
         return;
     }
-    if (p->kind == P_CANCEL && (p->cmd_rejected || (gw_status_terminal(o->status) &&
-                                                    o->status != GW_ST_CANCELLED))) {
+    if (p->kind == P_CANCEL &&
+        (p->cmd_rejected || (gw_status_terminal(o->status) && o->status != GW_ST_CANCELLED))) {
         reply_error(gw, req, 409, "order_not_open", "order %llu cannot be cancelled: %s",
                     (unsigned long long)o->order_id,
                     p->cmd_rejected ? arb_reason_name(o->reason) : gw_status_name(o->status));
@@ -378,8 +379,9 @@ static gw_api_key *authenticate(gateway *gw, struct evhttp_request *req)
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"arb\"");
         reply_error(gw, req, 401, "unauthorized",
-                    h ? "the API key is not valid" : "an Authorization: Bearer <key> header "
-                                                     "is required");
+                    h ? "the API key is not valid"
+                      : "an Authorization: Bearer <key> header "
+                        "is required");
         return NULL;
     }
     int64_t retry_ms;
@@ -416,7 +418,10 @@ static int query_parse(query_args *q, struct evhttp_request *req)
     return s ? evhttp_parse_query_str(s, &q->kv) : 0;
 }
 
-static const char *query_get(query_args *q, const char *key) { return evhttp_find_header(&q->kv, key); }
+static const char *query_get(query_args *q, const char *key)
+{
+    return evhttp_find_header(&q->kv, key);
+}
 
 static void query_free(query_args *q)
 {
@@ -462,8 +467,8 @@ static int publish_cmd(gateway *gw, const arb_order_cmd *cmd)
 {
     uint8_t buf[ARB_ORDER_CMD_LEN];
     uint32_t n = arb_order_cmd_encode(cmd, buf, sizeof buf);
-    return arb_publish(gw->ctx, ARB_TOPIC_ORDER_COMMANDS, arb_instrument_key(cmd->venue, cmd->symbol),
-                       buf, n);
+    return arb_publish(gw->ctx, ARB_TOPIC_ORDER_COMMANDS,
+                       arb_instrument_key(cmd->venue, cmd->symbol), buf, n);
 }
 
 static uint64_t fnv1a(const char *s)
@@ -482,8 +487,8 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if ((int64_t)len > gw->max_body) {
-        reply_error(gw, req, 413, "body_too_large", "the body is %zu bytes; the limit is %lld",
-                    len, (long long)gw->max_body);
+        reply_error(gw, req, 413, "body_too_large", "the body is %zu bytes; the limit is %lld", len,
+                    (long long)gw->max_body);
         return;
     }
     gw_order_request rq;
@@ -585,8 +590,7 @@ static void handle_order_get(gateway *gw, struct evhttp_request *req, const gw_p
     reply_json(gw, req, 200);
 }
 
-static void handle_order_cancel(gateway *gw, struct evhttp_request *req,
-                                const gw_path_params *pp)
+static void handle_order_cancel(gateway *gw, struct evhttp_request *req, const gw_path_params *pp)
 {
     gw_api_key *key = authenticate(gw, req);
     gw_order *o = key ? owned_order(gw, req, key, pp) : NULL;
@@ -929,8 +933,11 @@ static int parse_topics(const char *s, unsigned *out)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"trades", ST_TRADES}, {"book", ST_BOOK},   {"ticks", ST_TICKS},
-                 {"market", ST_MARKET}, {"pnl", ST_PNL}};
+    } names[] = {{"trades", ST_TRADES},
+                 {"book", ST_BOOK},
+                 {"ticks", ST_TICKS},
+                 {"market", ST_MARKET},
+                 {"pnl", ST_PNL}};
     unsigned topics = 0;
     while (*s) {
         size_t n = strcspn(s, ",");
@@ -1048,24 +1055,15 @@ static void handle_asset(gateway *gw, struct evhttp_request *req, gw_asset a, co
 static const char *method_name(enum evhttp_cmd_type c)
 {
     switch (c) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
     }
     return "?";
 }
@@ -1092,33 +1090,19 @@ static void on_request(struct evhttp_request *req, void *arg)
     case GW_R_DASHBOARD:
         handle_asset(gw, req, gw_asset_dashboard(), "text/html; charset=utf-8");
         return;
-    case GW_R_OPENAPI:
-        handle_asset(gw, req, gw_asset_openapi(), "application/json");
-        return;
-    case GW_R_ORDER_NEW:
-        handle_order_new(gw, req);
-        return;
-    case GW_R_ORDER_LIST:
-        handle_order_list(gw, req);
-        return;
-    case GW_R_ORDER_GET:
-        handle_order_get(gw, req, &pp);
-        return;
-    case GW_R_ORDER_CANCEL:
-        handle_order_cancel(gw, req, &pp);
-        return;
+    case GW_R_OPENAPI: handle_asset(gw, req, gw_asset_openapi(), "application/json"); return;
+    case GW_R_ORDER_NEW: handle_order_new(gw, req); return;
+    case GW_R_ORDER_LIST: handle_order_list(gw, req); return;
+    case GW_R_ORDER_GET: handle_order_get(gw, req, &pp); return;
+    case GW_R_ORDER_CANCEL: handle_order_cancel(gw, req, &pp); return;
     case GW_R_INSTRUMENTS:
         if (!allow_read(gw, req))
             return;
         gw_render_instruments(evhttp_request_get_output_buffer(req), &gw->instruments);
         reply_json(gw, req, 200);
         return;
-    case GW_R_BOOK:
-        handle_book(gw, req, &pp);
-        return;
-    case GW_R_TRADES:
-        handle_trades(gw, req);
-        return;
+    case GW_R_BOOK: handle_book(gw, req, &pp); return;
+    case GW_R_TRADES: handle_trades(gw, req); return;
     case GW_R_ACCOUNTS:
         if (!allow_read(gw, req))
             return;
@@ -1126,9 +1110,7 @@ static void on_request(struct evhttp_request *req, void *arg)
                            (size_t)gw->board_unnamed);
         reply_json(gw, req, 200);
         return;
-    case GW_R_STREAM:
-        handle_stream(gw, req);
-        return;
+    case GW_R_STREAM: handle_stream(gw, req); return;
     }
     reply_error(gw, req, 404, "route_not_found", "no route for this path");
 }
@@ -1306,8 +1288,8 @@ static int gw_create(arb_ctx *ctx, void **self)
      * second on average. */
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    gw->next_seq = ((uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u) &
-                   0xffffffffffffull;
+    gw->next_seq =
+        ((uint64_t)wall.tv_sec * 1000000u + (uint64_t)wall.tv_nsec / 1000u) & 0xffffffffffffull;
     return ARB_OK;
 fail:
     gw_destroy(gw);
@@ -1398,8 +1380,8 @@ static int gw_start(void *self)
     gw->m_4xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"4xx\"", "HTTP responses");
     gw->m_5xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"5xx\"", "HTTP responses");
     gw->m_orders = arb_counter_new(ctx, "gateway_orders_total", NULL, "orders sent to the matcher");
-    gw->m_timeouts = arb_counter_new(ctx, "gateway_matcher_timeouts_total", NULL,
-                                     "requests answered 504");
+    gw->m_timeouts =
+        arb_counter_new(ctx, "gateway_matcher_timeouts_total", NULL, "requests answered 504");
     gw->m_stream_cut = arb_counter_new(ctx, "gateway_stream_cutoffs_total", NULL,
                                        "stream clients dropped for reading too slowly");
     gw->m_order_latency = arb_histogram_new(ctx, "gateway_matcher_answer_ns", NULL,
@@ -1446,8 +1428,8 @@ static int gw_start(void *self)
         gw_stop(gw);
         return ARB_ERROR;
     }
-    arb_info(ctx, "gateway listening on http://%s/ (%zu instruments, %zu api keys)",
-             gw->bound_addr, gw->instruments.count, gw->keys.count);
+    arb_info(ctx, "gateway listening on http://%s/ (%zu instruments, %zu api keys)", gw->bound_addr,
+             gw->instruments.count, gw->keys.count);
     arb_admin_route(ctx, "listen", admin_listen, gw);
 
     if (arb_subscribe(ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, gw) < 0 ||
@@ -1548,7 +1530,7 @@ static int gw_restore(void *self, uint32_t state_version, const void *bytes, siz
 
 static const char *const gw_publishes[] = {"order_commands", NULL};
 static const char *const gw_subscribes[] = {"order_events", "trade_executed", "market_data",
-                                            "system_ticks", "market_events", NULL};
+                                            "system_ticks", "market_events",  NULL};
 
 static const arb_plugin gateway_plugin = {
     .abi_version = ARB_ABI_VERSION,

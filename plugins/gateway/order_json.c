@@ -94,8 +94,9 @@ static int decimal_field(json_t *v, const char *name, int decimals, int64_t step
         while (sig > 0 && dot[sig] == '0')
             sig--;
         if ((int)sig > decimals)
-            return fail(err, off_code, "%s '%.*s' has more decimals than the instrument allows (%d)",
-                        name, (int)n, s, decimals);
+            return fail(err, off_code,
+                        "%s '%.*s' has more decimals than the instrument allows (%d)", name, (int)n,
+                        s, decimals);
         return fail(err, invalid_code, "%s '%.*s' is out of range", name, (int)n, s);
     }
     if (*out > 0 && *out % step != 0) {
@@ -106,9 +107,8 @@ static int decimal_field(json_t *v, const char *name, int decimals, int64_t step
     return 0;
 }
 
-static int enum_field(json_t *v, const char *name, const char *const *names,
-                      const uint8_t *values, size_t count, uint8_t *out, gw_error *err,
-                      const char *code)
+static int enum_field(json_t *v, const char *name, const char *const *names, const uint8_t *values,
+                      size_t count, uint8_t *out, gw_error *err, const char *code)
 {
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
@@ -126,12 +126,11 @@ static int enum_field(json_t *v, const char *name, const char *const *names,
     return fail(err, code, "%s must be one of: %s", name, allowed);
 }
 
-static const char *const known_fields[] = {"venue", "symbol", "side",      "type",
-                                           "price", "qty",    "tif",       "client_order_id",
-                                           "post_only"};
+static const char *const known_fields[] = {
+    "venue", "symbol", "side", "type", "price", "qty", "tif", "client_order_id", "post_only"};
 
-static int validate(json_t *root, const arb_instrument_table *instruments,
-                    gw_order_request *out, gw_error *err)
+static int validate(json_t *root, const arb_instrument_table *instruments, gw_order_request *out,
+                    gw_error *err)
 {
     if (!json_is_object(root))
         return fail(err, "body_not_object", "the body must be a JSON object");
@@ -179,8 +178,8 @@ static int validate(json_t *root, const arb_instrument_table *instruments,
     static const uint8_t type_values[] = {ARB_ORD_LIMIT, ARB_ORD_MARKET};
     json_t *type = json_object_get(root, "type");
     out->type = ARB_ORD_LIMIT;
-    if (type && enum_field(type, "type", type_names, type_values, 2, &out->type, err,
-                           "invalid_type"))
+    if (type &&
+        enum_field(type, "type", type_names, type_values, 2, &out->type, err, "invalid_type"))
         return -1;
 
     static const char *const tif_names[] = {"gtc", "ioc", "fok"};

@@ -46,7 +46,7 @@ int gw_bucket_take(gw_token_bucket *b, int64_t now_ns, int64_t *retry_after_ms)
         return 1;
     }
     if (retry_after_ms) {
-        int64_t missing = NANO - b->nano_tokens;           /* nano-tokens */
+        int64_t missing = NANO - b->nano_tokens;             /* nano-tokens */
         int64_t wait_ns = (missing + b->rate - 1) / b->rate; /* ns */
         *retry_after_ms = (wait_ns + 999999) / 1000000;
     }

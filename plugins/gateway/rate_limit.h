@@ -11,10 +11,10 @@
 #include <stdint.h>
 
 typedef struct gw_token_bucket {
-    int64_t rate;      /* tokens per second; 0: unlimited */
-    int64_t burst;     /* bucket size in tokens */
+    int64_t rate;        /* tokens per second; 0: unlimited */
+    int64_t burst;       /* bucket size in tokens */
     int64_t nano_tokens; /* tokens * 1e9, so refills need no division */
-    int64_t last_ns;   /* clock at the last refill */
+    int64_t last_ns;     /* clock at the last refill */
 } gw_token_bucket;
 
 /* A full bucket. rate 0 disables limiting; burst < 1 is taken as 1. */

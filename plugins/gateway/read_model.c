@@ -16,8 +16,7 @@ const char *gw_status_name(unsigned status)
     return status <= GW_ST_EXPIRED ? names[status] : "unknown";
 }
 
-gw_read_model *gw_rm_new(const arb_instrument_table *t, size_t trade_history,
-                         size_t order_history)
+gw_read_model *gw_rm_new(const arb_instrument_table *t, size_t trade_history, size_t order_history)
 {
     gw_read_model *rm = calloc(1, sizeof *rm);
     if (!rm)
@@ -241,9 +240,7 @@ int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **o
     unsigned status = o->status;
     switch (ev->kind) {
     case ARB_EV_ACCEPTED:
-    case ARB_EV_REPLACED:
-        status = ev->filled_qty > 0 ? GW_ST_PARTIAL : GW_ST_OPEN;
-        break;
+    case ARB_EV_REPLACED: status = ev->filled_qty > 0 ? GW_ST_PARTIAL : GW_ST_OPEN; break;
     case ARB_EV_PARTIAL:
         add_fill(o, ev);
         status = GW_ST_PARTIAL;
@@ -252,17 +249,10 @@ int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **o
         add_fill(o, ev);
         status = GW_ST_FILLED;
         break;
-    case ARB_EV_REJECTED:
-        status = GW_ST_REJECTED;
-        break;
-    case ARB_EV_CANCELLED:
-        status = GW_ST_CANCELLED;
-        break;
-    case ARB_EV_EXPIRED:
-        status = GW_ST_EXPIRED;
-        break;
-    default:
-        return GW_EFF_NONE;
+    case ARB_EV_REJECTED: status = GW_ST_REJECTED; break;
+    case ARB_EV_CANCELLED: status = GW_ST_CANCELLED; break;
+    case ARB_EV_EXPIRED: status = GW_ST_EXPIRED; break;
+    default: return GW_EFF_NONE;
     }
     if (ev->kind == ARB_EV_REPLACED) {
         o->price = ev->price;
@@ -312,10 +302,9 @@ int gw_rm_apply_trade(gw_read_model *rm, const arb_trade *t)
     if (idx < 0)
         return -1;
     gw_trade_ring *r = &rm->trades[idx];
-    r->items[r->head] = (gw_trade_rec){t->trade_id,     t->buy_order_id, t->sell_order_id,
-                                       t->buy_account,  t->sell_account, t->seq,
-                                       t->price,        t->qty,          t->ts,
-                                       t->aggressor};
+    r->items[r->head] = (gw_trade_rec){
+        t->trade_id, t->buy_order_id, t->sell_order_id, t->buy_account, t->sell_account,
+        t->seq,      t->price,        t->qty,           t->ts,          t->aggressor};
     r->head = (r->head + 1) % r->cap;
     if (r->count < r->cap)
         r->count++;

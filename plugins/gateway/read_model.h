@@ -56,14 +56,14 @@ typedef struct gw_order {
     int64_t created_ts, updated_ts;
     uint64_t last_seq; /* matcher sequence of the last event applied */
     char client_order_id[GW_CLIENT_ID_MAX + 1];
-    gw_fill *fills; /* n_fills entries, grown on demand */
+    gw_fill *fills;                         /* n_fills entries, grown on demand */
     struct gw_order *open_prev, *open_next; /* account's open list */
     struct gw_order *done_next;             /* retention FIFO of terminal orders */
 } gw_order;
 
 typedef struct gw_position {
-    int64_t position;  /* quantity units, signed */
-    __int128 cash;     /* price units x quantity units, signed */
+    int64_t position;     /* quantity units, signed */
+    __int128 cash;        /* price units x quantity units, signed */
     int64_t bought, sold; /* quantity units */
     uint64_t trades;
 } gw_position;
@@ -83,7 +83,7 @@ typedef struct gw_level {
 typedef struct gw_book {
     gw_level *bids, *asks; /* best first */
     uint32_t n_bids, n_asks, cap_bids, cap_asks;
-    int have_depth;        /* a snapshot or level update arrived */
+    int have_depth;                           /* a snapshot or level update arrived */
     int64_t bid_px, bid_qty, ask_px, ask_qty; /* top of book from the last record */
     uint64_t book_seq;
     int64_t ts;
@@ -111,14 +111,13 @@ typedef struct gw_read_model {
     gw_u64map accounts;                      /* account -> gw_account */
     gw_account **account_list;               /* in order of first sight */
     size_t n_accounts, cap_accounts;
-    gw_order *done_head, *done_tail;         /* terminal orders, oldest first */
+    gw_order *done_head, *done_tail; /* terminal orders, oldest first */
     size_t done_count, order_history;
 } gw_read_model;
 
 /* trade_history: trades kept per instrument; order_history: terminal orders
  * kept for GET /v1/orders/{id} before the oldest are forgotten. */
-gw_read_model *gw_rm_new(const arb_instrument_table *t, size_t trade_history,
-                         size_t order_history);
+gw_read_model *gw_rm_new(const arb_instrument_table *t, size_t trade_history, size_t order_history);
 void gw_rm_free(gw_read_model *rm);
 
 /* Index of an instrument by its wire fields, or -1. */
@@ -136,9 +135,9 @@ void gw_rm_order_drop(gw_read_model *rm, uint64_t order_id);
 
 /* What applying an order event did, for the caller's pending requests. */
 enum gw_event_effect {
-    GW_EFF_NONE = 0,      /* not one of ours, or stale */
-    GW_EFF_UPDATED,       /* the order's state changed */
-    GW_EFF_CMD_REJECTED,  /* a cancel or replace for a live order was refused */
+    GW_EFF_NONE = 0,     /* not one of ours, or stale */
+    GW_EFF_UPDATED,      /* the order's state changed */
+    GW_EFF_CMD_REJECTED, /* a cancel or replace for a live order was refused */
 };
 int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **order);
 /* Returns the instrument index, or -1 if the trade's instrument is unknown. */

@@ -44,7 +44,7 @@ typedef struct gw_path_params {
     int count;
 } gw_path_params;
 
-#define GW_ROUTE_NOT_FOUND (-1)   /* no template matches the path */
+#define GW_ROUTE_NOT_FOUND (-1)    /* no template matches the path */
 #define GW_METHOD_NOT_ALLOWED (-2) /* the path matches, the method does not */
 
 /* Matches a path (without query) and method. Returns the route id, or one of

@@ -14,7 +14,7 @@
 typedef struct gw_u64map {
     uint64_t *keys; /* 0: empty slot */
     void **vals;
-    size_t cap;     /* power of two, or 0 before the first put */
+    size_t cap; /* power of two, or 0 before the first put */
     size_t count;
 } gw_u64map;
 

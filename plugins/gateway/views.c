@@ -52,8 +52,8 @@ void gw_render_error(struct evbuffer *b, const char *code, const char *message)
 
 int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap)
 {
-    unsigned __int128 mag = v < 0 ? (unsigned __int128)0 - (unsigned __int128)v
-                                  : (unsigned __int128)v;
+    unsigned __int128 mag =
+        v < 0 ? (unsigned __int128)0 - (unsigned __int128)v : (unsigned __int128)v;
     char digits[64];
     int n = 0;
     do {
@@ -335,8 +335,7 @@ void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx, const
                         ",\"price\":\"%s\",\"qty\":\"%s\",\"aggressor\":\"%s\",\"ts\":%lld,"
                         "\"seq\":\"%llu\"}",
                         dec(p, t->price, in->price_decimals), dec(q, t->qty, in->qty_decimals),
-                        arb__jw_side(t->aggressor), (long long)t->ts,
-                        (unsigned long long)t->seq);
+                        arb__jw_side(t->aggressor), (long long)t->ts, (unsigned long long)t->seq);
 }
 
 /* The k-th newest trade of a ring (k = 0 is the newest). */
@@ -366,8 +365,8 @@ void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, cons
                 const gw_trade_ring *r = &rm->trades[i];
                 if ((mask && !mask[i]) || cursor[i] >= r->count)
                     continue;
-                if (best < 0 || ring_at(r, cursor[i])->ts >
-                                    ring_at(&rm->trades[best], cursor[best])->ts)
+                if (best < 0 ||
+                    ring_at(r, cursor[i])->ts > ring_at(&rm->trades[best], cursor[best])->ts)
                     best = (int)i;
             }
             if (best < 0)

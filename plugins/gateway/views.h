@@ -31,8 +31,7 @@ void gw_render_instruments(struct evbuffer *b, const arb_instrument_table *t);
 /* depth levels per side; the top of book when no depth has arrived yet. */
 void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsigned depth);
 /* One trade object. */
-void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx,
-                     const gw_trade_rec *t);
+void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx, const gw_trade_rec *t);
 /* {"trades":[...]} newest first. idx >= 0: that instrument; idx -1 merges
  * by time the instruments whose mask byte is set (mask NULL: all). */
 void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, const uint8_t *mask,

@@ -221,8 +221,7 @@ void rec_batcher_set_base(rec_batcher *b, const uint64_t base[REC_TOPICS])
     b->base_known = 1;
 }
 
-void rec_batcher_each(const rec_batcher *b, void (*fn)(void *user, const rec_batch *bt),
-                      void *user)
+void rec_batcher_each(const rec_batcher *b, void (*fn)(void *user, const rec_batch *bt), void *user)
 {
     if (b->sealed)
         fn(user, b->sealed);

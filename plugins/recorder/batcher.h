@@ -34,10 +34,10 @@ typedef struct rec_batch {
 } rec_batch;
 
 typedef struct rec_batcher {
-    rec_batch *open;                 /* filling; never NULL after init */
+    rec_batch *open;                    /* filling; never NULL after init */
     rec_batch *queue_head, *queue_tail; /* full batches, oldest first */
-    rec_batch *sealed;               /* in flight, or NULL */
-    rec_batch *spare;                /* emptied batches kept for reuse */
+    rec_batch *sealed;                  /* in flight, or NULL */
+    rec_batch *spare;                   /* emptied batches kept for reuse */
     int nspare;
     uint32_t batch_rows;            /* a batch closes at this many rows ... */
     int64_t interval_ns;            /* ... or is sent when its first row is this old */

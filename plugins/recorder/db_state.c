@@ -48,8 +48,8 @@ int rec_health_failed(rec_db_health *h, const char *why, int64_t now_ns, int64_t
     h->error[n] = 0;
     h->failures++;
     *retry_in_ns = h->next_backoff_ns;
-    h->next_backoff_ns = h->next_backoff_ns > h->backoff_max_ns / 2 ? h->backoff_max_ns
-                                                                   : h->next_backoff_ns * 2;
+    h->next_backoff_ns =
+        h->next_backoff_ns > h->backoff_max_ns / 2 ? h->backoff_max_ns : h->next_backoff_ns * 2;
     int changed = move_to(h, REC_DB_DOWN, now_ns);
     if (changed)
         h->outages++;

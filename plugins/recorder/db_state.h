@@ -23,13 +23,13 @@ enum rec_db_state {
 
 typedef struct rec_db_health {
     enum rec_db_state state;
-    int64_t since_ns;          /* clock when the state began */
+    int64_t since_ns; /* clock when the state began */
     int64_t backoff_min_ns;
     int64_t backoff_max_ns;
-    int64_t next_backoff_ns;   /* the wait after the next failure */
-    uint64_t failures;         /* failed attempts since the last success */
-    uint64_t outages;          /* times the state became DOWN */
-    char error[256];           /* the last failure, one line */
+    int64_t next_backoff_ns; /* the wait after the next failure */
+    uint64_t failures;       /* failed attempts since the last success */
+    uint64_t outages;        /* times the state became DOWN */
+    char error[256];         /* the last failure, one line */
 } rec_db_health;
 
 void rec_health_init(rec_db_health *h, int64_t backoff_min_ns, int64_t backoff_max_ns,

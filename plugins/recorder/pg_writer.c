@@ -177,8 +177,7 @@ static void on_op_timer(evutil_socket_t fd, short what, void *arg)
     if (elapsed >= w->cfg.timeout_ns) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s timed out after %lld ms",
-                 w->st == W_FLUSHING ? "flush" : "connect",
-                 (long long)(elapsed / 1000000));
+                 w->st == W_FLUSHING ? "flush" : "connect", (long long)(elapsed / 1000000));
         fail(w, msg);
         return;
     }
@@ -262,12 +261,8 @@ static void connect_step(rec_writer *w)
         if (want(w, EV_WRITE))
             fail_conn(w, "cannot watch the connection socket");
         return;
-    case PGRES_POLLING_OK:
-        connected(w);
-        return;
-    default:
-        fail_conn(w, "cannot connect");
-        return;
+    case PGRES_POLLING_OK: connected(w); return;
+    default: fail_conn(w, "cannot connect"); return;
     }
 }
 
@@ -518,8 +513,8 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 
 /* ---- public ---- */
 
-rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg,
-                           rec_batcher *batcher, const rec_writer_hooks *hooks)
+rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, rec_batcher *batcher,
+                           const rec_writer_hooks *hooks)
 {
     rec_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -585,9 +580,9 @@ uint64_t rec_writer_drain(rec_writer *w, int64_t timeout_ns)
         if (w->st != W_CONNECTING && w->st != W_SETUP && w->st != W_FLUSHING)
             break;
         int64_t left_ms = (deadline - now) / 1000000 + 1;
-        struct pollfd p = {w->io_fd, (short)(((w->want & EV_READ) ? POLLIN : 0) |
-                                             ((w->want & EV_WRITE) ? POLLOUT : 0)),
-                           0};
+        struct pollfd p = {
+            w->io_fd,
+            (short)(((w->want & EV_READ) ? POLLIN : 0) | ((w->want & EV_WRITE) ? POLLOUT : 0)), 0};
         int r = poll(&p, 1, left_ms > 1000 ? 1000 : (int)left_ms);
         if (r < 0 && errno != EINTR)
             break;

@@ -48,8 +48,8 @@ typedef struct rec_writer_hooks {
 typedef struct rec_writer rec_writer;
 
 /* Copies cfg's strings. Does not connect yet. NULL if out of memory. */
-rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg,
-                           rec_batcher *batcher, const rec_writer_hooks *hooks);
+rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, rec_batcher *batcher,
+                           const rec_writer_hooks *hooks);
 /* Starts connecting (asynchronously). */
 void rec_writer_start(rec_writer *w);
 /* New rows or a timer tick: flush if connected, idle and a flush is due. */

@@ -95,8 +95,7 @@ static int read_config(recorder *r)
         (rc = arb_cfg_str(c, "consumer", arb_instance_name(c), &r->consumer)) ||
         (rc = arb_cfg_int(c, "batch_rows", 20000, 1, 1000000, &r->batch_rows)) ||
         (rc = arb_cfg_int(c, "flush_interval_ms", 100, 1, 60000, &r->flush_interval_ms)) ||
-        (rc = arb_cfg_int(c, "max_buffered_rows", 1000000, 1, 100000000,
-                          &r->max_buffered_rows)) ||
+        (rc = arb_cfg_int(c, "max_buffered_rows", 1000000, 1, 100000000, &r->max_buffered_rows)) ||
         (rc = arb_cfg_int(c, "backoff_min_ms", 100, 1, 60000, &r->backoff_min_ms)) ||
         (rc = arb_cfg_int(c, "backoff_max_ms", 5000, 1, 600000, &r->backoff_max_ms)) ||
         (rc = arb_cfg_int(c, "slow_ms", 2000, 1, 3600000, &r->slow_ms)) ||
@@ -165,15 +164,13 @@ static int make_metrics(recorder *r)
     r->m.batch_rows = arb_gauge_new(c, "recorder_batch_rows", NULL, "Rows in the last batch");
     r->m.buffered =
         arb_gauge_new(c, "recorder_buffered_rows", NULL, "Rows held, not yet committed");
-    r->m.lag_ns =
-        arb_gauge_new(c, "recorder_lag_ns", NULL, "Age of the oldest uncommitted row");
+    r->m.lag_ns = arb_gauge_new(c, "recorder_lag_ns", NULL, "Age of the oldest uncommitted row");
     r->m.rows_per_second =
         arb_gauge_new(c, "recorder_rows_per_second", NULL, "Rows committed per second");
-    r->m.db_state = arb_gauge_new(c, "recorder_db_state", NULL,
-                                  "0 starting, 1 up, 2 slow, 3 down");
+    r->m.db_state = arb_gauge_new(c, "recorder_db_state", NULL, "0 starting, 1 up, 2 slow, 3 down");
     r->m.db_up = arb_gauge_new(c, "recorder_db_up", NULL, "1 while the database takes writes");
-    r->m.flush_latency = arb_histogram_new(c, "recorder_flush_latency_ns", NULL,
-                                           "Batch send to commit");
+    r->m.flush_latency =
+        arb_histogram_new(c, "recorder_flush_latency_ns", NULL, "Batch send to commit");
     for (int t = 0; t < REC_TOPICS; t++)
         if (!r->m.received[t] || !r->m.committed[t] || !r->m.inserted[t])
             return ARB_ENOMEM;
@@ -320,8 +317,10 @@ static void bad_record(recorder *r, const char *topic)
 {
     arb_counter_add(r->m.bad_records, 1);
     if (!r->warned_bad_record++)
-        arb_warn(r->ctx, "dropping a %s record that failed to decode: %s (further ones only "
-                 "counted)", topic, arb_wire_error());
+        arb_warn(r->ctx,
+                 "dropping a %s record that failed to decode: %s (further ones only "
+                 "counted)",
+                 topic, arb_wire_error());
 }
 
 static int take_room(recorder *r, enum rec_topic t, size_t max_len, char **room)
@@ -407,14 +406,12 @@ static int on_health(void *user, const char *method, const char *path, const cha
     const rec_db_health *h = rec_writer_health(r->writer);
     int64_t now = rec_clock_ns();
     int64_t oldest = rec_batcher_oldest_ns(&r->batcher);
-    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "database",
-                          rec_db_state_name(h->state), "state_for_ms",
-                          (json_int_t)((now - h->since_ns) / NS_PER_MS), "buffered_rows",
-                          (json_int_t)rec_batcher_pending(&r->batcher), "max_buffered_rows",
-                          (json_int_t)r->max_buffered_rows, "refused_rows",
-                          (json_int_t)r->batcher.refused, "lag_ms",
-                          (json_int_t)(oldest < 0 ? 0 : (now - oldest) / NS_PER_MS), "refusing",
-                          r->refusing);
+    json_t *j = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "database", rec_db_state_name(h->state),
+        "state_for_ms", (json_int_t)((now - h->since_ns) / NS_PER_MS), "buffered_rows",
+        (json_int_t)rec_batcher_pending(&r->batcher), "max_buffered_rows",
+        (json_int_t)r->max_buffered_rows, "refused_rows", (json_int_t)r->batcher.refused, "lag_ms",
+        (json_int_t)(oldest < 0 ? 0 : (now - oldest) / NS_PER_MS), "refusing", r->refusing);
     if (!j)
         return 500;
     if (h->state == REC_DB_DOWN || h->failures)
@@ -479,8 +476,7 @@ static int recorder_start(void *self)
     if (!r->writer)
         return ARB_ENOMEM;
     r->rate_window_start_ns = rec_clock_ns();
-    if (r->record_trades &&
-        arb_subscribe(r->ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, r) < 0)
+    if (r->record_trades && arb_subscribe(r->ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, r) < 0)
         return ARB_ERROR;
     if (r->record_order_events &&
         arb_subscribe(r->ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, r) < 0)
@@ -507,8 +503,7 @@ static void recorder_stop(void *self)
         left = rec_writer_drain(r->writer, r->drain_timeout_ms * NS_PER_MS);
     if (left)
         arb_warn(r->ctx, "stopping with %llu rows not written (database %s)",
-                 (unsigned long long)left,
-                 rec_db_state_name(rec_writer_health(r->writer)->state));
+                 (unsigned long long)left, rec_db_state_name(rec_writer_health(r->writer)->state));
     rec_writer_free(r->writer);
     r->writer = NULL;
 }

@@ -39,8 +39,8 @@ typedef struct arb__jw {
     size_t len;
 } arb__jw;
 
-__attribute__((format(printf, 2, 3))) static inline void arb__jw_printf(arb__jw *w,
-                                                                         const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline void arb__jw_printf(arb__jw *w, const char *fmt,
+                                                                        ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -149,11 +149,12 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
         if (arb_order_cmd_decode(buf, len, &m))
             return ARB_EBADMSG;
         const arb_instrument *in = arb__jw_instrument(inst, m.venue, m.symbol);
-        arb__jw_printf(&w, "{\"type\":\"order_cmd\",\"action\":\"%s\",\"side\":\"%s\","
-                           "\"ord_type\":\"%s\",\"tif\":\"%s\",\"post_only\":%s,\"stp\":\"%s\",",
-                       arb__jw_action(m.action), arb__jw_side(m.side),
-                       arb__jw_ord_type(m.type), arb__jw_tif(m.tif),
-                       (m.flags & ARB_ORDF_POST_ONLY) ? "true" : "false", arb__jw_stp(m.stp));
+        arb__jw_printf(&w,
+                       "{\"type\":\"order_cmd\",\"action\":\"%s\",\"side\":\"%s\","
+                       "\"ord_type\":\"%s\",\"tif\":\"%s\",\"post_only\":%s,\"stp\":\"%s\",",
+                       arb__jw_action(m.action), arb__jw_side(m.side), arb__jw_ord_type(m.type),
+                       arb__jw_tif(m.tif), (m.flags & ARB_ORDF_POST_ONLY) ? "true" : "false",
+                       arb__jw_stp(m.stp));
         arb__jw_text(&w, "venue", m.venue, ARB_VENUE_LEN);
         arb__jw_printf(&w, ",");
         arb__jw_text(&w, "symbol", m.symbol, ARB_SYMBOL_LEN);
@@ -171,10 +172,11 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
             return ARB_EBADMSG;
         const arb_instrument *in = arb__jw_instrument(inst, m.venue, m.symbol);
         int pd = in ? in->price_decimals : -1, qd = in ? in->qty_decimals : -1;
-        arb__jw_printf(&w, "{\"type\":\"order_event\",\"kind\":\"%s\",\"reason\":\"%s\","
-                           "\"side\":\"%s\",\"ord_type\":\"%s\",\"tif\":\"%s\",\"post_only\":%s,",
-                       arb_event_kind_name(m.kind), arb_reason_name(m.reason),
-                       arb__jw_side(m.side), arb__jw_ord_type(m.type), arb__jw_tif(m.tif),
+        arb__jw_printf(&w,
+                       "{\"type\":\"order_event\",\"kind\":\"%s\",\"reason\":\"%s\","
+                       "\"side\":\"%s\",\"ord_type\":\"%s\",\"tif\":\"%s\",\"post_only\":%s,",
+                       arb_event_kind_name(m.kind), arb_reason_name(m.reason), arb__jw_side(m.side),
+                       arb__jw_ord_type(m.type), arb__jw_tif(m.tif),
                        (m.flags & ARB_ORDF_POST_ONLY) ? "true" : "false");
         arb__jw_text(&w, "venue", m.venue, ARB_VENUE_LEN);
         arb__jw_printf(&w, ",");
@@ -220,8 +222,7 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
             return ARB_EBADMSG;
         const arb_instrument *in = arb__jw_instrument(inst, m.venue, m.symbol);
         int pd = in ? in->price_decimals : -1, qd = in ? in->qty_decimals : -1;
-        arb__jw_printf(&w, "{\"type\":\"market_data\",\"kind\":\"%s\",",
-                       arb__jw_md_kind(m.kind));
+        arb__jw_printf(&w, "{\"type\":\"market_data\",\"kind\":\"%s\",", arb__jw_md_kind(m.kind));
         arb__jw_text(&w, "venue", m.venue, ARB_VENUE_LEN);
         arb__jw_printf(&w, ",");
         arb__jw_text(&w, "symbol", m.symbol, ARB_SYMBOL_LEN);
@@ -271,8 +272,7 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
                     in = &inst->items[i];
         }
         int pd = in ? in->price_decimals : -1;
-        arb__jw_printf(&w, "{\"type\":\"market_event\",\"kind\":\"%s\",",
-                       arb__jw_mev_kind(m.kind));
+        arb__jw_printf(&w, "{\"type\":\"market_event\",\"kind\":\"%s\",", arb__jw_mev_kind(m.kind));
         arb__jw_text(&w, "venue", m.venue, ARB_VENUE_LEN);
         arb__jw_printf(&w, ",");
         arb__jw_text(&w, "symbol", m.symbol, ARB_SYMBOL_LEN);
@@ -308,9 +308,7 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
         arb__jw_printf(&w, "]");
         break;
     }
-    default:
-        *arb__wire_err_slot() = "not a wire record (bad header or type)";
-        return ARB_EBADMSG;
+    default: *arb__wire_err_slot() = "not a wire record (bad header or type)"; return ARB_EBADMSG;
     }
     arb__jw_printf(&w, "}");
     return w.len > (size_t)INT32_MAX ? ARB_EBADMSG : (int)w.len;

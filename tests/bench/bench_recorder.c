@@ -92,16 +92,15 @@ static arb_trade make_trade(uint64_t i)
     return t;
 }
 
-static const char config[] =
-    "[plugin recorder]\nload = recorder.so\ndsn = dbname=" DB "\n"
-    "[instrument XA:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XA:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XA:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XA:XRPUSD]\nprice_decimals = 4\nqty_decimals = 0\n"
-    "[instrument XB:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XB:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XB:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-    "[instrument XB:XRPUSD]\nprice_decimals = 4\nqty_decimals = 0\n";
+static const char config[] = "[plugin recorder]\nload = recorder.so\ndsn = dbname=" DB "\n"
+                             "[instrument XA:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XA:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XA:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XA:XRPUSD]\nprice_decimals = 4\nqty_decimals = 0\n"
+                             "[instrument XB:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XB:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XB:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+                             "[instrument XB:XRPUSD]\nprice_decimals = 4\nqty_decimals = 0\n";
 
 static rec_scale scale_of(const arb_trade *t)
 {
@@ -179,9 +178,9 @@ static recorder_run run_recorder(uint64_t n)
     r.rows_per_s = (double)n * 1e9 / (double)elapsed;
     uint64_t batches = metric(t, 'c', "recorder_batches_total", NULL);
     r.batch_rows = batches ? (double)n / (double)batches : 0;
-    r.flush_ms = batches ? (double)metric(t, 'h', "recorder_flush_latency_ns", NULL) / 1e6 /
-                               (double)batches
-                         : 0;
+    r.flush_ms =
+        batches ? (double)metric(t, 'h', "recorder_flush_latency_ns", NULL) / 1e6 / (double)batches
+                : 0;
     if (metric(t, 'c', "recorder_refused_total", NULL))
         die("recorder", "refused rows");
     testhost_free(t);
@@ -193,8 +192,9 @@ static recorder_run run_recorder(uint64_t n)
 static double run_raw_copy(const char *file, uint64_t n)
 {
     char cmd[PATH_MAX + 512];
-    snprintf(cmd, sizeof cmd, "psql -X -q -v ON_ERROR_STOP=1 -d %s -c \"\\copy trades (%s) FROM '%s'\"",
-             DB, rec_trade_columns, file);
+    snprintf(cmd, sizeof cmd,
+             "psql -X -q -v ON_ERROR_STOP=1 -d %s -c \"\\copy trades (%s) FROM '%s'\"", DB,
+             rec_trade_columns, file);
     int64_t t0 = rec_clock_ns();
     if (system(cmd) != 0)
         die("psql \\copy failed", cmd);

@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (gw_order_parse((const char *)data, size, &table, &rq, &err) == 0) {
         const arb_instrument *in = rq.instrument;
         if (!in || rq.qty <= 0 || rq.qty % in->lot || rq.qty < in->min_qty ||
-            rq.qty > in->max_qty || rq.price <= 0 ||
-            (rq.price && rq.price % in->tick) || !rq.side || !rq.tif ||
+            rq.qty > in->max_qty || rq.price <= 0 || (rq.price && rq.price % in->tick) ||
+            !rq.side || !rq.tif ||
             (rq.client_order_id[0] &&
              !gw_client_id_valid(rq.client_order_id, strlen(rq.client_order_id))))
             abort();

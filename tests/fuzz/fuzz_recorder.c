@@ -58,8 +58,8 @@ static void fuzz_trade(const uint8_t *body, size_t size)
 {
     uint8_t rec[ARB_TRADE_LEN] = {0};
     arb_wire_put_hdr(rec, ARB_MSG_TRADE, ARB_TRADE_LEN);
-    memcpy(rec + ARB_WIRE_HDR, body, size < ARB_TRADE_LEN - ARB_WIRE_HDR ? size
-                                                                          : ARB_TRADE_LEN - ARB_WIRE_HDR);
+    memcpy(rec + ARB_WIRE_HDR, body,
+           size < ARB_TRADE_LEN - ARB_WIRE_HDR ? size : ARB_TRADE_LEN - ARB_WIRE_HDR);
     arb_trade t;
     if (arb_trade_decode(rec, sizeof rec, &t))
         return;

@@ -78,9 +78,9 @@ static void publish_event(const arb_order_cmd *c, int kind, int reason, int64_t 
     e.client_ref = c->client_ref;
     uint8_t buf[ARB_ORDER_EVENT_LEN];
     arb_order_event_encode(&e, buf, sizeof buf);
-    assert_int_equal(arb_publish(testhost_ctx(host), ARB_TOPIC_ORDER_EVENTS, e.account, buf,
-                                 sizeof buf),
-                     ARB_OK);
+    assert_int_equal(
+        arb_publish(testhost_ctx(host), ARB_TOPIC_ORDER_EVENTS, e.account, buf, sizeof buf),
+        ARB_OK);
 }
 
 static void publish_trade(const char *venue, int64_t px, int64_t qty, uint64_t buyer,
@@ -162,11 +162,8 @@ static void on_command(void *user, const arb_msg *msg)
         publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half);
         break;
     }
-    case 10200:
-        publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0);
-        break;
-    default: /* 103.00 and anything else: silence */
-        break;
+    case 10200: publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0); break;
+    default: /* 103.00 and anything else: silence */ break;
     }
 }
 
@@ -220,12 +217,12 @@ static void *http_thread(void *arg)
     }
     size_t blen = c->body ? (c->body_len ? c->body_len : strlen(c->body)) : 0;
     char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s%s%s%s"
-                     "Content-Length: %zu\r\n\r\n",
-                     c->method, c->path, c->key ? "Authorization: Bearer " : "",
-                     c->key ? c->key : "", c->key ? "\r\n" : "",
-                     c->extra_headers ? c->extra_headers : "", blen);
+    int n =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s%s%s%s"
+                 "Content-Length: %zu\r\n\r\n",
+                 c->method, c->path, c->key ? "Authorization: Bearer " : "", c->key ? c->key : "",
+                 c->key ? "\r\n" : "", c->extra_headers ? c->extra_headers : "", blen);
     if (send_all(fd, req, (size_t)n) == 0 && blen)
         send_all(fd, c->body, blen);
     size_t cap = 1 << 16, len = 0;
@@ -298,7 +295,10 @@ static json_t *body_json(http_call *c)
     return j;
 }
 
-static const char *jstr(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *jstr(json_t *j, const char *k)
+{
+    return json_string_value(json_object_get(j, k));
+}
 
 static const char *error_code(json_t *j)
 {
@@ -573,9 +573,9 @@ static void validation_failure_is_400_with_its_code(void **state)
     (void)state;
     uint64_t before = commands_seen;
     expect_gone(http("POST", "/v1/orders", KEY_A, order_body("buy", "100.03", "1")), 400,
-                 "price_off_tick");
+                "price_off_tick");
     expect_gone(http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "0.0001")), 400,
-                 "qty_off_lot");
+                "qty_off_lot");
     expect_gone(http("POST", "/v1/orders", KEY_A, "{not json"), 400, "invalid_json");
     assert_int_equal(commands_seen, before); /* nothing reached the matcher */
 }
@@ -811,9 +811,9 @@ static void every_documented_operation_is_routed_by_the_server(void **state)
         size_t j = 0;
         for (const char *p = path; *p && j < sizeof concrete - 8; p++) {
             if (*p == '{') {
-                const char *fill = !strncmp(p, "{venue}", 7) ? "XA" : !strncmp(p, "{symbol}", 8)
-                                                                      ? "BTCUSD"
-                                                                      : "1";
+                const char *fill = !strncmp(p, "{venue}", 7)    ? "XA"
+                                   : !strncmp(p, "{symbol}", 8) ? "BTCUSD"
+                                                                : "1";
                 j += (size_t)snprintf(concrete + j, sizeof concrete - j, "%s", fill);
                 p = strchr(p, '}');
             } else {
@@ -926,8 +926,7 @@ static void stream_carries_ticks_and_market_events(void **state)
 static void stream_rejects_unknown_topics(void **state)
 {
     (void)state;
-    expect_gone(http("GET", "/v1/stream?topics=trades,gossip", NULL, NULL), 400,
-                 "invalid_topics");
+    expect_gone(http("GET", "/v1/stream?topics=trades,gossip", NULL, NULL), 400, "invalid_topics");
 }
 
 static void stream_count_is_bounded(void **state)

@@ -75,7 +75,10 @@ static reply call(const char *method, const char *path, const char *key, const c
     return r;
 }
 
-static const char *jstr(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *jstr(json_t *j, const char *k)
+{
+    return json_string_value(json_object_get(j, k));
+}
 
 static char *order(const char *side, const char *price, const char *qty, const char *tif)
 {
@@ -162,17 +165,20 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_WITHOUT_MATCHER(state)                                                            \
-    do {                                                                                       \
-        if (*(state)) {                                                                        \
-            printf("matcher.so is not built: skipping\n");                                    \
-            skip();                                                                            \
-        }                                                                                      \
+#define SKIP_WITHOUT_MATCHER(state)                        \
+    do {                                                   \
+        if (*(state)) {                                    \
+            printf("matcher.so is not built: skipping\n"); \
+            skip();                                        \
+        }                                                  \
     } while (0)
 
 /* ---- tests ---- */
 
-static int is_filled(json_t *o) { return jstr(o, "status") && !strcmp(jstr(o, "status"), "filled"); }
+static int is_filled(json_t *o)
+{
+    return jstr(o, "status") && !strcmp(jstr(o, "status"), "filled");
+}
 
 static void crossing_orders_trade_and_both_sides_see_it(void **state)
 {
@@ -287,8 +293,8 @@ static void trades_and_positions_come_from_trade_executed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(crossing_orders_trade_and_both_sides_see_it,
-                                        setup_own_loop, teardown),
+        cmocka_unit_test_setup_teardown(crossing_orders_trade_and_both_sides_see_it, setup_own_loop,
+                                        teardown),
         cmocka_unit_test_setup_teardown(crossing_orders_trade_and_both_sides_see_it,
                                         setup_shared_loop, teardown),
         cmocka_unit_test_setup_teardown(sweep_of_two_levels_is_answered_with_both_fills,

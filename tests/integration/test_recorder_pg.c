@@ -90,10 +90,11 @@ static rec_scale scale_of(const arb_trade *t)
     return (rec_scale){4, 0};
 }
 
-static const char instruments_ini[] = "[instrument XA:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-                                      "[instrument XA:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
-                                      "[instrument XB:BTCUSD]\nprice_decimals = 4\nqty_decimals = 0\n"
-                                      "[instrument XB:ETHUSD]\nprice_decimals = 4\nqty_decimals = 0\n";
+static const char instruments_ini[] =
+    "[instrument XA:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XA:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XB:BTCUSD]\nprice_decimals = 4\nqty_decimals = 0\n"
+    "[instrument XB:ETHUSD]\nprice_decimals = 4\nqty_decimals = 0\n";
 
 /* The trades table holds exactly trades 0..n-1: count and digest. */
 static void assert_trades_exactly(PGconn *c, uint64_t n)
@@ -207,8 +208,8 @@ static void feed_events(harness *h, uint64_t from, uint64_t to)
         assert_int_equal(
             rec_batcher_room(&h->b, REC_TOPIC_ORDER_EVENTS, REC_ORDER_EVENT_ROW_MAX, &room),
             ARB_OK);
-        rec_batcher_add(&h->b, REC_TOPIC_ORDER_EVENTS, rec_order_event_row(room, &e, (rec_scale){2, 3}),
-                        rec_clock_ns());
+        rec_batcher_add(&h->b, REC_TOPIC_ORDER_EVENTS,
+                        rec_order_event_row(room, &e, (rec_scale){2, 3}), rec_clock_ns());
     }
 }
 
@@ -443,10 +444,10 @@ static void flush_past_the_timeout_is_retried_on_a_new_connection(void **state)
 
 typedef struct feeder {
     arb_ctx *ctx;
-    uint64_t next, end;  /* trades next..end-1 still to publish */
-    uint64_t per_tick;   /* at most this many per tick */
+    uint64_t next, end; /* trades next..end-1 still to publish */
+    uint64_t per_tick;  /* at most this many per tick */
     uint64_t tick_ns;
-    uint64_t full;       /* publishes the bus refused (retried later) */
+    uint64_t full; /* publishes the bus refused (retried later) */
     int timer_running;
 } feeder;
 
@@ -457,8 +458,8 @@ static void feed_tick(void *user)
     for (uint64_t k = 0; k < f->per_tick && f->next < f->end; k++) {
         arb_trade t = make_trade(f->next);
         uint32_t len = arb_trade_encode(&t, buf, sizeof buf);
-        int rc = arb_publish(f->ctx, ARB_TOPIC_TRADE_EXECUTED, arb_instrument_key(t.venue, t.symbol),
-                             buf, len);
+        int rc = arb_publish(f->ctx, ARB_TOPIC_TRADE_EXECUTED,
+                             arb_instrument_key(t.venue, t.symbol), buf, len);
         if (rc == ARB_EFULL) {
             f->full++;
             break;
@@ -484,7 +485,8 @@ static uint64_t metric_value(testhost *t, int kind, const char *name, const char
 {
     arbh_metric *m = arbh_metric_get(testhost_host(t), "recorder", kind, name, labels, NULL);
     assert_non_null(m);
-    return kind == 'c' ? atomic_load(&m->u.counter.value) : (uint64_t)atomic_load(&m->u.gauge.value);
+    return kind == 'c' ? atomic_load(&m->u.counter.value)
+                       : (uint64_t)atomic_load(&m->u.gauge.value);
 }
 
 typedef struct host_wait {
@@ -497,7 +499,8 @@ static int host_committed(void *user)
 {
     host_wait *w = user;
     return w->f->next >= w->f->end &&
-           metric_value(w->t, 'c', "recorder_rows_committed_total", "table=\"trades\"") >= w->rows &&
+           metric_value(w->t, 'c', "recorder_rows_committed_total", "table=\"trades\"") >=
+               w->rows &&
            metric_value(w->t, 'g', "recorder_buffered_rows", NULL) == 0;
 }
 
@@ -614,7 +617,8 @@ static void database_outage_mid_run_records_exactly_what_was_produced(void **sta
     assert_true(instance_healthy(t));
     assert_int_equal(metric_value(t, 'c', "recorder_db_outages_total", NULL), 1);
     assert_int_equal(metric_value(t, 'c', "recorder_refused_total", NULL), 0);
-    assert_int_equal(metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\""), n);
+    assert_int_equal(metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\""),
+                     n);
     testhost_free(t);
 
     PGconn *c = connect_db("rec_outage");
@@ -676,8 +680,8 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
     (void)state;
     fresh_db("rec_reload");
     /* A long interval and a big batch: rows sit in memory at the reload. */
-    testhost *t = start_recorder_host("rec_reload",
-                                      "flush_interval_ms = 60000\nbatch_rows = 100000\n");
+    testhost *t =
+        start_recorder_host("rec_reload", "flush_interval_ms = 60000\nbatch_rows = 100000\n");
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 500, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
     feeder_go(&f, 2000);

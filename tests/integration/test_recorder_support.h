@@ -113,8 +113,8 @@ static inline pid_t pg_ctl_spawn(const char *action)
     const char *ver = getenv("ARB_PG_VERSION"), *cluster = getenv("ARB_PG_CLUSTER");
     assert_non_null(ver);
     assert_non_null(cluster);
-    char *argv_stop[] = {"pg_ctlcluster", (char *)ver, (char *)cluster, "stop", "-m", "immediate",
-                         NULL};
+    char *argv_stop[] = {"pg_ctlcluster", (char *)ver, (char *)cluster, "stop", "-m",
+                         "immediate",     NULL};
     char *argv_start[] = {"pg_ctlcluster", (char *)ver, (char *)cluster, "start", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -162,10 +162,10 @@ static inline int rec_expect_line(char *out, size_t cap, const arb_trade *t, rec
                     (long long)(int64_t)t->trade_id, arb_fixstr(venue, t->venue, ARB_VENUE_LEN),
                     arb_fixstr(symbol, t->symbol, ARB_SYMBOL_LEN), (long long)t->ts,
                     (long long)t->price, (long long)t->qty, pd, qd,
-                    t->aggressor == ARB_SIDE_BUY ? "buy" : "sell", (long long)(int64_t)t->buy_order_id,
-                    (long long)(int64_t)t->sell_order_id, (long long)(int64_t)t->buy_account,
-                    (long long)(int64_t)t->sell_account, (long long)(int64_t)t->seq,
-                    (long long)(t->ts / 1000 - (t->ts % 1000 < 0)));
+                    t->aggressor == ARB_SIDE_BUY ? "buy" : "sell",
+                    (long long)(int64_t)t->buy_order_id, (long long)(int64_t)t->sell_order_id,
+                    (long long)(int64_t)t->buy_account, (long long)(int64_t)t->sell_account,
+                    (long long)(int64_t)t->seq, (long long)(t->ts / 1000 - (t->ts % 1000 < 0)));
 }
 
 /* The trades table holds exactly these n trades: count and md5 digest. */

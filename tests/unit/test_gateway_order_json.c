@@ -162,8 +162,9 @@ static void each_failure_has_its_own_code(void **state)
 static void malformed_decimals_are_invalid(void **state)
 {
     (void)state;
-    const char *bad[] = {"\"\"", "\"-\"", "\".\"", "\"1.\"", "\".5\"", "\"+1\"", "\" 1\"",
-                         "\"1,5\"", "\"0x10\"", "\"1..2\"", "\"--1\"", "\"1e3\"", "null"};
+    const char *bad[] = {"\"\"",    "\"-\"",   "\".\"",   "\"1.\"",   "\".5\"",
+                         "\"+1\"",  "\" 1\"",  "\"1,5\"", "\"0x10\"", "\"1..2\"",
+                         "\"--1\"", "\"1e3\"", "null"};
     char body[160];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(body, sizeof body, "{" BASE ",\"price\":%s,\"qty\":\"1\"}", bad[i]);

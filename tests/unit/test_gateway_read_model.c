@@ -266,9 +266,8 @@ static void snapshot_then_level_updates_keep_sides_sorted(void **state)
     assert_int_equal(b->bids[0].price, 10000);
     assert_int_equal(b->asks[0].price, 10010);
     assert_int_equal(b->asks[1].price, 10020);
-    arb_md_level upd[] = {{ARB_SIDE_BUY, 1, 10005, 50},
-                          {ARB_SIDE_SELL, 0, 10010, 0},
-                          {ARB_SIDE_BUY, 4, 9990, 999}};
+    arb_md_level upd[] = {
+        {ARB_SIDE_BUY, 1, 10005, 50}, {ARB_SIDE_SELL, 0, 10010, 0}, {ARB_SIDE_BUY, 4, 9990, 999}};
     md(ARB_MD_LEVEL, 6, upd, 3, 10005, 10020);
     assert_int_equal(b->n_bids, 3);
     assert_int_equal(b->bids[0].price, 10005);
@@ -294,15 +293,15 @@ static void top_only_book_renders_its_top(void **state)
     md(ARB_MD_TOP, 1, NULL, 0, 9995, 10005);
     struct evbuffer *out = evbuffer_new();
     gw_render_book(out, rm, 0, 10);
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "bids"), 0), "price")),
-                        "99.95");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "asks"), 0), "price")),
-                        "100.05");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "bids"), 0), "price")),
+        "99.95");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "asks"), 0), "price")),
+        "100.05");
     json_decref(j);
     evbuffer_free(out);
 }
@@ -335,8 +334,8 @@ static void trade_ring_keeps_the_newest(void **state)
     assert_int_equal(r->last_px, 10006);
     struct evbuffer *out = evbuffer_new();
     gw_render_trades(out, rm, 0, NULL, 10);
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     json_t *arr = json_object_get(j, "trades");
     assert_int_equal(json_array_size(arr), 4);
     assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "price")),
@@ -355,8 +354,8 @@ static void trades_of_all_instruments_merge_newest_first(void **state)
     trade(0, 10001, 1, 1, 2, 30);
     struct evbuffer *out = evbuffer_new();
     gw_render_trades(out, rm, -1, NULL, 2);
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     json_t *arr = json_object_get(j, "trades");
     assert_int_equal(json_array_size(arr), 2);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "ts")), 30);
@@ -380,8 +379,8 @@ static void positions_and_pnl_follow_trades_marked_to_last_price(void **state)
     assert_true(gw_position_pnl(p, rm->trades[0].last_px) == 300000);
     struct evbuffer *out = evbuffer_new();
     gw_render_accounts(out, rm, NULL, NULL, 10);
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
     json_t *acc = json_array_get(json_object_get(j, "accounts"), 0);
     assert_string_equal(json_string_value(json_object_get(acc, "account")), "1");
@@ -417,14 +416,14 @@ static const char *name_of_1(void *user, uint64_t account)
 static void pnl_board_lists_named_then_busiest_and_sums_the_rest(void **state)
 {
     (void)state;
-    trade(0, 10000, 5, 1, 2, 1);  /* 1 and 2 trade once */
-    trade(0, 10100, 3, 3, 4, 2);  /* 3 and 4 trade... */
-    trade(0, 10200, 3, 3, 4, 3);  /* ...twice */
-    trade(0, 10300, 1, 5, 6, 4);  /* 5 and 6 once */
+    trade(0, 10000, 5, 1, 2, 1); /* 1 and 2 trade once */
+    trade(0, 10100, 3, 3, 4, 2); /* 3 and 4 trade... */
+    trade(0, 10200, 3, 3, 4, 3); /* ...twice */
+    trade(0, 10300, 1, 5, 6, 4); /* 5 and 6 once */
     struct evbuffer *out = evbuffer_new();
     gw_render_accounts(out, rm, name_of_1, NULL, 2);
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
     json_t *acc = json_object_get(j, "accounts");
     assert_int_equal(json_array_size(acc), 4);
@@ -453,11 +452,9 @@ static void order_view_is_valid_json_with_string_ids(void **state)
     struct evbuffer *out = evbuffer_new();
     gw_render_order(out, rm, gw_rm_order(rm, 18446744073709551615ull));
     json_error_t e;
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           &e);
+    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, &e);
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "order_id")),
-                        "18446744073709551615");
+    assert_string_equal(json_string_value(json_object_get(j, "order_id")), "18446744073709551615");
     assert_string_equal(json_string_value(json_object_get(j, "status")), "partially_filled");
     assert_string_equal(json_string_value(json_object_get(j, "price")), "100.05");
     assert_string_equal(json_string_value(json_object_get(j, "qty")), "1.250");
@@ -474,11 +471,10 @@ static void error_view_escapes_anything(void **state)
     (void)state;
     struct evbuffer *out = evbuffer_new();
     gw_render_error(out, "x", "quote \" backslash \\ newline \n tab \t high \xc3\xa9");
-    json_t *j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0,
-                           NULL);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
-    const char *m =
-        json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
     assert_string_equal(m, "quote \" backslash \\ newline \n tab \t high ??");
     json_decref(j);
     evbuffer_free(out);
@@ -502,8 +498,9 @@ static void i128_amounts_format_exactly(void **state)
 static void fast_decimal_format_matches_the_sdk(void **state)
 {
     (void)state;
-    int64_t values[] = {0, 1, -1, 9, 10, 99, 100, 12345, -12345, 1000000007, INT64_MAX,
-                        INT64_MIN, INT64_MIN + 1, -100, 5, -5};
+    int64_t values[] = {
+        0,    1, -1, 9, 10, 99, 100, 12345, -12345, 1000000007, INT64_MAX, INT64_MIN, INT64_MIN + 1,
+        -100, 5, -5};
     struct evbuffer *out = evbuffer_new();
     for (size_t i = 0; i < sizeof values / sizeof *values; i++)
         for (int d = 0; d <= 12; d++) {

@@ -42,7 +42,10 @@ static json_t *render(const void *rec, size_t len, const arb_instrument_table *t
     return j;
 }
 
-static const char *str(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+static const char *str(json_t *j, const char *k)
+{
+    return json_string_value(json_object_get(j, k));
+}
 
 static void trade_renders_decimals_with_the_instrument(void **state)
 {
@@ -169,8 +172,7 @@ static void tick_market_event_and_service_render(void **state)
     arb_service_put_plugin(buf, 0, &sp);
     j = render(buf, len, &table);
     assert_string_equal(str(j, "host_id"), "h\"1");
-    assert_string_equal(str(json_array_get(json_object_get(j, "plugins"), 0), "plugin"),
-                        "gateway");
+    assert_string_equal(str(json_array_get(json_object_get(j, "plugins"), 0), "plugin"), "gateway");
     json_decref(j);
 }
 
