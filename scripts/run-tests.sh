@@ -5,6 +5,7 @@
 set -uo pipefail
 B=$1; shift
 results=$B/test-results.txt
+mock_timed="test_kafka test_kafka_devbroker test_kafka_host"
 : > "$results"
 status=0
 export ARB_BUILD=$B
@@ -17,6 +18,15 @@ for t in "$@"; do
     CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 10 "${ARB_TEST_TIMEOUT:-600}" "$bin" > "$log" 2>&1
     rc=$?
     [ $rc -eq 124 ] && echo "== $t: TIMED OUT after ${ARB_TEST_TIMEOUT:-600}s" >> "$log"
+    # Tests against librdkafka's mock cluster depend on its timing (group joins,
+    # its idle thread), which we do not control: those alone get one more try,
+    # reported as FLAKY. A second failure fails the run.
+    if [ $rc -ne 0 ] && [[ " $mock_timed " == *" $t "* ]]; then
+        cat "$log"
+        echo "== $t: FLAKY: failed once (log above), trying again"
+        CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 10 "${ARB_TEST_TIMEOUT:-600}" "$bin" > "$log" 2>&1
+        rc=$?
+    fi
     cat "$log"
     passed=$(grep -Eo '\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
     failed=$(grep -Eo '\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$3} END {print s+0}')
