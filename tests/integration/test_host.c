@@ -667,49 +667,16 @@ static void reserved_or_odd_instance_names_are_refused(void **state)
 
 /* ---- admin ---- */
 
-typedef struct http_call {
-    int port;
-    char request[512];
-    char response[65536];
-    size_t len;
-    _Atomic int done;
-} http_call;
-
-static void *http_thread(void *arg)
-{
-    http_call *c = arg;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-        ssize_t w = write(fd, c->request, strlen(c->request));
-        (void)w;
-        ssize_t k;
-        while ((k = read(fd, c->response + c->len, sizeof c->response - 1 - c->len)) > 0)
-            c->len += (size_t)k;
-    }
-    c->response[c->len] = 0;
-    close(fd);
-    atomic_store(&c->done, 1);
-    return NULL;
-}
-
-static int http_done(void *user) { return atomic_load(&((http_call *)user)->done); }
-
 static const char *http(testhost *t, const char *method, const char *path, const char *token)
 {
-    static http_call c;
-    memset(&c, 0, sizeof c);
+    static char req[512];
     const char *addr = testhost_host(t)->admin_addr;
-    c.port = atoi(strrchr(addr, ':') + 1);
-    snprintf(c.request, sizeof c.request,
-             "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n%s%s%s\r\n", method, path,
-             token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
-    pthread_t th;
-    pthread_create(&th, NULL, http_thread, &c);
-    assert_true(testhost_run_until(t, http_done, &c, 5000 * MS));
-    pthread_join(th, NULL);
-    return c.response;
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n%s%s%s\r\n",
+             method, path, token ? "Authorization: Bearer " : "", token ? token : "",
+             token ? "\r\n" : "");
+    const char *r = testhost_http(t, atoi(strrchr(addr, ':') + 1), req, 5000 * MS);
+    assert_non_null(r);
+    return r;
 }
 
 static void admin_serves_health_metrics_plugins_and_reload(void **state)

@@ -4,11 +4,16 @@
  */
 #include "testhost.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host.h"
 
@@ -119,3 +124,47 @@ void testhost_free(testhost *h)
 struct arbh_host *testhost_host(testhost *h) { return h->host; }
 
 int64_t testhost_last_reload_pause_ns(testhost *h) { return h->host->last_reload_pause_ns; }
+
+typedef struct http_call {
+    int port;
+    const char *request;
+    char response[1 << 17];
+    size_t len;
+    _Atomic int done;
+} http_call;
+
+static void *http_thread(void *arg)
+{
+    http_call *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        ssize_t w = write(fd, c->request, strlen(c->request));
+        (void)w;
+        ssize_t k;
+        while ((k = read(fd, c->response + c->len, sizeof c->response - 1 - c->len)) > 0)
+            c->len += (size_t)k;
+    }
+    c->response[c->len] = 0;
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static int http_done(void *user) { return atomic_load(&((http_call *)user)->done); }
+
+const char *testhost_http(testhost *h, int port, const char *request, int64_t max_ns)
+{
+    static http_call c;
+    memset(&c, 0, sizeof c);
+    c.port = port;
+    c.request = request;
+    pthread_t th;
+    if (pthread_create(&th, NULL, http_thread, &c) != 0)
+        return NULL;
+    int ok = testhost_run_until(h, http_done, &c, max_ns);
+    pthread_join(th, NULL); /* the read ends when the server closes (HTTP/1.0) */
+    return ok ? c.response : NULL;
+}

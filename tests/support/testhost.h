@@ -34,6 +34,11 @@ int testhost_reload(testhost *h, const char *instance, const char *new_so_path, 
 int testhost_shut_down(testhost *h, int *code);
 /* Path of a built plugin: $ARB_BUILD/plugins/NAME.so or tests/plugins/NAME.so. */
 const char *testhost_plugin_path(const char *name);
+/* Sends one raw HTTP request to 127.0.0.1:port from a helper thread while
+ * running the main loop (whose admin endpoint or plugin may be answering),
+ * and returns the whole response, status line and headers included, in a
+ * buffer valid until the next call. NULL if no answer within max_ns. */
+const char *testhost_http(testhost *h, int port, const char *request, int64_t max_ns);
 /* How long the last reload held its instance's loop (the pause), in ns. */
 int64_t testhost_last_reload_pause_ns(testhost *h);
 /* Stops everything (reverse order, queues drained) and frees. */

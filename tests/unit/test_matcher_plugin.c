@@ -193,46 +193,13 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-typedef struct http_call {
-    int port;
-    char request[512];
-    char response[65536];
-    size_t len;
-    _Atomic int done;
-} http_call;
-
-static void *http_thread(void *arg)
-{
-    http_call *c = arg;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-        ssize_t w = write(fd, c->request, strlen(c->request));
-        (void)w;
-        ssize_t k;
-        while ((k = read(fd, c->response + c->len, sizeof c->response - 1 - c->len)) > 0)
-            c->len += (size_t)k;
-    }
-    c->response[c->len] = 0;
-    close(fd);
-    atomic_store(&c->done, 1);
-    return NULL;
-}
-
-static int http_done(void *user) { return atomic_load(&((http_call *)user)->done); }
-
 static const char *http_get(testhost *h, int port, const char *path)
 {
-    static http_call c;
-    memset(&c, 0, sizeof c);
-    c.port = port;
-    snprintf(c.request, sizeof c.request, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-    pthread_t th;
-    pthread_create(&th, NULL, http_thread, &c);
-    assert_true(testhost_run_until(h, http_done, &c, 5000 * MS));
-    pthread_join(th, NULL);
-    return c.response;
+    static char req[512];
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    const char *r = testhost_http(h, port, req, 5000 * MS);
+    assert_non_null(r);
+    return r;
 }
 
 /* The value of one metric line ("name{labels} value"), or -1. */
