@@ -326,23 +326,24 @@ int arbh_bus_inject(arbh_host *h, const char *topic_name, uint64_t key, const vo
         return ARB_EINVAL;
     arbh_topic *t = h->topics[topic];
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
+    /* Room to track it first: an enqueued record whose done() could never
+     * run would hold the consumer's commits back forever. */
+    if (done && h->ninflight == h->capinflight) {
+        size_t cap = h->capinflight ? h->capinflight * 2 : 256;
+        arbh_inflight *grown = realloc(h->inflight, cap * sizeof *grown);
+        if (!grown)
+            return ARB_EFULL; /* offered again later */
+        h->inflight = grown;
+        h->capinflight = cap;
+    }
     arbh_inflight f = {mask, {0}, done, token};
     if (mask) {
         int rc = enqueue(h, loop, t, mask, key, data, len, f.pos);
         if (rc != ARB_OK)
             return rc;
     }
-    if (done) {
-        if (h->ninflight == h->capinflight) {
-            size_t cap = h->capinflight ? h->capinflight * 2 : 256;
-            arbh_inflight *grown = realloc(h->inflight, cap * sizeof *grown);
-            if (!grown)
-                return ARB_ENOMEM; /* already enqueued: delivered, but never reported done */
-            h->inflight = grown;
-            h->capinflight = cap;
-        }
+    if (done)
         h->inflight[h->ninflight++] = f;
-    }
     flush(h, loop, mask);
     if (arbh_bus_poll_done(h) && h->done_ev && !event_pending(h->done_ev, EV_TIMEOUT, NULL)) {
         struct timeval tv = {0, 500};

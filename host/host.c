@@ -831,8 +831,10 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     if (!arbh_config_section_equal(h->cfg, nc, "host") ||
         !arbh_config_section_equal(h->cfg, nc, "bus"))
         arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [host]/[bus] changes need a restart; ignored");
-    check_keys(nc, "host", host_keys, err, n);
-    check_keys(nc, "bus", bus_keys, err, n);
+    /* A typo in [host] or [bus] refuses the whole edit, as at start. The
+     * config stays in h->configs (freed at exit); nothing was changed. */
+    if (check_keys(nc, "host", host_keys, err, n) || check_keys(nc, "bus", bus_keys, err, n))
+        return ARB_EINVAL;
     err[0] = 0;
     plan_ctx plan = {h, nc, NULL, 0};
     arbh_config_sections(nc, "plugin ", collect_plugin, &plan);

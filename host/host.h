@@ -242,7 +242,6 @@ void arbh_loops_stop(arbh_host *h);
 void arbh_loops_free(arbh_host *h);
 /* Runs fn(arg) on loop's thread and waits for it (directly if already there). */
 void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg);
-arbh_loop *arbh_current_loop(void);
 
 /* ---- bus.c ---- */
 int arbh_bus_init(arbh_host *h);

@@ -520,8 +520,7 @@ arbh_instance *arbh_instance_new(arbh_host *h, arbh_config *cfg, const char *nam
     return in;
 }
 
-static int check_descriptor(arbh_instance *in, const arb_plugin *d, const char *path, char *err,
-                            size_t n)
+static int check_descriptor(const arb_plugin *d, const char *path, char *err, size_t n)
 {
     if (!d) {
         snprintf(err, n, "%s: %s() returned no descriptor", path, ARB_PLUGIN_ENTRY_NAME);
@@ -538,12 +537,11 @@ static int check_descriptor(arbh_instance *in, const arb_plugin *d, const char *
         snprintf(err, n, "%s: descriptor lacks name, version or a lifecycle hook", path);
         return ARB_EINVAL;
     }
-    (void)in;
     return ARB_OK;
 }
 
-static int open_image(arbh_instance *in, const char *path, void **dl_out,
-                      const arb_plugin **desc_out, char *err, size_t n)
+static int open_image(const char *path, void **dl_out, const arb_plugin **desc_out, char *err,
+                      size_t n)
 {
     dlerror();
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -560,7 +558,7 @@ static int open_image(arbh_instance *in, const char *path, void **dl_out,
         return ARB_ERROR;
     }
     const arb_plugin *d = entry();
-    int rc = check_descriptor(in, d, path, err, n);
+    int rc = check_descriptor(d, path, err, n);
     if (rc) {
         dlclose(dl);
         return rc;
@@ -589,7 +587,7 @@ int arbh_instance_load(arbh_instance *in, char *err, size_t n)
     free(in->path);
     in->path = strdup(path);
     char why[1024];
-    if (open_image(in, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+    if (open_image(path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
         snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
         return ARB_ERROR;
     }
@@ -743,7 +741,7 @@ static int open_unique_copy(arbh_instance *in, const char *path, void **dl, cons
         unlink(copy);
         return ARB_ERROR;
     }
-    rc = open_image(in, copy, dl, desc, err, n);
+    rc = open_image(copy, dl, desc, err, n);
     unlink(copy);
     return rc;
 }

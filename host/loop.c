@@ -18,8 +18,6 @@
 
 static _Thread_local arbh_loop *current_loop;
 
-arbh_loop *arbh_current_loop(void) { return current_loop; }
-
 static void task_cb(int fd, short what, void *arg)
 {
     (void)fd, (void)what;

@@ -604,6 +604,12 @@ static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
     assert_int_not_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
     assert_non_null(strstr(err, "host.ini:3"));
     assert_ptr_equal(arbh_host_find(h, "keep"), keep);
+    /* So is a typo in [host]: refused whole, nothing changed. */
+    write_text(path, "[host]\nadmn = 1\n[plugin keep]\nload = tp_seq.so\nrole = consumer\n"
+                     "out_topic = o.keep\n");
+    assert_int_not_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    assert_non_null(strstr(err, "unknown key 'admn' in [host]"));
+    assert_ptr_equal(arbh_host_find(h, "keep"), keep);
     assert_non_null(arbh_host_find(h, "added"));
     arbh_host_stop(h);
     arbh_host_free(h);
