@@ -156,11 +156,27 @@ static void compact_subs(arbh_host *h, arbh_loop *loop)
     }
 }
 
+/* Records from the Kafka transport carry where they sit in Kafka in front of
+ * the payload. */
+typedef struct arbh_origin {
+    int64_t offset;
+    int32_t partition;
+    int32_t pad;
+} arbh_origin;
+#define ARBH_REC_ORIGIN 0x0001u
+
 static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
 {
     arbh_topic *t = h->topics[rec->topic];
     arbh_sub_list *sl = &t->subs[loop->index];
-    arb_msg m = {rec + 1, rec->len, rec->topic, rec->flags, rec->key};
+    arb_msg m = {rec + 1, rec->len, rec->topic, 0, rec->key, -1, -1};
+    if (rec->flags & ARBH_REC_ORIGIN) {
+        const arbh_origin *o = (const arbh_origin *)(rec + 1);
+        m.data = o + 1;
+        m.len -= (uint32_t)sizeof *o;
+        m.partition = o->partition;
+        m.offset = o->offset;
+    }
     /* Count fixed at entry: a subscription made by a callback starts with the
      * next record. Items are re-read each time: a callback may grow the array. */
     size_t n = sl->count;
@@ -175,11 +191,27 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
         arb_hist_observe(&st->latency, (uint64_t)(mono_ns() - rec->sent_ns));
 }
 
-static size_t drain_ring(arbh_host *h, arbh_loop *loop, arbh_ring *r, size_t budget)
+/* True if a paused instance on this loop subscribes to the record's topic:
+ * the ring then waits at this record (order is kept, nothing is skipped). */
+static bool held_by_pause(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
+{
+    arbh_sub_list *sl = &h->topics[rec->topic]->subs[loop->index];
+    for (size_t i = 0; i < sl->count; i++)
+        if (sl->items[i]->active && sl->items[i]->owner->paused)
+            return true;
+    return false;
+}
+
+static size_t drain_ring(arbh_host *h, arbh_loop *loop, int src, size_t budget)
 {
     size_t n = 0;
+    arbh_ring *r = loop->in[src];
     arbh_rec *rec;
     while (n < budget && (rec = arbh_ring_peek(r)) != NULL) {
+        if (loop->npaused && held_by_pause(h, loop, rec)) {
+            loop->held |= 1ull << src;
+            break;
+        }
         deliver(h, loop, rec);
         arbh_ring_release(r, rec);
         n++;
@@ -187,10 +219,24 @@ static size_t drain_ring(arbh_host *h, arbh_loop *loop, arbh_ring *r, size_t bud
     return n;
 }
 
+void arbh_bus_set_paused(arbh_instance *inst, bool paused)
+{
+    arbh_loop *loop = inst->loop;
+    if (inst->paused == paused)
+        return;
+    inst->paused = paused;
+    loop->npaused += paused ? 1 : -1;
+    if (!paused) { /* look at every ring again */
+        loop->held = 0;
+        if (loop->wake_ev)
+            event_active(loop->wake_ev, EV_READ, 0);
+    }
+}
+
 bool arbh_bus_pending(arbh_loop *loop)
 {
     for (int s = 0; s < loop->host->nloops; s++)
-        if (!arbh_ring_empty(loop->in[s]))
+        if (!arbh_ring_empty(loop->in[s]) && !(loop->held & (1ull << s)))
             return true;
     return false;
 }
@@ -203,7 +249,8 @@ size_t arbh_bus_drain(arbh_loop *loop, size_t budget)
     do {
         got = 0;
         for (int s = 0; s < h->nloops && total + got < budget; s++)
-            got += drain_ring(h, loop, loop->in[s], budget - total - got);
+            if (!(loop->held & (1ull << s)))
+                got += drain_ring(h, loop, s, budget - total - got);
         total += got;
     } while (got && total < budget);
     loop->depth--;
@@ -241,10 +288,11 @@ void arbh_bus_wake_cb(int fd, short what, void *arg)
 static inline __attribute__((always_inline)) int enqueue(arbh_host *h, arbh_loop *loop,
                                                          arbh_topic *t, uint64_t mask, uint64_t key,
                                                          const void *data, size_t len,
-                                                         uint64_t *pos)
+                                                         const arbh_origin *origin, uint64_t *pos)
 {
     arbh_topic_stats *st = &t->stats[loop->index];
-    uint64_t need = arbh_rec_size((uint32_t)len);
+    size_t olen = origin ? sizeof *origin : 0;
+    uint64_t need = arbh_rec_size((uint32_t)(len + olen));
     for (uint64_t m = mask; m; m &= m - 1)
         if (!arbh_ring_fits(h->loops[__builtin_ctzll(m)]->in[loop->index], need)) {
             arb_counter_add(&st->rejected, 1);
@@ -256,12 +304,14 @@ static inline __attribute__((always_inline)) int enqueue(arbh_host *h, arbh_loop
         arbh_ring *r = h->loops[d]->in[loop->index];
         uint64_t next;
         arbh_rec *rec = arbh_ring_claim(r, need, &next);
-        rec->len = (uint32_t)len;
+        rec->len = (uint32_t)(len + olen);
         rec->topic = (uint16_t)t->id;
-        rec->flags = 0;
+        rec->flags = origin ? ARBH_REC_ORIGIN : 0;
         rec->key = key;
         rec->sent_ns = sent;
-        memcpy(rec + 1, data, len);
+        if (origin)
+            memcpy(rec + 1, origin, olen);
+        memcpy((char *)(rec + 1) + olen, data, len);
         arbh_ring_publish(r, next);
         if (pos)
             pos[d] = next;
@@ -280,7 +330,8 @@ static inline __attribute__((always_inline)) void flush(arbh_host *h, arbh_loop 
         return;
     if (mask & (1ull << loop->index)) {
         loop->depth++;
-        drain_ring(h, loop, loop->in[loop->index], SIZE_MAX);
+        if (!(loop->held & (1ull << loop->index)))
+            drain_ring(h, loop, loop->index, SIZE_MAX);
         loop->depth--;
         compact_subs(h, loop);
     }
@@ -302,7 +353,7 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
     if (!mask)
         return ARB_OK; /* nobody listens: nothing to deliver */
-    int rc = enqueue(h, loop, t, mask, key, data, len, NULL);
+    int rc = enqueue(h, loop, t, mask, key, data, len, NULL, NULL);
     if (rc == ARB_OK)
         flush(h, loop, mask);
     return rc;
@@ -317,12 +368,14 @@ typedef struct arbh_inflight {
     void *token;
 } arbh_inflight;
 
-int arbh_bus_inject(arbh_host *h, const char *topic_name, uint64_t key, const void *data,
-                    size_t len, void (*done)(void *token), void *token)
+int arbh_bus_inject(arbh_host *h, const char *topic_name, int32_t partition, int64_t offset,
+                    uint64_t key, const void *data, size_t len, void (*done)(void *token),
+                    void *token)
 {
     arbh_loop *loop = h->loops[0];
     int topic = arbh_bus_topic(h, topic_name);
-    if (topic < 0 || len > h->queue_bytes / 4)
+    arbh_origin origin = {offset, partition, 0};
+    if (topic < 0 || len + sizeof origin > h->queue_bytes / 4)
         return ARB_EINVAL;
     arbh_topic *t = h->topics[topic];
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
@@ -338,7 +391,7 @@ int arbh_bus_inject(arbh_host *h, const char *topic_name, uint64_t key, const vo
     }
     arbh_inflight f = {mask, {0}, done, token};
     if (mask) {
-        int rc = enqueue(h, loop, t, mask, key, data, len, f.pos);
+        int rc = enqueue(h, loop, t, mask, key, data, len, &origin, f.pos);
         if (rc != ARB_OK)
             return rc;
     }

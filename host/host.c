@@ -147,10 +147,24 @@ static void kafka_log(void *user, int level, const char *msg)
     arbh_log(user, "kafka", level, "%s", msg);
 }
 
-static int kafka_deliver(void *user, const char *topic, uint64_t key, const void *data, size_t len,
-                         void (*done)(void *token), void *token)
+static int kafka_deliver(void *user, const char *topic, int32_t partition, int64_t offset,
+                         uint64_t key, const void *data, size_t len, void (*done)(void *token),
+                         void *token)
 {
-    return arbh_bus_inject(user, topic, key, data, len, done, token);
+    return arbh_bus_inject(user, topic, partition, offset, key, data, len, done, token);
+}
+
+/* Partition owners are on loop 0 (arb_on_partitions refuses others), the
+ * loop the transport calls this from. */
+static void kafka_partition(void *user, const char *topic, int partition, int assigned)
+{
+    arbh_host *h = user;
+    int id = arbh_bus_topic(h, topic);
+    for (size_t i = 0; i < h->ninstances && id >= 0; i++) {
+        arbh_instance *in = h->instances[i];
+        if (in->part_fn && !in->staging && in->state == INST_RUNNING)
+            in->part_fn(in->part_user, id, partition, assigned);
+    }
 }
 
 /* Ask the consumer for every Kafka topic the instances' descriptors declare
@@ -576,6 +590,8 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
         return ARB_ERROR;
     /* Consume only once every subscriber is in place. */
+    if (h->kafka)
+        arbh_kafka_set_partition_cb(h->kafka, kafka_partition, h);
     if (h->kafka && arbh_kafka_start(h->kafka, h->loops[0]->base, kafka_deliver, h) != ARB_OK) {
         snprintf(err, n, "kafka: cannot start consuming (see the log above)");
         return ARB_ERROR;

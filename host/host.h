@@ -81,6 +81,8 @@ typedef struct arbh_loop {
     uint64_t dirty;                /* remote loops to wake after this batch */
     uint32_t sample;               /* latency sampling counter */
     bool needs_compact;            /* a subscription died: compact lists */
+    int npaused;                   /* instances on this loop that paused */
+    uint64_t held;                 /* in[src] waits at a record for a paused instance */
     _Atomic int waiting;           /* 1: idle in the event loop, needs a wake */
     int wake_fd;
     struct event *wake_ev;
@@ -124,7 +126,10 @@ struct arbh_instance {
     arbh_loop *loop;
     int thread;
     enum arbh_inst_state state;
-    bool staging;   /* registrations wait for the reload to commit */
+    bool staging;             /* registrations wait for the reload to commit */
+    bool paused;              /* arb_pause(): nothing is delivered to it */
+    arb_partition_fn part_fn; /* arb_on_partitions() */
+    void *part_user;
     bool is_pseudo; /* no plugin behind it: the host itself, or a test */
     arbh_sub **subs;
     size_t nsubs, capsubs;
@@ -255,11 +260,15 @@ int arbh_bus_unsubscribe(arbh_instance *inst, int id);
  * the number delivered; re-arms itself if records remain. */
 size_t arbh_bus_drain(arbh_loop *loop, size_t budget);
 bool arbh_bus_pending(arbh_loop *loop);
+/* arb_pause(): records for a paused instance wait in their rings. */
+void arbh_bus_set_paused(arbh_instance *inst, bool paused);
 /* On loop 0: a record from the external transport, delivered to every local
- * subscriber (not sent back out). done(token) runs once every subscriber on
- * every loop has handled it; only then may its offset be committed. */
-int arbh_bus_inject(arbh_host *h, const char *topic, uint64_t key, const void *data, size_t len,
-                    void (*done)(void *token), void *token);
+ * subscriber (not sent back out) with its Kafka partition and offset.
+ * done(token) runs once every subscriber on every loop has handled it; only
+ * then may its offset be committed. */
+int arbh_bus_inject(arbh_host *h, const char *topic, int32_t partition, int64_t offset,
+                    uint64_t key, const void *data, size_t len, void (*done)(void *token),
+                    void *token);
 /* Reports handled injected records; returns how many are still in flight. */
 size_t arbh_bus_poll_done(arbh_host *h);
 void arbh_bus_wake_cb(int fd, short what, void *arg);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "kafka.h"
 
 #define INST(ctx) ((arbh_instance *)(ctx))
 
@@ -435,6 +436,56 @@ static void api_set_health(arb_ctx *ctx, int healthy, const char *detail)
     pthread_mutex_unlock(&in->host->metric_mu);
 }
 
+static int api_pause(arb_ctx *ctx, int paused)
+{
+    arbh_bus_set_paused(INST(ctx), paused != 0);
+    return ARB_OK;
+}
+
+/* The Kafka topic behind a bus topic id, for an instance on loop 0 (where
+ * the transport runs); NULL with *rc set otherwise. */
+static const char *kafka_topic(arbh_instance *in, int topic, int *rc)
+{
+    arbh_host *h = in->host;
+    *rc = ARB_ENOENT;
+    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !h->kafka ||
+        !h->topics[topic]->remote)
+        return NULL;
+    *rc = ARB_ESTATE;
+    if (in->loop->index != 0)
+        return NULL;
+    *rc = ARB_OK;
+    return h->topics[topic]->name;
+}
+
+static int api_seek(arb_ctx *ctx, int topic, int partition, int64_t offset)
+{
+    int rc;
+    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    return name ? arbh_kafka_seek(INST(ctx)->host->kafka, name, partition, offset) : rc;
+}
+
+static int api_on_partitions(arb_ctx *ctx, arb_partition_fn fn, void *user)
+{
+    arbh_instance *in = INST(ctx);
+    if (in->loop->index != 0)
+        return ARB_ESTATE;
+    in->part_fn = fn;
+    in->part_user = user;
+    return ARB_OK;
+}
+
+static int api_read_last(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, void **bytes,
+                         size_t *len, int64_t *offset)
+{
+    int rc;
+    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    if (!name)
+        return rc;
+    return arbh_kafka_read_last(INST(ctx)->host->kafka, name, partition, timeout_ns, bytes, len,
+                                offset);
+}
+
 static const arb_host_api host_api = {
     .abi_version = ARB_ABI_VERSION,
     .size = sizeof(arb_host_api),
@@ -463,6 +514,10 @@ static const arb_host_api host_api = {
     .admin_route = api_admin_route,
     .host_id = api_host_id,
     .set_health = api_set_health,
+    .pause = api_pause,
+    .seek = api_seek,
+    .on_partitions = api_on_partitions,
+    .read_last = api_read_last,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }
@@ -632,6 +687,9 @@ int arbh_instance_start(arbh_instance *in, char *err, size_t n)
 
 void arbh_instance_teardown_regs(arbh_instance *in)
 {
+    if (in->loop)
+        arbh_bus_set_paused(in, false);
+    in->part_fn = NULL;
     while (in->nsubs)
         arbh_bus_unsubscribe(in, in->subs[in->nsubs - 1]->id);
     while (in->ntimers)

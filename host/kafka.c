@@ -135,6 +135,13 @@ struct arbh_kafka {
     struct event_base *base;
     arbh_kafka_deliver_fn deliver;
     void *deliver_user;
+    arbh_kafka_partition_fn part_fn;
+    void *part_user;
+
+    /* arbh_kafka_read_last's group-less consumer, made on first use. */
+    pthread_mutex_t reader_mu;
+    rd_kafka_conf_t *reader_conf;
+    rd_kafka_t *reader;
     int wake_fd[2];
     struct event *wake_ev;
     struct event *tick_ev;
@@ -546,9 +553,12 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Producer and consumer configs: our defaults, then [kafka], then the
  * client's own section, then what the transport's guarantees need. */
+enum client { PRODUCER, CONSUMER, READER };
+
 static rd_kafka_conf_t *make_conf(arbh_kafka *k, arbh_config *cfg, const char *brokers,
-                                  bool consumer, char *err, size_t n)
+                                  enum client role, char *err, size_t n)
 {
+    bool consumer = role != PRODUCER;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = conf_set(conf, "bootstrap.servers", brokers, err, n);
     if (!rc && !consumer)
@@ -561,8 +571,12 @@ static rd_kafka_conf_t *make_conf(arbh_kafka *k, arbh_config *cfg, const char *b
         rc = conf_pass_section(cfg, conf, consumer ? "kafka.consumer" : "kafka.producer", err, n);
     if (!rc && !consumer)
         rc = conf_set(conf, "enable.idempotence", "true", err, n);
+    char reader_group[300];
+    snprintf(reader_group, sizeof reader_group, "%s.reader", k->group);
     if (!rc && consumer) {
-        if (!(rc = conf_set(conf, "group.id", k->group, err, n)) &&
+        /* The reader never joins its group (assign only) nor commits: the
+         * id is there because librdkafka's consumer API wants one. */
+        if (!(rc = conf_set(conf, "group.id", role == READER ? reader_group : k->group, err, n)) &&
             !(rc = conf_set(conf, "enable.auto.commit", "false", err, n)) &&
             !(rc = conf_set(conf, "enable.auto.offset.store", "false", err, n)))
             rc = conf_set(conf, "enable.partition.eof", "false", err, n);
@@ -574,10 +588,10 @@ static rd_kafka_conf_t *make_conf(arbh_kafka *k, arbh_config *cfg, const char *b
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
     rd_kafka_conf_set_error_cb(conf, on_rdkafka_error);
-    if (consumer) {
+    if (role == CONSUMER) {
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
-    } else {
+    } else if (role == PRODUCER) {
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     }
     return conf;
@@ -596,6 +610,7 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
         return ARB_ENOMEM;
     k->wake_fd[0] = k->wake_fd[1] = -1;
     pthread_mutex_init(&k->want_mu, NULL);
+    pthread_mutex_init(&k->reader_mu, NULL);
     int64_t v;
     int rc;
     const char *prefix = arbh_config_get(cfg, "bus", "topic_prefix", "");
@@ -646,7 +661,7 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
     else
         snprintf(k->group, sizeof k->group, "arb-%s", host_id ? host_id : "arb");
 
-    rd_kafka_conf_t *pc = make_conf(k, cfg, brokers, false, err, n);
+    rd_kafka_conf_t *pc = make_conf(k, cfg, brokers, PRODUCER, err, n);
     if (!pc) {
         rc = ARB_EINVAL;
         goto fail;
@@ -663,8 +678,9 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
         bits <<= 1;
     k->finished_mask = bits - 1;
     k->finished_bits = calloc(bits / 64, sizeof *k->finished_bits);
-    rd_kafka_conf_t *cc = make_conf(k, cfg, brokers, true, err, n);
-    if (!cc || !k->finished_bits) {
+    rd_kafka_conf_t *cc = make_conf(k, cfg, brokers, CONSUMER, err, n);
+    k->reader_conf = make_conf(k, cfg, brokers, READER, err, n);
+    if (!cc || !k->finished_bits || !k->reader_conf) {
         rd_kafka_conf_destroy(pc);
         if (cc)
             rd_kafka_conf_destroy(cc);
@@ -939,6 +955,10 @@ static void finish_revoke(arbh_kafka *k)
     if (!k->revoking)
         return;
     bool lost = rd_kafka_assignment_lost(k->consumer);
+    if (k->part_fn)
+        for (part *p = k->parts; p; p = p->next)
+            if (p->revoking)
+                k->part_fn(k->part_user, p->rt->bus, (int)p->partition, 0);
     if (!lost)
         commit_now(k, true);
     else
@@ -1012,6 +1032,13 @@ static void on_assign(arbh_kafka *k, rd_kafka_topic_partition_list_t *parts)
      * throw this assignment away. */
     finish_revoke(k);
     k->st_rebalances++;
+    /* Owners first, while the partitions are not assigned yet: a seek they
+     * make waits as a pending seek and becomes the assignment's offset. */
+    for (int i = 0; i < parts->cnt && k->part_fn; i++) {
+        route *rt = route_by_kname(k, parts->elems[i].topic);
+        if (rt)
+            k->part_fn(k->part_user, rt->bus, (int)parts->elems[i].partition, 1);
+    }
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         route *rt = route_by_kname(k, tp->topic);
@@ -1112,7 +1139,8 @@ static enum take take_one(arbh_kafka *k, part *p, const rd_kafka_message_t *m)
     atomic_fetch_add_explicit(&k->receipts_out, 1, memory_order_relaxed);
     p->tail++;
     uint64_t epoch = p->epoch;
-    int rc = k->deliver(k->deliver_user, p->rt->bus, key, m->payload, m->len, kafka_done, r);
+    int rc = k->deliver(k->deliver_user, p->rt->bus, p->partition, m->offset, key, m->payload,
+                        m->len, kafka_done, r);
     if (rc == ARB_EFULL) {
         /* Not taken: done will not be called; the slot goes back unless
          * the window was forgotten meanwhile. */
@@ -1381,6 +1409,85 @@ int arbh_kafka_start(arbh_kafka *k, struct event_base *base, arbh_kafka_deliver_
     return rc;
 }
 
+void arbh_kafka_set_partition_cb(arbh_kafka *k, arbh_kafka_partition_fn fn, void *user)
+{
+    k->part_fn = fn;
+    k->part_user = user;
+}
+
+static int ms_left(int64_t deadline_ns)
+{
+    int64_t left = (deadline_ns - mono_ns()) / 1000000;
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
+                         void **bytes, size_t *len, int64_t *offset)
+{
+    route *rt = route_find(k, topic);
+    if (!rt || partition < 0)
+        return ARB_EINVAL;
+    int64_t deadline = mono_ns() + timeout_ns;
+    int rc = ARB_ERROR;
+    pthread_mutex_lock(&k->reader_mu);
+    if (!k->reader) {
+        char why[512];
+        rd_kafka_conf_t *c = rd_kafka_conf_dup(k->reader_conf);
+        k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof why);
+        if (!k->reader) {
+            rd_kafka_conf_destroy(c);
+            klog(k, ARB_LOG_ERROR, "read_last: %s", why);
+            goto out;
+        }
+    }
+    int64_t lo, hi;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(k->reader, rt->kname, partition, &lo,
+                                                             &hi, ms_left(deadline));
+    if (e) {
+        klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition, rd_kafka_err2str(e));
+        goto out;
+    }
+    if (hi <= lo) {
+        rc = ARB_ENOENT;
+        goto out;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rt->kname, partition)->offset = hi - 1;
+    e = rd_kafka_assign(k->reader, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition, rd_kafka_err2str(e));
+        goto out;
+    }
+    while (rc == ARB_ERROR && mono_ns() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->reader, ms_left(deadline));
+        if (!m)
+            continue;
+        if (!m->err && m->partition == partition && m->offset >= hi - 1) {
+            *bytes = malloc(m->len ? m->len : 1);
+            if (*bytes) {
+                memcpy(*bytes, m->payload, m->len);
+                *len = m->len;
+                *offset = m->offset;
+                rc = ARB_OK;
+            } else {
+                rc = ARB_ENOMEM;
+            }
+        } else if (m->err) {
+            klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition,
+                 rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (rc == ARB_ERROR)
+        klog(k, ARB_LOG_WARN, "read_last %s [%d]: no record at offset %lld in time", rt->kname,
+             partition, (long long)(hi - 1));
+    rd_kafka_assign(k->reader, NULL);
+out:
+    pthread_mutex_unlock(&k->reader_mu);
+    return rc;
+}
+
 int arbh_kafka_seek(arbh_kafka *k, const char *topic, int partition, int64_t offset)
 {
     route *rt = route_find(k, topic);
@@ -1488,6 +1595,11 @@ void arbh_kafka_free(arbh_kafka *k)
         rd_kafka_destroy(k->consumer);
     if (k->producer)
         rd_kafka_destroy(k->producer);
+    if (k->reader)
+        rd_kafka_destroy(k->reader);
+    if (k->reader_conf)
+        rd_kafka_conf_destroy(k->reader_conf);
+    pthread_mutex_destroy(&k->reader_mu);
     if (k->wake_ev)
         event_free(k->wake_ev);
     if (k->tick_ev)

@@ -79,12 +79,26 @@ int arbh_kafka_want(arbh_kafka *k, const char *topic);
  * arbh_kafka_free). Return ARB_EFULL when the host cannot take it now: `done`
  * is not called, and the same record (then the ones after it, in order) is
  * offered again a little later. */
-typedef int (*arbh_kafka_deliver_fn)(void *user, const char *topic, uint64_t key, const void *data,
-                                     size_t len, void (*done)(void *token), void *token);
+typedef int (*arbh_kafka_deliver_fn)(void *user, const char *topic, int32_t partition,
+                                     int64_t offset, uint64_t key, const void *data, size_t len,
+                                     void (*done)(void *token), void *token);
 
 /* Subscribes to every wanted topic and starts polling from `base` (events on
  * librdkafka's queue wake-up pipe, plus a commit timer). */
 int arbh_kafka_start(arbh_kafka *k, struct event_base *base, arbh_kafka_deliver_fn fn, void *user);
+
+/* Told, on the loop, when a partition of a bus topic is assigned (before any
+ * of its records is delivered: a seek made in the call decides where delivery
+ * starts) or released (after its delivered records are done, before its
+ * offset is committed). */
+typedef void (*arbh_kafka_partition_fn)(void *user, const char *topic, int partition, int assigned);
+void arbh_kafka_set_partition_cb(arbh_kafka *k, arbh_kafka_partition_fn fn, void *user);
+
+/* Reads the last record of topic/partition with a separate, group-less
+ * consumer, blocking up to timeout_ns. *bytes is malloc'd. ARB_ENOENT if the
+ * partition is empty, ARB_ERROR on a timeout or a broker error. Any thread. */
+int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
+                         void **bytes, size_t *len, int64_t *offset);
 
 /* Seek for a consumer that keeps its own positions (the recorder): the next
  * record delivered from topic/partition is the one at `offset`. Applied at

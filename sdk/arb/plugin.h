@@ -80,10 +80,24 @@ typedef struct arb_msg {
     uint16_t topic;
     uint16_t flags;
     uint64_t key; /* partitioning key: instrument, account or host hash */
+    /* Where the record sits in Kafka when it came through the Kafka
+     * transport; -1 and -1 when it was published in process. */
+    int32_t partition;
+    int64_t offset;
 } arb_msg;
+
+/* Offsets arb_seek() understands besides a real one (librdkafka's values). */
+#define ARB_OFFSET_BEGINNING (-2)
+#define ARB_OFFSET_END (-1)
 
 typedef void (*arb_msg_fn)(void *user, const arb_msg *msg);
 typedef void (*arb_timer_fn)(void *user);
+/* A Kafka partition of `topic` was assigned to this host (assigned = 1) or
+ * is being taken away (0). On assignment it runs before any record of the
+ * partition is delivered, so an arb_seek() made here decides where delivery
+ * starts. On revocation it runs after every delivered record of the
+ * partition was handled and before its offset is committed. */
+typedef void (*arb_partition_fn)(void *user, int topic, int partition, int assigned);
 /* Iterates config entries; return non-zero to stop. */
 typedef int (*arb_cfg_fn)(void *user, const char *key, const char *value);
 /* Serves an admin request routed to /plugins/<instance>/<path>. Writes the
@@ -204,7 +218,32 @@ typedef struct arb_host_api {
      * `detail` is a short phrase, e.g. "database down, retrying in 4s". */
     void (*set_health)(arb_ctx *ctx, int healthy, const char *detail);
 
-    void (*spare[24])(void); /* room to grow without an ABI bump */
+    /* Backpressure: while paused, nothing more is delivered to this instance;
+     * records for it wait in the host's queues (in order), publishers to it
+     * then see ARB_EFULL, and Kafka partitions stop fetching. Records
+     * queued for other instances on the same thread wait too, so an
+     * instance that pauses should have a thread of its own. */
+    int (*pause)(arb_ctx *ctx, int paused);
+
+    /* For consumers that keep their own Kafka positions (the recorder) and
+     * for partition owners (matcher scale-out). Only for instances on thread
+     * 0, where the Kafka transport runs (ARB_ESTATE elsewhere); ARB_ENOENT
+     * when the topic does not come through Kafka in this host.
+     * seek: the next record delivered from topic/partition is the one at
+     * `offset` (or ARB_OFFSET_BEGINNING/END); applied when the partition is
+     * next assigned if it is not assigned now. Every consumer of the topic
+     * in this host sees the same stream, so seek only in a host where the
+     * instance is the topic's only consumer. */
+    int (*seek)(arb_ctx *ctx, int topic, int partition, int64_t offset);
+    /* Partition assignment notifications (one registration per instance). */
+    int (*on_partitions)(arb_ctx *ctx, arb_partition_fn fn, void *user);
+    /* Reads the last record of a Kafka partition (blocking up to timeout_ns):
+     * *bytes is malloc'd (the caller frees), *offset is its offset.
+     * ARB_ENOENT when the partition is empty, ARB_ERROR on timeout. */
+    int (*read_last)(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, void **bytes,
+                     size_t *len, int64_t *offset);
+
+    void (*spare[20])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -351,6 +390,21 @@ static inline uint64_t arb_host_id(arb_ctx *c) { return c->api->host_id(c); }
 static inline void arb_set_health(arb_ctx *c, int healthy, const char *detail)
 {
     c->api->set_health(c, healthy, detail);
+}
+
+static inline int arb_pause(arb_ctx *c, int paused) { return c->api->pause(c, paused); }
+static inline int arb_seek(arb_ctx *c, int topic, int partition, int64_t offset)
+{
+    return c->api->seek(c, topic, partition, offset);
+}
+static inline int arb_on_partitions(arb_ctx *c, arb_partition_fn fn, void *user)
+{
+    return c->api->on_partitions(c, fn, user);
+}
+static inline int arb_read_last(arb_ctx *c, int topic, int partition, int64_t timeout_ns,
+                                void **bytes, size_t *len, int64_t *offset)
+{
+    return c->api->read_last(c, topic, partition, timeout_ns, bytes, len, offset);
 }
 
 #ifdef __cplusplus

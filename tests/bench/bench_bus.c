@@ -82,7 +82,7 @@ static double baseline_direct(uint64_t n)
     for (uint64_t i = 0; i < n; i++) {
         src[8] = (uint8_t)i;
         memcpy(slot, src, sizeof slot);
-        arb_msg m = {slot, MSG_BYTES, 7, 0, i};
+        arb_msg m = {slot, MSG_BYTES, 7, 0, i, -1, -1};
         direct_fn(&s, &m);
     }
     double dt = now_s() - t0;

@@ -330,6 +330,36 @@ static void full_queue_refuses_whole_publishes_and_loses_nothing_accepted(void *
     testhost_free(t);
 }
 
+static void paused_subscriber_holds_records_and_publishers_see_full(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[bus]\nqueue_bytes = 64K\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arb_ctx *ctx = testhost_ctx(t);
+    int topic = arb_topic(ctx, "held");
+    seq_sink s = {0};
+    arb_subscribe(ctx, topic, on_seq, &s);
+    assert_int_equal(arb_pause(ctx, 1), ARB_OK);
+    uint64_t accepted = 0;
+    int rc;
+    while ((rc = arb_publish(ctx, topic, 0, &accepted, sizeof accepted)) == ARB_OK)
+        accepted++;
+    /* Nothing was delivered while paused; the queue filled and then refused. */
+    assert_int_equal(rc, ARB_EFULL);
+    assert_true(accepted > 100);
+    testhost_run(t, 20 * MS);
+    assert_int_equal(s.count, 0);
+    /* Resumed: every accepted record arrives once, in order. */
+    assert_int_equal(arb_pause(ctx, 0), ARB_OK);
+    testhost_run(t, 20 * MS);
+    assert_int_equal(s.count, accepted);
+    assert_int_equal(s.errors, 0);
+    assert_int_equal(arb_publish(ctx, topic, 0, &accepted, sizeof accepted), ARB_OK);
+    assert_int_equal(s.count, accepted + 1);
+    testhost_free(t);
+}
+
 static void cross_thread_delivery_keeps_order(void **state)
 {
     (void)state;
@@ -379,8 +409,8 @@ static void on_trigger_inject(void *user, const arb_msg *m)
     (void)m;
     inject_inside *x = user;
     uint64_t v = 0;
-    assert_int_equal(arbh_bus_inject(x->h, "test.seq", 0, &v, sizeof v, count_done, &x->done),
-                     ARB_OK);
+    assert_int_equal(
+        arbh_bus_inject(x->h, "test.seq", -1, -1, 0, &v, sizeof v, count_done, &x->done), ARB_OK);
     /* Still inside a callback: the record is queued, not handled. */
     x->done_seen_inside = x->done;
 }
@@ -402,7 +432,7 @@ static void injected_records_are_done_only_once_handled_everywhere(void **state)
     arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &far);
     int done = 0;
     for (uint64_t i = 0; i < 1000; i++)
-        assert_int_equal(arbh_bus_inject(h, "test.seq", i, &i, sizeof i, count_done, &done),
+        assert_int_equal(arbh_bus_inject(h, "test.seq", -1, -1, i, &i, sizeof i, count_done, &done),
                          ARB_OK);
     assert_true(testhost_run_until(t, all_done, &done, 5000 * MS));
     assert_int_equal(h->ninflight, 0);
@@ -759,6 +789,7 @@ int main(void)
         cmocka_unit_test(unsubscribed_callback_gets_nothing_more),
         cmocka_unit_test(publish_inside_a_callback_is_queued_not_recursive),
         cmocka_unit_test(full_queue_refuses_whole_publishes_and_loses_nothing_accepted),
+        cmocka_unit_test(paused_subscriber_holds_records_and_publishers_see_full),
         cmocka_unit_test(cross_thread_delivery_keeps_order),
         cmocka_unit_test(oversized_record_is_refused),
         cmocka_unit_test(injected_records_are_done_only_once_handled_everywhere),

@@ -178,10 +178,10 @@ typedef struct sink {
     size_t done_upto; /* records below this index are marked done on arrival */
 } sink;
 
-static int on_record(void *user, const char *topic, uint64_t key, const void *data, size_t len,
-                     void (*done)(void *), void *token)
+static int on_record(void *user, const char *topic, int32_t partition, int64_t offset, uint64_t key,
+                     const void *data, size_t len, void (*done)(void *), void *token)
 {
-    (void)topic;
+    (void)topic, (void)partition, (void)offset;
     (void)key;
     sink *s = user;
     arb_trade t = {0};

@@ -84,6 +84,7 @@ static int setup(void **state)
     snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     /* One partition: the sequence must come out in the order it went in. */
     rd_kafka_mock_topic_create(mock, "test.seq", 1, 1);
+    rd_kafka_mock_topic_create(mock, "test.pos", 2, 1);
     return 0;
 }
 
@@ -142,11 +143,143 @@ static void records_cross_hosts_once_in_order_through_reload_and_restart(void **
     testhost_free(prod);
 }
 
+/* ---- positions: what a consumer keeping its own offsets relies on ---- */
+
+typedef struct pos_sink {
+    arb_ctx *ctx;
+    int topic;
+    int assigned[2];  /* assignment callbacks per partition */
+    int64_t seek_p0;  /* seek partition 0 here when it is assigned */
+    int64_t first[2]; /* first offset delivered per partition */
+    int64_t last[2];  /* last offset delivered per partition */
+    uint64_t last_value[2];
+    int gaps, count;
+} pos_sink;
+
+static void on_pos_partitions(void *user, int topic, int partition, int assigned)
+{
+    pos_sink *s = user;
+    if (topic != s->topic || partition < 0 || partition > 1)
+        return;
+    s->assigned[partition] += assigned ? 1 : -1;
+    if (assigned && partition == 0)
+        assert_int_equal(arb_seek(s->ctx, topic, 0, s->seek_p0), ARB_OK);
+}
+
+static void on_pos(void *user, const arb_msg *m)
+{
+    pos_sink *s = user;
+    assert_true(m->partition == 0 || m->partition == 1);
+    int p = m->partition;
+    if (s->first[p] < 0)
+        s->first[p] = m->offset;
+    else if (m->offset != s->last[p] + 1)
+        s->gaps++;
+    s->last[p] = m->offset;
+    memcpy(&s->last_value[p], m->data, sizeof s->last_value[p]);
+    s->count++;
+}
+
+static int pos_done(void *user)
+{
+    const pos_sink *s = user;
+    return s->last[0] == 39 && s->last[1] == 39;
+}
+
+static void records_carry_offsets_and_owners_seek_on_assignment(void **state)
+{
+    (void)state;
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = pos-1\nlog_level = warn\nannounce_ms = 0\n"
+             "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = test.pos\n"
+             "group = g-pos\ncommit_interval_ms = 20\n[kafka.consumer]\n"
+             "session.timeout.ms = 3100\nheartbeat.interval.ms = 300\n",
+             bootstrap);
+    testhost *prod = testhost_new(ini);
+    assert_non_null(prod);
+    assert_int_equal(testhost_start(prod), ARB_OK);
+    arb_ctx *pc = testhost_ctx(prod);
+    int pt = arb_topic(pc, "test.pos");
+    /* 40 records on each partition: one key per partition. */
+    uint64_t keys[2] = {0, 0};
+    int found = 0;
+    for (uint64_t k = 1; found < 2 && k < 1000; k++) {
+        /* Probe: the transport partitions by murmur2 of the 8-byte key. */
+        uint8_t kb[8];
+        for (int i = 0; i < 8; i++)
+            kb[i] = (uint8_t)(k >> (8 * i));
+        int32_t part = rd_kafka_msg_partitioner_murmur2(NULL, kb, 8, 2, NULL, NULL);
+        if (keys[part] == 0) {
+            keys[part] = k;
+            found++;
+        }
+    }
+    assert_int_equal(found, 2);
+    for (uint64_t i = 0; i < 40; i++)
+        for (int p = 0; p < 2; p++) {
+            uint64_t v = (uint64_t)p * 1000 + i;
+            assert_int_equal(arb_publish(pc, pt, keys[p], &v, sizeof v), ARB_OK);
+        }
+    testhost_run(prod, 200 * MS);
+
+    pos_sink s = {.seek_p0 = 25, .first = {-1, -1}, .last = {-1, -1}};
+    char ini2[2048];
+    snprintf(ini2, sizeof ini2,
+             "[host]\nid = pos-2\nlog_level = warn\nannounce_ms = 0\n"
+             "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = test.pos\n"
+             "group = g-pos-consumer\ncommit_interval_ms = 20\n[kafka.consumer]\n"
+             "session.timeout.ms = 3100\nheartbeat.interval.ms = 300\n",
+             bootstrap);
+    testhost *cons = testhost_new(ini2);
+    assert_non_null(cons);
+    s.ctx = testhost_ctx(cons);
+    s.topic = arb_topic(s.ctx, "test.pos");
+    assert_int_equal(arb_on_partitions(s.ctx, on_pos_partitions, &s), ARB_OK);
+    assert_true(arb_subscribe(s.ctx, s.topic, on_pos, &s) > 0);
+    assert_int_equal(testhost_start(cons), ARB_OK);
+    for (int i = 0; i < 200 && !pos_done(&s); i++) {
+        testhost_run(prod, 2 * MS);
+        testhost_run_until(cons, pos_done, &s, 100 * MS);
+    }
+    assert_int_equal(s.assigned[0], 1);
+    assert_int_equal(s.assigned[1], 1);
+    /* Partition 0 starts where the owner sought; partition 1 at the start. */
+    assert_int_equal(s.first[0], 25);
+    assert_int_equal(s.first[1], 0);
+    assert_int_equal(s.last[0], 39);
+    assert_int_equal(s.last[1], 39);
+    assert_int_equal(s.last_value[0], 39);
+    assert_int_equal(s.last_value[1], 1039);
+    assert_int_equal(s.gaps, 0);
+    assert_int_equal(s.count, 15 + 40);
+
+    /* The last record of each partition, read without the group. */
+    for (int p = 0; p < 2; p++) {
+        void *bytes = NULL;
+        size_t len = 0;
+        int64_t off = -1;
+        assert_int_equal(arb_read_last(s.ctx, s.topic, p, 10000 * MS, &bytes, &len, &off), ARB_OK);
+        assert_int_equal(off, 39);
+        assert_int_equal(len, sizeof(uint64_t));
+        uint64_t v;
+        memcpy(&v, bytes, sizeof v);
+        assert_int_equal(v, (uint64_t)p * 1000 + 39);
+        free(bytes);
+    }
+    /* A topic that does not come through Kafka has no positions. */
+    int local = arb_topic(s.ctx, "test.local");
+    assert_int_equal(arb_seek(s.ctx, local, 0, 0), ARB_ENOENT);
+    testhost_free(cons);
+    testhost_free(prod);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(records_cross_hosts_once_in_order_through_reload_and_restart),
+        cmocka_unit_test(records_carry_offsets_and_owners_seek_on_assignment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

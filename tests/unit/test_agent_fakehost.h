@@ -435,7 +435,7 @@ static inline size_t fh_drain(fakehost *fh)
                 continue;
             /* Copy: the log may move while the callback publishes. */
             fh_msg m = fh->log[i];
-            arb_msg msg = {m.data, m.len, (uint16_t)m.topic, 0, m.key};
+            arb_msg msg = {m.data, m.len, (uint16_t)m.topic, 0, m.key, -1, -1};
             fh->subs[s].fn(fh->subs[s].user, &msg);
         }
         n++;

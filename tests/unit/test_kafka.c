@@ -44,6 +44,8 @@ static int64_t now_ms(void)
 
 typedef struct got {
     char topic[64];
+    int32_t partition;
+    int64_t offset;
     uint64_t key;
     uint8_t data[1024];
     size_t len;
@@ -66,8 +68,8 @@ typedef struct sink {
     int64_t seek_to;  /* ...seek partition 0 of the record's topic here */
 } sink;
 
-static int on_record(void *user, const char *topic, uint64_t key, const void *data, size_t len,
-                     void (*done)(void *), void *token)
+static int on_record(void *user, const char *topic, int32_t partition, int64_t offset, uint64_t key,
+                     const void *data, size_t len, void (*done)(void *), void *token)
 {
     sink *s = user;
     if (s->refuse_until_ms && now_ms() < s->refuse_until_ms) {
@@ -86,6 +88,8 @@ static int on_record(void *user, const char *topic, uint64_t key, const void *da
     got *g = &s->recs[s->n++];
     memset(g, 0, sizeof *g);
     snprintf(g->topic, sizeof g->topic, "%s", topic);
+    g->partition = partition;
+    g->offset = offset;
     g->key = key;
     assert_true(len <= sizeof g->data);
     memcpy(g->data, data, len);
@@ -230,14 +234,15 @@ static arbh_kafka *shared;
 static sink *shared_sink[NSHARED];
 static sink stray = {.auto_done = true};
 
-static int shared_record(void *user, const char *topic, uint64_t key, const void *data, size_t len,
-                         void (*done)(void *), void *token)
+static int shared_record(void *user, const char *topic, int32_t partition, int64_t offset,
+                         uint64_t key, const void *data, size_t len, void (*done)(void *),
+                         void *token)
 {
     (void)user;
     for (size_t i = 0; i < NSHARED; i++)
         if (!strcmp(topic, shared_topics[i]) && shared_sink[i])
-            return on_record(shared_sink[i], topic, key, data, len, done, token);
-    return on_record(&stray, topic, key, data, len, done, token);
+            return on_record(shared_sink[i], topic, partition, offset, key, data, len, done, token);
+    return on_record(&stray, topic, partition, offset, key, data, len, done, token);
 }
 
 /* The shared consumer, with `s` receiving `topic` from now on. */
