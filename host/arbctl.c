@@ -4,10 +4,13 @@
  *
  *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
  *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode
+ *   arbctl services [--url http://HOST:PORT] [--json]
  *
  * The address comes from -a, else [host] admin of the config given with -c,
  * else $ARB_ADMIN, else 127.0.0.1:9100. $ARB_ADMIN_TOKEN is sent as a bearer
- * token. Exit status: 0 on HTTP 2xx, 1 on any other answer, 2 on usage or
+ * token. `services` asks a gateway instead (GET /v1/services: every host that
+ * announces itself on service_registry): --url, else $ARB_HTTP, else
+ * 127.0.0.1:8080, with $ARB_API_KEY as the bearer token if set. Exit status: 0 on HTTP 2xx, 1 on any other answer, 2 on usage or
  * connection errors. Not here: anything the host decides (admin.c).
  */
 #include <event2/buffer.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "kafka.h"
@@ -43,7 +47,8 @@ static void on_done(struct evhttp_request *req, void *arg)
     event_base_loopbreak(r->base);
 }
 
-static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path, reply *r)
+static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path, const char *token,
+                   reply *r)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -62,7 +67,6 @@ static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path,
     struct evhttp_request *req = evhttp_request_new(on_done, r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", host);
-    const char *token = getenv("ARB_ADMIN_TOKEN");
     char auth[512];
     if (token && *token) {
         snprintf(auth, sizeof auth, "Bearer %s", token);
@@ -77,9 +81,8 @@ static int request(const char *addr, enum evhttp_cmd_type cmd, const char *path,
     evhttp_connection_free(conn);
     event_base_free(base);
     if (r->failed) {
-        fprintf(stderr,
-                "arbctl: no answer from http://%s%s (is arb-host running with admin = %s?)\n", addr,
-                path, addr);
+        fprintf(stderr, "arbctl: no answer from http://%s%s (is %s listening there?)\n", addr, path,
+                !strncmp(path, "/v1/", 4) ? "a gateway" : "arb-host's admin endpoint");
         evbuffer_free(r->body);
         return 2;
     }
@@ -162,6 +165,58 @@ static int print_plugins(const char *text)
     return 0;
 }
 
+static const char *jtext(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+/* GET /v1/services as a table, one host per line. */
+static int print_services(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    json_t *list = json_object_get(j, "services");
+    if (!json_is_array(list)) {
+        fputs(text, stdout);
+        json_decref(j);
+        return 1;
+    }
+    printf("%-20s %-8s %8s %8s  %-21s %-20s %s\n", "HOST", "LIVENESS", "SILENT", "PID", "ADMIN",
+           "STARTED (UTC)", "PLUGINS (instance=plugin version)");
+    size_t i;
+    json_t *svc;
+    json_array_foreach(list, i, svc)
+    {
+        char started[32] = "-", silent[24];
+        json_int_t st = json_integer_value(json_object_get(svc, "started_at"));
+        time_t secs = (time_t)(st / 1000000000);
+        struct tm tm;
+        if (st > 0 && gmtime_r(&secs, &tm))
+            strftime(started, sizeof started, "%Y-%m-%d %H:%M:%S", &tm);
+        snprintf(silent, sizeof silent, "%.1fs",
+                 (double)json_integer_value(json_object_get(svc, "silent_ms")) / 1000.0);
+        printf("%-20s %-8s %8s %8lld  %-21s %-20s ", jtext(svc, "host_id"), jtext(svc, "liveness"),
+               silent, (long long)json_integer_value(json_object_get(svc, "pid")),
+               jtext(svc, "admin"), started);
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(svc, "plugins"), k, p)
+        {
+            const char *inst = jtext(p, "instance"), *plugin = jtext(p, "plugin");
+            printf("%s%s%s%s %s", k ? ", " : "", strcmp(inst, plugin) ? inst : "",
+                   strcmp(inst, plugin) ? "=" : "", plugin, jtext(p, "version"));
+        }
+        putchar('\n');
+    }
+    printf("alive: heard from within %lld ms; stale after that; dead after %lld ms; "
+           "gone: stopped cleanly\n",
+           (long long)json_integer_value(json_object_get(j, "alive_within_ms")),
+           (long long)json_integer_value(json_object_get(j, "dead_after_ms")));
+    json_decref(j);
+    return 0;
+}
+
 typedef struct admin_lookup {
     char addr[256];
 } admin_lookup;
@@ -198,7 +253,10 @@ static void usage(FILE *out)
           "  tail TOPIC [-b BROKERS] [--from-beginning] [-n N]\n"
           "                          a Kafka topic's records as JSON lines\n"
           "  decode                  raw wire records on stdin (kcat -f '%s') as JSON lines\n"
-          "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token)\n",
+          "  services [--url http://HOST:PORT] [--json]\n"
+          "                          the hosts announcing on service_registry, from a gateway\n"
+          "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token),\n"
+          "     ARB_HTTP (gateway address for services), ARB_API_KEY (its bearer token)\n",
           out);
 }
 
@@ -238,7 +296,30 @@ int main(int argc, char **argv)
     char path[1024];
     enum evhttp_cmd_type method = EVHTTP_REQ_GET;
     int (*printer)(const char *) = NULL;
-    if (!strcmp(cmd, "status") && nargs == 0) {
+    const char *addr = a.addr, *token = getenv("ARB_ADMIN_TOKEN");
+    char gateway[256];
+    if (!strcmp(cmd, "services")) {
+        /* The gateway, not the admin endpoint: it keeps the registry. */
+        snprintf(gateway, sizeof gateway, "%s",
+                 getenv("ARB_HTTP") && *getenv("ARB_HTTP") ? getenv("ARB_HTTP") : "127.0.0.1:8080");
+        printer = print_services;
+        for (int k = i + 1; k < argc; k++) {
+            if (!strcmp(argv[k], "--json")) {
+                printer = NULL;
+            } else if (!strcmp(argv[k], "--url") && k + 1 < argc) {
+                const char *u = argv[++k];
+                if (!strncmp(u, "http://", 7))
+                    u += 7;
+                snprintf(gateway, sizeof gateway, "%.*s", (int)strcspn(u, "/"), u);
+            } else {
+                usage(stderr);
+                return 2;
+            }
+        }
+        addr = gateway;
+        token = getenv("ARB_API_KEY");
+        snprintf(path, sizeof path, "/v1/services");
+    } else if (!strcmp(cmd, "status") && nargs == 0) {
         snprintf(path, sizeof path, "/healthz");
         printer = print_status;
     } else if (!strcmp(cmd, "plugins") && nargs == 0) {
@@ -262,7 +343,7 @@ int main(int argc, char **argv)
         return 2;
     }
     reply r = {0};
-    int rc = request(a.addr, method, path, &r);
+    int rc = request(addr, method, path, token, &r);
     if (rc)
         return rc;
     char *text = body_text(&r);

@@ -3,7 +3,7 @@
 
 GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway/api_keys.c \
 	plugins/gateway/u64map.c plugins/gateway/order_json.c plugins/gateway/read_model.c \
-	plugins/gateway/views.c
+	plugins/gateway/views.c plugins/gateway/services.c
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
@@ -63,3 +63,14 @@ TESTS += test_gateway_matcher
 test_gateway_matcher_SRCS = tests/integration/test_gateway_matcher.c $(TESTHOST_SRCS)
 test_gateway_matcher_LIBS = $(TESTHOST_LIBS)
 test_gateway_matcher_DEPS := $(B)/plugins/gateway.so
+
+TESTS += test_gateway_services
+test_gateway_services_SRCS := tests/unit/test_gateway_services.c plugins/gateway/services.c \
+	plugins/gateway/views.c plugins/gateway/read_model.c plugins/gateway/u64map.c
+test_gateway_services_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+# GET /v1/services and `arbctl services` against the gateway in the test host.
+TESTS += test_gateway_registry
+test_gateway_registry_SRCS = tests/integration/test_gateway_registry.c $(TESTHOST_SRCS)
+test_gateway_registry_LIBS = $(TESTHOST_LIBS)
+test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl

@@ -29,6 +29,12 @@
  *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
  *                                     (the rest are summed as "others")
  *   order_id_space = <0..65535>       default: the host id's low 16 bits
+ *   service_alive_ms = 3 x [host] announce_ms   GET /v1/services calls a host
+ *   service_dead_ms = 10 x [host] announce_ms   alive, stale or dead by how
+ *                                     long it has been silent (gone: it sent
+ *                                     a tombstone); announce_ms 0 counts as 2000
+ *   max_services = 256                hosts remembered (the longest silent
+ *                                     is forgotten first)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +65,7 @@
 #include "rate_limit.h"
 #include "read_model.h"
 #include "routes.h"
+#include "services.h"
 #include "views.h"
 
 #define GW_STATE_VERSION 1u
@@ -111,7 +118,7 @@ struct gateway {
     const char *listen;
     int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
     int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
-    int64_t max_open;
+    int64_t max_open, svc_alive_ms, svc_dead_ms, max_services;
     int public_reads;
     uint64_t id_space;
     arb_instrument_table instruments;
@@ -122,6 +129,7 @@ struct gateway {
     /* state */
     uint64_t next_seq; /* low 48 bits of the next order id */
     gw_read_model *rm;
+    gw_services services; /* from service_registry */
     struct event_base *base;
     struct evhttp *http;
     char bound_addr[64];
@@ -150,6 +158,14 @@ static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Real time, whatever the simulated clock says: announcements carry it. */
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -1111,6 +1127,13 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_json(gw, req, 200);
         return;
     case GW_R_STREAM: handle_stream(gw, req); return;
+    case GW_R_SERVICES:
+        if (!allow_read(gw, req))
+            return;
+        gw_render_services(evhttp_request_get_output_buffer(req), &gw->services, wall_ns(),
+                           gw->svc_alive_ms * 1000000LL, gw->svc_dead_ms * 1000000LL);
+        reply_json(gw, req, 200);
+        return;
     }
     reply_error(gw, req, 404, "route_not_found", "no route for this path");
 }
@@ -1185,6 +1208,16 @@ static void on_market_event(void *user, const arb_msg *msg)
     evbuffer_free(ev);
 }
 
+static void on_service(void *user, const arb_msg *msg)
+{
+    gateway *gw = user;
+    arb_service rec;
+    if (arb_service_decode(msg->data, msg->len, &rec))
+        return;
+    if (gw_services_apply(&gw->services, &rec, wall_ns()) == GW_SVC_NOMEM)
+        arb_warn(gw->ctx, "out of memory: a service_registry record was not taken");
+}
+
 /* ---- lifecycle ---- */
 
 typedef struct cfg_walk {
@@ -1239,7 +1272,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         return ARB_ENOMEM;
     gw->ctx = ctx;
     *self = gw;
-    int64_t id_space;
+    int64_t id_space, announce_ms;
     int rc;
     if ((rc = arb_cfg_str(ctx, "listen", "127.0.0.1:8080", &gw->listen)) ||
         (rc = arb_cfg_int(ctx, "timeout_ms", 2000, 1, 600000, &gw->timeout_ms)) ||
@@ -1261,7 +1294,17 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
-                          &id_space)))
+                          &id_space)) ||
+        (rc = arb_cfg_int_in(ctx, "host", "announce_ms", 2000, 0, 3600000, &announce_ms)))
+        goto fail;
+    if (announce_ms == 0)
+        announce_ms = 2000;
+    if ((rc = arb_cfg_int(ctx, "service_alive_ms", 3 * announce_ms, 1, 86400000,
+                          &gw->svc_alive_ms)) ||
+        (rc = arb_cfg_int(ctx, "service_dead_ms",
+                          10 * announce_ms > gw->svc_alive_ms ? 10 * announce_ms : gw->svc_alive_ms,
+                          gw->svc_alive_ms, 864000000, &gw->svc_dead_ms)) ||
+        (rc = arb_cfg_int(ctx, "max_services", 256, 1, 100000, &gw->max_services)))
         goto fail;
     gw->id_space = (uint64_t)id_space;
     struct sockaddr_storage ss;
@@ -1376,6 +1419,7 @@ static int gw_start(void *self)
     gw->rm = gw_rm_new(&gw->instruments, (size_t)gw->trade_history, (size_t)gw->order_history);
     gw->book_sent = calloc(gw->instruments.count + 1, sizeof *gw->book_sent);
     gw->scratch = evbuffer_new();
+    gw_services_init(&gw->services, (size_t)gw->max_services, gw->svc_dead_ms * 1000000LL);
     gw->m_2xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"2xx\"", "HTTP responses");
     gw->m_4xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"4xx\"", "HTTP responses");
     gw->m_5xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"5xx\"", "HTTP responses");
@@ -1436,7 +1480,8 @@ static int gw_start(void *self)
         arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_MARKET_DATA, on_market_data, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, on_tick, gw) < 0 ||
-        arb_subscribe(ctx, ARB_TOPIC_MARKET_EVENTS, on_market_event, gw) < 0) {
+        arb_subscribe(ctx, ARB_TOPIC_MARKET_EVENTS, on_market_event, gw) < 0 ||
+        arb_subscribe(ctx, ARB_TOPIC_SERVICE_REGISTRY, on_service, gw) < 0) {
         arb_error(ctx, "cannot subscribe to the matcher's topics");
         gw_stop(gw);
         return ARB_ERROR;
@@ -1484,6 +1529,7 @@ static void gw_stop(void *self)
     gw->book_sent = NULL;
     gw_rm_free(gw->rm);
     gw->rm = NULL;
+    gw_services_free(&gw->services);
 }
 
 static void gw_destroy(void *self)
@@ -1529,8 +1575,9 @@ static int gw_restore(void *self, uint32_t state_version, const void *bytes, siz
 }
 
 static const char *const gw_publishes[] = {"order_commands", NULL};
-static const char *const gw_subscribes[] = {"order_events", "trade_executed", "market_data",
-                                            "system_ticks", "market_events",  NULL};
+static const char *const gw_subscribes[] = {
+    "order_events",  "trade_executed",   "market_data", "system_ticks",
+    "market_events", "service_registry", NULL};
 
 static const arb_plugin gateway_plugin = {
     .abi_version = ARB_ABI_VERSION,

@@ -22,6 +22,7 @@ enum gw_route_id {
     GW_R_TRADES,
     GW_R_ACCOUNTS,
     GW_R_STREAM,
+    GW_R_SERVICES,
     GW_R_COUNT,
 };
 

@@ -513,3 +513,44 @@ void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_
     free(unnamed);
     evbuffer_add(b, "]}", 2);
 }
+
+void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns, int64_t alive_ns,
+                        int64_t dead_ns)
+{
+    evbuffer_add_printf(b, "{\"alive_within_ms\":%lld,\"dead_after_ms\":%lld,\"services\":[",
+                        (long long)(alive_ns / 1000000), (long long)(dead_ns / 1000000));
+    for (size_t i = 0; i < s->count; i++) {
+        const gw_service *svc = &s->items[i];
+        int64_t silent = now_ns - svc->seen_at;
+        if (i)
+            evbuffer_add(b, ",", 1);
+        evbuffer_add(b, "{\"host_id\":", 11);
+        gw_json_string(b, svc->host_id, strlen(svc->host_id));
+        evbuffer_add_printf(
+            b,
+            ",\"liveness\":\"%s\",\"pid\":%u,\"started_at\":%lld,\"announced_at\":%lld,"
+            "\"last_seen\":%lld,\"silent_ms\":%lld,\"records\":%llu,\"admin\":",
+            gw_liveness_name(gw_service_liveness(svc, now_ns, alive_ns, dead_ns)), svc->pid,
+            (long long)svc->started_at, (long long)svc->announced_at, (long long)svc->seen_at,
+            (long long)(silent > 0 ? silent / 1000000 : 0), (unsigned long long)svc->records);
+        if (svc->admin[0])
+            gw_json_string(b, svc->admin, strlen(svc->admin));
+        else
+            evbuffer_add(b, "null", 4);
+        evbuffer_add(b, ",\"plugins\":[", 12);
+        for (size_t k = 0; k < svc->n_plugins; k++) {
+            const gw_service_plugin *p = &svc->plugins[k];
+            if (k)
+                evbuffer_add(b, ",", 1);
+            evbuffer_add(b, "{\"instance\":", 12);
+            gw_json_string(b, p->instance, strlen(p->instance));
+            evbuffer_add(b, ",\"plugin\":", 10);
+            gw_json_string(b, p->plugin, strlen(p->plugin));
+            evbuffer_add(b, ",\"version\":", 11);
+            gw_json_string(b, p->version, strlen(p->version));
+            evbuffer_add(b, "}", 1);
+        }
+        evbuffer_add(b, "]}", 2);
+    }
+    evbuffer_add(b, "]}", 2);
+}

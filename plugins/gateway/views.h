@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "read_model.h"
+#include "services.h"
 
 struct evbuffer;
 
@@ -44,6 +45,11 @@ typedef const char *(*gw_account_name_fn)(void *user, uint64_t account);
  * "others". */
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
                         void *user, size_t max_unnamed);
+
+/* {"alive_within_ms","dead_after_ms","services":[...]}: every known host,
+ * sorted by host id, with its liveness at now_ns (see services.h). */
+void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns, int64_t alive_ns,
+                        int64_t dead_ns);
 
 /* The order view's own decimal formatter (no printf), exposed so a test can
  * hold it to arb_dec_format. */
