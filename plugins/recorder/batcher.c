@@ -21,6 +21,8 @@ static void batch_clear(rec_batch *bt)
         bt->end[t] = 0;
     }
     bt->first_ns = -1;
+    bt->nkpos = 0;
+    bt->kpos_last = 0;
     bt->next = NULL;
 }
 
@@ -30,6 +32,7 @@ static void batch_free(rec_batch *bt)
         return;
     for (int t = 0; t < REC_TOPICS; t++)
         free(bt->rows[t].data);
+    free(bt->kpos);
     free(bt);
 }
 
@@ -60,12 +63,11 @@ static void batch_put(rec_batcher *b, rec_batch *bt)
     b->nspare++;
 }
 
-int rec_batcher_init(rec_batcher *b, uint32_t batch_rows, int64_t interval_ns, uint64_t max_rows)
+int rec_batcher_init(rec_batcher *b, uint32_t batch_rows, int64_t interval_ns)
 {
     memset(b, 0, sizeof *b);
     b->batch_rows = batch_rows ? batch_rows : 1;
     b->interval_ns = interval_ns < 0 ? 0 : interval_ns;
-    b->max_rows = max_rows < b->batch_rows ? b->batch_rows : max_rows;
     b->open = batch_get(b);
     return b->open ? ARB_OK : ARB_ENOMEM;
 }
@@ -125,10 +127,6 @@ static int room(rec_batcher *b, enum rec_topic t, size_t max_len, char **out)
 
 int rec_batcher_room(rec_batcher *b, enum rec_topic t, size_t max_len, char **out)
 {
-    if (b->pending >= b->max_rows) {
-        b->refused++;
-        return ARB_EFULL;
-    }
     return room(b, t, max_len, out);
 }
 
@@ -141,6 +139,38 @@ void rec_batcher_add(rec_batcher *b, enum rec_topic t, size_t len, int64_t now_n
     b->pending++;
     if (bt->first_ns < 0)
         bt->first_ns = now_ns;
+}
+
+int rec_batcher_note_offset(rec_batcher *b, enum rec_topic t, int32_t partition, int64_t offset)
+{
+    rec_batch *bt = b->open;
+    rec_kpos *k = bt->nkpos ? &bt->kpos[bt->kpos_last] : NULL;
+    if (!k || k->topic != (int32_t)t || k->partition != partition) {
+        k = NULL;
+        for (uint32_t i = 0; i < bt->nkpos; i++)
+            if (bt->kpos[i].topic == (int32_t)t && bt->kpos[i].partition == partition) {
+                k = &bt->kpos[i];
+                bt->kpos_last = i;
+                break;
+            }
+    }
+    if (!k) {
+        if (bt->nkpos == bt->kpos_cap) {
+            uint32_t cap = bt->kpos_cap ? 2 * bt->kpos_cap : 8;
+            rec_kpos *grown = realloc(bt->kpos, cap * sizeof *grown);
+            if (!grown)
+                return ARB_ENOMEM;
+            bt->kpos = grown;
+            bt->kpos_cap = cap;
+        }
+        bt->kpos_last = bt->nkpos++;
+        k = &bt->kpos[bt->kpos_last];
+        *k = (rec_kpos){(int32_t)t, partition, offset};
+    }
+    /* A partition's records come in order; a lower one is a replay. */
+    if (offset > k->offset)
+        k->offset = offset;
+    return ARB_OK;
 }
 
 int rec_batcher_adopt(rec_batcher *b, enum rec_topic t, const char *text, size_t len,

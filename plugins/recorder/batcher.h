@@ -1,8 +1,9 @@
 /*
  * batcher.h -- rows waiting for the database: a batch filling, full batches
  * queued behind it, and at most one batch in flight; flushed by size or by
- * age (whichever comes first), bounded in memory, with the consumer
- * positions each batch covers.
+ * age (whichever comes first), with the consumer positions each batch
+ * covers. It never refuses a row: the recorder bounds what it holds by
+ * pausing its delivery (arb_pause) at a high-water mark.
  *
  * Pure bookkeeping on a caller-supplied monotonic clock: no I/O, no libpq,
  * no host. The batch text is COPY text ready to send (copy_rows.h formats
@@ -10,7 +11,9 @@
  * outage the backlog goes out as many ordinary transactions, not one huge
  * one. Positions: the in-process bus has no offsets, so a topic's position
  * is the recorder's own count of rows accepted from it, continued from the
- * count stored in the database (the base) across restarts.
+ * count stored in the database (the base) across restarts. Records that came
+ * through Kafka also carry their partition and offset: each batch keeps the
+ * last offset it holds per (topic, partition), stored with its rows.
  */
 #ifndef REC_BATCHER_H
 #define REC_BATCHER_H
@@ -30,7 +33,10 @@ typedef struct rec_batch {
     uint32_t count[REC_TOPICS]; /* rows per topic */
     uint64_t end[REC_TOPICS];   /* rows accepted since start, up to this batch's last */
     int64_t first_ns;           /* clock when the first row arrived */
-    struct rec_batch *next;     /* queue link */
+    rec_kpos *kpos;             /* Kafka positions covered, one per partition */
+    uint32_t nkpos, kpos_cap;
+    uint32_t kpos_last;     /* index of the entry last noted (records come in runs) */
+    struct rec_batch *next; /* queue link */
 } rec_batch;
 
 typedef struct rec_batcher {
@@ -41,31 +47,31 @@ typedef struct rec_batcher {
     int nspare;
     uint32_t batch_rows;            /* a batch closes at this many rows ... */
     int64_t interval_ns;            /* ... or is sent when its first row is this old */
-    uint64_t max_rows;              /* rows held at most; beyond that, refuse */
     uint64_t pending;               /* rows held: open + queued + sealed */
     uint64_t accepted[REC_TOPICS];  /* rows accepted since start */
     uint64_t committed[REC_TOPICS]; /* of those, rows the database has committed */
     uint64_t base[REC_TOPICS];      /* stored position when this run started */
     int base_known;                 /* base was read from the database */
-    uint64_t refused;               /* rows refused because the bound was reached */
 } rec_batcher;
 
-/* batch_rows >= 1, interval_ns >= 0, max_rows >= batch_rows. Returns
- * ARB_ENOMEM if the first batch cannot be allocated. */
-int rec_batcher_init(rec_batcher *b, uint32_t batch_rows, int64_t interval_ns, uint64_t max_rows);
+/* batch_rows >= 1, interval_ns >= 0. Returns ARB_ENOMEM if the first batch
+ * cannot be allocated. */
+int rec_batcher_init(rec_batcher *b, uint32_t batch_rows, int64_t interval_ns);
 void rec_batcher_free(rec_batcher *b);
 
 /* Room for one row of at most max_len bytes in the topic's open buffer.
  * ARB_OK: *out points at the room and rec_batcher_add must follow.
- * ARB_EFULL: the bound is reached; the row is refused and counted.
- * ARB_ENOMEM: allocation failed (not counted as refused). */
+ * ARB_ENOMEM: allocation failed. */
 int rec_batcher_room(rec_batcher *b, enum rec_topic t, size_t max_len, char **out);
 /* Accepts the row of `len` bytes just written into the room. */
 void rec_batcher_add(rec_batcher *b, enum rec_topic t, size_t len, int64_t now_ns);
+/* The row just added came from Kafka at (partition, offset): the open batch
+ * now covers that offset. ARB_ENOMEM if the position could not be kept (the
+ * row stays; only its position is not stored with this batch). */
+int rec_batcher_note_offset(rec_batcher *b, enum rec_topic t, int32_t partition, int64_t offset);
 
 /* Adopts rows saved by a previous instance (hot reload): `len` bytes of
- * COPY text, one row per line, accepted now as if just received. Ignores
- * the bound: these rows are already held. */
+ * COPY text, one row per line, accepted now as if just received. */
 int rec_batcher_adopt(rec_batcher *b, enum rec_topic t, const char *text, size_t len,
                       int64_t now_ns);
 

@@ -15,6 +15,7 @@
 #include "pg_writer.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -57,6 +58,8 @@ struct rec_writer {
     size_t copy_pos;
     uint64_t inserted[REC_TOPICS];
     uint64_t stored[REC_TOPICS]; /* positions read by the setup query */
+    rec_kpos *kstored;           /* Kafka positions read by the setup query */
+    size_t nkstored, kstored_cap;
 };
 
 int64_t rec_clock_ns(void)
@@ -247,6 +250,7 @@ static void connected(rec_writer *w)
     }
     w->st = W_SETUP;
     memset(w->stored, 0, sizeof w->stored);
+    w->nkstored = 0;
     send_query(w);
 }
 
@@ -280,15 +284,51 @@ static void note_error(rec_writer *w, const PGresult *res)
              msg ? msg : PQresStatus(PQresultStatus(res)));
 }
 
+static int topic_of(const char *name)
+{
+    for (int t = 0; t < REC_TOPICS; t++)
+        if (!strcmp(name, rec_topic_name((enum rec_topic)t)))
+            return t;
+    return -1;
+}
+
+static void setup_kafka_rows(rec_writer *w, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        int t = topic_of(PQgetvalue(res, i, 0));
+        long part = strtol(PQgetvalue(res, i, 1), NULL, 10);
+        long long off = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+        if (t < 0 || part < 0 || part > INT32_MAX || off < 0)
+            continue;
+        if (w->nkstored == w->kstored_cap) {
+            size_t cap = w->kstored_cap ? 2 * w->kstored_cap : 16;
+            rec_kpos *grown = realloc(w->kstored, cap * sizeof *grown);
+            if (!grown) {
+                w->query_failed = 1;
+                snprintf(w->query_error, sizeof w->query_error,
+                         "out of memory reading the stored Kafka positions");
+                return;
+            }
+            w->kstored = grown;
+            w->kstored_cap = cap;
+        }
+        w->kstored[w->nkstored++] = (rec_kpos){t, (int32_t)part, off};
+    }
+}
+
 static void setup_rows(rec_writer *w, const PGresult *res)
 {
+    if (PQnfields(res) == 4) {
+        setup_kafka_rows(w, res);
+        return;
+    }
     if (PQnfields(res) != 3)
         return;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *topic = PQgetvalue(res, i, 0);
         long long off = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-        /* In-process delivery has one partition; Kafka (later) has many and
-         * seeks each one to its own row. */
+        /* In-process delivery has one partition; Kafka positions have their
+         * own table (setup_kafka_rows). */
         if (atoi(PQgetvalue(res, i, 1)) != 0 || off < 0)
             continue;
         for (int t = 0; t < REC_TOPICS; t++)
@@ -414,6 +454,8 @@ static void query_done(rec_writer *w)
     if (w->st == W_SETUP) {
         rec_batcher_set_base(w->batcher, w->stored);
         w->st = W_READY;
+        if (w->hooks.kafka_positions)
+            w->hooks.kafka_positions(w->hooks.user, w->kstored, w->nkstored);
         if (rec_health_ok(&w->health, now) && w->hooks.state_changed)
             w->hooks.state_changed(w->hooks.user, &w->health);
         maybe_flush(w);
@@ -445,7 +487,7 @@ static void send_flush(rec_writer *w)
         pos[t] = rec_batcher_position(w->batcher, (enum rec_topic)t);
     w->sql.len = 0;
     if (rec_flush_sql(&w->sql, w->consumer, bt->count[REC_TOPIC_TRADES],
-                      bt->count[REC_TOPIC_ORDER_EVENTS], pos, &w->plan) ||
+                      bt->count[REC_TOPIC_ORDER_EVENTS], pos, bt->kpos, bt->nkpos, &w->plan) ||
         w->sql.oom) {
         fail(w, "cannot build the flush statements (out of memory)");
         return;
@@ -610,6 +652,7 @@ void rec_writer_free(rec_writer *w)
     if (w->op_timer)
         event_free(w->op_timer);
     rec_sql_free(&w->sql);
+    free(w->kstored);
     free(w->dsn);
     free(w->consumer);
     free(w);

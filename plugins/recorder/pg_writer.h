@@ -43,6 +43,9 @@ typedef struct rec_writer_hooks {
      * (the rest were already there), and the time from send to commit. */
     void (*committed)(void *user, const uint32_t rows[REC_TOPICS],
                       const uint64_t inserted[REC_TOPICS], int64_t latency_ns);
+    /* The session setup read the stored Kafka positions (n may be 0: none
+     * stored). Runs on every connect, before the state turns UP. */
+    void (*kafka_positions)(void *user, const rec_kpos *pos, size_t n);
 } rec_writer_hooks;
 
 typedef struct rec_writer rec_writer;

@@ -8,10 +8,22 @@
  * It turns the writer's state changes into one log line each, metrics and
  * the /plugins/<instance>/health route.
  *
- * Backpressure: the in-process bus cannot be paused by a plugin, so while
- * the database is down or slow the recorder holds up to max_buffered_rows
- * and beyond that refuses records, counting them (recorder_refused_total)
- * and saying so once per state change.
+ * Backpressure: while the database is down or slow the rows pile up in
+ * memory; at high_water_rows the recorder pauses its delivery (arb_pause):
+ * records then wait in the host's queues in order, publishers see ARB_EFULL
+ * and Kafka partitions stop fetching. It resumes once the held rows are down
+ * to low_water_rows. Nothing is refused or dropped on the way.
+ *
+ * Kafka: records that came through the Kafka transport carry their
+ * partition and offset. Each batch stores the last offset it holds per
+ * (topic, partition) in recorder_kafka_offsets, in the batch's transaction.
+ * When a partition is assigned, the recorder seeks it to the stored offset
+ * + 1 (or to the beginning when nothing is stored: the group's committed
+ * offset can be ahead of the database, since the transport commits once a
+ * record is handled, i.e. held here). Per partition it then takes offsets
+ * in order and skips what it already took (a replay). Seeking needs the
+ * recorder on thread 0 (the transport's loop), in a host where it is the
+ * only consumer of its topics.
  *
  * Config ([plugin recorder]):
  *   dsn                 libpq connection string or URI. Empty: $ARB_PG_DSN,
@@ -46,11 +58,20 @@
 
 #define NS_PER_MS 1000000LL
 
+/* One Kafka partition of a recorded topic, as this instance sees it. */
+typedef struct rec_part {
+    int32_t topic; /* enum rec_topic */
+    int32_t partition;
+    int assigned;
+    int64_t next;        /* offset of the next record to take; -1: whichever comes */
+    int64_t stored_next; /* last offset stored in the database + 1; -1: none */
+} rec_part;
+
 typedef struct recorder {
     arb_ctx *ctx;
     const char *dsn;
     const char *consumer;
-    int64_t batch_rows, flush_interval_ms, max_buffered_rows;
+    int64_t batch_rows, flush_interval_ms, high_water_rows, low_water_rows;
     int64_t backoff_min_ms, backoff_max_ms, slow_ms, timeout_ms, drain_timeout_ms;
     int record_trades, record_order_events;
 
@@ -60,9 +81,17 @@ typedef struct recorder {
     rec_writer *writer;
     int timer;
     enum rec_db_state shown_state; /* last state logged */
-    int refusing;                  /* the bound is reached and records are refused */
-    uint64_t refused_at_full;      /* refused count when refusing began */
-    int warned_unknown_instrument, warned_bad_record, warned_oom;
+    int paused;                    /* delivery paused at the high-water mark */
+    int64_t paused_since_ns;
+    int stopping;
+    int warned_unknown_instrument, warned_bad_record, warned_oom, warned_no_seek;
+
+    /* Kafka partitions seen or assigned; positions_known once the database
+     * answered the first setup (seeks before that go to the beginning). */
+    rec_part *parts;
+    size_t nparts, parts_cap;
+    int positions_known;
+    int partition_cb; /* arb_on_partitions accepted us (thread 0) */
     int64_t rate_window_start_ns;
     uint64_t rate_window_rows;
 
@@ -70,7 +99,11 @@ typedef struct recorder {
         arb_counter *received[REC_TOPICS];
         arb_counter *committed[REC_TOPICS];
         arb_counter *inserted[REC_TOPICS];
-        arb_counter *refused;
+        arb_counter *pauses;
+        arb_counter *oom_dropped;
+        arb_counter *kafka_skipped;
+        arb_counter *kafka_missing;
+        arb_counter *kafka_seeks;
         arb_counter *bad_records;
         arb_counter *unknown_instrument;
         arb_counter *batches;
@@ -81,6 +114,7 @@ typedef struct recorder {
         arb_gauge *rows_per_second;
         arb_gauge *db_state;
         arb_gauge *db_up;
+        arb_gauge *paused;
         arb_histogram *flush_latency;
     } m;
 } recorder;
@@ -95,7 +129,9 @@ static int read_config(recorder *r)
         (rc = arb_cfg_str(c, "consumer", arb_instance_name(c), &r->consumer)) ||
         (rc = arb_cfg_int(c, "batch_rows", 20000, 1, 1000000, &r->batch_rows)) ||
         (rc = arb_cfg_int(c, "flush_interval_ms", 100, 1, 60000, &r->flush_interval_ms)) ||
-        (rc = arb_cfg_int(c, "max_buffered_rows", 1000000, 1, 100000000, &r->max_buffered_rows)) ||
+        (rc = arb_cfg_int(c, "high_water_rows", 1000000, 1, 100000000, &r->high_water_rows)) ||
+        (rc = arb_cfg_int(c, "low_water_rows", r->high_water_rows / 2, 0, 100000000,
+                          &r->low_water_rows)) ||
         (rc = arb_cfg_int(c, "backoff_min_ms", 100, 1, 60000, &r->backoff_min_ms)) ||
         (rc = arb_cfg_int(c, "backoff_max_ms", 5000, 1, 600000, &r->backoff_max_ms)) ||
         (rc = arb_cfg_int(c, "slow_ms", 2000, 1, 3600000, &r->slow_ms)) ||
@@ -104,10 +140,14 @@ static int read_config(recorder *r)
         (rc = arb_cfg_bool(c, "record_trades", 1, &r->record_trades)) ||
         (rc = arb_cfg_bool(c, "record_order_events", 1, &r->record_order_events)))
         return rc;
-    if (r->max_buffered_rows < r->batch_rows)
-        return arb_cfg_reject(c, "max_buffered_rows",
-                              "max_buffered_rows (%lld) must be at least batch_rows (%lld)",
-                              (long long)r->max_buffered_rows, (long long)r->batch_rows);
+    if (r->high_water_rows < r->batch_rows)
+        return arb_cfg_reject(c, "high_water_rows",
+                              "high_water_rows (%lld) must be at least batch_rows (%lld)",
+                              (long long)r->high_water_rows, (long long)r->batch_rows);
+    if (r->low_water_rows >= r->high_water_rows)
+        return arb_cfg_reject(c, "low_water_rows",
+                              "low_water_rows (%lld) must be below high_water_rows (%lld)",
+                              (long long)r->low_water_rows, (long long)r->high_water_rows);
     if (r->backoff_max_ms < r->backoff_min_ms)
         return arb_cfg_reject(c, "backoff_max_ms", "backoff_max_ms is below backoff_min_ms");
     for (const char *p = r->consumer; *p; p++)
@@ -151,8 +191,18 @@ static int make_metrics(recorder *r)
         r->m.inserted[t] = arb_counter_new(c, "recorder_rows_inserted_total", table_label[t],
                                            "Rows new to the table (the rest were duplicates)");
     }
-    r->m.refused = arb_counter_new(c, "recorder_refused_total", NULL,
-                                   "Records refused because max_buffered_rows was reached");
+    r->m.pauses = arb_counter_new(c, "recorder_pauses_total", NULL,
+                                  "Times delivery was paused at the high-water mark");
+    r->m.oom_dropped = arb_counter_new(c, "recorder_oom_dropped_total", NULL,
+                                       "Records dropped because memory ran out");
+    r->m.kafka_skipped =
+        arb_counter_new(c, "recorder_kafka_skipped_total", NULL,
+                        "Kafka records skipped because their offset was already taken");
+    r->m.kafka_missing =
+        arb_counter_new(c, "recorder_kafka_missing_total", NULL,
+                        "Kafka offsets expected but no longer in the log (retention)");
+    r->m.kafka_seeks =
+        arb_counter_new(c, "recorder_kafka_seeks_total", NULL, "Seeks to stored positions");
     r->m.bad_records =
         arb_counter_new(c, "recorder_bad_records_total", NULL, "Records that failed to decode");
     r->m.unknown_instrument =
@@ -169,14 +219,18 @@ static int make_metrics(recorder *r)
         arb_gauge_new(c, "recorder_rows_per_second", NULL, "Rows committed per second");
     r->m.db_state = arb_gauge_new(c, "recorder_db_state", NULL, "0 starting, 1 up, 2 slow, 3 down");
     r->m.db_up = arb_gauge_new(c, "recorder_db_up", NULL, "1 while the database takes writes");
+    r->m.paused = arb_gauge_new(c, "recorder_paused", NULL,
+                                "1 while delivery is paused (held rows over the high-water mark)");
     r->m.flush_latency =
         arb_histogram_new(c, "recorder_flush_latency_ns", NULL, "Batch send to commit");
     for (int t = 0; t < REC_TOPICS; t++)
         if (!r->m.received[t] || !r->m.committed[t] || !r->m.inserted[t])
             return ARB_ENOMEM;
-    if (!r->m.refused || !r->m.bad_records || !r->m.unknown_instrument || !r->m.batches ||
+    if (!r->m.pauses || !r->m.oom_dropped || !r->m.kafka_skipped || !r->m.kafka_missing ||
+        !r->m.kafka_seeks || !r->m.bad_records || !r->m.unknown_instrument || !r->m.batches ||
         !r->m.outages || !r->m.batch_rows || !r->m.buffered || !r->m.lag_ns ||
-        !r->m.rows_per_second || !r->m.db_state || !r->m.db_up || !r->m.flush_latency)
+        !r->m.rows_per_second || !r->m.db_state || !r->m.db_up || !r->m.paused ||
+        !r->m.flush_latency)
         return ARB_ENOMEM;
     return ARB_OK;
 }
@@ -217,13 +271,15 @@ static void show_health(recorder *r)
 {
     const rec_db_health *h = rec_writer_health(r->writer);
     unsigned long long held = rec_batcher_pending(&r->batcher);
+    const char *paused = r->paused ? " (paused)" : "";
     if (h->state == REC_DB_DOWN)
-        set_health(r, 0, "database down, holding %llu rows%s: %.60s", held,
-                   r->refusing ? " (full, refusing)" : "", h->error);
+        set_health(r, 0, "database down, holding %llu rows%s: %.60s", held, paused, h->error);
     else if (h->state == REC_DB_SLOW)
-        set_health(r, 1, "database slow, holding %llu rows", held);
+        set_health(r, 1, "database slow, holding %llu rows%s", held, paused);
     else if (h->state == REC_DB_STARTING)
-        set_health(r, 0, "connecting to the database, holding %llu rows", held);
+        set_health(r, 0, "connecting to the database, holding %llu rows%s", held, paused);
+    else if (r->paused)
+        set_health(r, 1, "database up, catching up on %llu rows (paused)", held);
     else
         set_health(r, 1, "database up");
 }
@@ -252,14 +308,49 @@ static void on_state(void *user, const rec_db_health *h)
     case REC_DB_DOWN:
         arb_counter_add(r->m.outages, 1);
         arb_error(r->ctx,
-                  "database is down: %s; holding %llu rows (up to %lld), retrying with backoff",
-                  h->error, (unsigned long long)held, (long long)r->max_buffered_rows);
+                  "database is down: %s; holding %llu rows (pausing at %lld), retrying with "
+                  "backoff",
+                  h->error, (unsigned long long)held, (long long)r->high_water_rows);
         break;
     default: break;
     }
     r->shown_state = h->state;
     show_health(r);
     update_gauges(r, now);
+}
+
+/* Backpressure: one log line per change, metrics and health follow. */
+static void set_paused(recorder *r, int paused)
+{
+    if (r->paused == paused)
+        return;
+    if (!r->ctx->api->pause) {
+        if (!r->warned_oom++)
+            arb_error(r->ctx, "this host cannot pause delivery: holding every row in memory");
+        return;
+    }
+    if (arb_pause(r->ctx, paused) != ARB_OK) {
+        arb_error(r->ctx, "cannot %s delivery", paused ? "pause" : "resume");
+        return;
+    }
+    r->paused = paused;
+    int64_t now = rec_clock_ns();
+    unsigned long long held = rec_batcher_pending(&r->batcher);
+    arb_gauge_set(r->m.paused, paused);
+    if (paused) {
+        r->paused_since_ns = now;
+        arb_counter_add(r->m.pauses, 1);
+        arb_warn(r->ctx,
+                 "holding %llu rows (high-water mark %lld) while the database is %s: pausing "
+                 "delivery until they are down to %lld",
+                 held, (long long)r->high_water_rows,
+                 rec_db_state_name(rec_writer_health(r->writer)->state),
+                 (long long)r->low_water_rows);
+    } else {
+        arb_info(r->ctx, "held rows down to %llu: resuming delivery (paused for %lld ms)", held,
+                 (long long)((now - r->paused_since_ns) / NS_PER_MS));
+    }
+    show_health(r);
 }
 
 static void on_committed(void *user, const uint32_t rows[REC_TOPICS],
@@ -276,11 +367,144 @@ static void on_committed(void *user, const uint32_t rows[REC_TOPICS],
     arb_gauge_set(r->m.batch_rows, total);
     arb_hist_observe(r->m.flush_latency, (uint64_t)latency_ns);
     r->rate_window_rows += total;
-    if (r->refusing && rec_batcher_pending(&r->batcher) < r->batcher.max_rows) {
-        r->refusing = 0;
-        arb_info(r->ctx, "buffer has room again: accepting records (%llu were refused)",
-                 (unsigned long long)(r->batcher.refused - r->refused_at_full));
+    if (r->paused && rec_batcher_pending(&r->batcher) <= (uint64_t)r->low_water_rows)
+        set_paused(r, 0);
+}
+
+/* ---- Kafka positions ---- */
+
+static int rec_topic_of(int bus_topic)
+{
+    return bus_topic == ARB_TOPIC_TRADE_EXECUTED ? REC_TOPIC_TRADES
+           : bus_topic == ARB_TOPIC_ORDER_EVENTS ? REC_TOPIC_ORDER_EVENTS
+                                                 : -1;
+}
+
+static int bus_topic_of(enum rec_topic t)
+{
+    return t == REC_TOPIC_TRADES ? ARB_TOPIC_TRADE_EXECUTED : ARB_TOPIC_ORDER_EVENTS;
+}
+
+static rec_part *part_get(recorder *r, enum rec_topic t, int32_t partition)
+{
+    for (size_t i = 0; i < r->nparts; i++)
+        if (r->parts[i].topic == (int32_t)t && r->parts[i].partition == partition)
+            return &r->parts[i];
+    if (r->nparts == r->parts_cap) {
+        size_t cap = r->parts_cap ? 2 * r->parts_cap : 16;
+        rec_part *grown = realloc(r->parts, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        r->parts = grown;
+        r->parts_cap = cap;
     }
+    rec_part *p = &r->parts[r->nparts++];
+    *p = (rec_part){(int32_t)t, partition, 0, -1, -1};
+    return p;
+}
+
+static void seek_part(recorder *r, rec_part *p, int64_t offset, const char *why)
+{
+    int rc = arb_seek(r->ctx, bus_topic_of((enum rec_topic)p->topic), p->partition, offset);
+    arb_counter_add(r->m.kafka_seeks, 1);
+    if (rc != ARB_OK) {
+        arb_error(r->ctx, "cannot seek %s [%d] to %lld (%s): status %d", rec_topic_name(p->topic),
+                  (int)p->partition, (long long)offset, why, rc);
+        return;
+    }
+    if (offset == ARB_OFFSET_BEGINNING)
+        arb_info(r->ctx, "%s [%d]: reading from the beginning (%s)", rec_topic_name(p->topic),
+                 (int)p->partition, why);
+    else
+        arb_info(r->ctx, "%s [%d]: reading from offset %lld (%s)", rec_topic_name(p->topic),
+                 (int)p->partition, (long long)offset, why);
+}
+
+/* A partition was assigned (before any of its records is delivered) or
+ * taken away. */
+static void on_partitions(void *user, int topic, int partition, int assigned)
+{
+    recorder *r = user;
+    int t = rec_topic_of(topic);
+    if (t < 0 || partition < 0 || r->stopping)
+        return;
+    rec_part *p = part_get(r, (enum rec_topic)t, partition);
+    if (!p) {
+        arb_error(r->ctx,
+                  "out of memory tracking %s [%d]: delivery starts at the group's "
+                  "offset",
+                  rec_topic_name(t), partition);
+        return;
+    }
+    p->assigned = assigned;
+    if (!assigned)
+        return;
+    /* Where we left it (rows held or stored), or the database's position,
+     * whichever is later; without either, the beginning: rows already in
+     * the tables are then skipped by their keys. */
+    int64_t at = p->next > p->stored_next ? p->next : p->stored_next;
+    if (at >= 0) {
+        p->next = at;
+        seek_part(r, p, at, "the stored position");
+    } else {
+        p->next = -1;
+        seek_part(r, p, ARB_OFFSET_BEGINNING,
+                  r->positions_known ? "nothing stored for it"
+                                     : "assigned before the database answered");
+    }
+}
+
+/* The writer read the stored positions (on every connect). A partition
+ * behind its stored position (read from the beginning because the database
+ * had not answered yet, or stored further by another recorder of the group)
+ * skips forward: the rows between are in the tables. */
+static void on_kafka_positions(void *user, const rec_kpos *pos, size_t n)
+{
+    recorder *r = user;
+    if (r->stopping)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        rec_part *p = part_get(r, (enum rec_topic)pos[i].topic, pos[i].partition);
+        if (!p) {
+            arb_error(r->ctx, "out of memory reading the stored Kafka positions");
+            return;
+        }
+        if (pos[i].offset + 1 > p->stored_next)
+            p->stored_next = pos[i].offset + 1;
+    }
+    r->positions_known = 1;
+    for (size_t i = 0; i < r->nparts; i++) {
+        rec_part *p = &r->parts[i];
+        if (p->assigned && r->partition_cb && p->stored_next > p->next) {
+            p->next = p->stored_next;
+            seek_part(r, p, p->next, "skipping forward to the stored position");
+        }
+    }
+}
+
+/* Whether to take a record that came through Kafka: *part gets its
+ * partition (NULL if memory ran out: take it, unfiltered). */
+static int kafka_take(recorder *r, enum rec_topic t, const arb_msg *msg, rec_part **part)
+{
+    rec_part *p = *part = part_get(r, t, msg->partition);
+    if (!r->partition_cb && !r->warned_no_seek++)
+        arb_warn(r->ctx, "records come through Kafka but this recorder cannot seek (it must run "
+                         "on thread 0): after a crash, records the group committed but the "
+                         "database did not store are not read again");
+    if (!p)
+        return 1;
+    p->assigned = 1; /* a record of it came: it is ours (also after a hot reload) */
+    if (p->next < 0 || msg->offset == p->next)
+        return 1;
+    if (msg->offset < p->next) { /* taken already: a replay after a seek */
+        arb_counter_add(r->m.kafka_skipped, 1);
+        return 0;
+    }
+    arb_counter_add(r->m.kafka_missing, (uint64_t)(msg->offset - p->next));
+    arb_error(r->ctx, "%s [%d]: offsets %lld..%lld are no longer in Kafka: recording from %lld",
+              rec_topic_name(t), (int)msg->partition, (long long)p->next,
+              (long long)msg->offset - 1, (long long)msg->offset);
+    return 1;
 }
 
 /* ---- records ---- */
@@ -323,34 +547,36 @@ static void bad_record(recorder *r, const char *topic)
                  topic, arb_wire_error());
 }
 
-static int take_room(recorder *r, enum rec_topic t, size_t max_len, char **room)
+/* Room for a row of topic t from msg; 0 when the record is not to be
+ * recorded (a Kafka replay) or memory ran out. */
+static int take_room(recorder *r, enum rec_topic t, const arb_msg *msg, size_t max_len, char **room,
+                     rec_part **part)
 {
-    int rc = rec_batcher_room(&r->batcher, t, max_len, room);
-    if (rc == ARB_OK)
-        return rc;
-    if (rc == ARB_EFULL) {
-        arb_counter_add(r->m.refused, 1);
-        if (!r->refusing) {
-            r->refusing = 1;
-            r->refused_at_full = r->batcher.refused - 1;
-            arb_error(r->ctx,
-                      "buffer full (%lld rows) while the database is %s: refusing records "
-                      "until it catches up",
-                      (long long)r->max_buffered_rows,
-                      rec_db_state_name(rec_writer_health(r->writer)->state));
-        }
-    } else {
-        arb_counter_add(r->m.refused, 1);
-        if (!r->warned_oom++)
-            arb_error(r->ctx, "out of memory buffering a row (further ones only counted)");
-    }
-    return rc;
+    *part = NULL;
+    if (msg->partition >= 0 && msg->offset >= 0 && !kafka_take(r, t, msg, part))
+        return 0;
+    if (rec_batcher_room(&r->batcher, t, max_len, room) == ARB_OK)
+        return 1;
+    arb_counter_add(r->m.oom_dropped, 1);
+    if (!r->warned_oom++)
+        arb_error(r->ctx, "out of memory buffering a row (further ones only counted)");
+    return 0;
 }
 
-static void row_added(recorder *r)
+static void row_added(recorder *r, enum rec_topic t, const arb_msg *msg, rec_part *p)
 {
+    if (msg->partition >= 0 && msg->offset >= 0) {
+        if (p)
+            p->next = msg->offset + 1;
+        if (rec_batcher_note_offset(&r->batcher, t, msg->partition, msg->offset) &&
+            !r->warned_oom++)
+            arb_error(r->ctx, "out of memory keeping a Kafka position (further ones only "
+                              "counted)");
+    }
     if (rec_batch_rows(r->batcher.open) >= r->batcher.batch_rows)
         rec_writer_kick(r->writer);
+    if (!r->paused && rec_batcher_pending(&r->batcher) >= (uint64_t)r->high_water_rows)
+        set_paused(r, 1);
 }
 
 static void on_trade(void *user, const arb_msg *msg)
@@ -363,11 +589,12 @@ static void on_trade(void *user, const arb_msg *msg)
     }
     arb_counter_add(r->m.received[REC_TOPIC_TRADES], 1);
     char *room;
-    if (take_room(r, REC_TOPIC_TRADES, REC_TRADE_ROW_MAX, &room))
+    rec_part *p;
+    if (!take_room(r, REC_TOPIC_TRADES, msg, REC_TRADE_ROW_MAX, &room, &p))
         return;
     size_t n = rec_trade_row(room, &t, scale_of(r, t.venue, t.symbol));
     rec_batcher_add(&r->batcher, REC_TOPIC_TRADES, n, rec_clock_ns());
-    row_added(r);
+    row_added(r, REC_TOPIC_TRADES, msg, p);
 }
 
 static void on_order_event(void *user, const arb_msg *msg)
@@ -380,11 +607,12 @@ static void on_order_event(void *user, const arb_msg *msg)
     }
     arb_counter_add(r->m.received[REC_TOPIC_ORDER_EVENTS], 1);
     char *room;
-    if (take_room(r, REC_TOPIC_ORDER_EVENTS, REC_ORDER_EVENT_ROW_MAX, &room))
+    rec_part *p;
+    if (!take_room(r, REC_TOPIC_ORDER_EVENTS, msg, REC_ORDER_EVENT_ROW_MAX, &room, &p))
         return;
     size_t n = rec_order_event_row(room, &e, scale_of(r, e.venue, e.symbol));
     rec_batcher_add(&r->batcher, REC_TOPIC_ORDER_EVENTS, n, rec_clock_ns());
-    row_added(r);
+    row_added(r, REC_TOPIC_ORDER_EVENTS, msg, p);
 }
 
 static void on_tick(void *user)
@@ -407,11 +635,12 @@ static int on_health(void *user, const char *method, const char *path, const cha
     int64_t now = rec_clock_ns();
     int64_t oldest = rec_batcher_oldest_ns(&r->batcher);
     json_t *j = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "database", rec_db_state_name(h->state),
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "database", rec_db_state_name(h->state),
         "state_for_ms", (json_int_t)((now - h->since_ns) / NS_PER_MS), "buffered_rows",
-        (json_int_t)rec_batcher_pending(&r->batcher), "max_buffered_rows",
-        (json_int_t)r->max_buffered_rows, "refused_rows", (json_int_t)r->batcher.refused, "lag_ms",
-        (json_int_t)(oldest < 0 ? 0 : (now - oldest) / NS_PER_MS), "refusing", r->refusing);
+        (json_int_t)rec_batcher_pending(&r->batcher), "high_water_rows",
+        (json_int_t)r->high_water_rows, "low_water_rows", (json_int_t)r->low_water_rows, "lag_ms",
+        (json_int_t)(oldest < 0 ? 0 : (now - oldest) / NS_PER_MS), "paused", r->paused,
+        "paused_for_ms", (json_int_t)(r->paused ? (now - r->paused_since_ns) / NS_PER_MS : 0));
     if (!j)
         return 500;
     if (h->state == REC_DB_DOWN || h->failures)
@@ -435,6 +664,7 @@ static void recorder_destroy(void *self)
     rec_writer_free(r->writer);
     rec_batcher_free(&r->batcher);
     arb_instruments_free(&r->instruments);
+    free(r->parts);
     free(r);
 }
 
@@ -451,8 +681,7 @@ static int recorder_create(arb_ctx *ctx, void **self)
         recorder_destroy(r);
         return rc;
     }
-    if (rec_batcher_init(&r->batcher, (uint32_t)r->batch_rows, r->flush_interval_ms * NS_PER_MS,
-                         (uint64_t)r->max_buffered_rows)) {
+    if (rec_batcher_init(&r->batcher, (uint32_t)r->batch_rows, r->flush_interval_ms * NS_PER_MS)) {
         recorder_destroy(r);
         return ARB_ENOMEM;
     }
@@ -471,11 +700,18 @@ static int recorder_start(void *self)
         .slow_ns = r->slow_ms * NS_PER_MS,
         .timeout_ns = r->timeout_ms * NS_PER_MS,
     };
-    rec_writer_hooks hooks = {.user = r, .state_changed = on_state, .committed = on_committed};
+    rec_writer_hooks hooks = {.user = r,
+                              .state_changed = on_state,
+                              .committed = on_committed,
+                              .kafka_positions = on_kafka_positions};
     r->writer = rec_writer_new(arb_event_base(r->ctx), &wc, &r->batcher, &hooks);
     if (!r->writer)
         return ARB_ENOMEM;
     r->rate_window_start_ns = rec_clock_ns();
+    /* Partition callbacks need thread 0 (ARB_ESTATE elsewhere); without
+     * Kafka they simply never come. */
+    r->partition_cb =
+        r->ctx->api->on_partitions && arb_on_partitions(r->ctx, on_partitions, r) == ARB_OK;
     if (r->record_trades && arb_subscribe(r->ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, r) < 0)
         return ARB_ERROR;
     if (r->record_order_events &&
@@ -498,6 +734,7 @@ static void recorder_stop(void *self)
     recorder *r = self;
     if (!r->writer)
         return;
+    r->stopping = 1;
     uint64_t left = rec_batcher_pending(&r->batcher);
     if (left && r->drain_timeout_ms > 0)
         left = rec_writer_drain(r->writer, r->drain_timeout_ms * NS_PER_MS);

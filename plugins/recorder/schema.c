@@ -96,9 +96,23 @@ static const char *const m2_decimal_views[] = {
     NULL,
 };
 
+/* Version 3: positions of records that came through Kafka, one row per
+ * topic partition: the last offset whose row is in the tables. */
+static const char *const m3_kafka_offsets[] = {
+    "CREATE TABLE recorder_kafka_offsets ("
+    " consumer text NOT NULL,"
+    " topic text NOT NULL,"
+    " partition integer NOT NULL CHECK (partition >= 0),"
+    " last_offset bigint NOT NULL CHECK (last_offset >= 0),"
+    " updated_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (consumer, topic, partition))",
+    NULL,
+};
+
 static const rec_migration migrations[] = {
     {1, "trades, order events and consumer offsets", m1_tables},
     {2, "exact decimal view of trades", m2_decimal_views},
+    {3, "kafka positions per topic partition", m3_kafka_offsets},
 };
 
 const rec_migration *rec_migrations(size_t *count)
@@ -225,12 +239,17 @@ int rec_setup_sql(rec_sql *s, const char *consumer)
                       "WHERE consumer = ");
     if (rec_sql_literal(s, consumer))
         return -1;
+    rec_sql_append(s, ";\nSELECT topic, partition, last_offset, 'kafka' FROM "
+                      "recorder_kafka_offsets WHERE consumer = ");
+    if (rec_sql_literal(s, consumer))
+        return -1;
     rec_sql_append(s, ";\n");
     return s->oom ? -1 : 0;
 }
 
 int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
-                  const uint64_t next_offset[REC_TOPICS], rec_flush_plan *plan)
+                  const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos, uint32_t nkpos,
+                  rec_flush_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->insert_result[0] = plan->insert_result[1] = -1;
@@ -272,9 +291,27 @@ int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t 
                         (long long)next_offset[t]);
     }
     rec_sql_append(s, " ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
-                      "next_offset = EXCLUDED.next_offset, updated_at = now();\n"
-                      "COMMIT;\n");
-    result += 2;
+                      "next_offset = EXCLUDED.next_offset, updated_at = now();\n");
+    result++;
+    if (nkpos) {
+        /* GREATEST: after a rebalance another recorder of the group may
+         * have stored a later offset of the partition; rows between are in
+         * the tables, and going back would only replay them. */
+        rec_sql_append(s, "INSERT INTO recorder_kafka_offsets AS o (consumer, topic, partition, "
+                          "last_offset) VALUES ");
+        for (uint32_t i = 0; i < nkpos; i++) {
+            rec_sql_append(s, i ? ", (" : "(");
+            if (rec_sql_literal(s, consumer))
+                return -1;
+            rec_sql_appendf(s, ", '%s', %d, %lld)", rec_topic_name((enum rec_topic)kpos[i].topic),
+                            (int)kpos[i].partition, (long long)kpos[i].offset);
+        }
+        rec_sql_append(s, " ON CONFLICT (consumer, topic, partition) DO UPDATE SET last_offset = "
+                          "GREATEST(o.last_offset, EXCLUDED.last_offset), updated_at = now();\n");
+        result++;
+    }
+    rec_sql_append(s, "COMMIT;\n");
+    result++;
     plan->n_results = result;
     return s->oom ? -1 : 0;
 }

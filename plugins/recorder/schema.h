@@ -39,6 +39,14 @@ extern const char rec_order_event_columns[];
 enum rec_topic { REC_TOPIC_TRADES = 0, REC_TOPIC_ORDER_EVENTS = 1, REC_TOPICS = 2 };
 const char *rec_topic_name(enum rec_topic t);
 
+/* A Kafka position as recorder_kafka_offsets keeps it: the last offset of
+ * one topic's partition whose row is in the tables. */
+typedef struct rec_kpos {
+    int32_t topic; /* enum rec_topic */
+    int32_t partition;
+    int64_t offset;
+} rec_kpos;
+
 /* A growable text buffer; the builders below append to it. */
 typedef struct rec_sql {
     char *text;
@@ -55,13 +63,16 @@ int rec_sql_literal(rec_sql *s, const char *text);
 
 /* The session setup sent after every connect, as one implicit transaction:
  * take the migration lock, apply every pending migration idempotently,
- * create the staging tables, and select this consumer's stored positions
- * (the one query that returns rows: topic, partition, next_offset). */
+ * create the staging tables, and select this consumer's stored positions:
+ * two queries return rows, the in-process ones (topic, partition,
+ * next_offset: three columns) and the Kafka ones (topic, partition,
+ * last_offset, 'kafka': four columns). */
 int rec_setup_sql(rec_sql *s, const char *consumer);
 
 /* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
  * n_events), insert from the stages skipping rows already present, store
- * the consumer's positions, COMMIT. The statements' results come in this
+ * the consumer's positions (and the batch's Kafka positions, if nkpos; a
+ * stored Kafka offset never moves back), COMMIT. The statements' results come in this
  * order; rec_flush_plan tells the writer which result is which. */
 typedef struct rec_flush_plan {
     int n_copies;         /* COPY ... FROM STDIN statements: 0, 1 or 2 */
@@ -70,6 +81,7 @@ typedef struct rec_flush_plan {
     int n_results;        /* results expected in all */
 } rec_flush_plan;
 int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
-                  const uint64_t next_offset[REC_TOPICS], rec_flush_plan *plan);
+                  const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos, uint32_t nkpos,
+                  rec_flush_plan *plan);
 
 #endif

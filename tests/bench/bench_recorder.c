@@ -181,8 +181,8 @@ static recorder_run run_recorder(uint64_t n)
     r.flush_ms =
         batches ? (double)metric(t, 'h', "recorder_flush_latency_ns", NULL) / 1e6 / (double)batches
                 : 0;
-    if (metric(t, 'c', "recorder_refused_total", NULL))
-        die("recorder", "refused rows");
+    if (metric(t, 'c', "recorder_oom_dropped_total", NULL))
+        die("recorder", "dropped rows");
     testhost_free(t);
     return r;
 }

@@ -92,7 +92,7 @@ static void fuzz_order_event(const uint8_t *body, size_t size)
 static void fuzz_handover(const uint8_t *bytes, size_t size)
 {
     rec_batcher a, b;
-    if (rec_batcher_init(&a, 3, 0, 10) || rec_batcher_init(&b, 5, 0, 10))
+    if (rec_batcher_init(&a, 3, 0) || rec_batcher_init(&b, 5, 0))
         abort();
     if (rec_handover_restore(&a, bytes, size, 1) == ARB_OK) {
         void *saved;

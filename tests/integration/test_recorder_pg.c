@@ -149,7 +149,7 @@ static void harness_open(harness *h, const char *db, uint32_t batch_rows, int64_
 {
     memset(h, 0, sizeof *h);
     h->base = event_base_new();
-    rec_batcher_init(&h->b, batch_rows, 5 * MS, 10000000);
+    rec_batcher_init(&h->b, batch_rows, 5 * MS);
     char dsn[128];
     snprintf(dsn, sizeof dsn, "dbname=%s", db);
     rec_writer_cfg cfg = {.dsn = dsn,
@@ -616,7 +616,9 @@ static void database_outage_mid_run_records_exactly_what_was_produced(void **sta
     assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
     assert_true(instance_healthy(t));
     assert_int_equal(metric_value(t, 'c', "recorder_db_outages_total", NULL), 1);
-    assert_int_equal(metric_value(t, 'c', "recorder_refused_total", NULL), 0);
+    /* The default high-water mark was never reached: held, not paused. */
+    assert_int_equal(metric_value(t, 'c', "recorder_pauses_total", NULL), 0);
+    assert_int_equal(metric_value(t, 'c', "recorder_oom_dropped_total", NULL), 0);
     assert_int_equal(metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\""),
                      n);
     testhost_free(t);
@@ -629,48 +631,90 @@ static void database_outage_mid_run_records_exactly_what_was_produced(void **sta
     PQfinish(c);
 }
 
-/* With the database away and the bound reached, records are refused and
- * counted, the health says so, and everything held is written later. */
-static void full_buffer_refuses_and_counts_then_catches_up(void **state)
+static int paused_and_pushing_back(void *user)
+{
+    host_wait *w = user;
+    return metric_value(w->t, 'g', "recorder_paused", NULL) == 1 && w->f->full > 0;
+}
+
+/* With the database away the recorder holds rows up to its high-water mark,
+ * then pauses its delivery: the records wait in the host's queue, the
+ * publisher sees backpressure (ARB_EFULL), metrics and health say so. When
+ * the database returns it catches up, resumes below the low-water mark,
+ * and the table holds exactly what was published: nothing refused, nothing
+ * lost. */
+static void database_down_pauses_delivery_then_catches_up_losing_nothing(void **state)
 {
     (void)state;
+    const uint64_t n = 6000;
     fresh_db("rec_full");
-    testhost *t = start_recorder_host("rec_full", "max_buffered_rows = 1000\n");
+    /* A small host queue, so the publisher feels the pause soon. */
+    testhost *t = start_recorder_host("rec_full", "high_water_rows = 1000\nlow_water_rows = 200\n"
+                                                  "[bus]\nqueue_bytes = 65536\n");
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 100, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
     assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
     pid_t stopper = pg_ctl_spawn("stop");
     while (!child_done(stopper))
         testhost_run(t, 5 * MS);
-    feeder_go(&f, 3000);
-    assert_true(testhost_run_until(t, feeder_reached, &w, 20 * SEC));
+    feeder_go(&f, n);
+    assert_true(testhost_run_until(t, paused_and_pushing_back, &w, 20 * SEC));
+    /* Paused exactly at the mark; the rest waits outside the recorder. */
+    testhost_run(t, 100 * MS);
+    assert_int_equal(metric_value(t, 'g', "recorder_buffered_rows", NULL), 1000);
+    assert_int_equal(metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\""),
+                     1000);
+    assert_int_equal(metric_value(t, 'c', "recorder_pauses_total", NULL), 1);
+    assert_true(f.next < n);
+    uint64_t full = f.full;
     testhost_run(t, 50 * MS);
-    uint64_t refused = metric_value(t, 'c', "recorder_refused_total", NULL);
-    assert_int_equal(refused, 2000);
+    assert_true(f.full > full); /* still pushed back */
     char *body;
     assert_int_equal(health(t, &body), 503);
     assert_non_null(strstr(body, "\"database\":\"down\""));
-    assert_non_null(strstr(body, "\"refusing\":true"));
-    assert_non_null(strstr(body, "\"refused_rows\":2000"));
+    assert_non_null(strstr(body, "\"paused\":true"));
+    assert_non_null(strstr(body, "\"buffered_rows\":1000"));
+    assert_non_null(strstr(body, "\"high_water_rows\":1000"));
     assert_non_null(strstr(body, "\"last_error\":"));
     free(body);
     assert_false(instance_healthy(t));
+
     pid_t starter = pg_ctl_spawn("start");
     while (!child_done(starter))
         testhost_run(t, 5 * MS);
-    w.rows = 1000;
+    w.rows = n;
     assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
+    assert_int_equal(metric_value(t, 'g', "recorder_paused", NULL), 0);
+    assert_int_equal(metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\""),
+                     n);
     assert_int_equal(health(t, &body), 200);
     assert_non_null(strstr(body, "\"database\":\"up\""));
     assert_non_null(strstr(body, "\"buffered_rows\":0"));
-    assert_non_null(strstr(body, "\"refusing\":false"));
+    assert_non_null(strstr(body, "\"paused\":false"));
     free(body);
     assert_true(instance_healthy(t));
     testhost_free(t);
 
     PGconn *c = connect_db("rec_full");
-    assert_trades_exactly(c, 1000); /* the first 1000 were held, the rest refused */
+    assert_trades_exactly(c, n);
+    assert_int_equal(q_int(c, "SELECT next_offset FROM recorder_offsets WHERE "
+                              "topic = 'trade_executed'"),
+                     (long long)n);
     PQfinish(c);
+}
+
+/* The marks are checked when the config loads. */
+static void low_water_at_or_above_high_water_is_a_config_error(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin recorder]\nload = recorder.so\nbatch_rows = 10\n"
+                               "high_water_rows = 100\nlow_water_rows = 100\n");
+    if (t)
+        testhost_free(t);
+    assert_null(t);
+    const char *err = testhost_last_error();
+    if (!strstr(err, "low_water_rows") || !strstr(err, "below high_water_rows"))
+        fail_msg("unexpected error: %s", err);
 }
 
 /* Hot reload hands the held rows to the new build; both builds number rows
@@ -715,7 +759,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(flush_past_the_timeout_is_retried_on_a_new_connection),
         cmocka_unit_test(malformed_dsn_is_a_config_error_with_its_line),
         cmocka_unit_test(database_outage_mid_run_records_exactly_what_was_produced),
-        cmocka_unit_test(full_buffer_refuses_and_counts_then_catches_up),
+        cmocka_unit_test(database_down_pauses_delivery_then_catches_up_losing_nothing),
+        cmocka_unit_test(low_water_at_or_above_high_water_is_a_config_error),
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

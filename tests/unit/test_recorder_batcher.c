@@ -40,7 +40,7 @@ static void batch_is_due_when_it_reaches_batch_rows(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 3, 1000 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&b, 3, 1000 * MS));
     add_row(&b, REC_TOPIC_TRADES, "a\n", 0);
     add_row(&b, REC_TOPIC_ORDER_EVENTS, "b\n", 0);
     assert_false(rec_batcher_flush_due(&b, 1, 0));
@@ -53,7 +53,7 @@ static void batch_is_due_when_its_first_row_is_interval_old(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 1000, 100 * MS, 10000));
+    assert_int_equal(0, rec_batcher_init(&b, 1000, 100 * MS));
     assert_false(rec_batcher_flush_due(&b, 500 * MS, 0)); /* nothing to flush */
     add_row(&b, REC_TOPIC_TRADES, "a\n", 10 * MS);
     add_row(&b, REC_TOPIC_TRADES, "b\n", 90 * MS);
@@ -66,7 +66,7 @@ static void forced_flush_takes_any_row_but_never_two_in_flight(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 1000, 100 * MS, 10000));
+    assert_int_equal(0, rec_batcher_init(&b, 1000, 100 * MS));
     add_row(&b, REC_TOPIC_TRADES, "a\n", 0);
     assert_true(rec_batcher_flush_due(&b, 0, 1));
     rec_batcher_seal(&b);
@@ -82,7 +82,7 @@ static void sealed_batch_keeps_its_rows_while_new_ones_fill_the_next(void **stat
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS));
     add_row(&b, REC_TOPIC_TRADES, "t1\n", 0);
     add_row(&b, REC_TOPIC_ORDER_EVENTS, "e1\n", 0);
     const rec_batch *s = rec_batcher_seal(&b);
@@ -99,21 +99,62 @@ static void sealed_batch_keeps_its_rows_while_new_ones_fill_the_next(void **stat
     rec_batcher_free(&b);
 }
 
-static void bound_counts_in_flight_rows_and_refuses_beyond_it(void **state)
+static void pending_counts_in_flight_rows_and_nothing_is_refused(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS, 4));
+    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS));
     for (int i = 0; i < 3; i++)
         assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "x\n", 0), ARB_OK);
     rec_batcher_seal(&b); /* the database is away: the batch stays in flight */
-    assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "y\n", 0), ARB_OK);
-    assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "z\n", 0), ARB_EFULL);
-    assert_int_equal(add_row(&b, REC_TOPIC_ORDER_EVENTS, "z\n", 0), ARB_EFULL);
-    assert_int_equal(b.refused, 2);
-    assert_int_equal(b.accepted[REC_TOPIC_TRADES], 4);
+    /* The recorder pauses delivery at its high-water mark; the batcher
+     * itself takes every row it is given. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(add_row(&b, REC_TOPIC_ORDER_EVENTS, "y\n", 0), ARB_OK);
+    assert_int_equal(rec_batcher_pending(&b), 53);
+    assert_int_equal(b.accepted[REC_TOPIC_TRADES], 3);
     rec_batcher_done(&b);
-    assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "w\n", 0), ARB_OK);
+    assert_int_equal(rec_batcher_pending(&b), 51);
+    rec_batcher_free(&b);
+}
+
+/* Each batch keeps the last offset per (topic, partition) of the rows it
+ * holds, and only those: the next batch starts with none. */
+static void batches_keep_the_last_kafka_offset_per_partition(void **state)
+{
+    (void)state;
+    rec_batcher b;
+    assert_int_equal(0, rec_batcher_init(&b, 4, 100 * MS));
+    const struct {
+        int t, part;
+        int64_t off;
+    } in[] = {{REC_TOPIC_TRADES, 0, 10},      {REC_TOPIC_TRADES, 1, 7}, {REC_TOPIC_TRADES, 0, 11},
+              {REC_TOPIC_ORDER_EVENTS, 0, 3}, {REC_TOPIC_TRADES, 1, 8}, {REC_TOPIC_TRADES, 1, 9}};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        assert_int_equal(add_row(&b, (enum rec_topic)in[i].t, "r\n", 0), ARB_OK);
+        assert_int_equal(
+            rec_batcher_note_offset(&b, (enum rec_topic)in[i].t, in[i].part, in[i].off), ARB_OK);
+    }
+    const rec_batch *first = rec_batcher_seal(&b);
+    assert_int_equal(rec_batch_rows(first), 4);
+    assert_int_equal(first->nkpos, 3);
+    assert_int_equal(first->kpos[0].partition, 0);
+    assert_int_equal(first->kpos[0].offset, 11);
+    assert_int_equal(first->kpos[1].partition, 1);
+    assert_int_equal(first->kpos[1].offset, 7);
+    assert_int_equal(first->kpos[2].topic, REC_TOPIC_ORDER_EVENTS);
+    assert_int_equal(first->kpos[2].offset, 3);
+    rec_batcher_done(&b);
+    const rec_batch *second = rec_batcher_seal(&b);
+    assert_int_equal(rec_batch_rows(second), 2);
+    assert_int_equal(second->nkpos, 1);
+    assert_int_equal(second->kpos[0].topic, REC_TOPIC_TRADES);
+    assert_int_equal(second->kpos[0].partition, 1);
+    assert_int_equal(second->kpos[0].offset, 9);
+    rec_batcher_done(&b);
+    /* A reused batch starts with no positions. */
+    assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "r\n", 0), ARB_OK);
+    assert_int_equal(b.open->nkpos, 0);
     rec_batcher_free(&b);
 }
 
@@ -121,7 +162,7 @@ static void positions_continue_from_the_stored_base(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 10, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&b, 10, 100 * MS));
     add_row(&b, REC_TOPIC_TRADES, "a\n", 0); /* before the database answered */
     uint64_t base[REC_TOPICS] = {1000, 50};
     rec_batcher_set_base(&b, base);
@@ -140,16 +181,15 @@ static void positions_continue_from_the_stored_base(void **state)
     rec_batcher_free(&b);
 }
 
-static void adopted_rows_bypass_the_bound_and_count_as_accepted(void **state)
+static void adopted_rows_count_as_accepted(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 1, 100 * MS, 1));
+    assert_int_equal(0, rec_batcher_init(&b, 1, 100 * MS));
     assert_int_equal(rec_batcher_adopt(&b, REC_TOPIC_TRADES, "a\nb\nc\n", 6, 5), ARB_OK);
     assert_int_equal(rec_batcher_pending(&b), 3);
     assert_int_equal(b.accepted[REC_TOPIC_TRADES], 3);
     assert_int_equal(rec_batcher_oldest_ns(&b), 5);
-    assert_int_equal(add_row(&b, REC_TOPIC_TRADES, "d\n", 0), ARB_EFULL);
     rec_batcher_free(&b);
 }
 
@@ -157,7 +197,7 @@ static void steady_state_reuses_two_batches(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 1, 0, 10));
+    assert_int_equal(0, rec_batcher_init(&b, 1, 0));
     const rec_batch *seen[2] = {NULL, NULL};
     for (int i = 0; i < 6; i++) {
         add_row(&b, REC_TOPIC_TRADES, "a\n", 0);
@@ -176,7 +216,7 @@ static void backlog_goes_out_in_batches_of_batch_rows_oldest_first(void **state)
 {
     (void)state;
     rec_batcher b;
-    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&b, 2, 100 * MS));
     const char *rows[] = {"1\n", "2\n", "3\n", "4\n", "5\n"};
     for (int i = 0; i < 5; i++)
         add_row(&b, REC_TOPIC_TRADES, rows[i], i);
@@ -201,7 +241,7 @@ static void handover_carries_held_rows_and_their_position(void **state)
 {
     (void)state;
     rec_batcher old;
-    assert_int_equal(0, rec_batcher_init(&old, 2, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&old, 2, 100 * MS));
     uint64_t base[REC_TOPICS] = {40, 7};
     rec_batcher_set_base(&old, base);
     add_row(&old, REC_TOPIC_TRADES, "t1\n", 0);
@@ -218,7 +258,7 @@ static void handover_carries_held_rows_and_their_position(void **state)
     assert_int_equal(rec_handover_save(&old, &bytes, &len), ARB_OK);
 
     rec_batcher nw;
-    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS));
     assert_int_equal(rec_handover_restore(&nw, bytes, len, 0), ARB_OK);
     assert_int_equal(rec_batcher_pending(&nw), 4);
     assert_true(nw.base_known);
@@ -238,7 +278,7 @@ static void handover_refuses_malformed_state_and_adopts_nothing(void **state)
 {
     (void)state;
     rec_batcher old;
-    assert_int_equal(0, rec_batcher_init(&old, 10, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&old, 10, 100 * MS));
     add_row(&old, REC_TOPIC_TRADES, "a\n", 0);
     add_row(&old, REC_TOPIC_TRADES, "b\n", 0);
     void *bytes;
@@ -246,7 +286,7 @@ static void handover_refuses_malformed_state_and_adopts_nothing(void **state)
     assert_int_equal(rec_handover_save(&old, &bytes, &len), ARB_OK);
     uint8_t *p = bytes;
     rec_batcher nw;
-    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS, 100));
+    assert_int_equal(0, rec_batcher_init(&nw, 10, 100 * MS));
     assert_int_equal(rec_handover_restore(&nw, bytes, len - 1, 0), ARB_EREFUSED); /* cut */
     p[7] = 2; /* another version */
     assert_int_equal(rec_handover_restore(&nw, bytes, len, 0), ARB_EREFUSED);
@@ -356,7 +396,8 @@ static void setup_guards_each_migration_and_selects_this_consumer(void **state)
         snprintf(guard, sizeof guard, "WHERE version = %d) THEN", m[i].version);
         assert_non_null(strstr(s.text, guard));
     }
-    assert_non_null(strstr(s.text, "WHERE consumer = 'rec''1';"));
+    assert_non_null(strstr(s.text, "FROM recorder_offsets WHERE consumer = 'rec''1';"));
+    assert_non_null(strstr(s.text, "FROM recorder_kafka_offsets WHERE consumer = 'rec''1';"));
     /* The lock comes before anything else touches the schema. */
     assert_true(strstr(s.text, "pg_advisory_xact_lock") <
                 strstr(s.text, "CREATE TABLE IF NOT EXISTS schema_migrations"));
@@ -381,7 +422,7 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     rec_flush_plan p;
     rec_sql s = {0};
 
-    assert_int_equal(rec_flush_sql(&s, "rec", 5, 0, pos, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 5, 0, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_TRADES);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 2);
@@ -392,14 +433,14 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     assert_non_null(strstr(s.text, "'order_events', 0, 20)"));
 
     s.len = 0;
-    assert_int_equal(rec_flush_sql(&s, "rec", 0, 3, pos, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 0, 3, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_ORDER_EVENTS);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 2);
     assert_int_equal(p.n_results, 5);
 
     s.len = 0;
-    assert_int_equal(rec_flush_sql(&s, "rec", 1, 1, pos, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 1, 1, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 2);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 4);
@@ -409,6 +450,21 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     const char *commit = strstr(s.text, "COMMIT;");
     assert_true(copy && insert && commit && copy < insert && insert < commit);
     assert_non_null(strstr(s.text, "ON CONFLICT DO NOTHING"));
+    assert_null(strstr(s.text, "recorder_kafka_offsets"));
+
+    /* Kafka positions: one more statement, before COMMIT, never moving a
+     * stored offset back. */
+    s.len = 0;
+    rec_kpos k[2] = {{REC_TOPIC_TRADES, 0, 41}, {REC_TOPIC_ORDER_EVENTS, 3, 7}};
+    assert_int_equal(rec_flush_sql(&s, "rec", 1, 1, pos, k, 2, &p), 0);
+    assert_int_equal(p.n_results, 8);
+    assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
+    const char *kafka = strstr(s.text, "INSERT INTO recorder_kafka_offsets");
+    commit = strstr(s.text, "COMMIT;");
+    assert_true(kafka && commit && kafka < commit);
+    assert_non_null(
+        strstr(kafka, "('rec', 'trade_executed', 0, 41), ('rec', 'order_events', 3, 7)"));
+    assert_non_null(strstr(kafka, "GREATEST(o.last_offset, EXCLUDED.last_offset)"));
     rec_sql_free(&s);
 }
 
@@ -419,9 +475,10 @@ int main(void)
         cmocka_unit_test(batch_is_due_when_its_first_row_is_interval_old),
         cmocka_unit_test(forced_flush_takes_any_row_but_never_two_in_flight),
         cmocka_unit_test(sealed_batch_keeps_its_rows_while_new_ones_fill_the_next),
-        cmocka_unit_test(bound_counts_in_flight_rows_and_refuses_beyond_it),
+        cmocka_unit_test(pending_counts_in_flight_rows_and_nothing_is_refused),
+        cmocka_unit_test(batches_keep_the_last_kafka_offset_per_partition),
         cmocka_unit_test(positions_continue_from_the_stored_base),
-        cmocka_unit_test(adopted_rows_bypass_the_bound_and_count_as_accepted),
+        cmocka_unit_test(adopted_rows_count_as_accepted),
         cmocka_unit_test(steady_state_reuses_two_batches),
         cmocka_unit_test(backlog_goes_out_in_batches_of_batch_rows_oldest_first),
         cmocka_unit_test(handover_carries_held_rows_and_their_position),
