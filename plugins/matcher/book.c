@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -75,16 +79,19 @@ void book_output_free(book_output *o)
     memset(o, 0, sizeof *o);
 }
 
-/* ---- id map: open addressing, linear probing, backward-shift deletion ----
+/* ---- id map: buckets of seven lanes, compared at once ----
  *
- * A slot is 8 bytes: the top 32 bits of the id's multiplicative hash (which
- * also give the home slot) and the record index. The full id lives only in
- * the record, so a lookup confirms a tag match there; cancels and replaces
- * read that record anyway, and a small table stays in cache. */
+ * A lane holds the top 32 bits of the id's multiplicative hash (| 1, so 0
+ * can mean empty), whose top bits also pick the home bucket, and the record
+ * index. The full id lives only in the record, so a lookup confirms a tag
+ * match there; cancels and replaces read that record anyway. An entry goes
+ * to a later bucket only when its home is full (rare below the load limit);
+ * the home then counts it in tag[7], so a lookup that misses knows, without
+ * tombstones, whether it must look further. */
 
 static inline uint32_t id_tag(uint64_t id)
 {
-    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32);
+    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) | 1u;
 }
 
 /* The id of record idx in an array of records with the id first. */
@@ -95,51 +102,127 @@ static inline uint64_t id_at(const void *base, size_t stride, uint32_t idx)
     return id;
 }
 
-static int idmap_init(id_map *m, uint32_t cap)
+/* Bit l set when lane l (of the seven) holds `tag` (0: empty lanes). */
+static inline unsigned bucket_match(const id_bucket *bk, uint32_t tag)
 {
-    m->slots = calloc(cap, sizeof *m->slots);
-    if (!m->slots)
+#if defined(__AVX2__)
+    __m256i t = _mm256_load_si256((const __m256i *)(const void *)bk->tag);
+    __m256i m = _mm256_cmpeq_epi32(t, _mm256_set1_epi32((int)tag));
+    return (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(m)) & 0x7fu;
+#elif defined(__SSE2__)
+    __m128i k = _mm_set1_epi32((int)tag);
+    __m128i a = _mm_load_si128((const __m128i *)(const void *)bk->tag);
+    __m128i c = _mm_load_si128((const __m128i *)(const void *)(bk->tag + 4));
+    unsigned lo = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(a, k)));
+    unsigned hi = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(c, k)));
+    return (lo | hi << 4) & 0x7fu;
+#else
+    unsigned m = 0;
+    for (unsigned l = 0; l < ID_LANES; l++)
+        m |= (unsigned)(bk->tag[l] == tag) << l;
+    return m;
+#endif
+}
+
+static int idmap_init(id_map *m, uint32_t buckets)
+{
+    /* calloc, aligned by hand: one bucket per cache line. */
+    void *raw = calloc((size_t)buckets + 1, sizeof(id_bucket));
+    if (!raw)
         return ARB_ENOMEM;
-    m->mask = cap - 1;
+    m->raw = raw;
+    m->b = (id_bucket *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    m->mask = buckets - 1;
+    m->shift = 32 - __builtin_ctz(buckets);
     m->count = 0;
-    m->removals = 0;
-    m->shift = 32 - __builtin_ctz(cap);
+    /* 2.5 entries per bucket on average: a full bucket is rare. */
+    m->limit = buckets * 5 / 2;
     return ARB_OK;
 }
 
-/* Looks id up. Returns its record index, or 0; either way *slot is where
- * the probe stopped: the id's slot, or the empty slot it would take (valid
- * for idmap_fill only until the next removal). */
-static inline uint32_t idmap_probe(const id_map *m, uint64_t id, const void *base, size_t stride,
-                                   uint32_t *slot)
+static void idmap_free(id_map *m)
 {
-    uint32_t tag = id_tag(id);
-    for (uint32_t i = tag >> m->shift;; i = (i + 1) & m->mask) {
-        id_slot s = m->slots[i];
-        if (s.idx == 0 || (s.tag == tag && id_at(base, stride, s.idx) == id)) {
-            *slot = i;
-            return s.idx;
+    free(m->raw);
+    memset(m, 0, sizeof *m);
+}
+
+/* The rare case: entries of home bucket h that live in later buckets. */
+static __attribute__((noinline)) uint32_t idmap_find_far(const id_map *m, uint32_t tag, uint64_t id,
+                                                         const void *base, size_t stride,
+                                                         uint32_t *pos)
+{
+    uint32_t h = tag >> m->shift;
+    uint32_t left = m->b[h].tag[7];
+    for (uint32_t i = (h + 1) & m->mask; left; i = (i + 1) & m->mask) {
+        const id_bucket *bk = &m->b[i];
+        for (uint32_t l = 0; l < ID_LANES; l++) {
+            uint32_t t = bk->tag[l];
+            if (!t || t >> m->shift != h)
+                continue;
+            left--;
+            if (t == tag && id_at(base, stride, bk->idx[l]) == id) {
+                *pos = i * 8 + l;
+                return bk->idx[l];
+            }
+        }
+    }
+    return 0;
+}
+
+/* Looks id up: its record index (and *pos, its lane), or 0. */
+static inline uint32_t idmap_find_tag(const id_map *m, uint32_t tag, uint64_t id, const void *base,
+                                      size_t stride, uint32_t *pos)
+{
+    uint32_t h = tag >> m->shift;
+    const id_bucket *bk = &m->b[h];
+    for (unsigned hit = bucket_match(bk, tag); hit; hit &= hit - 1) {
+        unsigned l = (unsigned)__builtin_ctz(hit);
+        if (LIKELY(id_at(base, stride, bk->idx[l]) == id)) {
+            *pos = h * 8 + l;
+            return bk->idx[l];
+        }
+    }
+    if (LIKELY(!bk->tag[7]))
+        return 0;
+    return idmap_find_far(m, tag, id, base, stride, pos);
+}
+
+static inline uint32_t idmap_find(const id_map *m, uint64_t id, const void *base, size_t stride,
+                                  uint32_t *pos)
+{
+    return idmap_find_tag(m, id_tag(id), id, base, stride, pos);
+}
+
+static __attribute__((noinline)) void idmap_put_far(id_map *m, uint32_t tag, uint32_t idx)
+{
+    uint32_t h = tag >> m->shift;
+    m->b[h].tag[7]++;
+    for (uint32_t i = (h + 1) & m->mask;; i = (i + 1) & m->mask) {
+        unsigned empty = bucket_match(&m->b[i], 0);
+        if (empty) {
+            unsigned l = (unsigned)__builtin_ctz(empty);
+            m->b[i].tag[l] = tag;
+            m->b[i].idx[l] = idx;
+            return;
         }
     }
 }
 
-static inline uint32_t idmap_find(const id_map *m, uint64_t id, const void *base, size_t stride)
-{
-    uint32_t slot;
-    return idmap_probe(m, id, base, stride, &slot);
-}
-
+/* Inserts an id known to be absent; capacity was reserved. */
 static inline void idmap_put_tag(id_map *m, uint32_t tag, uint32_t idx)
 {
-    uint32_t i = tag >> m->shift;
-    while (m->slots[i].idx)
-        i = (i + 1) & m->mask;
-    m->slots[i].tag = tag;
-    m->slots[i].idx = idx;
+    id_bucket *bk = &m->b[tag >> m->shift];
+    unsigned empty = bucket_match(bk, 0);
     m->count++;
+    if (LIKELY(empty)) {
+        unsigned l = (unsigned)__builtin_ctz(empty);
+        bk->tag[l] = tag;
+        bk->idx[l] = idx;
+        return;
+    }
+    idmap_put_far(m, tag, idx);
 }
 
-/* Inserts an id known to be absent; capacity was reserved. */
 static inline void idmap_put(id_map *m, uint64_t id, uint32_t idx)
 {
     idmap_put_tag(m, id_tag(id), idx);
@@ -147,78 +230,49 @@ static inline void idmap_put(id_map *m, uint64_t id, uint32_t idx)
 
 static int idmap_grow(id_map *m, uint32_t more);
 
-/* Room for `more` ids at a load of at most 1/2: longer probe runs cost
- * more in mispredicted branches than the extra memory does in misses. */
 static inline int idmap_reserve(id_map *m, uint32_t more)
 {
-    if (LIKELY(((uint64_t)m->count + more) * 2 <= (uint64_t)m->mask + 1))
+    if (LIKELY((uint64_t)m->count + more <= m->limit))
         return ARB_OK;
     return idmap_grow(m, more);
 }
 
 static int idmap_grow(id_map *m, uint32_t more)
 {
-    uint64_t cap = (uint64_t)m->mask + 1;
-    uint64_t ncap = cap;
-    while (((uint64_t)m->count + more) * 2 > ncap)
-        ncap *= 2;
-    if (ncap > (1u << 30))
+    uint64_t nb = (uint64_t)m->mask + 1;
+    while (((uint64_t)m->count + more) * 2 > nb * 5)
+        nb *= 2;
+    if (nb > (1u << 27))
         return ARB_ENOMEM;
     id_map n;
-    if (idmap_init(&n, (uint32_t)ncap))
+    if (idmap_init(&n, (uint32_t)nb))
         return ARB_ENOMEM;
-    for (uint64_t i = 0; i < cap; i++)
-        if (m->slots[i].idx)
-            idmap_put_tag(&n, m->slots[i].tag, m->slots[i].idx);
-    free(m->slots);
+    for (uint64_t i = 0; i <= m->mask; i++)
+        for (uint32_t l = 0; l < ID_LANES; l++)
+            if (m->b[i].tag[l])
+                idmap_put_tag(&n, m->b[i].tag[l], m->b[i].idx[l]);
+    free(m->raw);
     *m = n;
     return ARB_OK;
 }
 
-/* Empties slot i, shifting later members of its probe run back into the
- * hole so lookups never need tombstones. */
-static inline void idmap_remove_at(id_map *m, uint32_t i)
+/* Empties the lane at pos (from a find). */
+static inline void idmap_remove_at(id_map *m, uint32_t pos)
 {
-    uint32_t j = i;
-    for (;;) {
-        j = (j + 1) & m->mask;
-        if (!m->slots[j].idx)
-            break;
-        uint32_t h = m->slots[j].tag >> m->shift;
-        if (((j - h) & m->mask) >= ((j - i) & m->mask)) {
-            m->slots[i] = m->slots[j];
-            i = j;
-        }
-    }
-    m->slots[i].idx = 0;
+    id_bucket *bk = &m->b[pos >> 3];
+    uint32_t l = pos & 7, h = bk->tag[l] >> m->shift;
+    if (UNLIKELY(h != pos >> 3))
+        m->b[h].tag[7]--;
+    bk->tag[l] = 0;
     m->count--;
-    m->removals++;
 }
 
-/* Removes the slot of record idx, which holds `id`. */
-static inline void idmap_erase(id_map *m, uint64_t id, uint32_t idx)
+/* Removes the entry of record idx, which holds `id`. */
+static inline void idmap_erase(id_map *m, uint64_t id, const void *base, size_t stride)
 {
-    uint32_t i = id_tag(id) >> m->shift;
-    while (m->slots[i].idx != idx) {
-        if (!m->slots[i].idx)
-            return;
-        i = (i + 1) & m->mask;
-    }
-    idmap_remove_at(m, i);
-}
-
-/* Fills the empty slot idmap_probe() found, unless a removal since then may
- * have opened a hole earlier in the probe run. */
-static inline void idmap_fill(id_map *m, uint32_t slot, uint32_t removals, uint64_t id,
-                              uint32_t idx)
-{
-    if (UNLIKELY(removals != m->removals)) {
-        idmap_put(m, id, idx);
-        return;
-    }
-    m->slots[slot].tag = id_tag(id);
-    m->slots[slot].idx = idx;
-    m->count++;
+    uint32_t pos;
+    if (idmap_find(m, id, base, stride, &pos))
+        idmap_remove_at(m, pos);
 }
 
 /* ---- the price-level window of one side ---- */
@@ -597,7 +651,8 @@ static int account_add(book_engine *e, uint64_t account, uint32_t *idx);
 
 static inline int account_get(book_engine *e, uint64_t account, uint32_t *idx)
 {
-    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts);
+    uint32_t pos;
+    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts, &pos);
     if (LIKELY(i)) {
         *idx = i;
         return ARB_OK;
@@ -685,7 +740,7 @@ static void book_free(order_book *b)
 {
     side_free(&b->side[0]);
     side_free(&b->side[1]);
-    free(b->ids.slots);
+    idmap_free(&b->ids);
     free(b);
 }
 
@@ -733,7 +788,7 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
     if (!b)
         return ARB_ENOMEM;
     if (side_init(&b->side[0], e->cfg.window_init) || side_init(&b->side[1], e->cfg.window_init) ||
-        idmap_init(&b->ids, 16)) {
+        idmap_init(&b->ids, 4)) {
         book_free(b);
         return ARB_ENOMEM;
     }
@@ -781,7 +836,7 @@ int book_engine_new(const book_config *cfg, book_engine **out)
     e->cfg = c;
     e->order_cap = (c.order_capacity ? c.order_capacity : 1024) + 1;
     e->orders = malloc((size_t)e->order_cap * sizeof *e->orders);
-    if (!e->orders || idmap_init(&e->acct_ids, 64)) {
+    if (!e->orders || idmap_init(&e->acct_ids, 16)) {
         book_engine_free(e);
         return ARB_ENOMEM;
     }
@@ -801,7 +856,7 @@ void book_engine_free(book_engine *e)
     free(e->book_slots);
     free(e->orders);
     free(e->accts);
-    free(e->acct_ids.slots);
+    idmap_free(&e->acct_ids);
     free(e->touched);
     book_output_free(&e->out);
     free(e);
@@ -996,7 +1051,7 @@ static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
 /* Forgets an unlinked record: id, account count, pool. */
 static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
 {
-    idmap_erase(&b->ids, e->orders[oi].order_id, oi);
+    idmap_erase(&b->ids, e->orders[oi].order_id, e->orders, sizeof *e->orders);
     forget_order(e, b, oi);
 }
 
@@ -1156,9 +1211,9 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     /* The table must not grow between the probe and the insert. */
     if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1)))
         r = ARB_R_MAX_OPEN_ORDERS;
-    uint32_t free_slot = 0, removals = b->ids.removals;
-    if (!r &&
-        UNLIKELY(idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders, &free_slot) != 0))
+    uint32_t tag = id_tag(c->order_id), pos;
+    if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
+                                      &pos) != 0))
         r = ARB_R_DUPLICATE_ORDER_ID;
     uint32_t acct = 0;
     if (!r && gtc) {
@@ -1241,7 +1296,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
         .flags = c->flags,
         .stp = stp,
     };
-    idmap_fill(&b->ids, free_slot, removals, c->order_id, oi);
+    idmap_put_tag(&b->ids, tag, oi);
     e->accts[acct].open++;
     b->orders++;
     e->live++;
@@ -1250,8 +1305,8 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
 
 static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
-    uint32_t slot;
-    uint32_t oi = idmap_probe(&b->ids, c->order_id, e->orders, sizeof *e->orders, &slot);
+    uint32_t pos;
+    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1263,13 +1318,14 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     }
     event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
     unlink_order(e, b, oi);
-    idmap_remove_at(&b->ids, slot);
+    idmap_remove_at(&b->ids, pos);
     forget_order(e, b, oi);
 }
 
 static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
-    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders);
+    uint32_t pos;
+    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1556,7 +1612,8 @@ void book__set_counters(order_book *b, uint64_t trade_seq, uint64_t md_seq, int6
 
 uint32_t book__account_open(const book_engine *e, uint64_t account)
 {
-    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts);
+    uint32_t pos;
+    uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts, &pos);
     return i ? e->accts[i].open : 0;
 }
 

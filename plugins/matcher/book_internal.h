@@ -7,9 +7,10 @@
  *   - Resting orders live in one engine-wide pool of 64-byte records, linked
  *     by 32-bit indices (0 is "none") into a FIFO per price level; freed
  *     records go on a free list, so steady-state matching never allocates.
- *   - Each book maps order ids to pool indices with an open-addressing table
- *     of 8-byte slots (linear probing, backward-shift deletion): ids may be
- *     large and sparse.
+ *   - Each book maps order ids to pool indices with a hash table of 64-byte
+ *     buckets of seven (tag, index) lanes, compared all at once (SIMD where
+ *     available): ids may be large and sparse, and a lookup costs one cache
+ *     line and no data-dependent branch.
  *   - Each side of a book keeps its price levels in a window of consecutive
  *     ticks, indexed directly, with a two-level bitmap to find the next best
  *     level. Prices are "keys" in which better is larger on both sides (bid
@@ -69,17 +70,22 @@ typedef struct book_side {
     uint32_t n_far, cap_far;
 } book_side;
 
-typedef struct id_slot {
-    uint32_t tag; /* top 32 bits of the id's hash */
-    uint32_t idx; /* record index; 0: empty slot */
-} id_slot;
+/* Seven entries per 64-byte bucket: a lookup reads one cache line and
+ * compares all its tags at once. tag[7] counts the entries whose home is
+ * this bucket but which had to go to a later one (it was full). */
+#define ID_LANES 7u
+typedef struct id_bucket {
+    uint32_t tag[8]; /* top bits of the id's hash, | 1; 0: empty lane */
+    uint32_t idx[8]; /* record index */
+} id_bucket;
 
 typedef struct id_map {
-    id_slot *slots;
-    uint32_t mask;
+    id_bucket *b; /* 64-byte aligned inside raw */
+    void *raw;
+    uint32_t mask; /* buckets - 1 */
+    int shift;     /* 32 - log2(buckets): tag >> shift is the home bucket */
     uint32_t count;
-    int shift;         /* 32 - log2(capacity): tag >> shift is the home slot */
-    uint32_t removals; /* counts removals, to know a probed empty slot is still right */
+    uint32_t limit; /* count that makes the map grow */
 } id_map;
 
 struct order_book {
