@@ -7,10 +7,31 @@
 # Starts arb-host with conf.d/monolith.ini on a free loopback port (two bench
 # API keys added with -s, the per-key rate limit lifted), an nginx with a
 # temporary config on another, then wrk (1 thread, 64 keep-alive
-# connections, tests/bench/bench_gateway.lua) against each in turn, and a
-# third run against the gateway throttled to half its measured rate for the
-# latency figure. Prints `bench:` lines; everything stops when it exits.
+# connections, tests/bench/bench_gateway.lua) against each in turn, and runs
+# against both throttled to half the gateway's measured rate for the latency
+# figures. Prints `bench:` lines; everything stops when it exits.
 # wrk and nginx-light are Debian packages, installed here if missing.
+#
+# What is compared, so the ratio means something:
+# - HTTP workers: nginx runs one worker process because the gateway serves
+#   HTTP on one event loop thread (its own; the matcher and the rest of the
+#   monolith run on the host's other loop). nginx keeps its fast defaults
+#   otherwise: access log off (the gateway keeps no access log either),
+#   unlimited keep-alive requests, epoll, sendfile irrelevant for `return`.
+# - Work: nginx returns a fixed 70-byte JSON body; the gateway does the whole
+#   order path for every request (auth, parse and validate the JSON body,
+#   publish to the matcher, wait for its answer, render the order).
+# - Same wrk, same Lua script, same 64 connections, runs alternating, each
+#   figure the median of ARB_BENCH_ROUNDS runs.
+# - CPU per request (server process user+system time from /proc over the run,
+#   divided by the requests served) is printed for both: on a shared machine
+#   it moves far less than req/s, and it is what bounds req/s when the cores
+#   are busy.
+# - Half rate: each connection pauses for a random (exponential) time
+#   between a response and its next request, mean chosen so the gateway is
+#   offered half its measured req/s (one short calibration run corrects for
+#   the time the requests themselves take); nginx gets the same pauses.
+#
 # ARB_BENCH_SECONDS (default 10) sets each run's length; ARB_BENCH_OVERRIDES
 # adds arb-host -s overrides (e.g. "matcher.thread=1" to put the matcher on
 # the gateway's loop); ARB_BENCH_CONFIG and ARB_BENCH_GATEWAY name the config
@@ -54,7 +75,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ---- nginx: one worker, like the gateway's one event loop ----
+# ---- nginx: one worker, like the gateway's one HTTP event loop ----
 nport=$(free_port)
 mkdir -p "$tmp/nginx"
 cat > "$tmp/nginx/nginx.conf" <<NGX
@@ -107,6 +128,7 @@ ARB_BUILD=$B "$B/arb-host" -c "$CONF" \
     $(for o in ${ARB_BENCH_OVERRIDES:-}; do printf -- '-s %s ' "$o"; done) \
     > "$tmp/monolith.log" 2>&1 &
 pids+=($!)
+echo $! > "$tmp/monolith.pid"
 
 wait_port "$nport" || { echo "bench-gateway: nginx did not start" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
 wait_port "$gport" || { echo "bench-gateway: the monolith did not start" >&2; tail -20 "$tmp/monolith.log" >&2; exit 1; }
@@ -134,18 +156,36 @@ ARB_BENCH_NAME=warmup wrk -t1 -c64 -d2s -s "$LUA" "http://127.0.0.1:$gport/v1/or
 # so a burst of other work on this shared machine moves one run, not the
 # reported figure or the ratio.
 ROUNDS=${ARB_BENCH_ROUNDS:-3}
-run() { # name port delay_ms round
-    ARB_BENCH_NAME=$1 ARB_BENCH_DELAY_MS=$3 wrk -t1 -c64 -d"${SECS}s" -s "$LUA" \
-        "http://127.0.0.1:$2/v1/orders" | grep '^bench:' > "$tmp/$1.$4"
+gpids=$(cat "$tmp/monolith.pid" 2>/dev/null || true)
+cpu_ticks() { # pids... -> user+system clock ticks so far
+    local t=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+run() { # name port delay_ms round pids...
+    local name=$1 port=$2 delay=$3 round=$4
+    shift 4
+    local t0 t1
+    t0=$(cpu_ticks "$@")
+    ARB_BENCH_NAME=$name ARB_BENCH_DELAY_MS=$delay wrk -t1 -c64 -d"${SECS}s" -s "$LUA" \
+        "http://127.0.0.1:$port/v1/orders" | grep '^bench:' > "$tmp/$name.$round"
+    t1=$(cpu_ticks "$@")
+    awk -v n="$name" -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$SECS" '
+        $2 == n "_rps" { rps = $3 }
+        END { if (rps > 0) printf "bench: %s_cpu_per_request %.1f us\n", n, t / hz * 1e6 / (rps * s) }' \
+        "$tmp/$name.$round" >> "$tmp/$name.$round"
 }
 median_round() { # name metric-suffix -> the file of the round with the median value
     for f in "$tmp/$1".*; do
         printf '%s %s\n' "$(awk -v m="bench: $1_$2" '$1" "$2 == m {print $3}' "$f")" "$f"
     done | sort -g | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}'
 }
+npids=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | tr '\n' ' ')
 for r in $(seq 1 "$ROUNDS"); do
-    run gateway_orders "$gport" 0 "$r"
-    run nginx_fixed_json "$nport" 0 "$r"
+    run gateway_orders "$gport" 0 "$r" $gpids
+    run nginx_fixed_json "$nport" 0 "$r" $npids
 done
 gfile=$(median_round gateway_orders rps)
 nfile=$(median_round nginx_fixed_json rps)
@@ -153,11 +193,26 @@ cat "$gfile" "$nfile"
 g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$gfile")
 n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$nfile")
 awk -v g="$g" -v n="$n" 'BEGIN { printf "bench: gateway_vs_nginx_ratio %.3f ratio\n", (n > 0 ? g / n : 0) }'
+echo "bench: nginx_workers 1 count"
 
-# Latency at half the measured rate: each of the 64 connections pauses so
-# that together they offer about g/2 requests per second.
-delay=$(awk -v g="$g" 'BEGIN { d = int(64 * 1000 / (g / 2)); print (d < 1 ? 1 : d) }')
+# Latency at half the measured rate. A connection's cycle is its pause plus
+# the request's own time, so a first guess (64 connections x 1000 / rate ms)
+# offers less than half: one short run measures the difference and the
+# pause is corrected by it.
+target=$(awk -v g="$g" 'BEGIN { print g / 2 }')
+delay=$(awk -v t="$target" 'BEGIN { printf "%.3f", 64 * 1000 / t }')
+SECS_FULL=$SECS
+SECS=3
+run calibrate "$gport" "$delay" 1
+got=$(awk '/_rps/ {print $3}' "$tmp/calibrate.1")
+delay=$(awk -v t="$target" -v d="$delay" -v got="$got" 'BEGIN {
+    o = (got > 0 ? 64 * 1000 / got - d : 0); d2 = 64 * 1000 / t - o
+    printf "%.3f", (d2 < 0.05 ? 0.05 : d2) }')
+SECS=$SECS_FULL
 for r in $(seq 1 "$ROUNDS"); do
-    run gateway_orders_half_rate "$gport" "$delay" "$r"
+    run gateway_orders_half_rate "$gport" "$delay" "$r" $gpids
+    run nginx_fixed_json_half_rate "$nport" "$delay" "$r" $npids
 done
+awk -v t="$target" 'BEGIN { printf "bench: half_rate_target %.0f req/s\n", t }'
 cat "$(median_round gateway_orders_half_rate p99)"
+cat "$(median_round nginx_fixed_json_half_rate p99)"

@@ -98,6 +98,14 @@ typedef struct pending {
     struct pending *ready_next;
 } pending;
 
+/* An order command waiting for the end of this loop turn (see send_batch). */
+typedef struct batched_cmd {
+    struct evhttp_request *req;
+    arb_order_cmd cmd;
+    uint8_t async;
+} batched_cmd;
+#define GW_BATCH_MAX 256
+
 typedef struct stream_client {
     gateway *gw;
     struct evhttp_request *req;
@@ -138,6 +146,10 @@ struct gateway {
     pending *p_head, *p_tail;
     size_t n_pending;
     pending *ready_head;
+    batched_cmd *batch; /* commands of this loop turn, sent together */
+    size_t n_batch;
+    struct event *batch_ev;
+    int kick_topic, kick_sub; /* this instance's own topic, see publish_batch */
     stream_client *streams;
     size_t n_streams;
     uint64_t *book_sent; /* book version last streamed, per instrument */
@@ -495,6 +507,92 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
+/* A command the bus refused: the request waiting for it is answered 503
+ * (unless an event for its order already made it due an answer, which then
+ * stands), and a new order is forgotten. */
+static void batch_refused(gateway *gw, batched_cmd *b, int rc)
+{
+    if (!b->async)
+        for (pending *p = gw_map_get(&gw->pending_by_order, b->cmd.order_id); p; p = p->order_next)
+            if (p->req == b->req) {
+                if (p->ready)
+                    return;
+                pending_unlink(gw, p);
+                free(p);
+                break;
+            }
+    if (b->cmd.action == ARB_CMD_NEW)
+        gw_rm_order_drop(gw->rm, b->cmd.order_id);
+    evhttp_add_header(evhttp_request_get_output_headers(b->req), "Retry-After", "1");
+    reply_error(gw, b->req, 503, "matcher_unavailable",
+                rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
+                                : "the command could not be sent to the matcher");
+}
+
+/* Publishes the turn's commands and answers the asynchronous ones (202). */
+static void send_batch(gateway *gw)
+{
+    size_t n = gw->n_batch;
+    gw->n_batch = 0;
+    for (size_t i = 0; i < n; i++) {
+        batched_cmd *b = &gw->batch[i];
+        int rc = publish_cmd(gw, &b->cmd);
+        if (rc != ARB_OK) {
+            batch_refused(gw, b, rc);
+            continue;
+        }
+        if (b->cmd.action == ARB_CMD_NEW)
+            arb_counter_add(gw->m_orders, 1);
+        if (b->async) {
+            gw_order *o = gw_rm_order(gw->rm, b->cmd.order_id);
+            if (o)
+                gw_render_order(evhttp_request_get_output_buffer(b->req), gw->rm, o);
+            reply_json(gw, b->req, 202);
+        }
+    }
+}
+
+static void on_kick(void *user, const arb_msg *msg)
+{
+    (void)msg;
+    send_batch(user);
+}
+
+/* Order commands are published together at the end of the loop turn that
+ * read their requests, and from inside a delivery of this instance's own
+ * kick topic: the bus only queues what a delivery callback publishes and
+ * wakes the matcher's loop once when the delivery ends, where a publish
+ * made outside any callback wakes it every time. Under load that is one
+ * wake (a system call and, on a busy machine, a context switch) per batch
+ * instead of per order. */
+static void publish_batch(gateway *gw)
+{
+    if (!gw->n_batch)
+        return;
+    static const uint8_t kick = 0;
+    if (gw->kick_sub >= 0)
+        arb_publish(gw->ctx, gw->kick_topic, 0, &kick, 1);
+    /* Not delivered at once (no kick topic, or called inside a delivery):
+     * publish directly. */
+    if (gw->n_batch)
+        send_batch(gw);
+}
+
+static void on_batch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    publish_batch(arg);
+}
+
+static void batch_push(gateway *gw, struct evhttp_request *req, const arb_order_cmd *cmd, int async)
+{
+    if (gw->n_batch == GW_BATCH_MAX)
+        publish_batch(gw);
+    gw->batch[gw->n_batch++] = (batched_cmd){req, *cmd, (uint8_t)async};
+    if (gw->n_batch == 1)
+        event_active(gw->batch_ev, EV_TIMEOUT, 0);
+}
+
 static void handle_order_new(gateway *gw, struct evhttp_request *req)
 {
     gw_api_key *key = authenticate(gw, req);
@@ -552,26 +650,14 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
     cmd.qty = rq.qty;
     cmd.ts = o->created_ts;
     cmd.client_ref = rq.client_order_id[0] ? fnv1a(rq.client_order_id) : 0;
-    int rc = publish_cmd(gw, &cmd);
-    if (rc != ARB_OK) {
+    /* Wait before publishing: a matcher on this loop answers inside the
+     * batch's publish. */
+    if (!async && pending_add(gw, req, order_id, P_NEW)) {
         gw_rm_order_drop(gw->rm, order_id);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(gw, req, 503, "matcher_unavailable",
-                    rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
-                                    : "the order could not be sent to the matcher");
-        return;
-    }
-    arb_counter_add(gw->m_orders, 1);
-    /* A matcher on the same loop has already answered inside publish. */
-    o = gw_rm_order(gw->rm, order_id);
-    if (async || (o && o->status != GW_ST_PENDING)) {
-        if (o)
-            gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
-        reply_json(gw, req, async ? 202 : 200);
-        return;
-    }
-    if (pending_add(gw, req, order_id, P_NEW))
         reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
+        return;
+    }
+    batch_push(gw, req, &cmd, async);
 }
 
 /* The caller's order named by the path, or NULL after answering 400/403/404. */
@@ -635,36 +721,13 @@ static void handle_order_cancel(gateway *gw, struct evhttp_request *req, const g
     cmd.order_id = o->order_id;
     cmd.account = o->account;
     cmd.ts = arb_now(gw->ctx);
-    uint64_t id = o->order_id;
-    /* Wait before publishing: a matcher on this loop answers inside publish. */
-    if (!async && pending_add(gw, req, id, P_CANCEL)) {
+    /* Wait before publishing: a matcher on this loop answers inside the
+     * batch's publish. */
+    if (!async && pending_add(gw, req, o->order_id, P_CANCEL)) {
         reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more requests now");
         return;
     }
-    int rc = publish_cmd(gw, &cmd);
-    if (rc != ARB_OK) {
-        if (!async) {
-            for (pending *p = gw_map_get(&gw->pending_by_order, id); p; p = p->order_next)
-                if (p->req == req) {
-                    if (p->ready) /* cannot be: nothing was published */
-                        break;
-                    pending_unlink(gw, p);
-                    free(p);
-                    break;
-                }
-        }
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(gw, req, 503, "matcher_unavailable",
-                    rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
-                                    : "the cancel could not be sent to the matcher");
-        return;
-    }
-    if (async) {
-        o = gw_rm_order(gw->rm, id);
-        if (o)
-            gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
-        reply_json(gw, req, 202);
-    }
+    batch_push(gw, req, &cmd, async);
 }
 
 static void handle_order_list(gateway *gw, struct evhttp_request *req)
@@ -1271,6 +1334,7 @@ static int gw_create(arb_ctx *ctx, void **self)
     if (!gw)
         return ARB_ENOMEM;
     gw->ctx = ctx;
+    gw->kick_sub = -1;
     *self = gw;
     int64_t id_space, announce_ms;
     int rc;
@@ -1438,11 +1502,14 @@ static int gw_start(void *self)
         goto nomem;
 
     gw->flush_ev = event_new(gw->base, -1, 0, on_flush, gw);
+    gw->batch_ev = event_new(gw->base, -1, 0, on_batch, gw);
+    gw->batch = calloc(GW_BATCH_MAX, sizeof *gw->batch);
     gw->deadline_ev = evtimer_new(gw->base, on_deadline, gw);
     gw->heartbeat_ev = event_new(gw->base, -1, EV_PERSIST, on_heartbeat, gw);
     gw->stream_ev = event_new(gw->base, -1, EV_PERSIST, on_stream_timer, gw);
     gw->http = evhttp_new(gw->base);
-    if (!gw->flush_ev || !gw->deadline_ev || !gw->heartbeat_ev || !gw->stream_ev || !gw->http)
+    if (!gw->flush_ev || !gw->batch_ev || !gw->batch || !gw->deadline_ev || !gw->heartbeat_ev ||
+        !gw->stream_ev || !gw->http)
         goto nomem;
     struct timeval hb = ms_tv(gw->heartbeat_ms), st = ms_tv(gw->stream_ms);
     event_add(gw->heartbeat_ev, &hb);
@@ -1486,6 +1553,13 @@ static int gw_start(void *self)
         gw_stop(gw);
         return ARB_ERROR;
     }
+    char kick[96];
+    snprintf(kick, sizeof kick, "gateway.kick.%s", arb_instance_name(ctx));
+    if ((gw->kick_topic = arb_topic(ctx, kick)) < 0 ||
+        (gw->kick_sub = arb_subscribe(ctx, gw->kick_topic, on_kick, gw)) < 0) {
+        gw->kick_sub = -1;
+        arb_warn(ctx, "no topic %s: order commands are published one by one", kick);
+    }
     request_snapshots(gw);
     return ARB_OK;
 nomem:
@@ -1505,6 +1579,13 @@ static void gw_stop(void *self)
         stream_free(gw, s);
         evhttp_connection_free(evcon);
     }
+    /* Unsent commands: the waiting ones are answered with the pending below. */
+    for (size_t i = 0; i < gw->n_batch; i++)
+        if (gw->batch[i].async)
+            reply_error(gw, gw->batch[i].req, 503, "shutting_down", "the gateway is stopping");
+    gw->n_batch = 0;
+    free(gw->batch);
+    gw->batch = NULL;
     while (gw->p_head) {
         pending *p = gw->p_head;
         pending_unlink(gw, p);
@@ -1516,7 +1597,8 @@ static void gw_stop(void *self)
     if (gw->http)
         evhttp_free(gw->http);
     gw->http = NULL;
-    struct event **evs[] = {&gw->flush_ev, &gw->deadline_ev, &gw->heartbeat_ev, &gw->stream_ev};
+    struct event **evs[] = {&gw->flush_ev, &gw->batch_ev, &gw->deadline_ev, &gw->heartbeat_ev,
+                            &gw->stream_ev};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (*evs[i]) {
             event_free(*evs[i]);

@@ -6,8 +6,15 @@
 --
 -- Environment: ARB_BENCH_NAME (prefix of the bench: lines), ARB_BENCH_VENUE,
 -- ARB_BENCH_SYMBOL, ARB_BENCH_PRICE, ARB_BENCH_QTY, ARB_BENCH_KEY_BUY,
--- ARB_BENCH_KEY_SELL, ARB_BENCH_DELAY_MS (pause per connection between
--- requests; 0: as fast as possible).
+-- ARB_BENCH_KEY_SELL, ARB_BENCH_DELAY_MS (mean pause per connection between
+-- a response and the next request, in ms, fractions allowed; 0: as fast as
+-- possible).
+--
+-- The pauses are drawn at random (exponential, mean ARB_BENCH_DELAY_MS), not
+-- constant: with one fixed pause the 64 connections stay in step and send
+-- their requests in bursts of 64, so the latency measured at a moderate rate
+-- would be the time to work through a burst. Random pauses give arrivals
+-- spread as independent clients would send them, at the same mean rate.
 
 local name = os.getenv("ARB_BENCH_NAME") or "gateway"
 local venue = os.getenv("ARB_BENCH_VENUE") or "XA"
@@ -17,6 +24,7 @@ local qty = os.getenv("ARB_BENCH_QTY") or "0.001"
 local key_buy = os.getenv("ARB_BENCH_KEY_BUY") or "bench-buyer-key-0123456789"
 local key_sell = os.getenv("ARB_BENCH_KEY_SELL") or "bench-seller-key-0123456789"
 local delay_ms = tonumber(os.getenv("ARB_BENCH_DELAY_MS") or "0")
+math.randomseed(os.time())
 
 local function order(side, key)
   local body = string.format(
@@ -45,7 +53,14 @@ end
 -- wrk decides at start whether the script has delay(), so define it only
 -- when a pause is wanted.
 if delay_ms > 0 then
-  function delay() return delay_ms end
+  function delay()
+    -- wrk takes whole milliseconds: round up or down at random so the
+    -- mean stays delay_ms.
+    local d = -delay_ms * math.log(1 - math.random())
+    local whole = math.floor(d)
+    if math.random() < d - whole then whole = whole + 1 end
+    return whole
+  end
 end
 
 function done(summary, latency, requests)
