@@ -37,3 +37,10 @@ test_recorder_sim_SRCS := tests/integration/test_recorder_sim.c $(RECORDER_CORE)
 	plugins/recorder/pg_writer.c $(TESTHOST_SRCS)
 test_recorder_sim_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 test_recorder_sim_DEPS := $(B)/plugins/recorder.so
+
+# Resuming from stored Kafka positions after a crash (librdkafka's mock
+# cluster and a throwaway PostgreSQL).
+TESTS += test_recorder_kafka
+test_recorder_kafka_SRCS := tests/integration/test_recorder_kafka.c $(RECORDER_DB) $(TESTHOST_SRCS)
+test_recorder_kafka_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
+test_recorder_kafka_DEPS := $(B)/plugins/recorder.so

@@ -456,7 +456,12 @@ static void query_done(rec_writer *w)
         w->st = W_READY;
         if (w->hooks.kafka_positions)
             w->hooks.kafka_positions(w->hooks.user, w->kstored, w->nkstored);
-        if (rec_health_ok(&w->health, now) && w->hooks.state_changed)
+        /* A batch whose flush failed goes again first: the database is up
+         * once that commits, not merely because we could connect (a flush
+         * the server keeps refusing is one outage with a growing backoff,
+         * not a log line per retry). */
+        if (!(w->batcher->sealed && w->health.state == REC_DB_DOWN) &&
+            rec_health_ok(&w->health, now) && w->hooks.state_changed)
             w->hooks.state_changed(w->hooks.user, &w->health);
         maybe_flush(w);
         return;

@@ -440,6 +440,43 @@ static void flush_past_the_timeout_is_retried_on_a_new_connection(void **state)
     PQfinish(c);
 }
 
+static int three_failures(harness *h) { return rec_writer_health(h->w)->failures >= 3; }
+
+/* A flush the server keeps refusing (here a trigger) is one outage: the
+ * state goes down once, not down and up per retry, the backoff grows, and
+ * the database is up again only once the held batch commits. */
+static void refused_flush_is_one_outage_until_the_batch_commits(void **state)
+{
+    (void)state;
+    fresh_db("rec_refuse");
+    harness h;
+    harness_open(&h, "rec_refuse", 100, 10 * SEC, 20 * SEC);
+    assert_true(harness_run_until(&h, is_up, 20 * SEC));
+    PGconn *c = connect_db("rec_refuse");
+    exec_ok(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$; "
+               "CREATE TRIGGER refuse BEFORE INSERT ON trades "
+               "FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+    feed_trades(&h, 0, 250);
+    const rec_db_health *dh = rec_writer_health(h.w);
+    assert_true(harness_run_until(&h, three_failures, 20 * SEC)); /* retried with backoff */
+    assert_int_equal(dh->state, REC_DB_DOWN);
+    assert_true(dh->next_backoff_ns > 20 * MS); /* growing, not reset by each reconnect */
+    assert_int_equal(dh->outages, 1);
+    assert_non_null(strstr(dh->error, "refused by the test"));
+    exec_ok(c, "DROP TRIGGER refuse ON trades");
+    assert_true(harness_run_until(&h, all_committed, 20 * SEC));
+    /* up -> down -> up: one report each */
+    assert_int_equal(h.nstates, 3);
+    assert_int_equal(h.states[0], REC_DB_UP);
+    assert_int_equal(h.states[1], REC_DB_DOWN);
+    assert_int_equal(h.states[2], REC_DB_UP);
+    harness_close(&h);
+    wait_sessions_gone(c);
+    assert_trades_exactly(c, 250);
+    PQfinish(c);
+}
+
 /* ---- harness 2: recorder.so in the real host, fed through the bus ---- */
 
 typedef struct feeder {
@@ -757,6 +794,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
         cmocka_unit_test(stalled_flush_reports_slow_then_recovers),
         cmocka_unit_test(flush_past_the_timeout_is_retried_on_a_new_connection),
+        cmocka_unit_test(refused_flush_is_one_outage_until_the_batch_commits),
         cmocka_unit_test(malformed_dsn_is_a_config_error_with_its_line),
         cmocka_unit_test(database_outage_mid_run_records_exactly_what_was_produced),
         cmocka_unit_test(database_down_pauses_delivery_then_catches_up_losing_nothing),

@@ -1,0 +1,334 @@
+/*
+ * test_recorder_kafka.c -- the recorder resuming from its stored Kafka
+ * positions: recorder.so in the real host with the Kafka transport over
+ * librdkafka's mock cluster, PostgreSQL from a throwaway server
+ * (scripts/with-pg.sh; the binary re-runs itself under it when started
+ * plainly). Each test gets its own database, topic and consumer group.
+ *
+ * The crash: a recorder host takes records from Kafka while the database
+ * will not finish its flushes (a lock held by the test), and goes away with
+ * those rows only in memory. The transport has committed the group's offsets
+ * past them (it commits what the recorder handled), so a recorder that
+ * started from the group's offsets would never see them again. A new
+ * recorder host in the same group must seek each partition to its stored
+ * offset + 1: the table then holds exactly what was produced (count and
+ * digest), and it read exactly the records the database lacked.
+ * Not for the recorder's SQL or outage handling (test_recorder_pg.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <time.h>
+
+#include "../../plugins/recorder/pg_writer.h"
+#include "arb/instrument.h"
+#include "arb/wire.h"
+#include "host.h"
+#include "test_recorder_support.h"
+#include "testhost.h"
+
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static char bootstrap[256];
+
+static const char *const venues[] = {"XA", "XB"};
+static const char *const symbols[] = {"BTCUSD", "ETHUSD", "SOLUSD"};
+
+/* Trade i of a deterministic stream; six instruments, so the records spread
+ * over the topic's partitions by their instrument key. */
+static arb_trade make_trade(uint64_t i)
+{
+    arb_trade t;
+    memset(&t, 0, sizeof t);
+    arb_fixstr_set(t.venue, ARB_VENUE_LEN, venues[i % 2]);
+    arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, symbols[i % 3]);
+    t.trade_id = (i + 1) * 0x9E3779B97F4A7C15ull;
+    t.price = 10000 + (int64_t)(i % 977);
+    t.qty = 1 + (int64_t)(i % 50);
+    t.buy_order_id = 2 * i + 1;
+    t.sell_order_id = 2 * i + 2;
+    t.buy_account = 100 + i % 7;
+    t.sell_account = 200 + i % 11;
+    t.ts = 1700000000000000000LL + (int64_t)i * 1000003;
+    t.seq = i;
+    t.aggressor = (uint8_t)(1 + i % 2);
+    return t;
+}
+
+static rec_scale scale_of(const arb_trade *t)
+{
+    (void)t;
+    return (rec_scale){2, 3};
+}
+
+static const char instruments_ini[] =
+    "[instrument XA:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XA:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XA:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XB:BTCUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XB:ETHUSD]\nprice_decimals = 2\nqty_decimals = 3\n"
+    "[instrument XB:SOLUSD]\nprice_decimals = 2\nqty_decimals = 3\n";
+
+static void assert_trades_exactly(PGconn *c, uint64_t n)
+{
+    arb_trade *t = malloc(n * sizeof *t);
+    for (uint64_t i = 0; i < n; i++)
+        t[i] = make_trade(i);
+    assert_trades_table_holds(c, t, n, scale_of);
+    free(t);
+}
+
+/* ---- hosts ---- */
+
+static testhost *kafka_host(const char *id, const char *group, const char *prefix,
+                            const char *plugin)
+{
+    char ini[4096];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = %s\nlog_level = warn\nannounce_ms = 0\n"
+             "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = trade_executed\n"
+             "topic_prefix = %s\ngroup = %s\ncommit_interval_ms = 20\n"
+             "[kafka.consumer]\nsession.timeout.ms = 3100\nheartbeat.interval.ms = 300\n%s%s",
+             id, bootstrap, prefix, group, plugin, instruments_ini);
+    testhost *t = testhost_new(ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    return t;
+}
+
+/* A recorder that holds what the database will not take and writes nothing
+ * at stop: its host going away is a crash as far as the rows are concerned. */
+static testhost *recorder_host(const char *id, const char *db, const char *prefix)
+{
+    char plugin[512], group[64];
+    snprintf(group, sizeof group, "g-%srecorder", prefix);
+    snprintf(plugin, sizeof plugin,
+             "[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\nbatch_rows = 100\n"
+             "flush_interval_ms = 20\nbackoff_min_ms = 50\nbackoff_max_ms = 300\n"
+             "drain_timeout_ms = 0\nrecord_order_events = false\n",
+             db);
+    return kafka_host(id, group, prefix, plugin);
+}
+
+static void publish_trades(testhost *prod, uint64_t from, uint64_t to)
+{
+    arb_ctx *c = testhost_ctx(prod);
+    uint8_t buf[ARB_TRADE_LEN];
+    for (uint64_t i = from; i < to; i++) {
+        arb_trade t = make_trade(i);
+        uint32_t len = arb_trade_encode(&t, buf, sizeof buf);
+        int rc;
+        while ((rc = arb_publish(c, ARB_TOPIC_TRADE_EXECUTED, arb_instrument_key(t.venue, t.symbol),
+                                 buf, len)) == ARB_EFULL)
+            testhost_run(prod, 1 * MS);
+        assert_int_equal(rc, ARB_OK);
+    }
+}
+
+static uint64_t metric_value(testhost *t, int kind, const char *name, const char *labels)
+{
+    arbh_metric *m = arbh_metric_get(testhost_host(t), "recorder", kind, name, labels, NULL);
+    assert_non_null(m);
+    return kind == 'c' ? atomic_load(&m->u.counter.value)
+                       : (uint64_t)atomic_load(&m->u.gauge.value);
+}
+
+static uint64_t received(testhost *t)
+{
+    return metric_value(t, 'c', "recorder_received_total", "topic=\"trade_executed\"");
+}
+
+typedef struct until {
+    testhost *rec;
+    uint64_t received, committed;
+} until;
+
+static int reached(void *user)
+{
+    until *u = user;
+    return received(u->rec) >= u->received &&
+           metric_value(u->rec, 'c', "recorder_rows_committed_total", "table=\"trades\"") >=
+               u->committed;
+}
+
+/* Runs the producer's and the recorder's loops in turn until the recorder
+ * received and committed that many rows. */
+static int run_both(testhost *prod, testhost *rec, uint64_t want_received, uint64_t want_committed,
+                    int64_t max_ns)
+{
+    until u = {rec, want_received, want_committed};
+    int64_t deadline = rec_clock_ns() + max_ns;
+    while (!reached(&u) && rec_clock_ns() < deadline) {
+        testhost_run(prod, 2 * MS);
+        testhost_run_until(rec, reached, &u, 50 * MS);
+    }
+    return reached(&u);
+}
+
+static void run_both_for(testhost *prod, testhost *rec, int64_t ns)
+{
+    int64_t deadline = rec_clock_ns() + ns;
+    while (rec_clock_ns() < deadline) {
+        testhost_run(prod, 2 * MS);
+        testhost_run(rec, 20 * MS);
+    }
+}
+
+/* ---- the crash and the resume ---- */
+
+/* How the database keeps the first recorder's rows from being stored: its
+ * flushes hang on a lock (one may complete on the server after the crash),
+ * or they fail (a trigger refuses every insert). */
+enum db_trouble { DB_STALLS, DB_REFUSES };
+
+static void wait_db_up(testhost *rec)
+{
+    int64_t deadline = rec_clock_ns() + 20 * SEC;
+    while (metric_value(rec, 'g', "recorder_db_up", NULL) != 1 && rec_clock_ns() < deadline)
+        testhost_run(rec, 5 * MS);
+    assert_int_equal(metric_value(rec, 'g', "recorder_db_up", NULL), 1);
+}
+
+/* One run: the first recorder stores `stored_before` rows of the first half
+ * (0: none), then the database gives trouble while it takes the rest of the
+ * half, and it goes away holding those rows. The second half is produced
+ * and a second recorder of the same group finishes the job. */
+static void crash_then_resume(const char *db, const char *prefix, uint64_t n,
+                              uint64_t stored_before, enum db_trouble trouble)
+{
+    fresh_db(db);
+    PGconn *c = connect_db(db);
+    testhost *prod = kafka_host("rk-prod", "g-prod", prefix, "");
+    testhost *r1 = recorder_host("rk-rec-1", db, prefix);
+    wait_db_up(r1); /* the schema is there */
+    PGconn *block = connect_db(db);
+    if (!stored_before) /* before any record can arrive */
+        exec_ok(block, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$; "
+                       "CREATE TRIGGER refuse BEFORE INSERT ON trades "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+    publish_trades(prod, 0, n / 2);
+    if (stored_before) {
+        assert_true(run_both(prod, r1, 0, stored_before, 30 * SEC));
+        if (trouble == DB_STALLS) {
+            exec_ok(block, "BEGIN");
+            exec_ok(block, "LOCK TABLE trades IN ACCESS EXCLUSIVE MODE");
+        } else {
+            exec_ok(block, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                           "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$; "
+                           "CREATE TRIGGER refuse BEFORE INSERT ON trades "
+                           "FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+        }
+    }
+    assert_true(run_both(prod, r1, n / 2, 0, 30 * SEC));
+    /* Long enough for the transport to commit the group's offsets. */
+    run_both_for(prod, r1, 300 * MS);
+    assert_int_equal(received(r1), n / 2);
+    assert_true(metric_value(r1, 'g', "recorder_buffered_rows", NULL) > 0);
+    testhost_free(r1); /* the crash: held rows are gone */
+    if (trouble == DB_STALLS && stored_before)
+        exec_ok(block, "COMMIT");
+    else
+        exec_ok(block, "DROP TRIGGER refuse ON trades");
+    PQfinish(block);
+    wait_sessions_gone(c);
+    uint64_t stored = (uint64_t)q_int(c, "SELECT count(*) FROM trades");
+    assert_true(stored >= stored_before);
+    assert_true(stored < n / 2);
+    if (trouble == DB_REFUSES)
+        assert_int_equal(stored, stored_before ? stored : 0);
+    /* The positions stored describe exactly the rows stored. */
+    assert_int_equal(q_int(c, "SELECT coalesce(sum(last_offset + 1), 0) FROM "
+                              "recorder_kafka_offsets WHERE topic = 'trade_executed'"),
+                     (long long)stored);
+
+    publish_trades(prod, n / 2, n);
+    testhost *r2 = recorder_host("rk-rec-2", db, prefix);
+    assert_true(run_both(prod, r2, n - stored, n - stored, 60 * SEC));
+    run_both_for(prod, r2, 200 * MS);
+    /* Exactly what the database lacked: not from the group's committed
+     * offsets (fewer), not from the beginning (more). */
+    assert_int_equal(received(r2), n - stored);
+    assert_int_equal(metric_value(r2, 'c', "recorder_kafka_skipped_total", NULL), 0);
+    assert_int_equal(metric_value(r2, 'c', "recorder_kafka_missing_total", NULL), 0);
+    assert_true(metric_value(r2, 'c', "recorder_kafka_seeks_total", NULL) > 0);
+    testhost_free(r2);
+    testhost_free(prod);
+
+    assert_trades_exactly(c, n);
+    assert_int_equal(q_int(c, "SELECT coalesce(sum(last_offset + 1), 0) FROM "
+                              "recorder_kafka_offsets WHERE topic = 'trade_executed'"),
+                     (long long)n);
+    PQfinish(c);
+}
+
+static uint64_t test_rows(void) { return 4000 / (uint64_t)scale_down(); }
+
+static void crash_with_flushes_hanging_resumes_from_the_stored_offsets(void **state)
+{
+    (void)state;
+    uint64_t n = test_rows();
+    crash_then_resume("rec_kafka_stall", "stall.", n, n / 8, DB_STALLS);
+}
+
+static void crash_with_flushes_failing_resumes_from_the_stored_offsets(void **state)
+{
+    (void)state;
+    uint64_t n = test_rows();
+    crash_then_resume("rec_kafka_fail", "fail.", n, n / 8, DB_REFUSES);
+}
+
+static void crash_before_anything_was_stored_resumes_from_the_beginning(void **state)
+{
+    (void)state;
+    crash_then_resume("rec_kafka_none", "none.", test_rows(), 0, DB_REFUSES);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
+    if (!mock)
+        return -1;
+    snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    /* Three partitions per run, each run under its own prefix. */
+    rd_kafka_mock_topic_create(mock, "stall.trade_executed", 3, 1);
+    rd_kafka_mock_topic_create(mock, "fail.trade_executed", 3, 1);
+    rd_kafka_mock_topic_create(mock, "none.trade_executed", 3, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(mock_rk);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    rec_test_reexec_under_pg(argv[0]);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(crash_with_flushes_hanging_resumes_from_the_stored_offsets),
+        cmocka_unit_test(crash_with_flushes_failing_resumes_from_the_stored_offsets),
+        cmocka_unit_test(crash_before_anything_was_stored_resumes_from_the_beginning),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
