@@ -455,6 +455,52 @@ static void silent_matcher_gives_504_naming_the_order(void **state)
     call_free(c);
 }
 
+typedef struct call_set {
+    http_call *calls;
+    size_t n;
+} call_set;
+
+static int all_done(void *user)
+{
+    call_set *cs = user;
+    for (size_t i = 0; i < cs->n; i++)
+        if (!cs->calls[i].done)
+            return 0;
+    return 1;
+}
+
+/* Requests that reach the gateway in the same loop turn are published
+ * together; each must still get its own order's answer. */
+static void orders_sent_at_once_are_each_answered_with_their_own_result(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    static const char *const prices[3] = {"100.00", "101.00", "102.00"};
+    static const char *const want[3] = {"open", "filled", "rejected"};
+    static char bodies[N][256];
+    http_call calls[N];
+    pthread_t th[N];
+    memset(calls, 0, sizeof calls);
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "%s", order_body("buy", prices[i % 3], "1"));
+        calls[i] = (http_call){
+            .port = port, .method = "POST", .path = "/v1/orders", .key = KEY_A, .body = bodies[i]};
+    }
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, http_thread, &calls[i]);
+    call_set cs = {calls, N};
+    testhost_run_until(host, all_done, &cs, 10000 * MS);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(calls[i].status, 200);
+        json_t *j = body_json(&calls[i]);
+        assert_string_equal(jstr(j, "status"), want[i % 3]);
+        assert_string_equal(jstr(j, "price"), prices[i % 3]);
+        json_decref(j);
+        free(calls[i].resp);
+    }
+}
+
 static void async_order_is_accepted_at_once(void **state)
 {
     (void)state;
@@ -1022,6 +1068,7 @@ int main(void)
         T(crossing_order_is_answered_with_all_its_fills),
         T(rejected_order_is_answered_with_the_reason),
         T(silent_matcher_gives_504_naming_the_order),
+        T(orders_sent_at_once_are_each_answered_with_their_own_result),
         T(async_order_is_accepted_at_once),
         T(order_ids_increase_and_are_strings),
         T(account_sees_its_order_but_not_anothers),
