@@ -12,11 +12,16 @@
  *   stp = cancel_resting              ; or cancel_incoming, none: self-trade
  *                                     ; prevention when an order names none
  *   max_open_orders = 0               ; resting orders per account, 0 = no limit
+ *                                     ; (per order_commands partition over Kafka)
  *   snapshot_levels = 0               ; levels per side in a snapshot, 0 = all
  *   order_capacity = 65536            ; resting orders allocated up front
+ *                                     ; (per partition over Kafka)
  *   stamp = matcher                   ; matcher: outputs carry the host's time
  *                                     ; (simulated time in a sim); command:
  *                                     ; they carry the command's ts (replay)
+ *   snapshot_topic = matcher_snapshots     ; scale-out over Kafka (below)
+ *   snapshot_interval_ms = 1000            ; 0: only when a partition leaves
+ *   snapshot_read_timeout_ms = 10000
  *
  * The admin endpoint serves GET /plugins/<instance>/book?venue=XA&symbol=
  * BTCUSD[&depth=N] as JSON (arbctl book XA BTCUSD); an ARB_CMD_SNAPSHOT
@@ -28,7 +33,41 @@
  *
  * If the bus refuses a record (a full queue), the output waits here, in
  * order, and a timer retries; nothing is dropped unless the backlog passes
- * its cap. Not here: the matching rules (book.h) or any Kafka/host detail.
+ * its cap.
+ *
+ * Scale-out. Commands published in process (partition -1) all go to one
+ * engine, as in a monolith. Commands that come through Kafka go to one
+ * engine per order_commands partition, so several matchers in one consumer
+ * group split the books by partition, and a partition's books move whole:
+ *   - Every snapshot_interval_ms each owned partition's books are captured
+ *     with the offset of the last command they applied, and published one
+ *     interval later (by then the output they contain has reached Kafka) on
+ *     snapshot_topic, keyed by an instrument of the partition so the record
+ *     lands on the same partition number. A partition taken away publishes a
+ *     final snapshot at once (the transport flushes before it commits).
+ *   - A partition given to this matcher is rebuilt from the last record of
+ *     its snapshot partition (checked: it must name the same partition) and
+ *     the input after it (a seek to offset + 1); with none, from the start.
+ *   - Replay does not repeat output. trade_executed and market_data share
+ *     order_commands' key and partition count, and the idempotent producer
+ *     keeps each partition a gap-free prefix of what was produced; so the
+ *     last record of trade_executed (and of market_data) partition P is the
+ *     newest the previous owner got out. Replay suppresses trades until it
+ *     regenerates that trade id (ids are a pure function of the input),
+ *     market data until it regenerates that record (book, sequence, kind),
+ *     and order events until both points are passed. A snapshot found ahead
+ *     of the trades in Kafka (its output was lost in a crash) is not used:
+ *     the partition is rebuilt from the start of its input.
+ *   What remains after a kill -9: order events are keyed by account, on other
+ *   partitions, so the events of the last commands before the crash may be
+ *   repeated (those after the newest trade and market data record that made
+ *   it out; in practice rejects) or, if they were still in the dead
+ *   producer's queue while a later trade got out, lost. Both are bounded by
+ *   what was in flight at the crash; a repeated event is byte-identical
+ *   (same order id and per-partition seq) so consumers dedupe on
+ *   (venue, symbol, order_id, seq).
+ *
+ * Not here: the matching rules (book.h) or any Kafka/host detail.
  */
 #include <arb/instrument.h>
 #include <arb/plugin.h>
@@ -47,6 +86,7 @@
 #define BACKLOG_CAP (256u << 20) /* bytes of unpublished output before dropping */
 #define RETRY_NS 1000000ull
 #define DECODE_LOG_INTERVAL_NS 1000000000ll
+#define MS_NS 1000000ll
 
 typedef struct book_metrics {
     arb_gauge *orders, *bid_levels, *ask_levels;
@@ -59,9 +99,44 @@ typedef struct backlog {
     uint64_t records;
 } backlog;
 
+/* Where replay after a takeover may start publishing again: the newest
+ * record of a partition the previous owner got into Kafka. */
+typedef struct replay_fence {
+    int active;
+    uint64_t trade_id; /* trade_executed: the newest trade */
+    char venue[ARB_VENUE_LEN], symbol[ARB_SYMBOL_LEN];
+    uint64_t md_seq; /* market_data: the newest record's book and sequence */
+    uint8_t md_kind;
+} replay_fence;
+
+/* The books of one order_commands partition (partition -1: commands
+ * published in process), and where their input stands. */
+typedef struct partition_books {
+    int32_t partition;
+    book_engine *engine;
+    int64_t applied;        /* offset of the last command applied; -1: none */
+    int64_t snapped;        /* offset the last published snapshot covers; -1: none */
+    uint64_t key;           /* an instrument key of the partition (routes snapshots); 0: none */
+    uint64_t last_trade_id; /* the newest trade these books produced */
+    uint8_t *staged;        /* a captured snapshot waiting one interval */
+    size_t staged_len;
+    int64_t staged_offset;
+    replay_fence trades, md;
+} partition_books;
+
 typedef struct matcher {
     arb_ctx *ctx;
-    book_engine *engine;
+    book_config cfg;
+    char *names; /* the instruments setting, for engines made later */
+    partition_books **parts;
+    size_t n_parts, cap_parts;
+    partition_books *local;  /* partition -1, always there (parts[0]) */
+    partition_books **owner; /* by book index: the partition whose engine holds the live book */
+    int partitioned;         /* Kafka partitions get engines of their own */
+    int snap_topic;
+    const char *snap_topic_name;
+    int64_t snap_interval_ms, snap_read_timeout_ms;
+    int snap_timer;
     arb_instrument_table all; /* every configured instrument */
     int stamp_command;
     uint8_t *buf; /* encode buffer, ARB_WIRE_MAX bytes */
@@ -73,7 +148,8 @@ typedef struct matcher {
     arb_counter *m_commands, *m_trades, *m_events, *m_md, *m_decode_errors, *m_not_ours;
     arb_counter *m_refused, *m_dropped;
     arb_counter *m_rejects[ARB_R_REASON_MAX + 1];
-    arb_gauge *m_backlog;
+    arb_counter *m_snapshots, *m_restores, *m_suppressed;
+    arb_gauge *m_backlog, *m_partitions;
     arb_histogram *m_latency;
 } matcher;
 
@@ -85,12 +161,6 @@ static int64_t mono_ns(void)
 }
 
 /* ---- config ---- */
-
-typedef struct name_list {
-    matcher *m;
-    book_config *cfg;
-    int rc;
-} name_list;
 
 static int parse_stp(const char *s, uint8_t *out)
 {
@@ -105,14 +175,17 @@ static int parse_stp(const char *s, uint8_t *out)
     return ARB_OK;
 }
 
-/* Adds the books named in `instruments` (all when empty) to the engine. */
-static int add_books(matcher *m, const char *names)
+/* Adds the books named in `instruments` (all when empty) to an engine.
+ * `report` is set for the first engine, whose errors are config errors. */
+static int add_books(matcher *m, book_engine *e, int report)
 {
+    const char *names = m->names;
     if (!names[0]) {
         for (size_t i = 0; i < m->all.count; i++)
-            if (book_engine_add_instrument_id(m->engine, &m->all.items[i], (uint32_t)i + 1))
-                return arb_cfg_reject(m->ctx, "instruments", "cannot add %s:%s",
-                                      m->all.items[i].venue, m->all.items[i].symbol);
+            if (book_engine_add_instrument_id(e, &m->all.items[i], (uint32_t)i + 1))
+                return report ? arb_cfg_reject(m->ctx, "instruments", "cannot add %s:%s",
+                                               m->all.items[i].venue, m->all.items[i].symbol)
+                              : ARB_EINVAL;
         return ARB_OK;
     }
     char *copy = strdup(names);
@@ -129,21 +202,93 @@ static int add_books(matcher *m, const char *names)
             in = arb_instrument_find(&m->all, arb_fixstr(v, venue, ARB_VENUE_LEN),
                                      arb_fixstr(s, symbol, ARB_SYMBOL_LEN));
         if (!in)
-            rc = arb_cfg_reject(m->ctx, "instruments",
-                                "'%s' is not a configured [instrument VENUE:SYMBOL]", tok);
-        else if (book_engine_add_instrument_id(m->engine, in, (uint32_t)(in - m->all.items) + 1))
-            rc = arb_cfg_reject(m->ctx, "instruments", "'%s' is listed twice", tok);
+            rc = report ? arb_cfg_reject(m->ctx, "instruments",
+                                         "'%s' is not a configured [instrument VENUE:SYMBOL]", tok)
+                        : ARB_EINVAL;
+        else if (book_engine_add_instrument_id(e, in, (uint32_t)(in - m->all.items) + 1))
+            rc = report ? arb_cfg_reject(m->ctx, "instruments", "'%s' is listed twice", tok)
+                        : ARB_EINVAL;
     }
     free(copy);
     return rc;
+}
+
+/* A fresh engine with every book this matcher serves. */
+static int engine_new(matcher *m, book_engine **out, int report)
+{
+    int rc = book_engine_new(&m->cfg, out);
+    if (rc)
+        return rc;
+    if ((rc = add_books(m, *out, report))) {
+        book_engine_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* ---- partitions and their engines ---- */
+
+static void partition_books_free(partition_books *pb)
+{
+    if (!pb)
+        return;
+    book_engine_free(pb->engine);
+    free(pb->staged);
+    free(pb);
+}
+
+static partition_books *partition_find(const matcher *m, int32_t partition)
+{
+    for (size_t i = 0; i < m->n_parts; i++)
+        if (m->parts[i]->partition == partition)
+            return m->parts[i];
+    return NULL;
+}
+
+/* Adds an empty entry (no engine yet) for a partition. */
+static partition_books *partition_add(matcher *m, int32_t partition)
+{
+    if (m->n_parts == m->cap_parts) {
+        size_t cap = m->cap_parts ? 2 * m->cap_parts : 8;
+        partition_books **p = realloc(m->parts, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        m->parts = p;
+        m->cap_parts = cap;
+    }
+    partition_books *pb = calloc(1, sizeof *pb);
+    if (!pb)
+        return NULL;
+    pb->partition = partition;
+    pb->applied = pb->snapped = pb->staged_offset = -1;
+    m->parts[m->n_parts++] = pb;
+    if (m->m_partitions)
+        arb_gauge_set(m->m_partitions, (int64_t)m->n_parts - 1);
+    return pb;
+}
+
+static void partition_remove(matcher *m, partition_books *pb)
+{
+    size_t n = book_engine_book_count(pb->engine ? pb->engine : m->local->engine);
+    for (size_t i = 0; m->owner && i < n; i++)
+        if (m->owner[i] == pb)
+            m->owner[i] = NULL;
+    for (size_t i = 0; i < m->n_parts; i++)
+        if (m->parts[i] == pb) {
+            m->parts[i] = m->parts[--m->n_parts];
+            break;
+        }
+    partition_books_free(pb);
+    if (m->m_partitions)
+        arb_gauge_set(m->m_partitions, (int64_t)m->n_parts - 1);
 }
 
 static void matcher_destroy(void *self);
 
 static int matcher_create(arb_ctx *ctx, void **self)
 {
-    const char *stp_s, *names, *stamp;
-    int64_t max_open, snap_levels, capacity;
+    const char *stp_s, *names, *stamp, *snap_topic;
+    int64_t max_open, snap_levels, capacity, snap_ms, snap_read_ms;
     book_config cfg = {0};
     int rc;
     if ((rc = arb_cfg_str(ctx, "stp", "cancel_resting", &stp_s)) ||
@@ -151,13 +296,18 @@ static int matcher_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "snapshot_levels", 0, 0, ARB_MD_MAX_LEVELS / 2, &snap_levels)) ||
         (rc = arb_cfg_int(ctx, "order_capacity", 65536, 16, BOOK_MAX_ORDERS, &capacity)) ||
         (rc = arb_cfg_str(ctx, "instruments", "", &names)) ||
-        (rc = arb_cfg_str(ctx, "stamp", "matcher", &stamp)))
+        (rc = arb_cfg_str(ctx, "stamp", "matcher", &stamp)) ||
+        (rc = arb_cfg_str(ctx, "snapshot_topic", "matcher_snapshots", &snap_topic)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_interval_ms", 1000, 0, 3600000, &snap_ms)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_read_timeout_ms", 10000, 100, 600000, &snap_read_ms)))
         return rc;
     if (parse_stp(stp_s, &cfg.stp_default))
         return arb_cfg_reject(ctx, "stp", "'%s': use cancel_resting, cancel_incoming or none",
                               stp_s);
     if (strcmp(stamp, "matcher") && strcmp(stamp, "command"))
         return arb_cfg_reject(ctx, "stamp", "'%s': use matcher or command", stamp);
+    if (!snap_topic[0])
+        return arb_cfg_reject(ctx, "snapshot_topic", "must name a topic");
     cfg.max_open_orders = (uint32_t)max_open;
     cfg.snapshot_levels = (uint32_t)snap_levels;
     cfg.order_capacity = (uint32_t)capacity;
@@ -166,7 +316,12 @@ static int matcher_create(arb_ctx *ctx, void **self)
     if (!m)
         return ARB_ENOMEM;
     m->ctx = ctx;
-    m->retry_timer = -1;
+    m->cfg = cfg;
+    m->retry_timer = m->snap_timer = -1;
+    m->snap_topic = -1;
+    m->snap_topic_name = snap_topic;
+    m->snap_interval_ms = snap_ms;
+    m->snap_read_timeout_ms = snap_read_ms;
     m->stamp_command = !strcmp(stamp, "command");
     if ((rc = arb_instruments_load(ctx, &m->all))) {
         free(m);
@@ -177,14 +332,20 @@ static int matcher_create(arb_ctx *ctx, void **self)
         return arb_cfg_reject(ctx, "instruments",
                               "no [instrument VENUE:SYMBOL] sections: nothing to match");
     }
+    m->names = strdup(names);
     m->buf = malloc(ARB_WIRE_MAX);
-    if (!m->buf || book_engine_new(&cfg, &m->engine)) {
+    if (!m->names || !m->buf || !(m->local = partition_add(m, -1))) {
         matcher_destroy(m);
         return ARB_ENOMEM;
     }
-    if ((rc = add_books(m, names))) {
+    if ((rc = engine_new(m, &m->local->engine, 1))) {
         matcher_destroy(m);
         return rc;
+    }
+    m->owner = calloc(book_engine_book_count(m->local->engine) + 1, sizeof *m->owner);
+    if (!m->owner) {
+        matcher_destroy(m);
+        return ARB_ENOMEM;
     }
     *self = m;
     return ARB_OK;
@@ -195,7 +356,11 @@ static void matcher_destroy(void *self)
     matcher *m = self;
     if (!m)
         return;
-    book_engine_free(m->engine);
+    for (size_t i = 0; i < m->n_parts; i++)
+        partition_books_free(m->parts[i]);
+    free(m->parts);
+    free(m->owner);
+    free(m->names);
     arb_instruments_free(&m->all);
     free(m->pending.bytes);
     free(m->book_m);
@@ -287,27 +452,58 @@ static void publish(matcher *m, int topic, uint64_t key, const void *data, uint3
         m->retry_timer = arb_timer_start(m->ctx, RETRY_NS, 1, on_retry, m);
 }
 
-static void publish_output(matcher *m, book_output *o)
+/* Publishes one command's output. While a partition replays input whose
+ * output the previous owner already got into Kafka, that output is counted
+ * and not sent: the command's order events while either fence is ahead (they
+ * went out before its trades and market data), its trades up to and
+ * including the fence trade, its market data up to the fence record. */
+static void publish_output(matcher *m, partition_books *pb, book_output *o)
 {
+    int quiet_events = pb->trades.active || pb->md.active;
+    uint64_t suppressed = 0;
     for (uint32_t i = 0; i < o->n_events; i++) {
         const arb_order_event *ev = &o->events[i];
-        uint32_t len = arb_order_event_encode(ev, m->buf, ARB_WIRE_MAX);
-        publish(m, ARB_TOPIC_ORDER_EVENTS, ev->account, m->buf, len);
         if (ev->kind == ARB_EV_REJECTED && ev->reason >= 1 && ev->reason <= ARB_R_REASON_MAX)
             arb_counter_add(m->m_rejects[ev->reason], 1);
+        if (quiet_events) {
+            suppressed++;
+            continue;
+        }
+        uint32_t len = arb_order_event_encode(ev, m->buf, ARB_WIRE_MAX);
+        publish(m, ARB_TOPIC_ORDER_EVENTS, ev->account, m->buf, len);
     }
     for (uint32_t i = 0; i < o->n_trades; i++) {
         const arb_trade *t = &o->trades[i];
+        pb->last_trade_id = t->trade_id;
+        if (pb->trades.active) {
+            pb->trades.active = t->trade_id != pb->trades.trade_id;
+            suppressed++;
+            continue;
+        }
         uint32_t len = arb_trade_encode(t, m->buf, ARB_WIRE_MAX);
         publish(m, ARB_TOPIC_TRADE_EXECUTED, arb_instrument_key(t->venue, t->symbol), m->buf, len);
     }
     for (uint32_t i = 0; i < o->n_md; i++) {
         const book_md *md = &o->md[i];
+        if (pb->md.active) {
+            pb->md.active =
+                !(md->head.book_seq == pb->md.md_seq && md->head.kind == pb->md.md_kind &&
+                  !memcmp(md->head.venue, pb->md.venue, ARB_VENUE_LEN) &&
+                  !memcmp(md->head.symbol, pb->md.symbol, ARB_SYMBOL_LEN));
+            suppressed++;
+            continue;
+        }
         uint32_t len = arb_market_data_encode(&md->head, m->buf, ARB_WIRE_MAX);
         for (uint32_t k = 0; k < md->head.n_levels; k++)
             arb_md_put_level(m->buf, k, &o->levels[md->first_level + k]);
         publish(m, ARB_TOPIC_MARKET_DATA, arb_instrument_key(md->head.venue, md->head.symbol),
                 m->buf, len);
+    }
+    if (suppressed) {
+        arb_counter_add(m->m_suppressed, suppressed);
+        if (!pb->trades.active && !pb->md.active)
+            arb_info(m->ctx, "partition %d: replay caught up with the output already in Kafka",
+                     (int)pb->partition);
     }
     arb_counter_add(m->m_events, o->n_events);
     arb_counter_add(m->m_trades, o->n_trades);
@@ -320,11 +516,13 @@ static void publish_output(matcher *m, book_output *o)
 
 /* ---- commands ---- */
 
-static void update_book_metrics(matcher *m, const order_book *b)
+static void update_book_metrics(matcher *m, const book_engine *e, const order_book *b)
 {
+    if (!m->book_m)
+        return;
     book_metrics *bm = &m->book_m[order_book_index(b)];
     order_book_stats st;
-    order_book_get_stats(m->engine, b, &st);
+    order_book_get_stats(e, b, &st);
     arb_gauge_set(bm->orders, st.orders);
     arb_gauge_set(bm->bid_levels, order_book_level_count(b, ARB_SIDE_BUY));
     arb_gauge_set(bm->ask_levels, order_book_level_count(b, ARB_SIDE_SELL));
@@ -337,10 +535,40 @@ static int served_elsewhere(const matcher *m, const arb_order_cmd *c)
                                arb_fixstr(s, c->symbol, ARB_SYMBOL_LEN)) != NULL;
 }
 
+/* The engine a delivered command goes to. A Kafka partition delivered
+ * without an assignment callback (it should not happen) starts empty. */
+static partition_books *partition_of(matcher *m, const arb_msg *msg)
+{
+    if (!m->partitioned || msg->partition < 0)
+        return m->local;
+    partition_books *pb = partition_find(m, msg->partition);
+    if (pb)
+        return pb;
+    arb_warn(m->ctx, "order_commands partition %d delivered before it was assigned: empty books",
+             (int)msg->partition);
+    if (!(pb = partition_add(m, msg->partition)))
+        return NULL;
+    if (engine_new(m, &pb->engine, 0)) {
+        partition_remove(m, pb);
+        return NULL;
+    }
+    return pb;
+}
+
 static void on_command(void *user, const arb_msg *msg)
 {
     matcher *m = user;
     int64_t t0 = mono_ns();
+    partition_books *pb = partition_of(m, msg);
+    if (!pb) {
+        arb_counter_add(m->m_dropped, 1);
+        return;
+    }
+    if (msg->partition >= 0 && pb != m->local) {
+        pb->applied = msg->offset;
+        if (!pb->key)
+            pb->key = msg->key;
+    }
     arb_order_cmd c;
     if (arb_order_cmd_decode(msg->data, msg->len, &c)) {
         arb_counter_add(m->m_decode_errors, 1);
@@ -355,31 +583,329 @@ static void on_command(void *user, const arb_msg *msg)
         }
         return;
     }
-    const order_book *b = book_engine_find(m->engine, c.venue, c.symbol);
+    const order_book *b = book_engine_find(pb->engine, c.venue, c.symbol);
     if (!b && served_elsewhere(m, &c)) {
         arb_counter_add(m->m_not_ours, 1);
         return;
     }
     if (!m->stamp_command)
         c.ts = arb_now(m->ctx);
-    book_output *o = book_engine_output(m->engine);
+    book_output *o = book_engine_output(pb->engine);
     book_output_clear(o);
-    book_engine_process(m->engine, &c);
-    publish_output(m, o);
+    book_engine_process(pb->engine, &c);
+    publish_output(m, pb, o);
     book_output_clear(o);
-    if (b)
-        update_book_metrics(m, b);
+    if (b) {
+        m->owner[order_book_index(b)] = pb;
+        update_book_metrics(m, pb->engine, b);
+    }
     arb_counter_add(m->m_commands, 1);
     arb_hist_observe(m->m_latency, (uint64_t)(mono_ns() - t0));
 }
 
+/* ---- snapshots of a partition's books ----
+ * One record on snapshot_topic: "MSNP" | u32 format | i32 partition |
+ * u32 books format | i64 offset of the last command applied | u64 key |
+ * u64 last trade id | u64 engine bytes | book_engine_save() bytes. */
+#define SNAP_MAGIC "MSNP"
+#define SNAP_FORMAT 1u
+#define SNAP_HDR 48u
+
+static int snapshot_capture(const partition_books *pb, uint8_t **bytes, size_t *len)
+{
+    void *eng;
+    size_t eng_len;
+    int rc = book_engine_save(pb->engine, NULL, NULL, &eng, &eng_len);
+    if (rc)
+        return rc;
+    uint8_t *p = malloc(SNAP_HDR + eng_len);
+    if (!p) {
+        free(eng);
+        return ARB_ENOMEM;
+    }
+    memcpy(p, SNAP_MAGIC, 4);
+    arb_put_u32(p + 4, SNAP_FORMAT);
+    arb_put_u32(p + 8, (uint32_t)pb->partition);
+    arb_put_u32(p + 12, BOOK_STATE_VERSION);
+    arb_put_i64(p + 16, pb->applied);
+    arb_put_u64(p + 24, pb->key);
+    arb_put_u64(p + 32, pb->last_trade_id);
+    arb_put_u64(p + 40, eng_len);
+    memcpy(p + SNAP_HDR, eng, eng_len);
+    free(eng);
+    *bytes = p;
+    *len = SNAP_HDR + eng_len;
+    return ARB_OK;
+}
+
+static void snapshot_publish(matcher *m, partition_books *pb, const uint8_t *bytes, size_t len,
+                             int64_t offset)
+{
+    int rc = arb_publish(m->ctx, m->snap_topic, pb->key, bytes, len);
+    if (rc != ARB_OK) {
+        arb_warn(m->ctx,
+                 "partition %d: snapshot at offset %lld (%zu bytes) refused by the bus (%d)",
+                 (int)pb->partition, (long long)offset, len, rc);
+        return;
+    }
+    pb->snapped = offset;
+    arb_counter_add(m->m_snapshots, 1);
+    arb_debug(m->ctx, "partition %d: snapshot at offset %lld (%zu bytes)", (int)pb->partition,
+              (long long)offset, len);
+}
+
+/* A snapshot is captured only when every output of the commands it covers
+ * was handed to the bus (nothing waits in the backlog). */
+static int can_capture(matcher *m, const partition_books *pb)
+{
+    return pb != m->local && pb->engine && pb->key && pb->applied >= 0 && m->pending.records == 0 &&
+           m->snap_topic >= 0;
+}
+
+/* Publishes what the previous tick captured, then captures the present. */
+static void on_snapshot_tick(void *user)
+{
+    matcher *m = user;
+    if (m->pending.records)
+        backlog_flush(m);
+    for (size_t i = 0; i < m->n_parts; i++) {
+        partition_books *pb = m->parts[i];
+        if (pb->staged) {
+            snapshot_publish(m, pb, pb->staged, pb->staged_len, pb->staged_offset);
+            free(pb->staged);
+            pb->staged = NULL;
+        }
+        if (!can_capture(m, pb) || pb->applied == pb->snapped)
+            continue;
+        if (snapshot_capture(pb, &pb->staged, &pb->staged_len) == ARB_OK)
+            pb->staged_offset = pb->applied;
+    }
+}
+
+/* The snapshot a partition leaves with, published now. */
+static void snapshot_final(matcher *m, partition_books *pb)
+{
+    free(pb->staged);
+    pb->staged = NULL;
+    if (m->pending.records)
+        backlog_flush(m);
+    if (pb->applied == pb->snapped)
+        return;
+    uint8_t *bytes;
+    size_t len;
+    if (!can_capture(m, pb) || snapshot_capture(pb, &bytes, &len) != ARB_OK) {
+        arb_warn(m->ctx,
+                 "partition %d leaves without a final snapshot (output still waiting): the "
+                 "next owner replays from offset %lld",
+                 (int)pb->partition, (long long)pb->snapped + 1);
+        return;
+    }
+    snapshot_publish(m, pb, bytes, len, pb->applied);
+    free(bytes);
+}
+
+/* ---- partitions coming and going ---- */
+
+static int read_last(matcher *m, int topic, int partition, void **bytes, size_t *len,
+                     int64_t *offset)
+{
+    return arb_read_last(m->ctx, topic, partition, m->snap_read_timeout_ms * MS_NS, bytes, len,
+                         offset);
+}
+
+/* Restores the partition's books from its last snapshot. ARB_OK: restored;
+ * ARB_ENOENT: none to use (start from the beginning). */
+static int snapshot_restore(matcher *m, partition_books *pb)
+{
+    void *bytes = NULL;
+    size_t len = 0;
+    int64_t off = -1;
+    int rc = read_last(m, m->snap_topic, pb->partition, &bytes, &len, &off);
+    if (rc == ARB_ENOENT)
+        return ARB_ENOENT;
+    if (rc != ARB_OK) {
+        arb_error(m->ctx,
+                  "partition %d: cannot read its last snapshot from %s (%d): rebuilding from "
+                  "the start of its input",
+                  pb->partition, m->snap_topic_name, rc);
+        arb_set_health(m->ctx, 0, "a snapshot could not be read");
+        return ARB_ENOENT;
+    }
+    const uint8_t *p = bytes;
+    rc = ARB_EREFUSED;
+    if (len < SNAP_HDR || memcmp(p, SNAP_MAGIC, 4) || arb_get_u32(p + 4) != SNAP_FORMAT ||
+        arb_get_u32(p + 12) != BOOK_STATE_VERSION || arb_get_u64(p + 40) != len - SNAP_HDR) {
+        arb_error(m->ctx,
+                  "partition %d: the last record of %s is not a snapshot this build reads: "
+                  "rebuilding from the start of its input",
+                  pb->partition, m->snap_topic_name);
+    } else if ((int32_t)arb_get_u32(p + 8) != pb->partition) {
+        /* Keyed by an instrument of the partition, a snapshot lands on the
+         * same partition number only if both topics have as many partitions. */
+        arb_error(m->ctx,
+                  "partition %d of %s holds a snapshot of order_commands partition %d: give "
+                  "%s as many partitions as order_commands; rebuilding from the start",
+                  pb->partition, m->snap_topic_name, (int)arb_get_u32(p + 8), m->snap_topic_name);
+        arb_set_health(m->ctx, 0, "snapshot topic partitions do not match order_commands");
+    } else if ((rc = book_engine_restore(pb->engine, p + SNAP_HDR, len - SNAP_HDR)) != ARB_OK) {
+        arb_error(m->ctx,
+                  "partition %d: its snapshot does not fit these books (%d): rebuilding "
+                  "from the start of its input",
+                  pb->partition, rc);
+    } else {
+        pb->applied = pb->snapped = arb_get_i64(p + 16);
+        pb->key = arb_get_u64(p + 24);
+        pb->last_trade_id = arb_get_u64(p + 32);
+    }
+    free(bytes);
+    return rc == ARB_OK ? ARB_OK : ARB_ENOENT;
+}
+
+/* Sets where replay may publish again, from the newest trade and market
+ * data record of the partition in Kafka. ARB_EREFUSED when the books are
+ * ahead of the trades in Kafka: they hold trades that never got out. */
+static int set_fences(matcher *m, partition_books *pb)
+{
+    memset(&pb->trades, 0, sizeof pb->trades);
+    memset(&pb->md, 0, sizeof pb->md);
+    void *bytes = NULL;
+    size_t len = 0;
+    int64_t off;
+    int rc = read_last(m, ARB_TOPIC_TRADE_EXECUTED, pb->partition, &bytes, &len, &off);
+    arb_trade t;
+    if (rc == ARB_OK && arb_trade_decode(bytes, len, &t) == ARB_OK) {
+        const order_book *b = book_engine_find(pb->engine, t.venue, t.symbol);
+        order_book_stats st;
+        if (b) {
+            order_book_get_stats(pb->engine, b, &st);
+            if (st.trades < t.seq) {
+                pb->trades.active = 1;
+                pb->trades.trade_id = t.trade_id;
+            } else if (pb->last_trade_id != t.trade_id) {
+                rc = ARB_EREFUSED;
+            }
+        }
+    } else if (rc != ARB_ENOENT) {
+        arb_warn(m->ctx,
+                 "partition %d: no newest trade to resume after (%d): replayed trades "
+                 "may repeat",
+                 pb->partition, rc);
+    }
+    free(bytes);
+    if (rc == ARB_EREFUSED)
+        return rc;
+    bytes = NULL;
+    arb_market_data md;
+    rc = read_last(m, ARB_TOPIC_MARKET_DATA, pb->partition, &bytes, &len, &off);
+    if (rc == ARB_OK && arb_market_data_decode(bytes, len, &md) == ARB_OK) {
+        const order_book *b = book_engine_find(pb->engine, md.venue, md.symbol);
+        order_book_stats st;
+        if (b) {
+            order_book_get_stats(pb->engine, b, &st);
+            if (st.md_seq < md.book_seq) {
+                pb->md.active = 1;
+                memcpy(pb->md.venue, md.venue, ARB_VENUE_LEN);
+                memcpy(pb->md.symbol, md.symbol, ARB_SYMBOL_LEN);
+                pb->md.md_seq = md.book_seq;
+                pb->md.md_kind = md.kind;
+            }
+        }
+    } else if (rc != ARB_ENOENT) {
+        arb_warn(m->ctx,
+                 "partition %d: no newest market data to resume after (%d): replayed "
+                 "market data may repeat",
+                 pb->partition, rc);
+    }
+    free(bytes);
+    return ARB_OK;
+}
+
+static int partition_reset(matcher *m, partition_books *pb)
+{
+    book_engine_free(pb->engine);
+    pb->engine = NULL;
+    pb->applied = pb->snapped = -1;
+    pb->last_trade_id = 0;
+    return engine_new(m, &pb->engine, 0);
+}
+
+static void partition_assigned(matcher *m, int partition)
+{
+    partition_books *pb = partition_find(m, partition);
+    if (pb)
+        partition_remove(m, pb);
+    if (!(pb = partition_add(m, partition)) || engine_new(m, &pb->engine, 0)) {
+        arb_error(m->ctx, "partition %d: out of memory for its books", partition);
+        arb_set_health(m->ctx, 0, "out of memory");
+        return;
+    }
+    int restored = snapshot_restore(m, pb) == ARB_OK;
+    if (restored && set_fences(m, pb) == ARB_EREFUSED) {
+        arb_warn(m->ctx,
+                 "partition %d: its snapshot at offset %lld holds trades that never reached "
+                 "trade_executed: rebuilding from the start of its input",
+                 partition, (long long)pb->applied);
+        restored = 0;
+        if (partition_reset(m, pb)) {
+            arb_set_health(m->ctx, 0, "out of memory");
+            return;
+        }
+    }
+    if (!restored) /* empty books: the newest output in Kafka is ahead of them */
+        set_fences(m, pb);
+    int64_t from = restored ? pb->applied + 1 : ARB_OFFSET_BEGINNING;
+    int rc = arb_seek(m->ctx, ARB_TOPIC_ORDER_COMMANDS, partition, from);
+    if (rc != ARB_OK)
+        arb_error(m->ctx, "partition %d: cannot seek order_commands (%d)", partition, rc);
+    arb_counter_add(m->m_restores, restored);
+    for (size_t i = 0; i < book_engine_book_count(pb->engine); i++) {
+        const order_book *b = book_engine_book_at(pb->engine, i);
+        order_book_stats st;
+        order_book_get_stats(pb->engine, b, &st);
+        if (st.md_seq || st.trades) {
+            m->owner[i] = pb;
+            update_book_metrics(m, pb->engine, b);
+        }
+    }
+    if (restored)
+        arb_info(m->ctx, "partition %d assigned: books from its snapshot, input from offset %lld%s",
+                 partition, (long long)from,
+                 pb->trades.active || pb->md.active ? "; output already in Kafka is not repeated"
+                                                    : "");
+    else
+        arb_info(m->ctx, "partition %d assigned: empty books, input from the start%s", partition,
+                 pb->trades.active || pb->md.active ? "; output already in Kafka is not repeated"
+                                                    : "");
+}
+
+static void partition_revoked(matcher *m, int partition)
+{
+    partition_books *pb = partition_find(m, partition);
+    if (!pb || pb == m->local)
+        return;
+    snapshot_final(m, pb);
+    arb_info(m->ctx, "partition %d revoked at offset %lld", partition, (long long)pb->applied);
+    partition_remove(m, pb);
+}
+
+static void on_partitions(void *user, int topic, int partition, int assigned)
+{
+    matcher *m = user;
+    if (topic != ARB_TOPIC_ORDER_COMMANDS || partition < 0)
+        return;
+    if (assigned)
+        partition_assigned(m, partition);
+    else
+        partition_revoked(m, partition);
+}
+
 /* ---- the admin endpoint ---- */
 
-static json_t *levels_json(const matcher *m, const order_book *b, int side, uint32_t depth,
+static json_t *levels_json(const book_engine *e, const order_book *b, int side, uint32_t depth,
                            arb_md_level *tmp)
 {
     const arb_instrument *in = order_book_instrument(b);
-    uint32_t n = order_book_depth(m->engine, b, side, tmp, depth);
+    uint32_t n = order_book_depth(e, b, side, tmp, depth);
     json_t *arr = json_array();
     char px[40], qty[40];
     for (uint32_t i = 0; i < n; i++) {
@@ -423,8 +949,14 @@ static int admin_book(void *user, const char *method, const char *path, const ch
         status = admin_error(out, 400, "bad_instrument", "give venue=...&symbol=...");
     else if (depth < 1 || depth > (long)ARB_MD_MAX_LEVELS / 2)
         status = admin_error(out, 400, "bad_depth", "depth is 1..2048");
-    else if (!(b = book_engine_find(m->engine, v, s)))
+    else if (!(b = book_engine_find(m->local->engine, v, s)))
         status = admin_error(out, 404, "unknown_instrument", "this matcher has no such book");
+    /* Over Kafka the live book is in the engine of its partition. */
+    const book_engine *e = m->local->engine;
+    if (b && m->owner[order_book_index(b)]) {
+        e = m->owner[order_book_index(b)]->engine;
+        b = book_engine_book_at(e, order_book_index(b));
+    }
     if (!b) {
         evhttp_clear_headers(&q);
         return status;
@@ -435,15 +967,15 @@ static int admin_book(void *user, const char *method, const char *path, const ch
         return admin_error(out, 500, "no_memory", "out of memory");
     }
     order_book_stats st;
-    order_book_get_stats(m->engine, b, &st);
+    order_book_get_stats(e, b, &st);
     const arb_instrument *in = order_book_instrument(b);
     char ref[40];
     arb_dec_format(st.ref_price, in->price_decimals, ref, sizeof ref);
     json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "venue", in->venue, "symbol",
                           in->symbol, "book_seq", (json_int_t)st.md_seq, "trades",
                           (json_int_t)st.trades, "orders", (json_int_t)st.orders, "ref_price", ref,
-                          "bids", levels_json(m, b, ARB_SIDE_BUY, (uint32_t)depth, tmp), "asks",
-                          levels_json(m, b, ARB_SIDE_SELL, (uint32_t)depth, tmp));
+                          "bids", levels_json(e, b, ARB_SIDE_BUY, (uint32_t)depth, tmp), "asks",
+                          levels_json(e, b, ARB_SIDE_SELL, (uint32_t)depth, tmp));
     char *text = json_dumps(j, JSON_COMPACT);
     evbuffer_add_printf(out, "%s\n", text ? text : "{}");
     free(text);
@@ -474,18 +1006,26 @@ static int make_metrics(matcher *m)
                                  "Output records waiting for room on the bus");
     m->m_latency = arb_histogram_new(ctx, "matcher_command_ns", NULL,
                                      "Time to match one command and publish its output");
+    m->m_snapshots = arb_counter_new(ctx, "matcher_snapshots_total", NULL,
+                                     "Partition snapshots published on the snapshot topic");
+    m->m_restores = arb_counter_new(ctx, "matcher_snapshot_restores_total", NULL,
+                                    "Assigned partitions rebuilt from a snapshot");
+    m->m_suppressed = arb_counter_new(ctx, "matcher_replay_suppressed_total", NULL,
+                                      "Replayed output not sent again: already in Kafka");
+    m->m_partitions = arb_gauge_new(ctx, "matcher_partitions", NULL,
+                                    "order_commands partitions this matcher owns");
     for (unsigned r = 1; r <= ARB_R_REASON_MAX; r++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", arb_reason_name(r));
         m->m_rejects[r] =
             arb_counter_new(ctx, "matcher_rejects_total", labels, "Rejected commands by reason");
     }
-    size_t n = book_engine_book_count(m->engine);
+    size_t n = book_engine_book_count(m->local->engine);
     m->book_m = calloc(n ? n : 1, sizeof *m->book_m);
     if (!m->book_m)
         return ARB_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        const arb_instrument *in = order_book_instrument(book_engine_book_at(m->engine, i));
+        const arb_instrument *in = order_book_instrument(book_engine_book_at(m->local->engine, i));
         char labels[128];
         snprintf(labels, sizeof labels, "venue=\"%s\",symbol=\"%s\"", in->venue, in->symbol);
         m->book_m[i].orders =
@@ -502,12 +1042,22 @@ static int make_metrics(matcher *m)
         if (!m->m_rejects[r])
             return ARB_ENOMEM;
     if (!m->m_commands || !m->m_trades || !m->m_events || !m->m_md || !m->m_decode_errors ||
-        !m->m_not_ours || !m->m_refused || !m->m_dropped || !m->m_backlog || !m->m_latency)
+        !m->m_not_ours || !m->m_refused || !m->m_dropped || !m->m_backlog || !m->m_latency ||
+        !m->m_snapshots || !m->m_restores || !m->m_suppressed || !m->m_partitions)
         return ARB_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (!m->book_m[i].orders || !m->book_m[i].bid_levels || !m->book_m[i].ask_levels)
             return ARB_ENOMEM;
     return ARB_OK;
+}
+
+/* Partition callbacks need a host whose table has them (ABI 1 grew them
+ * into spare slots). */
+static int host_has_partitions(arb_ctx *ctx)
+{
+    const arb_host_api *api = ctx->api;
+    return api->size >= offsetof(arb_host_api, read_last) + sizeof api->read_last &&
+           api->on_partitions && api->seek && api->read_last;
 }
 
 static int matcher_start(void *self)
@@ -516,17 +1066,35 @@ static int matcher_start(void *self)
     int rc = make_metrics(m);
     if (rc)
         return rc;
-    for (size_t i = 0; i < book_engine_book_count(m->engine); i++)
-        update_book_metrics(m, book_engine_book_at(m->engine, i));
+    arb_gauge_set(m->m_partitions, (int64_t)m->n_parts - 1);
+    for (size_t i = 0; i < book_engine_book_count(m->local->engine); i++) {
+        const partition_books *pb = m->owner[i] ? m->owner[i] : m->local;
+        update_book_metrics(m, pb->engine, book_engine_book_at(pb->engine, i));
+    }
     if (arb_subscribe(m->ctx, ARB_TOPIC_ORDER_COMMANDS, on_command, m) < 0) {
         arb_error(m->ctx, "cannot subscribe to order_commands");
         return ARB_ERROR;
+    }
+    /* Over Kafka (an instance on thread 0): one engine per partition. A
+     * matcher elsewhere keeps one engine for every partition it is given,
+     * which is right only while it is the group's only member. */
+    m->partitioned =
+        host_has_partitions(m->ctx) && arb_on_partitions(m->ctx, on_partitions, m) == ARB_OK;
+    if (m->partitioned) {
+        m->snap_topic = arb_topic(m->ctx, m->snap_topic_name);
+        if (m->snap_topic < 0) {
+            arb_error(m->ctx, "cannot open the snapshot topic %s", m->snap_topic_name);
+            return ARB_ERROR;
+        }
+        if (m->snap_interval_ms > 0)
+            m->snap_timer = arb_timer_start(m->ctx, (uint64_t)m->snap_interval_ms * MS_NS, 1,
+                                            on_snapshot_tick, m);
     }
     if (m->pending.records) /* output the previous instance could not hand over yet */
         m->retry_timer = arb_timer_start(m->ctx, RETRY_NS, 1, on_retry, m);
     if (arb_admin_route(m->ctx, "book", admin_book, m) < 0)
         arb_warn(m->ctx, "no admin route for the book; snapshots stay available on the bus");
-    arb_info(m->ctx, "matching %zu books", book_engine_book_count(m->engine));
+    arb_info(m->ctx, "matching %zu books", book_engine_book_count(m->local->engine));
     return ARB_OK;
 }
 
@@ -541,44 +1109,79 @@ static void matcher_stop(void *self)
             arb_warn(m->ctx, "%llu output records still waiting for the bus at stop",
                      (unsigned long long)m->pending.records);
     }
-    m->retry_timer = -1;
+    /* Partitions still owned leave with a snapshot, so whoever gets them
+     * next replays nothing (a reload's new instance keeps them). */
+    for (size_t i = 0; i < m->n_parts; i++)
+        if (m->parts[i] != m->local)
+            snapshot_final(m, m->parts[i]);
+    m->retry_timer = m->snap_timer = -1;
 }
 
-/* Saved state: "MTCH" | u32 format | u64 engine bytes | engine state
+/* Saved state (format 2): "MTCH" | u32 format | u32 partitions | u32 0 |
+ * each partition: PART_HDR bytes (below) then its engine state
  * (book_engine_save) | u64 backlog records | the backlog's records. Output
  * still waiting for the bus travels with the books, so a reload loses
- * nothing. */
+ * nothing. Format 1 (one engine: "MTCH" | u32 1 | u64 engine bytes | engine
+ * | backlog) is still read. */
 #define STATE_MAGIC "MTCH"
 #define STATE_HDR 16u
-#define MATCHER_STATE_VERSION 1u
+#define MATCHER_STATE_VERSION 2u
+/* i32 partition | u32 fences (1: trade, 2: md) | i64 applied | i64 snapped
+ * | u64 key | u64 last trade id | u64 fence trade id | venue[8] | symbol[16]
+ * | u64 fence md seq | u8 md kind, 7 zero | u64 engine bytes */
+#define PART_HDR 104u
 
 static int matcher_save(void *self, void **bytes, size_t *len)
 {
     matcher *m = self;
     backlog_flush(m);
-    void *eng;
-    size_t eng_len;
-    int rc = book_engine_save(m->engine, NULL, NULL, &eng, &eng_len);
-    if (rc)
-        return rc;
-    size_t waiting = m->pending.len - m->pending.head;
-    size_t total = STATE_HDR + eng_len + 8 + waiting;
-    uint8_t *p = malloc(total);
-    if (!p) {
-        free(eng);
-        return ARB_ENOMEM;
+    void **eng = calloc(m->n_parts, sizeof *eng);
+    size_t *eng_len = calloc(m->n_parts, sizeof *eng_len);
+    int rc = eng && eng_len ? ARB_OK : ARB_ENOMEM;
+    size_t total = STATE_HDR;
+    for (size_t i = 0; i < m->n_parts && !rc; i++) {
+        rc = book_engine_save(m->parts[i]->engine, NULL, NULL, &eng[i], &eng_len[i]);
+        total += PART_HDR + eng_len[i];
     }
-    memcpy(p, STATE_MAGIC, 4);
-    arb_put_u32(p + 4, MATCHER_STATE_VERSION);
-    arb_put_u64(p + 8, eng_len);
-    memcpy(p + STATE_HDR, eng, eng_len);
-    arb_put_u64(p + STATE_HDR + eng_len, m->pending.records);
-    if (waiting)
-        memcpy(p + STATE_HDR + eng_len + 8, m->pending.bytes + m->pending.head, waiting);
+    size_t waiting = m->pending.len - m->pending.head;
+    total += 8 + waiting;
+    uint8_t *p = rc ? NULL : calloc(1, total);
+    if (!rc && !p)
+        rc = ARB_ENOMEM;
+    if (!rc) {
+        memcpy(p, STATE_MAGIC, 4);
+        arb_put_u32(p + 4, MATCHER_STATE_VERSION);
+        arb_put_u32(p + 8, (uint32_t)m->n_parts);
+        size_t off = STATE_HDR;
+        for (size_t i = 0; i < m->n_parts; i++) {
+            const partition_books *pb = m->parts[i];
+            uint8_t *h = p + off;
+            arb_put_u32(h, (uint32_t)pb->partition);
+            arb_put_u32(h + 4, (pb->trades.active ? 1u : 0u) | (pb->md.active ? 2u : 0u));
+            arb_put_i64(h + 8, pb->applied);
+            arb_put_i64(h + 16, pb->snapped);
+            arb_put_u64(h + 24, pb->key);
+            arb_put_u64(h + 32, pb->last_trade_id);
+            arb_put_u64(h + 40, pb->trades.trade_id);
+            memcpy(h + 48, pb->md.venue, ARB_VENUE_LEN);
+            memcpy(h + 56, pb->md.symbol, ARB_SYMBOL_LEN);
+            arb_put_u64(h + 72, pb->md.md_seq);
+            h[80] = pb->md.md_kind;
+            arb_put_u64(h + 88, eng_len[i]);
+            memcpy(h + PART_HDR, eng[i], eng_len[i]);
+            off += PART_HDR + eng_len[i];
+        }
+        arb_put_u64(p + off, m->pending.records);
+        if (waiting)
+            memcpy(p + off + 8, m->pending.bytes + m->pending.head, waiting);
+        *bytes = p;
+        *len = total;
+    }
+    for (size_t i = 0; eng && i < m->n_parts; i++)
+        free(eng[i]);
     free(eng);
-    *bytes = p;
-    *len = total;
-    return ARB_OK;
+    free(eng_len);
+    return rc;
 }
 
 /* Checks the saved backlog record by record before taking it. */
@@ -604,18 +1207,103 @@ static int restore_backlog(matcher *m, const uint8_t *p, size_t len, uint64_t re
     return ARB_OK;
 }
 
-static int matcher_restore(void *self, uint32_t state_version, const void *bytes, size_t len)
+/* Reads the partitions of a format 2 state into fresh entries (nothing of
+ * m changes); returns the offset of the backlog part in *tail. */
+static int restore_parts(matcher *m, const uint8_t *p, size_t len, partition_books **parts,
+                         uint32_t n, size_t *tail)
 {
-    matcher *m = self;
-    const uint8_t *p = bytes;
-    if (state_version != MATCHER_STATE_VERSION || len < STATE_HDR || memcmp(p, STATE_MAGIC, 4) ||
-        arb_get_u32(p + 4) != BOOK_STATE_VERSION) {
-        arb_warn(m->ctx,
-                 "refusing matcher state version %u (this build reads %u with books "
-                 "format %u)",
-                 state_version, MATCHER_STATE_VERSION, BOOK_STATE_VERSION);
-        return ARB_EREFUSED;
+    size_t off = STATE_HDR;
+    for (uint32_t i = 0; i < n; i++) {
+        if (len - off < PART_HDR)
+            return ARB_EREFUSED;
+        const uint8_t *h = p + off;
+        uint64_t eng_len = arb_get_u64(h + 88);
+        if (eng_len > len - off - PART_HDR)
+            return ARB_EREFUSED;
+        partition_books *pb = parts[i] = calloc(1, sizeof *pb);
+        if (!pb)
+            return ARB_ENOMEM;
+        pb->partition = (int32_t)arb_get_u32(h);
+        for (uint32_t k = 0; k < i; k++)
+            if (parts[k]->partition == pb->partition)
+                return ARB_EREFUSED;
+        uint32_t fences = arb_get_u32(h + 4);
+        pb->trades.active = (fences & 1u) != 0;
+        pb->md.active = (fences & 2u) != 0;
+        pb->applied = arb_get_i64(h + 8);
+        pb->snapped = arb_get_i64(h + 16);
+        pb->key = arb_get_u64(h + 24);
+        pb->last_trade_id = arb_get_u64(h + 32);
+        pb->trades.trade_id = arb_get_u64(h + 40);
+        memcpy(pb->md.venue, h + 48, ARB_VENUE_LEN);
+        memcpy(pb->md.symbol, h + 56, ARB_SYMBOL_LEN);
+        pb->md.md_seq = arb_get_u64(h + 72);
+        pb->md.md_kind = h[80];
+        pb->staged_offset = -1;
+        int rc = engine_new(m, &pb->engine, 0);
+        if (rc == ARB_OK)
+            rc = book_engine_restore(pb->engine, h + PART_HDR, eng_len);
+        if (rc)
+            return rc;
+        off += PART_HDR + eng_len;
     }
+    *tail = off;
+    return len - off >= 8 ? ARB_OK : ARB_EREFUSED;
+}
+
+static int restore_v2(matcher *m, const uint8_t *p, size_t len)
+{
+    uint32_t n = arb_get_u32(p + 8);
+    if (n == 0 || n > 1u << 16)
+        return ARB_EREFUSED;
+    partition_books **parts = calloc(n, sizeof *parts);
+    if (!parts)
+        return ARB_ENOMEM;
+    size_t tail = 0;
+    int rc = restore_parts(m, p, len, parts, n, &tail);
+    partition_books *local = NULL;
+    for (uint32_t i = 0; i < n && !rc; i++)
+        if (parts[i]->partition == -1)
+            local = parts[i];
+    if (!rc && !local)
+        rc = ARB_EREFUSED;
+    backlog keep = m->pending;
+    if (!rc) {
+        memset(&m->pending, 0, sizeof m->pending);
+        rc = restore_backlog(m, p + tail + 8, len - tail - 8, arb_get_u64(p + tail));
+        if (rc) {
+            free(m->pending.bytes);
+            m->pending = keep;
+        }
+    }
+    if (rc) {
+        for (uint32_t i = 0; i < n; i++)
+            partition_books_free(parts[i]);
+        free(parts);
+        return rc;
+    }
+    free(keep.bytes);
+    /* Swap in the new partitions; the books' owners follow. */
+    for (size_t i = 0; i < m->n_parts; i++)
+        partition_books_free(m->parts[i]);
+    free(m->parts);
+    m->parts = parts;
+    m->n_parts = m->cap_parts = n;
+    m->local = local;
+    size_t books = book_engine_book_count(local->engine);
+    memset(m->owner, 0, books * sizeof *m->owner);
+    for (uint32_t i = 0; i < n; i++)
+        for (size_t b = 0; parts[i] != local && b < books; b++) {
+            order_book_stats st;
+            order_book_get_stats(parts[i]->engine, book_engine_book_at(parts[i]->engine, b), &st);
+            if (st.md_seq || st.trades)
+                m->owner[b] = parts[i];
+        }
+    return ARB_OK;
+}
+
+static int restore_v1(matcher *m, const uint8_t *p, size_t len)
+{
     uint64_t eng_len = arb_get_u64(p + 8);
     if (eng_len > len - STATE_HDR || len - STATE_HDR - eng_len < 8)
         return ARB_EREFUSED;
@@ -626,27 +1314,47 @@ static int matcher_restore(void *self, uint32_t state_version, const void *bytes
     memset(&m->pending, 0, sizeof m->pending);
     int rc = restore_backlog(m, tail + 8, tail_len, arb_get_u64(tail));
     if (rc == ARB_OK)
-        rc = book_engine_restore(m->engine, p + STATE_HDR, eng_len);
+        rc = book_engine_restore(m->local->engine, p + STATE_HDR, eng_len);
     if (rc) {
         free(m->pending.bytes);
         m->pending = keep;
-        if (rc == ARB_EREFUSED)
-            arb_warn(m->ctx, "refusing the saved books: they do not fit this configuration");
         return rc;
     }
     free(keep.bytes);
     return ARB_OK;
 }
 
+static int matcher_restore(void *self, uint32_t state_version, const void *bytes, size_t len)
+{
+    matcher *m = self;
+    const uint8_t *p = bytes;
+    int rc = ARB_EREFUSED;
+    if (len >= STATE_HDR && !memcmp(p, STATE_MAGIC, 4) && arb_get_u32(p + 4) == state_version) {
+        if (state_version == 1)
+            rc = restore_v1(m, p, len);
+        else if (state_version == MATCHER_STATE_VERSION)
+            rc = restore_v2(m, p, len);
+        else
+            arb_warn(m->ctx, "refusing matcher state version %u (this build reads 1 and %u)",
+                     state_version, MATCHER_STATE_VERSION);
+    } else {
+        arb_warn(m->ctx, "refusing matcher state: not a matcher state of version %u",
+                 state_version);
+    }
+    if (rc == ARB_EREFUSED)
+        arb_warn(m->ctx, "refusing the saved books: they do not fit this configuration");
+    return rc;
+}
+
 static const char *const matcher_publishes[] = {"order_events", "trade_executed", "market_data",
-                                                NULL};
+                                                "matcher_snapshots", NULL};
 static const char *const matcher_subscribes[] = {"order_commands", NULL};
 
 static const arb_plugin matcher_plugin = {
     .abi_version = ARB_ABI_VERSION,
     .size = sizeof(arb_plugin),
     .name = "matcher",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .state_version = MATCHER_STATE_VERSION,
     .publishes = matcher_publishes,
     .subscribes = matcher_subscribes,
