@@ -39,3 +39,10 @@ TESTS += test_matcher_scaleout
 test_matcher_scaleout_SRCS := tests/integration/test_matcher_scaleout.c host/kafka.c host/config.c
 test_matcher_scaleout_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) -lpthread $(CMOCKA_LIBS)
 test_matcher_scaleout_DEPS := $(B)/arb-devbroker $(B)/arb-host $(B)/plugins/matcher.so
+
+# Partition takeover pinned deterministically: embedded hosts over an
+# in-process mock cluster. Recursive (=): TESTHOST_* come from mk/host.mk.
+TESTS += test_matcher_scaleout_replay
+test_matcher_scaleout_replay_SRCS = tests/integration/test_matcher_scaleout_replay.c $(TESTHOST_SRCS)
+test_matcher_scaleout_replay_LIBS = $(TESTHOST_LIBS)
+test_matcher_scaleout_replay_DEPS := $(B)/plugins/matcher.so
