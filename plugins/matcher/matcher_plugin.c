@@ -137,6 +137,7 @@ typedef struct matcher {
     const char *snap_topic_name;
     int64_t snap_interval_ms, snap_read_timeout_ms;
     int snap_timer;
+    int snap_checked;         /* the snapshot topic was checked at the first assignment */
     arb_instrument_table all; /* every configured instrument */
     int stamp_command;
     uint8_t *buf; /* encode buffer, ARB_WIRE_MAX bytes */
@@ -831,6 +832,18 @@ static int partition_reset(matcher *m, partition_books *pb)
 
 static void partition_assigned(matcher *m, int partition)
 {
+    /* A snapshot topic that stays in process would swallow every snapshot
+     * (a seek to no partition answers ARB_ENOENT only for such a topic). */
+    if (!m->snap_checked) {
+        m->snap_checked = 1;
+        if (arb_seek(m->ctx, m->snap_topic, -1, ARB_OFFSET_BEGINNING) == ARB_ENOENT) {
+            arb_error(m->ctx,
+                      "%s does not go through Kafka: add it to [bus] kafka_topics, or every "
+                      "partition is rebuilt from the start of its input",
+                      m->snap_topic_name);
+            arb_set_health(m->ctx, 0, "snapshot topic not in kafka_topics");
+        }
+    }
     partition_books *pb = partition_find(m, partition);
     if (pb)
         partition_remove(m, pb);
