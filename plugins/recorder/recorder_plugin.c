@@ -83,6 +83,9 @@ typedef struct recorder {
     enum rec_db_state shown_state; /* last state logged */
     int paused;                    /* delivery paused at the high-water mark */
     int64_t paused_since_ns;
+    int64_t pause_logged_ns; /* a slow database pauses per batch: log at most every 10 s */
+    int pause_logged;        /* this pause was logged (so is its resume) */
+    uint64_t pauses_unlogged;
     int stopping;
     int warned_unknown_instrument, warned_bad_record, warned_oom, warned_no_seek;
 
@@ -340,13 +343,21 @@ static void set_paused(recorder *r, int paused)
     if (paused) {
         r->paused_since_ns = now;
         arb_counter_add(r->m.pauses, 1);
-        arb_warn(r->ctx,
-                 "holding %llu rows (high-water mark %lld) while the database is %s: pausing "
-                 "delivery until they are down to %lld",
-                 held, (long long)r->high_water_rows,
-                 rec_db_state_name(rec_writer_health(r->writer)->state),
-                 (long long)r->low_water_rows);
-    } else {
+        r->pause_logged = !r->pause_logged_ns || now - r->pause_logged_ns >= 10000 * NS_PER_MS;
+        if (r->pause_logged) {
+            r->pause_logged_ns = now;
+            arb_warn(r->ctx,
+                     "holding %llu rows (high-water mark %lld) while the database is %s: pausing "
+                     "delivery until they are down to %lld (%llu more pauses since the last "
+                     "report)",
+                     held, (long long)r->high_water_rows,
+                     rec_db_state_name(rec_writer_health(r->writer)->state),
+                     (long long)r->low_water_rows, (unsigned long long)r->pauses_unlogged);
+            r->pauses_unlogged = 0;
+        } else {
+            r->pauses_unlogged++;
+        }
+    } else if (r->pause_logged) {
         arb_info(r->ctx, "held rows down to %llu: resuming delivery (paused for %lld ms)", held,
                  (long long)((now - r->paused_since_ns) / NS_PER_MS));
     }

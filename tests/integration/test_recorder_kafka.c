@@ -110,15 +110,16 @@ static testhost *kafka_host(const char *id, const char *group, const char *prefi
 
 /* A recorder that holds what the database will not take and writes nothing
  * at stop: its host going away is a crash as far as the rows are concerned. */
-static testhost *recorder_host(const char *id, const char *db, const char *prefix)
+static testhost *recorder_host(const char *id, const char *db, const char *prefix,
+                               const char *extra)
 {
-    char plugin[512], group[64];
+    char plugin[768], group[64];
     snprintf(group, sizeof group, "g-%srecorder", prefix);
     snprintf(plugin, sizeof plugin,
              "[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\nbatch_rows = 100\n"
              "flush_interval_ms = 20\nbackoff_min_ms = 50\nbackoff_max_ms = 300\n"
-             "drain_timeout_ms = 0\nrecord_order_events = false\n",
-             db);
+             "drain_timeout_ms = 0\nrecord_order_events = false\n%s",
+             db, extra);
     return kafka_host(id, group, prefix, plugin);
 }
 
@@ -201,12 +202,65 @@ static void wait_db_up(testhost *rec)
     assert_int_equal(metric_value(rec, 'g', "recorder_db_up", NULL), 1);
 }
 
+static int paused(void *user) { return metric_value(user, 'g', "recorder_paused", NULL) == 1; }
+
+static uint64_t inserted(testhost *t)
+{
+    return metric_value(t, 'c', "recorder_rows_inserted_total", "table=\"trades\"");
+}
+
+/* The second recorder starts while the database is down: its partitions are
+ * assigned before it knows the stored positions, so it reads them from the
+ * beginning, and pauses at its (small) high-water mark. When the database
+ * answers it skips forward to the stored positions; rows it took twice are
+ * stored once. */
+static void resume_with_the_database_down(PGconn *c, testhost *prod, const char *db,
+                                          const char *prefix, uint64_t n, uint64_t stored)
+{
+    PQfinish(c);
+    pid_t stopper = pg_ctl_spawn("stop");
+    while (!child_done(stopper))
+        testhost_run(prod, 5 * MS);
+    testhost *r2 =
+        recorder_host("rk-rec-2", db, prefix, "high_water_rows = 100\nlow_water_rows = 50\n");
+    int64_t deadline = rec_clock_ns() + 30 * SEC;
+    while (!paused(r2) && rec_clock_ns() < deadline) {
+        testhost_run(prod, 2 * MS);
+        testhost_run_until(r2, paused, r2, 50 * MS);
+    }
+    assert_true(paused(r2));
+    assert_int_equal(received(r2), 100);
+    assert_true(stored > 100); /* so some partition is behind its stored position */
+    pid_t starter = pg_ctl_spawn("start");
+    while (!child_done(starter))
+        run_both_for(prod, r2, 5 * MS);
+    deadline = rec_clock_ns() + 60 * SEC;
+    while (inserted(r2) < n - stored && rec_clock_ns() < deadline)
+        run_both_for(prod, r2, 20 * MS);
+    run_both_for(prod, r2, 200 * MS);
+    assert_int_equal(inserted(r2), n - stored);
+    assert_true(received(r2) >= n - stored);
+    /* Three partitions from the beginning, then at least one forward. */
+    assert_true(metric_value(r2, 'c', "recorder_kafka_seeks_total", NULL) >= 4);
+    assert_int_equal(metric_value(r2, 'c', "recorder_kafka_missing_total", NULL), 0);
+    assert_int_equal(metric_value(r2, 'g', "recorder_paused", NULL), 0);
+    testhost_free(r2);
+    testhost_free(prod);
+
+    c = connect_db(db);
+    assert_trades_exactly(c, n);
+    assert_int_equal(q_int(c, "SELECT coalesce(sum(last_offset + 1), 0) FROM "
+                              "recorder_kafka_offsets WHERE topic = 'trade_executed'"),
+                     (long long)n);
+    PQfinish(c);
+}
+
 /* One run: the first recorder stores `stored_before` rows of the first half
  * (0: none), then the database gives trouble while it takes the rest of the
  * half, and it goes away holding those rows. The second half is produced
  * and a second recorder of the same group finishes the job. */
 static void crash_then_resume(const char *db, const char *prefix, uint64_t n,
-                              uint64_t stored_before, enum db_trouble trouble)
+                              uint64_t stored_before, enum db_trouble trouble, int down_at_restart)
 {
     fresh_db(db);
     PGconn *c = connect_db(db);
@@ -215,7 +269,7 @@ static void crash_then_resume(const char *db, const char *prefix, uint64_t n,
      * that never had a record injected trips UBSan at stop (memmove from a
      * NULL in-flight array in host/bus.c arbh_bus_poll_done; reported). */
     assert_true(arb_subscribe(testhost_ctx(prod), ARB_TOPIC_TRADE_EXECUTED, ignore, NULL) > 0);
-    testhost *r1 = recorder_host("rk-rec-1", db, prefix);
+    testhost *r1 = recorder_host("rk-rec-1", db, prefix, "");
     wait_db_up(r1); /* the schema is there */
     PGconn *block = connect_db(db);
     if (!stored_before) /* before any record can arrive */
@@ -259,7 +313,11 @@ static void crash_then_resume(const char *db, const char *prefix, uint64_t n,
                      (long long)stored);
 
     publish_trades(prod, n / 2, n);
-    testhost *r2 = recorder_host("rk-rec-2", db, prefix);
+    if (down_at_restart) {
+        resume_with_the_database_down(c, prod, db, prefix, n, stored);
+        return;
+    }
+    testhost *r2 = recorder_host("rk-rec-2", db, prefix, "");
     assert_true(run_both(prod, r2, n - stored, n - stored, 60 * SEC));
     run_both_for(prod, r2, 200 * MS);
     /* Exactly what the database lacked: not from the group's committed
@@ -284,20 +342,27 @@ static void crash_with_flushes_hanging_resumes_from_the_stored_offsets(void **st
 {
     (void)state;
     uint64_t n = test_rows();
-    crash_then_resume("rec_kafka_stall", "stall.", n, n / 8, DB_STALLS);
+    crash_then_resume("rec_kafka_stall", "stall.", n, n / 8, DB_STALLS, 0);
 }
 
 static void crash_with_flushes_failing_resumes_from_the_stored_offsets(void **state)
 {
     (void)state;
     uint64_t n = test_rows();
-    crash_then_resume("rec_kafka_fail", "fail.", n, n / 8, DB_REFUSES);
+    crash_then_resume("rec_kafka_fail", "fail.", n, n / 8, DB_REFUSES, 0);
 }
 
 static void crash_before_anything_was_stored_resumes_from_the_beginning(void **state)
 {
     (void)state;
-    crash_then_resume("rec_kafka_none", "none.", test_rows(), 0, DB_REFUSES);
+    crash_then_resume("rec_kafka_none", "none.", test_rows(), 0, DB_REFUSES, 0);
+}
+
+static void assigned_while_the_database_is_down_skips_forward_when_it_answers(void **state)
+{
+    (void)state;
+    uint64_t n = test_rows();
+    crash_then_resume("rec_kafka_down", "down.", n, n / 8, DB_REFUSES, 1);
 }
 
 static int setup(void **state)
@@ -315,6 +380,7 @@ static int setup(void **state)
     rd_kafka_mock_topic_create(mock, "stall.trade_executed", 3, 1);
     rd_kafka_mock_topic_create(mock, "fail.trade_executed", 3, 1);
     rd_kafka_mock_topic_create(mock, "none.trade_executed", 3, 1);
+    rd_kafka_mock_topic_create(mock, "down.trade_executed", 3, 1);
     return 0;
 }
 
@@ -335,6 +401,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_with_flushes_hanging_resumes_from_the_stored_offsets),
         cmocka_unit_test(crash_with_flushes_failing_resumes_from_the_stored_offsets),
         cmocka_unit_test(crash_before_anything_was_stored_resumes_from_the_beginning),
+        cmocka_unit_test(assigned_while_the_database_is_down_skips_forward_when_it_answers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
