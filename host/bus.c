@@ -435,8 +435,10 @@ size_t arbh_bus_poll_done(arbh_host *h)
         f->done(f->token);
         k++;
     }
-    memmove(h->inflight, h->inflight + k, (h->ninflight - k) * sizeof *h->inflight);
-    h->ninflight -= k;
+    if (k) { /* inflight is NULL until the first injected record */
+        memmove(h->inflight, h->inflight + k, (h->ninflight - k) * sizeof *h->inflight);
+        h->ninflight -= k;
+    }
     return h->ninflight;
 }
 

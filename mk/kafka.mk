@@ -30,3 +30,10 @@ test_kcat_DEPS := $(B)/arb-devbroker
 
 FUZZERS += fuzz_decode_cli
 fuzz_decode_cli_SRCS := tests/fuzz/fuzz_decode_cli.c
+
+# The split system end to end beside the monolith (make bench): arb-devbroker,
+# matcher and recorder hosts as processes, PostgreSQL via scripts/with-pg.sh.
+BENCHES += bench_split
+bench_split_SRCS = tests/bench/bench_split.c tests/support/splitrig.c $(TESTHOST_SRCS)
+bench_split_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS)
+bench_split_DEPS := $(B)/arb-devbroker $(B)/arb-host

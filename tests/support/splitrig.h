@@ -1,0 +1,64 @@
+/*
+ * splitrig.h -- the split system on one machine for a test or a benchmark:
+ * arb-devbroker and arb-host processes, PostgreSQL checks, and the gateway
+ * side (a host in this process that publishes a stream of crossing orders on
+ * order_commands and watches trade_executed).
+ *
+ * Order i of the stream: pairs (buy by account 1001, sell by account 1002 at
+ * the same price, one lot of 10) over the four books of conf.d/instruments.ini,
+ * so pair k yields exactly one trade between orders base+2k and base+2k+1.
+ * Not here: what is measured or asserted (the callers).
+ */
+#ifndef SPLITRIG_H
+#define SPLITRIG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "testhost.h"
+
+#define RIG_MS 1000000LL
+#define RIG_SEC 1000000000LL
+
+_Noreturn void rig_die(const char *what, const char *detail);
+int64_t rig_mono_ns(void);
+
+/* Re-runs this program under scripts/with-pg.sh unless already inside. */
+void rig_with_pg(void);
+PGconn *rig_db(const char *dbname);
+void rig_sql(PGconn *c, const char *sql);
+/* count(*) of the trades table; -1 until the recorder has created it. */
+long long rig_trades(PGconn *c);
+
+/* A process with stdout and stderr to `log`. */
+pid_t rig_spawn(const char *const argv[], const char *log);
+void rig_stop(pid_t pid, int sig); /* signal, then wait */
+/* Starts $ARB_BUILD/arb-devbroker (3 brokers, 4 partitions) writing its
+ * bootstrap list under dir; extra args (e.g. --control-fifo) may be NULL.
+ * Sets ARB_BROKERS. */
+pid_t rig_devbroker(const char *dir, const char *fifo);
+/* $ARB_BUILD/arb-host -c conf with -s overrides (NULL-terminated). */
+pid_t rig_host(const char *conf, const char *log, const char *const sets[]);
+
+typedef struct rig_side {
+    testhost *h;
+    arb_ctx *ctx;
+    int cmd_topic;
+    size_t norders;
+    uint64_t id_base;
+    int64_t *sent_ns; /* publish time by order index */
+    uint64_t trades;  /* trades seen on trade_executed */
+    int64_t *lat;     /* order-to-trade latency, while measuring */
+    size_t nlat;
+    int measuring;
+} rig_side;
+
+/* The gateway side in host h (started), for orders [0, norders). */
+void rig_side_init(rig_side *s, testhost *h, size_t norders, uint64_t id_base);
+void rig_side_free(rig_side *s);
+/* Publishes order i (retrying while the bus answers ARB_EFULL). */
+void rig_publish(rig_side *s, size_t i);
+
+#endif
