@@ -37,3 +37,10 @@ BENCHES += bench_split
 bench_split_SRCS = tests/bench/bench_split.c tests/support/splitrig.c $(TESTHOST_SRCS)
 bench_split_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS)
 bench_split_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The split system through broker faults and kill -9 of each service, checked
+# in PostgreSQL (scripts/with-pg.sh).
+TESTS += test_split_faults
+test_split_faults_SRCS = tests/integration/test_split_faults.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_faults_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_faults_DEPS := $(B)/arb-devbroker $(B)/arb-host
