@@ -121,6 +121,7 @@ typedef struct partition_books {
     uint8_t *staged;        /* a captured snapshot waiting one interval */
     size_t staged_len;
     int64_t staged_offset;
+    int from_start; /* rebuilt from the start of its input (offset 0 comes first) */
     replay_fence trades, md;
 } partition_books;
 
@@ -149,7 +150,7 @@ typedef struct matcher {
     arb_counter *m_commands, *m_trades, *m_events, *m_md, *m_decode_errors, *m_not_ours;
     arb_counter *m_refused, *m_dropped;
     arb_counter *m_rejects[ARB_R_REASON_MAX + 1];
-    arb_counter *m_snapshots, *m_restores, *m_suppressed;
+    arb_counter *m_snapshots, *m_restores, *m_suppressed, *m_repeated;
     arb_gauge *m_backlog, *m_partitions;
     arb_histogram *m_latency;
 } matcher;
@@ -566,6 +567,21 @@ static void on_command(void *user, const arb_msg *msg)
         return;
     }
     if (msg->partition >= 0 && pb != m->local) {
+        /* The books are a function of the input positions they applied: a
+         * command at or before the last one is not applied twice, and a
+         * jump over input (retention deleted it before a snapshot covered
+         * it) leaves books that are not the log's, so it is reported. */
+        if (msg->offset <= pb->applied) {
+            arb_counter_add(m->m_repeated, 1);
+            return;
+        }
+        if (msg->offset > pb->applied + 1 && (pb->applied >= 0 || pb->from_start)) {
+            arb_error(m->ctx,
+                      "order_commands partition %d: offsets %lld..%lld are gone (retention?): "
+                      "its books miss those commands",
+                      (int)pb->partition, (long long)pb->applied + 1, (long long)msg->offset - 1);
+            arb_set_health(m->ctx, 0, "input missing from order_commands");
+        }
         pb->applied = msg->offset;
         if (!pb->key)
             pb->key = msg->key;
@@ -867,6 +883,7 @@ static void partition_assigned(matcher *m, int partition)
     if (!restored) /* empty books: the newest output in Kafka is ahead of them */
         set_fences(m, pb);
     int64_t from = restored ? pb->applied + 1 : ARB_OFFSET_BEGINNING;
+    pb->from_start = !restored;
     int rc = arb_seek(m->ctx, ARB_TOPIC_ORDER_COMMANDS, partition, from);
     if (rc != ARB_OK)
         arb_error(m->ctx, "partition %d: cannot seek order_commands (%d)", partition, rc);
@@ -1025,6 +1042,8 @@ static int make_metrics(matcher *m)
                                     "Assigned partitions rebuilt from a snapshot");
     m->m_suppressed = arb_counter_new(ctx, "matcher_replay_suppressed_total", NULL,
                                       "Replayed output not sent again: already in Kafka");
+    m->m_repeated = arb_counter_new(ctx, "matcher_commands_repeated_total", NULL,
+                                    "Commands delivered again at an applied offset (skipped)");
     m->m_partitions = arb_gauge_new(ctx, "matcher_partitions", NULL,
                                     "order_commands partitions this matcher owns");
     for (unsigned r = 1; r <= ARB_R_REASON_MAX; r++) {
@@ -1056,7 +1075,7 @@ static int make_metrics(matcher *m)
             return ARB_ENOMEM;
     if (!m->m_commands || !m->m_trades || !m->m_events || !m->m_md || !m->m_decode_errors ||
         !m->m_not_ours || !m->m_refused || !m->m_dropped || !m->m_backlog || !m->m_latency ||
-        !m->m_snapshots || !m->m_restores || !m->m_suppressed || !m->m_partitions)
+        !m->m_snapshots || !m->m_restores || !m->m_suppressed || !m->m_repeated || !m->m_partitions)
         return ARB_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (!m->book_m[i].orders || !m->book_m[i].bid_levels || !m->book_m[i].ask_levels)
@@ -1139,7 +1158,8 @@ static void matcher_stop(void *self)
 #define STATE_MAGIC "MTCH"
 #define STATE_HDR 16u
 #define MATCHER_STATE_VERSION 2u
-/* i32 partition | u32 fences (1: trade, 2: md) | i64 applied | i64 snapped
+/* i32 partition | u32 flags (1: trade fence, 2: md fence, 4: from the
+ * start) | i64 applied | i64 snapped
  * | u64 key | u64 last trade id | u64 fence trade id | venue[8] | symbol[16]
  * | u64 fence md seq | u8 md kind, 7 zero | u64 engine bytes */
 #define PART_HDR 104u
@@ -1170,7 +1190,8 @@ static int matcher_save(void *self, void **bytes, size_t *len)
             const partition_books *pb = m->parts[i];
             uint8_t *h = p + off;
             arb_put_u32(h, (uint32_t)pb->partition);
-            arb_put_u32(h + 4, (pb->trades.active ? 1u : 0u) | (pb->md.active ? 2u : 0u));
+            arb_put_u32(h + 4, (pb->trades.active ? 1u : 0u) | (pb->md.active ? 2u : 0u) |
+                                   (pb->from_start ? 4u : 0u));
             arb_put_i64(h + 8, pb->applied);
             arb_put_i64(h + 16, pb->snapped);
             arb_put_u64(h + 24, pb->key);
@@ -1243,6 +1264,7 @@ static int restore_parts(matcher *m, const uint8_t *p, size_t len, partition_boo
         uint32_t fences = arb_get_u32(h + 4);
         pb->trades.active = (fences & 1u) != 0;
         pb->md.active = (fences & 2u) != 0;
+        pb->from_start = (fences & 4u) != 0;
         pb->applied = arb_get_i64(h + 8);
         pb->snapped = arb_get_i64(h + 16);
         pb->key = arb_get_u64(h + 24);

@@ -312,6 +312,27 @@ static void snapshot_topic_outside_kafka_is_reported(void **state)
     testhost_free(m);
 }
 
+/* A hot reload hands the owned partitions' books to the new code: matching
+ * goes on from where it was, nothing is replayed or repeated. */
+static void hot_reload_keeps_the_owned_partitions(void **state)
+{
+    (void)state;
+    testhost *m = matcher_host();
+    publish_pairs(90, 2);
+    run_until_snapshot_covers_input(m);
+    outputs before = output_highs();
+    arb_trade last = newest_trade();
+    char err[512];
+    assert_int_equal(testhost_reload(m, "matcher", NULL, err, sizeof err), ARB_OK);
+    publish_pairs(92, 2);
+    run_until_snapshot_covers_input(m);
+    outputs now = output_highs();
+    assert_int_equal(now.trades, before.trades + 2);
+    arb_trade t = newest_trade();
+    assert_int_equal(t.trade_id, last.trade_id + 1);
+    testhost_free(m);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -363,6 +384,7 @@ int main(void)
         cmocka_unit_test(snapshot_of_another_partition_is_refused_and_the_books_rebuilt),
         cmocka_unit_test(snapshot_ahead_of_the_trades_in_kafka_is_not_used),
         cmocka_unit_test(snapshot_topic_outside_kafka_is_reported),
+        cmocka_unit_test(hot_reload_keeps_the_owned_partitions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
