@@ -66,6 +66,17 @@ static void sleep_ms(int ms)
 
 /* ---- processes ---- */
 
+/* Every child still running, so a failed assertion leaves none behind. */
+static pid_t children[32];
+static int n_children;
+
+static void forget_child(pid_t pid)
+{
+    for (int i = 0; i < n_children; i++)
+        if (children[i] == pid)
+            children[i] = children[--n_children];
+}
+
 static pid_t spawn_logged(const char *const *argv, const char *log, int *out_fd)
 {
     int out[2] = {-1, -1};
@@ -84,6 +95,8 @@ static pid_t spawn_logged(const char *const *argv, const char *log, int *out_fd)
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **)argv, environ), 0);
     posix_spawn_file_actions_destroy(&fa);
+    if (n_children < 32)
+        children[n_children++] = pid;
     if (out_fd) {
         close(out[1]);
         *out_fd = out[0];
@@ -128,6 +141,7 @@ static void devbroker_stop(devbroker *d)
 {
     kill(d->pid, SIGTERM);
     waitpid(d->pid, NULL, 0);
+    forget_child(d->pid);
     close(d->out);
 }
 
@@ -162,6 +176,7 @@ static void matcher_kill(pid_t pid, int sig)
     kill(pid, sig);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
+    forget_child(pid);
     if (sig == SIGKILL)
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
@@ -716,6 +731,17 @@ static int setup(void **state)
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_children; i++) {
+        kill(children[i], SIGKILL);
+        waitpid(children[i], NULL, 0);
+    }
+    n_children = 0;
+    return 0;
+}
+
 int main(void)
 {
     B = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
@@ -723,7 +749,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(killed_and_added_matchers_yield_the_trades_of_a_single_matcher),
     };
-    int rc = cmocka_run_group_tests(tests, setup, NULL);
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
     /* The logs stay for a failed run (or with ARB_TEST_KEEP=1). */
     if (rc == 0 && !getenv("ARB_TEST_KEEP")) {
         char cmd[512];
