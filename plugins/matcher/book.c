@@ -20,6 +20,14 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* v for the bid side (0), -v for the ask side (1), without a branch: the
+ * side of an order is a coin toss the branch predictor cannot learn. */
+static inline int64_t flip(int64_t v, int side)
+{
+    int64_t m = -(int64_t)side;
+    return (v ^ m) - m;
+}
+
 #define DEFAULT_WINDOW_INIT 256u
 #define DEFAULT_WINDOW_MAX 65536u
 #define MIN_WINDOW 64u
@@ -193,7 +201,7 @@ static inline uint32_t idmap_find(const id_map *m, uint64_t id, const void *base
     return idmap_find_tag(m, id_tag(id), id, base, stride, pos);
 }
 
-static __attribute__((noinline)) void idmap_put_far(id_map *m, uint32_t tag, uint32_t idx)
+static __attribute__((noinline)) uint32_t idmap_put_far(id_map *m, uint32_t tag, uint32_t idx)
 {
     uint32_t h = tag >> m->shift;
     m->b[h].tag[7]++;
@@ -203,41 +211,40 @@ static __attribute__((noinline)) void idmap_put_far(id_map *m, uint32_t tag, uin
             unsigned l = (unsigned)__builtin_ctz(empty);
             m->b[i].tag[l] = tag;
             m->b[i].idx[l] = idx;
-            return;
+            return i * 8 + l;
         }
     }
 }
 
-/* Inserts an id known to be absent; capacity was reserved. */
-static inline void idmap_put_tag(id_map *m, uint32_t tag, uint32_t idx)
+/* Inserts an id known to be absent (capacity was reserved); returns its
+ * position (bucket * 8 + lane), which stays until the map grows. */
+static inline uint32_t idmap_put_tag(id_map *m, uint32_t tag, uint32_t idx)
 {
-    id_bucket *bk = &m->b[tag >> m->shift];
+    uint32_t h = tag >> m->shift;
+    id_bucket *bk = &m->b[h];
     unsigned empty = bucket_match(bk, 0);
     m->count++;
     if (LIKELY(empty)) {
         unsigned l = (unsigned)__builtin_ctz(empty);
         bk->tag[l] = tag;
         bk->idx[l] = idx;
-        return;
+        return h * 8 + l;
     }
-    idmap_put_far(m, tag, idx);
+    return idmap_put_far(m, tag, idx);
 }
 
-static inline void idmap_put(id_map *m, uint64_t id, uint32_t idx)
-{
-    idmap_put_tag(m, id_tag(id), idx);
-}
+static int idmap_grow(id_map *m, uint32_t more, resting_order *orders);
 
-static int idmap_grow(id_map *m, uint32_t more);
-
-static inline int idmap_reserve(id_map *m, uint32_t more)
+/* Room for `more` ids. When the map grows, entries move: with `orders`
+ * (a book's map) their records learn their new positions. */
+static inline int idmap_reserve(id_map *m, uint32_t more, resting_order *orders)
 {
     if (LIKELY((uint64_t)m->count + more <= m->limit))
         return ARB_OK;
-    return idmap_grow(m, more);
+    return idmap_grow(m, more, orders);
 }
 
-static int idmap_grow(id_map *m, uint32_t more)
+static int idmap_grow(id_map *m, uint32_t more, resting_order *orders)
 {
     uint64_t nb = (uint64_t)m->mask + 1;
     while (((uint64_t)m->count + more) * 2 > nb * 5)
@@ -249,30 +256,24 @@ static int idmap_grow(id_map *m, uint32_t more)
         return ARB_ENOMEM;
     for (uint64_t i = 0; i <= m->mask; i++)
         for (uint32_t l = 0; l < ID_LANES; l++)
-            if (m->b[i].tag[l])
-                idmap_put_tag(&n, m->b[i].tag[l], m->b[i].idx[l]);
+            if (m->b[i].tag[l]) {
+                uint32_t pos = idmap_put_tag(&n, m->b[i].tag[l], m->b[i].idx[l]);
+                if (orders)
+                    orders[m->b[i].idx[l]].id_pos = pos;
+            }
     free(m->raw);
     *m = n;
     return ARB_OK;
 }
 
-/* Empties the lane at pos (from a find). */
-static inline void idmap_remove_at(id_map *m, uint32_t pos)
+/* Empties the lane at pos, which holds `tag`: a store, no lookup. */
+static inline void idmap_remove_at(id_map *m, uint32_t pos, uint32_t tag)
 {
-    id_bucket *bk = &m->b[pos >> 3];
-    uint32_t l = pos & 7, h = bk->tag[l] >> m->shift;
+    uint32_t h = tag >> m->shift;
     if (UNLIKELY(h != pos >> 3))
         m->b[h].tag[7]--;
-    bk->tag[l] = 0;
+    m->b[pos >> 3].tag[pos & 7] = 0;
     m->count--;
-}
-
-/* Removes the entry of record idx, which holds `id`. */
-static inline void idmap_erase(id_map *m, uint64_t id, const void *base, size_t stride)
-{
-    uint32_t pos;
-    if (idmap_find(m, id, base, stride, &pos))
-        idmap_remove_at(m, pos);
 }
 
 /* ---- the price-level window of one side ---- */
@@ -535,11 +536,12 @@ static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
 
 /* Makes sure an order can rest at `key` without allocating: afterwards the
  * key is inside the window, or has (or has room for) a far level. */
-static int side_prepare(const book_engine *e, book_side *s, int64_t key)
+static int side_prepare(book_engine *e, book_side *s, int64_t key)
 {
     uint64_t off = (uint64_t)(key - s->lo);
     if (off < s->width)
         return ARB_OK;
+    e->slid = 1;
     uint32_t w = s->width;
     if (s->n_levels == 0) {
         /* Empty side: centre the window with room for better prices. */
@@ -578,7 +580,7 @@ static inline void side_refill(book_side *s)
     side_pull_far(s);
 }
 
-static inline int side_reserve(const book_engine *e, book_side *s, int64_t key)
+static inline int side_reserve(book_engine *e, book_side *s, int64_t key)
 {
     if (LIKELY((uint64_t)(key - s->lo) < s->width))
         return ARB_OK;
@@ -669,12 +671,12 @@ static int account_add(book_engine *e, uint64_t account, uint32_t *idx)
             return ARB_ENOMEM;
         e->accts = p;
     }
-    if (idmap_reserve(&e->acct_ids, 1))
+    if (idmap_reserve(&e->acct_ids, 1, NULL))
         return ARB_ENOMEM;
     i = ++e->n_accts; /* record 0 is unused so 0 can mean "none" */
     e->accts[i].account = account;
     e->accts[i].open = 0;
-    idmap_put(&e->acct_ids, account, i);
+    idmap_put_tag(&e->acct_ids, id_tag(account), i);
     *idx = i;
     return ARB_OK;
 }
@@ -836,7 +838,14 @@ int book_engine_new(const book_config *cfg, book_engine **out)
     e->cfg = c;
     e->order_cap = (c.order_capacity ? c.order_capacity : 1024) + 1;
     e->orders = malloc((size_t)e->order_cap * sizeof *e->orders);
-    if (!e->orders || idmap_init(&e->acct_ids, 16)) {
+    touched_level *tl = malloc(65 * sizeof *tl);
+    if (tl) {
+        tl[0].key = 0;
+        tl[0].side = -1;
+        e->touched = tl + 1;
+        e->cap_touched = 64;
+    }
+    if (!e->orders || !tl || idmap_init(&e->acct_ids, 16)) {
         book_engine_free(e);
         return ARB_ENOMEM;
     }
@@ -857,7 +866,7 @@ void book_engine_free(book_engine *e)
     free(e->orders);
     free(e->accts);
     idmap_free(&e->acct_ids);
-    free(e->touched);
+    free(e->touched ? e->touched - 1 : NULL);
     book_output_free(&e->out);
     free(e);
 }
@@ -866,33 +875,68 @@ book_output *book_engine_output(book_engine *e) { return &e->out; }
 
 /* ---- output helpers ---- */
 
+static int touched_grow(book_engine *e)
+{
+    uint32_t cap = e->cap_touched * 2;
+    touched_level *p =
+        cap > e->cap_touched ? realloc(e->touched - 1, ((size_t)cap + 1) * sizeof *p) : NULL;
+    if (!p) {
+        e->touched_lost = 1;
+        return ARB_ENOMEM;
+    }
+    e->touched = p + 1;
+    e->cap_touched = cap;
+    return ARB_OK;
+}
+
 static inline void touch(book_engine *e, int side, int64_t key)
 {
     uint32_t n = e->n_touched;
-    if (n && e->touched[n - 1].key == key && e->touched[n - 1].side == side)
+    if (UNLIKELY(n == e->cap_touched) && touched_grow(e))
         return;
-    if (UNLIKELY(n == e->cap_touched)) {
-        void *p = grow_array(e->touched, &e->cap_touched, sizeof *e->touched);
-        if (!p) {
-            e->touched_lost = 1;
-            return;
-        }
-        e->touched = p;
-    }
-    e->touched[n].key = key;
-    e->touched[n].side = side;
-    e->n_touched = n + 1;
+    /* touched[-1] is a sentinel no level matches: no branch for n == 0. */
+    touched_level *t = e->touched + n;
+    t[0].key = key;
+    t[0].side = side;
+    e->n_touched = n + !((t[-1].key == key) & (t[-1].side == side));
 }
 
-static inline arb_order_event *event_begin(book_engine *e, const order_book *b)
+static inline arb_order_event *event_slot(book_engine *e)
 {
     arb_order_event *ev = out_event(&e->out);
-    if (UNLIKELY(!ev))
-        ev = &e->lost_event;
+    return LIKELY(ev != NULL) ? ev : &e->lost_event;
+}
+
+/* Field by field, straight into the output: a whole-struct initializer
+ * would be built on the stack and copied in wide loads that cannot forward
+ * from the narrow stores that built it. */
+static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, uint8_t reason,
+                             uint8_t side, uint8_t type, uint8_t tif, uint8_t flags,
+                             uint64_t order_id, uint64_t account, int64_t price, int64_t qty,
+                             int64_t leaves, int64_t filled, int64_t last_px, int64_t last_qty,
+                             uint64_t trade_id, int64_t ts, uint64_t client_ref)
+{
+    arb_order_event *ev = event_slot(e);
+    ev->kind = kind;
+    ev->reason = reason;
+    ev->side = side;
+    ev->type = type;
+    ev->tif = tif;
+    ev->flags = flags;
     memcpy(ev->venue, b->venue, ARB_VENUE_LEN);
     memcpy(ev->symbol, b->symbol, ARB_SYMBOL_LEN);
+    ev->order_id = order_id;
+    ev->account = account;
+    ev->price = price;
+    ev->qty = qty;
+    ev->leaves_qty = leaves;
+    ev->filled_qty = filled;
+    ev->last_px = last_px;
+    ev->last_qty = last_qty;
+    ev->trade_id = trade_id;
+    ev->ts = ts;
     ev->seq = ++e->event_seq;
-    return ev;
+    ev->client_ref = client_ref;
 }
 
 static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
@@ -934,51 +978,21 @@ static inline void event_taker(book_engine *e, const order_book *b, const taker 
                                uint8_t reason, int64_t last_px, int64_t last_qty, uint64_t trade_id,
                                int64_t ts)
 {
-    arb_order_event *ev = event_begin(e, b);
-    ev->kind = kind;
-    ev->reason = reason;
-    ev->side = (uint8_t)(t->side + 1);
-    ev->type = t->type;
-    ev->tif = t->tif;
-    ev->flags = t->flags;
-    ev->order_id = t->order_id;
-    ev->account = t->account;
-    ev->price = t->price;
-    ev->qty = t->qty;
-    ev->leaves_qty = t->leaves;
-    ev->filled_qty = t->filled;
-    ev->last_px = last_px;
-    ev->last_qty = last_qty;
-    ev->trade_id = trade_id;
-    ev->ts = ts;
-    ev->client_ref = t->client_ref;
+    event_put(e, b, kind, reason, (uint8_t)(t->side + 1), t->type, t->tif, t->flags, t->order_id,
+              t->account, t->price, t->qty, t->leaves, t->filled, last_px, last_qty, trade_id, ts,
+              t->client_ref);
 }
 
 static inline void event_resting(book_engine *e, const order_book *b, const resting_order *o,
                                  uint8_t kind, uint8_t reason, int64_t leaves, int64_t last_px,
                                  int64_t last_qty, uint64_t trade_id, int64_t ts)
 {
-    arb_order_event *ev = event_begin(e, b);
-    ev->kind = kind;
-    ev->reason = reason;
-    ev->side = (uint8_t)(o->side + 1);
-    ev->type = ARB_ORD_LIMIT;
-    ev->tif = ARB_TIF_GTC;
-    ev->flags = o->flags;
-    ev->order_id = o->order_id;
-    ev->account = o->account;
-    ev->price = o->ticks * b->tick;
-    ev->qty = o->qty;
-    ev->leaves_qty = leaves;
-    ev->filled_qty = o->qty - o->leaves;
-    ev->last_px = last_px;
-    ev->last_qty = last_qty;
-    ev->trade_id = trade_id;
-    ev->ts = ts;
-    ev->client_ref = o->client_ref;
+    event_put(e, b, kind, reason, (uint8_t)(o->side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags,
+              o->order_id, o->account, o->ticks * b->tick, o->qty, leaves, o->qty - o->leaves,
+              last_px, last_qty, trade_id, ts, o->client_ref);
 }
 
-static inline int64_t order_key(const resting_order *o) { return o->side ? -o->ticks : o->ticks; }
+static inline int64_t order_key(const resting_order *o) { return flip(o->ticks, o->side); }
 
 /* Links a pool record into the back of its level. */
 static inline void rest_order(book_engine *e, order_book *b, uint32_t oi)
@@ -1051,7 +1065,8 @@ static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
 /* Forgets an unlinked record: id, account count, pool. */
 static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
 {
-    idmap_erase(&b->ids, e->orders[oi].order_id, e->orders, sizeof *e->orders);
+    const resting_order *o = &e->orders[oi];
+    idmap_remove_at(&b->ids, o->id_pos, id_tag(o->order_id));
     forget_order(e, b, oi);
 }
 
@@ -1095,30 +1110,41 @@ static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker 
 {
     int os = !t->side;
     book_side *s = &b->side[os];
-    while (t->leaves > 0 && s->n_levels && s->best >= thr) {
+    int64_t last_px = 0;
+    int stopped = 0;
+    /* The taker's open and filled quantities live in registers here. */
+    int64_t leaves = t->leaves, filled = t->filled;
+    uint8_t tside = (uint8_t)(t->side + 1);
+    int tb = t->side == SIDE_BID;
+    while (leaves > 0 && s->n_levels && s->best >= thr) {
         int64_t key = s->best;
         price_level *lv = &s->slot[key - s->lo];
         uint32_t oi = lv->head;
         resting_order *o = &e->orders[oi];
         if (UNLIKELY(o->account == t->account) && t->stp != ARB_STP_NONE) {
-            if (t->stp == ARB_STP_CANCEL_INCOMING)
-                return 1;
+            if (t->stp == ARB_STP_CANCEL_INCOMING) {
+                stopped = 1;
+                break;
+            }
             event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, 0, ts);
             unlink_order(e, b, oi);
             drop_order(e, b, oi);
             continue;
         }
-        int64_t fill = t->leaves < o->leaves ? t->leaves : o->leaves;
-        int64_t px = (os ? -key : key) * b->tick;
+        int64_t fill = leaves < o->leaves ? leaves : o->leaves;
+        int64_t px = flip(key, os) * b->tick;
         uint64_t trade_seq = ++b->trade_seq;
         uint64_t trade_id = b->trade_id_base | trade_seq;
-        o->leaves -= fill;
+        int64_t o_leaves = o->leaves - fill;
+        o->leaves = o_leaves;
         lv->qty -= fill;
-        t->leaves -= fill;
-        t->filled += fill;
-        event_resting(e, b, o, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px, fill,
+        leaves -= fill;
+        filled += fill;
+        event_resting(e, b, o, o_leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o_leaves, px, fill,
                       trade_id, ts);
-        event_taker(e, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, px, fill, trade_id, ts);
+        event_put(e, b, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, tside, t->type, t->tif,
+                  t->flags, t->order_id, t->account, t->price, t->qty, leaves, filled, px, fill,
+                  trade_id, ts, t->client_ref);
         arb_trade *tr = out_trade(&e->out);
         if (UNLIKELY(!tr))
             tr = &e->lost_trade;
@@ -1127,25 +1153,37 @@ static __attribute__((noinline)) int match(book_engine *e, order_book *b, taker 
         tr->trade_id = trade_id;
         tr->price = px;
         tr->qty = fill;
-        if (t->side == SIDE_BID) {
-            tr->buy_order_id = t->order_id, tr->buy_account = t->account;
-            tr->sell_order_id = o->order_id, tr->sell_account = o->account;
-        } else {
-            tr->buy_order_id = o->order_id, tr->buy_account = o->account;
-            tr->sell_order_id = t->order_id, tr->sell_account = t->account;
-        }
+        /* Selects, not branches: the aggressor's side is random. */
+        tr->buy_order_id = tb ? t->order_id : o->order_id;
+        tr->buy_account = tb ? t->account : o->account;
+        tr->sell_order_id = tb ? o->order_id : t->order_id;
+        tr->sell_account = tb ? o->account : t->account;
         tr->ts = ts;
         tr->seq = trade_seq;
-        tr->aggressor = (uint8_t)(t->side + 1);
-        b->last_trade_px = px;
-        if (o->leaves == 0) {
-            unlink_order(e, b, oi);
+        tr->aggressor = tside;
+        last_px = px;
+        touch(e, os, key);
+        if (o_leaves == 0) {
+            /* The filled order is the level's head: unlink it from the front. */
+            uint32_t nx = o->next;
+            lv->head = nx;
+            if (nx)
+                e->orders[nx].prev = 0;
+            else
+                lv->tail = 0;
+            if (--lv->count == 0)
+                side_level_emptied(s, key);
             drop_order(e, b, oi);
-        } else {
-            touch(e, os, key);
         }
     }
-    return 0;
+    t->leaves = leaves;
+    t->filled = filled;
+    /* The band follows the last trade of the command. */
+    if (last_px && last_px != b->ref_price) {
+        b->ref_price = last_px;
+        update_band(b);
+    }
+    return stopped;
 }
 
 /* ---- commands ---- */
@@ -1179,10 +1217,7 @@ static inline unsigned check_qty(const order_book *b, int64_t qty)
 }
 
 /* Threshold key on the side opposite `side` for a limit of `ticks`. */
-static inline int64_t cross_threshold(int side, int64_t ticks)
-{
-    return side == SIDE_BID ? -ticks : ticks;
-}
+static inline int64_t cross_threshold(int side, int64_t ticks) { return flip(ticks, !side); }
 
 static inline int would_cross(const order_book *b, int side, int64_t ticks)
 {
@@ -1209,7 +1244,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     int side = (int)sd;
     int gtc = tf == 0u;
     /* The table must not grow between the probe and the insert. */
-    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1)))
+    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1, e->orders)))
         r = ARB_R_MAX_OPEN_ORDERS;
     uint32_t tag = id_tag(c->order_id), pos;
     if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
@@ -1219,7 +1254,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     if (!r && gtc) {
         if (account_get(e, c->account, &acct) ||
             (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
-            pool_reserve(e) || side_reserve(e, &b->side[side], side ? -ticks : ticks))
+            pool_reserve(e) || side_reserve(e, &b->side[side], flip(ticks, side)))
             r = ARB_R_MAX_OPEN_ORDERS;
     }
     int crosses = would_cross(b, side, ticks);
@@ -1230,24 +1265,8 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
         return;
     }
     uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
-    arb_order_event *ev = event_begin(e, b);
-    ev->kind = ARB_EV_ACCEPTED;
-    ev->reason = 0;
-    ev->side = c->side;
-    ev->type = c->type;
-    ev->tif = c->tif;
-    ev->flags = c->flags;
-    ev->order_id = c->order_id;
-    ev->account = c->account;
-    ev->price = c->price;
-    ev->qty = c->qty;
-    ev->leaves_qty = c->qty;
-    ev->filled_qty = 0;
-    ev->last_px = 0;
-    ev->last_qty = 0;
-    ev->trade_id = 0;
-    ev->ts = c->ts;
-    ev->client_ref = c->client_ref;
+    event_put(e, b, ARB_EV_ACCEPTED, 0, c->side, c->type, c->tif, c->flags, c->order_id, c->account,
+              c->price, c->qty, c->qty, 0, 0, 0, 0, c->ts, c->client_ref);
     int64_t leaves = c->qty;
     if (UNLIKELY(crosses || !gtc)) {
         taker t = {
@@ -1296,7 +1315,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
         .flags = c->flags,
         .stp = stp,
     };
-    idmap_put_tag(&b->ids, tag, oi);
+    o->id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu;
     e->accts[acct].open++;
     b->orders++;
     e->live++;
@@ -1318,7 +1337,7 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     }
     event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
     unlink_order(e, b, oi);
-    idmap_remove_at(&b->ids, pos);
+    idmap_remove_at(&b->ids, pos, id_tag(c->order_id));
     forget_order(e, b, oi);
 }
 
@@ -1367,7 +1386,7 @@ static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *
     }
     unlink_order(e, b, oi);
     int side = o->side;
-    if (UNLIKELY(side_reserve(e, &b->side[side], side ? -ticks : ticks))) {
+    if (UNLIKELY(side_reserve(e, &b->side[side], flip(ticks, side)))) {
         /* Out of memory for a new price range: the order cannot rest again. */
         event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_MAX_OPEN_ORDERS, 0, 0, 0, 0, c->ts);
         drop_order(e, b, oi);
@@ -1453,7 +1472,7 @@ static inline void md_level(book_engine *e, const order_book *b, book_md *m, con
         return;
     const price_level *lv = side_find(&b->side[t->side], t->key);
     l->side = (uint8_t)(t->side + 1);
-    l->price = (t->side ? -t->key : t->key) * b->tick;
+    l->price = flip(t->key, t->side) * b->tick;
     l->qty = lv ? lv->qty : 0;
     l->orders = lv ? lv->count : 0;
     m->head.n_levels++;
@@ -1472,18 +1491,18 @@ static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
             md_level(e, b, m, &tl[0]);
         return;
     }
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < e->n_touched; i++) {
+    /* Insertion sort (a handful of entries), then drop repeats. */
+    for (uint32_t i = 1; i < e->n_touched; i++) {
         touched_level x = tl[i];
-        uint32_t j = n;
-        while (j > 0 && touched_before(&x, &tl[j - 1]))
-            j--;
-        if (j > 0 && tl[j - 1].key == x.key && tl[j - 1].side == x.side)
-            continue;
-        memmove(&tl[j + 1], &tl[j], (size_t)(n - j) * sizeof *tl);
+        uint32_t j = i;
+        for (; j > 0 && touched_before(&x, &tl[j - 1]); j--)
+            tl[j] = tl[j - 1];
         tl[j] = x;
-        n++;
     }
+    uint32_t n = 1;
+    for (uint32_t i = 1; i < e->n_touched; i++)
+        if (tl[i].key != tl[n - 1].key || tl[i].side != tl[n - 1].side)
+            tl[n++] = tl[i];
     book_md *m = NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (!m || m->head.n_levels == ARB_MD_MAX_LEVELS) {
@@ -1550,7 +1569,6 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
     }
     e->n_touched = 0;
     e->touched_lost = 0;
-    b->last_trade_px = 0;
     switch (c->action) {
     case ARB_CMD_NEW: process_new(e, b, c); break;
     case ARB_CMD_CANCEL: process_cancel(e, b, c); break;
@@ -1560,14 +1578,13 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
     }
     /* side_prepare may have slid a window past all its levels for an order
      * that then did not rest. */
-    side_refill(&b->side[SIDE_BID]);
-    side_refill(&b->side[SIDE_ASK]);
+    if (UNLIKELY(e->slid)) {
+        e->slid = 0;
+        side_refill(&b->side[SIDE_BID]);
+        side_refill(&b->side[SIDE_ASK]);
+    }
     if (e->n_touched)
         emit_level_md(e, b, c->ts);
-    if (b->last_trade_px && b->last_trade_px != b->ref_price) {
-        b->ref_price = b->last_trade_px;
-        update_band(b);
-    }
 }
 
 /* ---- hooks for book_state.c ---- */
@@ -1577,8 +1594,8 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
     int64_t ticks = v->price / b->tick;
     int side = v->side == ARB_SIDE_SELL;
     uint32_t acct;
-    if (account_get(e, v->account, &acct) || pool_reserve(e) || idmap_reserve(&b->ids, 1) ||
-        side_prepare(e, &b->side[side], side ? -ticks : ticks))
+    if (account_get(e, v->account, &acct) || pool_reserve(e) ||
+        idmap_reserve(&b->ids, 1, e->orders) || side_prepare(e, &b->side[side], flip(ticks, side)))
         return ARB_ENOMEM;
     uint32_t oi = pool_take(e);
     resting_order *o = &e->orders[oi];
@@ -1593,7 +1610,7 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
     o->side = (uint8_t)side;
     o->flags = v->flags;
     o->stp = v->stp;
-    idmap_put(&b->ids, v->order_id, oi);
+    o->id_pos = idmap_put_tag(&b->ids, id_tag(v->order_id), oi) & 0xfffffffu;
     e->accts[acct].open++;
     b->orders++;
     e->live++;

@@ -37,10 +37,13 @@ typedef struct resting_order {
     uint32_t next;  /* newer order at the same level; free-list link when free */
     uint32_t prev;  /* older order at the same level */
     uint32_t acct;  /* index into the engine's account records */
-    uint8_t side;   /* SIDE_BID or SIDE_ASK */
-    uint8_t flags;
-    uint8_t stp; /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
-    uint8_t pad;
+    /* Where the book's id map holds this order (bucket * 8 + lane), so a
+     * fill or a self-trade cancel frees its lane without a lookup. The map
+     * of a book holds at most BOOK_MAX_ORDERS ids: 2^21 buckets. */
+    uint32_t id_pos : 28;
+    uint32_t side : 1;  /* SIDE_BID or SIDE_ASK */
+    uint32_t flags : 1; /* ARB_ORDF_POST_ONLY */
+    uint32_t stp : 2;   /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
 } resting_order;
 
 typedef struct price_level {
@@ -96,7 +99,6 @@ struct order_book {
     int64_t band_bps;
     int64_t ref_price; /* band reference */
     int64_t band_lo, band_hi;
-    int64_t last_trade_px;  /* of the current command, 0 if none */
     uint64_t trade_seq;     /* trades so far; the next is trade_seq + 1 */
     uint64_t trade_id_base; /* book id << BOOK_TRADE_BITS */
     uint64_t md_seq;
@@ -127,9 +129,10 @@ struct book_engine {
     uint32_t free_head;
     uint32_t live;
     uint64_t event_seq;
-    touched_level *touched;
+    touched_level *touched; /* touched[-1] is a sentinel */
     uint32_t n_touched, cap_touched;
     int touched_lost;
+    int slid; /* a window slid during this command (side_prepare) */
     order_book **books;
     uint32_t n_books, cap_books;
     uint32_t *book_slots; /* open addressing: book index + 1, 0 empty */
