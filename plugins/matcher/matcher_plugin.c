@@ -801,6 +801,13 @@ static int set_fences(matcher *m, partition_books *pb)
             } else if (pb->last_trade_id != t.trade_id) {
                 rc = ARB_EREFUSED;
             }
+        } else {
+            /* Not a book of ours: the topics' partition counts or the
+             * matchers' instruments differ. */
+            arb_warn(m->ctx,
+                     "partition %d: the newest trade on trade_executed is of %.8s:%.16s, not a "
+                     "book here: replayed trades may repeat",
+                     pb->partition, t.venue, t.symbol);
         }
     } else if (rc != ARB_ENOENT) {
         arb_warn(m->ctx,
