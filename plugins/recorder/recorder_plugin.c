@@ -23,7 +23,10 @@
  * record is handled, i.e. held here). Per partition it then takes offsets
  * in order and skips what it already took (a replay). Seeking needs the
  * recorder on thread 0 (the transport's loop), in a host where it is the
- * only consumer of its topics.
+ * only consumer of its topics. In-process records (partition -1) are
+ * positioned by count as before (batcher.h). Not handed over at hot reload:
+ * the new build writes the adopted rows without their Kafka offsets (so the
+ * stored offsets stay behind them: a crash then replays, never skips).
  *
  * Config ([plugin recorder]):
  *   dsn                 libpq connection string or URI. Empty: $ARB_PG_DSN,
@@ -31,7 +34,8 @@
  *   consumer            name of this recorder's positions (default: instance name)
  *   batch_rows          flush at this many rows (default 20000) ...
  *   flush_interval_ms   ... or when the oldest row is this old (default 100)
- *   max_buffered_rows   rows held while the database is away (default 1000000)
+ *   high_water_rows     held rows at which delivery pauses (default 1000000) ...
+ *   low_water_rows      ... and at or below which it resumes (default half of it)
  *   backoff_min_ms / backoff_max_ms   reconnect backoff (100 / 5000)
  *   slow_ms             a flush running this long marks the database slow (2000)
  *   timeout_ms          a connect or flush running this long is retried (30000)
