@@ -34,11 +34,13 @@ FUZZERS += fuzz_book
 fuzz_book_SRCS := tests/fuzz/fuzz_book.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
 
 # Matcher scale-out end to end: arb-host processes with matcher.so against
-# arb-devbroker, killed and restarted while input flows.
+# arb-devbroker, killed and restarted while input flows; the recorder into a
+# throwaway PostgreSQL (scripts/with-pg.sh).
 TESTS += test_matcher_scaleout
 test_matcher_scaleout_SRCS := tests/integration/test_matcher_scaleout.c host/kafka.c host/config.c
-test_matcher_scaleout_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) -lpthread $(CMOCKA_LIBS)
-test_matcher_scaleout_DEPS := $(B)/arb-devbroker $(B)/arb-host $(B)/plugins/matcher.so
+test_matcher_scaleout_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) $(PQ_LIBS) -lpthread $(CMOCKA_LIBS)
+test_matcher_scaleout_DEPS := $(B)/arb-devbroker $(B)/arb-host $(B)/plugins/matcher.so \
+                              $(B)/plugins/recorder.so
 
 # Partition takeover pinned deterministically: embedded hosts over an
 # in-process mock cluster. Recursive (=): TESTHOST_* come from mk/host.mk.

@@ -4,7 +4,9 @@
  * mock cluster over loopback TCP), killed with SIGKILL and restarted while
  * input flows. The trades in Kafka must then equal exactly those of a
  * single-matcher run of the same input: same count, same digest, no trade
- * id twice; market data too; and no order event missing.
+ * id twice; market data too; and no order event missing. The recorder
+ * (as-is, into a throwaway PostgreSQL via scripts/with-pg.sh) must hold
+ * exactly those trades.
  *
  * Not here: the matching rules (test_book*), the transport's own guarantees
  * (test_kafka*), PostgreSQL (the recorder's tests).
@@ -15,7 +17,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arb/wire.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <poll.h>
 #include <signal.h>
@@ -168,6 +172,29 @@ static pid_t matcher_start(const char *bootstrap, const char *id)
     snprintf(bin, sizeof bin, "%s/arb-host", B);
     const char *argv[] = {bin, "-c", path, NULL};
     n_logs++;
+    return spawn_logged(argv, log, NULL);
+}
+
+/* The recorder, as-is, into database `db`: it must end up holding exactly
+ * the trades of the single-matcher run. */
+static pid_t recorder_start(const char *bootstrap, const char *db)
+{
+    char ini[8192], path[512], log[512], bin[1024];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = recorder\nlog_level = info\nannounce_ms = 0\n"
+             "[bus]\ntransport = kafka\nbrokers = %s\ngroup = arb-recorder\n"
+             "kafka_topics = order_commands,order_events,trade_executed,market_data\n"
+             "commit_interval_ms = 50\n[kafka.consumer]\nfetch.wait.max.ms = 20\n"
+             "[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\n%s",
+             bootstrap, db, instruments_ini);
+    snprintf(path, sizeof path, "%s/recorder.ini", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(ini, f);
+    fclose(f);
+    snprintf(log, sizeof log, "%s/recorder.log", tmpdir);
+    snprintf(bin, sizeof bin, "%s/arb-host", B);
+    const char *argv[] = {bin, "-c", path, NULL};
     return spawn_logged(argv, log, NULL);
 }
 
@@ -533,6 +560,67 @@ static summary summarize(rows *r)
     return s;
 }
 
+/* A trade as a row: the fields the recorder stores, hashed the same way
+ * whether they come from Kafka or from PostgreSQL. */
+static void trade_row(rows *r, const arb_trade *t)
+{
+    int64_t f[10] = {(int64_t)t->trade_id,
+                     t->price,
+                     t->qty,
+                     (int64_t)t->buy_order_id,
+                     (int64_t)t->sell_order_id,
+                     (int64_t)t->buy_account,
+                     (int64_t)t->sell_account,
+                     t->ts,
+                     (int64_t)t->seq,
+                     t->aggressor};
+    rows_add(r, t->trade_id, arb_instrument_key(t->venue, t->symbol), 0, f, sizeof f);
+}
+
+static void quiet_notice(void *arg, const char *msg) { (void)arg, (void)msg; }
+
+static PGconn *db_connect(const char *db)
+{
+    char dsn[128];
+    snprintf(dsn, sizeof dsn, "dbname=%s", db);
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("PostgreSQL: %s", PQerrorMessage(c));
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    return c;
+}
+
+/* The recorder's trades table as rows; -1 while it does not exist yet. */
+static long long db_trades(PGconn *c, rows *out)
+{
+    PGresult *r = PQexec(c, "SELECT trade_id, venue, symbol, price, qty, buy_order_id, "
+                            "sell_order_id, buy_account, sell_account, ts_ns, book_seq, "
+                            "aggressor FROM trades");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    long long n = PQntuples(r);
+    for (int i = 0; out && i < PQntuples(r); i++) {
+        arb_trade t = {0};
+        t.trade_id = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        arb_fixstr_set(t.venue, ARB_VENUE_LEN, PQgetvalue(r, i, 1));
+        arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, PQgetvalue(r, i, 2));
+        t.price = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        t.qty = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        t.buy_order_id = strtoull(PQgetvalue(r, i, 5), NULL, 10);
+        t.sell_order_id = strtoull(PQgetvalue(r, i, 6), NULL, 10);
+        t.buy_account = strtoull(PQgetvalue(r, i, 7), NULL, 10);
+        t.sell_account = strtoull(PQgetvalue(r, i, 8), NULL, 10);
+        t.ts = strtoll(PQgetvalue(r, i, 9), NULL, 10);
+        t.seq = strtoull(PQgetvalue(r, i, 10), NULL, 10);
+        t.aggressor = !strcmp(PQgetvalue(r, i, 11), "buy") ? ARB_SIDE_BUY : ARB_SIDE_SELL;
+        trade_row(out, &t);
+    }
+    PQclear(r);
+    return n;
+}
+
 static void read_topic(const char *bootstrap, const char *topic, outcome *o)
 {
     char err[256];
@@ -561,7 +649,7 @@ static void read_topic(const char *bootstrap, const char *topic, outcome *o)
             arb_market_data md = {0};
             if (!strcmp(topic, "trade_executed")) {
                 assert_int_equal(arb_trade_decode(m->payload, m->len, &t), ARB_OK);
-                rows_add(&o->trades, t.trade_id, 0, 0, m->payload, m->len);
+                trade_row(&o->trades, &t);
             } else if (!strcmp(topic, "order_events")) {
                 assert_int_equal(arb_order_event_decode(m->payload, m->len, &ev), ARB_OK);
                 rows_add(&o->events, arb_instrument_key(ev.venue, ev.symbol), ev.order_id, ev.seq,
@@ -670,6 +758,18 @@ static void killed_and_added_matchers_yield_the_trades_of_a_single_matcher(void 
      * killed too. Each step waits until the group has settled around it
      * (partitions of a killed member move after session.timeout.ms). */
     devbroker_start(&d);
+    PGconn *db = NULL;
+    pid_t rec = -1;
+    if (getenv("ARB_WITH_PG")) {
+        db = db_connect("postgres");
+        PQclear(PQexec(db, "DROP DATABASE IF EXISTS scaleout"));
+        PGresult *r = PQexec(db, "CREATE DATABASE scaleout");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(db);
+        db = db_connect("scaleout");
+        rec = recorder_start(d.bootstrap, "scaleout");
+    }
     feeder f = {producer_new(d.bootstrap), cmds, 0};
     pid_t a = matcher_start(d.bootstrap, "m-a");
     pid_t b = matcher_start(d.bootstrap, "m-b");
@@ -692,6 +792,19 @@ static void killed_and_added_matchers_yield_the_trades_of_a_single_matcher(void 
     print_message("%6.1f s: the matchers are done\n", (double)(now_ms() - t0_ms) / 1000);
     outcome got;
     read_outcome(d.bootstrap, &got);
+    /* The recorder has stored every trade once it holds as many as Kafka. */
+    rows stored = {0};
+    long long n_stored = -1;
+    for (int i = 0; db && i < 600 && n_stored < (long long)got.trades.n; i++) {
+        n_stored = db_trades(db, NULL);
+        if (n_stored < (long long)got.trades.n)
+            sleep_ms(100);
+    }
+    if (db) {
+        db_trades(db, &stored);
+        PQfinish(db);
+        matcher_kill(rec, SIGTERM);
+    }
     matcher_kill(a, SIGTERM);
     matcher_kill(c, SIGTERM);
     assert_int_equal(f.next_chunk, CHUNKS);
@@ -710,6 +823,16 @@ static void killed_and_added_matchers_yield_the_trades_of_a_single_matcher(void 
     assert_int_equal(t.repeated, 0);
     assert_int_equal(t.count, ref_t.count);
     assert_true(t.digest == ref_t.digest);
+    /* The recorder's trades: exactly the reference too. */
+    if (getenv("ARB_WITH_PG")) {
+        summary st = summarize(&stored);
+        print_message("recorder: %zu trades in PostgreSQL\n", st.count);
+        assert_int_equal(st.count, ref_t.count);
+        assert_true(st.digest == ref_t.digest);
+    } else {
+        print_message("no PostgreSQL (scripts/with-pg.sh): the recorder's table is not checked\n");
+    }
+    free(stored.v);
     /* Market data: exactly the reference. */
     assert_int_equal(m.repeated, 0);
     assert_int_equal(m.count, ref_m.count);
@@ -742,8 +865,34 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Runs this binary again under a throwaway PostgreSQL (scripts/with-pg.sh,
+ * from the repo root) for the recorder and exits with its status; without a
+ * server (status 77) or the script, goes on here and checks Kafka only. */
+static void rerun_under_pg(void)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (getenv("ARB_WITH_PG") || n <= 0 || access("scripts/with-pg.sh", X_OK))
+        return;
+    self[n] = 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *args[] = {"scripts/with-pg.sh", self, NULL};
+        execv(args[0], args);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+        return;
+    exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+}
+
 int main(void)
 {
+    rerun_under_pg();
     B = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
