@@ -740,6 +740,39 @@ static void database_down_pauses_delivery_then_catches_up_losing_nothing(void **
     PQfinish(c);
 }
 
+/* The configuration the lead runs: the recorder on a thread of its own, so
+ * its pause holds only its own queue. The publisher on loop 0 sees the
+ * backpressure all the same, and nothing is lost. */
+static void paused_recorder_on_its_own_thread_pushes_back_on_publishers(void **state)
+{
+    (void)state;
+    const uint64_t n = 4000;
+    fresh_db("rec_thread");
+    testhost *t = start_recorder_host("rec_thread", "thread = 1\nhigh_water_rows = 500\n"
+                                                    "[host]\nthreads = 2\n"
+                                                    "[bus]\nqueue_bytes = 65536\n");
+    feeder f = {.ctx = testhost_ctx(t), .per_tick = 100, .tick_ns = 1 * MS};
+    host_wait w = {t, &f, 0};
+    assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
+    pid_t stopper = pg_ctl_spawn("stop");
+    while (!child_done(stopper))
+        testhost_run(t, 5 * MS);
+    feeder_go(&f, n);
+    assert_true(testhost_run_until(t, paused_and_pushing_back, &w, 20 * SEC));
+    assert_true(f.next < n);
+    pid_t starter = pg_ctl_spawn("start");
+    while (!child_done(starter))
+        testhost_run(t, 5 * MS);
+    w.rows = n;
+    assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
+    assert_int_equal(metric_value(t, 'g', "recorder_paused", NULL), 0);
+    assert_true(metric_value(t, 'c', "recorder_pauses_total", NULL) >= 1);
+    testhost_free(t);
+    PGconn *c = connect_db("rec_thread");
+    assert_trades_exactly(c, n);
+    PQfinish(c);
+}
+
 /* The marks are checked when the config loads. */
 static void low_water_at_or_above_high_water_is_a_config_error(void **state)
 {
@@ -798,6 +831,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(malformed_dsn_is_a_config_error_with_its_line),
         cmocka_unit_test(database_outage_mid_run_records_exactly_what_was_produced),
         cmocka_unit_test(database_down_pauses_delivery_then_catches_up_losing_nothing),
+        cmocka_unit_test(paused_recorder_on_its_own_thread_pushes_back_on_publishers),
         cmocka_unit_test(low_water_at_or_above_high_water_is_a_config_error),
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
     };
