@@ -9,7 +9,8 @@
  * The address comes from -a, else [host] admin of the config given with -c,
  * else $ARB_ADMIN, else 127.0.0.1:9100. $ARB_ADMIN_TOKEN is sent as a bearer
  * token. `services` asks a gateway instead (GET /v1/services: every host that
- * announces itself on service_registry): --url, else $ARB_HTTP, else
+ * announces itself on service_registry): --url, else the listen address of
+ * the first gateway in the config given with -c, else $ARB_HTTP, else
  * 127.0.0.1:8080, with $ARB_API_KEY as the bearer token if set. Exit status: 0 on HTTP 2xx, 1 on any other answer, 2 on usage or
  * connection errors. Not here: anything the host decides (admin.c).
  */
@@ -219,7 +220,22 @@ static int print_services(const char *text)
 
 typedef struct admin_lookup {
     char addr[256];
+    char gateway[256]; /* listen of the config's first gateway, or "" */
+    arbh_config *cfg;
 } admin_lookup;
+
+/* The first [plugin ...] section that loads gateway.so. */
+static int find_gateway(void *user, const char *section)
+{
+    admin_lookup *a = user;
+    const char *load = arbh_config_get(a->cfg, section, "load", "");
+    size_t n = strlen(load);
+    if (n < 10 || strcmp(load + n - 10, "gateway.so") || (n > 10 && load[n - 11] != '/'))
+        return 0;
+    snprintf(a->gateway, sizeof a->gateway, "%s",
+             arbh_config_get(a->cfg, section, "listen", "127.0.0.1:8080"));
+    return 1;
+}
 
 /* [host] admin of a config, read exactly as arb-host reads it (includes,
  * ${ENV:-default}), so `arbctl -c FILE` finds the host that FILE runs. */
@@ -233,6 +249,9 @@ static int find_admin(admin_lookup *a, const char *file)
             snprintf(a->addr, sizeof a->addr, "%s", v);
         else
             fprintf(stderr, "arbctl: %s has no [host] admin; using %s\n", file, a->addr);
+        a->cfg = &cfg;
+        arbh_config_sections(&cfg, "plugin ", find_gateway, a);
+        a->cfg = NULL;
     } else {
         fprintf(stderr, "arbctl: %s\n", cfg.err);
     }
@@ -255,6 +274,7 @@ static void usage(FILE *out)
           "  decode                  raw wire records on stdin (kcat -f '%s') as JSON lines\n"
           "  services [--url http://HOST:PORT] [--json]\n"
           "                          the hosts announcing on service_registry, from a gateway\n"
+          "                          (default: the -c config's gateway, $ARB_HTTP, :8080)\n"
           "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token),\n"
           "     ARB_HTTP (gateway address for services), ARB_API_KEY (its bearer token)\n",
           out);
@@ -262,7 +282,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    admin_lookup a;
+    admin_lookup a = {0};
     snprintf(a.addr, sizeof a.addr, "%s",
              getenv("ARB_ADMIN") ? getenv("ARB_ADMIN") : "127.0.0.1:9100");
     int i = 1;
@@ -300,8 +320,11 @@ int main(int argc, char **argv)
     char gateway[256];
     if (!strcmp(cmd, "services")) {
         /* The gateway, not the admin endpoint: it keeps the registry. */
+        const char *env = getenv("ARB_HTTP");
         snprintf(gateway, sizeof gateway, "%s",
-                 getenv("ARB_HTTP") && *getenv("ARB_HTTP") ? getenv("ARB_HTTP") : "127.0.0.1:8080");
+                 a.gateway[0]  ? a.gateway
+                 : env && *env ? env
+                               : "127.0.0.1:8080");
         printer = print_services;
         for (int k = i + 1; k < argc; k++) {
             if (!strcmp(argv[k], "--json")) {

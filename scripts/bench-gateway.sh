@@ -193,6 +193,12 @@ cat "$gfile" "$nfile"
 g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$gfile")
 n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$nfile")
 awk -v g="$g" -v n="$n" 'BEGIN { printf "bench: gateway_vs_nginx_ratio %.3f ratio\n", (n > 0 ? g / n : 0) }'
+# The same comparison in CPU time per request, nginx's over the gateway's:
+# what the req/s ratio tends to when the server's own CPU is the only limit
+# (on a shared machine it moves far less than req/s does).
+gc=$(awk '/_cpu_per_request/ {print $3}' "$gfile")
+nc=$(awk '/_cpu_per_request/ {print $3}' "$nfile")
+awk -v g="$gc" -v n="$nc" 'BEGIN { if (g > 0) printf "bench: gateway_vs_nginx_cpu_ratio %.3f ratio\n", n / g }'
 echo "bench: nginx_workers 1 count"
 
 # Latency at half the measured rate. A connection's cycle is its pause plus

@@ -243,6 +243,34 @@ static void arbctl_services_json_is_the_api_answer(void **state)
     json_decref(j);
 }
 
+static void arbctl_services_finds_the_gateway_in_the_config(void **state)
+{
+    (void)state;
+    assert_string_equal(liveness_becomes("gw-host", "alive"), "alive");
+    char path[] = "/tmp/arb-test-registry-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char ini[256];
+    int n = snprintf(ini, sizeof ini,
+                     "[host]\nadmin = 127.0.0.1:1\n[plugin front]\nload = gateway.so\n"
+                     "listen = 127.0.0.1:%d\n",
+                     port);
+    assert_int_equal(write(fd, ini, (size_t)n), n);
+    close(fd);
+    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "env -u ARB_HTTP %s/arbctl -c %s services", b, path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    static char out[8192];
+    size_t got_n = fread(out, 1, sizeof out - 1, f);
+    out[got_n] = 0;
+    int status = pclose(f);
+    unlink(path);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "\ngw-host "));
+}
+
 static void arbctl_services_without_a_gateway_fails_with_2(void **state)
 {
     (void)state;
@@ -265,6 +293,7 @@ int main(void)
         T(silent_service_turns_stale_then_dead),
         T(arbctl_services_prints_one_line_per_host),
         T(arbctl_services_json_is_the_api_answer),
+        T(arbctl_services_finds_the_gateway_in_the_config),
         T(arbctl_services_without_a_gateway_fails_with_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
