@@ -139,6 +139,7 @@ typedef struct matcher {
     int64_t snap_interval_ms, snap_read_timeout_ms;
     int snap_timer;
     int snap_checked;         /* the snapshot topic was checked at the first assignment */
+    int unpartitioned_warned; /* said once that Kafka partitions share one engine */
     arb_instrument_table all; /* every configured instrument */
     int stamp_command;
     uint8_t *buf; /* encode buffer, ARB_WIRE_MAX bytes */
@@ -541,8 +542,17 @@ static int served_elsewhere(const matcher *m, const arb_order_cmd *c)
  * without an assignment callback (it should not happen) starts empty. */
 static partition_books *partition_of(matcher *m, const arb_msg *msg)
 {
-    if (!m->partitioned || msg->partition < 0)
+    if (msg->partition < 0)
         return m->local;
+    if (!m->partitioned) {
+        if (!m->unpartitioned_warned) {
+            m->unpartitioned_warned = 1;
+            arb_warn(m->ctx, "order_commands comes through Kafka but partition callbacks are not "
+                             "available here (an instance off thread 0): one engine for every "
+                             "partition, right only for the group's only matcher");
+        }
+        return m->local;
+    }
     partition_books *pb = partition_find(m, msg->partition);
     if (pb)
         return pb;
