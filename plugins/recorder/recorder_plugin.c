@@ -741,6 +741,9 @@ static int recorder_start(void *self)
         arb_warn(r->ctx, "cannot register the health route");
     show_health(r);
     rec_writer_start(r->writer);
+    /* Rows handed over at a hot reload may already be past the mark. */
+    if (rec_batcher_pending(&r->batcher) >= (uint64_t)r->high_water_rows)
+        set_paused(r, 1);
     return ARB_OK;
 }
 
