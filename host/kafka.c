@@ -569,6 +569,10 @@ static rd_kafka_conf_t *make_conf(arbh_kafka *k, arbh_config *cfg, const char *b
         rc = conf_pass_section(cfg, conf, "kafka", err, n);
     if (!rc)
         rc = conf_pass_section(cfg, conf, consumer ? "kafka.consumer" : "kafka.producer", err, n);
+    /* The reader fetches one record at a known offset: an empty fetch must
+     * not hold the next read for the consumer's whole fetch wait. */
+    if (!rc && role == READER)
+        rc = conf_set(conf, "fetch.wait.max.ms", "10", err, n);
     if (!rc && !consumer)
         rc = conf_set(conf, "enable.idempotence", "true", err, n);
     char reader_group[300];

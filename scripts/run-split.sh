@@ -21,7 +21,7 @@ trap stop INT TERM EXIT
 rm -f var/split/brokers
 # Its own session: a Ctrl-C reaches the hosts, not the broker they must
 # still talk to while they commit and leave their groups.
-setsid build/arb-devbroker --partitions 4 --bootstrap-file var/split/brokers > var/split/devbroker.log 2>&1 &
+setsid build/arb-devbroker --partitions 4 --topics matcher_snapshots --bootstrap-file var/split/brokers > var/split/devbroker.log 2>&1 &
 broker=$!
 for _ in $(seq 100); do [ -s var/split/brokers ] && break; sleep 0.1; done
 [ -s var/split/brokers ] || { echo "run-split: the dev broker did not start (var/split/devbroker.log)" >&2; exit 1; }
@@ -31,7 +31,10 @@ if [ -z "${ARB_PG_DSN:-}" ]; then
     ARB_PG_DSN=$(scripts/pg-local.sh start)
     export ARB_PG_DSN
 fi
-for svc in matcher recorder gateway market; do
+# ARB_MATCHERS=2 adds conf.d/split/matcher2.ini: two matchers share the books.
+matchers=matcher
+[ "${ARB_MATCHERS:-1}" -ge 2 ] && matchers="matcher matcher2"
+for svc in $matchers recorder gateway market; do
     build/arb-host -c "conf.d/split/$svc.ini" > "var/split/$svc.log" 2>&1 &
     pids+=($!)
     echo "run-split: $svc (pid $!, log var/split/$svc.log)" >&2

@@ -50,8 +50,8 @@
 #include <unistd.h>
 
 static const char *const bus_topics[] = {
-    "order_commands", "order_events",  "trade_executed",   "market_data",
-    "system_ticks",   "market_events", "service_registry", NULL,
+    "order_commands", "order_events",     "trade_executed",    "market_data", "system_ticks",
+    "market_events",  "service_registry", "matcher_snapshots", NULL,
 };
 
 /* ---- fixed ports ----
