@@ -43,4 +43,4 @@ test_recorder_sim_DEPS := $(B)/plugins/recorder.so
 TESTS += test_recorder_kafka
 test_recorder_kafka_SRCS := tests/integration/test_recorder_kafka.c $(RECORDER_DB) $(TESTHOST_SRCS)
 test_recorder_kafka_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
-test_recorder_kafka_DEPS := $(B)/plugins/recorder.so
+test_recorder_kafka_DEPS := $(B)/plugins/recorder.so $(B)/arb-host

@@ -362,6 +362,81 @@ static void assigned_while_the_database_is_down_skips_forward_when_it_answers(vo
     crash_then_resume("rec_kafka_down", "down.", n, n / 8, DB_REFUSES, 1);
 }
 
+/* A real crash: the first recorder is an arb-host process, killed with
+ * SIGKILL while it takes the first half (whatever it held, mid-flush or
+ * not, is gone, and the group's offsets are wherever its last commit left
+ * them). What the database kept must be self-consistent (the stored offsets
+ * cover exactly the stored rows), and the next recorder reads exactly the
+ * rest. */
+static void recorder_process_killed_mid_run_is_resumed_exactly(void **state)
+{
+    (void)state;
+    const uint64_t n = test_rows();
+    const char *db = "rec_kafka_kill", *prefix = "kill.";
+    fresh_db(db);
+    PGconn *c = connect_db(db);
+    testhost *prod = kafka_host("rk-prod", "g-prod", prefix, "");
+    assert_true(arb_subscribe(testhost_ctx(prod), ARB_TOPIC_TRADE_EXECUTED, ignore, NULL) > 0);
+
+    char ini_path[] = "/tmp/test_recorder_kafka_XXXXXX";
+    int fd = mkstemp(ini_path);
+    assert_true(fd >= 0);
+    FILE *ini = fdopen(fd, "w");
+    fprintf(ini,
+            "[host]\nid = rk-killed\nlog_level = error\nannounce_ms = 0\n"
+            "[bus]\ntransport = kafka\nbrokers = %s\nkafka_topics = trade_executed\n"
+            "topic_prefix = %s\ngroup = g-%srecorder\ncommit_interval_ms = 20\n"
+            "[kafka.consumer]\nsession.timeout.ms = 3100\nheartbeat.interval.ms = 300\n"
+            "[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\nbatch_rows = 100\n"
+            "flush_interval_ms = 20\nrecord_order_events = false\n%s",
+            bootstrap, prefix, prefix, db, instruments_ini);
+    fclose(ini);
+    const char *b = getenv("ARB_BUILD");
+    char exe[512];
+    snprintf(exe, sizeof exe, "%s/arb-host", b && *b ? b : "build");
+    char *argv[] = {exe, "-c", ini_path, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, exe, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    /* Produce while it records; kill it once a few batches are in. */
+    uint64_t sent = 0;
+    int64_t deadline = rec_clock_ns() + 30 * SEC;
+    while (q_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'trades'") == 0 ||
+           (uint64_t)q_int(c, "SELECT count(*) FROM trades") < n / 8) {
+        assert_true(rec_clock_ns() < deadline);
+        if (sent < n / 2) {
+            publish_trades(prod, sent, sent + 50);
+            sent += 50;
+        }
+        testhost_run(prod, 5 * MS);
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    unlink(ini_path);
+    wait_sessions_gone(c);
+    uint64_t stored = (uint64_t)q_int(c, "SELECT count(*) FROM trades");
+    assert_int_equal(q_int(c, "SELECT coalesce(sum(last_offset + 1), 0) FROM "
+                              "recorder_kafka_offsets WHERE topic = 'trade_executed'"),
+                     (long long)stored);
+
+    publish_trades(prod, sent, n);
+    testhost *r2 = recorder_host("rk-rec-2", db, prefix, "");
+    assert_true(run_both(prod, r2, n - stored, n - stored, 60 * SEC));
+    run_both_for(prod, r2, 200 * MS);
+    assert_int_equal(received(r2), n - stored);
+    assert_int_equal(metric_value(r2, 'c', "recorder_kafka_skipped_total", NULL), 0);
+    testhost_free(r2);
+    testhost_free(prod);
+    assert_trades_exactly(c, n);
+    PQfinish(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -378,6 +453,7 @@ static int setup(void **state)
     rd_kafka_mock_topic_create(mock, "fail.trade_executed", 3, 1);
     rd_kafka_mock_topic_create(mock, "none.trade_executed", 3, 1);
     rd_kafka_mock_topic_create(mock, "down.trade_executed", 3, 1);
+    rd_kafka_mock_topic_create(mock, "kill.trade_executed", 3, 1);
     return 0;
 }
 
@@ -399,6 +475,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_with_flushes_failing_resumes_from_the_stored_offsets),
         cmocka_unit_test(crash_before_anything_was_stored_resumes_from_the_beginning),
         cmocka_unit_test(assigned_while_the_database_is_down_skips_forward_when_it_answers),
+        cmocka_unit_test(recorder_process_killed_mid_run_is_resumed_exactly),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
