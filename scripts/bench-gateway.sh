@@ -57,6 +57,11 @@ for f in "$B/arb-host" "$B/plugins/gateway.so" "$CONF"; do
     [ -e "$f" ] || { echo "bench-gateway: $f is missing (build first: make all)" >&2; exit 1; }
 done
 
+# How busy the machine was with other work before this benchmark started
+# (1-minute load average): on two cores, above ~1 the figures below are
+# shared ones.
+awk '{ printf "bench: gateway_bench_machine_load %.2f load\n", $1 }' /proc/loadavg
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
     for _ in $(seq 1 100); do
