@@ -42,6 +42,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,8 +397,13 @@ int main(int argc, char **argv)
         rc = create_topic(&db, bus_topics[i]);
     if (extra && !rc) {
         char *list = strdup(extra);
-        for (char *t = strtok(list, ","); t && !rc; t = strtok(NULL, ","))
-            rc = create_topic(&db, t);
+        for (char *t = strtok(list, ","); t && !rc; t = strtok(NULL, ",")) {
+            bool known = false; /* a bus topic named again: made already */
+            for (int i = 0; bus_topics[i] && !known; i++)
+                known = !strcmp(t, bus_topics[i]);
+            if (!known)
+                rc = create_topic(&db, t);
+        }
         free(list);
     }
     if (!rc && db.bootstrap_file && write_bootstrap(db.bootstrap_file, db.bootstrap)) {
