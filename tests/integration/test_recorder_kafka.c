@@ -41,29 +41,9 @@ static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstrap[256];
 
-static const char *const venues[] = {"XA", "XB"};
 static const char *const symbols[] = {"BTCUSD", "ETHUSD", "SOLUSD"};
 
-/* Trade i of a deterministic stream; six instruments, so the records spread
- * over the topic's partitions by their instrument key. */
-static arb_trade make_trade(uint64_t i)
-{
-    arb_trade t;
-    memset(&t, 0, sizeof t);
-    arb_fixstr_set(t.venue, ARB_VENUE_LEN, venues[i % 2]);
-    arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, symbols[i % 3]);
-    t.trade_id = (i + 1) * 0x9E3779B97F4A7C15ull;
-    t.price = 10000 + (int64_t)(i % 977);
-    t.qty = 1 + (int64_t)(i % 50);
-    t.buy_order_id = 2 * i + 1;
-    t.sell_order_id = 2 * i + 2;
-    t.buy_account = 100 + i % 7;
-    t.sell_account = 200 + i % 11;
-    t.ts = 1700000000000000000LL + (int64_t)i * 1000003;
-    t.seq = i;
-    t.aggressor = (uint8_t)(1 + i % 2);
-    return t;
-}
+static arb_trade make_trade(uint64_t i) { return rec_test_trade(i, symbols); }
 
 static rec_scale scale_of(const arb_trade *t)
 {
