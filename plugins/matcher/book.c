@@ -1225,6 +1225,45 @@ static inline int would_cross(const order_book *b, int side, int64_t ticks)
     return s->n_levels && s->best >= cross_threshold(side, ticks);
 }
 
+/* The part of a NEW that takes liquidity, out of line so the common resting
+ * path keeps its registers. Returns what is left to rest (0: nothing). */
+static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
+                                                  const arb_order_cmd *c, int64_t ticks, int side,
+                                                  uint8_t stp, int crosses, int gtc)
+{
+    taker t = {
+        .order_id = c->order_id,
+        .account = c->account,
+        .client_ref = c->client_ref,
+        .ticks = ticks,
+        .price = c->price,
+        .qty = c->qty,
+        .leaves = c->qty,
+        .filled = 0,
+        .side = side,
+        .type = c->type,
+        .tif = c->tif,
+        .flags = c->flags,
+        .stp = stp,
+    };
+    int64_t thr = cross_threshold(side, ticks);
+    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
+        t.leaves = 0;
+        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+        return 0;
+    }
+    int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
+    if (!t.leaves)
+        return 0;
+    if (stopped || !gtc) {
+        t.leaves = 0;
+        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
+                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
+        return 0;
+    }
+    return t.leaves;
+}
+
 static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
 {
     /* Enums in range, then the combinations: market needs IOC/FOK,
@@ -1269,37 +1308,9 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
               c->price, c->qty, c->qty, 0, 0, 0, 0, c->ts, c->client_ref);
     int64_t leaves = c->qty;
     if (UNLIKELY(crosses || !gtc)) {
-        taker t = {
-            .order_id = c->order_id,
-            .account = c->account,
-            .client_ref = c->client_ref,
-            .ticks = ticks,
-            .price = c->price,
-            .qty = c->qty,
-            .leaves = c->qty,
-            .filled = 0,
-            .side = side,
-            .type = c->type,
-            .tif = c->tif,
-            .flags = c->flags,
-            .stp = stp,
-        };
-        int64_t thr = cross_threshold(side, ticks);
-        if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
-            t.leaves = 0;
-            event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+        leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
+        if (!leaves)
             return;
-        }
-        int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
-        if (!t.leaves)
-            return;
-        if (stopped || !gtc) {
-            t.leaves = 0;
-            event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
-                        stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
-            return;
-        }
-        leaves = t.leaves;
     }
     uint32_t oi = pool_take(e);
     resting_order *o = &e->orders[oi];
@@ -1478,19 +1489,11 @@ static inline void md_level(book_engine *e, const order_book *b, book_md *m, con
     m->head.n_levels++;
 }
 
-/* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
- * the command touched: bids before asks, best first, each once. */
-static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
+/* Several levels touched (a command that traded): sorted, deduplicated,
+ * out of line. */
+static __attribute__((noinline)) void emit_levels_md(book_engine *e, order_book *b, int64_t ts)
 {
     touched_level *tl = e->touched;
-    if (UNLIKELY(e->touched_lost))
-        e->out.dropped++;
-    if (LIKELY(e->n_touched == 1)) {
-        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
-        if (m)
-            md_level(e, b, m, &tl[0]);
-        return;
-    }
     /* Insertion sort (a handful of entries), then drop repeats. */
     for (uint32_t i = 1; i < e->n_touched; i++) {
         touched_level x = tl[i];
@@ -1512,6 +1515,22 @@ static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
         }
         md_level(e, b, m, &tl[i]);
     }
+}
+
+/* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
+ * the command touched: bids before asks, best first, each once. */
+static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
+{
+    touched_level *tl = e->touched;
+    if (UNLIKELY(e->touched_lost))
+        e->out.dropped++;
+    if (LIKELY(e->n_touched == 1)) {
+        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
+        if (m)
+            md_level(e, b, m, &tl[0]);
+        return;
+    }
+    emit_levels_md(e, b, ts);
 }
 
 uint32_t order_book_depth(const book_engine *e, const order_book *b, int side, arb_md_level *out,
