@@ -35,7 +35,7 @@ static inline int64_t flip(int64_t v, int side)
 
 /* ---- output containers ---- */
 
-static void *grow_array(void *p, uint32_t *cap, size_t elem)
+static __attribute__((noinline, cold)) void *grow_array(void *p, uint32_t *cap, size_t elem)
 {
     uint32_t n = *cap ? *cap * 2 : 64;
     if (n < *cap)
@@ -1352,7 +1352,8 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     forget_order(e, b, oi);
 }
 
-static void process_replace(book_engine *e, order_book *b, const arb_order_cmd *c)
+static __attribute__((noinline)) void process_replace(book_engine *e, order_book *b,
+                                                      const arb_order_cmd *c)
 {
     uint32_t pos;
     uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders, &pos);
@@ -1494,6 +1495,21 @@ static inline void md_level(book_engine *e, const order_book *b, book_md *m, con
 static __attribute__((noinline)) void emit_levels_md(book_engine *e, order_book *b, int64_t ts)
 {
     touched_level *tl = e->touched;
+    if (e->n_touched == 2) {
+        /* A replace that moved, or a fill and the taker's rest: two levels. */
+        const touched_level *x = &tl[0], *y = &tl[1];
+        if (touched_before(y, x)) {
+            x = &tl[1];
+            y = &tl[0];
+        }
+        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
+        if (!m)
+            return;
+        md_level(e, b, m, x);
+        if (y->key != x->key || y->side != x->side)
+            md_level(e, b, m, y);
+        return;
+    }
     /* Insertion sort (a handful of entries), then drop repeats. */
     for (uint32_t i = 1; i < e->n_touched; i++) {
         touched_level x = tl[i];
@@ -1554,7 +1570,8 @@ uint32_t order_book_depth(const book_engine *e, const order_book *b, int side, a
     return n;
 }
 
-static void process_snapshot(book_engine *e, order_book *b, const arb_order_cmd *c)
+static __attribute__((noinline, cold)) void process_snapshot(book_engine *e, order_book *b,
+                                                             const arb_order_cmd *c)
 {
     uint32_t per_side = ARB_MD_MAX_LEVELS / 2;
     if (e->cfg.snapshot_levels && e->cfg.snapshot_levels < per_side)
