@@ -1444,15 +1444,19 @@ static __attribute__((noinline)) void process_replace(book_engine *e, order_book
 static void top_of_book(const order_book *b, arb_market_data *md)
 {
     const book_side *bid = &b->side[SIDE_BID], *ask = &b->side[SIDE_ASK];
-    md->bid_px = md->bid_qty = md->ask_px = md->ask_qty = 0;
-    if (bid->n_levels) {
-        md->bid_px = bid->best * b->tick;
-        md->bid_qty = bid->slot[bid->best - bid->lo].qty;
+    int64_t bp = 0, bq = 0, ap = 0, aq = 0;
+    if (LIKELY(bid->n_levels)) {
+        bp = bid->best * b->tick;
+        bq = bid->slot[bid->best - bid->lo].qty;
     }
-    if (ask->n_levels) {
-        md->ask_px = -ask->best * b->tick;
-        md->ask_qty = ask->slot[ask->best - ask->lo].qty;
+    if (LIKELY(ask->n_levels)) {
+        ap = -ask->best * b->tick;
+        aq = ask->slot[ask->best - ask->lo].qty;
     }
+    md->bid_px = bp;
+    md->bid_qty = bq;
+    md->ask_px = ap;
+    md->ask_qty = aq;
 }
 
 static inline book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
