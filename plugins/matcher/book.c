@@ -143,8 +143,9 @@ static int idmap_init(id_map *m, uint32_t buckets)
     m->mask = buckets - 1;
     m->shift = 32 - __builtin_ctz(buckets);
     m->count = 0;
-    /* 2.5 entries per bucket on average: a full bucket is rare. */
-    m->limit = buckets * 5 / 2;
+    /* At most 4 entries per bucket on average (of 7 lanes): a full bucket is
+     * uncommon, and the table stays as small as 8-byte slots at half load. */
+    m->limit = buckets * 4;
     return ARB_OK;
 }
 
@@ -247,7 +248,7 @@ static inline int idmap_reserve(id_map *m, uint32_t more, resting_order *orders)
 static int idmap_grow(id_map *m, uint32_t more, resting_order *orders)
 {
     uint64_t nb = (uint64_t)m->mask + 1;
-    while (((uint64_t)m->count + more) * 2 > nb * 5)
+    while ((uint64_t)m->count + more > nb * 4)
         nb *= 2;
     if (nb > (1u << 27))
         return ARB_ENOMEM;
