@@ -9,8 +9,9 @@
  *     records go on a free list, so steady-state matching never allocates.
  *   - Each book maps order ids to pool indices with a hash table of 64-byte
  *     buckets of seven (tag, index) lanes, compared all at once (SIMD where
- *     available): ids may be large and sparse, and a lookup costs one cache
- *     line and no data-dependent branch.
+ *     available): ids may be large and sparse, a lookup reads one cache line
+ *     without a probe loop, and an entry never moves until the table grows
+ *     (a resting order keeps its position, so a fill frees it by a store).
  *   - Each side of a book keeps its price levels in a window of consecutive
  *     ticks, indexed directly, with a two-level bitmap to find the next best
  *     level. Prices are "keys" in which better is larger on both sides (bid
