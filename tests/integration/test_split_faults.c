@@ -152,6 +152,17 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     if (!testhost_run_until(h, all_recorded, &w, 150 * RIG_SEC))
         fprintf(stderr, "faults: not everything recorded in 150 s (logs in %s)\n", dir);
     char sql[512];
+    /* Name the pairs without a trade, for whoever reads a failure. */
+    snprintf(
+        sql, sizeof sql,
+        "SELECT string_agg(b::text, ',') FROM generate_series(%llu::bigint, %llu::bigint, 2) b "
+        "WHERE NOT EXISTS (SELECT 1 FROM trades WHERE buy_order_id = b)",
+        (unsigned long long)ID_BASE, (unsigned long long)(ID_BASE + ORDERS - 2));
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && !PQgetisnull(r, 0, 0))
+        fprintf(stderr, "faults: pairs without a trade (buy order ids, base %llu): %s\n",
+                (unsigned long long)ID_BASE, PQgetvalue(r, 0, 0));
+    PQclear(r);
     /* Every pair traded once, between its own two orders. */
     assert_int_equal(rig_trades(db), ORDERS / 2);
     snprintf(
