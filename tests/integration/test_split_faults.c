@@ -35,6 +35,33 @@
 
 static char dir[64];
 static int fifo_fd = -1;
+/* Every process started, so a failed assertion (which leaves the test
+ * function at once) still leaves none behind: see kill_children. */
+static pid_t children[16];
+static int n_children;
+
+static pid_t child(pid_t pid)
+{
+    if (n_children < 16)
+        children[n_children++] = pid;
+    return pid;
+}
+
+static void forget(pid_t pid)
+{
+    for (int i = 0; i < n_children; i++)
+        if (children[i] == pid)
+            children[i] = children[--n_children];
+}
+
+static int kill_children(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_children; i++)
+        rig_stop(children[i], SIGKILL);
+    n_children = 0;
+    return 0;
+}
 
 /* One fault command to the broker (see arb-devbroker --help). */
 static void broker_cmd(const char *cmd)
@@ -55,13 +82,14 @@ static pid_t start_service(const char *conf, const char *id)
     snprintf(log, sizeof log, "%s/%s.log", dir, id);
     snprintf(idset, sizeof idset, "host.id=%s", id);
     const char *const sets[] = {idset, "host.admin=127.0.0.1:0", "host.log_level=info", NULL};
-    return rig_host(conf, log, sets);
+    return child(rig_host(conf, log, sets));
 }
 
 static void kill_and_restart(pid_t *pid, const char *conf, const char *id, testhost *h)
 {
     fprintf(stderr, "faults: kill -9 %s\n", id);
     rig_stop(*pid, SIGKILL);
+    forget(*pid);
     testhost_run(h, 500 * RIG_MS);
     *pid = start_service(conf, id);
 }
@@ -100,7 +128,7 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     assert_non_null(mkdtemp(dir));
     char fifo[128];
     snprintf(fifo, sizeof fifo, "%s/control", dir);
-    pid_t broker = rig_devbroker(dir, fifo);
+    pid_t broker = child(rig_devbroker(dir, fifo));
     for (int i = 0; i < 100 && fifo_fd < 0; i++) {
         fifo_fd = open(fifo, O_WRONLY | O_NONBLOCK);
         if (fifo_fd < 0)
@@ -185,6 +213,7 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     rig_stop(s.matcher_b, SIGTERM);
     rig_stop(s.recorder, SIGTERM);
     rig_stop(broker, SIGTERM);
+    n_children = 0; /* all reaped */
     close(fifo_fd);
     PQfinish(admin);
 }
@@ -194,7 +223,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     rig_with_pg();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(faults_lose_and_double_nothing_in_postgresql),
+        cmocka_unit_test_teardown(faults_lose_and_double_nothing_in_postgresql, kill_children),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
