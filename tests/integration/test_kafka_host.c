@@ -22,7 +22,6 @@
 
 #define MS 1000000LL
 
-static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstrap[256];
 
@@ -74,14 +73,9 @@ static void run_both(testhost *a, testhost *b, seq_sink *s, uint64_t want, int64
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
+    mock = testhost_mock_new(1, bootstrap, sizeof bootstrap);
     if (!mock)
         return -1;
-    snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     /* One partition: the sequence must come out in the order it went in. */
     rd_kafka_mock_topic_create(mock, "test.seq", 1, 1);
     rd_kafka_mock_topic_create(mock, "test.pos", 2, 1);
@@ -91,8 +85,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
+    testhost_mock_free(mock);
     return 0;
 }
 

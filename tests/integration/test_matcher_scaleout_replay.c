@@ -29,7 +29,7 @@
 #define MS 1000000LL
 #define SNAP_TOPIC "matcher_snapshots"
 
-static rd_kafka_t *mock_rk, *reader, *writer;
+static rd_kafka_t *reader, *writer;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstrap[256];
 
@@ -340,19 +340,15 @@ static int setup(void **state)
     const char *so = testhost_plugin_path("matcher");
     if (!so || stat(so, &st))
         return -1;
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
+    mock = testhost_mock_new(1, bootstrap, sizeof bootstrap);
     if (!mock)
         return -1;
-    snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     static const char *const topics[] = {"order_commands", "order_events", "trade_executed",
                                          "market_data", SNAP_TOPIC};
     for (int i = 0; i < 5; i++)
         rd_kafka_mock_topic_create(mock, topics[i], 1, 1);
-    c = rd_kafka_conf_new();
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err);
     rd_kafka_conf_set(c, "group.id", "test-reader", err, sizeof err);
     rd_kafka_conf_set(c, "fetch.wait.max.ms", "20", err, sizeof err);
@@ -369,8 +365,7 @@ static int teardown(void **state)
     free(snap_k);
     rd_kafka_destroy(writer);
     rd_kafka_destroy(reader);
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
+    testhost_mock_free(mock);
     return 0;
 }
 

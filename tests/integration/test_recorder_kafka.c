@@ -37,7 +37,6 @@
 #define MS 1000000LL
 #define SEC 1000000000LL
 
-static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstrap[256];
 
@@ -420,14 +419,9 @@ static void recorder_process_killed_mid_run_is_resumed_exactly(void **state)
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    mock = mock_rk ? rd_kafka_mock_cluster_new(mock_rk, 1) : NULL;
+    mock = testhost_mock_new(1, bootstrap, sizeof bootstrap);
     if (!mock)
         return -1;
-    snprintf(bootstrap, sizeof bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mock));
     /* Three partitions per run, each run under its own prefix. */
     rd_kafka_mock_topic_create(mock, "stall.trade_executed", 3, 1);
     rd_kafka_mock_topic_create(mock, "fail.trade_executed", 3, 1);
@@ -440,8 +434,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rd_kafka_mock_cluster_destroy(mock);
-    rd_kafka_destroy(mock_rk);
+    testhost_mock_free(mock);
     return 0;
 }
 

@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -167,4 +169,30 @@ const char *testhost_http(testhost *h, int port, const char *request, int64_t ma
     int ok = testhost_run_until(h, http_done, &c, max_ns);
     pthread_join(th, NULL); /* the read ends when the server closes (HTTP/1.0) */
     return ok ? c.response : NULL;
+}
+
+rd_kafka_mock_cluster_t *testhost_mock_new(int brokers, char *bootstrap, size_t n)
+{
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    rd_kafka_mock_cluster_t *mock = rk ? rd_kafka_mock_cluster_new(rk, brokers) : NULL;
+    if (!mock) {
+        fprintf(stderr, "testhost: no mock cluster: %s\n", rk ? "mock_cluster_new failed" : err);
+        if (rk)
+            rd_kafka_destroy(rk);
+        return NULL;
+    }
+    snprintf(bootstrap, n, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    return mock;
+}
+
+void testhost_mock_free(rd_kafka_mock_cluster_t *mock)
+{
+    if (!mock)
+        return;
+    rd_kafka_t *rk = rd_kafka_mock_cluster_handle(mock);
+    rd_kafka_mock_cluster_destroy(mock);
+    rd_kafka_destroy(rk);
 }

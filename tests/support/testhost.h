@@ -43,6 +43,12 @@ const char *testhost_http(testhost *h, int port, const char *request, int64_t ma
 int64_t testhost_last_reload_pause_ns(testhost *h);
 /* Stops everything (reverse order, queues drained) and frees. */
 void testhost_free(testhost *h);
+/* librdkafka's mock cluster in this process (real Kafka protocol on loopback
+ * ports): `brokers` brokers, its bootstrap list copied to `bootstrap`. NULL
+ * after printing why. Free with testhost_mock_free(). */
+struct rd_kafka_mock_cluster_s;
+struct rd_kafka_mock_cluster_s *testhost_mock_new(int brokers, char *bootstrap, size_t n);
+void testhost_mock_free(struct rd_kafka_mock_cluster_s *mock);
 /* The underlying host, for white-box tests of host/ itself. */
 struct arbh_host *testhost_host(testhost *h);
 
