@@ -10,6 +10,15 @@
  * whatever happened: every order has its events in order_events, every pair
  * its one trade in trades, nothing missing, nothing twice.
  *
+ * Every producer here keeps one Produce request in flight per connection
+ * (IN_FLIGHT_ONE). The dev broker does not check an idempotent producer's
+ * sequence numbers unless it is transactional, and librdkafka takes a later
+ * batch's success as proof that an earlier, failed one was written (a real
+ * broker refuses the later batch with OUT_OF_ORDER_SEQUENCE_NUMBER). So with
+ * several requests in flight an injected Produce error can drop a batch on
+ * the dev broker with no delivery error; measured with a bare producer: 8 of
+ * 40 runs lost records with the default window, 0 of 40 with one.
+ *
  * Not covered here: killing the gateway itself (the gateway side is this
  * process; an order lost with a killed gateway was never acknowledged).
  */
@@ -32,6 +41,7 @@
 #define ORDERS 6000
 #define CHUNKS 12
 #define ID_BASE (3ull << 40)
+#define IN_FLIGHT_ONE "max.in.flight.requests.per.connection=1"
 
 static char dir[64];
 static int fifo_fd = -1;
@@ -81,7 +91,8 @@ static pid_t start_service(const char *conf, const char *id)
     char log[128], idset[64];
     snprintf(log, sizeof log, "%s/%s.log", dir, id);
     snprintf(idset, sizeof idset, "host.id=%s", id);
-    const char *const sets[] = {idset, "host.admin=127.0.0.1:0", "host.log_level=info", NULL};
+    const char *const sets[] = {idset, "host.admin=127.0.0.1:0", "host.log_level=info",
+                                "kafka." IN_FLIGHT_ONE, NULL};
     return child(rig_host(conf, log, sets));
 }
 
@@ -147,7 +158,8 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     testhost *h = testhost_new("include = conf.d/split/common.ini\n[host]\nid = faults-gateway\n"
                                "log_level = error\nannounce_ms = 0\n[bus]\n"
                                "group = arb-faults-gateway\n"
-                               "kafka_topics = order_commands,trade_executed\n");
+                               "kafka_topics = order_commands,trade_executed\n"
+                               "[kafka]\n" IN_FLIGHT_ONE "\n");
     assert_non_null(h);
     assert_int_equal(testhost_start(h), ARB_OK);
     rig_side side;

@@ -12,8 +12,11 @@
  * 2.0): a partition keeps about 5 MiB or 100k message sets and silently
  * evicts older ones; the first join of a consumer group waits about 3 s; no
  * compaction, no retention by time; transactions are not really enforced, and
- * duplicates of an idempotent (non-transactional) producer are not dropped;
- * a broker set down does not move partition leaders (`leader` does); all
+ * duplicates of an idempotent (non-transactional) producer are not dropped
+ * nor are its sequence numbers checked, so after an injected Produce error a
+ * later batch can succeed, and librdkafka then counts the failed earlier one
+ * as written: it is lost without a delivery error (fault tests keep one
+ * request in flight per connection); a broker set down does not move partition leaders (`leader` does); all
  * data is lost when it exits.
  *
  *   arb-devbroker [--brokers N] [--partitions P] [--topics a,b,...]
