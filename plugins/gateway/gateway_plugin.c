@@ -209,6 +209,46 @@ static const char *date_header(gateway *gw)
     return gw->date;
 }
 
+/* Writes a response evhttp has just queued on the connection now, rather
+ * than when the loop next reports the socket writable. evhttp_send_reply
+ * only queues the bytes and asks for a write event: left to itself that is
+ * an epoll_ctl to watch for EPOLLOUT, a loop turn to be told the socket is
+ * writable (a loopback socket nearly always is), the write, and another
+ * epoll_ctl to stop watching. Written here, the watch is added and removed
+ * within this turn, which the loop's epoll changelist folds away, and the
+ * answer leaves a turn earlier. When everything is written the bufferevent's
+ * write callback is run as if the loop had written it, so evhttp finishes
+ * the request exactly as it would have (frees it, reads the next request or
+ * closes the connection). Whatever cannot be written now (a full socket
+ * buffer, an error) stays queued for evhttp's own write path, which then
+ * runs unchanged. MSG_NOSIGNAL: a client that has gone away is an error
+ * here, not a SIGPIPE, whatever the host does with signals. */
+static void write_now(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    size_t len = evbuffer_get_length(out);
+    if (fd < 0 || len == 0)
+        return;
+    struct evbuffer_iovec vec[8];
+    int n = evbuffer_peek(out, (ev_ssize_t)len, NULL, vec, 8);
+    if (n <= 0)
+        return;
+    if (n > 8)
+        n = 8;
+    struct iovec iov[8];
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent <= 0)
+        return;
+    evbuffer_drain(out, (size_t)sent);
+    if (evbuffer_get_length(out) == 0)
+        bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
 /* Sends whatever the handler wrote into the request's output buffer. */
 static void reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
 {
@@ -216,7 +256,11 @@ static void reply(gateway *gw, struct evhttp_request *req, int status, const cha
     evhttp_add_header(h, "Date", date_header(gw));
     evhttp_add_header(h, "Content-Type", content_type);
     count_status(gw, status);
+    /* Taken first: the request may be freed by the time send returns. */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evhttp_send_reply(req, status, NULL, NULL);
+    if (evcon)
+        write_now(evcon);
 }
 
 static void reply_json(gateway *gw, struct evhttp_request *req, int status)

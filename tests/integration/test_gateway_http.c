@@ -1038,6 +1038,97 @@ static void slow_stream_reader_is_cut_off(void **state)
     assert_true(total < 1000000);
 }
 
+/* ---- keep-alive ---- */
+
+/* Requests written together on one keep-alive connection; the responses
+ * are read back by their Content-Length. */
+typedef struct pipelined {
+    int port;
+    const char *requests;
+    int expected;
+    int got;
+    int status[4];
+    char body[4][4096];
+    volatile int done;
+} pipelined;
+
+static void *pipelined_thread(void *arg)
+{
+    pipelined *p = arg;
+    int fd = connect_to(p->port);
+    if (fd < 0 || send_all(fd, p->requests, strlen(p->requests))) {
+        p->done = 1;
+        return NULL;
+    }
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static char buf[65536];
+    size_t len = 0;
+    while (p->got < p->expected) {
+        buf[len] = 0;
+        char *sep = strstr(buf, "\r\n\r\n");
+        const char *cl = sep ? strstr(buf, "Content-Length: ") : NULL;
+        if (sep && cl && cl < sep) {
+            size_t head = (size_t)(sep + 4 - buf), n = strtoul(cl + 16, NULL, 10);
+            if (len >= head + n && n < sizeof p->body[0]) {
+                sscanf(buf, "HTTP/1.1 %d", &p->status[p->got]);
+                memcpy(p->body[p->got], sep + 4, n);
+                p->body[p->got][n] = 0;
+                p->got++;
+                memmove(buf, buf + head + n, len - head - n);
+                len -= head + n;
+                continue;
+            }
+        }
+        ssize_t r = len < sizeof buf - 1 ? recv(fd, buf + len, sizeof buf - 1 - len, 0) : -1;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    p->done = 1;
+    return NULL;
+}
+
+static int pipelined_done(void *user) { return ((pipelined *)user)->done; }
+
+/* Answers leave as soon as they are ready (the gateway writes them itself
+ * rather than waiting for the loop to report the socket writable); each
+ * must still end its request properly so that the next request on the
+ * same connection is read and answered, in order. */
+static void keep_alive_connection_answers_each_request_in_turn(void **state)
+{
+    (void)state;
+    char order_rests[512], order_rejected[512], requests[2048];
+    char *body = order_body("buy", "100.00", "1");
+    snprintf(order_rests, sizeof order_rests,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
+             "\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    body = order_body("sell", "102.00", "1");
+    snprintf(order_rejected, sizeof order_rejected,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
+             "\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    snprintf(requests, sizeof requests, "%sGET /v1/instruments HTTP/1.1\r\nHost: x\r\n\r\n%s",
+             order_rests, order_rejected);
+    pipelined *p = calloc(1, sizeof *p);
+    p->port = port;
+    p->requests = requests;
+    p->expected = 3;
+    pthread_t th;
+    pthread_create(&th, NULL, pipelined_thread, p);
+    testhost_run_until(host, pipelined_done, p, 10000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(p->got, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(p->status[i], 200);
+    assert_non_null(strstr(p->body[0], "\"status\":\"open\""));
+    assert_non_null(strstr(p->body[1], "\"instruments\":["));
+    assert_non_null(strstr(p->body[2], "\"status\":\"rejected\""));
+    free(p);
+}
+
 /* ---- hot reload ---- */
 
 static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
@@ -1093,6 +1184,7 @@ int main(void)
         T(stream_rejects_unknown_topics),
         T(stream_count_is_bounded),
         T(slow_stream_reader_is_cut_off),
+        T(keep_alive_connection_answers_each_request_in_turn),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
