@@ -486,6 +486,56 @@ static int api_read_last(arb_ctx *ctx, int topic, int partition, int64_t timeout
                                 offset);
 }
 
+static int api_watermarks(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, int64_t *lo,
+                          int64_t *hi)
+{
+    int rc;
+    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    if (!name)
+        return rc;
+    return arbh_kafka_watermarks(INST(ctx)->host->kafka, name, partition, timeout_ns, lo, hi);
+}
+
+typedef struct range_reader {
+    arb_read_fn fn;
+    void *user;
+    int topic, partition;
+} range_reader;
+
+static int range_record(void *user, const void *bytes, size_t len, uint64_t key, int64_t offset)
+{
+    range_reader *r = user;
+    arb_msg m = {.data = bytes,
+                 .len = (uint32_t)len,
+                 .topic = (uint16_t)r->topic,
+                 .key = key,
+                 .partition = r->partition,
+                 .offset = offset};
+    return r->fn(r->user, &m);
+}
+
+static int api_read_range(arb_ctx *ctx, int topic, int partition, int64_t from, int64_t to,
+                          int64_t timeout_ns, arb_read_fn fn, void *user)
+{
+    int rc;
+    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    if (!name)
+        return rc;
+    range_reader r = {fn, user, topic, partition};
+    return arbh_kafka_read_range(INST(ctx)->host->kafka, name, partition, from,
+                                 to == ARB_OFFSET_END ? -1 : to, timeout_ns, range_record, &r);
+}
+
+static int api_partition_of(arb_ctx *ctx, int topic, uint64_t key, int64_t timeout_ns,
+                            int32_t *partition)
+{
+    int rc;
+    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    if (!name)
+        return rc;
+    return arbh_kafka_partition_of(INST(ctx)->host->kafka, name, key, timeout_ns, partition);
+}
+
 static const arb_host_api host_api = {
     .abi_version = ARB_ABI_VERSION,
     .size = sizeof(arb_host_api),
@@ -518,6 +568,9 @@ static const arb_host_api host_api = {
     .seek = api_seek,
     .on_partitions = api_on_partitions,
     .read_last = api_read_last,
+    .watermarks = api_watermarks,
+    .read_range = api_read_range,
+    .partition_of = api_partition_of,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }

@@ -1425,69 +1425,203 @@ static int ms_left(int64_t deadline_ns)
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
-int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
-                         void **bytes, size_t *len, int64_t *offset)
+/* ---- the reader: a group-less consumer for reads at known offsets ---- */
+
+/* The reader (made on first use); reader_mu held. */
+static rd_kafka_t *reader_get(arbh_kafka *k)
 {
-    route *rt = route_find(k, topic);
-    if (!rt || partition < 0)
-        return ARB_EINVAL;
-    int64_t deadline = mono_ns() + timeout_ns;
-    int rc = ARB_ERROR;
-    pthread_mutex_lock(&k->reader_mu);
     if (!k->reader) {
         char why[512];
         rd_kafka_conf_t *c = rd_kafka_conf_dup(k->reader_conf);
         k->reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof why);
         if (!k->reader) {
             rd_kafka_conf_destroy(c);
-            klog(k, ARB_LOG_ERROR, "read_last: %s", why);
-            goto out;
+            klog(k, ARB_LOG_ERROR, "reader: %s", why);
         }
     }
-    int64_t lo, hi;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(k->reader, rt->kname, partition, &lo,
-                                                             &hi, ms_left(deadline));
+    return k->reader;
+}
+
+static int watermarks_locked(arbh_kafka *k, route *rt, int partition, int64_t deadline, int64_t *lo,
+                             int64_t *hi)
+{
+    rd_kafka_t *r = reader_get(k);
+    if (!r)
+        return ARB_ERROR;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(r, rt->kname, partition, lo, hi, ms_left(deadline));
+    if (e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        return ARB_ENOENT;
     if (e) {
-        klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition, rd_kafka_err2str(e));
-        goto out;
+        klog(k, ARB_LOG_WARN, "%s [%d]: offsets: %s", rt->kname, partition, rd_kafka_err2str(e));
+        return ARB_ERROR;
     }
-    if (hi <= lo) {
-        rc = ARB_ENOENT;
-        goto out;
-    }
+    return ARB_OK;
+}
+
+/* Records [from, to) of a partition, in order, to fn. Offsets without a
+ * record (none on a log written by idempotent producers) are skipped: the
+ * read ends when the reader's position reaches `to`. */
+static int range_locked(arbh_kafka *k, route *rt, int partition, int64_t from, int64_t to,
+                        int64_t deadline, arbh_kafka_record_fn fn, void *user)
+{
+    rd_kafka_t *r = reader_get(k);
+    if (!r)
+        return ARB_ERROR;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rt->kname, partition)->offset = hi - 1;
-    e = rd_kafka_assign(k->reader, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_topic_partition_list_add(l, rt->kname, partition)->offset = from;
+    rd_kafka_resp_err_t e = rd_kafka_assign(r, l);
     if (e) {
-        klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition, rd_kafka_err2str(e));
-        goto out;
+        rd_kafka_topic_partition_list_destroy(l);
+        klog(k, ARB_LOG_WARN, "%s [%d]: assign: %s", rt->kname, partition, rd_kafka_err2str(e));
+        return ARB_ERROR;
     }
-    while (rc == ARB_ERROR && mono_ns() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->reader, ms_left(deadline));
-        if (!m)
+    int64_t next = from;
+    int rc = ARB_OK;
+    while (next < to && rc == ARB_OK) {
+        if (mono_ns() >= deadline) {
+            klog(k, ARB_LOG_WARN, "%s [%d]: no record at offset %lld in time", rt->kname, partition,
+                 (long long)next);
+            rc = ARB_ERROR;
+            break;
+        }
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(r, ms_left(deadline) < 100 ? ms_left(deadline) : 100);
+        if (!m) {
+            if (!rd_kafka_position(r, l) && l->elems[0].offset > next)
+                next = l->elems[0].offset;
             continue;
-        if (!m->err && m->partition == partition && m->offset >= hi - 1) {
-            *bytes = malloc(m->len ? m->len : 1);
-            if (*bytes) {
-                memcpy(*bytes, m->payload, m->len);
-                *len = m->len;
-                *offset = m->offset;
-                rc = ARB_OK;
-            } else {
-                rc = ARB_ENOMEM;
-            }
-        } else if (m->err) {
-            klog(k, ARB_LOG_WARN, "read_last %s [%d]: %s", rt->kname, partition,
-                 rd_kafka_message_errstr(m));
+        }
+        if (m->err) {
+            klog(k, ARB_LOG_WARN, "%s [%d]: %s", rt->kname, partition, rd_kafka_message_errstr(m));
+        } else if (m->partition == partition && m->offset >= next && m->offset < to) {
+            uint64_t key = 0;
+            if (m->key_len == 8)
+                for (int i = 0; i < 8; i++)
+                    key |= (uint64_t)((const uint8_t *)m->key)[i] << (8 * i);
+            rc = fn(user, m->payload, m->len, key, m->offset);
+            next = m->offset + 1;
+        } else if (m->partition == partition && m->offset >= to) {
+            next = to;
         }
         rd_kafka_message_destroy(m);
     }
-    if (rc == ARB_ERROR)
-        klog(k, ARB_LOG_WARN, "read_last %s [%d]: no record at offset %lld in time", rt->kname,
-             partition, (long long)(hi - 1));
-    rd_kafka_assign(k->reader, NULL);
-out:
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_assign(r, NULL);
+    return rc;
+}
+
+int arbh_kafka_watermarks(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
+                          int64_t *lo, int64_t *hi)
+{
+    route *rt = route_find(k, topic);
+    if (!rt || partition < 0)
+        return ARB_EINVAL;
+    pthread_mutex_lock(&k->reader_mu);
+    int rc = watermarks_locked(k, rt, partition, mono_ns() + timeout_ns, lo, hi);
+    pthread_mutex_unlock(&k->reader_mu);
+    return rc;
+}
+
+int arbh_kafka_read_range(arbh_kafka *k, const char *topic, int partition, int64_t from, int64_t to,
+                          int64_t timeout_ns, arbh_kafka_record_fn fn, void *user)
+{
+    route *rt = route_find(k, topic);
+    if (!rt || partition < 0 || from < 0)
+        return ARB_EINVAL;
+    int64_t deadline = mono_ns() + timeout_ns, lo, hi;
+    pthread_mutex_lock(&k->reader_mu);
+    int rc = watermarks_locked(k, rt, partition, deadline, &lo, &hi);
+    if (rc == ARB_OK) {
+        if (from < lo)
+            from = lo;
+        if (to < 0 || to > hi)
+            to = hi;
+        if (from < to)
+            rc = range_locked(k, rt, partition, from, to, deadline, fn, user);
+    }
+    pthread_mutex_unlock(&k->reader_mu);
+    return rc;
+}
+
+typedef struct last_copy {
+    void *bytes;
+    size_t len;
+    int64_t offset;
+} last_copy;
+
+static int copy_last(void *user, const void *bytes, size_t len, uint64_t key, int64_t offset)
+{
+    (void)key;
+    last_copy *c = user;
+    free(c->bytes);
+    c->bytes = malloc(len ? len : 1);
+    if (!c->bytes)
+        return ARB_ENOMEM;
+    memcpy(c->bytes, bytes, len);
+    c->len = len;
+    c->offset = offset;
+    return ARB_OK;
+}
+
+int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
+                         void **bytes, size_t *len, int64_t *offset)
+{
+    route *rt = route_find(k, topic);
+    if (!rt || partition < 0)
+        return ARB_EINVAL;
+    int64_t deadline = mono_ns() + timeout_ns, lo, hi;
+    last_copy c = {NULL, 0, -1};
+    pthread_mutex_lock(&k->reader_mu);
+    int rc = watermarks_locked(k, rt, partition, deadline, &lo, &hi);
+    if (rc == ARB_OK && hi <= lo)
+        rc = ARB_ENOENT;
+    if (rc == ARB_OK)
+        rc = range_locked(k, rt, partition, hi - 1, hi, deadline, copy_last, &c);
+    pthread_mutex_unlock(&k->reader_mu);
+    if (rc == ARB_OK && !c.bytes)
+        rc = ARB_ENOENT;
+    if (rc != ARB_OK) {
+        free(c.bytes);
+        return rc;
+    }
+    *bytes = c.bytes;
+    *len = c.len;
+    *offset = c.offset;
+    return ARB_OK;
+}
+
+int arbh_kafka_partition_of(arbh_kafka *k, const char *topic, uint64_t key, int64_t timeout_ns,
+                            int32_t *partition)
+{
+    route *rt = route_find(k, topic);
+    if (!rt)
+        return ARB_EINVAL;
+    pthread_mutex_lock(&k->reader_mu);
+    int rc = ARB_ERROR;
+    rd_kafka_t *r = reader_get(k);
+    rd_kafka_topic_t *rkt = r ? rd_kafka_topic_new(r, rt->kname, NULL) : NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+    if (rkt)
+        e = rd_kafka_metadata(r, 0, rkt, &md, ms_left(mono_ns() + timeout_ns));
+    if (e) {
+        klog(k, ARB_LOG_WARN, "%s: metadata: %s", rt->kname, rd_kafka_err2str(e));
+    } else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
+        rc = ARB_ENOENT;
+    } else {
+        /* The producer's partitioner (murmur2, as the Java clients). */
+        uint8_t kb[8];
+        for (int i = 0; i < 8; i++)
+            kb[i] = (uint8_t)(key >> (8 * i));
+        *partition = rd_kafka_msg_partitioner_murmur2_random(
+            rkt, kb, sizeof kb, md->topics[0].partition_cnt, NULL, NULL);
+        rc = ARB_OK;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
     pthread_mutex_unlock(&k->reader_mu);
     return rc;
 }

@@ -100,6 +100,21 @@ void arbh_kafka_set_partition_cb(arbh_kafka *k, arbh_kafka_partition_fn fn, void
 int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
                          void **bytes, size_t *len, int64_t *offset);
 
+/* The same reader: a partition's low and high watermarks (ARB_ENOENT: no such
+ * partition), and its records [from, to) in order to fn (to < 0: up to the
+ * high watermark when called; from below the low watermark starts there).
+ * fn's non-zero return stops the read and is returned. */
+typedef int (*arbh_kafka_record_fn)(void *user, const void *bytes, size_t len, uint64_t key,
+                                    int64_t offset);
+int arbh_kafka_watermarks(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,
+                          int64_t *lo, int64_t *hi);
+int arbh_kafka_read_range(arbh_kafka *k, const char *topic, int partition, int64_t from, int64_t to,
+                          int64_t timeout_ns, arbh_kafka_record_fn fn, void *user);
+/* The partition the host's producer puts `key` in (murmur2 over the topic's
+ * partition count in the cluster's metadata). */
+int arbh_kafka_partition_of(arbh_kafka *k, const char *topic, uint64_t key, int64_t timeout_ns,
+                            int32_t *partition);
+
 /* Seek for a consumer that keeps its own positions (the recorder): the next
  * record delivered from topic/partition is the one at `offset`. Applied at
  * once if the partition is assigned here (records delivered and not done

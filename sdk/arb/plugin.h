@@ -98,6 +98,8 @@ typedef void (*arb_timer_fn)(void *user);
  * starts. On revocation it runs after every delivered record of the
  * partition was handled and before its offset is committed. */
 typedef void (*arb_partition_fn)(void *user, int topic, int partition, int assigned);
+/* One record of arb_read_range(); non-zero stops the read (and is returned). */
+typedef int (*arb_read_fn)(void *user, const arb_msg *msg);
 /* Iterates config entries; return non-zero to stop. */
 typedef int (*arb_cfg_fn)(void *user, const char *key, const char *value);
 /* Serves an admin request routed to /plugins/<instance>/<path>. Writes the
@@ -242,8 +244,21 @@ typedef struct arb_host_api {
      * ARB_ENOENT when the partition is empty, ARB_ERROR on timeout. */
     int (*read_last)(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, void **bytes,
                      size_t *len, int64_t *offset);
+    /* The same reader, for an owner that must know what a previous owner
+     * got into Kafka. watermarks: the partition's low and high offsets
+     * (ARB_ENOENT: no such partition). read_range: its records [from, to)
+     * in order (to = ARB_OFFSET_END: up to the high offset when called),
+     * each as an arb_msg with topic, key, partition and offset; blocking up
+     * to timeout_ns in all, ARB_ERROR when it runs out. partition_of: the
+     * partition the host's producer puts `key` in. */
+    int (*watermarks)(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, int64_t *lo,
+                      int64_t *hi);
+    int (*read_range)(arb_ctx *ctx, int topic, int partition, int64_t from, int64_t to,
+                      int64_t timeout_ns, arb_read_fn fn, void *user);
+    int (*partition_of)(arb_ctx *ctx, int topic, uint64_t key, int64_t timeout_ns,
+                        int32_t *partition);
 
-    void (*spare[20])(void); /* room to grow without an ABI bump */
+    void (*spare[17])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -405,6 +420,21 @@ static inline int arb_read_last(arb_ctx *c, int topic, int partition, int64_t ti
                                 void **bytes, size_t *len, int64_t *offset)
 {
     return c->api->read_last(c, topic, partition, timeout_ns, bytes, len, offset);
+}
+static inline int arb_watermarks(arb_ctx *c, int topic, int partition, int64_t timeout_ns,
+                                 int64_t *lo, int64_t *hi)
+{
+    return c->api->watermarks(c, topic, partition, timeout_ns, lo, hi);
+}
+static inline int arb_read_range(arb_ctx *c, int topic, int partition, int64_t from, int64_t to,
+                                 int64_t timeout_ns, arb_read_fn fn, void *user)
+{
+    return c->api->read_range(c, topic, partition, from, to, timeout_ns, fn, user);
+}
+static inline int arb_partition_of(arb_ctx *c, int topic, uint64_t key, int64_t timeout_ns,
+                                   int32_t *partition)
+{
+    return c->api->partition_of(c, topic, key, timeout_ns, partition);
 }
 
 #ifdef __cplusplus

@@ -179,6 +179,28 @@ static int pos_done(void *user)
     return s->last[0] == 39 && s->last[1] == 39;
 }
 
+/* What arb_read_range() handed over: records from `from` on, in order, each
+ * the value published at its offset. */
+typedef struct range_sink {
+    int64_t from;
+    int partition;
+    uint64_t key;
+    int n, bad, stop_after;
+} range_sink;
+
+static int on_range(void *user, const arb_msg *m)
+{
+    range_sink *r = user;
+    uint64_t v = 0;
+    if (m->len == sizeof v)
+        memcpy(&v, m->data, sizeof v);
+    if (m->partition != r->partition || m->offset != r->from + r->n || m->key != r->key ||
+        v != (uint64_t)r->partition * 1000 + (uint64_t)m->offset)
+        r->bad++;
+    r->n++;
+    return r->stop_after && r->n == r->stop_after ? 1 : ARB_OK;
+}
+
 static void records_carry_offsets_and_owners_seek_on_assignment(void **state)
 {
     (void)state;
@@ -260,9 +282,39 @@ static void records_carry_offsets_and_owners_seek_on_assignment(void **state)
         assert_int_equal(v, (uint64_t)p * 1000 + 39);
         free(bytes);
     }
+    /* Watermarks, a range of records in order, and the producer's
+     * partition of a key, with the same reader. */
+    for (int p = 0; p < 2; p++) {
+        int64_t lo = -1, hi = -1;
+        assert_int_equal(arb_watermarks(s.ctx, s.topic, p, 10000 * MS, &lo, &hi), ARB_OK);
+        assert_int_equal(lo, 0);
+        assert_int_equal(hi, 40);
+        range_sink r = {.from = 30, .partition = p, .key = keys[p]};
+        assert_int_equal(
+            arb_read_range(s.ctx, s.topic, p, 30, ARB_OFFSET_END, 10000 * MS, on_range, &r),
+            ARB_OK);
+        assert_int_equal(r.n, 10);
+        assert_int_equal(r.bad, 0);
+        int32_t part = -1;
+        assert_int_equal(arb_partition_of(s.ctx, s.topic, keys[p], 10000 * MS, &part), ARB_OK);
+        assert_int_equal(part, p);
+    }
+    /* A range ending before the high offset, one starting below the low one,
+     * and a stop asked for by the callback. */
+    range_sink r = {.from = 0, .partition = 1, .key = keys[1]};
+    assert_int_equal(arb_read_range(s.ctx, s.topic, 1, 0, 5, 10000 * MS, on_range, &r), ARB_OK);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.bad, 0);
+    r = (range_sink){.from = 0, .partition = 1, .key = keys[1], .stop_after = 3};
+    assert_int_equal(arb_read_range(s.ctx, s.topic, 1, 0, ARB_OFFSET_END, 10000 * MS, on_range, &r),
+                     1);
+    assert_int_equal(r.n, 3);
+    int64_t lo, hi;
+    assert_int_equal(arb_watermarks(s.ctx, s.topic, 7, 10000 * MS, &lo, &hi), ARB_ENOENT);
     /* A topic that does not come through Kafka has no positions. */
     int local = arb_topic(s.ctx, "test.local");
     assert_int_equal(arb_seek(s.ctx, local, 0, 0), ARB_ENOENT);
+    assert_int_equal(arb_watermarks(s.ctx, local, 0, MS, &lo, &hi), ARB_ENOENT);
     testhost_free(cons);
     testhost_free(prod);
 }
