@@ -10,6 +10,7 @@
 #include "book_internal.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -652,15 +653,30 @@ static inline void pool_put(book_engine *e, uint32_t i)
 
 static int account_add(book_engine *e, uint64_t account, uint32_t *idx);
 
-static inline int account_get(book_engine *e, uint64_t account, uint32_t *idx)
+static __attribute__((noinline)) int account_find(book_engine *e, uint64_t account,
+                                                  account_slot *hot, uint32_t *idx)
 {
     uint32_t pos;
     uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts, &pos);
-    if (LIKELY(i)) {
-        *idx = i;
+    if (!i && account_add(e, account, &i))
+        return ARB_ENOMEM;
+    hot->account = account;
+    hot->idx = i;
+    *idx = i;
+    return ARB_OK;
+}
+
+/* An account's record index, adding the account if it is new. A record
+ * never moves or goes away, so the direct-mapped cache in front of the map
+ * never goes stale; it holds the full account, so a hit needs no check. */
+static inline int account_get(book_engine *e, uint64_t account, uint32_t *idx)
+{
+    account_slot *hot = &e->hot_accts[id_tag(account) >> (32 - HOT_ACCOUNT_BITS)];
+    if (LIKELY(hot->account == account && hot->idx)) {
+        *idx = hot->idx;
         return ARB_OK;
     }
-    return account_add(e, account, idx);
+    return account_find(e, account, hot, idx);
 }
 
 static int account_add(book_engine *e, uint64_t account, uint32_t *idx)
@@ -938,6 +954,42 @@ static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, 
     ev->ts = ts;
     ev->seq = ++e->event_seq;
     ev->client_ref = client_ref;
+}
+
+/* From the venue to the quantity, an order event has the layout of the order
+ * command: an ACCEPTED event copies that span in a few wide moves. The
+ * command's venue and symbol are the book's (find_book compared all their
+ * bytes). */
+#define CMD_SPAN_START offsetof(arb_order_cmd, venue)
+#define CMD_SPAN_END offsetof(arb_order_cmd, ts)
+_Static_assert(offsetof(arb_order_event, venue) == offsetof(arb_order_cmd, venue) &&
+                   offsetof(arb_order_event, symbol) == offsetof(arb_order_cmd, symbol) &&
+                   offsetof(arb_order_event, order_id) == offsetof(arb_order_cmd, order_id) &&
+                   offsetof(arb_order_event, account) == offsetof(arb_order_cmd, account) &&
+                   offsetof(arb_order_event, price) == offsetof(arb_order_cmd, price) &&
+                   offsetof(arb_order_event, qty) == offsetof(arb_order_cmd, qty) &&
+                   offsetof(arb_order_event, leaves_qty) == CMD_SPAN_END,
+               "order event and order command layouts differ");
+
+static inline void event_accepted(book_engine *e, const arb_order_cmd *c)
+{
+    arb_order_event *ev = event_slot(e);
+    memcpy((char *)ev + CMD_SPAN_START, (const char *)c + CMD_SPAN_START,
+           CMD_SPAN_END - CMD_SPAN_START);
+    ev->kind = ARB_EV_ACCEPTED;
+    ev->reason = 0;
+    ev->side = c->side;
+    ev->type = c->type;
+    ev->tif = c->tif;
+    ev->flags = c->flags;
+    ev->leaves_qty = c->qty;
+    ev->filled_qty = 0;
+    ev->last_px = 0;
+    ev->last_qty = 0;
+    ev->trade_id = 0;
+    ev->ts = c->ts;
+    ev->seq = ++e->event_seq;
+    ev->client_ref = c->client_ref;
 }
 
 static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
@@ -1266,7 +1318,7 @@ static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
     return t.leaves;
 }
 
-static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
+static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
 {
     /* Enums in range, then the combinations: market needs IOC/FOK,
      * post-only needs LIMIT GTC. */
@@ -1287,7 +1339,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     /* The table must not grow between the probe and the insert. */
     if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1, e->orders)))
         r = ARB_R_MAX_OPEN_ORDERS;
-    uint32_t tag = id_tag(c->order_id), pos;
+    uint32_t pos;
     if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
                                       &pos) != 0))
         r = ARB_R_DUPLICATE_ORDER_ID;
@@ -1306,8 +1358,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
         return;
     }
     uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
-    event_put(e, b, ARB_EV_ACCEPTED, 0, c->side, c->type, c->tif, c->flags, c->order_id, c->account,
-              c->price, c->qty, c->qty, 0, 0, 0, 0, c->ts, c->client_ref);
+    event_accepted(e, c);
     int64_t leaves = c->qty;
     if (UNLIKELY(crosses || !gtc)) {
         leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
@@ -1335,10 +1386,10 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c)
     rest_order(e, b, oi);
 }
 
-static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c)
+static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
 {
     uint32_t pos;
-    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders, &pos);
+    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1350,15 +1401,15 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     }
     event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
     unlink_order(e, b, oi);
-    idmap_remove_at(&b->ids, pos, id_tag(c->order_id));
+    idmap_remove_at(&b->ids, pos, tag);
     forget_order(e, b, oi);
 }
 
 static __attribute__((noinline)) void process_replace(book_engine *e, order_book *b,
-                                                      const arb_order_cmd *c)
+                                                      const arb_order_cmd *c, uint32_t tag)
 {
     uint32_t pos;
-    uint32_t oi = idmap_find(&b->ids, c->order_id, e->orders, sizeof *e->orders, &pos);
+    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1541,18 +1592,38 @@ static __attribute__((noinline)) void emit_levels_md(book_engine *e, order_book 
 
 /* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
  * the command touched: bids before asks, best first, each once. */
-static void emit_level_md(book_engine *e, order_book *b, int64_t ts)
+static inline void emit_level_md(book_engine *e, order_book *b, int64_t ts)
 {
-    touched_level *tl = e->touched;
-    if (UNLIKELY(e->touched_lost))
-        e->out.dropped++;
-    if (LIKELY(e->n_touched == 1)) {
-        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
-        if (m)
-            md_level(e, b, m, &tl[0]);
+    book_output *o = &e->out;
+    uint32_t nm = o->n_md, nl = o->n_levels;
+    /* The common case, one level (a resting add, a cancel): the record and
+     * its level in one go, behind one capacity check. touched_lost cannot be
+     * set with one entry (it takes a full touched array). */
+    if (UNLIKELY(e->n_touched != 1 || nm == o->cap_md || nl == o->cap_levels)) {
+        if (UNLIKELY(e->touched_lost))
+            o->dropped++;
+        emit_levels_md(e, b, ts);
         return;
     }
-    emit_levels_md(e, b, ts);
+    o->n_md = nm + 1;
+    o->n_levels = nl + 1;
+    book_md *m = &o->md[nm];
+    arb_md_level *l = &o->levels[nl];
+    const touched_level *t = e->touched;
+    const price_level *lv = side_find(&b->side[t->side], t->key);
+    m->head.kind = ARB_MD_LEVEL;
+    m->head.n_levels = 1;
+    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
+    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
+    m->head.book_seq = ++b->md_seq;
+    m->head.ts = ts;
+    m->head.levels = NULL;
+    top_of_book(b, &m->head);
+    m->first_level = nl;
+    l->side = (uint8_t)(t->side + 1);
+    l->price = flip(t->key, t->side) * b->tick;
+    l->qty = lv ? lv->qty : 0;
+    l->orders = lv ? lv->count : 0;
 }
 
 uint32_t order_book_depth(const book_engine *e, const order_book *b, int side, arb_md_level *out,
@@ -1609,12 +1680,17 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
         reject(e, c, ARB_R_UNKNOWN_INSTRUMENT);
         return;
     }
+    /* Every order command looks its id up in the book's id map, most often
+     * in a bucket that is not in L1: start the load before the dispatch
+     * (whose branch the predictor cannot learn) so it overlaps with it. */
+    uint32_t tag = id_tag(c->order_id);
+    __builtin_prefetch(&b->ids.b[tag >> b->ids.shift]);
     e->n_touched = 0;
     e->touched_lost = 0;
     switch (c->action) {
-    case ARB_CMD_NEW: process_new(e, b, c); break;
-    case ARB_CMD_CANCEL: process_cancel(e, b, c); break;
-    case ARB_CMD_REPLACE: process_replace(e, b, c); break;
+    case ARB_CMD_NEW: process_new(e, b, c, tag); break;
+    case ARB_CMD_CANCEL: process_cancel(e, b, c, tag); break;
+    case ARB_CMD_REPLACE: process_replace(e, b, c, tag); break;
     case ARB_CMD_SNAPSHOT: process_snapshot(e, b, c); break;
     default: reject(e, c, ARB_R_BAD_FIELD); break;
     }

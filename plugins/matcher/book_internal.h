@@ -116,6 +116,14 @@ typedef struct account_rec {
     uint32_t pad;
 } account_rec;
 
+/* A recently used account and its record index. */
+#define HOT_ACCOUNT_BITS 8
+typedef struct account_slot {
+    uint64_t account;
+    uint32_t idx; /* 0: empty */
+    uint32_t pad;
+} account_slot;
+
 typedef struct touched_level {
     int64_t key;
     int side;
@@ -141,6 +149,7 @@ struct book_engine {
     account_rec *accts;
     uint32_t n_accts, cap_accts;
     id_map acct_ids; /* account -> index into accts */
+    account_slot hot_accts[1u << HOT_ACCOUNT_BITS];
     book_output out;
     /* Where records go when an output array cannot grow: sequences still
      * advance, so what does get out stays numbered as the reference has it. */
