@@ -54,8 +54,8 @@ void gw_rm_free(gw_read_model *rm)
     if (!rm)
         return;
     for (size_t i = 0; i < rm->orders.cap; i++)
-        if (rm->orders.keys[i])
-            order_free(rm->orders.vals[i]);
+        if (rm->orders.slots[i].key)
+            order_free(rm->orders.slots[i].val);
     gw_map_free(&rm->orders);
     for (size_t i = 0; i < rm->n_accounts; i++) {
         free(rm->account_list[i]->positions);

@@ -19,9 +19,9 @@ void *gw_map_get(const gw_u64map *m, uint64_t key)
     if (m->cap == 0 || key == 0)
         return NULL;
     for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (m->keys[i] == 0)
+        if (m->slots[i].key == key)
+            return m->slots[i].val;
+        if (m->slots[i].key == 0)
             return NULL;
     }
 }
@@ -29,26 +29,19 @@ void *gw_map_get(const gw_u64map *m, uint64_t key)
 static int grow(gw_u64map *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
-    uint64_t *nk = calloc(ncap, sizeof *nk);
-    void **nv = calloc(ncap, sizeof *nv);
-    if (!nk || !nv) {
-        free(nk);
-        free(nv);
+    gw_u64slot *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
         return -1;
-    }
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
+        if (!m->slots[i].key)
             continue;
-        size_t j = slot_of(m->keys[i], ncap);
-        while (nk[j])
+        size_t j = slot_of(m->slots[i].key, ncap);
+        while (ns[j].key)
             j = (j + 1) & (ncap - 1);
-        nk[j] = m->keys[i];
-        nv[j] = m->vals[i];
+        ns[j] = m->slots[i];
     }
-    free(m->keys);
-    free(m->vals);
-    m->keys = nk;
-    m->vals = nv;
+    free(m->slots);
+    m->slots = ns;
     m->cap = ncap;
     return 0;
 }
@@ -60,12 +53,11 @@ int gw_map_put(gw_u64map *m, uint64_t key, void *val)
     if ((m->count + 1) * 2 > m->cap && grow(m))
         return -1;
     size_t i = slot_of(key, m->cap);
-    while (m->keys[i] && m->keys[i] != key)
+    while (m->slots[i].key && m->slots[i].key != key)
         i = (i + 1) & (m->cap - 1);
-    if (!m->keys[i])
+    if (!m->slots[i].key)
         m->count++;
-    m->keys[i] = key;
-    m->vals[i] = val;
+    m->slots[i] = (gw_u64slot){key, val};
     return 0;
 }
 
@@ -74,35 +66,31 @@ void *gw_map_del(gw_u64map *m, uint64_t key)
     if (m->cap == 0 || key == 0)
         return NULL;
     size_t mask = m->cap - 1, i = slot_of(key, m->cap);
-    while (m->keys[i] != key) {
-        if (!m->keys[i])
+    while (m->slots[i].key != key) {
+        if (!m->slots[i].key)
             return NULL;
         i = (i + 1) & mask;
     }
-    void *val = m->vals[i];
+    void *val = m->slots[i].val;
     /* Backward shift: pull later members of the probe run into the hole
      * when their home slot does not lie strictly between hole and them. */
     size_t hole = i;
-    for (size_t j = (i + 1) & mask; m->keys[j]; j = (j + 1) & mask) {
-        size_t home = slot_of(m->keys[j], m->cap);
+    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = slot_of(m->slots[j].key, m->cap);
         int movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
         if (movable) {
-            m->keys[hole] = m->keys[j];
-            m->vals[hole] = m->vals[j];
+            m->slots[hole] = m->slots[j];
             hole = j;
         }
     }
-    m->keys[hole] = 0;
-    m->vals[hole] = NULL;
+    m->slots[hole] = (gw_u64slot){0, NULL};
     m->count--;
     return val;
 }
 
 void gw_map_free(gw_u64map *m)
 {
-    free(m->keys);
-    free(m->vals);
-    m->keys = NULL;
-    m->vals = NULL;
+    free(m->slots);
+    m->slots = NULL;
     m->cap = m->count = 0;
 }

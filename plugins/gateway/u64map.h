@@ -2,8 +2,10 @@
  * u64map.h -- an open-addressing hash map from a non-zero 64-bit id to a
  * pointer: orders by order id, accounts by account, instruments by key.
  * Linear probing with backward-shift deletion, so there are no tombstones and
- * lookups stay short however many orders come and go. Owns only its arrays,
- * never the values. Not for anything that needs ordered iteration.
+ * lookups stay short however many orders come and go. A key and its value
+ * share one 16-byte slot, so a lookup in a table much larger than the cache
+ * (the orders) costs one cache miss, not two. Owns only its slots, never the
+ * values. Not for anything that needs ordered iteration.
  */
 #ifndef GW_U64MAP_H
 #define GW_U64MAP_H
@@ -11,9 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct gw_u64slot {
+    uint64_t key; /* 0: empty slot */
+    void *val;
+} gw_u64slot;
+
 typedef struct gw_u64map {
-    uint64_t *keys; /* 0: empty slot */
-    void **vals;
+    gw_u64slot *slots;
     size_t cap; /* power of two, or 0 before the first put */
     size_t count;
 } gw_u64map;
