@@ -109,6 +109,27 @@ typedef struct replay_fence {
     uint8_t md_kind;
 } replay_fence;
 
+/* order_events are keyed by account, so one partition's books emit to every
+ * partition of that topic, interleaved with other owners' books. Per
+ * partition of order_events: the seq of the newest event of these books the
+ * previous owner got into Kafka after the replay's start, and every account
+ * seen there. Replay holds back an event of an account seen up to its
+ * partition's seq (per partition the producer keeps order, so all below
+ * are in); an event of any other account never got out and is published. */
+typedef struct account_part {
+    uint64_t account;
+    int32_t partition;
+} account_part;
+
+typedef struct event_fence {
+    int active;
+    uint32_t nparts;
+    uint64_t *newest;   /* by order_events partition; 0: none */
+    uint64_t max_seq;   /* the largest of them: past it the fence is done */
+    account_part *seen; /* sorted by account */
+    size_t nseen, cap;
+} event_fence;
+
 /* The books of one order_commands partition (partition -1: commands
  * published in process), and where their input stands. */
 typedef struct partition_books {
@@ -123,6 +144,7 @@ typedef struct partition_books {
     int64_t staged_offset;
     int from_start; /* rebuilt from the start of its input (offset 0 comes first) */
     replay_fence trades, md;
+    event_fence events;
 } partition_books;
 
 typedef struct matcher {
@@ -231,10 +253,18 @@ static int engine_new(matcher *m, book_engine **out, int report)
 
 /* ---- partitions and their engines ---- */
 
+static void event_fence_clear(event_fence *f)
+{
+    free(f->newest);
+    free(f->seen);
+    memset(f, 0, sizeof *f);
+}
+
 static void partition_books_free(partition_books *pb)
 {
     if (!pb)
         return;
+    event_fence_clear(&pb->events);
     book_engine_free(pb->engine);
     free(pb->staged);
     free(pb);
@@ -455,20 +485,36 @@ static void publish(matcher *m, int topic, uint64_t key, const void *data, uint3
         m->retry_timer = arb_timer_start(m->ctx, RETRY_NS, 1, on_retry, m);
 }
 
+static int account_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const account_part *)a)->account, y = ((const account_part *)b)->account;
+    return (x > y) - (x < y);
+}
+
+/* Whether the previous owner got this replayed event into Kafka. */
+static int event_was_out(event_fence *f, const arb_order_event *ev)
+{
+    if (ev->seq > f->max_seq) {
+        event_fence_clear(f); /* past every partition's newest: done */
+        return 0;
+    }
+    account_part key = {.account = ev->account};
+    const account_part *ap = bsearch(&key, f->seen, f->nseen, sizeof key, account_cmp);
+    return ap && ev->seq <= f->newest[ap->partition];
+}
+
 /* Publishes one command's output. While a partition replays input whose
  * output the previous owner already got into Kafka, that output is counted
- * and not sent: the command's order events while either fence is ahead (they
- * went out before its trades and market data), its trades up to and
- * including the fence trade, its market data up to the fence record. */
+ * and not sent: order events the event fence says are out, trades up to
+ * and including the fence trade, market data up to the fence record. */
 static void publish_output(matcher *m, partition_books *pb, book_output *o)
 {
-    int quiet_events = pb->trades.active || pb->md.active;
     uint64_t suppressed = 0;
     for (uint32_t i = 0; i < o->n_events; i++) {
         const arb_order_event *ev = &o->events[i];
         if (ev->kind == ARB_EV_REJECTED && ev->reason >= 1 && ev->reason <= ARB_R_REASON_MAX)
             arb_counter_add(m->m_rejects[ev->reason], 1);
-        if (quiet_events) {
+        if (pb->events.active && event_was_out(&pb->events, ev)) {
             suppressed++;
             continue;
         }
@@ -504,7 +550,7 @@ static void publish_output(matcher *m, partition_books *pb, book_output *o)
     }
     if (suppressed) {
         arb_counter_add(m->m_suppressed, suppressed);
-        if (!pb->trades.active && !pb->md.active)
+        if (!pb->trades.active && !pb->md.active && !pb->events.active)
             arb_info(m->ctx, "partition %d: replay caught up with the output already in Kafka",
                      (int)pb->partition);
     }
@@ -854,6 +900,149 @@ static int set_fences(matcher *m, partition_books *pb)
     return ARB_OK;
 }
 
+/* Reading order_events back, newest chunk first. */
+#define EVENT_SCAN_CHUNK 4096
+#define EVENT_SCAN_MAX (1 << 20) /* records per partition, at most */
+
+typedef struct event_scan {
+    partition_books *pb;
+    const uint8_t *ours; /* by book index: the book's commands are on pb's partition */
+    uint64_t start;      /* the engine's event seq where replay starts */
+    int32_t partition;
+    uint64_t chunk_newest; /* seq of this chunk's last event of ours after start */
+    int reached;           /* an event of ours at or before start: older ones are too */
+    int oom;
+} event_scan;
+
+static int scan_event(void *user, const arb_msg *msg)
+{
+    event_scan *sc = user;
+    arb_order_event ev;
+    if (arb_order_event_decode(msg->data, msg->len, &ev) != ARB_OK)
+        return ARB_OK;
+    const order_book *b = book_engine_find(sc->pb->engine, ev.venue, ev.symbol);
+    if (!b || !sc->ours[order_book_index(b)])
+        return ARB_OK;
+    if (ev.seq <= sc->start) {
+        sc->reached = 1;
+        return ARB_OK;
+    }
+    sc->chunk_newest = ev.seq;
+    event_fence *f = &sc->pb->events;
+    if (f->nseen && f->seen[f->nseen - 1].account == ev.account)
+        return ARB_OK;
+    if (f->nseen == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 256;
+        account_part *grown = realloc(f->seen, cap * sizeof *grown);
+        if (!grown) {
+            sc->oom = 1;
+            return ARB_ENOMEM;
+        }
+        f->seen = grown;
+        f->cap = cap;
+    }
+    f->seen[f->nseen++] = (account_part){ev.account, sc->partition};
+    return ARB_OK;
+}
+
+/* Reads back partition X of order_events until the events of these books
+ * after `start` are all seen. ARB_OK, or why the view is incomplete. */
+static int scan_event_partition(matcher *m, event_scan *sc, int64_t lo, int64_t hi)
+{
+    int64_t end = hi;
+    sc->reached = 0;
+    while (end > lo && !sc->reached) {
+        if (hi - end >= EVENT_SCAN_MAX)
+            return ARB_EFULL;
+        int64_t from = end - EVENT_SCAN_CHUNK > lo ? end - EVENT_SCAN_CHUNK : lo;
+        sc->chunk_newest = 0;
+        int rc = arb_read_range(m->ctx, ARB_TOPIC_ORDER_EVENTS, sc->partition, from, end,
+                                m->snap_read_timeout_ms * MS_NS, scan_event, sc);
+        if (rc)
+            return rc;
+        event_fence *f = &sc->pb->events;
+        if (!f->newest[sc->partition])
+            f->newest[sc->partition] = sc->chunk_newest;
+        end = from;
+    }
+    return ARB_OK;
+}
+
+/* Sets the event fence of a partition about to replay from the engine's
+ * current state (see event_fence). A view that cannot be completed leaves
+ * the fence off for the events not seen: they may repeat, never go missing. */
+static void set_event_fence(matcher *m, partition_books *pb)
+{
+    event_fence *f = &pb->events;
+    event_fence_clear(f);
+    size_t nb = book_engine_book_count(pb->engine);
+    uint8_t *ours = calloc(nb ? nb : 1, 1);
+    if (!ours)
+        goto fail;
+    int any = 0;
+    for (size_t i = 0; i < nb; i++) {
+        const arb_instrument *in = order_book_instrument(book_engine_book_at(pb->engine, i));
+        int32_t part = -1;
+        int rc = arb_partition_of(m->ctx, ARB_TOPIC_ORDER_COMMANDS, in->key,
+                                  m->snap_read_timeout_ms * MS_NS, &part);
+        if (rc) {
+            arb_warn(m->ctx, "partition %d: where %s:%s's commands go is not known (%d)",
+                     pb->partition, in->venue, in->symbol, rc);
+            goto fail;
+        }
+        any |= ours[i] = part == pb->partition;
+    }
+    if (!any) {
+        free(ours);
+        return;
+    }
+    book_engine_stats es;
+    book_engine_get_stats(pb->engine, &es);
+    event_scan sc = {.pb = pb, .ours = ours, .start = es.event_seq};
+    int64_t lo, hi;
+    int rc;
+    while ((rc = arb_watermarks(m->ctx, ARB_TOPIC_ORDER_EVENTS, (int)f->nparts,
+                                m->snap_read_timeout_ms * MS_NS, &lo, &hi)) == ARB_OK) {
+        uint64_t *grown = realloc(f->newest, (f->nparts + 1) * sizeof *grown);
+        if (!grown)
+            goto fail;
+        f->newest = grown;
+        f->newest[f->nparts] = 0;
+        sc.partition = (int32_t)f->nparts++;
+        if ((rc = scan_event_partition(m, &sc, lo, hi)) != ARB_OK) {
+            arb_warn(m->ctx,
+                     "partition %d: order_events [%d] could not be read back (%d): replayed "
+                     "order events may repeat",
+                     pb->partition, sc.partition, rc);
+            goto fail;
+        }
+    }
+    if (rc != ARB_ENOENT || !f->nparts) {
+        arb_warn(m->ctx,
+                 "partition %d: order_events could not be read back (%d): replayed "
+                 "order events may repeat",
+                 pb->partition, rc);
+        goto fail;
+    }
+    free(ours);
+    qsort(f->seen, f->nseen, sizeof *f->seen, account_cmp);
+    size_t n = 0;
+    for (size_t i = 0; i < f->nseen; i++)
+        if (!n || f->seen[n - 1].account != f->seen[i].account)
+            f->seen[n++] = f->seen[i];
+    f->nseen = n;
+    for (uint32_t i = 0; i < f->nparts; i++)
+        if (f->newest[i] > f->max_seq)
+            f->max_seq = f->newest[i];
+    f->active = f->max_seq > 0;
+    if (!f->active)
+        event_fence_clear(f);
+    return;
+fail:
+    free(ours);
+    event_fence_clear(f);
+}
+
 static int partition_reset(matcher *m, partition_books *pb)
 {
     book_engine_free(pb->engine);
@@ -899,6 +1088,7 @@ static void partition_assigned(matcher *m, int partition)
     }
     if (!restored) /* empty books: the newest output in Kafka is ahead of them */
         set_fences(m, pb);
+    set_event_fence(m, pb);
     int64_t from = restored ? pb->applied + 1 : ARB_OFFSET_BEGINNING;
     pb->from_start = !restored;
     int rc = arb_seek(m->ctx, ARB_TOPIC_ORDER_COMMANDS, partition, from);
@@ -917,12 +1107,14 @@ static void partition_assigned(matcher *m, int partition)
     if (restored)
         arb_info(m->ctx, "partition %d assigned: books from its snapshot, input from offset %lld%s",
                  partition, (long long)from,
-                 pb->trades.active || pb->md.active ? "; output already in Kafka is not repeated"
-                                                    : "");
+                 pb->trades.active || pb->md.active || pb->events.active
+                     ? "; output already in Kafka is not repeated"
+                     : "");
     else
         arb_info(m->ctx, "partition %d assigned: empty books, input from the start%s", partition,
-                 pb->trades.active || pb->md.active ? "; output already in Kafka is not repeated"
-                                                    : "");
+                 pb->trades.active || pb->md.active || pb->events.active
+                     ? "; output already in Kafka is not repeated"
+                     : "");
 }
 
 static void partition_revoked(matcher *m, int partition)
@@ -1105,8 +1297,9 @@ static int make_metrics(matcher *m)
 static int host_has_partitions(arb_ctx *ctx)
 {
     const arb_host_api *api = ctx->api;
-    return api->size >= offsetof(arb_host_api, read_last) + sizeof api->read_last &&
-           api->on_partitions && api->seek && api->read_last;
+    return api->size >= offsetof(arb_host_api, partition_of) + sizeof api->partition_of &&
+           api->on_partitions && api->seek && api->read_last && api->watermarks &&
+           api->read_range && api->partition_of;
 }
 
 static int matcher_start(void *self)
@@ -1166,20 +1359,78 @@ static void matcher_stop(void *self)
     m->retry_timer = m->snap_timer = -1;
 }
 
-/* Saved state (format 2): "MTCH" | u32 format | u32 partitions | u32 0 |
- * each partition: PART_HDR bytes (below) then its engine state
- * (book_engine_save) | u64 backlog records | the backlog's records. Output
- * still waiting for the bus travels with the books, so a reload loses
- * nothing. Format 1 (one engine: "MTCH" | u32 1 | u64 engine bytes | engine
- * | backlog) is still read. */
+/* Saved state (format 3): "MTCH" | u32 format | u32 partitions | u32 0 |
+ * each partition: PART_HDR bytes (below), its engine state
+ * (book_engine_save), and with flag 8 its event fence: u32 partitions |
+ * u32 0 | u64 accounts | u64 newest seq per partition | per account: u64
+ * account, i32 partition, u32 0 | u64 backlog records | the backlog's
+ * records. Output still waiting for the bus travels with the books, so a
+ * reload loses nothing. Format 2 (no event fences) and format 1 (one
+ * engine: "MTCH" | u32 1 | u64 engine bytes | engine | backlog) are still
+ * read. */
 #define STATE_MAGIC "MTCH"
 #define STATE_HDR 16u
-#define MATCHER_STATE_VERSION 2u
+#define MATCHER_STATE_VERSION 3u
 /* i32 partition | u32 flags (1: trade fence, 2: md fence, 4: from the
- * start) | i64 applied | i64 snapped
+ * start, 8: event fence follows the engine) | i64 applied | i64 snapped
  * | u64 key | u64 last trade id | u64 fence trade id | venue[8] | symbol[16]
  * | u64 fence md seq | u8 md kind, 7 zero | u64 engine bytes */
 #define PART_HDR 104u
+
+static size_t event_fence_size(const event_fence *f)
+{
+    return f->active ? 16 + 8 * (size_t)f->nparts + 16 * f->nseen : 0;
+}
+
+static size_t event_fence_put(const event_fence *f, uint8_t *p)
+{
+    if (!f->active)
+        return 0;
+    arb_put_u32(p, f->nparts);
+    arb_put_u64(p + 8, f->nseen);
+    for (uint32_t i = 0; i < f->nparts; i++)
+        arb_put_u64(p + 16 + 8 * (size_t)i, f->newest[i]);
+    uint8_t *q = p + 16 + 8 * (size_t)f->nparts;
+    for (size_t i = 0; i < f->nseen; i++) {
+        arb_put_u64(q + 16 * i, f->seen[i].account);
+        arb_put_u32(q + 16 * i + 8, (uint32_t)f->seen[i].partition);
+    }
+    return event_fence_size(f);
+}
+
+/* Reads an event fence saved by event_fence_put; its size in *used. */
+static int event_fence_get(event_fence *f, const uint8_t *p, size_t len, size_t *used)
+{
+    if (len < 16)
+        return ARB_EREFUSED;
+    uint32_t nparts = arb_get_u32(p);
+    uint64_t nseen = arb_get_u64(p + 8);
+    if (nparts == 0 || nparts > 1u << 16 || nseen > (len - 16) / 16 ||
+        len - 16 - 16 * nseen < 8 * (size_t)nparts)
+        return ARB_EREFUSED;
+    f->newest = calloc(nparts, sizeof *f->newest);
+    f->seen = calloc(nseen ? nseen : 1, sizeof *f->seen);
+    if (!f->newest || !f->seen)
+        return ARB_ENOMEM;
+    f->nparts = nparts;
+    f->nseen = f->cap = nseen;
+    for (uint32_t i = 0; i < nparts; i++) {
+        f->newest[i] = arb_get_u64(p + 16 + 8 * (size_t)i);
+        if (f->newest[i] > f->max_seq)
+            f->max_seq = f->newest[i];
+    }
+    const uint8_t *q = p + 16 + 8 * (size_t)nparts;
+    for (size_t i = 0; i < nseen; i++) {
+        f->seen[i].account = arb_get_u64(q + 16 * i);
+        f->seen[i].partition = (int32_t)arb_get_u32(q + 16 * i + 8);
+        if ((uint32_t)f->seen[i].partition >= nparts ||
+            (i && f->seen[i].account <= f->seen[i - 1].account))
+            return ARB_EREFUSED;
+    }
+    f->active = 1;
+    *used = 16 + 8 * (size_t)nparts + 16 * nseen;
+    return ARB_OK;
+}
 
 static int matcher_save(void *self, void **bytes, size_t *len)
 {
@@ -1191,7 +1442,7 @@ static int matcher_save(void *self, void **bytes, size_t *len)
     size_t total = STATE_HDR;
     for (size_t i = 0; i < m->n_parts && !rc; i++) {
         rc = book_engine_save(m->parts[i]->engine, NULL, NULL, &eng[i], &eng_len[i]);
-        total += PART_HDR + eng_len[i];
+        total += PART_HDR + eng_len[i] + event_fence_size(&m->parts[i]->events);
     }
     size_t waiting = m->pending.len - m->pending.head;
     total += 8 + waiting;
@@ -1208,7 +1459,7 @@ static int matcher_save(void *self, void **bytes, size_t *len)
             uint8_t *h = p + off;
             arb_put_u32(h, (uint32_t)pb->partition);
             arb_put_u32(h + 4, (pb->trades.active ? 1u : 0u) | (pb->md.active ? 2u : 0u) |
-                                   (pb->from_start ? 4u : 0u));
+                                   (pb->from_start ? 4u : 0u) | (pb->events.active ? 8u : 0u));
             arb_put_i64(h + 8, pb->applied);
             arb_put_i64(h + 16, pb->snapped);
             arb_put_u64(h + 24, pb->key);
@@ -1221,6 +1472,7 @@ static int matcher_save(void *self, void **bytes, size_t *len)
             arb_put_u64(h + 88, eng_len[i]);
             memcpy(h + PART_HDR, eng[i], eng_len[i]);
             off += PART_HDR + eng_len[i];
+            off += event_fence_put(&pb->events, p + off);
         }
         arb_put_u64(p + off, m->pending.records);
         if (waiting)
@@ -1258,10 +1510,10 @@ static int restore_backlog(matcher *m, const uint8_t *p, size_t len, uint64_t re
     return ARB_OK;
 }
 
-/* Reads the partitions of a format 2 state into fresh entries (nothing of
+/* Reads the partitions of a format 2 or 3 state into fresh entries (nothing of
  * m changes); returns the offset of the backlog part in *tail. */
 static int restore_parts(matcher *m, const uint8_t *p, size_t len, partition_books **parts,
-                         uint32_t n, size_t *tail)
+                         uint32_t n, uint32_t format, size_t *tail)
 {
     size_t off = STATE_HDR;
     for (uint32_t i = 0; i < n; i++) {
@@ -1298,12 +1550,18 @@ static int restore_parts(matcher *m, const uint8_t *p, size_t len, partition_boo
         if (rc)
             return rc;
         off += PART_HDR + eng_len;
+        if (format >= 3 && (fences & 8u)) {
+            size_t used = 0;
+            if ((rc = event_fence_get(&pb->events, p + off, len - off, &used)) != ARB_OK)
+                return rc;
+            off += used;
+        }
     }
     *tail = off;
     return len - off >= 8 ? ARB_OK : ARB_EREFUSED;
 }
 
-static int restore_v2(matcher *m, const uint8_t *p, size_t len)
+static int restore_v2(matcher *m, const uint8_t *p, size_t len, uint32_t format)
 {
     uint32_t n = arb_get_u32(p + 8);
     if (n == 0 || n > 1u << 16)
@@ -1312,7 +1570,7 @@ static int restore_v2(matcher *m, const uint8_t *p, size_t len)
     if (!parts)
         return ARB_ENOMEM;
     size_t tail = 0;
-    int rc = restore_parts(m, p, len, parts, n, &tail);
+    int rc = restore_parts(m, p, len, parts, n, format, &tail);
     partition_books *local = NULL;
     for (uint32_t i = 0; i < n && !rc; i++)
         if (parts[i]->partition == -1)
@@ -1384,10 +1642,10 @@ static int matcher_restore(void *self, uint32_t state_version, const void *bytes
     if (len >= STATE_HDR && !memcmp(p, STATE_MAGIC, 4) && arb_get_u32(p + 4) == state_version) {
         if (state_version == 1)
             rc = restore_v1(m, p, len);
-        else if (state_version == MATCHER_STATE_VERSION)
-            rc = restore_v2(m, p, len);
+        else if (state_version == 2 || state_version == MATCHER_STATE_VERSION)
+            rc = restore_v2(m, p, len, state_version);
         else
-            arb_warn(m->ctx, "refusing matcher state version %u (this build reads 1 and %u)",
+            arb_warn(m->ctx, "refusing matcher state version %u (this build reads 1 to %u)",
                      state_version, MATCHER_STATE_VERSION);
     } else {
         arb_warn(m->ctx, "refusing matcher state: not a matcher state of version %u",
@@ -1406,7 +1664,7 @@ static const arb_plugin matcher_plugin = {
     .abi_version = ARB_ABI_VERSION,
     .size = sizeof(arb_plugin),
     .name = "matcher",
-    .version = "1.1.0",
+    .version = "1.2.0",
     .state_version = MATCHER_STATE_VERSION,
     .publishes = matcher_publishes,
     .subscribes = matcher_subscribes,
