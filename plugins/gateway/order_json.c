@@ -126,27 +126,37 @@ static int enum_field(json_t *v, const char *name, const char *const *names, con
     return fail(err, code, "%s must be one of: %s", name, allowed);
 }
 
+/* The fields a body may have, in the order of enum field below. */
 static const char *const known_fields[] = {
     "venue", "symbol", "side", "type", "price", "qty", "tif", "client_order_id", "post_only"};
+enum field { F_VENUE, F_SYMBOL, F_SIDE, F_TYPE, F_PRICE, F_QTY, F_TIF, F_CLIENT_ID, F_POST_ONLY };
+#define N_FIELDS (sizeof known_fields / sizeof *known_fields)
+_Static_assert(N_FIELDS == F_POST_ONLY + 1, "known_fields and enum field disagree");
 
 static int validate(json_t *root, const arb_instrument_table *instruments, gw_order_request *out,
                     gw_error *err)
 {
     if (!json_is_object(root))
         return fail(err, "body_not_object", "the body must be a JSON object");
+    /* One pass over the members both rejects unknown fields (the first in
+     * the body's order, as before any field is checked) and picks out the
+     * known ones, so no field is looked up in the object's hash table
+     * again. Keys are unique: the parser rejects duplicates. */
+    json_t *field[N_FIELDS] = {0};
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val)
     {
         size_t i = 0;
-        while (i < sizeof known_fields / sizeof *known_fields && strcmp(key, known_fields[i]))
+        while (i < N_FIELDS && strcmp(key, known_fields[i]))
             i++;
-        if (i == sizeof known_fields / sizeof *known_fields)
+        if (i == N_FIELDS)
             return fail(err, "unknown_field", "unknown field '%.64s'", key);
+        field[i] = val;
     }
 
-    json_t *venue = json_object_get(root, "venue");
-    json_t *symbol = json_object_get(root, "symbol");
+    json_t *venue = field[F_VENUE];
+    json_t *symbol = field[F_SYMBOL];
     if (!venue)
         return fail(err, "missing_venue", "venue is required");
     if (!json_is_string(venue) || json_string_length(venue) == 0 ||
@@ -168,7 +178,7 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
 
     static const char *const side_names[] = {"buy", "sell"};
     static const uint8_t side_values[] = {ARB_SIDE_BUY, ARB_SIDE_SELL};
-    json_t *side = json_object_get(root, "side");
+    json_t *side = field[F_SIDE];
     if (!side)
         return fail(err, "missing_side", "side is required");
     if (enum_field(side, "side", side_names, side_values, 2, &out->side, err, "invalid_side"))
@@ -176,7 +186,7 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
 
     static const char *const type_names[] = {"limit", "market"};
     static const uint8_t type_values[] = {ARB_ORD_LIMIT, ARB_ORD_MARKET};
-    json_t *type = json_object_get(root, "type");
+    json_t *type = field[F_TYPE];
     out->type = ARB_ORD_LIMIT;
     if (type &&
         enum_field(type, "type", type_names, type_values, 2, &out->type, err, "invalid_type"))
@@ -184,14 +194,14 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
 
     static const char *const tif_names[] = {"gtc", "ioc", "fok"};
     static const uint8_t tif_values[] = {ARB_TIF_GTC, ARB_TIF_IOC, ARB_TIF_FOK};
-    json_t *tif = json_object_get(root, "tif");
+    json_t *tif = field[F_TIF];
     out->tif = out->type == ARB_ORD_MARKET ? ARB_TIF_IOC : ARB_TIF_GTC;
     if (tif && enum_field(tif, "tif", tif_names, tif_values, 3, &out->tif, err, "invalid_tif"))
         return -1;
     if (out->type == ARB_ORD_MARKET && out->tif == ARB_TIF_GTC)
         return fail(err, "tif_not_allowed", "a market order cannot rest: use ioc or fok");
 
-    json_t *price = json_object_get(root, "price");
+    json_t *price = field[F_PRICE];
     out->price = 0;
     /* A market order's price is its protection price: the matcher takes
      * liquidity up to it and no further, so it is required too. */
@@ -208,7 +218,7 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
             return fail(err, "price_not_positive", "price must be greater than zero");
     }
 
-    json_t *qty = json_object_get(root, "qty");
+    json_t *qty = field[F_QTY];
     if (!qty)
         return fail(err, "missing_qty", "qty is required");
     if (decimal_field(qty, "qty", in->qty_decimals, in->lot, &out->qty, err, "invalid_qty",
@@ -226,7 +236,7 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
                     gw_dec(lim, in->max_qty, in->qty_decimals));
     }
 
-    json_t *cid = json_object_get(root, "client_order_id");
+    json_t *cid = field[F_CLIENT_ID];
     out->client_order_id[0] = 0;
     if (cid) {
         if (!json_is_string(cid) ||
@@ -237,7 +247,7 @@ static int validate(json_t *root, const arb_instrument_table *instruments, gw_or
         memcpy(out->client_order_id, json_string_value(cid), json_string_length(cid) + 1);
     }
 
-    json_t *post_only = json_object_get(root, "post_only");
+    json_t *post_only = field[F_POST_ONLY];
     out->flags = 0;
     if (post_only) {
         if (!json_is_boolean(post_only))
