@@ -499,7 +499,8 @@ static int event_was_out(event_fence *f, const arb_order_event *ev)
         return 0;
     }
     account_part key = {.account = ev->account};
-    const account_part *ap = bsearch(&key, f->seen, f->nseen, sizeof key, account_cmp);
+    const account_part *ap =
+        f->nseen ? bsearch(&key, f->seen, f->nseen, sizeof key, account_cmp) : NULL;
     return ap && ev->seq <= f->newest[ap->partition];
 }
 
@@ -1025,7 +1026,8 @@ static void set_event_fence(matcher *m, partition_books *pb)
         goto fail;
     }
     free(ours);
-    qsort(f->seen, f->nseen, sizeof *f->seen, account_cmp);
+    if (f->nseen)
+        qsort(f->seen, f->nseen, sizeof *f->seen, account_cmp);
     size_t n = 0;
     for (size_t i = 0; i < f->nseen; i++)
         if (!n || f->seen[n - 1].account != f->seen[i].account)
