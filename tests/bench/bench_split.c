@@ -18,14 +18,20 @@
  *   *_trade_p50/p99    order-to-trade latency at 10k orders/s: from the
  *                      publish of the crossing order to its trade arriving
  *                      back here on trade_executed
+ *   split_raw_hop_*    the baseline, same broker and run: one record from a
+ *                      bare librdkafka producer to a bare consumer with the
+ *                      split system's settings (conf.d/split/common.ini), at
+ *                      the same rate; an order's trade makes two such hops
  * Runs under a throwaway PostgreSQL (re-runs itself under scripts/with-pg.sh)
  * with a database per system. ARB_BENCH_ORDERS sets N (default 200000).
  * Not a test: `make bench` only.
  */
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "splitrig.h"
 
@@ -57,6 +63,8 @@ static int cmp_i64(const void *a, const void *b)
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
+
+static double last_p50_us; /* of the last run_workload */
 
 /* Throughput then latency on one system; prints its bench: lines. */
 static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
@@ -105,8 +113,111 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
     if (s->nlat < m / 4)
         rig_die(name, "too few trades came back in the latency phase");
     qsort(s->lat, s->nlat, sizeof *s->lat, cmp_i64);
-    printf("bench: %s_trade_p50 %.1f us\n", name, (double)s->lat[s->nlat / 2] / 1e3);
+    last_p50_us = (double)s->lat[s->nlat / 2] / 1e3;
+    printf("bench: %s_trade_p50 %.1f us\n", name, last_p50_us);
     printf("bench: %s_trade_p99 %.1f us\n", name, (double)s->lat[s->nlat * 99 / 100] / 1e3);
+}
+
+static void conf_or_die(rd_kafka_conf_t *c, const char *k, const char *v)
+{
+    char err[256];
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK)
+        rig_die(k, err);
+}
+
+/* One hop through the dev broker without any of our code, at LAT_RATE for
+ * LAT_SECONDS: a producer and a group-less consumer with the settings of
+ * conf.d/split/common.ini. Prints the p50/p99 and returns the p50 (us). */
+static double raw_hop(const char *brokers)
+{
+    /* A topic of the dev broker's (4 partitions over its brokers, like
+     * order_commands) that nothing in this benchmark reads or writes. */
+    static const char topic[] = "market_events";
+    rd_kafka_conf_t *pc = rd_kafka_conf_new(), *cc = rd_kafka_conf_new();
+    const char *common[][2] = {{"bootstrap.servers", brokers}, {"socket.nagle.disable", "true"}};
+    for (size_t i = 0; i < 2; i++) {
+        conf_or_die(pc, common[i][0], common[i][1]);
+        conf_or_die(cc, common[i][0], common[i][1]);
+    }
+    conf_or_die(pc, "enable.idempotence", "true");
+    conf_or_die(pc, "linger.ms", "0");
+    conf_or_die(cc, "group.id", "bench-raw-hop");
+    conf_or_die(cc, "fetch.wait.max.ms", "1");
+    char err[256];
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
+    if (!p || !c)
+        rig_die("raw hop", err);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < 4; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(c, topic, i, &lo, &hi, 10000))
+            rig_die("raw hop", "no offsets for market_events");
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = hi;
+    }
+    rd_kafka_assign(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    /* Warm up: one record through each partition (connections, the
+     * producer id, the consumer's first fetches). */
+    int warm = 0;
+    for (int i = 0; i < 4; i++) {
+        int64_t none = -1;
+        rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(i),
+                          RD_KAFKA_V_VALUE(&none, sizeof none),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    }
+    for (int64_t until = rig_mono_ns() + 30 * RIG_SEC; warm < 4 && rig_mono_ns() < until;) {
+        rd_kafka_poll(p, 0);
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c, 10);
+        if (msg) {
+            warm += !msg->err;
+            rd_kafka_message_destroy(msg);
+        }
+    }
+    if (warm < 4)
+        rig_die("raw hop", "the warm-up records did not come back");
+    size_t m = (size_t)LAT_RATE * LAT_SECONDS, got = 0;
+    int64_t *lat = calloc(m, sizeof *lat);
+    if (!lat)
+        rig_die("raw hop", "out of memory");
+    int64_t start = rig_mono_ns();
+    for (size_t k = 0; k < m || got < m;) {
+        int64_t now = rig_mono_ns();
+        if (k < m && now >= start + (int64_t)k * (RIG_SEC / LAT_RATE)) {
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION((int32_t)(k % 4)),
+                              RD_KAFKA_V_VALUE(&now, sizeof now),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            k++;
+            continue;
+        }
+        if (k == m && now > start + (int64_t)(LAT_SECONDS + 10) * RIG_SEC)
+            break;
+        rd_kafka_poll(p, 0);
+        rd_kafka_message_t *msg;
+        while ((msg = rd_kafka_consumer_poll(c, 0))) { /* everything that is in */
+            int64_t sent = -1;
+            if (!msg->err && msg->len == sizeof sent)
+                memcpy(&sent, msg->payload, sizeof sent);
+            if (sent >= 0 && got < m)
+                lat[got++] = rig_mono_ns() - sent;
+            rd_kafka_message_destroy(msg);
+        }
+        /* Then sleep until the next send (the machine is shared: no spinning). */
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    rd_kafka_flush(p, 5000);
+    rd_kafka_destroy(p);
+    if (got < m / 4)
+        rig_die("raw hop", "too few records came back");
+    qsort(lat, got, sizeof *lat, cmp_i64);
+    double p50 = (double)lat[got / 2] / 1e3;
+    printf("bench: split_raw_hop_p50 %.1f us\n", p50);
+    printf("bench: split_raw_hop_p99 %.1f us\n", (double)lat[got * 99 / 100] / 1e3);
+    free(lat);
+    return p50;
 }
 
 static void run_system(const char *name, const char *ini, const char *db, size_t n, size_t total,
@@ -160,6 +271,11 @@ int main(void)
                "log_level = warn\nannounce_ms = 0\n[bus]\ngroup = arb-bench-gateway\n"
                "kafka_topics = order_commands,trade_executed\n",
                "bench_split", n, total, 2ull << 40);
+    double split_p50 = last_p50_us;
+    /* The baseline on the same broker, the split hosts still connected. */
+    double hop = raw_hop(getenv("ARB_BROKERS"));
+    if (hop > 0)
+        printf("bench: split_trade_p50_vs_two_raw_hops %.2f ratio\n", split_p50 / (2 * hop));
     rig_stop(matcher, SIGTERM);
     rig_stop(recorder, SIGTERM);
     rig_stop(broker, SIGTERM);
