@@ -366,6 +366,8 @@ static int side_init(book_side *s, uint32_t width)
     s->bits = w.bits, s->spare_bits = w.spare_bits;
     s->summary = w.summary, s->spare_summary = w.spare_summary;
     s->width = width;
+    s->top_key = INT64_MIN;
+    s->top_lv = &s->none;
     return ARB_OK;
 }
 
@@ -376,6 +378,20 @@ static void side_free(book_side *s)
     window_arrays_free(&w);
     free(s->far);
     memset(s, 0, sizeof *s);
+}
+
+/* Refreshes the cached best level (book_internal.h) from best and the window. */
+static inline void side_sync_top(book_side *s)
+{
+    if (s->n_levels) {
+        s->top_key = s->best;
+        s->top_px = s->best * s->px_mul;
+        s->top_lv = &s->slot[s->best - s->lo];
+    } else {
+        s->top_key = INT64_MIN;
+        s->top_px = 0;
+        s->top_lv = &s->none;
+    }
 }
 
 /* Index of the first far level with key >= `key`. */
@@ -460,6 +476,7 @@ static void side_pull_far(book_side *s)
         if (s->n_levels++ == 0 || f->key > s->best)
             s->best = f->key;
     }
+    side_sync_top(s);
 }
 
 /* Re-bases the window at new_lo with new_width, moving the levels below
@@ -601,6 +618,7 @@ static void side_level_emptied(book_side *s, int64_t key)
                 s->best = s->lo + bit_prev(s->bits, s->summary, (uint32_t)off);
             else
                 side_refill(s);
+            side_sync_top(s);
         }
         return;
     }
@@ -753,6 +771,18 @@ static void update_band(order_book *b)
         b->band_lo = INT64_MIN;
         b->band_hi = INT64_MAX;
     }
+    /* The prices and quantities a NEW passes every check with, as ranges
+     * [lo, lo + n): one unsigned compare each. Only for a tick and a lot of
+     * 1 (a price is then its tick count); otherwise n = 0 and every order
+     * takes the checks one by one. */
+    int64_t px_lo = b->band_lo > 1 ? b->band_lo : 1;
+    int64_t px_hi = b->band_hi < BOOK_MAX_PRICE ? b->band_hi : BOOK_MAX_PRICE;
+    int64_t qty_lo = b->min_qty > 1 ? b->min_qty : 1;
+    int unit = b->tick == 1 && b->lot == 1;
+    b->fast_px_lo = (uint64_t)px_lo;
+    b->fast_px_n = unit && px_hi >= px_lo ? (uint64_t)(px_hi - px_lo) + 1 : 0;
+    b->fast_qty_lo = (uint64_t)qty_lo;
+    b->fast_qty_n = unit && b->max_qty >= qty_lo ? (uint64_t)(b->max_qty - qty_lo) + 1 : 0;
 }
 
 static void book_free(order_book *b)
@@ -817,6 +847,8 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
     b->inst = *in;
     b->inst.key = arb_instrument_key(venue, symbol);
     b->tick = in->tick;
+    b->side[SIDE_BID].px_mul = in->tick;
+    b->side[SIDE_ASK].px_mul = -in->tick;
     b->lot = in->lot;
     b->min_qty = in->min_qty;
     b->max_qty = in->max_qty < BOOK_MAX_QTY ? in->max_qty : BOOK_MAX_QTY;
@@ -1047,12 +1079,12 @@ static inline void event_resting(book_engine *e, const order_book *b, const rest
 
 static inline int64_t order_key(const resting_order *o) { return flip(o->ticks, o->side); }
 
-/* Links a pool record into the back of its level. rest_order and
- * unlink_order are forced inline: left to itself gcc calls them (they have
- * several callers), and the calls with their register saves cost more than
- * a tenth of mix b's throughput (see the README). */
-static inline __attribute__((always_inline)) void rest_order(book_engine *e, order_book *b,
-                                                             uint32_t oi)
+/* Links a pool record into the back of its level and returns the level.
+ * link_order and unlink_level are forced inline: left to itself gcc calls
+ * them (they have several callers), and the calls with their register saves
+ * cost more than a tenth of mix b's throughput (see the README). */
+static inline __attribute__((always_inline)) price_level *link_order(book_engine *e, order_book *b,
+                                                                     uint32_t oi)
 {
     resting_order *o = &e->orders[oi];
     book_side *s = &b->side[o->side];
@@ -1063,8 +1095,10 @@ static inline __attribute__((always_inline)) void rest_order(book_engine *e, ord
         lv = &s->slot[off];
         if (lv->count == 0) {
             bit_set(s->bits, s->summary, (uint32_t)off);
-            if (s->n_levels++ == 0 || key > s->best)
+            if (s->n_levels++ == 0 || key > s->best) {
                 s->best = key;
+                side_sync_top(s);
+            }
         }
     } else {
         uint32_t i = far_lower_bound(s, key);
@@ -1076,21 +1110,37 @@ static inline __attribute__((always_inline)) void rest_order(book_engine *e, ord
         }
         lv = &s->far[i].lv;
     }
+    uint32_t tail = lv->tail;
     o->next = 0;
-    o->prev = lv->tail;
-    if (lv->tail)
-        e->orders[lv->tail].next = oi;
+    o->prev = tail;
+    if (tail)
+        e->orders[tail].next = oi;
     else
         lv->head = oi;
     lv->tail = oi;
     lv->count++;
     lv->qty += o->leaves;
-    touch(e, o->side, key);
+    return lv;
 }
 
-/* Takes a record out of its level (the record itself stays allocated). */
-static inline __attribute__((always_inline)) void unlink_order(book_engine *e, order_book *b,
-                                                               uint32_t oi)
+static inline __attribute__((always_inline)) void rest_order(book_engine *e, order_book *b,
+                                                             uint32_t oi)
+{
+    link_order(e, b, oi);
+    touch(e, e->orders[oi].side, order_key(&e->orders[oi]));
+}
+
+/* What a level holds after a command: its market data entry. */
+typedef struct level_state {
+    int64_t qty;
+    uint32_t count;
+} level_state;
+
+/* Takes a record out of its level (the record itself stays allocated) and
+ * returns what the level holds afterwards, read before an emptied level is
+ * given up (the window may move over its slot). */
+static inline __attribute__((always_inline)) level_state unlink_level(book_engine *e, order_book *b,
+                                                                      uint32_t oi)
 {
     resting_order *o = &e->orders[oi];
     book_side *s = &b->side[o->side];
@@ -1104,11 +1154,19 @@ static inline __attribute__((always_inline)) void unlink_order(book_engine *e, o
         e->orders[o->next].prev = o->prev;
     else
         lv->tail = o->prev;
-    lv->qty -= o->leaves;
-    lv->count--;
-    touch(e, o->side, key);
-    if (lv->count == 0)
+    level_state st = {lv->qty - o->leaves, lv->count - 1};
+    lv->qty = st.qty;
+    lv->count = st.count;
+    if (st.count == 0)
         side_level_emptied(s, key);
+    return st;
+}
+
+static inline __attribute__((always_inline)) void unlink_order(book_engine *e, order_book *b,
+                                                               uint32_t oi)
+{
+    unlink_level(e, b, oi);
+    touch(e, e->orders[oi].side, order_key(&e->orders[oi]));
 }
 
 /* Releases an unlinked record whose id is already out of the map. */
@@ -1175,9 +1233,9 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
     int64_t leaves = t->leaves, filled = t->filled;
     uint8_t tside = (uint8_t)(t->side + 1);
     int tb = t->side == SIDE_BID;
-    while (leaves > 0 && s->n_levels && s->best >= thr) {
-        int64_t key = s->best;
-        price_level *lv = &s->slot[key - s->lo];
+    while (leaves > 0 && s->top_key >= thr) {
+        int64_t key = s->top_key;
+        price_level *lv = s->top_lv;
         uint32_t oi = lv->head;
         resting_order *o = &e->orders[oi];
         if (UNLIKELY(o->account == t->account) && t->stp != ARB_STP_NONE) {
@@ -1245,275 +1303,13 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
     return stopped;
 }
 
-/* ---- commands ---- */
-
-static inline unsigned check_price(const order_book *b, int64_t price, int64_t *ticks)
-{
-    if (UNLIKELY(price <= 0 || price > BOOK_MAX_PRICE))
-        return ARB_R_BAD_PRICE;
-    if (LIKELY(b->tick == 1)) {
-        *ticks = price;
-        return 0;
-    }
-    int64_t t = price / b->tick;
-    if (UNLIKELY(t * b->tick != price))
-        return ARB_R_PRICE_OFF_TICK;
-    *ticks = t;
-    return 0;
-}
-
-static inline unsigned check_qty(const order_book *b, int64_t qty)
-{
-    if (UNLIKELY(qty <= 0))
-        return ARB_R_BAD_QUANTITY;
-    if (UNLIKELY(b->lot != 1 && qty % b->lot))
-        return ARB_R_QTY_OFF_LOT;
-    if (UNLIKELY(qty < b->min_qty))
-        return ARB_R_QTY_BELOW_MIN;
-    if (UNLIKELY(qty > b->max_qty))
-        return ARB_R_QTY_ABOVE_MAX;
-    return 0;
-}
-
-/* Threshold key on the side opposite `side` for a limit of `ticks`. */
-static inline int64_t cross_threshold(int side, int64_t ticks) { return flip(ticks, !side); }
-
-static inline int would_cross(const order_book *b, int side, int64_t ticks)
-{
-    const book_side *s = &b->side[!side];
-    return s->n_levels && s->best >= cross_threshold(side, ticks);
-}
-
-/* The part of a NEW that takes liquidity, out of line so the common resting
- * path keeps its registers. Returns what is left to rest (0: nothing). */
-static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
-                                                  const arb_order_cmd *c, int64_t ticks, int side,
-                                                  uint8_t stp, int crosses, int gtc)
-{
-    taker t = {
-        .order_id = c->order_id,
-        .account = c->account,
-        .client_ref = c->client_ref,
-        .ticks = ticks,
-        .price = c->price,
-        .qty = c->qty,
-        .leaves = c->qty,
-        .filled = 0,
-        .side = side,
-        .type = c->type,
-        .tif = c->tif,
-        .flags = c->flags,
-        .stp = stp,
-    };
-    int64_t thr = cross_threshold(side, ticks);
-    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
-        t.leaves = 0;
-        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
-        return 0;
-    }
-    int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
-    if (!t.leaves)
-        return 0;
-    if (stopped || !gtc) {
-        t.leaves = 0;
-        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
-                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
-        return 0;
-    }
-    return t.leaves;
-}
-
-static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
-{
-    /* Enums in range, then the combinations: market needs IOC/FOK,
-     * post-only needs LIMIT GTC. */
-    unsigned sd = c->side - 1u, ty = c->type - 1u, tf = c->tif - 1u;
-    if (UNLIKELY((sd | ty) > 1u || tf > 2u || c->flags > ARB_ORDF_POST_ONLY ||
-                 c->stp > ARB_STP_NONE || (ty == 1u && tf == 0u) || (c->flags && (ty | tf)))) {
-        reject(e, c, ARB_R_BAD_FIELD);
-        return;
-    }
-    int64_t ticks = 0;
-    unsigned r = check_price(b, c->price, &ticks);
-    if (!r)
-        r = check_qty(b, c->qty);
-    if (!r && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
-        r = ARB_R_PRICE_BAND;
-    int side = (int)sd;
-    int gtc = tf == 0u;
-    /* The table must not grow between the probe and the insert. */
-    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1, e->orders)))
-        r = ARB_R_MAX_OPEN_ORDERS;
-    uint32_t pos;
-    if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
-                                      &pos) != 0))
-        r = ARB_R_DUPLICATE_ORDER_ID;
-    uint32_t acct = 0;
-    if (!r && gtc) {
-        if (account_get(e, c->account, &acct) ||
-            (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
-            pool_reserve(e) || side_reserve(e, &b->side[side], flip(ticks, side)))
-            r = ARB_R_MAX_OPEN_ORDERS;
-    }
-    int crosses = would_cross(b, side, ticks);
-    if (!r && c->flags && crosses)
-        r = ARB_R_POST_ONLY_WOULD_TAKE;
-    if (UNLIKELY(r)) {
-        reject(e, c, r);
-        return;
-    }
-    uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
-    event_accepted(e, c);
-    int64_t leaves = c->qty;
-    if (UNLIKELY(crosses || !gtc)) {
-        leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
-        if (!leaves)
-            return;
-    }
-    uint32_t oi = pool_take(e);
-    resting_order *o = &e->orders[oi];
-    *o = (resting_order){
-        .order_id = c->order_id,
-        .account = c->account,
-        .client_ref = c->client_ref,
-        .ticks = ticks,
-        .qty = c->qty,
-        .leaves = leaves,
-        .acct = acct,
-        .side = (uint8_t)side,
-        .flags = c->flags,
-        .stp = stp,
-    };
-    o->id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu;
-    e->accts[acct].open++;
-    b->orders++;
-    e->live++;
-    rest_order(e, b, oi);
-}
-
-static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
-{
-    uint32_t pos;
-    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
-    if (UNLIKELY(!oi)) {
-        reject(e, c, ARB_R_UNKNOWN_ORDER);
-        return;
-    }
-    resting_order *o = &e->orders[oi];
-    if (UNLIKELY(o->account != c->account)) {
-        reject(e, c, ARB_R_NOT_OWNER);
-        return;
-    }
-    event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
-    unlink_order(e, b, oi);
-    idmap_remove_at(&b->ids, pos, tag);
-    forget_order(e, b, oi);
-}
-
-static __attribute__((noinline)) void process_replace(book_engine *e, order_book *b,
-                                                      const arb_order_cmd *c, uint32_t tag)
-{
-    uint32_t pos;
-    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
-    if (UNLIKELY(!oi)) {
-        reject(e, c, ARB_R_UNKNOWN_ORDER);
-        return;
-    }
-    resting_order *o = &e->orders[oi];
-    if (UNLIKELY(o->account != c->account)) {
-        reject(e, c, ARB_R_NOT_OWNER);
-        return;
-    }
-    int64_t ticks = 0;
-    int64_t filled = o->qty - o->leaves;
-    unsigned r = check_price(b, c->price, &ticks);
-    if (!r)
-        r = check_qty(b, c->qty);
-    if (!r && UNLIKELY(filled + c->qty > BOOK_MAX_TOTAL))
-        r = ARB_R_QTY_ABOVE_MAX;
-    int moved = ticks != o->ticks;
-    if (!r && moved && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
-        r = ARB_R_PRICE_BAND;
-    if (!r && moved && (o->flags & ARB_ORDF_POST_ONLY) && would_cross(b, o->side, ticks))
-        r = ARB_R_POST_ONLY_WOULD_TAKE;
-    if (UNLIKELY(r)) {
-        reject(e, c, r);
-        return;
-    }
-    o->client_ref = c->client_ref;
-    if (!moved && c->qty <= o->leaves) {
-        /* A reduction keeps the order's place in the queue. */
-        int64_t cut = o->leaves - c->qty;
-        if (cut) {
-            price_level *lv = side_level(&b->side[o->side], order_key(o));
-            lv->qty -= cut;
-            o->leaves = c->qty;
-            o->qty -= cut;
-            touch(e, o->side, order_key(o));
-        }
-        event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
-        return;
-    }
-    unlink_order(e, b, oi);
-    int side = o->side;
-    if (UNLIKELY(side_reserve(e, &b->side[side], flip(ticks, side)))) {
-        /* Out of memory for a new price range: the order cannot rest again. */
-        event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_MAX_OPEN_ORDERS, 0, 0, 0, 0, c->ts);
-        drop_order(e, b, oi);
-        return;
-    }
-    o->ticks = ticks;
-    o->leaves = c->qty;
-    o->qty = filled + c->qty;
-    event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
-    taker t = {
-        .order_id = o->order_id,
-        .account = o->account,
-        .client_ref = o->client_ref,
-        .ticks = ticks,
-        .price = c->price,
-        .qty = o->qty,
-        .leaves = o->leaves,
-        .filled = filled,
-        .side = side,
-        .type = ARB_ORD_LIMIT,
-        .tif = ARB_TIF_GTC,
-        .flags = o->flags,
-        .stp = o->stp,
-    };
-    int stopped =
-        would_cross(b, side, ticks) ? match(e, b, &t, cross_threshold(side, ticks), c->ts) : 0;
-    /* match() frees records but never moves the pool, so o is still valid. */
-    if (!t.leaves) {
-        drop_order(e, b, oi);
-        return;
-    }
-    if (stopped) {
-        t.leaves = 0;
-        event_taker(e, b, &t, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, c->ts);
-        drop_order(e, b, oi);
-        return;
-    }
-    o->leaves = t.leaves;
-    rest_order(e, b, oi);
-}
-
 static inline void top_of_book(const order_book *b, arb_market_data *md)
 {
     const book_side *bid = &b->side[SIDE_BID], *ask = &b->side[SIDE_ASK];
-    int64_t bp = 0, bq = 0, ap = 0, aq = 0;
-    if (LIKELY(bid->n_levels)) {
-        bp = bid->best * b->tick;
-        bq = bid->slot[bid->best - bid->lo].qty;
-    }
-    if (LIKELY(ask->n_levels)) {
-        ap = -ask->best * b->tick;
-        aq = ask->slot[ask->best - ask->lo].qty;
-    }
-    md->bid_px = bp;
-    md->bid_qty = bq;
-    md->ask_px = ap;
-    md->ask_qty = aq;
+    md->bid_px = bid->top_px;
+    md->bid_qty = bid->top_lv->qty;
+    md->ask_px = ask->top_px;
+    md->ask_qty = ask->top_lv->qty;
 }
 
 static inline book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
@@ -1629,6 +1425,313 @@ static inline void emit_level_md(book_engine *e, order_book *b, int64_t ts)
     l->price = flip(t->key, t->side) * b->tick;
     l->qty = lv ? lv->qty : 0;
     l->orders = lv ? lv->count : 0;
+}
+
+/* The market data of a command that touched one level (a resting add, a
+ * cancel) whose final state the caller knows: no touched list, no lookup. */
+static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t key,
+                                level_state st, int64_t ts)
+{
+    book_output *o = &e->out;
+    uint32_t nm = o->n_md, nl = o->n_levels;
+    if (UNLIKELY(nm == o->cap_md || nl == o->cap_levels)) {
+        /* An array must grow: the general path does it (and counts a drop
+         * when it cannot). */
+        e->touched[0].key = key;
+        e->touched[0].side = side;
+        e->n_touched = 1;
+        emit_levels_md(e, b, ts);
+        e->n_touched = 0;
+        return;
+    }
+    o->n_md = nm + 1;
+    o->n_levels = nl + 1;
+    book_md *m = &o->md[nm];
+    arb_md_level *l = &o->levels[nl];
+    m->head.kind = ARB_MD_LEVEL;
+    m->head.n_levels = 1;
+    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
+    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
+    m->head.book_seq = ++b->md_seq;
+    m->head.ts = ts;
+    m->head.levels = NULL;
+    top_of_book(b, &m->head);
+    m->first_level = nl;
+    l->side = (uint8_t)(side + 1);
+    l->price = flip(key, side) * b->tick;
+    l->qty = st.qty;
+    l->orders = st.count;
+}
+
+/* ---- commands ---- */
+
+static inline unsigned check_price(const order_book *b, int64_t price, int64_t *ticks)
+{
+    if (UNLIKELY(price <= 0 || price > BOOK_MAX_PRICE))
+        return ARB_R_BAD_PRICE;
+    if (LIKELY(b->tick == 1)) {
+        *ticks = price;
+        return 0;
+    }
+    int64_t t = price / b->tick;
+    if (UNLIKELY(t * b->tick != price))
+        return ARB_R_PRICE_OFF_TICK;
+    *ticks = t;
+    return 0;
+}
+
+static inline unsigned check_qty(const order_book *b, int64_t qty)
+{
+    if (UNLIKELY(qty <= 0))
+        return ARB_R_BAD_QUANTITY;
+    if (UNLIKELY(b->lot != 1 && qty % b->lot))
+        return ARB_R_QTY_OFF_LOT;
+    if (UNLIKELY(qty < b->min_qty))
+        return ARB_R_QTY_BELOW_MIN;
+    if (UNLIKELY(qty > b->max_qty))
+        return ARB_R_QTY_ABOVE_MAX;
+    return 0;
+}
+
+/* Threshold key on the side opposite `side` for a limit of `ticks`. */
+static inline int64_t cross_threshold(int side, int64_t ticks) { return flip(ticks, !side); }
+
+static inline int would_cross(const order_book *b, int side, int64_t ticks)
+{
+    const book_side *s = &b->side[!side];
+    return s->top_key >= cross_threshold(side, ticks);
+}
+
+/* The part of a NEW that takes liquidity, out of line so the common resting
+ * path keeps its registers. Returns what is left to rest (0: nothing). */
+static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
+                                                  const arb_order_cmd *c, int64_t ticks, int side,
+                                                  uint8_t stp, int crosses, int gtc)
+{
+    taker t = {
+        .order_id = c->order_id,
+        .account = c->account,
+        .client_ref = c->client_ref,
+        .ticks = ticks,
+        .price = c->price,
+        .qty = c->qty,
+        .leaves = c->qty,
+        .filled = 0,
+        .side = side,
+        .type = c->type,
+        .tif = c->tif,
+        .flags = c->flags,
+        .stp = stp,
+    };
+    int64_t thr = cross_threshold(side, ticks);
+    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
+        t.leaves = 0;
+        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+        return 0;
+    }
+    int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
+    if (!t.leaves)
+        return 0;
+    if (stopped || !gtc) {
+        t.leaves = 0;
+        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
+                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
+        return 0;
+    }
+    return t.leaves;
+}
+
+static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
+{
+    /* Enums in range, then the combinations: market needs IOC/FOK,
+     * post-only needs LIMIT GTC. */
+    unsigned sd = c->side - 1u, ty = c->type - 1u, tf = c->tif - 1u;
+    if (UNLIKELY((sd | ty) > 1u || tf > 2u || c->flags > ARB_ORDF_POST_ONLY ||
+                 c->stp > ARB_STP_NONE || (ty == 1u && tf == 0u) || (c->flags && (ty | tf)))) {
+        reject(e, c, ARB_R_BAD_FIELD);
+        return;
+    }
+    int64_t ticks = c->price;
+    unsigned r = 0;
+    /* One range check each for price and quantity (see update_band); the
+     * checks one by one, for their reason, only when that fails. */
+    if (UNLIKELY((uint64_t)c->price - b->fast_px_lo >= b->fast_px_n ||
+                 (uint64_t)c->qty - b->fast_qty_lo >= b->fast_qty_n)) {
+        r = check_price(b, c->price, &ticks);
+        if (!r)
+            r = check_qty(b, c->qty);
+        if (!r && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
+            r = ARB_R_PRICE_BAND;
+    }
+    int side = (int)sd;
+    int gtc = tf == 0u;
+    /* The table must not grow between the probe and the insert. */
+    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1, e->orders)))
+        r = ARB_R_MAX_OPEN_ORDERS;
+    uint32_t pos;
+    if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
+                                      &pos) != 0))
+        r = ARB_R_DUPLICATE_ORDER_ID;
+    uint32_t acct = 0;
+    if (!r && gtc) {
+        if (account_get(e, c->account, &acct) ||
+            (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
+            pool_reserve(e) || side_reserve(e, &b->side[side], flip(ticks, side)))
+            r = ARB_R_MAX_OPEN_ORDERS;
+    }
+    int crosses = would_cross(b, side, ticks);
+    if (!r && c->flags && crosses)
+        r = ARB_R_POST_ONLY_WOULD_TAKE;
+    if (UNLIKELY(r)) {
+        reject(e, c, r);
+        return;
+    }
+    uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
+    event_accepted(e, c);
+    int64_t leaves = c->qty;
+    if (UNLIKELY(crosses || !gtc)) {
+        leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
+        if (!leaves)
+            return;
+    }
+    uint32_t oi = pool_take(e);
+    resting_order *o = &e->orders[oi];
+    *o = (resting_order){
+        .order_id = c->order_id,
+        .account = c->account,
+        .client_ref = c->client_ref,
+        .ticks = ticks,
+        .qty = c->qty,
+        .leaves = leaves,
+        .acct = acct,
+        .id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu,
+        .side = (uint8_t)side,
+        .flags = c->flags,
+        .stp = stp,
+    };
+    e->accts[acct].open++;
+    b->orders++;
+    e->live++;
+    if (UNLIKELY(e->n_touched)) {
+        /* It traded first: the market data covers every level it touched. */
+        rest_order(e, b, oi);
+        return;
+    }
+    /* side_prepare may have moved this side's window; the other side is as
+     * the last command left it, so nothing needs refilling. */
+    e->slid = 0;
+    price_level *lv = link_order(e, b, oi);
+    md_one_level(e, b, side, flip(ticks, side), (level_state){lv->qty, lv->count}, c->ts);
+}
+
+static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
+{
+    uint32_t pos;
+    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
+    if (UNLIKELY(!oi)) {
+        reject(e, c, ARB_R_UNKNOWN_ORDER);
+        return;
+    }
+    resting_order *o = &e->orders[oi];
+    if (UNLIKELY(o->account != c->account)) {
+        reject(e, c, ARB_R_NOT_OWNER);
+        return;
+    }
+    event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
+    level_state st = unlink_level(e, b, oi);
+    idmap_remove_at(&b->ids, pos, tag);
+    int side = o->side;
+    int64_t key = order_key(o);
+    forget_order(e, b, oi);
+    md_one_level(e, b, side, key, st, c->ts);
+}
+
+static __attribute__((noinline)) void process_replace(book_engine *e, order_book *b,
+                                                      const arb_order_cmd *c, uint32_t tag)
+{
+    uint32_t pos;
+    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
+    if (UNLIKELY(!oi)) {
+        reject(e, c, ARB_R_UNKNOWN_ORDER);
+        return;
+    }
+    resting_order *o = &e->orders[oi];
+    if (UNLIKELY(o->account != c->account)) {
+        reject(e, c, ARB_R_NOT_OWNER);
+        return;
+    }
+    int64_t ticks = 0;
+    int64_t filled = o->qty - o->leaves;
+    unsigned r = check_price(b, c->price, &ticks);
+    if (!r)
+        r = check_qty(b, c->qty);
+    if (!r && UNLIKELY(filled + c->qty > BOOK_MAX_TOTAL))
+        r = ARB_R_QTY_ABOVE_MAX;
+    int moved = ticks != o->ticks;
+    if (!r && moved && UNLIKELY(c->price < b->band_lo || c->price > b->band_hi))
+        r = ARB_R_PRICE_BAND;
+    if (!r && moved && (o->flags & ARB_ORDF_POST_ONLY) && would_cross(b, o->side, ticks))
+        r = ARB_R_POST_ONLY_WOULD_TAKE;
+    if (UNLIKELY(r)) {
+        reject(e, c, r);
+        return;
+    }
+    o->client_ref = c->client_ref;
+    if (!moved && c->qty <= o->leaves) {
+        /* A reduction keeps the order's place in the queue. */
+        int64_t cut = o->leaves - c->qty;
+        if (cut) {
+            price_level *lv = side_level(&b->side[o->side], order_key(o));
+            lv->qty -= cut;
+            o->leaves = c->qty;
+            o->qty -= cut;
+            touch(e, o->side, order_key(o));
+        }
+        event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
+        return;
+    }
+    unlink_order(e, b, oi);
+    int side = o->side;
+    if (UNLIKELY(side_reserve(e, &b->side[side], flip(ticks, side)))) {
+        /* Out of memory for a new price range: the order cannot rest again. */
+        event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_MAX_OPEN_ORDERS, 0, 0, 0, 0, c->ts);
+        drop_order(e, b, oi);
+        return;
+    }
+    o->ticks = ticks;
+    o->leaves = c->qty;
+    o->qty = filled + c->qty;
+    event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
+    taker t = {
+        .order_id = o->order_id,
+        .account = o->account,
+        .client_ref = o->client_ref,
+        .ticks = ticks,
+        .price = c->price,
+        .qty = o->qty,
+        .leaves = o->leaves,
+        .filled = filled,
+        .side = side,
+        .type = ARB_ORD_LIMIT,
+        .tif = ARB_TIF_GTC,
+        .flags = o->flags,
+        .stp = o->stp,
+    };
+    int stopped =
+        would_cross(b, side, ticks) ? match(e, b, &t, cross_threshold(side, ticks), c->ts) : 0;
+    /* match() frees records but never moves the pool, so o is still valid. */
+    if (!t.leaves) {
+        drop_order(e, b, oi);
+        return;
+    }
+    if (stopped) {
+        t.leaves = 0;
+        event_taker(e, b, &t, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, c->ts);
+        drop_order(e, b, oi);
+        return;
+    }
+    o->leaves = t.leaves;
+    rest_order(e, b, oi);
 }
 
 uint32_t order_book_depth(const book_engine *e, const order_book *b, int side, arb_md_level *out,

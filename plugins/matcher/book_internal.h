@@ -72,6 +72,15 @@ typedef struct book_side {
     uint32_t n_levels; /* levels with orders inside the window */
     far_level *far;    /* ascending keys, all below lo; empty when n_levels == 0 */
     uint32_t n_far, cap_far;
+    /* The best level as every command's market data and matching read it,
+     * kept by side_sync_top whenever best, the window or n_levels change:
+     * its key (INT64_MIN when the side is empty, so "crosses" is one
+     * compare), its price, and the level itself (`none` when empty). */
+    int64_t top_key;
+    int64_t top_px;
+    price_level *top_lv;
+    int64_t px_mul; /* price of a key: tick for bids, -tick for asks */
+    price_level none;
 } book_side;
 
 /* Seven entries per 64-byte bucket: a lookup reads one cache line and
@@ -100,6 +109,8 @@ struct order_book {
     int64_t band_bps;
     int64_t ref_price; /* band reference */
     int64_t band_lo, band_hi;
+    /* NEW orders whose price and quantity pass every check (update_band). */
+    uint64_t fast_px_lo, fast_px_n, fast_qty_lo, fast_qty_n;
     uint64_t trade_seq;     /* trades so far; the next is trade_seq + 1 */
     uint64_t trade_id_base; /* book id << BOOK_TRADE_BITS */
     uint64_t md_seq;
