@@ -180,6 +180,42 @@ static arb_trade newest_trade(void)
     return t;
 }
 
+/* What a crash that lost a topic's last two records leaves: the log made
+ * to end at an older record again (a copy of the third from the end). */
+typedef struct lost_tail {
+    const char *topic;
+    int64_t hi; /* the high offset before the copy */
+    void *lost[2];
+    size_t len[2];
+} lost_tail;
+
+static lost_tail cut_back_two(const char *topic)
+{
+    lost_tail t = {.topic = topic, .hi = high(topic)};
+    size_t len;
+    void *old = record_at(topic, t.hi - 3, &len);
+    t.lost[0] = record_at(topic, t.hi - 2, &t.len[0]);
+    t.lost[1] = record_at(topic, t.hi - 1, &t.len[1]);
+    append(topic, old, len);
+    free(old);
+    return t;
+}
+
+/* The two records came out again after the copy, byte for byte, and
+ * nothing else did. */
+static void expect_republished(lost_tail *t)
+{
+    assert_int_equal(high(t->topic), t->hi + 3);
+    for (int i = 0; i < 2; i++) {
+        size_t n;
+        void *again = record_at(t->topic, t->hi + 1 + i, &n);
+        assert_int_equal(n, t->len[i]);
+        assert_memory_equal(again, t->lost[i], n);
+        free(again);
+        free(t->lost[i]);
+    }
+}
+
 static void *snap_k;
 static size_t snap_k_len;
 static outputs after_all;
@@ -265,33 +301,16 @@ static void snapshot_of_another_partition_is_refused_and_the_books_rebuilt(void 
 static void snapshot_ahead_of_the_trades_in_kafka_is_not_used(void **state)
 {
     (void)state;
-    int64_t hi = high("trade_executed");
-    size_t len[3];
-    void *old = record_at("trade_executed", hi - 3, &len[0]);
-    void *lost1 = record_at("trade_executed", hi - 2, &len[1]);
-    void *lost2 = record_at("trade_executed", hi - 1, &len[2]);
-    append("trade_executed", old, len[0]);
+    lost_tail t = cut_back_two("trade_executed");
     testhost *m = matcher_host();
-    for (int i = 0; i < 300 && high("trade_executed") < hi + 3; i++)
+    for (int i = 0; i < 300 && high("trade_executed") < t.hi + 3; i++)
         testhost_run(m, 50 * MS);
     testhost_run(m, 300 * MS);
-    assert_int_equal(high("trade_executed"), hi + 3);
-    size_t n;
-    void *again = record_at("trade_executed", hi + 1, &n);
-    assert_int_equal(n, len[1]);
-    assert_memory_equal(again, lost1, n);
-    free(again);
-    again = record_at("trade_executed", hi + 2, &n);
-    assert_int_equal(n, len[2]);
-    assert_memory_equal(again, lost2, n);
-    free(again);
+    expect_republished(&t);
     /* Order events and market data were all out already. */
     outputs now = output_highs();
     assert_int_equal(now.events, after_all.events);
     assert_int_equal(now.md, after_all.md);
-    free(old);
-    free(lost1);
-    free(lost2);
     testhost_free(m);
 }
 
@@ -303,34 +322,17 @@ static void order_events_that_never_got_out_are_published_by_the_next_owner(void
 {
     (void)state;
     outputs before = output_highs();
-    int64_t hi = before.events;
-    size_t len[3];
-    void *old = record_at("order_events", hi - 3, &len[0]);
-    void *lost1 = record_at("order_events", hi - 2, &len[1]);
-    void *lost2 = record_at("order_events", hi - 1, &len[2]);
-    append("order_events", old, len[0]);
+    lost_tail t = cut_back_two("order_events");
     append(SNAP_TOPIC, snap_k, snap_k_len); /* the replay covers those commands */
     testhost *m = matcher_host();
-    for (int i = 0; i < 300 && high("order_events") < hi + 3; i++)
+    for (int i = 0; i < 300 && high("order_events") < t.hi + 3; i++)
         testhost_run(m, 50 * MS);
     run_until_snapshot_covers_input(m);
-    assert_int_equal(high("order_events"), hi + 3);
-    size_t n;
-    void *again = record_at("order_events", hi + 1, &n);
-    assert_int_equal(n, len[1]);
-    assert_memory_equal(again, lost1, n);
-    free(again);
-    again = record_at("order_events", hi + 2, &n);
-    assert_int_equal(n, len[2]);
-    assert_memory_equal(again, lost2, n);
-    free(again);
+    expect_republished(&t);
     /* Trades and market data were all out already. */
     outputs now = output_highs();
     assert_int_equal(now.trades, before.trades);
     assert_int_equal(now.md, before.md);
-    free(old);
-    free(lost1);
-    free(lost2);
     testhost_free(m);
 }
 
