@@ -19,6 +19,7 @@
  *   inventory_penalty_ticks = 1 ; reward -= this x tick x |position| at episode end
  */
 #include <arb/agent.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,21 +137,13 @@ static int read_params(arb_ctx *ctx, adaptive *s)
     return ARB_OK;
 }
 
+/* The common keys (arb_agent_init), then the strategy's own. */
+static int configure(arb_ctx *ctx, void *s) { return read_params(ctx, s); }
+
 static int adaptive_create(arb_ctx *ctx, void **self)
 {
-    adaptive *s = calloc(1, sizeof *s);
-    if (!s)
-        return ARB_ENOMEM;
-    int rc = arb_agent_init(&s->agent, ctx);
-    if (rc == ARB_OK)
-        rc = read_params(ctx, s);
-    if (rc) {
-        arb_agent_free(&s->agent);
-        free(s);
-        return rc;
-    }
-    *self = s;
-    return ARB_OK;
+    _Static_assert(offsetof(adaptive, agent) == 0, "arb_agent must be the first member");
+    return arb_agent_plugin_create(ctx, self, sizeof(adaptive), configure);
 }
 
 static int adaptive_start(void *self)

@@ -17,6 +17,7 @@
  *   max_position = 50       ; lots per venue
  */
 #include <arb/agent.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,21 +103,13 @@ static int read_params(arb_ctx *ctx, arbitrageur *s)
     return ARB_OK;
 }
 
+/* The common keys (arb_agent_init), then the strategy's own. */
+static int configure(arb_ctx *ctx, void *s) { return read_params(ctx, s); }
+
 static int xarb_create(arb_ctx *ctx, void **self)
 {
-    arbitrageur *s = calloc(1, sizeof *s);
-    if (!s)
-        return ARB_ENOMEM;
-    int rc = arb_agent_init(&s->agent, ctx);
-    if (rc == ARB_OK)
-        rc = read_params(ctx, s);
-    if (rc) {
-        arb_agent_free(&s->agent);
-        free(s);
-        return rc;
-    }
-    *self = s;
-    return ARB_OK;
+    _Static_assert(offsetof(arbitrageur, agent) == 0, "arb_agent must be the first member");
+    return arb_agent_plugin_create(ctx, self, sizeof(arbitrageur), configure);
 }
 
 static int xarb_start(void *self)

@@ -21,6 +21,7 @@
  * Not here: quote arithmetic (mm_quote.c), bookkeeping (arb/agent.h).
  */
 #include <arb/agent.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,21 +82,13 @@ static int read_params(arb_ctx *ctx, market_maker *m)
     return ARB_OK;
 }
 
+/* The common keys (arb_agent_init), then the strategy's own. */
+static int configure(arb_ctx *ctx, void *m) { return read_params(ctx, m); }
+
 static int mm_create(arb_ctx *ctx, void **self)
 {
-    market_maker *m = calloc(1, sizeof *m);
-    if (!m)
-        return ARB_ENOMEM;
-    int rc = arb_agent_init(&m->agent, ctx);
-    if (rc == ARB_OK)
-        rc = read_params(ctx, m);
-    if (rc) {
-        arb_agent_free(&m->agent);
-        free(m);
-        return rc;
-    }
-    *self = m;
-    return ARB_OK;
+    _Static_assert(offsetof(market_maker, agent) == 0, "arb_agent must be the first member");
+    return arb_agent_plugin_create(ctx, self, sizeof(market_maker), configure);
 }
 
 static int mm_start(void *self)

@@ -21,6 +21,7 @@
  * Not here: the decision itself (noise_strategy.c), bookkeeping (arb/agent.h).
  */
 #include <arb/agent.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "noise_strategy.h"
@@ -76,21 +77,13 @@ static int read_params(arb_ctx *ctx, noise_agent *n)
     return ARB_OK;
 }
 
+/* The common keys (arb_agent_init), then the strategy's own. */
+static int configure(arb_ctx *ctx, void *n) { return read_params(ctx, n); }
+
 static int noise_create(arb_ctx *ctx, void **self)
 {
-    noise_agent *n = calloc(1, sizeof *n);
-    if (!n)
-        return ARB_ENOMEM;
-    int rc = arb_agent_init(&n->agent, ctx);
-    if (rc == ARB_OK)
-        rc = read_params(ctx, n);
-    if (rc) {
-        arb_agent_free(&n->agent);
-        free(n);
-        return rc;
-    }
-    *self = n;
-    return ARB_OK;
+    _Static_assert(offsetof(noise_agent, agent) == 0, "arb_agent must be the first member");
+    return arb_agent_plugin_create(ctx, self, sizeof(noise_agent), configure);
 }
 
 static int noise_start(void *self)
