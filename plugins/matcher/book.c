@@ -771,18 +771,22 @@ static void update_band(order_book *b)
         b->band_lo = INT64_MIN;
         b->band_hi = INT64_MAX;
     }
-    /* The prices and quantities a NEW passes every check with, as ranges
-     * [lo, lo + n): one unsigned compare each. Only for a tick and a lot of
-     * 1 (a price is then its tick count); otherwise n = 0 and every order
-     * takes the checks one by one. */
+    /* The prices a NEW passes every price check with, as a range
+     * [lo, lo + n): one unsigned compare. Only for a tick of 1 (a price is
+     * then its tick count); otherwise n = 0 and every order takes the checks
+     * one by one. */
     int64_t px_lo = b->band_lo > 1 ? b->band_lo : 1;
     int64_t px_hi = b->band_hi < BOOK_MAX_PRICE ? b->band_hi : BOOK_MAX_PRICE;
-    int64_t qty_lo = b->min_qty > 1 ? b->min_qty : 1;
-    int unit = b->tick == 1 && b->lot == 1;
     b->fast_px_lo = (uint64_t)px_lo;
-    b->fast_px_n = unit && px_hi >= px_lo ? (uint64_t)(px_hi - px_lo) + 1 : 0;
+    b->fast_px_n = b->tick == 1 && px_hi >= px_lo ? (uint64_t)(px_hi - px_lo) + 1 : 0;
+}
+
+/* The same for quantities (a lot of 1, inside min and max), fixed per book. */
+static void set_qty_range(order_book *b)
+{
+    int64_t qty_lo = b->min_qty > 1 ? b->min_qty : 1;
     b->fast_qty_lo = (uint64_t)qty_lo;
-    b->fast_qty_n = unit && b->max_qty >= qty_lo ? (uint64_t)(b->max_qty - qty_lo) + 1 : 0;
+    b->fast_qty_n = b->lot == 1 && b->max_qty >= qty_lo ? (uint64_t)(b->max_qty - qty_lo) + 1 : 0;
 }
 
 static void book_free(order_book *b)
@@ -855,6 +859,7 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
     b->band_bps = in->band_bps;
     b->ref_price = in->ref_price;
     update_band(b);
+    set_qty_range(b);
     uint32_t i = book_hash(b->k) & e->book_mask;
     while (e->book_slots[i])
         i = (i + 1) & e->book_mask;
@@ -1174,7 +1179,6 @@ static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
 {
     e->accts[e->orders[oi].acct].open--;
     b->orders--;
-    e->live--;
     pool_put(e, oi);
 }
 
@@ -1348,38 +1352,38 @@ static inline void md_level(book_engine *e, const order_book *b, book_md *m, con
     m->head.n_levels++;
 }
 
-/* Several levels touched (a command that traded): sorted, deduplicated,
- * out of line. */
-static __attribute__((noinline)) void emit_levels_md(book_engine *e, order_book *b, int64_t ts)
+/* Sorts the touched levels (bids before asks, best first) and drops
+ * repeats; returns how many are left. */
+static inline uint32_t touched_sorted(touched_level *tl, uint32_t n)
 {
-    touched_level *tl = e->touched;
-    if (e->n_touched == 2) {
-        /* A replace that moved, or a fill and the taker's rest: two levels. */
-        const touched_level *x = &tl[0], *y = &tl[1];
-        if (touched_before(y, x)) {
-            x = &tl[1];
-            y = &tl[0];
+    if (n == 2) {
+        /* A replace that moved, or a fill and the taker's rest. */
+        if (touched_before(&tl[1], &tl[0])) {
+            touched_level x = tl[0];
+            tl[0] = tl[1];
+            tl[1] = x;
         }
-        book_md *m = md_begin(e, b, ARB_MD_LEVEL, ++b->md_seq, ts);
-        if (!m)
-            return;
-        md_level(e, b, m, x);
-        if (y->key != x->key || y->side != x->side)
-            md_level(e, b, m, y);
-        return;
+        return 1u + (tl[1].key != tl[0].key || tl[1].side != tl[0].side);
     }
     /* Insertion sort (a handful of entries), then drop repeats. */
-    for (uint32_t i = 1; i < e->n_touched; i++) {
+    for (uint32_t i = 1; i < n; i++) {
         touched_level x = tl[i];
         uint32_t j = i;
         for (; j > 0 && touched_before(&x, &tl[j - 1]); j--)
             tl[j] = tl[j - 1];
         tl[j] = x;
     }
-    uint32_t n = 1;
-    for (uint32_t i = 1; i < e->n_touched; i++)
-        if (tl[i].key != tl[n - 1].key || tl[i].side != tl[n - 1].side)
-            tl[n++] = tl[i];
+    uint32_t k = 1;
+    for (uint32_t i = 1; i < n; i++)
+        if (tl[i].key != tl[k - 1].key || tl[i].side != tl[k - 1].side)
+            tl[k++] = tl[i];
+    return k;
+}
+
+/* Records that need an output array to grow, or more than one record. */
+static __attribute__((noinline, cold)) void
+md_levels_slow(book_engine *e, order_book *b, const touched_level *tl, uint32_t n, int64_t ts)
+{
     book_md *m = NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (!m || m->head.n_levels == ARB_MD_MAX_LEVELS) {
@@ -1393,27 +1397,25 @@ static __attribute__((noinline)) void emit_levels_md(book_engine *e, order_book 
 
 /* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
  * the command touched: bids before asks, best first, each once. */
-static inline void emit_level_md(book_engine *e, order_book *b, int64_t ts)
+static inline __attribute__((always_inline)) void emit_levels_md(book_engine *e, order_book *b,
+                                                                 int64_t ts)
 {
     book_output *o = &e->out;
+    if (UNLIKELY(e->touched_lost))
+        o->dropped++;
+    touched_level *tl = e->touched;
+    uint32_t n = e->n_touched > 1 ? touched_sorted(tl, e->n_touched) : e->n_touched;
     uint32_t nm = o->n_md, nl = o->n_levels;
-    /* The common case, one level (a resting add, a cancel): the record and
-     * its level in one go, behind one capacity check. touched_lost cannot be
-     * set with one entry (it takes a full touched array). */
-    if (UNLIKELY(e->n_touched != 1 || nm == o->cap_md || nl == o->cap_levels)) {
-        if (UNLIKELY(e->touched_lost))
-            o->dropped++;
-        emit_levels_md(e, b, ts);
+    if (UNLIKELY(n > ARB_MD_MAX_LEVELS || nm == o->cap_md || o->cap_levels - nl < n)) {
+        md_levels_slow(e, b, tl, n, ts);
         return;
     }
+    /* The usual case: one record, its levels, no array to grow. */
     o->n_md = nm + 1;
-    o->n_levels = nl + 1;
+    o->n_levels = nl + n;
     book_md *m = &o->md[nm];
-    arb_md_level *l = &o->levels[nl];
-    const touched_level *t = e->touched;
-    const price_level *lv = side_find(&b->side[t->side], t->key);
     m->head.kind = ARB_MD_LEVEL;
-    m->head.n_levels = 1;
+    m->head.n_levels = n;
     memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
     memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
     m->head.book_seq = ++b->md_seq;
@@ -1421,11 +1423,18 @@ static inline void emit_level_md(book_engine *e, order_book *b, int64_t ts)
     m->head.levels = NULL;
     top_of_book(b, &m->head);
     m->first_level = nl;
-    l->side = (uint8_t)(t->side + 1);
-    l->price = flip(t->key, t->side) * b->tick;
-    l->qty = lv ? lv->qty : 0;
-    l->orders = lv ? lv->count : 0;
+    arb_md_level *l = &o->levels[nl];
+    for (uint32_t i = 0; i < n; i++, l++) {
+        const touched_level *t = &tl[i];
+        const price_level *lv = side_find(&b->side[t->side], t->key);
+        l->side = (uint8_t)(t->side + 1);
+        l->price = flip(t->key, t->side) * b->tick;
+        l->qty = lv ? lv->qty : 0;
+        l->orders = lv ? lv->count : 0;
+    }
 }
+
+static void finish_command(book_engine *e, order_book *b, int64_t ts);
 
 /* The market data of a command that touched one level (a resting add, a
  * cancel) whose final state the caller knows: no touched list, no lookup. */
@@ -1440,8 +1449,7 @@ static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t
         e->touched[0].key = key;
         e->touched[0].side = side;
         e->n_touched = 1;
-        emit_levels_md(e, b, ts);
-        e->n_touched = 0;
+        finish_command(e, b, ts);
         return;
     }
     o->n_md = nm + 1;
@@ -1502,11 +1510,58 @@ static inline int would_cross(const order_book *b, int side, int64_t ticks)
     return s->top_key >= cross_threshold(side, ticks);
 }
 
+/* A pool record for a NEW that rests (capacity was reserved), in the id
+ * map and the counts, not yet linked into its level. */
+static inline __attribute__((always_inline)) uint32_t
+new_resting(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag, int64_t ticks,
+            int side, int64_t leaves, uint32_t acct, uint8_t stp)
+{
+    uint32_t oi = pool_take(e);
+    resting_order *o = &e->orders[oi];
+    *o = (resting_order){
+        .order_id = c->order_id,
+        .account = c->account,
+        .client_ref = c->client_ref,
+        .ticks = ticks,
+        .qty = c->qty,
+        .leaves = leaves,
+        .acct = acct,
+        .id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu,
+        .side = (uint8_t)side,
+        .flags = c->flags,
+        .stp = stp,
+    };
+    e->accts[acct].open++;
+    b->orders++;
+    return oi;
+}
+
+/* The end of a command that may have touched several levels or moved a
+ * window: refills, the market data of the touched levels, and the
+ * per-command state back to rest (n_touched, touched_lost and slid are 0
+ * between commands, so the resting add and the cancel, which emit their own
+ * market data, need none of this). */
+static __attribute__((noinline)) void finish_command(book_engine *e, order_book *b, int64_t ts)
+{
+    /* side_prepare may have slid a window past all its levels for an order
+     * that then did not rest. */
+    if (UNLIKELY(e->slid)) {
+        e->slid = 0;
+        side_refill(&b->side[SIDE_BID]);
+        side_refill(&b->side[SIDE_ASK]);
+    }
+    if (e->n_touched)
+        emit_levels_md(e, b, ts);
+    e->n_touched = 0;
+    e->touched_lost = 0;
+}
+
 /* The part of a NEW that takes liquidity, out of line so the common resting
  * path keeps its registers. Returns what is left to rest (0: nothing). */
-static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
-                                                  const arb_order_cmd *c, int64_t ticks, int side,
-                                                  uint8_t stp, int crosses, int gtc)
+static inline __attribute__((always_inline)) int64_t take_new(book_engine *e, order_book *b,
+                                                              const arb_order_cmd *c, int64_t ticks,
+                                                              int side, uint8_t stp, int crosses,
+                                                              int gtc)
 {
     taker t = {
         .order_id = c->order_id,
@@ -1539,6 +1594,20 @@ static __attribute__((noinline)) int64_t take_new(book_engine *e, order_book *b,
         return 0;
     }
     return t.leaves;
+}
+
+/* A NEW that crosses or is not GTC: matching, the rest of a GTC remainder,
+ * and the market data of every level touched. Out of line so the common
+ * resting path keeps its registers. */
+static __attribute__((noinline)) void take_then_rest(book_engine *e, order_book *b,
+                                                     const arb_order_cmd *c, int64_t ticks,
+                                                     int side, uint8_t stp, int crosses, int gtc,
+                                                     uint32_t acct, uint32_t tag)
+{
+    int64_t leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
+    if (leaves)
+        rest_order(e, b, new_resting(e, b, c, tag, ticks, side, leaves, acct, stp));
+    finish_command(e, b, c->ts);
 }
 
 static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
@@ -1584,39 +1653,17 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
         r = ARB_R_POST_ONLY_WOULD_TAKE;
     if (UNLIKELY(r)) {
         reject(e, c, r);
+        if (UNLIKELY(e->slid))
+            finish_command(e, b, c->ts);
         return;
     }
     uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
     event_accepted(e, c);
-    int64_t leaves = c->qty;
     if (UNLIKELY(crosses || !gtc)) {
-        leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
-        if (!leaves)
-            return;
-    }
-    uint32_t oi = pool_take(e);
-    resting_order *o = &e->orders[oi];
-    *o = (resting_order){
-        .order_id = c->order_id,
-        .account = c->account,
-        .client_ref = c->client_ref,
-        .ticks = ticks,
-        .qty = c->qty,
-        .leaves = leaves,
-        .acct = acct,
-        .id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu,
-        .side = (uint8_t)side,
-        .flags = c->flags,
-        .stp = stp,
-    };
-    e->accts[acct].open++;
-    b->orders++;
-    e->live++;
-    if (UNLIKELY(e->n_touched)) {
-        /* It traded first: the market data covers every level it touched. */
-        rest_order(e, b, oi);
+        take_then_rest(e, b, c, ticks, side, stp, crosses, gtc, acct, tag);
         return;
     }
+    uint32_t oi = new_resting(e, b, c, tag, ticks, side, c->qty, acct, stp);
     /* side_prepare may have moved this side's window; the other side is as
      * the last command left it, so nothing needs refilling. */
     e->slid = 0;
@@ -1793,24 +1840,16 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
      * (whose branch the predictor cannot learn) so it overlaps with it. */
     uint32_t tag = id_tag(c->order_id);
     __builtin_prefetch(&b->ids.b[tag >> b->ids.shift]);
-    e->n_touched = 0;
-    e->touched_lost = 0;
     switch (c->action) {
-    case ARB_CMD_NEW: process_new(e, b, c, tag); break;
-    case ARB_CMD_CANCEL: process_cancel(e, b, c, tag); break;
-    case ARB_CMD_REPLACE: process_replace(e, b, c, tag); break;
-    case ARB_CMD_SNAPSHOT: process_snapshot(e, b, c); break;
-    default: reject(e, c, ARB_R_BAD_FIELD); break;
+    case ARB_CMD_NEW: process_new(e, b, c, tag); return;
+    case ARB_CMD_CANCEL: process_cancel(e, b, c, tag); return;
+    case ARB_CMD_REPLACE:
+        process_replace(e, b, c, tag);
+        finish_command(e, b, c->ts);
+        return;
+    case ARB_CMD_SNAPSHOT: process_snapshot(e, b, c); return;
+    default: reject(e, c, ARB_R_BAD_FIELD); return;
     }
-    /* side_prepare may have slid a window past all its levels for an order
-     * that then did not rest. */
-    if (UNLIKELY(e->slid)) {
-        e->slid = 0;
-        side_refill(&b->side[SIDE_BID]);
-        side_refill(&b->side[SIDE_ASK]);
-    }
-    if (e->n_touched)
-        emit_level_md(e, b, c->ts);
 }
 
 /* ---- hooks for book_state.c ---- */
@@ -1839,9 +1878,11 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
     o->id_pos = idmap_put_tag(&b->ids, id_tag(v->order_id), oi) & 0xfffffffu;
     e->accts[acct].open++;
     b->orders++;
-    e->live++;
     rest_order(e, b, oi);
+    /* Nothing is emitted for a restored order; the side it slid to holds it. */
     e->n_touched = 0;
+    e->touched_lost = 0;
+    e->slid = 0;
     return ARB_OK;
 }
 

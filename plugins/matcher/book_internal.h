@@ -147,10 +147,10 @@ struct book_engine {
     uint32_t order_cap;  /* records in the pool, index 0 unused */
     uint32_t order_used; /* high-water mark of handed-out records */
     uint32_t free_head;
-    uint32_t live;
     uint64_t event_seq;
     touched_level *touched; /* touched[-1] is a sentinel */
     uint32_t n_touched, cap_touched;
+    /* Per-command state, back to 0 at the end of every command. */
     int touched_lost;
     int slid; /* a window slid during this command (side_prepare) */
     order_book **books;
