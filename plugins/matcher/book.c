@@ -964,13 +964,13 @@ static inline arb_order_event *event_slot(book_engine *e)
 /* Field by field, straight into the output: a whole-struct initializer
  * would be built on the stack and copied in wide loads that cannot forward
  * from the narrow stores that built it. */
-static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, uint8_t reason,
-                             uint8_t side, uint8_t type, uint8_t tif, uint8_t flags,
-                             uint64_t order_id, uint64_t account, int64_t price, int64_t qty,
-                             int64_t leaves, int64_t filled, int64_t last_px, int64_t last_qty,
-                             uint64_t trade_id, int64_t ts, uint64_t client_ref)
+static inline void event_write(arb_order_event *ev, book_engine *e, const order_book *b,
+                               uint8_t kind, uint8_t reason, uint8_t side, uint8_t type,
+                               uint8_t tif, uint8_t flags, uint64_t order_id, uint64_t account,
+                               int64_t price, int64_t qty, int64_t leaves, int64_t filled,
+                               int64_t last_px, int64_t last_qty, uint64_t trade_id, int64_t ts,
+                               uint64_t client_ref)
 {
-    arb_order_event *ev = event_slot(e);
     ev->kind = kind;
     ev->reason = reason;
     ev->side = side;
@@ -991,6 +991,58 @@ static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, 
     ev->ts = ts;
     ev->seq = ++e->event_seq;
     ev->client_ref = client_ref;
+}
+
+static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, uint8_t reason,
+                             uint8_t side, uint8_t type, uint8_t tif, uint8_t flags,
+                             uint64_t order_id, uint64_t account, int64_t price, int64_t qty,
+                             int64_t leaves, int64_t filled, int64_t last_px, int64_t last_qty,
+                             uint64_t trade_id, int64_t ts, uint64_t client_ref)
+{
+    event_write(event_slot(e), e, b, kind, reason, side, type, tif, flags, order_id, account, price,
+                qty, leaves, filled, last_px, last_qty, trade_id, ts, client_ref);
+}
+
+/* Where one fill's records go: the resting order's event, the incoming
+ * order's, the trade. One capacity check for the three. */
+typedef struct fill_slots {
+    arb_order_event *maker, *taker;
+    arb_trade *trade;
+} fill_slots;
+
+static __attribute__((noinline, cold)) fill_slots fill_slots_grow(book_engine *e)
+{
+    book_output *o = &e->out;
+    /* Room for both events first: a slot taken before the array grows
+     * would be left behind in the old array. */
+    while (o->cap_events - o->n_events < 2) {
+        void *q = grow_array(o->events, &o->cap_events, sizeof *o->events);
+        if (!q)
+            break;
+        o->events = q;
+    }
+    fill_slots f;
+    f.maker = event_slot(e);
+    f.taker = event_slot(e);
+    f.trade = out_trade(o);
+    if (UNLIKELY(!f.trade))
+        f.trade = &e->lost_trade;
+    return f;
+}
+
+static inline fill_slots fill_slots_take(book_engine *e)
+{
+    book_output *o = &e->out;
+    uint32_t ne = o->n_events, nt = o->n_trades;
+    if (UNLIKELY(o->cap_events - ne < 2 || nt == o->cap_trades))
+        return fill_slots_grow(e);
+    o->n_events = ne + 2;
+    o->n_trades = nt + 1;
+    fill_slots f;
+    f.maker = &o->events[ne];
+    f.taker = f.maker + 1;
+    f.trade = &o->trades[nt];
+    return f;
 }
 
 /* From the venue to the quantity, an order event has the layout of the order
@@ -1020,10 +1072,9 @@ static inline void event_accepted(book_engine *e, const arb_order_cmd *c)
     ev->tif = c->tif;
     ev->flags = c->flags;
     ev->leaves_qty = c->qty;
-    ev->filled_qty = 0;
-    ev->last_px = 0;
-    ev->last_qty = 0;
-    ev->trade_id = 0;
+    /* filled_qty, last_px, last_qty and trade_id: 0, in two wide stores. */
+    memset(&ev->filled_qty, 0,
+           offsetof(arb_order_event, ts) - offsetof(arb_order_event, filled_qty));
     ev->ts = c->ts;
     ev->seq = ++e->event_seq;
     ev->client_ref = c->client_ref;
@@ -1261,14 +1312,16 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
         lv->qty -= fill;
         leaves -= fill;
         filled += fill;
-        event_resting(e, b, o, o_leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o_leaves, px, fill,
-                      trade_id, ts);
-        event_put(e, b, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, tside, t->type, t->tif,
-                  t->flags, t->order_id, t->account, t->price, t->qty, leaves, filled, px, fill,
-                  trade_id, ts, t->client_ref);
-        arb_trade *tr = out_trade(&e->out);
-        if (UNLIKELY(!tr))
-            tr = &e->lost_trade;
+        fill_slots f = fill_slots_take(e);
+        /* The resting order's limit is the fill price. */
+        event_write(f.maker, e, b, o_leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0,
+                    (uint8_t)(o->side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags, o->order_id,
+                    o->account, px, o->qty, o_leaves, o->qty - o_leaves, px, fill, trade_id, ts,
+                    o->client_ref);
+        event_write(f.taker, e, b, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, tside, t->type,
+                    t->tif, t->flags, t->order_id, t->account, t->price, t->qty, leaves, filled, px,
+                    fill, trade_id, ts, t->client_ref);
+        arb_trade *tr = f.trade;
         memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
         memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
         tr->trade_id = trade_id;
