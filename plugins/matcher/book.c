@@ -1491,15 +1491,15 @@ static void finish_command(book_engine *e, order_book *b, int64_t ts);
 
 /* The market data of a command that touched one level (a resting add, a
  * cancel) whose final state the caller knows: no touched list, no lookup. */
-static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t key,
-                                level_state st, int64_t ts)
+static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t ticks,
+                                int64_t price, level_state st, int64_t ts)
 {
     book_output *o = &e->out;
     uint32_t nm = o->n_md, nl = o->n_levels;
     if (UNLIKELY(nm == o->cap_md || nl == o->cap_levels)) {
         /* An array must grow: the general path does it (and counts a drop
          * when it cannot). */
-        e->touched[0].key = key;
+        e->touched[0].key = flip(ticks, side);
         e->touched[0].side = side;
         e->n_touched = 1;
         finish_command(e, b, ts);
@@ -1519,7 +1519,7 @@ static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t
     top_of_book(b, &m->head);
     m->first_level = nl;
     l->side = (uint8_t)(side + 1);
-    l->price = flip(key, side) * b->tick;
+    l->price = price;
     l->qty = st.qty;
     l->orders = st.count;
 }
@@ -1569,6 +1569,11 @@ static inline __attribute__((always_inline)) uint32_t
 new_resting(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag, int64_t ticks,
             int side, int64_t leaves, uint32_t acct, uint8_t stp)
 {
+    uint8_t flags = c->flags;
+    /* All checked by process_new: said here, the bit fields pack without
+     * masks. */
+    if ((unsigned)side > 1u || flags > 1u || stp > 3u)
+        __builtin_unreachable();
     uint32_t oi = pool_take(e);
     resting_order *o = &e->orders[oi];
     *o = (resting_order){
@@ -1581,7 +1586,7 @@ new_resting(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag,
         .acct = acct,
         .id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu,
         .side = (uint8_t)side,
-        .flags = c->flags,
+        .flags = flags,
         .stp = stp,
     };
     e->accts[acct].open++;
@@ -1721,7 +1726,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
      * the last command left it, so nothing needs refilling. */
     e->slid = 0;
     price_level *lv = link_order(e, b, oi);
-    md_one_level(e, b, side, flip(ticks, side), (level_state){lv->qty, lv->count}, c->ts);
+    md_one_level(e, b, side, ticks, c->price, (level_state){lv->qty, lv->count}, c->ts);
 }
 
 static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
@@ -1737,13 +1742,15 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
         reject(e, c, ARB_R_NOT_OWNER);
         return;
     }
-    event_resting(e, b, o, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, c->ts);
+    int side = o->side;
+    int64_t ticks = o->ticks, price = ticks * b->tick;
+    event_put(e, b, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, (uint8_t)(side + 1), ARB_ORD_LIMIT,
+              ARB_TIF_GTC, o->flags, o->order_id, o->account, price, o->qty, 0, o->qty - o->leaves,
+              0, 0, 0, c->ts, o->client_ref);
     level_state st = unlink_level(e, b, oi);
     idmap_remove_at(&b->ids, pos, tag);
-    int side = o->side;
-    int64_t key = order_key(o);
     forget_order(e, b, oi);
-    md_one_level(e, b, side, key, st, c->ts);
+    md_one_level(e, b, side, ticks, price, st, c->ts);
 }
 
 static __attribute__((noinline)) void process_replace(book_engine *e, order_book *b,
