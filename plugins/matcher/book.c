@@ -757,7 +757,7 @@ const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VE
     return find_book((book_engine *)e, venue, symbol);
 }
 
-static void update_band(order_book *b)
+static inline __attribute__((always_inline)) void band_from_ref(order_book *b)
 {
     if (b->band_bps > 0 && b->ref_price > 0) {
         /* 64-bit arithmetic (a multiply by the constant's inverse) unless the
@@ -780,6 +780,8 @@ static void update_band(order_book *b)
     b->fast_px_lo = (uint64_t)px_lo;
     b->fast_px_n = b->tick == 1 && px_hi >= px_lo ? (uint64_t)(px_hi - px_lo) + 1 : 0;
 }
+
+static void update_band(order_book *b) { band_from_ref(b); }
 
 /* The same for quantities (a lot of 1, inside min and max), fixed per book. */
 static void set_qty_range(order_book *b)
@@ -1242,8 +1244,12 @@ static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
 }
 
 /* Can a FOK fill completely, given self-trade prevention? */
-static int fok_fillable(const book_engine *e, const order_book *b, const taker *t, int64_t thr)
+/* The taker comes by value: its address not taken, the matching loop can
+ * keep it in registers. */
+static __attribute__((noinline)) int fok_fillable(const book_engine *e, const order_book *b,
+                                                  taker tk, int64_t thr)
 {
+    const taker *t = &tk;
     const book_side *s = &b->side[!t->side];
     int64_t need = t->leaves;
     if (!s->n_levels)
@@ -1355,7 +1361,7 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
     /* The band follows the last trade of the command. */
     if (last_px && last_px != b->ref_price) {
         b->ref_price = last_px;
-        update_band(b);
+        band_from_ref(b);
     }
     return stopped;
 }
@@ -1599,7 +1605,8 @@ new_resting(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag,
  * per-command state back to rest (n_touched, touched_lost and slid are 0
  * between commands, so the resting add and the cancel, which emit their own
  * market data, need none of this). */
-static __attribute__((noinline)) void finish_command(book_engine *e, order_book *b, int64_t ts)
+static inline __attribute__((always_inline)) void finish_inline(book_engine *e, order_book *b,
+                                                                int64_t ts)
 {
     /* side_prepare may have slid a window past all its levels for an order
      * that then did not rest. */
@@ -1612,6 +1619,11 @@ static __attribute__((noinline)) void finish_command(book_engine *e, order_book 
         emit_levels_md(e, b, ts);
     e->n_touched = 0;
     e->touched_lost = 0;
+}
+
+static __attribute__((noinline)) void finish_command(book_engine *e, order_book *b, int64_t ts)
+{
+    finish_inline(e, b, ts);
 }
 
 /* The part of a NEW that takes liquidity, out of line so the common resting
@@ -1637,7 +1649,7 @@ static inline __attribute__((always_inline)) int64_t take_new(book_engine *e, or
         .stp = stp,
     };
     int64_t thr = cross_threshold(side, ticks);
-    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, &t, thr)) {
+    if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, t, thr)) {
         t.leaves = 0;
         event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
         return 0;
@@ -1665,7 +1677,7 @@ static __attribute__((noinline)) void take_then_rest(book_engine *e, order_book 
     int64_t leaves = take_new(e, b, c, ticks, side, stp, crosses, gtc);
     if (leaves)
         rest_order(e, b, new_resting(e, b, c, tag, ticks, side, leaves, acct, stp));
-    finish_command(e, b, c->ts);
+    finish_inline(e, b, c->ts);
 }
 
 static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
