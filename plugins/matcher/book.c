@@ -1138,15 +1138,14 @@ static inline void event_resting(book_engine *e, const order_book *b, const rest
 static inline int64_t order_key(const resting_order *o) { return flip(o->ticks, o->side); }
 
 /* Links a pool record into the back of its level and returns the level.
- * link_order and unlink_level are forced inline: left to itself gcc calls
+ * link_order_at and unlink_level are forced inline: left to itself gcc calls
  * them (they have several callers), and the calls with their register saves
  * cost more than a tenth of mix b's throughput (see the README). */
-static inline __attribute__((always_inline)) price_level *link_order(book_engine *e, order_book *b,
-                                                                     uint32_t oi)
+static inline __attribute__((always_inline)) price_level *
+link_order_at(book_engine *e, order_book *b, uint32_t oi, int side, int64_t key, int64_t leaves)
 {
     resting_order *o = &e->orders[oi];
-    book_side *s = &b->side[o->side];
-    int64_t key = order_key(o);
+    book_side *s = &b->side[side];
     uint64_t off = (uint64_t)(key - s->lo);
     price_level *lv;
     if (LIKELY(off < s->width)) {
@@ -1177,15 +1176,18 @@ static inline __attribute__((always_inline)) price_level *link_order(book_engine
         lv->head = oi;
     lv->tail = oi;
     lv->count++;
-    lv->qty += o->leaves;
+    lv->qty += leaves;
     return lv;
 }
 
 static inline __attribute__((always_inline)) void rest_order(book_engine *e, order_book *b,
                                                              uint32_t oi)
 {
-    link_order(e, b, oi);
-    touch(e, e->orders[oi].side, order_key(&e->orders[oi]));
+    const resting_order *o = &e->orders[oi];
+    int side = o->side;
+    int64_t key = order_key(o);
+    link_order_at(e, b, oi, side, key, o->leaves);
+    touch(e, side, key);
 }
 
 /* What a level holds after a command: its market data entry. */
@@ -1737,7 +1739,9 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
     /* side_prepare may have moved this side's window; the other side is as
      * the last command left it, so nothing needs refilling. */
     e->slid = 0;
-    price_level *lv = link_order(e, b, oi);
+    /* The caller's side, key and quantity, not the record's: they are in
+     * registers, the record was just written. */
+    price_level *lv = link_order_at(e, b, oi, side, flip(ticks, side), c->qty);
     md_one_level(e, b, side, ticks, c->price, (level_state){lv->qty, lv->count}, c->ts);
 }
 

@@ -96,6 +96,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <arb/instrument.h>
 #include <arb/wire.h>
@@ -135,22 +136,22 @@ typedef struct book_md {
     uint32_t first_level;
 } book_md;
 
-/* What commands produced, in order within each array, until cleared. */
+/* What commands produced, in order within each array, until cleared. The
+ * four counts sit together so that clearing them, once per command, is one
+ * wide store. */
 typedef struct book_output {
+    uint32_t n_events, n_trades, n_md, n_levels;
     arb_order_event *events;
-    uint32_t n_events, cap_events;
+    uint32_t cap_events, cap_trades, cap_md, cap_levels;
     arb_trade *trades;
-    uint32_t n_trades, cap_trades;
     book_md *md;
-    uint32_t n_md, cap_md;
     arb_md_level *levels;
-    uint32_t n_levels, cap_levels;
     uint64_t dropped; /* records lost because an output array could not grow */
 } book_output;
 
 static inline void book_output_clear(book_output *o)
 {
-    o->n_events = o->n_trades = o->n_md = o->n_levels = 0;
+    memset(o, 0, offsetof(book_output, events));
 }
 
 /* Appends, growing the arrays; return NULL (and count a drop) when out of
