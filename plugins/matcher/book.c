@@ -1082,6 +1082,31 @@ static inline void event_accepted(book_engine *e, const arb_order_cmd *c)
     ev->client_ref = c->client_ref;
 }
 
+/* An event of the order a command describes (its side, type, tif, flags,
+ * venue, symbol, id, account, price and total quantity; validated), copied
+ * in the wide moves of event_accepted. */
+static inline void event_of_cmd(arb_order_event *ev, book_engine *e, const arb_order_cmd *c,
+                                uint8_t kind, int64_t leaves, int64_t filled, int64_t last_px,
+                                int64_t last_qty, uint64_t trade_id, int64_t ts)
+{
+    memcpy((char *)ev + CMD_SPAN_START, (const char *)c + CMD_SPAN_START,
+           CMD_SPAN_END - CMD_SPAN_START);
+    ev->kind = kind;
+    ev->reason = 0;
+    ev->side = c->side;
+    ev->type = c->type;
+    ev->tif = c->tif;
+    ev->flags = c->flags;
+    ev->leaves_qty = leaves;
+    ev->filled_qty = filled;
+    ev->last_px = last_px;
+    ev->last_qty = last_qty;
+    ev->trade_id = trade_id;
+    ev->ts = ts;
+    ev->seq = ++e->event_seq;
+    ev->client_ref = c->client_ref;
+}
+
 static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
 {
     arb_order_event *ev = out_event(&e->out);
@@ -1111,19 +1136,22 @@ static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
 
 /* The order being matched: a new order, or a resting one being replaced. */
 typedef struct taker {
-    uint64_t order_id, account, client_ref;
-    int64_t ticks, price, qty, leaves, filled;
+    /* What does not change while it matches, read where it already is: a
+     * NEW's command; for a replace, a command-shaped copy of the order
+     * (side, type, tif, flags, venue, symbol, order_id, account, price,
+     * qty = its total, client_ref are used). */
+    const arb_order_cmd *id;
+    int64_t ticks, leaves, filled;
     int side; /* SIDE_BID or SIDE_ASK */
-    uint8_t type, tif, flags, stp;
+    uint8_t stp;
 } taker;
 
-static inline void event_taker(book_engine *e, const order_book *b, const taker *t, uint8_t kind,
-                               uint8_t reason, int64_t last_px, int64_t last_qty, uint64_t trade_id,
+static inline void event_taker(book_engine *e, const taker *t, uint8_t kind, uint8_t reason,
                                int64_t ts)
 {
-    event_put(e, b, kind, reason, (uint8_t)(t->side + 1), t->type, t->tif, t->flags, t->order_id,
-              t->account, t->price, t->qty, t->leaves, t->filled, last_px, last_qty, trade_id, ts,
-              t->client_ref);
+    arb_order_event *ev = event_slot(e);
+    event_of_cmd(ev, e, t->id, kind, t->leaves, t->filled, 0, 0, 0, ts);
+    ev->reason = reason;
 }
 
 static inline void event_resting(book_engine *e, const order_book *b, const resting_order *o,
@@ -1265,7 +1293,7 @@ static __attribute__((noinline)) int fok_fillable(const book_engine *e, const or
         } else {
             for (uint32_t oi = lv->head; oi; oi = e->orders[oi].next) {
                 const resting_order *o = &e->orders[oi];
-                if (o->account == t->account) {
+                if (o->account == t->id->account) {
                     if (t->stp == ARB_STP_CANCEL_INCOMING)
                         return 0;
                     continue;
@@ -1301,7 +1329,7 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
         price_level *lv = s->top_lv;
         uint32_t oi = lv->head;
         resting_order *o = &e->orders[oi];
-        if (UNLIKELY(o->account == t->account) && t->stp != ARB_STP_NONE) {
+        if (UNLIKELY(o->account == t->id->account) && t->stp != ARB_STP_NONE) {
             if (t->stp == ARB_STP_CANCEL_INCOMING) {
                 stopped = 1;
                 break;
@@ -1326,9 +1354,8 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
                     (uint8_t)(o->side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags, o->order_id,
                     o->account, px, o->qty, o_leaves, o->qty - o_leaves, px, fill, trade_id, ts,
                     o->client_ref);
-        event_write(f.taker, e, b, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, tside, t->type,
-                    t->tif, t->flags, t->order_id, t->account, t->price, t->qty, leaves, filled, px,
-                    fill, trade_id, ts, t->client_ref);
+        event_of_cmd(f.taker, e, t->id, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, leaves, filled, px,
+                     fill, trade_id, ts);
         arb_trade *tr = f.trade;
         memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
         memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
@@ -1336,10 +1363,10 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
         tr->price = px;
         tr->qty = fill;
         /* Selects, not branches: the aggressor's side is random. */
-        tr->buy_order_id = tb ? t->order_id : o->order_id;
-        tr->buy_account = tb ? t->account : o->account;
-        tr->sell_order_id = tb ? o->order_id : t->order_id;
-        tr->sell_account = tb ? o->account : t->account;
+        tr->buy_order_id = tb ? t->id->order_id : o->order_id;
+        tr->buy_account = tb ? t->id->account : o->account;
+        tr->sell_order_id = tb ? o->order_id : t->id->order_id;
+        tr->sell_account = tb ? o->account : t->id->account;
         tr->ts = ts;
         tr->seq = trade_seq;
         tr->aggressor = tside;
@@ -1636,24 +1663,17 @@ static inline __attribute__((always_inline)) int64_t take_new(book_engine *e, or
                                                               int gtc)
 {
     taker t = {
-        .order_id = c->order_id,
-        .account = c->account,
-        .client_ref = c->client_ref,
+        .id = c,
         .ticks = ticks,
-        .price = c->price,
-        .qty = c->qty,
         .leaves = c->qty,
         .filled = 0,
         .side = side,
-        .type = c->type,
-        .tif = c->tif,
-        .flags = c->flags,
         .stp = stp,
     };
     int64_t thr = cross_threshold(side, ticks);
     if (UNLIKELY(c->tif == ARB_TIF_FOK) && !fok_fillable(e, b, t, thr)) {
         t.leaves = 0;
-        event_taker(e, b, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, 0, 0, 0, c->ts);
+        event_taker(e, &t, ARB_EV_EXPIRED, ARB_R_FOK_NOT_FILLABLE, c->ts);
         return 0;
     }
     int stopped = crosses ? match(e, b, &t, thr, c->ts) : 0;
@@ -1661,8 +1681,8 @@ static inline __attribute__((always_inline)) int64_t take_new(book_engine *e, or
         return 0;
     if (stopped || !gtc) {
         t.leaves = 0;
-        event_taker(e, b, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
-                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, 0, 0, 0, c->ts);
+        event_taker(e, &t, stopped ? ARB_EV_CANCELLED : ARB_EV_EXPIRED,
+                    stopped ? ARB_R_SELF_TRADE : ARB_R_NO_LIQUIDITY, c->ts);
         return 0;
     }
     return t.leaves;
@@ -1825,19 +1845,25 @@ static __attribute__((noinline)) void process_replace(book_engine *e, order_book
     o->leaves = c->qty;
     o->qty = filled + c->qty;
     event_resting(e, b, o, ARB_EV_REPLACED, 0, o->leaves, 0, 0, 0, c->ts);
-    taker t = {
-        .order_id = o->order_id,
-        .account = o->account,
-        .client_ref = o->client_ref,
-        .ticks = ticks,
-        .price = c->price,
-        .qty = o->qty,
-        .leaves = o->leaves,
-        .filled = filled,
-        .side = side,
+    arb_order_cmd id = {
+        .side = (uint8_t)(side + 1),
         .type = ARB_ORD_LIMIT,
         .tif = ARB_TIF_GTC,
         .flags = o->flags,
+        .order_id = o->order_id,
+        .account = o->account,
+        .price = c->price,
+        .qty = o->qty,
+        .client_ref = o->client_ref,
+    };
+    memcpy(id.venue, b->venue, ARB_VENUE_LEN);
+    memcpy(id.symbol, b->symbol, ARB_SYMBOL_LEN);
+    taker t = {
+        .id = &id,
+        .ticks = ticks,
+        .leaves = o->leaves,
+        .filled = filled,
+        .side = side,
         .stp = o->stp,
     };
     int stopped =
@@ -1849,7 +1875,7 @@ static __attribute__((noinline)) void process_replace(book_engine *e, order_book
     }
     if (stopped) {
         t.leaves = 0;
-        event_taker(e, b, &t, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, 0, 0, 0, c->ts);
+        event_taker(e, &t, ARB_EV_CANCELLED, ARB_R_SELF_TRADE, c->ts);
         drop_order(e, b, oi);
         return;
     }
