@@ -1280,7 +1280,7 @@ static __attribute__((noinline)) int fok_fillable(const book_engine *e, const or
                                                   taker tk, int64_t thr)
 {
     const taker *t = &tk;
-    const book_side *s = &b->side[!t->side];
+    const book_side *s = &b->side[t->side ^ 1];
     int64_t need = t->leaves;
     if (!s->n_levels)
         return 0;
@@ -1316,7 +1316,7 @@ static __attribute__((noinline)) int fok_fillable(const book_engine *e, const or
 static inline __attribute__((always_inline)) int match(book_engine *e, order_book *b, taker *t,
                                                        int64_t thr, int64_t ts)
 {
-    int os = !t->side;
+    int os = t->side ^ 1;
     book_side *s = &b->side[os];
     int64_t last_px = 0;
     int stopped = 0;
@@ -1590,11 +1590,11 @@ static inline unsigned check_qty(const order_book *b, int64_t qty)
 }
 
 /* Threshold key on the side opposite `side` for a limit of `ticks`. */
-static inline int64_t cross_threshold(int side, int64_t ticks) { return flip(ticks, !side); }
+static inline int64_t cross_threshold(int side, int64_t ticks) { return -flip(ticks, side); }
 
 static inline int would_cross(const order_book *b, int side, int64_t ticks)
 {
-    const book_side *s = &b->side[!side];
+    const book_side *s = &b->side[side ^ 1];
     return s->top_key >= cross_threshold(side, ticks);
 }
 

@@ -32,19 +32,19 @@ typedef struct resting_order {
     uint64_t order_id;
     uint64_t account;
     uint64_t client_ref;
-    int64_t ticks;  /* limit price / tick */
-    int64_t qty;    /* total: filled + leaves */
-    int64_t leaves; /* open quantity */
-    uint32_t next;  /* newer order at the same level; free-list link when free */
-    uint32_t prev;  /* older order at the same level */
-    uint32_t acct;  /* index into the engine's account records */
+    int64_t ticks;      /* limit price / tick */
+    int64_t qty;        /* total: filled + leaves */
+    int64_t leaves;     /* open quantity */
+    uint32_t next;      /* newer order at the same level; free-list link when free */
+    uint32_t prev;      /* older order at the same level */
+    uint32_t acct;      /* index into the engine's account records */
+    uint32_t side : 1;  /* SIDE_BID or SIDE_ASK; bit 0, the one read most */
+    uint32_t flags : 1; /* ARB_ORDF_POST_ONLY */
+    uint32_t stp : 2;   /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
     /* Where the book's id map holds this order (bucket * 8 + lane), so a
      * fill or a self-trade cancel frees its lane without a lookup. The map
      * of a book holds at most BOOK_MAX_ORDERS ids: 2^21 buckets. */
     uint32_t id_pos : 28;
-    uint32_t side : 1;  /* SIDE_BID or SIDE_ASK */
-    uint32_t flags : 1; /* ARB_ORDF_POST_ONLY */
-    uint32_t stp : 2;   /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
 } resting_order;
 
 typedef struct price_level {
