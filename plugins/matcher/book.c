@@ -156,10 +156,11 @@ static void idmap_free(id_map *m)
     memset(m, 0, sizeof *m);
 }
 
-/* The rare case: entries of home bucket h that live in later buckets. */
-static __attribute__((noinline)) uint32_t idmap_find_far(const id_map *m, uint32_t tag, uint64_t id,
-                                                         const void *base, size_t stride,
-                                                         uint32_t *pos)
+/* The rare case: entries of home bucket h that live in later buckets.
+ * Returns pos << 32 | index (0: absent): no pointer out of line, so the
+ * inlined caller keeps pos in a register. */
+static __attribute__((noinline)) uint64_t idmap_find_far(const id_map *m, uint32_t tag, uint64_t id,
+                                                         const void *base, size_t stride)
 {
     uint32_t h = tag >> m->shift;
     uint32_t left = m->b[h].tag[7];
@@ -170,10 +171,8 @@ static __attribute__((noinline)) uint32_t idmap_find_far(const id_map *m, uint32
             if (!t || t >> m->shift != h)
                 continue;
             left--;
-            if (t == tag && id_at(base, stride, bk->idx[l]) == id) {
-                *pos = i * 8 + l;
-                return bk->idx[l];
-            }
+            if (t == tag && id_at(base, stride, bk->idx[l]) == id)
+                return (uint64_t)(i * 8 + l) << 32 | bk->idx[l];
         }
     }
     return 0;
@@ -194,7 +193,9 @@ static inline uint32_t idmap_find_tag(const id_map *m, uint32_t tag, uint64_t id
     }
     if (LIKELY(!bk->tag[7]))
         return 0;
-    return idmap_find_far(m, tag, id, base, stride, pos);
+    uint64_t far = idmap_find_far(m, tag, id, base, stride);
+    *pos = (uint32_t)(far >> 32);
+    return (uint32_t)far;
 }
 
 static inline uint32_t idmap_find(const id_map *m, uint64_t id, const void *base, size_t stride,
@@ -671,30 +672,29 @@ static inline void pool_put(book_engine *e, uint32_t i)
 
 static int account_add(book_engine *e, uint64_t account, uint32_t *idx);
 
-static __attribute__((noinline)) int account_find(book_engine *e, uint64_t account,
-                                                  account_slot *hot, uint32_t *idx)
+static __attribute__((noinline)) uint32_t account_find(book_engine *e, uint64_t account,
+                                                       account_slot *hot)
 {
     uint32_t pos;
     uint32_t i = idmap_find(&e->acct_ids, account, e->accts, sizeof *e->accts, &pos);
     if (!i && account_add(e, account, &i))
-        return ARB_ENOMEM;
+        return 0;
     hot->account = account;
     hot->idx = i;
-    *idx = i;
-    return ARB_OK;
+    return i;
 }
 
-/* An account's record index, adding the account if it is new. A record
- * never moves or goes away, so the direct-mapped cache in front of the map
- * never goes stale; it holds the full account, so a hit needs no check. */
-static inline int account_get(book_engine *e, uint64_t account, uint32_t *idx)
+/* An account's record index, adding the account if it is new; 0 when out
+ * of memory. A record never moves or goes away, so the direct-mapped cache
+ * in front of the map never goes stale; it holds the full account, so a hit
+ * needs no check. Returned, not written through a pointer: the index stays
+ * in a register. */
+static inline uint32_t account_get(book_engine *e, uint64_t account)
 {
     account_slot *hot = &e->hot_accts[id_tag(account) >> (32 - HOT_ACCOUNT_BITS)];
-    if (LIKELY(hot->account == account && hot->idx)) {
-        *idx = hot->idx;
-        return ARB_OK;
-    }
-    return account_find(e, account, hot, idx);
+    if (LIKELY(hot->account == account && hot->idx))
+        return hot->idx;
+    return account_find(e, account, hot);
 }
 
 static int account_add(book_engine *e, uint64_t account, uint32_t *idx)
@@ -1735,7 +1735,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
         r = ARB_R_DUPLICATE_ORDER_ID;
     uint32_t acct = 0;
     if (!r && gtc) {
-        if (account_get(e, c->account, &acct) ||
+        if (!(acct = account_get(e, c->account)) ||
             (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
             pool_reserve(e) || side_reserve(e, &b->side[side], flip(ticks, side)))
             r = ARB_R_MAX_OPEN_ORDERS;
@@ -1960,9 +1960,9 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
 {
     int64_t ticks = v->price / b->tick;
     int side = v->side == ARB_SIDE_SELL;
-    uint32_t acct;
-    if (account_get(e, v->account, &acct) || pool_reserve(e) ||
-        idmap_reserve(&b->ids, 1, e->orders) || side_prepare(e, &b->side[side], flip(ticks, side)))
+    uint32_t acct = account_get(e, v->account);
+    if (!acct || pool_reserve(e) || idmap_reserve(&b->ids, 1, e->orders) ||
+        side_prepare(e, &b->side[side], flip(ticks, side)))
         return ARB_ENOMEM;
     uint32_t oi = pool_take(e);
     resting_order *o = &e->orders[oi];
