@@ -957,10 +957,21 @@ static inline void touch(book_engine *e, int side, int64_t key)
     e->n_touched = n + !((t[-1].key == key) & (t[-1].side == side));
 }
 
-static inline arb_order_event *event_slot(book_engine *e)
+static __attribute__((noinline, cold)) arb_order_event *event_slot_grow(book_engine *e)
 {
     arb_order_event *ev = out_event(&e->out);
-    return LIKELY(ev != NULL) ? ev : &e->lost_event;
+    return ev ? ev : &e->lost_event;
+}
+
+/* The next event's place; e->lost_event when the array cannot grow. */
+static inline arb_order_event *event_slot(book_engine *e)
+{
+    book_output *o = &e->out;
+    uint32_t n = o->n_events;
+    if (UNLIKELY(n == o->cap_events))
+        return event_slot_grow(e);
+    o->n_events = n + 1;
+    return &o->events[n];
 }
 
 /* Field by field, straight into the output: a whole-struct initializer
