@@ -1064,6 +1064,13 @@ static inline fill_slots fill_slots_take(book_engine *e)
  * bytes). */
 #define CMD_SPAN_START offsetof(arb_order_cmd, venue)
 #define CMD_SPAN_END offsetof(arb_order_cmd, ts)
+_Static_assert(offsetof(arb_order_cmd, flags) - offsetof(arb_order_cmd, side) == 3 &&
+                   offsetof(arb_order_event, flags) - offsetof(arb_order_event, side) == 3 &&
+                   offsetof(arb_order_cmd, type) == offsetof(arb_order_cmd, side) + 1 &&
+                   offsetof(arb_order_event, type) == offsetof(arb_order_event, side) + 1 &&
+                   offsetof(arb_order_cmd, tif) == offsetof(arb_order_cmd, side) + 2 &&
+                   offsetof(arb_order_event, tif) == offsetof(arb_order_event, side) + 2,
+               "side, type, tif and flags are not four bytes in a row");
 _Static_assert(offsetof(arb_order_event, venue) == offsetof(arb_order_cmd, venue) &&
                    offsetof(arb_order_event, symbol) == offsetof(arb_order_cmd, symbol) &&
                    offsetof(arb_order_event, order_id) == offsetof(arb_order_cmd, order_id) &&
@@ -1104,10 +1111,8 @@ static inline void event_of_cmd(arb_order_event *ev, book_engine *e, const arb_o
            CMD_SPAN_END - CMD_SPAN_START);
     ev->kind = kind;
     ev->reason = 0;
-    ev->side = c->side;
-    ev->type = c->type;
-    ev->tif = c->tif;
-    ev->flags = c->flags;
+    /* side, type, tif, flags: four bytes in a row in both. */
+    memcpy(&ev->side, &c->side, 4);
     ev->leaves_qty = leaves;
     ev->filled_qty = filled;
     ev->last_px = last_px;
