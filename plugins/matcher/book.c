@@ -1671,8 +1671,8 @@ static __attribute__((noinline)) void finish_command(book_engine *e, order_book 
     finish_inline(e, b, ts);
 }
 
-/* The part of a NEW that takes liquidity, out of line so the common resting
- * path keeps its registers. Returns what is left to rest (0: nothing). */
+/* The part of a NEW that takes liquidity (inlined into take_then_rest,
+ * which is out of line). Returns what is left to rest (0: nothing). */
 static inline __attribute__((always_inline)) int64_t take_new(book_engine *e, order_book *b,
                                                               const arb_order_cmd *c, int64_t ticks,
                                                               int side, uint8_t stp, int crosses,

@@ -109,7 +109,8 @@ struct order_book {
     int64_t band_bps;
     int64_t ref_price; /* band reference */
     int64_t band_lo, band_hi;
-    /* NEW orders whose price and quantity pass every check (update_band). */
+    /* Prices and quantities of a NEW that pass every check, as [lo, lo + n)
+     * (update_band, set_qty_range): one compare each on the common path. */
     uint64_t fast_px_lo, fast_px_n, fast_qty_lo, fast_qty_n;
     uint64_t trade_seq;     /* trades so far; the next is trade_seq + 1 */
     uint64_t trade_id_base; /* book id << BOOK_TRADE_BITS */
@@ -149,8 +150,9 @@ struct book_engine {
     uint32_t free_head;
     uint64_t event_seq;
     touched_level *touched; /* touched[-1] is a sentinel */
+    /* n_touched, touched_lost and slid are per-command state, 0 again at
+     * the end of every command (book.c, finish_command). */
     uint32_t n_touched, cap_touched;
-    /* Per-command state, back to 0 at the end of every command. */
     int touched_lost;
     int slid; /* a window slid during this command (side_prepare) */
     order_book **books;
