@@ -33,6 +33,10 @@ test_book_state_LIBS := $(CMOCKA_LIBS)
 FUZZERS += fuzz_book
 fuzz_book_SRCS := tests/fuzz/fuzz_book.c tests/ref/book_check.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
 
+# The plugin's saved state (hot reload), on the agent tests' fake host.
+FUZZERS += fuzz_matcher_state
+fuzz_matcher_state_SRCS := tests/fuzz/fuzz_matcher_state.c $(matcher_SRCS)
+
 # Matcher scale-out end to end: arb-host processes with matcher.so against
 # arb-devbroker, killed and restarted while input flows; the recorder into a
 # throwaway PostgreSQL (scripts/with-pg.sh).

@@ -766,7 +766,9 @@ static inline __attribute__((always_inline)) void band_from_ref(order_book *b)
                             ? b->ref_price * b->band_bps / 10000
                             : (int64_t)((__int128)b->ref_price * b->band_bps / 10000);
         b->band_lo = b->ref_price - delta;
-        b->band_hi = b->ref_price + delta;
+        /* Saturates: a reference near the top of int64 (a restored state
+         * is not trusted to keep it sane) bands up to the largest price. */
+        b->band_hi = b->ref_price > INT64_MAX - delta ? INT64_MAX : b->ref_price + delta;
     } else {
         b->band_lo = INT64_MIN;
         b->band_hi = INT64_MAX;
