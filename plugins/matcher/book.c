@@ -894,6 +894,10 @@ int book_engine_new(const book_config *cfg, book_engine **out)
     if (!e)
         return ARB_ENOMEM;
     e->cfg = c;
+    e->open_cap = c.max_open_orders ? c.max_open_orders : UINT32_MAX;
+    e->stp_of[ARB_STP_DEFAULT] = c.stp_default;
+    for (uint8_t i = ARB_STP_CANCEL_RESTING; i <= ARB_STP_NONE; i++)
+        e->stp_of[i] = i;
     e->order_cap = (c.order_capacity ? c.order_capacity : 1024) + 1;
     e->orders = malloc((size_t)e->order_cap * sizeof *e->orders);
     touched_level *tl = malloc(65 * sizeof *tl);
@@ -1753,8 +1757,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
         r = ARB_R_DUPLICATE_ORDER_ID;
     uint32_t acct = 0;
     if (!r && gtc) {
-        if (!(acct = account_get(e, c->account)) ||
-            (e->cfg.max_open_orders && e->accts[acct].open >= e->cfg.max_open_orders) ||
+        if (!(acct = account_get(e, c->account)) || e->accts[acct].open >= e->open_cap ||
             pool_reserve(e) || side_reserve(e, &b->side[side], flip(ticks, side)))
             r = ARB_R_MAX_OPEN_ORDERS;
     }
@@ -1767,7 +1770,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
             finish_command(e, b, c->ts);
         return;
     }
-    uint8_t stp = c->stp ? c->stp : e->cfg.stp_default;
+    uint8_t stp = e->stp_of[c->stp]; /* c->stp was checked: at most ARB_STP_NONE */
     event_accepted(e, c);
     if (UNLIKELY(crosses || !gtc)) {
         take_then_rest(e, b, c, ticks, side, stp, crosses, gtc, acct, tag);

@@ -143,6 +143,11 @@ typedef struct touched_level {
 
 struct book_engine {
     book_config cfg;
+    /* cfg as the NEW path reads it: the open-order cap (UINT32_MAX when
+     * there is none: one compare) and the policy of each stp byte (0: the
+     * default; a load, not a select). */
+    uint32_t open_cap;
+    uint8_t stp_of[ARB_STP_NONE + 1];
     order_book *last_book; /* one-entry cache in front of the book table */
     resting_order *orders;
     uint32_t order_cap;  /* records in the pool, index 0 unused */
