@@ -980,6 +980,21 @@ static inline arb_order_event *event_slot(book_engine *e)
     return &o->events[n];
 }
 
+/* The part every event ends with: quantities, the fill, its time and seq. */
+static inline __attribute__((always_inline)) void event_tail(arb_order_event *ev, book_engine *e,
+                                                             int64_t leaves, int64_t filled,
+                                                             int64_t last_px, int64_t last_qty,
+                                                             uint64_t trade_id, int64_t ts)
+{
+    ev->leaves_qty = leaves;
+    ev->filled_qty = filled;
+    ev->last_px = last_px;
+    ev->last_qty = last_qty;
+    ev->trade_id = trade_id;
+    ev->ts = ts;
+    ev->seq = ++e->event_seq;
+}
+
 /* Field by field, straight into the output: a whole-struct initializer
  * would be built on the stack and copied in wide loads that cannot forward
  * from the narrow stores that built it. */
@@ -1002,13 +1017,7 @@ static inline void event_write(arb_order_event *ev, book_engine *e, const order_
     ev->account = account;
     ev->price = price;
     ev->qty = qty;
-    ev->leaves_qty = leaves;
-    ev->filled_qty = filled;
-    ev->last_px = last_px;
-    ev->last_qty = last_qty;
-    ev->trade_id = trade_id;
-    ev->ts = ts;
-    ev->seq = ++e->event_seq;
+    event_tail(ev, e, leaves, filled, last_px, last_qty, trade_id, ts);
     ev->client_ref = client_ref;
 }
 
@@ -1119,13 +1128,7 @@ static inline void event_of_cmd(arb_order_event *ev, book_engine *e, const arb_o
     ev->reason = 0;
     /* side, type, tif, flags: four bytes in a row in both. */
     memcpy(&ev->side, &c->side, 4);
-    ev->leaves_qty = leaves;
-    ev->filled_qty = filled;
-    ev->last_px = last_px;
-    ev->last_qty = last_qty;
-    ev->trade_id = trade_id;
-    ev->ts = ts;
-    ev->seq = ++e->event_seq;
+    event_tail(ev, e, leaves, filled, last_px, last_qty, trade_id, ts);
     ev->client_ref = c->client_ref;
 }
 
