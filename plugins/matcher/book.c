@@ -1508,6 +1508,21 @@ md_levels_slow(book_engine *e, order_book *b, const touched_level *tl, uint32_t 
     }
 }
 
+/* A market data record's head: the book, its next sequence, its top. */
+static inline __attribute__((always_inline)) void md_head(book_md *m, order_book *b, uint32_t n,
+                                                          uint32_t first_level, int64_t ts)
+{
+    m->head.kind = ARB_MD_LEVEL;
+    m->head.n_levels = n;
+    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
+    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
+    m->head.book_seq = ++b->md_seq;
+    m->head.ts = ts;
+    m->head.levels = NULL;
+    top_of_book(b, &m->head);
+    m->first_level = first_level;
+}
+
 /* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
  * the command touched: bids before asks, best first, each once. */
 static inline __attribute__((always_inline)) void emit_levels_md(book_engine *e, order_book *b,
@@ -1526,16 +1541,7 @@ static inline __attribute__((always_inline)) void emit_levels_md(book_engine *e,
     /* The usual case: one record, its levels, no array to grow. */
     o->n_md = nm + 1;
     o->n_levels = nl + n;
-    book_md *m = &o->md[nm];
-    m->head.kind = ARB_MD_LEVEL;
-    m->head.n_levels = n;
-    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
-    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
-    m->head.book_seq = ++b->md_seq;
-    m->head.ts = ts;
-    m->head.levels = NULL;
-    top_of_book(b, &m->head);
-    m->first_level = nl;
+    md_head(&o->md[nm], b, n, nl, ts);
     arb_md_level *l = &o->levels[nl];
     for (uint32_t i = 0; i < n; i++, l++) {
         const touched_level *t = &tl[i];
@@ -1567,17 +1573,8 @@ static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t
     }
     o->n_md = nm + 1;
     o->n_levels = nl + 1;
-    book_md *m = &o->md[nm];
+    md_head(&o->md[nm], b, 1, nl, ts);
     arb_md_level *l = &o->levels[nl];
-    m->head.kind = ARB_MD_LEVEL;
-    m->head.n_levels = 1;
-    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
-    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
-    m->head.book_seq = ++b->md_seq;
-    m->head.ts = ts;
-    m->head.levels = NULL;
-    top_of_book(b, &m->head);
-    m->first_level = nl;
     l->side = (uint8_t)(side + 1);
     l->price = price;
     l->qty = st.qty;
