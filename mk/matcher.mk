@@ -41,8 +41,10 @@ fuzz_matcher_state_SRCS := tests/fuzz/fuzz_matcher_state.c $(matcher_SRCS)
 # arb-devbroker, killed and restarted while input flows; the recorder into a
 # throwaway PostgreSQL (scripts/with-pg.sh).
 TESTS += test_matcher_scaleout
-test_matcher_scaleout_SRCS := tests/integration/test_matcher_scaleout.c host/kafka.c host/config.c
-test_matcher_scaleout_LIBS := $(RDKAFKA_LIBS) $(DEP_LIBS) $(PQ_LIBS) -lpthread $(CMOCKA_LIBS)
+# Recursive (=): TESTHOST_* come from mk/host.mk (splitrig.c needs them).
+test_matcher_scaleout_SRCS = tests/integration/test_matcher_scaleout.c tests/support/splitrig.c \
+	$(TESTHOST_SRCS)
+test_matcher_scaleout_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS)
 test_matcher_scaleout_DEPS := $(B)/arb-devbroker $(B)/arb-host $(B)/plugins/matcher.so \
                               $(B)/plugins/recorder.so
 

@@ -24,7 +24,7 @@ test_recorder_pg_DEPS := $(B)/plugins/recorder.so
 
 BENCHES += bench_recorder
 bench_recorder_SRCS := tests/bench/bench_recorder.c $(RECORDER_CORE) plugins/recorder/pg_writer.c \
-	$(TESTHOST_SRCS)
+	tests/support/splitrig.c $(TESTHOST_SRCS)
 bench_recorder_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 bench_recorder_DEPS := $(B)/plugins/recorder.so
 

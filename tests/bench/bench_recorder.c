@@ -29,44 +29,18 @@
 #include "../../plugins/recorder/schema.h"
 #include "arb/wire.h"
 #include "host.h"
+#include "splitrig.h"
 #include "testhost.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL
 #define DB "bench_recorder"
 
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "bench_recorder: %s: %s\n", what, detail ? detail : "");
-    exit(1);
-}
-
-static void quiet(void *arg, const char *msg) { (void)arg, (void)msg; }
-
-static PGconn *connect_db(const char *db)
-{
-    char dsn[128];
-    snprintf(dsn, sizeof dsn, "dbname=%s", db);
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK)
-        die("connect", PQerrorMessage(c));
-    PQsetNoticeProcessor(c, quiet, NULL);
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        die(sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
 static long long q_int(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        die(sql, PQerrorMessage(c));
+        rig_die(sql, PQerrorMessage(c));
     long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return v;
@@ -139,7 +113,7 @@ static uint64_t metric(testhost *t, int kind, const char *name, const char *labe
 {
     arbh_metric *m = arbh_metric_get(testhost_host(t), "recorder", kind, name, labels, NULL);
     if (!m)
-        die("metric", name);
+        rig_die("metric", name);
     if (kind == 'c')
         return atomic_load(&m->u.counter.value);
     if (kind == 'g')
@@ -166,13 +140,13 @@ static recorder_run run_recorder(uint64_t n)
 {
     testhost *t = testhost_new(config);
     if (!t || testhost_start(t) != ARB_OK)
-        die("testhost", testhost_last_error());
+        rig_die("testhost", testhost_last_error());
     if (!testhost_run_until(t, db_up, t, 30 * SEC))
-        die("recorder", "the database did not come up");
+        rig_die("recorder", "the database did not come up");
     publisher p = {testhost_ctx(t), t, 0, n, 0};
     arb_timer_start(p.ctx, 0, 0, publish_some, &p);
     if (!testhost_run_until(t, all_committed, &p, 600 * SEC))
-        die("recorder", "rows were not all committed in time");
+        rig_die("recorder", "rows were not all committed in time");
     int64_t elapsed = rec_clock_ns() - p.started_ns;
     recorder_run r;
     r.rows_per_s = (double)n * 1e9 / (double)elapsed;
@@ -182,7 +156,7 @@ static recorder_run run_recorder(uint64_t n)
         batches ? (double)metric(t, 'h', "recorder_flush_latency_ns", NULL) / 1e6 / (double)batches
                 : 0;
     if (metric(t, 'c', "recorder_oom_dropped_total", NULL))
-        die("recorder", "dropped rows");
+        rig_die("recorder", "dropped rows");
     testhost_free(t);
     return r;
 }
@@ -197,49 +171,37 @@ static double run_raw_copy(const char *file, uint64_t n)
              rec_trade_columns, file);
     int64_t t0 = rec_clock_ns();
     if (system(cmd) != 0)
-        die("psql \\copy failed", cmd);
+        rig_die("psql \\copy failed", cmd);
     int64_t elapsed = rec_clock_ns() - t0;
     return (double)n * 1e9 / (double)elapsed;
 }
 
 static void reset_tables(PGconn *c)
 {
-    exec_ok(c, "TRUNCATE trades, recorder_offsets");
-    exec_ok(c, "VACUUM ANALYZE trades");
-    exec_ok(c, "CHECKPOINT");
+    rig_sql(c, "TRUNCATE trades, recorder_offsets");
+    rig_sql(c, "VACUUM ANALYZE trades");
+    rig_sql(c, "CHECKPOINT");
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    (void)argc;
-    if (!getenv("ARB_WITH_PG")) {
-        char self[PATH_MAX];
-        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (len <= 0)
-            die("readlink /proc/self/exe", strerror(errno));
-        self[len] = 0;
-        char *args[] = {"scripts/with-pg.sh", self, NULL};
-        execv(args[0], args);
-        fprintf(stderr, "%s: cannot run scripts/with-pg.sh (run from the repo root): %s\n", argv[0],
-                strerror(errno));
-        return 1;
-    }
+    rig_with_pg();
     uint64_t n = 500000;
     if (getenv("ARB_BENCH_ROWS"))
         n = strtoull(getenv("ARB_BENCH_ROWS"), NULL, 10);
     if (n == 0)
-        die("ARB_BENCH_ROWS", "must be positive");
+        rig_die("ARB_BENCH_ROWS", "must be positive");
 
-    PGconn *admin = connect_db("postgres");
-    exec_ok(admin, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
-    exec_ok(admin, "CREATE DATABASE " DB);
+    PGconn *admin = rig_db("postgres");
+    rig_sql(admin, "DROP DATABASE IF EXISTS " DB " WITH (FORCE)");
+    rig_sql(admin, "CREATE DATABASE " DB);
     PQfinish(admin);
 
     /* The same rows for both paths, as the recorder formats them. */
     char file[] = "/tmp/bench_recorder.XXXXXX";
     int fd = mkstemp(file);
     if (fd < 0)
-        die("mkstemp", strerror(errno));
+        rig_die("mkstemp", strerror(errno));
     FILE *f = fdopen(fd, "w");
     char row[REC_TRADE_ROW_MAX];
     for (uint64_t i = 0; i < n; i++) {
@@ -257,15 +219,15 @@ int main(int argc, char **argv)
             reset_tables(c);
         recorder_run r = run_recorder(n);
         if (!c)
-            c = connect_db(DB);
+            c = rig_db(DB);
         if (q_int(c, "SELECT count(*) FROM trades") != (long long)n)
-            die("recorder", "the table does not hold every row");
+            rig_die("recorder", "the table does not hold every row");
         if (r.rows_per_s > best.rows_per_s)
             best = r;
         reset_tables(c);
         double raw = run_raw_copy(file, n);
         if (q_int(c, "SELECT count(*) FROM trades") != (long long)n)
-            die("raw copy", "the table does not hold every row");
+            rig_die("raw copy", "the table does not hold every row");
         if (raw > best_raw)
             best_raw = raw;
         fprintf(stderr, "bench_recorder: round %d: recorder %.0f rows/s, raw copy %.0f rows/s\n",

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "kafka.h"
+#include "splitrig.h"
 
 extern char **environ;
 
@@ -577,19 +578,6 @@ static void trade_row(rows *r, const arb_trade *t)
     rows_add(r, t->trade_id, arb_instrument_key(t->venue, t->symbol), 0, f, sizeof f);
 }
 
-static void quiet_notice(void *arg, const char *msg) { (void)arg, (void)msg; }
-
-static PGconn *db_connect(const char *db)
-{
-    char dsn[128];
-    snprintf(dsn, sizeof dsn, "dbname=%s", db);
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("PostgreSQL: %s", PQerrorMessage(c));
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
 /* The recorder's trades table as rows; -1 while it does not exist yet. */
 static long long db_trades(PGconn *c, rows *out)
 {
@@ -761,13 +749,13 @@ static void killed_and_added_matchers_yield_the_trades_of_a_single_matcher(void 
     PGconn *db = NULL;
     pid_t rec = -1;
     if (getenv("ARB_WITH_PG")) {
-        db = db_connect("postgres");
+        db = rig_db("postgres");
         PQclear(PQexec(db, "DROP DATABASE IF EXISTS scaleout"));
         PGresult *r = PQexec(db, "CREATE DATABASE scaleout");
         assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
         PQclear(r);
         PQfinish(db);
-        db = db_connect("scaleout");
+        db = rig_db("scaleout");
         rec = recorder_start(d.bootstrap, "scaleout");
     }
     feeder f = {producer_new(d.bootstrap), cmds, 0};

@@ -655,6 +655,14 @@ static int paused_and_pushing_back(void *user)
     return metric_value(w->t, 'g', "recorder_paused", NULL) == 1 && w->f->full > 0;
 }
 
+/* Stops or starts the server while the host's loop keeps running. */
+static void pg_ctl_serving(testhost *t, const char *action)
+{
+    pid_t pid = pg_ctl_spawn(action);
+    while (!child_done(pid))
+        testhost_run(t, 5 * MS);
+}
+
 /* With the database away the recorder holds rows up to its high-water mark,
  * then pauses its delivery: the records wait in the host's queue, the
  * publisher sees backpressure (ARB_EFULL), metrics and health say so. When
@@ -672,9 +680,7 @@ static void database_down_pauses_delivery_then_catches_up_losing_nothing(void **
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 100, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
     assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
-    pid_t stopper = pg_ctl_spawn("stop");
-    while (!child_done(stopper))
-        testhost_run(t, 5 * MS);
+    pg_ctl_serving(t, "stop");
     feeder_go(&f, n);
     assert_true(testhost_run_until(t, paused_and_pushing_back, &w, 20 * SEC));
     /* Paused exactly at the mark; the rest waits outside the recorder. */
@@ -697,9 +703,7 @@ static void database_down_pauses_delivery_then_catches_up_losing_nothing(void **
     free(body);
     assert_false(instance_healthy(t));
 
-    pid_t starter = pg_ctl_spawn("start");
-    while (!child_done(starter))
-        testhost_run(t, 5 * MS);
+    pg_ctl_serving(t, "start");
     w.rows = n;
     assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
     assert_int_equal(metric_value(t, 'g', "recorder_paused", NULL), 0);
@@ -735,15 +739,11 @@ static void paused_recorder_on_its_own_thread_pushes_back_on_publishers(void **s
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 100, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
     assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
-    pid_t stopper = pg_ctl_spawn("stop");
-    while (!child_done(stopper))
-        testhost_run(t, 5 * MS);
+    pg_ctl_serving(t, "stop");
     feeder_go(&f, n);
     assert_true(testhost_run_until(t, paused_and_pushing_back, &w, 20 * SEC));
     assert_true(f.next < n);
-    pid_t starter = pg_ctl_spawn("start");
-    while (!child_done(starter))
-        testhost_run(t, 5 * MS);
+    pg_ctl_serving(t, "start");
     w.rows = n;
     assert_true(testhost_run_until(t, host_committed, &w, 60 * SEC));
     assert_int_equal(metric_value(t, 'g', "recorder_paused", NULL), 0);
