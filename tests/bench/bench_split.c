@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "splitrig.h"
 
 #define LAT_RATE 10000 /* orders/s in the latency phase */
@@ -125,24 +126,42 @@ static void conf_or_die(rd_kafka_conf_t *c, const char *k, const char *v)
         rig_die(k, err);
 }
 
+static int pass_one(void *conf, const arbh_cfg_entry *e)
+{
+    conf_or_die(conf, e->key, e->value);
+    return 0;
+}
+
+/* conf.d/split/common.ini's [kafka] section, then [kafka.<role>], into c. */
+static void split_settings(rd_kafka_conf_t *c, const char *role)
+{
+    static const char *const files[] = {"conf.d/split/common.ini"};
+    arbh_config cfg = {0};
+    if (arbh_config_load(&cfg, files, 1, NULL, 0))
+        rig_die("conf.d/split/common.ini", cfg.err);
+    char section[32];
+    snprintf(section, sizeof section, "kafka.%s", role);
+    arbh_config_each(&cfg, "kafka", pass_one, c);
+    arbh_config_each(&cfg, section, pass_one, c);
+    arbh_config_free(&cfg);
+}
+
 /* One hop through the dev broker without any of our code, at LAT_RATE for
- * LAT_SECONDS: a producer and a group-less consumer with the settings of
- * conf.d/split/common.ini. Prints the p50/p99 and returns the p50 (us). */
+ * LAT_SECONDS: an idempotent producer and a group-less consumer with the
+ * split system's own librdkafka settings (conf.d/split/common.ini).
+ * Prints the p50/p99 and returns the p50 (us). */
 static double raw_hop(const char *brokers)
 {
     /* A topic of the dev broker's (4 partitions over its brokers, like
      * order_commands) that nothing in this benchmark reads or writes. */
     static const char topic[] = "market_events";
     rd_kafka_conf_t *pc = rd_kafka_conf_new(), *cc = rd_kafka_conf_new();
-    const char *common[][2] = {{"bootstrap.servers", brokers}, {"socket.nagle.disable", "true"}};
-    for (size_t i = 0; i < 2; i++) {
-        conf_or_die(pc, common[i][0], common[i][1]);
-        conf_or_die(cc, common[i][0], common[i][1]);
-    }
+    conf_or_die(pc, "bootstrap.servers", brokers);
+    conf_or_die(cc, "bootstrap.servers", brokers);
+    split_settings(pc, "producer");
+    split_settings(cc, "consumer");
     conf_or_die(pc, "enable.idempotence", "true");
-    conf_or_die(pc, "linger.ms", "0");
     conf_or_die(cc, "group.id", "bench-raw-hop");
-    conf_or_die(cc, "fetch.wait.max.ms", "1");
     char err[256];
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
