@@ -1045,6 +1045,7 @@ static void slow_stream_reader_is_cut_off(void **state)
 typedef struct pipelined {
     int port;
     const char *requests;
+    int half_close; /* shutdown(SHUT_WR) once the requests are written */
     int expected;
     int got;
     int status[4];
@@ -1060,6 +1061,8 @@ static void *pipelined_thread(void *arg)
         p->done = 1;
         return NULL;
     }
+    if (p->half_close)
+        shutdown(fd, SHUT_WR);
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     static char buf[65536];
@@ -1129,6 +1132,57 @@ static void keep_alive_connection_answers_each_request_in_turn(void **state)
     free(p);
 }
 
+/* A client that closes its sending side once its order is written (as some
+ * one-shot clients do) still gets the order's answer: the gateway watches
+ * the socket for that close between requests and must not end the
+ * connection early because of it. */
+static void half_closed_client_still_gets_its_answer(void **state)
+{
+    (void)state;
+    char requests[1024];
+    char *body = order_body("buy", "100.00", "1");
+    snprintf(requests, sizeof requests,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
+             "\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    pipelined *p = calloc(1, sizeof *p);
+    p->port = port;
+    p->requests = requests;
+    p->half_close = 1;
+    p->expected = 1;
+    pthread_t th;
+    pthread_create(&th, NULL, pipelined_thread, p);
+    testhost_run_until(host, pipelined_done, p, 10000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(p->got, 1);
+    assert_int_equal(p->status[0], 200);
+    assert_non_null(strstr(p->body[0], "\"status\":\"open\""));
+    free(p);
+}
+
+/* A keep-alive connection that has served a request and then asks for the
+ * stream becomes a stream: the gateway hands the connection's close
+ * callback over to the stream, and closing it later frees both cleanly
+ * (ASan runs this too) while the gateway goes on serving others. */
+static void keep_alive_connection_can_become_a_stream(void **state)
+{
+    (void)state;
+    stream_reader *s = calloc(1, sizeof *s);
+    s->fd = connect_to(port);
+    static const char two[] = "GET /v1/instruments HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /v1/stream?topics=ticks HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send_all(s->fd, two, sizeof two - 1), 0);
+    assert_true(stream_wait_for(s, "\"instruments\":[", 5000));
+    assert_true(stream_wait_for(s, "text/event-stream", 5000));
+    assert_true(stream_wait_for(s, "retry: 2000", 5000));
+    close(s->fd);
+    testhost_run(host, 50 * MS);
+    http_call *c = http("GET", "/v1/instruments", NULL, NULL);
+    assert_int_equal(c->status, 200);
+    call_free(c);
+    free(s);
+}
+
 /* ---- hot reload ---- */
 
 static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
@@ -1185,6 +1239,8 @@ int main(void)
         T(stream_count_is_bounded),
         T(slow_stream_reader_is_cut_off),
         T(keep_alive_connection_answers_each_request_in_turn),
+        T(half_closed_client_still_gets_its_answer),
+        T(keep_alive_connection_can_become_a_stream),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
