@@ -890,11 +890,7 @@ int main(void)
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     /* The logs stay for a failed run (or with ARB_TEST_KEEP=1). */
-    if (rc == 0 && !getenv("ARB_TEST_KEEP")) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0)
-            rc = 1;
-    }
+    if (rc == 0 && rig_clean_dir(tmpdir))
+        rc = 1;
     return rc;
 }

@@ -237,5 +237,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(faults_lose_and_double_nothing_in_postgresql, kill_children),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    /* The logs stay for a failed run (or with ARB_TEST_KEEP=1). */
+    if (rc == 0 && rig_clean_dir(dir))
+        rc = 1;
+    return rc;
 }

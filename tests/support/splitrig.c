@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -143,6 +144,24 @@ pid_t rig_host(const char *conf, const char *log, const char *const sets[])
     }
     argv[n] = NULL;
     return rig_spawn(argv, log);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) == 0)
+        return 0;
+    fprintf(stderr, "cannot remove %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+int rig_clean_dir(const char *dir)
+{
+    if (getenv("ARB_TEST_KEEP"))
+        return 0;
+    return nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) ? -1 : 0;
 }
 
 static void on_trade(void *user, const arb_msg *m)

@@ -41,6 +41,10 @@ void rig_stop(pid_t pid, int sig); /* signal, then wait */
 pid_t rig_devbroker(const char *dir, const char *fifo);
 /* $ARB_BUILD/arb-host -c conf with -s overrides (NULL-terminated). */
 pid_t rig_host(const char *conf, const char *log, const char *const sets[]);
+/* For a test that passed: removes its scratch directory (logs, configs),
+ * unless ARB_TEST_KEEP is set. A failed run keeps it for whoever reads the
+ * failure. Returns 0, or -1 if something could not be removed. */
+int rig_clean_dir(const char *dir);
 
 typedef struct rig_side {
     testhost *h;
