@@ -1095,6 +1095,32 @@ static void *pipelined_thread(void *arg)
 
 static int pipelined_done(void *user) { return ((pipelined *)user)->done; }
 
+/* Writes `requests` on one connection (then half-closes it if asked) and
+ * reads `expected` responses back; the caller frees the result. */
+static pipelined *run_pipelined(const char *requests, int expected, int half_close)
+{
+    pipelined *p = calloc(1, sizeof *p);
+    p->port = port;
+    p->requests = requests;
+    p->half_close = half_close;
+    p->expected = expected;
+    pthread_t th;
+    pthread_create(&th, NULL, pipelined_thread, p);
+    testhost_run_until(host, pipelined_done, p, 10000 * MS);
+    pthread_join(th, NULL);
+    return p;
+}
+
+/* The raw HTTP/1.1 text of an order from account A. */
+static void order_request(char *out, size_t cap, const char *side, const char *price)
+{
+    char *body = order_body(side, price, "1");
+    snprintf(out, cap,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
+             "\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+}
+
 /* Answers leave as soon as they are ready (the gateway writes them itself
  * rather than waiting for the loop to report the socket writable); each
  * must still end its request properly so that the next request on the
@@ -1103,26 +1129,11 @@ static void keep_alive_connection_answers_each_request_in_turn(void **state)
 {
     (void)state;
     char order_rests[512], order_rejected[512], requests[2048];
-    char *body = order_body("buy", "100.00", "1");
-    snprintf(order_rests, sizeof order_rests,
-             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
-             "\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
-    body = order_body("sell", "102.00", "1");
-    snprintf(order_rejected, sizeof order_rejected,
-             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
-             "\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
+    order_request(order_rests, sizeof order_rests, "buy", "100.00");
+    order_request(order_rejected, sizeof order_rejected, "sell", "102.00");
     snprintf(requests, sizeof requests, "%sGET /v1/instruments HTTP/1.1\r\nHost: x\r\n\r\n%s",
              order_rests, order_rejected);
-    pipelined *p = calloc(1, sizeof *p);
-    p->port = port;
-    p->requests = requests;
-    p->expected = 3;
-    pthread_t th;
-    pthread_create(&th, NULL, pipelined_thread, p);
-    testhost_run_until(host, pipelined_done, p, 10000 * MS);
-    pthread_join(th, NULL);
+    pipelined *p = run_pipelined(requests, 3, 0);
     assert_int_equal(p->got, 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(p->status[i], 200);
@@ -1139,21 +1150,9 @@ static void keep_alive_connection_answers_each_request_in_turn(void **state)
 static void half_closed_client_still_gets_its_answer(void **state)
 {
     (void)state;
-    char requests[1024];
-    char *body = order_body("buy", "100.00", "1");
-    snprintf(requests, sizeof requests,
-             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
-             "\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
-    pipelined *p = calloc(1, sizeof *p);
-    p->port = port;
-    p->requests = requests;
-    p->half_close = 1;
-    p->expected = 1;
-    pthread_t th;
-    pthread_create(&th, NULL, pipelined_thread, p);
-    testhost_run_until(host, pipelined_done, p, 10000 * MS);
-    pthread_join(th, NULL);
+    char request[1024];
+    order_request(request, sizeof request, "buy", "100.00");
+    pipelined *p = run_pipelined(request, 1, 1);
     assert_int_equal(p->got, 1);
     assert_int_equal(p->status[0], 200);
     assert_non_null(strstr(p->body[0], "\"status\":\"open\""));
