@@ -323,7 +323,7 @@ int main(void)
     /* The split system: broker, matcher and recorder processes. */
     if (system("mkdir -p var/bench-split && rm -f var/bench-split/*.log") != 0)
         rig_die("mkdir", "var/bench-split");
-    pid_t broker = rig_devbroker("var/bench-split", NULL);
+    pid_t broker = rig_devbroker("var/bench-split", 4, NULL);
     setenv("ARB_PG_DSN", "dbname=bench_split", 1);
     const char *const sets[] = {"host.log_level=warn", "host.admin=127.0.0.1:0", NULL};
     pid_t matcher = rig_host("conf.d/split/matcher.ini", "var/bench-split/matcher.log", sets);

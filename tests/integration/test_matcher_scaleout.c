@@ -17,13 +17,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arb/wire.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +31,6 @@
 #include "config.h"
 #include "kafka.h"
 #include "splitrig.h"
-
-extern char **environ;
 
 #define PARTITIONS 4
 #define INSTRUMENTS 8
@@ -69,86 +63,21 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---- processes ---- */
-
-/* Every child still running, so a failed assertion leaves none behind. */
-static pid_t children[32];
-static int n_children;
-
-static void forget_child(pid_t pid)
-{
-    for (int i = 0; i < n_children; i++)
-        if (children[i] == pid)
-            children[i] = children[--n_children];
-}
-
-static pid_t spawn_logged(const char *const *argv, const char *log, int *out_fd)
-{
-    int out[2] = {-1, -1};
-    if (out_fd)
-        assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out_fd) {
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_addclose(&fa, out[0]);
-    } else {
-        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    }
-    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, (char **)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    if (n_children < 32)
-        children[n_children++] = pid;
-    if (out_fd) {
-        close(out[1]);
-        *out_fd = out[0];
-    }
-    return pid;
-}
+/* ---- processes (tests/support/splitrig: every child is reaped by teardown) ---- */
 
 typedef struct devbroker {
     pid_t pid;
-    int out;
     char bootstrap[1024];
 } devbroker;
 
 static void devbroker_start(devbroker *d)
 {
-    char bin[1024], log[512];
-    snprintf(bin, sizeof bin, "%s/arb-devbroker", B);
-    snprintf(log, sizeof log, "%s/devbroker.log", tmpdir);
-    char parts[8];
-    snprintf(parts, sizeof parts, "%d", PARTITIONS);
-    const char *argv[] = {bin, "--partitions", parts, "--topics", SNAP_TOPIC, NULL};
-    d->pid = spawn_logged(argv, log, &d->out);
-    char buf[1024] = "";
-    size_t len = 0;
-    int64_t end = now_ms() + 10000;
-    while (!memchr(buf, '\n', len) && now_ms() < end && len < sizeof buf - 1) {
-        struct pollfd p = {d->out, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(d->out, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = 0;
-    }
-    assert_true(!strncmp(buf, "bootstrap=", 10));
-    buf[strcspn(buf, "\n")] = 0;
-    snprintf(d->bootstrap, sizeof d->bootstrap, "%s", buf + 10);
+    const char *const topics[] = {"--topics", SNAP_TOPIC, NULL};
+    d->pid = rig_devbroker(tmpdir, PARTITIONS, topics);
+    snprintf(d->bootstrap, sizeof d->bootstrap, "%s", getenv("ARB_BROKERS"));
 }
 
-static void devbroker_stop(devbroker *d)
-{
-    kill(d->pid, SIGTERM);
-    waitpid(d->pid, NULL, 0);
-    forget_child(d->pid);
-    close(d->out);
-}
+static void devbroker_stop(devbroker *d) { rig_stop(d->pid, SIGTERM); }
 
 /* One matcher: an arb-host process with matcher.so in group GROUP. */
 static pid_t matcher_start(const char *bootstrap, const char *id)
@@ -173,7 +102,7 @@ static pid_t matcher_start(const char *bootstrap, const char *id)
     snprintf(bin, sizeof bin, "%s/arb-host", B);
     const char *argv[] = {bin, "-c", path, NULL};
     n_logs++;
-    return spawn_logged(argv, log, NULL);
+    return rig_spawn(argv, log);
 }
 
 /* The recorder, as-is, into database `db`: it must end up holding exactly
@@ -196,15 +125,12 @@ static pid_t recorder_start(const char *bootstrap, const char *db)
     snprintf(log, sizeof log, "%s/recorder.log", tmpdir);
     snprintf(bin, sizeof bin, "%s/arb-host", B);
     const char *argv[] = {bin, "-c", path, NULL};
-    return spawn_logged(argv, log, NULL);
+    return rig_spawn(argv, log);
 }
 
 static void matcher_kill(pid_t pid, int sig)
 {
-    kill(pid, sig);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    forget_child(pid);
+    int st = rig_stop(pid, sig);
     if (sig == SIGKILL)
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
@@ -847,11 +773,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (int i = 0; i < n_children; i++) {
-        kill(children[i], SIGKILL);
-        waitpid(children[i], NULL, 0);
-    }
-    n_children = 0;
+    rig_stop_all();
     return 0;
 }
 

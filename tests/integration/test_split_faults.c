@@ -45,31 +45,10 @@
 
 static char dir[64];
 static int fifo_fd = -1;
-/* Every process started, so a failed assertion (which leaves the test
- * function at once) still leaves none behind: see kill_children. */
-static pid_t children[16];
-static int n_children;
-
-static pid_t child(pid_t pid)
-{
-    if (n_children < 16)
-        children[n_children++] = pid;
-    return pid;
-}
-
-static void forget(pid_t pid)
-{
-    for (int i = 0; i < n_children; i++)
-        if (children[i] == pid)
-            children[i] = children[--n_children];
-}
-
 static int kill_children(void **state)
 {
     (void)state;
-    for (int i = 0; i < n_children; i++)
-        rig_stop(children[i], SIGKILL);
-    n_children = 0;
+    rig_stop_all();
     return 0;
 }
 
@@ -93,14 +72,13 @@ static pid_t start_service(const char *conf, const char *id)
     snprintf(idset, sizeof idset, "host.id=%s", id);
     const char *const sets[] = {idset, "host.admin=127.0.0.1:0", "host.log_level=info",
                                 "kafka." IN_FLIGHT_ONE, NULL};
-    return child(rig_host(conf, log, sets));
+    return rig_host(conf, log, sets);
 }
 
 static void kill_and_restart(pid_t *pid, const char *conf, const char *id, testhost *h)
 {
     fprintf(stderr, "faults: kill -9 %s\n", id);
     rig_stop(*pid, SIGKILL);
-    forget(*pid);
     testhost_run(h, 500 * RIG_MS);
     *pid = start_service(conf, id);
 }
@@ -139,7 +117,8 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     assert_non_null(mkdtemp(dir));
     char fifo[128];
     snprintf(fifo, sizeof fifo, "%s/control", dir);
-    pid_t broker = child(rig_devbroker(dir, fifo));
+    const char *const control[] = {"--control-fifo", fifo, NULL};
+    pid_t broker = rig_devbroker(dir, 4, control);
     for (int i = 0; i < 100 && fifo_fd < 0; i++) {
         fifo_fd = open(fifo, O_WRONLY | O_NONBLOCK);
         if (fifo_fd < 0)
@@ -225,7 +204,6 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     rig_stop(s.matcher_b, SIGTERM);
     rig_stop(s.recorder, SIGTERM);
     rig_stop(broker, SIGTERM);
-    n_children = 0; /* all reaped */
     close(fifo_fd);
     PQfinish(admin);
 }

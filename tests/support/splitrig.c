@@ -82,10 +82,14 @@ long long rig_trades(PGconn *c)
     return n;
 }
 
+static pid_t started[64];
+static size_t n_started;
+
 pid_t rig_spawn(const char *const argv[], const char *log)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid;
@@ -93,27 +97,43 @@ pid_t rig_spawn(const char *const argv[], const char *log)
     posix_spawn_file_actions_destroy(&fa);
     if (rc)
         rig_die(argv[0], strerror(rc));
+    if (n_started < sizeof started / sizeof *started)
+        started[n_started++] = pid;
     return pid;
 }
 
-void rig_stop(pid_t pid, int sig)
+int rig_stop(pid_t pid, int sig)
 {
+    int status = 0;
     if (pid <= 0)
-        return;
+        return 0;
     kill(pid, sig);
-    waitpid(pid, NULL, 0);
+    waitpid(pid, &status, 0);
+    for (size_t i = 0; i < n_started; i++)
+        if (started[i] == pid)
+            started[i] = started[--n_started];
+    return status;
 }
 
-pid_t rig_devbroker(const char *dir, const char *fifo)
+void rig_stop_all(void)
 {
-    char path[512], exe[512], log[512];
+    while (n_started)
+        rig_stop(started[n_started - 1], SIGKILL);
+}
+
+pid_t rig_devbroker(const char *dir, int partitions, const char *const extra[])
+{
+    char path[512], exe[512], log[512], parts[16];
     snprintf(path, sizeof path, "%s/brokers", dir);
     snprintf(exe, sizeof exe, "%s/arb-devbroker", build_dir());
     snprintf(log, sizeof log, "%s/devbroker.log", dir);
+    snprintf(parts, sizeof parts, "%d", partitions);
     unlink(path);
-    const char *argv[] = {
-        exe, "--partitions", "4", "--bootstrap-file", path, fifo ? "--control-fifo" : NULL, fifo,
-        NULL};
+    const char *argv[16] = {exe, "--partitions", parts, "--bootstrap-file", path};
+    size_t n = 5;
+    for (size_t i = 0; extra && extra[i] && n < 15; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     pid_t pid = rig_spawn(argv, log);
     for (int i = 0; i < 200; i++) {
         char line[512] = "";

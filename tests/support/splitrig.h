@@ -32,13 +32,19 @@ void rig_sql(PGconn *c, const char *sql);
 /* count(*) of the trades table; -1 until the recorder has created it. */
 long long rig_trades(PGconn *c);
 
-/* A process with stdout and stderr to `log`. */
+/* A process with stdout and stderr to `log`. The rig keeps track of every
+ * process it starts until rig_stop reaps it, so that rig_stop_all (in a
+ * teardown) leaves none behind when a failed assertion ends a test early. */
 pid_t rig_spawn(const char *const argv[], const char *log);
-void rig_stop(pid_t pid, int sig); /* signal, then wait */
-/* Starts $ARB_BUILD/arb-devbroker (3 brokers, 4 partitions) writing its
- * bootstrap list under dir; extra args (e.g. --control-fifo) may be NULL.
+/* Signals, waits and forgets the process; returns its wait status. */
+int rig_stop(pid_t pid, int sig);
+/* SIGKILL and reap every process the rig started that is still running. */
+void rig_stop_all(void);
+/* Starts $ARB_BUILD/arb-devbroker (3 brokers, `partitions` per topic)
+ * writing its bootstrap list under dir, its log to dir/devbroker.log; extra
+ * arguments (NULL-terminated, may be NULL), e.g. {"--control-fifo", path}.
  * Sets ARB_BROKERS. */
-pid_t rig_devbroker(const char *dir, const char *fifo);
+pid_t rig_devbroker(const char *dir, int partitions, const char *const extra[]);
 /* $ARB_BUILD/arb-host -c conf with -s overrides (NULL-terminated). */
 pid_t rig_host(const char *conf, const char *log, const char *const sets[]);
 /* For a test that passed: removes its scratch directory (logs, configs),
