@@ -143,7 +143,7 @@ struct gateway {
     char bound_addr[64];
     struct event *flush_ev, *deadline_ev, *heartbeat_ev, *stream_ev;
     gw_u64map pending_by_order; /* order id -> first pending */
-    gw_u64map holds;            /* connection -> its conn_hold (see hold_conn) */
+    gw_u64map holds;            /* connection -> its conn_hold (see hold_wait) */
     pending *p_head, *p_tail;
     size_t n_pending;
     pending *ready_head;
@@ -250,20 +250,33 @@ static void write_now(struct evhttp_connection *evcon)
         bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }
 
-/* Keeps a keep-alive connection's socket registered with epoll between
- * requests. evhttp stops reading while a request is handled and starts again
- * once it is answered; with nothing else watching the socket, libevent turns
- * that into EPOLL_CTL_DEL and EPOLL_CTL_ADD, ~1 us per request together. A
- * second event on the socket, EV_CLOSED (EPOLLRDHUP), keeps it registered,
- * so the two become EPOLL_CTL_MOD, ~0.4 us together, and the hold learns
- * nothing else: when the peer half-closes it only stops watching, and evhttp
- * finds the close as it always did. It is released in evhttp's close
- * callback, which runs before evhttp closes the socket; a connection that
- * turns into a stream, which sets its own close callback, gives it up first. */
+/* Keeps a keep-alive socket's read interest registered with epoll for the
+ * connection's whole life. evhttp stops reading once a request is read and
+ * starts again once it is answered; when the answer comes in a later loop
+ * turn (an order waits for the matcher) and nothing else watches the socket,
+ * libevent turns that into EPOLL_CTL_DEL and then EPOLL_CTL_ADD, ~1 us per
+ * order together. A hold is a second, persistent read event on the socket:
+ * with it the socket's registration never changes, and libevent's changelist
+ * has nothing to tell the kernel.
+ *
+ * While evhttp reads, the hold's reports are evhttp's too and it ignores
+ * them. While a request waits for its answer, evhttp is not reading, so a
+ * socket that stays readable (a pipelined request, the peer's FIN, an RST:
+ * epoll reports all of them to libevent as EV_READ) would be reported on
+ * every loop turn: on the second report in a row the hold stops watching
+ * until the answer is sent, and evhttp finds the data or the close when it
+ * reads again, as it always did. (The first is let pass: it can be the
+ * report of the request evhttp has just read in the same loop turn.)
+ *
+ * A hold is freed in evhttp's close callback, which evhttp runs for every
+ * incoming connection before it closes the socket; a connection that becomes
+ * a stream, which sets its own close callback, gives its hold up first. */
 typedef struct conn_hold {
     gateway *gw;
     struct evhttp_connection *evcon;
     struct event *ev;
+    uint8_t waiting; /* a request is with us, not yet answered */
+    uint8_t reports; /* readable reports while waiting */
 } conn_hold;
 
 static void hold_release(conn_hold *h)
@@ -279,29 +292,49 @@ static void on_hold_closed(struct evhttp_connection *evcon, void *arg)
     hold_release(arg);
 }
 
-static void on_hold_rdhup(evutil_socket_t fd, short what, void *arg)
+static void on_hold_ready(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    event_del(((conn_hold *)arg)->ev);
+    conn_hold *h = arg;
+    if (h->waiting && ++h->reports >= 2)
+        event_del(h->ev);
 }
 
-static void hold_conn(gateway *gw, struct evhttp_connection *evcon)
+/* A request was handed to us: evhttp has just stopped reading. */
+static void hold_wait(gateway *gw, struct evhttp_connection *evcon)
 {
-    if (!evcon || gw_map_get(&gw->holds, (uintptr_t)evcon))
+    if (!evcon)
         return;
-    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-    conn_hold *h = fd < 0 ? NULL : malloc(sizeof *h);
+    conn_hold *h = gw_map_get(&gw->holds, (uintptr_t)evcon);
+    if (!h) {
+        evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+        if (fd < 0 || !(h = calloc(1, sizeof *h)))
+            return;
+        h->gw = gw;
+        h->evcon = evcon;
+        h->ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, on_hold_ready, h);
+        if (!h->ev || event_add(h->ev, NULL) || gw_map_put(&gw->holds, (uintptr_t)evcon, h)) {
+            if (h->ev)
+                event_free(h->ev);
+            free(h);
+            return;
+        }
+        evhttp_connection_set_closecb(evcon, on_hold_closed, h);
+    }
+    h->waiting = 1;
+    h->reports = 0;
+}
+
+/* The answer is about to be sent: evhttp reads again once it is. */
+static void hold_answered(gateway *gw, struct evhttp_connection *evcon)
+{
+    conn_hold *h = evcon ? gw_map_get(&gw->holds, (uintptr_t)evcon) : NULL;
     if (!h)
         return;
-    *h = (conn_hold){gw, evcon, event_new(gw->base, fd, EV_CLOSED | EV_PERSIST, on_hold_rdhup, h)};
-    if (!h->ev || event_add(h->ev, NULL) || gw_map_put(&gw->holds, (uintptr_t)evcon, h)) {
-        if (h->ev)
-            event_free(h->ev);
-        free(h);
-        return;
-    }
-    evhttp_connection_set_closecb(evcon, on_hold_closed, h);
+    h->waiting = 0;
+    if (!event_pending(h->ev, EV_READ, NULL))
+        event_add(h->ev, NULL);
 }
 
 /* For a connection that takes its close callback over (a stream). */
@@ -323,6 +356,7 @@ static void reply(gateway *gw, struct evhttp_request *req, int status, const cha
     count_status(gw, status);
     /* Taken first: the request may be freed by the time send returns. */
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    hold_answered(gw, evcon);
     evhttp_send_reply(req, status, NULL, NULL);
     if (evcon)
         write_now(evcon);
@@ -1265,7 +1299,7 @@ static const char *method_name(enum evhttp_cmd_type c)
 static void on_request(struct evhttp_request *req, void *arg)
 {
     gateway *gw = arg;
-    hold_conn(gw, evhttp_request_get_connection(req));
+    hold_wait(gw, evhttp_request_get_connection(req));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
@@ -1719,8 +1753,8 @@ static void gw_stop(void *self)
     if (gw->http)
         evhttp_free(gw->http);
     gw->http = NULL;
-    /* evhttp_free released every hold through the close callbacks; any
-     * connection it freed unconnected did not call them. */
+    /* evhttp_free has freed every hold through the close callbacks; should
+     * another libevent release skip one, it is freed here. */
     for (size_t i = 0; i < gw->holds.cap; i++)
         if (gw->holds.slots[i].key) {
             conn_hold *h = gw->holds.slots[i].val;

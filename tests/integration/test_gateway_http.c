@@ -22,9 +22,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1159,6 +1161,39 @@ static void half_closed_client_still_gets_its_answer(void **state)
     free(p);
 }
 
+static int64_t cpu_us(void)
+{
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (int64_t)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000 + r.ru_utime.tv_usec +
+           r.ru_stime.tv_usec;
+}
+
+/* A client that resets its connection while its order waits for the matcher
+ * costs the gateway nothing: its socket, readable with the reset while
+ * evhttp is not reading it, must not be reported on every loop turn, which
+ * would spin the gateway's thread until the order's timeout. */
+static void reset_while_an_order_waits_does_not_spin(void **state)
+{
+    (void)state;
+    char request[1024];
+    order_request(request, sizeof request, "buy", "103.00"); /* never answered */
+    int fd = connect_to(port);
+    assert_int_equal(send_all(fd, request, strlen(request)), 0);
+    testhost_run(host, 50 * MS); /* read, and waiting for the matcher (timeout 300 ms) */
+    struct linger rst = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst), 0);
+    close(fd);
+    int64_t before = cpu_us();
+    testhost_run(host, 200 * MS);
+    int64_t used = cpu_us() - before;
+    assert_true(used < 100000);   /* a spinning thread would take all 200 ms */
+    testhost_run(host, 200 * MS); /* past the order's timeout */
+    http_call *c = http("GET", "/v1/instruments", NULL, NULL);
+    assert_int_equal(c->status, 200);
+    call_free(c);
+}
+
 /* A keep-alive connection that has served a request and then asks for the
  * stream becomes a stream: the gateway hands the connection's close
  * callback over to the stream, and closing it later frees both cleanly
@@ -1207,6 +1242,9 @@ static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
 
 int main(void)
 {
+    /* As arb-host does: a client gone before its answer is an error on
+     * the write, not a signal that ends the process. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         T(resting_order_is_answered_open),
         T(crossing_order_is_answered_with_all_its_fills),
@@ -1239,6 +1277,7 @@ int main(void)
         T(slow_stream_reader_is_cut_off),
         T(keep_alive_connection_answers_each_request_in_turn),
         T(half_closed_client_still_gets_its_answer),
+        T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
     };
