@@ -1021,16 +1021,6 @@ static inline void event_write(arb_order_event *ev, book_engine *e, const order_
     ev->client_ref = client_ref;
 }
 
-static inline void event_put(book_engine *e, const order_book *b, uint8_t kind, uint8_t reason,
-                             uint8_t side, uint8_t type, uint8_t tif, uint8_t flags,
-                             uint64_t order_id, uint64_t account, int64_t price, int64_t qty,
-                             int64_t leaves, int64_t filled, int64_t last_px, int64_t last_qty,
-                             uint64_t trade_id, int64_t ts, uint64_t client_ref)
-{
-    event_write(event_slot(e), e, b, kind, reason, side, type, tif, flags, order_id, account, price,
-                qty, leaves, filled, last_px, last_qty, trade_id, ts, client_ref);
-}
-
 /* Where one fill's records go: the resting order's event, the incoming
  * order's, the trade. One capacity check for the three. */
 typedef struct fill_slots {
@@ -1179,13 +1169,25 @@ static inline void event_taker(book_engine *e, const taker *t, uint8_t kind, uin
     ev->reason = reason;
 }
 
+/* An event of a resting order (a GTC limit on `side`, which the caller
+ * usually has in a register: the record's is a bit field) at `price`: its
+ * limit, or a fill's price, which is the same. */
+static inline void event_of_resting(arb_order_event *ev, book_engine *e, const order_book *b,
+                                    const resting_order *o, int side, uint8_t kind, uint8_t reason,
+                                    int64_t price, int64_t leaves, int64_t filled, int64_t last_px,
+                                    int64_t last_qty, uint64_t trade_id, int64_t ts)
+{
+    event_write(ev, e, b, kind, reason, (uint8_t)(side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags,
+                o->order_id, o->account, price, o->qty, leaves, filled, last_px, last_qty, trade_id,
+                ts, o->client_ref);
+}
+
 static inline void event_resting(book_engine *e, const order_book *b, const resting_order *o,
                                  uint8_t kind, uint8_t reason, int64_t leaves, int64_t last_px,
                                  int64_t last_qty, uint64_t trade_id, int64_t ts)
 {
-    event_put(e, b, kind, reason, (uint8_t)(o->side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags,
-              o->order_id, o->account, o->ticks * b->tick, o->qty, leaves, o->qty - o->leaves,
-              last_px, last_qty, trade_id, ts, o->client_ref);
+    event_of_resting(event_slot(e), e, b, o, o->side, kind, reason, o->ticks * b->tick, leaves,
+                     o->qty - o->leaves, last_px, last_qty, trade_id, ts);
 }
 
 static inline int64_t order_key(const resting_order *o) { return flip(o->ticks, o->side); }
@@ -1374,11 +1376,8 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
         leaves -= fill;
         filled += fill;
         fill_slots f = fill_slots_take(e);
-        /* The resting order's limit is the fill price. */
-        event_write(f.maker, e, b, o_leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0,
-                    (uint8_t)(o->side + 1), ARB_ORD_LIMIT, ARB_TIF_GTC, o->flags, o->order_id,
-                    o->account, px, o->qty, o_leaves, o->qty - o_leaves, px, fill, trade_id, ts,
-                    o->client_ref);
+        event_of_resting(f.maker, e, b, o, os, o_leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, px,
+                         o_leaves, o->qty - o_leaves, px, fill, trade_id, ts);
         event_of_cmd(f.taker, e, t->id, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, leaves, filled, px,
                      fill, trade_id, ts);
         arb_trade *tr = f.trade;
@@ -1429,21 +1428,29 @@ static inline void top_of_book(const order_book *b, arb_market_data *md)
     md->ask_qty = ask->top_lv->qty;
 }
 
-static inline book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
-                                int64_t ts)
+/* A market data record's head: the book, its sequence, its top; its levels
+ * (n of them) start at first_level of the output's level array. */
+static inline __attribute__((always_inline)) void md_head(book_md *m, const order_book *b,
+                                                          uint8_t kind, uint64_t seq, uint32_t n,
+                                                          uint32_t first_level, int64_t ts)
 {
-    book_md *m = out_md(&e->out);
-    if (UNLIKELY(!m))
-        return NULL;
     m->head.kind = kind;
-    m->head.n_levels = 0;
+    m->head.n_levels = n;
     memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
     memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
     m->head.book_seq = seq;
     m->head.ts = ts;
     m->head.levels = NULL;
     top_of_book(b, &m->head);
-    m->first_level = e->out.n_levels;
+    m->first_level = first_level;
+}
+
+static inline book_md *md_begin(book_engine *e, const order_book *b, uint8_t kind, uint64_t seq,
+                                int64_t ts)
+{
+    book_md *m = out_md(&e->out);
+    if (LIKELY(m != NULL))
+        md_head(m, b, kind, seq, 0, e->out.n_levels, ts);
     return m;
 }
 
@@ -1452,16 +1459,23 @@ static inline int touched_before(const touched_level *a, const touched_level *b)
     return a->side != b->side ? a->side < b->side : a->key > b->key;
 }
 
-static inline void md_level(book_engine *e, const order_book *b, book_md *m, const touched_level *t)
+/* A touched level's market data entry: what the level holds now. */
+static inline __attribute__((always_inline)) void md_entry(arb_md_level *l, const order_book *b,
+                                                           const touched_level *t)
 {
-    arb_md_level *l = out_level(&e->out);
-    if (UNLIKELY(!l))
-        return;
     const price_level *lv = side_find(&b->side[t->side], t->key);
     l->side = (uint8_t)(t->side + 1);
     l->price = flip(t->key, t->side) * b->tick;
     l->qty = lv ? lv->qty : 0;
     l->orders = lv ? lv->count : 0;
+}
+
+static inline void md_level(book_engine *e, const order_book *b, book_md *m, const touched_level *t)
+{
+    arb_md_level *l = out_level(&e->out);
+    if (UNLIKELY(!l))
+        return;
+    md_entry(l, b, t);
     m->head.n_levels++;
 }
 
@@ -1508,21 +1522,6 @@ md_levels_slow(book_engine *e, order_book *b, const touched_level *tl, uint32_t 
     }
 }
 
-/* A market data record's head: the book, its next sequence, its top. */
-static inline __attribute__((always_inline)) void md_head(book_md *m, order_book *b, uint32_t n,
-                                                          uint32_t first_level, int64_t ts)
-{
-    m->head.kind = ARB_MD_LEVEL;
-    m->head.n_levels = n;
-    memcpy(m->head.venue, b->venue, ARB_VENUE_LEN);
-    memcpy(m->head.symbol, b->symbol, ARB_SYMBOL_LEN);
-    m->head.book_seq = ++b->md_seq;
-    m->head.ts = ts;
-    m->head.levels = NULL;
-    top_of_book(b, &m->head);
-    m->first_level = first_level;
-}
-
 /* One ARB_MD_LEVEL record (or more, past ARB_MD_MAX_LEVELS) for the levels
  * the command touched: bids before asks, best first, each once. */
 static inline __attribute__((always_inline)) void emit_levels_md(book_engine *e, order_book *b,
@@ -1541,16 +1540,10 @@ static inline __attribute__((always_inline)) void emit_levels_md(book_engine *e,
     /* The usual case: one record, its levels, no array to grow. */
     o->n_md = nm + 1;
     o->n_levels = nl + n;
-    md_head(&o->md[nm], b, n, nl, ts);
+    md_head(&o->md[nm], b, ARB_MD_LEVEL, ++b->md_seq, n, nl, ts);
     arb_md_level *l = &o->levels[nl];
-    for (uint32_t i = 0; i < n; i++, l++) {
-        const touched_level *t = &tl[i];
-        const price_level *lv = side_find(&b->side[t->side], t->key);
-        l->side = (uint8_t)(t->side + 1);
-        l->price = flip(t->key, t->side) * b->tick;
-        l->qty = lv ? lv->qty : 0;
-        l->orders = lv ? lv->count : 0;
-    }
+    for (uint32_t i = 0; i < n; i++, l++)
+        md_entry(l, b, &tl[i]);
 }
 
 static void finish_command(book_engine *e, order_book *b, int64_t ts);
@@ -1573,7 +1566,7 @@ static inline void md_one_level(book_engine *e, order_book *b, int side, int64_t
     }
     o->n_md = nm + 1;
     o->n_levels = nl + 1;
-    md_head(&o->md[nm], b, 1, nl, ts);
+    md_head(&o->md[nm], b, ARB_MD_LEVEL, ++b->md_seq, 1, nl, ts);
     arb_md_level *l = &o->levels[nl];
     l->side = (uint8_t)(side + 1);
     l->price = price;
@@ -1801,9 +1794,16 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
     }
     int side = o->side;
     int64_t ticks = o->ticks, price = ticks * b->tick;
-    event_put(e, b, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, (uint8_t)(side + 1), ARB_ORD_LIMIT,
-              ARB_TIF_GTC, o->flags, o->order_id, o->account, price, o->qty, 0, o->qty - o->leaves,
-              0, 0, 0, c->ts, o->client_ref);
+    /* Its fields, read before the event's slot is taken (whose count an
+     * optimizer must assume may alias the record's bit fields): the same
+     * event as event_resting's, ~1.3 instructions per command cheaper on
+     * mix b. */
+    uint8_t flags = o->flags;
+    uint64_t order_id = o->order_id, account = o->account, client_ref = o->client_ref;
+    int64_t qty = o->qty, filled = o->qty - o->leaves;
+    event_write(event_slot(e), e, b, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, (uint8_t)(side + 1),
+                ARB_ORD_LIMIT, ARB_TIF_GTC, flags, order_id, account, price, qty, 0, filled, 0, 0,
+                0, c->ts, client_ref);
     level_state st = unlink_level(e, b, oi);
     idmap_remove_at(&b->ids, pos, tag);
     forget_order(e, b, oi);

@@ -85,13 +85,20 @@ void order_book_get_stats(const book_engine *e, const order_book *b, order_book_
         st->ask_px = top.price, st->ask_qty = top.qty;
 }
 
+/* Orders resting in all the engine's books. */
+static uint64_t live_orders(const book_engine *e)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < e->n_books; i++)
+        n += e->books[i]->orders;
+    return n;
+}
+
 void book_engine_get_stats(const book_engine *e, book_engine_stats *st)
 {
     st->event_seq = e->event_seq;
     st->books = e->n_books;
-    st->orders = 0;
-    for (uint32_t i = 0; i < e->n_books; i++)
-        st->orders += e->books[i]->orders;
+    st->orders = live_orders(e);
     st->accounts = e->n_accts;
     st->order_capacity = e->order_cap - 1;
 }
@@ -261,9 +268,7 @@ int book_engine_restore(book_engine *e, const void *bytes, size_t len)
     size_t ids_cap = 0;
     int rc = seen ? ARB_OK : ARB_ENOMEM;
     size_t off = STATE_HDR_LEN;
-    uint64_t total_orders = 0;
-    for (uint32_t i = 0; i < e->n_books; i++)
-        total_orders += e->books[i]->orders;
+    uint64_t total_orders = live_orders(e);
     for (uint32_t i = 0; i < n_books && rc == ARB_OK; i++) {
         order_book *b = NULL;
         size_t used = check_book(e, p + off, len - off, &b, &ids, &ids_cap);
