@@ -13,11 +13,22 @@
 
 int gw_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    /* volatile keeps the compiler from turning this into an early-exit loop. */
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < n; i++)
+    /* Every byte is read and folded into one difference before it is
+     * tested, a 64-bit word at a time (every request compares its key's
+     * digest with every key's: this is on the order path), then the tail. */
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < n; i++)
         diff |= (uint8_t)(a[i] ^ b[i]);
-    return diff == 0;
+    /* volatile: the compiler must not test the words one by one. */
+    volatile uint64_t all = diff;
+    return all == 0;
 }
 
 static int hexval(char c)
@@ -121,23 +132,6 @@ void gw_keys_free(gw_key_table *t)
     t->count = 0;
 }
 
-/* gw_ct_equal for two digests, a 64-bit word at a time (every request
- * compares with every key, so this is on the order path): the same rule,
- * every word is read and folded into one difference before it is tested. */
-static int digest_equal(const uint8_t *a, const uint8_t *b)
-{
-    uint64_t diff = 0;
-    for (size_t i = 0; i < GW_SHA256_LEN; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        diff |= x ^ y;
-    }
-    /* volatile: the compiler must not test the words one by one. */
-    volatile uint64_t all = diff;
-    return all == 0;
-}
-
 gw_api_key *gw_keys_find(gw_key_table *t, const char *token, size_t len)
 {
     uint8_t d[GW_SHA256_LEN];
@@ -146,7 +140,7 @@ gw_api_key *gw_keys_find(gw_key_table *t, const char *token, size_t len)
      * (or whether) the key matched. Digests are distinct (checked at load). */
     gw_api_key *found = NULL;
     for (size_t i = 0; i < t->count; i++) {
-        int eq = digest_equal(t->items[i].digest, d);
+        int eq = gw_ct_equal(t->items[i].digest, d, GW_SHA256_LEN);
         found = eq ? &t->items[i] : found;
     }
     return found;
