@@ -260,6 +260,12 @@ static void event_fence_clear(event_fence *f)
     memset(f, 0, sizeof *f);
 }
 
+/* Whether replay still holds back output the previous owner got out. */
+static int fences_active(const partition_books *pb)
+{
+    return pb->trades.active || pb->md.active || pb->events.active;
+}
+
 static void partition_books_free(partition_books *pb)
 {
     if (!pb)
@@ -551,7 +557,7 @@ static void publish_output(matcher *m, partition_books *pb, book_output *o)
     }
     if (suppressed) {
         arb_counter_add(m->m_suppressed, suppressed);
-        if (!pb->trades.active && !pb->md.active && !pb->events.active)
+        if (!fences_active(pb))
             arb_info(m->ctx, "partition %d: replay caught up with the output already in Kafka",
                      (int)pb->partition);
     }
@@ -1109,14 +1115,10 @@ static void partition_assigned(matcher *m, int partition)
     if (restored)
         arb_info(m->ctx, "partition %d assigned: books from its snapshot, input from offset %lld%s",
                  partition, (long long)from,
-                 pb->trades.active || pb->md.active || pb->events.active
-                     ? "; output already in Kafka is not repeated"
-                     : "");
+                 fences_active(pb) ? "; output already in Kafka is not repeated" : "");
     else
         arb_info(m->ctx, "partition %d assigned: empty books, input from the start%s", partition,
-                 pb->trades.active || pb->md.active || pb->events.active
-                     ? "; output already in Kafka is not repeated"
-                     : "");
+                 fences_active(pb) ? "; output already in Kafka is not repeated" : "");
 }
 
 static void partition_revoked(matcher *m, int partition)
@@ -1430,7 +1432,7 @@ static int event_fence_get(event_fence *f, const uint8_t *p, size_t len, size_t 
             return ARB_EREFUSED;
     }
     f->active = 1;
-    *used = 16 + 8 * (size_t)nparts + 16 * nseen;
+    *used = event_fence_size(f);
     return ARB_OK;
 }
 
