@@ -38,11 +38,9 @@
 
 static long long q_int(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    long long v = rig_int(c, sql);
+    if (v < 0)
         rig_die(sql, PQerrorMessage(c));
-    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
     return v;
 }
 

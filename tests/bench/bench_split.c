@@ -91,10 +91,8 @@ static int all_filled(void *user)
     if (now < w->next_poll)
         return 0;
     w->next_poll = now + 200 * RIG_MS;
-    PGresult *r = PQexec(w->db, "SELECT count(DISTINCT order_id) FROM order_events "
-                                "WHERE kind = 'filled'");
-    w->have = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
+    w->have = rig_int(w->db, "SELECT count(DISTINCT order_id) FROM order_events "
+                             "WHERE kind = 'filled'");
     return w->have >= w->want;
 }
 

@@ -85,11 +85,9 @@ static void kill_and_restart(pid_t *pid, const char *conf, const char *id, testh
 
 static long long scalar(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    long long v = rig_int(c, sql);
+    if (v < 0)
         fail_msg("%s: %s", sql, PQerrorMessage(c));
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
     return v;
 }
 

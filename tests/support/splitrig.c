@@ -74,13 +74,16 @@ void rig_sql(PGconn *c, const char *sql)
     PQclear(r);
 }
 
-long long rig_trades(PGconn *c)
+long long rig_int(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, "SELECT count(*) FROM trades");
-    long long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PGresult *r = PQexec(c, sql);
+    long long n =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return n;
 }
+
+long long rig_trades(PGconn *c) { return rig_int(c, "SELECT count(*) FROM trades"); }
 
 static pid_t started[64];
 static size_t n_started;

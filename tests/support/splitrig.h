@@ -29,6 +29,9 @@ int64_t rig_mono_ns(void);
 void rig_with_pg(void);
 PGconn *rig_db(const char *dbname);
 void rig_sql(PGconn *c, const char *sql);
+/* The first column of the query's first row as an integer; -1 if the query
+ * fails (e.g. its table does not exist yet). */
+long long rig_int(PGconn *c, const char *sql);
 /* count(*) of the trades table; -1 until the recorder has created it. */
 long long rig_trades(PGconn *c);
 
