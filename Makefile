@@ -36,6 +36,9 @@ CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 
+# mk/*.mk has rules of its own (the gateway's assets): plain `make` is all.
+.DEFAULT_GOAL := all
+
 PLUGINS :=
 TESTS :=
 BENCHES :=
