@@ -7,7 +7,7 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
-	plugins/gateway/gateway_plugin.c
+	plugins/gateway/http_conn.c plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
 
 # The page and the API document are compiled into the plugin (.incbin).

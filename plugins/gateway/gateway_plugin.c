@@ -7,7 +7,9 @@
  * order_events arrive, and fanning market data out to stream clients. The
  * logic it glues lives in files of its own, each tested directly:
  * order_json.c (request bodies), read_model.c (state from the matcher's
- * topics), views.c (response JSON), api_keys.c, rate_limit.c, routes.c.
+ * topics), views.c (response JSON), api_keys.c, rate_limit.c, routes.c,
+ * and http_conn.c (the listening socket and the per-connection socket work
+ * under evhttp).
  * It never talks to the matcher except through the bus, and every read is
  * answered from the read model.
  *
@@ -36,7 +38,6 @@
  *   max_services = 256                hosts remembered (the longest silent
  *                                     is forgotten first)
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -44,14 +45,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +59,7 @@
 #include "arb/wire.h"
 #include "arb/wire_json.h"
 #include "assets.h"
+#include "http_conn.h"
 #include "order_json.h"
 #include "rate_limit.h"
 #include "read_model.h"
@@ -140,10 +139,10 @@ struct gateway {
     gw_services services; /* from service_registry */
     struct event_base *base;
     struct evhttp *http;
+    gw_conns conns;
     char bound_addr[64];
     struct event *flush_ev, *deadline_ev, *heartbeat_ev, *stream_ev;
     gw_u64map pending_by_order; /* order id -> first pending */
-    gw_u64map holds;            /* connection -> its conn_hold (see hold_wait) */
     pending *p_head, *p_tail;
     size_t n_pending;
     pending *ready_head;
@@ -158,8 +157,6 @@ struct gateway {
     int tick_dirty, pnl_dirty;
     int64_t pnl_last_ns;
     struct evbuffer *scratch;
-    time_t date_sec; /* second the cached Date header was made for */
-    char date[40];
 
     /* metrics */
     arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;
@@ -195,171 +192,11 @@ static void count_status(gateway *gw, int status)
     arb_counter_add(status >= 500 ? gw->m_5xx : status >= 400 ? gw->m_4xx : gw->m_2xx, 1);
 }
 
-/* The Date header, formatted once per second: evhttp would format it for
- * every response, which costs about a third of a small request's time. */
-static const char *date_header(gateway *gw)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    if (now.tv_sec != gw->date_sec) {
-        struct tm tm;
-        gmtime_r(&now.tv_sec, &tm);
-        strftime(gw->date, sizeof gw->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        gw->date_sec = now.tv_sec;
-    }
-    return gw->date;
-}
-
-/* Writes a response evhttp has just queued on the connection now, rather
- * than when the loop next reports the socket writable. evhttp_send_reply
- * only queues the bytes and asks for a write event: left to itself that is
- * an epoll_ctl to watch for EPOLLOUT, a loop turn to be told the socket is
- * writable (a loopback socket nearly always is), the write, and another
- * epoll_ctl to stop watching. Written here, the watch is added and removed
- * within this turn, which the loop's epoll changelist folds away, and the
- * answer leaves a turn earlier. When everything is written the bufferevent's
- * write callback is run as if the loop had written it, so evhttp finishes
- * the request exactly as it would have (frees it, reads the next request or
- * closes the connection). Whatever cannot be written now (a full socket
- * buffer, an error) stays queued for evhttp's own write path, which then
- * runs unchanged. MSG_NOSIGNAL: a client that has gone away is an error
- * here, not a SIGPIPE, whatever the host does with signals. */
-static void write_now(struct evhttp_connection *evcon)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    size_t len = evbuffer_get_length(out);
-    if (fd < 0 || len == 0)
-        return;
-    struct evbuffer_iovec vec[8];
-    int n = evbuffer_peek(out, (ev_ssize_t)len, NULL, vec, 8);
-    if (n <= 0)
-        return;
-    if (n > 8)
-        n = 8;
-    struct iovec iov[8];
-    for (int i = 0; i < n; i++)
-        iov[i] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent <= 0)
-        return;
-    evbuffer_drain(out, (size_t)sent);
-    if (evbuffer_get_length(out) == 0)
-        bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
-}
-
-/* Keeps a keep-alive socket's read interest registered with epoll for the
- * connection's whole life. evhttp stops reading once a request is read and
- * starts again once it is answered; when the answer comes in a later loop
- * turn (an order waits for the matcher) and nothing else watches the socket,
- * libevent turns that into EPOLL_CTL_DEL and then EPOLL_CTL_ADD, ~1 us per
- * order together. A hold is a second, persistent read event on the socket:
- * with it the socket's registration never changes, and libevent's changelist
- * has nothing to tell the kernel.
- *
- * While evhttp reads, the hold's reports are evhttp's too and it ignores
- * them. While a request waits for its answer, evhttp is not reading, so a
- * socket that stays readable (a pipelined request, the peer's FIN, an RST:
- * epoll reports all of them to libevent as EV_READ) would be reported on
- * every loop turn: on the second report in a row the hold stops watching
- * until the answer is sent, and evhttp finds the data or the close when it
- * reads again, as it always did. (The first is let pass: it can be the
- * report of the request evhttp has just read in the same loop turn.)
- *
- * A hold is freed in evhttp's close callback, which evhttp runs for every
- * incoming connection before it closes the socket; a connection that becomes
- * a stream, which sets its own close callback, gives its hold up first. */
-typedef struct conn_hold {
-    gateway *gw;
-    struct evhttp_connection *evcon;
-    struct event *ev;
-    uint8_t waiting; /* a request is with us, not yet answered */
-    uint8_t reports; /* readable reports while waiting */
-} conn_hold;
-
-static void hold_release(conn_hold *h)
-{
-    gw_map_del(&h->gw->holds, (uintptr_t)h->evcon);
-    event_free(h->ev);
-    free(h);
-}
-
-static void on_hold_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    hold_release(arg);
-}
-
-static void on_hold_ready(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    conn_hold *h = arg;
-    if (h->waiting && ++h->reports >= 2)
-        event_del(h->ev);
-}
-
-/* A request was handed to us: evhttp has just stopped reading. */
-static void hold_wait(gateway *gw, struct evhttp_connection *evcon)
-{
-    if (!evcon)
-        return;
-    conn_hold *h = gw_map_get(&gw->holds, (uintptr_t)evcon);
-    if (!h) {
-        evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-        if (fd < 0 || !(h = calloc(1, sizeof *h)))
-            return;
-        h->gw = gw;
-        h->evcon = evcon;
-        h->ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, on_hold_ready, h);
-        if (!h->ev || event_add(h->ev, NULL) || gw_map_put(&gw->holds, (uintptr_t)evcon, h)) {
-            if (h->ev)
-                event_free(h->ev);
-            free(h);
-            return;
-        }
-        evhttp_connection_set_closecb(evcon, on_hold_closed, h);
-    }
-    h->waiting = 1;
-    h->reports = 0;
-}
-
-/* The answer is about to be sent: evhttp reads again once it is. */
-static void hold_answered(gateway *gw, struct evhttp_connection *evcon)
-{
-    conn_hold *h = evcon ? gw_map_get(&gw->holds, (uintptr_t)evcon) : NULL;
-    if (!h)
-        return;
-    h->waiting = 0;
-    if (!event_pending(h->ev, EV_READ, NULL))
-        event_add(h->ev, NULL);
-}
-
-/* For a connection that takes its close callback over (a stream). */
-static void hold_drop(gateway *gw, struct evhttp_connection *evcon)
-{
-    conn_hold *h = evcon ? gw_map_get(&gw->holds, (uintptr_t)evcon) : NULL;
-    if (h) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-        hold_release(h);
-    }
-}
-
 /* Sends whatever the handler wrote into the request's output buffer. */
 static void reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Date", date_header(gw));
-    evhttp_add_header(h, "Content-Type", content_type);
     count_status(gw, status);
-    /* Taken first: the request may be freed by the time send returns. */
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    hold_answered(gw, evcon);
-    evhttp_send_reply(req, status, NULL, NULL);
-    if (evcon)
-        write_now(evcon);
+    gw_conn_send(&gw->conns, req, status, content_type);
 }
 
 static void reply_json(gateway *gw, struct evhttp_request *req, int status)
@@ -1229,7 +1066,7 @@ static void handle_stream(gateway *gw, struct evhttp_request *req)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(req, 200, "OK");
-    hold_drop(gw, s->evcon);
+    gw_conn_drop(&gw->conns, s->evcon);
     evhttp_connection_set_closecb(s->evcon, on_stream_closed, s);
     /* A stream only writes: no read timeout (the client sends nothing), but
      * a write that makes no progress for idle_timeout_s ends it. */
@@ -1299,7 +1136,7 @@ static const char *method_name(enum evhttp_cmd_type c)
 static void on_request(struct evhttp_request *req, void *arg)
 {
     gateway *gw = arg;
-    hold_wait(gw, evhttp_request_get_connection(req));
+    gw_conn_wait(&gw->conns, evhttp_request_get_connection(req));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
@@ -1558,46 +1395,6 @@ fail:
  * old one closes its socket (the kernel then spreads new connections over
  * both until the old one closes; two gateways configured on one port would
  * share it the same way, so give each instance its own). */
-static evutil_socket_t bind_listener(gateway *gw)
-{
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    if (evutil_parse_sockaddr_port(gw->listen, (struct sockaddr *)&ss, &sslen))
-        return -1;
-    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    /* Accepted sockets inherit it: a response never waits on Nagle. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) || listen(fd, 1024)) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    struct sockaddr_storage got;
-    socklen_t gl = sizeof got;
-    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
-        char host[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
-        if (got.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&got;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-            port = ntohs(a->sin_port);
-            snprintf(gw->bound_addr, sizeof gw->bound_addr, "%s:%d", host, port);
-        } else {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&got;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-            port = ntohs(a->sin6_port);
-            snprintf(gw->bound_addr, sizeof gw->bound_addr, "[%s]:%d", host, port);
-        }
-    }
-    return fd;
-}
-
 static int admin_listen(void *user, const char *method, const char *path, const char *query,
                         struct evbuffer *out)
 {
@@ -1658,6 +1455,7 @@ static int gw_start(void *self)
     gw->heartbeat_ev = event_new(gw->base, -1, EV_PERSIST, on_heartbeat, gw);
     gw->stream_ev = event_new(gw->base, -1, EV_PERSIST, on_stream_timer, gw);
     gw->http = evhttp_new(gw->base);
+    gw_conns_init(&gw->conns, gw->base);
     if (!gw->flush_ev || !gw->batch_ev || !gw->batch || !gw->deadline_ev || !gw->heartbeat_ev ||
         !gw->stream_ev || !gw->http)
         goto nomem;
@@ -1687,7 +1485,7 @@ static int gw_start(void *self)
     evhttp_set_default_content_type(gw->http, "application/json");
     evhttp_set_gencb(gw->http, on_request, gw);
 
-    evutil_socket_t fd = bind_listener(gw);
+    evutil_socket_t fd = gw_http_listen(gw->listen, gw->bound_addr, sizeof gw->bound_addr);
     if (fd < 0 || !evhttp_accept_socket_with_handle(gw->http, fd)) {
         arb_error(ctx, "cannot listen on %s: %s", gw->listen, strerror(errno));
         if (fd >= 0)
@@ -1753,15 +1551,7 @@ static void gw_stop(void *self)
     if (gw->http)
         evhttp_free(gw->http);
     gw->http = NULL;
-    /* evhttp_free has freed every hold through the close callbacks; should
-     * another libevent release skip one, it is freed here. */
-    for (size_t i = 0; i < gw->holds.cap; i++)
-        if (gw->holds.slots[i].key) {
-            conn_hold *h = gw->holds.slots[i].val;
-            event_free(h->ev);
-            free(h);
-        }
-    gw_map_free(&gw->holds);
+    gw_conns_free(&gw->conns);
     struct event **evs[] = {&gw->flush_ev, &gw->batch_ev, &gw->deadline_ev, &gw->heartbeat_ev,
                             &gw->stream_ev};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
