@@ -48,9 +48,17 @@ test_gateway_http_SRCS = tests/integration/test_gateway_http.c $(TESTHOST_SRCS)
 test_gateway_http_LIBS = $(TESTHOST_LIBS)
 test_gateway_http_DEPS := $(B)/plugins/gateway.so
 
-# make bench: wrk against the monolith's POST /v1/orders and an nginx baseline.
+# make bench: wrk against the monolith's POST /v1/orders, an nginx baseline
+# and the HTTP floor (the gateway's HTTP layer with no order path).
 BENCHES += bench_gateway
-bench_gateway_SRCS := tests/bench/bench_gateway.c
+bench_gateway_SRCS := tests/bench/bench_gateway.c plugins/gateway/order_json.c
+bench_gateway_LIBS := $(DEP_LIBS)
+bench_gateway_DEPS := $(B)/tests/plugins/http_floor.so
+
+TEST_PLUGINS += http_floor
+http_floor_SRCS := tests/bench/http_floor_plugin.c plugins/gateway/http_conn.c \
+	plugins/gateway/u64map.c
+http_floor_LIBS := $(DEP_LIBS)
 
 # The dashboard in headless Chromium against the monolith (skips without
 # chromium or conf.d/monolith.ini).

@@ -6,10 +6,10 @@
 #
 # Starts arb-host with conf.d/monolith.ini on a free loopback port (two bench
 # API keys added with -s, the per-key rate limit lifted), an nginx with a
-# temporary config on another, then wrk (1 thread, 64 keep-alive
-# connections, tests/bench/bench_gateway.lua) against each in turn, and runs
-# against both throttled to half the gateway's measured rate for the latency
-# figures. Prints `bench:` lines; everything stops when it exits.
+# temporary config on another, the HTTP floor (below) on a third, then wrk
+# (1 thread, 64 keep-alive connections, tests/bench/bench_gateway.lua)
+# against each in turn, and runs against the gateway and nginx throttled to
+# half the gateway's measured rate for the latency figures. Prints `bench:` lines; everything stops when it exits.
 # wrk and nginx-light are Debian packages, installed here if missing.
 #
 # What is compared, so the ratio means something:
@@ -21,10 +21,14 @@
 # - Work: nginx returns a fixed 70-byte JSON body; the gateway does the whole
 #   order path for every request (auth, parse and validate the JSON body,
 #   publish to the matcher, wait for its answer, render the order).
+# - The HTTP floor (tests/bench/http_floor_plugin.c) is the third server:
+#   the gateway's own HTTP layer in arb-host, answering nginx's body at once
+#   with no order path. It says how much of nginx's rate evhttp itself
+#   leaves on this machine, and so what the ratio above can reach.
 # - Same wrk, same Lua script, same 64 connections, runs alternating, each
 #   figure the median of ARB_BENCH_ROUNDS runs.
 # - CPU per request (server process user+system time from /proc over the run,
-#   divided by the requests served) is printed for both: on a shared machine
+#   divided by the requests served) is printed for each: on a shared machine
 #   it moves far less than req/s, and it is what bounds req/s when the cores
 #   are busy.
 # - Half rate: each connection pauses for a random (exponential) time
@@ -53,7 +57,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-for f in "$B/arb-host" "$B/plugins/gateway.so" "$CONF"; do
+for f in "$B/arb-host" "$B/plugins/gateway.so" "$B/tests/plugins/http_floor.so" "$CONF"; do
     [ -e "$f" ] || { echo "bench-gateway: $f is missing (build first: make all)" >&2; exit 1; }
 done
 
@@ -109,6 +113,25 @@ NGX
 "$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
 pids+=($!)
 
+# ---- the HTTP floor: the gateway's HTTP layer answering at once ----
+# tests/bench/http_floor_plugin.c in its own arb-host, on loop 1 like the
+# gateway: evhttp set up as the gateway sets it up, the fixed body nginx
+# answers, and no order path at all (no auth, JSON, matcher or read model).
+fport=$(free_port)
+cat > "$tmp/floor.ini" <<FLOOR
+[host]
+id = http-floor
+admin = 127.0.0.1:$(free_port)
+threads = 2
+[plugin http_floor]
+load = $(cd "$B" && pwd)/tests/plugins/http_floor.so
+thread = 1
+listen = 127.0.0.1:$fport
+FLOOR
+"$B/arb-host" -c "$tmp/floor.ini" > "$tmp/floor.log" 2>&1 &
+pids+=($!)
+echo $! > "$tmp/floor.pid"
+
 # ---- the monolith, with two bench accounts on the gateway ----
 # Without a database ($ARB_PG_DSN unset) the recorder is left out: one that
 # cannot write would hold back the matcher's output and measure PostgreSQL's
@@ -137,6 +160,7 @@ echo $! > "$tmp/monolith.pid"
 
 wait_port "$nport" || { echo "bench-gateway: nginx did not start" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
 wait_port "$gport" || { echo "bench-gateway: the monolith did not start" >&2; tail -20 "$tmp/monolith.log" >&2; exit 1; }
+wait_port "$fport" || { echo "bench-gateway: the HTTP floor did not start" >&2; tail -20 "$tmp/floor.log" >&2; exit 1; }
 
 # The first instrument, at its reference price (inside any price band), for
 # the smallest quantity.
@@ -188,16 +212,25 @@ median_round() { # name metric-suffix -> the file of the round with the median v
     done | sort -g | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}'
 }
 npids=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | tr '\n' ' ')
+fpids=$(cat "$tmp/floor.pid")
 for r in $(seq 1 "$ROUNDS"); do
     run gateway_orders "$gport" 0 "$r" $gpids
     run nginx_fixed_json "$nport" 0 "$r" $npids
+    run http_floor "$fport" 0 "$r" $fpids
 done
 gfile=$(median_round gateway_orders rps)
 nfile=$(median_round nginx_fixed_json rps)
-cat "$gfile" "$nfile"
+ffile=$(median_round http_floor rps)
+cat "$gfile" "$nfile" "$ffile"
 g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$gfile")
 n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$nfile")
-awk -v g="$g" -v n="$n" 'BEGIN { printf "bench: gateway_vs_nginx_ratio %.3f ratio\n", (n > 0 ? g / n : 0) }'
+f=$(awk '/^bench: http_floor_rps/ {print $3}' "$ffile")
+ratio() { awk -v a="$2" -v b="$3" -v n="$1" 'BEGIN { printf "bench: %s %.3f ratio\n", n, (b > 0 ? a / b : 0) }'; }
+ratio gateway_vs_nginx_ratio "$g" "$n"
+# The floor: how much of nginx's rate evhttp in arb-host reaches with no
+# order path at all, and how much of that the order path leaves.
+ratio http_floor_vs_nginx_ratio "$f" "$n"
+ratio gateway_vs_http_floor_ratio "$g" "$f"
 # The same comparison in CPU time per request, nginx's over the gateway's:
 # what the req/s ratio tends to when the server's own CPU is the only limit
 # (on a shared machine it moves far less than req/s does).
