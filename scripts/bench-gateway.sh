@@ -118,6 +118,7 @@ pids+=($!)
 # gateway: evhttp set up as the gateway sets it up, the fixed body nginx
 # answers, and no order path at all (no auth, JSON, matcher or read model).
 fport=$(free_port)
+while [ "$fport" = "$nport" ]; do fport=$(free_port); done
 cat > "$tmp/floor.ini" <<FLOOR
 [host]
 id = http-floor
@@ -144,7 +145,10 @@ if [ -z "${ARB_PG_DSN:-}" ]; then
         !skip' "$CONF" > "$tmp/monolith.ini"
     CONF=$tmp/monolith.ini
 fi
+# Not a port picked above: its server may not have bound it yet, and with
+# SO_REUSEPORT two servers would share it (and wrk's connections) silently.
 gport=$(free_port)
+while [ "$gport" = "$fport" ] || [ "$gport" = "$nport" ]; do gport=$(free_port); done
 export ARB_ADMIN=127.0.0.1:$(free_port)
 KEY_BUY=bench-buyer-key-$RANDOM$RANDOM$RANDOM
 KEY_SELL=bench-seller-key-$RANDOM$RANDOM$RANDOM
@@ -213,10 +217,16 @@ median_round() { # name metric-suffix -> the file of the round with the median v
 }
 npids=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | tr '\n' ' ')
 fpids=$(cat "$tmp/floor.pid")
+# Each round starts with the next server, so whatever running first or
+# last does to a run does not always land on the same one.
 for r in $(seq 1 "$ROUNDS"); do
-    run gateway_orders "$gport" 0 "$r" $gpids
-    run nginx_fixed_json "$nport" 0 "$r" $npids
-    run http_floor "$fport" 0 "$r" $fpids
+    for i in 0 1 2; do
+        case $(((r + i) % 3)) in
+            1) run gateway_orders "$gport" 0 "$r" $gpids ;;
+            2) run nginx_fixed_json "$nport" 0 "$r" $npids ;;
+            0) run http_floor "$fport" 0 "$r" $fpids ;;
+        esac
+    done
 done
 gfile=$(median_round gateway_orders rps)
 nfile=$(median_round nginx_fixed_json rps)

@@ -1391,10 +1391,6 @@ fail:
     return rc ? rc : ARB_EINVAL;
 }
 
-/* Binds with SO_REUSEPORT so a hot-reloaded instance can listen before the
- * old one closes its socket (the kernel then spreads new connections over
- * both until the old one closes; two gateways configured on one port would
- * share it the same way, so give each instance its own). */
 static int admin_listen(void *user, const char *method, const char *path, const char *query,
                         struct evbuffer *out)
 {
@@ -1427,6 +1423,7 @@ static int gw_start(void *self)
     gateway *gw = self;
     arb_ctx *ctx = gw->ctx;
     gw->base = arb_event_base(ctx);
+    gw_conns_init(&gw->conns, gw->base);
     gw->rm = gw_rm_new(&gw->instruments, (size_t)gw->trade_history, (size_t)gw->order_history);
     gw->book_sent = calloc(gw->instruments.count + 1, sizeof *gw->book_sent);
     gw->scratch = evbuffer_new();
@@ -1455,7 +1452,6 @@ static int gw_start(void *self)
     gw->heartbeat_ev = event_new(gw->base, -1, EV_PERSIST, on_heartbeat, gw);
     gw->stream_ev = event_new(gw->base, -1, EV_PERSIST, on_stream_timer, gw);
     gw->http = evhttp_new(gw->base);
-    gw_conns_init(&gw->conns, gw->base);
     if (!gw->flush_ev || !gw->batch_ev || !gw->batch || !gw->deadline_ev || !gw->heartbeat_ev ||
         !gw->stream_ev || !gw->http)
         goto nomem;

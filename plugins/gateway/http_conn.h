@@ -48,7 +48,11 @@ void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const cha
 
 /* A non-blocking TCP listening socket for "address:port" with SO_REUSEADDR,
  * SO_REUSEPORT and TCP_NODELAY (inherited by accepted sockets), or -1 with
- * errno set. bound gets the address actually bound ("127.0.0.1:8080"). */
+ * errno set. bound gets the address actually bound ("127.0.0.1:8080").
+ * SO_REUSEPORT lets a hot-reloaded instance listen before the old one closes
+ * its socket (the kernel then spreads new connections over both until the
+ * old one closes; two gateways configured on one port would share it the
+ * same way, so give each instance its own). */
 evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap);
 
 #endif

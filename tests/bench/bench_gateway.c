@@ -39,24 +39,25 @@ static int parse_whole(const arb_instrument_table *t)
 static int parse_jansson(void)
 {
     json_error_t e;
-    json_t *j = json_loadb(body, sizeof body - 1, 0, &e);
+    /* The flags gw_order_parse loads with. */
+    json_t *j = json_loadb(body, sizeof body - 1, JSON_REJECT_DUPLICATES, &e);
     if (!j)
         return -1;
     json_decref(j);
     return 0;
 }
 
-/* The fastest of ROUNDS rounds, in ns per parse: the least disturbed one. */
+/* The fastest of ROUNDS rounds, in ns per parse (the least disturbed one),
+ * or -1 if the body does not parse: timing the error path would measure
+ * something else. */
 static double best_ns(int (*whole)(const arb_instrument_table *), const arb_instrument_table *t)
 {
     double best = 0;
     for (int r = 0; r < ROUNDS; r++) {
         double t0 = now_s();
         for (int i = 0; i < PER_ROUND; i++)
-            if (whole ? whole(t) : parse_jansson()) {
-                fprintf(stderr, "bench_gateway: the benchmark's order body does not parse\n");
-                exit(1);
-            }
+            if (whole ? whole(t) : parse_jansson())
+                return -1;
         double ns = (now_s() - t0) * 1e9 / PER_ROUND;
         if (r == 0 || ns < best)
             best = ns;
@@ -78,10 +79,16 @@ int main(void)
     arb_instrument_table table = {&xa, 1};
     double whole = best_ns(parse_whole, &table);
     double jansson = best_ns(NULL, NULL);
-    printf("bench: gateway_order_parse %.0f ns\n", whole);
-    printf("bench: gateway_order_parse_jansson %.0f ns\n", jansson);
-    printf("bench: gateway_order_parse_jansson_share %.2f ratio\n", jansson / whole);
-    fflush(stdout);
+    if (whole > 0 && jansson > 0) {
+        printf("bench: gateway_order_parse %.0f ns\n", whole);
+        printf("bench: gateway_order_parse_jansson %.0f ns\n", jansson);
+        printf("bench: gateway_order_parse_jansson_share %.2f ratio\n", jansson / whole);
+        fflush(stdout);
+    } else {
+        /* The HTTP figures do not depend on it: they still run. */
+        fprintf(stderr, "bench_gateway: the benchmark's order body no longer parses; "
+                        "no parse figures\n");
+    }
 
     const char *build = getenv("ARB_BUILD");
     execlp("bash", "bash", "scripts/bench-gateway.sh", build ? build : "build", (char *)NULL);

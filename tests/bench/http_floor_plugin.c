@@ -39,8 +39,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 {
     http_floor *f = arg;
     gw_conn_wait(&f->conns, evhttp_request_get_connection(req));
-    evbuffer_add_reference(evhttp_request_get_output_buffer(req), floor_body,
-                           sizeof floor_body - 1, NULL, NULL);
+    evbuffer_add_reference(evhttp_request_get_output_buffer(req), floor_body, sizeof floor_body - 1,
+                           NULL, NULL);
     gw_conn_send(&f->conns, req, 200, "application/json");
 }
 
@@ -50,8 +50,13 @@ static int floor_create(arb_ctx *ctx, void **self)
     if (!f)
         return ARB_ENOMEM;
     f->ctx = ctx;
+    int rc = arb_cfg_str(ctx, "listen", "127.0.0.1:0", &f->listen);
+    if (rc) {
+        free(f);
+        f = NULL;
+    }
     *self = f;
-    return arb_cfg_str(ctx, "listen", "127.0.0.1:0", &f->listen);
+    return rc;
 }
 
 static void floor_stop(void *self)
@@ -91,10 +96,7 @@ static int floor_start(void *self)
     return ARB_OK;
 }
 
-static void floor_destroy(void *self)
-{
-    free(self);
-}
+static void floor_destroy(void *self) { free(self); }
 
 static const arb_plugin http_floor_plugin = {
     .abi_version = ARB_ABI_VERSION,
