@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,15 +66,16 @@ static double best_ns(int (*whole)(const arb_instrument_table *), const arb_inst
 
 int main(void)
 {
-    arb_instrument xa = {0};
-    strcpy(xa.venue, "XA");
-    strcpy(xa.symbol, "BTCUSD");
-    xa.price_decimals = 2;
-    xa.qty_decimals = 3;
-    xa.tick = 1;
-    xa.lot = 1;
-    xa.min_qty = 1;
-    xa.max_qty = 100000;
+    /* XA:BTCUSD as conf.d/instruments.ini has it: 0.01 ticks, 0.001 lots,
+     * 0.001 to 100. */
+    arb_instrument xa = {.venue = "XA",
+                         .symbol = "BTCUSD",
+                         .price_decimals = 2,
+                         .qty_decimals = 3,
+                         .tick = 1,
+                         .lot = 1,
+                         .min_qty = 1,
+                         .max_qty = 100000};
     arb_instrument_table table = {&xa, 1};
     double whole = best_ns(parse_whole, &table);
     double jansson = best_ns(NULL, NULL);
