@@ -47,24 +47,29 @@
  * end of the run checks that no order's events were lost. */
 #define WINDOW 20000
 
-/* PostgreSQL's count of the trades, read sparingly: count(*) of a table of a
+/* PostgreSQL's counts, read sparingly: count(*) of a table of a
  * few hundred thousand rows takes 10-20 ms of a backend, and read every
  * millisecond (as this benchmark once did) it kept a third of one of the two
  * cores counting. Read every 50 ms while more than NEAR trades are missing,
  * every 5 ms near the end, where the end time of the figure is taken. */
 #define NEAR 5000
 
+/* A count PostgreSQL is waited on for: `sql` returns one integer. */
 typedef struct wait_db {
     PGconn *db;
+    const char *sql;
     long long want, have;
     int64_t next_poll;
 } wait_db;
 
-static long long db_trades(wait_db *w)
+#define TRADES_SQL "SELECT count(*) FROM trades"
+#define FILLED_SQL "SELECT count(DISTINCT order_id) FROM order_events WHERE kind = 'filled'"
+
+static long long db_count(wait_db *w)
 {
     int64_t now = rig_mono_ns();
     if (now >= w->next_poll) {
-        w->have = rig_trades(w->db);
+        w->have = rig_int(w->db, w->sql);
         w->next_poll = now + (w->want - w->have > NEAR ? 50 : 5) * RIG_MS;
     }
     return w->have;
@@ -73,7 +78,7 @@ static long long db_trades(wait_db *w)
 static int db_has_all(void *user)
 {
     wait_db *w = user;
-    return db_trades(w) >= w->want;
+    return db_count(w) >= w->want;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -84,25 +89,13 @@ static int cmp_i64(const void *a, const void *b)
 
 static double last_p50_us; /* of the last run_workload */
 
-static int all_filled(void *user)
-{
-    wait_db *w = user;
-    int64_t now = rig_mono_ns();
-    if (now < w->next_poll)
-        return 0;
-    w->next_poll = now + 200 * RIG_MS;
-    w->have = rig_int(w->db, "SELECT count(DISTINCT order_id) FROM order_events "
-                             "WHERE kind = 'filled'");
-    return w->have >= w->want;
-}
-
 /* Outside the timed parts: every order's fill is in PostgreSQL. A figure
  * from a run where the dev broker evicted records before the recorder read
  * them (see WINDOW) would measure less work than it claims. */
 static void check_nothing_lost(rig_side *s, const char *name, PGconn *db, size_t orders)
 {
-    wait_db w = {db, (long long)orders, 0, 0};
-    if (!testhost_run_until(s->h, all_filled, &w, 30 * RIG_SEC)) {
+    wait_db w = {db, FILLED_SQL, (long long)orders, 0, 0};
+    if (!testhost_run_until(s->h, db_has_all, &w, 30 * RIG_SEC)) {
         fprintf(stderr, "%s: %lld of %zu orders have their fill in PostgreSQL\n", name, w.have,
                 orders);
         rig_die(name, "order events were lost (evicted by the dev broker before the recorder "
@@ -114,7 +107,7 @@ static void check_nothing_lost(rig_side *s, const char *name, PGconn *db, size_t
 static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
 {
     /* Warm up: the first group join and the recorder's schema. */
-    wait_db w = {db, 1, 0, 0};
+    wait_db w = {db, TRADES_SQL, 1, 0, 0};
     rig_publish(s, 0);
     rig_publish(s, 1);
     if (!testhost_run_until(s->h, db_has_all, &w, 60 * RIG_SEC))
@@ -127,7 +120,7 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
         rig_publish(s, i);
         if ((i & 1023) == 0)
             testhost_run(s->h, 0);
-        while ((long long)(i / 2) - (db_trades(&w) - before) > WINDOW / 2)
+        while ((long long)(i / 2) - (db_count(&w) - before) > WINDOW / 2)
             testhost_run(s->h, RIG_MS);
     }
     if (!testhost_run_until(s->h, db_has_all, &w, 300 * RIG_SEC))
