@@ -1112,13 +1112,13 @@ static void partition_assigned(matcher *m, int partition)
             update_book_metrics(m, pb->engine, b);
         }
     }
+    const char *fenced = fences_active(pb) ? "; output already in Kafka is not repeated" : "";
     if (restored)
         arb_info(m->ctx, "partition %d assigned: books from its snapshot, input from offset %lld%s",
-                 partition, (long long)from,
-                 fences_active(pb) ? "; output already in Kafka is not repeated" : "");
+                 partition, (long long)from, fenced);
     else
         arb_info(m->ctx, "partition %d assigned: empty books, input from the start%s", partition,
-                 fences_active(pb) ? "; output already in Kafka is not repeated" : "");
+                 fenced);
 }
 
 static void partition_revoked(matcher *m, int partition)
