@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "host.h"
-#include "kafka.h"
+#include "transport.h"
 
 /* One record in this many carries its publish time for the latency histogram:
  * reading the clock on every record would cost more than the delivery. */
@@ -46,7 +46,7 @@ static int topic_create_locked(arbh_host *h, const char *name)
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->id = n;
-    t->remote = h->kafka && arbh_kafka_routes(h->kafka, name);
+    t->remote = arbh_xport_routes(h, name);
     h->topics[n] = t;
     atomic_store(&h->ntopics, n + 1);
     return n;
@@ -348,8 +348,8 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
         return ARB_EINVAL;
     arbh_topic *t = h->topics[topic];
     arb_counter_add(&t->stats[loop->index].published, 1);
-    if (t->remote) /* through Kafka; local subscribers get it back from there */
-        return arbh_kafka_produce(h->kafka, t->name, key, data, len);
+    if (t->remote) /* through the transport; local subscribers get it back from there */
+        return arbh_xport_produce(h, t->name, key, data, len);
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
     if (!mask)
         return ARB_OK; /* nobody listens: nothing to deliver */
@@ -473,7 +473,7 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
         inst->capsubs = cap;
     }
     if (t->remote) /* the consumer takes it from any thread */
-        arbh_kafka_want(h->kafka, t->name);
+        arbh_xport_want(h, t->name);
     *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false};
     sl->items[sl->count++] = s;
     inst->subs[inst->nsubs++] = s;

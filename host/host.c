@@ -20,15 +20,35 @@
 #include <arb/wire.h>
 
 #include "host.h"
-#include "kafka.h"
+#include "transport.h"
 
 static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
-                                        "plugin_dir", "threads", "announce_ms", NULL};
-/* [bus] keys: ours, then the Kafka transport's (host/kafka.h). */
-static const char *const bus_keys[] = {
-    "transport",          "queue_bytes",  "brokers",           "kafka_topics",     "group",
-    "topic_prefix",       "partitions",   "topic_partitions",  "replication",      "create_topics",
-    "commit_interval_ms", "max_inflight", "revoke_timeout_ms", "flush_timeout_ms", NULL};
+                                        "plugin_dir", "threads", "announce_ms", "new_run",
+                                        "run_name",   NULL};
+/* [bus] keys: ours, the Kafka transport's (host/kafka.h), the journal's
+ * (host/journal.h). */
+static const char *const bus_keys[] = {"transport",
+                                       "queue_bytes",
+                                       "brokers",
+                                       "kafka_topics",
+                                       "group",
+                                       "topic_prefix",
+                                       "partitions",
+                                       "topic_partitions",
+                                       "replication",
+                                       "create_topics",
+                                       "commit_interval_ms",
+                                       "max_inflight",
+                                       "revoke_timeout_ms",
+                                       "flush_timeout_ms",
+                                       "journal",
+                                       "journal_topics",
+                                       "journal_fsync",
+                                       "journal_fsync_ms",
+                                       "journal_segment_bytes",
+                                       "journal_buffer_bytes",
+                                       "journal_latest_only",
+                                       NULL};
 
 int64_t arbh_wall_ns(void)
 {
@@ -154,28 +174,43 @@ static int kafka_deliver(void *user, const char *topic, int32_t partition, int64
     return arbh_bus_inject(user, topic, partition, offset, key, data, len, done, token);
 }
 
-/* Partition owners are on loop 0 (arb_on_partitions refuses others), the
- * loop the transport calls this from. */
-static void kafka_partition(void *user, const char *topic, int partition, int assigned)
+typedef struct part_call {
+    arbh_instance *in;
+    int topic, partition, assigned;
+} part_call;
+
+static void part_on_loop(void *arg)
+{
+    part_call *c = arg;
+    c->in->part_fn(c->in->part_user, c->topic, c->partition, c->assigned);
+}
+
+/* The transport calls this on loop 0. Kafka's partition owners are there
+ * (arb_on_partitions refuses others); the journal's may be on any loop, and
+ * are told on their own, loop 0 waiting, so a seek they make still comes
+ * before the partition's first record. */
+static void xport_partition(void *user, const char *topic, int partition, int assigned)
 {
     arbh_host *h = user;
     int id = arbh_bus_topic(h, topic);
     for (size_t i = 0; i < h->ninstances && id >= 0; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->part_fn && !in->staging && in->state == INST_RUNNING)
-            in->part_fn(in->part_user, id, partition, assigned);
+        if (!in->part_fn || in->staging || in->state != INST_RUNNING)
+            continue;
+        part_call c = {in, id, partition, assigned};
+        arbh_loop_call(in->loop, part_on_loop, &c);
     }
 }
 
 /* Ask the consumer for every Kafka topic the instances' descriptors declare
  * before any instance starts, so the first assignment covers them all. */
-static void kafka_want_declared(arbh_host *h)
+static void xport_want_declared(arbh_host *h)
 {
     for (size_t i = 0; i < h->ninstances; i++) {
         const arbh_instance *in = h->instances[i];
         for (const char *const *s = in->desc ? in->desc->subscribes : NULL; s && *s; s++)
-            if (arbh_kafka_routes(h->kafka, *s))
-                arbh_kafka_want(h->kafka, *s);
+            if (arbh_xport_routes(h, *s))
+                arbh_xport_want(h, *s);
     }
 }
 
@@ -218,6 +253,17 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
         return entry_error(cfg, "bus", "transport", err, n, "'%s': expected inproc or kafka",
                            transport);
     }
+    const char *journal = arbh_config_get(cfg, "bus", "journal", "");
+    if (journal[0] && h->kafka)
+        return entry_error(cfg, "bus", "journal", err, n,
+                           "a journal is for the in-process bus; Kafka keeps the log itself");
+    const char *nr = arbh_config_get(cfg, "host", "new_run", "false");
+    if (strcmp(nr, "true") && strcmp(nr, "false"))
+        return entry_error(cfg, "host", "new_run", err, n, "'%s': expected true or false", nr);
+    if (journal[0] && (rc = arbh_journal_new(cfg, kafka_log, h, &h->journal, err, n)))
+        return rc;
+    if ((rc = arbh_run_decide(h, err, n)) != ARB_OK)
+        return rc;
     h->queue_bytes = ARBH_DEFAULT_QUEUE_BYTES;
     const char *qb = arbh_config_get(cfg, "bus", "queue_bytes", NULL);
     if (qb && (parse_size(qb, &h->queue_bytes) || h->queue_bytes < 65536 ||
@@ -558,8 +604,15 @@ static void announce_tick(void *user) { announce(user, ARB_SVC_ALIVE); }
 
 int arbh_host_start(arbh_host *h, char *err, size_t n)
 {
-    if (h->kafka)
-        kafka_want_declared(h);
+    if (h->journal && (arbh_journal_open(h->journal, !h->run.resumed, err, n) != ARB_OK ||
+                       arbh_run_store(h, err, n) != ARB_OK))
+        return ARB_ERROR;
+    arbh_log(h, NULL, ARB_LOG_INFO, "run %016llx%s%s, %s (epoch %u)%s%s",
+             (unsigned long long)h->run.id, h->run.name[0] ? " " : "", h->run.name,
+             h->run.resumed ? "resumed" : "new", h->run.epoch, h->journal ? ", journal " : "",
+             h->journal ? arbh_journal_dir(h->journal) : "");
+    if (arbh_xport_on(h))
+        xport_want_declared(h);
     /* Timers wait until every instance has started and subscribed: else a
      * producer on one loop could run before a consumer on another exists. */
     h->starting = true;
@@ -591,9 +644,16 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
         return ARB_ERROR;
     /* Consume only once every subscriber is in place. */
     if (h->kafka)
-        arbh_kafka_set_partition_cb(h->kafka, kafka_partition, h);
+        arbh_kafka_set_partition_cb(h->kafka, xport_partition, h);
     if (h->kafka && arbh_kafka_start(h->kafka, h->loops[0]->base, kafka_deliver, h) != ARB_OK) {
         snprintf(err, n, "kafka: cannot start consuming (see the log above)");
+        return ARB_ERROR;
+    }
+    if (h->journal)
+        arbh_journal_set_partition_cb(h->journal, xport_partition, h);
+    if (h->journal &&
+        arbh_journal_start(h->journal, h->loops[0]->base, kafka_deliver, h) != ARB_OK) {
+        snprintf(err, n, "journal: cannot start delivering (see the log above)");
         return ARB_ERROR;
     }
     if (h->announce_ns > 0 && h->self) {
@@ -649,10 +709,12 @@ void arbh_host_stop(arbh_host *h)
      * plugin still runs; then the consumer commits them and leaves the group,
      * so no Kafka record reaches a stopping plugin and none repeats. */
     drain_all(h);
-    if (h->kafka) {
+    if (arbh_xport_on(h))
         arbh_bus_poll_done(h);
+    if (h->kafka)
         arbh_kafka_stop_consuming(h->kafka);
-    }
+    if (h->journal)
+        arbh_journal_stop_consuming(h->journal);
     for (size_t i = h->ninstances; i-- > 0;) {
         arbh_instance *in = h->instances[i];
         if (in->state == INST_RUNNING) {
@@ -663,6 +725,8 @@ void arbh_host_stop(arbh_host *h)
     drain_all(h);
     if (h->kafka)
         arbh_kafka_stop(h->kafka); /* flush what the plugins produced */
+    if (h->journal)
+        arbh_journal_stop(h->journal); /* write and sync what the plugins produced */
     arbh_loops_stop(h);
 }
 
@@ -688,6 +752,7 @@ void arbh_host_free(arbh_host *h)
         arbh_bus_free(h);
     if (h->kafka)
         arbh_kafka_free(h->kafka);
+    arbh_journal_free(h->journal);
     arbh_loops_free(h);
     for (size_t i = 0; i < h->nmetrics; i++) {
         arbh_metric *m = h->metrics[i];

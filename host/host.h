@@ -56,7 +56,7 @@ typedef struct arbh_topic_stats {
 typedef struct arbh_topic {
     char name[64];
     int id;
-    bool remote; /* goes through Kafka: published out, delivered in by arbh_bus_inject */
+    bool remote; /* goes through the transport: published out, delivered in by arbh_bus_inject */
     _Atomic uint64_t loop_mask;         /* loops with subscriptions */
     arbh_sub_list subs[ARBH_MAX_LOOPS]; /* each touched only by its loop */
     arbh_topic_stats stats[ARBH_MAX_LOOPS];
@@ -178,6 +178,7 @@ struct arbh_host {
     /* External transport (Kafka): a publish on a remote topic goes here, and
      * records arriving from it enter through arbh_bus_inject(). */
     struct arbh_kafka *kafka;       /* NULL: everything stays in process */
+    struct arbh_journal *journal;   /* the monolith's journal (transport.h): NULL: none */
     struct arbh_inflight *inflight; /* injected records not yet handled everywhere */
     size_t ninflight, capinflight;
     struct event *done_ev;
@@ -194,6 +195,7 @@ struct arbh_host {
     arbh_route **routes;
     size_t nroutes;
 
+    arb_run_info run; /* the run this host belongs to (run.c) */
     _Atomic int64_t sim_time;
     uint64_t host_id;
     char id[64];
@@ -301,6 +303,14 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
 int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out, size_t n);
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
                              const char *labels, const char *help);
+
+/* ---- run.c ---- */
+/* Decides the run: resumes the one the journal holds, or begins a new one
+ * ([host] new_run, or nothing to resume from). After the transport exists. */
+int arbh_run_decide(arbh_host *h, char *err, size_t n);
+/* Opens the journal for the run decided (emptied for a new run) and writes
+ * the run file; nothing without a journal. At start, before any instance. */
+int arbh_run_store(arbh_host *h, char *err, size_t n);
 
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);

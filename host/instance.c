@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "host.h"
-#include "kafka.h"
+#include "transport.h"
 
 #define INST(ctx) ((arbh_instance *)(ctx))
 
@@ -442,17 +442,18 @@ static int api_pause(arb_ctx *ctx, int paused)
     return ARB_OK;
 }
 
-/* The Kafka topic behind a bus topic id, for an instance on loop 0 (where
- * the transport runs); NULL with *rc set otherwise. */
-static const char *kafka_topic(arbh_instance *in, int topic, int *rc)
+/* The transport's topic behind a bus topic id, for an instance that may use
+ * it (Kafka: on loop 0, where its consumer runs; the journal: any loop);
+ * NULL with *rc set otherwise. */
+static const char *xport_topic(arbh_instance *in, int topic, int *rc)
 {
     arbh_host *h = in->host;
     *rc = ARB_ENOENT;
-    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !h->kafka ||
+    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !arbh_xport_on(h) ||
         !h->topics[topic]->remote)
         return NULL;
     *rc = ARB_ESTATE;
-    if (in->loop->index != 0)
+    if (in->loop->index != 0 && !arbh_xport_any_loop(h))
         return NULL;
     *rc = ARB_OK;
     return h->topics[topic]->name;
@@ -461,14 +462,14 @@ static const char *kafka_topic(arbh_instance *in, int topic, int *rc)
 static int api_seek(arb_ctx *ctx, int topic, int partition, int64_t offset)
 {
     int rc;
-    const char *name = kafka_topic(INST(ctx), topic, &rc);
-    return name ? arbh_kafka_seek(INST(ctx)->host->kafka, name, partition, offset) : rc;
+    const char *name = xport_topic(INST(ctx), topic, &rc);
+    return name ? arbh_xport_seek(INST(ctx)->host, name, partition, offset) : rc;
 }
 
 static int api_on_partitions(arb_ctx *ctx, arb_partition_fn fn, void *user)
 {
     arbh_instance *in = INST(ctx);
-    if (in->loop->index != 0)
+    if (in->loop->index != 0 && !arbh_xport_any_loop(in->host))
         return ARB_ESTATE;
     in->part_fn = fn;
     in->part_user = user;
@@ -479,21 +480,20 @@ static int api_read_last(arb_ctx *ctx, int topic, int partition, int64_t timeout
                          size_t *len, int64_t *offset)
 {
     int rc;
-    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    const char *name = xport_topic(INST(ctx), topic, &rc);
     if (!name)
         return rc;
-    return arbh_kafka_read_last(INST(ctx)->host->kafka, name, partition, timeout_ns, bytes, len,
-                                offset);
+    return arbh_xport_read_last(INST(ctx)->host, name, partition, timeout_ns, bytes, len, offset);
 }
 
 static int api_watermarks(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, int64_t *lo,
                           int64_t *hi)
 {
     int rc;
-    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    const char *name = xport_topic(INST(ctx), topic, &rc);
     if (!name)
         return rc;
-    return arbh_kafka_watermarks(INST(ctx)->host->kafka, name, partition, timeout_ns, lo, hi);
+    return arbh_xport_watermarks(INST(ctx)->host, name, partition, timeout_ns, lo, hi);
 }
 
 typedef struct range_reader {
@@ -518,11 +518,11 @@ static int api_read_range(arb_ctx *ctx, int topic, int partition, int64_t from, 
                           int64_t timeout_ns, arb_read_fn fn, void *user)
 {
     int rc;
-    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    const char *name = xport_topic(INST(ctx), topic, &rc);
     if (!name)
         return rc;
     range_reader r = {fn, user, topic, partition};
-    return arbh_kafka_read_range(INST(ctx)->host->kafka, name, partition, from,
+    return arbh_xport_read_range(INST(ctx)->host, name, partition, from,
                                  to == ARB_OFFSET_END ? -1 : to, timeout_ns, range_record, &r);
 }
 
@@ -530,10 +530,19 @@ static int api_partition_of(arb_ctx *ctx, int topic, uint64_t key, int64_t timeo
                             int32_t *partition)
 {
     int rc;
-    const char *name = kafka_topic(INST(ctx), topic, &rc);
+    const char *name = xport_topic(INST(ctx), topic, &rc);
     if (!name)
         return rc;
-    return arbh_kafka_partition_of(INST(ctx)->host->kafka, name, key, timeout_ns, partition);
+    return arbh_xport_partition_of(INST(ctx)->host, name, key, timeout_ns, partition);
+}
+
+static int api_run_info(arb_ctx *ctx, arb_run_info *out)
+{
+    const arbh_host *h = INST(ctx)->host;
+    if (!h->run.id)
+        return ARB_ESTATE;
+    *out = h->run;
+    return ARB_OK;
 }
 
 static const arb_host_api host_api = {
@@ -571,6 +580,7 @@ static const arb_host_api host_api = {
     .watermarks = api_watermarks,
     .read_range = api_read_range,
     .partition_of = api_partition_of,
+    .run_info = api_run_info,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }

@@ -1,6 +1,6 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/kafka.c
+	host/kafka.c host/journal.c host/run.c
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) -ldl -lpthread -lm
 
 TOOLS += arb-host

@@ -91,6 +91,19 @@ typedef struct arb_msg {
 #define ARB_OFFSET_END (-1)
 
 typedef void (*arb_msg_fn)(void *user, const arb_msg *msg);
+
+/* The run a host belongs to (docs/ARCHITECTURE.md, "Runs"): one market from
+ * its start until the user ends it. Every stored row carries the run's id;
+ * ids a plugin makes must be unique within the run, across restarts, so a
+ * plugin that numbers things mixes in `epoch`. */
+typedef struct arb_run_info {
+    uint64_t id;            /* unique across runs, never 0, below 2^63 (a SQL bigint) */
+    uint32_t epoch;         /* this host's earlier starts in this run: 0 on its first */
+    uint32_t resumed;       /* 1: this start resumed the run; 0: it began it */
+    int64_t started_at;     /* wall-clock ns when the run began */
+    char name[64];          /* the user's name for the run, or "" */
+    char config_digest[17]; /* this host's configuration: FNV-1a 64 of the files, hex */
+} arb_run_info;
 typedef void (*arb_timer_fn)(void *user);
 /* A Kafka partition of `topic` was assigned to this host (assigned = 1) or
  * is being taken away (0). On assignment it runs before any record of the
@@ -258,7 +271,11 @@ typedef struct arb_host_api {
     int (*partition_of)(arb_ctx *ctx, int topic, uint64_t key, int64_t timeout_ns,
                         int32_t *partition);
 
-    void (*spare[17])(void); /* room to grow without an ABI bump */
+    /* The run this host belongs to; ARB_ESTATE before the host decided it
+     * (it has by the time any instance is created). */
+    int (*run_info)(arb_ctx *ctx, arb_run_info *out);
+
+    void (*spare[16])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -435,6 +452,18 @@ static inline int arb_partition_of(arb_ctx *c, int topic, uint64_t key, int64_t 
                                    int32_t *partition)
 {
     return c->api->partition_of(c, topic, key, timeout_ns, partition);
+}
+
+/* The run, or ARB_ESTATE from a host too old to say (its table is shorter);
+ * then *out is zeroed. */
+static inline int arb_run(arb_ctx *c, arb_run_info *out)
+{
+    const arb_host_api *api = c->api;
+    if (api->size < offsetof(arb_host_api, run_info) + sizeof api->run_info || !api->run_info) {
+        *out = (arb_run_info){0};
+        return ARB_ESTATE;
+    }
+    return api->run_info(c, out);
 }
 
 #ifdef __cplusplus
