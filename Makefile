@@ -117,8 +117,9 @@ asan:
 	@$(MAKE) --no-print-directory B=$(B)/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-plain
 
+# `make run` resumes the run in var/journal; `make run NEW_RUN=1` begins another.
 run: deps all
-	@scripts/run.sh conf.d/monolith.ini
+	@scripts/run.sh conf.d/monolith.ini $(if $(NEW_RUN),--new-run)
 
 # The split system: one service per process over Kafka (the dev broker).
 run-split: deps all

@@ -27,17 +27,17 @@
 
 #include <arb/plugin.h>
 
-#define JHDR 24u                 /* crc | len | offset | key */
-#define JMAX_RECORD (64u << 20)  /* a length above this is damage, not a record */
+#define JHDR 24u                /* crc | len | offset | key */
+#define JMAX_RECORD (64u << 20) /* a length above this is damage, not a record */
 #define JMAX_TOPICS 16
-#define DELIVER_BUDGET 4096      /* records per topic per loop turn */
+#define DELIVER_BUDGET 4096 /* records per topic per loop turn */
 #define RETRY_US 1000
 #define COMMIT_US 100000
 
 typedef struct jcursor {
     int fd;
-    int64_t next;   /* offset of the record at buf[bpos] */
-    off_t fpos;     /* file position of buf[0] */
+    int64_t next; /* offset of the record at buf[bpos] */
+    off_t fpos;   /* file position of buf[0] */
     uint8_t *buf;
     size_t blen, bpos, bcap;
 } jcursor;
@@ -959,7 +959,8 @@ static void deliver_some(arbh_journal *j)
             if (t->cur.fd < 0 || t->cur.next != t->pos) {
                 int rc = cur_goto(t, &t->cur, t->pos, limit);
                 if (rc) {
-                    fail(j, "journal: cannot read back a written record", rc == ARB_ERROR ? EIO : EBADMSG);
+                    fail(j, "journal: cannot read back a written record",
+                         rc == ARB_ERROR ? EIO : EBADMSG);
                     return;
                 }
             }
@@ -973,8 +974,8 @@ static void deliver_some(arbh_journal *j)
                 full = true;
                 break;
             }
-            int rc = j->deliver(j->deliver_user, t->name, 0, r.offset, r.key, r.data, r.len,
-                                done_cb, t);
+            int rc =
+                j->deliver(j->deliver_user, t->name, 0, r.offset, r.key, r.data, r.len, done_cb, t);
             if (rc != ARB_OK) {
                 t->flen--; /* not taken: offered again later */
                 atomic_fetch_add(&j->redelivered, 1);
@@ -1033,10 +1034,11 @@ void arbh_journal_set_partition_cb(arbh_journal *j, arbh_kafka_partition_fn fn, 
 
 int arbh_journal_seek(arbh_journal *j, const char *topic, int partition, int64_t offset)
 {
-    int rc;
-    jtopic *t = routed(j, topic, partition, &rc);
+    jtopic *t = topic_find(j, topic);
     if (!t)
-        return rc;
+        return ARB_ENOENT;
+    if (partition != 0)
+        return ARB_EINVAL;
     if (offset == ARB_OFFSET_BEGINNING)
         offset = 0;
     else if (offset == ARB_OFFSET_END)

@@ -1,7 +1,7 @@
 /*
  * main.c -- the arb-host command line.
  *
- *   arb-host -c FILE [-c FILE ...] [-s section.key=value ...] [--check]
+ *   arb-host -c FILE [-c FILE ...] [-s section.key=value ...] [--check] [--new-run]
  *
  * Files are read in order, -s overrides win over files. --check builds the
  * whole plan (loads every plugin, checks its ABI, lets it validate its
@@ -16,11 +16,14 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: arb-host -c FILE [-c FILE ...] [-s section.key=value ...] [--check]\n"
+    fputs("usage: arb-host -c FILE [-c FILE ...] [-s section.key=value ...] [--check] "
+          "[--new-run]\n"
           "  -c, --config FILE   INI configuration (repeatable; later files add and override)\n"
           "  -s, --set K=V       override one key, e.g. -s clock.ticks=1000 or -s "
           "host.admin=127.0.0.1:9100\n"
           "      --check         load and validate everything, print the plan, exit\n"
+          "      --new-run       begin a new run instead of resuming the journal's (the same\n"
+          "                      as -s host.new_run=true)\n"
           "  -h, --help          this text\n",
           out);
 }
@@ -28,14 +31,12 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"set", required_argument, NULL, 's'},
-        {"check", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+        {"check", no_argument, NULL, 'k'},        {"new-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char **files = calloc((size_t)argc, sizeof *files);
-    const char **sets = calloc((size_t)argc, sizeof *sets);
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     size_t nfiles = 0, nsets = 0;
     int check = 0, opt;
     if (!files || !sets)
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         case 'c': files[nfiles++] = optarg; break;
         case 's': sets[nsets++] = optarg; break;
         case 'k': check = 1; break;
+        case 'n': sets[nsets++] = "host.new_run=true"; break;
         case 'h': opt = -2; break;
         default: opt = -3; break;
         }

@@ -119,8 +119,8 @@ int arbh_run_store(arbh_host *h, char *err, size_t n)
     FILE *f = fopen(tmp, "w");
     int ok = f != NULL;
     if (f) {
-        ok = fprintf(f, "id=%016" PRIx64 "\nepoch=%u\nstarted_at=%" PRId64 "\nname=%s\n",
-                     h->run.id, h->run.epoch, h->run.started_at, h->run.name) > 0;
+        ok = fprintf(f, "id=%016" PRIx64 "\nepoch=%u\nstarted_at=%" PRId64 "\nname=%s\n", h->run.id,
+                     h->run.epoch, h->run.started_at, h->run.name) > 0;
         ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
         ok &= fclose(f) == 0;
     }

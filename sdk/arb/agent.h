@@ -149,7 +149,14 @@ static inline int64_t arb_rng_gauss_q32(arb_rng *r)
 #define ARB_AGENT_MAX_POPULATION 1000000
 #define ARB_AGENT_STATE_MAGIC 0x544e454741425241ull /* "ARBAGENT" */
 #define ARB_AGENT_STATE_VERSION 1u
+/* An agent's order id: a 28-bit prefix (the host id and instance name
+ * hashed) | 36 bits of sequence. The sequence starts each start of the host
+ * at its run epoch << ARB_AGENT_ID_EPOCH_SHIFT (arb_run_info), so a host
+ * restarted within a run never reuses an id of an earlier start: each start
+ * has 2^28 ids to itself, and 256 starts of a host fit in one run before
+ * the sequence comes round (a simulation is one start: epoch 0, as before). */
 #define ARB_AGENT_ID_SEQ_BITS 36
+#define ARB_AGENT_ID_EPOCH_SHIFT 28
 
 /* What the agent knows about one watched instrument's market. A zero
  * quantity means that side is empty; a zero value means "not seen yet". */
@@ -664,7 +671,9 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
         return ARB_ENOMEM;
     uint64_t mix = arb_host_id(ctx) ^ arb_hash_str(a->name);
     a->id_prefix = (arb_splitmix64(&mix) >> (64 - (64 - ARB_AGENT_ID_SEQ_BITS))) | 1u;
-    a->next_seq = 1;
+    arb_run_info run;
+    arb_run(ctx, &run); /* an old host: epoch 0 */
+    a->next_seq = ((uint64_t)(run.epoch & 0xffu) << ARB_AGENT_ID_EPOCH_SHIFT) + 1;
     if (report[0] && (a->report_topic = arb_topic(ctx, report)) < 0)
         return arb_cfg_reject(ctx, "report_topic", "cannot use topic '%s'", report);
     arb__agent_metrics(a);
