@@ -55,3 +55,7 @@ test_cli_LIBS := $(CMOCKA_LIBS)
 TESTS += test_kafka_host
 test_kafka_host_SRCS := tests/integration/test_kafka_host.c $(TESTHOST_SRCS)
 test_kafka_host_LIBS := $(TESTHOST_LIBS)
+
+TESTS += test_journal
+test_journal_SRCS := tests/unit/test_journal.c host/journal.c host/config.c
+test_journal_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS) -lpthread
