@@ -3,7 +3,7 @@
 
 GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway/api_keys.c \
 	plugins/gateway/u64map.c plugins/gateway/order_json.c plugins/gateway/read_model.c \
-	plugins/gateway/views.c plugins/gateway/services.c
+	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \

@@ -64,6 +64,7 @@
 #include "order_json.h"
 #include "rate_limit.h"
 #include "read_model.h"
+#include "recover.h"
 #include "routes.h"
 #include "services.h"
 #include "views.h"
@@ -137,6 +138,7 @@ struct gateway {
     /* state */
     uint64_t next_seq; /* low 48 bits of the next order id */
     gw_read_model *rm;
+    gw_recovery recovery; /* what the rebuild at start took (skipped when delivered) */
     gw_services services; /* from service_registry */
     struct event_base *base;
     struct evhttp *http;
@@ -1197,6 +1199,8 @@ static void on_order_event(void *user, const arb_msg *msg)
     arb_order_event ev;
     if (arb_order_event_decode(msg->data, msg->len, &ev))
         return;
+    if (arb_replay_seen(&gw->recovery.events, msg))
+        return;
     gw_order *o;
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
@@ -1207,7 +1211,7 @@ static void on_trade(void *user, const arb_msg *msg)
 {
     gateway *gw = user;
     arb_trade t;
-    if (arb_trade_decode(msg->data, msg->len, &t))
+    if (arb_replay_seen(&gw->recovery.trades, msg) || arb_trade_decode(msg->data, msg->len, &t))
         return;
     int idx = gw_rm_apply_trade(gw->rm, &t);
     if (idx < 0)
@@ -1494,6 +1498,9 @@ static int gw_start(void *self)
              gw->instruments.count, gw->keys.count);
     arb_admin_route(ctx, "listen", admin_listen, gw);
 
+    /* Orders placed here before a restart, positions and trades: from what
+     * the transport stored, before the first live record. */
+    gw_recover(ctx, gw->rm, gw->id_space, &gw->recovery);
     if (arb_subscribe(ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_MARKET_DATA, on_market_data, gw) < 0 ||
@@ -1563,6 +1570,7 @@ static void gw_stop(void *self)
     gw->book_sent = NULL;
     gw_rm_free(gw->rm);
     gw->rm = NULL;
+    gw_recovery_free(&gw->recovery);
     gw_services_free(&gw->services);
 }
 

@@ -558,7 +558,9 @@ static void publish_output(matcher *m, partition_books *pb, book_output *o)
     if (suppressed) {
         arb_counter_add(m->m_suppressed, suppressed);
         if (!fences_active(pb))
-            arb_info(m->ctx, "partition %d: replay caught up with the output already in Kafka",
+            arb_info(m->ctx,
+                     "partition %d: replay caught up with the output already stored (Kafka or the "
+                     "journal)",
                      (int)pb->partition);
     }
     arb_counter_add(m->m_events, o->n_events);
@@ -1068,7 +1070,8 @@ static void partition_assigned(matcher *m, int partition)
         m->snap_checked = 1;
         if (arb_seek(m->ctx, m->snap_topic, -1, ARB_OFFSET_BEGINNING) == ARB_ENOENT) {
             arb_error(m->ctx,
-                      "%s does not go through Kafka: add it to [bus] kafka_topics, or every "
+                      "%s is not stored by the transport: add it to [bus] kafka_topics (or "
+                      "journal_topics), or every "
                       "partition is rebuilt from the start of its input",
                       m->snap_topic_name);
             arb_set_health(m->ctx, 0, "snapshot topic not in kafka_topics");
@@ -1112,7 +1115,7 @@ static void partition_assigned(matcher *m, int partition)
             update_book_metrics(m, pb->engine, b);
         }
     }
-    const char *fenced = fences_active(pb) ? "; output already in Kafka is not repeated" : "";
+    const char *fenced = fences_active(pb) ? "; output already stored is not repeated" : "";
     if (restored)
         arb_info(m->ctx, "partition %d assigned: books from its snapshot, input from offset %lld%s",
                  partition, (long long)from, fenced);
@@ -1254,7 +1257,7 @@ static int make_metrics(matcher *m)
     m->m_restores = arb_counter_new(ctx, "matcher_snapshot_restores_total", NULL,
                                     "Assigned partitions rebuilt from a snapshot");
     m->m_suppressed = arb_counter_new(ctx, "matcher_replay_suppressed_total", NULL,
-                                      "Replayed output not sent again: already in Kafka");
+                                      "Replayed output not sent again: already stored");
     m->m_repeated = arb_counter_new(ctx, "matcher_commands_repeated_total", NULL,
                                     "Commands delivered again at an applied offset (skipped)");
     m->m_partitions = arb_gauge_new(ctx, "matcher_partitions", NULL,

@@ -35,6 +35,7 @@
 
 #include "instrument.h"
 #include "plugin.h"
+#include "replay.h"
 #include "wire.h"
 
 #ifdef __cplusplus
@@ -270,6 +271,10 @@ typedef struct arb_agent {
     void *user;
     int report_topic; /* -1: no reports */
     arb_agent_metrics m;
+    /* A cold start's rebuild from the stored order_events (arb_agent_start):
+     * how far it read, so deliveries it covered are skipped. */
+    arb_replay replay;
+    uint8_t restored; /* state came from a hot reload: nothing to rebuild */
 } arb_agent;
 
 /* ---- small helpers ---- */
@@ -682,6 +687,7 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
 
 static inline void arb_agent_free(arb_agent *a)
 {
+    arb_replay_free(&a->replay);
     free(a->pos);
     free(a->slots);
     free(a->heap);
@@ -1157,7 +1163,7 @@ static inline void arb__agent_event_cb(void *u, const arb_msg *m)
     arb_agent *a = (arb_agent *)u;
     arb_order_event ev;
     /* order_events are keyed by account: skip others before decoding. */
-    if (m->key - a->account_base >= a->n_accounts)
+    if (m->key - a->account_base >= a->n_accounts || arb_replay_seen(&a->replay, m))
         return;
     if (arb_order_event_decode(m->data, m->len, &ev) == ARB_OK)
         arb_agent_on_order_event(a, &ev);
@@ -1180,11 +1186,80 @@ static inline void arb__agent_mev_cb(void *u, const arb_msg *m)
         arb_agent_on_market_event((arb_agent *)u, &ev);
 }
 
+/* One stored order event during a cold start's rebuild: events of this
+ * agent's own orders (its accounts, its id prefix) rebuild the open orders,
+ * positions, cash and fees, with no strategy hook called. */
+static inline int arb__agent_recover_cb(void *u, const arb_msg *m)
+{
+    arb_agent *a = (arb_agent *)u;
+    arb_order_event ev;
+    if (m->key - a->account_base >= a->n_accounts ||
+        arb_order_event_decode(m->data, m->len, &ev) != ARB_OK ||
+        ev.order_id >> ARB_AGENT_ID_SEQ_BITS != a->id_prefix)
+        return ARB_OK;
+    uint64_t seq = ev.order_id & ((1ull << ARB_AGENT_ID_SEQ_BITS) - 1);
+    if (seq >= a->next_seq) /* never reuse an id the stored events show */
+        a->next_seq = seq + 1;
+    if (!arb_agent_order_find(a, ev.order_id)) {
+        int ix = arb_agent_find_key(a, arb_instrument_key(ev.venue, ev.symbol));
+        if (ix < 0 || ev.account - a->account_base >= a->n_accounts)
+            return ARB_OK;
+        arb_agent_order o;
+        memset(&o, 0, sizeof o);
+        o.order_id = ev.order_id;
+        o.client_ref = ev.client_ref;
+        o.price = o.req_price = ev.price;
+        o.qty = o.leaves = ev.qty;
+        o.account_ix = (uint32_t)(ev.account - a->account_base);
+        o.instrument = (uint16_t)ix;
+        o.side = ev.side;
+        o.tif = ev.tif;
+        o.state = ARB_AO_PENDING;
+        if (arb__agent_order_add(a, &o) != ARB_OK)
+            return ARB_OK;
+    }
+    arb_agent_on_order_event(a, &ev);
+    return ARB_OK;
+}
+
+/* A cold start of a run that has stored order_events (a restart, not a hot
+ * reload): rebuild from them, then cancel the orders the previous process
+ * left open, since the strategy that placed them did not survive it (its
+ * quotes would stand beside the new ones). Positions, cash and fees carry
+ * on. Nothing happens where the transport stores no order_events. */
+static inline void arb__agent_recover(arb_agent *a)
+{
+    if (a->restored)
+        return;
+    int rc = arb_replay_read(a->ctx, ARB_TOPIC_ORDER_EVENTS, 30 * 1000000000ll,
+                             arb__agent_recover_cb, a, &a->replay);
+    if (rc == ARB_ENOENT)
+        return;
+    if (rc != ARB_OK)
+        arb_warn(a->ctx,
+                 "could not read the stored order events back (%d): positions start from "
+                 "what was read",
+                 rc);
+    uint32_t open = a->count, cancelled = 0;
+    for (uint32_t i = 0; i < a->cap; i++)
+        if (a->slots[i].order_id && arb_agent_cancel(a, a->slots[i].order_id) == ARB_OK)
+            cancelled++;
+    if (a->replay.records)
+        arb_info(a->ctx,
+                 "resumed from %llu stored order events: %u open orders of the last run's "
+                 "process (%u cancels sent), next order id seq %llu",
+                 (unsigned long long)a->replay.records, open, cancelled,
+                 (unsigned long long)a->next_seq);
+}
+
 /* Subscribes to ticks, order events, market data and market events and
  * routes them through the agent's bookkeeping to the hooks. Call from the
- * plugin's start(); the host removes the subscriptions at stop/reload. */
+ * plugin's start(); the host removes the subscriptions at stop/reload. On a
+ * cold start over a transport that stores order_events (the journal, Kafka)
+ * it first rebuilds the agent's orders and positions from them. */
 static inline int arb_agent_start(arb_agent *a, const arb_agent_hooks *hooks, void *user)
 {
+    arb__agent_recover(a);
     a->hooks = *hooks;
     a->user = user;
     arb_ctx *c = a->ctx;
@@ -1409,6 +1484,7 @@ static inline int arb_agent_restore(arb_agent *a, const void *bytes, size_t len,
     free(a->slots);
     free(a->heap);
     *a = n;
+    a->restored = 1;
     arb_agent_update_metrics(a);
     return ARB_OK;
 fail:

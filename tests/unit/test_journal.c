@@ -357,10 +357,10 @@ static void bad_settings_name_file_and_line(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_equal(
-        arbh_config_load_string(&cfg, "x.ini", "[bus]\njournal = /tmp/x\njournal_fsync = maybe\n",
-                                NULL, 0),
-        0);
+    assert_int_equal(arbh_config_load_string(&cfg, "x.ini",
+                                             "[bus]\njournal = /tmp/x\njournal_fsync = maybe\n",
+                                             NULL, 0),
+                     0);
     arbh_journal *j = NULL;
     char err[512] = "";
     assert_int_equal(arbh_journal_new(&cfg, capture, NULL, &j, err, sizeof err), ARB_EINVAL);
@@ -383,8 +383,7 @@ int main(void)
         cmocka_unit_test(crc32c_matches_the_standard_check_value),
         cmocka_unit_test(bad_settings_name_file_and_line),
         cmocka_unit_test_setup_teardown(records_read_back_as_written, setup, teardown),
-        cmocka_unit_test_setup_teardown(torn_tail_is_cut_at_the_last_whole_record, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(torn_tail_is_cut_at_the_last_whole_record, setup, teardown),
         cmocka_unit_test_setup_teardown(flipped_byte_cuts_at_the_damaged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_in_an_early_segment_removes_the_later_ones, setup,
                                         teardown),
