@@ -59,3 +59,8 @@ test_kafka_host_LIBS := $(TESTHOST_LIBS)
 TESTS += test_journal
 test_journal_SRCS := tests/unit/test_journal.c host/journal.c host/config.c
 test_journal_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS) -lpthread
+
+TESTS += test_monolith_faults
+test_monolith_faults_SRCS = tests/integration/test_monolith_faults.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_monolith_faults_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_monolith_faults_DEPS := $(B)/arb-host

@@ -70,8 +70,9 @@ int gw_recover(arb_ctx *ctx, gw_read_model *rm, uint64_t id_space, gw_recovery *
                              &r->trades);
     r->orders_adopted = b.adopted;
     if (rc != ARB_OK && rc != ARB_ENOENT) {
-        arb_warn(ctx, "could not read the stored order events and trades back (%d): the read "
-                      "models hold what was read",
+        arb_warn(ctx,
+                 "could not read the stored order events and trades back (%d): the read "
+                 "models hold what was read",
                  rc);
         return rc;
     }
