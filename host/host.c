@@ -604,8 +604,7 @@ static void announce_tick(void *user) { announce(user, ARB_SVC_ALIVE); }
 
 int arbh_host_start(arbh_host *h, char *err, size_t n)
 {
-    if (h->journal && (arbh_journal_open(h->journal, !h->run.resumed, err, n) != ARB_OK ||
-                       arbh_run_store(h, err, n) != ARB_OK))
+    if (arbh_run_settle(h, err, n) != ARB_OK)
         return ARB_ERROR;
     arbh_log(h, NULL, ARB_LOG_INFO, "run %016llx%s%s, %s (epoch %u)%s%s",
              (unsigned long long)h->run.id, h->run.name[0] ? " " : "", h->run.name,

@@ -308,9 +308,10 @@ arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const
 /* Decides the run: resumes the one the journal holds, or begins a new one
  * ([host] new_run, or nothing to resume from). After the transport exists. */
 int arbh_run_decide(arbh_host *h, char *err, size_t n);
-/* Opens the journal for the run decided (emptied for a new run) and writes
- * the run file; nothing without a journal. At start, before any instance. */
-int arbh_run_store(arbh_host *h, char *err, size_t n);
+/* At start, before any instance: over Kafka, agrees on the run with the
+ * other hosts (topic arb_runs); with a journal, opens it for the run decided
+ * (emptied for a new run) and writes its run file. */
+int arbh_run_settle(arbh_host *h, char *err, size_t n);
 
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);

@@ -123,7 +123,7 @@ struct arbh_kafka {
 
     char group[256];
     int replication;
-    bool create_topics;
+    bool create_topics, topics_created;
     int64_t commit_interval_ms;
     uint64_t window;
     int64_t revoke_timeout_ms;
@@ -634,6 +634,9 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
         for (int i = 0; well_known_topics[i]; i++)
             add_route(&ra, well_known_topics[i]);
     }
+    add_route(&ra, ARBH_RUNS_TOPIC);
+    if (route_find(k, ARBH_RUNS_TOPIC))
+        route_find(k, ARBH_RUNS_TOPIC)->partitions = 1;
     if (strlen(prefix) > 128) {
         rc = cfg_error(cfg, "topic_prefix", err, n, "longer than 128 characters");
         goto fail;
@@ -755,6 +758,8 @@ int arbh_kafka_produce(arbh_kafka *k, const char *topic, uint64_t key, const voi
     uint64_t seq = atomic_fetch_add_explicit(&k->produce_seq, 1, memory_order_acq_rel);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         k->producer, RD_KAFKA_V_RKT(rt->rkt), RD_KAFKA_V_KEY(kb, sizeof kb),
+        /* the runs' chain is read from partition 0 whatever the topic has */
+        RD_KAFKA_V_PARTITION(strcmp(topic, ARBH_RUNS_TOPIC) ? RD_KAFKA_PARTITION_UA : 0),
         RD_KAFKA_V_VALUE((void *)data, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
     if (e) {
@@ -1332,6 +1337,23 @@ int arbh_kafka_want(arbh_kafka *k, const char *topic)
 }
 
 /* create_topics: missing topics are created; existing ones are left as is. */
+static int create_topics(arbh_kafka *k);
+
+int arbh_kafka_prepare(arbh_kafka *k)
+{
+    if (!k->create_topics || k->topics_created)
+        return ARB_OK;
+    int rc = create_topics(k);
+    k->topics_created = rc == ARB_OK;
+    return rc;
+}
+
+int arbh_kafka_flush(arbh_kafka *k, int timeout_ms)
+{
+    return rd_kafka_flush(k->producer, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? ARB_OK
+                                                                                 : ARB_ERROR;
+}
+
 static int create_topics(arbh_kafka *k)
 {
     rd_kafka_NewTopic_t *nt[KAFKA_MAX_TOPICS];
@@ -1384,7 +1406,7 @@ int arbh_kafka_start(arbh_kafka *k, struct event_base *base, arbh_kafka_deliver_
 {
     if (k->started || !fn || !base)
         return ARB_ESTATE;
-    if (k->create_topics && create_topics(k))
+    if (arbh_kafka_prepare(k))
         return ARB_ERROR;
     k->base = base;
     k->deliver = fn;

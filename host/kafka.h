@@ -60,6 +60,16 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
 typedef void (*arbh_kafka_log_fn)(void *user, int level, const char *msg);
 void arbh_kafka_set_log(arbh_kafka *k, arbh_kafka_log_fn fn, void *user);
 
+/* The topic where the hosts of a system agree on their run (host/run.c):
+ * one partition, routed in every Kafka host, never delivered to plugins. */
+#define ARBH_RUNS_TOPIC "arb_runs"
+
+/* Creates the topics now if create_topics is set (once; start does it
+ * otherwise), so the run can be agreed before any instance starts. */
+int arbh_kafka_prepare(arbh_kafka *k);
+/* Waits up to timeout_ms for everything produced to be delivered. */
+int arbh_kafka_flush(arbh_kafka *k, int timeout_ms);
+
 /* 1 if the bus topic goes through Kafka, else 0. */
 int arbh_kafka_routes(const arbh_kafka *k, const char *topic);
 

@@ -6,10 +6,22 @@
  * new_run = true (arb-host --new-run), which begins a new run in an empty
  * journal. Without a journal there is nothing to resume from, so every start
  * begins a new run. Over Kafka every host of the system must agree without
- * being told: the run is named by the cluster (see arbh_run_decide).
+ * being told, so the run is kept by the cluster itself, in the one-partition
+ * topic arb_runs (kafka.h), as a chain of records:
+ *   "ARUN" | u32 version 1 | u8 kind | 7 zero | u64 run | u64 supersedes |
+ *   i64 wall ns | char host[64] | char name[64]
+ * kind 1 begins a run and names the run it supersedes (0: none); kind 2 says
+ * a host started in a run. Reading the chain from its first record, a begin
+ * counts only if it supersedes the run in force, so when several hosts
+ * begin a run at once (a fresh broker, or --new-run given to every host) the
+ * first record wins and every host, then and later, reads the same run.
+ * A broker that lost its history has an empty chain: a new run, never a
+ * replay of an old one. A host's epoch is the number of its earlier starts
+ * in the run.
  *
- * Decided in arbh_host_new (read only: `--check` writes nothing), stored by
- * arbh_run_store at start. Not here: what plugins do with it.
+ * With a journal or none, decided in arbh_host_new (read only: `--check`
+ * writes nothing) and settled at start; over Kafka, agreed at start, before
+ * any instance starts. Not here: what plugins do with it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,8 +31,15 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <arb/wire.h>
+
 #include "host.h"
 #include "transport.h"
+
+#define RUN_REC_LEN 168u
+#define RUN_BEGIN 1
+#define RUN_HOST_START 2
+#define RUN_TIMEOUT_NS (15 * 1000000000ll)
 
 static uint64_t fnv1a(uint64_t h, const char *s)
 {
@@ -94,7 +113,9 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n)
     arb_run_info r = {0};
     bool fresh = !strcmp(arbh_config_get(h->cfg, "host", "new_run", "false"), "true");
     const char *name = arbh_config_get(h->cfg, "host", "run_name", "");
-    if (h->journal && !fresh && run_read(h, &r)) {
+    if (h->kafka) {
+        r = (arb_run_info){0}; /* agreed at start (arbh_run_settle) */
+    } else if (h->journal && !fresh && run_read(h, &r)) {
         r.resumed = 1;
         r.epoch++;
     } else {
@@ -107,12 +128,112 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n)
     return ARB_OK;
 }
 
-/* Writes the run file (a new name, then rename: a crash leaves the old or
- * the new one whole). */
-int arbh_run_store(arbh_host *h, char *err, size_t n)
+/* ---- over Kafka ---- */
+
+typedef struct run_chain {
+    const char *host;
+    uint64_t current;
+    int64_t started_at;
+    char name[64];
+    uint32_t my_starts; /* this host's start records in the current run */
+    uint64_t bad;
+} run_chain;
+
+static int chain_rec(void *user, const void *b, size_t len, uint64_t key, int64_t offset)
 {
+    (void)key, (void)offset;
+    run_chain *c = user;
+    const uint8_t *p = b;
+    if (len != RUN_REC_LEN || memcmp(p, "ARUN", 4) || arb_get_u32(p + 4) != 1) {
+        c->bad++;
+        return ARB_OK;
+    }
+    uint64_t run = arb_get_u64(p + 16), supersedes = arb_get_u64(p + 24);
+    if (p[8] == RUN_BEGIN && supersedes == c->current && run && !(run >> 63)) {
+        c->current = run;
+        c->started_at = arb_get_i64(p + 32);
+        memcpy(c->name, p + 104, 63);
+        c->name[63] = 0;
+        c->my_starts = 0;
+    } else if (p[8] == RUN_HOST_START && run == c->current &&
+               !strncmp((const char *)p + 40, c->host, 63)) {
+        c->my_starts++;
+    }
+    return ARB_OK;
+}
+
+static int chain_read(arbh_host *h, run_chain *c)
+{
+    const char *host = c->host;
+    *c = (run_chain){.host = host};
+    return arbh_kafka_read_range(h->kafka, ARBH_RUNS_TOPIC, 0, 0, -1, RUN_TIMEOUT_NS, chain_rec, c);
+}
+
+static int chain_put(arbh_host *h, int kind, uint64_t run, uint64_t supersedes, const char *name)
+{
+    uint8_t p[RUN_REC_LEN] = {0};
+    memcpy(p, "ARUN", 4);
+    arb_put_u32(p + 4, 1);
+    p[8] = (uint8_t)kind;
+    arb_put_u64(p + 16, run);
+    arb_put_u64(p + 24, supersedes);
+    arb_put_i64(p + 32, arbh_wall_ns());
+    snprintf((char *)p + 40, 64, "%.63s", h->id);
+    snprintf((char *)p + 104, 64, "%.63s", name);
+    int rc = arbh_kafka_produce(h->kafka, ARBH_RUNS_TOPIC, 0, p, sizeof p);
+    return rc ? rc : arbh_kafka_flush(h->kafka, (int)(RUN_TIMEOUT_NS / 1000000));
+}
+
+static int run_agree(arbh_host *h, char *err, size_t n)
+{
+    bool fresh = !strcmp(arbh_config_get(h->cfg, "host", "new_run", "false"), "true");
+    run_chain c = {.host = h->id};
+    int rc = arbh_kafka_prepare(h->kafka);
+    if (!rc)
+        rc = chain_read(h, &c);
+    uint64_t mine = 0;
+    if (!rc && (fresh || !c.current)) {
+        mine = new_run_id();
+        rc = chain_put(h, RUN_BEGIN, mine, c.current, h->run.name);
+        if (!rc)
+            rc = chain_read(h, &c);
+    }
+    if (!rc && !c.current)
+        rc = ARB_ERROR;
+    if (!rc)
+        rc = chain_put(h, RUN_HOST_START, c.current, 0, "");
+    if (rc) {
+        snprintf(err, n,
+                 "kafka: cannot agree on the run through topic %s (%d): it must exist with one "
+                 "partition (arb-devbroker makes it; else [bus] create_topics = true)",
+                 ARBH_RUNS_TOPIC, rc);
+        return ARB_ERROR;
+    }
+    if (c.bad)
+        arbh_log(h, NULL, ARB_LOG_WARN, "%s holds %llu records that are not runs: skipped",
+                 ARBH_RUNS_TOPIC, (unsigned long long)c.bad);
+    h->run.id = c.current;
+    h->run.resumed = c.current != mine;
+    h->run.epoch = c.my_starts;
+    h->run.started_at = c.started_at;
+    if (c.name[0] && !h->run.name[0])
+        snprintf(h->run.name, sizeof h->run.name, "%s", c.name);
+    return ARB_OK;
+}
+
+/* ---- at start ---- */
+
+/* Over Kafka: agree on the run. With a journal: open it for the run decided
+ * (emptied for a new run) and write the run file (a new name, then rename:
+ * a crash leaves the old or the new one whole). */
+int arbh_run_settle(arbh_host *h, char *err, size_t n)
+{
+    if (h->kafka)
+        return run_agree(h, err, n);
     if (!h->journal)
         return ARB_OK;
+    if (arbh_journal_open(h->journal, !h->run.resumed, err, n) != ARB_OK)
+        return ARB_ERROR;
     char path[4200], tmp[4300];
     run_path(h, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

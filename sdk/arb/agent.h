@@ -676,9 +676,7 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
         return ARB_ENOMEM;
     uint64_t mix = arb_host_id(ctx) ^ arb_hash_str(a->name);
     a->id_prefix = (arb_splitmix64(&mix) >> (64 - (64 - ARB_AGENT_ID_SEQ_BITS))) | 1u;
-    arb_run_info run;
-    arb_run(ctx, &run); /* an old host: epoch 0 */
-    a->next_seq = ((uint64_t)(run.epoch & 0xffu) << ARB_AGENT_ID_EPOCH_SHIFT) + 1;
+    a->next_seq = 1; /* arb_agent_start moves it to the run epoch's range */
     if (report[0] && (a->report_topic = arb_topic(ctx, report)) < 0)
         return arb_cfg_reject(ctx, "report_topic", "cannot use topic '%s'", report);
     arb__agent_metrics(a);
@@ -1231,6 +1229,11 @@ static inline void arb__agent_recover(arb_agent *a)
 {
     if (a->restored)
         return;
+    arb_run_info run;
+    arb_run(a->ctx, &run); /* an old host: epoch 0 */
+    uint64_t first = ((uint64_t)(run.epoch & 0xffu) << ARB_AGENT_ID_EPOCH_SHIFT) + 1;
+    if (first > a->next_seq)
+        a->next_seq = first;
     int rc = arb_replay_read(a->ctx, ARB_TOPIC_ORDER_EVENTS, 30 * 1000000000ll,
                              arb__agent_recover_cb, a, &a->replay);
     if (rc == ARB_ENOENT)

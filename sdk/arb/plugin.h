@@ -272,7 +272,8 @@ typedef struct arb_host_api {
                         int32_t *partition);
 
     /* The run this host belongs to; ARB_ESTATE before the host decided it
-     * (it has by the time any instance is created). */
+     * (always decided by the time any instance starts; over Kafka not yet
+     * at create(): read it in start()). */
     int (*run_info)(arb_ctx *ctx, arb_run_info *out);
 
     void (*spare[16])(void); /* room to grow without an ABI bump */

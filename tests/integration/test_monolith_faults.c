@@ -79,8 +79,8 @@ static int connect_port(int port)
 
 /* One request on a keep-alive connection. Returns the status (body in
  * *body, malloc'd) or -1 when the connection failed. */
-static int request(int fd, const char *method, const char *path, const char *key,
-                   const char *body, char **out)
+static int request(int fd, const char *method, const char *path, const char *key, const char *body,
+                   char **out)
 {
     char req[2048];
     int n = snprintf(req, sizeof req,

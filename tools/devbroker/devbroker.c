@@ -55,7 +55,7 @@
 
 static const char *const bus_topics[] = {
     "order_commands", "order_events",     "trade_executed",    "market_data", "system_ticks",
-    "market_events",  "service_registry", "matcher_snapshots", NULL,
+    "market_events",  "service_registry", "matcher_snapshots", "arb_runs",    NULL,
 };
 
 /* ---- fixed ports ----
@@ -319,8 +319,10 @@ static rd_kafka_t *start_waker(const char *bootstrap, const char *topic)
 
 static int create_topic(devbroker *db, const char *name)
 {
-    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(db->mc, name, db->partitions,
-                                                       db->nbrokers < 3 ? db->nbrokers : 3);
+    /* arb_runs is one log of the system's runs (host/run.c): one partition. */
+    int partitions = strcmp(name, "arb_runs") ? db->partitions : 1;
+    rd_kafka_resp_err_t e =
+        rd_kafka_mock_topic_create(db->mc, name, partitions, db->nbrokers < 3 ? db->nbrokers : 3);
     if (e) {
         fprintf(stderr, "arb-devbroker: topic %s: %s\n", name, rd_kafka_err2str(e));
         return -1;
