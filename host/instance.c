@@ -207,7 +207,16 @@ static const char *api_instance_name(arb_ctx *ctx) { return INST(ctx)->name; }
 
 static void api_vlog(arb_ctx *ctx, int level, const char *fmt, va_list ap)
 {
-    arbh_vlog(INST(ctx)->host, INST(ctx)->name, level, fmt, ap);
+    arbh_instance *in = INST(ctx);
+    /* An error the plugin logs is the reason its create() or start() failed:
+     * kept so the caller's refusal (SIGHUP, reload) can say why. */
+    if (level == ARB_LOG_ERROR) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(in->err, sizeof in->err, fmt, copy);
+        va_end(copy);
+    }
+    arbh_vlog(in->host, in->name, level, fmt, ap);
 }
 
 static int api_topic(arb_ctx *ctx, const char *name)
@@ -243,7 +252,9 @@ static void timer_cb(int fd, short what, void *arg)
     arbh_instance *in = t->owner;
     int id = t->id;
     bool repeat = t->repeat;
+    arbh_running prev = arbh_enter(in, ARBH_CB_TIMER, -1);
     t->fn(t->user);
+    arbh_leave(prev);
     /* The callback may have stopped this very timer (then it is gone). */
     if (!repeat) {
         for (size_t i = 0; i < in->ntimers; i++)
@@ -648,13 +659,31 @@ static int check_descriptor(const arb_plugin *d, const char *path, char *err, si
     return ARB_OK;
 }
 
-static int open_image(const char *path, void **dl_out, const arb_plugin **desc_out, char *err,
-                      size_t n)
+/* dlerror() names the file dlopen was given: a reload's private copy, which
+ * means nothing to the person who asked; their path is put in its place. */
+static void name_user_path(const char *msg, const char *opened, const char *shown, char *out,
+                           size_t n)
 {
+    const char *at = opened != shown ? strstr(msg, opened) : NULL;
+    if (at)
+        snprintf(out, n, "%.*s%s%s", (int)(at - msg), msg, shown, at + strlen(opened));
+    else
+        snprintf(out, n, "%s", msg);
+}
+
+/* Opens `path` (a checked file), names `shown` in every message. */
+static int open_image(const char *path, const char *shown, void **dl_out,
+                      const arb_plugin **desc_out, char *err, size_t n)
+{
+    const char *path_for_dl = path;
+    path = shown;
     dlerror();
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *dl = dlopen(path_for_dl, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        snprintf(err, n, "cannot load %s: %s", path, dlerror());
+        const char *e = dlerror();
+        char why[1024];
+        name_user_path(e ? e : "?", path_for_dl, shown, why, sizeof why);
+        snprintf(err, n, "cannot load %s: %s", path, why);
         return ARB_ERROR;
     }
     arb_plugin_entry_fn entry;
@@ -694,18 +723,22 @@ int arbh_instance_load(arbh_instance *in, char *err, size_t n)
     }
     free(in->path);
     in->path = strdup(path);
-    char why[1024];
-    if (open_image(path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+    char why[1024], id[80];
+    if (arbh_image_check(path, id, sizeof id, why, sizeof why) != ARB_OK ||
+        open_image(path, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
         snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
         return ARB_ERROR;
     }
+    arbh_instance_set_image(in, id);
     return ARB_OK;
 }
 
 int arbh_instance_create(arbh_instance *in, char *err, size_t n)
 {
     in->err[0] = 0;
+    arbh_running prev = arbh_enter(in, ARBH_CB_CREATE, -1);
     int rc = in->desc->create(&in->ctx, &in->self);
+    arbh_leave(prev);
     if (rc != ARB_OK) {
         in->self = NULL;
         const arbh_cfg_entry *o = arbh_config_section_origin(in->cfg, in->section);
@@ -724,11 +757,15 @@ int arbh_instance_create(arbh_instance *in, char *err, size_t n)
 int arbh_instance_start(arbh_instance *in, char *err, size_t n)
 {
     in->err[0] = 0;
+    arbh_running prev = arbh_enter(in, ARBH_CB_START, -1);
     int rc = in->desc->start(in->self);
+    arbh_leave(prev);
     if (rc != ARB_OK) {
         snprintf(err, n, "[%s] start failed (%d)%s%s", in->section, rc, in->err[0] ? ": " : "",
                  in->err);
+        prev = arbh_enter(in, ARBH_CB_STOP, -1);
         in->desc->stop(in->self);
+        arbh_leave(prev);
         arbh_instance_teardown_regs(in);
         in->state = INST_FAILED;
         return rc;
@@ -789,7 +826,9 @@ void arbh_instance_arm_timers(arbh_instance *in)
 void arbh_instance_stop(arbh_instance *in)
 {
     if (in->state == INST_RUNNING && !in->is_pseudo) {
+        arbh_running prev = arbh_enter(in, ARBH_CB_STOP, -1);
         in->desc->stop(in->self);
+        arbh_leave(prev);
         in->state = INST_STOPPED;
     }
     arbh_instance_teardown_regs(in);
@@ -800,8 +839,11 @@ void arbh_instance_free(arbh_instance *in)
     if (!in)
         return;
     arbh_instance_teardown_regs(in);
-    if (in->self && in->desc)
+    if (in->self && in->desc) {
+        arbh_running prev = arbh_enter(in, ARBH_CB_DESTROY, -1);
         in->desc->destroy(in->self);
+        arbh_leave(prev);
+    }
     if (in->dl)
         dlclose(in->dl);
     free(in->subs);
@@ -818,42 +860,25 @@ void arbh_instance_free(arbh_instance *in)
 /* ---- hot reload ---- */
 
 /* dlopen caches images by path and file identity: a rebuilt .so at the same
- * path must be opened from a fresh copy. The copy is unlinked right after
- * dlopen; the mapping keeps it alive. */
-static int open_unique_copy(arbh_instance *in, const char *path, void **dl, const arb_plugin **desc,
-                            char *err, size_t n)
+ * path must be opened from a fresh copy. The copy is checked (image.c) before
+ * dlopen and unlinked right after it on every path; the mapping keeps it
+ * alive. */
+static int open_unique_copy(arbh_instance *in, const char *path, arbh_reload_image *img, char *err,
+                            size_t n)
 {
-    int src = open(path, O_RDONLY | O_CLOEXEC);
-    if (src < 0) {
-        snprintf(err, n, "cannot open %s: %s", path, strerror(errno));
-        return ARB_ERROR;
-    }
-    const char *tmp = getenv("TMPDIR");
     char copy[4096];
-    snprintf(copy, sizeof copy, "%s/arb-reload-%s-XXXXXX.so", tmp && *tmp ? tmp : "/tmp", in->name);
-    int dst = mkstemps(copy, 3);
-    if (dst < 0) {
-        snprintf(err, n, "cannot create a copy of %s: %s", path, strerror(errno));
-        close(src);
-        return ARB_ERROR;
+    int rc = arbh_image_copy(path, in->name, copy, sizeof copy, img->build_id, sizeof img->build_id,
+                             err, n);
+    if (rc != ARB_OK)
+        return rc;
+    /* The same bytes as the running image: nothing to load. */
+    if (in->build_id[0] && !strcmp(img->build_id, in->build_id)) {
+        arbh_image_unlink(copy);
+        img->unchanged = true;
+        return ARB_OK;
     }
-    struct stat st;
-    int rc = fstat(src, &st);
-    off_t off = 0;
-    while (rc == 0 && off < st.st_size) {
-        ssize_t k = sendfile(dst, src, &off, (size_t)(st.st_size - off));
-        if (k <= 0)
-            rc = -1;
-    }
-    close(src);
-    close(dst);
-    if (rc != 0) {
-        snprintf(err, n, "cannot copy %s: %s", path, strerror(errno));
-        unlink(copy);
-        return ARB_ERROR;
-    }
-    rc = open_image(copy, dl, desc, err, n);
-    unlink(copy);
+    rc = open_image(copy, path, &img->dl, &img->desc, err, n);
+    arbh_image_unlink(copy);
     return rc;
 }
 
@@ -863,8 +888,8 @@ int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_im
     memset(img, 0, sizeof *img);
     const char *path = new_path && *new_path ? new_path : old->path;
     snprintf(img->path, sizeof img->path, "%s", path);
-    int rc = open_unique_copy(old, path, &img->dl, &img->desc, err, n);
-    if (rc == ARB_OK && strcmp(img->desc->name, old->desc->name)) {
+    int rc = open_unique_copy(old, path, img, err, n);
+    if (rc == ARB_OK && !img->unchanged && strcmp(img->desc->name, old->desc->name)) {
         snprintf(err, n, "%s is plugin '%s', not '%s'", path, img->desc->name, old->desc->name);
         dlclose(img->dl);
         img->dl = NULL;
@@ -878,6 +903,30 @@ void arbh_reload_discard(arbh_reload_image *img)
     if (img->dl)
         dlclose(img->dl);
     img->dl = NULL;
+}
+
+int arbh_instance_move_state(arbh_instance *old, arbh_instance *nw, char *err, size_t n)
+{
+    if (!old->desc->save || !nw->desc->restore)
+        return ARB_OK;
+    void *bytes = NULL;
+    size_t len = 0;
+    arbh_running prev = arbh_enter(old, ARBH_CB_SAVE, -1);
+    int rc = old->desc->save(old->self, &bytes, &len);
+    arbh_leave(prev);
+    if (rc != ARB_OK) {
+        snprintf(err, n, "save failed in the running instance (%d)", rc);
+        free(bytes);
+        return rc;
+    }
+    prev = arbh_enter(nw, ARBH_CB_RESTORE, -1);
+    rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
+    arbh_leave(prev);
+    if (rc != ARB_OK)
+        snprintf(err, n, "the new build refused the state (state version %u, %zu bytes): %s",
+                 old->desc->state_version, len, rc == ARB_EREFUSED ? "refused" : "restore failed");
+    free(bytes);
+    return rc;
 }
 
 int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n)
@@ -903,23 +952,10 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
     nw->dl = img->dl; /* the instance owns the image from here */
     nw->desc = img->desc;
     img->dl = NULL;
+    arbh_instance_set_image(nw, img->build_id);
     int rc = arbh_instance_create(nw, err, n);
-    if (rc == ARB_OK && old->desc->save && nw->desc->restore) {
-        void *bytes = NULL;
-        size_t len = 0;
-        rc = old->desc->save(old->self, &bytes, &len);
-        if (rc != ARB_OK) {
-            snprintf(err, n, "save failed in the running instance (%d)", rc);
-        } else {
-            rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
-            if (rc != ARB_OK)
-                snprintf(err, n,
-                         "the new build refused the state (state version %u, %zu bytes): %s",
-                         old->desc->state_version, len,
-                         rc == ARB_EREFUSED ? "refused" : "restore failed");
-        }
-        free(bytes);
-    }
+    if (rc == ARB_OK)
+        rc = arbh_instance_move_state(old, nw, err, n);
     if (rc == ARB_OK)
         rc = arbh_instance_start(nw, err, n);
     if (rc != ARB_OK) {
