@@ -47,11 +47,16 @@ static const char *sig_name(int sig)
 const char *arbh_callback_name(int what)
 {
     static const char *const names[] = {
-        [ARBH_CB_NONE] = "nothing",      [ARBH_CB_CREATE] = "create",
-        [ARBH_CB_START] = "start",       [ARBH_CB_DELIVER] = "deliver",
-        [ARBH_CB_TIMER] = "timer",       [ARBH_CB_ROUTE] = "route",
-        [ARBH_CB_STOP] = "stop",         [ARBH_CB_SAVE] = "save",
-        [ARBH_CB_RESTORE] = "restore",   [ARBH_CB_DESTROY] = "destroy",
+        [ARBH_CB_NONE] = "nothing",
+        [ARBH_CB_CREATE] = "create",
+        [ARBH_CB_START] = "start",
+        [ARBH_CB_DELIVER] = "deliver",
+        [ARBH_CB_TIMER] = "timer",
+        [ARBH_CB_ROUTE] = "route",
+        [ARBH_CB_STOP] = "stop",
+        [ARBH_CB_SAVE] = "save",
+        [ARBH_CB_RESTORE] = "restore",
+        [ARBH_CB_DESTROY] = "destroy",
         [ARBH_CB_PARTITIONS] = "partitions",
     };
     return what >= 0 && what < (int)(sizeof names / sizeof names[0]) && names[what] ? names[what]
@@ -82,8 +87,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
             k = put(line, k, sizeof line, " on topic ");
             k = put(line, k, sizeof line, r.in->host->topics[r.topic]->name);
         }
-        k = put(line, k, sizeof line, "; exiting with status " ARBH_EXIT_PLUGIN_CRASH_STR
-                                      " (plugin crash)\n");
+        k = put(line, k, sizeof line,
+                "; exiting with status " ARBH_EXIT_PLUGIN_CRASH_STR " (plugin crash)\n");
     } else {
         k = put(line, k, sizeof line, " in the host itself (no plugin callback running)\n");
     }
