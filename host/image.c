@@ -39,12 +39,14 @@ typedef Elf64_Ehdr ehdr_t;
 typedef Elf64_Phdr phdr_t;
 typedef Elf64_Shdr shdr_t;
 typedef Elf64_Nhdr nhdr_t;
+typedef Elf64_Dyn dyn_t;
 #define ARBH_ELFCLASS ELFCLASS64
 #else
 typedef Elf32_Ehdr ehdr_t;
 typedef Elf32_Phdr phdr_t;
 typedef Elf32_Shdr shdr_t;
 typedef Elf32_Nhdr nhdr_t;
+typedef Elf32_Dyn dyn_t;
 #define ARBH_ELFCLASS ELFCLASS32
 #endif
 
@@ -179,6 +181,42 @@ static int check_elf(const uint8_t *f, size_t size, const char *shown, char *id,
                      shown, i, (unsigned long long)(sh.sh_offset + sh.sh_size), size);
             return ARB_EINVAL;
         }
+    }
+    /* A linker that writes through a mapping sizes the file first and fills
+     * it after: every header can be inside the file and still be zeros. The
+     * section name table and the dynamic array are written last and must be
+     * real, or dlopen would relocate garbage. */
+    shdr_t names = {0};
+    if (eh.e_shnum && eh.e_shstrndx < eh.e_shnum)
+        memcpy(&names, f + eh.e_shoff + (size_t)eh.e_shstrndx * sizeof names, sizeof names);
+    if (!eh.e_shnum || names.sh_type != SHT_STRTAB || names.sh_size == 0) {
+        snprintf(err, n, "%s is incomplete: no section name table (is the build still writing it?)",
+                 shown);
+        return ARB_EINVAL;
+    }
+    bool dynamic_ok = false;
+    for (unsigned i = 0; i < eh.e_phnum && !dynamic_ok; i++) {
+        phdr_t ph;
+        memcpy(&ph, f + eh.e_phoff + (size_t)i * sizeof ph, sizeof ph);
+        if (ph.p_type != PT_DYNAMIC)
+            continue;
+        bool strtab = false, symtab = false, end = false;
+        for (size_t at = (size_t)ph.p_offset;
+             !end && at + sizeof(dyn_t) <= (size_t)(ph.p_offset + ph.p_filesz);
+             at += sizeof(dyn_t)) {
+            dyn_t d;
+            memcpy(&d, f + at, sizeof d);
+            strtab |= d.d_tag == DT_STRTAB;
+            symtab |= d.d_tag == DT_SYMTAB;
+            end = d.d_tag == DT_NULL;
+        }
+        dynamic_ok = strtab && symtab && end;
+    }
+    if (!dynamic_ok) {
+        snprintf(err, n,
+                 "%s is incomplete: no dynamic symbol table (is the build still writing it?)",
+                 shown);
+        return ARB_EINVAL;
     }
     if (!gnu_build_id(f, size, &eh, id, idn) && sha256_id(f, size, id, idn) != ARB_OK) {
         snprintf(err, n, "%s: cannot compute its SHA-256", shown);
