@@ -4,7 +4,7 @@
  *   GET  /metrics                  Prometheus text: host, bus per topic, each plugin's own
  *   GET  /plugins                  JSON: instance, plugin, file, version, state, started_at, reloads
  *   POST /plugins/NAME/reload      hot reload (optional ?path=/new/build.so); "unchanged"
- *                                  when the file is the running image
+ *                                  when the file is the running image (&force=1 reloads it)
  *   POST /reload-config            re-read the configuration (as SIGHUP) and answer with
  *                                  the outcome; GET shows the last one (also in /healthz)
  *   ANY  /plugins/NAME/ROUTE       a route the instance registered (runs on its loop)
@@ -360,15 +360,18 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
         }
         struct evkeyvalq q;
         char *path = NULL;
+        bool force = false;
         if (query && evhttp_parse_query_str(query, &q) == 0) {
             const char *p = evhttp_find_header(&q, "path");
+            const char *f = evhttp_find_header(&q, "force");
             path = p ? strdup(p) : NULL;
+            force = f && (!strcmp(f, "1") || !strcmp(f, "true"));
             evhttp_clear_headers(&q);
         }
         char err[1024];
         int64_t t0 = arbh_mono_ns();
         bool unchanged = false;
-        int rc = arbh_host_reload(h, name, path, &unchanged, err, sizeof err);
+        int rc = arbh_host_reload(h, name, path, force, &unchanged, err, sizeof err);
         free(path);
         if (rc == ARB_ENOENT) {
             reply_error(req, 404, "no_such_instance", err);

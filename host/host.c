@@ -795,8 +795,8 @@ static void reload_on_loop(void *arg)
     c->rc = arbh_instance_reload(c->slot, c->img, c->err, c->n);
 }
 
-int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool *unchanged,
-                     char *err, size_t n)
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool force,
+                     bool *unchanged, char *err, size_t n)
 {
     if (unchanged)
         *unchanged = false;
@@ -809,7 +809,7 @@ int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool 
             snprintf(err, n, "out of memory");
             return ARB_ENOMEM;
         }
-        int rc = arbh_reload_prepare(h->instances[i], path, img, err, n);
+        int rc = arbh_reload_prepare(h->instances[i], path, force, img, err, n);
         if (rc == ARB_OK && img->unchanged) {
             /* A failed build leaves the old file: say so, count nothing. */
             if (unchanged)

@@ -283,10 +283,11 @@ void arbh_host_print_plan(arbh_host *h, FILE *out);
  * staged, bind), then commit it, or change nothing. The outcome is also kept
  * in h->last_reconfig. */
 int arbh_host_reconfigure(arbh_host *h, char *err, size_t n);
-/* Hot reload of one instance from path (NULL: its own file). *unchanged
- * (may be NULL) is set when the file is the running image: nothing done. */
-int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool *unchanged,
-                     char *err, size_t n);
+/* Hot reload of one instance from path (NULL: its own file). A file that is
+ * the running image (same build id) is not reloaded and sets *unchanged (may
+ * be NULL), unless `force` (run save/restore anyway, e.g. to test them). */
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool force,
+                     bool *unchanged, char *err, size_t n);
 arbh_instance *arbh_host_find(arbh_host *h, const char *name);
 /* Adds an instance with no plugin behind it (the test host's own context). */
 arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name);
@@ -360,8 +361,8 @@ typedef struct arbh_reload_image {
     char build_id[80];
     bool unchanged; /* the same build id as the running image: nothing opened */
 } arbh_reload_image;
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
-                        size_t n);
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, bool force,
+                        arbh_reload_image *img, char *err, size_t n);
 void arbh_reload_discard(arbh_reload_image *img);
 int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n);
 /* old save() -> nw restore(), on their loop. ARB_EREFUSED: nw refused it. */

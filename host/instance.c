@@ -863,8 +863,8 @@ void arbh_instance_free(arbh_instance *in)
  * path must be opened from a fresh copy. The copy is checked (image.c) before
  * dlopen and unlinked right after it on every path; the mapping keeps it
  * alive. */
-static int open_unique_copy(arbh_instance *in, const char *path, arbh_reload_image *img, char *err,
-                            size_t n)
+static int open_unique_copy(arbh_instance *in, const char *path, bool force, arbh_reload_image *img,
+                            char *err, size_t n)
 {
     char copy[4096];
     int rc = arbh_image_copy(path, in->name, copy, sizeof copy, img->build_id, sizeof img->build_id,
@@ -872,7 +872,7 @@ static int open_unique_copy(arbh_instance *in, const char *path, arbh_reload_ima
     if (rc != ARB_OK)
         return rc;
     /* The same bytes as the running image: nothing to load. */
-    if (in->build_id[0] && !strcmp(img->build_id, in->build_id)) {
+    if (!force && in->build_id[0] && !strcmp(img->build_id, in->build_id)) {
         arbh_image_unlink(copy);
         img->unchanged = true;
         return ARB_OK;
@@ -882,13 +882,13 @@ static int open_unique_copy(arbh_instance *in, const char *path, arbh_reload_ima
     return rc;
 }
 
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
-                        size_t n)
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, bool force,
+                        arbh_reload_image *img, char *err, size_t n)
 {
     memset(img, 0, sizeof *img);
     const char *path = new_path && *new_path ? new_path : old->path;
     snprintf(img->path, sizeof img->path, "%s", path);
-    int rc = open_unique_copy(old, path, img, err, n);
+    int rc = open_unique_copy(old, path, force, img, err, n);
     if (rc == ARB_OK && !img->unchanged && strcmp(img->desc->name, old->desc->name)) {
         snprintf(err, n, "%s is plugin '%s', not '%s'", path, img->desc->name, old->desc->name);
         dlclose(img->dl);

@@ -286,8 +286,8 @@ static void write_prefix(const char *from, const char *name, size_t len)
     assert_non_null(out);
     char buf[4096];
     size_t done = 0, k;
-    while (done < len && (k = fread(buf, 1, len - done < sizeof buf ? len - done : sizeof buf,
-                                    in)) > 0) {
+    while (done < len &&
+           (k = fread(buf, 1, len - done < sizeof buf ? len - done : sizeof buf, in)) > 0) {
         fwrite(buf, 1, k, out);
         done += k;
     }
@@ -471,8 +471,8 @@ static void expect_crash_report(const char *callback, const char *how, const cha
     char want[1200];
     snprintf(want, sizeof want, "in plugin instance boom (tp_crash %s", plugin_so(image));
     if (strncmp(line + strlen("arb-host: FATAL "), sig, strlen(sig)) || !strstr(line, want) ||
-        !strstr(line, during) || !strstr(line, ", build id ") ||
-        strstr(line, "build id unknown") || !strstr(line, "exiting with status 70"))
+        !strstr(line, during) || !strstr(line, ", build id ") || strstr(line, "build id unknown") ||
+        !strstr(line, "exiting with status 70"))
         fail_msg("crash line '%.*s' lacks %s, '%s' or '%s'", (int)strcspn(line, "\n"), line, sig,
                  want, during);
 }
@@ -501,7 +501,8 @@ static void crash_in_start_names_the_plugin_and_exits_70(void **state)
 static void crash_in_deliver_names_the_plugin_topic_and_exits_70(void **state)
 {
     (void)state;
-    expect_crash_report("deliver", "segv", "1", NULL, "SIGSEGV", "tp_crash", "during deliver on topic crash.in;");
+    expect_crash_report("deliver", "segv", "1", NULL, "SIGSEGV", "tp_crash",
+                        "during deliver on topic crash.in;");
 }
 
 static void crash_in_timer_names_the_plugin_and_exits_70(void **state)
@@ -519,7 +520,8 @@ static void stack_overflow_in_a_timer_on_a_worker_loop_is_reported(void **state)
 static void crash_in_route_names_the_plugin_and_exits_70(void **state)
 {
     (void)state;
-    expect_crash_report("route", "segv", "1", trigger_route, "SIGSEGV", "tp_crash", "during route;");
+    expect_crash_report("route", "segv", "1", trigger_route, "SIGSEGV", "tp_crash",
+                        "during route;");
 }
 
 static void crash_in_stop_names_the_plugin_and_exits_70(void **state)
@@ -537,7 +539,8 @@ static void crash_in_save_names_the_plugin_and_exits_70(void **state)
 static void crash_in_restore_names_the_plugin_and_exits_70(void **state)
 {
     (void)state;
-    expect_crash_report("restore", "segv", "0", trigger_reload, "SIGSEGV", "tp_crash_v2", "during restore;");
+    expect_crash_report("restore", "segv", "0", trigger_reload, "SIGSEGV", "tp_crash_v2",
+                        "during restore;");
     /* The new image's copy was already unlinked after dlopen: none left. */
     assert_int_equal(copies_left(), 0);
 }
