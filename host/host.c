@@ -1000,6 +1000,8 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     mark_section_read(nc, "host");
     mark_section_read(nc, "bus");
     mark_section_read(nc, "kafka");
+    mark_section_read(nc, "kafka.producer");
+    mark_section_read(nc, "kafka.consumer");
     err[0] = 0;
     plan_ctx names = {h, nc, NULL, 0};
     arbh_config_sections(nc, "plugin ", collect_plugin, &names);

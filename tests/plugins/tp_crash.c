@@ -48,7 +48,9 @@ static void maybe_crash(tp_crash *c, const char *where)
         raise(SIGFPE);
     if (!strcmp(c->how, "overflow"))
         zero = overflow(zero);
-    *(volatile int *)(uintptr_t)zero = 1; /* NULL */
+    /* A store into the never-mapped first page: a real SIGSEGV, and not a
+     * null pointer, which UBSan would report (and exit on) before the fault. */
+    *(volatile int *)(uintptr_t)(16 + zero) = 1;
 }
 
 static int tc_create(arb_ctx *ctx, void **self)
