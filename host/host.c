@@ -567,6 +567,13 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     /* Timers wait until every instance has started and subscribed: else a
      * producer on one loop could run before a consumer on another exists. */
     h->starting = true;
+    /* The admin address first: a host that cannot have it (another process
+     * holds it) stops before any plugin starts, publishes or binds. Nothing
+     * is answered until the main loop runs, after every instance started. */
+    if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK) {
+        h->starting = false;
+        return ARB_ERROR;
+    }
     if (arbh_loops_start_threads(h) != ARB_OK) {
         snprintf(err, n, "cannot start loop threads: %s", strerror(errno));
         return ARB_ERROR;
@@ -591,8 +598,6 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     h->starting = false;
     for (size_t i = 0; i < h->ninstances; i++)
         arbh_loop_call(h->instances[i]->loop, arm_on_loop, h->instances[i]);
-    if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
-        return ARB_ERROR;
     /* Consume only once every subscriber is in place. */
     if (h->kafka)
         arbh_kafka_set_partition_cb(h->kafka, kafka_partition, h);
@@ -838,7 +843,9 @@ int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool 
  * deliveries) for the whole of it, so the old instances neither run nor move
  * on between the save of their state and the switch, and the switch happens
  * at one point for the whole host.
- *   prepare: parse; for each added or changed instance, on its loop: load
+ *   prepare: parse; for each added or changed instance, on its loop (if its
+ *            `thread` changed, the new loop: the old one is held, so the old
+ *            instance is idle while it saves): load
  *            (the image checked), create with its registrations staged,
  *            old save() -> new restore(), start() (staged: nothing is
  *            delivered to it and its timers wait, but a listener it opens is
