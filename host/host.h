@@ -141,6 +141,7 @@ struct arbh_instance {
     int healthy;
     char health[128];
     char err[512];        /* the last error reported by this instance's calls */
+    bool err_located;     /* err names a config file and line (a rejected value) */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
     char build_id[80];    /* GNU build id, or "sha256:..." of the file */

@@ -70,6 +70,7 @@ report_entry(arbh_instance *in, const char *section, const arbh_cfg_entry *e, co
         snprintf(in->err, sizeof in->err, "%s: [%s] %s", where->file, section, msg);
     else
         snprintf(in->err, sizeof in->err, "[%s] %s", section, msg);
+    in->err_located = where != NULL;
     arbh_log(in->host, in->name, ARB_LOG_ERROR, "%s", in->err);
     return ARB_EINVAL;
 }
@@ -208,13 +209,15 @@ static const char *api_instance_name(arb_ctx *ctx) { return INST(ctx)->name; }
 static void api_vlog(arb_ctx *ctx, int level, const char *fmt, va_list ap)
 {
     arbh_instance *in = INST(ctx);
-    /* An error the plugin logs is the reason its create() or start() failed:
-     * kept so the caller's refusal (SIGHUP, reload) can say why. */
-    if (level == ARB_LOG_ERROR) {
+    /* The first error the plugin logs is the reason its create() or start()
+     * failed: kept so the caller's refusal (SIGHUP, reload) can say why. A
+     * rejected config value (report_entry) replaces it: it names the line. */
+    if (level == ARB_LOG_ERROR && !in->err[0]) {
         va_list copy;
         va_copy(copy, ap);
         vsnprintf(in->err, sizeof in->err, fmt, copy);
         va_end(copy);
+        in->err_located = false;
     }
     arbh_vlog(in->host, in->name, level, fmt, ap);
 }
@@ -742,11 +745,12 @@ int arbh_instance_create(arbh_instance *in, char *err, size_t n)
     if (rc != ARB_OK) {
         in->self = NULL;
         const arbh_cfg_entry *o = arbh_config_section_origin(in->cfg, in->section);
-        if (in->err[0])
+        if (in->err[0] && in->err_located)
             snprintf(err, n, "%s", in->err);
         else
-            snprintf(err, n, "%s:%d: [%s] plugin %s refused its configuration (%d)",
-                     o ? o->file : "?", o ? o->line : 0, in->section, in->desc->name, rc);
+            snprintf(err, n, "%s:%d: [%s] plugin %s refused its configuration (%d)%s%.400s",
+                     o ? o->file : "?", o ? o->line : 0, in->section, in->desc->name, rc,
+                     in->err[0] ? ": " : "", in->err);
         in->state = INST_FAILED;
         return rc;
     }
