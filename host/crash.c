@@ -153,12 +153,3 @@ void arbh_crash_note_copy(const char *path)
         have_copy = 1;
     }
 }
-
-void arbh_instance_set_image(arbh_instance *in, const char *build_id)
-{
-    snprintf(in->build_id, sizeof in->build_id, "%s", build_id ? build_id : "");
-    in->loaded_at = arbh_wall_ns();
-    snprintf(in->crash_who, sizeof in->crash_who, "instance %s (%s %s, build id %s)", in->name,
-             in->desc ? in->desc->name : "?", in->path ? in->path : "?",
-             in->build_id[0] ? in->build_id : "unknown");
-}

@@ -708,6 +708,17 @@ static int open_image(const char *path, const char *shown, void **dl_out,
     return ARB_OK;
 }
 
+/* The image's identity, and the fatal-signal line's prefix preformatted
+ * (crash.c's handler may not format). */
+void arbh_instance_set_image(arbh_instance *in, const char *build_id)
+{
+    snprintf(in->build_id, sizeof in->build_id, "%s", build_id ? build_id : "");
+    in->loaded_at = arbh_wall_ns();
+    snprintf(in->crash_who, sizeof in->crash_who, "instance %s (%s %s, build id %s)", in->name,
+             in->desc ? in->desc->name : "?", in->path ? in->path : "?",
+             in->build_id[0] ? in->build_id : "unknown");
+}
+
 int arbh_instance_load(arbh_instance *in, char *err, size_t n)
 {
     arbh_cfg_entry *load = arbh_config_find(in->cfg, in->section, "load");

@@ -254,7 +254,9 @@ evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap)
      * the address is taken (a bind without SO_REUSEPORT fails) and none of
      * our own sockets listens on it, another process holds it and we refuse
      * with EADDRINUSE. Every arb-host applies the same rule, so whichever
-     * host binds first owns the port. */
+     * host binds first owns the port. (Two hosts probing in the same
+     * microseconds could both find it free; the rule is for the real case,
+     * a host started while another serves.) */
     if (addr_port(&ss) != 0) {
         evutil_socket_t probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe < 0)
