@@ -13,7 +13,6 @@
  * Not here: restarting (scripts/supervise.sh, deploy/arb-host@.service).
  */
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
