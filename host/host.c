@@ -1,8 +1,10 @@
 /*
  * host.c -- the host's lifecycle: from configuration to a plan of instances,
  * start in order, run, stop in reverse order with queues drained, and SIGHUP
- * reconfiguration (start added instances, stop removed ones, restart changed
- * ones, leave the rest alone). Also the log sink every instance writes to.
+ * reconfiguration as prepare, then commit (added instances start, removed
+ * ones stop, changed ones are replaced with their state carried over, the
+ * rest are left alone; or nothing changes at all). Also the log sink every
+ * instance writes to.
  * Not here: the plugin-facing API (instance.c), delivery (bus.c), HTTP
  * (admin.c), argument parsing (main.c).
  */

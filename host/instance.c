@@ -5,7 +5,9 @@
  *
  * Reload, on the instance's own loop (so it is a quiet point: no delivery is
  * in progress on that thread and none can start until we return):
- *   copy the .so to a unique path, dlopen it, check the ABI and name,
+ *   copy the .so to a unique path (checked first by image.c: a whole ELF
+ *   shared object; the same build id as the running image means nothing to
+ *   do), dlopen it, check the ABI and name,
  *   create the new instance with its registrations staged (inactive),
  *   old save() -> new restore() (which may refuse), new start(),
  *   then commit: old stop(), its registrations torn down, the new ones
