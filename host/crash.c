@@ -57,6 +57,7 @@ const char *arbh_callback_name(int what)
         [ARBH_CB_RESTORE] = "restore",
         [ARBH_CB_DESTROY] = "destroy",
         [ARBH_CB_PARTITIONS] = "partitions",
+        [ARBH_CB_LOAD] = "load (constructors, entry)",
     };
     return what >= 0 && what < (int)(sizeof names / sizeof names[0]) && names[what] ? names[what]
                                                                                     : "?";

@@ -163,6 +163,7 @@ enum arbh_callback {
     ARBH_CB_RESTORE,
     ARBH_CB_DESTROY,
     ARBH_CB_PARTITIONS,
+    ARBH_CB_LOAD, /* dlopen: the image's constructors, and its entry function */
 };
 typedef struct arbh_running {
     const arbh_instance *in; /* NULL: host code */

@@ -676,14 +676,18 @@ static void name_user_path(const char *msg, const char *opened, const char *show
         snprintf(out, n, "%s", msg);
 }
 
-/* Opens `path` (a checked file), names `shown` in every message. */
-static int open_image(const char *path, const char *shown, void **dl_out,
+/* Opens `path` (a checked file), names `shown` in every message. The image's
+ * constructors and entry function are plugin code: a crash in them is
+ * reported as `who` loading. */
+static int open_image(const arbh_instance *who, const char *path, const char *shown, void **dl_out,
                       const arb_plugin **desc_out, char *err, size_t n)
 {
     const char *path_for_dl = path;
     path = shown;
     dlerror();
+    arbh_running prev = arbh_enter(who, ARBH_CB_LOAD, -1);
     void *dl = dlopen(path_for_dl, RTLD_NOW | RTLD_LOCAL);
+    arbh_leave(prev);
     if (!dl) {
         const char *e = dlerror();
         char why[1024];
@@ -699,7 +703,9 @@ static int open_image(const char *path, const char *shown, void **dl_out,
         dlclose(dl);
         return ARB_ERROR;
     }
+    prev = arbh_enter(who, ARBH_CB_LOAD, -1);
     const arb_plugin *d = entry();
+    arbh_leave(prev);
     int rc = check_descriptor(d, path, err, n);
     if (rc) {
         dlclose(dl);
@@ -740,12 +746,16 @@ int arbh_instance_load(arbh_instance *in, char *err, size_t n)
     free(in->path);
     in->path = strdup(path);
     char why[1024], id[80];
-    if (arbh_image_check(path, id, sizeof id, why, sizeof why) != ARB_OK ||
-        open_image(path, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+    if (arbh_image_check(path, id, sizeof id, why, sizeof why) != ARB_OK) {
         snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
         return ARB_ERROR;
     }
-    arbh_instance_set_image(in, id);
+    arbh_instance_set_image(in, id); /* before dlopen: a crash in it names the file */
+    if (open_image(in, path, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+        snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
+        return ARB_ERROR;
+    }
+    arbh_instance_set_image(in, id); /* now with the plugin's name */
     return ARB_OK;
 }
 
@@ -894,7 +904,16 @@ static int open_unique_copy(arbh_instance *in, const char *path, bool force, arb
         img->unchanged = true;
         return ARB_OK;
     }
-    rc = open_image(copy, path, &img->dl, &img->desc, err, n);
+    /* Who is loading, for the crash line: the instance, the user's file and
+     * the new image's id (not the running one's). */
+    arbh_instance *who = calloc(1, sizeof *who);
+    if (who) {
+        who->name = in->name;
+        who->path = (char *)path;
+        arbh_instance_set_image(who, img->build_id);
+    }
+    rc = open_image(who, copy, path, &img->dl, &img->desc, err, n);
+    free(who);
     arbh_image_unlink(copy);
     return rc;
 }

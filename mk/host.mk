@@ -21,9 +21,10 @@ tp_seq_v2_SRCS := tests/plugins/tp_seq_v2.c
 tp_seq_v2_LIBS := $(DEP_LIBS)
 tp_seq_refuse_SRCS := tests/plugins/tp_seq_refuse.c
 tp_seq_refuse_LIBS := $(DEP_LIBS)
-TEST_PLUGINS += tp_crash tp_crash_v2
+TEST_PLUGINS += tp_crash tp_crash_v2 tp_crash_ctor
 tp_crash_SRCS := tests/plugins/tp_crash.c
 tp_crash_v2_SRCS := tests/plugins/tp_crash_v2.c
+tp_crash_ctor_SRCS := tests/plugins/tp_crash_ctor.c
 tp_noentry_SRCS := tests/plugins/tp_noentry.c
 tp_badabi_SRCS := tests/plugins/tp_badabi.c
 

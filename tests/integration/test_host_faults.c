@@ -545,6 +545,21 @@ static void crash_in_restore_names_the_plugin_and_exits_70(void **state)
     assert_int_equal(copies_left(), 0);
 }
 
+static void crash_in_a_constructor_names_the_image_being_loaded(void **state)
+{
+    (void)state;
+    write_text("ctor.ini", "[plugin boom]\nload = tp_crash_ctor.so\n");
+    host_proc p;
+    spawn(&p, "ctor.ini", "ctor.log", false);
+    assert_int_equal(wait_exit(&p), 70);
+    char want[1200];
+    snprintf(want, sizeof want, "FATAL SIGSEGV in plugin instance boom (? %s, build id ",
+             plugin_so("tp_crash_ctor"));
+    const char *log = slurp(p.log);
+    if (!strstr(log, want) || !strstr(log, "during load (constructors, entry);"))
+        fail_msg("no '%s' ... during load in:\n%s", want, log);
+}
+
 static void run_script_restarts_a_host_killed_by_a_plugin_crash(void **state)
 {
     (void)state;
@@ -706,6 +721,7 @@ int main(void)
         cmocka_unit_test(crash_in_stop_names_the_plugin_and_exits_70),
         cmocka_unit_test(crash_in_save_names_the_plugin_and_exits_70),
         cmocka_unit_test(crash_in_restore_names_the_plugin_and_exits_70),
+        cmocka_unit_test(crash_in_a_constructor_names_the_image_being_loaded),
         cmocka_unit_test(run_script_restarts_a_host_killed_by_a_plugin_crash),
         cmocka_unit_test(second_host_on_a_gateway_address_fails_to_start_naming_it),
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
