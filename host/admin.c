@@ -3,7 +3,10 @@
  *   GET  /healthz                  200 if every instance is running and healthy, else 503
  *   GET  /metrics                  Prometheus text: host, bus per topic, each plugin's own
  *   GET  /plugins                  JSON: instance, plugin, file, version, state, started_at, reloads
- *   POST /plugins/NAME/reload      hot reload (optional ?path=/new/build.so)
+ *   POST /plugins/NAME/reload      hot reload (optional ?path=/new/build.so); "unchanged"
+ *                                  when the file is the running image (&force=1 reloads it)
+ *   POST /reload-config            re-read the configuration (as SIGHUP) and answer with
+ *                                  the outcome; GET shows the last one (also in /healthz)
  *   ANY  /plugins/NAME/ROUTE       a route the instance registered (runs on its loop)
  * Loopback by default; binding elsewhere requires [host] admin_token, and a
  * configured token is always checked (Authorization: Bearer TOKEN).
@@ -60,6 +63,36 @@ static bool token_ok(arbh_host *h, struct evhttp_request *req)
     return diff == 0;
 }
 
+static json_t *reconfig_json(arbh_host *h)
+{
+    pthread_mutex_lock(&h->metric_mu);
+    arbh_reconfig_result r = h->last_reconfig;
+    pthread_mutex_unlock(&h->metric_mu);
+    if (!r.at)
+        return json_null();
+    json_t *dropped = json_array();
+    char list[sizeof r.state_dropped];
+    snprintf(list, sizeof list, "%s", r.state_dropped);
+    char *save = NULL;
+    for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        json_array_append_new(dropped, json_string(t));
+    return json_pack("{s:b,s:I,s:s,s:i,s:i,s:i,s:i,s:o}", "ok", r.ok, "at",
+                     (json_int_t)(r.at / 1000000000), "message", r.message, "added", r.added,
+                     "removed", r.removed, "changed", r.changed, "unchanged", r.unchanged,
+                     "state_dropped", dropped);
+}
+
+static void reload_config(arbh_host *h, struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        char err[1024];
+        arbh_host_reconfigure(h, err, sizeof err);
+    }
+    json_t *r = reconfig_json(h);
+    bool ok = json_is_object(r) && json_is_true(json_object_get(r, "ok"));
+    reply_json(req, json_is_object(r) && !ok ? 409 : 200, json_pack("{s:o}", "reconfigure", r));
+}
+
 static void healthz(arbh_host *h, struct evhttp_request *req)
 {
     json_t *list = json_array();
@@ -85,8 +118,8 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
     }
     pthread_mutex_unlock(&h->metric_mu);
     reply_json(req, ok ? 200 : 503,
-               json_pack("{s:s,s:s,s:o}", "status", ok ? "ok" : "degraded", "host", h->id,
-                         "instances", list));
+               json_pack("{s:s,s:s,s:o,s:o}", "status", ok ? "ok" : "degraded", "host", h->id,
+                         "instances", list, "last_reconfigure", reconfig_json(h)));
 }
 
 static void plugins(arbh_host *h, struct evhttp_request *req)
@@ -97,11 +130,13 @@ static void plugins(arbh_host *h, struct evhttp_request *req)
         if (in->is_pseudo)
             continue;
         json_array_append_new(list,
-                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i}", "instance", in->name,
-                                        "plugin", in->desc->name, "file", in->path, "version",
-                                        in->desc->version, "state", state_names[in->state],
-                                        "started_at", (json_int_t)(in->started_at / 1000000000),
-                                        "reloads", (json_int_t)in->reloads, "loop", in->thread));
+                              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i}", "instance",
+                                        in->name, "plugin", in->desc->name, "file", in->path,
+                                        "version", in->desc->version, "build_id", in->build_id,
+                                        "state", state_names[in->state], "loaded_at",
+                                        (json_int_t)(in->loaded_at / 1000000000), "started_at",
+                                        (json_int_t)(in->started_at / 1000000000), "reloads",
+                                        (json_int_t)in->reloads, "loop", in->thread));
     }
     reply_json(req, 200, list);
 }
@@ -288,7 +323,9 @@ typedef struct route_call {
 static void route_on_loop(void *arg)
 {
     route_call *c = arg;
+    arbh_running prev = arbh_enter(c->route->owner, ARBH_CB_ROUTE, -1);
     c->status = c->route->fn(c->route->user, c->method, c->path, c->query, c->out);
+    arbh_leave(prev);
 }
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -323,14 +360,18 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
         }
         struct evkeyvalq q;
         char *path = NULL;
+        bool force = false;
         if (query && evhttp_parse_query_str(query, &q) == 0) {
             const char *p = evhttp_find_header(&q, "path");
+            const char *f = evhttp_find_header(&q, "force");
             path = p ? strdup(p) : NULL;
+            force = f && (!strcmp(f, "1") || !strcmp(f, "true"));
             evhttp_clear_headers(&q);
         }
         char err[1024];
         int64_t t0 = arbh_mono_ns();
-        int rc = arbh_host_reload(h, name, path, err, sizeof err);
+        bool unchanged = false;
+        int rc = arbh_host_reload(h, name, path, force, &unchanged, err, sizeof err);
         free(path);
         if (rc == ARB_ENOENT) {
             reply_error(req, 404, "no_such_instance", err);
@@ -339,8 +380,9 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
         } else {
             arbh_instance *in = arbh_host_find(h, name);
             reply_json(req, 200,
-                       json_pack("{s:b,s:s,s:s,s:I,s:f}", "ok", 1, "instance", name, "version",
-                                 in->desc->version, "reloads", (json_int_t)in->reloads, "ms",
+                       json_pack("{s:b,s:b,s:s,s:s,s:s,s:I,s:f}", "ok", 1, "unchanged", unchanged,
+                                 "instance", name, "version", in->desc->version, "build_id",
+                                 in->build_id, "reloads", (json_int_t)in->reloads, "ms",
                                  (double)(arbh_mono_ns() - t0) / 1e6));
         }
         return;
@@ -383,6 +425,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         plugin_request(h, req, path + 9, query);
         return;
     }
+    if (!strcmp(path, "/reload-config")) {
+        reload_config(h, req);
+        return;
+    }
     void (*handler)(arbh_host *, struct evhttp_request *) = NULL;
     if (!strcmp(path, "/healthz"))
         handler = healthz;
@@ -391,7 +437,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     else if (!strcmp(path, "/plugins"))
         handler = plugins;
     if (!handler) {
-        reply_error(req, 404, "not_found", "try /healthz, /metrics, /plugins");
+        reply_error(req, 404, "not_found", "try /healthz, /metrics, /plugins, /reload-config");
         return;
     }
     if (cmd != EVHTTP_REQ_GET) {

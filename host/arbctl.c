@@ -3,6 +3,7 @@
  * admin endpoint (libevent's HTTP client).
  *
  *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
+ *          | reload-config
  *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode
  *   arbctl services [--url http://HOST:PORT] [--json]
  *
@@ -266,6 +267,8 @@ static void usage(FILE *out)
           "  plugins                 instances, plugins, versions, reload counts\n"
           "  metrics                 Prometheus metrics\n"
           "  reload NAME [FILE.so]   hot-reload an instance (from its file, or FILE.so)\n"
+          "  reload-config           re-read the configuration (as SIGHUP): applied whole, or\n"
+          "                          refused with file:line and nothing changed\n"
           "  book VENUE SYMBOL [I]   depth snapshot from matcher instance I (default matcher)\n"
           "  get PATH                any admin path, e.g. "
           "/plugins/matcher/book?venue=XA&symbol=BTCUSD\n"
@@ -356,6 +359,9 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "/plugins/%s/reload%s%s", argv[i + 1], enc ? "?path=" : "",
                  enc ? enc : "");
         free(enc);
+    } else if (!strcmp(cmd, "reload-config") && nargs == 0) {
+        method = EVHTTP_REQ_POST;
+        snprintf(path, sizeof path, "/reload-config");
     } else if (!strcmp(cmd, "book") && (nargs == 2 || nargs == 3)) {
         snprintf(path, sizeof path, "/plugins/%s/book?venue=%s&symbol=%s",
                  nargs == 3 ? argv[i + 3] : "matcher", argv[i + 1], argv[i + 2]);

@@ -182,8 +182,11 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
     size_t n = sl->count;
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
-        if (s->active)
+        if (s->active) {
+            arbh_running prev = arbh_enter(s->owner, ARBH_CB_DELIVER, rec->topic);
             s->fn(s->user, &m);
+            arbh_leave(prev);
+        }
     }
     arbh_topic_stats *st = &t->stats[loop->index];
     arb_counter_add(&st->delivered, 1);

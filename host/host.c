@@ -1,8 +1,10 @@
 /*
  * host.c -- the host's lifecycle: from configuration to a plan of instances,
  * start in order, run, stop in reverse order with queues drained, and SIGHUP
- * reconfiguration (start added instances, stop removed ones, restart changed
- * ones, leave the rest alone). Also the log sink every instance writes to.
+ * reconfiguration as prepare, then commit (added instances start, removed
+ * ones stop, changed ones are replaced with their state carried over, the
+ * rest are left alone; or nothing changes at all). Also the log sink every
+ * instance writes to.
  * Not here: the plugin-facing API (instance.c), delivery (bus.c), HTTP
  * (admin.c), argument parsing (main.c).
  */
@@ -182,7 +184,9 @@ typedef struct part_call {
 static void part_on_loop(void *arg)
 {
     part_call *c = arg;
+    arbh_running prev = arbh_enter(c->in, ARBH_CB_PARTITIONS, -1);
     c->in->part_fn(c->in->part_user, c->topic, c->partition, c->assigned);
+    arbh_leave(prev);
 }
 
 /* The transport calls this on loop 0. Kafka's partition owners are there
@@ -338,8 +342,8 @@ static bool instance_name_ok(const char *name)
     return true;
 }
 
-static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char *name, char *err,
-                                     size_t n)
+static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char *name, bool staged,
+                                     char *err, size_t n)
 {
     if (!instance_name_ok(name)) {
         char section[300];
@@ -370,6 +374,7 @@ static arbh_instance *build_instance(arbh_host *h, arbh_config *cfg, const char 
     }
     in->thread = thread;
     in->loop = h->loops[thread];
+    in->staging = staged;
     if (arbh_instance_load(in, err, n) || arbh_instance_create(in, err, n)) {
         arbh_instance_free(in);
         return NULL;
@@ -496,7 +501,7 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
                                          "Time an instance's loop was held by a hot reload");
     h->reload_pause = pause ? &pause->u.hist : NULL;
     for (size_t i = 0; i < plan.count; i++) {
-        arbh_instance *in = build_instance(h, cfg, plan.names[i], err, n);
+        arbh_instance *in = build_instance(h, cfg, plan.names[i], false, err, n);
         if (!in || add_instance(h, in) != ARB_OK) {
             free_names(&plan);
             arbh_host_free(h);
@@ -615,6 +620,13 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     /* Timers wait until every instance has started and subscribed: else a
      * producer on one loop could run before a consumer on another exists. */
     h->starting = true;
+    /* The admin address first: a host that cannot have it (another process
+     * holds it) stops before any plugin starts, publishes or binds. Nothing
+     * is answered until the main loop runs, after every instance started. */
+    if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK) {
+        h->starting = false;
+        return ARB_ERROR;
+    }
     if (arbh_loops_start_threads(h) != ARB_OK) {
         snprintf(err, n, "cannot start loop threads: %s", strerror(errno));
         return ARB_ERROR;
@@ -639,8 +651,6 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
     h->starting = false;
     for (size_t i = 0; i < h->ninstances; i++)
         arbh_loop_call(h->instances[i]->loop, arm_on_loop, h->instances[i]);
-    if (h->admin_addr[0] && arbh_admin_start(h, err, n) != ARB_OK)
-        return ARB_ERROR;
     /* Consume only once every subscriber is in place. */
     if (h->kafka)
         arbh_kafka_set_partition_cb(h->kafka, xport_partition, h);
@@ -669,8 +679,8 @@ static void on_signal(int sig, short what, void *arg)
     arbh_host *h = arg;
     if (sig == SIGHUP) {
         char err[1024];
-        if (arbh_host_reconfigure(h, err, sizeof err) != ARB_OK)
-            arbh_log(h, NULL, ARB_LOG_ERROR, "SIGHUP: configuration not applied: %s", err);
+        /* A refusal is logged (and kept for /healthz) by reconfigure itself. */
+        arbh_host_reconfigure(h, err, sizeof err);
         return;
     }
     arbh_log(h, NULL, ARB_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -682,6 +692,12 @@ void arbh_host_install_signals(arbh_host *h)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     signal(SIGPIPE, SIG_IGN);
+    arbh_crash_install();
+    int swept = arbh_image_sweep();
+    if (swept)
+        arbh_log(h, NULL, ARB_LOG_INFO,
+                 "removed %d reload cop%s left in the temporary directory by a host that died",
+                 swept, swept == 1 ? "y" : "ies");
     for (int i = 0; i < 3; i++) {
         h->sig_ev[i] = evsignal_new(h->loops[0]->base, sigs[i], on_signal, h);
         if (h->sig_ev[i])
@@ -849,8 +865,11 @@ static void reload_on_loop(void *arg)
     c->rc = arbh_instance_reload(c->slot, c->img, c->err, c->n);
 }
 
-int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n)
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool force,
+                     bool *unchanged, char *err, size_t n)
 {
+    if (unchanged)
+        *unchanged = false;
     for (size_t i = 0; i < h->ninstances; i++) {
         if (strcmp(h->instances[i]->name, instance) || h->instances[i]->is_pseudo)
             continue;
@@ -860,8 +879,15 @@ int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char 
             snprintf(err, n, "out of memory");
             return ARB_ENOMEM;
         }
-        int rc = arbh_reload_prepare(h->instances[i], path, img, err, n);
-        if (rc == ARB_OK) {
+        int rc = arbh_reload_prepare(h->instances[i], path, force, img, err, n);
+        if (rc == ARB_OK && img->unchanged) {
+            /* A failed build leaves the old file: say so, count nothing. */
+            if (unchanged)
+                *unchanged = true;
+            arbh_log(h, instance, ARB_LOG_INFO,
+                     "reload: %s is the running image (build id %s): nothing to do", img->path,
+                     img->build_id);
+        } else if (rc == ARB_OK) {
             reload_call c = {&h->instances[i], img, err, n, 0};
             arbh_loop_call(h->instances[i]->loop, reload_on_loop, &c);
             rc = c.rc;
@@ -875,7 +901,42 @@ int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char 
     return ARB_ENOENT;
 }
 
-/* ---- SIGHUP ---- */
+/* ---- SIGHUP: prepare, then commit ----
+ *
+ * Like nginx's cycle: the new configuration is built whole before anything
+ * running is touched. Every worker loop is held at a quiet point (between two
+ * deliveries) for the whole of it, so the old instances neither run nor move
+ * on between the save of their state and the switch, and the switch happens
+ * at one point for the whole host.
+ *   prepare: parse; for each added or changed instance, on its loop (if its
+ *            `thread` changed, the new loop: the old one is held, so the old
+ *            instance is idle while it saves): load
+ *            (the image checked), create with its registrations staged,
+ *            old save() -> new restore(), start() (staged: nothing is
+ *            delivered to it and its timers wait, but a listener it opens is
+ *            bound, so a taken address fails here).
+ *   commit:  removed and changed instances stop, the new ones' registrations
+ *            become active. Nothing in it can fail: plugin stop() returns
+ *            nothing and the instance list was grown during prepare.
+ * Any failure in prepare stops and frees what was prepared (newest first) and
+ * leaves every running instance as it was. */
+
+typedef struct hup_item {
+    arbh_host *h;
+    arbh_config *nc;
+    const char *name;
+    arbh_instance *old; /* NULL: added */
+    arbh_instance *nw;  /* NULL: removed, or not prepared */
+    bool state_dropped; /* the new instance refused the old state: starts empty */
+    int rc;
+    char why[1024];
+} hup_item;
+
+typedef struct hup_plan {
+    hup_item *items;
+    size_t count;
+    arbh_hold *holds[ARBH_MAX_LOOPS];
+} hup_plan;
 
 static bool instance_changed(arbh_instance *in, arbh_config *nc)
 {
@@ -887,10 +948,99 @@ static bool instance_changed(arbh_instance *in, arbh_config *nc)
     return false;
 }
 
-static void remove_at(arbh_host *h, size_t i)
+static void mark_section_read(arbh_config *nc, const char *section)
 {
-    memmove(&h->instances[i], &h->instances[i + 1], (h->ninstances - i - 1) * sizeof *h->instances);
-    h->ninstances--;
+    for (size_t e = 0; e < nc->count; e++)
+        if (!strcmp(nc->entries[e].section, section))
+            nc->entries[e].used = nc->entries[e].section_seen = true;
+}
+
+/* Runs fn on the loop an instance lives on, which is held. */
+static void on_held(hup_plan *p, arbh_loop *loop, void (*fn)(void *), void *arg)
+{
+    arbh_hold_run(p->holds[loop->index], fn, arg);
+}
+
+/* Where a refusal points: the instance's section in the new file. */
+static void refuse(hup_item *it, const char *what)
+{
+    char section[300];
+    snprintf(section, sizeof section, "plugin %s", it->name);
+    const arbh_cfg_entry *o = arbh_config_section_origin(it->nc, section);
+    char why[1024];
+    snprintf(why, sizeof why, "%s", it->why);
+    /* Messages from the loader and config getters already start "file:line:". */
+    if (o && !strstr(why, o->file))
+        snprintf(it->why, sizeof it->why, "%s:%d: [plugin %s] %s: %.800s", o->file, o->line,
+                 it->name, what, why);
+    else
+        snprintf(it->why, sizeof it->why, "%.800s (instance %s: %s)", why, it->name, what);
+}
+
+static void prepare_item(void *arg)
+{
+    hup_item *it = arg;
+    arbh_instance *nw = build_instance(it->h, it->nc, it->name, true, it->why, sizeof it->why);
+    if (!nw) {
+        it->rc = ARB_EINVAL;
+        refuse(it, it->old ? "changed instance not created" : "added instance not created");
+        return;
+    }
+    it->nw = nw;
+    if (it->old) {
+        it->rc = arbh_instance_move_state(it->old, nw, it->why, sizeof it->why);
+        if (it->rc == ARB_EREFUSED) {
+            /* The new settings make the old state meaningless to the plugin:
+             * it starts empty, and the answer says so. A fresh instance, so
+             * nothing of a half-done restore remains. */
+            arbh_log(it->h, it->name, ARB_LOG_WARN, "SIGHUP: %s; it starts empty", it->why);
+            it->state_dropped = true;
+            arbh_instance_free(nw);
+            it->nw = nw = build_instance(it->h, it->nc, it->name, true, it->why, sizeof it->why);
+            it->rc = nw ? ARB_OK : ARB_EINVAL;
+        }
+        if (it->rc != ARB_OK) {
+            refuse(it, "state not carried over");
+            return;
+        }
+    }
+    it->rc = arbh_instance_start(nw, it->why, sizeof it->why);
+    if (it->rc != ARB_OK)
+        refuse(it, "not started");
+}
+
+static void abort_item(void *arg)
+{
+    hup_item *it = arg;
+    arbh_instance_stop(it->nw); /* tears down the staged registrations, closes listeners */
+    arbh_instance_free(it->nw);
+    it->nw = NULL;
+}
+
+static void commit_stop_old(void *arg)
+{
+    hup_item *it = arg;
+    arbh_instance_stop(it->old);
+}
+
+static void commit_new(void *arg)
+{
+    hup_item *it = arg;
+    if (it->old)
+        it->nw->reloads = it->old->reloads;
+    arbh_instance_commit_regs(it->nw);
+}
+
+static void free_old(void *arg) { arbh_instance_free(((hup_item *)arg)->old); }
+
+static void record_refusal(arbh_host *h, const char *msg)
+{
+    pthread_mutex_lock(&h->metric_mu);
+    arbh_reconfig_result *r = &h->last_reconfig;
+    memset(r, 0, sizeof *r);
+    r->at = arbh_wall_ns();
+    snprintf(r->message, sizeof r->message, "%s", msg);
+    pthread_mutex_unlock(&h->metric_mu);
 }
 
 int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
@@ -905,6 +1055,7 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
         snprintf(err, n, "%s", nc->err);
         arbh_config_free(nc);
         free(nc);
+        record_refusal(h, err);
         return ARB_EINVAL;
     }
     keep_config(h, nc);
@@ -913,65 +1064,177 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
         arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [host]/[bus] changes need a restart; ignored");
     /* A typo in [host] or [bus] refuses the whole edit, as at start. The
      * config stays in h->configs (freed at exit); nothing was changed. */
-    if (check_keys(nc, "host", host_keys, err, n) || check_keys(nc, "bus", bus_keys, err, n))
+    if (check_keys(nc, "host", host_keys, err, n) || check_keys(nc, "bus", bus_keys, err, n)) {
+        record_refusal(h, err);
         return ARB_EINVAL;
+    }
+    /* The host's own sections are read at start only; their keys are known. */
+    mark_section_read(nc, "host");
+    mark_section_read(nc, "bus");
+    mark_section_read(nc, "kafka");
+    mark_section_read(nc, "kafka.producer");
+    mark_section_read(nc, "kafka.consumer");
     err[0] = 0;
-    plan_ctx plan = {h, nc, NULL, 0};
-    arbh_config_sections(nc, "plugin ", collect_plugin, &plan);
-    unsigned stopped = 0, restarted = 0, started = 0, failed = 0;
-    /* Removed and changed instances stop first, newest first. */
-    for (size_t i = h->ninstances; i-- > 0;) {
+    plan_ctx names = {h, nc, NULL, 0};
+    arbh_config_sections(nc, "plugin ", collect_plugin, &names);
+
+    /* The plan: one item per added, changed or removed instance. */
+    hup_plan p = {calloc(names.count + h->ninstances + 1, sizeof(hup_item)), 0, {0}};
+    if (!p.items) {
+        free_names(&names);
+        snprintf(err, n, "out of memory");
+        return ARB_ENOMEM;
+    }
+    size_t nadded = 0, nunchanged = 0;
+    for (size_t k = 0; k < names.count; k++) {
+        arbh_instance *old = arbh_host_find(h, names.names[k]);
+        if (old && old->is_pseudo)
+            old = NULL;
+        if (old && !instance_changed(old, nc)) {
+            /* Unchanged: it keeps its config; its keys count as read in the new one. */
+            mark_section_read(nc, old->section);
+            for (size_t s = 0; s < old->nread_sections; s++)
+                mark_section_read(nc, old->read_sections[s]);
+            nunchanged++;
+            continue;
+        }
+        nadded += !old;
+        p.items[p.count++] = (hup_item){h, nc, names.names[k], old, NULL, false, 0, ""};
+    }
+    for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];
-        if (in->is_pseudo)
-            continue;
         bool present = false;
-        for (size_t k = 0; k < plan.count && !present; k++)
-            present = !strcmp(plan.names[k], in->name);
-        if (present && !instance_changed(in, nc)) {
-            /* Unchanged: it keeps its config; mark its keys read in the new one. */
-            for (size_t e = 0; e < nc->count; e++)
-                if (!strcmp(nc->entries[e].section, in->section))
-                    nc->entries[e].used = nc->entries[e].section_seen = true;
-            for (size_t s = 0; s < in->nread_sections; s++)
-                for (size_t e = 0; e < nc->count; e++)
-                    if (!strcmp(nc->entries[e].section, in->read_sections[s]))
-                        nc->entries[e].used = nc->entries[e].section_seen = true;
-            continue;
-        }
-        arbh_loop_call(in->loop, stop_on_loop, in);
-        arbh_log(h, in->name, ARB_LOG_INFO, "SIGHUP: %s",
-                 present ? "changed, restarting" : "removed");
-        remove_at(h, i);
-        arbh_instance_free(in);
-        if (present)
-            restarted++;
-        else
-            stopped++;
+        for (size_t k = 0; k < names.count && !present; k++)
+            present = !strcmp(names.names[k], in->name);
+        if (!present && !in->is_pseudo)
+            p.items[p.count++] = (hup_item){h, nc, in->name, in, NULL, false, 0, ""};
     }
-    /* Added and changed instances start in config order. */
-    for (size_t k = 0; k < plan.count; k++) {
-        if (arbh_host_find(h, plan.names[k]))
-            continue;
-        char why[1024];
-        arbh_instance *in = build_instance(h, nc, plan.names[k], why, sizeof why);
-        start_call c = {in, why, sizeof why, in ? 0 : ARB_ERROR};
-        if (in)
-            arbh_loop_call(in->loop, start_on_loop, &c);
-        if (c.rc != ARB_OK) {
-            arbh_log(h, plan.names[k], ARB_LOG_ERROR, "SIGHUP: not started: %s", why);
-            if (!err[0])
-                snprintf(err, n, "%s", why);
-            arbh_instance_free(in);
-            failed++;
-            continue;
+    /* The commit must not allocate: grow the list now. */
+    arbh_instance **grown = realloc(h->instances, (h->ninstances + nadded + 1) * sizeof *grown);
+    if (grown)
+        h->instances = grown;
+    int rc = grown ? ARB_OK : ARB_ENOMEM;
+    if (!grown)
+        snprintf(err, n, "out of memory");
+
+    /* Prepare, with every loop held. */
+    for (int l = 0; l < h->nloops && rc == ARB_OK && p.count; l++)
+        if (!(p.holds[l] = arbh_loop_hold(h->loops[l]))) {
+            snprintf(err, n, "out of memory");
+            rc = ARB_ENOMEM;
         }
-        add_instance(h, in);
-        started++;
+    hup_item *failed = NULL;
+    for (size_t i = 0; i < p.count && rc == ARB_OK; i++) {
+        hup_item *it = &p.items[i];
+        bool present = false;
+        for (size_t k = 0; k < names.count && !present; k++)
+            present = !strcmp(names.names[k], it->name);
+        if (!present)
+            continue; /* removed: nothing to prepare */
+        int thread = 0;
+        char section[300];
+        snprintf(section, sizeof section, "plugin %s", it->name);
+        if (instance_thread(nc, section, &thread, it->why, sizeof it->why) != ARB_OK ||
+            thread >= h->nloops) {
+            if (thread >= h->nloops)
+                entry_error(nc, section, "thread", it->why, sizeof it->why,
+                            "loop %d does not exist (this host runs loops 0..%d; a restart "
+                            "is needed for more)",
+                            thread, h->nloops - 1);
+            it->rc = ARB_EINVAL;
+        } else {
+            on_held(&p, h->loops[thread], prepare_item, it);
+        }
+        if (it->rc != ARB_OK) {
+            failed = it;
+            rc = it->rc;
+        }
     }
-    free_names(&plan);
+    if (rc == ARB_OK && validate_unread(nc, err, n) != ARB_OK)
+        rc = ARB_EINVAL;
+    if (failed)
+        snprintf(err, n, "%s", failed->why);
+
+    if (rc != ARB_OK) {
+        /* Undo: the prepared instances go, newest first; nothing else moved. */
+        for (size_t i = p.count; i-- > 0;)
+            if (p.items[i].nw)
+                on_held(&p, p.items[i].nw->loop, abort_item, &p.items[i]);
+        for (int l = 0; l < h->nloops; l++)
+            arbh_loop_release(p.holds[l]);
+        arbh_log(h, NULL, ARB_LOG_ERROR, "SIGHUP refused, nothing changed: %s", err);
+        record_refusal(h, err);
+        free(p.items);
+        free_names(&names);
+        return rc;
+    }
+
+    /* Commit: removed and changed instances stop (newest first), then the
+     * new ones' registrations go live. */
+    unsigned added = 0, removed = 0, changed = 0;
+    char dropped[512] = "";
+    size_t dk = 0;
+    for (size_t i = p.count; i-- > 0;)
+        if (p.items[i].old)
+            on_held(&p, p.items[i].old->loop, commit_stop_old, &p.items[i]);
+    for (size_t i = 0; i < p.count; i++)
+        if (p.items[i].nw)
+            on_held(&p, p.items[i].nw->loop, commit_new, &p.items[i]);
+    pthread_mutex_lock(&h->metric_mu);
+    for (size_t i = 0; i < p.count; i++) {
+        hup_item *it = &p.items[i];
+        if (it->old && it->nw) {
+            for (size_t k = 0; k < h->ninstances; k++)
+                if (h->instances[k] == it->old)
+                    h->instances[k] = it->nw;
+            changed++;
+        } else if (it->old) {
+            for (size_t k = 0; k < h->ninstances; k++)
+                if (h->instances[k] == it->old) {
+                    memmove(&h->instances[k], &h->instances[k + 1],
+                            (h->ninstances - k - 1) * sizeof *h->instances);
+                    h->ninstances--;
+                    break;
+                }
+            removed++;
+        } else {
+            h->instances[h->ninstances++] = it->nw;
+            added++;
+        }
+    }
     h->cfg = nc;
-    arbh_log(
-        h, NULL, ARB_LOG_INFO, "SIGHUP: %u added, %u removed, %u restarted, %u failed, %zu running",
-        started > restarted ? started - restarted : 0, stopped, restarted, failed, h->ninstances);
-    return failed ? ARB_ERROR : ARB_OK;
+    size_t running = 0;
+    for (size_t k = 0; k < h->ninstances; k++)
+        running += !h->instances[k]->is_pseudo;
+    pthread_mutex_unlock(&h->metric_mu);
+    for (size_t i = 0; i < p.count; i++) {
+        hup_item *it = &p.items[i];
+        if (it->old)
+            on_held(&p, it->old->loop, free_old, it);
+        if (it->state_dropped && dk + strlen(it->name) + 2 < sizeof dropped)
+            dk += (size_t)snprintf(dropped + dk, sizeof dropped - dk, "%s%s", dk ? ", " : "",
+                                   it->name);
+    }
+    for (int l = 0; l < h->nloops; l++)
+        arbh_loop_release(p.holds[l]);
+    arbh_log(h, NULL, ARB_LOG_INFO,
+             "SIGHUP: %u added, %u removed, %u changed (state carried over%s%s), %zu unchanged, "
+             "%zu running",
+             added, removed, changed, dropped[0] ? "; started empty: " : "", dropped, nunchanged,
+             running);
+    pthread_mutex_lock(&h->metric_mu);
+    arbh_reconfig_result *r = &h->last_reconfig;
+    memset(r, 0, sizeof *r);
+    r->at = arbh_wall_ns();
+    r->ok = true;
+    r->added = added;
+    r->removed = removed;
+    r->changed = changed;
+    r->unchanged = (unsigned)nunchanged;
+    snprintf(r->state_dropped, sizeof r->state_dropped, "%s", dropped);
+    snprintf(r->message, sizeof r->message, "applied");
+    pthread_mutex_unlock(&h->metric_mu);
+    free(p.items);
+    free_names(&names);
+    return ARB_OK;
 }

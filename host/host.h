@@ -141,9 +141,60 @@ struct arbh_instance {
     int healthy;
     char health[128];
     char err[512];        /* the last error reported by this instance's calls */
+    bool err_located;     /* err names a config file and line (a rejected value) */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
+    char build_id[80];    /* GNU build id, or "sha256:..." of the file */
+    int64_t loaded_at;    /* wall ns its image was opened */
+    char crash_who[4608]; /* preformatted for the fatal-signal line (crash.c) */
 };
+
+/* Which plugin code this thread runs (crash.c): set around every call into
+ * a plugin, read by the fatal-signal handler. */
+enum arbh_callback {
+    ARBH_CB_NONE,
+    ARBH_CB_CREATE,
+    ARBH_CB_START,
+    ARBH_CB_DELIVER,
+    ARBH_CB_TIMER,
+    ARBH_CB_ROUTE,
+    ARBH_CB_STOP,
+    ARBH_CB_SAVE,
+    ARBH_CB_RESTORE,
+    ARBH_CB_DESTROY,
+    ARBH_CB_PARTITIONS,
+    ARBH_CB_LOAD, /* dlopen: the image's constructors, and its entry function */
+};
+typedef struct arbh_running {
+    const arbh_instance *in; /* NULL: host code */
+    int what;                /* enum arbh_callback */
+    int topic;               /* ARBH_CB_DELIVER: the topic delivered */
+} arbh_running;
+extern _Thread_local arbh_running arbh_now;
+
+static inline arbh_running arbh_enter(const arbh_instance *in, int what, int topic)
+{
+    arbh_running prev = arbh_now;
+    arbh_now.in = in;
+    arbh_now.what = what;
+    arbh_now.topic = topic;
+    return prev;
+}
+static inline void arbh_leave(arbh_running prev) { arbh_now = prev; }
+
+/* The exit status of a host killed by a fatal signal in plugin code
+ * (EX_SOFTWARE): scripts/supervise.sh and the systemd unit restart on it. */
+#define ARBH_EXIT_PLUGIN_CRASH 70
+#define ARBH_EXIT_PLUGIN_CRASH_STR "70"
+
+/* The last SIGHUP (or reload-config request) and what came of it. */
+typedef struct arbh_reconfig_result {
+    int64_t at; /* wall ns; 0: none yet */
+    bool ok;
+    char message[1024]; /* refusal: file:line: [section] instance: reason */
+    unsigned added, removed, changed, unchanged;
+    char state_dropped[512]; /* changed instances whose plugin refused the old state */
+} arbh_reconfig_result;
 
 typedef struct arbh_metric {
     char *instance; /* NULL: the host's own */
@@ -212,6 +263,8 @@ struct arbh_host {
     int64_t announce_ns; /* [host] announce_ms; 0: do not announce */
     int announce_timer;
 
+    arbh_reconfig_result last_reconfig;
+
     struct evhttp *admin;
     char admin_addr[128];
     char admin_token[256];
@@ -230,8 +283,15 @@ int arbh_host_run(arbh_host *h);
 void arbh_host_stop(arbh_host *h);
 void arbh_host_free(arbh_host *h);
 void arbh_host_print_plan(arbh_host *h, FILE *out);
+/* SIGHUP: prepare the whole new configuration (parse, load, create, start
+ * staged, bind), then commit it, or change nothing. The outcome is also kept
+ * in h->last_reconfig. */
 int arbh_host_reconfigure(arbh_host *h, char *err, size_t n);
-int arbh_host_reload(arbh_host *h, const char *instance, const char *path, char *err, size_t n);
+/* Hot reload of one instance from path (NULL: its own file). A file that is
+ * the running image (same build id) is not reloaded and sets *unchanged (may
+ * be NULL), unless `force` (run save/restore anyway, e.g. to test them). */
+int arbh_host_reload(arbh_host *h, const char *instance, const char *path, bool force,
+                     bool *unchanged, char *err, size_t n);
 arbh_instance *arbh_host_find(arbh_host *h, const char *name);
 /* Adds an instance with no plugin behind it (the test host's own context). */
 arbh_instance *arbh_host_add_pseudo(arbh_host *h, const char *name);
@@ -249,6 +309,13 @@ void arbh_loops_stop(arbh_host *h);
 void arbh_loops_free(arbh_host *h);
 /* Runs fn(arg) on loop's thread and waits for it (directly if already there). */
 void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg);
+/* Holds a loop at a quiet point (between two deliveries, no event handled)
+ * until released; arbh_hold_run runs work on it meanwhile. Holding the
+ * caller's own loop, or one without a thread, runs the work directly. */
+typedef struct arbh_hold arbh_hold;
+arbh_hold *arbh_loop_hold(arbh_loop *loop); /* NULL: out of memory */
+void arbh_hold_run(arbh_hold *hd, void (*fn)(void *), void *arg);
+void arbh_loop_release(arbh_hold *hd);
 
 /* ---- bus.c ---- */
 int arbh_bus_init(arbh_host *h);
@@ -295,11 +362,15 @@ typedef struct arbh_reload_image {
     char path[4096];
     void *dl;
     const arb_plugin *desc;
+    char build_id[80];
+    bool unchanged; /* the same build id as the running image: nothing opened */
 } arbh_reload_image;
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
-                        size_t n);
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, bool force,
+                        arbh_reload_image *img, char *err, size_t n);
 void arbh_reload_discard(arbh_reload_image *img);
 int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n);
+/* old save() -> nw restore(), on their loop. ARB_EREFUSED: nw refused it. */
+int arbh_instance_move_state(arbh_instance *old, arbh_instance *nw, char *err, size_t n);
 int arbh_resolve_plugin(arbh_host *h, const char *cfg_file, const char *load, char *out, size_t n);
 arbh_metric *arbh_metric_get(arbh_host *h, const char *instance, int kind, const char *name,
                              const char *labels, const char *help);
@@ -312,6 +383,29 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n);
  * other hosts (topic arb_runs); with a journal, opens it for the run decided
  * (emptied for a new run) and writes its run file. */
 int arbh_run_settle(arbh_host *h, char *err, size_t n);
+
+/* Records the image's identity and preformats the crash line's prefix. */
+void arbh_instance_set_image(arbh_instance *in, const char *build_id);
+
+/* ---- image.c ---- */
+/* Checks that path is a whole ELF shared object for this machine (read
+ * whole, size unchanged while reading) and puts its build id in id. */
+int arbh_image_check(const char *path, char *id, size_t idn, char *err, size_t n);
+/* The same check, then a private copy in $TMPDIR (named after this process)
+ * for dlopen; messages name `path`, never the copy. */
+int arbh_image_copy(const char *path, const char *instance, char *copy, size_t cn, char *id,
+                    size_t idn, char *err, size_t n);
+/* Removes the copy (if copy[0]) and empties the string. */
+void arbh_image_unlink(char *copy);
+/* Removes copies left by hosts that died (their pid is gone); returns how many. */
+int arbh_image_sweep(void);
+
+/* ---- crash.c ---- */
+void arbh_crash_install(void);     /* the handlers, and this thread's alternate stack */
+void arbh_crash_thread_init(void); /* a loop thread's alternate stack */
+void arbh_crash_thread_exit(void);
+void arbh_crash_note_copy(const char *path);
+const char *arbh_callback_name(int what);
 
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);

@@ -5,7 +5,9 @@
  *
  * Reload, on the instance's own loop (so it is a quiet point: no delivery is
  * in progress on that thread and none can start until we return):
- *   copy the .so to a unique path, dlopen it, check the ABI and name,
+ *   copy the .so to a unique path (checked first by image.c: a whole ELF
+ *   shared object; the same build id as the running image means nothing to
+ *   do), dlopen it, check the ABI and name,
  *   create the new instance with its registrations staged (inactive),
  *   old save() -> new restore() (which may refuse), new start(),
  *   then commit: old stop(), its registrations torn down, the new ones
@@ -70,6 +72,7 @@ report_entry(arbh_instance *in, const char *section, const arbh_cfg_entry *e, co
         snprintf(in->err, sizeof in->err, "%s: [%s] %s", where->file, section, msg);
     else
         snprintf(in->err, sizeof in->err, "[%s] %s", section, msg);
+    in->err_located = where != NULL;
     arbh_log(in->host, in->name, ARB_LOG_ERROR, "%s", in->err);
     return ARB_EINVAL;
 }
@@ -207,7 +210,18 @@ static const char *api_instance_name(arb_ctx *ctx) { return INST(ctx)->name; }
 
 static void api_vlog(arb_ctx *ctx, int level, const char *fmt, va_list ap)
 {
-    arbh_vlog(INST(ctx)->host, INST(ctx)->name, level, fmt, ap);
+    arbh_instance *in = INST(ctx);
+    /* The first error the plugin logs is the reason its create() or start()
+     * failed: kept so the caller's refusal (SIGHUP, reload) can say why. A
+     * rejected config value (report_entry) replaces it: it names the line. */
+    if (level == ARB_LOG_ERROR && !in->err[0]) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(in->err, sizeof in->err, fmt, copy);
+        va_end(copy);
+        in->err_located = false;
+    }
+    arbh_vlog(in->host, in->name, level, fmt, ap);
 }
 
 static int api_topic(arb_ctx *ctx, const char *name)
@@ -243,7 +257,9 @@ static void timer_cb(int fd, short what, void *arg)
     arbh_instance *in = t->owner;
     int id = t->id;
     bool repeat = t->repeat;
+    arbh_running prev = arbh_enter(in, ARBH_CB_TIMER, -1);
     t->fn(t->user);
+    arbh_leave(prev);
     /* The callback may have stopped this very timer (then it is gone). */
     if (!repeat) {
         for (size_t i = 0; i < in->ntimers; i++)
@@ -658,13 +674,35 @@ static int check_descriptor(const arb_plugin *d, const char *path, char *err, si
     return ARB_OK;
 }
 
-static int open_image(const char *path, void **dl_out, const arb_plugin **desc_out, char *err,
-                      size_t n)
+/* dlerror() names the file dlopen was given: a reload's private copy, which
+ * means nothing to the person who asked; their path is put in its place. */
+static void name_user_path(const char *msg, const char *opened, const char *shown, char *out,
+                           size_t n)
 {
+    const char *at = opened != shown ? strstr(msg, opened) : NULL;
+    if (at)
+        snprintf(out, n, "%.*s%s%s", (int)(at - msg), msg, shown, at + strlen(opened));
+    else
+        snprintf(out, n, "%s", msg);
+}
+
+/* Opens `path` (a checked file), names `shown` in every message. The image's
+ * constructors and entry function are plugin code: a crash in them is
+ * reported as `who` loading. */
+static int open_image(const arbh_instance *who, const char *path, const char *shown, void **dl_out,
+                      const arb_plugin **desc_out, char *err, size_t n)
+{
+    const char *path_for_dl = path;
+    path = shown;
     dlerror();
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    arbh_running prev = arbh_enter(who, ARBH_CB_LOAD, -1);
+    void *dl = dlopen(path_for_dl, RTLD_NOW | RTLD_LOCAL);
+    arbh_leave(prev);
     if (!dl) {
-        snprintf(err, n, "cannot load %s: %s", path, dlerror());
+        const char *e = dlerror();
+        char why[1024];
+        name_user_path(e ? e : "?", path_for_dl, shown, why, sizeof why);
+        snprintf(err, n, "cannot load %s: %s", path, why);
         return ARB_ERROR;
     }
     arb_plugin_entry_fn entry;
@@ -675,7 +713,9 @@ static int open_image(const char *path, void **dl_out, const arb_plugin **desc_o
         dlclose(dl);
         return ARB_ERROR;
     }
+    prev = arbh_enter(who, ARBH_CB_LOAD, -1);
     const arb_plugin *d = entry();
+    arbh_leave(prev);
     int rc = check_descriptor(d, path, err, n);
     if (rc) {
         dlclose(dl);
@@ -684,6 +724,17 @@ static int open_image(const char *path, void **dl_out, const arb_plugin **desc_o
     *dl_out = dl;
     *desc_out = d;
     return ARB_OK;
+}
+
+/* The image's identity, and the fatal-signal line's prefix preformatted
+ * (crash.c's handler may not format). */
+void arbh_instance_set_image(arbh_instance *in, const char *build_id)
+{
+    snprintf(in->build_id, sizeof in->build_id, "%s", build_id ? build_id : "");
+    in->loaded_at = arbh_wall_ns();
+    snprintf(in->crash_who, sizeof in->crash_who, "instance %s (%s %s, build id %s)", in->name,
+             in->desc ? in->desc->name : "?", in->path ? in->path : "?",
+             in->build_id[0] ? in->build_id : "unknown");
 }
 
 int arbh_instance_load(arbh_instance *in, char *err, size_t n)
@@ -704,26 +755,35 @@ int arbh_instance_load(arbh_instance *in, char *err, size_t n)
     }
     free(in->path);
     in->path = strdup(path);
-    char why[1024];
-    if (open_image(path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+    char why[1024], id[80];
+    if (arbh_image_check(path, id, sizeof id, why, sizeof why) != ARB_OK) {
         snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
         return ARB_ERROR;
     }
+    arbh_instance_set_image(in, id); /* before dlopen: a crash in it names the file */
+    if (open_image(in, path, path, &in->dl, &in->desc, why, sizeof why) != ARB_OK) {
+        snprintf(err, n, "%s:%d: [%s] %s", load->file, load->line, in->section, why);
+        return ARB_ERROR;
+    }
+    arbh_instance_set_image(in, id); /* now with the plugin's name */
     return ARB_OK;
 }
 
 int arbh_instance_create(arbh_instance *in, char *err, size_t n)
 {
     in->err[0] = 0;
+    arbh_running prev = arbh_enter(in, ARBH_CB_CREATE, -1);
     int rc = in->desc->create(&in->ctx, &in->self);
+    arbh_leave(prev);
     if (rc != ARB_OK) {
         in->self = NULL;
         const arbh_cfg_entry *o = arbh_config_section_origin(in->cfg, in->section);
-        if (in->err[0])
+        if (in->err[0] && in->err_located)
             snprintf(err, n, "%s", in->err);
         else
-            snprintf(err, n, "%s:%d: [%s] plugin %s refused its configuration (%d)",
-                     o ? o->file : "?", o ? o->line : 0, in->section, in->desc->name, rc);
+            snprintf(err, n, "%s:%d: [%s] plugin %s refused its configuration (%d)%s%.400s",
+                     o ? o->file : "?", o ? o->line : 0, in->section, in->desc->name, rc,
+                     in->err[0] ? ": " : "", in->err);
         in->state = INST_FAILED;
         return rc;
     }
@@ -734,11 +794,15 @@ int arbh_instance_create(arbh_instance *in, char *err, size_t n)
 int arbh_instance_start(arbh_instance *in, char *err, size_t n)
 {
     in->err[0] = 0;
+    arbh_running prev = arbh_enter(in, ARBH_CB_START, -1);
     int rc = in->desc->start(in->self);
+    arbh_leave(prev);
     if (rc != ARB_OK) {
         snprintf(err, n, "[%s] start failed (%d)%s%s", in->section, rc, in->err[0] ? ": " : "",
                  in->err);
+        prev = arbh_enter(in, ARBH_CB_STOP, -1);
         in->desc->stop(in->self);
+        arbh_leave(prev);
         arbh_instance_teardown_regs(in);
         in->state = INST_FAILED;
         return rc;
@@ -799,7 +863,9 @@ void arbh_instance_arm_timers(arbh_instance *in)
 void arbh_instance_stop(arbh_instance *in)
 {
     if (in->state == INST_RUNNING && !in->is_pseudo) {
+        arbh_running prev = arbh_enter(in, ARBH_CB_STOP, -1);
         in->desc->stop(in->self);
+        arbh_leave(prev);
         in->state = INST_STOPPED;
     }
     arbh_instance_teardown_regs(in);
@@ -810,8 +876,11 @@ void arbh_instance_free(arbh_instance *in)
     if (!in)
         return;
     arbh_instance_teardown_regs(in);
-    if (in->self && in->desc)
+    if (in->self && in->desc) {
+        arbh_running prev = arbh_enter(in, ARBH_CB_DESTROY, -1);
         in->desc->destroy(in->self);
+        arbh_leave(prev);
+    }
     if (in->dl)
         dlclose(in->dl);
     free(in->subs);
@@ -828,53 +897,45 @@ void arbh_instance_free(arbh_instance *in)
 /* ---- hot reload ---- */
 
 /* dlopen caches images by path and file identity: a rebuilt .so at the same
- * path must be opened from a fresh copy. The copy is unlinked right after
- * dlopen; the mapping keeps it alive. */
-static int open_unique_copy(arbh_instance *in, const char *path, void **dl, const arb_plugin **desc,
+ * path must be opened from a fresh copy. The copy is checked (image.c) before
+ * dlopen and unlinked right after it on every path; the mapping keeps it
+ * alive. */
+static int open_unique_copy(arbh_instance *in, const char *path, bool force, arbh_reload_image *img,
                             char *err, size_t n)
 {
-    int src = open(path, O_RDONLY | O_CLOEXEC);
-    if (src < 0) {
-        snprintf(err, n, "cannot open %s: %s", path, strerror(errno));
-        return ARB_ERROR;
-    }
-    const char *tmp = getenv("TMPDIR");
     char copy[4096];
-    snprintf(copy, sizeof copy, "%s/arb-reload-%s-XXXXXX.so", tmp && *tmp ? tmp : "/tmp", in->name);
-    int dst = mkstemps(copy, 3);
-    if (dst < 0) {
-        snprintf(err, n, "cannot create a copy of %s: %s", path, strerror(errno));
-        close(src);
-        return ARB_ERROR;
+    int rc = arbh_image_copy(path, in->name, copy, sizeof copy, img->build_id, sizeof img->build_id,
+                             err, n);
+    if (rc != ARB_OK)
+        return rc;
+    /* The same bytes as the running image: nothing to load. */
+    if (!force && in->build_id[0] && !strcmp(img->build_id, in->build_id)) {
+        arbh_image_unlink(copy);
+        img->unchanged = true;
+        return ARB_OK;
     }
-    struct stat st;
-    int rc = fstat(src, &st);
-    off_t off = 0;
-    while (rc == 0 && off < st.st_size) {
-        ssize_t k = sendfile(dst, src, &off, (size_t)(st.st_size - off));
-        if (k <= 0)
-            rc = -1;
+    /* Who is loading, for the crash line: the instance, the user's file and
+     * the new image's id (not the running one's). */
+    arbh_instance *who = calloc(1, sizeof *who);
+    if (who) {
+        who->name = in->name;
+        who->path = (char *)path;
+        arbh_instance_set_image(who, img->build_id);
     }
-    close(src);
-    close(dst);
-    if (rc != 0) {
-        snprintf(err, n, "cannot copy %s: %s", path, strerror(errno));
-        unlink(copy);
-        return ARB_ERROR;
-    }
-    rc = open_image(copy, dl, desc, err, n);
-    unlink(copy);
+    rc = open_image(who, copy, path, &img->dl, &img->desc, err, n);
+    free(who);
+    arbh_image_unlink(copy);
     return rc;
 }
 
-int arbh_reload_prepare(arbh_instance *old, const char *new_path, arbh_reload_image *img, char *err,
-                        size_t n)
+int arbh_reload_prepare(arbh_instance *old, const char *new_path, bool force,
+                        arbh_reload_image *img, char *err, size_t n)
 {
     memset(img, 0, sizeof *img);
     const char *path = new_path && *new_path ? new_path : old->path;
     snprintf(img->path, sizeof img->path, "%s", path);
-    int rc = open_unique_copy(old, path, &img->dl, &img->desc, err, n);
-    if (rc == ARB_OK && strcmp(img->desc->name, old->desc->name)) {
+    int rc = open_unique_copy(old, path, force, img, err, n);
+    if (rc == ARB_OK && !img->unchanged && strcmp(img->desc->name, old->desc->name)) {
         snprintf(err, n, "%s is plugin '%s', not '%s'", path, img->desc->name, old->desc->name);
         dlclose(img->dl);
         img->dl = NULL;
@@ -888,6 +949,30 @@ void arbh_reload_discard(arbh_reload_image *img)
     if (img->dl)
         dlclose(img->dl);
     img->dl = NULL;
+}
+
+int arbh_instance_move_state(arbh_instance *old, arbh_instance *nw, char *err, size_t n)
+{
+    if (!old->desc->save || !nw->desc->restore)
+        return ARB_OK;
+    void *bytes = NULL;
+    size_t len = 0;
+    arbh_running prev = arbh_enter(old, ARBH_CB_SAVE, -1);
+    int rc = old->desc->save(old->self, &bytes, &len);
+    arbh_leave(prev);
+    if (rc != ARB_OK) {
+        snprintf(err, n, "save failed in the running instance (%d)", rc);
+        free(bytes);
+        return rc;
+    }
+    prev = arbh_enter(nw, ARBH_CB_RESTORE, -1);
+    rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
+    arbh_leave(prev);
+    if (rc != ARB_OK)
+        snprintf(err, n, "the new build refused the state (state version %u, %zu bytes): %s",
+                 old->desc->state_version, len, rc == ARB_EREFUSED ? "refused" : "restore failed");
+    free(bytes);
+    return rc;
 }
 
 int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err, size_t n)
@@ -913,23 +998,10 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
     nw->dl = img->dl; /* the instance owns the image from here */
     nw->desc = img->desc;
     img->dl = NULL;
+    arbh_instance_set_image(nw, img->build_id);
     int rc = arbh_instance_create(nw, err, n);
-    if (rc == ARB_OK && old->desc->save && nw->desc->restore) {
-        void *bytes = NULL;
-        size_t len = 0;
-        rc = old->desc->save(old->self, &bytes, &len);
-        if (rc != ARB_OK) {
-            snprintf(err, n, "save failed in the running instance (%d)", rc);
-        } else {
-            rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
-            if (rc != ARB_OK)
-                snprintf(err, n,
-                         "the new build refused the state (state version %u, %zu bytes): %s",
-                         old->desc->state_version, len,
-                         rc == ARB_EREFUSED ? "refused" : "restore failed");
-        }
-        free(bytes);
-    }
+    if (rc == ARB_OK)
+        rc = arbh_instance_move_state(old, nw, err, n);
     if (rc == ARB_OK)
         rc = arbh_instance_start(nw, err, n);
     if (rc != ARB_OK) {

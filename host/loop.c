@@ -2,7 +2,8 @@
  * loop.c -- the host's event loops: one libevent base per loop, loop 0 on the
  * main thread and the others on worker threads, the bus rings between every
  * pair of loops, and arbh_loop_call() to run control work (start, stop,
- * reload, admin requests) on the thread that owns an instance.
+ * reload, admin requests) on the thread that owns an instance, and holding
+ * loops at a quiet point while SIGHUP prepares and commits a configuration.
  * Not here: what runs on the loops (bus.c, instance.c).
  */
 #include <errno.h>
@@ -98,9 +99,11 @@ static void *loop_main(void *arg)
 {
     arbh_loop *l = arg;
     current_loop = l;
+    arbh_crash_thread_init(); /* plugin code runs here: a stack overflow reports too */
     /* EVLOOP_NO_EXIT_ON_EMPTY: a worker waits for work even with no events. */
     while (!atomic_load(&l->stop))
         event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    arbh_crash_thread_exit();
     current_loop = NULL;
     return NULL;
 }
@@ -161,6 +164,25 @@ void arbh_loops_free(arbh_host *h)
     }
 }
 
+static void task_post(arbh_loop *loop, arbh_task *t)
+{
+    pthread_mutex_lock(&loop->task_mu);
+    arbh_task **tail = &loop->tasks;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = t;
+    pthread_mutex_unlock(&loop->task_mu);
+    event_active(loop->task_ev, 0, 0);
+}
+
+static void task_wait(arbh_loop *loop, arbh_task *t)
+{
+    pthread_mutex_lock(&loop->task_mu);
+    while (!t->done)
+        pthread_cond_wait(&loop->task_cv, &loop->task_mu);
+    pthread_mutex_unlock(&loop->task_mu);
+}
+
 void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg)
 {
     if (current_loop == loop || !loop->has_thread) {
@@ -168,15 +190,95 @@ void arbh_loop_call(arbh_loop *loop, void (*fn)(void *), void *arg)
         return;
     }
     arbh_task t = {fn, arg, NULL, false};
-    pthread_mutex_lock(&loop->task_mu);
-    arbh_task **tail = &loop->tasks;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = &t;
-    pthread_mutex_unlock(&loop->task_mu);
-    event_active(loop->task_ev, 0, 0);
-    pthread_mutex_lock(&loop->task_mu);
-    while (!t.done)
-        pthread_cond_wait(&loop->task_cv, &loop->task_mu);
-    pthread_mutex_unlock(&loop->task_mu);
+    task_post(loop, &t);
+    task_wait(loop, &t);
+}
+
+/* ---- holding a loop at a quiet point ---- */
+
+struct arbh_hold {
+    arbh_loop *loop;
+    arbh_task task;
+    bool direct; /* the caller's own loop, or a loop without a thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool entered, release;
+    void (*fn)(void *);
+    void *arg;
+    unsigned posted, ran;
+};
+
+/* The held loop's thread sits here, running what it is given, until released. */
+static void hold_main(void *arg)
+{
+    arbh_hold *hd = arg;
+    pthread_mutex_lock(&hd->mu);
+    hd->entered = true;
+    pthread_cond_broadcast(&hd->cv);
+    for (;;) {
+        while (!hd->release && hd->ran == hd->posted)
+            pthread_cond_wait(&hd->cv, &hd->mu);
+        if (hd->ran == hd->posted)
+            break;
+        void (*fn)(void *) = hd->fn;
+        void *fa = hd->arg;
+        pthread_mutex_unlock(&hd->mu);
+        fn(fa);
+        pthread_mutex_lock(&hd->mu);
+        hd->ran++;
+        pthread_cond_broadcast(&hd->cv);
+    }
+    pthread_mutex_unlock(&hd->mu);
+}
+
+arbh_hold *arbh_loop_hold(arbh_loop *loop)
+{
+    arbh_hold *hd = calloc(1, sizeof *hd);
+    if (!hd)
+        return NULL;
+    hd->loop = loop;
+    hd->direct = current_loop == loop || !loop->has_thread;
+    if (hd->direct)
+        return hd;
+    pthread_mutex_init(&hd->mu, NULL);
+    pthread_cond_init(&hd->cv, NULL);
+    hd->task = (arbh_task){hold_main, hd, NULL, false};
+    task_post(loop, &hd->task);
+    pthread_mutex_lock(&hd->mu);
+    while (!hd->entered)
+        pthread_cond_wait(&hd->cv, &hd->mu);
+    pthread_mutex_unlock(&hd->mu);
+    return hd;
+}
+
+void arbh_hold_run(arbh_hold *hd, void (*fn)(void *), void *arg)
+{
+    if (hd->direct) {
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&hd->mu);
+    hd->fn = fn;
+    hd->arg = arg;
+    hd->posted++;
+    pthread_cond_broadcast(&hd->cv);
+    while (hd->ran != hd->posted)
+        pthread_cond_wait(&hd->cv, &hd->mu);
+    pthread_mutex_unlock(&hd->mu);
+}
+
+void arbh_loop_release(arbh_hold *hd)
+{
+    if (!hd)
+        return;
+    if (!hd->direct) {
+        pthread_mutex_lock(&hd->mu);
+        hd->release = true;
+        pthread_cond_broadcast(&hd->cv);
+        pthread_mutex_unlock(&hd->mu);
+        task_wait(hd->loop, &hd->task);
+        pthread_mutex_destroy(&hd->mu);
+        pthread_cond_destroy(&hd->cv);
+    }
+    free(hd);
 }

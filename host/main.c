@@ -6,6 +6,10 @@
  * Files are read in order, -s overrides win over files. --check builds the
  * whole plan (loads every plugin, checks its ABI, lets it validate its
  * config), prints it and exits; any problem exits 2 with file:line.
+ * Exit status: 0 stopped cleanly (or the status a plugin asked for), 1 could
+ * not start (e.g. an address in use), 2 bad configuration, 70 a plugin
+ * crashed (SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGABRT in its code; the log line
+ * before it names the instance, file, build id and callback).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -61,6 +65,8 @@ int main(int argc, char **argv)
     }
     char err[2048];
     int code = 0;
+    /* Before any plugin is loaded: a crash in a create() names its plugin. */
+    arbh_crash_install();
     arbh_host *h = arbh_host_new(files, nfiles, NULL, sets, nsets, err, sizeof err);
     if (!h) {
         fprintf(stderr, "arb-host: %s\n", err);

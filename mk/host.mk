@@ -1,7 +1,9 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/kafka.c host/journal.c host/run.c
-HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) -ldl -lpthread -lm
+	host/kafka.c host/journal.c host/run.c host/image.c host/crash.c
+# libcrypto: the SHA-256 that identifies a plugin image without a build id.
+CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
+HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm
 
 TOOLS += arb-host
 arb-host_SRCS := $(HOST_LIB_SRCS) host/main.c
@@ -19,6 +21,10 @@ tp_seq_v2_SRCS := tests/plugins/tp_seq_v2.c
 tp_seq_v2_LIBS := $(DEP_LIBS)
 tp_seq_refuse_SRCS := tests/plugins/tp_seq_refuse.c
 tp_seq_refuse_LIBS := $(DEP_LIBS)
+TEST_PLUGINS += tp_crash tp_crash_v2 tp_crash_ctor
+tp_crash_SRCS := tests/plugins/tp_crash.c
+tp_crash_v2_SRCS := tests/plugins/tp_crash_v2.c
+tp_crash_ctor_SRCS := tests/plugins/tp_crash_ctor.c
 tp_noentry_SRCS := tests/plugins/tp_noentry.c
 tp_badabi_SRCS := tests/plugins/tp_badabi.c
 
@@ -29,6 +35,12 @@ test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
 TESTS += test_host
 test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
+
+# Real arb-host processes and real signals: SIGHUP refusals, reloads of bad
+# files, a plugin crashing in each callback, two hosts on one address.
+TESTS += test_host_faults
+test_host_faults_SRCS := tests/integration/test_host_faults.c
+test_host_faults_LIBS := $(CMOCKA_LIBS)
 
 TOOLS += arbctl
 arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c

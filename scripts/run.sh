@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on this machine, in the foreground (Ctrl-C
-# stops it cleanly). With the recorder in the config and no ARB_PG_DSN set, a
+# stops it cleanly; a host killed by a plugin crash is restarted, see
+# scripts/supervise.sh). With the recorder in the config and no ARB_PG_DSN set, a
 # local PostgreSQL under var/pg is created on first use and started first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,5 @@ fi
 admin=$(sed -nE 's/^[[:space:]]*admin[[:space:]]*=[[:space:]]*([^ ;]+).*/\1/p' "$cfg" | head -1)
 listen=$(sed -nE 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*([^ ;]+).*/\1/p' "$cfg" | head -1)
 echo "run: arb-host -c $cfg${admin:+ (admin http://$admin, arbctl -c $cfg status)}${listen:+, dashboard http://$listen/}" >&2
-exec build/arb-host -c "$cfg" "$@"
+# A plugin crash (exit status 70) restarts the host with a back-off.
+exec scripts/supervise.sh arb-host "${ARB_BUILD:-build}/arb-host" -c "$cfg" "$@"

@@ -4,12 +4,14 @@
 #include "http_conn.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +201,44 @@ void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const cha
         write_now(evcon);
 }
 
+/* The port of an address, 0 for anything else. */
+static int addr_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    if (a->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+    return 0;
+}
+
+/* True if this process already has a listening TCP socket on ss's port (a
+ * gateway being reloaded or reconfigured in place), found among our own
+ * file descriptors. */
+static bool held_by_this_process(const struct sockaddr_storage *ss)
+{
+    int port = addr_port(ss);
+    DIR *d = port ? opendir("/proc/self/fd") : NULL;
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        int listening = 0, type = 0;
+        socklen_t ll = sizeof listening, tl = sizeof type;
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof got;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d) ||
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != SOCK_STREAM ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) || !listening ||
+            getsockname(fd, (struct sockaddr *)&got, &gl) || got.ss_family != ss->ss_family)
+            continue;
+        found = addr_port(&got) == port;
+    }
+    closedir(d);
+    return found;
+}
+
 evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap)
 {
     struct sockaddr_storage ss;
@@ -206,6 +246,30 @@ evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap)
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen)) {
         errno = EINVAL;
         return -1;
+    }
+    /* One listener, one owner. SO_REUSEPORT lets a reloaded gateway bind
+     * before the old one closes, but on its own it would also let a second
+     * arb-host of the same user bind the port and silently take a share of
+     * the connections. So the port is shared only inside this process: if
+     * the address is taken (a bind without SO_REUSEPORT fails) and none of
+     * our own sockets listens on it, another process holds it and we refuse
+     * with EADDRINUSE. Every arb-host applies the same rule, so whichever
+     * host binds first owns the port. (Two hosts probing in the same
+     * microseconds could both find it free; the rule is for the real case,
+     * a host started while another serves.) */
+    if (addr_port(&ss) != 0) {
+        evutil_socket_t probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+            return -1;
+        int on = 1;
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        int taken =
+            bind(probe, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 && errno == EADDRINUSE;
+        close(probe);
+        if (taken && !held_by_this_process(&ss)) {
+            errno = EADDRINUSE;
+            return -1;
+        }
     }
     evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

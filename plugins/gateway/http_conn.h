@@ -52,7 +52,9 @@ void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const cha
  * SO_REUSEPORT lets a hot-reloaded instance listen before the old one closes
  * its socket (the kernel then spreads new connections over both until the
  * old one closes; two gateways configured on one port would share it the
- * same way, so give each instance its own). */
+ * same way, so give each instance its own). An address another process
+ * listens on is refused (EADDRINUSE): the port is shared only within one
+ * process. */
 evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap);
 
 #endif

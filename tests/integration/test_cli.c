@@ -178,6 +178,10 @@ static void arbctl_drives_a_running_host(void **state)
     assert_int_equal(run(&out, "%s/arbctl -a %s plugins", B, addr), 0);
     assert_non_null(strstr(out, "tp_seq"));
     assert_int_equal(run(&out, "%s/arbctl -a %s reload c", B, addr), 0);
+    assert_non_null(strstr(out, "\"unchanged\": true")); /* its own file: the running image */
+    assert_non_null(strstr(out, "\"reloads\": 0"));
+    assert_int_equal(
+        run(&out, "%s/arbctl -a %s reload c %s/tests/plugins/tp_seq_v2.so", B, addr, B), 0);
     assert_non_null(strstr(out, "\"reloads\": 1"));
     assert_int_equal(run(&out, "%s/arbctl -a %s reload c /does/not/exist.so", B, addr), 1);
     assert_non_null(strstr(out, "reload_failed"));

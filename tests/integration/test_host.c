@@ -57,9 +57,8 @@ static int reached(void *user)
 }
 
 /* Calls an instance's admin route directly (white-box) and returns its body. */
-static char *route_body(testhost *t, const char *instance, const char *path)
+static char *host_route_body(arbh_host *h, const char *instance, const char *path)
 {
-    arbh_host *h = testhost_host(t);
     for (size_t i = 0; i < h->nroutes; i++) {
         arbh_route *r = h->routes[i];
         if (r->active && !strcmp(r->instance, instance) && !strcmp(r->path, path)) {
@@ -75,6 +74,11 @@ static char *route_body(testhost *t, const char *instance, const char *path)
     }
     fail_msg("no route %s/%s", instance, path);
     return NULL;
+}
+
+static char *route_body(testhost *t, const char *instance, const char *path)
+{
+    return host_route_body(testhost_host(t), instance, path);
 }
 
 static uint64_t json_u64(const char *body, const char *key)
@@ -532,7 +536,7 @@ static void broken_new_build_leaves_the_old_instance_serving(void **state)
     assert_int_equal(testhost_start(t), ARB_OK);
     char err[1024];
     const char *broken[] = {"tp_noentry", "tp_badabi", "/nonexistent/plugin.so", "/etc/hostname"};
-    const char *why[] = {"missing entry symbol", "ABI mismatch", "cannot open", "cannot load"};
+    const char *why[] = {"missing entry symbol", "ABI mismatch", "cannot open", "not an ELF file"};
     for (int i = 0; i < 4; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s",
@@ -645,6 +649,188 @@ static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
     arbh_host_free(h);
     unlink(path);
     rmdir(dir);
+}
+
+/* A running host from a config file (SIGHUP re-reads it): a producer on
+ * loop 1 and a consumer on loop 0 that checks the numbers arrive in order. */
+typedef struct hup_rig {
+    char dir[64], path[256];
+    arbh_host *h;
+    seq_sink sink;
+} hup_rig;
+
+static const char *hup_base =
+    "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 200\nburst = 50\n"
+    "thread = 1\n"
+    "[plugin c]\nload = tp_seq.so\nrole = consumer\n";
+
+static void hup_run_until_count(hup_rig *r, uint64_t want)
+{
+    for (int i = 0; i < 5000 && r->sink.count < want; i++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(r->h->loops[0]->base, &tv);
+        event_base_loop(r->h->loops[0]->base, 0);
+    }
+    assert_true(r->sink.count >= want);
+}
+
+static void hup_start(hup_rig *r, const char *ini)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "/tmp/arb-test-hup-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    snprintf(r->path, sizeof r->path, "%s/host.ini", r->dir);
+    write_text(r->path, ini);
+    const char *files[] = {r->path};
+    char err[1024], dirs[1024];
+    snprintf(dirs, sizeof dirs, "%s/tests/plugins",
+             getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
+    setenv("ARB_PLUGIN_DIR", dirs, 1);
+    r->h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    if (!r->h)
+        fail_msg("%s", err);
+    arbh_instance *self = arbh_host_add_pseudo(r->h, "test");
+    arbh_bus_subscribe(self, arbh_bus_topic(r->h, "test.out"), on_seq, &r->sink);
+    assert_int_equal(arbh_host_start(r->h, err, sizeof err), ARB_OK);
+    hup_run_until_count(r, 500);
+}
+
+static void hup_free(hup_rig *r)
+{
+    arbh_host_stop(r->h);
+    arbh_host_free(r->h);
+    unlink(r->path);
+    rmdir(r->dir);
+}
+
+/* A refused SIGHUP: the same instances (pointers), still running, the
+ * consumer's count carried on without a gap, and the refusal kept. */
+static void expect_refused_unchanged(hup_rig *r, const char *ini, const char *needle1,
+                                     const char *needle2)
+{
+    arbh_instance *p = arbh_host_find(r->h, "p"), *c = arbh_host_find(r->h, "c");
+    size_t n = r->h->ninstances;
+    write_text(r->path, ini);
+    char err[1024];
+    assert_int_not_equal(arbh_host_reconfigure(r->h, err, sizeof err), ARB_OK);
+    if (!strstr(err, needle1) || (needle2 && !strstr(err, needle2)))
+        fail_msg("refusal '%s' lacks '%s' / '%s'", err, needle1, needle2 ? needle2 : "");
+    assert_false(r->h->last_reconfig.ok);
+    assert_string_equal(r->h->last_reconfig.message, err);
+    assert_ptr_equal(arbh_host_find(r->h, "p"), p);
+    assert_ptr_equal(arbh_host_find(r->h, "c"), c);
+    assert_int_equal(r->h->ninstances, n);
+    assert_int_equal(p->state, INST_RUNNING);
+    assert_int_equal(c->state, INST_RUNNING);
+    hup_run_until_count(r, r->sink.count + 500);
+    assert_int_equal(r->sink.errors, 0);
+}
+
+static void sighup_with_a_bad_value_changes_nothing(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    /* A valid change to p, a bad value in c: neither is applied. */
+    expect_refused_unchanged(&r,
+                             "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 300\n"
+                             "thread = 1\n"
+                             "[plugin c]\nload = tp_seq.so\nrole = consumer\nburst = banana\n",
+                             "host.ini:9: [plugin c] burst = 'banana'", NULL);
+    hup_free(&r);
+}
+
+static void sighup_with_a_missing_so_changes_nothing(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    expect_refused_unchanged(
+        &r,
+        "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 300\n"
+        "thread = 1\n"
+        "[plugin c]\nload = tp_seq.so\nrole = consumer\n"
+        "[plugin extra]\nload = not_built.so\n",
+        "host.ini:10: [plugin extra] load = not_built.so: plugin file not found", NULL);
+    assert_null(arbh_host_find(r.h, "extra"));
+    hup_free(&r);
+}
+
+static void sighup_with_a_partly_valid_file_changes_nothing(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    /* The first sections are a valid edit; line 8 is not INI. */
+    expect_refused_unchanged(&r,
+                             "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 300\n"
+                             "thread = 1\n"
+                             "[plugin c]\nload = tp_seq.so\nrole = consumer\n"
+                             "this line is not ini\n[plugin extra]\nload = tp_seq.so\n",
+                             "host.ini:9", NULL);
+    assert_null(arbh_host_find(r.h, "extra"));
+    hup_free(&r);
+}
+
+static void sighup_that_cannot_start_an_instance_changes_nothing(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    /* start() fails (as a listener on a taken address would): p's valid
+     * change and the removal of nothing else are not applied either. */
+    expect_refused_unchanged(&r,
+                             "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 300\n"
+                             "thread = 1\n"
+                             "[plugin c]\nload = tp_seq.so\nrole = consumer\n"
+                             "[plugin extra]\nload = tp_seq.so\nfail_start = true\n",
+                             "[plugin extra] not started", "fail_start is set: refusing to start");
+    hup_free(&r);
+}
+
+static void sighup_keeps_a_changed_instance_state(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    arbh_instance *c = arbh_host_find(r.h, "c");
+    /* c changes (a key it reads); the numbers it expects carry over. */
+    write_text(r.path, "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 200\n"
+                       "burst = 50\nthread = 1\n"
+                       "[plugin c]\nload = tp_seq.so\nrole = consumer\nlimit = 7\n");
+    char err[1024];
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_true(r.h->last_reconfig.ok);
+    assert_int_equal(r.h->last_reconfig.changed, 1);
+    assert_int_equal(r.h->last_reconfig.unchanged, 1);
+    assert_string_equal(r.h->last_reconfig.state_dropped, "");
+    assert_ptr_not_equal(arbh_host_find(r.h, "c"), c);
+    uint64_t before = r.sink.count;
+    hup_run_until_count(&r, before + 500);
+    char *body = host_route_body(r.h, "c", "state");
+    assert_int_equal(json_u64(body, "errors"), 0); /* no restart from 0 */
+    assert_true(json_u64(body, "next") >= before + 500);
+    free(body);
+    assert_int_equal(r.sink.errors, 0);
+    hup_free(&r);
+}
+
+static void sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so(void **state)
+{
+    (void)state;
+    hup_rig r;
+    hup_start(&r, hup_base);
+    write_text(r.path, "[plugin p]\nload = tp_seq.so\nrole = producer\ninterval_us = 200\n"
+                       "thread = 1\n"
+                       "[plugin c]\nload = tp_seq_refuse.so\nrole = consumer\n");
+    char err[1024];
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_true(r.h->last_reconfig.ok);
+    assert_string_equal(r.h->last_reconfig.state_dropped, "c");
+    arbh_instance *c = arbh_host_find(r.h, "c");
+    assert_int_equal(c->state, INST_RUNNING);
+    assert_string_equal(c->desc->version, "9.9.9-refuse");
+    hup_free(&r);
 }
 
 /* ---- service registry ---- */
@@ -799,6 +985,12 @@ int main(void)
         cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
         cmocka_unit_test(hundred_reloads_under_load_lose_and_double_nothing),
         cmocka_unit_test(sighup_adds_removes_restarts_and_leaves_the_rest),
+        cmocka_unit_test(sighup_with_a_bad_value_changes_nothing),
+        cmocka_unit_test(sighup_with_a_missing_so_changes_nothing),
+        cmocka_unit_test(sighup_with_a_partly_valid_file_changes_nothing),
+        cmocka_unit_test(sighup_that_cannot_start_an_instance_changes_nothing),
+        cmocka_unit_test(sighup_keeps_a_changed_instance_state),
+        cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
         cmocka_unit_test(reserved_or_odd_instance_names_are_refused),
         cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),

@@ -103,7 +103,7 @@ arb_ctx *testhost_ctx(testhost *h) { return &h->test->ctx; }
 
 int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err, size_t n)
 {
-    return arbh_host_reload(h->host, instance, new_so_path, err, n);
+    return arbh_host_reload(h->host, instance, new_so_path, true, NULL, err, n);
 }
 
 int testhost_shut_down(testhost *h, int *code)

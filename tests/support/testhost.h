@@ -28,6 +28,8 @@ void testhost_run(testhost *h, int64_t max_ns);
  * max_ns passes; returns done's last answer. */
 int testhost_run_until(testhost *h, int (*done)(void *user), void *user, int64_t max_ns);
 arb_ctx *testhost_ctx(testhost *h);
+/* Hot reload, forced: even the running image is reloaded (save, restore,
+ * swap), since tests reload to exercise exactly that. */
 int testhost_reload(testhost *h, const char *instance, const char *new_so_path, char *err,
                     size_t n);
 /* 1 once a plugin called arb_shutdown(); *code gets its exit code. */

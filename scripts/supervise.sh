@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# supervise.sh NAME COMMAND...: runs an arb-host command and restarts it when
+# it exits with status 70, the host's "a plugin crashed" status (the line
+# before it in the log names the instance, .so, build id and callback).
+# Back-off: 1 s after the first crash, doubling to 30 s; a run that lasted
+# 60 s or more starts the back-off again. Any other exit status ends the
+# supervision with that status (0: stopped; 1: could not start, e.g. an
+# address in use; 2: bad configuration: restarting would not help).
+# SIGINT/SIGTERM go to the host, which stops cleanly. Used by scripts/run.sh
+# and scripts/run-split.sh; the systemd unit does the same with Restart=.
+set -uo pipefail
+name=$1
+shift
+delay=1
+restarts=0
+child=
+forward() {
+    stopping=1
+    [ -n "$child" ] && kill -"$1" "$child" 2>/dev/null
+}
+stopping=0
+trap 'forward INT' INT
+trap 'forward TERM' TERM
+while :; do
+    started=$SECONDS
+    "$@" &
+    child=$!
+    # `wait` returns early when a trapped signal arrives: wait again until
+    # the host itself has exited.
+    while :; do
+        wait "$child"
+        status=$?
+        kill -0 "$child" 2>/dev/null || break
+    done
+    child=
+    if [ "$status" -ne 70 ] || [ "$stopping" -eq 1 ]; then
+        exit "$status"
+    fi
+    restarts=$((restarts + 1))
+    [ $((SECONDS - started)) -ge 60 ] && delay=1
+    echo "supervise: $name: arb-host exited with status 70 (a plugin crashed, see the line above); restart $restarts in ${delay} s" >&2
+    sleep "$delay" &
+    child=$!
+    wait "$child"
+    child=
+    [ "$stopping" -eq 1 ] && exit 70
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+done
