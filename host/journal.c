@@ -336,7 +336,8 @@ static int open_topic(arbh_journal *j, jtopic *t, char *err, size_t n)
         }
     }
     closedir(d);
-    qsort(t->bases, t->nbases, sizeof *t->bases, base_cmp);
+    if (t->nbases)
+        qsort(t->bases, t->nbases, sizeof *t->bases, base_cmp);
     int64_t next = t->nbases ? t->bases[0] : 0;
     t->lo = next;
     for (size_t i = 0; i < t->nbases; i++) {
