@@ -15,12 +15,12 @@
 
 #include <stdio.h>
 
-#define timing_fail(...)                                                                           \
-    do {                                                                                           \
-        printf("TIMING: " __VA_ARGS__);                                                            \
-        printf("\n");                                                                              \
-        fflush(stdout);                                                                            \
-        fail();                                                                                    \
+#define timing_fail(...)                \
+    do {                                \
+        printf("TIMING: " __VA_ARGS__); \
+        printf("\n");                   \
+        fflush(stdout);                 \
+        fail();                         \
     } while (0)
 
 #endif
