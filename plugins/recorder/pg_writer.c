@@ -33,6 +33,7 @@ enum wstate { W_DOWN, W_CONNECTING, W_SETUP, W_READY, W_FLUSHING, W_STOPPED };
 struct rec_writer {
     struct event_base *base;
     char *dsn, *consumer;
+    char *run_name, *run_seed, *run_digest; /* cfg.run's strings, owned */
     rec_writer_cfg cfg;
     rec_writer_hooks hooks;
     rec_batcher *batcher;
@@ -244,7 +245,7 @@ static void connected(rec_writer *w)
     PQsetnonblocking(w->conn, 1);
     PQsetNoticeProcessor(w->conn, quiet_notices, NULL);
     w->sql.len = 0;
-    if (rec_setup_sql(&w->sql, w->consumer) || w->sql.oom) {
+    if (rec_setup_sql(&w->sql, w->consumer, &w->cfg.run) || w->sql.oom) {
         fail(w, "cannot build the setup statements (consumer name or memory)");
         return;
     }
@@ -491,7 +492,7 @@ static void send_flush(rec_writer *w)
     for (int t = 0; t < REC_TOPICS; t++)
         pos[t] = rec_batcher_position(w->batcher, (enum rec_topic)t);
     w->sql.len = 0;
-    if (rec_flush_sql(&w->sql, w->consumer, bt->count[REC_TOPIC_TRADES],
+    if (rec_flush_sql(&w->sql, w->consumer, w->cfg.run.id, bt->count[REC_TOPIC_TRADES],
                       bt->count[REC_TOPIC_ORDER_EVENTS], pos, bt->kpos, bt->nkpos, &w->plan) ||
         w->sql.oom) {
         fail(w, "cannot build the flush statements (out of memory)");
@@ -576,12 +577,19 @@ rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, r
     w->st = W_DOWN;
     w->retry_timer = evtimer_new(base, on_retry, w);
     w->op_timer = evtimer_new(base, on_op_timer, w);
-    if (!w->dsn || !w->consumer || !w->retry_timer || !w->op_timer) {
+    w->run_name = strdup(cfg->run.name ? cfg->run.name : "");
+    w->run_seed = cfg->run.seed ? strdup(cfg->run.seed) : NULL;
+    w->run_digest = strdup(cfg->run.config_digest ? cfg->run.config_digest : "");
+    if (!w->dsn || !w->consumer || !w->run_name || (cfg->run.seed && !w->run_seed) ||
+        !w->run_digest || !w->retry_timer || !w->op_timer) {
         rec_writer_free(w);
         return NULL;
     }
     w->cfg.dsn = w->dsn;
     w->cfg.consumer = w->consumer;
+    w->cfg.run.name = w->run_name;
+    w->cfg.run.seed = w->run_seed;
+    w->cfg.run.config_digest = w->run_digest;
     if (w->cfg.timeout_ns <= 0)
         w->cfg.timeout_ns = 30 * 1000000000LL;
     if (w->cfg.slow_ns <= 0)
@@ -660,6 +668,9 @@ void rec_writer_free(rec_writer *w)
     free(w->kstored);
     free(w->dsn);
     free(w->consumer);
+    free(w->run_name);
+    free(w->run_seed);
+    free(w->run_digest);
     free(w);
 }
 

@@ -29,6 +29,7 @@ struct event_base;
 typedef struct rec_writer_cfg {
     const char *dsn;        /* libpq connection string or URI; "" uses the PG* environment */
     const char *consumer;   /* this recorder's name in recorder_offsets */
+    rec_run run;            /* every row written goes in with run.id */
     int64_t backoff_min_ns; /* first wait after a failure */
     int64_t backoff_max_ns; /* the wait doubles up to this */
     int64_t slow_ns;        /* a flush running this long marks the database slow */

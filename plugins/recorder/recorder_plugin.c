@@ -78,6 +78,8 @@ typedef struct recorder {
     int64_t batch_rows, flush_interval_ms, high_water_rows, low_water_rows;
     int64_t backoff_min_ms, backoff_max_ms, slow_ms, timeout_ms, drain_timeout_ms;
     int record_trades, record_order_events;
+    arb_run_info run; /* id 0: a host from before runs */
+    const char *seed; /* [plugin generator] seed, or NULL */
 
     arb_instrument_table instruments;
     const arb_instrument *last_instrument; /* most records repeat the previous one */
@@ -155,6 +157,10 @@ static int read_config(recorder *r)
         return arb_cfg_reject(c, "low_water_rows",
                               "low_water_rows (%lld) must be below high_water_rows (%lld)",
                               (long long)r->low_water_rows, (long long)r->high_water_rows);
+    /* The market's seed, for the runs table: only read, never required, so
+     * it marks no error in a host without the generator. */
+    if ((rc = arb_cfg_str_in(c, "plugin generator", "seed", NULL, &r->seed)))
+        return rc;
     if (r->backoff_max_ms < r->backoff_min_ms)
         return arb_cfg_reject(c, "backoff_max_ms", "backoff_max_ms is below backoff_min_ms");
     for (const char *p = r->consumer; *p; p++)
@@ -696,6 +702,7 @@ static int recorder_create(arb_ctx *ctx, void **self)
         recorder_destroy(r);
         return rc;
     }
+
     if (rec_batcher_init(&r->batcher, (uint32_t)r->batch_rows, r->flush_interval_ms * NS_PER_MS)) {
         recorder_destroy(r);
         return ARB_ENOMEM;
@@ -707,9 +714,22 @@ static int recorder_create(arb_ctx *ctx, void **self)
 static int recorder_start(void *self)
 {
     recorder *r = self;
+    /* The run is the host's from its start on (stored, for a resumed one). */
+    if (arb_run(r->ctx, &r->run) != ARB_OK) {
+        memset(&r->run, 0, sizeof r->run);
+        arb_warn(r->ctx, "this host does not know runs: storing rows as run 0, where ids "
+                         "repeated by a restart collide with older rows");
+    }
+    r->run.name[sizeof r->run.name - 1] = 0;
+    r->run.config_digest[sizeof r->run.config_digest - 1] = 0;
     rec_writer_cfg wc = {
         .dsn = r->dsn,
         .consumer = r->consumer,
+        .run = {.id = (int64_t)r->run.id,
+                .started_at_ns = r->run.started_at,
+                .name = r->run.name,
+                .seed = r->seed,
+                .config_digest = r->run.config_digest},
         .backoff_min_ns = r->backoff_min_ms * NS_PER_MS,
         .backoff_max_ns = r->backoff_max_ms * NS_PER_MS,
         .slow_ns = r->slow_ms * NS_PER_MS,

@@ -61,13 +61,27 @@ void rec_sql_appendf(rec_sql *s, const char *fmt, ...) __attribute__((format(pri
  * syntax would not keep as is (a control character). */
 int rec_sql_literal(rec_sql *s, const char *text);
 
+/* The run the recorder's host belongs to (arb_run_info), as stored. */
+typedef struct rec_run {
+    int64_t id;            /* below 2^63; 0: the host does not know runs */
+    int64_t started_at_ns; /* wall clock */
+    const char *name;
+    const char *seed;          /* NULL: not known */
+    const char *config_digest; /* the recorder's host's configuration */
+} rec_run;
+
+/* Takes the migration lock and applies the pending migrations up to and
+ * including up_to_version, idempotently. Part of rec_setup_sql; on its own
+ * only for tests that need a database at an older version. */
+int rec_migrate_sql(rec_sql *s, int up_to_version);
+
 /* The session setup sent after every connect, as one implicit transaction:
  * take the migration lock, apply every pending migration idempotently,
- * create the staging tables, and select this consumer's stored positions:
- * two queries return rows, the in-process ones (topic, partition,
- * next_offset: three columns) and the Kafka ones (topic, partition,
- * last_offset, 'kafka': four columns). */
-int rec_setup_sql(rec_sql *s, const char *consumer);
+ * create the staging tables, and select this consumer's stored positions
+ * in this run: two queries return rows, the in-process ones (topic,
+ * partition, next_offset: three columns) and the Kafka ones (topic,
+ * partition, last_offset, 'kafka': four columns). */
+int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run);
 
 /* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
  * n_events), insert from the stages skipping rows already present, store
@@ -80,8 +94,8 @@ typedef struct rec_flush_plan {
     int insert_result[2]; /* result index of the INSERT per topic, or -1 */
     int n_results;        /* results expected in all */
 } rec_flush_plan;
-int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
-                  const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos, uint32_t nkpos,
-                  rec_flush_plan *plan);
+int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
+                  uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
+                  uint32_t nkpos, rec_flush_plan *plan);
 
 #endif

@@ -31,6 +31,8 @@
 
 #define MS 1000000LL
 #define SEC 1000000000LL
+/* The run of the rows harness 1 writes. */
+#define HARNESS_RUN 7
 
 /* ---- the records and what the tables must hold ---- */
 
@@ -135,6 +137,7 @@ static void harness_open(harness *h, const char *db, uint32_t batch_rows, int64_
     snprintf(dsn, sizeof dsn, "dbname=%s", db);
     rec_writer_cfg cfg = {.dsn = dsn,
                           .consumer = "rec",
+                          .run = {.id = HARNESS_RUN, .name = "harness", .config_digest = ""},
                           .backoff_min_ns = 20 * MS,
                           .backoff_max_ns = 200 * MS,
                           .slow_ns = slow_ns,
@@ -219,10 +222,81 @@ static void migrations_apply_once_and_rerun_as_no_ops(void **state)
     free(again);
     /* Exact decimals through the view. */
     exec_ok(c, "INSERT INTO trades VALUES (1, 'XA', 'BTCUSD', now(), 0, 10005, 1500, 2, 3, 'buy', "
-               "1, 2, 3, 4, 5)");
+               "1, 2, 3, 4, 5, 8)");
     char *px = q_str(c, "SELECT price || ' ' || qty FROM trades_decimal WHERE trade_id = 1");
     assert_string_equal(px, "100.05 1.500");
     free(px);
+    PQfinish(c);
+}
+
+/* A database recorded before runs (schema version 3, with rows and
+ * positions) is migrated: its rows become run 0 and keep their content, and
+ * the new run stores its own rows beside them, the same ids included, from
+ * a position of its own. */
+static void database_from_before_runs_migrates_its_rows_to_run_0(void **state)
+{
+    (void)state;
+    fresh_db("rec_upgrade");
+    PGconn *c = connect_db("rec_upgrade");
+    rec_sql old = {0};
+    assert_int_equal(rec_migrate_sql(&old, 3), 0);
+    exec_ok(c, old.text);
+    rec_sql_free(&old);
+    assert_int_equal(q_int(c, "SELECT max(version) FROM schema_migrations"), 3);
+    /* Trade 0's id with other content, an order event, and positions. */
+    arb_trade t0 = make_trade(0);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO trades VALUES (%lld, 'XA', 'BTCUSD', now(), 1, 777, 9, 2, 3, 'sell', "
+             "1, 2, 3, 4, 5)",
+             (long long)t0.trade_id);
+    exec_ok(c, sql);
+    exec_ok(c, "INSERT INTO order_events (order_id, seq, account, event_at, ts_ns, kind, "
+               "post_only, price, qty, leaves_qty, filled_qty, last_px, last_qty, client_ref) "
+               "VALUES (1, 1, 100, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
+    exec_ok(c, "INSERT INTO recorder_offsets (consumer, topic, partition, next_offset) VALUES "
+               "('rec', 'trade_executed', 0, 5000)");
+    exec_ok(c, "INSERT INTO recorder_kafka_offsets (consumer, topic, partition, last_offset) "
+               "VALUES ('rec', 'trade_executed', 0, 4999)");
+
+    harness h;
+    harness_open(&h, "rec_upgrade", 100, 10 * SEC, 20 * SEC);
+    assert_true(harness_run_until(&h, is_up, 20 * SEC));
+    /* A position of another run is not this run's. */
+    assert_int_equal(h.b.base[REC_TOPIC_TRADES], 0);
+    feed_trades(&h, 0, 300);
+    feed_events(&h, 0, 30);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], 300);
+    assert_int_equal(h.inserted[REC_TOPIC_ORDER_EVENTS], 30);
+    harness_close(&h);
+
+    assert_int_equal(q_int(c, "SELECT max(version) FROM schema_migrations"), rec_schema_version());
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades WHERE run_id = 0"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades WHERE run_id = 7"), 300);
+    snprintf(sql, sizeof sql, "SELECT price FROM trades WHERE run_id = 0 AND trade_id = %lld",
+             (long long)t0.trade_id);
+    assert_int_equal(q_int(c, sql), 777);
+    snprintf(sql, sizeof sql, "SELECT price FROM trades WHERE run_id = 7 AND trade_id = %lld",
+             (long long)t0.trade_id);
+    assert_int_equal(q_int(c, sql), t0.price);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE run_id = 0"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE run_id = 7"), 30);
+    assert_int_equal(q_int(c, "SELECT next_offset FROM recorder_offsets WHERE run_id = 0 AND "
+                              "topic = 'trade_executed'"),
+                     5000);
+    assert_int_equal(q_int(c, "SELECT next_offset FROM recorder_offsets WHERE run_id = 7 AND "
+                              "topic = 'trade_executed'"),
+                     300);
+    assert_int_equal(q_int(c, "SELECT run_id FROM recorder_kafka_offsets"), 0);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades_decimal WHERE run_id = 7"), 300);
+    /* New rows must say their run. */
+    PGresult *r = PQexec(c, "INSERT INTO trades (trade_id, venue, symbol, executed_at, ts_ns, "
+                            "price, qty, aggressor, buy_order_id, sell_order_id, buy_account, "
+                            "sell_account, book_seq) VALUES (1, 'XA', 'BTCUSD', now(), 0, 1, 1, "
+                            "'buy', 1, 2, 3, 4, 5)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
     PQfinish(c);
 }
 
@@ -237,17 +311,20 @@ static void readme_queries_use_their_indexes(void **state)
     harness_close(&h);
     PGconn *c = connect_db("rec_index");
     exec_ok(c, "SET enable_seqscan = off");
-    char *plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM trades WHERE venue = 'XA' "
-                          "AND symbol = 'BTCUSD' AND executed_at >= now() - interval '1 hour' "
-                          "ORDER BY executed_at");
+    char *plan =
+        q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM trades WHERE run_id = 7 AND venue = 'XA' "
+                 "AND symbol = 'BTCUSD' AND executed_at >= now() - interval '1 hour' "
+                 "ORDER BY executed_at");
     assert_non_null(strstr(plan, "trades_instrument_time_idx"));
     free(plan);
-    plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE account = 42 "
-                    "ORDER BY event_at DESC LIMIT 100");
+    plan = q_str(
+        c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE run_id = 7 AND account = 42 "
+           "ORDER BY event_at DESC LIMIT 100");
     assert_non_null(strstr(plan, "order_events_account_time_idx"));
     free(plan);
-    plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE order_id = 7 "
-                    "ORDER BY seq");
+    plan = q_str(
+        c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE run_id = 7 AND order_id = 7 "
+           "ORDER BY seq");
     assert_non_null(strstr(plan, "order_events_pkey"));
     free(plan);
     PQfinish(c);
@@ -802,6 +879,7 @@ int main(int argc, char **argv)
     rec_test_reexec_under_pg(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(migrations_apply_once_and_rerun_as_no_ops),
+        cmocka_unit_test(database_from_before_runs_migrates_its_rows_to_run_0),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
