@@ -6,7 +6,7 @@ RECORDER_CORE := plugins/recorder/copy_rows.c plugins/recorder/schema.c \
 RECORDER_DB := $(RECORDER_CORE) plugins/recorder/pg_writer.c
 
 PLUGINS += recorder
-recorder_SRCS := $(RECORDER_DB) plugins/recorder/recorder_plugin.c
+recorder_SRCS := $(RECORDER_DB) plugins/recorder/run_members.c plugins/recorder/recorder_plugin.c
 recorder_LIBS := $(DEP_LIBS) $(PQ_LIBS)
 
 TESTS += test_recorder_rows

@@ -34,6 +34,10 @@ struct rec_writer {
     struct event_base *base;
     char *dsn, *consumer;
     char *run_name, *run_seed, *run_digest; /* cfg.run's strings, owned */
+    /* The latest hosts and plugins for the run's row (rec_writer_patch_run)
+     * and which of them the database has. */
+    char *patch_hosts, *patch_plugins;
+    uint64_t patch_gen, patch_sent_gen, patch_done_gen;
     rec_writer_cfg cfg;
     rec_writer_hooks hooks;
     rec_batcher *batcher;
@@ -57,7 +61,8 @@ struct rec_writer {
     char query_error[256];
     int in_copy, copy_idx, copy_ended;
     size_t copy_pos;
-    uint64_t inserted[REC_TOPICS];
+    int patching;                /* the query in flight is a run patch, not a batch */
+    rec_commit_report report;    /* of the batch in flight */
     uint64_t stored[REC_TOPICS]; /* positions read by the setup query */
     rec_kpos *kstored;           /* Kafka positions read by the setup query */
     size_t nkstored, kstored_cap;
@@ -140,6 +145,7 @@ static void close_conn(rec_writer *w)
     w->conn = NULL;
     evtimer_del(w->op_timer);
     w->in_copy = 0;
+    w->patching = 0;
 }
 
 static void fail(rec_writer *w, const char *why)
@@ -232,7 +238,7 @@ static void send_query(rec_writer *w)
     w->query_error[0] = 0;
     w->in_copy = w->copy_idx = w->copy_ended = 0;
     w->copy_pos = 0;
-    memset(w->inserted, 0, sizeof w->inserted);
+    memset(&w->report, 0, sizeof w->report);
     if (!PQsendQuery(w->conn, w->sql.text)) {
         fail_conn(w, "cannot send a query");
         return;
@@ -345,10 +351,19 @@ static void on_result(rec_writer *w, const PGresult *res)
         note_error(w, res);
     } else if (w->st == W_SETUP && s == PGRES_TUPLES_OK) {
         setup_rows(w, res);
-    } else if (w->st == W_FLUSHING) {
-        for (int t = 0; t < REC_TOPICS; t++)
-            if (w->plan.insert_result[t] == w->result_idx)
-                w->inserted[t] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+    } else if (w->st == W_FLUSHING && !w->patching) {
+        for (int t = 0; t < REC_TOPICS; t++) {
+            if (w->plan.insert_result[t] == w->result_idx && PQntuples(res) == 1)
+                w->report.inserted[t] = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+            if (w->plan.compare_result[t] == w->result_idx && PQntuples(res) == 1 &&
+                PQnfields(res) == 4) {
+                rec_conflict *c = &w->report.conflict[t];
+                c->count = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+                snprintf(c->key, sizeof c->key, "%s", PQgetvalue(res, 0, 1));
+                snprintf(c->staged, sizeof c->staged, "%s", PQgetvalue(res, 0, 2));
+                snprintf(c->stored, sizeof c->stored, "%s", PQgetvalue(res, 0, 3));
+            }
+        }
     }
     w->result_idx++;
 }
@@ -471,15 +486,22 @@ static void query_done(rec_writer *w)
         fail(w, "flush ended with fewer results than statements");
         return;
     }
-    uint32_t rows[REC_TOPICS];
+    if (w->patching) {
+        w->patching = 0;
+        w->patch_done_gen = w->patch_sent_gen;
+        w->st = W_READY;
+        maybe_flush(w);
+        return;
+    }
     for (int t = 0; t < REC_TOPICS; t++)
-        rows[t] = w->batcher->sealed->count[t];
+        w->report.rows[t] = w->batcher->sealed->count[t];
+    w->report.latency_ns = now - w->op_start_ns;
     rec_batcher_done(w->batcher);
     w->st = W_READY;
     if (rec_health_ok(&w->health, now) && w->hooks.state_changed)
         w->hooks.state_changed(w->hooks.user, &w->health);
     if (w->hooks.committed)
-        w->hooks.committed(w->hooks.user, rows, w->inserted, now - w->op_start_ns);
+        w->hooks.committed(w->hooks.user, &w->report);
     maybe_flush(w);
 }
 
@@ -499,6 +521,29 @@ static void send_flush(rec_writer *w)
         return;
     }
     w->st = W_FLUSHING;
+    w->patching = 0;
+    w->op_start_ns = rec_clock_ns();
+    op_watch(w, w->cfg.slow_ns < w->cfg.timeout_ns ? w->cfg.slow_ns : w->cfg.timeout_ns);
+    send_query(w);
+}
+
+/* The run's hosts and plugins, one statement of its own (no batch waits
+ * behind it for long: it is a single-row UPDATE). */
+static void send_patch(rec_writer *w)
+{
+    w->sql.len = 0;
+    if (rec_run_patch_sql(&w->sql, w->cfg.run.id, w->patch_hosts, w->patch_plugins) || w->sql.oom) {
+        /* Text the literal cannot carry: drop this patch, keep writing rows. */
+        w->patch_done_gen = w->patch_gen;
+        return;
+    }
+    memset(&w->plan, 0, sizeof w->plan);
+    w->plan.insert_result[0] = w->plan.insert_result[1] = -1;
+    w->plan.compare_result[0] = w->plan.compare_result[1] = -1;
+    w->plan.n_results = 1;
+    w->patch_sent_gen = w->patch_gen;
+    w->st = W_FLUSHING;
+    w->patching = 1;
     w->op_start_ns = rec_clock_ns();
     op_watch(w, w->cfg.slow_ns < w->cfg.timeout_ns ? w->cfg.slow_ns : w->cfg.timeout_ns);
     send_query(w);
@@ -517,6 +562,11 @@ static void maybe_flush(rec_writer *w)
     if (w->batcher->sealed) {
         send_flush(w);
         return;
+    }
+    if (w->patch_gen != w->patch_done_gen && w->cfg.run.id) {
+        send_patch(w);
+        if (w->st == W_FLUSHING)
+            return;
     }
     /* Idle: still watch the socket, so a server that goes away is noticed
      * (and reported) now rather than at the next flush. */
@@ -606,6 +656,22 @@ void rec_writer_start(rec_writer *w)
 
 void rec_writer_kick(rec_writer *w) { maybe_flush(w); }
 
+void rec_writer_patch_run(rec_writer *w, const char *hosts_json, const char *plugins_json)
+{
+    char *h = strdup(hosts_json), *p = strdup(plugins_json);
+    if (!h || !p) {
+        free(h);
+        free(p);
+        return;
+    }
+    free(w->patch_hosts);
+    free(w->patch_plugins);
+    w->patch_hosts = h;
+    w->patch_plugins = p;
+    w->patch_gen++;
+    maybe_flush(w);
+}
+
 uint64_t rec_writer_drain(rec_writer *w, int64_t timeout_ns)
 {
     int64_t deadline = rec_clock_ns() + timeout_ns;
@@ -671,6 +737,8 @@ void rec_writer_free(rec_writer *w)
     free(w->run_name);
     free(w->run_seed);
     free(w->run_digest);
+    free(w->patch_hosts);
+    free(w->patch_plugins);
     free(w);
 }
 

@@ -75,6 +75,14 @@ typedef struct rec_run {
  * only for tests that need a database at an older version. */
 int rec_migrate_sql(rec_sql *s, int up_to_version);
 
+/* Appends the comma-separated `columns` with each name prefixed
+ * ("s." gives "s.a, s.b"). */
+void rec_sql_columns(rec_sql *s, const char *prefix, const char *columns);
+
+/* Merges hosts and plugins (JSON objects, keyed by host id and by instance)
+ * into the run's row: keys present replace their old values, others stay. */
+int rec_run_patch_sql(rec_sql *s, int64_t run_id, const char *hosts_json, const char *plugins_json);
+
 /* The session setup sent after every connect, as one implicit transaction:
  * take the migration lock, apply every pending migration idempotently,
  * create the staging tables, and select this consumer's stored positions
@@ -84,15 +92,20 @@ int rec_migrate_sql(rec_sql *s, int up_to_version);
 int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run);
 
 /* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
- * n_events), insert from the stages skipping rows already present, store
- * the consumer's positions (and the batch's Kafka positions, if nkpos; a
- * stored Kafka offset never moves back), COMMIT. The statements' results come in this
- * order; rec_flush_plan tells the writer which result is which. */
+ * n_events), per table: insert from the stage as run_id skipping rows whose
+ * key is stored (one row: the count inserted), then, only if some were
+ * skipped, compare those with the stored rows (no row: none differs; else
+ * one row: how many differ, the first one's key, its staged and its stored
+ * version as text); store the consumer's positions (and the batch's Kafka
+ * positions, if nkpos; a stored Kafka offset never moves back), COMMIT. The
+ * statements' results come in this order; rec_flush_plan tells the writer
+ * which result is which. */
 typedef struct rec_flush_plan {
-    int n_copies;         /* COPY ... FROM STDIN statements: 0, 1 or 2 */
-    int copy_topic[2];    /* which topic feeds each COPY */
-    int insert_result[2]; /* result index of the INSERT per topic, or -1 */
-    int n_results;        /* results expected in all */
+    int n_copies;          /* COPY ... FROM STDIN statements: 0, 1 or 2 */
+    int copy_topic[2];     /* which topic feeds each COPY */
+    int insert_result[2];  /* result index of the INSERT per topic, or -1 */
+    int compare_result[2]; /* result index of the comparison per topic, or -1 */
+    int n_results;         /* results expected in all */
 } rec_flush_plan;
 int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
                   uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,

@@ -430,8 +430,10 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_TRADES);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 2);
+    assert_int_equal(p.compare_result[REC_TOPIC_TRADES], 3);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], -1);
-    assert_int_equal(p.n_results, 5); /* BEGIN COPY INSERT offsets COMMIT */
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], -1);
+    assert_int_equal(p.n_results, 6); /* BEGIN COPY INSERT compare offsets COMMIT */
     assert_null(strstr(s.text, "order_events ("));
     assert_non_null(strstr(s.text, "(9, 'rec', 'trade_executed', 0, 10)"));
     assert_non_null(strstr(s.text, "INSERT INTO trades (run_id, trade_id, "));
@@ -443,19 +445,27 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_ORDER_EVENTS);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 2);
-    assert_int_equal(p.n_results, 5);
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], 3);
+    assert_int_equal(p.n_results, 6);
 
     s.len = 0;
     assert_int_equal(rec_flush_sql(&s, "rec", 9, 1, 1, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 2);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
-    assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 4);
-    assert_int_equal(p.n_results, 7);
+    assert_int_equal(p.compare_result[REC_TOPIC_TRADES], 4);
+    assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 5);
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], 6);
+    assert_int_equal(p.n_results, 9);
     const char *copy = strstr(s.text, "COPY");
     const char *insert = strstr(s.text, "INSERT INTO trades");
     const char *commit = strstr(s.text, "COMMIT;");
     assert_true(copy && insert && commit && copy < insert && insert < commit);
     assert_non_null(strstr(s.text, "ON CONFLICT DO NOTHING"));
+    /* The comparison runs only when rows were skipped, over this run's rows. */
+    assert_non_null(
+        strstr(s.text, "WHERE current_setting('arb_recorder.inserted_trades')::bigint < 1 AND "));
+    assert_non_null(strstr(s.text, "JOIN trades d ON d.run_id = 9 AND d.trade_id = s.trade_id"));
+    assert_non_null(strstr(s.text, "IS DISTINCT FROM ROW(d.trade_id, d.venue, "));
     assert_null(strstr(s.text, "recorder_kafka_offsets"));
 
     /* Kafka positions: one more statement, before COMMIT, never moving a
@@ -463,7 +473,7 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     s.len = 0;
     rec_kpos k[2] = {{REC_TOPIC_TRADES, 0, 41}, {REC_TOPIC_ORDER_EVENTS, 3, 7}};
     assert_int_equal(rec_flush_sql(&s, "rec", 9, 1, 1, pos, k, 2, &p), 0);
-    assert_int_equal(p.n_results, 8);
+    assert_int_equal(p.n_results, 10);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
     const char *kafka = strstr(s.text, "INSERT INTO recorder_kafka_offsets");
     commit = strstr(s.text, "COMMIT;");
