@@ -553,7 +553,15 @@ static void maybe_flush(rec_writer *w)
 {
     if (w->st != W_READY)
         return;
-    /* A batch sealed before a failure goes again first, unchanged. */
+    /* A batch sealed before a failure goes again first, unchanged. Then a
+     * pending run patch, before the next batch: it is rare and small, and
+     * under a steady load a batch is always due, so it would wait for ever
+     * behind them. */
+    if (!w->batcher->sealed && w->patch_gen != w->patch_done_gen && w->cfg.run.id) {
+        send_patch(w);
+        if (w->st == W_FLUSHING)
+            return;
+    }
     if (!w->batcher->sealed && rec_batcher_flush_due(w->batcher, rec_clock_ns(), w->draining) &&
         !rec_batcher_seal(w->batcher)) {
         fail(w, "out of memory sealing a batch");
@@ -562,11 +570,6 @@ static void maybe_flush(rec_writer *w)
     if (w->batcher->sealed) {
         send_flush(w);
         return;
-    }
-    if (w->patch_gen != w->patch_done_gen && w->cfg.run.id) {
-        send_patch(w);
-        if (w->st == W_FLUSHING)
-            return;
     }
     /* Idle: still watch the socket, so a server that goes away is noticed
      * (and reported) now rather than at the next flush. */

@@ -167,6 +167,12 @@ static int read_config(recorder *r)
      * it marks no error in a host without the generator. */
     if ((rc = arb_cfg_str_in(c, "plugin generator", "seed", NULL, &r->seed)))
         return rc;
+    for (const char *p = r->seed; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            arb_warn(c, "[plugin generator] seed has a control character: not stored");
+            r->seed = NULL;
+            break;
+        }
     if (r->backoff_max_ms < r->backoff_min_ms)
         return arb_cfg_reject(c, "backoff_max_ms", "backoff_max_ms is below backoff_min_ms");
     for (const char *p = r->consumer; *p; p++)
@@ -792,6 +798,10 @@ static int recorder_start(void *self)
     }
     r->run.name[sizeof r->run.name - 1] = 0;
     r->run.config_digest[sizeof r->run.config_digest - 1] = 0;
+    /* SQL literals cannot keep control characters (rec_sql_literal). */
+    for (char *p = r->run.name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     rec_writer_cfg wc = {
         .dsn = r->dsn,
         .consumer = r->consumer,

@@ -867,6 +867,8 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
         start_recorder_host("rec_reload", "flush_interval_ms = 60000\nbatch_rows = 100000\n");
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 500, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
+    /* The tables exist once the database is up (the setup made them). */
+    assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
     feeder_go(&f, 2000);
     assert_true(testhost_run_until(t, feeder_reached, &w, 20 * SEC));
     testhost_run(t, 50 * MS);
