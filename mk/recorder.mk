@@ -18,7 +18,8 @@ test_recorder_batcher_SRCS := tests/unit/test_recorder_batcher.c $(RECORDER_CORE
 test_recorder_batcher_LIBS := $(CMOCKA_LIBS)
 
 TESTS += test_recorder_pg
-test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) $(TESTHOST_SRCS)
+test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) \
+	plugins/recorder/run_members.c $(TESTHOST_SRCS)
 test_recorder_pg_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 test_recorder_pg_DEPS := $(B)/plugins/recorder.so
 

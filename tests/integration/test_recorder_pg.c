@@ -24,6 +24,7 @@
 #include "../../plugins/recorder/batcher.h"
 #include "../../plugins/recorder/copy_rows.h"
 #include "../../plugins/recorder/pg_writer.h"
+#include "../../plugins/recorder/run_members.h"
 #include "arb/wire.h"
 #include "host.h"
 #include "test_recorder_support.h"
@@ -888,6 +889,74 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
 
 /* ---- runs ---- */
 
+static uint8_t *announcement(uint8_t status, uint32_t pid, int64_t ts, const char *const *names,
+                             uint16_t n, arb_service *out)
+{
+    arb_service svc = {.status = status, .n_plugins = n, .pid = pid, .started_at = 1, .ts = ts};
+    arb_fixstr_set(svc.host_id, ARB_SVC_ID_LEN, "h1");
+    arb_fixstr_set(svc.admin, ARB_SVC_ADDR_LEN, "127.0.0.1:8080");
+    uint8_t *buf = calloc(1, ARB_SERVICE_LEN(n));
+    uint32_t len = arb_service_encode(&svc, buf, ARB_SERVICE_LEN(n));
+    for (uint16_t i = 0; i < n; i++) {
+        arb_service_plugin p;
+        memset(&p, 0, sizeof p);
+        arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, names[i]);
+        arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, names[i]);
+        arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.0.0");
+        arb_service_put_plugin(buf, i, &p);
+    }
+    assert_int_equal(arb_service_decode(buf, len, out), ARB_OK);
+    return buf;
+}
+
+/* Hosts announce every few seconds: the run's row is written when what it
+ * says changes (a new host, a restart, a plugin, a host gone), not for
+ * every announcement. */
+static void announcements_change_the_run_row_only_when_something_changed(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"matcher", "recorder"};
+    rec_members m;
+    assert_int_equal(rec_members_init(&m), ARB_OK);
+    char *hosts, *plugins;
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 0);
+    arb_service svc;
+    uint8_t *a = announcement(ARB_SVC_ALIVE, 41, 100, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_string_equal(hosts, "{\"h1\":{\"admin\":\"127.0.0.1:8080\",\"config_digest\":\"00ff\","
+                               "\"instances\":[\"matcher\",\"recorder\"],\"pid\":41,"
+                               "\"started_at\":\"1970-01-01 00:00:00.000000+00\"}}");
+    assert_string_equal(plugins, "{\"matcher\":{\"plugin\":\"matcher\",\"version\":\"1.0.0\"},"
+                                 "\"recorder\":{\"plugin\":\"recorder\",\"version\":\"1.0.0\"}}");
+    free(hosts);
+    free(plugins);
+    free(a);
+    /* The same again, later: nothing to write. */
+    a = announcement(ARB_SVC_ALIVE, 41, 200, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 0);
+    free(a);
+    /* Restarted (another pid): written. */
+    a = announcement(ARB_SVC_ALIVE, 42, 300, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_non_null(strstr(hosts, "\"pid\":42"));
+    free(hosts);
+    free(plugins);
+    free(a);
+    /* Gone: the entry stays, with when. */
+    a = announcement(ARB_SVC_TOMBSTONE, 42, 400, names, 0, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, NULL), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_non_null(strstr(hosts, "\"pid\":42"));
+    assert_non_null(strstr(hosts, "\"stopped_at\":\"1970-01-01 00:00:00.000000+00\""));
+    free(hosts);
+    free(plugins);
+    free(a);
+    rec_members_free(&m);
+}
+
 /* A recorder host with its own [host] id; run, when given, pins the run the
  * host belongs to (a resumed one), else the host begins a new run. */
 static testhost *start_run_host(const char *db, const char *host_id, const arb_run_info *run)
@@ -1182,6 +1251,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(paused_recorder_on_its_own_thread_pushes_back_on_publishers),
         cmocka_unit_test(low_water_at_or_above_high_water_is_a_config_error),
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
+        cmocka_unit_test(announcements_change_the_run_row_only_when_something_changed),
         cmocka_unit_test(two_runs_back_to_back_store_every_row_of_both),
         cmocka_unit_test(replay_of_the_same_run_doubles_nothing),
         cmocka_unit_test(forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_replays),
