@@ -28,6 +28,14 @@
  * the new build writes the adopted rows without their Kafka offsets (so the
  * stored offsets stay behind them: a crash then replays, never skips).
  *
+ * Runs: every row and stored position carries the host's run (arb_run; 0
+ * for a host from before runs), read at start. The writer keeps the run's
+ * row in the runs table; this file adds the hosts and plugins that announce
+ * themselves on service_registry during the run (run_members.c), and the
+ * market's seed ([plugin generator] seed, when this host has it). A stored
+ * row that differs from a new one under the same key is a conflict: counted,
+ * logged per batch, and the instance unhealthy from then on.
+ *
  * Config ([plugin recorder]):
  *   dsn                 libpq connection string or URI. Empty: $ARB_PG_DSN,
  *                       else libpq's PG* environment variables.
