@@ -21,7 +21,7 @@ TESTS += test_recorder_pg
 test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) \
 	plugins/recorder/run_members.c $(TESTHOST_SRCS)
 test_recorder_pg_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
-test_recorder_pg_DEPS := $(B)/plugins/recorder.so
+test_recorder_pg_DEPS := $(B)/plugins/recorder.so $(B)/plugins/generator.so
 
 BENCHES += bench_recorder
 bench_recorder_SRCS := tests/bench/bench_recorder.c $(RECORDER_CORE) plugins/recorder/pg_writer.c \

@@ -959,20 +959,26 @@ static void announcements_change_the_run_row_only_when_something_changed(void **
 
 /* A recorder host with its own [host] id; run, when given, pins the run the
  * host belongs to (a resumed one), else the host begins a new run. */
-static testhost *start_run_host(const char *db, const char *host_id, const arb_run_info *run)
+static testhost *start_run_host_with(const char *db, const char *host_id, const arb_run_info *run,
+                                     const char *sections)
 {
     char ini[2048];
     snprintf(ini, sizeof ini,
              "[host]\nid = %s\n[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\n"
              "batch_rows = 200\nflush_interval_ms = 10\nbackoff_min_ms = 50\n"
-             "backoff_max_ms = 300\n%s",
-             host_id, db, instruments_ini);
+             "backoff_max_ms = 300\n%s%s",
+             host_id, db, sections, instruments_ini);
     testhost *t = testhost_new(ini);
     assert_non_null(t);
     if (run)
         testhost_host(t)->run = *run;
     assert_int_equal(testhost_start(t), ARB_OK);
     return t;
+}
+
+static testhost *start_run_host(const char *db, const char *host_id, const arb_run_info *run)
+{
+    return start_run_host_with(db, host_id, run, "");
 }
 
 /* Publishes trades and order events from..to-1 on the bus, waiting for room. */
@@ -1097,6 +1103,30 @@ static void two_runs_back_to_back_store_every_row_of_both(void **state)
     snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE run_id = %lld AND ended_at IS NULL",
              (long long)run[1]);
     assert_int_equal(q_int(c, sql), 1);
+    PQfinish(c);
+}
+
+/* The market's seed, read from the generator's section of the same host
+ * (which stays valid config: nothing is reported unknown), goes into the
+ * run's row. */
+static void seed_of_the_generator_is_stored_with_the_run(void **state)
+{
+    (void)state;
+    fresh_db("rec_seed");
+    PGconn *c = connect_db("rec_seed");
+    testhost *t = start_run_host_with("rec_seed", "rec-seed", NULL,
+                                      "[plugin generator]\nload = generator.so\nseed = 4711\n"
+                                      "symbols = GENUSD\nvenues = XA\n"
+                                      "[instrument XA:GENUSD]\nprice_decimals = 2\n"
+                                      "qty_decimals = 3\nref_price = 100\n");
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE run_id = %lld AND seed = '4711'",
+             (long long)testhost_host(t)->run.id);
+    db_wait w = {c, t, "SELECT count(*) FROM pg_tables WHERE tablename = 'runs'"};
+    assert_true(testhost_run_until(t, db_says_yes, &w, 10 * SEC));
+    w.sql = sql;
+    assert_true(testhost_run_until(t, db_says_yes, &w, 10 * SEC));
+    testhost_free(t);
     PQfinish(c);
 }
 
@@ -1253,6 +1283,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
         cmocka_unit_test(announcements_change_the_run_row_only_when_something_changed),
         cmocka_unit_test(two_runs_back_to_back_store_every_row_of_both),
+        cmocka_unit_test(seed_of_the_generator_is_stored_with_the_run),
         cmocka_unit_test(replay_of_the_same_run_doubles_nothing),
         cmocka_unit_test(forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_replays),
     };
