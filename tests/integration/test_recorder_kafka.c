@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include "timing.h"
 #include "../../plugins/recorder/pg_writer.h"
 #include "arb/instrument.h"
 #include "arb/wire.h"
@@ -39,7 +40,6 @@
 
 static rd_kafka_mock_cluster_t *mock;
 /* The run every host of a test belongs to (kafka_host). */
-static uint64_t test_run_id = 0x5151;
 static char bootstrap[256];
 
 static const char *const symbols[] = {"BTCUSD", "ETHUSD", "SOLUSD"};
@@ -85,13 +85,8 @@ static testhost *kafka_host(const char *id, const char *group, const char *prefi
              id, bootstrap, prefix, group, plugin, instruments_ini);
     testhost *t = testhost_new(ini);
     assert_non_null(t);
-    /* Every host of one system is in the same run, also after a restart,
-     * as long as the cluster keeps its log (issue 14: the run is named by
-     * the cluster). Without a journal this host would begin a new run at
-     * each start, and a recorder in a new run rightly reads its topics from
-     * the beginning; these tests are about resuming within one run. */
-    testhost_host(t)->run.id = test_run_id;
-    testhost_host(t)->run.resumed = 1;
+    /* Every host on this cluster (and prefix) agrees on one run through
+     * arb_runs, also after a restart: these tests resume within it. */
     assert_int_equal(testhost_start(t), ARB_OK);
     return t;
 }
@@ -187,7 +182,8 @@ static void wait_db_up(testhost *rec)
     int64_t deadline = rec_clock_ns() + 20 * SEC;
     while (metric_value(rec, 'g', "recorder_db_up", NULL) != 1 && rec_clock_ns() < deadline)
         testhost_run(rec, 5 * MS);
-    assert_int_equal(metric_value(rec, 'g', "recorder_db_up", NULL), 1);
+    if (metric_value(rec, 'g', "recorder_db_up", NULL) != 1)
+        timing_fail("the recorder's database was not up in 20 s");
 }
 
 static int paused(void *user) { return metric_value(user, 'g', "recorder_paused", NULL) == 1; }
@@ -414,13 +410,9 @@ static void recorder_process_killed_mid_run_is_resumed_exactly(void **state)
                      (long long)stored);
 
     publish_trades(prod, sent, n);
-    /* The new recorder resumes the killed one's run (arb-host began a run of
-     * its own: without a journal nothing names it yet). */
-    uint64_t own_run = test_run_id;
-    test_run_id = (uint64_t)q_int(c, "SELECT DISTINCT run_id FROM recorder_kafka_offsets");
-    assert_int_not_equal(test_run_id, own_run);
+    /* The new recorder resumes the killed one's run: both read it from the
+     * cluster's arb_runs. */
     testhost *r2 = recorder_host("rk-rec-2", db, prefix, "");
-    test_run_id = own_run;
     assert_true(run_both(prod, r2, n - stored, n - stored, 60 * SEC));
     run_both_for(prod, r2, 200 * MS);
     assert_int_equal(received(r2), n - stored);
