@@ -77,3 +77,7 @@ TESTS += test_monolith_faults
 test_monolith_faults_SRCS = tests/integration/test_monolith_faults.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_monolith_faults_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_monolith_faults_DEPS := $(B)/arb-host
+
+BENCHES += bench_journal
+bench_journal_SRCS := tests/bench/bench_journal.c host/journal.c host/config.c
+bench_journal_LIBS := $(DEP_LIBS) -lpthread
