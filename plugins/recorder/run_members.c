@@ -94,10 +94,15 @@ int rec_members_apply(rec_members *m, const arb_service *svc, const char *config
     for (uint32_t i = 0; i < svc->n_plugins && rc == ARB_OK; i++) {
         arb_service_plugin p;
         char name[ARB_SVC_NAME_LEN + 1], plugin[ARB_SVC_NAME_LEN + 1], ver[ARB_SVC_VER_LEN + 1];
+        char build[ARB_SVC_BUILD_LEN + 1];
         arb_service_get_plugin(svc, i, &p);
+        /* build_id: the image's identity (empty from a host that announces
+         * version 1 records) */
         rc = put(m, m->plugins, arb_fixstr(name, p.instance, ARB_SVC_NAME_LEN),
-                 json_pack("{s:s, s:s}", "plugin", arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN),
-                           "version", arb_fixstr(ver, p.version, ARB_SVC_VER_LEN)));
+                 json_pack("{s:s, s:s, s:s}", "plugin",
+                           arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN), "version",
+                           arb_fixstr(ver, p.version, ARB_SVC_VER_LEN), "build_id",
+                           arb_fixstr(build, p.build_id, ARB_SVC_BUILD_LEN)));
     }
     return rc;
 }

@@ -903,6 +903,7 @@ static uint8_t *announcement(uint8_t status, uint32_t pid, int64_t ts, const cha
         arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, names[i]);
         arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, names[i]);
         arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.0.0");
+        arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, i ? "bb02" : "bb01");
         arb_service_put_plugin(buf, i, &p);
     }
     assert_int_equal(arb_service_decode(buf, len, out), ARB_OK);
@@ -927,8 +928,9 @@ static void announcements_change_the_run_row_only_when_something_changed(void **
     assert_string_equal(hosts, "{\"h1\":{\"admin\":\"127.0.0.1:8080\",\"config_digest\":\"00ff\","
                                "\"instances\":[\"matcher\",\"recorder\"],\"pid\":41,"
                                "\"started_at\":\"1970-01-01 00:00:00.000000+00\"}}");
-    assert_string_equal(plugins, "{\"matcher\":{\"plugin\":\"matcher\",\"version\":\"1.0.0\"},"
-                                 "\"recorder\":{\"plugin\":\"recorder\",\"version\":\"1.0.0\"}}");
+    assert_string_equal(plugins, "{\"matcher\":{\"build_id\":\"bb01\",\"plugin\":\"matcher\","
+                                 "\"version\":\"1.0.0\"},\"recorder\":{\"build_id\":\"bb02\","
+                                 "\"plugin\":\"recorder\",\"version\":\"1.0.0\"}}");
     free(hosts);
     free(plugins);
     free(a);
