@@ -165,7 +165,7 @@ static const char *const m5_runs[] = {
     " updated_at timestamptz NOT NULL DEFAULT now())",
     "COMMENT ON COLUMN runs.hosts IS "
     "'host id -> {pid, admin, started_at, instances, config_digest when known}'",
-    "COMMENT ON COLUMN runs.plugins IS 'instance -> {plugin, version}'",
+    "COMMENT ON COLUMN runs.plugins IS 'instance -> {plugin, version, build_id}'",
     "INSERT INTO runs (run_id, name, started_at, ended_at)"
     " SELECT 0, 'before runs', min(at), max(at) FROM"
     " (SELECT executed_at AS at FROM trades WHERE run_id = 0"
