@@ -7,6 +7,7 @@
  * (bus.c), the run file (run.c).
  */
 #include "journal.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -315,7 +316,7 @@ static off_t check_segment(int fd, int64_t base, int64_t *next, const char **why
 
 static int open_topic(arbh_journal *j, jtopic *t, char *err, size_t n)
 {
-    if (mkdir(t->dir, 0755) && errno != EEXIST) {
+    if (arbh_mkdir_p(t->dir, 0755)) {
         snprintf(err, n, "journal: cannot create %s: %s", t->dir, strerror(errno));
         return ARB_ERROR;
     }
@@ -1231,7 +1232,7 @@ int arbh_journal_new(arbh_config *cfg, arbh_kafka_log_fn log, void *log_user, ar
 
 int arbh_journal_open(arbh_journal *j, bool fresh, char *err, size_t n)
 {
-    if (mkdir(j->dir, 0755) && errno != EEXIST) {
+    if (arbh_mkdir_p(j->dir, 0755)) {
         snprintf(err, n, "journal: cannot create %s: %s", j->dir, strerror(errno));
         return ARB_ERROR;
     }
