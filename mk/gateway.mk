@@ -7,7 +7,7 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
-	plugins/gateway/http_conn.c plugins/gateway/gateway_plugin.c
+	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
 
 # The page and the API document are compiled into the plugin (.incbin).
@@ -22,6 +22,10 @@ TESTS += test_gateway_keys
 test_gateway_keys_SRCS := tests/unit/test_gateway_keys.c plugins/gateway/sha256.c \
 	plugins/gateway/api_keys.c plugins/gateway/rate_limit.c
 test_gateway_keys_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_framing
+test_gateway_framing_SRCS := tests/unit/test_gateway_framing.c plugins/gateway/http_framing.c
+test_gateway_framing_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_order_json
 test_gateway_order_json_SRCS := tests/unit/test_gateway_order_json.c plugins/gateway/order_json.c

@@ -61,6 +61,7 @@
 #include "arb/wire_json.h"
 #include "assets.h"
 #include "http_conn.h"
+#include "http_framing.h"
 #include "order_json.h"
 #include "rate_limit.h"
 #include "read_model.h"
@@ -193,10 +194,19 @@ static void count_status(gateway *gw, int status)
     arb_counter_add(status >= 500 ? gw->m_5xx : status >= 400 ? gw->m_4xx : gw->m_2xx, 1);
 }
 
-/* Sends whatever the handler wrote into the request's output buffer. */
+/* Sends whatever the handler wrote into the request's output buffer. A HEAD
+ * request is answered as its GET would be, with the body's length and no
+ * body (evhttp adds no Content-Length to a HEAD answer itself). */
 static void reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
 {
     count_status(gw, status);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evbuffer *out = evhttp_request_get_output_buffer(req);
+        char len[24];
+        snprintf(len, sizeof len, "%zu", evbuffer_get_length(out));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+        evbuffer_drain(out, evbuffer_get_length(out));
+    }
     gw_conn_send(&gw->conns, req, status, content_type);
 }
 
@@ -1039,6 +1049,12 @@ static void handle_stream(gateway *gw, struct evhttp_request *req)
                     "topics is a comma-separated list of trades, book, ticks, market, pnl");
         return;
     }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "Cache-Control", "no-cache");
+        reply(gw, req, 200, "text/event-stream");
+        return;
+    }
     if (gw->n_streams >= (size_t)gw->max_streams) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
         reply_error(gw, req, 503, "too_many_streams", "the gateway serves %lld streams at most",
@@ -1142,10 +1158,21 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
+    gw_framing_error fe;
+    if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe)) {
+        /* Whatever evhttp framed after this request is not served. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(gw, req, 400, fe.code, "%s", fe.message);
+        return;
+    }
     gw_path_params pp;
     char allow[64];
-    int route = gw_route_match(method_name(evhttp_request_get_command(req)), path, &pp, allow,
-                               sizeof allow);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    /* HEAD is served by every GET route. */
+    int route = gw_route_match(cmd == EVHTTP_REQ_HEAD ? "GET" : method_name(cmd), path, &pp, allow,
+                               sizeof allow - 6);
+    if (route == GW_METHOD_NOT_ALLOWED && strstr(allow, "GET"))
+        strcat(allow, ", HEAD");
     switch (route) {
     case GW_ROUTE_NOT_FOUND:
         reply_error(gw, req, 404, "route_not_found", "no route for this path");
@@ -1481,6 +1508,7 @@ static int gw_start(void *self)
     evhttp_set_timeout_tv(gw->http, common ? common : &idle);
     evhttp_set_default_content_type(gw->http, "application/json");
     evhttp_set_gencb(gw->http, on_request, gw);
+    gw_conns_json_errors(&gw->conns, gw->http);
 
     evutil_socket_t fd = gw_http_listen(gw->listen, gw->bound_addr, sizeof gw->bound_addr);
     if (fd < 0 || !evhttp_accept_socket_with_handle(gw->http, fd)) {

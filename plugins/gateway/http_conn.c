@@ -199,6 +199,112 @@ void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const cha
         write_now(evcon);
 }
 
+/* ---- evhttp's own error pages, in the gateway's JSON ----
+ *
+ * evhttp answers some requests itself, before the gateway sees them: a
+ * request line or header block over its limit or malformed, a body over its
+ * cap, with a small HTML page ("<HTML><HEAD>\n<TITLE>413 ..."). libevent
+ * 2.1 has no callback for those answers (evhttp_set_errorcb came in 2.2), so
+ * the page is replaced where it is written: every connection's output
+ * buffer has a callback, run as bytes are added, which recognises the page
+ * evhttp_send_error has just queued (its body is added in one piece after
+ * its head) and replaces the whole response, status line to body, with the
+ * JSON error format. evhttp closes such a connection once the reply is
+ * written, as before. Answers the gateway writes itself never begin with
+ * that page, so they pass with one length comparison or a 20-byte copy. */
+
+static const char evhttp_page[] = "<HTML><HEAD>\n<TITLE>";
+#define EVHTTP_PAGE_LEN (sizeof evhttp_page - 1)
+
+static void error_for(int status, const char **reason, const char **code, const char **msg)
+{
+    switch (status) {
+    case 400:
+        *reason = "Bad Request";
+        *code = "malformed_request";
+        *msg = "the request line or a header is malformed, or the request line and headers "
+               "are longer than the gateway's limit";
+        return;
+    case 413:
+        *reason = "Payload Too Large";
+        *code = "request_too_large";
+        *msg = "the request line, the headers or the body exceed the gateway's limits";
+        return;
+    case 501:
+        *reason = "Not Implemented";
+        *code = "not_implemented";
+        *msg = "the gateway does not implement this request";
+        return;
+    }
+    *reason = "Error";
+    *code = "http_error";
+    *msg = "the request could not be served";
+}
+
+static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)arg;
+    if (info->n_deleted || info->n_added < EVHTTP_PAGE_LEN)
+        return;
+    size_t len = evbuffer_get_length(out), body = len - info->n_added;
+    struct evbuffer_ptr at;
+    char got[EVHTTP_PAGE_LEN];
+    if (evbuffer_ptr_set(out, &at, body, EVBUFFER_PTR_SET) ||
+        evbuffer_copyout_from(out, &at, got, EVHTTP_PAGE_LEN) != (ev_ssize_t)EVHTTP_PAGE_LEN ||
+        memcmp(got, evhttp_page, EVHTTP_PAGE_LEN))
+        return;
+    /* The page's status line: the last one queued before its body. */
+    struct evbuffer_ptr p = evbuffer_search(out, "HTTP/1.", 7, NULL), head = p;
+    while (p.pos >= 0 && (size_t)p.pos < body) {
+        head = p;
+        if (evbuffer_ptr_set(out, &p, 1, EVBUFFER_PTR_ADD))
+            break;
+        p = evbuffer_search(out, "HTTP/1.", 7, &p);
+    }
+    if (head.pos < 0 || (size_t)head.pos >= body)
+        return;
+    char line[16] = {0};
+    int status = 0;
+    evbuffer_copyout_from(out, &head, line, sizeof line - 1);
+    if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+        return;
+    const char *reason, *code, *msg;
+    error_for(status, &reason, &code, &msg);
+    char json[256];
+    int n =
+        snprintf(json, sizeof json, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+    struct evbuffer *before = evbuffer_new();
+    if (!before)
+        return;
+    /* The nested calls of this callback these changes make see a deletion
+     * or an addition that is not the page, and return. */
+    evbuffer_remove_buffer(out, before, (size_t)head.pos);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_add_buffer(out, before);
+    evbuffer_free(before);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                        status, reason, n, json);
+}
+
+static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
+{
+    (void)arg;
+    /* What evhttp makes when given no callback, plus the output callback. */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output_added, NULL)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    return bev;
+}
+
+void gw_conns_json_errors(gw_conns *c, struct evhttp *http)
+{
+    evhttp_set_bevcb(http, new_conn_bev, c);
+}
+
 evutil_socket_t gw_http_listen(const char *addr, char *bound, size_t bound_cap)
 {
     struct sockaddr_storage ss;

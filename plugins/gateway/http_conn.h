@@ -46,6 +46,12 @@ void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon);
  * time this returns (evhttp frees a finished request). */
 void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const char *content_type);
 
+/* Makes the answers evhttp sends by itself (a malformed request, a request
+ * line, header block or body over evhttp's limits) JSON errors
+ * {"error":{"code","message"}} with the same status, instead of evhttp's
+ * HTML page. Call once, after evhttp_new. */
+void gw_conns_json_errors(gw_conns *c, struct evhttp *http);
+
 /* A non-blocking TCP listening socket for "address:port" with SO_REUSEADDR,
  * SO_REUSEPORT and TCP_NODELAY (inherited by accepted sockets), or -1 with
  * errno set. bound gets the address actually bound ("127.0.0.1:8080").

@@ -1217,6 +1217,265 @@ static void keep_alive_connection_can_become_a_stream(void **state)
     free(s);
 }
 
+/* ---- HTTP framing and evhttp's own errors ---- */
+
+/* Raw bytes on a fresh connection; everything the server sends back until
+ * it closes (or 5 s pass). */
+typedef struct raw_call {
+    int port;
+    const char *bytes;
+    size_t len;
+    char *got;
+    size_t got_len;
+    int closed; /* the server closed the connection */
+    volatile int done;
+} raw_call;
+
+static void *raw_thread(void *arg)
+{
+    raw_call *r = arg;
+    int fd = connect_to(r->port);
+    size_t cap = 1 << 16;
+    r->got = calloc(1, cap + 1);
+    if (fd < 0) {
+        r->done = 1;
+        return NULL;
+    }
+    send_all(fd, r->bytes, r->len);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (;;) {
+        ssize_t n = r->got_len < cap ? recv(fd, r->got + r->got_len, cap - r->got_len, 0) : -1;
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            r->closed = 1;
+        if (n <= 0)
+            break;
+        r->got_len += (size_t)n;
+    }
+    close(fd);
+    r->done = 1;
+    return NULL;
+}
+
+static int raw_done(void *user) { return ((raw_call *)user)->done; }
+
+static raw_call *raw(const char *bytes, size_t len)
+{
+    raw_call *r = calloc(1, sizeof *r);
+    r->port = port;
+    r->bytes = bytes;
+    r->len = len ? len : strlen(bytes);
+    pthread_t th;
+    pthread_create(&th, NULL, raw_thread, r);
+    testhost_run_until(host, raw_done, r, 10000 * MS);
+    pthread_join(th, NULL);
+    return r;
+}
+
+static void raw_free(raw_call *r)
+{
+    free(r->got);
+    free(r);
+}
+
+static int count_responses(const raw_call *r)
+{
+    int n = 0;
+    for (const char *p = r->got; (p = strstr(p, "HTTP/1.1 ")); p++)
+        n++;
+    return n;
+}
+
+/* The one response is a JSON error with this status and code, and the
+ * server closed the connection after it. */
+static void expect_raw_error(raw_call *r, int status, const char *code)
+{
+    int got = 0;
+    sscanf(r->got, "HTTP/1.1 %d", &got);
+    if (got != status)
+        fail_msg("expected %d %s, got: %s", status, code, r->got);
+    assert_int_equal(count_responses(r), 1);
+    assert_true(r->closed);
+    const char *sep = strstr(r->got, "\r\n\r\n");
+    assert_non_null(sep);
+    assert_non_null(strstr(r->got, "Content-Type: application/json"));
+    json_error_t e;
+    json_t *j = json_loads(sep + 4, 0, &e);
+    if (!j)
+        fail_msg("body is not JSON: %s", sep + 4);
+    assert_string_equal(error_code(j), code);
+    json_decref(j);
+    raw_free(r);
+}
+
+/* A body that is itself a request: if the gateway framed the first request
+ * the lenient way, this would be served as a second one. */
+#define SMUGGLED "GET /v1/instruments HTTP/1.1\r\nHost: x\r\n\r\n"
+
+static void differing_content_lengths_are_rejected_and_close(void **state)
+{
+    (void)state;
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+             "Content-Length: %zu\r\n\r\n" SMUGGLED,
+             strlen(SMUGGLED));
+    expect_raw_error(raw(req, 0), 400, "duplicate_content_length");
+}
+
+static void repeated_equal_content_length_is_rejected(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                         "Content-Length: 2\r\n\r\n{}",
+                         0),
+                     400, "duplicate_content_length");
+}
+
+/* evhttp keeps "Content-Length " (space before the colon) as an unknown
+ * header and reads no body: the body would be the next request. */
+static void whitespace_before_colon_is_rejected_and_closes(void **state)
+{
+    (void)state;
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length : %zu\r\n\r\n" SMUGGLED,
+             strlen(SMUGGLED));
+    expect_raw_error(raw(req, 0), 400, "invalid_header_name");
+}
+
+static void signed_content_length_is_rejected(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}", 0),
+                     400, "invalid_content_length");
+}
+
+/* evhttp refuses a length that is not a number itself; the answer is
+ * still the JSON format, and the connection is closed. */
+static void non_digit_content_length_is_rejected(void **state)
+{
+    (void)state;
+    expect_raw_error(
+        raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n{}", 0), 400,
+        "malformed_request");
+}
+
+static void transfer_encoding_other_than_chunked_is_rejected(void **state)
+{
+    (void)state;
+    char req[512];
+    /* evhttp reads no body for a coding other than "chunked" with no
+     * Content-Length: the chunked body would be the next request. */
+    snprintf(req, sizeof req,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n"
+             "\r\n%zx\r\n" SMUGGLED "\r\n0\r\n\r\n",
+             strlen(SMUGGLED));
+    expect_raw_error(raw(req, 0), 400, "unsupported_transfer_encoding");
+}
+
+/* evhttp 2.1 refuses this pair itself (the gateway's own check, which
+ * test_gateway_framing pins, would otherwise): JSON 400, closed. */
+static void content_length_with_chunked_is_rejected(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         "Content-Length: 3\r\n\r\n0\r\n\r\n",
+                         0),
+                     400, "malformed_request");
+}
+
+/* The control: a plain chunked body is still served. */
+static void chunked_order_is_accepted(void **state)
+{
+    (void)state;
+    char *body = order_body("buy", "100.00", "1");
+    char req[1024];
+    snprintf(req, sizeof req,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Authorization: Bearer " KEY_A "\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n"
+             "0\r\n\r\n",
+             strlen(body), body);
+    raw_call *r = raw(req, 0);
+    assert_non_null(strstr(r->got, "HTTP/1.1 200"));
+    assert_non_null(strstr(r->got, "\"status\":\"open\""));
+    raw_free(r);
+}
+
+static void malformed_request_line_gets_a_json_400(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("GARBAGE\r\n\r\n", 0), 400, "malformed_request");
+}
+
+/* evhttp answers a request line or header block over its limit (16 KiB
+ * here) with 400 itself. */
+static void overlong_uri_gets_a_json_error(void **state)
+{
+    (void)state;
+    size_t n = 20000;
+    char *req = malloc(n + 64);
+    memcpy(req, "GET /", 5);
+    memset(req + 5, 'a', n);
+    strcpy(req + 5 + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_raw_error(raw(req, 0), 400, "malformed_request");
+    free(req);
+}
+
+static void header_flood_gets_a_json_error(void **state)
+{
+    (void)state;
+    size_t cap = 40000, len = 0;
+    char *req = malloc(cap);
+    len += (size_t)snprintf(req, cap, "GET /v1/instruments HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; len + 64 < cap; i++)
+        len += (size_t)snprintf(req + len, cap - len, "X-Flood-%d: %032d\r\n", i, i);
+    strcpy(req + len, "\r\n");
+    expect_raw_error(raw(req, 0), 400, "malformed_request");
+    free(req);
+}
+
+/* max_body is 1024: evhttp refuses bodies past 4 x max_body itself. */
+static void body_past_evhttps_cap_gets_a_json_413(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A
+                         "\r\nContent-Length: 100000\r\n\r\n",
+                         0),
+                     413, "request_too_large");
+}
+
+static void head_on_a_get_route_has_the_headers_and_no_body(void **state)
+{
+    (void)state;
+    http_call *get = http("GET", "/v1/instruments", NULL, NULL);
+    http_call *head = http("HEAD", "/v1/instruments", NULL, NULL);
+    assert_int_equal(head->status, 200);
+    assert_int_equal(head->resp_len, 0);
+    char want[64];
+    snprintf(want, sizeof want, "Content-Length: %zu", get->resp_len);
+    assert_non_null(strstr(head->head, want));
+    assert_non_null(strstr(head->head, "Content-Type: application/json"));
+    call_free(get);
+    call_free(head);
+}
+
+static void head_is_served_by_every_get_route(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"/",           "/v1/openapi.json", "/v1/instruments",
+                                        "/v1/trades",  "/v1/accounts",     "/v1/services",
+                                        "/v1/stream",  "/v1/orders",       "/v1/book/XA/BTCUSD",
+                                        "/v1/orders/1"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        http_call *c = http("HEAD", paths[i], KEY_A, NULL);
+        if (c->status == 405)
+            fail_msg("HEAD %s answered 405", paths[i]);
+        assert_int_equal(c->resp_len, 0);
+        call_free(c);
+    }
+}
+
 /* ---- hot reload ---- */
 
 static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
@@ -1280,6 +1539,20 @@ int main(void)
         T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
+        T(differing_content_lengths_are_rejected_and_close),
+        T(repeated_equal_content_length_is_rejected),
+        T(whitespace_before_colon_is_rejected_and_closes),
+        T(signed_content_length_is_rejected),
+        T(non_digit_content_length_is_rejected),
+        T(transfer_encoding_other_than_chunked_is_rejected),
+        T(content_length_with_chunked_is_rejected),
+        T(chunked_order_is_accepted),
+        T(malformed_request_line_gets_a_json_400),
+        T(overlong_uri_gets_a_json_error),
+        T(header_flood_gets_a_json_error),
+        T(body_past_evhttps_cap_gets_a_json_413),
+        T(head_on_a_get_route_has_the_headers_and_no_body),
+        T(head_is_served_by_every_get_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
