@@ -25,6 +25,9 @@
  *   max_streams = 256, max_pending = 65536
  *   heartbeat_ms = 15000, stream_interval_ms = 100, stream_depth = 10
  *   trade_history = 1000, order_history = 100000
+ *   client_order_id_window_s = 86400  a POST repeating a client_order_id of the
+ *                                     same account within this window returns
+ *                                     the first order (0: never)
  *   max_open_orders = 100000          per account: open orders are never
  *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
@@ -127,7 +130,7 @@ struct gateway {
     const char *listen;
     int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
     int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
-    int64_t max_open, svc_alive_ms, svc_dead_ms, max_services;
+    int64_t max_open, svc_alive_ms, svc_dead_ms, max_services, client_window_s;
     int public_reads;
     uint64_t id_space;
     arb_instrument_table instruments;
@@ -512,12 +515,24 @@ static void batch_refused(gateway *gw, batched_cmd *b, int rc)
                 free(p);
                 break;
             }
-    if (b->cmd.action == ARB_CMD_NEW)
+    const char *why = rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
+                                      : "the command could not be sent to the matcher";
+    if (b->cmd.action == ARB_CMD_NEW) {
+        /* Retries of this order (same client_order_id) that wait for it get
+         * the same answer, and a later retry makes a new order. */
+        for (pending *p = gw_map_get(&gw->pending_by_order, b->cmd.order_id), *next; p; p = next) {
+            next = p->order_next;
+            if (p->ready)
+                continue;
+            pending_unlink(gw, p);
+            evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
+            reply_error(gw, p->req, 503, "matcher_unavailable", "%s", why);
+            free(p);
+        }
         gw_rm_order_drop(gw->rm, b->cmd.order_id);
+    }
     evhttp_add_header(evhttp_request_get_output_headers(b->req), "Retry-After", "1");
-    reply_error(gw, b->req, 503, "matcher_unavailable",
-                rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
-                                : "the command could not be sent to the matcher");
+    reply_error(gw, b->req, 503, "matcher_unavailable", "%s", why);
 }
 
 /* Publishes the turn's commands and answers the asynchronous ones (202). */
@@ -584,6 +599,35 @@ static void batch_push(gateway *gw, struct evhttp_request *req, const arb_order_
         event_active(gw->batch_ev, EV_TIMEOUT, 0);
 }
 
+/* A POST that repeats an order's client_order_id (a client retrying after a
+ * timeout or a lost connection) gets that order's answer and creates
+ * nothing: the order as it stands, or, while the matcher has not yet
+ * answered it, the same wait for that answer. The same id with other terms
+ * is a client error, not a retry. */
+static void repeat_order(gateway *gw, struct evhttp_request *req, gw_order *o,
+                         const gw_order_request *rq, int async)
+{
+    if (o->instrument != (uint32_t)(rq->instrument - gw->instruments.items) ||
+        o->side != rq->side || o->type != rq->type || o->tif != rq->tif || o->flags != rq->flags ||
+        o->price != rq->price || o->qty != rq->qty) {
+        reply_error(gw, req, 409, "client_order_id_reused",
+                    "client_order_id '%s' was used for order %llu with other terms",
+                    o->client_order_id, (unsigned long long)o->order_id);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Idempotent-Replay", "true");
+    if (o->status == GW_ST_PENDING && !async) {
+        if (gw->n_pending >= (size_t)gw->max_pending || pending_add(gw, req, o->order_id, P_NEW)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+            reply_error(gw, req, 503, "too_many_pending",
+                        "%zu orders are waiting for the matcher; retry shortly", gw->n_pending);
+        }
+        return;
+    }
+    gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
+    reply_json(gw, req, o->status == GW_ST_PENDING ? 202 : 200);
+}
+
 static void handle_order_new(gateway *gw, struct evhttp_request *req)
 {
     gw_api_key *key = authenticate(gw, req);
@@ -609,6 +653,14 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
      * cache, sending every later one down its slow path. */
     evbuffer_drain(in, len);
     int async = is_async(req);
+    if (gw->client_window_s && rq.client_order_id[0]) {
+        gw_order *first = gw_rm_order_by_client(gw->rm, key->account, rq.client_order_id,
+                                                mono_ns() - gw->client_window_s * 1000000000LL);
+        if (first) {
+            repeat_order(gw, req, first, &rq, async);
+            return;
+        }
+    }
     if (!async && gw->n_pending >= (size_t)gw->max_pending) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_error(gw, req, 503, "too_many_pending",
@@ -631,6 +683,7 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
         reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
         return;
     }
+    o->placed_ns = mono_ns();
     arb_order_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.action = ARB_CMD_NEW;
@@ -1372,6 +1425,8 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
+        (rc = arb_cfg_int(ctx, "client_order_id_window_s", 86400, 0, 30 * 86400,
+                          &gw->client_window_s)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)) ||
         (rc = arb_cfg_int_in(ctx, "host", "announce_ms", 2000, 0, 3600000, &announce_ms)))

@@ -72,8 +72,7 @@ int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err
                         "a header name must be a token with no whitespace before its colon");
         if (!strcasecmp(h->key, "Content-Length")) {
             if (++n_length > 1)
-                return fail(err, "duplicate_content_length",
-                            "Content-Length must appear once");
+                return fail(err, "duplicate_content_length", "Content-Length must appear once");
             if (!is_length(h->value))
                 return fail(err, "invalid_content_length",
                             "Content-Length must be a decimal number of 1 to 18 digits");

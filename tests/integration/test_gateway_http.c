@@ -324,13 +324,27 @@ static void expect_gone(http_call *c, int status, const char *code)
     call_free(c);
 }
 
+/* An order with a client_order_id of its own ("t-1", "t-2", ...): a repeated
+ * one would be answered with the first order. */
 static char *order_body(const char *side, const char *price, const char *qty)
+{
+    static char b[256];
+    static unsigned n;
+    snprintf(b, sizeof b,
+             "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"price\":\"%s\","
+             "\"qty\":\"%s\",\"client_order_id\":\"t-%u\"}",
+             side, price, qty, ++n);
+    return b;
+}
+
+/* An order with the client_order_id given. */
+static char *order_body_id(const char *side, const char *price, const char *qty, const char *id)
 {
     static char b[256];
     snprintf(b, sizeof b,
              "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"price\":\"%s\","
-             "\"qty\":\"%s\",\"client_order_id\":\"t-1\"}",
-             side, price, qty);
+             "\"qty\":\"%s\",\"client_order_id\":\"%s\"}",
+             side, price, qty, id);
     return b;
 }
 
@@ -715,9 +729,9 @@ static void full_matcher_queue_is_503(void **state)
     c->method = "POST";
     c->path = "/v1/orders?async=1";
     c->key = KEY_A;
-    c->body = order_body("buy", "103.00", "1");
     int saw503 = 0;
     for (int i = 0; i < 2000 && !saw503; i++) {
+        c->body = order_body("buy", "103.00", "1"); /* a new client_order_id each time */
         pthread_t th;
         pthread_create(&th, NULL, http_thread, c);
         pthread_join(th, NULL);
@@ -1217,6 +1231,72 @@ static void keep_alive_connection_can_become_a_stream(void **state)
     free(s);
 }
 
+/* ---- idempotent order entry ---- */
+
+static void repeated_client_order_id_returns_the_first_order_and_sends_nothing(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "100.00", "1", "dup-1"));
+    assert_int_equal(a->status, 200);
+    uint64_t sent = commands_seen;
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "100.00", "1", "dup-1"));
+    assert_int_equal(b->status, 200);
+    testhost_run(host, 20 * MS);
+    assert_int_equal(commands_seen, sent);
+    json_t *ja = body_json(a), *jb = body_json(b);
+    assert_string_equal(jstr(ja, "order_id"), jstr(jb, "order_id"));
+    assert_non_null(strstr(b->head, "Idempotent-Replay: true"));
+    json_decref(ja);
+    json_decref(jb);
+    call_free(a);
+    call_free(b);
+}
+
+/* The retry of an order the matcher has not answered yet (the client gave
+ * up after a 504) waits for the same order instead of placing another. */
+static void retry_of_an_unanswered_order_waits_for_the_same_order(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "103.00", "1", "dup-2"));
+    assert_int_equal(a->status, 504);
+    uint64_t sent = commands_seen;
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "103.00", "1", "dup-2"));
+    assert_int_equal(b->status, 504);
+    assert_int_equal(commands_seen, sent);
+    json_t *ja = body_json(a), *jb = body_json(b);
+    assert_string_equal(jstr(json_object_get(ja, "error"), "order_id"),
+                        jstr(json_object_get(jb, "error"), "order_id"));
+    json_decref(ja);
+    json_decref(jb);
+    call_free(a);
+    call_free(b);
+}
+
+static void reused_client_order_id_with_other_terms_is_409(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "100.00", "1", "dup-3"));
+    assert_int_equal(a->status, 200);
+    call_free(a);
+    expect_gone(http("POST", "/v1/orders", KEY_A, order_body_id("buy", "100.00", "2", "dup-3")),
+                409, "client_order_id_reused");
+}
+
+static void another_account_may_use_the_same_client_order_id(void **state)
+{
+    (void)state;
+    http_call *a = http("POST", "/v1/orders", KEY_A, order_body_id("buy", "100.00", "1", "dup-4"));
+    http_call *b = http("POST", "/v1/orders", KEY_B, order_body_id("buy", "100.00", "1", "dup-4"));
+    assert_int_equal(a->status, 200);
+    assert_int_equal(b->status, 200);
+    json_t *ja = body_json(a), *jb = body_json(b);
+    assert_string_not_equal(jstr(ja, "order_id"), jstr(jb, "order_id"));
+    json_decref(ja);
+    json_decref(jb);
+    call_free(a);
+    call_free(b);
+}
+
 /* ---- HTTP framing and evhttp's own errors ---- */
 
 /* Raw bytes on a fresh connection; everything the server sends back until
@@ -1539,6 +1619,10 @@ int main(void)
         T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
+        T(repeated_client_order_id_returns_the_first_order_and_sends_nothing),
+        T(retry_of_an_unanswered_order_waits_for_the_same_order),
+        T(reused_client_order_id_with_other_terms_is_409),
+        T(another_account_may_use_the_same_client_order_id),
         T(differing_content_lengths_are_rejected_and_close),
         T(repeated_equal_content_length_is_rejected),
         T(whitespace_before_colon_is_rejected_and_closes),

@@ -537,12 +537,42 @@ static void id_map_survives_churn(void **state)
     gw_map_free(&m);
 }
 
+static void order_is_found_by_its_account_and_client_id(void **state)
+{
+    (void)state;
+    gw_order *o = add(1, 7, 100, 1);
+    o->placed_ns = 1000;
+    assert_ptr_equal(gw_rm_order_by_client(rm, 7, "cid", 0), o);
+    assert_null(gw_rm_order_by_client(rm, 8, "cid", 0));
+    assert_null(gw_rm_order_by_client(rm, 7, "other", 0));
+    assert_null(gw_rm_order_by_client(rm, 7, "", 0));
+}
+
+static void client_id_placed_before_the_window_is_not_found(void **state)
+{
+    (void)state;
+    gw_order *o = add(1, 7, 100, 1);
+    o->placed_ns = 1000;
+    assert_null(gw_rm_order_by_client(rm, 7, "cid", 1001));
+}
+
+static void forgotten_order_is_no_longer_found_by_client_id(void **state)
+{
+    (void)state;
+    add(1, 7, 100, 1);
+    gw_rm_order_drop(rm, 1);
+    assert_null(gw_rm_order_by_client(rm, 7, "cid", 0));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(new_order_is_pending_and_open_for_its_account),
+        T(order_is_found_by_its_account_and_client_id),
+        T(client_id_placed_before_the_window_is_not_found),
+        T(forgotten_order_is_no_longer_found_by_client_id),
         T(fills_accumulate_until_filled),
         T(events_of_other_orders_and_accounts_are_ignored),
         T(stale_event_is_ignored),
