@@ -17,6 +17,10 @@
  *   listen = 127.0.0.1:8080          address:port, port 0 picks a free one
  *   api_key.<name> = <key>:<account>  or sha256:<64 hex>:<account>
  *   account_name.<account> = <label>  shown on the dashboard's PnL board
+ *   public_accounts = 10 11 20        accounts whose positions and PnL anyone
+ *                                     may read (GET /v1/accounts, the stream's
+ *                                     pnl board); every other account's data
+ *                                     only with that account's key
  *   timeout_ms = 2000                 how long POST/DELETE wait for the matcher
  *   max_body = 65536                  bytes; larger bodies get 413
  *   rate_limit = 1000, rate_burst = 2000   requests per second per key
@@ -137,6 +141,8 @@ struct gateway {
     gw_key_table keys;
     account_name *names;
     size_t n_names;
+    uint64_t *public_ids; /* public_accounts */
+    size_t n_public;
 
     /* state */
     uint64_t next_seq; /* low 48 bits of the next order id */
@@ -709,7 +715,7 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
     batch_push(gw, req, &cmd, async);
 }
 
-/* The caller's order named by the path, or NULL after answering 400/403/404. */
+/* The caller's order named by the path, or NULL after answering 400/404. */
 static gw_order *owned_order(gateway *gw, struct evhttp_request *req, const gw_api_key *key,
                              const gw_path_params *pp)
 {
@@ -718,14 +724,11 @@ static gw_order *owned_order(gateway *gw, struct evhttp_request *req, const gw_a
         reply_error(gw, req, 400, "invalid_order_id", "an order id is a positive decimal number");
         return NULL;
     }
+    /* Another account's order is answered exactly as an unknown one: a
+     * different answer would confirm that a guessed id exists. */
     gw_order *o = gw_rm_order(gw->rm, id);
-    if (!o) {
+    if (!o || o->account != key->account) {
         reply_error(gw, req, 404, "order_not_found", "no order %llu", (unsigned long long)id);
-        return NULL;
-    }
-    if (o->account != key->account) {
-        reply_error(gw, req, 403, "forbidden", "order %llu belongs to another account",
-                    (unsigned long long)id);
         return NULL;
     }
     return o;
@@ -892,9 +895,27 @@ static void handle_trades(gateway *gw, struct evhttp_request *req)
     query_free(&q);
 }
 
+/* Who reads the PnL board: anyone (viewer 0) sees the public accounts, a
+ * key's holder those and its own account. */
+typedef struct board_view {
+    gateway *gw;
+    uint64_t viewer;
+} board_view;
+
+static int account_visible(void *user, uint64_t account)
+{
+    const board_view *v = user;
+    if (account == v->viewer)
+        return 1;
+    for (size_t i = 0; i < v->gw->n_public; i++)
+        if (v->gw->public_ids[i] == account)
+            return 1;
+    return 0;
+}
+
 static const char *account_label(void *user, uint64_t account)
 {
-    gateway *gw = user;
+    gateway *gw = ((board_view *)user)->gw;
     for (size_t i = 0; i < gw->n_names; i++)
         if (gw->names[i].account == account)
             return gw->names[i].name;
@@ -988,7 +1009,9 @@ static void event_book(gateway *gw, struct evbuffer *ev, int idx)
 static void event_pnl(gateway *gw, struct evbuffer *ev)
 {
     evbuffer_add(ev, "event: pnl\ndata: ", 17);
-    gw_render_accounts(ev, gw->rm, account_label, gw, (size_t)gw->board_unnamed);
+    board_view anyone = {gw, 0};
+    gw_render_accounts(ev, gw->rm, account_label, account_visible, &anyone,
+                       (size_t)gw->board_unnamed);
     evbuffer_add(ev, "\n\n", 2);
 }
 
@@ -1250,13 +1273,21 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     case GW_R_BOOK: handle_book(gw, req, &pp); return;
     case GW_R_TRADES: handle_trades(gw, req); return;
-    case GW_R_ACCOUNTS:
-        if (!allow_read(gw, req))
-            return;
-        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, account_label, gw,
-                           (size_t)gw->board_unnamed);
+    case GW_R_ACCOUNTS: {
+        /* The public accounts for anyone; with a key, its account too. */
+        board_view v = {gw, 0};
+        if (gw->public_reads == 0 ||
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")) {
+            gw_api_key *key = authenticate(gw, req);
+            if (!key)
+                return;
+            v.viewer = key->account;
+        }
+        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, account_label,
+                           account_visible, &v, (size_t)gw->board_unnamed);
         reply_json(gw, req, 200);
         return;
+    }
     case GW_R_STREAM: handle_stream(gw, req); return;
     case GW_R_SERVICES:
         if (!allow_read(gw, req))
@@ -1366,6 +1397,30 @@ static int cfg_entry(void *user, const char *key, const char *value)
         if (rc) {
             w->rc = arb_cfg_reject(gw->ctx, key, "%s", err);
             return 1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "public_accounts")) {
+        for (const char *p = value; *p;) {
+            p += strspn(p, " ,\t");
+            if (!*p)
+                break;
+            char *end;
+            errno = 0;
+            unsigned long long acct = strtoull(p, &end, 10);
+            if (end == p || errno || acct == 0 || (*end && !strchr(" ,\t", *end))) {
+                w->rc = arb_cfg_reject(gw->ctx, key,
+                                       "public_accounts is a list of positive account numbers");
+                return 1;
+            }
+            uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
+            if (!grown) {
+                w->rc = ARB_ENOMEM;
+                return 1;
+            }
+            gw->public_ids = grown;
+            gw->public_ids[gw->n_public++] = acct;
+            p = end;
         }
         return 0;
     }
@@ -1659,6 +1714,7 @@ static void gw_destroy(void *self)
     for (size_t i = 0; i < gw->n_names; i++)
         free(gw->names[i].name);
     free(gw->names);
+    free(gw->public_ids);
     free(gw);
 }
 

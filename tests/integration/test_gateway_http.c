@@ -376,7 +376,7 @@ static int setup(void **state)
              "[instrument XB:BTCUSD]\nprice_decimals = 2\ntick_size = 0.01\nqty_decimals = 3\n"
              "[plugin gateway]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
              "api_key.alice = " KEY_A ":1001\napi_key.bob = " KEY_B ":1002\n"
-             "account_name.999 = market-maker\n"
+             "account_name.999 = market-maker\npublic_accounts = 999\n"
              "timeout_ms = 300\nmax_body = 1024\nheartbeat_ms = 100\nstream_interval_ms = 20\n"
              "idle_timeout_s = 1\nstream_buffer_limit = 8192\nmax_streams = 4\n"
              "[plugin gw_slow]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
@@ -561,8 +561,8 @@ static void account_sees_its_order_but_not_anothers(void **state)
     char *path = place_resting(KEY_A);
     http_call *mine = http("GET", path, KEY_A, NULL);
     assert_int_equal(mine->status, 200);
-    expect_gone(http("GET", path, KEY_B, NULL), 403, "forbidden");
-    expect_gone(http("DELETE", path, KEY_B, NULL), 403, "forbidden");
+    expect_gone(http("GET", path, KEY_B, NULL), 404, "order_not_found");
+    expect_gone(http("DELETE", path, KEY_B, NULL), 404, "order_not_found");
     expect_gone(http("GET", "/v1/orders/123", KEY_A, NULL), 404, "order_not_found");
     expect_gone(http("GET", "/v1/orders/12x", KEY_A, NULL), 400, "invalid_order_id");
     call_free(mine);
@@ -810,7 +810,7 @@ static void trades_and_pnl_follow_trade_executed(void **state)
     assert_string_equal(jstr(json_array_get(trades, 0), "price"), "101.00");
     json_decref(j);
     call_free(c);
-    c = http("GET", "/v1/accounts", NULL, NULL);
+    c = http("GET", "/v1/accounts", KEY_A, NULL);
     j = body_json(c);
     json_t *accounts = json_object_get(j, "accounts");
     assert_int_equal(json_array_size(accounts), 2);
@@ -1231,6 +1231,73 @@ static void keep_alive_connection_can_become_a_stream(void **state)
     free(s);
 }
 
+/* ---- privacy ---- */
+
+/* Alice (1001) trades with the market maker (999, public_accounts): anyone
+ * sees the market maker, only Alice's key sees Alice. */
+static void accounts_without_a_key_show_only_public_accounts(void **state)
+{
+    (void)state;
+    http_call *f = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "2"));
+    assert_int_equal(f->status, 200);
+    call_free(f);
+    const char *keys[] = {NULL, KEY_B};
+    for (int k = 0; k < 2; k++) {
+        http_call *c = http("GET", "/v1/accounts", keys[k], NULL);
+        assert_int_equal(c->status, 200);
+        json_t *j = body_json(c);
+        json_t *accounts = json_object_get(j, "accounts");
+        assert_int_equal(json_array_size(accounts), 1);
+        assert_string_equal(jstr(json_array_get(accounts, 0), "name"), "market-maker");
+        assert_null(strstr(c->resp, "1001"));
+        json_decref(j);
+        call_free(c);
+    }
+}
+
+static void accounts_with_a_wrong_key_is_401(void **state)
+{
+    (void)state;
+    expect_gone(http("GET", "/v1/accounts", "no-such-key-0123456789", NULL), 401, "unauthorized");
+}
+
+/* The stream's PnL board is the public one. */
+static void stream_pnl_board_shows_only_public_accounts(void **state)
+{
+    (void)state;
+    http_call *f = http("POST", "/v1/orders", KEY_A, order_body("buy", "101.00", "2"));
+    assert_int_equal(f->status, 200);
+    call_free(f);
+    stream_reader *s = calloc(1, sizeof *s);
+    assert_int_equal(stream_open(s, "/v1/stream?topics=pnl"), 0);
+    assert_true(stream_wait_for(s, "market-maker", 5000));
+    assert_null(strstr(s->buf, "\"1001\""));
+    assert_null(strstr(s->buf, "alice"));
+    close(s->fd);
+    free(s);
+}
+
+/* Another account's order id answers exactly as an id that was never
+ * issued: same status, same body but for the number. */
+static void anothers_order_answers_as_an_unknown_one(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    http_call *theirs = http("GET", path, KEY_B, NULL);
+    http_call *unknown = http("GET", "/v1/orders/123", KEY_B, NULL);
+    assert_int_equal(theirs->status, unknown->status);
+    char *id = strrchr(path, '/') + 1;
+    char expected[512];
+    const char *at = strstr(unknown->resp, "123");
+    assert_non_null(at);
+    snprintf(expected, sizeof expected, "%.*s%s%s", (int)(at - unknown->resp), unknown->resp, id,
+             at + 3);
+    assert_string_equal(theirs->resp, expected);
+    call_free(theirs);
+    call_free(unknown);
+    free(path);
+}
+
 /* ---- idempotent order entry ---- */
 
 static void repeated_client_order_id_returns_the_first_order_and_sends_nothing(void **state)
@@ -1619,6 +1686,10 @@ int main(void)
         T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
         T(reload_keeps_serving_and_never_reuses_an_order_id),
+        T(accounts_without_a_key_show_only_public_accounts),
+        T(accounts_with_a_wrong_key_is_401),
+        T(stream_pnl_board_shows_only_public_accounts),
+        T(anothers_order_answers_as_an_unknown_one),
         T(repeated_client_order_id_returns_the_first_order_and_sends_nothing),
         T(retry_of_an_unanswered_order_waits_for_the_same_order),
         T(reused_client_order_id_with_other_terms_is_409),

@@ -378,7 +378,7 @@ static void positions_and_pnl_follow_trades_marked_to_last_price(void **state)
     /* pnl = cash + 1000 * 10200 = 300,000 units = 3.00000 */
     assert_true(gw_position_pnl(p, rm->trades[0].last_px) == 300000);
     struct evbuffer *out = evbuffer_new();
-    gw_render_accounts(out, rm, NULL, NULL, 10);
+    gw_render_accounts(out, rm, NULL, NULL, NULL, 10);
     json_t *j =
         json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
@@ -421,7 +421,7 @@ static void pnl_board_lists_named_then_busiest_and_sums_the_rest(void **state)
     trade(0, 10200, 3, 3, 4, 3); /* ...twice */
     trade(0, 10300, 1, 5, 6, 4); /* 5 and 6 once */
     struct evbuffer *out = evbuffer_new();
-    gw_render_accounts(out, rm, name_of_1, NULL, 2);
+    gw_render_accounts(out, rm, name_of_1, NULL, NULL, 2);
     json_t *j =
         json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
