@@ -22,8 +22,9 @@
 #include "host.h"
 #include "kafka.h"
 
-static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
-                                        "plugin_dir", "threads", "announce_ms", NULL};
+static const char *const host_keys[] = {
+    "id",      "admin",       "admin_token",      "log_level",       "plugin_dir",
+    "threads", "announce_ms", "admin_token_file", "reload_any_path", NULL};
 /* [bus] keys: ours, then the Kafka transport's (host/kafka.h). */
 static const char *const bus_keys[] = {
     "transport",          "queue_bytes",  "brokers",           "kafka_topics",     "group",

@@ -1,6 +1,6 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/kafka.c
+	host/admin_token.c host/kafka.c
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) -ldl -lpthread -lm
 
 TOOLS += arb-host
@@ -31,7 +31,7 @@ test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c
+arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c host/admin_token.c
 arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS)
 
 BENCHES += bench_bus
