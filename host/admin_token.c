@@ -76,8 +76,7 @@ static int create(const char *path, char *err, size_t errn)
     return 0;
 }
 
-int arbh_admin_token_load(const char *path, int make, char *token, size_t n, char *err,
-                          size_t errn)
+int arbh_admin_token_load(const char *path, int make, char *token, size_t n, char *err, size_t errn)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && make) {

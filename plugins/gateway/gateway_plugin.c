@@ -25,8 +25,18 @@
  *   max_body = 65536                  bytes; larger bodies get 413
  *   rate_limit = 1000, rate_burst = 2000   requests per second per key
  *   idle_timeout_s = 30               idle and slow connections are closed
- *   stream_buffer_limit = 1048576     bytes queued for one stream client
+ *   request_timeout_ms = 5000         a request's head and body must arrive within
+ *                                     this of the connection's opening (first
+ *                                     request) or of its first byte (408, closed)
+ *   max_connections = min(10000, RLIMIT_NOFILE / 2)   open HTTP connections
+ *   max_connections_per_addr = 256    from one client address (503, closed)
+ *   anon_rate_limit = 50, anon_rate_burst = 200   per client address: requests
+ *                                     without a key and with a wrong one
+ *   stream_buffer_limit = 262144      bytes queued for one stream client
+ *   stream_stall_ms = 10000           a stream whose queue has not emptied for
+ *                                     this long is cut off
  *   max_streams = 256, max_pending = 65536
+ *   max_streams_per_addr = 8, max_streams_per_key = 8
  *   heartbeat_ms = 15000, stream_interval_ms = 100, stream_depth = 10
  *   trade_history = 1000, order_history = 100000
  *   client_order_id_window_s = 86400  a POST repeating a client_order_id of the
@@ -57,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +130,9 @@ typedef struct stream_client {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     unsigned topics;
+    uint64_t addr;         /* client address key (gw_conn_addr), 0 if unknown */
+    const gw_api_key *key; /* the key it presented, or NULL */
+    int64_t backlog_since; /* monotonic ns its queue last went from empty to not, or 0 */
     struct stream_client *prev, *next;
 } stream_client;
 
@@ -135,6 +149,8 @@ struct gateway {
     int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
     int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
     int64_t max_open, svc_alive_ms, svc_dead_ms, max_services, client_window_s;
+    int64_t request_timeout_ms, max_conns, max_conns_per_addr, anon_rate, anon_burst;
+    int64_t stream_stall_ms, max_streams_per_addr, max_streams_per_key;
     int public_reads;
     uint64_t id_space;
     arb_instrument_table instruments;
@@ -151,6 +167,8 @@ struct gateway {
     struct event_base *base;
     struct evhttp *http;
     gw_conns conns;
+    gw_conn_stats conn_stats_seen; /* what the metrics have counted */
+    gw_u64map anon_buckets;        /* client address key -> gw_token_bucket */
     char bound_addr[64];
     struct event *flush_ev, *deadline_ev, *heartbeat_ev, *stream_ev;
     gw_u64map pending_by_order; /* order id -> first pending */
@@ -171,6 +189,7 @@ struct gateway {
 
     /* metrics */
     arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;
+    arb_counter *m_conn_refused, *m_req_timeouts, *m_accept_pauses, *m_anon_limited;
     arb_histogram *m_order_latency;
     arb_gauge *m_streams, *m_pending;
 };
@@ -394,6 +413,49 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* ---- authentication ---- */
 
+/* Requests without a key, and with a wrong one, share one token bucket per
+ * client address (anon_rate_limit): they cost the gateway as much as any
+ * other, and nothing else bounds them. Returns 1 if the request may go on,
+ * 0 after answering 429. At most 65536 addresses are remembered; past that
+ * every bucket starts afresh (full), which only ever errs towards letting a
+ * request through. */
+static int anon_allowed(gateway *gw, struct evhttp_request *req)
+{
+    if (!gw->anon_rate)
+        return 1;
+    uint64_t addr = gw_conn_addr(&gw->conns, evhttp_request_get_connection(req));
+    if (!addr)
+        return 1;
+    int64_t now = mono_ns();
+    gw_token_bucket *b = gw_map_get(&gw->anon_buckets, addr);
+    if (!b) {
+        if (gw->anon_buckets.count >= 65536) {
+            for (size_t i = 0; i < gw->anon_buckets.cap; i++)
+                if (gw->anon_buckets.slots[i].key)
+                    free(gw->anon_buckets.slots[i].val);
+            gw_map_free(&gw->anon_buckets);
+        }
+        if (!(b = malloc(sizeof *b)))
+            return 1;
+        gw_bucket_init(b, gw->anon_rate, gw->anon_burst, now);
+        if (gw_map_put(&gw->anon_buckets, addr, b)) {
+            free(b);
+            return 1;
+        }
+    }
+    int64_t retry_ms;
+    if (gw_bucket_take(b, now, &retry_ms))
+        return 1;
+    arb_counter_add(gw->m_anon_limited, 1);
+    char secs[24];
+    snprintf(secs, sizeof secs, "%lld", (long long)((retry_ms + 999) / 1000));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+    reply_error(gw, req, 429, "rate_limited",
+                "more than %lld requests per second without a valid key from this address",
+                (long long)gw->anon_rate);
+    return 0;
+}
+
 /* Returns the caller's key, or NULL after answering 401 or 429. */
 static gw_api_key *authenticate(gateway *gw, struct evhttp_request *req)
 {
@@ -403,6 +465,9 @@ static gw_api_key *authenticate(gateway *gw, struct evhttp_request *req)
     gw_api_key *key = NULL;
     if (gw_bearer_token(h, &token, &len) == 0)
         key = gw_keys_find(&gw->keys, token, len);
+    /* A request without a key was counted on the way in (on_request). */
+    if (!key && h && !anon_allowed(gw, req))
+        return NULL;
     if (!key) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"arb\"");
@@ -957,12 +1022,34 @@ static void on_stream_closed(struct evhttp_connection *evcon, void *arg)
 static void stream_cut(gateway *gw, stream_client *s)
 {
     arb_counter_add(gw->m_stream_cut, 1);
-    arb_warn(gw->ctx, "stream client cut off: more than %lld bytes unread",
-             (long long)gw->stream_limit);
+    arb_warn(gw->ctx, "stream client cut off: more than %lld bytes unread, or unread for %lld ms",
+             (long long)gw->stream_limit, (long long)gw->stream_stall_ms);
     struct evhttp_connection *evcon = s->evcon;
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     stream_free(gw, s);
     evhttp_connection_free(evcon);
+}
+
+/* A client is cut off when its unsent output passes stream_buffer_limit
+ * (memory: at most max_streams x stream_buffer_limit, plus what the kernel
+ * buffers per socket) or has not once been fully written for stream_stall_ms
+ * (time). Returns -1 if the client was cut off. */
+static int stream_check(gateway *gw, stream_client *s, int64_t now)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+    if (!queued) {
+        s->backlog_since = 0;
+        return 0;
+    }
+    if (!s->backlog_since)
+        s->backlog_since = now;
+    if ((int64_t)queued > gw->stream_limit ||
+        now - s->backlog_since > gw->stream_stall_ms * 1000000LL) {
+        stream_cut(gw, s);
+        return -1;
+    }
+    return 0;
 }
 
 /* Queues text for one client; returns -1 if the client was cut off. */
@@ -971,12 +1058,7 @@ static int stream_send(gateway *gw, stream_client *s, const void *data, size_t l
     evbuffer_add(gw->scratch, data, len);
     evhttp_send_reply_chunk(s->req, gw->scratch);
     evbuffer_drain(gw->scratch, evbuffer_get_length(gw->scratch));
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    if ((int64_t)evbuffer_get_length(bufferevent_get_output(bev)) > gw->stream_limit) {
-        stream_cut(gw, s);
-        return -1;
-    }
-    return 0;
+    return stream_check(gw, s, mono_ns());
 }
 
 /* Sends one rendered event to every client that asked for the topic. */
@@ -1032,10 +1114,28 @@ static void event_record(struct evbuffer *ev, const char *name, const void *rec,
 /* Coalesced topics: each changed book, the last tick and the PnL board are
  * sent at most once per stream interval (PnL once a second), so a fast
  * market costs the stream a bounded rate whatever the matcher publishes. */
+/* The connection guard's counts into the metrics. */
+static void sync_conn_stats(gateway *gw)
+{
+    const gw_conn_stats *now = &gw->conns.stats;
+    gw_conn_stats *seen = &gw->conn_stats_seen;
+    arb_counter_add(gw->m_conn_refused, now->refused - seen->refused);
+    arb_counter_add(gw->m_req_timeouts, now->timed_out - seen->timed_out);
+    arb_counter_add(gw->m_accept_pauses, now->accept_pauses - seen->accept_pauses);
+    *seen = *now;
+}
+
 static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gateway *gw = arg;
+    sync_conn_stats(gw);
+    /* A stalled reader is cut off even while nothing new is sent to it. */
+    int64_t now = mono_ns();
+    for (stream_client *s = gw->streams, *next; s; s = next) {
+        next = s->next;
+        stream_check(gw, s, now);
+    }
     if (!gw->streams)
         return;
     struct evbuffer *ev = evbuffer_new();
@@ -1056,7 +1156,7 @@ static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
         event_record(ev, "tick", gw->tick_rec, sizeof gw->tick_rec, &gw->instruments);
         broadcast(gw, ST_TICKS, ev);
     }
-    int64_t now = mono_ns();
+    now = mono_ns();
     if (gw->pnl_dirty && now - gw->pnl_last_ns >= 1000000000LL) {
         gw->pnl_dirty = 0;
         gw->pnl_last_ns = now;
@@ -1137,6 +1237,27 @@ static void handle_stream(gateway *gw, struct evhttp_request *req)
                     (long long)gw->max_streams);
         return;
     }
+    /* Slots per client address and per key, so that one client cannot
+     * take them all. The key is the one presented, if it is valid. */
+    uint64_t addr = gw_conn_addr(&gw->conns, evhttp_request_get_connection(req));
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *token;
+    size_t tlen;
+    const gw_api_key *key = auth && gw_bearer_token(auth, &token, &tlen) == 0
+                                ? gw_keys_find(&gw->keys, token, tlen)
+                                : NULL;
+    int64_t by_addr = 0, by_key = 0;
+    for (stream_client *o = gw->streams; o; o = o->next) {
+        by_addr += addr && o->addr == addr;
+        by_key += key && o->key == key;
+    }
+    if (by_addr >= gw->max_streams_per_addr || by_key >= gw->max_streams_per_key) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+        reply_error(gw, req, 429, "too_many_streams",
+                    "at most %lld streams per client address and %lld per key",
+                    (long long)gw->max_streams_per_addr, (long long)gw->max_streams_per_key);
+        return;
+    }
     stream_client *s = calloc(1, sizeof *s);
     if (!s) {
         reply_error(gw, req, 503, "out_of_memory", "try again");
@@ -1146,6 +1267,8 @@ static void handle_stream(gateway *gw, struct evhttp_request *req)
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->topics = topics;
+    s->addr = addr;
+    s->key = key;
     s->next = gw->streams;
     if (gw->streams)
         gw->streams->prev = s;
@@ -1234,6 +1357,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
+    if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
+        !anon_allowed(gw, req))
+        return;
     gw_framing_error fe;
     if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe)) {
         /* Whatever evhttp framed after this request is not served. */
@@ -1451,6 +1577,18 @@ static int cfg_entry(void *user, const char *key, const char *value)
 
 static void gw_destroy(void *self);
 
+/* Half the descriptors the process may open, at most 10000: the rest stay
+ * for the host, the admin endpoint, the bus and the other plugins, so that
+ * no flood of connections to the gateway can starve them. */
+static int64_t default_max_conns(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return 10000;
+    int64_t half = (int64_t)(rl.rlim_cur / 2);
+    return half < 1 ? 1 : half > 10000 ? 10000 : half;
+}
+
 static int gw_create(arb_ctx *ctx, void **self)
 {
     gateway *gw = calloc(1, sizeof *gw);
@@ -1468,8 +1606,18 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "rate_burst", gw->rate ? 2 * gw->rate : 1, 1, 100000000,
                           &gw->burst)) ||
         (rc = arb_cfg_int(ctx, "idle_timeout_s", 30, 1, 86400, &gw->idle_s)) ||
-        (rc = arb_cfg_int(ctx, "stream_buffer_limit", 1 << 20, 4096, 1LL << 30,
+        (rc = arb_cfg_int(ctx, "stream_buffer_limit", 256 << 10, 4096, 1LL << 30,
                           &gw->stream_limit)) ||
+        (rc = arb_cfg_int(ctx, "stream_stall_ms", 10000, 10, 3600000, &gw->stream_stall_ms)) ||
+        (rc = arb_cfg_int(ctx, "max_streams_per_addr", 8, 0, 100000, &gw->max_streams_per_addr)) ||
+        (rc = arb_cfg_int(ctx, "max_streams_per_key", 8, 0, 100000, &gw->max_streams_per_key)) ||
+        (rc = arb_cfg_int(ctx, "request_timeout_ms", 5000, 10, 600000, &gw->request_timeout_ms)) ||
+        (rc = arb_cfg_int(ctx, "max_connections", default_max_conns(), 1, 10000000,
+                          &gw->max_conns)) ||
+        (rc = arb_cfg_int(ctx, "max_connections_per_addr", 256, 1, 10000000,
+                          &gw->max_conns_per_addr)) ||
+        (rc = arb_cfg_int(ctx, "anon_rate_limit", 50, 0, 100000000, &gw->anon_rate)) ||
+        (rc = arb_cfg_int(ctx, "anon_rate_burst", 200, 1, 100000000, &gw->anon_burst)) ||
         (rc = arb_cfg_int(ctx, "max_streams", 256, 0, 100000, &gw->max_streams)) ||
         (rc = arb_cfg_int(ctx, "max_pending", 65536, 1, 10000000, &gw->max_pending)) ||
         (rc = arb_cfg_int(ctx, "heartbeat_ms", 15000, 10, 3600000, &gw->heartbeat_ms)) ||
@@ -1554,6 +1702,11 @@ static void request_snapshots(gateway *gw)
     }
 }
 
+static void log_warning(void *user, const char *message)
+{
+    arb_warn(((gateway *)user)->ctx, "%s", message);
+}
+
 static void gw_stop(void *self);
 
 static int gw_start(void *self)
@@ -1574,13 +1727,22 @@ static int gw_start(void *self)
         arb_counter_new(ctx, "gateway_matcher_timeouts_total", NULL, "requests answered 504");
     gw->m_stream_cut = arb_counter_new(ctx, "gateway_stream_cutoffs_total", NULL,
                                        "stream clients dropped for reading too slowly");
+    gw->m_conn_refused = arb_counter_new(ctx, "gateway_connections_refused_total", NULL,
+                                         "connections over max_connections(_per_addr), closed");
+    gw->m_req_timeouts = arb_counter_new(ctx, "gateway_request_timeouts_total", NULL,
+                                         "requests not whole within request_timeout_ms (408)");
+    gw->m_accept_pauses = arb_counter_new(ctx, "gateway_accept_pauses_total", NULL,
+                                          "episodes of accept failing for lack of descriptors");
+    gw->m_anon_limited = arb_counter_new(ctx, "gateway_anon_rate_limited_total", NULL,
+                                         "requests without a valid key refused (429)");
     gw->m_order_latency = arb_histogram_new(ctx, "gateway_matcher_answer_ns", NULL,
                                             "time from publish to the matcher's answer");
     gw->m_streams = arb_gauge_new(ctx, "gateway_streams", NULL, "open stream clients");
     gw->m_pending = arb_gauge_new(ctx, "gateway_pending", NULL, "requests waiting for the matcher");
     if (!gw->base || !gw->rm || !gw->book_sent || !gw->scratch || !gw->m_2xx || !gw->m_4xx ||
         !gw->m_5xx || !gw->m_orders || !gw->m_timeouts || !gw->m_stream_cut ||
-        !gw->m_order_latency || !gw->m_streams || !gw->m_pending)
+        !gw->m_order_latency || !gw->m_streams || !gw->m_pending || !gw->m_conn_refused ||
+        !gw->m_req_timeouts || !gw->m_accept_pauses || !gw->m_anon_limited)
         goto nomem;
 
     gw->flush_ev = event_new(gw->base, -1, 0, on_flush, gw);
@@ -1618,16 +1780,21 @@ static int gw_start(void *self)
     evhttp_set_timeout_tv(gw->http, common ? common : &idle);
     evhttp_set_default_content_type(gw->http, "application/json");
     evhttp_set_gencb(gw->http, on_request, gw);
-    gw_conns_json_errors(&gw->conns, gw->http);
 
     evutil_socket_t fd = gw_http_listen(gw->listen, gw->bound_addr, sizeof gw->bound_addr);
-    if (fd < 0 || !evhttp_accept_socket_with_handle(gw->http, fd)) {
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(gw->http, fd);
+    if (!bound) {
         arb_error(ctx, "cannot listen on %s: %s", gw->listen, strerror(errno));
         if (fd >= 0)
             close(fd);
         gw_stop(gw);
         return ARB_ERROR;
     }
+    gw_conn_limits limits = {gw->request_timeout_ms, (size_t)gw->max_conns,
+                             (size_t)gw->max_conns_per_addr};
+    if (gw_conns_guard(&gw->conns, gw->http, bound, &limits, log_warning, gw))
+        goto nomem;
     arb_info(ctx, "gateway listening on http://%s/ (%zu instruments, %zu api keys)", gw->bound_addr,
              gw->instruments.count, gw->keys.count);
     arb_admin_route(ctx, "listen", admin_listen, gw);
@@ -1687,6 +1854,10 @@ static void gw_stop(void *self)
         evhttp_free(gw->http);
     gw->http = NULL;
     gw_conns_free(&gw->conns);
+    for (size_t i = 0; i < gw->anon_buckets.cap; i++)
+        if (gw->anon_buckets.slots[i].key)
+            free(gw->anon_buckets.slots[i].val);
+    gw_map_free(&gw->anon_buckets);
     struct event **evs[] = {&gw->flush_ev, &gw->batch_ev, &gw->deadline_ev, &gw->heartbeat_ev,
                             &gw->stream_ev};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)

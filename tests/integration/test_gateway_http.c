@@ -18,8 +18,10 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "arb/wire.h"
+#include "host.h"
 #include "testhost.h"
 
 #define MS 1000000LL
@@ -40,7 +43,7 @@
 #define KEY_S "slow-key-0123456789x"
 
 static testhost *host;
-static int port, slow_port;
+static int port, slow_port, tight_port;
 
 /* ---- the scripted matcher on loop 0 ---- */
 
@@ -367,6 +370,7 @@ static int setup(void **state)
     (void)state;
     port = free_port();
     slow_port = free_port();
+    tight_port = free_port();
     char ini[4096];
     snprintf(ini, sizeof ini,
              "[host]\nthreads = 2\n"
@@ -381,8 +385,12 @@ static int setup(void **state)
              "idle_timeout_s = 1\nstream_buffer_limit = 8192\nmax_streams = 4\n"
              "[plugin gw_slow]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
              "api_key.slow = " KEY_S ":1003\nrate_limit = 1\nrate_burst = 2\n"
-             "max_open_orders = 2\n",
-             port, slow_port);
+             "max_open_orders = 2\nrequest_timeout_ms = 300\nmax_streams_per_addr = 3\n"
+             "max_streams_per_key = 1\nstream_stall_ms = 300\nstream_buffer_limit = 67108864\n"
+             "[plugin gw_tight]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
+             "api_key.slow = " KEY_S ":1003\nmax_connections_per_addr = 3\n"
+             "anon_rate_limit = 1\nanon_rate_burst = 3\n",
+             port, slow_port, tight_port);
     host = testhost_new(ini);
     if (!host)
         return -1;
@@ -1623,6 +1631,260 @@ static void head_is_served_by_every_get_route(void **state)
     }
 }
 
+/* ---- deadlines and limits ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits (driving the host) until the server closes fd; returns what it sent
+ * meanwhile in buf, or -1 if it did not close within max_ms. Between polls
+ * it sends `drip` every 100 ms, as a slow client would. */
+static int wait_closed(int fd, const char *drip, int64_t max_ms, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (int64_t t = 0; t < max_ms; t += 20) {
+        if (drip && t % 100 == 0)
+            send(fd, drip, strlen(drip), MSG_NOSIGNAL);
+        for (;;) {
+            ssize_t r = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno == ECONNRESET)) {
+                buf[len] = 0;
+                return (int)len;
+            }
+            if (r < 0)
+                break;
+            len += (size_t)r;
+        }
+        testhost_run(host, 20 * MS);
+    }
+    buf[len] = 0;
+    return -1;
+}
+
+/* A metric's value as the host's /metrics would show it, or -1. */
+static long long metric_value(const char *series)
+{
+    struct evbuffer *b = evbuffer_new();
+    arbh_metrics_render(testhost_host(host), b);
+    size_t len = evbuffer_get_length(b);
+    char *text = malloc(len + 1);
+    evbuffer_remove(b, text, len);
+    text[len] = 0;
+    evbuffer_free(b);
+    const char *at = strstr(text, series);
+    long long v = at ? atoll(at + strlen(series)) : -1;
+    free(text);
+    return v;
+}
+
+static int connect_port(int p)
+{
+    int fd = connect_to(p);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+/* A client that sends a header line every 100 ms, forever (slowloris), is
+ * closed at request_timeout_ms (300 ms on gw_slow) with a 408, although
+ * each line would keep idle_timeout_s from ever firing. */
+static void trickled_head_is_closed_at_the_request_deadline(void **state)
+{
+    (void)state;
+    int fd = connect_port(slow_port);
+    const char *head = "GET /v1/instruments HTTP/1.1\r\nHost: x\r\n";
+    send_all(fd, head, strlen(head));
+    char buf[4096];
+    int64_t t0 = mono_ms();
+    assert_true(wait_closed(fd, "X-Drip: 1\r\n", 3000, buf, sizeof buf) >= 0);
+    assert_true(mono_ms() - t0 < 2000);
+    /* The 408 is written before the close; a line dripped after it may turn
+     * the close into a reset that discards it, so it is checked only if it
+     * arrived. */
+    if (buf[0] && strncmp(buf, "HTTP/1.1 408", 12))
+        fail_msg("not a 408: %s", buf);
+    close(fd);
+}
+
+static void trickled_body_is_closed_at_the_request_deadline(void **state)
+{
+    (void)state;
+    int fd = connect_port(slow_port);
+    const char *head = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_S
+                       "\r\nContent-Length: 1000\r\n\r\n{";
+    send_all(fd, head, strlen(head));
+    char buf[4096];
+    int64_t t0 = mono_ms();
+    assert_true(wait_closed(fd, " ", 3000, buf, sizeof buf) >= 0);
+    assert_true(mono_ms() - t0 < 2000);
+    assert_true(!buf[0] || !strncmp(buf, "HTTP/1.1 408", 12));
+    close(fd);
+}
+
+/* gw_tight takes 3 connections from one address: the 4th is answered 503
+ * and closed; once one closes, a new one is served. */
+static void connections_per_address_are_capped(void **state)
+{
+    (void)state;
+    int held[3];
+    for (int i = 0; i < 3; i++)
+        held[i] = connect_port(tight_port);
+    testhost_run(host, 50 * MS);
+    int extra = connect_port(tight_port);
+    char buf[4096];
+    assert_true(wait_closed(extra, NULL, 3000, buf, sizeof buf) >= 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 503"));
+    assert_non_null(strstr(buf, "\"too_many_connections\""));
+    close(extra);
+    close(held[0]);
+    testhost_run(host, 50 * MS);
+    http_call *c = calloc(1, sizeof *c);
+    c->port = tight_port;
+    c->method = "GET";
+    c->path = "/v1/instruments";
+    c->key = KEY_S;
+    run_call(c);
+    assert_int_equal(c->status, 200);
+    call_free(c);
+    close(held[1]);
+    close(held[2]);
+}
+
+static http_call *tight(const char *path, const char *key)
+{
+    http_call *c = calloc(1, sizeof *c);
+    c->port = tight_port;
+    c->method = "GET";
+    c->path = path;
+    c->key = key;
+    run_call(c);
+    return c;
+}
+
+/* gw_tight: 3 requests at once, then 1 a second, per address, for
+ * requests without a key or with a wrong one; a valid key is not held to
+ * it. */
+static void unauthenticated_requests_are_rate_limited_per_address(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        http_call *c = tight("/v1/accounts", NULL);
+        assert_int_equal(c->status, 200);
+        call_free(c);
+    }
+    http_call *c = tight("/v1/accounts", NULL);
+    expect_error(c, 429, "rate_limited");
+    assert_non_null(strstr(c->head, "Retry-After: "));
+    call_free(c);
+    expect_gone(tight("/v1/orders", "wrong-key-0123456789"), 429, "rate_limited");
+    c = tight("/v1/orders", KEY_S);
+    assert_int_equal(c->status, 200);
+    call_free(c);
+}
+
+static void failed_authentication_is_rate_limited_per_address(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        expect_gone(tight("/v1/orders", "wrong-key-0123456789"), 401, "unauthorized");
+    expect_gone(tight("/v1/orders", "wrong-key-0123456789"), 429, "rate_limited");
+}
+
+static int open_stream_on(int p, const char *key)
+{
+    int fd = connect_port(p);
+    char req[256];
+    int n =
+        snprintf(req, sizeof req, "GET /v1/stream?topics=ticks HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+                 key ? "Authorization: Bearer " : "", key ? key : "", key ? "\r\n" : "");
+    send_all(fd, req, (size_t)n);
+    return fd;
+}
+
+/* Waits for the first answer on fd: 1 if it is the stream, 0 if an error. */
+static int stream_answer(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (int t = 0; t < 300; t++) {
+        ssize_t r = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+        if (r > 0)
+            len += (size_t)r;
+        buf[len] = 0;
+        if (strstr(buf, "text/event-stream"))
+            return 1;
+        if (strstr(buf, "\r\n\r\n{"))
+            return 0;
+        testhost_run(host, 10 * MS);
+    }
+    return -1;
+}
+
+/* gw_slow: 3 streams per address, 1 per key. */
+static void stream_slots_are_limited_per_address(void **state)
+{
+    (void)state;
+    int fds[4];
+    char buf[4096];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_stream_on(slow_port, NULL);
+        assert_int_equal(stream_answer(fds[i], buf, sizeof buf), 1);
+    }
+    fds[3] = open_stream_on(slow_port, NULL);
+    assert_int_equal(stream_answer(fds[3], buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 429"));
+    assert_non_null(strstr(buf, "\"too_many_streams\""));
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+}
+
+static void stream_slots_are_limited_per_key(void **state)
+{
+    (void)state;
+    char buf[4096];
+    int a = open_stream_on(slow_port, KEY_S);
+    assert_int_equal(stream_answer(a, buf, sizeof buf), 1);
+    int b = open_stream_on(slow_port, KEY_S);
+    assert_int_equal(stream_answer(b, buf, sizeof buf), 0);
+    assert_non_null(strstr(buf, "\"too_many_streams\""));
+    close(a);
+    close(b);
+}
+
+/* gw_slow cuts a stream whose queue has not emptied for 300 ms, however
+ * much memory it may still use (its buffer limit is 64 MiB): a reader that
+ * stops is gone within bounded time. */
+static void stalled_stream_reader_is_cut_off_in_bounded_time(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)slow_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *req = "GET /v1/stream?topics=trades HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send_all(fd, req, strlen(req)), 0);
+    testhost_run(host, 50 * MS);
+    /* Trades keep coming; once the kernel's buffers are full the gateway
+     * queues them, and 300 ms later cuts the reader off: well before its
+     * 64 MiB buffer limit (5 s of this is about 10 MB). The client cannot
+     * see the close (the FIN waits behind the bytes it does not read), so
+     * the gateway's own count of cut-offs says it. */
+    int64_t t0 = mono_ms();
+    int eof = 0;
+    while (!eof && mono_ms() - t0 < 5000) {
+        for (int i = 0; i < 200; i++)
+            publish_trade("XA", 10000, 1, 1, 2);
+        testhost_run(host, 20 * MS);
+        eof = metric_value("gateway_stream_cutoffs_total{instance=\"gw_slow\"}") == 1;
+    }
+    close(fd);
+    assert_true(eof);
+}
+
 /* ---- hot reload ---- */
 
 static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
@@ -1694,6 +1956,14 @@ int main(void)
         T(retry_of_an_unanswered_order_waits_for_the_same_order),
         T(reused_client_order_id_with_other_terms_is_409),
         T(another_account_may_use_the_same_client_order_id),
+        T(trickled_head_is_closed_at_the_request_deadline),
+        T(trickled_body_is_closed_at_the_request_deadline),
+        T(connections_per_address_are_capped),
+        T(unauthenticated_requests_are_rate_limited_per_address),
+        T(failed_authentication_is_rate_limited_per_address),
+        T(stream_slots_are_limited_per_address),
+        T(stream_slots_are_limited_per_key),
+        T(stalled_stream_reader_is_cut_off_in_bounded_time),
         T(differing_content_lengths_are_rejected_and_close),
         T(repeated_equal_content_length_is_rejected),
         T(whitespace_before_colon_is_rejected_and_closes),
