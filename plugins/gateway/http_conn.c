@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+static void guarded_remove(gw_conns *c);
 
 void gw_conns_init(gw_conns *c, struct event_base *base)
 {
@@ -246,6 +249,9 @@ void gw_conns_free(gw_conns *c)
         c->admitting = h->admit_next;
         free(h);
     }
+    if (c->listener)
+        guarded_remove(c);
+    c->listener = NULL;
     if (c->admit_ev)
         event_free(c->admit_ev);
     if (c->resume_ev)
@@ -504,14 +510,46 @@ static void on_admit(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The guarded servers by listener. libevent 2.1 calls a listener's error
+ * callback with the listener's own argument, which evhttp has made its
+ * struct evhttp, so the callback finds its gw_conns here. Keyed by
+ * listener, it serves any number of instances and reloads; the lock is for
+ * instances on different loop threads. */
+static pthread_mutex_t guarded_mu = PTHREAD_MUTEX_INITIALIZER;
+static gw_conns *guarded;
+
+static gw_conns *guarded_find(struct evconnlistener *l)
+{
+    pthread_mutex_lock(&guarded_mu);
+    gw_conns *c = guarded;
+    while (c && c->listener != l)
+        c = c->next_guarded;
+    pthread_mutex_unlock(&guarded_mu);
+    return c;
+}
+
+static void guarded_remove(gw_conns *c)
+{
+    pthread_mutex_lock(&guarded_mu);
+    for (gw_conns **p = &guarded; *p; p = &(*p)->next_guarded)
+        if (*p == c) {
+            *p = c->next_guarded;
+            break;
+        }
+    pthread_mutex_unlock(&guarded_mu);
+}
+
 /* accept() failed with the process or system out of descriptors (or
  * memory): libevent would retry on every loop turn, spinning and, without
  * this callback, logging each failure. Accepting pauses instead, and the
  * kernel keeps queueing connections in the backlog meanwhile. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    gw_conns *c = arg;
+    (void)arg; /* evhttp's */
     int e = EVUTIL_SOCKET_ERROR();
+    gw_conns *c = guarded_find(l);
+    if (!c)
+        return;
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
         return;
     c->failed_accepts++;
@@ -585,6 +623,10 @@ int gw_conns_guard(gw_conns *c, struct evhttp *http, struct evhttp_bound_socket 
     c->listener = evhttp_bound_socket_get_listener(bound);
     if (!c->admit_ev || !c->resume_ev || !c->listener)
         return -1;
+    pthread_mutex_lock(&guarded_mu);
+    c->next_guarded = guarded;
+    guarded = c;
+    pthread_mutex_unlock(&guarded_mu);
     evconnlistener_set_error_cb(c->listener, on_accept_error);
     gw_conns_json_errors(c, http);
     return 0;

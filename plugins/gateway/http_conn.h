@@ -61,9 +61,10 @@ typedef struct gw_conns {
     struct conn_hold *admitting; /* accepted, not yet looked at (see on_admit) */
     struct event *admit_ev;      /* runs on_admit */
     struct evconnlistener *listener;
-    struct event *resume_ev; /* re-enables accepting after a pause */
-    int64_t backoff_ms;      /* 0: accepting normally */
-    uint64_t failed_accepts; /* in the current pause episode */
+    struct event *resume_ev;       /* re-enables accepting after a pause */
+    int64_t backoff_ms;            /* 0: accepting normally */
+    uint64_t failed_accepts;       /* in the current pause episode */
+    struct gw_conns *next_guarded; /* see guarded in http_conn.c */
 } gw_conns;
 
 void gw_conns_init(gw_conns *c, struct event_base *base);

@@ -1885,6 +1885,40 @@ static void stalled_stream_reader_is_cut_off_in_bounded_time(void **state)
     assert_true(eof);
 }
 
+/* With the process out of descriptors, the gateway's accept fails with
+ * EMFILE: accepting pauses and retries with a back-off (one episode in the
+ * metrics however many retries fail; one log line), and once descriptors
+ * are free the waiting connection is served. */
+static void accept_out_of_descriptors_pauses_then_serves(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int top = dup(0);
+    assert_true(top >= 0);
+    close(top);
+    struct rlimit low = {(rlim_t)top + 64, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fillers[128], n = 0;
+    while (n < 128 && (fillers[n] = dup(0)) >= 0)
+        n++;
+    /* One descriptor for the client; none left for the gateway's accept. */
+    close(fillers[--n]);
+    int fd = connect_to(port);
+    assert_true(fd >= 0);
+    const char *req = "GET /v1/instruments HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send_all(fd, req, strlen(req)), 0);
+    testhost_run(host, 300 * MS); /* 10 + 20 + 40 + 80 + 160 ms of retries */
+    assert_int_equal(metric_value("gateway_accept_pauses_total{instance=\"gateway\"}"), 1);
+    for (int i = 0; i < n; i++)
+        close(fillers[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    char buf[4096];
+    assert_true(wait_closed(fd, NULL, 3000, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    close(fd);
+}
+
 /* ---- hot reload ---- */
 
 static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
@@ -1964,6 +1998,7 @@ int main(void)
         T(stream_slots_are_limited_per_address),
         T(stream_slots_are_limited_per_key),
         T(stalled_stream_reader_is_cut_off_in_bounded_time),
+        T(accept_out_of_descriptors_pauses_then_serves),
         T(differing_content_lengths_are_rejected_and_close),
         T(repeated_equal_content_length_is_rejected),
         T(whitespace_before_colon_is_rejected_and_closes),
