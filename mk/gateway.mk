@@ -46,6 +46,11 @@ test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
 
+# Raw HTTP into the whole gateway (it includes gateway_plugin.c itself).
+FUZZERS += fuzz_gateway_http
+fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
+	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c
+
 # Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
 TESTS += test_gateway_http
 test_gateway_http_SRCS = tests/integration/test_gateway_http.c $(TESTHOST_SRCS)

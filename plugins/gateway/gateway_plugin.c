@@ -60,6 +60,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <stdarg.h>
@@ -1357,6 +1358,23 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
+    /* evhttp takes any HTTP/x.y and answers in the client's version: the
+     * gateway speaks HTTP/1.1 (and 1.0), answers a later 1.x as 1.1, and
+     * refuses other majors. The version lives in evhttp's request struct,
+     * which has no accessor. */
+    if (req->major != 1 || req->minor < 0) {
+        int malformed = req->major == 1;
+        req->major = 1;
+        req->minor = 1;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        if (malformed)
+            reply_error(gw, req, 400, "malformed_request", "the HTTP version is malformed");
+        else
+            reply_error(gw, req, 505, "http_version_not_supported", "the gateway speaks HTTP/1.1");
+        return;
+    }
+    if (req->minor > 1)
+        req->minor = 1;
     if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
         !anon_allowed(gw, req))
         return;

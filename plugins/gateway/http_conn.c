@@ -326,20 +326,21 @@ static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info 
         evbuffer_copyout_from(out, &at, got, EVHTTP_PAGE_LEN) != (ev_ssize_t)EVHTTP_PAGE_LEN ||
         memcmp(got, evhttp_page, EVHTTP_PAGE_LEN))
         return;
-    /* The page's status line: the last one queued before its body. */
-    struct evbuffer_ptr p = evbuffer_search(out, "HTTP/1.", 7, NULL), head = p;
+    /* The page's status line: the last one queued before its body. It
+     * carries the client's version, whatever that was ("HTTP/-1.1"). */
+    struct evbuffer_ptr p = evbuffer_search(out, "HTTP/", 5, NULL), head = p;
     while (p.pos >= 0 && (size_t)p.pos < body) {
         head = p;
         if (evbuffer_ptr_set(out, &p, 1, EVBUFFER_PTR_ADD))
             break;
-        p = evbuffer_search(out, "HTTP/1.", 7, &p);
+        p = evbuffer_search(out, "HTTP/", 5, &p);
     }
     if (head.pos < 0 || (size_t)head.pos >= body)
         return;
-    char line[16] = {0};
+    char line[64] = {0};
     int status = 0;
     evbuffer_copyout_from(out, &head, line, sizeof line - 1);
-    if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+    if (sscanf(line, "HTTP/%*[^ ] %d", &status) != 1)
         return;
     const char *reason, *code, *msg;
     error_for(status, &reason, &code, &msg);

@@ -1600,6 +1600,26 @@ static void body_past_evhttps_cap_gets_a_json_413(void **state)
                      413, "request_too_large");
 }
 
+/* evhttp refuses HTTP/2 itself but takes HTTP/0.x and would answer in it. */
+static void other_http_major_version_is_505_in_http_1_1(void **state)
+{
+    (void)state;
+    raw_call *r = raw("GET /v1/instruments HTTP/0.9\r\nHost: x\r\n\r\n", 0);
+    if (strncmp(r->got, "HTTP/1.1 505", 12))
+        fail_msg("%s", r->got);
+    expect_raw_error(r, 505, "http_version_not_supported");
+}
+
+/* Found by fuzz_gateway_http: an overflowing version then a malformed
+ * header made evhttp's own error page start "HTTP/-1.1", which the JSON
+ * rewrite did not recognise. */
+static void evhttp_error_with_a_mangled_version_is_json(void **state)
+{
+    (void)state;
+    expect_raw_error(raw("GET / HTTP/1111111111111111111111111.1\r\nno colon here\r\n\r\n", 0), 400,
+                     "malformed_request");
+}
+
 static void head_on_a_get_route_has_the_headers_and_no_body(void **state)
 {
     (void)state;
@@ -2011,6 +2031,8 @@ int main(void)
         T(overlong_uri_gets_a_json_error),
         T(header_flood_gets_a_json_error),
         T(body_past_evhttps_cap_gets_a_json_413),
+        T(other_http_major_version_is_505_in_http_1_1),
+        T(evhttp_error_with_a_mangled_version_is_json),
         T(head_on_a_get_route_has_the_headers_and_no_body),
         T(head_is_served_by_every_get_route),
     };
