@@ -26,6 +26,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -469,6 +470,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path)
         path = "/";
+    /* evhttp takes any HTTP/x.y and would answer in it (found by
+     * fuzz_admin): another major, or a malformed minor, is refused in 1.1. */
+    if (req->major != 1 || req->minor < 0) {
+        req->major = 1;
+        req->minor = 1;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 505, "http_version_not_supported", "the admin endpoint speaks HTTP/1.1");
+        return;
+    }
+    if (req->minor > 1)
+        req->minor = 1;
     if (!origin_ok(h, req)) {
         reply_error(req, 403, "forbidden_origin",
                     "requests on behalf of another web origin are refused");

@@ -42,9 +42,11 @@ bench_bus_LIBS := $(TESTHOST_LIBS)
 TESTS += test_wire
 test_wire_SRCS := tests/unit/test_wire.c
 test_wire_LIBS := $(CMOCKA_LIBS)
-FUZZERS += fuzz_wire fuzz_config
+FUZZERS += fuzz_wire fuzz_config fuzz_admin
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
+# Raw HTTP into the admin endpoint of a real host.
+fuzz_admin_SRCS = tests/fuzz/fuzz_admin.c $(TESTHOST_SRCS)
 
 # The programs as a person runs them (needs arb-host, arbctl, make install).
 TESTS += test_cli

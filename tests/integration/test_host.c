@@ -806,6 +806,22 @@ static void request_from_another_origin_is_refused_even_with_the_token(void **st
     testhost_free(t);
 }
 
+/* Found by fuzz_admin: evhttp answered HTTP/0.1 requests as "HTTP/0.1". */
+static void admin_answers_another_http_version_with_505_in_1_1(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(admin_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    const char *addr = testhost_host(t)->admin_addr;
+    const char *r = testhost_http(t, atoi(strrchr(addr, ':') + 1),
+                                  "GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 5000 * MS);
+    assert_non_null(r);
+    assert_true(!strncmp(r, "HTTP/1.1 505", 12));
+    assert_non_null(strstr(r, "http_version_not_supported"));
+    testhost_free(t);
+}
+
 static void health_and_metrics_stay_open_on_loopback(void **state)
 {
     (void)state;
@@ -952,6 +968,7 @@ int main(void)
         cmocka_unit_test(post_without_the_token_is_refused_and_reloads_nothing),
         cmocka_unit_test(request_from_another_origin_is_refused_even_with_the_token),
         cmocka_unit_test(health_and_metrics_stay_open_on_loopback),
+        cmocka_unit_test(admin_answers_another_http_version_with_505_in_1_1),
         cmocka_unit_test(token_file_is_made_owner_only_and_read_back),
         cmocka_unit_test(reload_path_outside_the_plugin_dirs_is_refused),
         cmocka_unit_test(reload_any_path_lets_a_developer_load_from_anywhere),
