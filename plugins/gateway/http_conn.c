@@ -166,11 +166,8 @@ static void on_hold_ready(evutil_socket_t fd, short what, void *arg)
  * request reaches the application. */
 static void arm_deadline(conn_hold *h)
 {
-    int64_t ms = h->conns->limits.request_timeout_ms;
-    if (!h->deadline || ms <= 0)
-        return;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
-    evtimer_add(h->deadline, &tv);
+    if (h->deadline && h->conns->limits.request_timeout_ms > 0)
+        evtimer_add(h->deadline, &h->conns->deadline_tv);
 }
 
 static void on_input_added(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
@@ -619,6 +616,13 @@ int gw_conns_guard(gw_conns *c, struct evhttp *http, struct evhttp_bound_socket 
     c->limits = *limits;
     c->log = log;
     c->log_user = log_user;
+    /* Armed and disarmed around every request, always with this duration:
+     * as a libevent common timeout that is a queue append, not a heap
+     * insertion (same expiry). */
+    int64_t ms = limits->request_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    const struct timeval *common = event_base_init_common_timeout(c->base, &tv);
+    c->deadline_tv = common ? *common : tv;
     c->admit_ev = event_new(c->base, -1, 0, on_admit, c);
     c->resume_ev = evtimer_new(c->base, on_resume, c);
     c->listener = evhttp_bound_socket_get_listener(bound);

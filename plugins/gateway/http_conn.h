@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "u64map.h"
@@ -53,6 +54,7 @@ typedef struct gw_conns {
     char date[40];
     /* The guard (gw_conns_guard); all zero without it. */
     gw_conn_limits limits;
+    struct timeval deadline_tv; /* request_timeout_ms, as a common timeout */
     gw_conn_stats stats;
     gw_conn_log_fn log;
     void *log_user;
