@@ -7,7 +7,8 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
-	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/gateway_plugin.c
+	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/stream.c \
+	plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
 
 # The page and the API document are compiled into the plugin (.incbin).
@@ -49,7 +50,8 @@ fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.
 # Raw HTTP into the whole gateway (it includes gateway_plugin.c itself).
 FUZZERS += fuzz_gateway_http
 fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
-	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c
+	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c \
+	plugins/gateway/stream.c
 
 # Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
 TESTS += test_gateway_http
