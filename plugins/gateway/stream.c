@@ -127,7 +127,7 @@ static void event_pnl(gateway *gw, struct evbuffer *ev)
 /* Records are rendered by arb/wire_json.h; the buffer fits any tick or
  * market event with room to spare. */
 void gw_stream_event_record(struct evbuffer *ev, const char *name, const void *rec, size_t len,
-                         const arb_instrument_table *t)
+                            const arb_instrument_table *t)
 {
     char text[1024];
     int n = arb_wire_json(rec, len, t, text, sizeof text);
@@ -238,7 +238,7 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     gw_query_free(&q);
     if (bad) {
         gw_reply_error(gw, req, 400, "invalid_topics",
-                    "topics is a comma-separated list of trades, book, ticks, market, pnl");
+                       "topics is a comma-separated list of trades, book, ticks, market, pnl");
         return;
     }
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
@@ -250,7 +250,7 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     if (gw->n_streams >= (size_t)gw->max_streams) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
         gw_reply_error(gw, req, 503, "too_many_streams", "the gateway serves %lld streams at most",
-                    (long long)gw->max_streams);
+                       (long long)gw->max_streams);
         return;
     }
     /* Slots per client address and per key, so that one client cannot
@@ -270,8 +270,8 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     if (by_addr >= gw->max_streams_per_addr || by_key >= gw->max_streams_per_key) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
         gw_reply_error(gw, req, 429, "too_many_streams",
-                    "at most %lld streams per client address and %lld per key",
-                    (long long)gw->max_streams_per_addr, (long long)gw->max_streams_per_key);
+                       "at most %lld streams per client address and %lld per key",
+                       (long long)gw->max_streams_per_addr, (long long)gw->max_streams_per_key);
         return;
     }
     stream_client *s = calloc(1, sizeof *s);

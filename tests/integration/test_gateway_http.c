@@ -373,7 +373,7 @@ static int setup(void **state)
     tight_port = free_port();
     char ini[4096];
     snprintf(ini, sizeof ini,
-             "[host]\nthreads = 2\n"
+             "[host]\nthreads = 2\nadmin = 127.0.0.1:0\n"
              "[bus]\nqueue_bytes = 65536\n"
              "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
              "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 1000\n"
@@ -1905,6 +1905,28 @@ static void stalled_stream_reader_is_cut_off_in_bounded_time(void **state)
     assert_true(eof);
 }
 
+/* While gw_tight refuses connections over its cap and slow clients hold
+ * others, the host's admin endpoint (on another loop, with descriptors the
+ * gateway's cap leaves free) still answers. */
+static void admin_answers_while_the_gateway_is_flooded(void **state)
+{
+    (void)state;
+    int fds[40];
+    for (int i = 0; i < 40; i++) {
+        fds[i] = connect_port(i % 2 ? tight_port : slow_port);
+        send_all(fds[i], "GET /v1/instruments HTTP/1.1\r\n", 31);
+    }
+    testhost_run(host, 50 * MS);
+    assert_true(metric_value("gateway_connections_refused_total{instance=\"gw_tight\"}") > 0);
+    const char *addr = testhost_host(host)->admin_addr;
+    const char *r = testhost_http(host, atoi(strrchr(addr, ':') + 1),
+                                  "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n", 5000 * MS);
+    assert_non_null(r);
+    assert_non_null(strstr(r, " 200 "));
+    for (int i = 0; i < 40; i++)
+        close(fds[i]);
+}
+
 /* With the process out of descriptors, the gateway's accept fails with
  * EMFILE: accepting pauses and retries with a back-off (one episode in the
  * metrics however many retries fail; one log line), and once descriptors
@@ -2019,6 +2041,7 @@ int main(void)
         T(stream_slots_are_limited_per_key),
         T(stalled_stream_reader_is_cut_off_in_bounded_time),
         T(accept_out_of_descriptors_pauses_then_serves),
+        T(admin_answers_while_the_gateway_is_flooded),
         T(differing_content_lengths_are_rejected_and_close),
         T(repeated_equal_content_length_is_rejected),
         T(whitespace_before_colon_is_rejected_and_closes),
