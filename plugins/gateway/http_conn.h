@@ -12,6 +12,12 @@
  * orders or routes: the gateway and make bench's HTTP floor
  * (tests/bench/http_floor_plugin.c) use it alike.
  *
+ * The gateway also has it guard the server (gw_conns_guard): which
+ * connections are admitted, how long a request may take to arrive, what
+ * happens when accept runs out of descriptors, and evhttp's own error
+ * answers rewritten as JSON. Each hold is then made when the connection is
+ * accepted rather than at its first request.
+ *
  * One gw_conns per evhttp instance, used on the loop that runs it.
  */
 #ifndef GW_HTTP_CONN_H
