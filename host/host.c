@@ -24,9 +24,9 @@
 #include "host.h"
 #include "transport.h"
 
-static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
-                                        "plugin_dir", "threads", "announce_ms", "new_run",
-                                        "run_name",   NULL};
+static const char *const host_keys[] = {
+    "id",          "admin",   "admin_token", "log_level",        "plugin_dir",      "threads",
+    "announce_ms", "new_run", "run_name",    "admin_token_file", "reload_any_path", NULL};
 /* [bus] keys: ours, the Kafka transport's (host/kafka.h), the journal's
  * (host/journal.h). */
 static const char *const bus_keys[] = {"transport",

@@ -7,7 +7,8 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
-	plugins/gateway/http_conn.c plugins/gateway/gateway_plugin.c
+	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/stream.c \
+	plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
 
 # The page and the API document are compiled into the plugin (.incbin).
@@ -22,6 +23,10 @@ TESTS += test_gateway_keys
 test_gateway_keys_SRCS := tests/unit/test_gateway_keys.c plugins/gateway/sha256.c \
 	plugins/gateway/api_keys.c plugins/gateway/rate_limit.c
 test_gateway_keys_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_framing
+test_gateway_framing_SRCS := tests/unit/test_gateway_framing.c plugins/gateway/http_framing.c
+test_gateway_framing_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_order_json
 test_gateway_order_json_SRCS := tests/unit/test_gateway_order_json.c plugins/gateway/order_json.c
@@ -41,6 +46,12 @@ test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
+
+# Raw HTTP into the whole gateway (it includes gateway_plugin.c itself).
+FUZZERS += fuzz_gateway_http
+fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
+	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c \
+	plugins/gateway/stream.c
 
 # Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
 TESTS += test_gateway_http

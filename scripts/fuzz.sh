@@ -6,7 +6,7 @@ set -euo pipefail
 cc=$1; names=($2); shift 2
 secs=${FUZZ_SECONDS:-60}
 flags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isdk -Ihost -Itests/support $(pkg-config --cflags libevent jansson libpq 2>/dev/null)"
-libs="$(pkg-config --libs libevent libevent_pthreads inih jansson libpq 2>/dev/null) -ldl -lpthread -lm"
+libs="$(pkg-config --libs libevent libevent_pthreads inih jansson libpq rdkafka 2>/dev/null) -ldl -lpthread -lm"
 mkdir -p build/fuzz
 i=0
 for name in "${names[@]}"; do
