@@ -50,6 +50,7 @@ static const char *const bus_keys[] = {"transport",
                                        "journal_segment_bytes",
                                        "journal_buffer_bytes",
                                        "journal_latest_only",
+                                       "journal_trim",
                                        NULL};
 
 int64_t arbh_wall_ns(void)

@@ -731,6 +731,9 @@ static void snapshot_publish(matcher *m, partition_books *pb, const uint8_t *byt
         return;
     }
     pb->snapped = offset;
+    /* The input this snapshot covers is never read again by this matcher
+     * (the journal frees it once the snapshot is on disk; Kafka ignores it). */
+    arb_trim(m->ctx, ARB_TOPIC_ORDER_COMMANDS, (int)pb->partition, offset + 1);
     arb_counter_add(m->m_snapshots, 1);
     arb_debug(m->ctx, "partition %d: snapshot at offset %lld (%zu bytes)", (int)pb->partition,
               (long long)offset, len);
