@@ -44,6 +44,7 @@
 
 #include "admin_token.h"
 #include "host.h"
+#include "journal.h"
 #include "kafka.h"
 
 static const char *const state_names[] = {"loaded", "created", "running", "stopped", "failed"};
@@ -122,6 +123,14 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:b,s:s}", "instance", "kafka", "state",
                                         "running", "healthy", ks.healthy, "detail", ks.detail));
+    }
+    if (h->journal) {
+        arbh_journal_stats js;
+        arbh_journal_get_stats(h->journal, &js);
+        ok = ok && js.healthy;
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s,s:b,s:s}", "instance", "journal", "state",
+                                        "running", "healthy", js.healthy, "detail", js.detail));
     }
     pthread_mutex_lock(&h->metric_mu);
     for (size_t i = 0; i < h->ninstances; i++) {
@@ -254,6 +263,37 @@ static void render_kafka(arbh_host *h, struct evbuffer *out)
                         s.assigned);
 }
 
+static void render_journal(arbh_host *h, struct evbuffer *out)
+{
+    arbh_journal_stats s;
+    arbh_journal_get_stats(h->journal, &s);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } c[] = {
+        {"appended", "Records appended to the journal", s.appended},
+        {"appended_bytes", "Bytes of record data appended", s.appended_bytes},
+        {"refused", "Appends refused: the topic's write buffer was full", s.refused},
+        {"written_bytes", "Bytes written to segment files", s.written_bytes},
+        {"syncs", "fdatasync rounds", s.syncs},
+        {"delivered", "Journaled records delivered to the host", s.delivered},
+        {"redelivered", "Records offered again after the host was full", s.redelivered},
+        {"segments_removed", "Segments removed (latest-only topics, trims)", s.segments_removed},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        evbuffer_add_printf(out,
+                            "# HELP arb_journal_%s_total %s\n# TYPE arb_journal_%s_total counter\n"
+                            "arb_journal_%s_total %" PRIu64 "\n",
+                            c[i].name, c[i].help, c[i].name, c[i].name, c[i].v);
+    evbuffer_add_printf(out,
+                        "# HELP arb_journal_sync_seconds_max The longest fdatasync so far\n"
+                        "# TYPE arb_journal_sync_seconds_max gauge\n"
+                        "arb_journal_sync_seconds_max %.6f\n"
+                        "# HELP arb_journal_healthy 1 while the journal writes, 0 after a failure\n"
+                        "# TYPE arb_journal_healthy gauge\narb_journal_healthy %d\n",
+                        (double)s.sync_ns_max / 1e9, s.healthy);
+}
+
 static int metric_cmp(const void *a, const void *b)
 {
     const arbh_metric *x = *(arbh_metric *const *)a, *y = *(arbh_metric *const *)b;
@@ -287,6 +327,8 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
     render_bus(h, out);
     if (h->kafka)
         render_kafka(h, out);
+    if (h->journal)
+        render_journal(h, out);
 
     pthread_mutex_lock(&h->metric_mu);
     arbh_metric **sorted = malloc(h->nmetrics * sizeof *sorted);

@@ -366,6 +366,15 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
                      200);
     json_t *book = json_loads(out, 0, NULL);
     free(out);
+    /* the journal reports itself: in health and in metrics */
+    assert_int_equal(request(adm, "GET", "/healthz", "", NULL, &out), 200);
+    assert_non_null(
+        strstr(out, "{\"instance\":\"journal\",\"state\":\"running\",\"healthy\":true"));
+    free(out);
+    assert_int_equal(request(adm, "GET", "/metrics", "", NULL, &out), 200);
+    assert_non_null(strstr(out, "\narb_journal_healthy 1\n"));
+    assert_non_null(strstr(out, "\narb_journal_appended_total "));
+    free(out);
     close(adm);
     size_t open = 0, cancelled = 0;
     for (size_t i = 0; i < nacks; i++) {
