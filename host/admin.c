@@ -232,14 +232,28 @@ static void render_bus(arbh_host *h, struct evbuffer *out)
     }
 }
 
+/* Counters of one part of the host, as PREFIX_NAME_total. */
+typedef struct counter_line {
+    const char *name, *help;
+    uint64_t v;
+} counter_line;
+
+static void render_counters(struct evbuffer *out, const char *prefix, const counter_line *c,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        evbuffer_add_printf(out,
+                            "# HELP %s_%s_total %s\n# TYPE %s_%s_total counter\n"
+                            "%s_%s_total %" PRIu64 "\n",
+                            prefix, c[i].name, c[i].help, prefix, c[i].name, prefix, c[i].name,
+                            c[i].v);
+}
+
 static void render_kafka(arbh_host *h, struct evbuffer *out)
 {
     arbh_kafka_stats s;
     arbh_kafka_get_stats(h->kafka, &s);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } c[] = {
+    const counter_line c[] = {
         {"produced", "Records accepted by the producer", s.produced},
         {"produce_full", "Produce calls refused: librdkafka's queue was full", s.produce_full},
         {"produce_failed", "Records whose delivery failed after retries", s.produce_failed},
@@ -251,11 +265,7 @@ static void render_kafka(arbh_host *h, struct evbuffer *out)
         {"commit_failed", "Offset commits that failed", s.commit_failed},
         {"rebalances", "Partition assignments received", s.rebalances},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        evbuffer_add_printf(out,
-                            "# HELP arb_kafka_%s_total %s\n# TYPE arb_kafka_%s_total counter\n"
-                            "arb_kafka_%s_total %" PRIu64 "\n",
-                            c[i].name, c[i].help, c[i].name, c[i].name, c[i].v);
+    render_counters(out, "arb_kafka", c, sizeof c / sizeof c[0]);
     evbuffer_add_printf(out,
                         "# HELP arb_kafka_assigned_partitions Partitions assigned here\n"
                         "# TYPE arb_kafka_assigned_partitions gauge\n"
@@ -267,10 +277,7 @@ static void render_journal(arbh_host *h, struct evbuffer *out)
 {
     arbh_journal_stats s;
     arbh_journal_get_stats(h->journal, &s);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } c[] = {
+    const counter_line c[] = {
         {"appended", "Records appended to the journal", s.appended},
         {"appended_bytes", "Bytes of record data appended", s.appended_bytes},
         {"refused", "Appends refused: the topic's write buffer was full", s.refused},
@@ -280,11 +287,7 @@ static void render_journal(arbh_host *h, struct evbuffer *out)
         {"redelivered", "Records offered again after the host was full", s.redelivered},
         {"segments_removed", "Segments removed (latest-only topics, trims)", s.segments_removed},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        evbuffer_add_printf(out,
-                            "# HELP arb_journal_%s_total %s\n# TYPE arb_journal_%s_total counter\n"
-                            "arb_journal_%s_total %" PRIu64 "\n",
-                            c[i].name, c[i].help, c[i].name, c[i].name, c[i].v);
+    render_counters(out, "arb_journal", c, sizeof c / sizeof c[0]);
     evbuffer_add_printf(out,
                         "# HELP arb_journal_sync_seconds_max The longest fdatasync so far\n"
                         "# TYPE arb_journal_sync_seconds_max gauge\n"
