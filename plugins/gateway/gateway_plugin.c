@@ -242,12 +242,17 @@ static void answer(gateway *gw, pending *p)
  * flush event, which runs after the bus has delivered everything it had, so
  * an order that trades against several resting orders is answered with all
  * of its fills rather than the first. */
-static void order_changed(gateway *gw, gw_order *o, int effect)
+/* An order's state changed by an event (`last`: the event was the last one
+ * the matcher produced for the command, ARB_EVF_LAST): an order waiting for
+ * its answer gets it once its state is final for that command, so the answer
+ * carries every fill the command made however the transport split the
+ * events over deliveries. A terminal state is final whatever the flag. */
+static void order_changed(gateway *gw, gw_order *o, int effect, int last)
 {
     for (pending *p = gw_map_get(&gw->pending_by_order, o->order_id); p; p = p->order_next) {
         int done;
         if (p->kind == P_NEW)
-            done = o->status != GW_ST_PENDING;
+            done = o->status != GW_ST_PENDING && (last || gw_status_terminal(o->status));
         else
             done = effect == GW_EFF_CMD_REJECTED || gw_status_terminal(o->status);
         if (effect == GW_EFF_CMD_REJECTED && p->kind == P_CANCEL)
@@ -1022,7 +1027,7 @@ static void on_order_event(void *user, const arb_msg *msg)
     gw_order *o;
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
-        order_changed(gw, o, effect);
+        order_changed(gw, o, effect, (ev.flags & ARB_EVF_LAST) != 0);
 }
 
 static void on_trade(void *user, const arb_msg *msg)

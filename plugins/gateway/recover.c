@@ -37,7 +37,7 @@ static int take_event(void *user, const arb_msg *msg)
         rq.side = ev.side;
         rq.type = ev.type;
         rq.tif = ev.tif;
-        rq.flags = ev.flags;
+        rq.flags = ev.flags & ARB_ORDF_POST_ONLY;
         rq.price = ev.price;
         rq.qty = ev.qty;
         if (!(o = gw_rm_order_add(b->rm, ev.order_id, ev.account, &rq, ev.ts)))

@@ -57,11 +57,14 @@ static resting book[256];
 static size_t n_book;
 static uint64_t out_seq, trade_seq, commands_seen;
 
+/* An event of c's order; last: ARB_EVF_LAST (the command's last event for
+ * it) or 0. */
 static void publish_event(const arb_order_cmd *c, int kind, int reason, int64_t leaves,
-                          int64_t filled, int64_t last_px, int64_t last_qty)
+                          int64_t filled, int64_t last_px, int64_t last_qty, unsigned last)
 {
     arb_order_event e;
     memset(&e, 0, sizeof e);
+    e.flags = (uint8_t)last;
     e.kind = (uint8_t)kind;
     e.reason = (uint8_t)reason;
     e.side = c->side;
@@ -129,6 +132,9 @@ static void publish_snapshot(const arb_order_cmd *c)
     arb_publish(testhost_ctx(host), ARB_TOPIC_MARKET_DATA, 0, buf, len);
 }
 
+static arb_order_cmd split_cmd; /* an order whose events are split (price 101.50) */
+static int split_held;
+
 static void on_command(void *user, const arb_msg *msg)
 {
     (void)user;
@@ -145,29 +151,42 @@ static void on_command(void *user, const arb_msg *msg)
             if (book[i].order_id == c.order_id) {
                 c.price = book[i].price;
                 c.qty = book[i].qty;
-                publish_event(&c, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0);
+                publish_event(&c, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, ARB_EVF_LAST);
                 book[i] = book[--n_book];
                 return;
             }
-        publish_event(&c, ARB_EV_REJECTED, ARB_R_UNKNOWN_ORDER, 0, 0, 0, 0);
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_UNKNOWN_ORDER, 0, 0, 0, 0, ARB_EVF_LAST);
         return;
+    }
+    if (split_held) { /* the held order's last event, in a later delivery */
+        int64_t half = split_cmd.qty / 2;
+        publish_event(&split_cmd, ARB_EV_PARTIAL, 0, split_cmd.qty - half, half, 10150, half,
+                      ARB_EVF_LAST);
+        split_held = 0;
     }
     switch (c.price) {
     case 10000:
-        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, ARB_EVF_LAST);
         if (n_book < 256)
             book[n_book++] = (resting){c.order_id, c.account, c.price, c.qty, c.side};
         break;
     case 10100: {
         int64_t half = c.qty / 2;
-        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, 0);
         publish_trade("XA", 10050, half, c.account, 999);
-        publish_event(&c, ARB_EV_PARTIAL, 0, c.qty - half, half, 10050, half);
+        publish_event(&c, ARB_EV_PARTIAL, 0, c.qty - half, half, 10050, half, 0);
         publish_trade("XA", 10100, c.qty - half, c.account, 999);
-        publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half);
+        publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half, ARB_EVF_LAST);
         break;
     }
-    case 10200: publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0); break;
+    case 10150: /* accepted now; the rest of this command comes with the next one */
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, 0);
+        split_cmd = c;
+        split_held = 1;
+        break;
+    case 10200:
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0, ARB_EVF_LAST);
+        break;
     default: /* 103.00 and anything else: silence */ break;
     }
 }
@@ -523,6 +542,37 @@ static void orders_sent_at_once_are_each_answered_with_their_own_result(void **s
         json_decref(j);
         free(calls[i].resp);
     }
+}
+
+static int command_count_passed(void *arg) { return commands_seen > *(uint64_t *)arg; }
+
+/* One command's events in two deliveries (the fake matcher sends the fill of
+ * a 101.50 order with the next command): the answer waits for the event
+ * flagged last and carries the fill, instead of the "open" of the first. */
+static void answer_waits_for_the_commands_last_event(void **state)
+{
+    (void)state;
+    static char body[256];
+    snprintf(body, sizeof body, "%s", order_body("buy", "101.50", "1"));
+    http_call a = {
+        .port = port, .method = "POST", .path = "/v1/orders", .key = KEY_A, .body = body};
+    pthread_t th;
+    uint64_t before = commands_seen;
+    pthread_create(&th, NULL, http_thread, &a);
+    testhost_run_until(host, command_count_passed, &before, 5000 * MS);
+    assert_true(split_held);
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    assert_int_equal(b->status, 200);
+    call_set cs = {&a, 1};
+    testhost_run_until(host, all_done, &cs, 5000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(a.status, 200);
+    json_t *j = body_json(&a);
+    assert_string_equal(jstr(j, "status"), "partially_filled");
+    assert_string_equal(jstr(j, "filled_qty"), "0.500");
+    json_decref(j);
+    free(a.resp);
+    call_free(b);
 }
 
 static void async_order_is_accepted_at_once(void **state)
@@ -1995,6 +2045,7 @@ int main(void)
         T(rejected_order_is_answered_with_the_reason),
         T(silent_matcher_gives_504_naming_the_order),
         T(orders_sent_at_once_are_each_answered_with_their_own_result),
+        T(answer_waits_for_the_commands_last_event),
         T(async_order_is_accepted_at_once),
         T(order_ids_increase_and_are_strings),
         T(account_sees_its_order_but_not_anothers),

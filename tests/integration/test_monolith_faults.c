@@ -150,6 +150,8 @@ static uint64_t id_of(json_t *j, const char *k)
     return s ? strtoull(s, NULL, 10) : 0;
 }
 
+static size_t nonfinal; /* IOC answers that were not final (flow thread only) */
+
 static void take_order_answer(json_t *j, int resting, int64_t ticks)
 {
     const char *st = json_string_value(json_object_get(j, "status"));
@@ -180,6 +182,11 @@ static int send_order(int fd, const char *key, const char *side, const char *pri
     json_t *j = json_loads(out, 0, NULL);
     if (status == 201 || status == 200)
         take_order_answer(j, resting, ticks);
+    /* An IOC's answer is final: filled or cancelled, never still open. */
+    const char *st = json_string_value(json_object_get(j, "status"));
+    if (status == 200 && !strcmp(tif, "ioc") && st &&
+        (!strcmp(st, "open") || !strcmp(st, "partially_filled")))
+        nonfinal++;
     json_decref(j);
     free(out);
     return 0;
@@ -352,6 +359,7 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
         pthread_join(t, NULL);
     }
     print_message("%zu orders and %zu trades acknowledged over %d kills\n", nacks, ntacks, CYCLES);
+    assert_int_equal(nonfinal, 0);
     assert_true(nacks > 100);
     assert_true(ntacks > 10);
 
