@@ -1217,6 +1217,79 @@ static void keep_alive_connection_answers_each_request_in_turn(void **state)
     free(p);
 }
 
+/* Two large answers (hundreds of trades: the body spans many buffer chains)
+ * in turn on one keep-alive connection: each arrives once, whole, and
+ * nothing follows the second. (The gateway's own early write once sent the
+ * start of such an answer twice.) */
+typedef struct big_answers {
+    int port;
+    int ok[2];
+    size_t len[2], extra;
+    volatile int done;
+} big_answers;
+
+static void *big_answers_thread(void *arg)
+{
+    big_answers *b = arg;
+    int fd = connect_to(b->port);
+    static char buf[1 << 20];
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static const char req[] = "GET /v1/trades?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; fd >= 0 && i < 2 && !send_all(fd, req, sizeof req - 1); i++) {
+        size_t len = 0, want = 0;
+        for (;;) {
+            buf[len] = 0;
+            char *sep = strstr(buf, "\r\n\r\n");
+            const char *cl = sep ? strstr(buf, "Content-Length: ") : NULL;
+            if (sep && cl && cl < sep)
+                want = (size_t)(sep + 4 - buf) + strtoul(cl + 16, NULL, 10);
+            if (want && len >= want)
+                break;
+            ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+        }
+        if (!want || len < want)
+            break;
+        b->extra += len - want;
+        char *body = strstr(buf, "\r\n\r\n") + 4;
+        json_t *j = json_loadb(body, want - (size_t)(body - buf), 0, NULL);
+        b->ok[i] = j && json_array_size(json_object_get(j, "trades")) >= 400;
+        b->len[i] = want;
+        json_decref(j);
+    }
+    /* nothing more may come: a duplicate would be here */
+    struct timeval shortwait = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof shortwait);
+    ssize_t more = fd >= 0 ? recv(fd, buf, sizeof buf, 0) : -1;
+    if (more > 0)
+        b->extra += (size_t)more;
+    if (fd >= 0)
+        close(fd);
+    b->done = 1;
+    return NULL;
+}
+
+static int big_answers_done(void *user) { return ((big_answers *)user)->done; }
+
+static void large_answers_on_keep_alive_arrive_once_and_whole(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 400; i++)
+        publish_trade("XA", 10000 + i, 1000, 1001, 1002);
+    big_answers b = {.port = port};
+    pthread_t th;
+    pthread_create(&th, NULL, big_answers_thread, &b);
+    testhost_run_until(host, big_answers_done, &b, 10000 * MS);
+    pthread_join(th, NULL);
+    assert_true(b.ok[0]);
+    assert_true(b.ok[1]);
+    assert_true(b.len[0] > 32768);
+    assert_int_equal(b.extra, 0);
+}
+
 /* A client that closes its sending side once its order is written (as some
  * one-shot clients do) still gets the order's answer: the gateway watches
  * the socket for that close between requests and must not end the
@@ -2071,6 +2144,7 @@ int main(void)
         T(stream_count_is_bounded),
         T(slow_stream_reader_is_cut_off),
         T(keep_alive_connection_answers_each_request_in_turn),
+        T(large_answers_on_keep_alive_arrive_once_and_whole),
         T(half_closed_client_still_gets_its_answer),
         T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
