@@ -280,6 +280,19 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* 504 for a command that went to the matcher and has no answer yet: it
+ * may still take effect, and GET /v1/orders/{id} will give its fate. */
+static void reply_unconfirmed(gateway *gw, pending *p, const char *code, const char *why)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
+    evbuffer_add_printf(out,
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s; the %s may still be "
+                        "processed: GET /v1/orders/%llu gives its fate\",\"order_id\":\"%llu\"}}",
+                        code, why, p->kind == P_CANCEL ? "cancel" : "order",
+                        (unsigned long long)p->order_id, (unsigned long long)p->order_id);
+    gw_reply_json(gw, p->req, 504);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -294,13 +307,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         }
         pending_unlink(gw, p);
         arb_counter_add(gw->m_timeouts, 1);
-        struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
-        evbuffer_add_printf(out,
-                            "{\"error\":{\"code\":\"matcher_timeout\",\"message\":\"the matcher "
-                            "did not answer within %lld ms; the order may still be processed\","
-                            "\"order_id\":\"%llu\"}}",
-                            (long long)gw->timeout_ms, (unsigned long long)p->order_id);
-        gw_reply_json(gw, p->req, 504);
+        char why[96];
+        snprintf(why, sizeof why, "the matcher did not answer within %lld ms",
+                 (long long)gw->timeout_ms);
+        reply_unconfirmed(gw, p, "matcher_timeout", why);
         free(p);
     }
     arm_deadline(gw);
@@ -1422,19 +1432,29 @@ static void gw_stop(void *self)
     /* Streams and waiting requests end before evhttp_free frees their
      * connections: no pointer into evhttp may outlive this call. */
     gw_streams_close_all(gw);
-    /* Unsent commands: the waiting ones are answered with the pending below. */
+    /* A command still in this turn's batch never went out: 503, nothing
+     * happened. One that went out may still be executed (the bus and the
+     * matcher go on through a reconfiguration): 504 with its id, as for a
+     * timeout, never a 503 that a client would retry into a second order. */
+    while (gw->p_head) {
+        pending *p = gw->p_head;
+        pending_unlink(gw, p);
+        int unsent = 0;
+        for (size_t i = 0; i < gw->n_batch && !unsent; i++)
+            unsent = gw->batch[i].req == p->req;
+        if (unsent)
+            gw_reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
+        else
+            reply_unconfirmed(gw, p, "gateway_stopped",
+                              "the gateway stopped before the matcher answered");
+        free(p);
+    }
     for (size_t i = 0; i < gw->n_batch; i++)
         if (gw->batch[i].async)
             gw_reply_error(gw, gw->batch[i].req, 503, "shutting_down", "the gateway is stopping");
     gw->n_batch = 0;
     free(gw->batch);
     gw->batch = NULL;
-    while (gw->p_head) {
-        pending *p = gw->p_head;
-        pending_unlink(gw, p);
-        gw_reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
-        free(p);
-    }
     gw->ready_head = NULL;
     gw_map_free(&gw->pending_by_order);
     if (gw->http)

@@ -2105,6 +2105,36 @@ static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
     call_free(b);
 }
 
+/* An order sent to the matcher and not yet answered when its gateway stops
+ * (a reload, a reconfiguration) may still execute: it is answered 504 with
+ * its id, never a 503 that a client would retry into a second order. */
+static void order_in_flight_when_the_gateway_stops_is_504_with_its_id(void **state)
+{
+    (void)state;
+    static char body[256];
+    snprintf(body, sizeof body, "%s", order_body("buy", "103.00", "1")); /* no answer */
+    http_call a = {
+        .port = port, .method = "POST", .path = "/v1/orders", .key = KEY_A, .body = body};
+    pthread_t th;
+    uint64_t before = commands_seen;
+    pthread_create(&th, NULL, http_thread, &a);
+    testhost_run_until(host, command_count_passed, &before, 5000 * MS);
+    assert_true(commands_seen > before);
+    char err[256];
+    assert_int_equal(testhost_reload(host, "gateway", NULL, err, sizeof err), 0);
+    call_set cs = {&a, 1};
+    testhost_run_until(host, all_done, &cs, 5000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(a.status, 504);
+    json_t *j = body_json(&a);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "gateway_stopped");
+    assert_non_null(json_string_value(json_object_get(e, "order_id")));
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "GET /v1/orders/"));
+    json_decref(j);
+    free(a.resp);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -2119,6 +2149,7 @@ int main(void)
         T(silent_matcher_gives_504_naming_the_order),
         T(orders_sent_at_once_are_each_answered_with_their_own_result),
         T(answer_waits_for_the_commands_last_event),
+        T(order_in_flight_when_the_gateway_stops_is_504_with_its_id),
         T(async_order_is_accepted_at_once),
         T(order_ids_increase_and_are_strings),
         T(account_sees_its_order_but_not_anothers),
