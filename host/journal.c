@@ -118,6 +118,7 @@ struct arbh_journal {
     arbh_kafka_partition_fn part_fn;
     void *part_user;
     bool started, consuming;
+    bool store_failing; /* loop 0: the offsets file could not be written */
 
     _Atomic uint64_t appended_n, appended_bytes, refused, written_bytes, syncs, delivered, done,
         redelivered, segments_removed;
@@ -916,7 +917,9 @@ static void store_offsets(arbh_journal *j)
     snprintf(tmp, sizeof tmp, "%s/offsets.tmp", j->dir);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        jlog(j, ARB_LOG_WARN, "cannot write %s: %s", tmp, strerror(errno));
+        if (!j->store_failing)
+            jlog(j, ARB_LOG_WARN, "cannot write %s: %s", tmp, strerror(errno));
+        j->store_failing = true;
         return;
     }
     for (int i = 0; i < j->ntopics; i++) {
@@ -928,9 +931,15 @@ static void store_offsets(arbh_journal *j)
     bool ok = fflush(f) == 0 && (j->fsync_mode == 0 || fdatasync(fileno(f)) == 0);
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path)) {
-        jlog(j, ARB_LOG_WARN, "cannot store delivery positions in %s: %s", path, strerror(errno));
+        if (!j->store_failing) /* once per episode, not every 100 ms */
+            jlog(j, ARB_LOG_WARN, "cannot store delivery positions in %s: %s", path,
+                 strerror(errno));
+        j->store_failing = true;
         return;
     }
+    if (j->store_failing)
+        jlog(j, ARB_LOG_INFO, "delivery positions stored in %s again", path);
+    j->store_failing = false;
     for (int i = 0; i < j->ntopics; i++)
         if (j->topics[i].assigned)
             j->topics[i].committed = j->topics[i].handled;
