@@ -1429,6 +1429,52 @@ static void anothers_order_answers_as_an_unknown_one(void **state)
     free(path);
 }
 
+/* An order of this gateway's id space whose events arrive though the
+ * gateway never saw it placed (the matcher replayed it after a crash its
+ * client got no answer from) is adopted: its owner reads and cancels it,
+ * anyone else gets 404. */
+static void replayed_order_of_ours_is_adopted_for_its_owner(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    uint64_t placed = strtoull(strrchr(path, '/') + 1, NULL, 10);
+    arb_order_cmd c;
+    memset(&c, 0, sizeof c);
+    c.action = ARB_CMD_NEW;
+    c.side = ARB_SIDE_BUY;
+    c.type = ARB_ORD_LIMIT;
+    c.tif = ARB_TIF_GTC;
+    arb_fixstr_set(c.venue, ARB_VENUE_LEN, "XA");
+    arb_fixstr_set(c.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    c.order_id = (placed >> 48) << 48 | 0xabcde;
+    c.account = 1001;
+    c.price = 9000;
+    c.qty = 1000;
+    publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, ARB_EVF_LAST);
+    if (n_book < 256)
+        book[n_book++] = (resting){c.order_id, c.account, c.price, c.qty, c.side};
+    testhost_run(host, 20 * MS);
+    char mine[64];
+    snprintf(mine, sizeof mine, "/v1/orders/%llu", (unsigned long long)c.order_id);
+    http_call *owner = http("GET", mine, KEY_A, NULL);
+    assert_int_equal(owner->status, 200);
+    json_t *j = body_json(owner);
+    assert_string_equal(jstr(j, "status"), "open");
+    assert_string_equal(jstr(j, "price"), "90.00");
+    json_decref(j);
+    http_call *other = http("GET", mine, KEY_B, NULL);
+    assert_int_equal(other->status, 404);
+    http_call *cancel = http("DELETE", mine, KEY_A, NULL);
+    assert_int_equal(cancel->status, 200);
+    j = body_json(cancel);
+    assert_string_equal(jstr(j, "status"), "cancelled");
+    json_decref(j);
+    call_free(owner);
+    call_free(other);
+    call_free(cancel);
+    free(path);
+}
+
 /* ---- idempotent order entry ---- */
 
 static void repeated_client_order_id_returns_the_first_order_and_sends_nothing(void **state)
@@ -2184,6 +2230,7 @@ int main(void)
         T(accounts_with_a_wrong_key_is_401),
         T(stream_pnl_board_shows_only_public_accounts),
         T(anothers_order_answers_as_an_unknown_one),
+        T(replayed_order_of_ours_is_adopted_for_its_owner),
         T(repeated_client_order_id_returns_the_first_order_and_sends_nothing),
         T(retry_of_an_unanswered_order_waits_for_the_same_order),
         T(reused_client_order_id_with_other_terms_is_409),
