@@ -71,7 +71,7 @@ static void agents_trade_again_soon_after_their_host_is_killed(void **state)
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/arb-agents-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    rig_devbroker(dir, 4, NULL);
+    pid_t broker = rig_devbroker(dir, 4, NULL);
     char mlog[128];
     snprintf(mlog, sizeof mlog, "%s/matcher.log", dir);
     const char *const msets[] = {"host.id=agents-matcher", "host.admin=127.0.0.1:0",
@@ -84,15 +84,26 @@ static void agents_trade_again_soon_after_their_host_is_killed(void **state)
     int64_t deadline = rig_mono_ns() + 120 * RIG_SEC;
     if (wait_metric(port, "agent_fills_total{instance=\"mm_xa\"}", 1, deadline) < 1)
         timing_fail("agents: the first market host never traded (logs in %s)", dir);
-    if (wait_metric(port, "clock_ticks_total{instance=\"clock\"}", FIRST_TICKS, deadline) < FIRST_TICKS)
+    if (wait_metric(port, "clock_ticks_total{instance=\"clock\"}", FIRST_TICKS, deadline) <
+        FIRST_TICKS)
         timing_fail("agents: the first clock did not reach %d ticks", FIRST_TICKS);
 
     int st = rig_stop(market, SIGKILL);
     assert_true(WIFSIGNALED(st));
     market = start_market(port, 2);
 
-    /* Consuming again: the old member's session timed out and the group
-     * gave the new one its partitions. */
+    /* Not ready while the old member's session runs out: the admin
+     * endpoint's first answer says "starting", and why. */
+    char body[8192];
+    int status = 0;
+    deadline = rig_mono_ns() + 60 * RIG_SEC;
+    while (!(status = rig_http_get(port, "/readyz", body, sizeof body)) && rig_mono_ns() < deadline)
+        usleep(20000);
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "\"state\":\"starting\""));
+    assert_non_null(strstr(body, "partitions not assigned"));
+
+    /* Consuming again: the group gave the new member its partitions. */
     deadline = rig_mono_ns() + 90 * RIG_SEC;
     if (wait_metric(port, "arb_kafka_assigned_partitions", 1, deadline) < 1)
         timing_fail("agents: the restarted market host got no partitions (logs in %s)", dir);
@@ -105,15 +116,37 @@ static void agents_trade_again_soon_after_their_host_is_killed(void **state)
     int64_t t0 = rig_mono_ns();
     long long noise = wait_metric(port, "agent_orders_total{instance=\"noise\"}", noise0 + 50,
                                   t0 + TRADE_AGAIN_NS);
-    long long mm = wait_metric(port, "agent_fills_total{instance=\"mm_xa\"}", mm0 + 1,
-                               t0 + TRADE_AGAIN_NS);
-    fprintf(stderr, "agents: after the restart, noise orders %lld -> %lld, mm_xa fills %lld -> %lld in %.1f s\n",
+    long long mm =
+        wait_metric(port, "agent_fills_total{instance=\"mm_xa\"}", mm0 + 1, t0 + TRADE_AGAIN_NS);
+    fprintf(stderr,
+            "agents: after the restart, noise orders %lld -> %lld, mm_xa fills %lld -> %lld in "
+            "%.1f s\n",
             noise0, noise, mm0, mm, (double)(rig_mono_ns() - t0) / 1e9);
     assert_true(noise >= noise0 + 50);
     assert_true(mm >= mm0 + 1);
 
-    st = rig_stop(market, SIGTERM);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Ready once consuming (the first fetches settle). */
+    deadline = rig_mono_ns() + 30 * RIG_SEC;
+    while ((status = rig_http_get(port, "/readyz", body, sizeof body)) != 200 &&
+           rig_mono_ns() < deadline)
+        usleep(100000);
+    if (status != 200)
+        timing_fail("agents: the restarted market host not ready: %s", body);
+    assert_non_null(strstr(body, "\"state\":\"ready\""));
+
+    /* The broker gone: not ready, saying why, within seconds. */
+    rig_stop(broker, SIGKILL);
+    int64_t t1 = rig_mono_ns();
+    while (!((status = rig_http_get(port, "/readyz", body, sizeof body)) == 503 &&
+             strstr(body, "broker unreachable")) &&
+           rig_mono_ns() < t1 + 15 * RIG_SEC)
+        usleep(100000);
+    fprintf(stderr, "agents: broker killed, /readyz %d after %.1f s\n", status,
+            (double)(rig_mono_ns() - t1) / 1e9);
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "broker unreachable"));
+    assert_non_null(strstr(body, "\"state\":\"degraded\""));
+
     rig_stop_all();
     rig_clean_dir(dir);
 }
