@@ -127,8 +127,8 @@ static int print_status(const char *text)
         return 1;
     }
     const char *state = json_string_value(json_object_get(j, "state"));
-    printf("host %s: %s\n", json_string_value(json_object_get(j, "host")),
-           state ? state : json_string_value(json_object_get(j, "status")));
+    printf("host %s: %s (%s)\n", json_string_value(json_object_get(j, "host")),
+           json_string_value(json_object_get(j, "status")), state ? state : "?");
     size_t i;
     json_t *in;
     json_array_foreach(json_object_get(j, "reasons"), i, in)
