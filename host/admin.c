@@ -151,6 +151,13 @@ static json_t *health_json(arbh_host *h, bool *healthy, const char **state)
         arbh_journal_stats js;
         arbh_journal_get_stats(h->journal, &js);
         ok = ok && js.healthy;
+        if (!js.healthy) {
+            failed = true;
+            json_array_append_new(
+                reasons, json_sprintf("journal: %s: nothing more is taken; restart the host once "
+                                      "the cause is gone",
+                                      js.detail));
+        }
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:b,s:s}", "instance", "journal", "state",
                                         "running", "healthy", js.healthy, "detail", js.detail));
