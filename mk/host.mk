@@ -1,6 +1,7 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
+	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c \
+	host/latency.c
 # libcrypto: the SHA-256 that identifies a plugin image without a build id.
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm

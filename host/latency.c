@@ -1,0 +1,725 @@
+/*
+ * latency.c -- the links' delays (see latency.h): [latency] parsing, the
+ * distributions and their seeded draws, the per-loop queue of held records
+ * in delivery order, and the per-link metrics. What a held record becomes
+ * when due (a publish, or a delivery to one participant) is bus.c's.
+ * Not here: which topics are delayed in which direction (bus.c decides where
+ * it calls the hooks), and anything a plugin sees.
+ */
+#include "latency.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arb/wire.h>
+
+#include "config.h"
+#include "host.h"
+
+enum { LAT_NONE = 0, LAT_CONST, LAT_UNIFORM, LAT_LOGNORMAL, LAT_TABLE };
+enum { LAT_UP = 0, LAT_DOWN = 1 };
+
+#define LAT_MAX_DELAY_NS (INT64_C(60) * 1000000000)
+/* Log-linear buckets: 16 per octave above 16 ns. */
+#define LAT_BUCKETS 640
+
+/* One direction of a link: its distribution and generator, and the records
+ * it holds, in order (a link is FIFO), as [lat_rec][data padded to 8] in
+ * one byte queue that is reused, not allocated per record. */
+typedef struct lat_rec {
+    int64_t at;
+    uint64_t seq;
+    uint64_t key;
+    int64_t offset;
+    int32_t partition;
+    uint32_t len;
+    uint16_t topic;
+    uint8_t down;
+    uint8_t pad[5];
+} lat_rec;
+
+typedef struct lat_dir {
+    arbh_lat_dist dist;
+    uint64_t rng;
+    int64_t last_at;      /* the link's previous delivery: FIFO */
+    arbh_instance *owner; /* the participant; NULL once it went away */
+    uint8_t *q;           /* held records */
+    size_t head, tail, cap;
+    bool queued; /* in its loop's queue of links */
+    uint64_t n;
+    int64_t min, max;
+    uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
+    arbh_metric *delayed, *p50, *p99, *dropped;
+} lat_dir;
+
+typedef struct lat_link {
+    char venue[ARB_VENUE_LEN]; /* the padded wire field */
+    lat_dir dir[2];
+} lat_link;
+
+struct arbh_lat_links {
+    size_t n;
+    lat_link *items;
+};
+
+/* The loop's links that hold records, ordered by their first record's
+ * (delivery time, hold order): a heap of links, not of records. */
+struct arbh_lat_queue {
+    lat_dir **heap;
+    size_t n, cap;
+    uint64_t seq;
+    size_t held; /* records held, over all links */
+    struct event *timer; /* wall-clock mode */
+};
+
+/* ---- distributions ---- */
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* (0, 1): never 0, so a log is always finite. */
+static double unit_open(uint64_t *rng) { return ((double)(splitmix(rng) >> 11) + 0.5) / 0x1p53; }
+
+static int parse_duration(const char *s, char **end, int64_t *ns)
+{
+    errno = 0;
+    double v = strtod(s, end);
+    if (*end == s || errno || v < 0)
+        return -1;
+    double scale;
+    const char *u = *end;
+    if (!strncmp(u, "ns", 2))
+        scale = 1, *end += 2;
+    else if (!strncmp(u, "us", 2))
+        scale = 1e3, *end += 2;
+    else if (!strncmp(u, "ms", 2))
+        scale = 1e6, *end += 2;
+    else if (u[0] == 's')
+        scale = 1e9, *end += 1;
+    else
+        return -1;
+    double x = v * scale;
+    if (x > (double)LAT_MAX_DELAY_NS)
+        return -1;
+    *ns = (int64_t)llround(x);
+    return 0;
+}
+
+static const char *skip_space(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+int arbh_lat_dist_parse(const char *s, arbh_lat_dist *d, char *err, size_t n)
+{
+    memset(d, 0, sizeof *d);
+    s = skip_space(s);
+    char *end;
+    if (!strncmp(s, "constant ", 9)) {
+        d->kind = LAT_CONST;
+        if (parse_duration(skip_space(s + 9), &end, &d->a) || *skip_space(end))
+            goto bad;
+        return 0;
+    }
+    if (!strncmp(s, "uniform ", 8) || !strncmp(s, "lognormal ", 10)) {
+        int logn = s[0] == 'l';
+        d->kind = logn ? LAT_LOGNORMAL : LAT_UNIFORM;
+        if (parse_duration(skip_space(s + (logn ? 10 : 8)), &end, &d->a) ||
+            parse_duration(skip_space(end), &end, &d->b) || *skip_space(end) || d->b < d->a)
+            goto bad;
+        if (logn) {
+            if (d->a <= 0)
+                goto bad;
+            /* median e^mu; p99 e^(mu + 2.326 sigma). */
+            d->mu = log((double)d->a);
+            d->sigma = log((double)d->b / (double)d->a) / 2.3263478740408408;
+        }
+        return 0;
+    }
+    if (!strncmp(s, "quantiles ", 10)) {
+        d->kind = LAT_TABLE;
+        const char *p = skip_space(s + 10);
+        while (*p) {
+            if (d->nq == 16)
+                goto bad;
+            errno = 0;
+            double q = strtod(p, &end);
+            if (end == p || *end != ':' || errno || q < 0 || q > 1 ||
+                (d->nq && q <= d->qp[d->nq - 1]))
+                goto bad;
+            int64_t v;
+            if (parse_duration(end + 1, &end, &v) || (d->nq && (double)v < d->qv[d->nq - 1]))
+                goto bad;
+            d->qp[d->nq] = q;
+            d->qv[d->nq++] = (double)v;
+            p = skip_space(end);
+        }
+        if (d->nq < 2 || d->qp[0] != 0 || d->qp[d->nq - 1] != 1)
+            goto bad;
+        return 0;
+    }
+bad:
+    snprintf(err, n,
+             "'%s': expected constant D, uniform MIN MAX, lognormal MEDIAN P99 or quantiles "
+             "0:D ... 1:D (durations in ns, us, ms or s, at most 60s)",
+             s);
+    return -1;
+}
+
+int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng)
+{
+    double x;
+    switch (d->kind) {
+    case LAT_CONST: return d->a;
+    case LAT_UNIFORM: return d->a + (int64_t)(splitmix(rng) % (uint64_t)(d->b - d->a + 1));
+    case LAT_LOGNORMAL: {
+        double u1 = unit_open(rng), u2 = unit_open(rng);
+        double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        x = exp(d->mu + d->sigma * z);
+        break;
+    }
+    case LAT_TABLE: {
+        double u = unit_open(rng);
+        int i = 1;
+        while (i < d->nq - 1 && d->qp[i] < u)
+            i++;
+        double f = (u - d->qp[i - 1]) / (d->qp[i] - d->qp[i - 1]);
+        x = d->qv[i - 1] + f * (d->qv[i] - d->qv[i - 1]);
+        break;
+    }
+    default: return 0;
+    }
+    if (!(x >= 0))
+        return 0;
+    return x > (double)LAT_MAX_DELAY_NS ? LAT_MAX_DELAY_NS : (int64_t)llround(x);
+}
+
+/* ---- metrics ---- */
+
+static unsigned bucket_of(int64_t v)
+{
+    if (v < 16)
+        return v < 0 ? 0 : (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll((uint64_t)v);
+    unsigned b = (e - 3) * 16 + (unsigned)(((uint64_t)v >> (e - 4)) & 15);
+    return b < LAT_BUCKETS ? b : LAT_BUCKETS - 1;
+}
+
+static int64_t bucket_low(unsigned b)
+{
+    if (b < 16)
+        return b;
+    unsigned e = b / 16 + 3, m = b % 16;
+    return (int64_t)((16ull + m) << (e - 4));
+}
+
+static int64_t quantile(const lat_dir *d, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)d->n), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+        seen += d->hist[b];
+        if (seen >= want) {
+            int64_t v = bucket_low(b);
+            return v < d->min ? d->min : v > d->max ? d->max : v;
+        }
+    }
+    return d->max;
+}
+
+static void observe(lat_dir *d, int64_t delay)
+{
+    if (!d->hist && !(d->hist = calloc(LAT_BUCKETS, sizeof *d->hist)))
+        return;
+    if (d->n == 0 || delay < d->min)
+        d->min = delay;
+    if (d->n == 0 || delay > d->max)
+        d->max = delay;
+    d->n++;
+    d->hist[bucket_of(delay)]++;
+    if (d->delayed)
+        arb_counter_add(&d->delayed->u.counter, 1);
+    /* The quantiles are a scan of the buckets: every record at first, then
+     * every 256th. */
+    if ((d->n <= 256 || (d->n & 255) == 0) && d->p50 && d->p99) {
+        arb_gauge_set(&d->p50->u.gauge, quantile(d, 0.5));
+        arb_gauge_set(&d->p99->u.gauge, quantile(d, 0.99));
+    }
+}
+
+/* ---- the queue ---- */
+
+static const lat_rec *head_of(const lat_dir *d) { return (const lat_rec *)(d->q + d->head); }
+
+static bool earlier(const lat_dir *a, const lat_dir *b)
+{
+    const lat_rec *x = head_of(a), *y = head_of(b);
+    return x->at < y->at || (x->at == y->at && x->seq < y->seq);
+}
+
+static int heap_push(arbh_lat_queue *q, lat_dir *d)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        lat_dir **grown = realloc(q->heap, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        q->heap = grown;
+        q->cap = cap;
+    }
+    size_t i = q->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!earlier(d, q->heap[p]))
+            break;
+        q->heap[i] = q->heap[p];
+        i = p;
+    }
+    q->heap[i] = d;
+    d->queued = true;
+    return 0;
+}
+
+/* The top link's first record changed (it only ever gets later), or the
+ * link is empty and leaves the heap. */
+static void heap_fix_top(arbh_lat_queue *q)
+{
+    lat_dir *d = q->heap[0];
+    if (d->head == d->tail) {
+        d->queued = false;
+        d = q->heap[--q->n];
+        if (q->n == 0)
+            return;
+    }
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && earlier(q->heap[c + 1], q->heap[c]))
+            c++;
+        if (!earlier(q->heap[c], d))
+            break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    q->heap[i] = d;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static size_t rec_span(uint32_t len) { return sizeof(lat_rec) + (((size_t)len + 7) & ~(size_t)7); }
+
+/* Delivers the first record of the loop's earliest link. It is copied out
+ * and released first: the callbacks may hold more records on the same link
+ * (they go behind it) and so move the link's queue. */
+static void dispatch_top(arbh_loop *loop)
+{
+    arbh_lat_queue *q = loop->latq;
+    lat_dir *d = q->heap[0];
+    lat_rec rec = *head_of(d);
+    int rc = ARB_OK;
+    uint8_t stack[512], *data = stack;
+    if (rec.len > sizeof stack && !(data = malloc(rec.len)))
+        rc = ARB_ENOMEM;
+    else
+        memcpy(data, d->q + d->head + sizeof(lat_rec), rec.len);
+    d->head += rec_span(rec.len);
+    q->held--;
+    heap_fix_top(q);
+    if (d->head == d->tail)
+        d->head = d->tail = 0;
+    if (rc == ARB_OK && !d->owner)
+        rc = ARB_ENOENT;
+    if (rc == ARB_OK) {
+        if (rec.down)
+            arbh_bus_deliver_held(loop, d->owner, rec.topic, rec.key, rec.partition, rec.offset,
+                                  data, rec.len);
+        else
+            rc = arbh_bus_publish_held(loop, rec.topic, rec.key, data, rec.len);
+    }
+    if (rc != ARB_OK && d->dropped)
+        arb_counter_add(&d->dropped->u.counter, 1);
+    if (data != stack)
+        free(data);
+}
+
+static void wall_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_wall_timer(arbh_loop *loop)
+{
+    arbh_lat_queue *q = loop->latq;
+    if (!q->n)
+        return;
+    if (!q->timer && !(q->timer = evtimer_new(loop->base, wall_timer_cb, loop)))
+        return;
+    int64_t wait = head_of(q->heap[0])->at - mono_ns();
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)(wait / 1000000000), (suseconds_t)(wait % 1000000000 / 1000)};
+    evtimer_add(q->timer, &tv);
+}
+
+static void wall_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    arbh_loop *loop = arg;
+    arbh_lat_queue *q = loop->latq;
+    int64_t now = mono_ns();
+    while (q->n && head_of(q->heap[0])->at <= now)
+        dispatch_top(loop);
+    arm_wall_timer(loop);
+}
+
+void arbh_latency_advance(arbh_loop *loop, int64_t ns)
+{
+    arbh_lat_queue *q = loop->latq;
+    if (!q || loop->depth)
+        return;
+    while (q->n && head_of(q->heap[0])->at <= ns) {
+        atomic_store_explicit(&loop->host->sim_time, head_of(q->heap[0])->at,
+                              memory_order_relaxed);
+        dispatch_top(loop);
+    }
+}
+
+size_t arbh_latency_pending(const arbh_loop *loop) { return loop->latq ? loop->latq->held : 0; }
+
+/* ---- holding records ---- */
+
+static lat_link *link_of(arbh_lat_links *l, const uint8_t *venue)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!memcmp(l->items[i].venue, venue, ARB_VENUE_LEN))
+            return &l->items[i];
+    return NULL;
+}
+
+static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key,
+                 int32_t partition, int64_t offset, const void *data, size_t len)
+{
+    if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
+        return false;
+    arbh_lat_queue *q = loop->latq;
+    size_t span = rec_span((uint32_t)len);
+    if (d->tail + span > d->cap) {
+        /* Reclaim what was delivered first, then grow. */
+        if (d->head) {
+            memmove(d->q, d->q + d->head, d->tail - d->head);
+            d->tail -= d->head;
+            d->head = 0;
+        }
+        if (d->tail + span > d->cap) {
+            size_t cap = d->cap ? d->cap : 4096;
+            while (cap < d->tail + span)
+                cap *= 2;
+            uint8_t *grown = realloc(d->q, cap);
+            if (!grown)
+                return false;
+            d->q = grown;
+            d->cap = cap;
+        }
+    }
+    int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
+    int64_t now = sim ? sim : mono_ns();
+    int64_t at = now + arbh_lat_dist_draw(&d->dist, &d->rng);
+    if (at < d->last_at)
+        at = d->last_at;
+    lat_rec *r = (lat_rec *)(d->q + d->tail);
+    memset(r, 0, sizeof *r);
+    r->at = at;
+    r->seq = q->seq++;
+    r->key = key;
+    r->offset = offset;
+    r->partition = partition;
+    r->len = (uint32_t)len;
+    r->topic = (uint16_t)topic;
+    r->down = (uint8_t)down;
+    memcpy(r + 1, data, len);
+    d->tail += span;
+    q->held++;
+    if (!d->queued && heap_push(q, d)) {
+        d->tail -= span;
+        q->held--;
+        return false;
+    }
+    d->last_at = at;
+    observe(d, at - now);
+    if (!sim && q->heap[0] == d && d->tail - d->head == span)
+        arm_wall_timer(loop);
+    return true;
+}
+
+bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
+                          size_t len)
+{
+    if (len < ARB_ORDER_CMD_LEN)
+        return false;
+    lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
+    if (!l || l->dir[LAT_UP].dist.kind == LAT_NONE)
+        return false;
+    return hold(from->loop, &l->dir[LAT_UP], 0, topic, key, -1, -1, data, len);
+}
+
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                            int32_t partition, int64_t offset, const void *data, size_t len)
+{
+    /* Where each record names its venue. */
+    size_t at;
+    switch (topic) {
+    case ARB_TOPIC_ORDER_EVENTS:
+    case ARB_TOPIC_MARKET_DATA: at = ARB_WIRE_HDR + 8; break;
+    case ARB_TOPIC_TRADE_EXECUTED: at = ARB_WIRE_HDR; break;
+    default: return false;
+    }
+    if (len < at + ARB_VENUE_LEN)
+        return false;
+    lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
+    if (!l || l->dir[LAT_DOWN].dist.kind == LAT_NONE)
+        return false;
+    return hold(loop, &l->dir[LAT_DOWN], 1, topic, key, partition, offset, data, len);
+}
+
+void arbh_latency_rebind(arbh_instance *old, arbh_instance *nw)
+{
+    nw->lat = old->lat;
+    old->lat = NULL;
+    for (size_t i = 0; nw->lat && i < nw->lat->n; i++)
+        for (int d = 0; d < 2; d++)
+            nw->lat->items[i].dir[d].owner = nw;
+}
+
+void arbh_latency_forget(arbh_instance *inst)
+{
+    /* Held records stay queued and are dropped, and counted, when due. */
+    for (size_t i = 0; inst->lat && i < inst->lat->n; i++)
+        for (int d = 0; d < 2; d++)
+            inst->lat->items[i].dir[d].owner = NULL;
+}
+
+/* ---- configuration ---- */
+
+typedef struct lat_cfg {
+    arbh_host *h;
+    arbh_config *cfg;
+    char *err;
+    size_t n;
+    int rc;
+    uint64_t seed;
+} lat_cfg;
+
+static bool is_participant(const arbh_instance *in)
+{
+    if (in->is_pseudo || !in->desc || !in->desc->publishes)
+        return false;
+    for (const char *const *p = in->desc->publishes; *p; p++)
+        if (!strcmp(*p, "order_commands"))
+            return true;
+    return false;
+}
+
+static arbh_instance *instance_named(arbh_host *h, const char *name, size_t len)
+{
+    for (size_t i = 0; i < h->ninstances; i++)
+        if (strlen(h->instances[i]->name) == len && !strncmp(h->instances[i]->name, name, len))
+            return h->instances[i];
+    return NULL;
+}
+
+static int cfg_fail(lat_cfg *c, const arbh_cfg_entry *e, const char *what)
+{
+    snprintf(c->err, c->n, "%s:%d: [latency] %s: %s", e->file, e->line, e->key, what);
+    c->rc = ARB_EINVAL;
+    return 1;
+}
+
+/* Checks one key's shape (VENUE[.INSTANCE][.up|.down] or seed). */
+static int check_key(void *user, const arbh_cfg_entry *e)
+{
+    lat_cfg *c = user;
+    if (!strcmp(e->key, "seed")) {
+        char *end;
+        errno = 0;
+        c->seed = strtoull(e->value, &end, 10);
+        if (end == e->value || *end || errno)
+            return cfg_fail(c, e, "expected an unsigned integer");
+        return 0;
+    }
+    const char *dot = strchr(e->key, '.');
+    size_t vlen = dot ? (size_t)(dot - e->key) : strlen(e->key);
+    if (vlen == 0 || vlen > ARB_VENUE_LEN)
+        return cfg_fail(c, e, "expected VENUE[.INSTANCE][.up|.down] or seed");
+    if (dot) {
+        const char *rest = dot + 1, *dot2 = strchr(rest, '.');
+        size_t ilen = dot2 ? (size_t)(dot2 - rest) : strlen(rest);
+        bool dir_only = !dot2 && (!strcmp(rest, "up") || !strcmp(rest, "down"));
+        if (!dir_only) {
+            arbh_instance *in = instance_named(c->h, rest, ilen);
+            if (!in || !is_participant(in))
+                return cfg_fail(c, e,
+                                "no participant instance of that name (an instance whose "
+                                "plugin publishes order_commands)");
+            if (dot2 && strcmp(dot2 + 1, "up") && strcmp(dot2 + 1, "down"))
+                return cfg_fail(c, e, "the direction is up or down");
+        }
+    }
+    arbh_lat_dist d;
+    char why[256];
+    if (arbh_lat_dist_parse(e->value, &d, why, sizeof why))
+        return cfg_fail(c, e, why);
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The value for (venue, instance, direction): the most specific key. */
+static const char *lookup(arbh_config *cfg, const char *venue, const char *inst, const char *dir)
+{
+    char key[256];
+    const char *v;
+    snprintf(key, sizeof key, "%s.%s.%s", venue, inst, dir);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    snprintf(key, sizeof key, "%s.%s", venue, inst);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    snprintf(key, sizeof key, "%s.%s", venue, dir);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    return arbh_config_get(cfg, "latency", venue, NULL);
+}
+
+typedef struct venue_list {
+    char names[64][ARB_VENUE_LEN + 1];
+    int n;
+} venue_list;
+
+static int collect_venue(void *user, const arbh_cfg_entry *e)
+{
+    venue_list *vl = user;
+    if (!strcmp(e->key, "seed"))
+        return 0;
+    size_t len = strcspn(e->key, ".");
+    for (int i = 0; i < vl->n; i++)
+        if (strlen(vl->names[i]) == len && !strncmp(vl->names[i], e->key, len))
+            return 0;
+    if (vl->n == 64)
+        return 1;
+    memcpy(vl->names[vl->n], e->key, len);
+    vl->names[vl->n++][len] = 0;
+    return 0;
+}
+
+static void link_metrics(arbh_host *h, lat_dir *d, const char *inst, const char *venue,
+                         const char *dir)
+{
+    char labels[256];
+    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", inst,
+             venue, dir);
+    d->delayed = arbh_metric_get(h, NULL, 'c', "bus_link_delayed_total", labels,
+                                 "Records the link held for their delay");
+    d->dropped = arbh_metric_get(h, NULL, 'c', "bus_link_dropped_total", labels,
+                                 "Held records whose participant went away or that the bus "
+                                 "refused when due");
+    d->p50 = arbh_metric_get(h, NULL, 'g', "bus_link_delay_p50_ns", labels,
+                             "Median delay applied on the link");
+    d->p99 = arbh_metric_get(h, NULL, 'g', "bus_link_delay_p99_ns", labels,
+                             "99th percentile of the delays applied on the link");
+}
+
+int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
+{
+    if (!arbh_config_has_section(cfg, "latency"))
+        return ARB_OK;
+    lat_cfg c = {h, cfg, err, n, ARB_OK, 1};
+    arbh_config_each(cfg, "latency", check_key, &c);
+    if (c.rc)
+        return c.rc;
+    venue_list vl;
+    memset(&vl, 0, sizeof vl);
+    if (arbh_config_each(cfg, "latency", collect_venue, &vl)) {
+        snprintf(err, n, "[latency]: at most 64 venues");
+        return ARB_EINVAL;
+    }
+    static const char *const dirs[2] = {"up", "down"};
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (!is_participant(in) || vl.n == 0)
+            continue;
+        arbh_lat_links *ls = calloc(1, sizeof *ls);
+        if (!ls || !(ls->items = calloc((size_t)vl.n, sizeof *ls->items))) {
+            free(ls);
+            return ARB_ENOMEM;
+        }
+        for (int v = 0; v < vl.n; v++) {
+            lat_link *l = &ls->items[ls->n++];
+            arb_fixstr_set(l->venue, ARB_VENUE_LEN, vl.names[v]);
+            for (int d = 0; d < 2; d++) {
+                const char *val = lookup(cfg, vl.names[v], in->name, dirs[d]);
+                char why[256];
+                if (val)
+                    arbh_lat_dist_parse(val, &l->dir[d].dist, why, sizeof why);
+                uint64_t s = fnv(fnv(1469598103934665603ull ^ c.seed, in->name, strlen(in->name)),
+                                 vl.names[v], strlen(vl.names[v])) ^
+                             (uint64_t)d;
+                l->dir[d].rng = splitmix(&s);
+                l->dir[d].owner = in;
+                if (l->dir[d].dist.kind != LAT_NONE)
+                    link_metrics(h, &l->dir[d], in->name, vl.names[v], dirs[d]);
+            }
+        }
+        in->lat = ls;
+    }
+    h->lat_on = true;
+    return ARB_OK;
+}
+
+void arbh_latency_free(arbh_host *h)
+{
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_lat_links *ls = h->instances[i]->lat;
+        if (!ls)
+            continue;
+        for (size_t k = 0; k < ls->n; k++)
+            for (int d = 0; d < 2; d++) {
+                free(ls->items[k].dir[d].hist);
+                free(ls->items[k].dir[d].q);
+            }
+        free(ls->items);
+        free(ls);
+        h->instances[i]->lat = NULL;
+    }
+    for (int i = 0; i < h->nloops; i++) {
+        arbh_lat_queue *q = h->loops[i] ? h->loops[i]->latq : NULL;
+        if (!q)
+            continue;
+        if (q->timer)
+            event_free(q->timer);
+        free(q->heap);
+        free(q);
+        h->loops[i]->latq = NULL;
+    }
+}
