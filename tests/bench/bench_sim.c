@@ -61,9 +61,15 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static testhost *start(long long ticks, counts *c)
+/* Fees for every account (a tier, so the matcher's tier lookup is in the
+ * measure too) and 1 ms each way between every participant and both venues. */
+#define FEES_AND_LATENCY                                                                   \
+    "[fee_tier everyone]\naccounts = 0-18446744073709551615\nmaker_fee_bps = -0.25\n"     \
+    "taker_fee_bps = 2.5\n[latency]\nseed = 42\nXA = constant 1ms\nXB = lognormal 1ms 3ms\n"
+
+static testhost *start_with(long long ticks, counts *c, const char *extra)
 {
-    char *ini = sim_ini(42, ticks, 5000, NULL);
+    char *ini = sim_ini(42, ticks, 5000, extra);
     testhost *h = testhost_new(ini);
     free(ini);
     if (!h)
@@ -77,12 +83,16 @@ static testhost *start(long long ticks, counts *c)
     return h;
 }
 
-static void throughput(void)
+static testhost *start(long long ticks, counts *c) { return start_with(ticks, c, NULL); }
+
+/* The simulation's speed, plain or (suffix "_fees_latency") with fees and
+ * link latency on: the same run, so the two lines compare. */
+static void throughput(const char *extra, const char *suffix)
 {
     const char *env = getenv("BENCH_SIM_TICKS");
     long long ticks = env ? atoll(env) : 20000;
     counts c = {0};
-    testhost *h = start(ticks, &c);
+    testhost *h = start_with(ticks, &c, extra);
     int64_t t0 = mono_ns();
     testhost_run(h, 600ll * 1000000000);
     double s = (double)(mono_ns() - t0) / 1e9;
@@ -93,10 +103,10 @@ static void throughput(void)
     testhost_free(h);
     fprintf(stderr, "bench_sim: matcher %s, %llu ticks, %llu order commands, %.3f s\n",
             sim_matcher(), (unsigned long long)c.ticks, (unsigned long long)c.commands, s);
-    printf("bench: sim_orders_per_s %.0f orders/s\n", (double)c.commands / s);
-    printf("bench: sim_new_orders_per_s %.0f orders/s\n", (double)c.new_orders / s);
-    printf("bench: sim_trades_per_s %.0f trades/s\n", (double)c.trades / s);
-    printf("bench: sim_ticks_per_s %.0f ticks/s\n", (double)c.ticks / s);
+    printf("bench: sim_orders_per_s%s %.0f orders/s\n", suffix, (double)c.commands / s);
+    printf("bench: sim_new_orders_per_s%s %.0f orders/s\n", suffix, (double)c.new_orders / s);
+    printf("bench: sim_trades_per_s%s %.0f trades/s\n", suffix, (double)c.trades / s);
+    printf("bench: sim_ticks_per_s%s %.0f ticks/s\n", suffix, (double)c.ticks / s);
 }
 
 /* Reloads `instance` (built from `plugin`) N times between bursts of ticks;
@@ -130,7 +140,8 @@ static void reload_pause(const char *instance, const char *plugin, const char *l
 
 int main(void)
 {
-    throughput();
+    throughput(NULL, "");
+    throughput(FEES_AND_LATENCY, "_fees_latency");
     reload_pause("mm_xa", "agent_market_maker", "market_maker");
     reload_pause("noise", "agent_noise", "noise_5000");
     return 0;

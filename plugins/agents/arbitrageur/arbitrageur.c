@@ -9,8 +9,8 @@
  * agent's account (its [fee_tier], else the instrument's taker_fee_bps).
  *
  * Its report: attempts, legs filled completely, fees paid (price units x
- * quantity units, net of rebates) and the largest unhedged position seen
- * (|sum of the positions| of one symbol across venues, quantity units).
+ * quantity units, net of rebates) and the quantity left unhedged: for each
+ * pair, how much one leg filled beyond the other, summed (quantity units).
  *
  *   [plugin arb]
  *   load = agent_arbitrageur.so
@@ -34,9 +34,10 @@ typedef struct arbitrageur {
     arb_agent agent;
     xarb_params p;
     int64_t threshold_ticks;
-    uint64_t attempts;    /* pairs of legs sent */
-    uint64_t legs_filled; /* legs that filled completely */
-    int64_t max_unhedged; /* quantity units */
+    uint64_t attempts;       /* pairs of legs sent */
+    uint64_t legs_filled;    /* legs that filled completely */
+    int64_t leg_filled[2];   /* of the pair in flight: bought, sold */
+    uint64_t unhedged;       /* quantity one leg filled beyond the other, summed */
 } arbitrageur;
 
 static xarb_view view_of(arb_agent *a, int ix)
@@ -53,6 +54,10 @@ static void scan(arbitrageur *s)
     arb_agent *a = &s->agent;
     if (a->count) /* legs still in flight */
         return;
+    /* The pair is done: what one leg got beyond the other is left unhedged. */
+    int64_t gap = s->leg_filled[0] - s->leg_filled[1];
+    s->unhedged += (uint64_t)(gap < 0 ? -gap : gap);
+    s->leg_filled[0] = s->leg_filled[1] = 0;
     for (uint32_t i = 0; i < a->n_instruments; i++)
         for (uint32_t j = 0; j < a->n_instruments; j++) {
             if (i == j || memcmp(a->instr[i].symbol_f, a->instr[j].symbol_f, ARB_SYMBOL_LEN))
@@ -92,24 +97,11 @@ static void on_tick(void *user, const arb_tick *tick)
 
 static void on_fill(void *user, const arb_agent_order *o, int64_t px, int64_t qty)
 {
-    (void)px, (void)qty;
+    (void)px;
     arbitrageur *s = user;
-    arb_agent *a = &s->agent;
     if (o->filled >= o->qty)
         s->legs_filled++;
-    for (uint32_t i = 0; i < a->n_instruments; i++) {
-        if (memcmp(a->instr[i].symbol_f, a->instr[o->instrument].symbol_f, ARB_SYMBOL_LEN))
-            continue;
-        int64_t net = 0;
-        for (uint32_t j = 0; j < a->n_instruments; j++)
-            if (!memcmp(a->instr[j].symbol_f, a->instr[i].symbol_f, ARB_SYMBOL_LEN))
-                net += a->tot[j].position;
-        if (net < 0)
-            net = -net;
-        if (net > s->max_unhedged)
-            s->max_unhedged = net;
-        break;
-    }
+    s->leg_filled[o->side == ARB_SIDE_SELL] += qty;
 }
 
 static void report(void *user, uint64_t out[4])
@@ -121,7 +113,7 @@ static void report(void *user, uint64_t out[4])
     out[0] = s->attempts;
     out[1] = s->legs_filled;
     out[2] = (uint64_t)fees;
-    out[3] = (uint64_t)s->max_unhedged;
+    out[3] = s->unhedged;
 }
 
 static int read_params(arb_ctx *ctx, arbitrageur *s)
@@ -168,10 +160,12 @@ static void xarb_destroy(void *self)
 static int xarb_save(void *self, void **bytes, size_t *len)
 {
     arbitrageur *s = self;
-    uint8_t extra[24];
+    uint8_t extra[40];
     arb_put_u64(extra, s->attempts);
     arb_put_u64(extra + 8, s->legs_filled);
-    arb_put_i64(extra + 16, s->max_unhedged);
+    arb_put_u64(extra + 16, s->unhedged);
+    arb_put_i64(extra + 24, s->leg_filled[0]);
+    arb_put_i64(extra + 32, s->leg_filled[1]);
     return arb_agent_save(&s->agent, extra, sizeof extra, bytes, len);
 }
 
@@ -186,12 +180,15 @@ static int xarb_restore(void *self, uint32_t version, const void *bytes, size_t 
     if (rc)
         return rc;
     /* 8 bytes: saved before legs and exposure were counted. */
-    if (extra_len != 8 && extra_len != 24)
+    if (extra_len != 8 && extra_len != 40)
         return ARB_EREFUSED;
-    s->attempts = arb_get_u64(extra);
-    if (extra_len == 24) {
-        s->legs_filled = arb_get_u64((const uint8_t *)extra + 8);
-        s->max_unhedged = arb_get_i64((const uint8_t *)extra + 16);
+    const uint8_t *x = extra;
+    s->attempts = arb_get_u64(x);
+    if (extra_len == 40) {
+        s->legs_filled = arb_get_u64(x + 8);
+        s->unhedged = arb_get_u64(x + 16);
+        s->leg_filled[0] = arb_get_i64(x + 24);
+        s->leg_filled[1] = arb_get_i64(x + 32);
     }
     return ARB_OK;
 }
