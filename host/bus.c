@@ -183,16 +183,16 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
     size_t n = sl->count;
     /* A venue's records reach participants over their links (latency.c):
      * held there once per participant, delivered to it when due. */
-    bool links = h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS &&
-                 rec->topic <= ARB_TOPIC_MARKET_DATA;
+    bool links =
+        h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS && rec->topic <= ARB_TOPIC_MARKET_DATA;
     arbh_instance *held_for = NULL;
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
         if (s->active) {
             if (__builtin_expect(links, 0) && s->owner->lat &&
                 (s->owner == held_for ||
-                 arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition,
-                                        m.offset, m.data, m.len))) {
+                 arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition, m.offset,
+                                        m.data, m.len))) {
                 held_for = s->owner;
                 continue;
             }

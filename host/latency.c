@@ -50,7 +50,9 @@ typedef struct lat_dir {
     arbh_instance *owner; /* the participant; NULL once it went away */
     uint8_t *q;           /* held records */
     size_t head, tail, cap;
-    bool queued; /* in its loop's queue of links */
+    uint8_t *busy;  /* the buffer a record is being delivered from, or NULL */
+    uint8_t *stale; /* a buffer replaced during that delivery: freed after */
+    bool queued;    /* in its loop's queue of links */
     uint64_t n;
     int64_t min, max;
     uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
@@ -73,7 +75,7 @@ struct arbh_lat_queue {
     lat_dir **heap;
     size_t n, cap;
     uint64_t seq;
-    size_t held; /* records held, over all links */
+    size_t held;         /* records held, over all links */
     struct event *timer; /* wall-clock mode */
 };
 
@@ -328,38 +330,36 @@ static int64_t mono_ns(void)
 
 static size_t rec_span(uint32_t len) { return sizeof(lat_rec) + (((size_t)len + 7) & ~(size_t)7); }
 
-/* Delivers the first record of the loop's earliest link. It is copied out
- * and released first: the callbacks may hold more records on the same link
- * (they go behind it) and so move the link's queue. */
+/* Delivers the first record of the loop's earliest link, in place: the
+ * callbacks may hold more records on the same link (they go behind it), and
+ * if that needs a bigger buffer, the one being read from is kept until the
+ * delivery returns (hold, busy and stale). */
 static void dispatch_top(arbh_loop *loop)
 {
     arbh_lat_queue *q = loop->latq;
     lat_dir *d = q->heap[0];
-    lat_rec rec = *head_of(d);
-    int rc = ARB_OK;
-    uint8_t stack[512], *data = stack;
-    if (rec.len > sizeof stack && !(data = malloc(rec.len)))
-        rc = ARB_ENOMEM;
-    else
-        memcpy(data, d->q + d->head + sizeof(lat_rec), rec.len);
-    d->head += rec_span(rec.len);
+    uint8_t *buf = d->q;
+    const lat_rec *r = (const lat_rec *)(buf + d->head);
+    const uint8_t *data = (const uint8_t *)(r + 1);
+    d->head += rec_span(r->len);
     q->held--;
     heap_fix_top(q);
+    int rc = ARB_OK;
+    d->busy = buf;
+    if (!d->owner)
+        rc = ARB_ENOENT;
+    else if (r->down)
+        arbh_bus_deliver_held(loop, d->owner, r->topic, r->key, r->partition, r->offset, data,
+                              r->len);
+    else
+        rc = arbh_bus_publish_held(loop, r->topic, r->key, data, r->len);
+    d->busy = NULL;
+    free(d->stale);
+    d->stale = NULL;
     if (d->head == d->tail)
         d->head = d->tail = 0;
-    if (rc == ARB_OK && !d->owner)
-        rc = ARB_ENOENT;
-    if (rc == ARB_OK) {
-        if (rec.down)
-            arbh_bus_deliver_held(loop, d->owner, rec.topic, rec.key, rec.partition, rec.offset,
-                                  data, rec.len);
-        else
-            rc = arbh_bus_publish_held(loop, rec.topic, rec.key, data, rec.len);
-    }
     if (rc != ARB_OK && d->dropped)
         arb_counter_add(&d->dropped->u.counter, 1);
-    if (data != stack)
-        free(data);
 }
 
 static void wall_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -395,8 +395,7 @@ void arbh_latency_advance(arbh_loop *loop, int64_t ns)
     if (!q || loop->depth)
         return;
     while (q->n && head_of(q->heap[0])->at <= ns) {
-        atomic_store_explicit(&loop->host->sim_time, head_of(q->heap[0])->at,
-                              memory_order_relaxed);
+        atomic_store_explicit(&loop->host->sim_time, head_of(q->heap[0])->at, memory_order_relaxed);
         dispatch_top(loop);
     }
 }
@@ -413,13 +412,29 @@ static lat_link *link_of(arbh_lat_links *l, const uint8_t *venue)
     return NULL;
 }
 
-static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key,
-                 int32_t partition, int64_t offset, const void *data, size_t len)
+static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key, int32_t partition,
+                 int64_t offset, const void *data, size_t len)
 {
     if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
         return false;
     arbh_lat_queue *q = loop->latq;
     size_t span = rec_span((uint32_t)len);
+    if (d->tail + span > d->cap && d->busy && d->busy == d->q) {
+        /* A record of this buffer is being delivered: move the rest to a
+         * new one and free this one after (dispatch_top). */
+        size_t live = d->tail - d->head, cap = d->cap ? d->cap : 4096;
+        while (cap < live + span)
+            cap *= 2;
+        uint8_t *fresh = malloc(cap);
+        if (!fresh)
+            return false;
+        memcpy(fresh, d->q + d->head, live);
+        d->stale = d->q;
+        d->q = fresh;
+        d->cap = cap;
+        d->head = 0;
+        d->tail = live;
+    }
     if (d->tail + span > d->cap) {
         /* Reclaim what was delivered first, then grow. */
         if (d->head) {
@@ -637,8 +652,8 @@ static void link_metrics(arbh_host *h, lat_dir *d, const char *inst, const char 
                          const char *dir)
 {
     char labels[256];
-    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", inst,
-             venue, dir);
+    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", inst, venue,
+             dir);
     d->delayed = arbh_metric_get(h, NULL, 'c', "bus_link_delayed_total", labels,
                                  "Records the link held for their delay");
     d->dropped = arbh_metric_get(h, NULL, 'c', "bus_link_dropped_total", labels,

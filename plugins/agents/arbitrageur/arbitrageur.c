@@ -34,10 +34,10 @@ typedef struct arbitrageur {
     arb_agent agent;
     xarb_params p;
     int64_t threshold_ticks;
-    uint64_t attempts;       /* pairs of legs sent */
-    uint64_t legs_filled;    /* legs that filled completely */
-    int64_t leg_filled[2];   /* of the pair in flight: bought, sold */
-    uint64_t unhedged;       /* quantity one leg filled beyond the other, summed */
+    uint64_t attempts;     /* pairs of legs sent */
+    uint64_t legs_filled;  /* legs that filled completely */
+    int64_t leg_filled[2]; /* of the pair in flight: bought, sold */
+    uint64_t unhedged;     /* quantity one leg filled beyond the other, summed */
 } arbitrageur;
 
 static xarb_view view_of(arb_agent *a, int ix)
