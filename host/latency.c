@@ -3,8 +3,9 @@
  * distributions and their seeded draws, the per-loop queue of held records
  * in delivery order, and the per-link metrics. What a held record becomes
  * when due (a publish, or a delivery to one participant) is bus.c's.
- * Not here: which topics are delayed in which direction (bus.c decides where
- * it calls the hooks), and anything a plugin sees.
+ * Not here: the distributions (latency_dist.c), which topics are delayed in
+ * which direction (bus.c decides where it calls the hooks), and anything a
+ * plugin sees.
  */
 #include "latency.h"
 
@@ -21,10 +22,8 @@
 #include "config.h"
 #include "host.h"
 
-enum { LAT_NONE = 0, LAT_CONST, LAT_UNIFORM, LAT_LOGNORMAL, LAT_TABLE };
 enum { LAT_UP = 0, LAT_DOWN = 1 };
 
-#define LAT_MAX_DELAY_NS (INT64_C(60) * 1000000000)
 /* Log-linear buckets: 16 per octave above 16 ns. */
 #define LAT_BUCKETS 640
 
@@ -78,135 +77,6 @@ struct arbh_lat_queue {
     size_t held;         /* records held, over all links */
     struct event *timer; /* wall-clock mode */
 };
-
-/* ---- distributions ---- */
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* (0, 1): never 0, so a log is always finite. */
-static double unit_open(uint64_t *rng) { return ((double)(splitmix(rng) >> 11) + 0.5) / 0x1p53; }
-
-static int parse_duration(const char *s, char **end, int64_t *ns)
-{
-    errno = 0;
-    double v = strtod(s, end);
-    if (*end == s || errno || v < 0)
-        return -1;
-    double scale;
-    const char *u = *end;
-    if (!strncmp(u, "ns", 2))
-        scale = 1, *end += 2;
-    else if (!strncmp(u, "us", 2))
-        scale = 1e3, *end += 2;
-    else if (!strncmp(u, "ms", 2))
-        scale = 1e6, *end += 2;
-    else if (u[0] == 's')
-        scale = 1e9, *end += 1;
-    else
-        return -1;
-    double x = v * scale;
-    if (x > (double)LAT_MAX_DELAY_NS)
-        return -1;
-    *ns = (int64_t)llround(x);
-    return 0;
-}
-
-static const char *skip_space(const char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    return s;
-}
-
-int arbh_lat_dist_parse(const char *s, arbh_lat_dist *d, char *err, size_t n)
-{
-    memset(d, 0, sizeof *d);
-    s = skip_space(s);
-    char *end;
-    if (!strncmp(s, "constant ", 9)) {
-        d->kind = LAT_CONST;
-        if (parse_duration(skip_space(s + 9), &end, &d->a) || *skip_space(end))
-            goto bad;
-        return 0;
-    }
-    if (!strncmp(s, "uniform ", 8) || !strncmp(s, "lognormal ", 10)) {
-        int logn = s[0] == 'l';
-        d->kind = logn ? LAT_LOGNORMAL : LAT_UNIFORM;
-        if (parse_duration(skip_space(s + (logn ? 10 : 8)), &end, &d->a) ||
-            parse_duration(skip_space(end), &end, &d->b) || *skip_space(end) || d->b < d->a)
-            goto bad;
-        if (logn) {
-            if (d->a <= 0)
-                goto bad;
-            /* median e^mu; p99 e^(mu + 2.326 sigma). */
-            d->mu = log((double)d->a);
-            d->sigma = log((double)d->b / (double)d->a) / 2.3263478740408408;
-        }
-        return 0;
-    }
-    if (!strncmp(s, "quantiles ", 10)) {
-        d->kind = LAT_TABLE;
-        const char *p = skip_space(s + 10);
-        while (*p) {
-            if (d->nq == 16)
-                goto bad;
-            errno = 0;
-            double q = strtod(p, &end);
-            if (end == p || *end != ':' || errno || q < 0 || q > 1 ||
-                (d->nq && q <= d->qp[d->nq - 1]))
-                goto bad;
-            int64_t v;
-            if (parse_duration(end + 1, &end, &v) || (d->nq && (double)v < d->qv[d->nq - 1]))
-                goto bad;
-            d->qp[d->nq] = q;
-            d->qv[d->nq++] = (double)v;
-            p = skip_space(end);
-        }
-        if (d->nq < 2 || d->qp[0] != 0 || d->qp[d->nq - 1] != 1)
-            goto bad;
-        return 0;
-    }
-bad:
-    snprintf(err, n,
-             "'%s': expected constant D, uniform MIN MAX, lognormal MEDIAN P99 or quantiles "
-             "0:D ... 1:D (durations in ns, us, ms or s, at most 60s)",
-             s);
-    return -1;
-}
-
-int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng)
-{
-    double x;
-    switch (d->kind) {
-    case LAT_CONST: return d->a;
-    case LAT_UNIFORM: return d->a + (int64_t)(splitmix(rng) % (uint64_t)(d->b - d->a + 1));
-    case LAT_LOGNORMAL: {
-        double u1 = unit_open(rng), u2 = unit_open(rng);
-        double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-        x = exp(d->mu + d->sigma * z);
-        break;
-    }
-    case LAT_TABLE: {
-        double u = unit_open(rng);
-        int i = 1;
-        while (i < d->nq - 1 && d->qp[i] < u)
-            i++;
-        double f = (u - d->qp[i - 1]) / (d->qp[i] - d->qp[i - 1]);
-        x = d->qv[i - 1] + f * (d->qv[i] - d->qv[i - 1]);
-        break;
-    }
-    default: return 0;
-    }
-    if (!(x >= 0))
-        return 0;
-    return x > (double)LAT_MAX_DELAY_NS ? LAT_MAX_DELAY_NS : (int64_t)llround(x);
-}
 
 /* ---- metrics ---- */
 
@@ -489,7 +359,7 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     if (len < ARB_ORDER_CMD_LEN)
         return false;
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
-    if (!l || l->dir[LAT_UP].dist.kind == LAT_NONE)
+    if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
     return hold(from->loop, &l->dir[LAT_UP], 0, topic, key, -1, -1, data, len);
 }
@@ -508,7 +378,7 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint6
     if (len < at + ARB_VENUE_LEN)
         return false;
     lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
-    if (!l || l->dir[LAT_DOWN].dist.kind == LAT_NONE)
+    if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
         return false;
     return hold(loop, &l->dir[LAT_DOWN], 1, topic, key, partition, offset, data, len);
 }
@@ -600,6 +470,7 @@ static int check_key(void *user, const arbh_cfg_entry *e)
     char why[256];
     if (arbh_lat_dist_parse(e->value, &d, why, sizeof why))
         return cfg_fail(c, e, why);
+    arbh_lat_dist_free(&d);
     return 0;
 }
 
@@ -700,9 +571,9 @@ int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
                 uint64_t s = fnv(fnv(1469598103934665603ull ^ c.seed, in->name, strlen(in->name)),
                                  vl.names[v], strlen(vl.names[v])) ^
                              (uint64_t)d;
-                l->dir[d].rng = splitmix(&s);
+                l->dir[d].rng = arbh_lat_splitmix(&s);
                 l->dir[d].owner = in;
-                if (l->dir[d].dist.kind != LAT_NONE)
+                if (l->dir[d].dist.kind != ARBH_LAT_NONE)
                     link_metrics(h, &l->dir[d], in->name, vl.names[v], dirs[d]);
             }
         }
@@ -722,6 +593,7 @@ void arbh_latency_free(arbh_host *h)
             for (int d = 0; d < 2; d++) {
                 free(ls->items[k].dir[d].hist);
                 free(ls->items[k].dir[d].q);
+                arbh_lat_dist_free(&ls->items[k].dir[d].dist);
             }
         free(ls->items);
         free(ls);

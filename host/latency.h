@@ -77,16 +77,26 @@ void arbh_latency_forget(arbh_instance *inst);
 /* Records held on a loop (tests, shutdown). */
 size_t arbh_latency_pending(const arbh_loop *loop);
 
-/* A delay distribution, parsed (exposed for the unit test). */
+/* ---- latency_dist.c ---- */
+
+enum { ARBH_LAT_NONE = 0, ARBH_LAT_CONST, ARBH_LAT_UNIFORM, ARBH_LAT_LOGNORMAL, ARBH_LAT_TABLE };
+
+/* splitmix64: the links' generators and their seeding. */
+uint64_t arbh_lat_splitmix(uint64_t *x);
+
+/* A delay distribution, parsed. */
 typedef struct arbh_lat_dist {
     int kind;
     int64_t a, b;     /* constant: a; uniform: a..b */
     double mu, sigma; /* lognormal */
+    double *inv;      /* lognormal: its inverse CDF at ARBH_LAT_INV + 1 points */
     int nq;
     double qp[16], qv[16];
 } arbh_lat_dist;
 /* Parses "constant 1ms" and the rest; 0 or -1 with a reason in err. */
 int arbh_lat_dist_parse(const char *s, arbh_lat_dist *d, char *err, size_t n);
+#define ARBH_LAT_INV 1024
+void arbh_lat_dist_free(arbh_lat_dist *d);
 /* One draw in ns from a generator state. */
 int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng);
 
