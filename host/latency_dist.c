@@ -23,7 +23,10 @@ uint64_t arbh_lat_splitmix(uint64_t *x)
 }
 
 /* (0, 1): never 0, so a log is always finite. */
-static double unit_open(uint64_t *rng) { return ((double)(arbh_lat_splitmix(rng) >> 11) + 0.5) / 0x1p53; }
+static double unit_open(uint64_t *rng)
+{
+    return ((double)(arbh_lat_splitmix(rng) >> 11) + 0.5) / 0x1p53;
+}
 
 static int parse_duration(const char *s, char **end, int64_t *ns)
 {
@@ -70,8 +73,8 @@ static double probit(double p)
     static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
                                -2.400758277161838e+00, -2.549732539343734e+00,
                                4.374664141464968e+00,  2.938163982698783e+00};
-    static const double e[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                               2.445134137142996e+00, 3.754408661907416e+00};
+    static const double e[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                               3.754408661907416e+00};
     if (p < 0.02425) {
         double q = sqrt(-2 * log(p));
         return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
@@ -164,7 +167,8 @@ int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng)
     double x;
     switch (d->kind) {
     case ARBH_LAT_CONST: return d->a;
-    case ARBH_LAT_UNIFORM: return d->a + (int64_t)(arbh_lat_splitmix(rng) % (uint64_t)(d->b - d->a + 1));
+    case ARBH_LAT_UNIFORM:
+        return d->a + (int64_t)(arbh_lat_splitmix(rng) % (uint64_t)(d->b - d->a + 1));
     case ARBH_LAT_LOGNORMAL: {
         double u = unit_open(rng) * ARBH_LAT_INV;
         int k = (int)u;
@@ -188,4 +192,3 @@ int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng)
         return 0;
     return x > (double)LAT_MAX_DELAY_NS ? LAT_MAX_DELAY_NS : (int64_t)llround(x);
 }
-

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "host.h" /* the links' metrics */
 #include "test_sim_common.h"
 
 typedef struct xarb_run {
@@ -140,12 +141,69 @@ static void taker_fees_above_the_gap_stop_the_arbitrageur(void **state)
     assert_int_equal(r.fees, 0);
 }
 
+typedef struct first_seen {
+    int64_t tick_ns, command_ns;
+    uint64_t commands;
+} first_seen;
+
+static int64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void seen_tick(void *user, const arb_msg *m)
+{
+    (void)m;
+    first_seen *f = user;
+    if (!f->tick_ns)
+        f->tick_ns = mono();
+}
+
+static void seen_command(void *user, const arb_msg *m)
+{
+    (void)m;
+    first_seen *f = user;
+    if (!f->command_ns)
+        f->command_ns = mono();
+    f->commands++;
+}
+
+/* In wall-clock mode a link's delay is real time: the first order command
+ * (sent on the first tick) reaches the matcher's side 50 ms later. */
+static void wall_clock_links_delay_in_real_time(void **state)
+{
+    (void)state;
+    char *ini = sim_ini(42, 40, 50,
+                        "[latency]\nXA = constant 50ms\nXB = constant 50ms\n"
+                        "[plugin clock]\nmode = wall\n");
+    testhost *h = testhost_new(ini);
+    free(ini);
+    if (!h)
+        fail_msg("%s", testhost_last_error());
+    static first_seen f;
+    arb_ctx *ctx = testhost_ctx(h);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, seen_tick, &f) >= 0);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_ORDER_COMMANDS, seen_command, &f) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    testhost_run(h, 10ll * 1000000000);
+    assert_true(f.commands > 0);
+    assert_true(f.command_ns - f.tick_ns >= 50 * 1000000);
+    arbh_metric *p50 = arbh_metric_get(testhost_host(h), NULL, 'g', "bus_link_delay_p50_ns",
+                                       "participant=\"noise\",venue=\"XA\",direction=\"up\"", NULL);
+    assert_non_null(p50);
+    assert_int_equal(atomic_load(&p50->u.gauge.value), 50 * 1000000);
+    testhost_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(latency_costs_the_arbitrageur_fills_and_hedges),
         cmocka_unit_test(same_seed_with_latency_gives_the_same_trades),
         cmocka_unit_test(taker_fees_above_the_gap_stop_the_arbitrageur),
+        cmocka_unit_test(wall_clock_links_delay_in_real_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

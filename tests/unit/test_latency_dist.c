@@ -98,10 +98,21 @@ static void malformed_values_are_refused_with_a_reason(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",           "constant",         "constant 1",          "constant 1 ms",
-        "constant -1ms", "constant 61s",  "constant 1ms 2ms",    "uniform 3ms 1ms",
-        "lognormal 0ms 1ms", "lognormal 5ms 1ms", "quantiles 0:1ms", "quantiles 0.1:1ms 1:2ms",
-        "quantiles 0:1ms 0.5:2ms 0.9:5ms", "quantiles 0:5ms 1:1ms", "gaussian 1ms 2ms",
+        "",
+        "constant",
+        "constant 1",
+        "constant 1 ms",
+        "constant -1ms",
+        "constant 61s",
+        "constant 1ms 2ms",
+        "uniform 3ms 1ms",
+        "lognormal 0ms 1ms",
+        "lognormal 5ms 1ms",
+        "quantiles 0:1ms",
+        "quantiles 0.1:1ms 1:2ms",
+        "quantiles 0:1ms 0.5:2ms 0.9:5ms",
+        "quantiles 0:5ms 1:1ms",
+        "gaussian 1ms 2ms",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         arbh_lat_dist d;
