@@ -49,6 +49,8 @@ typedef struct lat_dir {
     arbh_instance *owner; /* the participant; NULL once it went away */
     uint8_t *q;           /* held records */
     size_t head, tail, cap;
+    int64_t head_at; /* the first held record's (at, seq): the heap's key */
+    uint64_t head_seq;
     uint8_t *busy;  /* the buffer a record is being delivered from, or NULL */
     uint8_t *stale; /* a buffer replaced during that delivery: freed after */
     bool queued;    /* in its loop's queue of links */
@@ -63,10 +65,60 @@ typedef struct lat_link {
     lat_dir dir[2];
 } lat_link;
 
+/* The participant's links, and the accounts it has sent order commands
+ * for: only their order events travel its links (see hold_down). */
 struct arbh_lat_links {
     size_t n;
     lat_link *items;
+    uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
+    size_t n_accounts, cap_accounts;
 };
+
+static size_t account_slot(uint64_t a, size_t cap)
+{
+    return (size_t)((a * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static bool account_known(const arbh_lat_links *l, uint64_t a)
+{
+    if (!l->cap_accounts)
+        return false;
+    for (size_t i = account_slot(a, l->cap_accounts);; i = (i + 1) & (l->cap_accounts - 1)) {
+        if (l->accounts[i] == a)
+            return true;
+        if (l->accounts[i] == 0)
+            return false;
+    }
+}
+
+static void account_add(arbh_lat_links *l, uint64_t a)
+{
+    if (a == 0 || account_known(l, a))
+        return;
+    if ((l->n_accounts + 1) * 2 > l->cap_accounts) {
+        size_t cap = l->cap_accounts ? l->cap_accounts * 2 : 64;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return;
+        for (size_t i = 0; i < l->cap_accounts; i++) {
+            uint64_t x = l->accounts[i];
+            if (!x)
+                continue;
+            size_t k = account_slot(x, cap);
+            while (t[k])
+                k = (k + 1) & (cap - 1);
+            t[k] = x;
+        }
+        free(l->accounts);
+        l->accounts = t;
+        l->cap_accounts = cap;
+    }
+    size_t k = account_slot(a, l->cap_accounts);
+    while (l->accounts[k])
+        k = (k + 1) & (l->cap_accounts - 1);
+    l->accounts[k] = a;
+    l->n_accounts++;
+}
 
 /* The loop's links that hold records, ordered by their first record's
  * (delivery time, hold order): a heap of links, not of records. */
@@ -138,8 +190,16 @@ static const lat_rec *head_of(const lat_dir *d) { return (const lat_rec *)(d->q 
 
 static bool earlier(const lat_dir *a, const lat_dir *b)
 {
-    const lat_rec *x = head_of(a), *y = head_of(b);
-    return x->at < y->at || (x->at == y->at && x->seq < y->seq);
+    return a->head_at < b->head_at || (a->head_at == b->head_at && a->head_seq < b->head_seq);
+}
+
+static void load_head(lat_dir *d)
+{
+    if (d->head != d->tail) {
+        const lat_rec *r = head_of(d);
+        d->head_at = r->at;
+        d->head_seq = r->seq;
+    }
 }
 
 static int heap_push(arbh_lat_queue *q, lat_dir *d)
@@ -213,6 +273,7 @@ static void dispatch_top(arbh_loop *loop)
     const uint8_t *data = (const uint8_t *)(r + 1);
     d->head += rec_span(r->len);
     q->held--;
+    load_head(d);
     heap_fix_top(q);
     int rc = ARB_OK;
     d->busy = buf;
@@ -241,7 +302,7 @@ static void arm_wall_timer(arbh_loop *loop)
         return;
     if (!q->timer && !(q->timer = evtimer_new(loop->base, wall_timer_cb, loop)))
         return;
-    int64_t wait = head_of(q->heap[0])->at - mono_ns();
+    int64_t wait = q->heap[0]->head_at - mono_ns();
     if (wait < 0)
         wait = 0;
     struct timeval tv = {(time_t)(wait / 1000000000), (suseconds_t)(wait % 1000000000 / 1000)};
@@ -254,7 +315,7 @@ static void wall_timer_cb(evutil_socket_t fd, short what, void *arg)
     arbh_loop *loop = arg;
     arbh_lat_queue *q = loop->latq;
     int64_t now = mono_ns();
-    while (q->n && head_of(q->heap[0])->at <= now)
+    while (q->n && q->heap[0]->head_at <= now)
         dispatch_top(loop);
     arm_wall_timer(loop);
 }
@@ -264,8 +325,8 @@ void arbh_latency_advance(arbh_loop *loop, int64_t ns)
     arbh_lat_queue *q = loop->latq;
     if (!q || loop->depth)
         return;
-    while (q->n && head_of(q->heap[0])->at <= ns) {
-        atomic_store_explicit(&loop->host->sim_time, head_of(q->heap[0])->at, memory_order_relaxed);
+    while (q->n && q->heap[0]->head_at <= ns) {
+        atomic_store_explicit(&loop->host->sim_time, q->heap[0]->head_at, memory_order_relaxed);
         dispatch_top(loop);
     }
 }
@@ -341,6 +402,8 @@ static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key,
     memcpy(r + 1, data, len);
     d->tail += span;
     q->held++;
+    if (!d->queued)
+        load_head(d);
     if (!d->queued && heap_push(q, d)) {
         d->tail -= span;
         q->held--;
@@ -358,6 +421,7 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
 {
     if (len < ARB_ORDER_CMD_LEN)
         return false;
+    account_add(from->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40));
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
     if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
@@ -376,6 +440,14 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint6
     default: return false;
     }
     if (len < at + ARB_VENUE_LEN)
+        return false;
+    /* A participant's link carries its own acks and fills: an order event
+     * of an account it never sent a command for is another participant's
+     * (which it would not receive at all over a network), delivered as
+     * before. Checked after the venue, which every record names. */
+    if (topic == ARB_TOPIC_ORDER_EVENTS &&
+        (len < ARB_WIRE_HDR + 48 ||
+         !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40))))
         return false;
     lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
     if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
@@ -596,6 +668,7 @@ void arbh_latency_free(arbh_host *h)
                 arbh_lat_dist_free(&ls->items[k].dir[d].dist);
             }
         free(ls->items);
+        free(ls->accounts);
         free(ls);
         h->instances[i]->lat = NULL;
     }

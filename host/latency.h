@@ -95,7 +95,7 @@ typedef struct arbh_lat_dist {
 } arbh_lat_dist;
 /* Parses "constant 1ms" and the rest; 0 or -1 with a reason in err. */
 int arbh_lat_dist_parse(const char *s, arbh_lat_dist *d, char *err, size_t n);
-#define ARBH_LAT_INV 1024
+#define ARBH_LAT_INV 1024 /* 2^10: a draw's top 10 bits pick the step */
 void arbh_lat_dist_free(arbh_lat_dist *d);
 /* One draw in ns from a generator state. */
 int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng);

@@ -170,12 +170,12 @@ int64_t arbh_lat_dist_draw(const arbh_lat_dist *d, uint64_t *rng)
     case ARBH_LAT_UNIFORM:
         return d->a + (int64_t)(arbh_lat_splitmix(rng) % (uint64_t)(d->b - d->a + 1));
     case ARBH_LAT_LOGNORMAL: {
-        double u = unit_open(rng) * ARBH_LAT_INV;
-        int k = (int)u;
-        if (k >= ARBH_LAT_INV)
-            k = ARBH_LAT_INV - 1;
-        x = d->inv[k] + (u - k) * (d->inv[k + 1] - d->inv[k]);
-        break;
+        /* The top 10 bits pick the table's step, the next 43 the point in it. */
+        uint64_t r = arbh_lat_splitmix(rng);
+        unsigned k = (unsigned)(r >> 54);
+        double f = (double)((r >> 11) & ((UINT64_C(1) << 43) - 1)) * 0x1p-43;
+        x = d->inv[k] + f * (d->inv[k + 1] - d->inv[k]);
+        return (int64_t)(x + 0.5);
     }
     case ARBH_LAT_TABLE: {
         double u = unit_open(rng);
