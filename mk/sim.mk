@@ -79,6 +79,9 @@ bench_sim_SRCS := tests/bench/bench_sim.c $(TESTHOST_SRCS)
 bench_sim_LIBS := $(TESTHOST_LIBS)
 bench_sim_DEPS = $(SIM_TEST_PLUGIN_SOS)
 
+FUZZERS += fuzz_fee_tiers
+fuzz_fee_tiers_SRCS := tests/fuzz/fuzz_fee_tiers.c
+
 FUZZERS += fuzz_agent_restore
 fuzz_agent_restore_SRCS := tests/fuzz/fuzz_agent_restore.c plugins/generator/market_model.c \
 	$(ADAPTIVE_CORE)
