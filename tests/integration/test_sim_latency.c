@@ -197,6 +197,26 @@ static void wall_clock_links_delay_in_real_time(void **state)
     testhost_free(h);
 }
 
+/* A [latency] key that names no participant, or a bad distribution, stops
+ * the host before anything starts, naming the line. */
+static void bad_latency_config_is_refused_with_its_line(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "[latency]\nXA.matcher = constant 1ms\n", /* not a participant */
+        "[latency]\nXA.nobody = constant 1ms\n",       "[latency]\nXA = normal 1ms\n",
+        "[latency]\nXA.arb.sideways = constant 1ms\n", "[latency]\nseed = many\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *ini = sim_ini(1, 10, 10, bad[i]);
+        testhost *h = testhost_new(ini);
+        free(ini);
+        if (h)
+            fail_msg("accepted: %s", bad[i]);
+        assert_non_null(strstr(testhost_last_error(), "[latency]"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +224,7 @@ int main(void)
         cmocka_unit_test(same_seed_with_latency_gives_the_same_trades),
         cmocka_unit_test(taker_fees_above_the_gap_stop_the_arbitrageur),
         cmocka_unit_test(wall_clock_links_delay_in_real_time),
+        cmocka_unit_test(bad_latency_config_is_refused_with_its_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
