@@ -293,6 +293,11 @@ static void dispatch_top(arbh_loop *loop)
         arb_counter_add(&d->dropped->u.counter, 1);
 }
 
+/* A participant held by a hot reload (arbh_bus_set_paused) gets nothing,
+ * as from the ring: its link waits, and so does what is behind it in the
+ * queue (under the simulated clock, time then moves on without them). */
+static bool owner_paused(const lat_dir *d) { return d->owner && d->owner->paused; }
+
 static void wall_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void arm_wall_timer(arbh_loop *loop)
@@ -315,8 +320,13 @@ static void wall_timer_cb(evutil_socket_t fd, short what, void *arg)
     arbh_loop *loop = arg;
     arbh_lat_queue *q = loop->latq;
     int64_t now = mono_ns();
-    while (q->n && q->heap[0]->head_at <= now)
+    while (q->n && q->heap[0]->head_at <= now && !owner_paused(q->heap[0]))
         dispatch_top(loop);
+    if (q->n && owner_paused(q->heap[0])) { /* look again in a millisecond */
+        struct timeval tv = {0, 1000};
+        evtimer_add(q->timer, &tv);
+        return;
+    }
     arm_wall_timer(loop);
 }
 
@@ -325,7 +335,7 @@ void arbh_latency_advance(arbh_loop *loop, int64_t ns)
     arbh_lat_queue *q = loop->latq;
     if (!q || loop->depth)
         return;
-    while (q->n && q->heap[0]->head_at <= ns) {
+    while (q->n && q->heap[0]->head_at <= ns && !owner_paused(q->heap[0])) {
         atomic_store_explicit(&loop->host->sim_time, q->heap[0]->head_at, memory_order_relaxed);
         dispatch_top(loop);
     }

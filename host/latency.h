@@ -29,7 +29,9 @@
  * discrete-event simulation and a seed gives one trade stream. That needs
  * the participants and the matcher on the clock's loop, as a deterministic
  * sim has anyway. In wall-clock mode a loop timer delivers records when
- * their real delay has passed.
+ * their real delay has passed. A participant paused by a hot reload gets
+ * nothing until it resumes; its link and what is queued behind it wait.
+ * Latency is configured at start: instances a SIGHUP adds have no links.
  *
  * Metrics per link and direction (host metrics, labels participant, venue,
  * direction): bus_link_delayed_total, bus_link_delay_p50_ns and
