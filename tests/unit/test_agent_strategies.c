@@ -113,6 +113,18 @@ static void market_maker_trims_size_to_its_limit(void **state)
     assert_int_equal(q.bid_qty + q.ask_qty, 0);
 }
 
+static void maker_fee_widens_the_quote_by_whole_ticks(void **state)
+{
+    (void)state;
+    /* 1 bp of 100.00 is 1 cent: one tick of 0.01; 1.5 bps, 1.5 cents: two. */
+    assert_int_equal(mm_fee_ticks(10000, 1, 100), 1);
+    assert_int_equal(mm_fee_ticks(10000, 1, 150), 2);
+    assert_int_equal(mm_fee_ticks(10000, 5, 100), 1);
+    /* A rebate or no fee changes nothing. */
+    assert_int_equal(mm_fee_ticks(10000, 1, -25), 0);
+    assert_int_equal(mm_fee_ticks(10000, 1, 0), 0);
+}
+
 /* ---- arbitrageur ---- */
 
 static const xarb_params ARBP = {1000, 1000, 5, 10, 50}; /* 10 bps a leg, 5 units edge */
@@ -260,6 +272,7 @@ int main(void)
         cmocka_unit_test(flat_market_maker_quotes_symmetrically),
         cmocka_unit_test(long_market_maker_leans_its_quotes_down),
         cmocka_unit_test(market_maker_trims_size_to_its_limit),
+        cmocka_unit_test(maker_fee_widens_the_quote_by_whole_ticks),
         cmocka_unit_test(gap_within_fees_and_threshold_is_left_alone),
         cmocka_unit_test(each_legs_own_venue_fee_counts),
         cmocka_unit_test(arbitrage_size_is_the_smallest_of_tops_cap_and_inventory),

@@ -60,12 +60,7 @@ static void on_tick(void *user, const arb_tick *tick)
         /* A positive maker fee (the venue's, for this account) widens the
          * quote by whole ticks until each fill still earns the configured
          * half spread; a rebate leaves it as configured. */
-        int64_t fee = a->instr[i].maker_fee_cbps;
-        if (fee > 0 && ref > 0) {
-            __int128 per_unit = (__int128)ref * fee; /* price units x 1e6 */
-            __int128 tick_e6 = (__int128)spec->tick * 1000000;
-            p.half_spread_ticks += (int64_t)((per_unit + tick_e6 - 1) / tick_e6);
-        }
+        p.half_spread_ticks += mm_fee_ticks(ref, spec->tick, a->instr[i].maker_fee_cbps);
         mm_quote q;
         mm_quote_compute(&p, ref, spec->tick, spec->lot, a->tot[i].position, &q);
         arb_agent_keep_quote(a, (int)i, ARB_SIDE_BUY, &m->bid_id[i], q.bid_px, q.bid_qty, tag);
