@@ -22,6 +22,7 @@
 #include <arb/wire.h>
 
 #include "host.h"
+#include "latency.h"
 #include "transport.h"
 
 static const char *const host_keys[] = {
@@ -515,7 +516,8 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
         }
     }
     free_names(&plan);
-    if (validate_unread(cfg, err, n) != ARB_OK) {
+    if (arbh_latency_configure(h, cfg, err, n) != ARB_OK ||
+        validate_unread(cfg, err, n) != ARB_OK) {
         arbh_host_free(h);
         return NULL;
     }
@@ -761,6 +763,7 @@ void arbh_host_free(arbh_host *h)
         return;
     arbh_admin_stop(h);
     arbh_loops_stop(h);
+    arbh_latency_free(h);
     for (size_t i = h->ninstances; i-- > 0;)
         arbh_instance_free(h->instances[i]);
     free(h->instances);

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "latency.h"
 #include "transport.h"
 
 #define INST(ctx) ((arbh_instance *)(ctx))
@@ -428,9 +429,14 @@ static int64_t api_now(arb_ctx *ctx)
     return sim ? sim : arbh_wall_ns();
 }
 
+/* Time moves only past delivered records: what the links hold until then
+ * is delivered first, each at its own time (latency.c). */
 static void api_set_time(arb_ctx *ctx, int64_t ns)
 {
-    atomic_store_explicit(&INST(ctx)->host->sim_time, ns, memory_order_relaxed);
+    arbh_instance *in = INST(ctx);
+    if (in->loop && in->loop->latq)
+        arbh_latency_advance(in->loop, ns);
+    atomic_store_explicit(&in->host->sim_time, ns, memory_order_relaxed);
 }
 
 static void api_shutdown(arb_ctx *ctx, int code)
@@ -884,6 +890,7 @@ void arbh_instance_free(arbh_instance *in)
 {
     if (!in)
         return;
+    arbh_latency_forget(in);
     arbh_instance_teardown_regs(in);
     if (in->self && in->desc) {
         arbh_running prev = arbh_enter(in, ARBH_CB_DESTROY, -1);
@@ -1020,6 +1027,7 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
     }
     /* Commit: nothing can fail from here on. */
     nw->reloads = old->reloads + 1;
+    arbh_latency_rebind(old, nw);
     arbh_instance_stop(old);
     arbh_instance_commit_regs(nw);
     *slot = nw;

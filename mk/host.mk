@@ -1,6 +1,7 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
+	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c \
+	host/latency.c host/latency_dist.c
 # libcrypto: the SHA-256 that identifies a plugin image without a build id.
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm
@@ -28,6 +29,10 @@ tp_crash_ctor_SRCS := tests/plugins/tp_crash_ctor.c
 tp_noentry_SRCS := tests/plugins/tp_noentry.c
 tp_badabi_SRCS := tests/plugins/tp_badabi.c
 
+TESTS += test_latency_dist
+test_latency_dist_SRCS := tests/unit/test_latency_dist.c host/latency_dist.c
+test_latency_dist_LIBS := $(CMOCKA_LIBS) -lm
+
 TESTS += test_config
 test_config_SRCS := tests/unit/test_config.c host/config.c
 test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
@@ -54,7 +59,8 @@ bench_bus_LIBS := $(TESTHOST_LIBS)
 TESTS += test_wire
 test_wire_SRCS := tests/unit/test_wire.c
 test_wire_LIBS := $(CMOCKA_LIBS)
-FUZZERS += fuzz_wire fuzz_config fuzz_journal fuzz_admin
+FUZZERS += fuzz_wire fuzz_config fuzz_journal fuzz_admin fuzz_latency
+fuzz_latency_SRCS := tests/fuzz/fuzz_latency.c host/latency_dist.c
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
 fuzz_journal_SRCS := tests/fuzz/fuzz_journal.c host/journal.c host/fsutil.c host/config.c

@@ -58,6 +58,10 @@ TEST_PLUGINS += sim_mm_wide sim_mm_newstate
 sim_mm_wide_SRCS := $(MM_CORE) tests/integration/test_sim_mm_wide.c
 sim_mm_newstate_SRCS := $(MM_CORE) tests/integration/test_sim_mm_newstate.c
 
+TESTS += test_sim_latency
+test_sim_latency_SRCS := tests/integration/test_sim_latency.c $(TESTHOST_SRCS)
+test_sim_latency_LIBS := $(TESTHOST_LIBS)
+
 TESTS += test_sim_reload
 test_sim_reload_SRCS := tests/integration/test_sim_reload.c $(TESTHOST_SRCS)
 test_sim_reload_LIBS := $(TESTHOST_LIBS)
@@ -74,6 +78,9 @@ BENCHES += bench_sim
 bench_sim_SRCS := tests/bench/bench_sim.c $(TESTHOST_SRCS)
 bench_sim_LIBS := $(TESTHOST_LIBS)
 bench_sim_DEPS = $(SIM_TEST_PLUGIN_SOS)
+
+FUZZERS += fuzz_fee_tiers
+fuzz_fee_tiers_SRCS := tests/fuzz/fuzz_fee_tiers.c
 
 FUZZERS += fuzz_agent_restore
 fuzz_agent_restore_SRCS := tests/fuzz/fuzz_agent_restore.c plugins/generator/market_model.c \

@@ -223,6 +223,11 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
     jb_i64(&j, o->created_ts);
     JB_LIT(&j, ",\"updated_at\":");
     jb_i64(&j, o->updated_ts);
+    int64_t fees = 0;
+    for (unsigned i = 0; i < o->n_fills; i++)
+        fees += o->fills[i].fee;
+    JB_LIT(&j, ",\"fees\":");
+    jb_qdec(&j, fees, pd);
     JB_LIT(&j, ",\"fills\":[");
     for (unsigned i = 0; i < o->n_fills; i++) {
         const gw_fill *fl = &o->fills[i];
@@ -236,6 +241,15 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
         jb_qdec(&j, fl->qty, qd);
         JB_LIT(&j, ",\"ts\":");
         jb_i64(&j, fl->ts);
+        JB_LIT(&j, ",\"fee\":");
+        jb_qdec(&j, fl->fee, pd);
+        JB_LIT(&j, ",\"liquidity\":");
+        if (fl->liquidity == ARB_LIQ_MAKER)
+            JB_LIT(&j, "\"maker\"");
+        else if (fl->liquidity == ARB_LIQ_TAKER)
+            JB_LIT(&j, "\"taker\"");
+        else
+            JB_LIT(&j, "null");
         JB_LIT(&j, "}");
     }
     JB_LIT(&j, "]}");
@@ -411,8 +425,9 @@ static void account_entry(struct evbuffer *b, const gw_read_model *rm, const cha
         int64_t last = rm->trades[i].last_px;
         __int128 pnl = gw_position_pnl(p, last);
         total += pnl * pow10_i64(scale - pd - qd);
-        char pos[48], cash[80], pn[80], lp[48], bo[48], so[48];
+        char pos[48], cash[80], pn[80], lp[48], bo[48], so[48], fe[80];
         gw_format_i128(p->cash, pd + qd, cash, sizeof cash);
+        gw_format_i128(p->fees, pd + qd, fe, sizeof fe);
         gw_format_i128(pnl, pd + qd, pn, sizeof pn);
         evbuffer_add(b, pfirst ? "{" : ",{", pfirst ? 1 : 2);
         pfirst = 0;
@@ -420,10 +435,10 @@ static void account_entry(struct evbuffer *b, const gw_read_model *rm, const cha
         evbuffer_add_printf(b,
                             ",\"position\":\"%s\",\"cash\":\"%s\",\"pnl\":\"%s\","
                             "\"last_price\":\"%s\",\"bought\":\"%s\",\"sold\":\"%s\","
-                            "\"trades\":%llu}",
+                            "\"trades\":%llu,\"fees\":\"%s\"}",
                             dec(pos, p->position, qd), cash, pn, dec(lp, last, pd),
                             dec(bo, p->bought, qd), dec(so, p->sold, qd),
-                            (unsigned long long)p->trades);
+                            (unsigned long long)p->trades, fe);
     }
     char tot[80];
     gw_format_i128(total, scale, tot, sizeof tot);
@@ -498,6 +513,7 @@ void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_
                     const gw_position *p = &unnamed[k]->positions[i];
                     sum[i].position += p->position;
                     sum[i].cash += p->cash;
+                    sum[i].fees += p->fees;
                     sum[i].bought += p->bought;
                     sum[i].sold += p->sold;
                     sum[i].trades += p->trades;

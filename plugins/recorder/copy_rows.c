@@ -172,7 +172,9 @@ size_t rec_trade_row(char *out, const arb_trade *t, rec_scale sc)
     p += put_id(p, t->sell_order_id), TAB(p);
     p += put_id(p, t->buy_account), TAB(p);
     p += put_id(p, t->sell_account), TAB(p);
-    p += put_id(p, t->seq);
+    p += put_id(p, t->seq), TAB(p);
+    p += put_i64(p, t->buy_fee), TAB(p);
+    p += put_i64(p, t->sell_fee);
     *p++ = '\n';
     return (size_t)(p - out);
 }
@@ -202,7 +204,11 @@ size_t rec_order_event_row(char *out, const arb_order_event *e, rec_scale sc)
     p += put_decimals(p, sc.price_decimals), TAB(p);
     p += put_decimals(p, sc.qty_decimals), TAB(p);
     p += e->trade_id ? put_id(p, e->trade_id) : put_null(p), TAB(p);
-    p += put_id(p, e->client_ref);
+    p += put_id(p, e->client_ref), TAB(p);
+    p += put_i64(p, e->fee), TAB(p);
+    p += put_cstr(p, e->liquidity == ARB_LIQ_MAKER   ? "maker"
+                     : e->liquidity == ARB_LIQ_TAKER ? "taker"
+                                                     : NULL);
     *p++ = '\n';
     return (size_t)(p - out);
 }

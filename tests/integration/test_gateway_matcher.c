@@ -131,7 +131,7 @@ static int start(int gateway_thread)
              "[host]\nthreads = 3\n"
              "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
              "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 1000\nref_price = 100.00\n"
-             "band_bps = 1000\n"
+             "band_bps = 1000\nmaker_fee_bps = -1\ntaker_fee_bps = 2.5\n"
              "[plugin matcher]\nload = matcher.so\nthread = 1\n"
              "[plugin gateway]\nload = gateway.so\nthread = %d\nlisten = 127.0.0.1:%d\n"
              "api_key.alice = " KEY_A ":1001\napi_key.bob = " KEY_B ":1002\n"
@@ -196,8 +196,16 @@ static void crossing_orders_trade_and_both_sides_see_it(void **state)
     json_t *fills = json_object_get(take.body, "fills");
     assert_int_equal(json_array_size(fills), 1);
     assert_string_equal(jstr(json_array_get(fills, 0), "price"), "100.00");
+    /* 150.00 at 2.5 bps is 3.75 cents, a fee: 4; the maker's 1 bp rebate,
+     * 1.5 cents, 1. */
+    assert_string_equal(jstr(json_array_get(fills, 0), "fee"), "0.04");
+    assert_string_equal(jstr(json_array_get(fills, 0), "liquidity"), "taker");
+    assert_string_equal(jstr(take.body, "fees"), "0.04");
 
     json_t *maker = poll_get(path, is_filled);
+    json_t *mfill = json_array_get(json_object_get(maker, "fills"), 0);
+    assert_string_equal(jstr(mfill, "fee"), "-0.01");
+    assert_string_equal(jstr(mfill, "liquidity"), "maker");
     assert_non_null(maker);
     json_decref(maker);
     json_decref(rest.body);
@@ -289,6 +297,10 @@ static void trades_and_positions_come_from_trade_executed(void **state)
     json_t *list = json_object_get(acc.body, "accounts");
     assert_int_equal(json_array_size(list), 1);
     assert_string_equal(jstr(json_array_get(list, 0), "account"), "1001");
+    /* The seller rested: a 1 bp rebate on 100.00, one cent, in its cash. */
+    json_t *pos = json_array_get(json_object_get(json_array_get(list, 0), "positions"), 0);
+    assert_string_equal(jstr(pos, "fees"), "-0.01000");
+    assert_string_equal(jstr(pos, "cash"), "100.01000");
     json_decref(acc.body);
 }
 

@@ -360,6 +360,41 @@ static void replayed_records_are_stored_once(void **state)
     PQfinish(c);
 }
 
+/* Fees arrive on the trade (each side's) and on each fill's event (with
+ * its liquidity); a rebate is stored negative, the decimal view scales it. */
+static void fees_are_stored_with_trades_and_fills(void **state)
+{
+    (void)state;
+    fresh_db("rec_fees");
+    harness h;
+    harness_open(&h, "rec_fees", 100, 10 * SEC, 20 * SEC);
+    arb_trade t = make_trade(0); /* XA:BTCUSD, 2 price decimals */
+    t.buy_fee = 41, t.sell_fee = -3;
+    char *room;
+    assert_int_equal(rec_batcher_room(&h.b, REC_TOPIC_TRADES, REC_TRADE_ROW_MAX, &room), ARB_OK);
+    rec_batcher_add(&h.b, REC_TOPIC_TRADES, rec_trade_row(room, &t, scale_of(&t)), rec_clock_ns());
+    arb_order_event e = make_event(3);
+    e.fee = 41, e.liquidity = ARB_LIQ_TAKER;
+    assert_int_equal(rec_batcher_room(&h.b, REC_TOPIC_ORDER_EVENTS, REC_ORDER_EVENT_ROW_MAX, &room),
+                     ARB_OK);
+    rec_batcher_add(&h.b, REC_TOPIC_ORDER_EVENTS, rec_order_event_row(room, &e, (rec_scale){2, 3}),
+                    rec_clock_ns());
+    feed_events(&h, 4, 5); /* not a fill: no fee, no liquidity */
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    harness_close(&h);
+    PGconn *c = connect_db("rec_fees");
+    assert_int_equal(q_int(c, "SELECT buy_fee FROM trades"), 41);
+    assert_int_equal(q_int(c, "SELECT sell_fee FROM trades"), -3);
+    char *v = q_str(c, "SELECT sell_fee::text FROM trades_decimal");
+    assert_string_equal(v, "-0.03");
+    free(v);
+    assert_int_equal(q_int(c, "SELECT fee FROM order_events WHERE liquidity = 'taker'"), 41);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE liquidity IS NULL "
+                              "AND fee = 0"),
+                     1);
+    PQfinish(c);
+}
+
 static void position_is_committed_with_the_rows_and_resumed_after_restart(void **state)
 {
     (void)state;
@@ -1272,6 +1307,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(database_from_before_runs_migrates_its_rows_to_run_0),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
+        cmocka_unit_test(fees_are_stored_with_trades_and_fills),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
         cmocka_unit_test(stalled_flush_reports_slow_then_recovers),
