@@ -4,7 +4,7 @@
  *
  *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
  *          | reload-config
- *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode
+ *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode | where
  *   arbctl services [--url http://HOST:PORT] [--json]
  *
  * The address comes from -a, else [host] admin of the config given with -c,
@@ -247,7 +247,7 @@ static int find_gateway(void *user, const char *section)
 static int find_admin(admin_lookup *a, const char *file)
 {
     arbh_config cfg;
-    int rc = arbh_config_load(&cfg, &file, 1, NULL, 0);
+    int rc = arbh_config_load_lenient(&cfg, &file, 1);
     if (rc == 0) {
         const char *v = arbh_config_get(&cfg, "host", "admin", NULL);
         if (v)
@@ -282,6 +282,7 @@ static void usage(FILE *out)
           "  tail TOPIC [-b BROKERS] [--from-beginning] [-n N]\n"
           "                          a Kafka topic's records as JSON lines\n"
           "  decode                  raw wire records on stdin (kcat -f '%s') as JSON lines\n"
+          "  where                   the admin (and gateway) address the config resolves to\n"
           "  services [--url http://HOST:PORT] [--json]\n"
           "                          the hosts announcing on service_registry, from a gateway\n"
           "                          (default: the -c config's gateway, $ARB_HTTP, :8080)\n"
@@ -325,6 +326,14 @@ int main(int argc, char **argv)
     int nargs = argc - i - 1;
     if (!strcmp(cmd, "tail") || !strcmp(cmd, "decode"))
         return arbctl_kafka_main(argc - i, argv + i); /* Kafka, not the admin endpoint */
+    if (!strcmp(cmd, "where") && nargs == 0) {
+        /* The addresses a config resolves to (${VAR:-default} expanded), for
+         * the banners of scripts/run.sh and scripts/run-split.sh. */
+        printf("admin %s\n", a.addr);
+        if (a.gateway[0])
+            printf("gateway %s\n", a.gateway);
+        return 0;
+    }
     char path[1024];
     enum evhttp_cmd_type method = EVHTTP_REQ_GET;
     int (*printer)(const char *) = NULL;

@@ -610,9 +610,12 @@ static inline int arb__agent_add_instrument(void *u, const char *name)
 static inline void arb__agent_metrics(arb_agent *a)
 {
     arb_ctx *c = a->ctx;
-    a->m.pnl =
-        arb_gauge_new(c, "agent_pnl", NULL, "PnL of all accounts, price units x quantity units");
-    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done");
+    /* The unit is in the HELP text: a gauge holds an integer, and a PnL in
+     * the quote currency is a decimal. */
+    a->m.pnl = arb_gauge_new(c, "agent_pnl", NULL,
+                             "PnL of all accounts, unit: price units x quantity units, i.e. "
+                             "10^-(price_decimals+qty_decimals) of the quote currency");
+    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done (count)");
     a->m.orders = arb_counter_new(c, "agent_orders_total", NULL, "New orders sent");
     a->m.fills = arb_counter_new(c, "agent_fills_total", NULL, "Fills received");
     a->m.rejects = arb_counter_new(c, "agent_rejects_total", NULL, "Orders rejected");
@@ -622,7 +625,8 @@ static inline void arb__agent_metrics(arb_agent *a)
         snprintf(labels, sizeof labels, "instrument=\"%s:%s\"", a->instr[i].spec.venue,
                  a->instr[i].spec.symbol);
         a->m.position[i] = arb_gauge_new(c, "agent_position", labels,
-                                         "Net position of all accounts, quantity units");
+                                         "Net position of all accounts, unit: quantity units, i.e. "
+                                         "10^-qty_decimals of the base asset");
     }
 }
 
