@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arb/fixed.h"
 #include "decimal.h"
@@ -167,6 +168,30 @@ static void jb_qdec(jbuf *j, int64_t v, int decimals)
     JB_LIT(j, "\"");
 }
 
+size_t gw_iso8601(char *out, size_t cap, int64_t ns)
+{
+    int64_t secs = ns / 1000000000 - (ns % 1000000000 < 0);
+    long frac = (long)(ns - secs * 1000000000);
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || cap < GW_ISO8601_LEN + 1) {
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + (size_t)snprintf(out + n, cap - n, ".%09ldZ", frac);
+}
+
+static void jb_iso(jbuf *j, int64_t ns)
+{
+    char t[GW_ISO8601_LEN + 1];
+    gw_iso8601(t, sizeof t, ns);
+    jb_put(j, "\"", 1);
+    jb_str(j, t);
+    jb_put(j, "\"", 1);
+}
+
 void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order *o)
 {
     const arb_instrument *in = &rm->instruments->items[o->instrument];
@@ -221,8 +246,12 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
     jb_qdec(&j, o->leaves_qty, qd);
     JB_LIT(&j, ",\"created_at\":");
     jb_i64(&j, o->created_ts);
+    JB_LIT(&j, ",\"created_time\":");
+    jb_iso(&j, o->created_ts);
     JB_LIT(&j, ",\"updated_at\":");
     jb_i64(&j, o->updated_ts);
+    JB_LIT(&j, ",\"updated_time\":");
+    jb_iso(&j, o->updated_ts);
     JB_LIT(&j, ",\"fills\":[");
     for (unsigned i = 0; i < o->n_fills; i++) {
         const gw_fill *fl = &o->fills[i];
@@ -236,6 +265,8 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
         jb_qdec(&j, fl->qty, qd);
         JB_LIT(&j, ",\"ts\":");
         jb_i64(&j, fl->ts);
+        JB_LIT(&j, ",\"time\":");
+        jb_iso(&j, fl->ts);
         JB_LIT(&j, "}");
     }
     JB_LIT(&j, "]}");
@@ -300,11 +331,12 @@ void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsign
     const arb_instrument *in = &rm->instruments->items[idx];
     const gw_book *bk = &rm->books[idx];
     int pd = in->price_decimals, qd = in->qty_decimals;
-    char p[48];
+    char p[48], tm[GW_ISO8601_LEN + 1];
     evbuffer_add(b, "{", 1);
     instrument_fields(b, in);
-    evbuffer_add_printf(b, ",\"book_seq\":\"%llu\",\"ts\":%lld,\"last_price\":",
-                        (unsigned long long)bk->book_seq, (long long)bk->ts);
+    gw_iso8601(tm, sizeof tm, bk->ts);
+    evbuffer_add_printf(b, ",\"book_seq\":\"%llu\",\"ts\":%lld,\"time\":\"%s\",\"last_price\":",
+                        (unsigned long long)bk->book_seq, (long long)bk->ts, tm);
     int64_t last = rm->trades[idx].last_px;
     if (last)
         evbuffer_add_printf(b, "\"%s\"", dec(p, last, pd));
@@ -328,14 +360,16 @@ void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsign
 void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx, const gw_trade_rec *t)
 {
     const arb_instrument *in = &rm->instruments->items[idx];
-    char p[48], q[48];
+    char p[48], q[48], tm[GW_ISO8601_LEN + 1];
     evbuffer_add_printf(b, "{\"trade_id\":\"%llu\",", (unsigned long long)t->trade_id);
     instrument_fields(b, in);
+    gw_iso8601(tm, sizeof tm, t->ts);
     evbuffer_add_printf(b,
                         ",\"price\":\"%s\",\"qty\":\"%s\",\"aggressor\":\"%s\",\"ts\":%lld,"
-                        "\"seq\":\"%llu\"}",
+                        "\"time\":\"%s\",\"seq\":\"%llu\"}",
                         dec(p, t->price, in->price_decimals), dec(q, t->qty, in->qty_decimals),
-                        arb__jw_side(t->aggressor), (long long)t->ts, (unsigned long long)t->seq);
+                        arb__jw_side(t->aggressor), (long long)t->ts, tm,
+                        (unsigned long long)t->seq);
 }
 
 /* The k-th newest trade of a ring (k = 0 is the newest). */

@@ -56,6 +56,11 @@ void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns
 
 /* The order view's own decimal formatter (no printf), exposed so a test can
  * hold it to arb_dec_format. */
+/* A time in ns since the epoch as ISO-8601 UTC with nanoseconds
+ * ("2026-12-07T11:30:38.042123456Z"), written beside every integer ns field
+ * of an answer. Returns the length, 0 when cap is too small. */
+#define GW_ISO8601_LEN 30
+size_t gw_iso8601(char *out, size_t cap, int64_t ns);
 void gw_format_dec_fast(struct evbuffer *b, int64_t v, int decimals);
 
 /* A signed 128-bit amount with `decimals` fractional digits. */
