@@ -92,6 +92,19 @@ typedef struct arb_rr_order {
     uint8_t side, live, filled, seen;
 } arb_rr_order;
 
+typedef struct arb_rr_figures {
+    double pnl_gross, pnl_net, fees, volume, notional, fill_ratio, max_position, max_drawdown,
+        pnl_per_hour, sharpe;
+    uint64_t fills, orders;
+    const char *max_position_instrument; /* "VENUE:SYMBOL" or "-" */
+} arb_rr_figures;
+
+/* An agent's running totals at the split (a hot reload's time). */
+typedef struct arb_rr_part {
+    double equity, fees, volume;
+    uint64_t fills, orders;
+} arb_rr_part;
+
 typedef struct arb_rr {
     int64_t bucket_ns;
     int64_t first_ts, last_ts, bucket_end;
@@ -102,6 +115,9 @@ typedef struct arb_rr {
     uint32_t n_agents;
     arb_rr_order *orders;
     size_t order_cap, order_count;
+    int64_t split_ts; /* 0: none; else figures before and after this time */
+    int split_done;
+    arb_rr_part before[ARB_RR_MAX_AGENTS + 1];
     int64_t *bucket_ts; /* end of each closed bucket */
     uint32_t n_buckets, bucket_cap;
     int oom;
@@ -377,8 +393,19 @@ static inline void arb__rr_accrue(arb_rr *r, int64_t until)
     r->last_ts = until;
 }
 
+static inline void arb__rr_take_split(arb_rr *r)
+{
+    for (uint32_t i = 0; i <= ARB_RR_MAX_AGENTS; i++) {
+        const arb_rr_agent *a = &r->agent[i];
+        r->before[i] = (arb_rr_part){arb__rr_equity(r, a), a->fees, a->volume, a->fills, a->orders};
+    }
+    r->split_done = 1;
+}
+
 static inline void arb__rr_advance(arb_rr *r, int64_t ts)
 {
+    if (r->split_ts && !r->split_done && ts >= r->split_ts)
+        arb__rr_take_split(r);
     if (!r->started) {
         r->started = 1;
         r->first_ts = r->last_ts = ts;
@@ -472,6 +499,8 @@ static inline void arb_rr_finish(arb_rr *r)
 {
     if (!r->started || r->oom)
         return;
+    if (r->split_ts && !r->split_done) /* nothing after the split yet */
+        arb__rr_take_split(r);
     /* Records at a bucket's end belong to the next bucket: the state after
      * the last of them counts for the drawdown even when no bucket follows. */
     for (uint32_t i = 0; i <= ARB_RR_MAX_AGENTS; i++)
@@ -499,13 +528,6 @@ static inline void arb_rr_free(arb_rr *r)
 }
 
 /* ---- figures ---- */
-
-typedef struct arb_rr_figures {
-    double pnl_gross, pnl_net, fees, volume, notional, fill_ratio, max_position, max_drawdown,
-        pnl_per_hour, sharpe;
-    uint64_t fills, orders;
-    const char *max_position_instrument; /* "VENUE:SYMBOL" or "-" */
-} arb_rr_figures;
 
 static inline int64_t arb_rr_duration_ns(const arb_rr *r)
 {
@@ -568,6 +590,14 @@ static inline void arb_rr_print_table(const arb_rr *r, FILE *out)
                 i == ARB_RR_MAX_AGENTS ? "other" : r->agent[i].name, f.pnl_net, f.pnl_gross, f.fees,
                 f.volume, (unsigned long long)f.fills, 100.0 * f.fill_ratio, pos, f.max_drawdown,
                 f.pnl_per_hour, f.sharpe);
+        if (r->split_done) {
+            const arb_rr_part *b = &r->before[i];
+            fprintf(out, "  %-12s %12.2f %12.2f %9.2f %11.3f %7llu\n", "before split", b->equity,
+                    b->equity + b->fees, b->fees, b->volume, (unsigned long long)b->fills);
+            fprintf(out, "  %-12s %12.2f %12.2f %9.2f %11.3f %7llu\n", "after split",
+                    f.pnl_net - b->equity, f.pnl_gross - b->equity - b->fees, f.fees - b->fees,
+                    f.volume - b->volume, (unsigned long long)(f.fills - b->fills));
+        }
     }
     fprintf(out, "%-14s %12s %12s %12s %12s\n", "VENUE", "TRADES", "VOLUME", "AVG_SPREAD",
             "CROSSED_S");
@@ -609,9 +639,11 @@ static inline void arb__rr_json_num(FILE *out, double v)
  * is inserted as given (the caller's JSON object, or NULL). */
 static inline void arb_rr_print_json(const arb_rr *r, FILE *out, const char *run_json)
 {
-    fprintf(out, "{\"run\":%s,\"duration_ns\":%lld,\"bucket_ns\":%lld,\"first_ts\":%lld,",
+    fprintf(out,
+            "{\"run\":%s,\"duration_ns\":%lld,\"bucket_ns\":%lld,\"first_ts\":%lld,"
+            "\"split_ts\":%lld,",
             run_json ? run_json : "null", (long long)arb_rr_duration_ns(r), (long long)r->bucket_ns,
-            (long long)r->first_ts);
+            (long long)r->first_ts, (long long)(r->split_done ? r->split_ts : 0));
     fputs("\"agents\":[", out);
     int first = 1;
     for (uint32_t k = 0; k <= r->n_agents; k++) {
@@ -647,6 +679,25 @@ static inline void arb_rr_print_json(const arb_rr *r, FILE *out, const char *run
         fprintf(out, ",\"fills\":%llu,\"orders\":%llu,\"max_position_instrument\":",
                 (unsigned long long)f.fills, (unsigned long long)f.orders);
         arb__rr_json_str(out, in);
+        if (r->split_done) {
+            const arb_rr_part *b = &r->before[i];
+            fprintf(out, ",\"before\":{\"pnl_net\":");
+            arb__rr_json_num(out, b->equity);
+            fprintf(out, ",\"fees\":");
+            arb__rr_json_num(out, b->fees);
+            fprintf(out, ",\"volume\":");
+            arb__rr_json_num(out, b->volume);
+            fprintf(out, ",\"fills\":%llu,\"orders\":%llu},\"after\":{\"pnl_net\":",
+                    (unsigned long long)b->fills, (unsigned long long)b->orders);
+            arb__rr_json_num(out, f.pnl_net - b->equity);
+            fprintf(out, ",\"fees\":");
+            arb__rr_json_num(out, f.fees - b->fees);
+            fprintf(out, ",\"volume\":");
+            arb__rr_json_num(out, f.volume - b->volume);
+            fprintf(out, ",\"fills\":%llu,\"orders\":%llu}",
+                    (unsigned long long)(f.fills - b->fills),
+                    (unsigned long long)(f.orders - b->orders));
+        }
         fputs(",\"equity\":[", out);
         for (uint32_t b = 0; b < r->n_buckets; b++) {
             fputs(b ? "," : "", out);
