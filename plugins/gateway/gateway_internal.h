@@ -31,7 +31,10 @@ enum {
     ST_TICKS = 1u << 2,
     ST_MARKET = 1u << 3,
     ST_PNL = 1u << 4,
-    ST_ALL = (1u << 5) - 1,
+    ST_ALL = (1u << 5) - 1, /* the public topics: the default */
+    /* Private: the key's own account only, and only with a key. */
+    ST_ORDERS = 1u << 5,
+    ST_FILLS = 1u << 6,
 };
 
 typedef struct gateway gateway;
@@ -173,6 +176,9 @@ void gw_sync_conn_stats(gateway *gw);
 void gw_stream_handle(gateway *gw, struct evhttp_request *req);
 /* Sends one rendered event to every client that asked for the topic. */
 void gw_stream_broadcast(gateway *gw, unsigned topic, struct evbuffer *event);
+/* To the streams of keys of `account` that asked for the (private) topic. */
+void gw_stream_to_account(gateway *gw, unsigned topic, uint64_t account, struct evbuffer *event);
+int gw_stream_wanted_by(gateway *gw, unsigned topic, uint64_t account);
 /* Whether any client asked for the topic. */
 int gw_stream_wanted(gateway *gw, unsigned topic);
 /* A wire record as an event named name (arb/wire_json.h). */

@@ -755,6 +755,35 @@ static void handle_order_list(gateway *gw, struct evhttp_request *req)
     gw_query_free(&q);
 }
 
+/* GET /v1/fills?limit=N&before=CURSOR: the key's own fills, newest first;
+ * "next" in the answer is the cursor of the following page. */
+static void handle_fills(gateway *gw, struct evhttp_request *req)
+{
+    gw_api_key *key = authenticate(gw, req);
+    if (!key)
+        return;
+    gw_query_args q;
+    long limit = 100;
+    long long before_ts = 0;
+    unsigned long long before_trade = 0;
+    const char *before;
+    if (gw_query_parse(&q, req)) {
+        gw_reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
+    } else if (query_int(&q, "limit", 100, 1, 1000, &limit)) {
+        gw_reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 1 to 1000");
+    } else if ((before = gw_query_get(&q, "before")) &&
+               (sscanf(before, "%lld.%llu", &before_ts, &before_trade) != 2 || before_ts <= 0)) {
+        gw_reply_error(gw, req, 400, "invalid_cursor",
+                       "before is the \"next\" of a previous answer");
+    } else if (gw_render_fills(evhttp_request_get_output_buffer(req), gw->rm, key->account,
+                               (size_t)limit, before_ts, before_trade)) {
+        gw_reply_error(gw, req, 503, "out_of_memory", "try again");
+    } else {
+        gw_reply_json(gw, req, 200);
+    }
+    gw_query_free(&q);
+}
+
 /* ---- market data reads ---- */
 
 /* Percent-decodes a path segment into out (NUL-terminated). */
@@ -998,6 +1027,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     case GW_R_STREAM: gw_stream_handle(gw, req); return;
+    case GW_R_FILLS: handle_fills(gw, req); return;
     case GW_R_SERVICES:
         if (!gw_allow_read(gw, req))
             return;
@@ -1023,6 +1053,24 @@ static void on_order_event(void *user, const arb_msg *msg)
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
         order_changed(gw, o, effect);
+    /* The private stream: the account's own order events and fills. */
+    if (gw->streams && gw_stream_wanted_by(gw, ST_ORDERS | ST_FILLS, ev.account)) {
+        struct evbuffer *out = evbuffer_new();
+        if (!out)
+            return;
+        evbuffer_add(out, "event: order\ndata: ", 19);
+        gw_render_order_event(out, gw->rm, &ev);
+        evbuffer_add(out, "\n\n", 2);
+        gw_stream_to_account(gw, ST_ORDERS, ev.account, out);
+        if (ev.last_qty > 0 && (ev.kind == ARB_EV_PARTIAL || ev.kind == ARB_EV_FILLED)) {
+            evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_add(out, "event: fill\ndata: ", 18);
+            gw_render_fill_event(out, gw->rm, &ev);
+            evbuffer_add(out, "\n\n", 2);
+            gw_stream_to_account(gw, ST_FILLS, ev.account, out);
+        }
+        evbuffer_free(out);
+    }
 }
 
 static void on_trade(void *user, const arb_msg *msg)

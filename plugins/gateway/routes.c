@@ -1,7 +1,7 @@
 /*
  * routes.c -- the route table and its matcher (see routes.h). Templates are
  * compared segment by segment; a "{name}" segment matches one non-empty
- * segment. Twelve routes: a linear scan is the fastest thing that works.
+ * segment. Thirteen routes: a linear scan is the fastest thing that works.
  */
 #include "routes.h"
 
@@ -20,6 +20,7 @@ const gw_route gw_routes[] = {
     {"GET", "/v1/accounts", GW_R_ACCOUNTS},
     {"GET", "/v1/stream", GW_R_STREAM},
     {"GET", "/v1/services", GW_R_SERVICES},
+    {"GET", "/v1/fills", GW_R_FILLS},
 };
 const size_t gw_route_count = sizeof gw_routes / sizeof gw_routes[0];
 

@@ -23,6 +23,7 @@ enum gw_route_id {
     GW_R_ACCOUNTS,
     GW_R_STREAM,
     GW_R_SERVICES,
+    GW_R_FILLS,
     GW_R_COUNT,
 };
 

@@ -588,3 +588,136 @@ void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns
     }
     evbuffer_add(b, "]}", 2);
 }
+
+/* ---- the key's own fills and order events ---- */
+
+typedef struct fill_ref {
+    const gw_order *order;
+    const gw_fill *fill;
+} fill_ref;
+
+/* Newest first: by time, then trade id. */
+static int fill_newer_first(const void *x, const void *y)
+{
+    const gw_fill *a = ((const fill_ref *)x)->fill, *b = ((const fill_ref *)y)->fill;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? 1 : -1;
+    return a->trade_id < b->trade_id ? 1 : a->trade_id > b->trade_id ? -1 : 0;
+}
+
+static int add_fills(fill_ref **refs, size_t *n, size_t *cap, const gw_order *o)
+{
+    for (unsigned i = 0; i < o->n_fills; i++) {
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 64;
+            fill_ref *g = realloc(*refs, c * sizeof *g);
+            if (!g)
+                return -1;
+            *refs = g;
+            *cap = c;
+        }
+        (*refs)[(*n)++] = (fill_ref){o, &o->fills[i]};
+    }
+    return 0;
+}
+
+int gw_render_fills(struct evbuffer *b, const gw_read_model *rm, uint64_t account, size_t limit,
+                    int64_t before_ts, uint64_t before_trade)
+{
+    fill_ref *refs = NULL;
+    size_t n = 0, cap = 0;
+    const gw_account *a = gw_map_get(&rm->accounts, account);
+    for (const gw_order *o = a ? a->open_head : NULL; o; o = o->open_next)
+        if (add_fills(&refs, &n, &cap, o))
+            goto oom;
+    for (const gw_order *o = rm->done_head; o; o = o->done_next)
+        if (o->account == account && add_fills(&refs, &n, &cap, o))
+            goto oom;
+    qsort(refs, n, sizeof *refs, fill_newer_first);
+    evbuffer_add(b, "{\"fills\":[", 10);
+    size_t shown = 0;
+    const gw_fill *last = NULL;
+    for (size_t i = 0; i < n && shown < limit; i++) {
+        const gw_fill *f = refs[i].fill;
+        /* The cursor: strictly older than the last fill of the previous page. */
+        if (before_ts && (f->ts > before_ts || (f->ts == before_ts && f->trade_id >= before_trade)))
+            continue;
+        const gw_order *o = refs[i].order;
+        const arb_instrument *in = &rm->instruments->items[o->instrument];
+        char p[48], q[48], t[GW_ISO8601_LEN + 1];
+        gw_iso8601(t, sizeof t, f->ts);
+        evbuffer_add_printf(b, "%s{\"order_id\":\"%llu\",\"trade_id\":\"%llu\",", shown ? "," : "",
+                            (unsigned long long)o->order_id, (unsigned long long)f->trade_id);
+        instrument_fields(b, in);
+        evbuffer_add_printf(b,
+                            ",\"side\":\"%s\",\"price\":\"%s\",\"qty\":\"%s\",\"ts\":%lld,"
+                            "\"time\":\"%s\"}",
+                            arb__jw_side(o->side), dec(p, f->price, in->price_decimals),
+                            dec(q, f->qty, in->qty_decimals), (long long)f->ts, t);
+        last = f;
+        shown++;
+    }
+    /* A next page exists when fills were left after the limit. */
+    int more = 0;
+    for (size_t i = 0; last && i < n; i++) {
+        const gw_fill *f = refs[i].fill;
+        if (f->ts < last->ts || (f->ts == last->ts && f->trade_id < last->trade_id)) {
+            more = 1;
+            break;
+        }
+    }
+    if (more)
+        evbuffer_add_printf(b, "],\"next\":\"%lld.%llu\"}", (long long)last->ts,
+                            (unsigned long long)last->trade_id);
+    else
+        evbuffer_add(b, "],\"next\":null}", 14);
+    free(refs);
+    return 0;
+oom:
+    free(refs);
+    return -1;
+}
+
+void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+{
+    int idx = gw_rm_instrument(rm, e->venue, e->symbol);
+    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
+    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
+    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], l[48], f[48], t[48];
+    snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
+    snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
+    gw_iso8601(t, sizeof t, e->ts);
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"account\":\"%llu\",\"venue\":",
+                        (unsigned long long)e->order_id, (unsigned long long)e->account);
+    gw_json_string(b, v, strlen(v));
+    evbuffer_add(b, ",\"symbol\":", 10);
+    gw_json_string(b, s, strlen(s));
+    evbuffer_add_printf(b,
+                        ",\"kind\":\"%s\",\"reason\":\"%s\",\"side\":\"%s\",\"price\":\"%s\","
+                        "\"qty\":\"%s\",\"leaves_qty\":\"%s\",\"filled_qty\":\"%s\",\"ts\":%lld,"
+                        "\"time\":\"%s\"}",
+                        arb_event_kind_name(e->kind), e->reason ? arb_reason_name(e->reason) : "",
+                        arb__jw_side(e->side), dec(p, e->price, pd), dec(q, e->qty, qd),
+                        dec(l, e->leaves_qty, qd), dec(f, e->filled_qty, qd), (long long)e->ts, t);
+}
+
+void gw_render_fill_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+{
+    int idx = gw_rm_instrument(rm, e->venue, e->symbol);
+    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
+    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
+    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], t[48];
+    snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
+    snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
+    gw_iso8601(t, sizeof t, e->ts);
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"trade_id\":\"%llu\",\"venue\":",
+                        (unsigned long long)e->order_id, (unsigned long long)e->trade_id);
+    gw_json_string(b, v, strlen(v));
+    evbuffer_add(b, ",\"symbol\":", 10);
+    gw_json_string(b, s, strlen(s));
+    evbuffer_add_printf(b,
+                        ",\"side\":\"%s\",\"price\":\"%s\",\"qty\":\"%s\",\"ts\":%lld,"
+                        "\"time\":\"%s\"}",
+                        arb__jw_side(e->side), dec(p, e->last_px, pd), dec(q, e->last_qty, qd),
+                        (long long)e->ts, t);
+}
