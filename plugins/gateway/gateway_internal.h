@@ -89,6 +89,7 @@ struct gateway {
     int64_t request_timeout_ms, max_conns, max_conns_per_addr, anon_rate, anon_burst;
     int64_t stream_stall_ms, max_streams_per_addr, max_streams_per_key;
     int public_reads;
+    const char *runs_dir; /* run report pages under /runs/, "": off */
     uint64_t id_space;
     arb_instrument_table instruments;
     gw_key_table keys;
@@ -174,6 +175,10 @@ void gw_sync_conn_stats(gateway *gw);
 /* ---- stream.c ---- */
 
 void gw_stream_handle(gateway *gw, struct evhttp_request *req);
+
+/* run_pages.c: /runs/ (the index) and /runs/NAME.html from runs_dir. */
+void gw_run_pages_index(gateway *gw, struct evhttp_request *req);
+void gw_run_page(gateway *gw, struct evhttp_request *req, const char *name, size_t n);
 /* Sends one rendered event to every client that asked for the topic. */
 void gw_stream_broadcast(gateway *gw, unsigned topic, struct evbuffer *event);
 /* To the streams of keys of `account` that asked for the (private) topic. */

@@ -46,6 +46,8 @@
  *   max_open_orders = 100000          per account: open orders are never
  *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
+ *   runs_dir = var/runs               serve the run reports there under /runs/
+ *                                     (arbctl report --html); default "": off
  *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
  *                                     (the rest are summed as "others")
  *   order_id_space = <0..65535>       default: the host id's low 16 bits
@@ -1028,6 +1030,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     case GW_R_STREAM: gw_stream_handle(gw, req); return;
     case GW_R_FILLS: handle_fills(gw, req); return;
+    case GW_R_RUNS: gw_run_pages_index(gw, req); return;
+    case GW_R_RUN_PAGE: gw_run_page(gw, req, pp.value[0], pp.len[0]); return;
     case GW_R_SERVICES:
         if (!gw_allow_read(gw, req))
             return;
@@ -1259,6 +1263,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "trade_history", 1000, 1, 1000000, &gw->trade_history)) ||
         (rc = arb_cfg_int(ctx, "order_history", 100000, 1, 100000000, &gw->order_history)) ||
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
+        (rc = arb_cfg_str(ctx, "runs_dir", "", &gw->runs_dir)) ||
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
         (rc = arb_cfg_int(ctx, "client_order_id_window_s", 86400, 0, 30 * 86400,
