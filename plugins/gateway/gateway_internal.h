@@ -97,6 +97,7 @@ struct gateway {
     size_t n_names;
     uint64_t *public_ids; /* public_accounts */
     size_t n_public;
+    int public_agents; /* the config's agents join the public accounts */
 
     /* state */
     uint64_t next_seq; /* low 48 bits of the next order id */

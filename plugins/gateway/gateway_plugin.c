@@ -46,6 +46,8 @@
  *   max_open_orders = 100000          per account: open orders are never
  *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
+ *   public_agents = true              agents of this config ([plugin] sections with an
+ *                                     `account`) named and public on the PnL board
  *   runs_dir = var/runs               serve the run reports there under /runs/
  *                                     (arbctl report --html); default "": off
  *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
@@ -1212,6 +1214,49 @@ static int cfg_entry(void *user, const char *key, const char *value)
     return 0;
 }
 
+/* The agents of this host's configuration: every [plugin NAME] section with
+ * an `account` names that account NAME on the board (unless account_name
+ * says otherwise) and, with public_agents (default true), makes it public,
+ * so an agent added to the config shows up by name with no gateway key.
+ * An agent with a population is shown by its first account. */
+static int agent_section(void *user, const char *section, const char *unused)
+{
+    (void)unused;
+    cfg_walk *w = user;
+    gateway *gw = w->gw;
+    int64_t acct = 0;
+    if (arb_cfg_int_in(gw->ctx, section, "account", 0, 0, INT64_MAX, &acct) != ARB_OK || !acct)
+        return 0;
+    int named = 0, public = 0;
+    for (size_t i = 0; i < gw->n_names; i++)
+        named |= gw->names[i].account == (uint64_t)acct;
+    for (size_t i = 0; i < gw->n_public; i++)
+    public |= gw->public_ids[i] == (uint64_t)acct;
+    if (!named) {
+        account_name *grown = realloc(gw->names, (gw->n_names + 1) * sizeof *grown);
+        char *copy = strdup(section + strlen("plugin "));
+        if (!grown || !copy) {
+            free(copy);
+            if (grown)
+                gw->names = grown;
+            w->rc = ARB_ENOMEM;
+            return 1;
+        }
+        gw->names = grown;
+        gw->names[gw->n_names++] = (account_name){(uint64_t)acct, copy};
+    }
+    if (!public && gw->public_agents) {
+        uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
+        if (!grown) {
+            w->rc = ARB_ENOMEM;
+            return 1;
+        }
+        gw->public_ids = grown;
+        gw->public_ids[gw->n_public++] = (uint64_t)acct;
+    }
+    return 0;
+}
+
 static void gw_destroy(void *self);
 
 /* Half the descriptors the process may open, at most 10000: the rest stay
@@ -1290,6 +1335,10 @@ static int gw_create(arb_ctx *ctx, void **self)
     }
     cfg_walk w = {gw, ARB_OK};
     if ((rc = arb_cfg_each(ctx, NULL, cfg_entry, &w)) || (rc = w.rc))
+        goto fail;
+    if ((rc = arb_cfg_bool(ctx, "public_agents", 1, &gw->public_agents)))
+        goto fail;
+    if ((rc = arb_cfg_sections(ctx, "plugin ", agent_section, &w)) || (rc = w.rc))
         goto fail;
     if ((rc = arb_instruments_load(ctx, &gw->instruments)))
         goto fail;

@@ -61,7 +61,7 @@ static int newest_first(const void *a, const void *b)
 void gw_run_pages_index(gateway *gw, struct evhttp_request *req)
 {
     if (!gw->runs_dir[0]) {
-        gw_reply_error(gw, req, 404, "route_not_found", "run reports are off (runs_dir is empty)");
+        gw_reply_error(gw, req, 404, "reports_off", "run reports are off (runs_dir is empty)");
         return;
     }
     if (!gw_allow_read(gw, req))
@@ -113,7 +113,7 @@ void gw_run_pages_index(gateway *gw, struct evhttp_request *req)
 void gw_run_page(gateway *gw, struct evhttp_request *req, const char *name, size_t n)
 {
     if (!gw->runs_dir[0]) {
-        gw_reply_error(gw, req, 404, "route_not_found", "run reports are off (runs_dir is empty)");
+        gw_reply_error(gw, req, 404, "reports_off", "run reports are off (runs_dir is empty)");
         return;
     }
     if (!gw_allow_read(gw, req))

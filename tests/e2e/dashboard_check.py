@@ -132,6 +132,7 @@ PROBE = """(() => {
           bookRows: d.bookRows(), chartPoints: d.chartPoints(), spreadPoints: d.spreadPoints(),
           tradeRows: d.tradeRows(), pnlRows: d.pnlRows(), events: d.events(),
           positions: d.positions(), connecting: d.connecting(),
+          names: [...document.querySelectorAll('#pnl tbody tr.account td:first-child')].map((td) => td.textContent),
           status: document.getElementById('status').textContent};
 })()"""
 
@@ -142,6 +143,8 @@ def satisfied(c, args):
             and all(p >= args.min_points for p in c["spreadPoints"])
             and c["tradeRows"] >= args.min_trades and c["pnlRows"] >= args.min_accounts
             and not c["connecting"] and c["status"] == "live"
+            # Agents by the names of their config sections, with no gateway config.
+            and any(n != "-" for n in c["names"])
             # Positions name their instrument: "XA:BTCUSD -1.710", not "XA -1.710".
             and all(re.fullmatch(r"(\S+:\S+ -?[0-9.]+ *)+", p) for p in c["positions"] if p))
 
