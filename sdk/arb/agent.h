@@ -1555,31 +1555,37 @@ static inline int arb_agent_plugin_restore(void *self, uint32_t version, const v
  * int configure(arb_ctx *, TYPE *) reading the strategy's own keys (after
  * the common ones, arb_agent_init); the rest initialises arb_agent_hooks.
  * The hooks get the TYPE * as `user`. Save/restore carry the arb_agent. */
-#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                \
-    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");        \
-    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); } \
-    static int arb__agent_create(arb_ctx *c, void **s)                                       \
-    {                                                                                        \
-        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);            \
-    }                                                                                        \
-    static int arb__agent_start(void *s)                                                     \
-    {                                                                                        \
-        static const arb_agent_hooks hooks = {__VA_ARGS__};                                  \
-        return arb_agent_start((arb_agent *)s, &hooks, s);                                   \
-    }                                                                                        \
-    static const arb_plugin arb__agent_plugin = {                                            \
-        .abi_version = ARB_ABI_VERSION,                                                      \
-        .size = sizeof(arb_plugin),                                                          \
-        .name = NAME,                                                                        \
-        .version = VERSION,                                                                  \
-        .state_version = ARB_AGENT_STATE_VERSION,                                            \
-        .create = arb__agent_create,                                                         \
-        .start = arb__agent_start,                                                           \
-        .stop = arb_agent_plugin_stop,                                                       \
-        .destroy = arb_agent_plugin_destroy,                                                 \
-        .save = arb_agent_plugin_save,                                                       \
-        .restore = arb_agent_plugin_restore,                                                 \
-    };                                                                                       \
+#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                   \
+    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");           \
+    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); }    \
+    static int arb__agent_create(arb_ctx *c, void **s)                                          \
+    {                                                                                           \
+        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);               \
+    }                                                                                           \
+    static int arb__agent_start(void *s)                                                        \
+    {                                                                                           \
+        static const arb_agent_hooks hooks = {__VA_ARGS__};                                     \
+        return arb_agent_start((arb_agent *)s, &hooks, s);                                      \
+    }                                                                                           \
+    /* What arb_agent_start subscribes to and what the agent sends, for --check. */             \
+    static const char *const arb__agent_publishes[] = {"order_commands", NULL};                 \
+    static const char *const arb__agent_subscribes[] = {"order_events", "market_data",          \
+                                                        "market_events", "system_ticks", NULL}; \
+    static const arb_plugin arb__agent_plugin = {                                               \
+        .abi_version = ARB_ABI_VERSION,                                                         \
+        .size = sizeof(arb_plugin),                                                             \
+        .name = NAME,                                                                           \
+        .version = VERSION,                                                                     \
+        .state_version = ARB_AGENT_STATE_VERSION,                                               \
+        .publishes = arb__agent_publishes,                                                      \
+        .subscribes = arb__agent_subscribes,                                                    \
+        .create = arb__agent_create,                                                            \
+        .start = arb__agent_start,                                                              \
+        .stop = arb_agent_plugin_stop,                                                          \
+        .destroy = arb_agent_plugin_destroy,                                                    \
+        .save = arb_agent_plugin_save,                                                          \
+        .restore = arb_agent_plugin_restore,                                                    \
+    };                                                                                          \
     ARB_PLUGIN_DEFINE(arb__agent_plugin)
 
 #ifdef __cplusplus
