@@ -5,10 +5,12 @@
  * nothing else to open: no server, no network. The gateway serves such
  * files under /runs/ (its `runs_dir`).
  */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "arbctl.h"
+#include "fsutil.h"
 
 __asm__(".section .rodata\n"
         ".global arbctl_report_html_start\n"
@@ -32,6 +34,10 @@ int arbctl_write_report_html(const char *path, const char *report_json)
         fprintf(stderr, "arbctl: the report page has no placeholder (a build problem)\n");
         return 1;
     }
+    /* var/runs/ need not exist yet (a fresh clone). */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    arbh_mkdir_p(dirname(dir), 0755);
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "arbctl: cannot write %s\n", path);

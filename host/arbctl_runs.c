@@ -409,7 +409,7 @@ static int cmd_report(runs_opts *o, const char *run_arg, const char *admin_addr,
     } else if (!o->html) {
         json_t *doc = json_loads(json, 0, NULL);
         json_t *run = json_object_get(doc, "run");
-        printf("run %s%s%s: %.1f simulated s, seed %s\n",
+        printf("run %s%s%s: %.1f s of market time, seed %s\n",
                json_string_value(json_object_get(run, "run_id")),
                *json_string_value(json_object_get(run, "name")) ? " " : "",
                json_string_value(json_object_get(run, "name")),

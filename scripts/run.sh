@@ -21,12 +21,22 @@ fi
 admin=$("$build/arbctl" -c "$cfg" where 2>/dev/null | sed -n 's/^admin //p')
 listen=$("$build/arbctl" -c "$cfg" where 2>/dev/null | sed -n 's/^gateway //p')
 echo "run: arb-host -c $cfg${admin:+ (admin http://$admin, arbctl -c $cfg status)}${listen:+, dashboard http://$listen/}" >&2
-# A plugin crash (exit status 70) restarts the host with a back-off. Ctrl-C
-# reaches the host through supervise.sh; this script only waits for it (a
-# trap that does nothing, so the children keep the default action).
-trap ':' INT TERM
+# A plugin crash (exit status 70) restarts the host with a back-off. A
+# SIGINT or SIGTERM to this script goes on to supervise.sh as SIGTERM (a
+# background job ignores SIGINT), which hands it to the host: a clean stop.
+# A Ctrl-C in the terminal reaches the host directly too. Then the last word
+# about PostgreSQL.
+sup=
+trap '[ -n "$sup" ] && kill -TERM "$sup" 2>/dev/null' INT TERM
+scripts/supervise.sh arb-host "$build/arb-host" -c "$cfg" "$@" &
+sup=$!
+# `wait` returns early when a trapped signal arrives: wait until it exited,
+# then once more for its status.
+while kill -0 "$sup" 2>/dev/null; do
+    wait "$sup" || true
+done
 status=0
-scripts/supervise.sh arb-host "$build/arb-host" -c "$cfg" "$@" || status=$?
+wait "$sup" || status=$?
 if [ "$local_pg" -eq 1 ]; then
     echo "run: the local PostgreSQL keeps running with the data (arbctl runs; arbctl report RUN);" \
         "stop it with: scripts/pg-local.sh stop" >&2
