@@ -87,7 +87,7 @@ void gw_run_pages_index(gateway *gw, struct evhttp_request *req)
             pages = g;
             cap = c;
         }
-        snprintf(pages[n].name, sizeof pages[n].name, "%s", e->d_name);
+        memcpy(pages[n].name, e->d_name, len + 1); /* len <= 200: page_name_ok */
         pages[n++].mtime = (long long)st.st_mtime;
     }
     if (d)
