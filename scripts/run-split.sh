@@ -37,14 +37,15 @@ fi
 matchers=matcher
 [ "${ARB_MATCHERS:-1}" -ge 2 ] && matchers="matcher matcher2"
 for svc in $matchers recorder gateway market; do
-    # A plugin crash (exit status 70) restarts that host with a back-off.
+    # A plugin crash (exit status 70) or a kill (-9, OOM) restarts that host
+    # with a back-off (scripts/supervise.sh); the others keep running.
     scripts/supervise.sh "$svc" build/arb-host -c "conf.d/split/$svc.ini" > "var/split/$svc.log" 2>&1 &
     pids+=($!)
     admin=$(build/arbctl -c "conf.d/split/$svc.ini" where 2>/dev/null | sed -n 's/^admin //p')
     echo "run-split: $svc (pid $!, admin http://$admin, arbctl -c conf.d/split/$svc.ini status, log var/split/$svc.log)" >&2
 done
 gw=$(build/arbctl -c conf.d/split/gateway.ini where 2>/dev/null | sed -n 's/^gateway //p')
-echo "run-split: brokers $ARB_BROKERS; dashboard http://${gw:-127.0.0.1:8080}/; Ctrl-C stops; a host whose plugin crashes restarts (see its log)" >&2
+echo "run-split: brokers $ARB_BROKERS; dashboard http://${gw:-127.0.0.1:8080}/; Ctrl-C stops; a host that crashes or is killed restarts with back-off (see its log)" >&2
 wait -n "${pids[@]}" || true
 if [ "$stopping" -eq 1 ]; then
     echo "run-split: stopped" >&2

@@ -246,12 +246,17 @@ static void answer(gateway *gw, pending *p)
  * flush event, which runs after the bus has delivered everything it had, so
  * an order that trades against several resting orders is answered with all
  * of its fills rather than the first. */
-static void order_changed(gateway *gw, gw_order *o, int effect)
+/* An order's state changed by an event (`last`: the event was the last one
+ * the matcher produced for the command, ARB_EVF_LAST): an order waiting for
+ * its answer gets it once its state is final for that command, so the answer
+ * carries every fill the command made however the transport split the
+ * events over deliveries. A terminal state is final whatever the flag. */
+static void order_changed(gateway *gw, gw_order *o, int effect, int last)
 {
     for (pending *p = gw_map_get(&gw->pending_by_order, o->order_id); p; p = p->order_next) {
         int done;
         if (p->kind == P_NEW)
-            done = o->status != GW_ST_PENDING;
+            done = o->status != GW_ST_PENDING && (last || gw_status_terminal(o->status));
         else
             done = effect == GW_EFF_CMD_REJECTED || gw_status_terminal(o->status);
         if (effect == GW_EFF_CMD_REJECTED && p->kind == P_CANCEL)
@@ -279,6 +284,19 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* 504 for a command that went to the matcher and has no answer yet: it
+ * may still take effect, and GET /v1/orders/{id} will give its fate. */
+static void reply_unconfirmed(gateway *gw, pending *p, const char *code, const char *why)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
+    evbuffer_add_printf(out,
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s; the %s may still be "
+                        "processed: GET /v1/orders/%llu gives its fate\",\"order_id\":\"%llu\"}}",
+                        code, why, p->kind == P_CANCEL ? "cancel" : "order",
+                        (unsigned long long)p->order_id, (unsigned long long)p->order_id);
+    gw_reply_json(gw, p->req, 504);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -293,13 +311,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         }
         pending_unlink(gw, p);
         arb_counter_add(gw->m_timeouts, 1);
-        struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
-        evbuffer_add_printf(out,
-                            "{\"error\":{\"code\":\"matcher_timeout\",\"message\":\"the matcher "
-                            "did not answer within %lld ms; the order may still be processed\","
-                            "\"order_id\":\"%llu\"}}",
-                            (long long)gw->timeout_ms, (unsigned long long)p->order_id);
-        gw_reply_json(gw, p->req, 504);
+        char why[96];
+        snprintf(why, sizeof why, "the matcher did not answer within %lld ms",
+                 (long long)gw->timeout_ms);
+        reply_unconfirmed(gw, p, "matcher_timeout", why);
         free(p);
     }
     arm_deadline(gw);
@@ -1056,9 +1071,14 @@ static void on_order_event(void *user, const arb_msg *msg)
     if (arb_replay_seen(&gw->recovery.events, msg))
         return;
     gw_order *o;
+    /* An order of ours the model does not know is adopted: its events came
+     * again from the matcher's replay after a crash its client got no
+     * answer from, and its owner must be able to see and cancel it. */
+    if (!gw_rm_order(gw->rm, ev.order_id))
+        gw_adopt(gw->rm, gw->id_space, &ev);
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
-        order_changed(gw, o, effect);
+        order_changed(gw, o, effect, (ev.flags & ARB_EVF_LAST) != 0);
     /* The private stream: the account's own order events and fills. */
     if (gw->streams && gw_stream_wanted_by(gw, ST_ORDERS | ST_FILLS, ev.account)) {
         struct evbuffer *out = evbuffer_new();
@@ -1156,6 +1176,11 @@ static int cfg_entry(void *user, const char *key, const char *value)
 {
     cfg_walk *w = user;
     gateway *gw = w->gw;
+    /* The keys taken here are read, so the host knows them (any other key
+     * the walk shows is read by its own arb_cfg_* call, or unknown). */
+    if (!strncmp(key, "api_key.", 8) || !strncmp(key, "account_name.", 13) ||
+        !strcmp(key, "public_accounts"))
+        arb_cfg_str(gw->ctx, key, "", &value);
     if (!strncmp(key, "api_key.", 8)) {
         char err[160];
         int rc = gw_keys_add(&gw->keys, key + 8, value, err, sizeof err);
@@ -1519,19 +1544,29 @@ static void gw_stop(void *self)
     /* Streams and waiting requests end before evhttp_free frees their
      * connections: no pointer into evhttp may outlive this call. */
     gw_streams_close_all(gw);
-    /* Unsent commands: the waiting ones are answered with the pending below. */
+    /* A command still in this turn's batch never went out: 503, nothing
+     * happened. One that went out may still be executed (the bus and the
+     * matcher go on through a reconfiguration): 504 with its id, as for a
+     * timeout, never a 503 that a client would retry into a second order. */
+    while (gw->p_head) {
+        pending *p = gw->p_head;
+        pending_unlink(gw, p);
+        int unsent = 0;
+        for (size_t i = 0; i < gw->n_batch && !unsent; i++)
+            unsent = gw->batch[i].req == p->req;
+        if (unsent)
+            gw_reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
+        else
+            reply_unconfirmed(gw, p, "gateway_stopped",
+                              "the gateway stopped before the matcher answered");
+        free(p);
+    }
     for (size_t i = 0; i < gw->n_batch; i++)
         if (gw->batch[i].async)
             gw_reply_error(gw, gw->batch[i].req, 503, "shutting_down", "the gateway is stopping");
     gw->n_batch = 0;
     free(gw->batch);
     gw->batch = NULL;
-    while (gw->p_head) {
-        pending *p = gw->p_head;
-        pending_unlink(gw, p);
-        gw_reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
-        free(p);
-    }
     gw->ready_head = NULL;
     gw_map_free(&gw->pending_by_order);
     if (gw->http)

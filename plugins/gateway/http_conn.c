@@ -57,30 +57,21 @@ static const char *date_header(gw_conns *c)
  * the request exactly as it would have (frees it, reads the next request or
  * closes the connection). Whatever cannot be written now (a full socket
  * buffer, an error) stays queued for evhttp's own write path, which then
- * runs unchanged. MSG_NOSIGNAL: a client that has gone away is an error
- * here, not a SIGPIPE, whatever the host does with signals. */
+ * runs unchanged. The write is libevent's own (evbuffer_write: writev of
+ * the chains, drained as written), as evhttp's path does it; a sendmsg of
+ * peeked chains written here before sent the start of a large answer twice
+ * on a keep-alive connection (test_gateway_http checks it). A client gone
+ * away is an error, not a SIGPIPE: the host ignores SIGPIPE. */
 static void write_now(struct evhttp_connection *evcon)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     struct evbuffer *out = bufferevent_get_output(bev);
     evutil_socket_t fd = bufferevent_getfd(bev);
-    size_t len = evbuffer_get_length(out);
-    if (fd < 0 || len == 0)
+    if (fd < 0 || evbuffer_get_length(out) == 0)
         return;
-    struct evbuffer_iovec vec[8];
-    int n = evbuffer_peek(out, (ev_ssize_t)len, NULL, vec, 8);
-    if (n <= 0)
+    /* libevent's own writer: writev of the chains, drained as written. */
+    if (evbuffer_write(out, fd) <= 0)
         return;
-    if (n > 8)
-        n = 8;
-    struct iovec iov[8];
-    for (int i = 0; i < n; i++)
-        iov[i] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent <= 0)
-        return;
-    evbuffer_drain(out, (size_t)sent);
     if (evbuffer_get_length(out) == 0)
         bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }

@@ -195,7 +195,10 @@ typedef struct arb_host_api {
     int (*cfg_double)(arb_ctx *ctx, const char *section, const char *key, double def, double min,
                       double max, double *out);
     int (*cfg_bool)(arb_ctx *ctx, const char *section, const char *key, int def, int *out);
-    /* Every key of a section, in file order. */
+    /* Every key of a section, in file order. A key it shows is not thereby
+     * known: one no cfg_str/int/double/bool call reads is an unknown key,
+     * refused at load, so a plugin that takes keys by pattern (api_key.NAME)
+     * reads each one it takes. */
     int (*cfg_each)(arb_ctx *ctx, const char *section, arb_cfg_fn fn, void *user);
     /* Every section whose name starts with `prefix` (e.g. "instrument "):
      * fn gets the whole section name as `key` and NULL as `value`. */
@@ -276,7 +279,18 @@ typedef struct arb_host_api {
      * at create(): read it in start()). */
     int (*run_info)(arb_ctx *ctx, arb_run_info *out);
 
-    void (*spare[16])(void); /* room to grow without an ABI bump */
+    /* This instance will never read records of `topic`'s `partition` below
+     * `offset` again: what it published before the call (a snapshot) covers
+     * them. For the topics in [bus] journal_trim (default order_commands,
+     * whose history only the matcher reads), the monolith's journal removes
+     * the segments below the lowest mark of every instance that trims the
+     * topic and below local delivery, once what the caller published before
+     * the call is on disk. Kafka keeps what the cluster's retention says and
+     * ignores the call. ARB_ENOENT: the topic does not go through a
+     * transport. */
+    int (*trim)(arb_ctx *ctx, int topic, int partition, int64_t offset);
+
+    void (*spare[15])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -465,6 +479,15 @@ static inline int arb_run(arb_ctx *c, arb_run_info *out)
         return ARB_ESTATE;
     }
     return api->run_info(c, out);
+}
+
+/* See arb_host_api.trim; ARB_ESTATE from a host too old to have it. */
+static inline int arb_trim(arb_ctx *c, int topic, int partition, int64_t offset)
+{
+    const arb_host_api *api = c->api;
+    if (api->size < offsetof(arb_host_api, trim) + sizeof api->trim || !api->trim)
+        return ARB_ESTATE;
+    return api->trim(c, topic, partition, offset);
 }
 
 #ifdef __cplusplus

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuzz_socket.h"
 #include "host.h"
 #include "testhost.h"
 
@@ -40,14 +41,7 @@ static void fuzz_start(void)
                              "log_level = error\n");
     if (!fuzz_host || testhost_start(fuzz_host))
         abort();
-    snprintf(fuzz_path, sizeof fuzz_path, "/tmp/arb-fuzz-admin-%d.sock", (int)getpid());
-    unlink(fuzz_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", fuzz_path);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 64) ||
-        !evhttp_accept_socket_with_handle(testhost_host(fuzz_host)->admin, fd))
-        abort();
+    fuzz_socket_listen(testhost_host(fuzz_host)->admin, "admin", fuzz_path);
 }
 
 static void check_responses(const char *out, size_t len)
@@ -88,44 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fuzz_host)
         fuzz_start();
     struct event_base *base = testhost_host(fuzz_host)->loops[0]->base;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", fuzz_path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
-        abort();
     static char out[1 << 20];
-    size_t sent = 0, got = 0;
-    int closed = 0, half = 0;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!closed) {
-        if (!half) {
-            ssize_t w = size > sent ? send(fd, data + sent, size - sent, MSG_NOSIGNAL) : 0;
-            if (w > 0)
-                sent += (size_t)w;
-            else if (w < 0 && errno != EAGAIN)
-                half = 1;
-            if (sent == size && !half) {
-                shutdown(fd, SHUT_WR);
-                half = 1;
-            }
-        }
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        for (;;) {
-            ssize_t r = recv(fd, out + got, sizeof out - got, 0);
-            if (r > 0 && (got += (size_t)r) < sizeof out)
-                continue;
-            if (r == 0 || (r < 0 && errno != EAGAIN))
-                closed = 1;
-            break;
-        }
-        if (!closed && half)
-            event_base_loop(base, EVLOOP_ONCE);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > 5)
-            abort(); /* the host never closed the connection */
-    }
-    close(fd);
+    size_t got = fuzz_socket_exchange(base, fuzz_path, data, size, out, sizeof out);
     check_responses(out, got);
     return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "../../plugins/gateway/gateway_plugin.c"
 #include "../unit/test_agent_fakehost.h"
+#include "fuzz_socket.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,14 +86,7 @@ static void fuzz_start(void)
         abort();
     }
     fuzz_gw = self;
-    snprintf(fuzz_path, sizeof fuzz_path, "/tmp/arb-fuzz-gw-%d.sock", (int)getpid());
-    unlink(fuzz_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", fuzz_path);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 64) ||
-        !evhttp_accept_socket_with_handle(fuzz_gw->http, fd))
-        abort();
+    fuzz_socket_listen(fuzz_gw->http, "gw", fuzz_path);
 }
 
 /* Every response in out: a status line HTTP/1.1 NNN, and JSON if NNN is an
@@ -140,46 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!fuzz_base)
         fuzz_start();
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", fuzz_path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a))
-        abort();
     static char out[1 << 20];
-    size_t sent = 0, got = 0;
-    int closed = 0, half = 0;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!closed) {
-        if (!half) {
-            ssize_t w = size > sent ? send(fd, data + sent, size - sent, MSG_NOSIGNAL) : 0;
-            if (w > 0)
-                sent += (size_t)w;
-            else if (w < 0 && errno != EAGAIN)
-                half = 1; /* the gateway closed first */
-            if (sent == size && !half) {
-                shutdown(fd, SHUT_WR);
-                half = 1;
-            }
-        }
-        event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
-        for (;;) {
-            ssize_t r = recv(fd, out + got, sizeof out - got, 0);
-            if (r > 0 && (got += (size_t)r) < sizeof out)
-                continue;
-            if (r == 0 || (r < 0 && errno != EAGAIN))
-                closed = 1;
-            break;
-        }
-        /* Nothing more from the gateway yet: wait for its next event (our
-         * bytes or close reaching its socket, a timer). */
-        if (!closed && half)
-            event_base_loop(fuzz_base, EVLOOP_ONCE);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > 5)
-            abort(); /* the gateway never closed the connection */
-    }
-    close(fd);
+    size_t got = fuzz_socket_exchange(fuzz_base, fuzz_path, data, size, out, sizeof out);
     check_responses(out, got);
     fh_clear_log(fuzz_fh);
     return 0;

@@ -57,11 +57,14 @@ static resting book[256];
 static size_t n_book;
 static uint64_t out_seq, trade_seq, commands_seen;
 
+/* An event of c's order; last: ARB_EVF_LAST (the command's last event for
+ * it) or 0. */
 static void publish_event(const arb_order_cmd *c, int kind, int reason, int64_t leaves,
-                          int64_t filled, int64_t last_px, int64_t last_qty)
+                          int64_t filled, int64_t last_px, int64_t last_qty, unsigned last)
 {
     arb_order_event e;
     memset(&e, 0, sizeof e);
+    e.flags = (uint8_t)last;
     e.kind = (uint8_t)kind;
     e.reason = (uint8_t)reason;
     e.side = c->side;
@@ -129,6 +132,9 @@ static void publish_snapshot(const arb_order_cmd *c)
     arb_publish(testhost_ctx(host), ARB_TOPIC_MARKET_DATA, 0, buf, len);
 }
 
+static arb_order_cmd split_cmd; /* an order whose events are split (price 101.50) */
+static int split_held;
+
 static void on_command(void *user, const arb_msg *msg)
 {
     (void)user;
@@ -145,29 +151,42 @@ static void on_command(void *user, const arb_msg *msg)
             if (book[i].order_id == c.order_id) {
                 c.price = book[i].price;
                 c.qty = book[i].qty;
-                publish_event(&c, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0);
+                publish_event(&c, ARB_EV_CANCELLED, ARB_R_USER_CANCEL, 0, 0, 0, 0, ARB_EVF_LAST);
                 book[i] = book[--n_book];
                 return;
             }
-        publish_event(&c, ARB_EV_REJECTED, ARB_R_UNKNOWN_ORDER, 0, 0, 0, 0);
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_UNKNOWN_ORDER, 0, 0, 0, 0, ARB_EVF_LAST);
         return;
+    }
+    if (split_held) { /* the held order's last event, in a later delivery */
+        int64_t half = split_cmd.qty / 2;
+        publish_event(&split_cmd, ARB_EV_PARTIAL, 0, split_cmd.qty - half, half, 10150, half,
+                      ARB_EVF_LAST);
+        split_held = 0;
     }
     switch (c.price) {
     case 10000:
-        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, ARB_EVF_LAST);
         if (n_book < 256)
             book[n_book++] = (resting){c.order_id, c.account, c.price, c.qty, c.side};
         break;
     case 10100: {
         int64_t half = c.qty / 2;
-        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0);
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, 0);
         publish_trade("XA", 10050, half, c.account, 999);
-        publish_event(&c, ARB_EV_PARTIAL, 0, c.qty - half, half, 10050, half);
+        publish_event(&c, ARB_EV_PARTIAL, 0, c.qty - half, half, 10050, half, 0);
         publish_trade("XA", 10100, c.qty - half, c.account, 999);
-        publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half);
+        publish_event(&c, ARB_EV_FILLED, 0, 0, c.qty, 10100, c.qty - half, ARB_EVF_LAST);
         break;
     }
-    case 10200: publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0); break;
+    case 10150: /* accepted now; the rest of this command comes with the next one */
+        publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, 0);
+        split_cmd = c;
+        split_held = 1;
+        break;
+    case 10200:
+        publish_event(&c, ARB_EV_REJECTED, ARB_R_PRICE_BAND, 0, 0, 0, 0, ARB_EVF_LAST);
+        break;
     default: /* 103.00 and anything else: silence */ break;
     }
 }
@@ -523,6 +542,37 @@ static void orders_sent_at_once_are_each_answered_with_their_own_result(void **s
         json_decref(j);
         free(calls[i].resp);
     }
+}
+
+static int command_count_passed(void *arg) { return commands_seen > *(uint64_t *)arg; }
+
+/* One command's events in two deliveries (the fake matcher sends the fill of
+ * a 101.50 order with the next command): the answer waits for the event
+ * flagged last and carries the fill, instead of the "open" of the first. */
+static void answer_waits_for_the_commands_last_event(void **state)
+{
+    (void)state;
+    static char body[256];
+    snprintf(body, sizeof body, "%s", order_body("buy", "101.50", "1"));
+    http_call a = {
+        .port = port, .method = "POST", .path = "/v1/orders", .key = KEY_A, .body = body};
+    pthread_t th;
+    uint64_t before = commands_seen;
+    pthread_create(&th, NULL, http_thread, &a);
+    testhost_run_until(host, command_count_passed, &before, 5000 * MS);
+    assert_true(split_held);
+    http_call *b = http("POST", "/v1/orders", KEY_A, order_body("buy", "100.00", "1"));
+    assert_int_equal(b->status, 200);
+    call_set cs = {&a, 1};
+    testhost_run_until(host, all_done, &cs, 5000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(a.status, 200);
+    json_t *j = body_json(&a);
+    assert_string_equal(jstr(j, "status"), "partially_filled");
+    assert_string_equal(jstr(j, "filled_qty"), "0.500");
+    json_decref(j);
+    free(a.resp);
+    call_free(b);
 }
 
 static void async_order_is_accepted_at_once(void **state)
@@ -1167,6 +1217,79 @@ static void keep_alive_connection_answers_each_request_in_turn(void **state)
     free(p);
 }
 
+/* Two large answers (hundreds of trades: the body spans many buffer chains)
+ * in turn on one keep-alive connection: each arrives once, whole, and
+ * nothing follows the second. (The gateway's own early write once sent the
+ * start of such an answer twice.) */
+typedef struct big_answers {
+    int port;
+    int ok[2];
+    size_t len[2], extra;
+    volatile int done;
+} big_answers;
+
+static void *big_answers_thread(void *arg)
+{
+    big_answers *b = arg;
+    int fd = connect_to(b->port);
+    static char buf[1 << 20];
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static const char req[] = "GET /v1/trades?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; fd >= 0 && i < 2 && !send_all(fd, req, sizeof req - 1); i++) {
+        size_t len = 0, want = 0;
+        for (;;) {
+            buf[len] = 0;
+            char *sep = strstr(buf, "\r\n\r\n");
+            const char *cl = sep ? strstr(buf, "Content-Length: ") : NULL;
+            if (sep && cl && cl < sep)
+                want = (size_t)(sep + 4 - buf) + strtoul(cl + 16, NULL, 10);
+            if (want && len >= want)
+                break;
+            ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+        }
+        if (!want || len < want)
+            break;
+        b->extra += len - want;
+        char *body = strstr(buf, "\r\n\r\n") + 4;
+        json_t *j = json_loadb(body, want - (size_t)(body - buf), 0, NULL);
+        b->ok[i] = j && json_array_size(json_object_get(j, "trades")) >= 400;
+        b->len[i] = want;
+        json_decref(j);
+    }
+    /* nothing more may come: a duplicate would be here */
+    struct timeval shortwait = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof shortwait);
+    ssize_t more = fd >= 0 ? recv(fd, buf, sizeof buf, 0) : -1;
+    if (more > 0)
+        b->extra += (size_t)more;
+    if (fd >= 0)
+        close(fd);
+    b->done = 1;
+    return NULL;
+}
+
+static int big_answers_done(void *user) { return ((big_answers *)user)->done; }
+
+static void large_answers_on_keep_alive_arrive_once_and_whole(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 400; i++)
+        publish_trade("XA", 10000 + i, 1000, 1001, 1002);
+    big_answers b = {.port = port};
+    pthread_t th;
+    pthread_create(&th, NULL, big_answers_thread, &b);
+    testhost_run_until(host, big_answers_done, &b, 10000 * MS);
+    pthread_join(th, NULL);
+    assert_true(b.ok[0]);
+    assert_true(b.ok[1]);
+    assert_true(b.len[0] > 32768);
+    assert_int_equal(b.extra, 0);
+}
+
 /* A client that closes its sending side once its order is written (as some
  * one-shot clients do) still gets the order's answer: the gateway watches
  * the socket for that close between requests and must not end the
@@ -1303,6 +1426,52 @@ static void anothers_order_answers_as_an_unknown_one(void **state)
     assert_string_equal(theirs->resp, expected);
     call_free(theirs);
     call_free(unknown);
+    free(path);
+}
+
+/* An order of this gateway's id space whose events arrive though the
+ * gateway never saw it placed (the matcher replayed it after a crash its
+ * client got no answer from) is adopted: its owner reads and cancels it,
+ * anyone else gets 404. */
+static void replayed_order_of_ours_is_adopted_for_its_owner(void **state)
+{
+    (void)state;
+    char *path = place_resting(KEY_A);
+    uint64_t placed = strtoull(strrchr(path, '/') + 1, NULL, 10);
+    arb_order_cmd c;
+    memset(&c, 0, sizeof c);
+    c.action = ARB_CMD_NEW;
+    c.side = ARB_SIDE_BUY;
+    c.type = ARB_ORD_LIMIT;
+    c.tif = ARB_TIF_GTC;
+    arb_fixstr_set(c.venue, ARB_VENUE_LEN, "XA");
+    arb_fixstr_set(c.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    c.order_id = (placed >> 48) << 48 | 0xabcde;
+    c.account = 1001;
+    c.price = 9000;
+    c.qty = 1000;
+    publish_event(&c, ARB_EV_ACCEPTED, 0, c.qty, 0, 0, 0, ARB_EVF_LAST);
+    if (n_book < 256)
+        book[n_book++] = (resting){c.order_id, c.account, c.price, c.qty, c.side};
+    testhost_run(host, 20 * MS);
+    char mine[64];
+    snprintf(mine, sizeof mine, "/v1/orders/%llu", (unsigned long long)c.order_id);
+    http_call *owner = http("GET", mine, KEY_A, NULL);
+    assert_int_equal(owner->status, 200);
+    json_t *j = body_json(owner);
+    assert_string_equal(jstr(j, "status"), "open");
+    assert_string_equal(jstr(j, "price"), "90.00");
+    json_decref(j);
+    http_call *other = http("GET", mine, KEY_B, NULL);
+    assert_int_equal(other->status, 404);
+    http_call *cancel = http("DELETE", mine, KEY_A, NULL);
+    assert_int_equal(cancel->status, 200);
+    j = body_json(cancel);
+    assert_string_equal(jstr(j, "status"), "cancelled");
+    json_decref(j);
+    call_free(owner);
+    call_free(other);
+    call_free(cancel);
     free(path);
 }
 
@@ -1916,7 +2085,11 @@ static void admin_answers_while_the_gateway_is_flooded(void **state)
         fds[i] = connect_port(i % 2 ? tight_port : slow_port);
         send_all(fds[i], "GET /v1/instruments HTTP/1.1\r\n", 31);
     }
-    testhost_run(host, 50 * MS);
+    /* until gw_tight has refused one (polled: a loaded machine is slow) */
+    for (int64_t t0 = mono_ms();
+         metric_value("gateway_connections_refused_total{instance=\"gw_tight\"}") <= 0 &&
+         mono_ms() - t0 < 5000;)
+        testhost_run(host, 10 * MS);
     assert_true(metric_value("gateway_connections_refused_total{instance=\"gw_tight\"}") > 0);
     const char *addr = testhost_host(host)->admin_addr;
     const char *r = testhost_http(host, atoi(strrchr(addr, ':') + 1),
@@ -1982,6 +2155,36 @@ static void reload_keeps_serving_and_never_reuses_an_order_id(void **state)
     call_free(b);
 }
 
+/* An order sent to the matcher and not yet answered when its gateway stops
+ * (a reload, a reconfiguration) may still execute: it is answered 504 with
+ * its id, never a 503 that a client would retry into a second order. */
+static void order_in_flight_when_the_gateway_stops_is_504_with_its_id(void **state)
+{
+    (void)state;
+    static char body[256];
+    snprintf(body, sizeof body, "%s", order_body("buy", "103.00", "1")); /* no answer */
+    http_call a = {
+        .port = port, .method = "POST", .path = "/v1/orders", .key = KEY_A, .body = body};
+    pthread_t th;
+    uint64_t before = commands_seen;
+    pthread_create(&th, NULL, http_thread, &a);
+    testhost_run_until(host, command_count_passed, &before, 5000 * MS);
+    assert_true(commands_seen > before);
+    char err[256];
+    assert_int_equal(testhost_reload(host, "gateway", NULL, err, sizeof err), 0);
+    call_set cs = {&a, 1};
+    testhost_run_until(host, all_done, &cs, 5000 * MS);
+    pthread_join(th, NULL);
+    assert_int_equal(a.status, 504);
+    json_t *j = body_json(&a);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "gateway_stopped");
+    assert_non_null(json_string_value(json_object_get(e, "order_id")));
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "GET /v1/orders/"));
+    json_decref(j);
+    free(a.resp);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1995,6 +2198,8 @@ int main(void)
         T(rejected_order_is_answered_with_the_reason),
         T(silent_matcher_gives_504_naming_the_order),
         T(orders_sent_at_once_are_each_answered_with_their_own_result),
+        T(answer_waits_for_the_commands_last_event),
+        T(order_in_flight_when_the_gateway_stops_is_504_with_its_id),
         T(async_order_is_accepted_at_once),
         T(order_ids_increase_and_are_strings),
         T(account_sees_its_order_but_not_anothers),
@@ -2020,6 +2225,7 @@ int main(void)
         T(stream_count_is_bounded),
         T(slow_stream_reader_is_cut_off),
         T(keep_alive_connection_answers_each_request_in_turn),
+        T(large_answers_on_keep_alive_arrive_once_and_whole),
         T(half_closed_client_still_gets_its_answer),
         T(reset_while_an_order_waits_does_not_spin),
         T(keep_alive_connection_can_become_a_stream),
@@ -2028,6 +2234,7 @@ int main(void)
         T(accounts_with_a_wrong_key_is_401),
         T(stream_pnl_board_shows_only_public_accounts),
         T(anothers_order_answers_as_an_unknown_one),
+        T(replayed_order_of_ours_is_adopted_for_its_owner),
         T(repeated_client_order_id_returns_the_first_order_and_sends_nothing),
         T(retry_of_an_unanswered_order_waits_for_the_same_order),
         T(reused_client_order_id_with_other_terms_is_409),

@@ -714,6 +714,38 @@ static void reload_config_answers_the_refusal_with_file_line_and_instance(void *
     stop_host(&p);
 }
 
+/* A journal that holds records but has lost its run file is neither
+ * resumed under a made-up run nor wiped: the host refuses to start, says
+ * why and what to do, and the records stay; --new-run then begins anew. */
+static void journal_without_its_run_file_is_refused_not_wiped(void **state)
+{
+    (void)state;
+    char ini[1024], run[600], seg[600];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = rj\n[bus]\njournal = %s/j\njournal_topics = t\n"
+             "[plugin p]\nload = tp_seq.so\nrole = producer\ntopic = t\n",
+             tmp);
+    write_text("j.ini", ini);
+    host_proc p;
+    spawn(&p, "j.ini", "j.log", false);
+    assert_non_null(wait_log(&p, "started tp_seq"));
+    stop_host(&p);
+    snprintf(seg, sizeof seg, "%s/j/t/00000000000000000000.log", tmp);
+    snprintf(run, sizeof run, "%s/j/run", tmp);
+    assert_true(file_size(seg) > 0);
+    assert_int_equal(unlink(run), 0);
+    spawn(&p, "j.ini", "j2.log", false);
+    assert_int_equal(wait_exit(&p), 2);
+    if (!strstr(slurp(p.log), "holds records but its run file is missing"))
+        fail_msg("refusal: %s", slurp(p.log));
+    assert_true(file_size(seg) > 0);
+    snprintf(ini + strlen(ini), sizeof ini - strlen(ini), "[host]\nnew_run = true\n");
+    write_text("j.ini", ini);
+    spawn(&p, "j.ini", "j3.log", false);
+    assert_non_null(wait_log(&p, "new (epoch 0)"));
+    stop_host(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +770,7 @@ int main(void)
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
         cmocka_unit_test(sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is),
         cmocka_unit_test(reload_config_answers_the_refusal_with_file_line_and_instance),
+        cmocka_unit_test(journal_without_its_run_file_is_refused_not_wiped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
