@@ -30,6 +30,7 @@
 #include <arb/wire.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define DIGEST_STATE_VERSION 1u
 #define DIGEST_OFFSET 1469598103934665603ull
@@ -49,6 +50,13 @@ typedef struct trade_digest {
     arb_instrument_table instruments;
     arb_rr rr;
     uint64_t bad_records;
+    /* The report's index of each instrument seen, by its wire fields: the
+     * lookup runs for every order event. */
+    struct {
+        char venue[ARB_VENUE_LEN], symbol[ARB_SYMBOL_LEN];
+        int index;
+    } seen[ARB_RR_MAX_INSTR];
+    int n_seen;
 } trade_digest;
 
 static uint64_t fnv_bytes(uint64_t h, const uint8_t *p, size_t n)
@@ -69,13 +77,22 @@ static uint64_t fnv_record(uint64_t h, const arb_msg *m)
 /* The report's index of a wire record's instrument (fixed-width fields). */
 static int report_instrument(trade_digest *d, const char *venue_field, const char *symbol_field)
 {
+    for (int i = 0; i < d->n_seen; i++)
+        if (!memcmp(d->seen[i].venue, venue_field, ARB_VENUE_LEN) &&
+            !memcmp(d->seen[i].symbol, symbol_field, ARB_SYMBOL_LEN))
+            return d->seen[i].index;
     char venue[ARB_VENUE_LEN + 1], symbol[ARB_SYMBOL_LEN + 1];
     snprintf(venue, sizeof venue, "%.*s", (int)ARB_VENUE_LEN, venue_field);
     snprintf(symbol, sizeof symbol, "%.*s", (int)ARB_SYMBOL_LEN, symbol_field);
     const arb_instrument *in = arb_instrument_find(&d->instruments, venue, symbol);
-    if (!in)
-        return -1;
-    return arb_rr_instrument(&d->rr, venue, symbol, in->price_decimals, in->qty_decimals);
+    int index =
+        in ? arb_rr_instrument(&d->rr, venue, symbol, in->price_decimals, in->qty_decimals) : -1;
+    if (d->n_seen < ARB_RR_MAX_INSTR) {
+        memcpy(d->seen[d->n_seen].venue, venue_field, ARB_VENUE_LEN);
+        memcpy(d->seen[d->n_seen].symbol, symbol_field, ARB_SYMBOL_LEN);
+        d->seen[d->n_seen++].index = index;
+    }
+    return index;
 }
 
 static void on_trade(void *user, const arb_msg *m)
@@ -157,7 +174,8 @@ static int digest_start(void *self)
 {
     trade_digest *d = self;
     int rc = arb_subscribe(d->ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, d);
-    if (rc >= 0)
+    /* The figures only when they are printed or written. */
+    if (rc >= 0 && (d->table || d->report_path[0]))
         rc = arb_subscribe(d->ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, d);
     if (rc >= 0)
         rc = arb_subscribe(d->ctx, ARB_TOPIC_MARKET_EVENTS, on_market_event, d);
