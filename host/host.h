@@ -146,6 +146,9 @@ struct arbh_instance {
     bool err_located;     /* err names a config file and line (a rejected value) */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
+    char **read_prefixes; /* prefixes it listed sections by: a section added or
+                             removed under one changes it too (SIGHUP) */
+    size_t nread_prefixes;
     char build_id[80];    /* GNU build id, or "sha256:..." of the file */
     int64_t loaded_at;    /* wall ns its image was opened */
     char crash_who[4608]; /* preformatted for the fatal-signal line (crash.c) */

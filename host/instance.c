@@ -187,6 +187,15 @@ static int api_cfg_sections(arb_ctx *ctx, const char *prefix, arb_cfg_fn fn, voi
 {
     arbh_instance *in = INST(ctx);
     each_ctx c = {fn, user};
+    int known = 0;
+    for (size_t i = 0; i < in->nread_prefixes; i++)
+        known |= !strcmp(in->read_prefixes[i], prefix);
+    char **grown =
+        known ? NULL : realloc(in->read_prefixes, (in->nread_prefixes + 1) * sizeof *grown);
+    if (grown) {
+        in->read_prefixes = grown;
+        in->read_prefixes[in->nread_prefixes++] = strdup(prefix);
+    }
     arbh_config_sections(in->cfg, prefix, note_section, in);
     int rc = arbh_config_sections(in->cfg, prefix, each_section, &c);
     return rc > 0 ? ARB_OK : rc;
@@ -904,6 +913,9 @@ void arbh_instance_free(arbh_instance *in)
     for (size_t i = 0; i < in->nread_sections; i++)
         free(in->read_sections[i]);
     free(in->read_sections);
+    for (size_t i = 0; i < in->nread_prefixes; i++)
+        free(in->read_prefixes[i]);
+    free(in->read_prefixes);
     free(in->name);
     free(in->section);
     free(in->path);

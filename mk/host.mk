@@ -48,8 +48,11 @@ test_host_faults_SRCS := tests/integration/test_host_faults.c
 test_host_faults_LIBS := $(CMOCKA_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c host/admin_token.c host/fsutil.c
-arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS)
+arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/arbctl_runs.c host/arbctl_page.c \
+	host/config.c host/admin_token.c host/fsutil.c
+arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(PQ_LIBS) -lm
+# The report page is compiled into arbctl (.incbin).
+$(B)/obj/host/arbctl_page.o: host/report.html
 
 BENCHES += bench_bus
 bench_bus_SRCS := tests/bench/bench_bus.c $(TESTHOST_SRCS)

@@ -12,6 +12,13 @@ clock_SRCS := plugins/clock/clock.c
 generator_SRCS := plugins/generator/market_model.c plugins/generator/generator.c
 generator_LIBS := -lm
 digest_SRCS := plugins/digest/digest.c
+digest_LIBS := -lm
+
+# The figures of a run (sdk/arb/run_report.h): the digest's end-of-run table
+# and arbctl report share them.
+TESTS += test_run_report
+test_run_report_SRCS := tests/unit/test_run_report.c
+test_run_report_LIBS := $(CMOCKA_LIBS) -lm
 
 TESTS += test_clock
 test_clock_SRCS := tests/unit/test_clock.c plugins/clock/clock.c

@@ -195,6 +195,36 @@ static const char *const m6_fees[] = {
     NULL,
 };
 
+/* Version 7 (6 is the fees' columns): order ids are unsigned 64-bit on the
+ * wire and in the API; stored as bigint, an id at or above 2^63 read back
+ * negative, so the id an API answer gave found no row. numeric(20,0) holds
+ * every u64 as written; stored negatives are turned back into theirs. The
+ * view reads the columns, so it is dropped and made again around the change.
+ * Trade ids (book_id << 40 | seq) and accounts stay bigint: they fit. */
+#define M7_U64(col)                                                                      \
+    "USING CASE WHEN " col " < 0 THEN " col "::numeric + 18446744073709551616 ELSE " col \
+    "::numeric END"
+static const char *const m7_order_ids_unsigned[] = {
+    "DROP VIEW trades_decimal",
+    "ALTER TABLE order_events ALTER COLUMN order_id TYPE numeric(20,0) " M7_U64("order_id"),
+    "ALTER TABLE trades ALTER COLUMN buy_order_id TYPE numeric(20,0) " M7_U64("buy_order_id"),
+    "ALTER TABLE trades ALTER COLUMN sell_order_id TYPE numeric(20,0) " M7_U64("sell_order_id"),
+    "ALTER TABLE order_events ADD CONSTRAINT order_events_order_id_u64"
+    " CHECK (order_id BETWEEN 0 AND 18446744073709551615)",
+    "ALTER TABLE trades ADD CONSTRAINT trades_order_ids_u64"
+    " CHECK (buy_order_id BETWEEN 0 AND 18446744073709551615"
+    " AND sell_order_id BETWEEN 0 AND 18446744073709551615)",
+    "COMMENT ON COLUMN order_events.order_id IS "
+    "'the order id as the API gives it (unsigned 64-bit, as a string in JSON)'",
+    "CREATE VIEW trades_decimal AS SELECT trade_id, venue, symbol, executed_at,"
+    " arb_decimal(price, price_decimals) AS price, arb_decimal(qty, qty_decimals) AS qty,"
+    " aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq, run_id,"
+    " arb_decimal(buy_fee, price_decimals) AS buy_fee,"
+    " arb_decimal(sell_fee, price_decimals) AS sell_fee"
+    " FROM trades",
+    NULL,
+};
+
 static const rec_migration migrations[] = {
     {1, "trades, order events and consumer offsets", m1_tables},
     {2, "exact decimal view of trades", m2_decimal_views},
@@ -202,6 +232,7 @@ static const rec_migration migrations[] = {
     {4, "every row and position carries its run", m4_run_ids},
     {5, "runs: name, seed, configuration, hosts and plugins", m5_runs},
     {6, "fees on trades and fills", m6_fees},
+    {7, "order ids as unsigned 64-bit numbers", m7_order_ids_unsigned},
 };
 
 const rec_migration *rec_migrations(size_t *count)

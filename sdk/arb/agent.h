@@ -619,12 +619,15 @@ static inline int arb__agent_add_instrument(void *u, const char *name)
 static inline void arb__agent_metrics(arb_agent *a)
 {
     arb_ctx *c = a->ctx;
-    a->m.pnl =
-        arb_gauge_new(c, "agent_pnl", NULL, "PnL of all accounts, price units x quantity units");
+    /* The unit is in the HELP text: a gauge holds an integer, and a PnL in
+     * the quote currency is a decimal. */
+    a->m.pnl = arb_gauge_new(c, "agent_pnl", NULL,
+                             "PnL of all accounts net of fees, unit: price units x quantity "
+                             "units, i.e. 10^-(price_decimals+qty_decimals) of the quote currency");
     a->m.fees = arb_gauge_new(c, "agent_fees", NULL,
-                              "Fees paid by all accounts net of rebates, price units x quantity "
-                              "units (PnL and cash are net of them)");
-    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done");
+                              "Fees paid by all accounts net of rebates, in the unit of agent_pnl "
+                              "(PnL and cash are net of them)");
+    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done (count)");
     a->m.orders = arb_counter_new(c, "agent_orders_total", NULL, "New orders sent");
     a->m.fills = arb_counter_new(c, "agent_fills_total", NULL, "Fills received");
     a->m.rejects = arb_counter_new(c, "agent_rejects_total", NULL, "Orders rejected");
@@ -634,7 +637,8 @@ static inline void arb__agent_metrics(arb_agent *a)
         snprintf(labels, sizeof labels, "instrument=\"%s:%s\"", a->instr[i].spec.venue,
                  a->instr[i].spec.symbol);
         a->m.position[i] = arb_gauge_new(c, "agent_position", labels,
-                                         "Net position of all accounts, quantity units");
+                                         "Net position of all accounts, unit: quantity units, i.e. "
+                                         "10^-qty_decimals of the base asset");
     }
 }
 
@@ -1584,31 +1588,37 @@ static inline int arb_agent_plugin_restore(void *self, uint32_t version, const v
  * int configure(arb_ctx *, TYPE *) reading the strategy's own keys (after
  * the common ones, arb_agent_init); the rest initialises arb_agent_hooks.
  * The hooks get the TYPE * as `user`. Save/restore carry the arb_agent. */
-#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                \
-    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");        \
-    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); } \
-    static int arb__agent_create(arb_ctx *c, void **s)                                       \
-    {                                                                                        \
-        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);            \
-    }                                                                                        \
-    static int arb__agent_start(void *s)                                                     \
-    {                                                                                        \
-        static const arb_agent_hooks hooks = {__VA_ARGS__};                                  \
-        return arb_agent_start((arb_agent *)s, &hooks, s);                                   \
-    }                                                                                        \
-    static const arb_plugin arb__agent_plugin = {                                            \
-        .abi_version = ARB_ABI_VERSION,                                                      \
-        .size = sizeof(arb_plugin),                                                          \
-        .name = NAME,                                                                        \
-        .version = VERSION,                                                                  \
-        .state_version = ARB_AGENT_STATE_VERSION,                                            \
-        .create = arb__agent_create,                                                         \
-        .start = arb__agent_start,                                                           \
-        .stop = arb_agent_plugin_stop,                                                       \
-        .destroy = arb_agent_plugin_destroy,                                                 \
-        .save = arb_agent_plugin_save,                                                       \
-        .restore = arb_agent_plugin_restore,                                                 \
-    };                                                                                       \
+#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                   \
+    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");           \
+    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); }    \
+    static int arb__agent_create(arb_ctx *c, void **s)                                          \
+    {                                                                                           \
+        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);               \
+    }                                                                                           \
+    static int arb__agent_start(void *s)                                                        \
+    {                                                                                           \
+        static const arb_agent_hooks hooks = {__VA_ARGS__};                                     \
+        return arb_agent_start((arb_agent *)s, &hooks, s);                                      \
+    }                                                                                           \
+    /* What arb_agent_start subscribes to and what the agent sends, for --check. */             \
+    static const char *const arb__agent_publishes[] = {"order_commands", NULL};                 \
+    static const char *const arb__agent_subscribes[] = {"order_events", "market_data",          \
+                                                        "market_events", "system_ticks", NULL}; \
+    static const arb_plugin arb__agent_plugin = {                                               \
+        .abi_version = ARB_ABI_VERSION,                                                         \
+        .size = sizeof(arb_plugin),                                                             \
+        .name = NAME,                                                                           \
+        .version = VERSION,                                                                     \
+        .state_version = ARB_AGENT_STATE_VERSION,                                               \
+        .publishes = arb__agent_publishes,                                                      \
+        .subscribes = arb__agent_subscribes,                                                    \
+        .create = arb__agent_create,                                                            \
+        .start = arb__agent_start,                                                              \
+        .stop = arb_agent_plugin_stop,                                                          \
+        .destroy = arb_agent_plugin_destroy,                                                    \
+        .save = arb_agent_plugin_save,                                                          \
+        .restore = arb_agent_plugin_restore,                                                    \
+    };                                                                                          \
     ARB_PLUGIN_DEFINE(arb__agent_plugin)
 
 #ifdef __cplusplus

@@ -304,6 +304,95 @@ static void trades_and_positions_come_from_trade_executed(void **state)
     json_decref(acc.body);
 }
 
+static int has_two_fills(json_t *b) { return json_array_size(json_object_get(b, "fills")) == 2; }
+
+/* GET /v1/fills: each key its own fills, newest first, a page at a time. */
+static void fills_are_the_keys_own_and_come_in_pages(void **state)
+{
+    SKIP_WITHOUT_MATCHER(state);
+    reply a = call("POST", "/v1/orders", KEY_A, order("sell", "100.00", "1", "gtc"));
+    reply b = call("POST", "/v1/orders", KEY_A, order("sell", "100.10", "1", "gtc"));
+    reply take = call("POST", "/v1/orders", KEY_B, order("buy", "100.10", "2", "ioc"));
+    assert_int_equal(take.status, 200);
+    reply mine = call("GET", "/v1/fills", KEY_B, NULL);
+    assert_int_equal(mine.status, 200);
+    json_t *f = json_object_get(mine.body, "fills");
+    assert_int_equal(json_array_size(f), 2);
+    assert_string_equal(jstr(json_array_get(f, 0), "side"), "buy");
+    assert_string_equal(jstr(json_array_get(f, 0), "order_id"), jstr(take.body, "order_id"));
+    assert_non_null(strchr(jstr(json_array_get(f, 0), "time"), 'T'));
+    assert_true(json_is_null(json_object_get(mine.body, "next")));
+    /* One per page: the cursor leads to the other, then to nothing. */
+    reply p1 = call("GET", "/v1/fills?limit=1", KEY_B, NULL);
+    assert_int_equal(json_array_size(json_object_get(p1.body, "fills")), 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/fills?limit=1&before=%s", jstr(p1.body, "next"));
+    reply p2 = call("GET", path, KEY_B, NULL);
+    assert_int_equal(json_array_size(json_object_get(p2.body, "fills")), 1);
+    assert_string_not_equal(jstr(json_array_get(json_object_get(p1.body, "fills"), 0), "trade_id"),
+                            jstr(json_array_get(json_object_get(p2.body, "fills"), 0), "trade_id"));
+    assert_true(json_is_null(json_object_get(p2.body, "next")));
+    /* The maker sees its own two, as sells, and never the taker's. */
+    json_t *theirs = poll_get("/v1/fills", has_two_fills);
+    assert_non_null(theirs);
+    assert_string_equal(jstr(json_array_get(json_object_get(theirs, "fills"), 0), "side"), "sell");
+    reply anon = call("GET", "/v1/fills", NULL, NULL);
+    assert_int_equal(anon.status, 401);
+    reply bad = call("GET", "/v1/fills?before=x", KEY_B, NULL);
+    assert_int_equal(bad.status, 400);
+    json_decref(theirs);
+    json_decref(a.body), json_decref(b.body), json_decref(take.body), json_decref(mine.body);
+    json_decref(p1.body), json_decref(p2.body), json_decref(anon.body), json_decref(bad.body);
+}
+
+/* /v1/stream?topics=orders,fills: the key's own order events and fills,
+ * nothing of another account's; without a key, 401. */
+static void private_stream_carries_the_keys_own_orders_and_fills(void **state)
+{
+    SKIP_WITHOUT_MATCHER(state);
+    reply anon = call("GET", "/v1/stream?topics=orders", NULL, NULL);
+    assert_int_equal(anon.status, 401);
+    json_decref(anon.body);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {0, 200 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = "GET /v1/stream?topics=orders,fills HTTP/1.1\r\nHost: x\r\n"
+                      "Authorization: Bearer " KEY_A "\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    static char buf[1 << 16];
+    size_t len = 0;
+    /* The stream is open once its headers came. */
+    for (int i = 0; i < 50 && !strstr(buf, "\r\n\r\n"); i++) {
+        ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (got > 0)
+            len += (size_t)got, buf[len] = 0;
+    }
+    assert_non_null(strstr(buf, "200 OK"));
+    reply rest = call("POST", "/v1/orders", KEY_A, order("sell", "100.00", "1", "gtc"));
+    reply take = call("POST", "/v1/orders", KEY_B, order("buy", "100.00", "1", "ioc"));
+    assert_int_equal(take.status, 200);
+    char want[96];
+    snprintf(want, sizeof want, "\"order_id\":\"%s\"", jstr(rest.body, "order_id"));
+    for (int i = 0; i < 50 && !strstr(buf, "event: fill"); i++) {
+        ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (got > 0)
+            len += (size_t)got, buf[len] = 0;
+    }
+    close(fd);
+    assert_non_null(strstr(buf, "event: order"));
+    char *fill = strstr(buf, "event: fill");
+    assert_non_null(fill);
+    assert_non_null(strstr(fill, want));
+    assert_non_null(strstr(fill, "\"side\":\"sell\""));
+    snprintf(want, sizeof want, "\"order_id\":\"%s\"", jstr(take.body, "order_id"));
+    assert_null(strstr(buf, want));
+    json_decref(rest.body);
+    json_decref(take.body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +408,10 @@ int main(void)
                                         setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(ioc_without_liquidity_expires, setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(price_outside_the_band_is_rejected_by_the_matcher,
+                                        setup_own_loop, teardown),
+        cmocka_unit_test_setup_teardown(fills_are_the_keys_own_and_come_in_pages, setup_own_loop,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(private_stream_carries_the_keys_own_orders_and_fills,
                                         setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(trades_and_positions_come_from_trade_executed,
                                         setup_own_loop, teardown),

@@ -211,7 +211,9 @@ static void migrations_apply_once_and_rerun_as_no_ops(void **state)
     assert_true(harness_run_until(&h, is_up, 20 * SEC));
     harness_close(&h);
     PGconn *c = connect_db("rec_migrate");
-    assert_int_equal(q_int(c, "SELECT count(*) FROM schema_migrations"), rec_schema_version());
+    size_t n_migrations;
+    rec_migrations(&n_migrations);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM schema_migrations"), (int)n_migrations);
     char *first = q_str(c, "SELECT string_agg(version || '@' || applied_at, ',' ORDER BY version) "
                            "FROM schema_migrations");
     /* A second recorder (a restart) finds everything in place. */
@@ -298,6 +300,44 @@ static void database_from_before_runs_migrates_its_rows_to_run_0(void **state)
                             "price, qty, aggressor, buy_order_id, sell_order_id, buy_account, "
                             "sell_account, book_seq) VALUES (1, 'XA', 'BTCUSD', now(), 0, 1, 1, "
                             "'buy', 1, 2, 3, 4, 5)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Migration 7: order ids stored as negative bigints before it (ids at or
+ * above 2^63) become the unsigned numbers the API gives, and a new row with
+ * such an id is found by it. */
+static void order_ids_above_2_63_are_found_by_the_api_id_after_migration_7(void **state)
+{
+    (void)state;
+    fresh_db("rec_ids");
+    PGconn *c = connect_db("rec_ids");
+    rec_sql old = {0};
+    assert_int_equal(rec_migrate_sql(&old, 5), 0);
+    exec_ok(c, old.text);
+    rec_sql_free(&old);
+    exec_ok(c, "INSERT INTO order_events (run_id, order_id, seq, account, event_at, ts_ns, kind, "
+               "post_only, price, qty, leaves_qty, filled_qty, last_px, last_qty, client_ref) "
+               "VALUES (0, -1, 1, 100, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
+    exec_ok(c, "INSERT INTO trades (run_id, trade_id, venue, symbol, executed_at, ts_ns, price, "
+               "qty, aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq) "
+               "VALUES (0, 1, 'XA', 'BTCUSD', now(), 0, 1, 1, 'buy', -9223372036854775807, 5, 3, "
+               "4, 1)");
+    harness h;
+    harness_open(&h, "rec_ids", 100, 10 * SEC, 20 * SEC);
+    assert_true(harness_run_until(&h, is_up, 20 * SEC));
+    harness_close(&h);
+    assert_int_equal(
+        q_int(c, "SELECT count(*) FROM order_events WHERE order_id = 18446744073709551615"), 1);
+    assert_int_equal(
+        q_int(c, "SELECT count(*) FROM trades WHERE buy_order_id = 9223372036854775809"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades_decimal WHERE sell_order_id = 5"), 1);
+    /* Out of range is refused, not wrapped. */
+    PGresult *r = PQexec(c, "INSERT INTO order_events (run_id, order_id, seq, account, event_at, "
+                            "ts_ns, kind, post_only, price, qty, leaves_qty, filled_qty, "
+                            "last_px, last_qty, client_ref) VALUES (1, 18446744073709551616, 1, "
+                            "1, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
     assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
     PQclear(r);
     PQfinish(c);
@@ -1305,6 +1345,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(migrations_apply_once_and_rerun_as_no_ops),
         cmocka_unit_test(database_from_before_runs_migrates_its_rows_to_run_0),
+        cmocka_unit_test(order_ids_above_2_63_are_found_by_the_api_id_after_migration_7),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
         cmocka_unit_test(fees_are_stored_with_trades_and_fills),

@@ -602,6 +602,21 @@ static void forgotten_order_is_no_longer_found_by_client_id(void **state)
     assert_null(gw_rm_order_by_client(rm, 7, "cid", 0));
 }
 
+/* Every ns time in an answer has an ISO-8601 twin: UTC, nanoseconds, and
+ * instants before 1970 counted down, not up. */
+static void ns_times_render_as_iso8601_utc(void **state)
+{
+    (void)state;
+    char t[GW_ISO8601_LEN + 1];
+    assert_int_equal(gw_iso8601(t, sizeof t, 0), GW_ISO8601_LEN);
+    assert_string_equal(t, "1970-01-01T00:00:00.000000000Z");
+    gw_iso8601(t, sizeof t, 1765106438042123456LL);
+    assert_string_equal(t, "2025-12-07T11:20:38.042123456Z");
+    gw_iso8601(t, sizeof t, -1);
+    assert_string_equal(t, "1969-12-31T23:59:59.999999999Z");
+    assert_int_equal(gw_iso8601(t, GW_ISO8601_LEN, 0), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -634,6 +649,7 @@ int main(void)
         T(i128_amounts_format_exactly),
         T(fast_decimal_format_matches_the_sdk),
         T(id_map_survives_churn),
+        T(ns_times_render_as_iso8601_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
