@@ -122,17 +122,25 @@ static void instrument(arb_instrument *in, uint32_t i)
     in->band_bps = 2000;
 }
 
+/* A setup failure: the reason, exit status 1 (no figure to print). */
+static _Noreturn void fail(const char *what, int rc)
+{
+    fprintf(stderr, "bench_book: %s (%d)\n", what, rc);
+    exit(1);
+}
+
 static book_engine *fresh_engine(uint32_t n_books, uint32_t capacity)
 {
     book_config cfg = {.max_open_orders = 1000000, .order_capacity = capacity};
     book_engine *e;
-    if (book_engine_new(&cfg, &e))
-        abort();
+    int rc = book_engine_new(&cfg, &e);
+    if (rc)
+        fail("book_engine_new failed", rc);
     for (uint32_t i = 0; i < n_books; i++) {
         arb_instrument in;
         instrument(&in, i);
-        if (book_engine_add_instrument(e, &in))
-            abort();
+        if ((rc = book_engine_add_instrument(e, &in)))
+            fail("book_engine_add_instrument failed", rc);
     }
     return e;
 }
