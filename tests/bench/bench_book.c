@@ -22,11 +22,15 @@
  *   make OPT="-O3 -march=native -g" B=build/bench-build build/bench-build/bench/bench_book
  *   build/bench-build/bench/bench_book [runs [case-name-substring [timed-commands]]]
  */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include "../../plugins/matcher/book.h"
@@ -55,6 +59,24 @@ void *realloc(void *p, size_t n)
 {
     heap_allocations++;
     return __libc_realloc(p, n);
+}
+
+/* The engine's small arena chunks come from here, its huge-page arrays and
+ * chunks straight from mmap: both count. */
+extern void *__libc_memalign(size_t align, size_t n);
+void *aligned_alloc(size_t align, size_t n)
+{
+    heap_allocations++;
+    return __libc_memalign(align, n);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    static void *(*next)(void *, size_t, int, int, int, off_t);
+    if (!next)
+        next = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
+    heap_allocations++;
+    return next(addr, len, prot, flags, fd, off);
 }
 
 /* ---- ids ---- */
@@ -105,6 +127,29 @@ static uint64_t rnd(void)
 }
 static uint32_t below(uint32_t n) { return (uint32_t)(rnd() % n); }
 
+/* ---- the engine under test ----
+ *
+ * Timed runs reach the engine through this table: the one linked in, or, for
+ * the A/B (bench_ab), one of two builds of book.c loaded as shared objects
+ * (mk/matcher.mk: the base commit's and the working tree's), so both pay
+ * the same call. */
+typedef struct book_api {
+    const char *name;
+    int (*engine_new)(const book_config *cfg, book_engine **out);
+    void (*engine_free)(book_engine *e);
+    int (*add_instrument)(book_engine *e, const arb_instrument *in);
+    void (*process)(book_engine *e, const arb_order_cmd *cmd);
+    book_output *(*output)(book_engine *e);
+} book_api;
+
+static const book_api linked_api = {"linked",
+                                    book_engine_new,
+                                    book_engine_free,
+                                    book_engine_add_instrument,
+                                    book_engine_process,
+                                    book_engine_output};
+static const book_api *api = &linked_api;
+
 /* ---- instruments and engines ---- */
 
 #define MID0 1000000
@@ -133,13 +178,13 @@ static book_engine *fresh_engine(uint32_t n_books, uint32_t capacity)
 {
     book_config cfg = {.max_open_orders = 1000000, .order_capacity = capacity};
     book_engine *e;
-    int rc = book_engine_new(&cfg, &e);
+    int rc = api->engine_new(&cfg, &e);
     if (rc)
         fail("book_engine_new failed", rc);
     for (uint32_t i = 0; i < n_books; i++) {
         arb_instrument in;
         instrument(&in, i);
-        if ((rc = book_engine_add_instrument(e, &in)))
+        if ((rc = api->add_instrument(e, &in)))
             fail("book_engine_add_instrument failed", rc);
     }
     return e;
@@ -346,6 +391,11 @@ typedef struct stream {
     uint64_t live_end;
 } stream;
 
+/* Untimed mix commands that take every table, window and buffer to its
+ * working size: at least this many per live order (fewer for the largest
+ * case, whose stream would not fit in memory otherwise). */
+static size_t churn_per_live = 10;
+
 static void build_stream(stream *s, int mix, uint32_t n_books, uint32_t target, size_t n_timed)
 {
     generator g = {0};
@@ -364,9 +414,7 @@ static void build_stream(stream *s, int mix, uint32_t n_books, uint32_t target, 
         g.books[i].b = book_engine_find(g.e, g.books[i].venue, g.books[i].symbol);
     }
     size_t fill = (size_t)n_books * target;
-    /* Untimed mix commands that take every table, window and buffer to its
-     * working size: at least ten per live order. */
-    size_t churn = n_timed / 10 > fill * 10 ? n_timed / 10 : fill * 10;
+    size_t churn = n_timed / 10 > fill * churn_per_live ? n_timed / 10 : fill * churn_per_live;
     s->n_warm = fill + churn;
     s->n = n_timed;
     s->n_books = n_books;
@@ -432,9 +480,9 @@ static void calibrate_tsc(void)
 static book_engine *warmed_engine(const stream *s)
 {
     book_engine *e = fresh_engine(s->n_books, s->capacity);
-    book_output *o = book_engine_output(e);
+    book_output *o = api->output(e);
     for (size_t i = 0; i < s->n_warm; i++) {
-        book_engine_process(e, &s->cmd[i]);
+        api->process(e, &s->cmd[i]);
         book_output_clear(o);
     }
     return e;
@@ -448,13 +496,14 @@ typedef struct result {
 /* The timed loop, on its own so a profiler can count just this. */
 static __attribute__((noinline)) result time_stream(book_engine *e, const stream *s)
 {
-    book_output *o = book_engine_output(e);
+    book_output *o = api->output(e);
+    void (*process)(book_engine *, const arb_order_cmd *) = api->process;
     const arb_order_cmd *cmd = s->cmd + s->n_warm;
     uint64_t events = 0, trades = 0;
     uint64_t a0 = heap_allocations;
     double t0 = now_s();
     for (size_t i = 0; i < s->n; i++) {
-        book_engine_process(e, &cmd[i]);
+        process(e, &cmd[i]);
         events += o->n_events;
         trades += o->n_trades;
         book_output_clear(o);
@@ -468,7 +517,7 @@ static result run_throughput(const stream *s)
 {
     book_engine *e = warmed_engine(s);
     result r = time_stream(e, s);
-    book_engine_free(e);
+    api->engine_free(e);
     return r;
 }
 
@@ -577,6 +626,88 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
     return ops[runs - 1];
 }
 
+/* ---- A/B: two builds of the book in alternating rounds ---- */
+
+static void load_api(book_api *a, const char *path, const char *name)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "bench_book: A/B: %s (make bench-build builds it)\n", dlerror());
+        exit(1);
+    }
+    a->name = name;
+    a->engine_new = (int (*)(const book_config *, book_engine **))dlsym(h, "book_engine_new");
+    a->engine_free = (void (*)(book_engine *))dlsym(h, "book_engine_free");
+    a->add_instrument =
+        (int (*)(book_engine *, const arb_instrument *))dlsym(h, "book_engine_add_instrument");
+    a->process = (void (*)(book_engine *, const arb_order_cmd *))dlsym(h, "book_engine_process");
+    a->output = (book_output * (*)(book_engine *)) dlsym(h, "book_engine_output");
+    if (!a->engine_new || !a->engine_free || !a->add_instrument || !a->process || !a->output) {
+        fprintf(stderr, "bench_book: A/B: %s lacks the book API\n", path);
+        exit(1);
+    }
+}
+
+/* One case, base and new in alternating rounds (ABBA: neither always runs
+ * first); prints each build's median and new / base. Both builds must give
+ * the stream the same number of events and trades. */
+static void ab_case(const char *name, const book_api ab[2], int mix, uint32_t n_books,
+                    uint32_t target, size_t n_timed, int rounds)
+{
+    if (only && !strstr(name, only))
+        return;
+    stream s;
+    api = &linked_api;
+    build_stream(&s, mix, n_books, target, n_timed);
+    double ops[2][16];
+    result first[2];
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 2; k++) {
+            int w = r & 1 ? 1 - k : k;
+            api = &ab[w];
+            result res = run_throughput(&s);
+            if (r == 0)
+                first[w] = res;
+            else if (res.events != first[w].events || res.trades != first[w].trades)
+                fail("A/B: a build's output changed between rounds", r);
+            ops[w][r] = res.ops;
+        }
+    api = &linked_api;
+    if (first[0].events != first[1].events || first[0].trades != first[1].trades)
+        fail("A/B: the two builds disagree on the stream's events or trades", 0);
+    qsort(ops[0], (size_t)rounds, sizeof ops[0][0], cmp_double);
+    qsort(ops[1], (size_t)rounds, sizeof ops[1][0], cmp_double);
+    double base = ops[0][rounds / 2], cur = ops[1][rounds / 2];
+    printf("bench: %s_base_ops_median %.0f ops/s\n", name, base);
+    printf("bench: %s_new_ops_median %.0f ops/s\n", name, cur);
+    printf("bench: %s_new_vs_base %.2f ratio\n", name, cur / base);
+    fflush(stdout);
+    free(s.cmd);
+}
+
+/* The base commit's book and the working tree's, built as shared objects
+ * beside this binary (mk/matcher.mk). */
+static void bench_ab(int rounds)
+{
+    char dir[4096];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0)
+        fail("A/B: cannot find this binary's directory", (int)n);
+    dir[n] = 0;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    char path[4200];
+    book_api ab[2];
+    snprintf(path, sizeof path, "%s/book_base.so", dir);
+    load_api(&ab[0], path, "base");
+    snprintf(path, sizeof path, "%s/book_new.so", dir);
+    load_api(&ab[1], path, "new");
+    ab_case("book_ab_mix_b_1instr", ab, 'b', 1, 5000, 4000000, rounds);
+    ab_case("book_ab_mix_b_1000instr", ab, 'b', 1000, 100, 2000000, rounds);
+    ab_case("book_ab_mix_a_1000instr", ab, 'a', 1000, 100, 2000000, rounds);
+}
+
 /* The reference book on the same kind of stream: the baseline. */
 static double bench_reference(size_t n_timed)
 {
@@ -607,6 +738,13 @@ static double bench_reference(size_t n_timed)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "ab")) {
+        /* bench_book ab [rounds [case-name-substring]]: only the A/B. */
+        int rounds = argc > 2 ? atoi(argv[2]) : 5;
+        only = argc > 3 ? argv[3] : NULL;
+        bench_ab(rounds >= 1 && rounds <= 16 ? rounds : 5);
+        return 0;
+    }
     int runs = argc > 1 ? atoi(argv[1]) : 5;
     if (runs < 1 || runs > 16)
         runs = 5;
@@ -615,13 +753,29 @@ int main(int argc, char **argv)
     calibrate_tsc();
     printf("bench: book_timer_overhead %.1f ns\n", timer_overhead_ns());
     double b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
-    bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
-    bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
-    bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
-    /* The baseline only in a full run: a profile of one case skips it. */
+    double a1 = bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
+    double b1000 = bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
+    double a1000 = bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
+    /* Many books against one, same run (issue 20: at least 0.6 for mix b,
+     * 0.5 for mix a). */
+    if (b1 > 0 && b1000 > 0)
+        printf("bench: book_mix_b_1000instr_vs_1instr %.2f ratio\n", b1000 / b1);
+    if (a1 > 0 && a1000 > 0)
+        printf("bench: book_mix_a_1000instr_vs_1instr %.2f ratio\n", a1000 / a1);
+    /* ~1M live orders: three warm-up commands per live order, not ten. */
+    churn_per_live = 3;
+    double b10k = bench_case("book_mix_b_10000instr", 'b', 10000, 100, 4000000, runs);
+    double a10k = bench_case("book_mix_a_10000instr", 'a', 10000, 100, 4000000, runs);
+    churn_per_live = 10;
+    if (b1 > 0 && b10k > 0)
+        printf("bench: book_mix_b_10000instr_vs_1instr %.2f ratio\n", b10k / b1);
+    if (a1 > 0 && a10k > 0)
+        printf("bench: book_mix_a_10000instr_vs_1instr %.2f ratio\n", a10k / a1);
+    /* The baselines only in a full run: a profile of one case skips them. */
     if (b1 > 0 && !only) {
         double ref = bench_reference(20000);
         printf("bench: book_mix_b_1instr_vs_ref %.1f ratio\n", b1 / ref);
+        bench_ab(5);
     }
     return 0;
 }
