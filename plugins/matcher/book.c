@@ -877,6 +877,30 @@ static inline const book_slot *find_slot(const book_engine *e, const uint64_t k[
     }
 }
 
+/* Starts loading a book's four hot lines (book_internal.h) at once, and
+ * both tops of book, which every market data record reads: with many books
+ * the book is cold, and loaded line by line its misses would follow one
+ * another. */
+static inline void prefetch_book(const order_book *b)
+{
+    const char *p = (const char *)b;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(p + 128 + sizeof(book_side));
+    __builtin_prefetch(b->side[SIDE_BID].top_lv);
+    __builtin_prefetch(b->side[SIDE_ASK].top_lv);
+}
+
+/* The book of a table slot, which becomes the last book. */
+static inline order_book *slot_book(book_engine *e, const book_slot *sl)
+{
+    order_book *b = e->books[sl->index];
+    prefetch_book(b);
+    e->last_book = b;
+    return b;
+}
+
 static inline order_book *find_book(book_engine *e, const char *venue, const char *symbol)
 {
     uint64_t k[3];
@@ -885,10 +909,7 @@ static inline order_book *find_book(book_engine *e, const char *venue, const cha
     if (LIKELY(b && b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2]))
         return b;
     const book_slot *sl = find_slot(e, k);
-    if (!sl)
-        return NULL;
-    e->last_book = b = e->books[sl->index];
-    return b;
+    return sl ? slot_book(e, sl) : NULL;
 }
 
 const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VENUE_LEN],
@@ -2120,18 +2141,9 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
             return;
         }
         /* The table slot has the salt: the id's bucket can start loading
-         * while the book itself (another book than the last: cold) does.
-         * All four of the book's hot lines load at once, and both tops of
-         * book, which every market data record reads. */
+         * while the book itself (another book than the last: cold) does. */
         salt = sl->salt;
-        e->last_book = b = e->books[sl->index];
-        const char *p = (const char *)b;
-        __builtin_prefetch(p);
-        __builtin_prefetch(p + 64);
-        __builtin_prefetch(p + 128);
-        __builtin_prefetch(p + 128 + sizeof(book_side));
-        __builtin_prefetch(b->side[SIDE_BID].top_lv);
-        __builtin_prefetch(b->side[SIDE_ASK].top_lv);
+        b = slot_book(e, sl);
     }
     /* Every order command looks its id up in the order map, most often in
      * a bucket that is not in L1: start the load before the dispatch (whose
@@ -2147,6 +2159,70 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
         return;
     case ARB_CMD_SNAPSHOT: process_snapshot(e, b, c); return;
     default: reject(e, c, ARB_R_BAD_FIELD); return;
+    }
+}
+
+void book_engine_prefetch(const book_engine *e, const arb_order_cmd *c, int depth)
+{
+    uint64_t k[3];
+    book_key(c->venue, c->symbol, k);
+    const book_slot *sl = find_slot(e, k);
+    if (!sl)
+        return;
+    const order_book *b = e->books[sl->index];
+    uint32_t tag = order_tag(sl->salt, c->order_id);
+    const id_bucket *bk = &e->ids.b[tag >> e->ids.shift];
+    if (depth <= 0) {
+        prefetch_book(b);
+        __builtin_prefetch(bk);
+        return;
+    }
+    if (depth == 1) {
+        /* What the lines loaded at depth 0 point at. */
+        __builtin_prefetch(b->side[SIDE_BID].top_lv);
+        __builtin_prefetch(b->side[SIDE_ASK].top_lv);
+    }
+    if (c->action == ARB_CMD_CANCEL || c->action == ARB_CMD_REPLACE) {
+        for (unsigned hit = bucket_match(bk, tag); hit; hit &= hit - 1) {
+            const resting_order *o = &e->orders[bk->idx[__builtin_ctz(hit)]];
+            if (depth == 1) {
+                __builtin_prefetch(o);
+                continue;
+            }
+            /* Depth 2: the order's neighbours and its level. */
+            if (o->order_id != c->order_id)
+                continue;
+            __builtin_prefetch(&e->orders[o->prev]);
+            __builtin_prefetch(&e->orders[o->next]);
+            const book_side *s = &b->side[o->side];
+            uint64_t off = (uint64_t)(order_key(o) - s->lo);
+            if (off < s->width) {
+                __builtin_prefetch(&s->slot[off]);
+                __builtin_prefetch(&s->bits[off >> 6]);
+            }
+        }
+    } else if (c->action == ARB_CMD_NEW && (c->side == ARB_SIDE_BUY || c->side == ARB_SIDE_SELL) &&
+               c->price > 0) {
+        int side = c->side == ARB_SIDE_SELL;
+        const book_side *s = &b->side[side];
+        int64_t ticks = b->tick == 1 ? c->price : c->price / b->tick;
+        int64_t key = flip(ticks, side);
+        uint64_t off = (uint64_t)(key - s->lo);
+        if (depth == 1) {
+            if (off < s->width) {
+                __builtin_prefetch(&s->slot[off]);
+                __builtin_prefetch(&s->bits[off >> 6]);
+            }
+            return;
+        }
+        /* Depth 2: the order it would rest behind, or the first it would
+         * take. */
+        const price_level *lv = off < s->width ? &s->slot[off] : NULL;
+        if (lv && lv->tail)
+            __builtin_prefetch(&e->orders[lv->tail]);
+        uint32_t head = b->side[side ^ 1].top_lv->head;
+        if (head)
+            __builtin_prefetch(&e->orders[head]);
     }
 }
 

@@ -181,6 +181,15 @@ void book_engine_process(book_engine *e, const arb_order_cmd *cmd);
 
 book_output *book_engine_output(book_engine *e);
 
+/* A hint for callers that hold commands before processing them (a replay,
+ * a batch): starts loading what processing cmd will read, and changes
+ * nothing (cmd need not be valid). depth 0: the book and the order id's
+ * bucket; depth 1, a few commands later, when those have arrived: what they
+ * lead to (the order, the price level, the tops of book). With many books
+ * each of these is a cache miss that would otherwise come one after another
+ * inside book_engine_process (tests/bench/bench_book.c: 8 and 16 ahead). */
+void book_engine_prefetch(const book_engine *e, const arb_order_cmd *cmd, int depth);
+
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */
 
 typedef struct book_order_view {

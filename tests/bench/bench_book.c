@@ -513,10 +513,46 @@ static __attribute__((noinline)) result time_stream(book_engine *e, const stream
     return r;
 }
 
+/* The same with book_engine_prefetch at depths 0, 1 and 2 for the commands
+ * 4L, 2L and L ahead, as a caller holding a batch (a replay) can: the
+ * linked engine only. */
+static int LOOKAHEAD = 4;
+static __attribute__((noinline)) result time_stream_lookahead(book_engine *e, const stream *s)
+{
+    book_output *o = book_engine_output(e);
+    const arb_order_cmd *cmd = s->cmd + s->n_warm;
+    uint64_t events = 0, trades = 0;
+    uint64_t a0 = heap_allocations;
+    double t0 = now_s();
+    for (size_t i = 0; i < s->n; i++) {
+        if (i + 4 * LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + 4 * LOOKAHEAD], 0);
+        if (i + 2 * LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + 2 * LOOKAHEAD], 1);
+        if (i + LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + LOOKAHEAD], 2);
+        book_engine_process(e, &cmd[i]);
+        events += o->n_events;
+        trades += o->n_trades;
+        book_output_clear(o);
+    }
+    double dt = now_s() - t0;
+    result r = {(double)s->n / dt, heap_allocations - a0, events, trades};
+    return r;
+}
+
 static result run_throughput(const stream *s)
 {
     book_engine *e = warmed_engine(s);
     result r = time_stream(e, s);
+    api->engine_free(e);
+    return r;
+}
+
+static result run_lookahead(const stream *s)
+{
+    book_engine *e = warmed_engine(s);
+    result r = time_stream_lookahead(e, s);
     api->engine_free(e);
     return r;
 }
@@ -611,10 +647,23 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
         allocs += r.allocs;
     }
     qsort(ops, (size_t)runs, sizeof ops[0], cmp_double);
+    double ahead[16];
+    if (n_books > 1) {
+        for (int i = 0; i < runs; i++) {
+            result ra = run_lookahead(&s);
+            if (ra.events != r.events || ra.trades != r.trades)
+                fail("prefetching changed the output", i);
+            ahead[i] = ra.ops;
+            allocs += ra.allocs;
+        }
+        qsort(ahead, (size_t)runs, sizeof ahead[0], cmp_double);
+    }
     double pct[3];
     run_latency(&s, pct);
     printf("bench: %s_ops %.0f ops/s\n", name, ops[runs - 1]);
     printf("bench: %s_ops_median %.0f ops/s\n", name, ops[runs / 2]);
+    if (n_books > 1)
+        printf("bench: %s_lookahead_ops_median %.0f ops/s\n", name, ahead[runs / 2]);
     printf("bench: %s_p50 %.0f ns\n", name, pct[0]);
     printf("bench: %s_p99 %.0f ns\n", name, pct[1]);
     printf("bench: %s_p999 %.0f ns\n", name, pct[2]);
@@ -750,6 +799,8 @@ int main(int argc, char **argv)
         runs = 5;
     only = argc > 2 ? argv[2] : NULL;
     timed_override = argc > 3 ? (size_t)atol(argv[3]) : 0;
+    if (getenv("BENCH_BOOK_LOOKAHEAD"))
+        LOOKAHEAD = atoi(getenv("BENCH_BOOK_LOOKAHEAD"));
     calibrate_tsc();
     printf("bench: book_timer_overhead %.1f ns\n", timer_overhead_ns());
     double b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
