@@ -598,6 +598,10 @@ static void announce(arbh_host *h, int status)
             arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "?");
         if (arb_fixstr_set(p.version, ARB_SVC_VER_LEN, ver))
             arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "?");
+        char build[ARB_SVC_BUILD_LEN + 1];
+        snprintf(build, sizeof build, "%.*s", (int)ARB_SVC_BUILD_LEN, in->build_id);
+        if (arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, build))
+            memset(p.build_id, 0, ARB_SVC_BUILD_LEN);
         arb_service_put_plugin(buf, (uint32_t)k++, &p);
     }
     if (len)

@@ -7,6 +7,7 @@
  * (bus.c), the run file (run.c).
  */
 #include "journal.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -60,7 +61,7 @@ typedef struct jtopic {
     size_t wcap;
     int fd;
     uint64_t seg_bytes;
-    bool dirty; /* written since the last fdatasync */
+    _Atomic bool dirty; /* written since the last fdatasync */
     /* loop 0 only */
     _Atomic bool want;
     bool assigned;
@@ -88,7 +89,12 @@ struct arbh_journal {
     pthread_t writer;
     bool writer_started, writer_stop, stopped;
     bool appended; /* something waits for the writer */
-    int64_t last_sync;
+    /* group mode: a thread of its own syncs, so a slow fdatasync never
+     * holds the next batch's write (and so its delivery) back */
+    pthread_mutex_t sync_mu; /* held while syncing, and by the writer to close a segment */
+    pthread_cond_t sync_cv;
+    pthread_t syncer;
+    bool syncer_started, syncer_stop;
 
     struct event_base *base;
     int wake_fd;
@@ -310,7 +316,7 @@ static off_t check_segment(int fd, int64_t base, int64_t *next, const char **why
 
 static int open_topic(arbh_journal *j, jtopic *t, char *err, size_t n)
 {
-    if (mkdir(t->dir, 0755) && errno != EEXIST) {
+    if (arbh_mkdir_p(t->dir, 0755)) {
         snprintf(err, n, "journal: cannot create %s: %s", t->dir, strerror(errno));
         return ARB_ERROR;
     }
@@ -331,7 +337,8 @@ static int open_topic(arbh_journal *j, jtopic *t, char *err, size_t n)
         }
     }
     closedir(d);
-    qsort(t->bases, t->nbases, sizeof *t->bases, base_cmp);
+    if (t->nbases)
+        qsort(t->bases, t->nbases, sizeof *t->bases, base_cmp);
     int64_t next = t->nbases ? t->bases[0] : 0;
     t->lo = next;
     for (size_t i = 0; i < t->nbases; i++) {
@@ -397,14 +404,16 @@ static int open_segment(arbh_journal *j, jtopic *t, int64_t base, bool create)
     }
     struct stat st;
     fstat(fd, &st);
+    pthread_mutex_lock(&j->sync_mu);
     if (t->fd >= 0) {
-        if (j->fsync_mode && t->dirty)
+        if (j->fsync_mode && atomic_load(&t->dirty))
             fdatasync(t->fd);
         close(t->fd);
     }
     t->fd = fd;
+    atomic_store(&t->dirty, false);
+    pthread_mutex_unlock(&j->sync_mu);
     t->seg_bytes = (uint64_t)st.st_size;
-    t->dirty = false;
     if (create) {
         /* The new name must survive a crash as well as the records in it. */
         if (j->fsync_mode) {
@@ -451,22 +460,48 @@ static void wake_loop(arbh_journal *j)
     }
 }
 
+/* fdatasync of every segment written since its last sync. */
 static void sync_dirty(arbh_journal *j)
 {
     int64_t t0 = mono_ns();
+    bool any = false;
+    pthread_mutex_lock(&j->sync_mu);
     for (int i = 0; i < j->ntopics; i++) {
         jtopic *t = &j->topics[i];
-        if (t->fd >= 0 && t->dirty) {
+        if (t->fd >= 0 && atomic_exchange(&t->dirty, false)) {
+            any = true;
             if (fdatasync(t->fd))
                 fail(j, "journal: fdatasync", errno);
-            t->dirty = false;
         }
     }
+    pthread_mutex_unlock(&j->sync_mu);
+    if (!any)
+        return;
     int64_t took = mono_ns() - t0;
-    j->last_sync = mono_ns();
     atomic_fetch_add(&j->syncs, 1);
     if (took > atomic_load(&j->sync_ns_max))
         atomic_store(&j->sync_ns_max, took);
+}
+
+/* Group mode: every journal_fsync_ms, sync what was written meanwhile. */
+static void *syncer_main(void *arg)
+{
+    arbh_journal *j = arg;
+    pthread_mutex_lock(&j->sync_mu);
+    while (!j->syncer_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + j->fsync_ns;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&j->sync_cv, &j->sync_mu, &until);
+        pthread_mutex_unlock(&j->sync_mu);
+        sync_dirty(j);
+        pthread_mutex_lock(&j->sync_mu);
+    }
+    pthread_mutex_unlock(&j->sync_mu);
+    sync_dirty(j); /* what the writer's last batches left */
+    return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -476,22 +511,8 @@ static void *writer_main(void *arg)
     int64_t wend[JMAX_TOPICS], wfirst[JMAX_TOPICS];
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        bool any_dirty = false;
-        for (int i = 0; i < j->ntopics; i++)
-            any_dirty |= j->topics[i].dirty;
-        while (!j->appended && !j->writer_stop) {
-            if (j->fsync_mode == 1 && any_dirty) {
-                struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
-                int64_t ns = until.tv_nsec + j->fsync_ns;
-                until.tv_sec += ns / 1000000000;
-                until.tv_nsec = ns % 1000000000;
-                if (pthread_cond_timedwait(&j->cv, &j->mu, &until) == ETIMEDOUT)
-                    break;
-            } else {
-                pthread_cond_wait(&j->cv, &j->mu);
-            }
-        }
+        while (!j->appended && !j->writer_stop)
+            pthread_cond_wait(&j->cv, &j->mu);
         bool stop = j->writer_stop && !j->appended;
         j->appended = false;
         for (int i = 0; i < j->ntopics; i++) {
@@ -522,14 +543,12 @@ static void *writer_main(void *arg)
                 continue;
             }
             t->seg_bytes += wlen[i];
-            t->dirty = true;
+            atomic_store(&t->dirty, true);
             wrote = true;
             atomic_fetch_add(&j->written_bytes, wlen[i]);
         }
         if (j->fsync_mode == 2 && wrote)
-            sync_dirty(j);
-        else if (j->fsync_mode == 1 && (mono_ns() - j->last_sync >= j->fsync_ns || stop))
-            sync_dirty(j);
+            sync_dirty(j); /* always: delivered only once synced */
 
         pthread_mutex_lock(&j->mu);
         bool moved = false;
@@ -1167,6 +1186,8 @@ int arbh_journal_new(arbh_config *cfg, arbh_kafka_log_fn log, void *log_user, ar
     j->wake_fd = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_init(&j->sync_mu, NULL);
+    pthread_cond_init(&j->sync_cv, NULL);
     snprintf(j->dir, sizeof j->dir, "%s", dir);
     const char *mode = arbh_config_get(cfg, "bus", "journal_fsync", "group");
     uint64_t ms, seg, buf;
@@ -1211,7 +1232,7 @@ int arbh_journal_new(arbh_config *cfg, arbh_kafka_log_fn log, void *log_user, ar
 
 int arbh_journal_open(arbh_journal *j, bool fresh, char *err, size_t n)
 {
-    if (mkdir(j->dir, 0755) && errno != EEXIST) {
+    if (arbh_mkdir_p(j->dir, 0755)) {
         snprintf(err, n, "journal: cannot create %s: %s", j->dir, strerror(errno));
         return ARB_ERROR;
     }
@@ -1223,12 +1244,18 @@ int arbh_journal_open(arbh_journal *j, bool fresh, char *err, size_t n)
     if (rc)
         return rc;
     load_offsets(j);
-    j->last_sync = mono_ns();
     if (pthread_create(&j->writer, NULL, writer_main, j)) {
         snprintf(err, n, "journal: cannot start its writer thread");
         return ARB_ERROR;
     }
     j->writer_started = true;
+    if (j->fsync_mode == 1) {
+        if (pthread_create(&j->syncer, NULL, syncer_main, j)) {
+            snprintf(err, n, "journal: cannot start its sync thread");
+            return ARB_ERROR;
+        }
+        j->syncer_started = true;
+    }
     return ARB_OK;
 }
 
@@ -1256,6 +1283,14 @@ void arbh_journal_stop(arbh_journal *j)
         pthread_join(j->writer, NULL);
         j->writer_started = false;
     }
+    if (j->syncer_started) {
+        pthread_mutex_lock(&j->sync_mu);
+        j->syncer_stop = true;
+        pthread_cond_signal(&j->sync_cv);
+        pthread_mutex_unlock(&j->sync_mu);
+        pthread_join(j->syncer, NULL);
+        j->syncer_started = false;
+    }
 }
 
 void arbh_journal_free(arbh_journal *j)
@@ -1274,7 +1309,7 @@ void arbh_journal_free(arbh_journal *j)
     for (int i = 0; i < j->ntopics; i++) {
         jtopic *t = &j->topics[i];
         if (t->fd >= 0) {
-            if (j->fsync_mode && t->dirty)
+            if (j->fsync_mode && atomic_load(&t->dirty))
                 fdatasync(t->fd);
             close(t->fd);
         }
@@ -1287,6 +1322,8 @@ void arbh_journal_free(arbh_journal *j)
     }
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->sync_mu);
+    pthread_cond_destroy(&j->sync_cv);
     free(j);
 }
 

@@ -1,6 +1,6 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/kafka.c host/journal.c host/run.c host/image.c host/crash.c
+	host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
 # libcrypto: the SHA-256 that identifies a plugin image without a build id.
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm
@@ -54,9 +54,10 @@ bench_bus_LIBS := $(TESTHOST_LIBS)
 TESTS += test_wire
 test_wire_SRCS := tests/unit/test_wire.c
 test_wire_LIBS := $(CMOCKA_LIBS)
-FUZZERS += fuzz_wire fuzz_config
+FUZZERS += fuzz_wire fuzz_config fuzz_journal
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
+fuzz_journal_SRCS := tests/fuzz/fuzz_journal.c host/journal.c host/fsutil.c host/config.c
 
 # The programs as a person runs them (needs arb-host, arbctl, make install).
 TESTS += test_cli
@@ -69,10 +70,14 @@ test_kafka_host_SRCS := tests/integration/test_kafka_host.c $(TESTHOST_SRCS)
 test_kafka_host_LIBS := $(TESTHOST_LIBS)
 
 TESTS += test_journal
-test_journal_SRCS := tests/unit/test_journal.c host/journal.c host/config.c
+test_journal_SRCS := tests/unit/test_journal.c host/journal.c host/fsutil.c host/config.c
 test_journal_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS) -lpthread
 
 TESTS += test_monolith_faults
 test_monolith_faults_SRCS = tests/integration/test_monolith_faults.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_monolith_faults_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_monolith_faults_DEPS := $(B)/arb-host
+
+BENCHES += bench_journal
+bench_journal_SRCS := tests/bench/bench_journal.c host/journal.c host/fsutil.c host/config.c
+bench_journal_LIBS := $(DEP_LIBS) -lpthread

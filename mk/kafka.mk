@@ -44,3 +44,8 @@ TESTS += test_split_faults
 test_split_faults_SRCS = tests/integration/test_split_faults.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_faults_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_faults_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+TESTS += test_split_runs
+test_split_runs_SRCS = tests/integration/test_split_runs.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_runs_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_runs_DEPS := $(B)/arb-devbroker $(B)/arb-host

@@ -6,7 +6,7 @@ RECORDER_CORE := plugins/recorder/copy_rows.c plugins/recorder/schema.c \
 RECORDER_DB := $(RECORDER_CORE) plugins/recorder/pg_writer.c
 
 PLUGINS += recorder
-recorder_SRCS := $(RECORDER_DB) plugins/recorder/recorder_plugin.c
+recorder_SRCS := $(RECORDER_DB) plugins/recorder/run_members.c plugins/recorder/recorder_plugin.c
 recorder_LIBS := $(DEP_LIBS) $(PQ_LIBS)
 
 TESTS += test_recorder_rows
@@ -18,9 +18,10 @@ test_recorder_batcher_SRCS := tests/unit/test_recorder_batcher.c $(RECORDER_CORE
 test_recorder_batcher_LIBS := $(CMOCKA_LIBS)
 
 TESTS += test_recorder_pg
-test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) $(TESTHOST_SRCS)
+test_recorder_pg_SRCS := tests/integration/test_recorder_pg.c $(RECORDER_DB) \
+	plugins/recorder/run_members.c $(TESTHOST_SRCS)
 test_recorder_pg_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
-test_recorder_pg_DEPS := $(B)/plugins/recorder.so
+test_recorder_pg_DEPS := $(B)/plugins/recorder.so $(B)/plugins/generator.so
 
 BENCHES += bench_recorder
 bench_recorder_SRCS := tests/bench/bench_recorder.c $(RECORDER_CORE) plugins/recorder/pg_writer.c \

@@ -36,6 +36,11 @@
 #   offered half its measured req/s (one short calibration run corrects for
 #   the time the requests themselves take); nginx gets the same pauses.
 #
+# - The journal: a second monolith, the same but with no journal (-s
+#   bus.journal=), is the fourth server in the rotation, so orders/s and
+#   p99 with the journal (group commit, the default) and without it come
+#   from the same rounds (gateway_journal_vs_off_ratio).
+#
 # ARB_BENCH_SECONDS (default 10) sets each run's length; ARB_BENCH_OVERRIDES
 # adds arb-host -s overrides (e.g. "matcher.thread=1" to put the matcher on
 # the gateway's loop); ARB_BENCH_CONFIG and ARB_BENCH_GATEWAY name the config
@@ -149,22 +154,29 @@ fi
 # SO_REUSEPORT two servers would share it (and wrk's connections) silently.
 gport=$(free_port)
 while [ "$gport" = "$fport" ] || [ "$gport" = "$nport" ]; do gport=$(free_port); done
-export ARB_ADMIN=127.0.0.1:$(free_port)
 KEY_BUY=bench-buyer-key-$RANDOM$RANDOM$RANDOM
 KEY_SELL=bench-seller-key-$RANDOM$RANDOM$RANDOM
-ARB_BUILD=$B "$B/arb-host" -c "$CONF" \
-    -s "$INSTANCE.listen=127.0.0.1:$gport" \
-    -s "$INSTANCE.api_key.bench_buyer=$KEY_BUY:900001" \
-    -s "$INSTANCE.api_key.bench_seller=$KEY_SELL:900002" \
-    -s "$INSTANCE.rate_limit=0" -s "$INSTANCE.max_pending=1000000" \
-    $(for o in ${ARB_BENCH_OVERRIDES:-}; do printf -- '-s %s ' "$o"; done) \
-    > "$tmp/monolith.log" 2>&1 &
-pids+=($!)
-echo $! > "$tmp/monolith.pid"
+# A journal of its own (never the user's var/journal), or none.
+monolith() { # port journal-dir name
+    ARB_ADMIN=127.0.0.1:$(free_port) ARB_JOURNAL=$2 ARB_BUILD=$B "$B/arb-host" -c "$CONF" \
+        -s "$INSTANCE.listen=127.0.0.1:$1" \
+        -s "$INSTANCE.api_key.bench_buyer=$KEY_BUY:900001" \
+        -s "$INSTANCE.api_key.bench_seller=$KEY_SELL:900002" \
+        -s "$INSTANCE.rate_limit=0" -s "$INSTANCE.max_pending=1000000" \
+        $(for o in ${ARB_BENCH_OVERRIDES:-}; do printf -- '-s %s ' "$o"; done) \
+        > "$tmp/$3.log" 2>&1 &
+    pids+=($!)
+    echo $! > "$tmp/$3.pid"
+}
+monolith "$gport" "$tmp/journal" monolith
+oport=$(free_port)
+while [ "$oport" = "$gport" ] || [ "$oport" = "$fport" ] || [ "$oport" = "$nport" ]; do oport=$(free_port); done
+monolith "$oport" "" monolith_nojournal
 
 wait_port "$nport" || { echo "bench-gateway: nginx did not start" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
 wait_port "$gport" || { echo "bench-gateway: the monolith did not start" >&2; tail -20 "$tmp/monolith.log" >&2; exit 1; }
 wait_port "$fport" || { echo "bench-gateway: the HTTP floor did not start" >&2; tail -20 "$tmp/floor.log" >&2; exit 1; }
+wait_port "$oport" || { echo "bench-gateway: the monolith without a journal did not start" >&2; tail -20 "$tmp/monolith_nojournal.log" >&2; exit 1; }
 
 # The first instrument, at its reference price (inside any price band), for
 # the smallest quantity.
@@ -184,12 +196,14 @@ case "$probe" in
     *) echo "bench-gateway: the gateway does not answer orders: $probe" >&2; exit 1 ;;
 esac
 ARB_BENCH_NAME=warmup wrk -t1 -c64 -d2s -s "$LUA" "http://127.0.0.1:$gport/v1/orders" >/dev/null
+ARB_BENCH_NAME=warmup wrk -t1 -c64 -d2s -s "$LUA" "http://127.0.0.1:$oport/v1/orders" >/dev/null
 
 # Each figure is the median of ROUNDS runs, gateway and nginx alternating,
 # so a burst of other work on this shared machine moves one run, not the
 # reported figure or the ratio.
 ROUNDS=${ARB_BENCH_ROUNDS:-3}
 gpids=$(cat "$tmp/monolith.pid" 2>/dev/null || true)
+opids=$(cat "$tmp/monolith_nojournal.pid" 2>/dev/null || true)
 cpu_ticks() { # pids... -> user+system clock ticks so far
     local t=0 p
     for p in "$@"; do
@@ -220,23 +234,28 @@ fpids=$(cat "$tmp/floor.pid")
 # Each round starts with the next server, so whatever running first or
 # last does to a run does not always land on the same one.
 for r in $(seq 1 "$ROUNDS"); do
-    for i in 0 1 2; do
-        case $(((r + i) % 3)) in
+    for i in 0 1 2 3; do
+        case $(((r + i) % 4)) in
             1) run gateway_orders "$gport" 0 "$r" $gpids ;;
             2) run nginx_fixed_json "$nport" 0 "$r" $npids ;;
-            0) run http_floor "$fport" 0 "$r" $fpids ;;
+            3) run http_floor "$fport" 0 "$r" $fpids ;;
+            0) run gateway_orders_nojournal "$oport" 0 "$r" $opids ;;
         esac
     done
 done
 gfile=$(median_round gateway_orders rps)
 nfile=$(median_round nginx_fixed_json rps)
 ffile=$(median_round http_floor rps)
-cat "$gfile" "$nfile" "$ffile"
+ofile=$(median_round gateway_orders_nojournal rps)
+cat "$gfile" "$nfile" "$ffile" "$ofile"
 g=$(awk '/^bench: gateway_orders_rps/ {print $3}' "$gfile")
 n=$(awk '/^bench: nginx_fixed_json_rps/ {print $3}' "$nfile")
 f=$(awk '/^bench: http_floor_rps/ {print $3}' "$ffile")
 ratio() { awk -v a="$2" -v b="$3" -v n="$1" 'BEGIN { printf "bench: %s %.3f ratio\n", n, (b > 0 ? a / b : 0) }'; }
 ratio gateway_vs_nginx_ratio "$g" "$n"
+# The journal's cost: the same monolith with and without it, same rounds.
+o=$(awk '/^bench: gateway_orders_nojournal_rps/ {print $3}' "$ofile")
+ratio gateway_journal_vs_off_ratio "$g" "$o"
 # The floor: how much of nginx's rate evhttp in arb-host reaches with no
 # order path at all, and how much of that the order path leaves.
 ratio http_floor_vs_nginx_ratio "$f" "$n"
@@ -266,7 +285,9 @@ SECS=$SECS_FULL
 for r in $(seq 1 "$ROUNDS"); do
     run gateway_orders_half_rate "$gport" "$delay" "$r" $gpids
     run nginx_fixed_json_half_rate "$nport" "$delay" "$r" $npids
+    run gateway_orders_nojournal_half_rate "$oport" "$delay" "$r" $opids
 done
 awk -v t="$target" 'BEGIN { printf "bench: half_rate_target %.0f req/s\n", t }'
 cat "$(median_round gateway_orders_half_rate p99)"
+cat "$(median_round gateway_orders_nojournal_half_rate p99)"
 cat "$(median_round nginx_fixed_json_half_rate p99)"

@@ -33,6 +33,11 @@ enum wstate { W_DOWN, W_CONNECTING, W_SETUP, W_READY, W_FLUSHING, W_STOPPED };
 struct rec_writer {
     struct event_base *base;
     char *dsn, *consumer;
+    char *run_name, *run_seed, *run_digest; /* cfg.run's strings, owned */
+    /* The latest hosts and plugins for the run's row (rec_writer_patch_run)
+     * and which of them the database has. */
+    char *patch_hosts, *patch_plugins;
+    uint64_t patch_gen, patch_sent_gen, patch_done_gen;
     rec_writer_cfg cfg;
     rec_writer_hooks hooks;
     rec_batcher *batcher;
@@ -56,7 +61,8 @@ struct rec_writer {
     char query_error[256];
     int in_copy, copy_idx, copy_ended;
     size_t copy_pos;
-    uint64_t inserted[REC_TOPICS];
+    int patching;                /* the query in flight is a run patch, not a batch */
+    rec_commit_report report;    /* of the batch in flight */
     uint64_t stored[REC_TOPICS]; /* positions read by the setup query */
     rec_kpos *kstored;           /* Kafka positions read by the setup query */
     size_t nkstored, kstored_cap;
@@ -139,6 +145,7 @@ static void close_conn(rec_writer *w)
     w->conn = NULL;
     evtimer_del(w->op_timer);
     w->in_copy = 0;
+    w->patching = 0;
 }
 
 static void fail(rec_writer *w, const char *why)
@@ -231,7 +238,7 @@ static void send_query(rec_writer *w)
     w->query_error[0] = 0;
     w->in_copy = w->copy_idx = w->copy_ended = 0;
     w->copy_pos = 0;
-    memset(w->inserted, 0, sizeof w->inserted);
+    memset(&w->report, 0, sizeof w->report);
     if (!PQsendQuery(w->conn, w->sql.text)) {
         fail_conn(w, "cannot send a query");
         return;
@@ -244,7 +251,7 @@ static void connected(rec_writer *w)
     PQsetnonblocking(w->conn, 1);
     PQsetNoticeProcessor(w->conn, quiet_notices, NULL);
     w->sql.len = 0;
-    if (rec_setup_sql(&w->sql, w->consumer) || w->sql.oom) {
+    if (rec_setup_sql(&w->sql, w->consumer, &w->cfg.run) || w->sql.oom) {
         fail(w, "cannot build the setup statements (consumer name or memory)");
         return;
     }
@@ -344,10 +351,19 @@ static void on_result(rec_writer *w, const PGresult *res)
         note_error(w, res);
     } else if (w->st == W_SETUP && s == PGRES_TUPLES_OK) {
         setup_rows(w, res);
-    } else if (w->st == W_FLUSHING) {
-        for (int t = 0; t < REC_TOPICS; t++)
-            if (w->plan.insert_result[t] == w->result_idx)
-                w->inserted[t] = strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
+    } else if (w->st == W_FLUSHING && !w->patching) {
+        for (int t = 0; t < REC_TOPICS; t++) {
+            if (w->plan.insert_result[t] == w->result_idx && PQntuples(res) == 1)
+                w->report.inserted[t] = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+            if (w->plan.compare_result[t] == w->result_idx && PQntuples(res) == 1 &&
+                PQnfields(res) == 4) {
+                rec_conflict *c = &w->report.conflict[t];
+                c->count = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+                snprintf(c->key, sizeof c->key, "%s", PQgetvalue(res, 0, 1));
+                snprintf(c->staged, sizeof c->staged, "%s", PQgetvalue(res, 0, 2));
+                snprintf(c->stored, sizeof c->stored, "%s", PQgetvalue(res, 0, 3));
+            }
+        }
     }
     w->result_idx++;
 }
@@ -470,15 +486,22 @@ static void query_done(rec_writer *w)
         fail(w, "flush ended with fewer results than statements");
         return;
     }
-    uint32_t rows[REC_TOPICS];
+    if (w->patching) {
+        w->patching = 0;
+        w->patch_done_gen = w->patch_sent_gen;
+        w->st = W_READY;
+        maybe_flush(w);
+        return;
+    }
     for (int t = 0; t < REC_TOPICS; t++)
-        rows[t] = w->batcher->sealed->count[t];
+        w->report.rows[t] = w->batcher->sealed->count[t];
+    w->report.latency_ns = now - w->op_start_ns;
     rec_batcher_done(w->batcher);
     w->st = W_READY;
     if (rec_health_ok(&w->health, now) && w->hooks.state_changed)
         w->hooks.state_changed(w->hooks.user, &w->health);
     if (w->hooks.committed)
-        w->hooks.committed(w->hooks.user, rows, w->inserted, now - w->op_start_ns);
+        w->hooks.committed(w->hooks.user, &w->report);
     maybe_flush(w);
 }
 
@@ -491,13 +514,36 @@ static void send_flush(rec_writer *w)
     for (int t = 0; t < REC_TOPICS; t++)
         pos[t] = rec_batcher_position(w->batcher, (enum rec_topic)t);
     w->sql.len = 0;
-    if (rec_flush_sql(&w->sql, w->consumer, bt->count[REC_TOPIC_TRADES],
+    if (rec_flush_sql(&w->sql, w->consumer, w->cfg.run.id, bt->count[REC_TOPIC_TRADES],
                       bt->count[REC_TOPIC_ORDER_EVENTS], pos, bt->kpos, bt->nkpos, &w->plan) ||
         w->sql.oom) {
         fail(w, "cannot build the flush statements (out of memory)");
         return;
     }
     w->st = W_FLUSHING;
+    w->patching = 0;
+    w->op_start_ns = rec_clock_ns();
+    op_watch(w, w->cfg.slow_ns < w->cfg.timeout_ns ? w->cfg.slow_ns : w->cfg.timeout_ns);
+    send_query(w);
+}
+
+/* The run's hosts and plugins, one statement of its own (no batch waits
+ * behind it for long: it is a single-row UPDATE). */
+static void send_patch(rec_writer *w)
+{
+    w->sql.len = 0;
+    if (rec_run_patch_sql(&w->sql, w->cfg.run.id, w->patch_hosts, w->patch_plugins) || w->sql.oom) {
+        /* Text the literal cannot carry: drop this patch, keep writing rows. */
+        w->patch_done_gen = w->patch_gen;
+        return;
+    }
+    memset(&w->plan, 0, sizeof w->plan);
+    w->plan.insert_result[0] = w->plan.insert_result[1] = -1;
+    w->plan.compare_result[0] = w->plan.compare_result[1] = -1;
+    w->plan.n_results = 1;
+    w->patch_sent_gen = w->patch_gen;
+    w->st = W_FLUSHING;
+    w->patching = 1;
     w->op_start_ns = rec_clock_ns();
     op_watch(w, w->cfg.slow_ns < w->cfg.timeout_ns ? w->cfg.slow_ns : w->cfg.timeout_ns);
     send_query(w);
@@ -507,7 +553,15 @@ static void maybe_flush(rec_writer *w)
 {
     if (w->st != W_READY)
         return;
-    /* A batch sealed before a failure goes again first, unchanged. */
+    /* A batch sealed before a failure goes again first, unchanged. Then a
+     * pending run patch, before the next batch: it is rare and small, and
+     * under a steady load a batch is always due, so it would wait for ever
+     * behind them. */
+    if (!w->batcher->sealed && w->patch_gen != w->patch_done_gen && w->cfg.run.id) {
+        send_patch(w);
+        if (w->st == W_FLUSHING)
+            return;
+    }
     if (!w->batcher->sealed && rec_batcher_flush_due(w->batcher, rec_clock_ns(), w->draining) &&
         !rec_batcher_seal(w->batcher)) {
         fail(w, "out of memory sealing a batch");
@@ -576,12 +630,19 @@ rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, r
     w->st = W_DOWN;
     w->retry_timer = evtimer_new(base, on_retry, w);
     w->op_timer = evtimer_new(base, on_op_timer, w);
-    if (!w->dsn || !w->consumer || !w->retry_timer || !w->op_timer) {
+    w->run_name = strdup(cfg->run.name ? cfg->run.name : "");
+    w->run_seed = cfg->run.seed ? strdup(cfg->run.seed) : NULL;
+    w->run_digest = strdup(cfg->run.config_digest ? cfg->run.config_digest : "");
+    if (!w->dsn || !w->consumer || !w->run_name || (cfg->run.seed && !w->run_seed) ||
+        !w->run_digest || !w->retry_timer || !w->op_timer) {
         rec_writer_free(w);
         return NULL;
     }
     w->cfg.dsn = w->dsn;
     w->cfg.consumer = w->consumer;
+    w->cfg.run.name = w->run_name;
+    w->cfg.run.seed = w->run_seed;
+    w->cfg.run.config_digest = w->run_digest;
     if (w->cfg.timeout_ns <= 0)
         w->cfg.timeout_ns = 30 * 1000000000LL;
     if (w->cfg.slow_ns <= 0)
@@ -597,6 +658,22 @@ void rec_writer_start(rec_writer *w)
 }
 
 void rec_writer_kick(rec_writer *w) { maybe_flush(w); }
+
+void rec_writer_patch_run(rec_writer *w, const char *hosts_json, const char *plugins_json)
+{
+    char *h = strdup(hosts_json), *p = strdup(plugins_json);
+    if (!h || !p) {
+        free(h);
+        free(p);
+        return;
+    }
+    free(w->patch_hosts);
+    free(w->patch_plugins);
+    w->patch_hosts = h;
+    w->patch_plugins = p;
+    w->patch_gen++;
+    maybe_flush(w);
+}
 
 uint64_t rec_writer_drain(rec_writer *w, int64_t timeout_ns)
 {
@@ -660,6 +737,11 @@ void rec_writer_free(rec_writer *w)
     free(w->kstored);
     free(w->dsn);
     free(w->consumer);
+    free(w->run_name);
+    free(w->run_seed);
+    free(w->run_digest);
+    free(w->patch_hosts);
+    free(w->patch_plugins);
     free(w);
 }
 

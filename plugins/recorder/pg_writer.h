@@ -6,8 +6,9 @@
  *
  * Per connection it runs the session setup (migrations, staging tables,
  * stored positions); per batch one round trip: COPY into the staging
- * tables, INSERT ... ON CONFLICT DO NOTHING into the real ones, the consumer
- * positions, COMMIT, all in one transaction. Any failure closes the
+ * tables, INSERT ... ON CONFLICT DO NOTHING into the real ones (and, when
+ * rows were skipped, a comparison telling replays from conflicts), the
+ * consumer positions, COMMIT, all in one transaction. Any failure closes the
  * connection, keeps the batch, and retries with backoff; because every
  * statement is idempotent a retried batch (even one whose COMMIT did reach
  * the server) inserts nothing twice.
@@ -29,20 +30,39 @@ struct event_base;
 typedef struct rec_writer_cfg {
     const char *dsn;        /* libpq connection string or URI; "" uses the PG* environment */
     const char *consumer;   /* this recorder's name in recorder_offsets */
+    rec_run run;            /* every row written goes in with run.id */
     int64_t backoff_min_ns; /* first wait after a failure */
     int64_t backoff_max_ns; /* the wait doubles up to this */
     int64_t slow_ns;        /* a flush running this long marks the database slow */
     int64_t timeout_ns;     /* a connect or flush running this long is abandoned */
 } rec_writer_cfg;
 
+/* Rows of a committed batch under keys already stored with other content:
+ * a defect upstream (an id reused for a different trade or order event),
+ * never written over. */
+typedef struct rec_conflict {
+    uint64_t count;   /* rows of the batch that differ from the stored ones */
+    char key[64];     /* the first one's key, e.g. "trade_id 42" */
+    char staged[512]; /* its new version, as PostgreSQL prints a row */
+    char stored[512]; /* the stored version */
+} rec_conflict;
+
+/* What one committed batch did, per table. Of its rows, `inserted` were
+ * new, conflict.count differed from a stored row, and the rest were
+ * replays: identical to a stored row, skipped. */
+typedef struct rec_commit_report {
+    uint32_t rows[REC_TOPICS];
+    uint64_t inserted[REC_TOPICS];
+    rec_conflict conflict[REC_TOPICS];
+    int64_t latency_ns; /* send to commit */
+} rec_commit_report;
+
 typedef struct rec_writer_hooks {
     void *user;
     /* The database state changed (log it once, update metrics). */
     void (*state_changed)(void *user, const rec_db_health *h);
-    /* A batch committed: rows it carried per topic, rows actually inserted
-     * (the rest were already there), and the time from send to commit. */
-    void (*committed)(void *user, const uint32_t rows[REC_TOPICS],
-                      const uint64_t inserted[REC_TOPICS], int64_t latency_ns);
+    /* A batch committed (see rec_commit_report). */
+    void (*committed)(void *user, const rec_commit_report *report);
     /* The session setup read the stored Kafka positions (n may be 0: none
      * stored). Runs on every connect, before the state turns UP. */
     void (*kafka_positions)(void *user, const rec_kpos *pos, size_t n);
@@ -57,6 +77,10 @@ rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, r
 void rec_writer_start(rec_writer *w);
 /* New rows or a timer tick: flush if connected, idle and a flush is due. */
 void rec_writer_kick(rec_writer *w);
+/* Merges hosts and plugins (JSON object texts, copied) into the run's row
+ * (rec_run_patch_sql) once the writer is idle; a newer call before that
+ * replaces the pending one. Nothing is sent for run 0. */
+void rec_writer_patch_run(rec_writer *w, const char *hosts_json, const char *plugins_json);
 /* Blocks (poll, not the loop) until every pending row is committed or
  * timeout_ns passed, reconnecting as needed. For stop: the loop is quiet
  * then, and a clean shutdown should leave nothing behind. Returns the rows

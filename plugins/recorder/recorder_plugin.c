@@ -28,6 +28,14 @@
  * the new build writes the adopted rows without their Kafka offsets (so the
  * stored offsets stay behind them: a crash then replays, never skips).
  *
+ * Runs: every row and stored position carries the host's run (arb_run; 0
+ * for a host from before runs), read at start. The writer keeps the run's
+ * row in the runs table; this file adds the hosts and plugins that announce
+ * themselves on service_registry during the run (run_members.c), and the
+ * market's seed ([plugin generator] seed, when this host has it). A stored
+ * row that differs from a new one under the same key is a conflict: counted,
+ * logged per batch, and the instance unhealthy from then on.
+ *
  * Config ([plugin recorder]):
  *   dsn                 libpq connection string or URI. Empty: $ARB_PG_DSN,
  *                       else libpq's PG* environment variables.
@@ -58,6 +66,7 @@
 #include "db_state.h"
 #include "handover.h"
 #include "pg_writer.h"
+#include "run_members.h"
 #include "schema.h"
 
 #define NS_PER_MS 1000000LL
@@ -78,6 +87,11 @@ typedef struct recorder {
     int64_t batch_rows, flush_interval_ms, high_water_rows, low_water_rows;
     int64_t backoff_min_ms, backoff_max_ms, slow_ms, timeout_ms, drain_timeout_ms;
     int record_trades, record_order_events;
+    arb_run_info run;    /* id 0: a host from before runs */
+    const char *seed;    /* [plugin generator] seed, or NULL */
+    rec_members members; /* the run's hosts and plugins, for its row */
+    uint64_t conflicts_total;
+    char first_conflict[96]; /* "<table> <key>" of the first conflict seen */
 
     arb_instrument_table instruments;
     const arb_instrument *last_instrument; /* most records repeat the previous one */
@@ -106,6 +120,8 @@ typedef struct recorder {
         arb_counter *received[REC_TOPICS];
         arb_counter *committed[REC_TOPICS];
         arb_counter *inserted[REC_TOPICS];
+        arb_counter *replayed[REC_TOPICS];
+        arb_counter *conflicts[REC_TOPICS];
         arb_counter *pauses;
         arb_counter *oom_dropped;
         arb_counter *kafka_skipped;
@@ -155,6 +171,16 @@ static int read_config(recorder *r)
         return arb_cfg_reject(c, "low_water_rows",
                               "low_water_rows (%lld) must be below high_water_rows (%lld)",
                               (long long)r->low_water_rows, (long long)r->high_water_rows);
+    /* The market's seed, for the runs table: only read, never required, so
+     * it marks no error in a host without the generator. */
+    if ((rc = arb_cfg_str_in(c, "plugin generator", "seed", NULL, &r->seed)))
+        return rc;
+    for (const char *p = r->seed; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            arb_warn(c, "[plugin generator] seed has a control character: not stored");
+            r->seed = NULL;
+            break;
+        }
     if (r->backoff_max_ms < r->backoff_min_ms)
         return arb_cfg_reject(c, "backoff_max_ms", "backoff_max_ms is below backoff_min_ms");
     for (const char *p = r->consumer; *p; p++)
@@ -197,6 +223,12 @@ static int make_metrics(recorder *r)
                                             "Rows in committed batches");
         r->m.inserted[t] = arb_counter_new(c, "recorder_rows_inserted_total", table_label[t],
                                            "Rows new to the table (the rest were duplicates)");
+        r->m.replayed[t] =
+            arb_counter_new(c, "recorder_replayed_total", table_label[t],
+                            "Rows identical to a stored row under their key: skipped");
+        r->m.conflicts[t] = arb_counter_new(
+            c, "recorder_conflicts_total", table_label[t],
+            "Rows that differ from the stored row under their key: not stored, a defect");
     }
     r->m.pauses = arb_counter_new(c, "recorder_pauses_total", NULL,
                                   "Times delivery was paused at the high-water mark");
@@ -231,7 +263,8 @@ static int make_metrics(recorder *r)
     r->m.flush_latency =
         arb_histogram_new(c, "recorder_flush_latency_ns", NULL, "Batch send to commit");
     for (int t = 0; t < REC_TOPICS; t++)
-        if (!r->m.received[t] || !r->m.committed[t] || !r->m.inserted[t])
+        if (!r->m.received[t] || !r->m.committed[t] || !r->m.inserted[t] || !r->m.replayed[t] ||
+            !r->m.conflicts[t])
             return ARB_ENOMEM;
     if (!r->m.pauses || !r->m.oom_dropped || !r->m.kafka_skipped || !r->m.kafka_missing ||
         !r->m.kafka_seeks || !r->m.bad_records || !r->m.unknown_instrument || !r->m.batches ||
@@ -279,7 +312,12 @@ static void show_health(recorder *r)
     const rec_db_health *h = rec_writer_health(r->writer);
     unsigned long long held = rec_batcher_pending(&r->batcher);
     const char *paused = r->paused ? " (paused)" : "";
-    if (h->state == REC_DB_DOWN)
+    /* Conflicts first: data the system showed is not what was stored. */
+    if (r->conflicts_total)
+        set_health(r, 0, "%llu conflicting rows not stored (first: %.64s); database %s",
+                   (unsigned long long)r->conflicts_total, r->first_conflict,
+                   rec_db_state_name(h->state));
+    else if (h->state == REC_DB_DOWN)
         set_health(r, 0, "database down, holding %llu rows%s: %.60s", held, paused, h->error);
     else if (h->state == REC_DB_SLOW)
         set_health(r, 1, "database slow, holding %llu rows%s", held, paused);
@@ -368,19 +406,44 @@ static void set_paused(recorder *r, int paused)
     show_health(r);
 }
 
-static void on_committed(void *user, const uint32_t rows[REC_TOPICS],
-                         const uint64_t inserted[REC_TOPICS], int64_t latency_ns)
+/* Rows under a stored key with other content: one line per batch and
+ * table, with the first one's key and both versions. */
+static void report_conflicts(recorder *r, enum rec_topic t, const rec_conflict *c)
+{
+    static const char *const table[REC_TOPICS] = {"trades", "order_events"};
+    arb_counter_add(r->m.conflicts[t], c->count);
+    if (!r->conflicts_total)
+        snprintf(r->first_conflict, sizeof r->first_conflict, "%s %s", table[t], c->key);
+    r->conflicts_total += c->count;
+    arb_error(r->ctx,
+              "%llu %s rows of run %016llx differ from the rows stored under their keys and "
+              "were not stored (an id reused for different data); first: %s, stored %s, new %s",
+              (unsigned long long)c->count, table[t], (unsigned long long)r->run.id, c->key,
+              c->stored, c->staged);
+}
+
+static void on_committed(void *user, const rec_commit_report *rep)
 {
     recorder *r = user;
     uint32_t total = 0;
+    int conflicts = 0;
     for (int t = 0; t < REC_TOPICS; t++) {
-        arb_counter_add(r->m.committed[t], rows[t]);
-        arb_counter_add(r->m.inserted[t], inserted[t]);
-        total += rows[t];
+        const rec_conflict *c = &rep->conflict[t];
+        uint64_t skipped = rep->rows[t] - rep->inserted[t];
+        arb_counter_add(r->m.committed[t], rep->rows[t]);
+        arb_counter_add(r->m.inserted[t], rep->inserted[t]);
+        arb_counter_add(r->m.replayed[t], skipped - (c->count < skipped ? c->count : skipped));
+        if (c->count) {
+            report_conflicts(r, (enum rec_topic)t, c);
+            conflicts = 1;
+        }
+        total += rep->rows[t];
     }
+    if (conflicts)
+        show_health(r);
     arb_counter_add(r->m.batches, 1);
     arb_gauge_set(r->m.batch_rows, total);
-    arb_hist_observe(r->m.flush_latency, (uint64_t)latency_ns);
+    arb_hist_observe(r->m.flush_latency, (uint64_t)rep->latency_ns);
     r->rate_window_rows += total;
     if (r->paused && rec_batcher_pending(&r->batcher) <= (uint64_t)r->low_water_rows)
         set_paused(r, 0);
@@ -630,9 +693,33 @@ static void on_order_event(void *user, const arb_msg *msg)
     row_added(r, REC_TOPIC_ORDER_EVENTS, msg, p);
 }
 
+/* service_registry: the hosts of this run and their plugins, for its row.
+ * Announcements from before the run began (an older run's, still in a
+ * Kafka log) are not this run's. */
+static void on_service(void *user, const arb_msg *msg)
+{
+    recorder *r = user;
+    arb_service svc;
+    if (arb_service_decode(msg->data, msg->len, &svc)) {
+        bad_record(r, "service_registry");
+        return;
+    }
+    if (!r->run.id || svc.ts < r->run.started_at)
+        return;
+    const char *digest = msg->key == arb_host_id(r->ctx) ? r->run.config_digest : NULL;
+    if (rec_members_apply(&r->members, &svc, digest) != ARB_OK && !r->warned_oom++)
+        arb_error(r->ctx, "out of memory keeping the run's hosts (further ones only counted)");
+}
+
 static void on_tick(void *user)
 {
     recorder *r = user;
+    char *hosts, *plugins;
+    if (rec_members_take(&r->members, &hosts, &plugins) > 0) {
+        rec_writer_patch_run(r->writer, hosts, plugins);
+        free(hosts);
+        free(plugins);
+    }
     rec_writer_kick(r->writer);
     update_gauges(r, rec_clock_ns());
     if (rec_writer_health(r->writer)->state != REC_DB_UP)
@@ -650,7 +737,8 @@ static int on_health(void *user, const char *method, const char *path, const cha
     int64_t now = rec_clock_ns();
     int64_t oldest = rec_batcher_oldest_ns(&r->batcher);
     json_t *j = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "database", rec_db_state_name(h->state),
+        "{s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "run_id", (json_int_t)r->run.id,
+        "conflicts", (json_int_t)r->conflicts_total, "database", rec_db_state_name(h->state),
         "state_for_ms", (json_int_t)((now - h->since_ns) / NS_PER_MS), "buffered_rows",
         (json_int_t)rec_batcher_pending(&r->batcher), "high_water_rows",
         (json_int_t)r->high_water_rows, "low_water_rows", (json_int_t)r->low_water_rows, "lag_ms",
@@ -666,7 +754,7 @@ static int on_health(void *user, const char *method, const char *path, const cha
         return 500;
     evbuffer_add_printf(out, "%s\n", text);
     free(text);
-    return h->state == REC_DB_UP || h->state == REC_DB_SLOW ? 200 : 503;
+    return !r->conflicts_total && (h->state == REC_DB_UP || h->state == REC_DB_SLOW) ? 200 : 503;
 }
 
 /* ---- lifecycle ---- */
@@ -679,6 +767,7 @@ static void recorder_destroy(void *self)
     rec_writer_free(r->writer);
     rec_batcher_free(&r->batcher);
     arb_instruments_free(&r->instruments);
+    rec_members_free(&r->members);
     free(r->parts);
     free(r);
 }
@@ -696,7 +785,9 @@ static int recorder_create(arb_ctx *ctx, void **self)
         recorder_destroy(r);
         return rc;
     }
-    if (rec_batcher_init(&r->batcher, (uint32_t)r->batch_rows, r->flush_interval_ms * NS_PER_MS)) {
+
+    if (rec_members_init(&r->members) ||
+        rec_batcher_init(&r->batcher, (uint32_t)r->batch_rows, r->flush_interval_ms * NS_PER_MS)) {
         recorder_destroy(r);
         return ARB_ENOMEM;
     }
@@ -707,9 +798,26 @@ static int recorder_create(arb_ctx *ctx, void **self)
 static int recorder_start(void *self)
 {
     recorder *r = self;
+    /* The run is the host's from its start on (stored, for a resumed one). */
+    if (arb_run(r->ctx, &r->run) != ARB_OK) {
+        memset(&r->run, 0, sizeof r->run);
+        arb_warn(r->ctx, "this host does not know runs: storing rows as run 0, where ids "
+                         "repeated by a restart collide with older rows");
+    }
+    r->run.name[sizeof r->run.name - 1] = 0;
+    r->run.config_digest[sizeof r->run.config_digest - 1] = 0;
+    /* SQL literals cannot keep control characters (rec_sql_literal). */
+    for (char *p = r->run.name; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     rec_writer_cfg wc = {
         .dsn = r->dsn,
         .consumer = r->consumer,
+        .run = {.id = (int64_t)r->run.id,
+                .started_at_ns = r->run.started_at,
+                .name = r->run.name,
+                .seed = r->seed,
+                .config_digest = r->run.config_digest},
         .backoff_min_ns = r->backoff_min_ms * NS_PER_MS,
         .backoff_max_ns = r->backoff_max_ms * NS_PER_MS,
         .slow_ns = r->slow_ms * NS_PER_MS,
@@ -731,6 +839,8 @@ static int recorder_start(void *self)
         return ARB_ERROR;
     if (r->record_order_events &&
         arb_subscribe(r->ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, r) < 0)
+        return ARB_ERROR;
+    if (arb_subscribe(r->ctx, ARB_TOPIC_SERVICE_REGISTRY, on_service, r) < 0)
         return ARB_ERROR;
     /* Half the interval, so no row waits much longer than the interval. */
     uint64_t tick = (uint64_t)r->flush_interval_ms * NS_PER_MS / 2;
@@ -781,7 +891,8 @@ static int recorder_restore(void *self, uint32_t state_version, const void *byte
 }
 
 static const char *const publishes[] = {NULL};
-static const char *const subscribes[] = {"trade_executed", "order_events", NULL};
+static const char *const subscribes[] = {"trade_executed", "order_events", "service_registry",
+                                         NULL};
 
 static const arb_plugin recorder_plugin = {
     .abi_version = ARB_ABI_VERSION,

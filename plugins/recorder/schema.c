@@ -109,10 +109,77 @@ static const char *const m3_kafka_offsets[] = {
     NULL,
 };
 
+/* Version 4: every row carries its run (arb_run_info.id), so ids that repeat
+ * across runs (a book's trade_seq starts at 1 again) are different rows, not
+ * conflicts. Rows stored before runs existed belong to run 0. Positions are
+ * per run too: a new run (say, a fresh broker) has none stored and reads its
+ * topics from the beginning, never at offsets of another run's log. The
+ * README's queries filter by run, so the run leads every index. */
+static const char *const m4_run_ids[] = {
+    "ALTER TABLE trades ADD COLUMN run_id bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE trades ALTER COLUMN run_id DROP DEFAULT",
+    "COMMENT ON COLUMN trades.run_id IS "
+    "'the run (runs.run_id) the trade belongs to; 0: recorded before runs existed'",
+    "ALTER TABLE trades DROP CONSTRAINT trades_pkey",
+    "ALTER TABLE trades ADD CONSTRAINT trades_pkey PRIMARY KEY (run_id, trade_id)",
+    "DROP INDEX trades_instrument_time_idx",
+    "CREATE INDEX trades_instrument_time_idx ON trades (run_id, venue, symbol, executed_at)",
+    "ALTER TABLE order_events ADD COLUMN run_id bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE order_events ALTER COLUMN run_id DROP DEFAULT",
+    "ALTER TABLE order_events DROP CONSTRAINT order_events_pkey",
+    "ALTER TABLE order_events ADD CONSTRAINT order_events_pkey PRIMARY KEY (run_id, order_id, seq)",
+    "DROP INDEX order_events_account_time_idx",
+    "CREATE INDEX order_events_account_time_idx ON order_events (run_id, account, event_at)",
+    "ALTER TABLE recorder_offsets ADD COLUMN run_id bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE recorder_offsets ALTER COLUMN run_id DROP DEFAULT",
+    "ALTER TABLE recorder_offsets DROP CONSTRAINT recorder_offsets_pkey",
+    "ALTER TABLE recorder_offsets ADD CONSTRAINT recorder_offsets_pkey "
+    "PRIMARY KEY (run_id, consumer, topic, partition)",
+    "ALTER TABLE recorder_kafka_offsets ADD COLUMN run_id bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE recorder_kafka_offsets ALTER COLUMN run_id DROP DEFAULT",
+    "ALTER TABLE recorder_kafka_offsets DROP CONSTRAINT recorder_kafka_offsets_pkey",
+    "ALTER TABLE recorder_kafka_offsets ADD CONSTRAINT recorder_kafka_offsets_pkey "
+    "PRIMARY KEY (run_id, consumer, topic, partition)",
+    /* CREATE OR REPLACE VIEW may only add columns at the end. */
+    "CREATE OR REPLACE VIEW trades_decimal AS SELECT trade_id, venue, symbol, executed_at,"
+    " arb_decimal(price, price_decimals) AS price, arb_decimal(qty, qty_decimals) AS qty,"
+    " aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq, run_id"
+    " FROM trades",
+    NULL,
+};
+
+/* Version 5: one row per run: what it was (name, seed, configuration
+ * digest), when, and who took part (hosts and plugins, as they announced
+ * themselves on service_registry). Rows from before runs get a run 0 row
+ * spanning them. */
+static const char *const m5_runs[] = {
+    "CREATE TABLE runs ("
+    " run_id bigint PRIMARY KEY,"
+    " name text NOT NULL DEFAULT '',"
+    " started_at timestamptz NOT NULL,"
+    " ended_at timestamptz,"
+    " seed text,"
+    " config_digest text,"
+    " hosts jsonb NOT NULL DEFAULT '{}',"
+    " plugins jsonb NOT NULL DEFAULT '{}',"
+    " updated_at timestamptz NOT NULL DEFAULT now())",
+    "COMMENT ON COLUMN runs.hosts IS "
+    "'host id -> {pid, admin, started_at, instances, config_digest when known}'",
+    "COMMENT ON COLUMN runs.plugins IS 'instance -> {plugin, version, build_id}'",
+    "INSERT INTO runs (run_id, name, started_at, ended_at)"
+    " SELECT 0, 'before runs', min(at), max(at) FROM"
+    " (SELECT executed_at AS at FROM trades WHERE run_id = 0"
+    " UNION ALL SELECT event_at FROM order_events WHERE run_id = 0) AS recorded"
+    " HAVING count(*) > 0",
+    NULL,
+};
+
 static const rec_migration migrations[] = {
     {1, "trades, order events and consumer offsets", m1_tables},
     {2, "exact decimal view of trades", m2_decimal_views},
     {3, "kafka positions per topic partition", m3_kafka_offsets},
+    {4, "every row and position carries its run", m4_run_ids},
+    {5, "runs: name, seed, configuration, hosts and plugins", m5_runs},
 };
 
 const rec_migration *rec_migrations(size_t *count)
@@ -207,9 +274,21 @@ int rec_sql_literal(rec_sql *s, const char *text)
     return 0;
 }
 
+void rec_sql_columns(rec_sql *s, const char *prefix, const char *columns)
+{
+    const char *p = columns;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        rec_sql_appendf(s, "%s%s%.*s", p == columns ? "" : ", ", prefix, (int)n, p);
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+}
+
 /* ---- statements ---- */
 
-int rec_setup_sql(rec_sql *s, const char *consumer)
+int rec_migrate_sql(rec_sql *s, int up_to_version)
 {
     rec_sql_append(s, "SELECT pg_advisory_xact_lock(" REC_MIGRATION_LOCK ");\n"
                       "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -217,7 +296,7 @@ int rec_setup_sql(rec_sql *s, const char *consumer)
                       "applied_at timestamptz NOT NULL DEFAULT now());\n");
     size_t n;
     const rec_migration *m = rec_migrations(&n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && m[i].version <= up_to_version; i++) {
         rec_sql_appendf(s,
                         "DO $recorder$ BEGIN\n"
                         "IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = %d) "
@@ -231,28 +310,101 @@ int rec_setup_sql(rec_sql *s, const char *consumer)
             return -1;
         rec_sql_append(s, ");\nEND IF;\nEND $recorder$;\n");
     }
-    rec_sql_append(s, "CREATE TEMP TABLE IF NOT EXISTS " REC_TRADES_STAGE
-                      " (LIKE trades) ON COMMIT DELETE ROWS;\n"
-                      "CREATE TEMP TABLE IF NOT EXISTS " REC_ORDER_EVENTS_STAGE
-                      " (LIKE order_events) ON COMMIT DELETE ROWS;\n"
-                      "SELECT topic, partition, next_offset FROM recorder_offsets "
-                      "WHERE consumer = ");
+    return s->oom ? -1 : 0;
+}
+
+/* The staging tables hold the COPY columns only: the run is the same for
+ * every row of a session and goes in with the INSERT. */
+static void append_stages(rec_sql *s)
+{
+    rec_sql_appendf(s,
+                    "CREATE TEMP TABLE IF NOT EXISTS " REC_TRADES_STAGE
+                    " ON COMMIT DELETE ROWS AS SELECT %s FROM trades WITH NO DATA;\n",
+                    rec_trade_columns);
+    rec_sql_appendf(s,
+                    "CREATE TEMP TABLE IF NOT EXISTS " REC_ORDER_EVENTS_STAGE
+                    " ON COMMIT DELETE ROWS AS SELECT %s FROM order_events WITH NO DATA;\n",
+                    rec_order_event_columns);
+}
+
+/* The run's row, on every connect. A run's row created means the previous
+ * run ended: rows still open get ended_at. Under the migration lock, so two
+ * recorders of one run starting at once create it once. */
+static int append_run_upsert(rec_sql *s, const rec_run *run)
+{
+    rec_sql_appendf(
+        s,
+        "UPDATE runs SET ended_at = now(), updated_at = now() WHERE ended_at IS NULL "
+        "AND run_id <> %lld AND NOT EXISTS (SELECT 1 FROM runs WHERE run_id = %lld);\n"
+        "INSERT INTO runs (run_id, name, started_at, seed, config_digest) VALUES (%lld, ",
+        (long long)run->id, (long long)run->id, (long long)run->id);
+    if (rec_sql_literal(s, run->name ? run->name : ""))
+        return -1;
+    if (run->started_at_ns > 0)
+        rec_sql_appendf(s, ", timestamptz 'epoch' + %lld * interval '1 microsecond', ",
+                        (long long)(run->started_at_ns / 1000));
+    else
+        rec_sql_append(s, ", now(), ");
+    if (!run->seed)
+        rec_sql_append(s, "NULL");
+    else if (rec_sql_literal(s, run->seed))
+        return -1;
+    rec_sql_append(s, ", ");
+    if (!run->config_digest || !*run->config_digest)
+        rec_sql_append(s, "NULL");
+    else if (rec_sql_literal(s, run->config_digest))
+        return -1;
+    /* A resumed run keeps what its row says, filling in only what it lacked. */
+    rec_sql_append(s, ") ON CONFLICT (run_id) DO UPDATE SET "
+                      "seed = coalesce(runs.seed, EXCLUDED.seed), "
+                      "config_digest = coalesce(runs.config_digest, EXCLUDED.config_digest), "
+                      "name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE runs.name END, "
+                      "updated_at = now();\n");
+    return s->oom ? -1 : 0;
+}
+
+int rec_run_patch_sql(rec_sql *s, int64_t run_id, const char *hosts_json, const char *plugins_json)
+{
+    rec_sql_append(s, "UPDATE runs SET hosts = hosts || ");
+    if (rec_sql_literal(s, hosts_json))
+        return -1;
+    rec_sql_append(s, "::jsonb, plugins = plugins || ");
+    if (rec_sql_literal(s, plugins_json))
+        return -1;
+    rec_sql_appendf(s, "::jsonb, updated_at = now() WHERE run_id = %lld;\n", (long long)run_id);
+    return s->oom ? -1 : 0;
+}
+
+int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run)
+{
+    if (rec_migrate_sql(s, rec_schema_version()))
+        return -1;
+    if (run->id && append_run_upsert(s, run))
+        return -1;
+    append_stages(s);
+    rec_sql_appendf(s,
+                    "SELECT topic, partition, next_offset FROM recorder_offsets "
+                    "WHERE run_id = %lld AND consumer = ",
+                    (long long)run->id);
     if (rec_sql_literal(s, consumer))
         return -1;
-    rec_sql_append(s, ";\nSELECT topic, partition, last_offset, 'kafka' FROM "
-                      "recorder_kafka_offsets WHERE consumer = ");
+    rec_sql_appendf(s,
+                    ";\nSELECT topic, partition, last_offset, 'kafka' FROM "
+                    "recorder_kafka_offsets WHERE run_id = %lld AND consumer = ",
+                    (long long)run->id);
     if (rec_sql_literal(s, consumer))
         return -1;
     rec_sql_append(s, ";\n");
     return s->oom ? -1 : 0;
 }
 
-int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
-                  const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos, uint32_t nkpos,
-                  rec_flush_plan *plan)
+int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
+                  uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
+                  uint32_t nkpos, rec_flush_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->insert_result[0] = plan->insert_result[1] = -1;
+    plan->compare_result[0] = plan->compare_result[1] = -1;
     int result = 0;
     rec_sql_append(s, "BEGIN;\n");
     result++;
@@ -267,46 +419,73 @@ int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t 
         plan->copy_topic[plan->n_copies++] = REC_TOPIC_ORDER_EVENTS;
         result++;
     }
-    if (n_trades) {
-        rec_sql_appendf(s,
-                        "INSERT INTO trades (%s) SELECT %s FROM " REC_TRADES_STAGE
-                        " ON CONFLICT DO NOTHING;\n",
-                        rec_trade_columns, rec_trade_columns);
-        plan->insert_result[REC_TOPIC_TRADES] = result++;
-    }
-    if (n_events) {
-        rec_sql_appendf(s,
-                        "INSERT INTO order_events (%s) SELECT %s FROM " REC_ORDER_EVENTS_STAGE
-                        " ON CONFLICT DO NOTHING;\n",
-                        rec_order_event_columns, rec_order_event_columns);
-        plan->insert_result[REC_TOPIC_ORDER_EVENTS] = result++;
-    }
-    rec_sql_append(s, "INSERT INTO recorder_offsets (consumer, topic, partition, next_offset) "
-                      "VALUES ");
+    static const char *const table[REC_TOPICS] = {"trades", "order_events"};
+    static const char *const stage[REC_TOPICS] = {REC_TRADES_STAGE, REC_ORDER_EVENTS_STAGE};
+    const char *const columns[REC_TOPICS] = {rec_trade_columns, rec_order_event_columns};
+    const uint32_t staged[REC_TOPICS] = {n_trades, n_events};
     for (int t = 0; t < REC_TOPICS; t++) {
-        rec_sql_append(s, t ? ", (" : "(");
+        if (!staged[t])
+            continue;
+        /* Rows already stored under their key are skipped; how many went in
+         * is the statement's answer and, for the next statement, a
+         * transaction-local setting. */
+        rec_sql_appendf(s,
+                        "WITH ins AS (INSERT INTO %s (run_id, %s) SELECT %lld, %s FROM %s "
+                        "ON CONFLICT DO NOTHING RETURNING 1) "
+                        "SELECT set_config('arb_recorder.inserted_%s', count(*)::text, true) "
+                        "FROM ins;\n",
+                        table[t], columns[t], (long long)run_id, columns[t], stage[t], table[t]);
+        plan->insert_result[t] = result++;
+        /* Only when some were skipped (the guard is a one-time filter: no
+         * join otherwise), the skipped rows that differ from the stored
+         * ones: how many, and the first with both versions. */
+        rec_sql_append(s, "SELECT count(*) OVER (), ");
+        rec_sql_append(s, t == REC_TOPIC_TRADES ? "'trade_id ' || s.trade_id"
+                                                : "'order_id ' || s.order_id || ' seq ' || s.seq");
+        rec_sql_append(s, ", ROW(");
+        rec_sql_columns(s, "s.", columns[t]);
+        rec_sql_append(s, ")::text, ROW(");
+        rec_sql_columns(s, "d.", columns[t]);
+        rec_sql_appendf(s, ")::text FROM %s s JOIN %s d ON d.run_id = %lld AND ", stage[t],
+                        table[t], (long long)run_id);
+        rec_sql_append(s, t == REC_TOPIC_TRADES ? "d.trade_id = s.trade_id"
+                                                : "d.order_id = s.order_id AND d.seq = s.seq");
+        rec_sql_appendf(s,
+                        " WHERE current_setting('arb_recorder.inserted_%s')::bigint < %u AND ROW(",
+                        table[t], staged[t]);
+        rec_sql_columns(s, "s.", columns[t]);
+        rec_sql_append(s, ") IS DISTINCT FROM ROW(");
+        rec_sql_columns(s, "d.", columns[t]);
+        rec_sql_append(s, ") LIMIT 1;\n");
+        plan->compare_result[t] = result++;
+    }
+    rec_sql_append(s, "INSERT INTO recorder_offsets (run_id, consumer, topic, partition, "
+                      "next_offset) VALUES ");
+    for (int t = 0; t < REC_TOPICS; t++) {
+        rec_sql_appendf(s, "%s%lld, ", t ? ", (" : "(", (long long)run_id);
         if (rec_sql_literal(s, consumer))
             return -1;
         rec_sql_appendf(s, ", '%s', 0, %lld)", rec_topic_name((enum rec_topic)t),
                         (long long)next_offset[t]);
     }
-    rec_sql_append(s, " ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
+    rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
                       "next_offset = EXCLUDED.next_offset, updated_at = now();\n");
     result++;
     if (nkpos) {
         /* GREATEST: after a rebalance another recorder of the group may
          * have stored a later offset of the partition; rows between are in
          * the tables, and going back would only replay them. */
-        rec_sql_append(s, "INSERT INTO recorder_kafka_offsets AS o (consumer, topic, partition, "
-                          "last_offset) VALUES ");
+        rec_sql_append(s, "INSERT INTO recorder_kafka_offsets AS o (run_id, consumer, topic, "
+                          "partition, last_offset) VALUES ");
         for (uint32_t i = 0; i < nkpos; i++) {
-            rec_sql_append(s, i ? ", (" : "(");
+            rec_sql_appendf(s, "%s%lld, ", i ? ", (" : "(", (long long)run_id);
             if (rec_sql_literal(s, consumer))
                 return -1;
             rec_sql_appendf(s, ", '%s', %d, %lld)", rec_topic_name((enum rec_topic)kpos[i].topic),
                             (int)kpos[i].partition, (long long)kpos[i].offset);
         }
-        rec_sql_append(s, " ON CONFLICT (consumer, topic, partition) DO UPDATE SET last_offset = "
+        rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
+                          "last_offset = "
                           "GREATEST(o.last_offset, EXCLUDED.last_offset), updated_at = now();\n");
         result++;
     }

@@ -61,27 +61,54 @@ void rec_sql_appendf(rec_sql *s, const char *fmt, ...) __attribute__((format(pri
  * syntax would not keep as is (a control character). */
 int rec_sql_literal(rec_sql *s, const char *text);
 
+/* The run the recorder's host belongs to (arb_run_info), as stored. */
+typedef struct rec_run {
+    int64_t id;            /* below 2^63; 0: the host does not know runs */
+    int64_t started_at_ns; /* wall clock */
+    const char *name;
+    const char *seed;          /* NULL: not known */
+    const char *config_digest; /* the recorder's host's configuration */
+} rec_run;
+
+/* Takes the migration lock and applies the pending migrations up to and
+ * including up_to_version, idempotently. Part of rec_setup_sql; on its own
+ * only for tests that need a database at an older version. */
+int rec_migrate_sql(rec_sql *s, int up_to_version);
+
+/* Appends the comma-separated `columns` with each name prefixed
+ * ("s." gives "s.a, s.b"). */
+void rec_sql_columns(rec_sql *s, const char *prefix, const char *columns);
+
+/* Merges hosts and plugins (JSON objects, keyed by host id and by instance)
+ * into the run's row: keys present replace their old values, others stay. */
+int rec_run_patch_sql(rec_sql *s, int64_t run_id, const char *hosts_json, const char *plugins_json);
+
 /* The session setup sent after every connect, as one implicit transaction:
  * take the migration lock, apply every pending migration idempotently,
- * create the staging tables, and select this consumer's stored positions:
- * two queries return rows, the in-process ones (topic, partition,
- * next_offset: three columns) and the Kafka ones (topic, partition,
- * last_offset, 'kafka': four columns). */
-int rec_setup_sql(rec_sql *s, const char *consumer);
+ * create the staging tables, and select this consumer's stored positions
+ * in this run: two queries return rows, the in-process ones (topic,
+ * partition, next_offset: three columns) and the Kafka ones (topic,
+ * partition, last_offset, 'kafka': four columns). */
+int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run);
 
 /* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
- * n_events), insert from the stages skipping rows already present, store
- * the consumer's positions (and the batch's Kafka positions, if nkpos; a
- * stored Kafka offset never moves back), COMMIT. The statements' results come in this
- * order; rec_flush_plan tells the writer which result is which. */
+ * n_events), per table: insert from the stage as run_id skipping rows whose
+ * key is stored (one row: the count inserted), then, only if some were
+ * skipped, compare those with the stored rows (no row: none differs; else
+ * one row: how many differ, the first one's key, its staged and its stored
+ * version as text); store the consumer's positions (and the batch's Kafka
+ * positions, if nkpos; a stored Kafka offset never moves back), COMMIT. The
+ * statements' results come in this order; rec_flush_plan tells the writer
+ * which result is which. */
 typedef struct rec_flush_plan {
-    int n_copies;         /* COPY ... FROM STDIN statements: 0, 1 or 2 */
-    int copy_topic[2];    /* which topic feeds each COPY */
-    int insert_result[2]; /* result index of the INSERT per topic, or -1 */
-    int n_results;        /* results expected in all */
+    int n_copies;          /* COPY ... FROM STDIN statements: 0, 1 or 2 */
+    int copy_topic[2];     /* which topic feeds each COPY */
+    int insert_result[2];  /* result index of the INSERT per topic, or -1 */
+    int compare_result[2]; /* result index of the comparison per topic, or -1 */
+    int n_results;         /* results expected in all */
 } rec_flush_plan;
-int rec_flush_sql(rec_sql *s, const char *consumer, uint32_t n_trades, uint32_t n_events,
-                  const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos, uint32_t nkpos,
-                  rec_flush_plan *plan);
+int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
+                  uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
+                  uint32_t nkpos, rec_flush_plan *plan);
 
 #endif

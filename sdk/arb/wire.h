@@ -205,17 +205,24 @@ typedef struct arb_market_event {
 } arb_market_event;
 #define ARB_MARKET_EVENT_LEN (ARB_WIRE_HDR + 64u)
 
-/* service_registry: fixed part, then n_plugins entries */
+/* service_registry: fixed part, then n_plugins entries. Record version 2
+ * adds each plugin image's build id (a GNU build id in hex, or
+ * "sha256:" and the file's digest); version 1 records (journals and Kafka
+ * logs written before) are still read, with an empty build id. */
 #define ARB_SVC_ID_LEN 32u
 #define ARB_SVC_ADDR_LEN 64u
 #define ARB_SVC_NAME_LEN 32u
 #define ARB_SVC_VER_LEN 16u
+#define ARB_SVC_BUILD_LEN 72u
+#define ARB_SERVICE_VERSION 2u
 typedef struct arb_service_plugin {
     char instance[ARB_SVC_NAME_LEN];
     char plugin[ARB_SVC_NAME_LEN];
     char version[ARB_SVC_VER_LEN];
+    char build_id[ARB_SVC_BUILD_LEN]; /* all zero in a version 1 record */
 } arb_service_plugin;
 typedef struct arb_service {
+    uint8_t version; /* record version; encode: 0 means ARB_SERVICE_VERSION */
     uint8_t status;
     uint16_t n_plugins;
     uint32_t pid;
@@ -226,9 +233,13 @@ typedef struct arb_service {
     const uint8_t *plugins; /* decode: points into the record */
 } arb_service;
 #define ARB_SERVICE_FIXED_LEN (ARB_WIRE_HDR + 120u)
-#define ARB_SERVICE_PLUGIN_LEN 80u
+#define ARB_SERVICE_PLUGIN_LEN_V1 80u
+#define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V1 + ARB_SVC_BUILD_LEN)
 #define ARB_SERVICE_MAX_PLUGINS 256u
 #define ARB_SERVICE_LEN(n) (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN)
+#define ARB_SERVICE_LEN_V(v, n) \
+    (ARB_SERVICE_FIXED_LEN +    \
+     (uint32_t)(n) * ((v) == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN))
 
 /* Largest record on any topic, for stack buffers. */
 #define ARB_WIRE_MAX ARB_MD_LEN(ARB_MD_MAX_LEVELS)
@@ -319,19 +330,26 @@ static inline unsigned arb_wire_type(const void *buf, size_t len)
     return t >= 1 && t <= ARB_MSG_TYPE_MAX ? t : 0;
 }
 
-static inline int arb__wire_check_hdr(const uint8_t *p, size_t len, uint16_t type, size_t min)
+/* A header of `type` at a version from 1 to max_version. */
+static inline int arb__wire_check_hdr_v(const uint8_t *p, size_t len, uint16_t type, size_t min,
+                                        unsigned max_version)
 {
     if (len < ARB_WIRE_HDR)
         return arb__wire_fail("shorter than the header");
     if (arb_get_u16(p) != type)
         return arb__wire_fail("wrong record type");
-    if (arb_get_u16(p + 2) != ARB_WIRE_VERSION)
+    if (arb_get_u16(p + 2) < 1 || arb_get_u16(p + 2) > max_version)
         return arb__wire_fail("unsupported version");
     if (arb_get_u32(p + 4) != len)
         return arb__wire_fail("length field does not match the record");
     if (len < min)
         return arb__wire_fail("record too short for its type");
     return ARB_OK;
+}
+
+static inline int arb__wire_check_hdr(const uint8_t *p, size_t len, uint16_t type, size_t min)
+{
+    return arb__wire_check_hdr_v(p, len, type, min, ARB_WIRE_VERSION);
 }
 
 /* A fixed text field: printable ASCII, then only NUL padding. `required`
@@ -734,11 +752,14 @@ static inline int arb_market_event_decode(const void *buf, size_t len, arb_marke
 /* Encodes the fixed part; then write each plugin with arb_service_put_plugin. */
 static inline uint32_t arb_service_encode(const arb_service *m, void *buf, size_t cap)
 {
-    if (m->n_plugins > ARB_SERVICE_MAX_PLUGINS || cap < ARB_SERVICE_LEN(m->n_plugins))
+    unsigned v = m->version ? m->version : ARB_SERVICE_VERSION;
+    if (v > ARB_SERVICE_VERSION || m->n_plugins > ARB_SERVICE_MAX_PLUGINS ||
+        cap < ARB_SERVICE_LEN_V(v, m->n_plugins))
         return 0;
     uint8_t *p = (uint8_t *)buf;
-    uint32_t len = ARB_SERVICE_LEN(m->n_plugins);
+    uint32_t len = ARB_SERVICE_LEN_V(v, m->n_plugins);
     arb_wire_put_hdr(p, ARB_MSG_SERVICE, len);
+    arb_put_u16(p + 2, (uint16_t)v);
     p += ARB_WIRE_HDR;
     p[0] = m->status, p[1] = 0;
     arb_put_u16(p + 2, m->n_plugins);
@@ -750,34 +771,47 @@ static inline uint32_t arb_service_encode(const arb_service *m, void *buf, size_
     return len;
 }
 
+/* Plugin i of a record arb_service_encode wrote (at its version). */
 static inline void arb_service_put_plugin(void *buf, uint32_t i, const arb_service_plugin *sp)
 {
-    uint8_t *p = (uint8_t *)buf + ARB_SERVICE_FIXED_LEN + (size_t)i * ARB_SERVICE_PLUGIN_LEN;
+    unsigned v = arb_get_u16((uint8_t *)buf + 2);
+    uint8_t *p = (uint8_t *)buf + ARB_SERVICE_FIXED_LEN +
+                 (size_t)i * (v == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN);
     arb__wire_put_text(p, sp->instance, ARB_SVC_NAME_LEN);
     arb__wire_put_text(p + 32, sp->plugin, ARB_SVC_NAME_LEN);
     arb__wire_put_text(p + 64, sp->version, ARB_SVC_VER_LEN);
+    if (v >= 2)
+        arb__wire_put_text(p + 80, sp->build_id, ARB_SVC_BUILD_LEN);
 }
 
 static inline void arb_service_get_plugin(const arb_service *m, uint32_t i, arb_service_plugin *sp)
 {
-    const uint8_t *p = m->plugins + (size_t)i * ARB_SERVICE_PLUGIN_LEN;
+    size_t stride = m->version == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN;
+    const uint8_t *p = m->plugins + (size_t)i * stride;
     memcpy(sp->instance, p, ARB_SVC_NAME_LEN);
     memcpy(sp->plugin, p + 32, ARB_SVC_NAME_LEN);
     memcpy(sp->version, p + 64, ARB_SVC_VER_LEN);
+    if (m->version >= 2)
+        memcpy(sp->build_id, p + 80, ARB_SVC_BUILD_LEN);
+    else
+        memset(sp->build_id, 0, ARB_SVC_BUILD_LEN);
 }
 
 static inline int arb_service_decode(const void *buf, size_t len, arb_service *m)
 {
     const uint8_t *p = (const uint8_t *)buf;
-    int rc = arb__wire_check_hdr(p, len, ARB_MSG_SERVICE, ARB_SERVICE_FIXED_LEN);
+    int rc =
+        arb__wire_check_hdr_v(p, len, ARB_MSG_SERVICE, ARB_SERVICE_FIXED_LEN, ARB_SERVICE_VERSION);
     if (rc)
         return rc;
+    m->version = (uint8_t)arb_get_u16(p + 2);
     const uint8_t *b = p + ARB_WIRE_HDR;
     m->status = b[0];
     if (m->status < ARB_SVC_ALIVE || m->status > ARB_SVC_TOMBSTONE || b[1])
         return arb__wire_fail("service status out of range");
     m->n_plugins = arb_get_u16(b + 2);
-    if (m->n_plugins > ARB_SERVICE_MAX_PLUGINS || len != ARB_SERVICE_LEN(m->n_plugins))
+    if (m->n_plugins > ARB_SERVICE_MAX_PLUGINS ||
+        len != ARB_SERVICE_LEN_V(m->version, m->n_plugins))
         return arb__wire_fail("service plugin count does not match the length");
     m->pid = arb_get_u32(b + 4);
     if ((rc = arb__wire_get_text(b + 8, ARB_SVC_ID_LEN, m->host_id, 1)) ||
@@ -786,12 +820,14 @@ static inline int arb_service_decode(const void *buf, size_t len, arb_service *m
     m->started_at = arb_get_i64(b + 104);
     m->ts = arb_get_i64(b + 112);
     m->plugins = p + ARB_SERVICE_FIXED_LEN;
-    char tmp[ARB_SVC_NAME_LEN];
+    char tmp[ARB_SVC_BUILD_LEN];
+    size_t stride = m->version == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN;
     for (uint32_t i = 0; i < m->n_plugins; i++) {
-        const uint8_t *e = m->plugins + (size_t)i * ARB_SERVICE_PLUGIN_LEN;
+        const uint8_t *e = m->plugins + (size_t)i * stride;
         if ((rc = arb__wire_get_text(e, ARB_SVC_NAME_LEN, tmp, 1)) ||
             (rc = arb__wire_get_text(e + 32, ARB_SVC_NAME_LEN, tmp, 1)) ||
-            (rc = arb__wire_get_text(e + 64, ARB_SVC_VER_LEN, tmp, 0)))
+            (rc = arb__wire_get_text(e + 64, ARB_SVC_VER_LEN, tmp, 0)) ||
+            (m->version >= 2 && (rc = arb__wire_get_text(e + 80, ARB_SVC_BUILD_LEN, tmp, 0))))
             return rc;
     }
     return ARB_OK;

@@ -303,6 +303,10 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
             arb__jw_text(&w, "plugin", sp.plugin, ARB_SVC_NAME_LEN);
             arb__jw_printf(&w, ",");
             arb__jw_text(&w, "version", sp.version, ARB_SVC_VER_LEN);
+            if (sp.build_id[0]) {
+                arb__jw_printf(&w, ",");
+                arb__jw_text(&w, "build_id", sp.build_id, ARB_SVC_BUILD_LEN);
+            }
             arb__jw_printf(&w, "}");
         }
         arb__jw_printf(&w, "]");

@@ -45,7 +45,10 @@ if [ -z "${ARB_PG_DSN:-}" ]; then
         /^include *=/ { sub(/= */, "= " dir "/") }
         !skip' "$CONF" > "$run_conf"
 fi
-ARB_BUILD=$B ARB_ADMIN=127.0.0.1:$(free_port) "$B/arb-host" -c "$run_conf" \
+# A journal of its own, new each time: the test neither resumes nor leaves a
+# run in the checkout's var/journal.
+rm -rf "$B/e2e/journal"
+ARB_BUILD=$B ARB_ADMIN=127.0.0.1:$(free_port) ARB_JOURNAL=$B/e2e/journal "$B/arb-host" -c "$run_conf" \
     -s "$INSTANCE.listen=127.0.0.1:$port" > "$B/e2e/monolith.log" 2>&1 &
 host=$!
 trap 'kill $host 2>/dev/null; wait $host 2>/dev/null' EXIT

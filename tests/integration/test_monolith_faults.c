@@ -14,6 +14,9 @@
  *   - in PostgreSQL, once the recorder has caught up: every acknowledged
  *     order's events and every acknowledged trade, each exactly once and as
  *     acknowledged; no order id or trade id stands for two things.
+ * And the gateway's own restarts: after a SIGHUP that changes its section
+ * (a new instance) and after a restart of the host, the resting orders of
+ * two accounts are listed, readable and cancellable by their owners.
  * Nothing here is retried: a failure is lost or doubled data.
  */
 #include <setjmp.h>
@@ -437,12 +440,138 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
     rig_clean_dir(dir);
 }
 
+/* ---- the gateway restarted with resting orders of two accounts ---- */
+
+static uint64_t place(int fd, const char *key, const char *price)
+{
+    char body[256], *out = NULL;
+    snprintf(body, sizeof body,
+             "{\"venue\":\"XB\",\"symbol\":\"BTCUSD\",\"side\":\"buy\",\"type\":\"limit\","
+             "\"price\":\"%s\",\"qty\":\"0.010\",\"tif\":\"gtc\"}",
+             price);
+    int code = request(fd, "POST", "/v1/orders", key, body, &out);
+    assert_true(code == 200 || code == 201);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "open");
+    uint64_t id = id_of(j, "order_id");
+    json_decref(j);
+    free(out);
+    return id;
+}
+
+static const char *status_of(int fd, const char *key, uint64_t id, const char *method)
+{
+    static char st[32];
+    char path[64], *out = NULL;
+    snprintf(path, sizeof path, "/v1/orders/%llu", (unsigned long long)id);
+    int code = request(fd, method, path, key, NULL, &out);
+    json_t *j = json_loads(out, 0, NULL);
+    const char *s = json_string_value(json_object_get(j, "status"));
+    snprintf(st, sizeof st, "%d %s", code, s ? s : "-");
+    json_decref(j);
+    free(out);
+    return st;
+}
+
+static size_t open_listed(int fd, const char *key, const uint64_t *ids, size_t n)
+{
+    char *out = NULL;
+    assert_int_equal(request(fd, "GET", "/v1/orders?status=open", key, NULL, &out), 200);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *list = json_object_get(j, "orders");
+    size_t found = 0;
+    for (size_t i = 0; i < json_array_size(list); i++)
+        for (size_t k = 0; k < n; k++)
+            found += id_of(json_array_get(list, i), "order_id") == ids[k];
+    json_decref(j);
+    free(out);
+    return found;
+}
+
+/* The owners see, read and cancel their orders; the other key sees none. */
+static void check_orders(uint64_t *a, uint64_t *b, int step)
+{
+    int fd = connect_port(http_port);
+    assert_true(fd >= 0);
+    assert_int_equal(open_listed(fd, KEY_A, a + step, 3 - (size_t)step), 3 - (size_t)step);
+    assert_int_equal(open_listed(fd, KEY_B, b + step, 3 - (size_t)step), 3 - (size_t)step);
+    assert_int_equal(open_listed(fd, KEY_A, b + step, 3 - (size_t)step), 0);
+    for (int i = step; i < 3; i++) {
+        assert_string_equal(status_of(fd, KEY_A, a[i], "GET"), "200 open");
+        assert_string_equal(status_of(fd, KEY_B, b[i], "GET"), "200 open");
+    }
+    assert_string_equal(status_of(fd, KEY_A, a[step], "DELETE"), "200 cancelled");
+    assert_string_equal(status_of(fd, KEY_B, b[step], "DELETE"), "200 cancelled");
+    close(fd);
+}
+
+static void gateway_restarts_keep_two_accounts_orders(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/arb-monogw-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    http_port = free_port();
+    admin_port = free_port();
+    PGconn *admin = rig_db(getenv("PGDATABASE") ? getenv("PGDATABASE") : "postgres");
+    rig_sql(admin, "DROP DATABASE IF EXISTS arb_monogw");
+    rig_sql(admin, "CREATE DATABASE arb_monogw");
+    PQfinish(admin);
+    setenv("ARB_PG_DSN", "dbname=arb_monogw", 1);
+    write_conf();
+    pid_t pid = start_host(0);
+    int fd = connect_port(http_port);
+    uint64_t a[3], b[3];
+    const char *pa[] = {"90.01", "90.02", "90.03"}, *pb[] = {"91.01", "91.02", "91.03"};
+    for (int i = 0; i < 3; i++) {
+        a[i] = place(fd, KEY_A, pa[i]);
+        b[i] = place(fd, KEY_B, pb[i]);
+    }
+    close(fd);
+
+    /* A change in the gateway's section: SIGHUP makes a new instance. */
+    FILE *f = fopen(conf, "a");
+    assert_non_null(f);
+    fputs("max_streams = 100\n", f);
+    fclose(f);
+    kill(pid, SIGHUP);
+    int64_t deadline = rig_mono_ns() + 20 * RIG_SEC;
+    int changed = 0;
+    while (!changed && rig_mono_ns() < deadline) {
+        int adm = connect_port(admin_port);
+        char *out = NULL;
+        if (adm >= 0 && request(adm, "GET", "/reload-config", "", NULL, &out) == 200) {
+            json_t *j = json_loads(out, 0, NULL);
+            json_t *r = json_object_get(j, "reconfigure");
+            changed = json_integer_value(json_object_get(r, "changed")) == 1 &&
+                      json_is_true(json_object_get(r, "ok"));
+            json_decref(j);
+        }
+        free(out);
+        if (adm >= 0)
+            close(adm);
+        if (!changed)
+            usleep(20000); /* polling the reconfiguration's answer, bounded */
+    }
+    assert_true(changed);
+    check_orders(a, b, 0);
+
+    /* The whole host, stopped and started again. */
+    int st = rig_stop(pid, SIGTERM);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    pid = start_host(1);
+    check_orders(a, b, 1);
+    st = rig_stop(pid, SIGTERM);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    rig_clean_dir(dir);
+}
+
 int main(void)
 {
     rig_with_pg();
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(acknowledged_orders_and_trades_survive_kill_9, kill_children),
+        cmocka_unit_test_teardown(gateway_restarts_keep_two_accounts_orders, kill_children),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <time.h>
 
+#include "timing.h"
 #include "../../plugins/recorder/pg_writer.h"
 #include "arb/instrument.h"
 #include "arb/wire.h"
@@ -38,6 +39,7 @@
 #define SEC 1000000000LL
 
 static rd_kafka_mock_cluster_t *mock;
+/* The run every host of a test belongs to (kafka_host). */
 static char bootstrap[256];
 
 static const char *const symbols[] = {"BTCUSD", "ETHUSD", "SOLUSD"};
@@ -83,6 +85,8 @@ static testhost *kafka_host(const char *id, const char *group, const char *prefi
              id, bootstrap, prefix, group, plugin, instruments_ini);
     testhost *t = testhost_new(ini);
     assert_non_null(t);
+    /* Every host on this cluster (and prefix) agrees on one run through
+     * arb_runs, also after a restart: these tests resume within it. */
     assert_int_equal(testhost_start(t), ARB_OK);
     return t;
 }
@@ -178,7 +182,8 @@ static void wait_db_up(testhost *rec)
     int64_t deadline = rec_clock_ns() + 20 * SEC;
     while (metric_value(rec, 'g', "recorder_db_up", NULL) != 1 && rec_clock_ns() < deadline)
         testhost_run(rec, 5 * MS);
-    assert_int_equal(metric_value(rec, 'g', "recorder_db_up", NULL), 1);
+    if (metric_value(rec, 'g', "recorder_db_up", NULL) != 1)
+        timing_fail("the recorder's database was not up in 20 s");
 }
 
 static int paused(void *user) { return metric_value(user, 'g', "recorder_paused", NULL) == 1; }
@@ -405,6 +410,8 @@ static void recorder_process_killed_mid_run_is_resumed_exactly(void **state)
                      (long long)stored);
 
     publish_trades(prod, sent, n);
+    /* The new recorder resumes the killed one's run: both read it from the
+     * cluster's arb_runs. */
     testhost *r2 = recorder_host("rk-rec-2", db, prefix, "");
     assert_true(run_both(prod, r2, n - stored, n - stored, 60 * SEC));
     run_both_for(prod, r2, 200 * MS);

@@ -24,6 +24,7 @@
 #include "../../plugins/recorder/batcher.h"
 #include "../../plugins/recorder/copy_rows.h"
 #include "../../plugins/recorder/pg_writer.h"
+#include "../../plugins/recorder/run_members.h"
 #include "arb/wire.h"
 #include "host.h"
 #include "test_recorder_support.h"
@@ -31,6 +32,8 @@
 
 #define MS 1000000LL
 #define SEC 1000000000LL
+/* The run of the rows harness 1 writes. */
+#define HARNESS_RUN 7
 
 /* ---- the records and what the tables must hold ---- */
 
@@ -96,7 +99,8 @@ typedef struct harness {
     rec_writer *w;
     enum rec_db_state states[64];
     int nstates;
-    uint64_t rows[REC_TOPICS], inserted[REC_TOPICS], batches;
+    uint64_t rows[REC_TOPICS], inserted[REC_TOPICS], conflicts[REC_TOPICS], batches;
+    rec_conflict last_conflict[REC_TOPICS];
 } harness;
 
 static void h_state(void *user, const rec_db_health *dh)
@@ -106,14 +110,15 @@ static void h_state(void *user, const rec_db_health *dh)
         h->states[h->nstates++] = dh->state;
 }
 
-static void h_committed(void *user, const uint32_t rows[REC_TOPICS],
-                        const uint64_t inserted[REC_TOPICS], int64_t latency_ns)
+static void h_committed(void *user, const rec_commit_report *rep)
 {
     harness *h = user;
-    (void)latency_ns;
     for (int t = 0; t < REC_TOPICS; t++) {
-        h->rows[t] += rows[t];
-        h->inserted[t] += inserted[t];
+        h->rows[t] += rep->rows[t];
+        h->inserted[t] += rep->inserted[t];
+        h->conflicts[t] += rep->conflict[t].count;
+        if (rep->conflict[t].count)
+            h->last_conflict[t] = rep->conflict[t];
     }
     h->batches++;
 }
@@ -135,6 +140,7 @@ static void harness_open(harness *h, const char *db, uint32_t batch_rows, int64_
     snprintf(dsn, sizeof dsn, "dbname=%s", db);
     rec_writer_cfg cfg = {.dsn = dsn,
                           .consumer = "rec",
+                          .run = {.id = HARNESS_RUN, .name = "harness", .config_digest = ""},
                           .backoff_min_ns = 20 * MS,
                           .backoff_max_ns = 200 * MS,
                           .slow_ns = slow_ns,
@@ -219,10 +225,81 @@ static void migrations_apply_once_and_rerun_as_no_ops(void **state)
     free(again);
     /* Exact decimals through the view. */
     exec_ok(c, "INSERT INTO trades VALUES (1, 'XA', 'BTCUSD', now(), 0, 10005, 1500, 2, 3, 'buy', "
-               "1, 2, 3, 4, 5)");
+               "1, 2, 3, 4, 5, 8)");
     char *px = q_str(c, "SELECT price || ' ' || qty FROM trades_decimal WHERE trade_id = 1");
     assert_string_equal(px, "100.05 1.500");
     free(px);
+    PQfinish(c);
+}
+
+/* A database recorded before runs (schema version 3, with rows and
+ * positions) is migrated: its rows become run 0 and keep their content, and
+ * the new run stores its own rows beside them, the same ids included, from
+ * a position of its own. */
+static void database_from_before_runs_migrates_its_rows_to_run_0(void **state)
+{
+    (void)state;
+    fresh_db("rec_upgrade");
+    PGconn *c = connect_db("rec_upgrade");
+    rec_sql old = {0};
+    assert_int_equal(rec_migrate_sql(&old, 3), 0);
+    exec_ok(c, old.text);
+    rec_sql_free(&old);
+    assert_int_equal(q_int(c, "SELECT max(version) FROM schema_migrations"), 3);
+    /* Trade 0's id with other content, an order event, and positions. */
+    arb_trade t0 = make_trade(0);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO trades VALUES (%lld, 'XA', 'BTCUSD', now(), 1, 777, 9, 2, 3, 'sell', "
+             "1, 2, 3, 4, 5)",
+             (long long)t0.trade_id);
+    exec_ok(c, sql);
+    exec_ok(c, "INSERT INTO order_events (order_id, seq, account, event_at, ts_ns, kind, "
+               "post_only, price, qty, leaves_qty, filled_qty, last_px, last_qty, client_ref) "
+               "VALUES (1, 1, 100, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
+    exec_ok(c, "INSERT INTO recorder_offsets (consumer, topic, partition, next_offset) VALUES "
+               "('rec', 'trade_executed', 0, 5000)");
+    exec_ok(c, "INSERT INTO recorder_kafka_offsets (consumer, topic, partition, last_offset) "
+               "VALUES ('rec', 'trade_executed', 0, 4999)");
+
+    harness h;
+    harness_open(&h, "rec_upgrade", 100, 10 * SEC, 20 * SEC);
+    assert_true(harness_run_until(&h, is_up, 20 * SEC));
+    /* A position of another run is not this run's. */
+    assert_int_equal(h.b.base[REC_TOPIC_TRADES], 0);
+    feed_trades(&h, 0, 300);
+    feed_events(&h, 0, 30);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], 300);
+    assert_int_equal(h.inserted[REC_TOPIC_ORDER_EVENTS], 30);
+    harness_close(&h);
+
+    assert_int_equal(q_int(c, "SELECT max(version) FROM schema_migrations"), rec_schema_version());
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades WHERE run_id = 0"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades WHERE run_id = 7"), 300);
+    snprintf(sql, sizeof sql, "SELECT price FROM trades WHERE run_id = 0 AND trade_id = %lld",
+             (long long)t0.trade_id);
+    assert_int_equal(q_int(c, sql), 777);
+    snprintf(sql, sizeof sql, "SELECT price FROM trades WHERE run_id = 7 AND trade_id = %lld",
+             (long long)t0.trade_id);
+    assert_int_equal(q_int(c, sql), t0.price);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE run_id = 0"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE run_id = 7"), 30);
+    assert_int_equal(q_int(c, "SELECT next_offset FROM recorder_offsets WHERE run_id = 0 AND "
+                              "topic = 'trade_executed'"),
+                     5000);
+    assert_int_equal(q_int(c, "SELECT next_offset FROM recorder_offsets WHERE run_id = 7 AND "
+                              "topic = 'trade_executed'"),
+                     300);
+    assert_int_equal(q_int(c, "SELECT run_id FROM recorder_kafka_offsets"), 0);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades_decimal WHERE run_id = 7"), 300);
+    /* New rows must say their run. */
+    PGresult *r = PQexec(c, "INSERT INTO trades (trade_id, venue, symbol, executed_at, ts_ns, "
+                            "price, qty, aggressor, buy_order_id, sell_order_id, buy_account, "
+                            "sell_account, book_seq) VALUES (1, 'XA', 'BTCUSD', now(), 0, 1, 1, "
+                            "'buy', 1, 2, 3, 4, 5)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
     PQfinish(c);
 }
 
@@ -237,17 +314,20 @@ static void readme_queries_use_their_indexes(void **state)
     harness_close(&h);
     PGconn *c = connect_db("rec_index");
     exec_ok(c, "SET enable_seqscan = off");
-    char *plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM trades WHERE venue = 'XA' "
-                          "AND symbol = 'BTCUSD' AND executed_at >= now() - interval '1 hour' "
-                          "ORDER BY executed_at");
+    char *plan =
+        q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM trades WHERE run_id = 7 AND venue = 'XA' "
+                 "AND symbol = 'BTCUSD' AND executed_at >= now() - interval '1 hour' "
+                 "ORDER BY executed_at");
     assert_non_null(strstr(plan, "trades_instrument_time_idx"));
     free(plan);
-    plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE account = 42 "
-                    "ORDER BY event_at DESC LIMIT 100");
+    plan = q_str(
+        c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE run_id = 7 AND account = 42 "
+           "ORDER BY event_at DESC LIMIT 100");
     assert_non_null(strstr(plan, "order_events_account_time_idx"));
     free(plan);
-    plan = q_str(c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE order_id = 7 "
-                    "ORDER BY seq");
+    plan = q_str(
+        c, "EXPLAIN (FORMAT JSON) SELECT * FROM order_events WHERE run_id = 7 AND order_id = 7 "
+           "ORDER BY seq");
     assert_non_null(strstr(plan, "order_events_pkey"));
     free(plan);
     PQfinish(c);
@@ -316,8 +396,16 @@ static void position_is_committed_with_the_rows_and_resumed_after_restart(void *
     PQfinish(c);
 }
 
+static int tables_exist(PGconn *c)
+{
+    return q_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'recorder_offsets'") == 1;
+}
+
 static uint64_t stored_trades_position(PGconn *c)
 {
+    /* A crash before the first setup committed leaves no tables at all. */
+    if (!tables_exist(c))
+        return 0;
     return (uint64_t)q_int(c, "SELECT coalesce(max(next_offset), 0) FROM recorder_offsets "
                               "WHERE topic = 'trade_executed'");
 }
@@ -357,7 +445,8 @@ static void crash_at_any_point_loses_nothing_and_duplicates_nothing(void **state
         crashes += !finished;
         wait_sessions_gone(c);
         pos = stored_trades_position(c);
-        assert_int_equal(q_int(c, "SELECT count(*) FROM trades"), (long long)pos);
+        if (tables_exist(c))
+            assert_int_equal(q_int(c, "SELECT count(*) FROM trades"), (long long)pos);
     }
     assert_true(crashes >= 3);
     assert_int_equal(pos, n);
@@ -779,6 +868,8 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
         start_recorder_host("rec_reload", "flush_interval_ms = 60000\nbatch_rows = 100000\n");
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 500, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
+    /* The tables exist once the database is up (the setup made them). */
+    assert_true(testhost_run_until(t, db_up, &w, 20 * SEC));
     feeder_go(&f, 2000);
     assert_true(testhost_run_until(t, feeder_reached, &w, 20 * SEC));
     testhost_run(t, 50 * MS);
@@ -796,12 +887,389 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
     PQfinish(c);
 }
 
+/* ---- runs ---- */
+
+static uint8_t *announcement(uint8_t status, uint32_t pid, int64_t ts, const char *const *names,
+                             uint16_t n, arb_service *out)
+{
+    arb_service svc = {.status = status, .n_plugins = n, .pid = pid, .started_at = 1, .ts = ts};
+    arb_fixstr_set(svc.host_id, ARB_SVC_ID_LEN, "h1");
+    arb_fixstr_set(svc.admin, ARB_SVC_ADDR_LEN, "127.0.0.1:8080");
+    uint8_t *buf = calloc(1, ARB_SERVICE_LEN(n));
+    uint32_t len = arb_service_encode(&svc, buf, ARB_SERVICE_LEN(n));
+    for (uint16_t i = 0; i < n; i++) {
+        arb_service_plugin p;
+        memset(&p, 0, sizeof p);
+        arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, names[i]);
+        arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, names[i]);
+        arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.0.0");
+        arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, i ? "bb02" : "bb01");
+        arb_service_put_plugin(buf, i, &p);
+    }
+    assert_int_equal(arb_service_decode(buf, len, out), ARB_OK);
+    return buf;
+}
+
+/* Hosts announce every few seconds: the run's row is written when what it
+ * says changes (a new host, a restart, a plugin, a host gone), not for
+ * every announcement. */
+static void announcements_change_the_run_row_only_when_something_changed(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"matcher", "recorder"};
+    rec_members m;
+    assert_int_equal(rec_members_init(&m), ARB_OK);
+    char *hosts, *plugins;
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 0);
+    arb_service svc;
+    uint8_t *a = announcement(ARB_SVC_ALIVE, 41, 100, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_string_equal(hosts, "{\"h1\":{\"admin\":\"127.0.0.1:8080\",\"config_digest\":\"00ff\","
+                               "\"instances\":[\"matcher\",\"recorder\"],\"pid\":41,"
+                               "\"started_at\":\"1970-01-01 00:00:00.000000+00\"}}");
+    assert_string_equal(plugins, "{\"matcher\":{\"build_id\":\"bb01\",\"plugin\":\"matcher\","
+                                 "\"version\":\"1.0.0\"},\"recorder\":{\"build_id\":\"bb02\","
+                                 "\"plugin\":\"recorder\",\"version\":\"1.0.0\"}}");
+    free(hosts);
+    free(plugins);
+    free(a);
+    /* The same again, later: nothing to write. */
+    a = announcement(ARB_SVC_ALIVE, 41, 200, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 0);
+    free(a);
+    /* Restarted (another pid): written. */
+    a = announcement(ARB_SVC_ALIVE, 42, 300, names, 2, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, "00ff"), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_non_null(strstr(hosts, "\"pid\":42"));
+    free(hosts);
+    free(plugins);
+    free(a);
+    /* Gone: the entry stays, with when. */
+    a = announcement(ARB_SVC_TOMBSTONE, 42, 400, names, 0, &svc);
+    assert_int_equal(rec_members_apply(&m, &svc, NULL), ARB_OK);
+    assert_int_equal(rec_members_take(&m, &hosts, &plugins), 1);
+    assert_non_null(strstr(hosts, "\"pid\":42"));
+    assert_non_null(strstr(hosts, "\"stopped_at\":\"1970-01-01 00:00:00.000000+00\""));
+    free(hosts);
+    free(plugins);
+    free(a);
+    rec_members_free(&m);
+}
+
+/* A recorder host with its own [host] id; run, when given, pins the run the
+ * host belongs to (a resumed one), else the host begins a new run. */
+static testhost *start_run_host_with(const char *db, const char *host_id, const arb_run_info *run,
+                                     const char *sections)
+{
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = %s\n[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\n"
+             "batch_rows = 200\nflush_interval_ms = 10\nbackoff_min_ms = 50\n"
+             "backoff_max_ms = 300\n%s%s",
+             host_id, db, sections, instruments_ini);
+    testhost *t = testhost_new(ini);
+    assert_non_null(t);
+    if (run)
+        testhost_host(t)->run = *run;
+    assert_int_equal(testhost_start(t), ARB_OK);
+    return t;
+}
+
+static testhost *start_run_host(const char *db, const char *host_id, const arb_run_info *run)
+{
+    return start_run_host_with(db, host_id, run, "");
+}
+
+/* Publishes trades and order events from..to-1 on the bus, waiting for room. */
+static void publish_records(testhost *t, uint64_t from, uint64_t to)
+{
+    arb_ctx *c = testhost_ctx(t);
+    for (uint64_t i = from; i < to; i++) {
+        uint8_t buf[ARB_ORDER_EVENT_LEN > ARB_TRADE_LEN ? ARB_ORDER_EVENT_LEN : ARB_TRADE_LEN];
+        arb_trade tr = make_trade(i);
+        uint32_t len = arb_trade_encode(&tr, buf, sizeof buf);
+        int rc;
+        while ((rc = arb_publish(c, ARB_TOPIC_TRADE_EXECUTED,
+                                 arb_instrument_key(tr.venue, tr.symbol), buf, len)) == ARB_EFULL)
+            testhost_run(t, 1 * MS);
+        assert_int_equal(rc, ARB_OK);
+        arb_order_event e = make_event(i);
+        len = arb_order_event_encode(&e, buf, sizeof buf);
+        while ((rc = arb_publish(c, ARB_TOPIC_ORDER_EVENTS, e.account, buf, len)) == ARB_EFULL)
+            testhost_run(t, 1 * MS);
+        assert_int_equal(rc, ARB_OK);
+    }
+}
+
+typedef struct committed_wait {
+    testhost *t;
+    uint64_t rows; /* per table */
+} committed_wait;
+
+static int both_tables_committed(void *user)
+{
+    committed_wait *w = user;
+    return metric_value(w->t, 'c', "recorder_rows_committed_total", "table=\"trades\"") >=
+               w->rows &&
+           metric_value(w->t, 'c', "recorder_rows_committed_total", "table=\"order_events\"") >=
+               w->rows &&
+           metric_value(w->t, 'g', "recorder_buffered_rows", NULL) == 0;
+}
+
+/* Records 0..n-1 of both tables through the host, and waits until all are
+ * committed. */
+static void record_through(testhost *t, uint64_t n)
+{
+    publish_records(t, 0, n);
+    committed_wait w = {t, n};
+    assert_true(testhost_run_until(t, both_tables_committed, &w, 20 * SEC));
+}
+
+static uint64_t table_metric(testhost *t, const char *name, const char *table)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "table=\"%s\"", table);
+    return metric_value(t, 'c', name, labels);
+}
+
+static long long count_in_run(PGconn *c, const char *table, uint64_t run)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE run_id = %lld", table, (long long)run);
+    return q_int(c, sql);
+}
+
+typedef struct db_wait {
+    PGconn *c;
+    testhost *t;
+    const char *sql; /* a query answering one integer: 1 when done */
+} db_wait;
+
+static int db_says_yes(void *user)
+{
+    db_wait *w = user;
+    return q_int(w->c, w->sql) == 1;
+}
+
+/* Two runs back to back into one database, the same trade and order ids in
+ * both (each run's books and agents count from 1 again): each run's rows are
+ * all stored, none taken for a replay of the other's, and the runs table
+ * has both, the first ended when the second began. */
+static void two_runs_back_to_back_store_every_row_of_both(void **state)
+{
+    (void)state;
+    const uint64_t n = 600;
+    fresh_db("rec_runs");
+    PGconn *c = connect_db("rec_runs");
+    uint64_t run[2];
+    for (int k = 0; k < 2; k++) {
+        testhost *t = start_run_host("rec_runs", "rec-runs", NULL);
+        run[k] = testhost_host(t)->run.id;
+        char digest[17];
+        memcpy(digest, testhost_host(t)->run.config_digest, sizeof digest);
+        record_through(t, n);
+        assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "trades"), n);
+        assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "order_events"), n);
+        assert_int_equal(table_metric(t, "recorder_replayed_total", "trades"), 0);
+        assert_int_equal(table_metric(t, "recorder_conflicts_total", "order_events"), 0);
+        /* The host announced itself: it and its plugins are in the run's row. */
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM runs WHERE run_id = %lld AND hosts -> 'rec-runs' ->> "
+                 "'config_digest' = '%s' AND plugins -> 'recorder' ->> 'plugin' = 'recorder'",
+                 (long long)run[k], digest);
+        db_wait w = {c, t, sql};
+        assert_true(testhost_run_until(t, db_says_yes, &w, 10 * SEC));
+        testhost_free(t);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM runs WHERE run_id = %lld AND config_digest = '%s' AND "
+                 "seed IS NULL AND started_at > now() - interval '1 minute'",
+                 (long long)run[k], digest);
+        assert_int_equal(q_int(c, sql), 1);
+    }
+    assert_int_not_equal(run[0], run[1]);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(count_in_run(c, "trades", run[k]), (long long)n);
+        assert_int_equal(count_in_run(c, "order_events", run[k]), (long long)n);
+    }
+    assert_int_equal(q_int(c, "SELECT count(*) FROM runs"), 2);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM runs WHERE run_id = %lld AND ended_at IS NOT NULL AND "
+             "ended_at <= (SELECT updated_at FROM runs WHERE run_id = %lld)",
+             (long long)run[0], (long long)run[1]);
+    assert_int_equal(q_int(c, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE run_id = %lld AND ended_at IS NULL",
+             (long long)run[1]);
+    assert_int_equal(q_int(c, sql), 1);
+    PQfinish(c);
+}
+
+/* The market's seed, read from the generator's section of the same host
+ * (which stays valid config: nothing is reported unknown), goes into the
+ * run's row. */
+static void seed_of_the_generator_is_stored_with_the_run(void **state)
+{
+    (void)state;
+    fresh_db("rec_seed");
+    PGconn *c = connect_db("rec_seed");
+    testhost *t = start_run_host_with("rec_seed", "rec-seed", NULL,
+                                      "[plugin generator]\nload = generator.so\nseed = 4711\n"
+                                      "symbols = GENUSD\nvenues = XA\n"
+                                      "[instrument XA:GENUSD]\nprice_decimals = 2\n"
+                                      "qty_decimals = 3\nref_price = 100\n");
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE run_id = %lld AND seed = '4711'",
+             (long long)testhost_host(t)->run.id);
+    db_wait w = {c, t, "SELECT count(*) FROM pg_tables WHERE tablename = 'runs'"};
+    assert_true(testhost_run_until(t, db_says_yes, &w, 10 * SEC));
+    w.sql = sql;
+    assert_true(testhost_run_until(t, db_says_yes, &w, 10 * SEC));
+    testhost_free(t);
+    PQfinish(c);
+}
+
+/* The same run resumed (a restart) and fed the same records again: every
+ * row is a replay, counted as one, and nothing is stored twice. */
+static void replay_of_the_same_run_doubles_nothing(void **state)
+{
+    (void)state;
+    const uint64_t n = 500;
+    fresh_db("rec_resume");
+    PGconn *c = connect_db("rec_resume");
+    testhost *t = start_run_host("rec_resume", "rec-resume", NULL);
+    arb_run_info run = testhost_host(t)->run;
+    record_through(t, n);
+    testhost_free(t);
+    run.resumed = 1;
+    run.epoch = 1;
+    t = start_run_host("rec_resume", "rec-resume", &run);
+    record_through(t, n);
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "trades"), 0);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "trades"), n);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "order_events"), n);
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "trades"), 0);
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "order_events"), 0);
+    assert_true(instance_healthy(t));
+    testhost_free(t);
+    assert_int_equal(count_in_run(c, "trades", run.id), (long long)n);
+    assert_int_equal(count_in_run(c, "order_events", run.id), (long long)n);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades"), (long long)n);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM runs WHERE ended_at IS NULL"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM runs"), 1);
+    PQfinish(c);
+}
+
+/* The host's log lines go to stderr: a test that reads them sends stderr
+ * to a file meanwhile, and echoes what it caught. */
+typedef struct log_catch {
+    int saved;
+    FILE *file;
+} log_catch;
+
+static void log_catch_start(log_catch *lc)
+{
+    fflush(stderr);
+    lc->file = tmpfile();
+    assert_non_null(lc->file);
+    lc->saved = dup(STDERR_FILENO);
+    assert_true(lc->saved >= 0);
+    assert_true(dup2(fileno(lc->file), STDERR_FILENO) >= 0);
+}
+
+static char *log_catch_end(log_catch *lc)
+{
+    fflush(stderr);
+    dup2(lc->saved, STDERR_FILENO);
+    close(lc->saved);
+    long n = ftell(lc->file);
+    char *text = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rewind(lc->file);
+    size_t got = fread(text, 1, (size_t)(n > 0 ? n : 0), lc->file);
+    text[got] = 0;
+    fclose(lc->file);
+    fputs(text, stderr);
+    return text;
+}
+
+/* A stored row and a new one under the same key with other content is a
+ * defect upstream: counted, logged with the key and both versions, and the
+ * recorder unhealthy from then on; the identical rows beside it are
+ * replays, not conflicts. */
+static void forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_replays(void **state)
+{
+    (void)state;
+    const uint64_t n = 10;
+    fresh_db("rec_conflict");
+    PGconn *c = connect_db("rec_conflict");
+    testhost *t = start_run_host("rec_conflict", "rec-conflict", NULL);
+    uint64_t run = testhost_host(t)->run.id;
+    record_through(t, n);
+    assert_true(instance_healthy(t));
+    /* Trade 5 as stored gets another price, as if an earlier trade of the
+     * run had had its id. */
+    arb_trade t5 = make_trade(5);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE trades SET price = price + 1 WHERE run_id = %lld AND trade_id = %lld",
+             (long long)run, (long long)t5.trade_id);
+    exec_ok(c, sql);
+
+    log_catch lc;
+    log_catch_start(&lc);
+    publish_records(t, 0, n);
+    committed_wait w = {t, 2 * n};
+    int done = testhost_run_until(t, both_tables_committed, &w, 20 * SEC);
+    char *log = log_catch_end(&lc);
+    assert_true(done);
+
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "trades"), 1);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "trades"), n - 1);
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "order_events"), 0);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "order_events"), n);
+    char key[64];
+    snprintf(key, sizeof key, "trade_id %lld", (long long)t5.trade_id);
+    const char *line = strstr(log, "differ from the rows stored under their keys");
+    assert_non_null(line);
+    const char *end = strchr(line, '\n');
+    char *one = strndup(line, end ? (size_t)(end - line) : strlen(line));
+    char stored_px[32], new_px[32];
+    snprintf(stored_px, sizeof stored_px, ",%lld,", (long long)t5.price + 1);
+    snprintf(new_px, sizeof new_px, ",%lld,", (long long)t5.price);
+    assert_non_null(strstr(one, key));
+    assert_non_null(strstr(one, "stored ("));
+    assert_true(strstr(one, stored_px) && strstr(one, new_px));
+    assert_true(strstr(one, stored_px) < strstr(one, new_px)); /* stored first, then new */
+    free(one);
+    free(log);
+
+    assert_false(instance_healthy(t));
+    arbh_instance *in = arbh_host_find(testhost_host(t), "recorder");
+    assert_non_null(strstr(in->health, "1 conflicting rows"));
+    assert_non_null(strstr(in->health, key));
+    char *body = NULL;
+    assert_int_equal(health(t, &body), 503);
+    assert_non_null(strstr(body, "\"conflicts\":1"));
+    free(body);
+    testhost_free(t);
+    /* The stored row stays as it was; nothing was added. */
+    snprintf(sql, sizeof sql, "SELECT price FROM trades WHERE run_id = %lld AND trade_id = %lld",
+             (long long)run, (long long)t5.trade_id);
+    assert_int_equal(q_int(c, sql), t5.price + 1);
+    assert_int_equal(count_in_run(c, "trades", run), (long long)n);
+    PQfinish(c);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     rec_test_reexec_under_pg(argv[0]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(migrations_apply_once_and_rerun_as_no_ops),
+        cmocka_unit_test(database_from_before_runs_migrates_its_rows_to_run_0),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
@@ -815,6 +1283,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(paused_recorder_on_its_own_thread_pushes_back_on_publishers),
         cmocka_unit_test(low_water_at_or_above_high_water_is_a_config_error),
         cmocka_unit_test(hot_reload_keeps_held_rows_and_the_position),
+        cmocka_unit_test(announcements_change_the_run_row_only_when_something_changed),
+        cmocka_unit_test(two_runs_back_to_back_store_every_row_of_both),
+        cmocka_unit_test(seed_of_the_generator_is_stored_with_the_run),
+        cmocka_unit_test(replay_of_the_same_run_doubles_nothing),
+        cmocka_unit_test(forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_replays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

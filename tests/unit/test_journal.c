@@ -54,11 +54,13 @@ static int teardown(void **state)
     return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* A journal in dir/j with extra [bus] lines; opened, writer running. */
+/* A journal in dir/var/j (neither exists yet: the journal makes its parents,
+ * as a fresh clone's var/journal needs) with extra [bus] lines; opened,
+ * writer running. */
 static arbh_journal *open_journal(arbh_config *cfg, const char *extra, bool fresh)
 {
     char text[1024];
-    snprintf(text, sizeof text, "[bus]\njournal = %s/j\njournal_topics = t, snap\n%s", dir,
+    snprintf(text, sizeof text, "[bus]\njournal = %s/var/j\njournal_topics = t, snap\n%s", dir,
              extra ? extra : "");
     assert_int_equal(arbh_config_load_string(cfg, "test.ini", text, NULL, 0), 0);
     arbh_journal *j = NULL;
@@ -115,7 +117,7 @@ static void fill(int n, const char *extra)
 
 static void segment_path(char *out, size_t n, int64_t base)
 {
-    snprintf(out, n, "%s/j/t/%020lld.log", dir, (long long)base);
+    snprintf(out, n, "%s/var/j/t/%020lld.log", dir, (long long)base);
 }
 
 static void records_read_back_as_written(void **state)

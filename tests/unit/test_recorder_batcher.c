@@ -387,7 +387,8 @@ static void setup_guards_each_migration_and_selects_this_consumer(void **state)
 {
     (void)state;
     rec_sql s = {0};
-    assert_int_equal(rec_setup_sql(&s, "rec'1"), 0);
+    rec_run run = {.id = 5, .name = "", .config_digest = ""};
+    assert_int_equal(rec_setup_sql(&s, "rec'1", &run), 0);
     assert_non_null(strstr(s.text, "pg_advisory_xact_lock("));
     size_t n;
     const rec_migration *m = rec_migrations(&n);
@@ -396,8 +397,11 @@ static void setup_guards_each_migration_and_selects_this_consumer(void **state)
         snprintf(guard, sizeof guard, "WHERE version = %d) THEN", m[i].version);
         assert_non_null(strstr(s.text, guard));
     }
-    assert_non_null(strstr(s.text, "FROM recorder_offsets WHERE consumer = 'rec''1';"));
-    assert_non_null(strstr(s.text, "FROM recorder_kafka_offsets WHERE consumer = 'rec''1';"));
+    /* Positions are this run's only. */
+    assert_non_null(
+        strstr(s.text, "FROM recorder_offsets WHERE run_id = 5 AND consumer = 'rec''1';"));
+    assert_non_null(
+        strstr(s.text, "FROM recorder_kafka_offsets WHERE run_id = 5 AND consumer = 'rec''1';"));
     /* The lock comes before anything else touches the schema. */
     assert_true(strstr(s.text, "pg_advisory_xact_lock") <
                 strstr(s.text, "CREATE TABLE IF NOT EXISTS schema_migrations"));
@@ -422,48 +426,60 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     rec_flush_plan p;
     rec_sql s = {0};
 
-    assert_int_equal(rec_flush_sql(&s, "rec", 5, 0, pos, NULL, 0, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 9, 5, 0, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_TRADES);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 2);
+    assert_int_equal(p.compare_result[REC_TOPIC_TRADES], 3);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], -1);
-    assert_int_equal(p.n_results, 5); /* BEGIN COPY INSERT offsets COMMIT */
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], -1);
+    assert_int_equal(p.n_results, 6); /* BEGIN COPY INSERT compare offsets COMMIT */
     assert_null(strstr(s.text, "order_events ("));
-    assert_non_null(strstr(s.text, "'trade_executed', 0, 10)"));
+    assert_non_null(strstr(s.text, "(9, 'rec', 'trade_executed', 0, 10)"));
+    assert_non_null(strstr(s.text, "INSERT INTO trades (run_id, trade_id, "));
+    assert_non_null(strstr(s.text, "SELECT 9, trade_id, "));
     assert_non_null(strstr(s.text, "'order_events', 0, 20)"));
 
     s.len = 0;
-    assert_int_equal(rec_flush_sql(&s, "rec", 0, 3, pos, NULL, 0, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 9, 0, 3, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 1);
     assert_int_equal(p.copy_topic[0], REC_TOPIC_ORDER_EVENTS);
     assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 2);
-    assert_int_equal(p.n_results, 5);
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], 3);
+    assert_int_equal(p.n_results, 6);
 
     s.len = 0;
-    assert_int_equal(rec_flush_sql(&s, "rec", 1, 1, pos, NULL, 0, &p), 0);
+    assert_int_equal(rec_flush_sql(&s, "rec", 9, 1, 1, pos, NULL, 0, &p), 0);
     assert_int_equal(p.n_copies, 2);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
-    assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 4);
-    assert_int_equal(p.n_results, 7);
+    assert_int_equal(p.compare_result[REC_TOPIC_TRADES], 4);
+    assert_int_equal(p.insert_result[REC_TOPIC_ORDER_EVENTS], 5);
+    assert_int_equal(p.compare_result[REC_TOPIC_ORDER_EVENTS], 6);
+    assert_int_equal(p.n_results, 9);
     const char *copy = strstr(s.text, "COPY");
     const char *insert = strstr(s.text, "INSERT INTO trades");
     const char *commit = strstr(s.text, "COMMIT;");
     assert_true(copy && insert && commit && copy < insert && insert < commit);
     assert_non_null(strstr(s.text, "ON CONFLICT DO NOTHING"));
+    /* The comparison runs only when rows were skipped, over this run's rows. */
+    assert_non_null(
+        strstr(s.text, "WHERE current_setting('arb_recorder.inserted_trades')::bigint < 1 AND "));
+    assert_non_null(strstr(s.text, "JOIN trades d ON d.run_id = 9 AND d.trade_id = s.trade_id"));
+    assert_non_null(strstr(s.text, "IS DISTINCT FROM ROW(d.trade_id, d.venue, "));
     assert_null(strstr(s.text, "recorder_kafka_offsets"));
 
     /* Kafka positions: one more statement, before COMMIT, never moving a
      * stored offset back. */
     s.len = 0;
     rec_kpos k[2] = {{REC_TOPIC_TRADES, 0, 41}, {REC_TOPIC_ORDER_EVENTS, 3, 7}};
-    assert_int_equal(rec_flush_sql(&s, "rec", 1, 1, pos, k, 2, &p), 0);
-    assert_int_equal(p.n_results, 8);
+    assert_int_equal(rec_flush_sql(&s, "rec", 9, 1, 1, pos, k, 2, &p), 0);
+    assert_int_equal(p.n_results, 10);
     assert_int_equal(p.insert_result[REC_TOPIC_TRADES], 3);
     const char *kafka = strstr(s.text, "INSERT INTO recorder_kafka_offsets");
     commit = strstr(s.text, "COMMIT;");
     assert_true(kafka && commit && kafka < commit);
     assert_non_null(
-        strstr(kafka, "('rec', 'trade_executed', 0, 41), ('rec', 'order_events', 3, 7)"));
+        strstr(kafka, "(9, 'rec', 'trade_executed', 0, 41), (9, 'rec', 'order_events', 3, 7)"));
     assert_non_null(strstr(kafka, "GREATEST(o.last_offset, EXCLUDED.last_offset)"));
     rec_sql_free(&s);
 }

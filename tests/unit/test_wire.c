@@ -167,7 +167,7 @@ static void service_round_trips_with_plugins(void **state)
 {
     (void)state;
     static uint8_t buf[ARB_SERVICE_LEN(8)];
-    arb_service a = {0}, b;
+    arb_service a = {0}, b = {0};
     a.status = ARB_SVC_ALIVE;
     a.n_plugins = 3;
     a.pid = 4242;
@@ -189,6 +189,49 @@ static void service_round_trips_with_plugins(void **state)
     arb_service_plugin p;
     arb_service_get_plugin(&b, 0, &p);
     assert_memory_equal(p.instance, "matcher", 7);
+}
+
+/* Version 2 carries each image's build id; version 1 records (journals and
+ * Kafka logs written before) still decode, with an empty one, and each
+ * re-encodes to its own bytes. */
+static void service_records_of_both_versions_decode(void **state)
+{
+    (void)state;
+    uint8_t buf[ARB_SERVICE_LEN(1)], again[ARB_SERVICE_LEN(1)];
+    for (uint8_t v = 1; v <= 2; v++) {
+        arb_service a = {0}, b = {0};
+        a.version = v;
+        a.status = ARB_SVC_ALIVE;
+        a.n_plugins = 1;
+        arb_fixstr_set(a.host_id, ARB_SVC_ID_LEN, "h");
+        uint32_t len = arb_service_encode(&a, buf, sizeof buf);
+        assert_int_equal(len, ARB_SERVICE_LEN_V(v, 1));
+        arb_service_plugin p = {0}, q;
+        arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, "matcher");
+        arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "matcher");
+        arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.2.0");
+        arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, "0123456789abcdef0123456789abcdef01234567");
+        arb_service_put_plugin(buf, 0, &p);
+        assert_int_equal(arb_service_decode(buf, len, &b), ARB_OK);
+        assert_int_equal(b.version, v);
+        arb_service_get_plugin(&b, 0, &q);
+        assert_memory_equal(q.version, "1.2.0", 5);
+        if (v == 1)
+            assert_int_equal(q.build_id[0], 0);
+        else
+            assert_memory_equal(q.build_id, p.build_id, ARB_SVC_BUILD_LEN);
+        assert_int_equal(arb_service_encode(&b, again, sizeof again), len);
+        arb_service_put_plugin(again, 0, &q);
+        assert_memory_equal(again, buf, len);
+    }
+    arb_service a = {0}, b = {0};
+    a.version = 3; /* not a version this build writes or reads */
+    a.status = ARB_SVC_ALIVE;
+    assert_int_equal(arb_service_encode(&a, buf, sizeof buf), 0);
+    a.version = 2;
+    uint32_t len = arb_service_encode(&a, buf, sizeof buf);
+    arb_put_u16(buf + 2, 3);
+    assert_int_equal(arb_service_decode(buf, len, &b), ARB_EBADMSG);
 }
 
 static void decoders_refuse_malformed_records(void **state)
@@ -329,6 +372,7 @@ int main(void)
         cmocka_unit_test(market_data_round_trips_with_levels),
         cmocka_unit_test(tick_and_market_event_round_trip),
         cmocka_unit_test(service_round_trips_with_plugins),
+        cmocka_unit_test(service_records_of_both_versions_decode),
         cmocka_unit_test(decoders_refuse_malformed_records),
         cmocka_unit_test(market_data_count_must_match_length),
         cmocka_unit_test(trade_with_zero_quantity_is_refused),
