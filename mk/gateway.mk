@@ -82,3 +82,18 @@ TESTS += test_gateway_registry
 test_gateway_registry_SRCS = tests/integration/test_gateway_registry.c $(TESTHOST_SRCS)
 test_gateway_registry_LIBS = $(TESTHOST_LIBS)
 test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl
+
+# The gateway before arb_batch, for scripts/bench-gateway-batch.sh (run by
+# scripts/bench-gateway.sh): GW_BATCH_BASE's gateway, which got one wake per
+# batch by publishing to its own kick topic from inside a delivery, built
+# from git beside the tree's and loaded into the same arb-host. A clone
+# without that commit skips the comparison (the script says so).
+GW_BATCH_BASE := 3a12bdf
+BENCH_EXTRAS += $(B)/bench/gateway_base.so
+$(B)/bench/gateway_base.so:
+	@rm -rf $(B)/gw-base && mkdir -p $(B)/gw-base $(@D)
+	@if git cat-file -e $(GW_BATCH_BASE) 2>/dev/null; then \
+		git archive $(GW_BATCH_BASE) plugins/gateway sdk | tar -x -C $(B)/gw-base && \
+		cd $(B)/gw-base && $(CC) $(filter-out -MMD -MP,$(PLUGIN_CFLAGS)) -shared \
+			-o $(abspath $@) plugins/gateway/*.c $(DEP_LIBS); \
+	else echo "gateway A/B: $(GW_BATCH_BASE) is not in this clone: no base gateway" >&2; fi
