@@ -8,24 +8,43 @@
  *   POST /reload-config            re-read the configuration (as SIGHUP) and answer with
  *                                  the outcome; GET shows the last one (also in /healthz)
  *   ANY  /plugins/NAME/ROUTE       a route the instance registered (runs on its loop)
- * Loopback by default; binding elsewhere requires [host] admin_token, and a
- * configured token is always checked (Authorization: Bearer TOKEN).
+ * Who may do what (the admin endpoint runs code in the host: a reload loads
+ * a shared object):
+ *   - Every request that is not a GET (reload, a plugin's POST routes) needs
+ *     Authorization: Bearer TOKEN. The token is [host] admin_token, or, when
+ *     none is configured, the one in [host] admin_token_file (default
+ *     var/admin.token, created 0600 at the first start; arbctl reads it). A
+ *     web page cannot send that header to another origin without a CORS
+ *     preflight, which this endpoint never grants.
+ *   - A request carrying an Origin header other than the endpoint's own is
+ *     refused (403): a browser is speaking for some page.
+ *   - On loopback, GET /healthz and GET /metrics are open; other GETs are
+ *     open unless admin_token is configured. Beyond loopback admin_token is
+ *     required, and checked on every request.
+ *   - A reload's ?path= must resolve (realpath) under a plugin directory or
+ *     a config file's directory, unless [host] reload_any_path = true.
  * Not here: what reload does (instance.c), metric storage (instance.c).
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
+#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
+#include "admin_token.h"
 #include "host.h"
+#include "journal.h"
 #include "kafka.h"
 
 static const char *const state_names[] = {"loaded", "created", "running", "stopped", "failed"};
@@ -50,7 +69,7 @@ static void reply_error(struct evhttp_request *req, int code, const char *ecode,
 static bool token_ok(arbh_host *h, struct evhttp_request *req)
 {
     if (!h->admin_token[0])
-        return true;
+        return false;
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!auth || strncmp(auth, "Bearer ", 7))
         return false;
@@ -104,6 +123,14 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:b,s:s}", "instance", "kafka", "state",
                                         "running", "healthy", ks.healthy, "detail", ks.detail));
+    }
+    if (h->journal) {
+        arbh_journal_stats js;
+        arbh_journal_get_stats(h->journal, &js);
+        ok = ok && js.healthy;
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s,s:b,s:s}", "instance", "journal", "state",
+                                        "running", "healthy", js.healthy, "detail", js.detail));
     }
     pthread_mutex_lock(&h->metric_mu);
     for (size_t i = 0; i < h->ninstances; i++) {
@@ -210,14 +237,28 @@ static void render_bus(arbh_host *h, struct evbuffer *out)
     }
 }
 
+/* Counters of one part of the host, as PREFIX_NAME_total. */
+typedef struct counter_line {
+    const char *name, *help;
+    uint64_t v;
+} counter_line;
+
+static void render_counters(struct evbuffer *out, const char *prefix, const counter_line *c,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        evbuffer_add_printf(out,
+                            "# HELP %s_%s_total %s\n# TYPE %s_%s_total counter\n"
+                            "%s_%s_total %" PRIu64 "\n",
+                            prefix, c[i].name, c[i].help, prefix, c[i].name, prefix, c[i].name,
+                            c[i].v);
+}
+
 static void render_kafka(arbh_host *h, struct evbuffer *out)
 {
     arbh_kafka_stats s;
     arbh_kafka_get_stats(h->kafka, &s);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } c[] = {
+    const counter_line c[] = {
         {"produced", "Records accepted by the producer", s.produced},
         {"produce_full", "Produce calls refused: librdkafka's queue was full", s.produce_full},
         {"produce_failed", "Records whose delivery failed after retries", s.produce_failed},
@@ -229,16 +270,36 @@ static void render_kafka(arbh_host *h, struct evbuffer *out)
         {"commit_failed", "Offset commits that failed", s.commit_failed},
         {"rebalances", "Partition assignments received", s.rebalances},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        evbuffer_add_printf(out,
-                            "# HELP arb_kafka_%s_total %s\n# TYPE arb_kafka_%s_total counter\n"
-                            "arb_kafka_%s_total %" PRIu64 "\n",
-                            c[i].name, c[i].help, c[i].name, c[i].name, c[i].v);
+    render_counters(out, "arb_kafka", c, sizeof c / sizeof c[0]);
     evbuffer_add_printf(out,
                         "# HELP arb_kafka_assigned_partitions Partitions assigned here\n"
                         "# TYPE arb_kafka_assigned_partitions gauge\n"
                         "arb_kafka_assigned_partitions %d\n",
                         s.assigned);
+}
+
+static void render_journal(arbh_host *h, struct evbuffer *out)
+{
+    arbh_journal_stats s;
+    arbh_journal_get_stats(h->journal, &s);
+    const counter_line c[] = {
+        {"appended", "Records appended to the journal", s.appended},
+        {"appended_bytes", "Bytes of record data appended", s.appended_bytes},
+        {"refused", "Appends refused: the topic's write buffer was full", s.refused},
+        {"written_bytes", "Bytes written to segment files", s.written_bytes},
+        {"syncs", "fdatasync rounds", s.syncs},
+        {"delivered", "Journaled records delivered to the host", s.delivered},
+        {"redelivered", "Records offered again after the host was full", s.redelivered},
+        {"segments_removed", "Segments removed (latest-only topics, trims)", s.segments_removed},
+    };
+    render_counters(out, "arb_journal", c, sizeof c / sizeof c[0]);
+    evbuffer_add_printf(out,
+                        "# HELP arb_journal_sync_seconds_max The longest fdatasync so far\n"
+                        "# TYPE arb_journal_sync_seconds_max gauge\n"
+                        "arb_journal_sync_seconds_max %.6f\n"
+                        "# HELP arb_journal_healthy 1 while the journal writes, 0 after a failure\n"
+                        "# TYPE arb_journal_healthy gauge\narb_journal_healthy %d\n",
+                        (double)s.sync_ns_max / 1e9, s.healthy);
 }
 
 static int metric_cmp(const void *a, const void *b)
@@ -274,6 +335,8 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
     render_bus(h, out);
     if (h->kafka)
         render_kafka(h, out);
+    if (h->journal)
+        render_journal(h, out);
 
     pthread_mutex_lock(&h->metric_mu);
     arbh_metric **sorted = malloc(h->nmetrics * sizeof *sorted);
@@ -344,6 +407,54 @@ static const char *method_name(enum evhttp_cmd_type t)
     }
 }
 
+/* Whether real (a resolved path) lies under dir (resolved here too). */
+static bool under_dir(const char *real, const char *dir, size_t dlen)
+{
+    char d[PATH_MAX], rd[PATH_MAX];
+    if (dlen == 0 || dlen >= sizeof d)
+        return false;
+    memcpy(d, dir, dlen);
+    d[dlen] = 0;
+    if (!realpath(d, rd))
+        return false;
+    size_t n = strlen(rd);
+    if (n == 1) /* "/": everything; never what a plugin directory means */
+        return false;
+    return !strncmp(real, rd, n) && real[n] == '/';
+}
+
+/* A reload's ?path=: a file under a plugin directory or beside a config
+ * file, after symbolic links are resolved, so that the endpoint cannot be
+ * made to load any shared object on the machine; [host] reload_any_path =
+ * true lifts that for a developer's machine. */
+static bool reload_path_allowed(arbh_host *h, const char *path, char *err, size_t n)
+{
+    const char *any = arbh_config_get(h->cfg, "host", "reload_any_path", "false");
+    if (!strcmp(any, "true") || !strcmp(any, "1") || !strcmp(any, "yes"))
+        return true;
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        snprintf(err, n, "path %.200s: %s", path, strerror(errno));
+        return false;
+    }
+    for (const char *p = h->plugin_dirs; *p;) {
+        size_t len = strcspn(p, ":");
+        if (under_dir(real, p, len))
+            return true;
+        p += len + (p[len] == ':');
+    }
+    for (size_t i = 0; i < h->nfiles; i++) {
+        const char *slash = strrchr(h->files[i], '/');
+        if (under_dir(real, slash ? h->files[i] : ".", slash ? (size_t)(slash - h->files[i]) : 1))
+            return true;
+    }
+    snprintf(err, n,
+             "path %.200s is outside the plugin directories and the config's directories "
+             "(set [host] reload_any_path = true to allow it)",
+             path);
+    return false;
+}
+
 static void plugin_request(arbh_host *h, struct evhttp_request *req, const char *rest,
                            const char *query)
 {
@@ -374,6 +485,11 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
             evhttp_clear_headers(&q);
         }
         char err[1024];
+        if (path && !reload_path_allowed(h, path, err, sizeof err)) {
+            reply_error(req, 403, "path_not_allowed", err);
+            free(path);
+            return;
+        }
         int64_t t0 = arbh_mono_ns();
         bool unchanged = false;
         int rc = arbh_host_reload(h, name, path, force, &unchanged, err, sizeof err);
@@ -412,20 +528,67 @@ static void plugin_request(arbh_host *h, struct evhttp_request *req, const char 
     evbuffer_free(c.out);
 }
 
+/* An Origin header names the page a browser sends the request for: only
+ * the endpoint's own (http://ADDR, or the same port under another loopback
+ * name) may. Tools (arbctl, curl, Prometheus) send none. */
+static bool origin_ok(arbh_host *h, struct evhttp_request *req)
+{
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (!origin)
+        return true;
+    if (strncasecmp(origin, "http://", 7))
+        return false;
+    const char *hostport = origin + 7;
+    if (!strcasecmp(hostport, h->admin_addr))
+        return true;
+    const char *port = strrchr(h->admin_addr, ':');
+    if (!h->admin_loopback || !port)
+        return false;
+    static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        size_t n = strlen(names[i]);
+        if (!strncasecmp(hostport, names[i], n) && !strcmp(hostport + n, port))
+            return true;
+    }
+    return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     arbh_host *h = arg;
-    if (!token_ok(h, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-        reply_error(req, 401, "unauthorized", "missing or wrong admin token");
-        return;
-    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = evhttp_uri_get_path(uri);
     const char *query = evhttp_uri_get_query(uri);
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path)
         path = "/";
+    /* evhttp takes any HTTP/x.y and would answer in it (found by
+     * fuzz_admin): another major, or a malformed minor, is refused in 1.1. */
+    if (req->major != 1 || req->minor < 0) {
+        req->major = 1;
+        req->minor = 1;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 505, "http_version_not_supported", "the admin endpoint speaks HTTP/1.1");
+        return;
+    }
+    if (req->minor > 1)
+        req->minor = 1;
+    if (!origin_ok(h, req)) {
+        reply_error(req, 403, "forbidden_origin",
+                    "requests on behalf of another web origin are refused");
+        return;
+    }
+    bool probe = cmd == EVHTTP_REQ_GET && (!strcmp(path, "/healthz") || !strcmp(path, "/metrics"));
+    bool open = cmd == EVHTTP_REQ_GET && h->admin_loopback && (probe || h->admin_token_from_file);
+    if (!open && !token_ok(h, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        reply_error(req, 401, "unauthorized",
+                    h->admin_token_from_file
+                        ? "missing or wrong admin token (arbctl reads it from the host's "
+                          "admin_token_file)"
+                        : "missing or wrong admin token");
+        return;
+    }
     if (!strncmp(path, "/plugins/", 9)) {
         plugin_request(h, req, path + 9, query);
         return;
@@ -470,11 +633,26 @@ int arbh_admin_start(arbh_host *h, char *err, size_t n)
     }
     memcpy(host, h->admin_addr, (size_t)(colon - h->admin_addr));
     host[colon - h->admin_addr] = 0;
-    if (!is_loopback(host) && !h->admin_token[0]) {
+    h->admin_loopback = is_loopback(host);
+    if (!h->admin_loopback && !h->admin_token[0]) {
         snprintf(err, n,
                  "[host] admin = %s is not a loopback address: set [host] admin_token to expose it",
                  h->admin_addr);
         return ARB_EINVAL;
+    }
+    if (!h->admin_token[0]) {
+        /* No token configured: the state-changing requests still need one,
+         * kept in a file only this user can read. */
+        const char *file =
+            arbh_config_get(h->cfg, "host", "admin_token_file", ARBH_ADMIN_TOKEN_FILE);
+        char why[512];
+        if (arbh_admin_token_load(file, 1, h->admin_token, sizeof h->admin_token, why,
+                                  sizeof why)) {
+            snprintf(err, n, "[host] admin_token_file: %s", why);
+            return ARB_ERROR;
+        }
+        h->admin_token_from_file = true;
+        arbh_log(h, NULL, ARB_LOG_INFO, "admin token in %s (arbctl reads it; POST needs it)", file);
     }
     h->admin = evhttp_new(h->loops[0]->base);
     if (!h->admin) {
@@ -501,6 +679,22 @@ int arbh_admin_start(arbh_host *h, char *err, size_t n)
                  ntohs(((struct sockaddr_in *)&ss)->sin_port));
     arbh_log(h, NULL, ARB_LOG_INFO, "admin listening on http://%s", h->admin_addr);
     return ARB_OK;
+}
+
+int arbh_admin_check(arbh_host *h, FILE *out)
+{
+    const char *colon = strrchr(h->admin_addr, ':');
+    if (!h->admin_addr[0] || !colon)
+        return 0;
+    char host[128];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - h->admin_addr), h->admin_addr);
+    if (is_loopback(host) || h->admin_token[0])
+        return 0;
+    fprintf(out,
+            "warning: [host] admin = %s is not a loopback address and no [host] admin_token is "
+            "set: the host will refuse to start\n",
+            h->admin_addr);
+    return 1;
 }
 
 void arbh_admin_stop(arbh_host *h)

@@ -9,7 +9,8 @@
  *
  * The address comes from -a, else [host] admin of the config given with -c,
  * else $ARB_ADMIN, else 127.0.0.1:9100. $ARB_ADMIN_TOKEN is sent as a bearer
- * token. `services` asks a gateway instead (GET /v1/services: every host that
+ * token (else the config's admin_token, else the token file arb-host made,
+ * see admin_token.h). `services` asks a gateway instead (GET /v1/services: every host that
  * announces itself on service_registry): --url, else the listen address of
  * the first gateway in the config given with -c, else $ARB_HTTP, else
  * 127.0.0.1:8080, with $ARB_API_KEY as the bearer token if set. Exit status: 0 on HTTP 2xx, 1 on any other answer, 2 on usage or
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_token.h"
 #include "config.h"
 #include "kafka.h"
 
@@ -222,6 +224,8 @@ static int print_services(const char *text)
 typedef struct admin_lookup {
     char addr[256];
     char gateway[256]; /* listen of the config's first gateway, or "" */
+    char token[256];   /* [host] admin_token, or "" */
+    char token_file[1024];
     arbh_config *cfg;
 } admin_lookup;
 
@@ -250,6 +254,9 @@ static int find_admin(admin_lookup *a, const char *file)
             snprintf(a->addr, sizeof a->addr, "%s", v);
         else
             fprintf(stderr, "arbctl: %s has no [host] admin; using %s\n", file, a->addr);
+        snprintf(a->token, sizeof a->token, "%s", arbh_config_get(&cfg, "host", "admin_token", ""));
+        snprintf(a->token_file, sizeof a->token_file, "%s",
+                 arbh_config_get(&cfg, "host", "admin_token_file", ARBH_ADMIN_TOKEN_FILE));
         a->cfg = &cfg;
         arbh_config_sections(&cfg, "plugin ", find_gateway, a);
         a->cfg = NULL;
@@ -278,7 +285,8 @@ static void usage(FILE *out)
           "  services [--url http://HOST:PORT] [--json]\n"
           "                          the hosts announcing on service_registry, from a gateway\n"
           "                          (default: the -c config's gateway, $ARB_HTTP, :8080)\n"
-          "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token),\n"
+          "env: ARB_ADMIN (address), ARB_ADMIN_TOKEN (bearer token; else the config's\n"
+          "     admin_token, else the host's token file, default " ARBH_ADMIN_TOKEN_FILE "),\n"
           "     ARB_HTTP (gateway address for services), ARB_API_KEY (its bearer token)\n",
           out);
 }
@@ -288,6 +296,7 @@ int main(int argc, char **argv)
     admin_lookup a = {0};
     snprintf(a.addr, sizeof a.addr, "%s",
              getenv("ARB_ADMIN") ? getenv("ARB_ADMIN") : "127.0.0.1:9100");
+    snprintf(a.token_file, sizeof a.token_file, "%s", ARBH_ADMIN_TOKEN_FILE);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -319,7 +328,18 @@ int main(int argc, char **argv)
     char path[1024];
     enum evhttp_cmd_type method = EVHTTP_REQ_GET;
     int (*printer)(const char *) = NULL;
+    /* The admin token: $ARB_ADMIN_TOKEN, else the -c config's admin_token,
+     * else the token file the host made (its admin_token_file, default
+     * var/admin.token, relative to the directory both run in). Without one,
+     * the GETs still work on loopback. */
     const char *addr = a.addr, *token = getenv("ARB_ADMIN_TOKEN");
+    char file_token[256], why[512];
+    if (!token || !*token)
+        token = a.token[0] ? a.token
+                : arbh_admin_token_load(a.token_file, 0, file_token, sizeof file_token, why,
+                                        sizeof why) == 0
+                    ? file_token
+                    : NULL;
     char gateway[256];
     if (!strcmp(cmd, "services")) {
         /* The gateway, not the admin endpoint: it keeps the registry. */

@@ -24,9 +24,9 @@
 #include "host.h"
 #include "transport.h"
 
-static const char *const host_keys[] = {"id",         "admin",   "admin_token", "log_level",
-                                        "plugin_dir", "threads", "announce_ms", "new_run",
-                                        "run_name",   NULL};
+static const char *const host_keys[] = {
+    "id",          "admin",   "admin_token", "log_level",        "plugin_dir",      "threads",
+    "announce_ms", "new_run", "run_name",    "admin_token_file", "reload_any_path", NULL};
 /* [bus] keys: ours, the Kafka transport's (host/kafka.h), the journal's
  * (host/journal.h). */
 static const char *const bus_keys[] = {"transport",
@@ -50,6 +50,7 @@ static const char *const bus_keys[] = {"transport",
                                        "journal_segment_bytes",
                                        "journal_buffer_bytes",
                                        "journal_latest_only",
+                                       "journal_trim",
                                        NULL};
 
 int64_t arbh_wall_ns(void)
@@ -169,6 +170,11 @@ static void kafka_log(void *user, int level, const char *msg)
     arbh_log(user, "kafka", level, "%s", msg);
 }
 
+static void journal_log(void *user, int level, const char *msg)
+{
+    arbh_log(user, "journal", level, "%s", msg);
+}
+
 static int kafka_deliver(void *user, const char *topic, int32_t partition, int64_t offset,
                          uint64_t key, const void *data, size_t len, void (*done)(void *token),
                          void *token)
@@ -264,7 +270,7 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
     const char *nr = arbh_config_get(cfg, "host", "new_run", "false");
     if (strcmp(nr, "true") && strcmp(nr, "false"))
         return entry_error(cfg, "host", "new_run", err, n, "'%s': expected true or false", nr);
-    if (journal[0] && (rc = arbh_journal_new(cfg, kafka_log, h, &h->journal, err, n)))
+    if (journal[0] && (rc = arbh_journal_new(cfg, journal_log, h, &h->journal, err, n)))
         return rc;
     if ((rc = arbh_run_decide(h, err, n)) != ARB_OK)
         return rc;

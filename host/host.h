@@ -269,6 +269,8 @@ struct arbh_host {
     struct evhttp *admin;
     char admin_addr[128];
     char admin_token[256];
+    bool admin_token_from_file; /* no admin_token configured: admin.c made or read one */
+    bool admin_loopback;        /* the admin endpoint listens on loopback only */
     struct event *sig_ev[4];
 };
 
@@ -411,6 +413,9 @@ const char *arbh_callback_name(int what);
 
 /* ---- admin.c ---- */
 int arbh_admin_start(arbh_host *h, char *err, size_t n);
+/* For --check: warns on out about an admin endpoint the start would refuse
+ * (bound beyond loopback without [host] admin_token). Returns the warnings. */
+int arbh_admin_check(arbh_host *h, FILE *out);
 void arbh_admin_stop(arbh_host *h);
 void arbh_metrics_render(arbh_host *h, struct evbuffer *out);
 

@@ -552,6 +552,14 @@ static int api_partition_of(arb_ctx *ctx, int topic, uint64_t key, int64_t timeo
     return arbh_xport_partition_of(INST(ctx)->host, name, key, timeout_ns, partition);
 }
 
+static int api_trim(arb_ctx *ctx, int topic, int partition, int64_t offset)
+{
+    int rc;
+    arbh_instance *in = INST(ctx);
+    const char *name = xport_topic(in, topic, &rc);
+    return name ? arbh_xport_trim(in->host, name, partition, in->name, offset) : rc;
+}
+
 static int api_run_info(arb_ctx *ctx, arb_run_info *out)
 {
     const arbh_host *h = INST(ctx)->host;
@@ -602,6 +610,7 @@ static const arb_host_api host_api = {
     .read_range = api_read_range,
     .partition_of = api_partition_of,
     .run_info = api_run_info,
+    .trim = api_trim,
     .batch = api_batch,
 };
 

@@ -34,6 +34,7 @@
 #define DELIVER_BUDGET 4096 /* records per topic per loop turn */
 #define RETRY_US 1000
 #define COMMIT_US 100000
+#define JMAX_TRIMMERS 8
 
 typedef struct jcursor {
     int fd;
@@ -48,6 +49,15 @@ typedef struct jtopic {
     char name[64];
     char dir[4200];
     bool latest_only;
+    bool trimmable; /* in journal_trim: arbh_journal_trim may remove segments */
+    /* under mu: each trimmer's mark (records below it are covered for it),
+     * and the writer round that holds everything appended before the last */
+    struct {
+        char who[64];
+        int64_t mark;
+    } marks[JMAX_TRIMMERS];
+    int nmarks;
+    uint64_t trim_round;
     /* under mu: appended and not yet taken by the writer */
     uint8_t *buf;
     size_t len, cap;
@@ -88,7 +98,11 @@ struct arbh_journal {
     pthread_cond_t cv;
     pthread_t writer;
     bool writer_started, writer_stop, stopped;
-    bool appended; /* something waits for the writer */
+    bool appended;  /* something waits for the writer */
+    uint64_t round; /* under mu: batches the writer has taken */
+    /* the last round written, and the last round known on disk (synced;
+     * with journal_fsync = off, written is all there is) */
+    _Atomic uint64_t written_round, synced_round;
     /* group mode: a thread of its own syncs, so a slow fdatasync never
      * holds the next batch's write (and so its delivery) back */
     pthread_mutex_t sync_mu; /* held while syncing, and by the writer to close a segment */
@@ -104,6 +118,7 @@ struct arbh_journal {
     arbh_kafka_partition_fn part_fn;
     void *part_user;
     bool started, consuming;
+    bool store_failing; /* loop 0: the offsets file could not be written */
 
     _Atomic uint64_t appended_n, appended_bytes, refused, written_bytes, syncs, delivered, done,
         redelivered, segments_removed;
@@ -465,6 +480,7 @@ static void sync_dirty(arbh_journal *j)
 {
     int64_t t0 = mono_ns();
     bool any = false;
+    uint64_t round = atomic_load(&j->written_round);
     pthread_mutex_lock(&j->sync_mu);
     for (int i = 0; i < j->ntopics; i++) {
         jtopic *t = &j->topics[i];
@@ -475,6 +491,8 @@ static void sync_dirty(arbh_journal *j)
         }
     }
     pthread_mutex_unlock(&j->sync_mu);
+    if (!atomic_load(&j->failed))
+        atomic_store(&j->synced_round, round);
     if (!any)
         return;
     int64_t took = mono_ns() - t0;
@@ -515,6 +533,7 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&j->cv, &j->mu);
         bool stop = j->writer_stop && !j->appended;
         j->appended = false;
+        uint64_t round = ++j->round;
         for (int i = 0; i < j->ntopics; i++) {
             jtopic *t = &j->topics[i];
             uint8_t *b = t->wbuf;
@@ -530,7 +549,6 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&j->mu);
 
-        bool wrote = false;
         for (int i = 0; i < j->ntopics; i++) {
             jtopic *t = &j->topics[i];
             if (!wlen[i] || atomic_load(&j->failed))
@@ -544,10 +562,12 @@ static void *writer_main(void *arg)
             }
             t->seg_bytes += wlen[i];
             atomic_store(&t->dirty, true);
-            wrote = true;
             atomic_fetch_add(&j->written_bytes, wlen[i]);
         }
-        if (j->fsync_mode == 2 && wrote)
+        atomic_store(&j->written_round, round);
+        if (j->fsync_mode == 0 && !atomic_load(&j->failed))
+            atomic_store(&j->synced_round, round);
+        else if (j->fsync_mode == 2)
             sync_dirty(j); /* always: delivered only once synced */
 
         pthread_mutex_lock(&j->mu);
@@ -897,7 +917,9 @@ static void store_offsets(arbh_journal *j)
     snprintf(tmp, sizeof tmp, "%s/offsets.tmp", j->dir);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        jlog(j, ARB_LOG_WARN, "cannot write %s: %s", tmp, strerror(errno));
+        if (!j->store_failing)
+            jlog(j, ARB_LOG_WARN, "cannot write %s: %s", tmp, strerror(errno));
+        j->store_failing = true;
         return;
     }
     for (int i = 0; i < j->ntopics; i++) {
@@ -909,9 +931,15 @@ static void store_offsets(arbh_journal *j)
     bool ok = fflush(f) == 0 && (j->fsync_mode == 0 || fdatasync(fileno(f)) == 0);
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path)) {
-        jlog(j, ARB_LOG_WARN, "cannot store delivery positions in %s: %s", path, strerror(errno));
+        if (!j->store_failing) /* once per episode, not every 100 ms */
+            jlog(j, ARB_LOG_WARN, "cannot store delivery positions in %s: %s", path,
+                 strerror(errno));
+        j->store_failing = true;
         return;
     }
+    if (j->store_failing)
+        jlog(j, ARB_LOG_INFO, "delivery positions stored in %s again", path);
+    j->store_failing = false;
     for (int i = 0; i < j->ntopics; i++)
         if (j->topics[i].assigned)
             j->topics[i].committed = j->topics[i].handled;
@@ -1029,10 +1057,81 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     deliver_some(arg);
 }
 
+int arbh_journal_trim(arbh_journal *j, const char *topic, int partition, const char *who,
+                      int64_t offset)
+{
+    jtopic *t = topic_find(j, topic);
+    if (!t)
+        return ARB_ENOENT;
+    if (partition != 0 || offset < 0)
+        return ARB_EINVAL;
+    if (!t->trimmable)
+        return ARB_OK;
+    pthread_mutex_lock(&j->mu);
+    int i = 0;
+    while (i < t->nmarks && strcmp(t->marks[i].who, who))
+        i++;
+    if (i == t->nmarks && i < JMAX_TRIMMERS)
+        snprintf(t->marks[t->nmarks++].who, sizeof t->marks[0].who, "%s", who);
+    if (i < t->nmarks)
+        t->marks[i].mark = offset;
+    /* The round that holds what the caller published before this call (its
+     * snapshot): the next one if the writer has not taken it yet. */
+    t->trim_round = j->appended ? j->round + 1 : j->round;
+    pthread_mutex_unlock(&j->mu);
+    return ARB_OK;
+}
+
+/* Removes a trimmable topic's segments that lie wholly below every
+ * trimmer's mark and below the stored delivery position, once the round
+ * holding what the last trimmer published before its call is on disk: a
+ * crash never finds the records gone and what covers them missing. Loop 0. */
+static void apply_trims(arbh_journal *j)
+{
+    uint64_t synced = atomic_load(&j->synced_round);
+    for (int i = 0; i < j->ntopics; i++) {
+        jtopic *t = &j->topics[i];
+        if (!t->trimmable)
+            continue;
+        pthread_mutex_lock(&j->mu);
+        int64_t floor = INT64_MAX;
+        for (int k = 0; k < t->nmarks; k++)
+            floor = t->marks[k].mark < floor ? t->marks[k].mark : floor;
+        if (!t->nmarks || synced < t->trim_round)
+            floor = -1;
+        if (t->assigned && t->committed < floor)
+            floor = t->committed;
+        size_t drop = 0;
+        while (drop + 1 < t->nbases && t->bases[drop + 1] <= floor)
+            drop++;
+        int64_t *gone = drop ? malloc(drop * sizeof *gone) : NULL;
+        if (gone) {
+            memcpy(gone, t->bases, drop * sizeof *gone);
+            memmove(t->bases, t->bases + drop, (t->nbases - drop) * sizeof *t->bases);
+            t->nbases -= drop;
+            t->lo = t->bases[0];
+        }
+        int64_t lo = t->lo;
+        pthread_mutex_unlock(&j->mu);
+        if (!gone)
+            continue;
+        for (size_t k = 0; k < drop; k++) {
+            char path[4300];
+            seg_path(t, gone[k], path, sizeof path);
+            unlink(path);
+        }
+        free(gone);
+        atomic_fetch_add(&j->segments_removed, drop);
+        jlog(j, ARB_LOG_INFO, "journal: %s: %zu segment%s below offset %lld removed (covered)",
+             t->name, drop, drop == 1 ? "" : "s", (long long)lo);
+    }
+}
+
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     store_offsets(arg);
+    apply_trims(arg);
 }
 
 int arbh_journal_want(arbh_journal *j, const char *topic)
@@ -1106,7 +1205,18 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return ftw->level > 0 ? remove(path) : 0;
 }
 
-static int topic_list(arbh_journal *j, const char *list, const char *latest, char *err, size_t n)
+/* Whether tok is one of the names in a comma or space separated list. */
+static bool in_list(const char *list, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (const char *p = list; (p = strstr(p, tok)); p += tl)
+        if ((p == list || strchr(" \t,", p[-1])) && (!p[tl] || strchr(" \t,", p[tl])))
+            return true;
+    return false;
+}
+
+static int topic_list(arbh_journal *j, const char *list, const char *latest, const char *trim,
+                      char *err, size_t n)
 {
     char *copy = strdup(list);
     if (!copy)
@@ -1136,10 +1246,8 @@ static int topic_list(arbh_journal *j, const char *list, const char *latest, cha
         t->fd = t->cur.fd = -1;
         t->committed = -1;
         atomic_store(&t->seek_to, INT64_MIN);
-        size_t tl = strlen(tok);
-        for (const char *p = latest; (p = strstr(p, tok)); p += tl)
-            if ((p == latest || strchr(" \t,", p[-1])) && (!p[tl] || strchr(" \t,", p[tl])))
-                t->latest_only = true;
+        t->latest_only = in_list(latest, tok);
+        t->trimmable = in_list(trim, tok);
     }
     free(copy);
     return ARB_OK;
@@ -1215,7 +1323,8 @@ int arbh_journal_new(arbh_config *cfg, arbh_kafka_log_fn log, void *log_user, ar
                                         "order_commands,order_events,trade_executed,market_data,"
                                         "matcher_snapshots"),
                         arbh_config_get(cfg, "bus", "journal_latest_only", "matcher_snapshots"),
-                        terr, sizeof terr);
+                        arbh_config_get(cfg, "bus", "journal_trim", "order_commands"), terr,
+                        sizeof terr);
         if (rc)
             cfg_error(cfg, "journal_topics", err, n, terr);
     }

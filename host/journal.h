@@ -43,6 +43,11 @@
  *                           (default: matcher_snapshots): once a segment
  *                           rolls, the older ones are removed
  *
+ *   journal_trim            topics whose old segments go once every reader
+ *                           of their history has said a snapshot covers
+ *                           them (default: order_commands; see
+ *                           arbh_journal_trim)
+ *
  * Retention of the other topics is the run's length: a new run starts an
  * empty journal.
  *
@@ -89,6 +94,16 @@ int arbh_journal_watermarks(arbh_journal *j, const char *topic, int partition, i
 int arbh_journal_read_range(arbh_journal *j, const char *topic, int partition, int64_t from,
                             int64_t to, arbh_kafka_record_fn fn, void *user);
 int arbh_journal_partition_of(arbh_journal *j, const char *topic, int32_t *partition);
+/* `who` (an instance) will never read records of `topic` below `offset`
+ * again: what it published before this call (its snapshot) covers them.
+ * For a topic in journal_trim, loop 0 then removes the segments that lie
+ * wholly below the lowest mark of every trimmer and below the stored
+ * delivery position, once everything appended before the call is on disk
+ * (synced, or written with journal_fsync = off), so that a crash never finds
+ * the records gone and what covers them missing. A topic not in
+ * journal_trim: ARB_OK, nothing removed. Any thread. */
+int arbh_journal_trim(arbh_journal *j, const char *topic, int partition, const char *who,
+                      int64_t offset);
 /* Stop delivering and store the delivery positions. */
 void arbh_journal_stop_consuming(arbh_journal *j);
 /* stop_consuming, then write and sync everything appended; produce refuses

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
         code = 2;
     } else if (check) {
         arbh_host_print_plan(h, stdout);
+        arbh_admin_check(h, stdout);
         printf("configuration OK\n");
     } else {
         arbh_host_install_signals(h);

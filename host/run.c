@@ -25,6 +25,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,17 +78,40 @@ static void run_path(const arbh_host *h, char *out, size_t n)
     snprintf(out, n, "%s/run", arbh_journal_dir(h->journal));
 }
 
-/* Reads the journal's run file; 0 when there is none (or it is not ours). */
-static int run_read(const arbh_host *h, arb_run_info *r)
+/* The run file's fields, and a check over them (so a damaged file is told
+ * from another run's). */
+static uint64_t run_check(uint64_t id, uint64_t epoch, long long started, const char *name)
+{
+    char text[160];
+    snprintf(text, sizeof text, "%016" PRIx64 "/%" PRIu64 "/%lld/%s", id, epoch, started, name);
+    return fnv1a(0xcbf29ce484222325ull, text);
+}
+
+static int has_segment(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    size_t l = strlen(path);
+    return flag == FTW_F && l > 4 && !strcmp(path + l - 4, ".log");
+}
+
+/* Reads the journal's run file: 1 with *r filled; 0 when there is none and
+ * the journal holds no records (a first start); -1 when it is missing,
+ * unreadable or damaged while the journal holds records (*why says which):
+ * resuming under a made-up run or wiping the records would both be wrong. */
+static int run_read(const arbh_host *h, arb_run_info *r, const char **why)
 {
     char path[4200];
     run_path(h, path, sizeof path);
+    bool records = nftw(arbh_journal_dir(h->journal), has_segment, 16, FTW_PHYS) == 1;
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
+    if (!f) {
+        *why = errno == ENOENT ? "is missing" : "cannot be read";
+        return records ? -1 : 0;
+    }
     char line[256];
-    unsigned long long id = 0, epoch = 0;
+    unsigned long long id = 0, epoch = 0, check = 0;
     long long started = 0;
+    bool has_check = false;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         if (!strncmp(line, "id=", 3))
@@ -97,10 +122,15 @@ static int run_read(const arbh_host *h, arb_run_info *r)
             started = strtoll(line + 11, NULL, 10);
         else if (!strncmp(line, "name=", 5))
             snprintf(r->name, sizeof r->name, "%.63s", line + 5);
+        else if (!strncmp(line, "check=", 6))
+            check = strtoull(line + 6, NULL, 16), has_check = true;
     }
     fclose(f);
-    if (!id || id >> 63 || epoch >= UINT32_MAX)
-        return 0;
+    if (!id || id >> 63 || epoch >= UINT32_MAX ||
+        (has_check && check != run_check(id, epoch, started, r->name))) {
+        *why = "is damaged";
+        return records ? -1 : 0;
+    }
     r->id = id;
     r->epoch = (uint32_t)epoch;
     r->started_at = started;
@@ -109,13 +139,22 @@ static int run_read(const arbh_host *h, arb_run_info *r)
 
 int arbh_run_decide(arbh_host *h, char *err, size_t n)
 {
-    (void)err, (void)n;
     arb_run_info r = {0};
     bool fresh = !strcmp(arbh_config_get(h->cfg, "host", "new_run", "false"), "true");
     const char *name = arbh_config_get(h->cfg, "host", "run_name", "");
+    const char *why = "";
+    int got = h->journal && !fresh ? run_read(h, &r, &why) : 0;
+    if (got < 0) {
+        snprintf(err, n,
+                 "journal %s holds records but its run file %s: not resuming under a made-up "
+                 "run, not wiping them. Restore %s/run, or begin a new run (arb-host --new-run, "
+                 "make run NEW_RUN=1), which empties the journal",
+                 arbh_journal_dir(h->journal), why, arbh_journal_dir(h->journal));
+        return ARB_ERROR;
+    }
     if (h->kafka) {
         r = (arb_run_info){0}; /* agreed at start (arbh_run_settle) */
-    } else if (h->journal && !fresh && run_read(h, &r)) {
+    } else if (got) {
         r.resumed = 1;
         r.epoch++;
     } else {
@@ -240,8 +279,12 @@ int arbh_run_settle(arbh_host *h, char *err, size_t n)
     FILE *f = fopen(tmp, "w");
     int ok = f != NULL;
     if (f) {
-        ok = fprintf(f, "id=%016" PRIx64 "\nepoch=%u\nstarted_at=%" PRId64 "\nname=%s\n", h->run.id,
-                     h->run.epoch, h->run.started_at, h->run.name) > 0;
+        ok = fprintf(
+                 f,
+                 "id=%016" PRIx64 "\nepoch=%u\nstarted_at=%" PRId64 "\nname=%s\ncheck=%016" PRIx64
+                 "\n",
+                 h->run.id, h->run.epoch, h->run.started_at, h->run.name,
+                 run_check(h->run.id, h->run.epoch, (long long)h->run.started_at, h->run.name)) > 0;
         ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
         ok &= fclose(f) == 0;
     }

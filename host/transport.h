@@ -80,6 +80,14 @@ static inline int arbh_xport_partition_of(arbh_host *h, const char *topic, uint6
                     : arbh_journal_partition_of(h->journal, topic, partition);
 }
 
+/* Kafka keeps what the cluster's retention says: a trim changes nothing
+ * there (see arb_trim). */
+static inline int arbh_xport_trim(arbh_host *h, const char *topic, int partition, const char *who,
+                                  int64_t offset)
+{
+    return h->kafka ? ARB_OK : arbh_journal_trim(h->journal, topic, partition, who, offset);
+}
+
 /* The journal runs its partition callbacks and seeks on any loop (its
  * reads are files); Kafka's consumer lives on loop 0. */
 static inline bool arbh_xport_any_loop(const arbh_host *h) { return h->journal != NULL; }

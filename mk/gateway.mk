@@ -7,7 +7,8 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
-	plugins/gateway/http_conn.c plugins/gateway/gateway_plugin.c
+	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/stream.c \
+	plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
 
 # The page and the API document are compiled into the plugin (.incbin).
@@ -22,6 +23,10 @@ TESTS += test_gateway_keys
 test_gateway_keys_SRCS := tests/unit/test_gateway_keys.c plugins/gateway/sha256.c \
 	plugins/gateway/api_keys.c plugins/gateway/rate_limit.c
 test_gateway_keys_LIBS := $(CMOCKA_LIBS)
+
+TESTS += test_gateway_framing
+test_gateway_framing_SRCS := tests/unit/test_gateway_framing.c plugins/gateway/http_framing.c
+test_gateway_framing_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_order_json
 test_gateway_order_json_SRCS := tests/unit/test_gateway_order_json.c plugins/gateway/order_json.c
@@ -41,6 +46,12 @@ test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
+
+# Raw HTTP into the whole gateway (it includes gateway_plugin.c itself).
+FUZZERS += fuzz_gateway_http
+fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
+	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c \
+	plugins/gateway/stream.c
 
 # Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
 TESTS += test_gateway_http
@@ -88,9 +99,9 @@ test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl
 # batch by publishing to its own kick topic from inside a delivery, built
 # from git beside the tree's and loaded into the same arb-host. A clone
 # without that commit skips the comparison (the script says so).
-GW_BATCH_BASE := 3a12bdf
+GW_BATCH_BASE := b5a1010
 BENCH_EXTRAS += $(B)/bench/gateway_base.so
-$(B)/bench/gateway_base.so:
+$(B)/bench/gateway_base.so: mk/gateway.mk
 	@rm -rf $(B)/gw-base && mkdir -p $(B)/gw-base $(@D)
 	@if git cat-file -e $(GW_BATCH_BASE) 2>/dev/null; then \
 		git archive $(GW_BATCH_BASE) plugins/gateway sdk | tar -x -C $(B)/gw-base && \

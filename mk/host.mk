@@ -1,6 +1,6 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
+	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
 # libcrypto: the SHA-256 that identifies a plugin image without a build id.
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm
@@ -43,7 +43,7 @@ test_host_faults_SRCS := tests/integration/test_host_faults.c
 test_host_faults_LIBS := $(CMOCKA_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c
+arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c host/admin_token.c host/fsutil.c
 arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS)
 
 BENCHES += bench_bus
@@ -54,10 +54,12 @@ bench_bus_LIBS := $(TESTHOST_LIBS)
 TESTS += test_wire
 test_wire_SRCS := tests/unit/test_wire.c
 test_wire_LIBS := $(CMOCKA_LIBS)
-FUZZERS += fuzz_wire fuzz_config fuzz_journal
+FUZZERS += fuzz_wire fuzz_config fuzz_journal fuzz_admin
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
 fuzz_journal_SRCS := tests/fuzz/fuzz_journal.c host/journal.c host/fsutil.c host/config.c
+# Raw HTTP into the admin endpoint of a real host.
+fuzz_admin_SRCS = tests/fuzz/fuzz_admin.c $(TESTHOST_SRCS)
 
 # The programs as a person runs them (needs arb-host, arbctl, make install).
 TESTS += test_cli

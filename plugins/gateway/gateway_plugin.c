@@ -3,13 +3,14 @@
  * and the dashboard, on libevent's evhttp in the instance's own event loop.
  *
  * This file is the glue: configuration, routing, authentication, rate
- * limiting, publishing order commands, answering requests when the matcher's
- * order_events arrive, and fanning market data out to stream clients. The
- * logic it glues lives in files of its own, each tested directly:
- * order_json.c (request bodies), read_model.c (state from the matcher's
- * topics), views.c (response JSON), api_keys.c, rate_limit.c, routes.c,
- * and http_conn.c (the listening socket and the per-connection socket work
- * under evhttp).
+ * limiting, publishing order commands, and answering requests when the
+ * matcher's order_events arrive. The logic it glues lives in files of its
+ * own, each tested directly: order_json.c (request bodies), read_model.c
+ * (state from the matcher's topics), views.c (response JSON), api_keys.c,
+ * rate_limit.c, routes.c, http_framing.c (the request's framing), stream.c
+ * (the event stream), and http_conn.c (the listening socket, the
+ * per-connection socket work under evhttp and the connection guard).
+ * gateway_internal.h holds the state they share.
  * It never talks to the matcher except through the bus, and every read is
  * answered from the read model.
  *
@@ -17,14 +18,31 @@
  *   listen = 127.0.0.1:8080          address:port, port 0 picks a free one
  *   api_key.<name> = <key>:<account>  or sha256:<64 hex>:<account>
  *   account_name.<account> = <label>  shown on the dashboard's PnL board
+ *   public_accounts = 10 11 20        accounts whose positions and PnL anyone
+ *                                     may read (GET /v1/accounts, the stream's
+ *                                     pnl board); every other account's data
+ *                                     only with that account's key
  *   timeout_ms = 2000                 how long POST/DELETE wait for the matcher
  *   max_body = 65536                  bytes; larger bodies get 413
  *   rate_limit = 1000, rate_burst = 2000   requests per second per key
  *   idle_timeout_s = 30               idle and slow connections are closed
- *   stream_buffer_limit = 1048576     bytes queued for one stream client
+ *   request_timeout_ms = 5000         a request's head and body must arrive within
+ *                                     this of the connection's opening (first
+ *                                     request) or of its first byte (408, closed)
+ *   max_connections = min(10000, RLIMIT_NOFILE / 2)   open HTTP connections
+ *   max_connections_per_addr = 256    from one client address (503, closed)
+ *   anon_rate_limit = 50, anon_rate_burst = 200   per client address: requests
+ *                                     without a key and with a wrong one
+ *   stream_buffer_limit = 262144      bytes queued for one stream client
+ *   stream_stall_ms = 10000           a stream whose queue has not emptied for
+ *                                     this long is cut off
  *   max_streams = 256, max_pending = 65536
+ *   max_streams_per_addr = 8, max_streams_per_key = 8
  *   heartbeat_ms = 15000, stream_interval_ms = 100, stream_depth = 10
  *   trade_history = 1000, order_history = 100000
+ *   client_order_id_window_s = 86400  a POST repeating a client_order_id of the
+ *                                     same account within this window returns
+ *                                     the first order (0: never)
  *   max_open_orders = 100000          per account: open orders are never
  *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
@@ -43,6 +61,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <stdarg.h>
@@ -50,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,9 +78,9 @@
 #include "arb/instrument.h"
 #include "arb/plugin.h"
 #include "arb/wire.h"
-#include "arb/wire_json.h"
 #include "assets.h"
 #include "http_conn.h"
+#include "http_framing.h"
 #include "order_json.h"
 #include "rate_limit.h"
 #include "read_model.h"
@@ -68,110 +88,10 @@
 #include "routes.h"
 #include "services.h"
 #include "views.h"
+#include "gateway_internal.h"
 
 #define GW_STATE_VERSION 1u
 #define GW_STATE_MAGIC 0x31574754u /* "TGW1" */
-
-/* Topics a stream client may ask for. */
-enum {
-    ST_TRADES = 1u << 0,
-    ST_BOOK = 1u << 1,
-    ST_TICKS = 1u << 2,
-    ST_MARKET = 1u << 3,
-    ST_PNL = 1u << 4,
-    ST_ALL = (1u << 5) - 1,
-};
-
-typedef struct gateway gateway;
-
-/* A POST or DELETE waiting for the matcher's answer. */
-enum { P_NEW = 1, P_CANCEL = 2 };
-typedef struct pending {
-    struct evhttp_request *req;
-    uint64_t order_id;
-    uint8_t kind;
-    uint8_t ready;               /* on the ready list */
-    uint8_t cmd_rejected;        /* the matcher refused this cancel */
-    int64_t deadline;            /* monotonic ns */
-    int64_t started;             /* monotonic ns, for the latency histogram */
-    struct pending *prev, *next; /* deadline order (all share one timeout) */
-    struct pending *order_next;  /* others waiting on the same order */
-    struct pending *ready_next;
-} pending;
-
-/* An order command waiting for the end of this loop turn (see send_batch). */
-typedef struct batched_cmd {
-    struct evhttp_request *req;
-    arb_order_cmd cmd;
-    uint8_t async;
-} batched_cmd;
-#define GW_BATCH_MAX 256
-
-typedef struct stream_client {
-    gateway *gw;
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
-    unsigned topics;
-    struct stream_client *prev, *next;
-} stream_client;
-
-typedef struct account_name {
-    uint64_t account;
-    char *name;
-} account_name;
-
-struct gateway {
-    arb_ctx *ctx;
-
-    /* config */
-    const char *listen;
-    int64_t timeout_ms, max_body, rate, burst, idle_s, stream_limit, max_streams, max_pending;
-    int64_t heartbeat_ms, stream_ms, stream_depth, trade_history, order_history, board_unnamed;
-    int64_t max_open, svc_alive_ms, svc_dead_ms, max_services;
-    int public_reads;
-    uint64_t id_space;
-    arb_instrument_table instruments;
-    gw_key_table keys;
-    account_name *names;
-    size_t n_names;
-
-    /* state */
-    uint64_t next_seq; /* low 48 bits of the next order id */
-    gw_read_model *rm;
-    gw_recovery recovery; /* what the rebuild at start took (skipped when delivered) */
-    gw_services services; /* from service_registry */
-    struct event_base *base;
-    struct evhttp *http;
-    gw_conns conns;
-    char bound_addr[64];
-    struct event *flush_ev, *deadline_ev, *heartbeat_ev, *stream_ev;
-    gw_u64map pending_by_order; /* order id -> first pending */
-    pending *p_head, *p_tail;
-    size_t n_pending;
-    pending *ready_head;
-    batched_cmd *batch; /* commands of this loop turn, sent together */
-    size_t n_batch;
-    struct event *batch_ev;
-    stream_client *streams;
-    size_t n_streams;
-    uint64_t *book_sent; /* book version last streamed, per instrument */
-    uint8_t tick_rec[ARB_TICK_LEN];
-    int tick_dirty, pnl_dirty;
-    int64_t pnl_last_ns;
-    struct evbuffer *scratch;
-
-    /* metrics */
-    arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;
-    arb_histogram *m_order_latency;
-    arb_gauge *m_streams, *m_pending;
-};
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* Real time, whatever the simulated clock says: announcements carry it. */
 static int64_t wall_ns(void)
@@ -189,27 +109,34 @@ static struct timeval ms_tv(int64_t ms)
 
 /* ---- replies ---- */
 
-static void count_status(gateway *gw, int status)
+void gw_count_status(gateway *gw, int status)
 {
     arb_counter_add(status >= 500 ? gw->m_5xx : status >= 400 ? gw->m_4xx : gw->m_2xx, 1);
 }
 
-/* Sends whatever the handler wrote into the request's output buffer. */
-static void reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
+/* Sends whatever the handler wrote into the request's output buffer. A HEAD
+ * request is answered as its GET would be, with the body's length and no
+ * body (evhttp adds no Content-Length to a HEAD answer itself). */
+void gw_reply(gateway *gw, struct evhttp_request *req, int status, const char *content_type)
 {
-    count_status(gw, status);
+    gw_count_status(gw, status);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evbuffer *out = evhttp_request_get_output_buffer(req);
+        char len[24];
+        snprintf(len, sizeof len, "%zu", evbuffer_get_length(out));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+        evbuffer_drain(out, evbuffer_get_length(out));
+    }
     gw_conn_send(&gw->conns, req, status, content_type);
 }
 
-static void reply_json(gateway *gw, struct evhttp_request *req, int status)
+void gw_reply_json(gateway *gw, struct evhttp_request *req, int status)
 {
-    reply(gw, req, status, "application/json");
+    gw_reply(gw, req, status, "application/json");
 }
 
-__attribute__((format(printf, 5, 6))) static void reply_error(gateway *gw,
-                                                              struct evhttp_request *req,
-                                                              int status, const char *code,
-                                                              const char *fmt, ...)
+void gw_reply_error(gateway *gw, struct evhttp_request *req, int status, const char *code,
+                    const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -219,7 +146,7 @@ __attribute__((format(printf, 5, 6))) static void reply_error(gateway *gw,
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     evbuffer_drain(out, evbuffer_get_length(out));
     gw_render_error(out, code, msg);
-    reply_json(gw, req, status);
+    gw_reply_json(gw, req, status);
 }
 
 /* ---- pending requests ---- */
@@ -255,7 +182,7 @@ static void arm_deadline(gateway *gw)
 {
     if (!gw->p_head || evtimer_pending(gw->deadline_ev, NULL))
         return;
-    int64_t wait = gw->p_head->deadline - mono_ns();
+    int64_t wait = gw->p_head->deadline - gw_mono_ns();
     if (wait < 0)
         wait = 0;
     struct timeval tv = {(time_t)(wait / 1000000000LL), (suseconds_t)(wait % 1000000000LL / 1000)};
@@ -270,7 +197,7 @@ static int pending_add(gateway *gw, struct evhttp_request *req, uint64_t order_i
     p->req = req;
     p->order_id = order_id;
     p->kind = (uint8_t)kind;
-    p->started = mono_ns();
+    p->started = gw_mono_ns();
     p->deadline = p->started + gw->timeout_ms * 1000000LL;
     p->order_next = gw_map_get(&gw->pending_by_order, order_id);
     if (gw_map_put(&gw->pending_by_order, order_id, p)) {
@@ -294,33 +221,38 @@ static void answer(gateway *gw, pending *p)
 {
     struct evhttp_request *req = p->req;
     gw_order *o = gw_rm_order(gw->rm, p->order_id);
-    arb_hist_observe(gw->m_order_latency, (uint64_t)(mono_ns() - p->started));
+    arb_hist_observe(gw->m_order_latency, (uint64_t)(gw_mono_ns() - p->started));
     if (!o) {
-        reply_error(gw, req, 404, "order_not_found", "order %llu is no longer known",
-                    (unsigned long long)p->order_id);
+        gw_reply_error(gw, req, 404, "order_not_found", "order %llu is no longer known",
+                       (unsigned long long)p->order_id);
         return;
     }
     if (p->kind == P_CANCEL &&
         (p->cmd_rejected || (gw_status_terminal(o->status) && o->status != GW_ST_CANCELLED))) {
-        reply_error(gw, req, 409, "order_not_open", "order %llu cannot be cancelled: %s",
-                    (unsigned long long)o->order_id,
-                    p->cmd_rejected ? arb_reason_name(o->reason) : gw_status_name(o->status));
+        gw_reply_error(gw, req, 409, "order_not_open", "order %llu cannot be cancelled: %s",
+                       (unsigned long long)o->order_id,
+                       p->cmd_rejected ? arb_reason_name(o->reason) : gw_status_name(o->status));
         return;
     }
     gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
-    reply_json(gw, req, 200);
+    gw_reply_json(gw, req, 200);
 }
 
 /* Marks the requests waiting on an order as ready; they are answered from the
  * flush event, which runs after the bus has delivered everything it had, so
  * an order that trades against several resting orders is answered with all
  * of its fills rather than the first. */
-static void order_changed(gateway *gw, gw_order *o, int effect)
+/* An order's state changed by an event (`last`: the event was the last one
+ * the matcher produced for the command, ARB_EVF_LAST): an order waiting for
+ * its answer gets it once its state is final for that command, so the answer
+ * carries every fill the command made however the transport split the
+ * events over deliveries. A terminal state is final whatever the flag. */
+static void order_changed(gateway *gw, gw_order *o, int effect, int last)
 {
     for (pending *p = gw_map_get(&gw->pending_by_order, o->order_id); p; p = p->order_next) {
         int done;
         if (p->kind == P_NEW)
-            done = o->status != GW_ST_PENDING;
+            done = o->status != GW_ST_PENDING && (last || gw_status_terminal(o->status));
         else
             done = effect == GW_EFF_CMD_REJECTED || gw_status_terminal(o->status);
         if (effect == GW_EFF_CMD_REJECTED && p->kind == P_CANCEL)
@@ -348,11 +280,24 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* 504 for a command that went to the matcher and has no answer yet: it
+ * may still take effect, and GET /v1/orders/{id} will give its fate. */
+static void reply_unconfirmed(gateway *gw, pending *p, const char *code, const char *why)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
+    evbuffer_add_printf(out,
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s; the %s may still be "
+                        "processed: GET /v1/orders/%llu gives its fate\",\"order_id\":\"%llu\"}}",
+                        code, why, p->kind == P_CANCEL ? "cancel" : "order",
+                        (unsigned long long)p->order_id, (unsigned long long)p->order_id);
+    gw_reply_json(gw, p->req, 504);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gateway *gw = arg;
-    int64_t now = mono_ns();
+    int64_t now = gw_mono_ns();
     while (gw->p_head && gw->p_head->deadline <= now) {
         pending *p = gw->p_head;
         if (p->ready) {
@@ -362,19 +307,59 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         }
         pending_unlink(gw, p);
         arb_counter_add(gw->m_timeouts, 1);
-        struct evbuffer *out = evhttp_request_get_output_buffer(p->req);
-        evbuffer_add_printf(out,
-                            "{\"error\":{\"code\":\"matcher_timeout\",\"message\":\"the matcher "
-                            "did not answer within %lld ms; the order may still be processed\","
-                            "\"order_id\":\"%llu\"}}",
-                            (long long)gw->timeout_ms, (unsigned long long)p->order_id);
-        reply_json(gw, p->req, 504);
+        char why[96];
+        snprintf(why, sizeof why, "the matcher did not answer within %lld ms",
+                 (long long)gw->timeout_ms);
+        reply_unconfirmed(gw, p, "matcher_timeout", why);
         free(p);
     }
     arm_deadline(gw);
 }
 
 /* ---- authentication ---- */
+
+/* Requests without a key, and with a wrong one, share one token bucket per
+ * client address (anon_rate_limit): they cost the gateway as much as any
+ * other, and nothing else bounds them. Returns 1 if the request may go on,
+ * 0 after answering 429. At most 65536 addresses are remembered; past that
+ * every bucket starts afresh (full), which only ever errs towards letting a
+ * request through. */
+static int anon_allowed(gateway *gw, struct evhttp_request *req)
+{
+    if (!gw->anon_rate)
+        return 1;
+    uint64_t addr = gw_conn_addr(&gw->conns, evhttp_request_get_connection(req));
+    if (!addr)
+        return 1;
+    int64_t now = gw_mono_ns();
+    gw_token_bucket *b = gw_map_get(&gw->anon_buckets, addr);
+    if (!b) {
+        if (gw->anon_buckets.count >= 65536) {
+            for (size_t i = 0; i < gw->anon_buckets.cap; i++)
+                if (gw->anon_buckets.slots[i].key)
+                    free(gw->anon_buckets.slots[i].val);
+            gw_map_free(&gw->anon_buckets);
+        }
+        if (!(b = malloc(sizeof *b)))
+            return 1;
+        gw_bucket_init(b, gw->anon_rate, gw->anon_burst, now);
+        if (gw_map_put(&gw->anon_buckets, addr, b)) {
+            free(b);
+            return 1;
+        }
+    }
+    int64_t retry_ms;
+    if (gw_bucket_take(b, now, &retry_ms))
+        return 1;
+    arb_counter_add(gw->m_anon_limited, 1);
+    char secs[24];
+    snprintf(secs, sizeof secs, "%lld", (long long)((retry_ms + 999) / 1000));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+    gw_reply_error(gw, req, 429, "rate_limited",
+                   "more than %lld requests per second without a valid key from this address",
+                   (long long)gw->anon_rate);
+    return 0;
+}
 
 /* Returns the caller's key, or NULL after answering 401 or 429. */
 static gw_api_key *authenticate(gateway *gw, struct evhttp_request *req)
@@ -385,42 +370,40 @@ static gw_api_key *authenticate(gateway *gw, struct evhttp_request *req)
     gw_api_key *key = NULL;
     if (gw_bearer_token(h, &token, &len) == 0)
         key = gw_keys_find(&gw->keys, token, len);
+    /* A request without a key was counted on the way in (on_request). */
+    if (!key && h && !anon_allowed(gw, req))
+        return NULL;
     if (!key) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"arb\"");
-        reply_error(gw, req, 401, "unauthorized",
-                    h ? "the API key is not valid"
-                      : "an Authorization: Bearer <key> header "
-                        "is required");
+        gw_reply_error(gw, req, 401, "unauthorized",
+                       h ? "the API key is not valid"
+                         : "an Authorization: Bearer <key> header "
+                           "is required");
         return NULL;
     }
     int64_t retry_ms;
-    if (!gw_bucket_take(&key->bucket, mono_ns(), &retry_ms)) {
+    if (!gw_bucket_take(&key->bucket, gw_mono_ns(), &retry_ms)) {
         char secs[24];
         snprintf(secs, sizeof secs, "%lld", (long long)((retry_ms + 999) / 1000));
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
-        reply_error(gw, req, 429, "rate_limited",
-                    "more than %lld requests per second for this key; retry in %lld ms",
-                    (long long)key->bucket.rate, (long long)retry_ms);
+        gw_reply_error(gw, req, 429, "rate_limited",
+                       "more than %lld requests per second for this key; retry in %lld ms",
+                       (long long)key->bucket.rate, (long long)retry_ms);
         return NULL;
     }
     return key;
 }
 
 /* Market data routes: public unless public_reads = false. */
-static int allow_read(gateway *gw, struct evhttp_request *req)
+int gw_allow_read(gateway *gw, struct evhttp_request *req)
 {
     return gw->public_reads || authenticate(gw, req) != NULL;
 }
 
 /* ---- query strings ---- */
 
-typedef struct query_args {
-    struct evkeyvalq kv;
-    int parsed;
-} query_args;
-
-static int query_parse(query_args *q, struct evhttp_request *req)
+int gw_query_parse(gw_query_args *q, struct evhttp_request *req)
 {
     TAILQ_INIT(&q->kv);
     q->parsed = 1;
@@ -428,21 +411,21 @@ static int query_parse(query_args *q, struct evhttp_request *req)
     return s ? evhttp_parse_query_str(s, &q->kv) : 0;
 }
 
-static const char *query_get(query_args *q, const char *key)
+const char *gw_query_get(gw_query_args *q, const char *key)
 {
     return evhttp_find_header(&q->kv, key);
 }
 
-static void query_free(query_args *q)
+void gw_query_free(gw_query_args *q)
 {
     if (q->parsed)
         evhttp_clear_headers(&q->kv);
 }
 
 /* A non-negative integer parameter in [min, max]; def when absent. */
-static int query_int(query_args *q, const char *key, long def, long min, long max, long *out)
+static int query_int(gw_query_args *q, const char *key, long def, long min, long max, long *out)
 {
-    const char *s = query_get(q, key);
+    const char *s = gw_query_get(q, key);
     if (!s) {
         *out = def;
         return 0;
@@ -461,13 +444,13 @@ static int is_async(struct evhttp_request *req)
     const char *s = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (!s)
         return 0;
-    query_args q;
+    gw_query_args q;
     int async = 0;
-    if (query_parse(&q, req) == 0) {
-        const char *v = query_get(&q, "async");
+    if (gw_query_parse(&q, req) == 0) {
+        const char *v = gw_query_get(&q, "async");
         async = v && (!strcmp(v, "1") || !strcmp(v, "true"));
     }
-    query_free(&q);
+    gw_query_free(&q);
     return async;
 }
 
@@ -503,12 +486,24 @@ static void batch_refused(gateway *gw, batched_cmd *b, int rc)
                 free(p);
                 break;
             }
-    if (b->cmd.action == ARB_CMD_NEW)
+    const char *why = rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
+                                      : "the command could not be sent to the matcher";
+    if (b->cmd.action == ARB_CMD_NEW) {
+        /* Retries of this order (same client_order_id) that wait for it get
+         * the same answer, and a later retry makes a new order. */
+        for (pending *p = gw_map_get(&gw->pending_by_order, b->cmd.order_id), *next; p; p = next) {
+            next = p->order_next;
+            if (p->ready)
+                continue;
+            pending_unlink(gw, p);
+            evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "1");
+            gw_reply_error(gw, p->req, 503, "matcher_unavailable", "%s", why);
+            free(p);
+        }
         gw_rm_order_drop(gw->rm, b->cmd.order_id);
+    }
     evhttp_add_header(evhttp_request_get_output_headers(b->req), "Retry-After", "1");
-    reply_error(gw, b->req, 503, "matcher_unavailable",
-                rc == ARB_EFULL ? "the matcher's queue is full; retry shortly"
-                                : "the command could not be sent to the matcher");
+    gw_reply_error(gw, b->req, 503, "matcher_unavailable", "%s", why);
 }
 
 /* Publishes the turn's commands and answers the asynchronous ones (202). */
@@ -529,7 +524,7 @@ static void send_batch(gateway *gw)
             gw_order *o = gw_rm_order(gw->rm, b->cmd.order_id);
             if (o)
                 gw_render_order(evhttp_request_get_output_buffer(b->req), gw->rm, o);
-            reply_json(gw, b->req, 202);
+            gw_reply_json(gw, b->req, 202);
         }
     }
 }
@@ -562,6 +557,35 @@ static void batch_push(gateway *gw, struct evhttp_request *req, const arb_order_
         event_active(gw->batch_ev, EV_TIMEOUT, 0);
 }
 
+/* A POST that repeats an order's client_order_id (a client retrying after a
+ * timeout or a lost connection) gets that order's answer and creates
+ * nothing: the order as it stands, or, while the matcher has not yet
+ * answered it, the same wait for that answer. The same id with other terms
+ * is a client error, not a retry. */
+static void repeat_order(gateway *gw, struct evhttp_request *req, gw_order *o,
+                         const gw_order_request *rq, int async)
+{
+    if (o->instrument != (uint32_t)(rq->instrument - gw->instruments.items) ||
+        o->side != rq->side || o->type != rq->type || o->tif != rq->tif || o->flags != rq->flags ||
+        o->price != rq->price || o->qty != rq->qty) {
+        gw_reply_error(gw, req, 409, "client_order_id_reused",
+                       "client_order_id '%s' was used for order %llu with other terms",
+                       o->client_order_id, (unsigned long long)o->order_id);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Idempotent-Replay", "true");
+    if (o->status == GW_ST_PENDING && !async) {
+        if (gw->n_pending >= (size_t)gw->max_pending || pending_add(gw, req, o->order_id, P_NEW)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+            gw_reply_error(gw, req, 503, "too_many_pending",
+                           "%zu orders are waiting for the matcher; retry shortly", gw->n_pending);
+        }
+        return;
+    }
+    gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
+    gw_reply_json(gw, req, o->status == GW_ST_PENDING ? 202 : 200);
+}
+
 static void handle_order_new(gateway *gw, struct evhttp_request *req)
 {
     gw_api_key *key = authenticate(gw, req);
@@ -570,15 +594,15 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if ((int64_t)len > gw->max_body) {
-        reply_error(gw, req, 413, "body_too_large", "the body is %zu bytes; the limit is %lld", len,
-                    (long long)gw->max_body);
+        gw_reply_error(gw, req, 413, "body_too_large", "the body is %zu bytes; the limit is %lld",
+                       len, (long long)gw->max_body);
         return;
     }
     gw_order_request rq;
     gw_error err;
     const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
     if (gw_order_parse(body, len, &gw->instruments, &rq, &err)) {
-        reply_error(gw, req, err.status, err.code, "%s", err.message);
+        gw_reply_error(gw, req, err.status, err.code, "%s", err.message);
         return;
     }
     /* Parsed (rq holds copies): the body's buffer goes back now rather
@@ -587,10 +611,18 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
      * cache, sending every later one down its slow path. */
     evbuffer_drain(in, len);
     int async = is_async(req);
+    if (gw->client_window_s && rq.client_order_id[0]) {
+        gw_order *first = gw_rm_order_by_client(gw->rm, key->account, rq.client_order_id,
+                                                gw_mono_ns() - gw->client_window_s * 1000000000LL);
+        if (first) {
+            repeat_order(gw, req, first, &rq, async);
+            return;
+        }
+    }
     if (!async && gw->n_pending >= (size_t)gw->max_pending) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(gw, req, 503, "too_many_pending",
-                    "%zu orders are waiting for the matcher; retry shortly", gw->n_pending);
+        gw_reply_error(gw, req, 503, "too_many_pending",
+                       "%zu orders are waiting for the matcher; retry shortly", gw->n_pending);
         return;
     }
     /* Open orders stay in memory until the matcher finishes them, so their
@@ -598,17 +630,18 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
      * stops answering while a client keeps sending. */
     const gw_account *acct = gw_rm_account(gw->rm, key->account, 0);
     if (acct && acct->open_count >= (size_t)gw->max_open) {
-        reply_error(gw, req, 429, "too_many_open_orders",
-                    "the account has %zu open orders; the limit is %lld", acct->open_count,
-                    (long long)gw->max_open);
+        gw_reply_error(gw, req, 429, "too_many_open_orders",
+                       "the account has %zu open orders; the limit is %lld", acct->open_count,
+                       (long long)gw->max_open);
         return;
     }
     uint64_t order_id = gw->id_space << 48 | (gw->next_seq++ & 0xffffffffffffull);
     gw_order *o = gw_rm_order_add(gw->rm, order_id, key->account, &rq, arb_now(gw->ctx));
     if (!o) {
-        reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
+        gw_reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
         return;
     }
+    o->placed_ns = gw_mono_ns();
     arb_order_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.action = ARB_CMD_NEW;
@@ -628,29 +661,27 @@ static void handle_order_new(gateway *gw, struct evhttp_request *req)
      * batch's publish. */
     if (!async && pending_add(gw, req, order_id, P_NEW)) {
         gw_rm_order_drop(gw->rm, order_id);
-        reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
+        gw_reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more orders now");
         return;
     }
     batch_push(gw, req, &cmd, async);
 }
 
-/* The caller's order named by the path, or NULL after answering 400/403/404. */
+/* The caller's order named by the path, or NULL after answering 400/404. */
 static gw_order *owned_order(gateway *gw, struct evhttp_request *req, const gw_api_key *key,
                              const gw_path_params *pp)
 {
     uint64_t id;
     if (gw_parse_order_id(pp->value[0], pp->len[0], &id)) {
-        reply_error(gw, req, 400, "invalid_order_id", "an order id is a positive decimal number");
+        gw_reply_error(gw, req, 400, "invalid_order_id",
+                       "an order id is a positive decimal number");
         return NULL;
     }
+    /* Another account's order is answered exactly as an unknown one: a
+     * different answer would confirm that a guessed id exists. */
     gw_order *o = gw_rm_order(gw->rm, id);
-    if (!o) {
-        reply_error(gw, req, 404, "order_not_found", "no order %llu", (unsigned long long)id);
-        return NULL;
-    }
-    if (o->account != key->account) {
-        reply_error(gw, req, 403, "forbidden", "order %llu belongs to another account",
-                    (unsigned long long)id);
+    if (!o || o->account != key->account) {
+        gw_reply_error(gw, req, 404, "order_not_found", "no order %llu", (unsigned long long)id);
         return NULL;
     }
     return o;
@@ -663,7 +694,7 @@ static void handle_order_get(gateway *gw, struct evhttp_request *req, const gw_p
     if (!o)
         return;
     gw_render_order(evhttp_request_get_output_buffer(req), gw->rm, o);
-    reply_json(gw, req, 200);
+    gw_reply_json(gw, req, 200);
 }
 
 static void handle_order_cancel(gateway *gw, struct evhttp_request *req, const gw_path_params *pp)
@@ -673,14 +704,14 @@ static void handle_order_cancel(gateway *gw, struct evhttp_request *req, const g
     if (!o)
         return;
     if (gw_status_terminal(o->status)) {
-        reply_error(gw, req, 409, "order_not_open", "order %llu is already %s",
-                    (unsigned long long)o->order_id, gw_status_name(o->status));
+        gw_reply_error(gw, req, 409, "order_not_open", "order %llu is already %s",
+                       (unsigned long long)o->order_id, gw_status_name(o->status));
         return;
     }
     int async = is_async(req);
     if (!async && gw->n_pending >= (size_t)gw->max_pending) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_error(gw, req, 503, "too_many_pending", "too many requests wait for the matcher");
+        gw_reply_error(gw, req, 503, "too_many_pending", "too many requests wait for the matcher");
         return;
     }
     const arb_instrument *in = &gw->instruments.items[o->instrument];
@@ -698,7 +729,7 @@ static void handle_order_cancel(gateway *gw, struct evhttp_request *req, const g
     /* Wait before publishing: a matcher on this loop answers inside the
      * batch's publish. */
     if (!async && pending_add(gw, req, o->order_id, P_CANCEL)) {
-        reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more requests now");
+        gw_reply_error(gw, req, 503, "out_of_memory", "the gateway cannot take more requests now");
         return;
     }
     batch_push(gw, req, &cmd, async);
@@ -709,21 +740,21 @@ static void handle_order_list(gateway *gw, struct evhttp_request *req)
     gw_api_key *key = authenticate(gw, req);
     if (!key)
         return;
-    query_args q;
+    gw_query_args q;
     long limit = 0;
-    if (query_parse(&q, req)) {
-        reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
-    } else if (query_get(&q, "status") && strcmp(query_get(&q, "status"), "open")) {
-        reply_error(gw, req, 400, "invalid_status",
-                    "status must be 'open' (finished orders are read one by one by id)");
+    if (gw_query_parse(&q, req)) {
+        gw_reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
+    } else if (gw_query_get(&q, "status") && strcmp(gw_query_get(&q, "status"), "open")) {
+        gw_reply_error(gw, req, 400, "invalid_status",
+                       "status must be 'open' (finished orders are read one by one by id)");
     } else if (query_int(&q, "limit", 0, 0, 100000, &limit)) {
-        reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 0 to 100000");
+        gw_reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 0 to 100000");
     } else {
         gw_render_open_orders(evhttp_request_get_output_buffer(req), gw->rm,
                               gw_rm_account(gw->rm, key->account, 0), (size_t)limit);
-        reply_json(gw, req, 200);
+        gw_reply_json(gw, req, 200);
     }
-    query_free(&q);
+    gw_query_free(&q);
 }
 
 /* ---- market data reads ---- */
@@ -749,7 +780,7 @@ static int decode_segment(const char *s, size_t len, char *out, size_t cap)
 
 static void handle_book(gateway *gw, struct evhttp_request *req, const gw_path_params *pp)
 {
-    if (!allow_read(gw, req))
+    if (!gw_allow_read(gw, req))
         return;
     char venue[GW_PARAM_MAX + 1], symbol[GW_PARAM_MAX + 1];
     int idx = -1;
@@ -757,41 +788,41 @@ static void handle_book(gateway *gw, struct evhttp_request *req, const gw_path_p
         !decode_segment(pp->value[1], pp->len[1], symbol, sizeof symbol))
         idx = gw_rm_instrument_by_name(gw->rm, venue, symbol);
     if (idx < 0) {
-        reply_error(gw, req, 404, "unknown_instrument", "no such instrument");
+        gw_reply_error(gw, req, 404, "unknown_instrument", "no such instrument");
         return;
     }
-    query_args q;
+    gw_query_args q;
     long depth;
-    if (query_parse(&q, req) || query_int(&q, "depth", 10, 1, ARB_MD_MAX_LEVELS, &depth)) {
-        reply_error(gw, req, 400, "invalid_depth", "depth must be an integer from 1 to %u",
-                    ARB_MD_MAX_LEVELS);
+    if (gw_query_parse(&q, req) || query_int(&q, "depth", 10, 1, ARB_MD_MAX_LEVELS, &depth)) {
+        gw_reply_error(gw, req, 400, "invalid_depth", "depth must be an integer from 1 to %u",
+                       ARB_MD_MAX_LEVELS);
     } else {
         gw_render_book(evhttp_request_get_output_buffer(req), gw->rm, idx, (unsigned)depth);
-        reply_json(gw, req, 200);
+        gw_reply_json(gw, req, 200);
     }
-    query_free(&q);
+    gw_query_free(&q);
 }
 
 static void handle_trades(gateway *gw, struct evhttp_request *req)
 {
-    if (!allow_read(gw, req))
+    if (!gw_allow_read(gw, req))
         return;
-    query_args q;
+    gw_query_args q;
     long limit;
-    if (query_parse(&q, req)) {
-        reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
-        query_free(&q);
+    if (gw_query_parse(&q, req)) {
+        gw_reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
+        gw_query_free(&q);
         return;
     }
-    const char *venue = query_get(&q, "venue"), *symbol = query_get(&q, "symbol");
+    const char *venue = gw_query_get(&q, "venue"), *symbol = gw_query_get(&q, "symbol");
     if (venue && !*venue)
         venue = NULL;
     if (symbol && !*symbol)
         symbol = NULL;
     if (query_int(&q, "limit", 100, 1, (long)gw->trade_history, &limit)) {
-        reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 1 to %lld",
-                    (long long)gw->trade_history);
-        query_free(&q);
+        gw_reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 1 to %lld",
+                       (long long)gw->trade_history);
+        gw_query_free(&q);
         return;
     }
     int idx = -1, matched = 0;
@@ -805,21 +836,33 @@ static void handle_trades(gateway *gw, struct evhttp_request *req)
         }
     }
     if (!mask) {
-        reply_error(gw, req, 503, "out_of_memory", "try again");
+        gw_reply_error(gw, req, 503, "out_of_memory", "try again");
     } else if (matched == 0 && (venue || symbol)) {
-        reply_error(gw, req, 404, "unknown_instrument", "no instrument matches venue and symbol");
+        gw_reply_error(gw, req, 404, "unknown_instrument",
+                       "no instrument matches venue and symbol");
     } else {
         gw_render_trades(evhttp_request_get_output_buffer(req), gw->rm, matched == 1 ? idx : -1,
                          matched == 1 ? NULL : mask, (unsigned)limit);
-        reply_json(gw, req, 200);
+        gw_reply_json(gw, req, 200);
     }
     free(mask);
-    query_free(&q);
+    gw_query_free(&q);
 }
 
-static const char *account_label(void *user, uint64_t account)
+int gw_account_visible(void *user, uint64_t account)
 {
-    gateway *gw = user;
+    const board_view *v = user;
+    if (account == v->viewer)
+        return 1;
+    for (size_t i = 0; i < v->gw->n_public; i++)
+        if (v->gw->public_ids[i] == account)
+            return 1;
+    return 0;
+}
+
+const char *gw_account_label(void *user, uint64_t account)
+{
+    gateway *gw = ((board_view *)user)->gw;
     for (size_t i = 0; i < gw->n_names; i++)
         if (gw->names[i].account == account)
             return gw->names[i].name;
@@ -829,264 +872,15 @@ static const char *account_label(void *user, uint64_t account)
     return NULL;
 }
 
-/* ---- the event stream ---- */
-
-static void stream_free(gateway *gw, stream_client *s)
+/* The connection guard's counts into the metrics. */
+void gw_sync_conn_stats(gateway *gw)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        gw->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    gw->n_streams--;
-    arb_gauge_set(gw->m_streams, (int64_t)gw->n_streams);
-    free(s);
-}
-
-/* The client went away or timed out: evhttp has detached the request from
- * the dying connection, and ending the reply is what frees it. */
-static void on_stream_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    stream_client *s = arg;
-    gateway *gw = s->gw;
-    if (evhttp_request_get_connection(s->req) == NULL)
-        evhttp_send_reply_end(s->req);
-    stream_free(gw, s);
-}
-
-/* Drops a client whose unsent output passed the limit: frees its connection
- * (and the buffered bytes with it) at once. */
-static void stream_cut(gateway *gw, stream_client *s)
-{
-    arb_counter_add(gw->m_stream_cut, 1);
-    arb_warn(gw->ctx, "stream client cut off: more than %lld bytes unread",
-             (long long)gw->stream_limit);
-    struct evhttp_connection *evcon = s->evcon;
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
-    stream_free(gw, s);
-    evhttp_connection_free(evcon);
-}
-
-/* Queues text for one client; returns -1 if the client was cut off. */
-static int stream_send(gateway *gw, stream_client *s, const void *data, size_t len)
-{
-    evbuffer_add(gw->scratch, data, len);
-    evhttp_send_reply_chunk(s->req, gw->scratch);
-    evbuffer_drain(gw->scratch, evbuffer_get_length(gw->scratch));
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    if ((int64_t)evbuffer_get_length(bufferevent_get_output(bev)) > gw->stream_limit) {
-        stream_cut(gw, s);
-        return -1;
-    }
-    return 0;
-}
-
-/* Sends one rendered event to every client that asked for the topic. */
-static void broadcast(gateway *gw, unsigned topic, struct evbuffer *event)
-{
-    size_t len = evbuffer_get_length(event);
-    const void *data = evbuffer_pullup(event, (ev_ssize_t)len);
-    for (stream_client *s = gw->streams, *next; s; s = next) {
-        next = s->next;
-        if (s->topics & topic)
-            stream_send(gw, s, data, len);
-    }
-}
-
-static int have_subscribers(gateway *gw, unsigned topic)
-{
-    for (stream_client *s = gw->streams; s; s = s->next)
-        if (s->topics & topic)
-            return 1;
-    return 0;
-}
-
-static void event_book(gateway *gw, struct evbuffer *ev, int idx)
-{
-    evbuffer_add(ev, "event: book\ndata: ", 18);
-    gw_render_book(ev, gw->rm, idx, (unsigned)gw->stream_depth);
-    evbuffer_add(ev, "\n\n", 2);
-}
-
-static void event_pnl(gateway *gw, struct evbuffer *ev)
-{
-    evbuffer_add(ev, "event: pnl\ndata: ", 17);
-    gw_render_accounts(ev, gw->rm, account_label, gw, (size_t)gw->board_unnamed);
-    evbuffer_add(ev, "\n\n", 2);
-}
-
-/* Records are rendered by arb/wire_json.h; the buffer fits any tick or
- * market event with room to spare. */
-static void event_record(struct evbuffer *ev, const char *name, const void *rec, size_t len,
-                         const arb_instrument_table *t)
-{
-    char text[1024];
-    int n = arb_wire_json(rec, len, t, text, sizeof text);
-    if (n < 0 || (size_t)n >= sizeof text)
-        return;
-    evbuffer_add_printf(ev, "event: %s\ndata: ", name);
-    evbuffer_add(ev, text, (size_t)n);
-    evbuffer_add(ev, "\n\n", 2);
-}
-
-/* Coalesced topics: each changed book, the last tick and the PnL board are
- * sent at most once per stream interval (PnL once a second), so a fast
- * market costs the stream a bounded rate whatever the matcher publishes. */
-static void on_stream_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    gateway *gw = arg;
-    if (!gw->streams)
-        return;
-    struct evbuffer *ev = evbuffer_new();
-    if (!ev)
-        return;
-    if (have_subscribers(gw, ST_BOOK))
-        for (size_t i = 0; i < gw->instruments.count; i++) {
-            if (gw->rm->books[i].version == gw->book_sent[i])
-                continue;
-            gw->book_sent[i] = gw->rm->books[i].version;
-            evbuffer_drain(ev, evbuffer_get_length(ev));
-            event_book(gw, ev, (int)i);
-            broadcast(gw, ST_BOOK, ev);
-        }
-    if (gw->tick_dirty) {
-        gw->tick_dirty = 0;
-        evbuffer_drain(ev, evbuffer_get_length(ev));
-        event_record(ev, "tick", gw->tick_rec, sizeof gw->tick_rec, &gw->instruments);
-        broadcast(gw, ST_TICKS, ev);
-    }
-    int64_t now = mono_ns();
-    if (gw->pnl_dirty && now - gw->pnl_last_ns >= 1000000000LL) {
-        gw->pnl_dirty = 0;
-        gw->pnl_last_ns = now;
-        evbuffer_drain(ev, evbuffer_get_length(ev));
-        event_pnl(gw, ev);
-        broadcast(gw, ST_PNL, ev);
-    }
-    evbuffer_free(ev);
-}
-
-static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    gateway *gw = arg;
-    char line[64];
-    int n = snprintf(line, sizeof line, ": heartbeat %lld\n\n", (long long)arb_now(gw->ctx));
-    for (stream_client *s = gw->streams, *next; s; s = next) {
-        next = s->next;
-        stream_send(gw, s, line, (size_t)n);
-    }
-}
-
-static int parse_topics(const char *s, unsigned *out)
-{
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {{"trades", ST_TRADES},
-                 {"book", ST_BOOK},
-                 {"ticks", ST_TICKS},
-                 {"market", ST_MARKET},
-                 {"pnl", ST_PNL}};
-    unsigned topics = 0;
-    while (*s) {
-        size_t n = strcspn(s, ",");
-        size_t i = 0;
-        while (i < sizeof names / sizeof *names &&
-               (strlen(names[i].name) != n || strncmp(names[i].name, s, n)))
-            i++;
-        if (i == sizeof names / sizeof *names)
-            return -1;
-        topics |= names[i].bit;
-        s += n;
-        if (*s == ',')
-            s++;
-    }
-    if (!topics)
-        return -1;
-    *out = topics;
-    return 0;
-}
-
-static void handle_stream(gateway *gw, struct evhttp_request *req)
-{
-    if (!allow_read(gw, req))
-        return;
-    query_args q;
-    unsigned topics = ST_ALL;
-    int bad = query_parse(&q, req) != 0;
-    const char *t = bad ? NULL : query_get(&q, "topics");
-    if (t && parse_topics(t, &topics))
-        bad = 1;
-    query_free(&q);
-    if (bad) {
-        reply_error(gw, req, 400, "invalid_topics",
-                    "topics is a comma-separated list of trades, book, ticks, market, pnl");
-        return;
-    }
-    if (gw->n_streams >= (size_t)gw->max_streams) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
-        reply_error(gw, req, 503, "too_many_streams", "the gateway serves %lld streams at most",
-                    (long long)gw->max_streams);
-        return;
-    }
-    stream_client *s = calloc(1, sizeof *s);
-    if (!s) {
-        reply_error(gw, req, 503, "out_of_memory", "try again");
-        return;
-    }
-    s->gw = gw;
-    s->req = req;
-    s->evcon = evhttp_request_get_connection(req);
-    s->topics = topics;
-    s->next = gw->streams;
-    if (gw->streams)
-        gw->streams->prev = s;
-    gw->streams = s;
-    gw->n_streams++;
-    arb_gauge_set(gw->m_streams, (int64_t)gw->n_streams);
-    count_status(gw, 200);
-
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "text/event-stream");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_send_reply_start(req, 200, "OK");
-    gw_conn_drop(&gw->conns, s->evcon);
-    evhttp_connection_set_closecb(s->evcon, on_stream_closed, s);
-    /* A stream only writes: no read timeout (the client sends nothing), but
-     * a write that makes no progress for idle_timeout_s ends it. */
-    struct timeval wtv = {(time_t)gw->idle_s, 0};
-    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(s->evcon), NULL, &wtv);
-
-    /* The current state first, so a page renders before the next change. */
-    struct evbuffer *ev = evbuffer_new();
-    if (!ev)
-        return;
-    evbuffer_add_printf(ev, "retry: 2000\n\n");
-    if (topics & ST_BOOK)
-        for (size_t i = 0; i < gw->instruments.count; i++)
-            event_book(gw, ev, (int)i);
-    if (topics & ST_PNL)
-        event_pnl(gw, ev);
-    if (topics & ST_TRADES) {
-        /* The recent tape, oldest first. */
-        for (size_t i = 0; i < gw->instruments.count; i++) {
-            const gw_trade_ring *r = &gw->rm->trades[i];
-            size_t n = r->count < 20 ? r->count : 20;
-            for (size_t k = n; k-- > 0;) {
-                evbuffer_add(ev, "event: trade\ndata: ", 19);
-                gw_render_trade(ev, gw->rm, (int)i, &r->items[(r->head + r->cap - 1 - k) % r->cap]);
-                evbuffer_add(ev, "\n\n", 2);
-            }
-        }
-    }
-    size_t len = evbuffer_get_length(ev);
-    stream_send(gw, s, evbuffer_pullup(ev, (ev_ssize_t)len), len);
-    evbuffer_free(ev);
+    const gw_conn_stats *now = &gw->conns.stats;
+    gw_conn_stats *seen = &gw->conn_stats_seen;
+    arb_counter_add(gw->m_conn_refused, now->refused - seen->refused);
+    arb_counter_add(gw->m_req_timeouts, now->timed_out - seen->timed_out);
+    arb_counter_add(gw->m_accept_pauses, now->accept_pauses - seen->accept_pauses);
+    *seen = *now;
 }
 
 /* ---- static files ---- */
@@ -1101,7 +895,7 @@ static void handle_asset(gateway *gw, struct evhttp_request *req, gw_asset a, co
                           "style-src 'self' 'unsafe-inline'; connect-src 'self'; "
                           "img-src 'self' data:");
     evbuffer_add_reference(evhttp_request_get_output_buffer(req), a.data, a.len, NULL, NULL);
-    reply(gw, req, 200, type);
+    gw_reply(gw, req, 200, type);
 }
 
 /* ---- dispatch ---- */
@@ -1130,17 +924,49 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
+    /* evhttp takes any HTTP/x.y and answers in the client's version: the
+     * gateway speaks HTTP/1.1 (and 1.0), answers a later 1.x as 1.1, and
+     * refuses other majors. The version lives in evhttp's request struct,
+     * which has no accessor. */
+    if (req->major != 1 || req->minor < 0) {
+        int malformed = req->major == 1;
+        req->major = 1;
+        req->minor = 1;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        if (malformed)
+            gw_reply_error(gw, req, 400, "malformed_request", "the HTTP version is malformed");
+        else
+            gw_reply_error(gw, req, 505, "http_version_not_supported",
+                           "the gateway speaks HTTP/1.1");
+        return;
+    }
+    if (req->minor > 1)
+        req->minor = 1;
+    if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
+        !anon_allowed(gw, req))
+        return;
+    gw_framing_error fe;
+    if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe)) {
+        /* Whatever evhttp framed after this request is not served. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        gw_reply_error(gw, req, 400, fe.code, "%s", fe.message);
+        return;
+    }
     gw_path_params pp;
     char allow[64];
-    int route = gw_route_match(method_name(evhttp_request_get_command(req)), path, &pp, allow,
-                               sizeof allow);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    /* HEAD is served by every GET route. */
+    int route = gw_route_match(cmd == EVHTTP_REQ_HEAD ? "GET" : method_name(cmd), path, &pp, allow,
+                               sizeof allow - 6);
+    if (route == GW_METHOD_NOT_ALLOWED && strstr(allow, "GET"))
+        strcat(allow, ", HEAD");
     switch (route) {
     case GW_ROUTE_NOT_FOUND:
-        reply_error(gw, req, 404, "route_not_found", "no route for this path");
+        gw_reply_error(gw, req, 404, "route_not_found", "no route for this path");
         return;
     case GW_METHOD_NOT_ALLOWED:
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-        reply_error(gw, req, 405, "method_not_allowed", "this path accepts %s", allow);
+        gw_reply_error(gw, req, 405, "method_not_allowed", "this path accepts %s", allow);
         return;
     case GW_R_DASHBOARD:
         handle_asset(gw, req, gw_asset_dashboard(), "text/html; charset=utf-8");
@@ -1151,30 +977,38 @@ static void on_request(struct evhttp_request *req, void *arg)
     case GW_R_ORDER_GET: handle_order_get(gw, req, &pp); return;
     case GW_R_ORDER_CANCEL: handle_order_cancel(gw, req, &pp); return;
     case GW_R_INSTRUMENTS:
-        if (!allow_read(gw, req))
+        if (!gw_allow_read(gw, req))
             return;
         gw_render_instruments(evhttp_request_get_output_buffer(req), &gw->instruments);
-        reply_json(gw, req, 200);
+        gw_reply_json(gw, req, 200);
         return;
     case GW_R_BOOK: handle_book(gw, req, &pp); return;
     case GW_R_TRADES: handle_trades(gw, req); return;
-    case GW_R_ACCOUNTS:
-        if (!allow_read(gw, req))
-            return;
-        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, account_label, gw,
-                           (size_t)gw->board_unnamed);
-        reply_json(gw, req, 200);
+    case GW_R_ACCOUNTS: {
+        /* The public accounts for anyone; with a key, its account too. */
+        board_view v = {gw, 0};
+        if (gw->public_reads == 0 ||
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")) {
+            gw_api_key *key = authenticate(gw, req);
+            if (!key)
+                return;
+            v.viewer = key->account;
+        }
+        gw_render_accounts(evhttp_request_get_output_buffer(req), gw->rm, gw_account_label,
+                           gw_account_visible, &v, (size_t)gw->board_unnamed);
+        gw_reply_json(gw, req, 200);
         return;
-    case GW_R_STREAM: handle_stream(gw, req); return;
+    }
+    case GW_R_STREAM: gw_stream_handle(gw, req); return;
     case GW_R_SERVICES:
-        if (!allow_read(gw, req))
+        if (!gw_allow_read(gw, req))
             return;
         gw_render_services(evhttp_request_get_output_buffer(req), &gw->services, wall_ns(),
                            gw->svc_alive_ms * 1000000LL, gw->svc_dead_ms * 1000000LL);
-        reply_json(gw, req, 200);
+        gw_reply_json(gw, req, 200);
         return;
     }
-    reply_error(gw, req, 404, "route_not_found", "no route for this path");
+    gw_reply_error(gw, req, 404, "route_not_found", "no route for this path");
 }
 
 /* ---- bus subscriptions ---- */
@@ -1188,9 +1022,14 @@ static void on_order_event(void *user, const arb_msg *msg)
     if (arb_replay_seen(&gw->recovery.events, msg))
         return;
     gw_order *o;
+    /* An order of ours the model does not know is adopted: its events came
+     * again from the matcher's replay after a crash its client got no
+     * answer from, and its owner must be able to see and cancel it. */
+    if (!gw_rm_order(gw->rm, ev.order_id))
+        gw_adopt(gw->rm, gw->id_space, &ev);
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
-        order_changed(gw, o, effect);
+        order_changed(gw, o, effect, (ev.flags & ARB_EVF_LAST) != 0);
 }
 
 static void on_trade(void *user, const arb_msg *msg)
@@ -1203,7 +1042,7 @@ static void on_trade(void *user, const arb_msg *msg)
     if (idx < 0)
         return;
     gw->pnl_dirty = 1;
-    if (!have_subscribers(gw, ST_TRADES))
+    if (!gw_stream_wanted(gw, ST_TRADES))
         return;
     const gw_trade_ring *r = &gw->rm->trades[idx];
     struct evbuffer *out = evbuffer_new();
@@ -1212,7 +1051,7 @@ static void on_trade(void *user, const arb_msg *msg)
     evbuffer_add(out, "event: trade\ndata: ", 19);
     gw_render_trade(out, gw->rm, idx, &r->items[(r->head + r->cap - 1) % r->cap]);
     evbuffer_add(out, "\n\n", 2);
-    broadcast(gw, ST_TRADES, out);
+    gw_stream_broadcast(gw, ST_TRADES, out);
     evbuffer_free(out);
 }
 
@@ -1238,14 +1077,14 @@ static void on_tick(void *user, const arb_msg *msg)
 static void on_market_event(void *user, const arb_msg *msg)
 {
     gateway *gw = user;
-    if (!have_subscribers(gw, ST_MARKET))
+    if (!gw_stream_wanted(gw, ST_MARKET))
         return;
     struct evbuffer *ev = evbuffer_new();
     if (!ev)
         return;
-    event_record(ev, "market", msg->data, msg->len, &gw->instruments);
+    gw_stream_event_record(ev, "market", msg->data, msg->len, &gw->instruments);
     if (evbuffer_get_length(ev))
-        broadcast(gw, ST_MARKET, ev);
+        gw_stream_broadcast(gw, ST_MARKET, ev);
     evbuffer_free(ev);
 }
 
@@ -1279,6 +1118,30 @@ static int cfg_entry(void *user, const char *key, const char *value)
         }
         return 0;
     }
+    if (!strcmp(key, "public_accounts")) {
+        for (const char *p = value; *p;) {
+            p += strspn(p, " ,\t");
+            if (!*p)
+                break;
+            char *end;
+            errno = 0;
+            unsigned long long acct = strtoull(p, &end, 10);
+            if (end == p || errno || acct == 0 || (*end && !strchr(" ,\t", *end))) {
+                w->rc = arb_cfg_reject(gw->ctx, key,
+                                       "public_accounts is a list of positive account numbers");
+                return 1;
+            }
+            uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
+            if (!grown) {
+                w->rc = ARB_ENOMEM;
+                return 1;
+            }
+            gw->public_ids = grown;
+            gw->public_ids[gw->n_public++] = acct;
+            p = end;
+        }
+        return 0;
+    }
     if (!strncmp(key, "account_name.", 13)) {
         char *end;
         errno = 0;
@@ -1306,6 +1169,18 @@ static int cfg_entry(void *user, const char *key, const char *value)
 
 static void gw_destroy(void *self);
 
+/* Half the descriptors the process may open, at most 10000: the rest stay
+ * for the host, the admin endpoint, the bus and the other plugins, so that
+ * no flood of connections to the gateway can starve them. */
+static int64_t default_max_conns(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return 10000;
+    int64_t half = (int64_t)(rl.rlim_cur / 2);
+    return half < 1 ? 1 : half > 10000 ? 10000 : half;
+}
+
 static int gw_create(arb_ctx *ctx, void **self)
 {
     gateway *gw = calloc(1, sizeof *gw);
@@ -1322,8 +1197,18 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "rate_burst", gw->rate ? 2 * gw->rate : 1, 1, 100000000,
                           &gw->burst)) ||
         (rc = arb_cfg_int(ctx, "idle_timeout_s", 30, 1, 86400, &gw->idle_s)) ||
-        (rc = arb_cfg_int(ctx, "stream_buffer_limit", 1 << 20, 4096, 1LL << 30,
+        (rc = arb_cfg_int(ctx, "stream_buffer_limit", 256 << 10, 4096, 1LL << 30,
                           &gw->stream_limit)) ||
+        (rc = arb_cfg_int(ctx, "stream_stall_ms", 10000, 10, 3600000, &gw->stream_stall_ms)) ||
+        (rc = arb_cfg_int(ctx, "max_streams_per_addr", 8, 0, 100000, &gw->max_streams_per_addr)) ||
+        (rc = arb_cfg_int(ctx, "max_streams_per_key", 8, 0, 100000, &gw->max_streams_per_key)) ||
+        (rc = arb_cfg_int(ctx, "request_timeout_ms", 5000, 10, 600000, &gw->request_timeout_ms)) ||
+        (rc = arb_cfg_int(ctx, "max_connections", default_max_conns(), 1, 10000000,
+                          &gw->max_conns)) ||
+        (rc = arb_cfg_int(ctx, "max_connections_per_addr", 256, 1, 10000000,
+                          &gw->max_conns_per_addr)) ||
+        (rc = arb_cfg_int(ctx, "anon_rate_limit", 50, 0, 100000000, &gw->anon_rate)) ||
+        (rc = arb_cfg_int(ctx, "anon_rate_burst", 200, 1, 100000000, &gw->anon_burst)) ||
         (rc = arb_cfg_int(ctx, "max_streams", 256, 0, 100000, &gw->max_streams)) ||
         (rc = arb_cfg_int(ctx, "max_pending", 65536, 1, 10000000, &gw->max_pending)) ||
         (rc = arb_cfg_int(ctx, "heartbeat_ms", 15000, 10, 3600000, &gw->heartbeat_ms)) ||
@@ -1334,6 +1219,8 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
+        (rc = arb_cfg_int(ctx, "client_order_id_window_s", 86400, 0, 30 * 86400,
+                          &gw->client_window_s)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)) ||
         (rc = arb_cfg_int_in(ctx, "host", "announce_ms", 2000, 0, 3600000, &announce_ms)))
@@ -1363,7 +1250,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         arb_warn(ctx, "no [instrument ...] sections: every order will be rejected");
     if (gw->keys.count == 0)
         arb_warn(ctx, "no api_key.<name> entries: order endpoints will answer 401");
-    int64_t now = mono_ns();
+    int64_t now = gw_mono_ns();
     for (size_t i = 0; i < gw->keys.count; i++)
         gw_bucket_init(&gw->keys.items[i].bucket, gw->rate, gw->burst, now);
     /* Ids must not repeat across restarts of this gateway: start from the
@@ -1406,6 +1293,11 @@ static void request_snapshots(gateway *gw)
     }
 }
 
+static void log_warning(void *user, const char *message)
+{
+    arb_warn(((gateway *)user)->ctx, "%s", message);
+}
+
 static void gw_stop(void *self);
 
 static int gw_start(void *self)
@@ -1426,21 +1318,30 @@ static int gw_start(void *self)
         arb_counter_new(ctx, "gateway_matcher_timeouts_total", NULL, "requests answered 504");
     gw->m_stream_cut = arb_counter_new(ctx, "gateway_stream_cutoffs_total", NULL,
                                        "stream clients dropped for reading too slowly");
+    gw->m_conn_refused = arb_counter_new(ctx, "gateway_connections_refused_total", NULL,
+                                         "connections over max_connections(_per_addr), closed");
+    gw->m_req_timeouts = arb_counter_new(ctx, "gateway_request_timeouts_total", NULL,
+                                         "requests not whole within request_timeout_ms (408)");
+    gw->m_accept_pauses = arb_counter_new(ctx, "gateway_accept_pauses_total", NULL,
+                                          "episodes of accept failing for lack of descriptors");
+    gw->m_anon_limited = arb_counter_new(ctx, "gateway_anon_rate_limited_total", NULL,
+                                         "requests without a valid key refused (429)");
     gw->m_order_latency = arb_histogram_new(ctx, "gateway_matcher_answer_ns", NULL,
                                             "time from publish to the matcher's answer");
     gw->m_streams = arb_gauge_new(ctx, "gateway_streams", NULL, "open stream clients");
     gw->m_pending = arb_gauge_new(ctx, "gateway_pending", NULL, "requests waiting for the matcher");
     if (!gw->base || !gw->rm || !gw->book_sent || !gw->scratch || !gw->m_2xx || !gw->m_4xx ||
         !gw->m_5xx || !gw->m_orders || !gw->m_timeouts || !gw->m_stream_cut ||
-        !gw->m_order_latency || !gw->m_streams || !gw->m_pending)
+        !gw->m_order_latency || !gw->m_streams || !gw->m_pending || !gw->m_conn_refused ||
+        !gw->m_req_timeouts || !gw->m_accept_pauses || !gw->m_anon_limited)
         goto nomem;
 
     gw->flush_ev = event_new(gw->base, -1, 0, on_flush, gw);
     gw->batch_ev = event_new(gw->base, -1, 0, on_batch, gw);
     gw->batch = calloc(GW_BATCH_MAX, sizeof *gw->batch);
     gw->deadline_ev = evtimer_new(gw->base, on_deadline, gw);
-    gw->heartbeat_ev = event_new(gw->base, -1, EV_PERSIST, on_heartbeat, gw);
-    gw->stream_ev = event_new(gw->base, -1, EV_PERSIST, on_stream_timer, gw);
+    gw->heartbeat_ev = event_new(gw->base, -1, EV_PERSIST, gw_stream_on_heartbeat, gw);
+    gw->stream_ev = event_new(gw->base, -1, EV_PERSIST, gw_stream_on_timer, gw);
     gw->http = evhttp_new(gw->base);
     if (!gw->flush_ev || !gw->batch_ev || !gw->batch || !gw->deadline_ev || !gw->heartbeat_ev ||
         !gw->stream_ev || !gw->http)
@@ -1472,13 +1373,19 @@ static int gw_start(void *self)
     evhttp_set_gencb(gw->http, on_request, gw);
 
     evutil_socket_t fd = gw_http_listen(gw->listen, gw->bound_addr, sizeof gw->bound_addr);
-    if (fd < 0 || !evhttp_accept_socket_with_handle(gw->http, fd)) {
+    struct evhttp_bound_socket *bound =
+        fd < 0 ? NULL : evhttp_accept_socket_with_handle(gw->http, fd);
+    if (!bound) {
         arb_error(ctx, "cannot listen on %s: %s", gw->listen, strerror(errno));
         if (fd >= 0)
             close(fd);
         gw_stop(gw);
         return ARB_ERROR;
     }
+    gw_conn_limits limits = {gw->request_timeout_ms, (size_t)gw->max_conns,
+                             (size_t)gw->max_conns_per_addr};
+    if (gw_conns_guard(&gw->conns, gw->http, bound, &limits, log_warning, gw))
+        goto nomem;
     arb_info(ctx, "gateway listening on http://%s/ (%zu instruments, %zu api keys)", gw->bound_addr,
              gw->instruments.count, gw->keys.count);
     arb_admin_route(ctx, "listen", admin_listen, gw);
@@ -1508,32 +1415,40 @@ static void gw_stop(void *self)
     gateway *gw = self;
     /* Streams and waiting requests end before evhttp_free frees their
      * connections: no pointer into evhttp may outlive this call. */
-    while (gw->streams) {
-        stream_client *s = gw->streams;
-        struct evhttp_connection *evcon = s->evcon;
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-        stream_free(gw, s);
-        evhttp_connection_free(evcon);
-    }
-    /* Unsent commands: the waiting ones are answered with the pending below. */
-    for (size_t i = 0; i < gw->n_batch; i++)
-        if (gw->batch[i].async)
-            reply_error(gw, gw->batch[i].req, 503, "shutting_down", "the gateway is stopping");
-    gw->n_batch = 0;
-    free(gw->batch);
-    gw->batch = NULL;
+    gw_streams_close_all(gw);
+    /* A command still in this turn's batch never went out: 503, nothing
+     * happened. One that went out may still be executed (the bus and the
+     * matcher go on through a reconfiguration): 504 with its id, as for a
+     * timeout, never a 503 that a client would retry into a second order. */
     while (gw->p_head) {
         pending *p = gw->p_head;
         pending_unlink(gw, p);
-        reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
+        int unsent = 0;
+        for (size_t i = 0; i < gw->n_batch && !unsent; i++)
+            unsent = gw->batch[i].req == p->req;
+        if (unsent)
+            gw_reply_error(gw, p->req, 503, "shutting_down", "the gateway is stopping");
+        else
+            reply_unconfirmed(gw, p, "gateway_stopped",
+                              "the gateway stopped before the matcher answered");
         free(p);
     }
+    for (size_t i = 0; i < gw->n_batch; i++)
+        if (gw->batch[i].async)
+            gw_reply_error(gw, gw->batch[i].req, 503, "shutting_down", "the gateway is stopping");
+    gw->n_batch = 0;
+    free(gw->batch);
+    gw->batch = NULL;
     gw->ready_head = NULL;
     gw_map_free(&gw->pending_by_order);
     if (gw->http)
         evhttp_free(gw->http);
     gw->http = NULL;
     gw_conns_free(&gw->conns);
+    for (size_t i = 0; i < gw->anon_buckets.cap; i++)
+        if (gw->anon_buckets.slots[i].key)
+            free(gw->anon_buckets.slots[i].val);
+    gw_map_free(&gw->anon_buckets);
     struct event **evs[] = {&gw->flush_ev, &gw->batch_ev, &gw->deadline_ev, &gw->heartbeat_ev,
                             &gw->stream_ev};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
@@ -1562,6 +1477,7 @@ static void gw_destroy(void *self)
     for (size_t i = 0; i < gw->n_names; i++)
         free(gw->names[i].name);
     free(gw->names);
+    free(gw->public_ids);
     free(gw);
 }
 

@@ -43,6 +43,17 @@ fail:
     return NULL;
 }
 
+/* FNV-1a over the account's bytes and the client id: the by_client key. */
+static uint64_t client_key(uint64_t account, const char *client_id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ ((account >> (8 * i)) & 0xff)) * 1099511628211ull;
+    for (; *client_id; client_id++)
+        h = (h ^ (uint8_t)*client_id) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 static void order_free(gw_order *o)
 {
     free(o->fills);
@@ -57,6 +68,7 @@ void gw_rm_free(gw_read_model *rm)
         if (rm->orders.slots[i].key)
             order_free(rm->orders.slots[i].val);
     gw_map_free(&rm->orders);
+    gw_map_free(&rm->by_client);
     for (size_t i = 0; i < rm->n_accounts; i++) {
         free(rm->account_list[i]->positions);
         free(rm->account_list[i]);
@@ -163,7 +175,23 @@ gw_order *gw_rm_order_add(gw_read_model *rm, uint64_t order_id, uint64_t account
     o->leaves_qty = req->qty;
     o->created_ts = o->updated_ts = now;
     memcpy(o->client_order_id, req->client_order_id, sizeof o->client_order_id);
+    /* Without the index entry the order still stands; a retry of it would
+     * then make a second one, as before client ids were looked up. */
+    if (o->client_order_id[0])
+        gw_map_put(&rm->by_client, client_key(account, o->client_order_id), o);
     open_link(a, o);
+    return o;
+}
+
+gw_order *gw_rm_order_by_client(const gw_read_model *rm, uint64_t account, const char *client_id,
+                                int64_t not_before)
+{
+    if (!client_id[0])
+        return NULL;
+    gw_order *o = gw_map_get(&rm->by_client, client_key(account, client_id));
+    if (!o || o->account != account || strcmp(o->client_order_id, client_id) ||
+        o->placed_ns < not_before)
+        return NULL;
     return o;
 }
 
@@ -174,6 +202,11 @@ gw_order *gw_rm_order(const gw_read_model *rm, uint64_t order_id)
 
 static void forget(gw_read_model *rm, gw_order *o)
 {
+    if (o->client_order_id[0]) {
+        uint64_t k = client_key(o->account, o->client_order_id);
+        if (gw_map_get(&rm->by_client, k) == o)
+            gw_map_del(&rm->by_client, k);
+    }
     gw_map_del(&rm->orders, o->order_id);
     order_free(o);
 }

@@ -56,6 +56,8 @@ typedef struct gw_order {
     int64_t created_ts, updated_ts;
     uint64_t last_seq; /* matcher sequence of the last event applied */
     char client_order_id[GW_CLIENT_ID_MAX + 1];
+    int64_t placed_ns;                      /* the gateway's monotonic time of the POST, for the
+                          client_order_id window (see gw_rm_order_by_client) */
     gw_fill *fills;                         /* n_fills entries, grown on demand */
     struct gw_order *open_prev, *open_next; /* account's open list */
     struct gw_order *done_next;             /* retention FIFO of terminal orders */
@@ -108,6 +110,7 @@ typedef struct gw_read_model {
     gw_book *books;                          /* one per instrument */
     gw_trade_ring *trades;                   /* one per instrument */
     gw_u64map orders;                        /* order id -> gw_order */
+    gw_u64map by_client;                     /* hash of account and client_order_id -> gw_order */
     gw_u64map accounts;                      /* account -> gw_account */
     gw_account **account_list;               /* in order of first sight */
     size_t n_accounts, cap_accounts;
@@ -130,6 +133,13 @@ int gw_rm_instrument_by_name(const gw_read_model *rm, const char *venue, const c
 gw_order *gw_rm_order_add(gw_read_model *rm, uint64_t order_id, uint64_t account,
                           const gw_order_request *req, int64_t now);
 gw_order *gw_rm_order(const gw_read_model *rm, uint64_t order_id);
+/* The order the account placed with this client_order_id, if the model still
+ * holds it (every open order, and the order_history most recent finished
+ * ones) and it was placed at or after not_before (placed_ns); else NULL.
+ * The latest order with an id wins. An empty client_order_id is never
+ * found. */
+gw_order *gw_rm_order_by_client(const gw_read_model *rm, uint64_t account, const char *client_id,
+                                int64_t not_before);
 /* Forgets a pending order whose command could not be sent. */
 void gw_rm_order_drop(gw_read_model *rm, uint64_t order_id);
 

@@ -18,6 +18,26 @@ typedef struct rebuild {
     uint64_t adopted;
 } rebuild;
 
+gw_order *gw_adopt(gw_read_model *rm, uint64_t id_space, const arb_order_event *ev)
+{
+    gw_order *o = gw_rm_order(rm, ev->order_id);
+    if (o || ev->order_id >> 48 != id_space)
+        return o; /* known, or placed through another gateway or by an agent */
+    int idx = gw_rm_instrument(rm, ev->venue, ev->symbol);
+    if (idx < 0)
+        return NULL;
+    gw_order_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.instrument = &rm->instruments->items[idx];
+    rq.side = ev->side;
+    rq.type = ev->type;
+    rq.tif = ev->tif;
+    rq.flags = ev->flags & ARB_ORDF_POST_ONLY;
+    rq.price = ev->price;
+    rq.qty = ev->qty;
+    return gw_rm_order_add(rm, ev->order_id, ev->account, &rq, ev->ts);
+}
+
 static int take_event(void *user, const arb_msg *msg)
 {
     rebuild *b = user;
@@ -25,26 +45,10 @@ static int take_event(void *user, const arb_msg *msg)
     if (arb_order_event_decode(msg->data, msg->len, &ev) != ARB_OK)
         return ARB_OK;
     gw_order *o = gw_rm_order(b->rm, ev.order_id);
-    if (!o) {
-        if (ev.order_id >> 48 != b->id_space)
-            return ARB_OK; /* placed through another gateway, or by an agent */
-        int idx = gw_rm_instrument(b->rm, ev.venue, ev.symbol);
-        if (idx < 0)
-            return ARB_OK;
-        gw_order_request rq;
-        memset(&rq, 0, sizeof rq);
-        rq.instrument = &b->rm->instruments->items[idx];
-        rq.side = ev.side;
-        rq.type = ev.type;
-        rq.tif = ev.tif;
-        rq.flags = ev.flags;
-        rq.price = ev.price;
-        rq.qty = ev.qty;
-        if (!(o = gw_rm_order_add(b->rm, ev.order_id, ev.account, &rq, ev.ts)))
-            return ARB_OK;
+    if (!o && (o = gw_adopt(b->rm, b->id_space, &ev)))
         b->adopted++;
-    }
-    gw_rm_apply_event(b->rm, &ev, &o);
+    if (o)
+        gw_rm_apply_event(b->rm, &ev, &o);
     return ARB_OK;
 }
 

@@ -26,4 +26,10 @@ typedef struct gw_recovery {
 int gw_recover(arb_ctx *ctx, gw_read_model *rm, uint64_t id_space, gw_recovery *r);
 void gw_recovery_free(gw_recovery *r);
 
+/* The order of ev: the model's, or, for an order it does not know whose id
+ * is in this gateway's id space (placed before a restart, or whose events
+ * came again from a replay after its client got no answer), adopted from
+ * the event. NULL for anyone else's order. */
+gw_order *gw_adopt(gw_read_model *rm, uint64_t id_space, const arb_order_event *ev);
+
 #endif

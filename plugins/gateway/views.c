@@ -446,7 +446,7 @@ static int by_trades_desc(const void *x, const void *y, void *n)
 }
 
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
-                        void *user, size_t max_unnamed)
+                        gw_account_visible_fn visible, void *user, size_t max_unnamed)
 {
     const arb_instrument_table *t = rm->instruments;
     /* Totals are summed at the finest scale of any instrument, which
@@ -465,7 +465,7 @@ void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_
     size_t n_unnamed = 0;
     for (size_t a = 0; a < rm->n_accounts; a++) {
         const gw_account *acc = rm->account_list[a];
-        if (!acc->positions)
+        if (!acc->positions || (visible && !visible(user, acc->id)))
             continue;
         const char *nm = name ? name(user, acc->id) : NULL;
         if (!nm && unnamed) {

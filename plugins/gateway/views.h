@@ -39,12 +39,15 @@ void gw_render_trades(struct evbuffer *b, const gw_read_model *rm, int idx, cons
                       unsigned limit);
 
 typedef const char *(*gw_account_name_fn)(void *user, uint64_t account);
-/* {"accounts":[...]}: position, cash and PnL per account and instrument.
- * Every named account is listed; of the unnamed ones the max_unnamed with
- * the most trades, and the rest summed into one entry with account
- * "others". */
+/* Whether the reader may see an account's data at all. */
+typedef int (*gw_account_visible_fn)(void *user, uint64_t account);
+/* {"accounts":[...]}: position, cash and PnL per account and instrument, for
+ * the accounts visible says the reader may see (all when visible is NULL);
+ * the others are left out entirely, from the sums too. Every named visible
+ * account is listed; of the unnamed ones the max_unnamed with the most
+ * trades, and the rest summed into one entry with account "others". */
 void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_name_fn name,
-                        void *user, size_t max_unnamed);
+                        gw_account_visible_fn visible, void *user, size_t max_unnamed);
 
 /* {"alive_within_ms","dead_after_ms","services":[...]}: every known host,
  * sorted by host id, with its liveness at now_ns (see services.h). */

@@ -626,6 +626,16 @@ static partition_books *partition_of(matcher *m, const arb_msg *msg)
     return pb;
 }
 
+/* Flags the last event of the command's own order (ARB_EVF_LAST). */
+static void mark_last_event(book_output *o, uint64_t order_id)
+{
+    for (uint32_t i = o->n_events; i-- > 0;)
+        if (o->events[i].order_id == order_id) {
+            o->events[i].flags |= ARB_EVF_LAST;
+            return;
+        }
+}
+
 static void on_command(void *user, const arb_msg *msg)
 {
     matcher *m = user;
@@ -679,6 +689,7 @@ static void on_command(void *user, const arb_msg *msg)
     book_output *o = book_engine_output(pb->engine);
     book_output_clear(o);
     book_engine_process(pb->engine, &c);
+    mark_last_event(o, c.order_id);
     publish_output(m, pb, o);
     book_output_clear(o);
     if (b) {
@@ -735,6 +746,9 @@ static void snapshot_publish(matcher *m, partition_books *pb, const uint8_t *byt
         return;
     }
     pb->snapped = offset;
+    /* The input this snapshot covers is never read again by this matcher
+     * (the journal frees it once the snapshot is on disk; Kafka ignores it). */
+    arb_trim(m->ctx, ARB_TOPIC_ORDER_COMMANDS, (int)pb->partition, offset + 1);
     arb_counter_add(m->m_snapshots, 1);
     arb_debug(m->ctx, "partition %d: snapshot at offset %lld (%zu bytes)", (int)pb->partition,
               (long long)offset, len);

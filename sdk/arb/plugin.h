@@ -295,6 +295,17 @@ typedef struct arb_host_api {
      * at create(): read it in start()). */
     int (*run_info)(arb_ctx *ctx, arb_run_info *out);
 
+    /* This instance will never read records of `topic`'s `partition` below
+     * `offset` again: what it published before the call (a snapshot) covers
+     * them. For the topics in [bus] journal_trim (default order_commands,
+     * whose history only the matcher reads), the monolith's journal removes
+     * the segments below the lowest mark of every instance that trims the
+     * topic and below local delivery, once what the caller published before
+     * the call is on disk. Kafka keeps what the cluster's retention says and
+     * ignores the call. ARB_ENOENT: the topic does not go through a
+     * transport. */
+    int (*trim)(arb_ctx *ctx, int topic, int partition, int64_t offset);
+
     /* Runs fn(user) as one batch: the publishes fn makes are queued, then
      * delivered to subscribers on this loop after fn returns, and each
      * other loop that got records is woken once, however many there were.
@@ -302,7 +313,7 @@ typedef struct arb_host_api {
      * the host runs (already batched, see publish) it only calls fn. */
     int (*batch)(arb_ctx *ctx, arb_batch_fn fn, void *user);
 
-    void (*spare[15])(void); /* room to grow without an ABI bump */
+    void (*spare[14])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -491,6 +502,15 @@ static inline int arb_run(arb_ctx *c, arb_run_info *out)
         return ARB_ESTATE;
     }
     return api->run_info(c, out);
+}
+
+/* See arb_host_api.trim; ARB_ESTATE from a host too old to have it. */
+static inline int arb_trim(arb_ctx *c, int topic, int partition, int64_t offset)
+{
+    const arb_host_api *api = c->api;
+    if (api->size < offsetof(arb_host_api, trim) + sizeof api->trim || !api->trim)
+        return ARB_ESTATE;
+    return api->trim(c, topic, partition, offset);
 }
 
 /* One batch of publishes (arb_host_api.batch). A host too old to batch (its

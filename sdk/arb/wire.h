@@ -49,6 +49,13 @@ enum arb_side { ARB_SIDE_NONE = 0, ARB_SIDE_BUY = 1, ARB_SIDE_SELL = 2 };
 enum arb_ord_type { ARB_ORD_NONE = 0, ARB_ORD_LIMIT = 1, ARB_ORD_MARKET = 2 };
 enum arb_tif { ARB_TIF_NONE = 0, ARB_TIF_GTC = 1, ARB_TIF_IOC = 2, ARB_TIF_FOK = 3 };
 enum arb_ord_flags { ARB_ORDF_POST_ONLY = 1u };
+/* An order event's flags are its order's (ARB_ORDF_*) plus this one: the
+ * last event the matcher produced for this order in answer to one command
+ * (after it, the order's state is final until another command or a fill
+ * against it). Whoever answers a command waits for it, because a transport
+ * may hand one command's events over in more than one delivery. Records
+ * written before it existed never carry it. */
+#define ARB_EVF_LAST 0x80u
 enum arb_stp {
     ARB_STP_DEFAULT = 0, /* the matcher's configured policy */
     ARB_STP_CANCEL_RESTING = 1,
@@ -508,7 +515,7 @@ static inline int arb_order_event_decode(const void *buf, size_t len, arb_order_
     m->flags = p[5];
     if (m->kind < 1 || m->kind > ARB_EV_KIND_MAX || m->reason > ARB_R_REASON_MAX ||
         m->side > ARB_SIDE_SELL || m->type > ARB_ORD_MARKET || m->tif > ARB_TIF_FOK ||
-        (m->flags & ~ARB_ORDF_POST_ONLY) || p[6] || p[7])
+        (m->flags & ~(ARB_ORDF_POST_ONLY | ARB_EVF_LAST)) || p[6] || p[7])
         return arb__wire_fail("order event enum out of range");
     /* A reject of an unknown instrument still names what was asked for, but
      * the venue may be empty if the command itself was unreadable. */

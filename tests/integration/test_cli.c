@@ -107,6 +107,18 @@ static void check_fails_with_file_and_line(void **state)
     assert_non_null(strstr(out, "usage"));
 }
 
+static void check_warns_about_an_exposed_admin_without_a_token(void **state)
+{
+    (void)state;
+    const char *out;
+    write_text("exposed.ini", "[host]\nadmin = 0.0.0.0:9100\n");
+    assert_int_equal(run(&out, "%s/arb-host --check -c %s/exposed.ini", B, tmp), 0);
+    assert_non_null(strstr(out, "warning: [host] admin = 0.0.0.0:9100 is not a loopback address"));
+    write_text("local.ini", "[host]\nadmin = 127.0.0.1:9100\n");
+    assert_int_equal(run(&out, "%s/arb-host --check -c %s/local.ini", B, tmp), 0);
+    assert_null(strstr(out, "warning"));
+}
+
 static void overrides_on_the_command_line_win(void **state)
 {
     (void)state;
@@ -183,8 +195,12 @@ static void arbctl_drives_a_running_host(void **state)
     assert_int_equal(
         run(&out, "%s/arbctl -a %s reload c %s/tests/plugins/tp_seq_v2.so", B, addr, B), 0);
     assert_non_null(strstr(out, "\"reloads\": 1"));
+    /* A path outside the plugin and config directories is refused. */
     assert_int_equal(run(&out, "%s/arbctl -a %s reload c /does/not/exist.so", B, addr), 1);
-    assert_non_null(strstr(out, "reload_failed"));
+    assert_non_null(strstr(out, "path_not_allowed"));
+    /* Without the token (arbctl read the host's token file), no reload. */
+    assert_int_equal(run(&out, "ARB_ADMIN_TOKEN=wrong %s/arbctl -a %s reload c", B, addr), 1);
+    assert_non_null(strstr(out, "unauthorized"));
     assert_int_equal(run(&out, "%s/arbctl -a %s reload nobody", B, addr), 1);
     assert_int_equal(run(&out, "%s/arbctl -a %s metrics", B, addr), 0);
     assert_non_null(strstr(out, "arb_plugin_reloads_total{instance=\"c\"} 1"));
@@ -271,6 +287,7 @@ int main(void)
         cmocka_unit_test(check_prints_the_plan_and_exits_zero),
         cmocka_unit_test(check_fails_with_file_and_line),
         cmocka_unit_test(overrides_on_the_command_line_win),
+        cmocka_unit_test(check_warns_about_an_exposed_admin_without_a_token),
         cmocka_unit_test(arbctl_drives_a_running_host),
         cmocka_unit_test(installed_sdk_builds_an_out_of_tree_plugin),
     };

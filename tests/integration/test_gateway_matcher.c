@@ -284,9 +284,11 @@ static void trades_and_positions_come_from_trade_executed(void **state)
     assert_string_equal(jstr(tr, "qty"), "1.000");
     assert_string_equal(jstr(tr, "aggressor"), "buy");
     json_decref(t);
-    reply acc = call("GET", "/v1/accounts", NULL, NULL);
+    /* Each key sees its own account (no account is public here). */
+    reply acc = call("GET", "/v1/accounts", KEY_A, NULL);
     json_t *list = json_object_get(acc.body, "accounts");
-    assert_int_equal(json_array_size(list), 2);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(jstr(json_array_get(list, 0), "account"), "1001");
     json_decref(acc.body);
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <arb/wire.h>
@@ -955,17 +956,26 @@ static void reserved_or_odd_instance_names_are_refused(void **state)
 
 /* ---- admin ---- */
 
-static const char *http(testhost *t, const char *method, const char *path, const char *token)
+static const char *http_with(testhost *t, const char *method, const char *path, const char *token,
+                             const char *extra)
 {
-    static char req[512];
+    static char req[2048];
     const char *addr = testhost_host(t)->admin_addr;
-    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n%s%s%s\r\n",
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n%s%s%s%s\r\n",
              method, path, token ? "Authorization: Bearer " : "", token ? token : "",
-             token ? "\r\n" : "");
+             token ? "\r\n" : "", extra ? extra : "");
     const char *r = testhost_http(t, atoi(strrchr(addr, ':') + 1), req, 5000 * MS);
     assert_non_null(r);
     return r;
 }
+
+static const char *http(testhost *t, const char *method, const char *path, const char *token)
+{
+    return http_with(t, method, path, token, NULL);
+}
+
+/* The token the host made or read (no admin_token configured). */
+static const char *host_token(testhost *t) { return testhost_host(t)->admin_token; }
 
 static void admin_serves_health_metrics_plugins_and_reload(void **state)
 {
@@ -988,13 +998,13 @@ static void admin_serves_health_metrics_plugins_and_reload(void **state)
     r = http(t, "GET", "/plugins", NULL);
     assert_non_null(strstr(r, "\"instance\":\"c\""));
     assert_non_null(strstr(r, "\"reloads\":0"));
-    r = http(t, "POST", "/plugins/c/reload", NULL);
+    r = http(t, "POST", "/plugins/c/reload", host_token(t));
     assert_non_null(strstr(r, "\"ok\":true"));
     r = http(t, "GET", "/plugins/c/state", NULL);
     assert_non_null(strstr(r, "\"next\":100"));
     r = http(t, "GET", "/plugins/zzz/reload", NULL);
     assert_non_null(strstr(r, "405"));
-    r = http(t, "POST", "/plugins/zzz/reload", NULL);
+    r = http(t, "POST", "/plugins/zzz/reload", host_token(t));
     assert_non_null(strstr(r, "404"));
     r = http(t, "GET", "/nope", NULL);
     assert_non_null(strstr(r, "404"));
@@ -1007,10 +1017,162 @@ static void admin_token_is_required_when_set(void **state)
     testhost *t = testhost_new("[host]\nadmin = 127.0.0.1:0\nadmin_token = s3cret\n");
     assert_non_null(t);
     assert_int_equal(testhost_start(t), ARB_OK);
-    assert_non_null(strstr(http(t, "GET", "/healthz", NULL), "401"));
-    assert_non_null(strstr(http(t, "GET", "/healthz", "wrong!"), "401"));
-    assert_non_null(strstr(http(t, "GET", "/healthz", "s3cret"), "200 OK"));
+    assert_non_null(strstr(http(t, "GET", "/plugins", NULL), "401"));
+    assert_non_null(strstr(http(t, "GET", "/plugins", "wrong!"), "401"));
+    assert_non_null(strstr(http(t, "GET", "/plugins", "s3cret"), "200 OK"));
     testhost_free(t);
+}
+
+/* The reload a web page could send (no token, a "simple" cross-origin
+ * POST) is refused before anything is loaded. */
+static const char *admin_ini = "[host]\nadmin = 127.0.0.1:0\n"
+                               "[plugin c]\nload = tp_seq.so\nrole = consumer\n";
+
+static void post_without_the_token_is_refused_and_reloads_nothing(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(admin_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(http(t, "POST", "/plugins/c/reload", NULL), "401"));
+    assert_non_null(strstr(http(t, "POST", "/plugins/c/reload", "wrong!"), "401"));
+    assert_int_equal(arbh_host_find(testhost_host(t), "c")->reloads, 0);
+    testhost_free(t);
+}
+
+static void request_from_another_origin_is_refused_even_with_the_token(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(admin_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    const char *r = http_with(t, "POST", "/plugins/c/reload", host_token(t),
+                              "Origin: http://evil.example\r\nContent-Type: text/plain\r\n");
+    assert_non_null(strstr(r, "403"));
+    assert_non_null(strstr(r, "forbidden_origin"));
+    assert_int_equal(arbh_host_find(testhost_host(t), "c")->reloads, 0);
+    char own[160];
+    snprintf(own, sizeof own, "Origin: http://%s\r\n", testhost_host(t)->admin_addr);
+    assert_non_null(
+        strstr(http_with(t, "POST", "/plugins/c/reload", host_token(t), own), "\"ok\":true"));
+    testhost_free(t);
+}
+
+/* Found by fuzz_admin: evhttp answered HTTP/0.1 requests as "HTTP/0.1". */
+static void admin_answers_another_http_version_with_505_in_1_1(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new(admin_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    const char *addr = testhost_host(t)->admin_addr;
+    const char *r = testhost_http(t, atoi(strrchr(addr, ':') + 1),
+                                  "GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 5000 * MS);
+    assert_non_null(r);
+    assert_true(!strncmp(r, "HTTP/1.1 505", 12));
+    assert_non_null(strstr(r, "http_version_not_supported"));
+    testhost_free(t);
+}
+
+static void health_and_metrics_stay_open_on_loopback(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[host]\nadmin = 127.0.0.1:0\nadmin_token = s3cret\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(http(t, "GET", "/healthz", NULL), "200 OK"));
+    assert_non_null(strstr(http(t, "GET", "/metrics", NULL), "200 OK"));
+    testhost_free(t);
+}
+
+static void token_file_is_made_owner_only_and_read_back(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/arb-token-XXXXXX", ini[1024], file[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/sub/admin.token", dir);
+    snprintf(ini, sizeof ini, "[host]\nadmin = 127.0.0.1:0\nadmin_token_file = %s\n", file);
+    testhost *t = testhost_new(ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    char first[256];
+    snprintf(first, sizeof first, "%s", host_token(t));
+    assert_int_equal(strlen(first), 64);
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    testhost_free(t);
+    /* A second start reads the same token. */
+    t = testhost_new(ini);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    assert_string_equal(host_token(t), first);
+    testhost_free(t);
+    /* A file others may read is refused. */
+    chmod(file, 0644);
+    t = testhost_new(ini);
+    assert_int_not_equal(testhost_start(t), ARB_OK);
+    assert_non_null(strstr(testhost_last_error(), "chmod 600"));
+    testhost_free(t);
+    unlink(file);
+    snprintf(file, sizeof file, "%s/sub", dir);
+    rmdir(file);
+    rmdir(dir);
+}
+
+/* A copy of a good plugin outside every plugin and config directory. */
+static void copy_plugin(const char *to)
+{
+    FILE *in = fopen(testhost_plugin_path("tp_seq_v2"), "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+}
+
+static void reload_path_outside_the_plugin_dirs_is_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/arb-evil-XXXXXX", so[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(so, sizeof so, "%s/evil.so", dir);
+    copy_plugin(so);
+    testhost *t = testhost_new(admin_ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    char path[700];
+    snprintf(path, sizeof path, "/plugins/c/reload?path=%s", so);
+    const char *r = http(t, "POST", path, host_token(t));
+    assert_non_null(strstr(r, "403"));
+    assert_non_null(strstr(r, "path_not_allowed"));
+    assert_int_equal(arbh_host_find(testhost_host(t), "c")->reloads, 0);
+    testhost_free(t);
+    unlink(so);
+    rmdir(dir);
+}
+
+static void reload_any_path_lets_a_developer_load_from_anywhere(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/arb-dev-XXXXXX", so[600], ini[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(so, sizeof so, "%s/dev.so", dir);
+    copy_plugin(so);
+    snprintf(ini, sizeof ini,
+             "[host]\nadmin = 127.0.0.1:0\nreload_any_path = true\n"
+             "[plugin c]\nload = tp_seq.so\nrole = consumer\n");
+    testhost *t = testhost_new(ini);
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    char path[700];
+    snprintf(path, sizeof path, "/plugins/c/reload?path=%s", so);
+    assert_non_null(strstr(http(t, "POST", path, host_token(t)), "\"ok\":true"));
+    testhost_free(t);
+    unlink(so);
+    rmdir(dir);
 }
 
 static void admin_off_loopback_without_token_is_refused(void **state)
@@ -1062,6 +1224,13 @@ int main(void)
         cmocka_unit_test(reserved_or_odd_instance_names_are_refused),
         cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),
         cmocka_unit_test(admin_token_is_required_when_set),
+        cmocka_unit_test(post_without_the_token_is_refused_and_reloads_nothing),
+        cmocka_unit_test(request_from_another_origin_is_refused_even_with_the_token),
+        cmocka_unit_test(health_and_metrics_stay_open_on_loopback),
+        cmocka_unit_test(admin_answers_another_http_version_with_505_in_1_1),
+        cmocka_unit_test(token_file_is_made_owner_only_and_read_back),
+        cmocka_unit_test(reload_path_outside_the_plugin_dirs_is_refused),
+        cmocka_unit_test(reload_any_path_lets_a_developer_load_from_anywhere),
         cmocka_unit_test(admin_off_loopback_without_token_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,6 +99,10 @@ static const char *wait_log(host_proc *p, const char *needle)
     return NULL;
 }
 
+/* Every host here has this admin token, and every request sends it (the
+ * admin endpoint refuses a POST without one). */
+#define ADMIN_TOKEN "faults-test-token"
+
 /* Starts arb-host -c tmp/ini with stderr to tmp/log and, if the config has
  * an admin address, waits for it. ASan's own fatal-signal handlers are
  * turned off in the child: the host's report is what is under test. */
@@ -171,7 +175,9 @@ static int http(const char *addr, const char *method, const char *path, const ch
         return -1;
     }
     char req[2048];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer " ADMIN_TOKEN
+                     "\r\nContent-Length: 0\r\n\r\n",
                      method, path);
     assert_int_equal(write(fd, req, (size_t)n), n);
     size_t got = 0;
@@ -264,7 +270,7 @@ static int teardown(void **state)
 
 /* ---- hot reload of bad files ---- */
 
-static const char *seq_ini = "[host]\nadmin = 127.0.0.1:0\n"
+static const char *seq_ini = "[host]\nadmin_token = " ADMIN_TOKEN "\nadmin = 127.0.0.1:0\n"
                              "[plugin p]\nload = tp_seq.so\nrole = producer\nthread = 1\n"
                              "[plugin c]\nload = tp_seq.so\nrole = consumer\n";
 
@@ -454,7 +460,8 @@ static void expect_crash_report(const char *callback, const char *how, const cha
 {
     char ini[512];
     snprintf(ini, sizeof ini,
-             "[host]\nadmin = 127.0.0.1:0\n[plugin boom]\nload = tp_crash.so\ncrash_in = %s\n"
+             "[host]\nadmin_token = " ADMIN_TOKEN
+             "\nadmin = 127.0.0.1:0\n[plugin boom]\nload = tp_crash.so\ncrash_in = %s\n"
              "crash_how = %s\nthread = %s\n",
              callback, how, thread);
     write_text("crash.ini", ini);
@@ -604,7 +611,7 @@ static void gateway_ini(const char *name, int port, const char *admin)
 {
     char ini[1024];
     snprintf(ini, sizeof ini,
-             "[host]\nadmin = %s\n"
+             "[host]\nadmin_token = " ADMIN_TOKEN "\nadmin = %s\n"
              "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
              "[plugin gateway]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n",
              admin, port);
@@ -633,11 +640,14 @@ static void second_host_on_a_gateway_address_fails_to_start_naming_it(void **sta
 static void second_host_on_an_admin_address_fails_to_start_naming_it(void **state)
 {
     (void)state;
-    write_text("a1.ini", "[host]\nadmin = 127.0.0.1:0\n[plugin c]\nload = tp_seq.so\n");
+    write_text("a1.ini", "[host]\nadmin_token = " ADMIN_TOKEN
+                         "\nadmin = 127.0.0.1:0\n[plugin c]\nload = tp_seq.so\n");
     host_proc first, second;
     spawn(&first, "a1.ini", "a1.log", true);
     char ini[256];
-    snprintf(ini, sizeof ini, "[host]\nadmin = %s\n[plugin c]\nload = tp_seq.so\n", first.admin);
+    snprintf(ini, sizeof ini,
+             "[host]\nadmin_token = " ADMIN_TOKEN "\nadmin = %s\n[plugin c]\nload = tp_seq.so\n",
+             first.admin);
     write_text("a2.ini", ini);
     spawn(&second, "a2.ini", "a2.log", false);
     assert_int_not_equal(wait_exit(&second), 0);
@@ -682,11 +692,12 @@ static void reload_config_answers_the_refusal_with_file_line_and_instance(void *
     write_text("r.ini", seq_ini);
     host_proc p;
     spawn(&p, "r.ini", "r.log", true);
-    write_text("r.ini", "[host]\nadmin = 127.0.0.1:0\n"
+    write_text("r.ini", "[host]\nadmin_token = " ADMIN_TOKEN "\nadmin = 127.0.0.1:0\n"
                         "[plugin p]\nload = tp_seq.so\nrole = producer\nthread = 1\n"
                         "[plugin c]\nload = tp_seq.so\nrole = consumer\nburst = banana\n");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/arbctl -a %s reload-config 2>&1", B, p.admin);
+    snprintf(cmd, sizeof cmd, "ARB_ADMIN_TOKEN=" ADMIN_TOKEN " %s/arbctl -a %s reload-config 2>&1",
+             B, p.admin);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     char out[4096];
@@ -694,12 +705,44 @@ static void reload_config_answers_the_refusal_with_file_line_and_instance(void *
     out[n] = 0;
     int st = pclose(f);
     assert_int_equal(WEXITSTATUS(st), 1);
-    if (!strstr(out, "r.ini:10: [plugin c] burst = 'banana'") || !strstr(out, "\"ok\": false"))
+    if (!strstr(out, "r.ini:11: [plugin c] burst = 'banana'") || !strstr(out, "\"ok\": false"))
         fail_msg("arbctl reload-config said:\n%s", out);
     const char *body;
     assert_int_equal(http(p.admin, "GET", "/plugins", &body), 200);
     assert_non_null(strstr(body, "\"instance\":\"c\""));
     assert_non_null(strstr(body, "\"state\":\"running\""));
+    stop_host(&p);
+}
+
+/* A journal that holds records but has lost its run file is neither
+ * resumed under a made-up run nor wiped: the host refuses to start, says
+ * why and what to do, and the records stay; --new-run then begins anew. */
+static void journal_without_its_run_file_is_refused_not_wiped(void **state)
+{
+    (void)state;
+    char ini[1024], run[600], seg[600];
+    snprintf(ini, sizeof ini,
+             "[host]\nid = rj\n[bus]\njournal = %s/j\njournal_topics = t\n"
+             "[plugin p]\nload = tp_seq.so\nrole = producer\ntopic = t\n",
+             tmp);
+    write_text("j.ini", ini);
+    host_proc p;
+    spawn(&p, "j.ini", "j.log", false);
+    assert_non_null(wait_log(&p, "started tp_seq"));
+    stop_host(&p);
+    snprintf(seg, sizeof seg, "%s/j/t/00000000000000000000.log", tmp);
+    snprintf(run, sizeof run, "%s/j/run", tmp);
+    assert_true(file_size(seg) > 0);
+    assert_int_equal(unlink(run), 0);
+    spawn(&p, "j.ini", "j2.log", false);
+    assert_int_equal(wait_exit(&p), 2);
+    if (!strstr(slurp(p.log), "holds records but its run file is missing"))
+        fail_msg("refusal: %s", slurp(p.log));
+    assert_true(file_size(seg) > 0);
+    snprintf(ini + strlen(ini), sizeof ini - strlen(ini), "[host]\nnew_run = true\n");
+    write_text("j.ini", ini);
+    spawn(&p, "j.ini", "j3.log", false);
+    assert_non_null(wait_log(&p, "new (epoch 0)"));
     stop_host(&p);
 }
 
@@ -727,6 +770,7 @@ int main(void)
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
         cmocka_unit_test(sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is),
         cmocka_unit_test(reload_config_answers_the_refusal_with_file_line_and_instance),
+        cmocka_unit_test(journal_without_its_run_file_is_refused_not_wiped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -149,6 +150,8 @@ static uint64_t id_of(json_t *j, const char *k)
     return s ? strtoull(s, NULL, 10) : 0;
 }
 
+static size_t nonfinal; /* IOC answers that were not final (flow thread only) */
+
 static void take_order_answer(json_t *j, int resting, int64_t ticks)
 {
     const char *st = json_string_value(json_object_get(j, "status"));
@@ -179,6 +182,11 @@ static int send_order(int fd, const char *key, const char *side, const char *pri
     json_t *j = json_loads(out, 0, NULL);
     if (status == 201 || status == 200)
         take_order_answer(j, resting, ticks);
+    /* An IOC's answer is final: filled or cancelled, never still open. */
+    const char *st = json_string_value(json_object_get(j, "status"));
+    if (status == 200 && !strcmp(tif, "ioc") && st &&
+        (!strcmp(st, "open") || !strcmp(st, "partially_filled")))
+        nonfinal++;
     json_decref(j);
     free(out);
     return 0;
@@ -235,7 +243,7 @@ static void write_conf(void)
     fprintf(f,
             "include = %s/conf.d/instruments.ini\n"
             "[host]\nid = mono-fault\nadmin = 127.0.0.1:%d\nthreads = 3\nannounce_ms = 0\n"
-            "[bus]\njournal = %s/journal\n"
+            "[bus]\njournal = %s/journal\njournal_segment_bytes = 64K\n"
             "[plugin clock]\nload = clock.so\nmode = wall\ninterval_ms = 100\n"
             "[plugin matcher]\nload = matcher.so\nsnapshot_interval_ms = 100\n"
             "[plugin recorder]\nload = recorder.so\nthread = 2\nflush_interval_ms = 20\n"
@@ -296,6 +304,22 @@ static int kill_children(void **state)
     return 0;
 }
 
+/* The base offset of a journaled topic's oldest segment file. */
+static int64_t oldest_segment(const char *topic)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/journal/%s", dir, topic);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int64_t oldest = INT64_MAX;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".log") && strtoll(e->d_name, NULL, 10) < oldest)
+            oldest = strtoll(e->d_name, NULL, 10);
+    closedir(d);
+    return oldest;
+}
+
 static void acknowledged_orders_and_trades_survive_kill_9(void **state)
 {
     (void)state;
@@ -335,6 +359,7 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
         pthread_join(t, NULL);
     }
     print_message("%zu orders and %zu trades acknowledged over %d kills\n", nacks, ntacks, CYCLES);
+    assert_int_equal(nonfinal, 0);
     assert_true(nacks > 100);
     assert_true(ntacks > 10);
 
@@ -348,6 +373,15 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
                              "", NULL, &out),
                      200);
     json_t *book = json_loads(out, 0, NULL);
+    free(out);
+    /* the journal reports itself: in health and in metrics */
+    assert_int_equal(request(adm, "GET", "/healthz", "", NULL, &out), 200);
+    assert_non_null(
+        strstr(out, "{\"instance\":\"journal\",\"state\":\"running\",\"healthy\":true"));
+    free(out);
+    assert_int_equal(request(adm, "GET", "/metrics", "", NULL, &out), 200);
+    assert_non_null(strstr(out, "\narb_journal_healthy 1\n"));
+    assert_non_null(strstr(out, "\narb_journal_appended_total "));
     free(out);
     close(adm);
     size_t open = 0, cancelled = 0;
@@ -435,6 +469,11 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
     PQfinish(db);
     int status = rig_stop(pid, SIGTERM);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* All of that held with the commands' oldest segments gone: the
+     * matcher's snapshots covered them (64K segments, arb_trim). */
+    int64_t oldest = oldest_segment("order_commands");
+    print_message("order_commands starts at offset %lld in the journal\n", (long long)oldest);
+    assert_true(oldest > 0);
     free(acks);
     free(tacks);
     rig_clean_dir(dir);

@@ -378,7 +378,7 @@ static void positions_and_pnl_follow_trades_marked_to_last_price(void **state)
     /* pnl = cash + 1000 * 10200 = 300,000 units = 3.00000 */
     assert_true(gw_position_pnl(p, rm->trades[0].last_px) == 300000);
     struct evbuffer *out = evbuffer_new();
-    gw_render_accounts(out, rm, NULL, NULL, 10);
+    gw_render_accounts(out, rm, NULL, NULL, NULL, 10);
     json_t *j =
         json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
@@ -421,7 +421,7 @@ static void pnl_board_lists_named_then_busiest_and_sums_the_rest(void **state)
     trade(0, 10200, 3, 3, 4, 3); /* ...twice */
     trade(0, 10300, 1, 5, 6, 4); /* 5 and 6 once */
     struct evbuffer *out = evbuffer_new();
-    gw_render_accounts(out, rm, name_of_1, NULL, 2);
+    gw_render_accounts(out, rm, name_of_1, NULL, NULL, 2);
     json_t *j =
         json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
     assert_non_null(j);
@@ -537,12 +537,42 @@ static void id_map_survives_churn(void **state)
     gw_map_free(&m);
 }
 
+static void order_is_found_by_its_account_and_client_id(void **state)
+{
+    (void)state;
+    gw_order *o = add(1, 7, 100, 1);
+    o->placed_ns = 1000;
+    assert_ptr_equal(gw_rm_order_by_client(rm, 7, "cid", 0), o);
+    assert_null(gw_rm_order_by_client(rm, 8, "cid", 0));
+    assert_null(gw_rm_order_by_client(rm, 7, "other", 0));
+    assert_null(gw_rm_order_by_client(rm, 7, "", 0));
+}
+
+static void client_id_placed_before_the_window_is_not_found(void **state)
+{
+    (void)state;
+    gw_order *o = add(1, 7, 100, 1);
+    o->placed_ns = 1000;
+    assert_null(gw_rm_order_by_client(rm, 7, "cid", 1001));
+}
+
+static void forgotten_order_is_no_longer_found_by_client_id(void **state)
+{
+    (void)state;
+    add(1, 7, 100, 1);
+    gw_rm_order_drop(rm, 1);
+    assert_null(gw_rm_order_by_client(rm, 7, "cid", 0));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(new_order_is_pending_and_open_for_its_account),
+        T(order_is_found_by_its_account_and_client_id),
+        T(client_id_placed_before_the_window_is_not_found),
+        T(forgotten_order_is_no_longer_found_by_client_id),
         T(fills_accumulate_until_filled),
         T(events_of_other_orders_and_accounts_are_ignored),
         T(stale_event_is_ignored),

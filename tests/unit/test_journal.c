@@ -355,6 +355,83 @@ static void written_records_are_delivered_in_order_and_positions_kept(void **sta
     event_base_free(base);
 }
 
+/* Delivery for `ms` milliseconds of loop 0 (the commit timer applies trims). */
+static void spin(struct event_base *base, int ms)
+{
+    for (int i = 0; i < ms * 10; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(100);
+}
+
+static int64_t low_mark(arbh_journal *j)
+{
+    int64_t lo, hi;
+    assert_int_equal(arbh_journal_watermarks(j, "t", 0, &lo, &hi), ARB_OK);
+    return lo;
+}
+
+/* Waits up to 5 s for the low watermark to pass `above`. */
+static int64_t wait_low_mark(arbh_journal *j, struct event_base *base, int64_t above)
+{
+    for (int i = 0; i < 500 && low_mark(j) <= above; i++)
+        spin(base, 10);
+    return low_mark(j);
+}
+
+static void trimmed_topic_loses_only_what_every_trimmer_covered(void **state)
+{
+    (void)state;
+    const char *extra = "journal_segment_bytes = 64K\njournal_trim = t\n";
+    arbh_config cfg;
+    arbh_journal *j = open_journal(&cfg, extra, true);
+    struct event_base *base = event_base_new();
+    sink s = {0};
+    assert_int_equal(arbh_journal_want(j, "t"), ARB_OK);
+    assert_int_equal(arbh_journal_start(j, base, deliver, &s), ARB_OK);
+    /* batches the writer takes one by one: the segment rolls between them */
+    for (int b = 0; b < 8; b++) {
+        for (int i = 0; i < 1000; i++)
+            put(j, "t", b * 1000 + i);
+        run_until(base, &s, (b + 1) * 1000);
+    }
+    assert_int_equal(s.n, 8000);
+    assert_int_equal(s.bad, 0);
+
+    /* two trimmers: the lower mark holds */
+    assert_int_equal(arbh_journal_trim(j, "t", 0, "a", 6000), ARB_OK);
+    assert_int_equal(arbh_journal_trim(j, "t", 0, "b", 2500), ARB_OK);
+    int64_t lo = wait_low_mark(j, base, 0);
+    assert_true(lo > 0 && lo <= 2500);
+    assert_non_null(strstr(logbuf, "journal: t: "));
+    assert_non_null(strstr(logbuf, "below offset"));
+    assert_int_equal(arbh_journal_trim(j, "t", 0, "b", 7000), ARB_OK);
+    lo = wait_low_mark(j, base, lo);
+    assert_true(lo > 2500 && lo <= 6000);
+    /* what is left reads back whole and in sequence */
+    seen r = {0};
+    assert_int_equal(arbh_journal_read_range(j, "t", 0, lo, -1, check_rec, &r), ARB_OK);
+    assert_int_equal(r.first, lo);
+    assert_int_equal(r.last, 7999);
+    assert_int_equal(r.n, 8000 - lo);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(arbh_journal_trim(j, "nope", 0, "a", 1), ARB_ENOENT);
+    assert_int_equal(arbh_journal_trim(j, "snap", 0, "a", 1), ARB_OK); /* not trimmable */
+    arbh_journal_stop(j);
+    close_journal(j, &cfg);
+    event_base_free(base);
+
+    /* reopened: it starts where the trim left it, and nothing is cut */
+    logbuf[0] = 0;
+    j = open_journal(&cfg, extra, false);
+    assert_int_equal(low_mark(j), lo);
+    assert_null(strstr(logbuf, "cut"));
+    seen again = {0};
+    assert_int_equal(arbh_journal_read_range(j, "t", 0, lo, -1, check_rec, &again), ARB_OK);
+    assert_int_equal(again.n, 8000 - lo);
+    assert_int_equal(again.bad, 0);
+    arbh_journal_stop(j);
+    close_journal(j, &cfg);
+}
+
 static void bad_settings_name_file_and_line(void **state)
 {
     (void)state;
@@ -390,6 +467,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(damage_in_an_early_segment_removes_the_later_ones, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(latest_only_topic_keeps_one_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(trimmed_topic_loses_only_what_every_trimmer_covered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(written_records_are_delivered_in_order_and_positions_kept,
                                         setup, teardown),
     };

@@ -220,6 +220,7 @@ static void resting_order_is_accepted_on_order_events_keyed_by_account(void **st
     assert_int_equal(out.ev[0].order_id, 1);
     assert_int_equal(out.ev[0].leaves_qty, 2000);
     assert_int_equal(out.ev[0].client_ref, 1001);
+    assert_int_equal(out.ev[0].flags, ARB_EVF_LAST); /* the command's only event */
     assert_int_equal(out.ev_key[0], 77);
     assert_int_equal(out.n_md, 1);
     assert_int_equal(out.md[0].kind, ARB_MD_LEVEL);
@@ -244,6 +245,14 @@ static void crossing_order_trades_on_trade_executed_keyed_by_instrument(void **s
     assert_int_equal(out.tr_key[0], arb_instrument_key(out.tr[0].venue, out.tr[0].symbol));
     assert_int_equal(out.ev[out.n_ev - 1].kind, ARB_EV_FILLED);
     assert_int_equal(out.ev_key[out.n_ev - 1], 8);
+    /* Each command's last event for its own order is flagged, and only
+     * that: order 1's acceptance (the first command), order 2's fill; not
+     * order 2's acceptance, not order 1's fill by the second command. */
+    for (uint32_t i = 0; i < out.n_ev; i++) {
+        int last = (out.ev[i].order_id == 1 && out.ev[i].kind == ARB_EV_ACCEPTED) ||
+                   (out.ev[i].order_id == 2 && out.ev[i].kind == ARB_EV_FILLED);
+        assert_int_equal(out.ev[i].flags & ARB_EVF_LAST, last ? ARB_EVF_LAST : 0);
+    }
 }
 
 static void outputs_carry_the_hosts_time_not_the_senders(void **state)
