@@ -17,6 +17,11 @@
  * full output (events, trades, market data) is produced and then dropped, as
  * the plugin would after publishing it. The timed part is checked for heap
  * allocations (this binary interposes malloc) and the count is printed.
+ * Each timed run is measured on the wall clock and on the thread's CPU
+ * clock (`_cpu_` figures): on a shared machine the second leaves out the
+ * time other processes held the core, so same-run ratios of CPU figures
+ * move less. With many books a second run gives book_engine_prefetch the
+ * commands ahead (`_lookahead_`), as a caller holding a batch could.
  *
  * Not a test: not run by `make test`. Run: make bench, or
  *   make OPT="-O3 -march=native -g" B=build/bench-build build/bench-build/bench/bench_book
@@ -488,8 +493,18 @@ static book_engine *warmed_engine(const stream *s)
     return e;
 }
 
+/* This thread's CPU time: on a shared machine the wall clock also counts the
+ * time other processes held the core, the CPU clock only this one's. */
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 typedef struct result {
     double ops;
+    double cpu_ops; /* per second of this thread's CPU time */
     uint64_t allocs, events, trades;
 } result;
 
@@ -501,15 +516,15 @@ static __attribute__((noinline)) result time_stream(book_engine *e, const stream
     const arb_order_cmd *cmd = s->cmd + s->n_warm;
     uint64_t events = 0, trades = 0;
     uint64_t a0 = heap_allocations;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (size_t i = 0; i < s->n; i++) {
         process(e, &cmd[i]);
         events += o->n_events;
         trades += o->n_trades;
         book_output_clear(o);
     }
-    double dt = now_s() - t0;
-    result r = {(double)s->n / dt, heap_allocations - a0, events, trades};
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    result r = {(double)s->n / dt, (double)s->n / dc, heap_allocations - a0, events, trades};
     return r;
 }
 
@@ -523,7 +538,7 @@ static __attribute__((noinline)) result time_stream_lookahead(book_engine *e, co
     const arb_order_cmd *cmd = s->cmd + s->n_warm;
     uint64_t events = 0, trades = 0;
     uint64_t a0 = heap_allocations;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (size_t i = 0; i < s->n; i++) {
         if (i + 4 * LOOKAHEAD < s->n)
             book_engine_prefetch(e, &cmd[i + 4 * LOOKAHEAD], 0);
@@ -536,8 +551,8 @@ static __attribute__((noinline)) result time_stream_lookahead(book_engine *e, co
         trades += o->n_trades;
         book_output_clear(o);
     }
-    double dt = now_s() - t0;
-    result r = {(double)s->n / dt, heap_allocations - a0, events, trades};
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    result r = {(double)s->n / dt, (double)s->n / dc, heap_allocations - a0, events, trades};
     return r;
 }
 
@@ -624,11 +639,19 @@ static int cmp_double(const void *a, const void *b)
 static const char *only; /* run only cases whose name contains this */
 static size_t timed_override;
 
-static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t target,
-                         size_t n_timed, int runs)
+/* A case's figures for the same-run ratios: best wall-clock ops/s, and the
+ * medians per second of CPU time, plain and with the lookahead (0 for one
+ * book). 0 everywhere when the case did not run. */
+typedef struct case_figures {
+    double best, cpu, ahead_cpu;
+} case_figures;
+
+static case_figures bench_case(const char *name, int mix, uint32_t n_books, uint32_t target,
+                               size_t n_timed, int runs)
 {
+    case_figures cf = {0, 0, 0};
     if (only && !strstr(name, only))
-        return 0;
+        return cf;
     if (timed_override)
         n_timed = timed_override;
     stream s;
@@ -638,32 +661,42 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
         if (s.counts[k])
             fprintf(stderr, " %s %.1f%%", kind_names[k], 100.0 * (double)s.counts[k] / (double)s.n);
     fprintf(stderr, "; %llu live orders at the end\n", (unsigned long long)s.live_end);
-    double ops[16];
+    double ops[16], cpu[16];
     result r = {0};
     uint64_t allocs = 0;
     for (int i = 0; i < runs; i++) {
         r = run_throughput(&s);
         ops[i] = r.ops;
+        cpu[i] = r.cpu_ops;
         allocs += r.allocs;
     }
     qsort(ops, (size_t)runs, sizeof ops[0], cmp_double);
-    double ahead[16];
+    qsort(cpu, (size_t)runs, sizeof cpu[0], cmp_double);
+    double ahead[16], ahead_cpu[16];
     if (n_books > 1) {
         for (int i = 0; i < runs; i++) {
             result ra = run_lookahead(&s);
             if (ra.events != r.events || ra.trades != r.trades)
                 fail("prefetching changed the output", i);
             ahead[i] = ra.ops;
+            ahead_cpu[i] = ra.cpu_ops;
             allocs += ra.allocs;
         }
         qsort(ahead, (size_t)runs, sizeof ahead[0], cmp_double);
+        qsort(ahead_cpu, (size_t)runs, sizeof ahead_cpu[0], cmp_double);
+        cf.ahead_cpu = ahead_cpu[runs / 2];
     }
+    cf.best = ops[runs - 1];
+    cf.cpu = cpu[runs / 2];
     double pct[3];
     run_latency(&s, pct);
     printf("bench: %s_ops %.0f ops/s\n", name, ops[runs - 1]);
     printf("bench: %s_ops_median %.0f ops/s\n", name, ops[runs / 2]);
-    if (n_books > 1)
+    printf("bench: %s_cpu_ops_median %.0f ops/cpu-s\n", name, cf.cpu);
+    if (n_books > 1) {
         printf("bench: %s_lookahead_ops_median %.0f ops/s\n", name, ahead[runs / 2]);
+        printf("bench: %s_lookahead_cpu_ops_median %.0f ops/cpu-s\n", name, cf.ahead_cpu);
+    }
     printf("bench: %s_p50 %.0f ns\n", name, pct[0]);
     printf("bench: %s_p99 %.0f ns\n", name, pct[1]);
     printf("bench: %s_p999 %.0f ns\n", name, pct[2]);
@@ -672,7 +705,7 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
             (double)r.events / (double)s.n, (double)r.trades / (double)s.n);
     fflush(stdout);
     free(s.cmd);
-    return ops[runs - 1];
+    return cf;
 }
 
 /* ---- A/B: two builds of the book in alternating rounds ---- */
@@ -708,7 +741,7 @@ static void ab_case(const char *name, const book_api ab[2], int mix, uint32_t n_
     stream s;
     api = &linked_api;
     build_stream(&s, mix, n_books, target, n_timed);
-    double ops[2][16];
+    double ops[2][16], cpu[2][16];
     result first[2];
     for (int r = 0; r < rounds; r++)
         for (int k = 0; k < 2; k++) {
@@ -720,16 +753,20 @@ static void ab_case(const char *name, const book_api ab[2], int mix, uint32_t n_
             else if (res.events != first[w].events || res.trades != first[w].trades)
                 fail("A/B: a build's output changed between rounds", r);
             ops[w][r] = res.ops;
+            cpu[w][r] = res.cpu_ops;
         }
     api = &linked_api;
     if (first[0].events != first[1].events || first[0].trades != first[1].trades)
         fail("A/B: the two builds disagree on the stream's events or trades", 0);
     qsort(ops[0], (size_t)rounds, sizeof ops[0][0], cmp_double);
     qsort(ops[1], (size_t)rounds, sizeof ops[1][0], cmp_double);
+    qsort(cpu[0], (size_t)rounds, sizeof cpu[0][0], cmp_double);
+    qsort(cpu[1], (size_t)rounds, sizeof cpu[1][0], cmp_double);
     double base = ops[0][rounds / 2], cur = ops[1][rounds / 2];
     printf("bench: %s_base_ops_median %.0f ops/s\n", name, base);
     printf("bench: %s_new_ops_median %.0f ops/s\n", name, cur);
     printf("bench: %s_new_vs_base %.2f ratio\n", name, cur / base);
+    printf("bench: %s_new_vs_base_cpu %.2f ratio\n", name, cpu[1][rounds / 2] / cpu[0][rounds / 2]);
     fflush(stdout);
     free(s.cmd);
 }
@@ -785,6 +822,17 @@ static double bench_reference(size_t n_timed)
     return ops;
 }
 
+/* Many books against one book of the same mix, same run: best wall-clock
+ * ops/s, CPU-time medians, and the lookahead's CPU-time median. */
+static void many_vs_one(const char *name, const case_figures *many, const case_figures *one)
+{
+    if (!(many->best > 0 && one->best > 0))
+        return;
+    printf("bench: %s_vs_1instr %.2f ratio\n", name, many->best / one->best);
+    printf("bench: %s_vs_1instr_cpu %.2f ratio\n", name, many->cpu / one->cpu);
+    printf("bench: %s_lookahead_vs_1instr_cpu %.2f ratio\n", name, many->ahead_cpu / one->cpu);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "ab")) {
@@ -803,29 +851,25 @@ int main(int argc, char **argv)
         LOOKAHEAD = atoi(getenv("BENCH_BOOK_LOOKAHEAD"));
     calibrate_tsc();
     printf("bench: book_timer_overhead %.1f ns\n", timer_overhead_ns());
-    double b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
-    double a1 = bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
-    double b1000 = bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
-    double a1000 = bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
+    case_figures b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
+    case_figures a1 = bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
+    case_figures b1000 = bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
+    case_figures a1000 = bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
     /* Many books against one, same run (issue 20: at least 0.6 for mix b,
      * 0.5 for mix a). */
-    if (b1 > 0 && b1000 > 0)
-        printf("bench: book_mix_b_1000instr_vs_1instr %.2f ratio\n", b1000 / b1);
-    if (a1 > 0 && a1000 > 0)
-        printf("bench: book_mix_a_1000instr_vs_1instr %.2f ratio\n", a1000 / a1);
+    many_vs_one("book_mix_b_1000instr", &b1000, &b1);
+    many_vs_one("book_mix_a_1000instr", &a1000, &a1);
     /* ~1M live orders: three warm-up commands per live order, not ten. */
     churn_per_live = 3;
-    double b10k = bench_case("book_mix_b_10000instr", 'b', 10000, 100, 4000000, runs);
-    double a10k = bench_case("book_mix_a_10000instr", 'a', 10000, 100, 4000000, runs);
+    case_figures b10k = bench_case("book_mix_b_10000instr", 'b', 10000, 100, 4000000, runs);
+    case_figures a10k = bench_case("book_mix_a_10000instr", 'a', 10000, 100, 4000000, runs);
     churn_per_live = 10;
-    if (b1 > 0 && b10k > 0)
-        printf("bench: book_mix_b_10000instr_vs_1instr %.2f ratio\n", b10k / b1);
-    if (a1 > 0 && a10k > 0)
-        printf("bench: book_mix_a_10000instr_vs_1instr %.2f ratio\n", a10k / a1);
+    many_vs_one("book_mix_b_10000instr", &b10k, &b1);
+    many_vs_one("book_mix_a_10000instr", &a10k, &a1);
     /* The baselines only in a full run: a profile of one case skips them. */
-    if (b1 > 0 && !only) {
+    if (b1.best > 0 && !only) {
         double ref = bench_reference(20000);
-        printf("bench: book_mix_b_1instr_vs_ref %.1f ratio\n", b1 / ref);
+        printf("bench: book_mix_b_1instr_vs_ref %.1f ratio\n", b1.best / ref);
         bench_ab(5);
     }
     return 0;
