@@ -96,6 +96,7 @@ run() { # name round
         "http://127.0.0.1:${port[$1]}/v1/orders" | awk '$2 ~ /_rps$/' > "$tmp/$1.$2"
     read -r o1 w1 < <(counts "$1")
     awk -v o=$((o1 - o0)) -v w=$((w1 - w0)) -v n="$1" 'BEGIN {
+        printf "bench: gwb_%s_orders %d count\nbench: gwb_%s_wakes %d count\n", n, o, n, w
         printf "bench: gwb_%s_wakes_per_order %.4f wakes\n", n, (o > 0 ? w / o : 0) }' >> "$tmp/$1.$2"
 }
 for n in base new; do # warm-up
@@ -108,6 +109,7 @@ median() { # name metric -> median value over the rounds
     cat "$tmp/$1".* | awk -v m="gwb_$1_$2" '$2 == m {print $3}' | sort -g |
         awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
 }
+cat "$tmp"/base.* "$tmp"/new.* | grep -E '_orders |_wakes ' >&2
 bo=$(median base rps); no=$(median new rps)
 bw=$(median base wakes_per_order); nw=$(median new wakes_per_order)
 echo "bench: gateway_batch_base_orders_rps $bo req/s"
