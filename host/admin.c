@@ -1,6 +1,9 @@
 /*
  * admin.c -- the admin HTTP endpoint on the main loop (libevent evhttp):
- *   GET  /healthz                  200 if every instance is running and healthy, else 503
+ *   GET  /healthz                  liveness: 200 unless the transport or an instance is
+ *                                  unhealthy; the body has the readiness state and reasons
+ *   GET  /readyz                   readiness: 200 only when "ready", else 503 with the state
+ *                                  (starting, degraded, failed) and a reason for each
  *   GET  /metrics                  Prometheus text: host, bus per topic, each plugin's own
  *   GET  /plugins                  JSON: instance, plugin, file, version, state, started_at, reloads
  *   POST /plugins/NAME/reload      hot reload (optional ?path=/new/build.so); "unchanged"
@@ -112,22 +115,49 @@ static void reload_config(arbh_host *h, struct evhttp_request *req)
     reply_json(req, json_is_object(r) && !ok ? 409 : 200, json_pack("{s:o}", "reconfigure", r));
 }
 
-static void healthz(arbh_host *h, struct evhttp_request *req)
+/* The host's state for /healthz and /readyz: failed (the transport cannot
+ * go on: restart the host), starting (no partitions assigned yet, or
+ * instances still starting), degraded (a condition below, with its reason),
+ * or ready. Reasons come from what the host observes: the transport's
+ * readiness (kafka.h) and each instance's own health (arb_set_health: the
+ * recorder's database, an agent that stopped deciding). */
+static json_t *health_json(arbh_host *h, bool *healthy, const char **state)
 {
-    json_t *list = json_array();
-    bool ok = true;
+    json_t *list = json_array(), *reasons = json_array();
+    bool ok = true, failed = false, starting = h->starting, degraded = false;
     if (h->kafka) {
         arbh_kafka_stats ks;
         arbh_kafka_get_stats(h->kafka, &ks);
         ok = ks.healthy;
-        json_array_append_new(list,
-                              json_pack("{s:s,s:s,s:b,s:s}", "instance", "kafka", "state",
-                                        "running", "healthy", ks.healthy, "detail", ks.detail));
+        failed = !ks.healthy;
+        starting = starting || ks.starting;
+        if (failed)
+            json_array_append_new(
+                reasons, json_sprintf("kafka: %s: restart the host (supervise.sh and the systemd "
+                                      "unit do)",
+                                      ks.detail));
+        if (ks.starting)
+            json_array_append_new(reasons,
+                                  json_string("kafka: starting: partitions not assigned yet"));
+        if (ks.degraded) {
+            degraded = true;
+            json_array_append_new(reasons, json_sprintf("kafka: %s", ks.reasons));
+        }
+        json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s}", "instance", "kafka", "state",
+                                              "running", "healthy", ks.healthy, "detail",
+                                              ks.detail[0] ? ks.detail : ks.reasons));
     }
     if (h->journal) {
         arbh_journal_stats js;
         arbh_journal_get_stats(h->journal, &js);
         ok = ok && js.healthy;
+        if (!js.healthy) {
+            failed = true;
+            json_array_append_new(
+                reasons, json_sprintf("journal: %s: nothing more is taken; restart the host once "
+                                      "the cause is gone",
+                                      js.detail));
+        }
         json_array_append_new(list,
                               json_pack("{s:s,s:s,s:b,s:s}", "instance", "journal", "state",
                                         "running", "healthy", js.healthy, "detail", js.detail));
@@ -139,14 +169,42 @@ static void healthz(arbh_host *h, struct evhttp_request *req)
             continue;
         bool good = in->state == INST_RUNNING && in->healthy;
         ok = ok && good;
+        if (!good) {
+            degraded = true;
+            json_array_append_new(reasons, json_sprintf("instance %s: %s%s%s", in->name,
+                                                        state_names[in->state],
+                                                        in->health[0] ? ": " : "", in->health));
+        }
         json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:s}", "instance", in->name, "state",
                                               state_names[in->state], "healthy", good, "detail",
                                               in->health));
     }
     pthread_mutex_unlock(&h->metric_mu);
-    reply_json(req, ok ? 200 : 503,
-               json_pack("{s:s,s:s,s:o,s:o}", "status", ok ? "ok" : "degraded", "host", h->id,
-                         "instances", list, "last_reconfigure", reconfig_json(h)));
+    *healthy = ok;
+    *state = failed ? "failed" : starting ? "starting" : degraded ? "degraded" : "ready";
+    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "status", ok ? "ok" : "degraded", "state", *state,
+                     "host", h->id, "reasons", reasons, "instances", list, "last_reconfigure",
+                     reconfig_json(h));
+}
+
+/* Liveness, as before: 503 only when the host or an instance is unhealthy
+ * (the body also carries the readiness state and its reasons). */
+static void healthz(arbh_host *h, struct evhttp_request *req)
+{
+    bool ok;
+    const char *state;
+    json_t *body = health_json(h, &ok, &state);
+    reply_json(req, ok ? 200 : 503, body);
+}
+
+/* Readiness: 200 only when ready; what a load balancer and arbctl status
+ * use. */
+static void readyz(arbh_host *h, struct evhttp_request *req)
+{
+    bool ok;
+    const char *state;
+    json_t *body = health_json(h, &ok, &state);
+    reply_json(req, !strcmp(state, "ready") ? 200 : 503, body);
 }
 
 static void plugins(arbh_host *h, struct evhttp_request *req)
@@ -578,7 +636,8 @@ static void on_request(struct evhttp_request *req, void *arg)
                     "requests on behalf of another web origin are refused");
         return;
     }
-    bool probe = cmd == EVHTTP_REQ_GET && (!strcmp(path, "/healthz") || !strcmp(path, "/metrics"));
+    bool probe = cmd == EVHTTP_REQ_GET && (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
+                                           !strcmp(path, "/metrics"));
     bool open = cmd == EVHTTP_REQ_GET && h->admin_loopback && (probe || h->admin_token_from_file);
     if (!open && !token_ok(h, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
@@ -600,12 +659,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     void (*handler)(arbh_host *, struct evhttp_request *) = NULL;
     if (!strcmp(path, "/healthz"))
         handler = healthz;
+    else if (!strcmp(path, "/readyz"))
+        handler = readyz;
     else if (!strcmp(path, "/metrics"))
         handler = metrics;
     else if (!strcmp(path, "/plugins"))
         handler = plugins;
     if (!handler) {
-        reply_error(req, 404, "not_found", "try /healthz, /metrics, /plugins, /reload-config");
+        reply_error(req, 404, "not_found",
+                    "try /healthz, /readyz, /metrics, /plugins, /reload-config");
         return;
     }
     if (cmd != EVHTTP_REQ_GET) {

@@ -126,10 +126,13 @@ static int print_status(const char *text)
         fputs(text, stdout);
         return 1;
     }
-    printf("host %s: %s\n", json_string_value(json_object_get(j, "host")),
-           json_string_value(json_object_get(j, "status")));
+    const char *state = json_string_value(json_object_get(j, "state"));
+    printf("host %s: %s (%s)\n", json_string_value(json_object_get(j, "host")),
+           json_string_value(json_object_get(j, "status")), state ? state : "?");
     size_t i;
     json_t *in;
+    json_array_foreach(json_object_get(j, "reasons"), i, in)
+        printf("  because %s\n", json_string_value(in));
     json_array_foreach(json_object_get(j, "instances"), i, in)
     {
         const char *detail = json_string_value(json_object_get(in, "detail"));
@@ -270,7 +273,8 @@ static int find_admin(admin_lookup *a, const char *file)
 static void usage(FILE *out)
 {
     fputs("usage: arbctl [-a HOST:PORT | -c FILE] COMMAND\n"
-          "  status                  health of the host and each instance\n"
+          "  status                  readiness (ready, starting, degraded, failed) with the\n"
+          "                          reasons, and each instance's health; exit 1 unless ready\n"
           "  plugins                 instances, plugins, versions, reload counts\n"
           "  metrics                 Prometheus metrics\n"
           "  reload NAME [FILE.so]   hot-reload an instance (from its file, or FILE.so)\n"
@@ -366,7 +370,7 @@ int main(int argc, char **argv)
         token = getenv("ARB_API_KEY");
         snprintf(path, sizeof path, "/v1/services");
     } else if (!strcmp(cmd, "status") && nargs == 0) {
-        snprintf(path, sizeof path, "/healthz");
+        snprintf(path, sizeof path, "/readyz");
         printer = print_status;
     } else if (!strcmp(cmd, "plugins") && nargs == 0) {
         snprintf(path, sizeof path, "/plugins");
@@ -399,7 +403,8 @@ int main(int argc, char **argv)
     int ok = r.status >= 200 && r.status < 300;
     if (!ok)
         fprintf(stderr, "arbctl: HTTP %d\n", r.status);
-    if (printer && ok)
+    /* status prints a host that is not ready too (503), and exits 1. */
+    if (printer && (ok || (printer == print_status && r.status == 503)))
         printer(text);
     else if (!strcmp(cmd, "metrics"))
         fputs(text, stdout);

@@ -405,7 +405,13 @@ int arbh_config_each(arbh_config *cfg, const char *section,
         arbh_cfg_entry *e = &cfg->entries[i];
         if (strcmp(e->section, section) || seen_before(cfg, i, true))
             continue;
-        arbh_cfg_entry *eff = arbh_config_find(cfg, section, e->key);
+        /* The key's last definition, not marked used: a key counts as
+         * known only once its reader looks it up (arbh_config_find). */
+        arbh_cfg_entry *eff = e;
+        for (size_t j = i + 1; j < cfg->count; j++)
+            if (!strcmp(cfg->entries[j].section, section) && !strcmp(cfg->entries[j].key, e->key))
+                eff = &cfg->entries[j];
+        e->section_seen = true;
         int rc = fn(user, eff);
         if (rc)
             return rc;

@@ -56,6 +56,9 @@
  * many it is paused (librdkafka then drops what it prefetched and fetches it
  * again on resume, which costs up to fetch.wait.max.ms). */
 #define BACKLOG_PAUSE 1024
+/* A consumer that stays behind its topic, or a producer whose queue stays
+ * undelivered, this long makes the host degraded (arbh_kafka_get_stats). */
+#define STALL_NS (5 * 1000000000LL)
 /* Records handed to the host per wake-up before other events get a turn. */
 #define POLL_BUDGET 2048
 
@@ -99,6 +102,8 @@ struct part {
     int64_t next_offset; /* after the last record handed out; -1: unknown */
     uint64_t epoch;      /* bumped whenever the window is forgotten */
     int64_t committed;   /* last commit sent; -1: none */
+    int64_t seen_offset; /* readiness: next_offset when last looked at */
+    int64_t seen_ns;     /* ... and since when it has stayed there */
     part *next;
 };
 
@@ -177,6 +182,12 @@ struct arbh_kafka {
     _Atomic uint64_t receipts_out;
     char fatal[256];
     _Atomic bool fatal_set;
+    /* Readiness: when every broker went unreachable (0: not since the last
+     * success: a delivery, a fetched record, a commit), and the producer's
+     * progress when last looked at. */
+    _Atomic int64_t down_since_ns;
+    uint64_t seen_finished;
+    int64_t seen_finished_ns;
 };
 
 /* ---- small helpers ---- */
@@ -227,6 +238,13 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
     klog(k, lvl, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+/* Something reached a broker: it is not unreachable. */
+static void note_ok(arbh_kafka *k)
+{
+    if (atomic_load_explicit(&k->down_since_ns, memory_order_relaxed))
+        atomic_store_explicit(&k->down_since_ns, 0, memory_order_relaxed);
+}
+
 static void on_rdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     arbh_kafka *k = opaque;
@@ -237,6 +255,10 @@ static void on_rdkafka_error(rd_kafka_t *rk, int err, const char *reason, void *
         atomic_store(&k->fatal_set, true);
         klog(k, ARB_LOG_ERROR, "%s", k->fatal);
         return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        int64_t zero = 0;
+        atomic_compare_exchange_strong(&k->down_since_ns, &zero, mono_ns());
     }
     /* Transient: librdkafka retries on its own (e.g. a broker is down). */
     klog(k, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ARB_LOG_ERROR : ARB_LOG_WARN, "%s: %s: %s",
@@ -370,6 +392,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     arbh_kafka *k = opaque;
+    if (!m->err)
+        note_ok(k);
     if (m->err) {
         atomic_fetch_add_explicit(&k->st_produce_failed, 1, memory_order_relaxed);
         klog(k, ARB_LOG_ERROR, "record to %s [%d] lost after retries: %s",
@@ -785,6 +809,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     arbh_kafka *k = opaque;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         k->st_commits++;
+        note_ok(k);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -864,9 +889,10 @@ static void commit_now(arbh_kafka *k, bool revoking)
     if (!l)
         return;
     rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, l, 0);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         k->st_commits++;
-    else
+        note_ok(k);
+    } else
         on_commit(k->consumer, e, l, k);
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -1164,6 +1190,7 @@ static enum take take_one(arbh_kafka *k, part *p, const rd_kafka_message_t *m)
     if (p->epoch == epoch)
         p->next_offset = m->offset + 1;
     k->st_delivered++;
+    note_ok(k);
     return TAKEN;
 }
 
@@ -1783,6 +1810,65 @@ void arbh_kafka_free(arbh_kafka *k)
     free(k);
 }
 
+__attribute__((format(printf, 2, 3))) static void add_reason(arbh_kafka_stats *out, const char *fmt,
+                                                             ...)
+{
+    size_t used = strlen(out->reasons);
+    if (used + 8 >= sizeof out->reasons)
+        return;
+    if (used)
+        used += (size_t)snprintf(out->reasons + used, sizeof out->reasons - used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->reasons + used, sizeof out->reasons - used, fmt, ap);
+    va_end(ap);
+    out->degraded = 1;
+}
+
+/* On the loop (the admin endpoint runs there): see kafka.h. */
+static void readiness(arbh_kafka *k, arbh_kafka_stats *out)
+{
+    int64_t now = mono_ns();
+    int64_t down = atomic_load(&k->down_since_ns);
+    if (down)
+        add_reason(out, "broker unreachable for %lld s (every broker connection is down)",
+                   (long long)((now - down) / 1000000000));
+    if (k->subscribed && !k->consume_stopped) {
+        if (!k->st_rebalances)
+            out->starting = 1;
+        else if (!out->assigned)
+            add_reason(out, "no partitions assigned (the group is rebalancing, or this member "
+                            "lost its session)");
+    }
+    for (part *p = k->parts; p; p = p->next) {
+        int64_t lo = -1, hi = -1;
+        if (!p->assigned || p->next_offset < 0 ||
+            rd_kafka_get_watermark_offsets(k->consumer, p->rt->kname, p->partition, &lo, &hi) ||
+            hi <= p->next_offset + (int64_t)(p->tail - p->head)) {
+            p->seen_offset = -1;
+            continue;
+        }
+        if (p->seen_offset != p->next_offset) {
+            p->seen_offset = p->next_offset;
+            p->seen_ns = now;
+        } else if (now - p->seen_ns >= STALL_NS) {
+            add_reason(
+                out, "consumer not advancing: %s [%d] at %lld for %lld s, %lld records behind",
+                p->rt->kname, (int)p->partition, (long long)p->next_offset,
+                (long long)((now - p->seen_ns) / 1000000000), (long long)(hi - p->next_offset));
+        }
+    }
+    uint64_t issued = atomic_load(&k->produce_seq);
+    if (k->finished_below >= issued || k->finished_below != k->seen_finished) {
+        k->seen_finished = k->finished_below;
+        k->seen_finished_ns = now;
+    } else if (now - k->seen_finished_ns >= STALL_NS) {
+        add_reason(out, "producer queue not draining: %llu records undelivered for %lld s",
+                   (unsigned long long)(issued - k->finished_below),
+                   (long long)((now - k->seen_finished_ns) / 1000000000));
+    }
+}
+
 void arbh_kafka_get_stats(arbh_kafka *k, arbh_kafka_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -1806,4 +1892,5 @@ void arbh_kafka_get_stats(arbh_kafka *k, arbh_kafka_stats *out)
         out->healthy = 0;
         snprintf(out->detail, sizeof out->detail, "consumer closed");
     }
+    readiness(k, out);
 }

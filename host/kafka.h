@@ -156,6 +156,16 @@ typedef struct arbh_kafka_stats {
     int assigned;        /* partitions assigned now */
     int healthy;         /* 0: fatal producer error or consumer gone */
     char detail[256];    /* why not healthy, or "" */
+    /* Readiness, from what the transport observes (host/admin.c, /readyz):
+     * starting: subscribed, no assignment received yet; else each condition
+     * below adds a line to `reasons` (at most a few, "; "-separated):
+     * every broker unreachable since the last success, no partition
+     * assigned, a partition not advancing for STALL_S while its topic
+     * holds records beyond it, the producer's queue not draining for
+     * STALL_S. */
+    int starting;
+    int degraded;
+    char reasons[512];
 } arbh_kafka_stats;
 void arbh_kafka_get_stats(arbh_kafka *k, arbh_kafka_stats *out);
 

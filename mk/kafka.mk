@@ -49,3 +49,9 @@ TESTS += test_split_runs
 test_split_runs_SRCS = tests/integration/test_split_runs.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_runs_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_runs_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# Agents trading again soon after their host (the market) is killed -9.
+TESTS += test_split_agents
+test_split_agents_SRCS = tests/integration/test_split_agents.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_agents_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_agents_DEPS := $(B)/arb-devbroker $(B)/arb-host

@@ -35,11 +35,12 @@ fi
 matchers=matcher
 [ "${ARB_MATCHERS:-1}" -ge 2 ] && matchers="matcher matcher2"
 for svc in $matchers recorder gateway market; do
-    # A plugin crash (exit status 70) restarts that host with a back-off.
+    # A plugin crash (exit status 70) or a kill (-9, OOM) restarts that host
+    # with a back-off (scripts/supervise.sh); the others keep running.
     scripts/supervise.sh "$svc" build/arb-host -c "conf.d/split/$svc.ini" > "var/split/$svc.log" 2>&1 &
     pids+=($!)
     echo "run-split: $svc (pid $!, log var/split/$svc.log)" >&2
 done
-echo "run-split: brokers $ARB_BROKERS; dashboard http://${ARB_HTTP:-127.0.0.1:8080}/; Ctrl-C stops; a host whose plugin crashes restarts (see its log)" >&2
+echo "run-split: brokers $ARB_BROKERS; dashboard http://${ARB_HTTP:-127.0.0.1:8080}/; Ctrl-C stops; a host that crashes or is killed restarts with back-off (see its log)" >&2
 wait -n "${pids[@]}" || true
 echo "run-split: a process exited; see var/split/*.log" >&2

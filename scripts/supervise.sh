@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # supervise.sh NAME COMMAND...: runs an arb-host command and restarts it when
 # it exits with status 70, the host's "a plugin crashed" status (the line
-# before it in the log names the instance, .so, build id and callback).
+# before it in the log names the instance, .so, build id and callback), or
+# dies of a signal it did not get from us (kill -9, the OOM killer: status
+# 128 + signal), as the systemd unit's Restart=on-failure does.
 # Back-off: 1 s after the first crash, doubling to 30 s; a run that lasted
 # 60 s or more starts the back-off again. Any other exit status ends the
 # supervision with that status (0: stopped; 1: could not start, e.g. an
@@ -33,12 +35,17 @@ while :; do
         kill -0 "$child" 2>/dev/null || break
     done
     child=
-    if [ "$status" -ne 70 ] || [ "$stopping" -eq 1 ]; then
+    if [ "$stopping" -eq 1 ] || { [ "$status" -ne 70 ] && [ "$status" -le 128 ]; }; then
         exit "$status"
     fi
     restarts=$((restarts + 1))
     [ $((SECONDS - started)) -ge 60 ] && delay=1
-    echo "supervise: $name: arb-host exited with status 70 (a plugin crashed, see the line above); restart $restarts in ${delay} s" >&2
+    if [ "$status" -eq 70 ]; then
+        why="exited with status 70 (a plugin crashed, see the line above)"
+    else
+        why="died of signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
+    fi
+    echo "supervise: $name: arb-host $why; restart $restarts in ${delay} s" >&2
     sleep "$delay" &
     child=$!
     wait "$child"

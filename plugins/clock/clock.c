@@ -30,12 +30,21 @@
  * that is due by the real time elapsed since start (at least one, at most
  * 1024), and the long-run rate is right whatever the timer resolution.
  *
+ * A wall clock that starts cold in a run the transport stores (Kafka, the
+ * journal) goes on from the newest stored tick instead of starting again at
+ * 1: subscribers drop a tick whose number they have seen (a redelivery), so
+ * after a restart of the clock's host, a clock counting from 1 had every
+ * agent ignore its ticks until the count passed the old clock's, minutes of
+ * silence while the market moved. A sim clock keeps counting from 1: its
+ * ticks are its simulated time.
+ *
  * Not here: what anyone does with a tick. This file reads the wall clock
  * (wall mode, and the informational wall_ns field); nothing else in the
  * simulation does.
  */
 #include <arb/plugin.h>
 #include <arb/wire.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -177,9 +186,40 @@ static int clock_create(arb_ctx *ctx, void **self)
     return ARB_OK;
 }
 
+/* The newest tick the transport stores, read once at a cold start of a wall
+ * clock, so the numbers go on rising across restarts of its host. */
+static void resume_from_stored(sim_clock *c)
+{
+    const arb_host_api *api = c->ctx->api;
+    if (api->size < offsetof(arb_host_api, partition_of) + sizeof api->partition_of ||
+        !api->read_last || !api->partition_of)
+        return; /* a host (or a test's fake) that stores nothing */
+    int32_t part = 0;
+    void *bytes = NULL;
+    size_t len = 0;
+    int64_t offset = -1;
+    int rc = arb_partition_of(c->ctx, ARB_TOPIC_SYSTEM_TICKS, 0, 5 * 1000000000ll, &part);
+    if (rc == ARB_OK)
+        rc = arb_read_last(c->ctx, ARB_TOPIC_SYSTEM_TICKS, part, 5 * 1000000000ll, &bytes, &len,
+                           &offset);
+    arb_tick t;
+    if (rc == ARB_OK && arb_tick_decode(bytes, len, &t) == ARB_OK && t.seq > c->seq) {
+        c->seq = t.seq;
+        arb_info(c->ctx, "resuming after the stored tick %llu", (unsigned long long)t.seq);
+    } else if (rc != ARB_OK && rc != ARB_ENOENT) {
+        arb_warn(c->ctx,
+                 "could not read the newest stored tick (%d): counting from 1, and subscribers "
+                 "that saw higher numbers ignore ticks until the count passes them",
+                 rc);
+    }
+    free(bytes);
+}
+
 static int clock_start(void *self)
 {
     sim_clock *c = self;
+    if (c->mode == ARB_TICK_WALL && c->seq == 0)
+        resume_from_stored(c);
     if (c->limit && c->seq >= c->limit)
         return ARB_OK; /* restored after the last tick: nothing left to do */
     c->paced_from = mono_ns();

@@ -1109,6 +1109,11 @@ static int cfg_entry(void *user, const char *key, const char *value)
 {
     cfg_walk *w = user;
     gateway *gw = w->gw;
+    /* The keys taken here are read, so the host knows them (any other key
+     * the walk shows is read by its own arb_cfg_* call, or unknown). */
+    if (!strncmp(key, "api_key.", 8) || !strncmp(key, "account_name.", 13) ||
+        !strcmp(key, "public_accounts"))
+        arb_cfg_str(gw->ctx, key, "", &value);
     if (!strncmp(key, "api_key.", 8)) {
         char err[160];
         int rc = gw_keys_add(&gw->keys, key + 8, value, err, sizeof err);

@@ -214,7 +214,10 @@ typedef struct arb_host_api {
     int (*cfg_double)(arb_ctx *ctx, const char *section, const char *key, double def, double min,
                       double max, double *out);
     int (*cfg_bool)(arb_ctx *ctx, const char *section, const char *key, int def, int *out);
-    /* Every key of a section, in file order. */
+    /* Every key of a section, in file order. A key it shows is not thereby
+     * known: one no cfg_str/int/double/bool call reads is an unknown key,
+     * refused at load, so a plugin that takes keys by pattern (api_key.NAME)
+     * reads each one it takes. */
     int (*cfg_each)(arb_ctx *ctx, const char *section, arb_cfg_fn fn, void *user);
     /* Every section whose name starts with `prefix` (e.g. "instrument "):
      * fn gets the whole section name as `key` and NULL as `value`. */

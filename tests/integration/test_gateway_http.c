@@ -2085,7 +2085,11 @@ static void admin_answers_while_the_gateway_is_flooded(void **state)
         fds[i] = connect_port(i % 2 ? tight_port : slow_port);
         send_all(fds[i], "GET /v1/instruments HTTP/1.1\r\n", 31);
     }
-    testhost_run(host, 50 * MS);
+    /* until gw_tight has refused one (polled: a loaded machine is slow) */
+    for (int64_t t0 = mono_ms();
+         metric_value("gateway_connections_refused_total{instance=\"gw_tight\"}") <= 0 &&
+         mono_ms() - t0 < 5000;)
+        testhost_run(host, 10 * MS);
     assert_true(metric_value("gateway_connections_refused_total{instance=\"gw_tight\"}") > 0);
     const char *addr = testhost_host(host)->admin_addr;
     const char *r = testhost_http(host, atoi(strrchr(addr, ':') + 1),

@@ -163,6 +163,16 @@ static void unknown_key_in_plugin_section_is_an_error(void **state)
                      "unknown key 'brust'");
 }
 
+/* A plugin that walks its section (the gateway takes api_key.NAME keys by
+ * pattern) does not make every key in it known. */
+static void unknown_key_in_a_walked_section_is_an_error(void **state)
+{
+    (void)state;
+    expect_new_fails("[plugin gw]\nload = gateway.so\nlisten = 127.0.0.1:1\n"
+                     "api_key.a = key-a-0123456789abcdef:1\npublic_read = false\n",
+                     "<test config>:5", "unknown key 'public_read'");
+}
+
 static void unknown_host_key_and_section_are_errors(void **state)
 {
     (void)state;
@@ -1196,6 +1206,7 @@ int main(void)
         cmocka_unit_test(plugin_rejecting_its_config_names_the_key_line),
         cmocka_unit_test(bad_typed_value_names_the_key_line),
         cmocka_unit_test(unknown_key_in_plugin_section_is_an_error),
+        cmocka_unit_test(unknown_key_in_a_walked_section_is_an_error),
         cmocka_unit_test(unknown_host_key_and_section_are_errors),
         cmocka_unit_test(start_failure_is_reported_and_nothing_runs),
         cmocka_unit_test(one_so_runs_as_several_instances),

@@ -14,6 +14,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "arb/wire.h"
@@ -167,6 +171,85 @@ pid_t rig_host(const char *conf, const char *log, const char *const sets[])
     }
     argv[n] = NULL;
     return rig_spawn(argv, log);
+}
+
+int rig_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+        getsockname(fd, (struct sockaddr *)&a, &n))
+        rig_die("free port", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int rig_http_get(int port, const char *path, char *body, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {10, 0};
+    body[0] = 0;
+    if (fd < 0)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return 0;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return 0;
+    }
+    /* The whole answer (HTTP/1.0: the server closes), headers then body. */
+    size_t len = 0, all = 65536;
+    char *buf = malloc(all);
+    ssize_t r;
+    while (buf && (r = read(fd, buf + len, all - 1 - len)) > 0) {
+        len += (size_t)r;
+        if (len == all - 1) {
+            char *grown = realloc(buf, all * 2);
+            if (!grown)
+                break;
+            buf = grown;
+            all *= 2;
+        }
+    }
+    close(fd);
+    if (!buf)
+        return 0;
+    buf[len] = 0;
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        status = 0;
+    const char *b = strstr(buf, "\r\n\r\n");
+    snprintf(body, cap, "%s", b ? b + 4 : "");
+    free(buf);
+    return status;
+}
+
+long long rig_metric(int port, const char *name)
+{
+    size_t cap = 1 << 20;
+    char *body = malloc(cap);
+    if (!body || rig_http_get(port, "/metrics", body, cap) != 200) {
+        free(body);
+        return -1;
+    }
+    long long v = -1;
+    size_t nl = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, name, nl) && p[nl] == ' ') {
+            v = strtoll(p + nl + 1, NULL, 10);
+            break;
+        }
+    free(body);
+    return v;
 }
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -50,6 +50,15 @@ void rig_stop_all(void);
 pid_t rig_devbroker(const char *dir, int partitions, const char *const extra[]);
 /* $ARB_BUILD/arb-host -c conf with -s overrides (NULL-terminated). */
 pid_t rig_host(const char *conf, const char *log, const char *const sets[]);
+/* A free TCP port on the loopback address (bound, read, closed). */
+int rig_free_port(void);
+/* GET http://127.0.0.1:port/path: the status (0 when nothing answered),
+ * the body (NUL-terminated, cut at cap - 1) in body. */
+int rig_http_get(int port, const char *path, char *body, size_t cap);
+/* The value of one Prometheus line `name` (with its labels, as printed)
+ * from port's /metrics; -1 when absent or nothing answered. */
+long long rig_metric(int port, const char *name);
+
 /* For a test that passed: removes its scratch directory (logs, configs),
  * unless ARB_TEST_KEEP is set. A failed run keeps it for whoever reads the
  * failure. Returns 0, or -1 if something could not be removed. */
