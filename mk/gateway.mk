@@ -99,7 +99,7 @@ test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl
 # batch by publishing to its own kick topic from inside a delivery, built
 # from git beside the tree's and loaded into the same arb-host. A clone
 # without that commit skips the comparison (the script says so).
-GW_BATCH_BASE := b5a1010
+GW_BATCH_BASE := 8effcc0
 BENCH_EXTRAS += $(B)/bench/gateway_base.so
 $(B)/bench/gateway_base.so: mk/gateway.mk
 	@rm -rf $(B)/gw-base && mkdir -p $(B)/gw-base $(@D)

@@ -83,6 +83,17 @@ export ARB_BENCH_VENUE=$VENUE ARB_BENCH_SYMBOL=$SYMBOL ARB_BENCH_PRICE=$PRICE AR
 export ARB_BENCH_KEY_BUY=$KEY_BUY ARB_BENCH_KEY_SELL=$KEY_SELL
 LUA=tests/bench/bench_gateway.lua
 
+# Each gateway answers an order through its matcher (a host too busy to
+# match within the gateway's timeout would measure nothing but that).
+for n in base new; do
+    probe=$(curl -s -X POST "http://127.0.0.1:${port[$n]}/v1/orders" -H "Authorization: Bearer $KEY_BUY" \
+        -d "{\"venue\":\"$VENUE\",\"symbol\":\"$SYMBOL\",\"side\":\"buy\",\"price\":\"$PRICE\",\"qty\":\"$QTY\",\"tif\":\"ioc\"}")
+    case "$probe" in
+        *'"status":"'*) ;;
+        *) echo "bench-gateway-batch: the $n gateway does not answer orders: $probe" >&2; exit 1 ;;
+    esac
+done
+
 counts() { # name -> "orders wakes"
     curl -s "http://127.0.0.1:${admin[$1]}/metrics" | awk '
         /^gateway_orders_total\{/ { o += $2 }
