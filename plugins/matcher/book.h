@@ -68,6 +68,13 @@
  *     cancelled or expired), filled_qty its cumulative fills, and client_ref
  *     the order's (from its NEW or last REPLACE). Resting orders are LIMIT GTC.
  *
+ * Fees: every fill's two order events carry the fee each account pays
+ * (fee, liquidity maker for the resting order, taker for the incoming one)
+ * and the trade carries both (buy_fee, sell_fee): arb_fee_of(price, qty,
+ * qty_decimals, rate), the rate being the account's fee tier's on this
+ * venue if it has one, else the instrument's maker or taker rate. Every
+ * other event has fee 0 and liquidity none.
+ *
  * Price band: with band_bps > 0 and a reference price r > 0, a limit or
  * protection price p is accepted when |p - r| <= floor(r * band_bps / 10000).
  * r starts at the instrument's ref_price and becomes the price of each trade.
@@ -181,13 +188,19 @@ void book_engine_process(book_engine *e, const arb_order_cmd *cmd);
 
 book_output *book_engine_output(book_engine *e);
 
+/* Fee tiers (arb/instrument.h), copied: accounts they name pay their rates
+ * instead of the instrument's. ARB_ENOMEM leaves the old tiers. */
+int book_engine_set_fee_tiers(book_engine *e, const arb_fee_tiers *tiers);
+
 /* A hint for callers that hold commands before processing them (a replay,
  * a batch): starts loading what processing cmd will read, and changes
  * nothing (cmd need not be valid). depth 0: the book and the order id's
- * bucket; depth 1, a few commands later, when those have arrived: what they
- * lead to (the order, the price level, the tops of book). With many books
- * each of these is a cache miss that would otherwise come one after another
- * inside book_engine_process (tests/bench/bench_book.c: 8 and 16 ahead). */
+ * bucket; depth 1, some commands later, once those have arrived: the tops of
+ * book, the price level or the order the id names; depth 2: the order's
+ * neighbours, the order a new one rests behind or first meets. With many
+ * books each of these is a cache miss that would otherwise come one after
+ * another inside book_engine_process (tests/bench/bench_book.c gives the
+ * depths 16, 8 and 4 commands ahead). */
 void book_engine_prefetch(const book_engine *e, const arb_order_cmd *cmd, int depth);
 
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */

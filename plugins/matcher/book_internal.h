@@ -145,6 +145,8 @@ struct order_book {
     book_side side[2];
     int64_t lot, min_qty, max_qty;
     int64_t band_bps;
+    int qty_decimals;
+    int64_t maker_cbps, taker_cbps; /* the instrument's fee rates */
     arb_instrument inst;
 };
 _Static_assert(offsetof(order_book, md_seq) == 64 && offsetof(order_book, side) == 128 &&
@@ -220,6 +222,7 @@ struct book_engine {
      * advance, so what does get out stays numbered as the reference has it. */
     arb_order_event lost_event;
     arb_trade lost_trade;
+    arb_fee_tiers tiers; /* accounts with rates of their own (a copy) */
 };
 
 /* Shared between book.c and book_state.c. */
