@@ -10,6 +10,7 @@
 #   FUZZERS += name          name_SRCS := ...   (libFuzzer, built by make fuzz)
 #   TOOLS += name            name_SRCS := ...   (extra executables in $(B)/)
 #   TEST_PLUGINS += name     name_SRCS := ...   (-> $(B)/tests/plugins/name.so)
+#   BENCH_EXTRAS += file     (anything else a bench loads, built by make bench-build)
 
 CC ?= cc
 ifeq ($(origin CC),default)
@@ -55,6 +56,7 @@ BENCHES :=
 FUZZERS :=
 TOOLS :=
 TEST_PLUGINS :=
+BENCH_EXTRAS :=
 
 include $(sort $(wildcard mk/*.mk))
 
@@ -101,7 +103,7 @@ TOOL_BINS := $(addprefix $(B)/,$(TOOLS))
 # ---- user-facing targets ----
 
 
-.PHONY: all deps build-tests test test-plain asan run run-split bench fuzz install fmt fmt-check clean check-exports
+.PHONY: all deps build-tests test test-plain asan run run-split bench bench-build bench-bins fuzz install fmt fmt-check clean check-exports
 
 all: $(TOOL_BINS) $(ALL_PLUGIN_SOS)
 
@@ -135,9 +137,15 @@ run: deps all
 run-split: deps all
 	@scripts/run-split.sh
 
-bench: deps
-	@$(MAKE) --no-print-directory OPT="-O3 -march=native -g" B=$(B)/bench-build all $(addprefix $(B)/bench-build/bench/,$(BENCHES))
+# Benches load test plugins (bench_bus: tp_seq.so) from their own build, so
+# bench-build builds those too; CI builds it (not runs it) after make test.
+bench: deps bench-build
 	@scripts/run-bench.sh $(B)/bench-build $(BENCHES)
+
+bench-build:
+	@$(MAKE) --no-print-directory OPT="-O3 -march=native -g" B=$(B)/bench-build bench-bins
+
+bench-bins: all $(BENCH_BINS) $(ALL_TEST_PLUGIN_SOS) $(BENCH_EXTRAS)
 
 FUZZ_CC ?= clang
 fuzz:

@@ -273,6 +273,11 @@ static void render_bus(arbh_host *h, struct evbuffer *out)
                                 h->topics[t]->name, sum);
         }
     }
+    evbuffer_add_printf(out, "# HELP arb_bus_wakes_total Wakes a loop sent to other loops "
+                             "(a system call each)\n# TYPE arb_bus_wakes_total counter\n");
+    for (int l = 0; l < h->nloops; l++)
+        evbuffer_add_printf(out, "arb_bus_wakes_total{loop=\"%d\"} %" PRIu64 "\n", l,
+                            ld(&h->loops[l]->wakes.value));
     evbuffer_add_printf(out, "# HELP arb_bus_latency_ns Publish to delivery, sampled\n"
                              "# TYPE arb_bus_latency_ns histogram\n");
     for (int t = 0; t < nt; t++) {

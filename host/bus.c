@@ -5,9 +5,11 @@
  * each loop that has subscribers to the topic; delivery hands every subscriber
  * on that loop a pointer into the ring (zero-copy fan-out), valid for the
  * callback. Publishing from inside a callback only enqueues: the outermost
- * delivery loop on the thread picks it up, so there is no recursion. A
- * publish outside any callback delivers at once to the subscribers on its
- * own loop. Order: records from one loop to another travel through one FIFO,
+ * delivery loop on the thread picks it up, so there is no recursion, and
+ * other loops are woken once at its end. arb_batch (arbh_bus_batch) gives a
+ * plugin's own events the same. A publish outside both delivers at once to
+ * the subscribers on its own loop and wakes the other loops it reached
+ * (arb/plugin.h states this to plugins). Order: records from one loop to another travel through one FIFO,
  * so each subscriber sees each publisher's records of a topic in order.
  *
  * Full queue policy: if any destination ring lacks room, publish enqueues
@@ -125,6 +127,7 @@ static void wake_remote(arbh_loop *from)
         dirty &= dirty - 1;
         arbh_loop *to = from->host->loops[d];
         if (atomic_exchange(&to->waiting, 0)) {
+            arb_counter_add(&from->wakes, 1);
             uint64_t one = 1;
             ssize_t w = write(to->wake_fd, &one, sizeof one);
             (void)w; /* EAGAIN: the counter is already non-zero, a wake is pending */
@@ -377,6 +380,20 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
     if (rc == ARB_OK)
         flush(h, loop, mask);
     return rc;
+}
+
+/* arb_batch: fn's publishes are queued as a delivery's are (loop->depth),
+ * then flushed once: this loop's subscribers get them, and every other loop
+ * that got records is woken once. Inside a delivery this is that delivery's
+ * batch already. */
+int arbh_bus_batch(arbh_instance *inst, void (*fn)(void *user), void *user)
+{
+    arbh_loop *loop = inst->loop;
+    loop->depth++;
+    fn(user);
+    loop->depth--;
+    flush(inst->host, loop, 1ull << loop->index);
+    return ARB_OK;
 }
 
 int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *data, size_t len)

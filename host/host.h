@@ -80,6 +80,7 @@ typedef struct arbh_loop {
     int depth;                     /* >0 while delivering */
     uint64_t dirty;                /* remote loops to wake after this batch */
     uint32_t sample;               /* latency sampling counter */
+    arb_counter wakes;             /* wakes this loop sent to other loops */
     bool needs_compact;            /* a subscription died: compact lists */
     int npaused;                   /* instances on this loop that paused */
     uint64_t held;                 /* in[src] waits at a record for a paused instance */
@@ -331,6 +332,7 @@ int arbh_bus_init_loops(arbh_host *h); /* after arbh_loops_init */
 void arbh_bus_free(arbh_host *h);
 int arbh_bus_topic(arbh_host *h, const char *name);
 int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len);
+int arbh_bus_batch(arbh_instance *inst, void (*fn)(void *user), void *user);
 int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user);
 int arbh_bus_unsubscribe(arbh_instance *inst, int id);
 /* Delivers what the loop's inbound rings hold, up to budget records. Returns

@@ -584,6 +584,11 @@ static int api_run_info(arb_ctx *ctx, arb_run_info *out)
     return ARB_OK;
 }
 
+static int api_batch(arb_ctx *ctx, arb_batch_fn fn, void *user)
+{
+    return arbh_bus_batch(INST(ctx), fn, user);
+}
+
 static const arb_host_api host_api = {
     .abi_version = ARB_ABI_VERSION,
     .size = sizeof(arb_host_api),
@@ -621,6 +626,7 @@ static const arb_host_api host_api = {
     .partition_of = api_partition_of,
     .run_info = api_run_info,
     .trim = api_trim,
+    .batch = api_batch,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }

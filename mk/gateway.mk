@@ -99,3 +99,18 @@ test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl
 TESTS += test_report_page
 test_report_page_SRCS := tests/e2e/report_e2e.c
 test_report_page_LIBS := $(CMOCKA_LIBS)
+
+# The gateway before arb_batch, for scripts/bench-gateway-batch.sh (run by
+# scripts/bench-gateway.sh): GW_BATCH_BASE's gateway, which got one wake per
+# batch by publishing to its own kick topic from inside a delivery, built
+# from git beside the tree's and loaded into the same arb-host. A clone
+# without that commit skips the comparison (the script says so).
+GW_BATCH_BASE := 2a51205
+BENCH_EXTRAS += $(B)/bench/gateway_base.so
+$(B)/bench/gateway_base.so: mk/gateway.mk
+	@rm -rf $(B)/gw-base && mkdir -p $(B)/gw-base $(@D)
+	@if git cat-file -e $(GW_BATCH_BASE) 2>/dev/null; then \
+		git archive $(GW_BATCH_BASE) plugins/gateway sdk | tar -x -C $(B)/gw-base && \
+		cd $(B)/gw-base && $(CC) $(filter-out -MMD -MP,$(PLUGIN_CFLAGS)) -shared \
+			-o $(abspath $@) plugins/gateway/*.c $(DEP_LIBS); \
+	else echo "gateway A/B: $(GW_BATCH_BASE) is not in this clone: no base gateway" >&2; fi

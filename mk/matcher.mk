@@ -19,6 +19,31 @@ test_book_LIBS := $(CMOCKA_LIBS)
 
 BENCHES += bench_book
 bench_book_SRCS := tests/bench/bench_book.c $(REF_BOOK_SRCS) $(BOOK_SRCS)
+bench_book_LIBS := -ldl
+
+# bench_book's A/B: the book of BOOK_AB_BASE (the commit issue 20's work
+# started from) and the working tree's, each as a shared object beside the
+# bench, timed in alternating rounds in one run. A clone without the base
+# commit (shallow) compares the tree with itself, and says so.
+BOOK_AB_BASE := 4b84c5c
+BOOK_AB_DIR := $(B)/book-ab
+BOOK_AB_FILES := book.c book_state.c book.h book_internal.h
+BOOK_SO_FLAGS = $(filter-out -MMD -MP,$(CFLAGS)) -fPIC -shared -Wl,-Bsymbolic
+BENCH_EXTRAS += $(B)/bench/book_base.so $(B)/bench/book_new.so
+
+$(BOOK_AB_DIR)/%:
+	@mkdir -p $(@D)
+	@git show $(BOOK_AB_BASE):plugins/matcher/$* > $@ 2>/dev/null || \
+		{ echo "book A/B: $(BOOK_AB_BASE) is not in this clone: base = working tree" >&2; \
+		  cp plugins/matcher/$* $@; }
+
+$(B)/bench/book_base.so: $(addprefix $(BOOK_AB_DIR)/,$(BOOK_AB_FILES))
+	@mkdir -p $(@D)
+	$(CC) $(BOOK_SO_FLAGS) -o $@ $(BOOK_AB_DIR)/book.c $(BOOK_AB_DIR)/book_state.c $(LDFLAGS)
+
+$(B)/bench/book_new.so: $(BOOK_SRCS) plugins/matcher/book.h plugins/matcher/book_internal.h
+	@mkdir -p $(@D)
+	$(CC) $(BOOK_SO_FLAGS) -o $@ $(BOOK_SRCS) $(LDFLAGS)
 
 # matcher.so in the real host. Recursive (=): TESTHOST_* come from mk/host.mk.
 TESTS += test_matcher_plugin

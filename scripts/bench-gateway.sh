@@ -291,3 +291,9 @@ awk -v t="$target" 'BEGIN { printf "bench: half_rate_target %.0f req/s\n", t }'
 cat "$(median_round gateway_orders_half_rate p99)"
 cat "$(median_round gateway_orders_nojournal_half_rate p99)"
 cat "$(median_round nginx_fixed_json_half_rate p99)"
+
+# The gateway's order batching before and after arb_batch, same run: two
+# monoliths of its own, once the servers above are stopped.
+cleanup
+trap - EXIT
+scripts/bench-gateway-batch.sh "$B"

@@ -118,7 +118,6 @@ struct gateway {
     batched_cmd *batch; /* commands of this loop turn, sent together */
     size_t n_batch;
     struct event *batch_ev;
-    int kick_topic, kick_sub; /* this instance's own topic, see publish_batch */
     stream_client *streams;
     size_t n_streams;
     uint64_t *book_sent; /* book version last streamed, per instrument */

@@ -533,30 +533,17 @@ static void send_batch(gateway *gw)
     }
 }
 
-static void on_kick(void *user, const arb_msg *msg)
-{
-    (void)msg;
-    send_batch(user);
-}
+static void send_batch_cb(void *user) { send_batch(user); }
 
 /* Order commands are published together at the end of the loop turn that
- * read their requests, and from inside a delivery of this instance's own
- * kick topic: the bus only queues what a delivery callback publishes and
- * wakes the matcher's loop once when the delivery ends, where a publish
- * made outside any callback wakes it every time. Under load that is one
- * wake (a system call and, on a busy machine, a context switch) per batch
- * instead of per order. */
+ * read their requests, as one arb_batch: the matcher's loop is woken once
+ * for the batch (arb/plugin.h), where a publish from this event of the
+ * gateway's own would wake it once per order. Under load that is one wake
+ * (a system call and, on a busy machine, a context switch) per batch. */
 static void publish_batch(gateway *gw)
 {
-    if (!gw->n_batch)
-        return;
-    static const uint8_t kick = 0;
-    if (gw->kick_sub >= 0)
-        arb_publish(gw->ctx, gw->kick_topic, 0, &kick, 1);
-    /* Not delivered at once (no kick topic, or called inside a delivery):
-     * publish directly. */
     if (gw->n_batch)
-        send_batch(gw);
+        arb_batch(gw->ctx, send_batch_cb, gw);
 }
 
 static void on_batch(evutil_socket_t fd, short what, void *arg)
@@ -1302,7 +1289,6 @@ static int gw_create(arb_ctx *ctx, void **self)
     if (!gw)
         return ARB_ENOMEM;
     gw->ctx = ctx;
-    gw->kick_sub = -1;
     *self = gw;
     int64_t id_space, announce_ms;
     int rc;
@@ -1523,13 +1509,6 @@ static int gw_start(void *self)
         arb_error(ctx, "cannot subscribe to the matcher's topics");
         gw_stop(gw);
         return ARB_ERROR;
-    }
-    char kick[96];
-    snprintf(kick, sizeof kick, "gateway.kick.%s", arb_instance_name(ctx));
-    if ((gw->kick_topic = arb_topic(ctx, kick)) < 0 ||
-        (gw->kick_sub = arb_subscribe(ctx, gw->kick_topic, on_kick, gw)) < 0) {
-        gw->kick_sub = -1;
-        arb_warn(ctx, "no topic %s: order commands are published one by one", kick);
     }
     request_snapshots(gw);
     return ARB_OK;

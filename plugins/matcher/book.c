@@ -17,6 +17,9 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -88,6 +91,124 @@ void book_output_free(book_output *o)
     memset(o, 0, sizeof *o);
 }
 
+/* ---- memory: what commands reach at random sits on huge pages ----
+ *
+ * With many books, a command's book, its levels, its id bucket and its order
+ * records are cache misses, and a miss that also misses the TLB costs far
+ * more on a virtual machine (nested page tables): on the bench machine a
+ * dependent load at random in 8 MiB or more took ~400 ns on 4 KiB pages and
+ * ~150 ns on 2 MiB pages (README). So the large arrays (the order pool, the
+ * order map) and an arena for the books' own memory (book records and
+ * windows) are 2 MiB aligned and advised as huge pages. Arena memory is never
+ * freed one piece at a time: a window that grows leaves its old blocks
+ * behind (at most as much again as the windows hold), and the arena goes
+ * with the engine. */
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static inline size_t huge_round(size_t n) { return (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1); }
+
+/* huge_round(n) bytes, zeroed, 2 MiB aligned, advised as huge pages: fresh
+ * pages from the kernel (heap memory already faulted in 4 KiB pages would
+ * stay so), faulted in now, not on the hot path. */
+static void *huge_alloc(size_t n)
+{
+    size_t sz = huge_round(n);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    char *p =
+        mmap(NULL, sz + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    size_t head = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+    if (head)
+        munmap(p, head);
+    munmap(p + head + sz, HUGE_PAGE - head);
+    p += head;
+    madvise(p, sz, MADV_HUGEPAGE);
+    for (size_t i = 0; i < sz; i += 4096)
+        p[i] = 0;
+    return p;
+#else
+    void *p = aligned_alloc(HUGE_PAGE, sz);
+    if (p)
+        memset(p, 0, sz);
+    return p;
+#endif
+}
+
+static void huge_free(void *p, size_t n)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p)
+        munmap(p, huge_round(n));
+#else
+    (void)n;
+    free(p);
+#endif
+}
+
+/* Zeroed memory for an array of n bytes: huge pages from 1 MiB up. Free
+ * with big_free and the same n. */
+static void *big_calloc(size_t n) { return n >= HUGE_PAGE / 2 ? huge_alloc(n) : calloc(1, n); }
+
+static void big_free(void *p, size_t n)
+{
+    if (n >= HUGE_PAGE / 2)
+        huge_free(p, n);
+    else
+        free(p);
+}
+
+typedef struct arena_chunk {
+    struct arena_chunk *prev;
+    size_t size;
+} arena_chunk;
+
+/* Zeroed, 64-byte aligned memory that lives as long as the engine. Chunks
+ * start at 64 KiB (an engine of a few books, as tests and fuzzers make by
+ * the thousand, stays small) and double up to huge pages. */
+static void *arena_alloc(book_engine *e, size_t n)
+{
+    n = (n + 63) & ~(size_t)63;
+    if (n > e->arena_left) {
+        size_t sz = e->arena_chunk ? e->arena_chunk * 2 : (size_t)64 << 10;
+        if (sz > HUGE_PAGE)
+            sz = HUGE_PAGE;
+        e->arena_chunk = sz;
+        if (sz < n + 64)
+            sz = (n + 64 + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        arena_chunk *c = sz >= HUGE_PAGE ? huge_alloc(sz) : aligned_alloc(64, sz);
+        if (!c)
+            return NULL;
+        if (sz < HUGE_PAGE)
+            memset(c, 0, sz);
+        c->prev = e->arena;
+        c->size = sz;
+        e->arena = c;
+        e->arena_next = (char *)c + 64;
+        e->arena_left = sz - 64;
+    }
+    void *p = e->arena_next;
+    e->arena_next += n;
+    e->arena_left -= n;
+    return p;
+}
+
+static void arena_free(book_engine *e)
+{
+    for (arena_chunk *c = e->arena, *prev; c; c = prev) {
+        prev = c->prev;
+        if (c->size >= HUGE_PAGE)
+            huge_free(c, c->size);
+        else
+            free(c);
+    }
+    e->arena = NULL;
+    e->arena_next = NULL;
+    e->arena_left = 0;
+    e->arena_chunk = 0;
+}
+
 /* ---- id map: buckets of seven lanes, compared at once ----
  *
  * A lane holds the top 32 bits of the id's multiplicative hash (| 1, so 0
@@ -102,6 +223,15 @@ static inline uint32_t id_tag(uint64_t id)
 {
     return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 32) | 1u;
 }
+
+/* An order id's tag in the engine's order map: the id's tag xor its book's
+ * salt, an odd multiple of the book's index shifted left by one. For a given
+ * id the top 31 bits then differ between any two books, so a lane whose tag
+ * matches and whose record holds the id is that book's order: exact without
+ * the book in the record, and one map for every book. */
+static inline uint32_t order_tag(uint32_t salt, uint64_t id) { return id_tag(id) ^ salt; }
+
+static inline uint32_t book_salt(uint32_t index) { return (index * 0x9E3779B1u) << 1; }
 
 /* The id of record idx in an array of records with the id first. */
 static inline uint64_t id_at(const void *base, size_t stride, uint32_t idx)
@@ -135,11 +265,13 @@ static inline unsigned bucket_match(const id_bucket *bk, uint32_t tag)
 
 static int idmap_init(id_map *m, uint32_t buckets)
 {
-    /* calloc, aligned by hand: one bucket per cache line. */
-    void *raw = calloc((size_t)buckets + 1, sizeof(id_bucket));
+    /* Aligned by hand: one bucket per cache line. */
+    size_t raw_size = ((size_t)buckets + 1) * sizeof(id_bucket);
+    void *raw = big_calloc(raw_size);
     if (!raw)
         return ARB_ENOMEM;
     m->raw = raw;
+    m->raw_size = raw_size;
     m->b = (id_bucket *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
     m->mask = buckets - 1;
     m->shift = 32 - __builtin_ctz(buckets);
@@ -152,7 +284,7 @@ static int idmap_init(id_map *m, uint32_t buckets)
 
 static void idmap_free(id_map *m)
 {
-    free(m->raw);
+    big_free(m->raw, m->raw_size);
     memset(m, 0, sizeof *m);
 }
 
@@ -264,7 +396,7 @@ static int idmap_grow(id_map *m, uint32_t more, resting_order *orders)
                 if (orders)
                     orders[m->b[i].idx[l]].id_pos = pos;
             }
-    free(m->raw);
+    big_free(m->raw, m->raw_size);
     *m = n;
     return ARB_OK;
 }
@@ -330,38 +462,36 @@ typedef struct window_arrays {
     uint64_t *bits, *spare_bits, *summary, *spare_summary;
 } window_arrays;
 
-static void window_arrays_free(window_arrays *w)
-{
-    free(w->slot);
-    free(w->spare_slot);
-    free(w->bits);
-    free(w->spare_bits);
-    free(w->summary);
-    free(w->spare_summary);
-}
-
-static int window_arrays_alloc(window_arrays *w, uint32_t width)
+/* Each window is one block of the engine's arena: bits, summary, then the
+ * slots, so the words a command changes sit together (for the default 256
+ * ticks, bits and summary are one cache line, next to the first slots). */
+static int window_block(book_engine *e, uint32_t width, uint64_t **bits, uint64_t **summary,
+                        price_level **slot)
 {
     uint32_t nb = width / 64, ns = summary_words(width);
-    w->slot = calloc(width, sizeof(price_level));
-    w->spare_slot = calloc(width, sizeof(price_level));
-    w->bits = calloc(nb, 8);
-    w->spare_bits = calloc(nb, 8);
-    w->summary = calloc(ns, 8);
-    w->spare_summary = calloc(ns, 8);
-    if (!w->slot || !w->spare_slot || !w->bits || !w->spare_bits || !w->summary ||
-        !w->spare_summary) {
-        window_arrays_free(w);
+    uint64_t *block = arena_alloc(e, ((size_t)nb + ns) * 8 + (size_t)width * sizeof(price_level));
+    if (!block)
         return ARB_ENOMEM;
-    }
+    *bits = block;
+    *summary = block + nb;
+    *slot = (price_level *)(void *)(block + nb + ns);
     return ARB_OK;
 }
 
-static int side_init(book_side *s, uint32_t width)
+static int window_arrays_alloc(book_engine *e, window_arrays *w, uint32_t width)
 {
-    memset(s, 0, sizeof *s);
+    memset(w, 0, sizeof *w);
+    if (window_block(e, width, &w->bits, &w->summary, &w->slot) ||
+        window_block(e, width, &w->spare_bits, &w->spare_summary, &w->spare_slot))
+        return ARB_ENOMEM;
+    return ARB_OK;
+}
+
+static int side_init(book_engine *e, book_side *s, uint32_t width)
+{
+    memset((void *)s, 0, sizeof *s);
     window_arrays w;
-    if (window_arrays_alloc(&w, width))
+    if (window_arrays_alloc(e, &w, width))
         return ARB_ENOMEM;
     s->slot = w.slot, s->spare_slot = w.spare_slot;
     s->bits = w.bits, s->spare_bits = w.spare_bits;
@@ -372,13 +502,11 @@ static int side_init(book_side *s, uint32_t width)
     return ARB_OK;
 }
 
+/* The windows are the arena's: only the far list is the side's own. */
 static void side_free(book_side *s)
 {
-    window_arrays w = {s->slot,       s->spare_slot, s->bits,
-                       s->spare_bits, s->summary,    s->spare_summary};
-    window_arrays_free(&w);
     free(s->far);
-    memset(s, 0, sizeof *s);
+    memset((void *)s, 0, sizeof *s);
 }
 
 /* Refreshes the cached best level (book_internal.h) from best and the window. */
@@ -484,7 +612,7 @@ static void side_pull_far(book_side *s)
  * new_lo to the far list (their keys are above every far key, so they append
  * in order) and pulling in far levels the new window covers. The caller
  * guarantees every window level stays below new_lo + new_width. */
-static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
+static int side_rewindow(book_engine *e, book_side *s, int64_t new_lo, uint32_t new_width)
 {
     uint32_t nwords = s->width / 64;
     uint32_t evict = 0;
@@ -505,7 +633,7 @@ static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
     price_level *ns;
     uint64_t *nb, *nsum;
     if (new_width != s->width) {
-        if (window_arrays_alloc(&fresh, new_width))
+        if (window_arrays_alloc(e, &fresh, new_width))
             return ARB_ENOMEM;
         ns = fresh.slot, nb = fresh.bits, nsum = fresh.summary;
     } else {
@@ -536,9 +664,7 @@ static int side_rewindow(book_side *s, int64_t new_lo, uint32_t new_width)
     memset(s->bits, 0, (size_t)nwords * 8);
     memset(s->summary, 0, (size_t)summary_words(s->width) * 8);
     if (new_width != s->width) {
-        window_arrays old = {s->slot,       s->spare_slot, s->bits,
-                             s->spare_bits, s->summary,    s->spare_summary};
-        window_arrays_free(&old);
+        /* The old blocks stay in the arena (see huge_alloc). */
         s->slot = fresh.slot, s->spare_slot = fresh.spare_slot;
         s->bits = fresh.bits, s->spare_bits = fresh.spare_bits;
         s->summary = fresh.summary, s->spare_summary = fresh.spare_summary;
@@ -582,12 +708,12 @@ static int side_prepare(book_engine *e, book_side *s, int64_t key)
         int64_t new_lo = high - (int64_t)(w - w / 4);
         if (new_lo > low)
             new_lo = low;
-        return side_rewindow(s, new_lo, w);
+        return side_rewindow(e, s, new_lo, w);
     }
     if (key < s->lo) /* worse than everything the window can hold */
         return far_reserve(s, 1);
     /* Better than the window top: slide up, evicting the worst levels. */
-    return side_rewindow(s, key - (int64_t)(w - w / 4), w);
+    return side_rewindow(e, s, key - (int64_t)(w - w / 4), w);
 }
 
 /* Keeps "window empty => far list empty", so the best level is always the
@@ -614,7 +740,7 @@ static void side_level_emptied(book_side *s, int64_t key)
     if (LIKELY(off < s->width)) {
         bit_clear(s->bits, s->summary, (uint32_t)off);
         s->n_levels--;
-        if (key == s->best) {
+        if (key == s->top_key) {
             if (s->n_levels)
                 s->best = s->lo + bit_prev(s->bits, s->summary, (uint32_t)off);
             else
@@ -646,9 +772,11 @@ static int pool_grow(book_engine *e)
     uint64_t n = (uint64_t)e->order_cap * 2;
     if (n > (uint64_t)BOOK_MAX_ORDERS + 1)
         n = (uint64_t)BOOK_MAX_ORDERS + 1;
-    resting_order *o = realloc(e->orders, (size_t)n * sizeof *o);
+    resting_order *o = big_calloc((size_t)n * sizeof *o);
     if (!o)
         return ARB_ENOMEM;
+    memcpy(o, e->orders, (size_t)e->order_cap * sizeof *o);
+    big_free(e->orders, (size_t)e->order_cap * sizeof *o);
     e->orders = o;
     e->order_cap = (uint32_t)n;
     return ARB_OK;
@@ -723,11 +851,54 @@ static inline void book_key(const char *venue, const char *symbol, uint64_t k[3]
     memcpy(&k[2], symbol + 8, 8);
 }
 
-static inline uint32_t book_hash(const uint64_t k[3])
+/* Multiplies and xors in every byte of the key, then takes the top bits,
+ * which every input bit reaches. (The old hash left the bits a table index
+ * came from blind to a symbol's last characters: SYM0120..SYM0129 shared a
+ * slot, and every lookup walked a cluster of cold books.) */
+static inline uint32_t book_slot_of(const book_engine *e, const uint64_t k[3])
 {
-    uint64_t h =
-        k[0] * 0x9E3779B97F4A7C15ull ^ k[1] * 0xC2B2AE3D27D4EB4Full ^ k[2] * 0x165667B19E3779F9ull;
-    return (uint32_t)(h ^ (h >> 32));
+    uint64_t h = (k[0] * 0x9E3779B97F4A7C15ull ^ k[1]) * 0xC2B2AE3D27D4EB4Full;
+    h = (h ^ k[2]) * 0x165667B19E3779F9ull;
+    return (uint32_t)((h ^ (h >> 29)) >> e->book_shift) & e->book_mask;
+}
+
+/* The table slot of a book, or NULL. The slot holds the key itself, so a
+ * probe reads the table, not the (cold) book. */
+static inline const book_slot *find_slot(const book_engine *e, const uint64_t k[3])
+{
+    if (!e->book_table)
+        return NULL;
+    for (uint32_t i = book_slot_of(e, k);; i = (i + 1) & e->book_mask) {
+        const book_slot *sl = &e->book_table[i];
+        if (!sl->k[0])
+            return NULL;
+        if (sl->k[0] == k[0] && sl->k[1] == k[1] && sl->k[2] == k[2])
+            return sl;
+    }
+}
+
+/* Starts loading a book's four hot lines (book_internal.h) at once, and
+ * both tops of book, which every market data record reads: with many books
+ * the book is cold, and loaded line by line its misses would follow one
+ * another. */
+static inline void prefetch_book(const order_book *b)
+{
+    const char *p = (const char *)b;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(p + 128 + sizeof(book_side));
+    __builtin_prefetch(b->side[SIDE_BID].top_lv);
+    __builtin_prefetch(b->side[SIDE_ASK].top_lv);
+}
+
+/* The book of a table slot, which becomes the last book. */
+static inline order_book *slot_book(book_engine *e, const book_slot *sl)
+{
+    order_book *b = e->books[sl->index];
+    prefetch_book(b);
+    e->last_book = b;
+    return b;
 }
 
 static inline order_book *find_book(book_engine *e, const char *venue, const char *symbol)
@@ -737,18 +908,8 @@ static inline order_book *find_book(book_engine *e, const char *venue, const cha
     order_book *b = e->last_book;
     if (LIKELY(b && b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2]))
         return b;
-    if (!e->book_slots)
-        return NULL;
-    for (uint32_t i = book_hash(k) & e->book_mask;; i = (i + 1) & e->book_mask) {
-        uint32_t bi = e->book_slots[i];
-        if (!bi)
-            return NULL;
-        b = e->books[bi - 1];
-        if (b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2]) {
-            e->last_book = b;
-            return b;
-        }
-    }
+    const book_slot *sl = find_slot(e, k);
+    return sl ? slot_book(e, sl) : NULL;
 }
 
 const order_book *book_engine_find(const book_engine *e, const char venue[ARB_VENUE_LEN],
@@ -793,12 +954,23 @@ static void set_qty_range(order_book *b)
     b->fast_qty_n = b->lot == 1 && b->max_qty >= qty_lo ? (uint64_t)(b->max_qty - qty_lo) + 1 : 0;
 }
 
+/* The book record and its windows are the arena's. */
 static void book_free(order_book *b)
 {
     side_free(&b->side[0]);
     side_free(&b->side[1]);
-    idmap_free(&b->ids);
-    free(b);
+}
+
+/* Enters a book in the table (which has a free slot). */
+static void book_slot_put(book_engine *e, const order_book *b)
+{
+    uint32_t i = book_slot_of(e, b->k);
+    while (e->book_table[i].k[0])
+        i = (i + 1) & e->book_mask;
+    book_slot *sl = &e->book_table[i];
+    memcpy(sl->k, b->k, sizeof sl->k);
+    sl->index = b->index;
+    sl->salt = b->id_salt;
 }
 
 int book_engine_add_instrument(book_engine *e, const arb_instrument *in)
@@ -826,26 +998,24 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
         e->books = p;
     }
     /* Keep the book table at most half full. */
-    if ((e->n_books + 1) * 2 > e->book_mask + 1 || !e->book_slots) {
-        uint32_t cap = e->book_slots ? (e->book_mask + 1) * 2 : 16;
-        uint32_t *slots = calloc(cap, sizeof *slots);
-        if (!slots)
+    if ((e->n_books + 1) * 2 > e->book_mask + 1 || !e->book_table) {
+        uint32_t cap = e->book_table ? (e->book_mask + 1) * 2 : 16;
+        book_slot *old = e->book_table;
+        book_slot *table = calloc(cap, sizeof *table);
+        if (!table)
             return ARB_ENOMEM;
-        for (uint32_t bi = 0; bi < e->n_books; bi++) {
-            uint32_t i = book_hash(e->books[bi]->k) & (cap - 1);
-            while (slots[i])
-                i = (i + 1) & (cap - 1);
-            slots[i] = bi + 1;
-        }
-        free(e->book_slots);
-        e->book_slots = slots;
+        e->book_table = table;
         e->book_mask = cap - 1;
+        e->book_shift = 64 - __builtin_ctz(cap);
+        for (uint32_t bi = 0; bi < e->n_books; bi++)
+            book_slot_put(e, e->books[bi]);
+        free(old);
     }
-    order_book *b = calloc(1, sizeof *b);
+    order_book *b = arena_alloc(e, sizeof *b);
     if (!b)
         return ARB_ENOMEM;
-    if (side_init(&b->side[0], e->cfg.window_init) || side_init(&b->side[1], e->cfg.window_init) ||
-        idmap_init(&b->ids, 4)) {
+    if (side_init(e, &b->side[0], e->cfg.window_init) ||
+        side_init(e, &b->side[1], e->cfg.window_init)) {
         book_free(b);
         return ARB_ENOMEM;
     }
@@ -867,13 +1037,11 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
     b->ref_price = in->ref_price;
     update_band(b);
     set_qty_range(b);
-    uint32_t i = book_hash(b->k) & e->book_mask;
-    while (e->book_slots[i])
-        i = (i + 1) & e->book_mask;
     b->index = e->n_books;
+    b->id_salt = book_salt(b->index);
     b->trade_id_base = (uint64_t)book_id << BOOK_TRADE_BITS;
     e->books[e->n_books++] = b;
-    e->book_slots[i] = e->n_books;
+    book_slot_put(e, b);
     return ARB_OK;
 }
 
@@ -902,7 +1070,7 @@ int book_engine_new(const book_config *cfg, book_engine **out)
     for (uint8_t i = ARB_STP_CANCEL_RESTING; i <= ARB_STP_NONE; i++)
         e->stp_of[i] = i;
     e->order_cap = (c.order_capacity ? c.order_capacity : 1024) + 1;
-    e->orders = malloc((size_t)e->order_cap * sizeof *e->orders);
+    e->orders = big_calloc((size_t)e->order_cap * sizeof *e->orders);
     touched_level *tl = malloc(65 * sizeof *tl);
     if (tl) {
         tl[0].key = 0;
@@ -910,12 +1078,15 @@ int book_engine_new(const book_config *cfg, book_engine **out)
         e->touched = tl + 1;
         e->cap_touched = 64;
     }
-    if (!e->orders || !tl || idmap_init(&e->acct_ids, 16)) {
+    /* The order map holds the pool's capacity at 4 ids per bucket (its load
+     * limit), so it grows only when the pool does. */
+    uint32_t buckets = 16;
+    while ((uint64_t)buckets * 4 < e->order_cap)
+        buckets *= 2;
+    if (!e->orders || !tl || idmap_init(&e->acct_ids, 16) || idmap_init(&e->ids, buckets)) {
         book_engine_free(e);
         return ARB_ENOMEM;
     }
-    /* Touch the pool once so warm-up page faults do not land on the hot path. */
-    memset(e->orders, 0, (size_t)e->order_cap * sizeof *e->orders);
     *out = e;
     return ARB_OK;
 }
@@ -927,8 +1098,10 @@ void book_engine_free(book_engine *e)
     for (uint32_t i = 0; i < e->n_books; i++)
         book_free(e->books[i]);
     free(e->books);
-    free(e->book_slots);
-    free(e->orders);
+    free(e->book_table);
+    idmap_free(&e->ids);
+    big_free(e->orders, (size_t)e->order_cap * sizeof *e->orders);
+    arena_free(e);
     free(e->accts);
     idmap_free(&e->acct_ids);
     free(e->touched ? e->touched - 1 : NULL);
@@ -1242,7 +1415,9 @@ link_order_at(book_engine *e, order_book *b, uint32_t oi, int side, int64_t key,
         lv = &s->slot[off];
         if (lv->count == 0) {
             bit_set(s->bits, s->summary, (uint32_t)off);
-            if (s->n_levels++ == 0 || key > s->best) {
+            s->n_levels++;
+            /* top_key is INT64_MIN on an empty side: one compare. */
+            if (key > s->top_key) {
                 s->best = key;
                 side_sync_top(s);
             }
@@ -1331,7 +1506,7 @@ static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
 static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
 {
     const resting_order *o = &e->orders[oi];
-    idmap_remove_at(&b->ids, o->id_pos, id_tag(o->order_id));
+    idmap_remove_at(&e->ids, o->id_pos, order_tag(b->id_salt, o->order_id));
     forget_order(e, b, oi);
 }
 
@@ -1682,7 +1857,7 @@ new_resting(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag,
         .qty = c->qty,
         .leaves = leaves,
         .acct = acct,
-        .id_pos = idmap_put_tag(&b->ids, tag, oi) & 0xfffffffu,
+        .id_pos = idmap_put_tag(&e->ids, tag, oi) & 0xfffffffu,
         .side = (uint8_t)side,
         .flags = flags,
         .stp = stp,
@@ -1790,10 +1965,10 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
     int side = (int)sd;
     int gtc = tf == 0u;
     /* The table must not grow between the probe and the insert. */
-    if (!r && gtc && UNLIKELY(idmap_reserve(&b->ids, 1, e->orders)))
+    if (!r && gtc && UNLIKELY(idmap_reserve(&e->ids, 1, e->orders)))
         r = ARB_R_MAX_OPEN_ORDERS;
     uint32_t pos;
-    if (!r && UNLIKELY(idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders,
+    if (!r && UNLIKELY(idmap_find_tag(&e->ids, tag, c->order_id, e->orders, sizeof *e->orders,
                                       &pos) != 0))
         r = ARB_R_DUPLICATE_ORDER_ID;
     uint32_t acct = 0;
@@ -1830,7 +2005,7 @@ static void process_new(book_engine *e, order_book *b, const arb_order_cmd *c, u
 static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c, uint32_t tag)
 {
     uint32_t pos;
-    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
+    uint32_t oi = idmap_find_tag(&e->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -1853,7 +2028,7 @@ static void process_cancel(book_engine *e, order_book *b, const arb_order_cmd *c
                 ARB_ORD_LIMIT, ARB_TIF_GTC, flags, order_id, account, price, qty, 0, filled, 0, 0,
                 0, c->ts, client_ref);
     level_state st = unlink_level(e, b, oi);
-    idmap_remove_at(&b->ids, pos, tag);
+    idmap_remove_at(&e->ids, pos, tag);
     forget_order(e, b, oi);
     md_one_level(e, b, side, ticks, price, st, c->ts);
 }
@@ -1862,7 +2037,7 @@ static __attribute__((noinline)) void process_replace(book_engine *e, order_book
                                                       const arb_order_cmd *c, uint32_t tag)
 {
     uint32_t pos;
-    uint32_t oi = idmap_find_tag(&b->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
+    uint32_t oi = idmap_find_tag(&e->ids, tag, c->order_id, e->orders, sizeof *e->orders, &pos);
     if (UNLIKELY(!oi)) {
         reject(e, c, ARB_R_UNKNOWN_ORDER);
         return;
@@ -2001,16 +2176,28 @@ static __attribute__((noinline, cold)) void process_snapshot(book_engine *e, ord
 
 void book_engine_process(book_engine *e, const arb_order_cmd *c)
 {
-    order_book *b = find_book(e, c->venue, c->symbol);
-    if (UNLIKELY(!b)) {
-        reject(e, c, ARB_R_UNKNOWN_INSTRUMENT);
-        return;
+    uint64_t k[3];
+    book_key(c->venue, c->symbol, k);
+    order_book *b = e->last_book;
+    uint32_t salt;
+    if (LIKELY(b && b->k[0] == k[0] && b->k[1] == k[1] && b->k[2] == k[2])) {
+        salt = b->id_salt;
+    } else {
+        const book_slot *sl = find_slot(e, k);
+        if (UNLIKELY(!sl)) {
+            reject(e, c, ARB_R_UNKNOWN_INSTRUMENT);
+            return;
+        }
+        /* The table slot has the salt: the id's bucket can start loading
+         * while the book itself (another book than the last: cold) does. */
+        salt = sl->salt;
+        b = slot_book(e, sl);
     }
-    /* Every order command looks its id up in the book's id map, most often
-     * in a bucket that is not in L1: start the load before the dispatch
-     * (whose branch the predictor cannot learn) so it overlaps with it. */
-    uint32_t tag = id_tag(c->order_id);
-    __builtin_prefetch(&b->ids.b[tag >> b->ids.shift]);
+    /* Every order command looks its id up in the order map, most often in
+     * a bucket that is not in L1: start the load before the dispatch (whose
+     * branch the predictor cannot learn) so it overlaps with it. */
+    uint32_t tag = order_tag(salt, c->order_id);
+    __builtin_prefetch(&e->ids.b[tag >> e->ids.shift]);
     switch (c->action) {
     case ARB_CMD_NEW: process_new(e, b, c, tag); return;
     case ARB_CMD_CANCEL: process_cancel(e, b, c, tag); return;
@@ -2023,6 +2210,70 @@ void book_engine_process(book_engine *e, const arb_order_cmd *c)
     }
 }
 
+void book_engine_prefetch(const book_engine *e, const arb_order_cmd *c, int depth)
+{
+    uint64_t k[3];
+    book_key(c->venue, c->symbol, k);
+    const book_slot *sl = find_slot(e, k);
+    if (!sl)
+        return;
+    const order_book *b = e->books[sl->index];
+    uint32_t tag = order_tag(sl->salt, c->order_id);
+    const id_bucket *bk = &e->ids.b[tag >> e->ids.shift];
+    if (depth <= 0) {
+        prefetch_book(b);
+        __builtin_prefetch(bk);
+        return;
+    }
+    if (depth == 1) {
+        /* What the lines loaded at depth 0 point at. */
+        __builtin_prefetch(b->side[SIDE_BID].top_lv);
+        __builtin_prefetch(b->side[SIDE_ASK].top_lv);
+    }
+    if (c->action == ARB_CMD_CANCEL || c->action == ARB_CMD_REPLACE) {
+        for (unsigned hit = bucket_match(bk, tag); hit; hit &= hit - 1) {
+            const resting_order *o = &e->orders[bk->idx[__builtin_ctz(hit)]];
+            if (depth == 1) {
+                __builtin_prefetch(o);
+                continue;
+            }
+            /* Depth 2: the order's neighbours and its level. */
+            if (o->order_id != c->order_id)
+                continue;
+            __builtin_prefetch(&e->orders[o->prev]);
+            __builtin_prefetch(&e->orders[o->next]);
+            const book_side *s = &b->side[o->side];
+            uint64_t off = (uint64_t)(order_key(o) - s->lo);
+            if (off < s->width) {
+                __builtin_prefetch(&s->slot[off]);
+                __builtin_prefetch(&s->bits[off >> 6]);
+            }
+        }
+    } else if (c->action == ARB_CMD_NEW && (c->side == ARB_SIDE_BUY || c->side == ARB_SIDE_SELL) &&
+               c->price > 0) {
+        int side = c->side == ARB_SIDE_SELL;
+        const book_side *s = &b->side[side];
+        int64_t ticks = b->tick == 1 ? c->price : c->price / b->tick;
+        int64_t key = flip(ticks, side);
+        uint64_t off = (uint64_t)(key - s->lo);
+        if (depth == 1) {
+            if (off < s->width) {
+                __builtin_prefetch(&s->slot[off]);
+                __builtin_prefetch(&s->bits[off >> 6]);
+            }
+            return;
+        }
+        /* Depth 2: the order it would rest behind, or the first it would
+         * take. */
+        const price_level *lv = off < s->width ? &s->slot[off] : NULL;
+        if (lv && lv->tail)
+            __builtin_prefetch(&e->orders[lv->tail]);
+        uint32_t head = b->side[side ^ 1].top_lv->head;
+        if (head)
+            __builtin_prefetch(&e->orders[head]);
+    }
+}
+
 /* ---- hooks for book_state.c ---- */
 
 int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
@@ -2030,7 +2281,7 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
     int64_t ticks = v->price / b->tick;
     int side = v->side == ARB_SIDE_SELL;
     uint32_t acct = account_get(e, v->account);
-    if (!acct || pool_reserve(e) || idmap_reserve(&b->ids, 1, e->orders) ||
+    if (!acct || pool_reserve(e) || idmap_reserve(&e->ids, 1, e->orders) ||
         side_prepare(e, &b->side[side], flip(ticks, side)))
         return ARB_ENOMEM;
     uint32_t oi = pool_take(e);
@@ -2046,7 +2297,7 @@ int book__rest_restored(book_engine *e, order_book *b, const book_order_view *v)
     o->side = (uint8_t)side;
     o->flags = v->flags;
     o->stp = v->stp;
-    o->id_pos = idmap_put_tag(&b->ids, id_tag(v->order_id), oi) & 0xfffffffu;
+    o->id_pos = idmap_put_tag(&e->ids, order_tag(b->id_salt, v->order_id), oi) & 0xfffffffu;
     e->accts[acct].open++;
     b->orders++;
     rest_order(e, b, oi);

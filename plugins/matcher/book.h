@@ -192,6 +192,17 @@ book_output *book_engine_output(book_engine *e);
  * instead of the instrument's. ARB_ENOMEM leaves the old tiers. */
 int book_engine_set_fee_tiers(book_engine *e, const arb_fee_tiers *tiers);
 
+/* A hint for callers that hold commands before processing them (a replay,
+ * a batch): starts loading what processing cmd will read, and changes
+ * nothing (cmd need not be valid). depth 0: the book and the order id's
+ * bucket; depth 1, some commands later, once those have arrived: the tops of
+ * book, the price level or the order the id names; depth 2: the order's
+ * neighbours, the order a new one rests behind or first meets. With many
+ * books each of these is a cache miss that would otherwise come one after
+ * another inside book_engine_process (tests/bench/bench_book.c gives the
+ * depths 16, 8 and 4 commands ahead). */
+void book_engine_prefetch(const book_engine *e, const arb_order_cmd *cmd, int depth);
+
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */
 
 typedef struct book_order_view {

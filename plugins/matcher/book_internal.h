@@ -7,11 +7,15 @@
  *   - Resting orders live in one engine-wide pool of 64-byte records, linked
  *     by 32-bit indices (0 is "none") into a FIFO per price level; freed
  *     records go on a free list, so steady-state matching never allocates.
- *   - Each book maps order ids to pool indices with a hash table of 64-byte
+ *   - One hash table for all books maps order ids to pool indices: 64-byte
  *     buckets of seven (tag, index) lanes, compared all at once (SIMD where
  *     available): ids may be large and sparse, a lookup reads one cache line
  *     without a probe loop, and an entry never moves until the table grows
  *     (a resting order keeps its position, so a fill frees it by a store).
+ *     A lane's tag mixes in the book (book.c, order_tag), so the same id in
+ *     two books is two entries. The table is sized from the pool's capacity
+ *     when the engine is made: it grows only with the pool, never because
+ *     one of many books grew.
  *   - Each side of a book keeps its price levels in a window of consecutive
  *     ticks, indexed directly, with a two-level bitmap to find the next best
  *     level. Prices are "keys" in which better is larger on both sides (bid
@@ -41,9 +45,9 @@ typedef struct resting_order {
     uint32_t side : 1;  /* SIDE_BID or SIDE_ASK; bit 0, the one read most */
     uint32_t flags : 1; /* ARB_ORDF_POST_ONLY */
     uint32_t stp : 2;   /* resolved policy: ARB_STP_CANCEL_RESTING/_INCOMING/_NONE */
-    /* Where the book's id map holds this order (bucket * 8 + lane), so a
-     * fill or a self-trade cancel frees its lane without a lookup. The map
-     * of a book holds at most BOOK_MAX_ORDERS ids: 2^21 buckets. */
+    /* Where the engine's order map holds this order (bucket * 8 + lane), so
+     * a fill or a self-trade cancel frees its lane without a lookup. The map
+     * holds at most BOOK_MAX_ORDERS ids at 4 per bucket: 2^20 buckets. */
     uint32_t id_pos : 28;
 } resting_order;
 
@@ -59,26 +63,33 @@ typedef struct far_level {
     price_level lv;
 } far_level;
 
+/* One side of a book. The first cache line is what commands read (with
+ * many books, a command's book is cold: each line it needs is a miss); the
+ * rest changes only when the window moves or the best level goes. */
 typedef struct book_side {
-    price_level *slot;       /* slot[i] is the level of key lo + i */
-    uint64_t *bits;          /* bit i: slot[i] has orders */
-    uint64_t *summary;       /* bit j: bits[j] != 0 */
-    price_level *spare_slot; /* zeroed twins, swapped in when the window slides */
-    uint64_t *spare_bits;
-    uint64_t *spare_summary;
+    _Alignas(64) price_level *slot; /* slot[i] is the level of key lo + i */
+    uint64_t *bits;                 /* bit i: slot[i] has orders */
+    uint64_t *summary;              /* bit j: bits[j] != 0 */
     int64_t lo;
-    int64_t best;      /* largest key with orders; valid when n_levels > 0 */
     uint32_t width;    /* power of two */
     uint32_t n_levels; /* levels with orders inside the window */
-    far_level *far;    /* ascending keys, all below lo; empty when n_levels == 0 */
-    uint32_t n_far, cap_far;
     /* The best level as every command's market data and matching read it,
      * kept by side_sync_top whenever best, the window or n_levels change:
      * its key (INT64_MIN when the side is empty, so "crosses" is one
-     * compare), its price, and the level itself (`none` when empty). */
+     * compare, and "a new best" is key > top_key), its price, and the level
+     * itself (`none` when empty). */
     int64_t top_key;
     int64_t top_px;
     price_level *top_lv;
+    /* bits, summary and slot share one allocation (book.c,
+     * window_arrays_alloc), as do the spares: zeroed twins, swapped in when
+     * the window slides. */
+    uint64_t *spare_bits;
+    uint64_t *spare_summary;
+    price_level *spare_slot;
+    int64_t best;   /* largest key with orders; valid when n_levels > 0 */
+    far_level *far; /* ascending keys, all below lo; empty when n_levels == 0 */
+    uint32_t n_far, cap_far;
     int64_t px_mul; /* price of a key: tick for bids, -tick for asks */
     price_level none;
 } book_side;
@@ -95,34 +106,53 @@ typedef struct id_bucket {
 typedef struct id_map {
     id_bucket *b; /* 64-byte aligned inside raw */
     void *raw;
+    size_t raw_size;
     uint32_t mask; /* buckets - 1 */
     int shift;     /* 32 - log2(buckets): tag >> shift is the home bucket */
     uint32_t count;
     uint32_t limit; /* count that makes the map grow */
 } id_map;
 
+/* A book, 64-byte aligned. What a command reads sits in four cache lines:
+ * the key and the NEW checks, the counters and the band, and the first line
+ * of each side. With many books the book is cold at every command; a book
+ * that used to take seven lines now takes four, and book_engine_process
+ * starts loading them at once when the book changes. */
 struct order_book {
-    uint64_t k[3]; /* venue and symbol wire fields as three words */
-    char venue[ARB_VENUE_LEN];
-    char symbol[ARB_SYMBOL_LEN];
-    int64_t tick, lot, min_qty, max_qty;
-    int64_t band_bps;
-    int64_t ref_price; /* band reference */
-    int64_t band_lo, band_hi;
+    /* Line 0 (the book is 64-byte aligned: book_side is). The venue and
+     * symbol wire fields, also as three words. */
+    union {
+        uint64_t k[3];
+        struct {
+            char venue[ARB_VENUE_LEN];
+            char symbol[ARB_SYMBOL_LEN];
+        };
+    };
+    int64_t tick;
     /* Prices and quantities of a NEW that pass every check, as [lo, lo + n)
      * (update_band, set_qty_range): one compare each on the common path. */
     uint64_t fast_px_lo, fast_px_n, fast_qty_lo, fast_qty_n;
+    /* Line 1. */
+    uint64_t md_seq;
     uint64_t trade_seq;     /* trades so far; the next is trade_seq + 1 */
     uint64_t trade_id_base; /* book id << BOOK_TRADE_BITS */
-    uint64_t md_seq;
-    book_side side[2];
-    id_map ids; /* order id -> pool index */
+    int64_t ref_price;      /* band reference */
+    int64_t band_lo, band_hi;
     uint32_t orders;
-    uint32_t index; /* position in the engine's book list */
+    uint32_t id_salt; /* this book's part of its orders' tags (book.c, order_tag) */
+    uint32_t index;   /* position in the engine's book list */
+    /* Lines 2 and 3 (and the sides' cold parts). */
+    book_side side[2];
+    int64_t lot, min_qty, max_qty;
+    int64_t band_bps;
     int qty_decimals;
     int64_t maker_cbps, taker_cbps; /* the instrument's fee rates */
     arb_instrument inst;
 };
+_Static_assert(offsetof(order_book, md_seq) == 64 && offsetof(order_book, side) == 128 &&
+                   offsetof(order_book, index) < 128 && offsetof(book_side, spare_bits) == 64 &&
+                   sizeof(book_side) % 64 == 0,
+               "a book's hot fields are not where the comments say");
 
 typedef struct account_rec {
     uint64_t account;
@@ -137,6 +167,14 @@ typedef struct account_slot {
     uint32_t idx; /* 0: empty */
     uint32_t pad;
 } account_slot;
+
+/* The book table: the key itself (a probe reads no book), the book's index
+ * and its order tag salt. k[0] == 0: empty (a venue is never empty). */
+typedef struct book_slot {
+    uint64_t k[3];
+    uint32_t index;
+    uint32_t salt;
+} book_slot;
 
 typedef struct touched_level {
     int64_t key;
@@ -164,8 +202,17 @@ struct book_engine {
     int slid; /* a window slid during this command (side_prepare) */
     order_book **books;
     uint32_t n_books, cap_books;
-    uint32_t *book_slots; /* open addressing: book index + 1, 0 empty */
+    book_slot *book_table; /* open addressing, at most half full */
     uint32_t book_mask;
+    int book_shift; /* 64 - log2(slots): the hash's top bits pick the slot */
+    /* Order id -> pool index, for every book: a lane's tag is the id's
+     * with the book's salt (book.c, order_tag). */
+    id_map ids;
+    /* Books and their windows (book.c, arena_alloc): huge-page chunks. */
+    void *arena;
+    char *arena_next;
+    size_t arena_left;
+    size_t arena_chunk; /* size of the last chunk */
     account_rec *accts;
     uint32_t n_accts, cap_accts;
     id_map acct_ids; /* account -> index into accts */

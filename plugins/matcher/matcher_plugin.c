@@ -471,10 +471,14 @@ static void backlog_flush(matcher *m)
     arb_gauge_set(m->m_backlog, (int64_t)q->records);
 }
 
+static void backlog_flush_cb(void *user) { backlog_flush(user); }
+
+/* The backlog goes out as one arb_batch: a timer is no delivery, and each
+ * publish would otherwise wake the subscribers' loops once. */
 static void on_retry(void *user)
 {
     matcher *m = user;
-    backlog_flush(m);
+    arb_batch(m->ctx, backlog_flush_cb, m);
     if (m->pending.records == 0 && m->retry_timer >= 0) {
         arb_timer_stop(m->ctx, m->retry_timer);
         m->retry_timer = -1;

@@ -105,6 +105,7 @@ typedef struct arb_run_info {
     char config_digest[17]; /* this host's configuration: FNV-1a 64 of the files, hex */
 } arb_run_info;
 typedef void (*arb_timer_fn)(void *user);
+typedef void (*arb_batch_fn)(void *user);
 /* A Kafka partition of `topic` was assigned to this host (assigned = 1) or
  * is being taken away (0). On assignment it runs before any record of the
  * partition is delivered, so an arb_seek() made here decides where delivery
@@ -175,7 +176,25 @@ typedef struct arb_host_api {
     void (*vlog)(arb_ctx *ctx, int level, const char *fmt, va_list ap);
 
     /* Topics and the bus. publish copies the bytes; returns ARB_EFULL if any
-     * subscriber's queue lacks room (then nothing was enqueued anywhere). */
+     * subscriber's queue lacks room (then nothing was enqueued anywhere).
+     *
+     * When a publish reaches its subscribers (the in-process bus; a topic
+     * that goes through Kafka or the journal comes back from there):
+     *   - made inside a delivery callback (arb_msg_fn): the record is
+     *     queued; subscribers on the publisher's own loop get it after the
+     *     callback returns (never inside it), and each other loop that got
+     *     records is woken once, when the outermost delivery on the thread
+     *     returns, however many records it got (a wake is sent only to a
+     *     loop idle in its event loop; a busy one finds the records when it
+     *     next drains);
+     *   - made inside arb_batch (below): the same, at the end of the batch;
+     *   - made anywhere else (a timer, an admin route, start, a libevent
+     *     event of the plugin's own): delivered at once to the subscribers
+     *     on the publisher's own loop, and each other loop it reached is
+     *     woken before publish returns: one wake per publish.
+     * A wake is a system call on the publisher's thread and, on a busy
+     * machine, a context switch for the woken one: a plugin that publishes
+     * a burst from its own events should publish it inside arb_batch. */
     int (*topic)(arb_ctx *ctx, const char *name);
     int (*publish)(arb_ctx *ctx, int topic, uint64_t key, const void *data, size_t len);
     int (*subscribe)(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user);
@@ -290,7 +309,14 @@ typedef struct arb_host_api {
      * transport. */
     int (*trim)(arb_ctx *ctx, int topic, int partition, int64_t offset);
 
-    void (*spare[15])(void); /* room to grow without an ABI bump */
+    /* Runs fn(user) as one batch: the publishes fn makes are queued, then
+     * delivered to subscribers on this loop after fn returns, and each
+     * other loop that got records is woken once, however many there were.
+     * Order within a topic is the order of the publishes. Inside a callback
+     * the host runs (already batched, see publish) it only calls fn. */
+    int (*batch)(arb_ctx *ctx, arb_batch_fn fn, void *user);
+
+    void (*spare[14])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -488,6 +514,19 @@ static inline int arb_trim(arb_ctx *c, int topic, int partition, int64_t offset)
     if (api->size < offsetof(arb_host_api, trim) + sizeof api->trim || !api->trim)
         return ARB_ESTATE;
     return api->trim(c, topic, partition, offset);
+}
+
+/* One batch of publishes (arb_host_api.batch). A host too old to batch (its
+ * table is shorter) runs fn all the same, each publish then delivered as it
+ * is made; ARB_ESTATE says so. */
+static inline int arb_batch(arb_ctx *c, arb_batch_fn fn, void *user)
+{
+    const arb_host_api *api = c->api;
+    if (api->size < offsetof(arb_host_api, batch) + sizeof api->batch || !api->batch) {
+        fn(user);
+        return ARB_ESTATE;
+    }
+    return api->batch(c, fn, user);
 }
 
 #ifdef __cplusplus

@@ -17,16 +17,25 @@
  * full output (events, trades, market data) is produced and then dropped, as
  * the plugin would after publishing it. The timed part is checked for heap
  * allocations (this binary interposes malloc) and the count is printed.
+ * Each timed run is measured on the wall clock and on the thread's CPU
+ * clock (`_cpu_` figures): on a shared machine the second leaves out the
+ * time other processes held the core, so same-run ratios of CPU figures
+ * move less. With many books a second run gives book_engine_prefetch the
+ * commands ahead (`_lookahead_`), as a caller holding a batch could.
  *
  * Not a test: not run by `make test`. Run: make bench, or
  *   make OPT="-O3 -march=native -g" B=build/bench-build build/bench-build/bench/bench_book
  *   build/bench-build/bench/bench_book [runs [case-name-substring [timed-commands]]]
  */
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include "../../plugins/matcher/book.h"
@@ -55,6 +64,24 @@ void *realloc(void *p, size_t n)
 {
     heap_allocations++;
     return __libc_realloc(p, n);
+}
+
+/* The engine's small arena chunks come from here, its huge-page arrays and
+ * chunks straight from mmap: both count. */
+extern void *__libc_memalign(size_t align, size_t n);
+void *aligned_alloc(size_t align, size_t n)
+{
+    heap_allocations++;
+    return __libc_memalign(align, n);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    static void *(*next)(void *, size_t, int, int, int, off_t);
+    if (!next)
+        next = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
+    heap_allocations++;
+    return next(addr, len, prot, flags, fd, off);
 }
 
 /* ---- ids ---- */
@@ -105,6 +132,29 @@ static uint64_t rnd(void)
 }
 static uint32_t below(uint32_t n) { return (uint32_t)(rnd() % n); }
 
+/* ---- the engine under test ----
+ *
+ * Timed runs reach the engine through this table: the one linked in, or, for
+ * the A/B (bench_ab), one of two builds of book.c loaded as shared objects
+ * (mk/matcher.mk: the base commit's and the working tree's), so both pay
+ * the same call. */
+typedef struct book_api {
+    const char *name;
+    int (*engine_new)(const book_config *cfg, book_engine **out);
+    void (*engine_free)(book_engine *e);
+    int (*add_instrument)(book_engine *e, const arb_instrument *in);
+    void (*process)(book_engine *e, const arb_order_cmd *cmd);
+    book_output *(*output)(book_engine *e);
+} book_api;
+
+static const book_api linked_api = {"linked",
+                                    book_engine_new,
+                                    book_engine_free,
+                                    book_engine_add_instrument,
+                                    book_engine_process,
+                                    book_engine_output};
+static const book_api *api = &linked_api;
+
 /* ---- instruments and engines ---- */
 
 #define MID0 1000000
@@ -122,17 +172,25 @@ static void instrument(arb_instrument *in, uint32_t i)
     in->band_bps = 2000;
 }
 
+/* A setup failure: the reason, exit status 1 (no figure to print). */
+static _Noreturn void fail(const char *what, int rc)
+{
+    fprintf(stderr, "bench_book: %s (%d)\n", what, rc);
+    exit(1);
+}
+
 static book_engine *fresh_engine(uint32_t n_books, uint32_t capacity)
 {
     book_config cfg = {.max_open_orders = 1000000, .order_capacity = capacity};
     book_engine *e;
-    if (book_engine_new(&cfg, &e))
-        abort();
+    int rc = api->engine_new(&cfg, &e);
+    if (rc)
+        fail("book_engine_new failed", rc);
     for (uint32_t i = 0; i < n_books; i++) {
         arb_instrument in;
         instrument(&in, i);
-        if (book_engine_add_instrument(e, &in))
-            abort();
+        if ((rc = api->add_instrument(e, &in)))
+            fail("book_engine_add_instrument failed", rc);
     }
     return e;
 }
@@ -338,6 +396,11 @@ typedef struct stream {
     uint64_t live_end;
 } stream;
 
+/* Untimed mix commands that take every table, window and buffer to its
+ * working size: at least this many per live order (fewer for the largest
+ * case, whose stream would not fit in memory otherwise). */
+static size_t churn_per_live = 10;
+
 static void build_stream(stream *s, int mix, uint32_t n_books, uint32_t target, size_t n_timed)
 {
     generator g = {0};
@@ -356,9 +419,7 @@ static void build_stream(stream *s, int mix, uint32_t n_books, uint32_t target, 
         g.books[i].b = book_engine_find(g.e, g.books[i].venue, g.books[i].symbol);
     }
     size_t fill = (size_t)n_books * target;
-    /* Untimed mix commands that take every table, window and buffer to its
-     * working size: at least ten per live order. */
-    size_t churn = n_timed / 10 > fill * 10 ? n_timed / 10 : fill * 10;
+    size_t churn = n_timed / 10 > fill * churn_per_live ? n_timed / 10 : fill * churn_per_live;
     s->n_warm = fill + churn;
     s->n = n_timed;
     s->n_books = n_books;
@@ -424,35 +485,74 @@ static void calibrate_tsc(void)
 static book_engine *warmed_engine(const stream *s)
 {
     book_engine *e = fresh_engine(s->n_books, s->capacity);
-    book_output *o = book_engine_output(e);
+    book_output *o = api->output(e);
     for (size_t i = 0; i < s->n_warm; i++) {
-        book_engine_process(e, &s->cmd[i]);
+        api->process(e, &s->cmd[i]);
         book_output_clear(o);
     }
     return e;
 }
 
+/* This thread's CPU time: on a shared machine the wall clock also counts the
+ * time other processes held the core, the CPU clock only this one's. */
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 typedef struct result {
     double ops;
+    double cpu_ops; /* per second of this thread's CPU time */
     uint64_t allocs, events, trades;
 } result;
 
 /* The timed loop, on its own so a profiler can count just this. */
 static __attribute__((noinline)) result time_stream(book_engine *e, const stream *s)
 {
+    book_output *o = api->output(e);
+    void (*process)(book_engine *, const arb_order_cmd *) = api->process;
+    const arb_order_cmd *cmd = s->cmd + s->n_warm;
+    uint64_t events = 0, trades = 0;
+    uint64_t a0 = heap_allocations;
+    double t0 = now_s(), c0 = cpu_s();
+    for (size_t i = 0; i < s->n; i++) {
+        process(e, &cmd[i]);
+        events += o->n_events;
+        trades += o->n_trades;
+        book_output_clear(o);
+    }
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    result r = {(double)s->n / dt, (double)s->n / dc, heap_allocations - a0, events, trades};
+    return r;
+}
+
+/* The same with book_engine_prefetch at depths 0, 1 and 2 for the commands
+ * 4L, 2L and L ahead, as a caller holding a batch (a replay) can: the
+ * linked engine only. */
+static int LOOKAHEAD = 4;
+static __attribute__((noinline)) result time_stream_lookahead(book_engine *e, const stream *s)
+{
     book_output *o = book_engine_output(e);
     const arb_order_cmd *cmd = s->cmd + s->n_warm;
     uint64_t events = 0, trades = 0;
     uint64_t a0 = heap_allocations;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (size_t i = 0; i < s->n; i++) {
+        if (i + 4 * LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + 4 * LOOKAHEAD], 0);
+        if (i + 2 * LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + 2 * LOOKAHEAD], 1);
+        if (i + LOOKAHEAD < s->n)
+            book_engine_prefetch(e, &cmd[i + LOOKAHEAD], 2);
         book_engine_process(e, &cmd[i]);
         events += o->n_events;
         trades += o->n_trades;
         book_output_clear(o);
     }
-    double dt = now_s() - t0;
-    result r = {(double)s->n / dt, heap_allocations - a0, events, trades};
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    result r = {(double)s->n / dt, (double)s->n / dc, heap_allocations - a0, events, trades};
     return r;
 }
 
@@ -460,7 +560,15 @@ static result run_throughput(const stream *s)
 {
     book_engine *e = warmed_engine(s);
     result r = time_stream(e, s);
-    book_engine_free(e);
+    api->engine_free(e);
+    return r;
+}
+
+static result run_lookahead(const stream *s)
+{
+    book_engine *e = warmed_engine(s);
+    result r = time_stream_lookahead(e, s);
+    api->engine_free(e);
     return r;
 }
 
@@ -531,11 +639,19 @@ static int cmp_double(const void *a, const void *b)
 static const char *only; /* run only cases whose name contains this */
 static size_t timed_override;
 
-static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t target,
-                         size_t n_timed, int runs)
+/* A case's figures for the same-run ratios: best wall-clock ops/s, and the
+ * medians per second of CPU time, plain and with the lookahead (0 for one
+ * book). 0 everywhere when the case did not run. */
+typedef struct case_figures {
+    double best, cpu, ahead_cpu;
+} case_figures;
+
+static case_figures bench_case(const char *name, int mix, uint32_t n_books, uint32_t target,
+                               size_t n_timed, int runs)
 {
+    case_figures cf = {0, 0, 0};
     if (only && !strstr(name, only))
-        return 0;
+        return cf;
     if (timed_override)
         n_timed = timed_override;
     stream s;
@@ -545,19 +661,42 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
         if (s.counts[k])
             fprintf(stderr, " %s %.1f%%", kind_names[k], 100.0 * (double)s.counts[k] / (double)s.n);
     fprintf(stderr, "; %llu live orders at the end\n", (unsigned long long)s.live_end);
-    double ops[16];
+    double ops[16], cpu[16];
     result r = {0};
     uint64_t allocs = 0;
     for (int i = 0; i < runs; i++) {
         r = run_throughput(&s);
         ops[i] = r.ops;
+        cpu[i] = r.cpu_ops;
         allocs += r.allocs;
     }
     qsort(ops, (size_t)runs, sizeof ops[0], cmp_double);
+    qsort(cpu, (size_t)runs, sizeof cpu[0], cmp_double);
+    double ahead[16], ahead_cpu[16];
+    if (n_books > 1) {
+        for (int i = 0; i < runs; i++) {
+            result ra = run_lookahead(&s);
+            if (ra.events != r.events || ra.trades != r.trades)
+                fail("prefetching changed the output", i);
+            ahead[i] = ra.ops;
+            ahead_cpu[i] = ra.cpu_ops;
+            allocs += ra.allocs;
+        }
+        qsort(ahead, (size_t)runs, sizeof ahead[0], cmp_double);
+        qsort(ahead_cpu, (size_t)runs, sizeof ahead_cpu[0], cmp_double);
+        cf.ahead_cpu = ahead_cpu[runs / 2];
+    }
+    cf.best = ops[runs - 1];
+    cf.cpu = cpu[runs / 2];
     double pct[3];
     run_latency(&s, pct);
     printf("bench: %s_ops %.0f ops/s\n", name, ops[runs - 1]);
     printf("bench: %s_ops_median %.0f ops/s\n", name, ops[runs / 2]);
+    printf("bench: %s_cpu_ops_median %.0f ops/cpu-s\n", name, cf.cpu);
+    if (n_books > 1) {
+        printf("bench: %s_lookahead_ops_median %.0f ops/s\n", name, ahead[runs / 2]);
+        printf("bench: %s_lookahead_cpu_ops_median %.0f ops/cpu-s\n", name, cf.ahead_cpu);
+    }
     printf("bench: %s_p50 %.0f ns\n", name, pct[0]);
     printf("bench: %s_p99 %.0f ns\n", name, pct[1]);
     printf("bench: %s_p999 %.0f ns\n", name, pct[2]);
@@ -566,7 +705,93 @@ static double bench_case(const char *name, int mix, uint32_t n_books, uint32_t t
             (double)r.events / (double)s.n, (double)r.trades / (double)s.n);
     fflush(stdout);
     free(s.cmd);
-    return ops[runs - 1];
+    return cf;
+}
+
+/* ---- A/B: two builds of the book in alternating rounds ---- */
+
+static void load_api(book_api *a, const char *path, const char *name)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "bench_book: A/B: %s (make bench-build builds it)\n", dlerror());
+        exit(1);
+    }
+    a->name = name;
+    a->engine_new = (int (*)(const book_config *, book_engine **))dlsym(h, "book_engine_new");
+    a->engine_free = (void (*)(book_engine *))dlsym(h, "book_engine_free");
+    a->add_instrument =
+        (int (*)(book_engine *, const arb_instrument *))dlsym(h, "book_engine_add_instrument");
+    a->process = (void (*)(book_engine *, const arb_order_cmd *))dlsym(h, "book_engine_process");
+    a->output = (book_output * (*)(book_engine *)) dlsym(h, "book_engine_output");
+    if (!a->engine_new || !a->engine_free || !a->add_instrument || !a->process || !a->output) {
+        fprintf(stderr, "bench_book: A/B: %s lacks the book API\n", path);
+        exit(1);
+    }
+}
+
+/* One case, base and new in alternating rounds (ABBA: neither always runs
+ * first); prints each build's median and new / base. Both builds must give
+ * the stream the same number of events and trades. */
+static void ab_case(const char *name, const book_api ab[2], int mix, uint32_t n_books,
+                    uint32_t target, size_t n_timed, int rounds)
+{
+    if (only && !strstr(name, only))
+        return;
+    stream s;
+    api = &linked_api;
+    build_stream(&s, mix, n_books, target, n_timed);
+    double ops[2][16], cpu[2][16];
+    result first[2];
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 2; k++) {
+            int w = r & 1 ? 1 - k : k;
+            api = &ab[w];
+            result res = run_throughput(&s);
+            if (r == 0)
+                first[w] = res;
+            else if (res.events != first[w].events || res.trades != first[w].trades)
+                fail("A/B: a build's output changed between rounds", r);
+            ops[w][r] = res.ops;
+            cpu[w][r] = res.cpu_ops;
+        }
+    api = &linked_api;
+    if (first[0].events != first[1].events || first[0].trades != first[1].trades)
+        fail("A/B: the two builds disagree on the stream's events or trades", 0);
+    qsort(ops[0], (size_t)rounds, sizeof ops[0][0], cmp_double);
+    qsort(ops[1], (size_t)rounds, sizeof ops[1][0], cmp_double);
+    qsort(cpu[0], (size_t)rounds, sizeof cpu[0][0], cmp_double);
+    qsort(cpu[1], (size_t)rounds, sizeof cpu[1][0], cmp_double);
+    double base = ops[0][rounds / 2], cur = ops[1][rounds / 2];
+    printf("bench: %s_base_ops_median %.0f ops/s\n", name, base);
+    printf("bench: %s_new_ops_median %.0f ops/s\n", name, cur);
+    printf("bench: %s_new_vs_base %.2f ratio\n", name, cur / base);
+    printf("bench: %s_new_vs_base_cpu %.2f ratio\n", name, cpu[1][rounds / 2] / cpu[0][rounds / 2]);
+    fflush(stdout);
+    free(s.cmd);
+}
+
+/* The base commit's book and the working tree's, built as shared objects
+ * beside this binary (mk/matcher.mk). */
+static void bench_ab(int rounds)
+{
+    char dir[4096];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0)
+        fail("A/B: cannot find this binary's directory", (int)n);
+    dir[n] = 0;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    char path[4200];
+    book_api ab[2];
+    snprintf(path, sizeof path, "%s/book_base.so", dir);
+    load_api(&ab[0], path, "base");
+    snprintf(path, sizeof path, "%s/book_new.so", dir);
+    load_api(&ab[1], path, "new");
+    ab_case("book_ab_mix_b_1instr", ab, 'b', 1, 5000, 4000000, rounds);
+    ab_case("book_ab_mix_b_1000instr", ab, 'b', 1000, 100, 2000000, rounds);
+    ab_case("book_ab_mix_a_1000instr", ab, 'a', 1000, 100, 2000000, rounds);
 }
 
 /* The reference book on the same kind of stream: the baseline. */
@@ -597,23 +822,55 @@ static double bench_reference(size_t n_timed)
     return ops;
 }
 
+/* Many books against one book of the same mix, same run: best wall-clock
+ * ops/s, CPU-time medians, and the lookahead's CPU-time median. */
+static void many_vs_one(const char *name, const case_figures *many, const case_figures *one)
+{
+    if (!(many->best > 0 && one->best > 0))
+        return;
+    printf("bench: %s_vs_1instr %.2f ratio\n", name, many->best / one->best);
+    printf("bench: %s_vs_1instr_cpu %.2f ratio\n", name, many->cpu / one->cpu);
+    printf("bench: %s_lookahead_vs_1instr_cpu %.2f ratio\n", name, many->ahead_cpu / one->cpu);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "ab")) {
+        /* bench_book ab [rounds [case-name-substring]]: only the A/B. */
+        int rounds = argc > 2 ? atoi(argv[2]) : 5;
+        only = argc > 3 ? argv[3] : NULL;
+        bench_ab(rounds >= 1 && rounds <= 16 ? rounds : 5);
+        return 0;
+    }
     int runs = argc > 1 ? atoi(argv[1]) : 5;
     if (runs < 1 || runs > 16)
         runs = 5;
     only = argc > 2 ? argv[2] : NULL;
     timed_override = argc > 3 ? (size_t)atol(argv[3]) : 0;
+    if (getenv("BENCH_BOOK_LOOKAHEAD"))
+        LOOKAHEAD = atoi(getenv("BENCH_BOOK_LOOKAHEAD"));
     calibrate_tsc();
     printf("bench: book_timer_overhead %.1f ns\n", timer_overhead_ns());
-    double b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
-    bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
-    bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
-    bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
-    /* The baseline only in a full run: a profile of one case skips it. */
-    if (b1 > 0 && !only) {
+    case_figures b1 = bench_case("book_mix_b_1instr", 'b', 1, 5000, 4000000, runs);
+    case_figures a1 = bench_case("book_mix_a_1instr", 'a', 1, 5000, 4000000, runs);
+    case_figures b1000 = bench_case("book_mix_b_1000instr", 'b', 1000, 100, 4000000, runs);
+    case_figures a1000 = bench_case("book_mix_a_1000instr", 'a', 1000, 100, 4000000, runs);
+    /* Many books against one, same run (issue 20: at least 0.6 for mix b,
+     * 0.5 for mix a). */
+    many_vs_one("book_mix_b_1000instr", &b1000, &b1);
+    many_vs_one("book_mix_a_1000instr", &a1000, &a1);
+    /* ~1M live orders: three warm-up commands per live order, not ten. */
+    churn_per_live = 3;
+    case_figures b10k = bench_case("book_mix_b_10000instr", 'b', 10000, 100, 4000000, runs);
+    case_figures a10k = bench_case("book_mix_a_10000instr", 'a', 10000, 100, 4000000, runs);
+    churn_per_live = 10;
+    many_vs_one("book_mix_b_10000instr", &b10k, &b1);
+    many_vs_one("book_mix_a_10000instr", &a10k, &a1);
+    /* The baselines only in a full run: a profile of one case skips them. */
+    if (b1.best > 0 && !only) {
         double ref = bench_reference(20000);
-        printf("bench: book_mix_b_1instr_vs_ref %.1f ratio\n", b1 / ref);
+        printf("bench: book_mix_b_1instr_vs_ref %.1f ratio\n", b1.best / ref);
+        bench_ab(5);
     }
     return 0;
 }

@@ -71,6 +71,26 @@ static double cycles_per_ns(void)
     return (double)(__rdtsc() - c0) / ((now_s() - t0) * 1e9);
 }
 
+/* A started test host; when it cannot start (a plugin not built, a bad
+ * config), the reason and exit status 1: a bench that cannot set up has no
+ * figure to print, and make bench must not go on as if it had. */
+static testhost *started_host(const char *ini)
+{
+    testhost *t = testhost_new(ini);
+    if (!t || testhost_start(t) != ARB_OK) {
+        fprintf(stderr, "bench_bus: the test host did not start: %s\n", testhost_last_error());
+        exit(1);
+    }
+    return t;
+}
+
+/* A figure that cannot be right (records lost): say which, exit 1. */
+static _Noreturn void fail(const char *what)
+{
+    fprintf(stderr, "bench_bus: %s\n", what);
+    exit(1);
+}
+
 /* The floor: what delivering costs with no bus at all. */
 static void (*volatile direct_fn)(void *, const arb_msg *) = on_msg;
 
@@ -87,14 +107,13 @@ static double baseline_direct(uint64_t n)
     }
     double dt = now_s() - t0;
     if (s.count != n)
-        abort();
+        fail("the direct-call baseline lost records");
     return (double)n / dt;
 }
 
 static double bus_throughput(int nsubs, uint64_t n)
 {
-    testhost *t = testhost_new("[host]\nid = bench\nlog_level = warn\n");
-    testhost_start(t);
+    testhost *t = started_host("[host]\nid = bench\nlog_level = warn\n");
     arb_ctx *ctx = testhost_ctx(t);
     int topic = arb_topic(ctx, "bench");
     sink s[4] = {{0}};
@@ -109,15 +128,14 @@ static double bus_throughput(int nsubs, uint64_t n)
     double dt = now_s() - t0;
     for (int i = 0; i < nsubs; i++)
         if (s[i].count != n)
-            abort();
+            fail("a subscriber missed records");
     testhost_free(t);
     return (double)n / dt;
 }
 
 static void bus_latency(int nsubs, size_t n, double cpn, double *p50, double *p99)
 {
-    testhost *t = testhost_new("[host]\nid = bench\nlog_level = warn\n");
-    testhost_start(t);
+    testhost *t = started_host("[host]\nid = bench\nlog_level = warn\n");
     arb_ctx *ctx = testhost_ctx(t);
     int topic = arb_topic(ctx, "bench");
     sink s[4] = {{0}};
@@ -155,8 +173,7 @@ static int xt_done(void *user)
  * waits behind a full queue measures the queue, not the bus). */
 static double cross_thread(uint64_t n, uint64_t paced, double cpn, double *p50, double *p99)
 {
-    testhost *t = testhost_new("[host]\nid = bench\nlog_level = warn\nthreads = 2\n");
-    testhost_start(t);
+    testhost *t = started_host("[host]\nid = bench\nlog_level = warn\nthreads = 2\n");
     arbh_host *h = testhost_host(t);
     arbh_instance *remote = arbh_host_add_pseudo(h, "remote");
     remote->loop = h->loops[1];
@@ -174,7 +191,8 @@ static double cross_thread(uint64_t n, uint64_t paced, double cpn, double *p50, 
         while (arb_publish(ctx, topic, i, msg, sizeof msg) == ARB_EFULL)
             ;
     }
-    testhost_run_until(t, xt_done, &x, 10000000000LL);
+    if (!testhost_run_until(t, xt_done, &x, 10000000000LL))
+        fail("the other loop did not receive every record within 10 s");
     double dt = now_s() - t0;
     x.s.nlat = 0;
     for (uint64_t i = 0; i < paced; i++) {
@@ -195,19 +213,20 @@ static double cross_thread(uint64_t n, uint64_t paced, double cpn, double *p50, 
 
 static void reload_pause(int n, double *p50, double *p99, double *total_p50, double *total_p99)
 {
-    testhost *t = testhost_new("[host]\nid = bench\nlog_level = warn\n"
+    testhost *t = started_host("[host]\nid = bench\nlog_level = warn\n"
                                "[plugin p]\nload = tp_seq.so\nrole = producer\nburst = 100\n"
                                "interval_us = 100\n"
                                "[plugin c]\nload = tp_seq.so\nrole = consumer\n");
-    testhost_start(t);
     double *d = malloc((size_t)n * sizeof *d), *tot = malloc((size_t)n * sizeof *tot);
     char path[1024], err[512];
     snprintf(path, sizeof path, "%s", testhost_plugin_path("tp_seq"));
     for (int i = 0; i < n; i++) {
         testhost_run(t, 1000000);
         double t0 = now_s();
-        if (testhost_reload(t, i % 2 ? "c" : "p", path, err, sizeof err) != ARB_OK)
-            abort();
+        if (testhost_reload(t, i % 2 ? "c" : "p", path, err, sizeof err) != ARB_OK) {
+            fprintf(stderr, "bench_bus: reload of %s failed: %s\n", path, err);
+            exit(1);
+        }
         tot[i] = (now_s() - t0) * 1e6;
         d[i] = (double)testhost_host(t)->last_reload_pause_ns / 1e3;
     }

@@ -295,6 +295,72 @@ static void publish_inside_a_callback_is_queued_not_recursive(void **state)
     testhost_free(t);
 }
 
+/* arb_batch: what the publishes inside fn reach, and when. */
+typedef struct batch_run {
+    arb_ctx *ctx;
+    int topic;
+    uint64_t n;
+    const seq_sink *near;
+    uint64_t near_seen_inside;
+} batch_run;
+
+static void publish_in_batch(void *user)
+{
+    batch_run *b = user;
+    for (uint64_t i = 0; i < b->n; i++)
+        assert_int_equal(arb_publish(b->ctx, b->topic, 0, &i, sizeof i), ARB_OK);
+    b->near_seen_inside = b->near->count;
+}
+
+static uint64_t wakes_sent(arbh_host *h, int loop)
+{
+    return atomic_load(&h->loops[loop]->wakes.value);
+}
+
+static int loop1_idle(void *user)
+{
+    arbh_host *h = user;
+    return atomic_load(&h->loops[1]->waiting) == 1;
+}
+
+static void a_batch_wakes_another_loop_once_and_delivers_here_after_it(void **state)
+{
+    (void)state;
+    testhost *t = testhost_new("[plugin far]\nload = tp_seq.so\nrole = consumer\nthread = 1\n");
+    assert_non_null(t);
+    assert_int_equal(testhost_start(t), ARB_OK);
+    arbh_host *h = testhost_host(t);
+    arb_ctx *ctx = testhost_ctx(t);
+    seq_sink near = {0}, far = {0};
+    int topic = arb_topic(ctx, "test.seq");
+    arb_subscribe(ctx, topic, on_seq, &near);
+    arb_subscribe(ctx, arb_topic(ctx, "test.out"), on_seq, &far);
+    /* Outside any callback: each publish wakes the idle far loop. */
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t w = wakes_sent(h, 0);
+        assert_int_equal(arb_publish(ctx, topic, 0, &i, sizeof i), ARB_OK);
+        assert_int_equal(wakes_sent(h, 0) - w, 1);
+        until_count u = {&far, i + 1};
+        assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+        assert_true(testhost_run_until(t, loop1_idle, h, 5000 * MS));
+    }
+    /* In a batch: 1,000 records, one wake, none delivered here before the
+     * batch ends, all of them in order after it. */
+    near = (seq_sink){0};
+    far = (seq_sink){0};
+    batch_run b = {ctx, topic, 1000, &near, UINT64_MAX};
+    assert_true(testhost_run_until(t, loop1_idle, h, 5000 * MS));
+    uint64_t w = wakes_sent(h, 0);
+    assert_int_equal(arb_batch(ctx, publish_in_batch, &b), ARB_OK);
+    assert_int_equal(b.near_seen_inside, 0);
+    assert_int_equal(near.count, 1000);
+    assert_int_equal(near.errors, 0);
+    assert_int_equal(wakes_sent(h, 0) - w, 1);
+    until_count u = {&far, 1000};
+    assert_true(testhost_run_until(t, reached, &u, 5000 * MS));
+    testhost_free(t);
+}
+
 typedef struct flood {
     arb_ctx *ctx;
     int topic;
@@ -1189,6 +1255,7 @@ int main(void)
         cmocka_unit_test(fan_out_reaches_every_subscriber_in_order),
         cmocka_unit_test(unsubscribed_callback_gets_nothing_more),
         cmocka_unit_test(publish_inside_a_callback_is_queued_not_recursive),
+        cmocka_unit_test(a_batch_wakes_another_loop_once_and_delivers_here_after_it),
         cmocka_unit_test(full_queue_refuses_whole_publishes_and_loses_nothing_accepted),
         cmocka_unit_test(paused_subscriber_holds_records_and_publishers_see_full),
         cmocka_unit_test(cross_thread_delivery_keeps_order),

@@ -980,6 +980,101 @@ static void a_thousand_books_are_each_found(void **state)
     book_engine_free(e);
 }
 
+/* One order map serves every book; the same id resting in many books is
+ * one order per book, each found, cancelled and refused as a duplicate in
+ * its own book only. */
+static void the_same_order_id_rests_in_many_books_independently(void **state)
+{
+    (void)state;
+    book_engine *e;
+    assert_int_equal(book_engine_new(NULL, &e), ARB_OK);
+    char sym[16];
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        snprintf(sym, sizeof sym, "S%04d", i);
+        arb_instrument in = plain_instrument("XA", sym);
+        assert_int_equal(book_engine_add_instrument(e, &in), ARB_OK);
+    }
+    book_output *o = book_engine_output(e);
+    for (int i = 0; i < N; i++) {
+        snprintf(sym, sizeof sym, "S%04d", i);
+        arb_order_cmd c = make(ARB_CMD_NEW, "XA", sym, 7, 1, BUY, 100 + i, 1);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].kind, ARB_EV_ACCEPTED);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].reason, ARB_R_DUPLICATE_ORDER_ID);
+    }
+    /* Cancel every other book's order 7: the others stay. */
+    for (int i = 0; i < N; i += 2) {
+        snprintf(sym, sizeof sym, "S%04d", i);
+        arb_order_cmd c = make(ARB_CMD_CANCEL, "XA", sym, 7, 1, 0, 0, 0);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].kind, ARB_EV_CANCELLED);
+        assert_int_equal(o->events[0].price, 100 + i);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].reason, ARB_R_UNKNOWN_ORDER);
+    }
+    for (int i = 0; i < N; i++) {
+        order_book_stats st;
+        char v[ARB_VENUE_LEN], fs[ARB_SYMBOL_LEN];
+        snprintf(sym, sizeof sym, "S%04d", i);
+        arb_fixstr_set(v, ARB_VENUE_LEN, "XA");
+        arb_fixstr_set(fs, ARB_SYMBOL_LEN, sym);
+        order_book_get_stats(e, book_engine_find(e, v, fs), &st);
+        assert_int_equal(st.orders, i % 2);
+    }
+    book_engine_free(e);
+}
+
+/* The order map is sized from order_capacity and grows with the pool: many
+ * more orders than that, over several books, each then found by id. */
+static void the_order_map_grows_past_its_first_size(void **state)
+{
+    (void)state;
+    book_engine *e;
+    book_config cfg = {.order_capacity = 16};
+    assert_int_equal(book_engine_new(&cfg, &e), ARB_OK);
+    const char *syms[3] = {"AAA", "BBB", "CCC"};
+    for (int i = 0; i < 3; i++) {
+        arb_instrument in = plain_instrument("XA", syms[i]);
+        assert_int_equal(book_engine_add_instrument(e, &in), ARB_OK);
+    }
+    book_output *o = book_engine_output(e);
+    enum { N = 20000 };
+    for (uint64_t id = 1; id <= N; id++) {
+        arb_order_cmd c = make(ARB_CMD_NEW, "XA", syms[id % 3], id * 0x9E3779B97F4A7C15ull,
+                               id % 7 + 1, id % 2 ? BUY : SELL,
+                               id % 2 ? 100 - (int64_t)(id % 50) : 200 + (int64_t)(id % 50), 1);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].kind, ARB_EV_ACCEPTED);
+    }
+    book_engine_stats st;
+    book_engine_get_stats(e, &st);
+    assert_int_equal(st.orders, N);
+    assert_true(st.order_capacity >= N);
+    for (uint64_t id = N; id >= 1; id--) {
+        /* Each book finds only its own. */
+        arb_order_cmd wrong = make(ARB_CMD_CANCEL, "XA", syms[(id + 1) % 3],
+                                   id * 0x9E3779B97F4A7C15ull, id % 7 + 1, 0, 0, 0);
+        book_output_clear(o);
+        book_engine_process(e, &wrong);
+        assert_int_equal(o->events[0].reason, ARB_R_UNKNOWN_ORDER);
+        arb_order_cmd c = make(ARB_CMD_CANCEL, "XA", syms[id % 3], id * 0x9E3779B97F4A7C15ull,
+                               id % 7 + 1, 0, 0, 0);
+        book_output_clear(o);
+        book_engine_process(e, &c);
+        assert_int_equal(o->events[0].kind, ARB_EV_CANCELLED);
+    }
+    book_engine_get_stats(e, &st);
+    assert_int_equal(st.orders, 0);
+    book_engine_free(e);
+}
+
 static void bad_configuration_is_refused(void **state)
 {
     (void)state;
@@ -1103,6 +1198,8 @@ int main(void)
         T(sparse_huge_order_ids_are_found),
         cmocka_unit_test(orders_far_outside_the_window_keep_price_priority),
         cmocka_unit_test(a_thousand_books_are_each_found),
+        cmocka_unit_test(the_same_order_id_rests_in_many_books_independently),
+        cmocka_unit_test(the_order_map_grows_past_its_first_size),
         cmocka_unit_test(bad_configuration_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
