@@ -321,8 +321,7 @@ static void *run_watch(void *arg)
                  "systemd unit restart the host)",
                  (unsigned long long)h->run.id,
                  w.seen ? "another record" : "no record of this host's start",
-                 (long long)h->run_rec_offset, ARBH_RUNS_TOPIC, (long long)hi,
-                 ARBH_EXIT_RUN_LOST);
+                 (long long)h->run_rec_offset, ARBH_RUNS_TOPIC, (long long)hi, ARBH_EXIT_RUN_LOST);
         atomic_store(&h->run_lost, true);
         arbh_log(h, NULL, ARB_LOG_ERROR, "%s", h->run_lost_why);
         h->exit_code = ARBH_EXIT_RUN_LOST;
