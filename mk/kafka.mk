@@ -55,3 +55,9 @@ TESTS += test_split_agents
 test_split_agents_SRCS = tests/integration/test_split_agents.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_agents_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_agents_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The dev broker killed and started again empty under a trading system.
+TESTS += test_split_broker_restart
+test_split_broker_restart_SRCS = tests/integration/test_split_broker_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_broker_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_broker_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
