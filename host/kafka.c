@@ -589,12 +589,6 @@ static rd_kafka_conf_t *make_conf(arbh_kafka *k, arbh_config *cfg, const char *b
         rc = conf_set(conf, "partitioner", "murmur2_random", err, n);
     if (!rc && consumer)
         rc = conf_set(conf, "auto.offset.reset", "earliest", err, n);
-    /* A producer's default asks the broker to create a topic it does not
-     * know: a broker restarted empty (the dev broker) would then get the
-     * topics from reconnecting hosts, with the broker's default partition
-     * count (arb_runs must have one), before its own creation. */
-    if (!rc)
-        rc = conf_set(conf, "allow.auto.create.topics", "false", err, n);
     if (!rc)
         rc = conf_pass_section(cfg, conf, "kafka", err, n);
     if (!rc)
