@@ -61,3 +61,8 @@ TESTS += test_split_broker_restart
 test_split_broker_restart_SRCS = tests/integration/test_split_broker_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_broker_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_broker_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# Kill -9 of the matcher or gateway host to the first accepted order.
+BENCHES += bench_recovery
+bench_recovery_SRCS := tests/bench/bench_recovery.c
+bench_recovery_DEPS := $(B)/arb-devbroker $(B)/arb-host
