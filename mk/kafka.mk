@@ -66,3 +66,9 @@ test_split_broker_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
 BENCHES += bench_recovery
 bench_recovery_SRCS := tests/bench/bench_recovery.c
 bench_recovery_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The recorder host's readiness while its database is down, and after.
+TESTS += test_split_health
+test_split_health_SRCS = tests/integration/test_split_health.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_health_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_health_DEPS := $(B)/arb-devbroker $(B)/arb-host
