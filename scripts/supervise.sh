@@ -46,7 +46,6 @@ while :; do
         why="exited with status 70 (a plugin crashed, see the line above)"
     elif [ "$status" -eq 75 ]; then
         why="exited with status 75 (the broker lost the run, see the line above; the restart begins a new run)"
-        delay=1
     else
         why="died of signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
     fi
