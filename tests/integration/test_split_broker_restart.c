@@ -1,7 +1,8 @@
 /*
  * test_split_broker_restart.c -- the dev broker killed with SIGKILL under a
  * trading split system (a matcher host, a market host: clock, generator,
- * agents) and started again on the same ports, empty.
+ * agents) and started again on the same ports, empty. Before that, partition
+ * leaders move (arb_runs' among them): the hosts go on in their run.
  *
  * The new broker holds no history: by the run rules (host/run.c) that is a
  * new run. Before, every host went on in the old run against empty topics
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,10 +137,16 @@ static void hosts_stop_with_status_75_and_begin_a_new_run_after_an_empty_broker(
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/arb-brestart-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    char base[16];
+    char base[16], fifo[128];
     snprintf(base, sizeof base, "%d", free_port_base());
-    const char *const pin[] = {"--port-base", base, NULL};
+    snprintf(fifo, sizeof fifo, "%s/control", dir);
+    const char *const pin[] = {"--port-base", base, "--control-fifo", fifo, NULL};
     pid_t broker = rig_devbroker(dir, 4, pin);
+    int control = -1;
+    for (int i = 0; i < 100 && control < 0; i++)
+        if ((control = open(fifo, O_WRONLY | O_NONBLOCK)) < 0)
+            usleep(50000);
+    assert_true(control >= 0);
     int mport = rig_free_port(), kport = rig_free_port();
     pid_t matcher = start_host("matcher", mport, 1);
     pid_t market = start_host("market", kport, 1);
@@ -152,6 +160,21 @@ static void hosts_stop_with_status_75_and_begin_a_new_run_after_an_empty_broker(
     char run1[17] = "";
     bool is_new = false;
     assert_true(log_run("matcher", 1, run1, &is_new));
+
+    /* A leader move (what a real cluster does when a broker restarts) is
+     * not a lost run: the hosts keep trading in it, and stay ready. */
+    const char moves[] = "leader arb_runs 0 2\nleader order_commands 0 3\nleader trade_executed 0 "
+                         "2\n";
+    assert_int_equal(write(control, moves, sizeof moves - 1), (ssize_t)(sizeof moves - 1));
+    close(control);
+    long long fills = rig_metric(kport, "agent_fills_total{instance=\"mm_xa\"}");
+    if (wait_metric(kport, "agent_fills_total{instance=\"mm_xa\"}", fills + 20,
+                    rig_mono_ns() + 60 * RIG_SEC) < fills + 20)
+        timing_fail("broker restart: no trading after the leader moves (logs in %s)\n", dir);
+    assert_int_equal(rig_wait_exit(matcher, 0), -1);
+    assert_int_equal(rig_wait_exit(market, 0), -1);
+    wait_ready(mport, "matcher");
+    wait_ready(kport, "market");
 
     /* The broker dies and comes back empty on the same ports. */
     int st = rig_stop(broker, SIGKILL);

@@ -87,8 +87,8 @@ static int trades_stored(void *user)
 
 /* Polls /readyz until `ready` (200) or not (503 whose body holds `what`),
  * pumping the gateway side, up to deadline: the last status. */
-static int wait_readyz(testhost *h, int port, bool ready, const char *what, char *body,
-                       size_t cap, int64_t deadline)
+static int wait_readyz(testhost *h, int port, bool ready, const char *what, char *body, size_t cap,
+                       int64_t deadline)
 {
     int status = 0;
     for (;;) {
@@ -142,8 +142,8 @@ static void recorder_is_not_ready_while_its_database_is_down_and_ready_after(voi
     int64_t t0 = rig_mono_ns();
     for (size_t i = FIRST; i < ORDERS; i++)
         rig_publish(&side, i);
-    int status = wait_readyz(h, rport, false, "instance recorder", body, sizeof body,
-                             t0 + SHOWS_WITHIN_NS);
+    int status =
+        wait_readyz(h, rport, false, "instance recorder", body, sizeof body, t0 + SHOWS_WITHIN_NS);
     fprintf(stderr, "health: database stopped, /readyz %d after %.1f s: %s\n", status,
             (double)(rig_mono_ns() - t0) / 1e9, body);
     assert_int_equal(status, 503);
@@ -177,8 +177,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     rig_with_pg();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(
-            recorder_is_not_ready_while_its_database_is_down_and_ready_after, kill_children),
+        cmocka_unit_test_teardown(recorder_is_not_ready_while_its_database_is_down_and_ready_after,
+                                  kill_children),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
