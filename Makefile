@@ -36,6 +36,16 @@ CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 
+# Quiet by default: one short line per target ("  CC  host/bus.c"); `make V=1`
+# prints the full commands.
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = printf '  %-5s %s\n' $(1) $(2);
+endif
+
 # mk/*.mk has rules of its own (the gateway's assets): plain `make` is all.
 .DEFAULT_GOAL := all
 
@@ -53,21 +63,21 @@ include $(sort $(wildcard mk/*.mk))
 define plugin_tpl
 $(B)/plugins/$(1).so: $$(patsubst %.c,$(B)/obj/%.pic.o,$$($(1)_SRCS))
 	@mkdir -p $$(@D)
-	$$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
+	$$(Q)$$(call say,LD,$$@) $$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
 ALL_PLUGIN_SOS += $(B)/plugins/$(1).so
 endef
 
 define test_plugin_tpl
 $(B)/tests/plugins/$(1).so: $$(patsubst %.c,$(B)/obj/%.pic.o,$$($(1)_SRCS))
 	@mkdir -p $$(@D)
-	$$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
+	$$(Q)$$(call say,LD,$$@) $$(CC) -shared -o $$@ $$^ $$(LDFLAGS) $$($(1)_LIBS)
 ALL_TEST_PLUGIN_SOS += $(B)/tests/plugins/$(1).so
 endef
 
 define exe_tpl
 $(B)/$(2)$(1): $$(patsubst %.c,$(B)/obj/%.o,$$($(1)_SRCS)) $$($(1)_DEPS)
 	@mkdir -p $$(@D)
-	$$(CC) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDFLAGS) $$($(1)_LIBS)
+	$$(Q)$$(call say,LD,$$@) $$(CC) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDFLAGS) $$($(1)_LIBS)
 endef
 
 $(foreach p,$(PLUGINS),$(eval $(call plugin_tpl,$(p))))
@@ -78,11 +88,11 @@ $(foreach t,$(TOOLS),$(eval $(call exe_tpl,$(t),)))
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(call say,CC,$<) $(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/obj/%.pic.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
+	$(Q)$(call say,CC,$<) $(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 TEST_BINS := $(addprefix $(B)/tests/,$(TESTS))
 BENCH_BINS := $(addprefix $(B)/bench/,$(BENCHES))

@@ -4,7 +4,7 @@
  *
  *   arbctl [-a HOST:PORT | -c FILE] status | plugins | metrics | reload NAME [SO]
  *          | reload-config
- *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode
+ *          | book VENUE SYMBOL [INSTANCE] | get PATH | tail TOPIC | decode | where
  *   arbctl services [--url http://HOST:PORT] [--json]
  *
  * The address comes from -a, else [host] admin of the config given with -c,
@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "admin_token.h"
+#include "arbctl.h"
 #include "config.h"
 #include "kafka.h"
 
@@ -224,11 +225,39 @@ static int print_services(const char *text)
     return 0;
 }
 
+int arbctl_loaded_at(const char *admin_addr, const char *admin_token, const char *instance,
+                     int64_t *ns)
+{
+    reply r = {0};
+    if (request(admin_addr, EVHTTP_REQ_GET, "/plugins", admin_token, &r))
+        return 2;
+    char *text = body_text(&r);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    size_t i;
+    json_t *p;
+    int rc = 2;
+    json_array_foreach(j, i, p)
+    {
+        if (!strcmp(jtext(p, "instance"), instance)) {
+            *ns = (int64_t)json_integer_value(json_object_get(p, "loaded_at")) * 1000000000LL;
+            rc = 0;
+        }
+    }
+    if (rc)
+        fprintf(stderr, "arbctl: --split %s: not a time, nor an instance of the host at %s\n",
+                instance, admin_addr);
+    json_decref(j);
+    return rc;
+}
+
 typedef struct admin_lookup {
     char addr[256];
     char gateway[256]; /* listen of the config's first gateway, or "" */
     char token[256];   /* [host] admin_token, or "" */
     char token_file[1024];
+    const char *config; /* the -c file */
+    int no_admin;       /* it has no [host] admin: say so when it matters */
     arbh_config *cfg;
 } admin_lookup;
 
@@ -250,13 +279,13 @@ static int find_gateway(void *user, const char *section)
 static int find_admin(admin_lookup *a, const char *file)
 {
     arbh_config cfg;
-    int rc = arbh_config_load(&cfg, &file, 1, NULL, 0);
+    int rc = arbh_config_load_lenient(&cfg, &file, 1);
     if (rc == 0) {
         const char *v = arbh_config_get(&cfg, "host", "admin", NULL);
         if (v)
             snprintf(a->addr, sizeof a->addr, "%s", v);
         else
-            fprintf(stderr, "arbctl: %s has no [host] admin; using %s\n", file, a->addr);
+            a->no_admin = 1;
         snprintf(a->token, sizeof a->token, "%s", arbh_config_get(&cfg, "host", "admin_token", ""));
         snprintf(a->token_file, sizeof a->token_file, "%s",
                  arbh_config_get(&cfg, "host", "admin_token_file", ARBH_ADMIN_TOKEN_FILE));
@@ -286,6 +315,11 @@ static void usage(FILE *out)
           "  tail TOPIC [-b BROKERS] [--from-beginning] [-n N]\n"
           "                          a Kafka topic's records as JSON lines\n"
           "  decode                  raw wire records on stdin (kcat -f '%s') as JSON lines\n"
+          "  runs [--json]           the runs recorded in PostgreSQL\n"
+          "  report [RUN] [--json] [--html FILE] [--bucket S] [--split TIME|INSTANCE]\n"
+          "                          a run's figures per agent and venue (default: latest)\n"
+          "  compare A B [--json]    two runs (ids or report files) side by side\n"
+          "  where                   the admin (and gateway) address the config resolves to\n"
           "  services [--url http://HOST:PORT] [--json]\n"
           "                          the hosts announcing on service_registry, from a gateway\n"
           "                          (default: the -c config's gateway, $ARB_HTTP, :8080)\n"
@@ -314,7 +348,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-a")) {
             snprintf(a.addr, sizeof a.addr, "%s", argv[++i]);
         } else if (!strcmp(argv[i], "-c")) {
-            if (find_admin(&a, argv[++i]) != 0)
+            a.config = argv[++i];
+            if (find_admin(&a, a.config) != 0)
                 return 2;
         } else {
             usage(stderr);
@@ -329,6 +364,28 @@ int main(int argc, char **argv)
     int nargs = argc - i - 1;
     if (!strcmp(cmd, "tail") || !strcmp(cmd, "decode"))
         return arbctl_kafka_main(argc - i, argv + i); /* Kafka, not the admin endpoint */
+    if (!strcmp(cmd, "runs") || !strcmp(cmd, "report") || !strcmp(cmd, "compare")) {
+        /* PostgreSQL, not the admin endpoint (report --split INSTANCE asks it). */
+        const char *tok = getenv("ARB_ADMIN_TOKEN");
+        char ftok[256], whyf[512];
+        if (!tok || !*tok)
+            tok =
+                a.token[0] ? a.token
+                : arbh_admin_token_load(a.token_file, 0, ftok, sizeof ftok, whyf, sizeof whyf) == 0
+                    ? ftok
+                    : NULL;
+        return arbctl_runs_main(argc - i, argv + i, a.config, a.addr, tok);
+    }
+    if (!strcmp(cmd, "where") && nargs == 0) {
+        /* The addresses a config resolves to (${VAR:-default} expanded), for
+         * the banners of scripts/run.sh and scripts/run-split.sh. */
+        printf("admin %s\n", a.addr);
+        if (a.gateway[0])
+            printf("gateway %s\n", a.gateway);
+        return 0;
+    }
+    if (a.no_admin && strcmp(cmd, "services"))
+        fprintf(stderr, "arbctl: %s has no [host] admin; using %s\n", a.config, a.addr);
     char path[1024];
     enum evhttp_cmd_type method = EVHTTP_REQ_GET;
     int (*printer)(const char *) = NULL;

@@ -79,12 +79,19 @@ static uint32_t plausible_length(const uint8_t *p)
 {
     unsigned type = arb_get_u16(p);
     uint32_t len = arb_get_u32(p + 4);
-    if (arb_get_u16(p + 2) != ARB_WIRE_VERSION || len > ARB_WIRE_MAX)
+    unsigned v = arb_get_u16(p + 2);
+    /* Order events and trades have a version 2 (fees), services too (build
+     * ids); every other type is at version 1. */
+    unsigned max_v = type == ARB_MSG_ORDER_EVENT || type == ARB_MSG_TRADE || type == ARB_MSG_SERVICE
+                         ? 2
+                         : ARB_WIRE_VERSION;
+    if (v < 1 || v > max_v || len > ARB_WIRE_MAX)
         return 0;
     switch (type) {
     case ARB_MSG_ORDER_CMD: return len == ARB_ORDER_CMD_LEN ? len : 0;
-    case ARB_MSG_ORDER_EVENT: return len == ARB_ORDER_EVENT_LEN ? len : 0;
-    case ARB_MSG_TRADE: return len == ARB_TRADE_LEN ? len : 0;
+    case ARB_MSG_ORDER_EVENT:
+        return len == (v == 1 ? ARB_ORDER_EVENT_LEN_V1 : ARB_ORDER_EVENT_LEN) ? len : 0;
+    case ARB_MSG_TRADE: return len == (v == 1 ? ARB_TRADE_LEN_V1 : ARB_TRADE_LEN) ? len : 0;
     case ARB_MSG_TICK: return len == ARB_TICK_LEN ? len : 0;
     case ARB_MSG_MARKET_EVENT: return len == ARB_MARKET_EVENT_LEN ? len : 0;
     case ARB_MSG_MARKET_DATA:
@@ -94,7 +101,9 @@ static uint32_t plausible_length(const uint8_t *p)
                    : 0;
     case ARB_MSG_SERVICE:
         return len >= ARB_SERVICE_FIXED_LEN &&
-                       (len - ARB_SERVICE_FIXED_LEN) % ARB_SERVICE_PLUGIN_LEN == 0 &&
+                       (len - ARB_SERVICE_FIXED_LEN) %
+                               (v == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN) ==
+                           0 &&
                        len <= ARB_SERVICE_LEN(ARB_SERVICE_MAX_PLUGINS)
                    ? len
                    : 0;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "latency.h"
 #include "transport.h"
 
 /* One record in this many carries its publish time for the latency histogram:
@@ -180,9 +181,21 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
     /* Count fixed at entry: a subscription made by a callback starts with the
      * next record. Items are re-read each time: a callback may grow the array. */
     size_t n = sl->count;
+    /* A venue's records reach participants over their links (latency.c):
+     * held there once per participant, delivered to it when due. */
+    bool links =
+        h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS && rec->topic <= ARB_TOPIC_MARKET_DATA;
+    arbh_instance *held_for = NULL;
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
         if (s->active) {
+            if (__builtin_expect(links, 0) && s->owner->lat &&
+                (s->owner == held_for ||
+                 arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition, m.offset,
+                                        m.data, m.len))) {
+                held_for = s->owner;
+                continue;
+            }
             arbh_running prev = arbh_enter(s->owner, ARBH_CB_DELIVER, rec->topic);
             s->fn(s->user, &m);
             arbh_leave(prev);
@@ -351,6 +364,10 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
         return ARB_EINVAL;
     arbh_topic *t = h->topics[topic];
     arb_counter_add(&t->stats[loop->index].published, 1);
+    /* A participant's order command travels its link to the venue first. */
+    if (__builtin_expect(inst->lat != NULL, 0) && topic == ARB_TOPIC_ORDER_COMMANDS &&
+        arbh_latency_hold_up(inst, topic, key, data, len))
+        return ARB_OK;
     if (t->remote) /* through the transport; local subscribers get it back from there */
         return arbh_xport_produce(h, t->name, key, data, len);
     uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
@@ -360,6 +377,47 @@ int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *d
     if (rc == ARB_OK)
         flush(h, loop, mask);
     return rc;
+}
+
+int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *data, size_t len)
+{
+    arbh_host *h = loop->host;
+    arbh_topic *t = h->topics[topic];
+    if (t->remote)
+        return arbh_xport_produce(h, t->name, key, data, len);
+    uint64_t mask = atomic_load_explicit(&t->loop_mask, memory_order_acquire);
+    if (!mask)
+        return ARB_OK;
+    int rc = enqueue(h, loop, t, mask, key, data, len, NULL, NULL);
+    if (rc == ARB_OK)
+        flush(h, loop, mask);
+    return rc;
+}
+
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                           int32_t partition, int64_t offset, const void *data, size_t len)
+{
+    arbh_host *h = loop->host;
+    arb_msg m = {data, (uint32_t)len, topic, 0, key, partition, offset};
+    /* Like a delivery from the ring: what the callbacks publish is
+     * enqueued, then drained here before returning. */
+    loop->depth++;
+    for (size_t i = 0; i < to->nsubs; i++) {
+        arbh_sub *s = to->subs[i];
+        if (s->topic != topic || !s->active)
+            continue;
+        arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, topic);
+        s->fn(s->user, &m);
+        arbh_leave(prev);
+    }
+    if (!(loop->held & (1ull << loop->index)))
+        drain_ring(h, loop, loop->index, SIZE_MAX);
+    loop->depth--;
+    if (loop->depth == 0) {
+        compact_subs(h, loop);
+        if (loop->dirty)
+            wake_remote(loop);
+    }
 }
 
 /* ---- records from the external transport ---- */

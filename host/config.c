@@ -146,6 +146,9 @@ static int expand_env(arbh_config *cfg, const char *file, int line, const char *
             } else if (dflt && dflt < close) {
                 piece = dflt + 2;
                 plen = (size_t)(close - piece);
+            } else if (cfg->unset_env_empty) {
+                piece = close;
+                plen = 0;
             } else {
                 cfg_error(cfg, "%s:%d: environment variable %s is not set (use ${%s:-default})",
                           file, line, name, name);
@@ -308,6 +311,16 @@ int arbh_config_load(arbh_config *cfg, const char *const *files, size_t nfiles,
         if (parse_file(cfg, files[i], 0) != 0)
             return -1;
     return apply_overrides(cfg, overrides, noverrides);
+}
+
+int arbh_config_load_lenient(arbh_config *cfg, const char *const *files, size_t nfiles)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->unset_env_empty = true;
+    for (size_t i = 0; i < nfiles; i++)
+        if (parse_file(cfg, files[i], 0) != 0)
+            return -1;
+    return 0;
 }
 
 int arbh_config_load_string(arbh_config *cfg, const char *name, const char *text,

@@ -33,6 +33,9 @@ typedef struct arbh_config {
     char **files; /* every file read, for error messages and SIGHUP */
     size_t nfiles;
     char err[512];
+    /* arbctl reads a config only for addresses: an unset ${VAR} (a split
+     * config's ${ARB_BROKERS}) expands to "" there instead of failing. */
+    bool unset_env_empty;
 } arbh_config;
 
 /* Reads files in order, then applies overrides ("section.key=value"; the
@@ -40,6 +43,9 @@ typedef struct arbh_config {
  * Returns 0, or -1 with cfg->err set to "file:line: what is wrong". */
 int arbh_config_load(arbh_config *cfg, const char *const *files, size_t nfiles,
                      const char *const *overrides, size_t noverrides);
+/* As arbh_config_load, but an unset ${VAR} without a default expands to ""
+ * rather than failing: for tools that read a config for its addresses. */
+int arbh_config_load_lenient(arbh_config *cfg, const char *const *files, size_t nfiles);
 /* Parses INI text as if it were a file named `name` (tests). */
 int arbh_config_load_string(arbh_config *cfg, const char *name, const char *text,
                             const char *const *overrides, size_t noverrides);

@@ -22,6 +22,7 @@
 #include <arb/wire.h>
 
 #include "host.h"
+#include "latency.h"
 #include "transport.h"
 
 static const char *const host_keys[] = {
@@ -515,7 +516,8 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
         }
     }
     free_names(&plan);
-    if (validate_unread(cfg, err, n) != ARB_OK) {
+    if (arbh_latency_configure(h, cfg, err, n) != ARB_OK ||
+        validate_unread(cfg, err, n) != ARB_OK) {
         arbh_host_free(h);
         return NULL;
     }
@@ -764,6 +766,7 @@ void arbh_host_free(arbh_host *h)
         return;
     arbh_admin_stop(h);
     arbh_loops_stop(h);
+    arbh_latency_free(h);
     for (size_t i = h->ninstances; i-- > 0;)
         arbh_instance_free(h->instances[i]);
     free(h->instances);
@@ -951,12 +954,38 @@ typedef struct hup_plan {
     arbh_hold *holds[ARBH_MAX_LOOPS];
 } hup_plan;
 
+typedef struct section_count {
+    arbh_config *other; /* the config the sections are looked up in */
+    size_t seen, missing;
+} section_count;
+
+static int count_section(void *user, const char *section)
+{
+    section_count *c = user;
+    c->seen++;
+    c->missing += !arbh_config_has_section(c->other, section);
+    return 0;
+}
+
+/* Whether the sections named with prefix are the same in both configs. */
+static bool same_sections(arbh_config *a, arbh_config *b, const char *prefix)
+{
+    section_count ca = {b, 0, 0}, cb = {a, 0, 0};
+    arbh_config_sections(a, prefix, count_section, &ca);
+    arbh_config_sections(b, prefix, count_section, &cb);
+    return ca.seen == cb.seen && !ca.missing && !cb.missing;
+}
+
 static bool instance_changed(arbh_instance *in, arbh_config *nc)
 {
     if (!arbh_config_section_equal(in->cfg, nc, in->section))
         return true;
     for (size_t i = 0; i < in->nread_sections; i++)
         if (!arbh_config_section_equal(in->cfg, nc, in->read_sections[i]))
+            return true;
+    /* A section added under a prefix it listed (an agent the gateway names). */
+    for (size_t i = 0; i < in->nread_prefixes; i++)
+        if (!same_sections(in->cfg, nc, in->read_prefixes[i]))
             return true;
     return false;
 }

@@ -90,6 +90,7 @@ typedef struct arbh_loop {
     pthread_mutex_t task_mu;
     pthread_cond_t task_cv;
     arbh_task *tasks;
+    struct arbh_lat_queue *latq; /* records held for their link's delay (latency.c) */
 } arbh_loop;
 
 typedef struct arbh_timer {
@@ -124,6 +125,7 @@ struct arbh_instance {
     const arb_plugin *desc;
     void *self;
     arbh_loop *loop;
+    struct arbh_lat_links *lat; /* a participant's links to venues, or NULL */
     int thread;
     enum arbh_inst_state state;
     bool staging;             /* registrations wait for the reload to commit */
@@ -144,6 +146,9 @@ struct arbh_instance {
     bool err_located;     /* err names a config file and line (a rejected value) */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
+    char **read_prefixes; /* prefixes it listed sections by: a section added or
+                             removed under one changes it too (SIGHUP) */
+    size_t nread_prefixes;
     char build_id[80];    /* GNU build id, or "sha256:..." of the file */
     int64_t loaded_at;    /* wall ns its image was opened */
     char crash_who[4608]; /* preformatted for the fatal-signal line (crash.c) */
@@ -264,6 +269,7 @@ struct arbh_host {
     _Atomic bool run_lost;
     char run_lost_why[384]; /* written once, before run_lost is set */
     _Atomic int64_t sim_time;
+    bool lat_on; /* [latency] configured: some participant has links */
     uint64_t host_id;
     char id[64];
     int log_level;
@@ -358,6 +364,11 @@ int arbh_bus_inject(arbh_host *h, const char *topic, int32_t partition, int64_t 
                     void *token);
 /* Reports handled injected records; returns how many are still in flight. */
 size_t arbh_bus_poll_done(arbh_host *h);
+/* A record held for its link's delay, now due (latency.c): published from
+ * `loop` as if just now, or delivered to `to`'s subscriptions of the topic. */
+int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *data, size_t len);
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                           int32_t partition, int64_t offset, const void *data, size_t len);
 void arbh_bus_wake_cb(int fd, short what, void *arg);
 
 /* ---- instance.c ---- */

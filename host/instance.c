@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "latency.h"
 #include "transport.h"
 
 #define INST(ctx) ((arbh_instance *)(ctx))
@@ -186,6 +187,15 @@ static int api_cfg_sections(arb_ctx *ctx, const char *prefix, arb_cfg_fn fn, voi
 {
     arbh_instance *in = INST(ctx);
     each_ctx c = {fn, user};
+    int known = 0;
+    for (size_t i = 0; i < in->nread_prefixes; i++)
+        known |= !strcmp(in->read_prefixes[i], prefix);
+    char **grown =
+        known ? NULL : realloc(in->read_prefixes, (in->nread_prefixes + 1) * sizeof *grown);
+    if (grown) {
+        in->read_prefixes = grown;
+        in->read_prefixes[in->nread_prefixes++] = strdup(prefix);
+    }
     arbh_config_sections(in->cfg, prefix, note_section, in);
     int rc = arbh_config_sections(in->cfg, prefix, each_section, &c);
     return rc > 0 ? ARB_OK : rc;
@@ -428,9 +438,14 @@ static int64_t api_now(arb_ctx *ctx)
     return sim ? sim : arbh_wall_ns();
 }
 
+/* Time moves only past delivered records: what the links hold until then
+ * is delivered first, each at its own time (latency.c). */
 static void api_set_time(arb_ctx *ctx, int64_t ns)
 {
-    atomic_store_explicit(&INST(ctx)->host->sim_time, ns, memory_order_relaxed);
+    arbh_instance *in = INST(ctx);
+    if (in->loop && in->loop->latq)
+        arbh_latency_advance(in->loop, ns);
+    atomic_store_explicit(&in->host->sim_time, ns, memory_order_relaxed);
 }
 
 static void api_shutdown(arb_ctx *ctx, int code)
@@ -884,6 +899,7 @@ void arbh_instance_free(arbh_instance *in)
 {
     if (!in)
         return;
+    arbh_latency_forget(in);
     arbh_instance_teardown_regs(in);
     if (in->self && in->desc) {
         arbh_running prev = arbh_enter(in, ARBH_CB_DESTROY, -1);
@@ -897,6 +913,9 @@ void arbh_instance_free(arbh_instance *in)
     for (size_t i = 0; i < in->nread_sections; i++)
         free(in->read_sections[i]);
     free(in->read_sections);
+    for (size_t i = 0; i < in->nread_prefixes; i++)
+        free(in->read_prefixes[i]);
+    free(in->read_prefixes);
     free(in->name);
     free(in->section);
     free(in->path);
@@ -1020,6 +1039,7 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
     }
     /* Commit: nothing can fail from here on. */
     nw->reloads = old->reloads + 1;
+    arbh_latency_rebind(old, nw);
     arbh_instance_stop(old);
     arbh_instance_commit_regs(nw);
     *slot = nw;

@@ -6,7 +6,7 @@ GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway
 	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c
 
 PLUGINS += gateway
-gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c \
+gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c plugins/gateway/run_pages.c \
 	plugins/gateway/http_conn.c plugins/gateway/http_framing.c plugins/gateway/stream.c \
 	plugins/gateway/gateway_plugin.c
 gateway_LIBS := $(DEP_LIBS)
@@ -51,7 +51,7 @@ fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.
 FUZZERS += fuzz_gateway_http
 fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
 	plugins/gateway/assets.c plugins/gateway/http_conn.c plugins/gateway/http_framing.c \
-	plugins/gateway/stream.c
+	plugins/gateway/stream.c plugins/gateway/run_pages.c
 
 # Recursive (=) because mk/host.mk, which defines TESTHOST_*, is read after this file.
 TESTS += test_gateway_http
@@ -93,3 +93,9 @@ TESTS += test_gateway_registry
 test_gateway_registry_SRCS = tests/integration/test_gateway_registry.c $(TESTHOST_SRCS)
 test_gateway_registry_LIBS = $(TESTHOST_LIBS)
 test_gateway_registry_DEPS := $(B)/plugins/gateway.so $(B)/arbctl
+
+# The live A/B workflow and the run report page: the monolith with its
+# recorder, a hot reload, arbctl report --split --html, /runs/ in Chromium.
+TESTS += test_report_page
+test_report_page_SRCS := tests/e2e/report_e2e.c
+test_report_page_LIBS := $(CMOCKA_LIBS)

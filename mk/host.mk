@@ -1,6 +1,7 @@
 # The host: arb-host, arbctl, and the host objects tests link (testhost).
 HOST_LIB_SRCS := host/config.c host/bus.c host/loop.c host/instance.c host/host.c host/admin.c \
-	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c
+	host/admin_token.c host/kafka.c host/journal.c host/fsutil.c host/run.c host/image.c host/crash.c \
+	host/latency.c host/latency_dist.c
 # libcrypto: the SHA-256 that identifies a plugin image without a build id.
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 HOST_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(CRYPTO_LIBS) -ldl -lpthread -lm
@@ -28,6 +29,10 @@ tp_crash_ctor_SRCS := tests/plugins/tp_crash_ctor.c
 tp_noentry_SRCS := tests/plugins/tp_noentry.c
 tp_badabi_SRCS := tests/plugins/tp_badabi.c
 
+TESTS += test_latency_dist
+test_latency_dist_SRCS := tests/unit/test_latency_dist.c host/latency_dist.c
+test_latency_dist_LIBS := $(CMOCKA_LIBS) -lm
+
 TESTS += test_config
 test_config_SRCS := tests/unit/test_config.c host/config.c
 test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
@@ -43,8 +48,11 @@ test_host_faults_SRCS := tests/integration/test_host_faults.c
 test_host_faults_LIBS := $(CMOCKA_LIBS)
 
 TOOLS += arbctl
-arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/config.c host/admin_token.c host/fsutil.c
-arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS)
+arbctl_SRCS := host/arbctl.c host/arbctl_kafka.c host/arbctl_runs.c host/arbctl_page.c \
+	host/config.c host/admin_token.c host/fsutil.c
+arbctl_LIBS := $(DEP_LIBS) $(RDKAFKA_LIBS) $(PQ_LIBS) -lm
+# The report page is compiled into arbctl (.incbin).
+$(B)/obj/host/arbctl_page.o: host/report.html
 
 BENCHES += bench_bus
 bench_bus_SRCS := tests/bench/bench_bus.c $(TESTHOST_SRCS)
@@ -54,7 +62,8 @@ bench_bus_LIBS := $(TESTHOST_LIBS)
 TESTS += test_wire
 test_wire_SRCS := tests/unit/test_wire.c
 test_wire_LIBS := $(CMOCKA_LIBS)
-FUZZERS += fuzz_wire fuzz_config fuzz_journal fuzz_admin
+FUZZERS += fuzz_wire fuzz_config fuzz_journal fuzz_admin fuzz_latency
+fuzz_latency_SRCS := tests/fuzz/fuzz_latency.c host/latency_dist.c
 fuzz_wire_SRCS := tests/fuzz/fuzz_wire.c
 fuzz_config_SRCS := tests/fuzz/fuzz_config.c host/config.c
 fuzz_journal_SRCS := tests/fuzz/fuzz_journal.c host/journal.c host/fsutil.c host/config.c

@@ -45,3 +45,10 @@ TESTS += test_recorder_kafka
 test_recorder_kafka_SRCS := tests/integration/test_recorder_kafka.c $(RECORDER_DB) $(TESTHOST_SRCS)
 test_recorder_kafka_LIBS := $(TESTHOST_LIBS) $(PQ_LIBS)
 test_recorder_kafka_DEPS := $(B)/plugins/recorder.so $(B)/arb-host
+
+# Results per run: arbctl runs / report / compare and the A/B workflow, on a
+# recorded simulation (re-runs itself under scripts/with-pg.sh).
+TESTS += test_runs_report
+test_runs_report_SRCS := tests/integration/test_runs_report.c
+test_runs_report_LIBS := $(CMOCKA_LIBS) $(PQ_LIBS) $(DEP_LIBS)
+test_runs_report_DEPS := $(B)/arbctl $(B)/arb-host $(B)/plugins/recorder.so $(B)/plugins/digest.so

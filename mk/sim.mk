@@ -12,6 +12,13 @@ clock_SRCS := plugins/clock/clock.c
 generator_SRCS := plugins/generator/market_model.c plugins/generator/generator.c
 generator_LIBS := -lm
 digest_SRCS := plugins/digest/digest.c
+digest_LIBS := -lm
+
+# The figures of a run (sdk/arb/run_report.h): the digest's end-of-run table
+# and arbctl report share them.
+TESTS += test_run_report
+test_run_report_SRCS := tests/unit/test_run_report.c
+test_run_report_LIBS := $(CMOCKA_LIBS) -lm
 
 TESTS += test_clock
 test_clock_SRCS := tests/unit/test_clock.c plugins/clock/clock.c
@@ -58,6 +65,10 @@ TEST_PLUGINS += sim_mm_wide sim_mm_newstate
 sim_mm_wide_SRCS := $(MM_CORE) tests/integration/test_sim_mm_wide.c
 sim_mm_newstate_SRCS := $(MM_CORE) tests/integration/test_sim_mm_newstate.c
 
+TESTS += test_sim_latency
+test_sim_latency_SRCS := tests/integration/test_sim_latency.c $(TESTHOST_SRCS)
+test_sim_latency_LIBS := $(TESTHOST_LIBS)
+
 TESTS += test_sim_reload
 test_sim_reload_SRCS := tests/integration/test_sim_reload.c $(TESTHOST_SRCS)
 test_sim_reload_LIBS := $(TESTHOST_LIBS)
@@ -74,6 +85,9 @@ BENCHES += bench_sim
 bench_sim_SRCS := tests/bench/bench_sim.c $(TESTHOST_SRCS)
 bench_sim_LIBS := $(TESTHOST_LIBS)
 bench_sim_DEPS = $(SIM_TEST_PLUGIN_SOS)
+
+FUZZERS += fuzz_fee_tiers
+fuzz_fee_tiers_SRCS := tests/fuzz/fuzz_fee_tiers.c
 
 FUZZERS += fuzz_agent_restore
 fuzz_agent_restore_SRCS := tests/fuzz/fuzz_agent_restore.c plugins/generator/market_model.c \

@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 mkdir -p var/split
 pids=()
 broker=
+stopping=0
 stop() {
     trap - INT TERM EXIT
+    stopping=1
     echo "run-split: stopping" >&2
     # Hosts first (each drains, commits and leaves its group), the broker last.
     for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
@@ -39,8 +41,15 @@ for svc in $matchers recorder gateway market; do
     # with a back-off (scripts/supervise.sh); the others keep running.
     scripts/supervise.sh "$svc" build/arb-host -c "conf.d/split/$svc.ini" > "var/split/$svc.log" 2>&1 &
     pids+=($!)
-    echo "run-split: $svc (pid $!, log var/split/$svc.log)" >&2
+    admin=$(build/arbctl -c "conf.d/split/$svc.ini" where 2>/dev/null | sed -n 's/^admin //p')
+    echo "run-split: $svc (pid $!, admin http://$admin, arbctl -c conf.d/split/$svc.ini status, log var/split/$svc.log)" >&2
 done
-echo "run-split: brokers $ARB_BROKERS; dashboard http://${ARB_HTTP:-127.0.0.1:8080}/; Ctrl-C stops; a host that crashes or is killed restarts with back-off (see its log)" >&2
+gw=$(build/arbctl -c conf.d/split/gateway.ini where 2>/dev/null | sed -n 's/^gateway //p')
+echo "run-split: brokers $ARB_BROKERS; dashboard http://${gw:-127.0.0.1:8080}/; Ctrl-C stops; a host that crashes or is killed restarts with back-off (see its log)" >&2
 wait -n "${pids[@]}" || true
-echo "run-split: a process exited; see var/split/*.log" >&2
+if [ "$stopping" -eq 1 ]; then
+    echo "run-split: stopped" >&2
+else
+    echo "run-split: a host exited on its own; see var/split/*.log" >&2
+    exit 1
+fi

@@ -31,7 +31,10 @@ enum {
     ST_TICKS = 1u << 2,
     ST_MARKET = 1u << 3,
     ST_PNL = 1u << 4,
-    ST_ALL = (1u << 5) - 1,
+    ST_ALL = (1u << 5) - 1, /* the public topics: the default */
+    /* Private: the key's own account only, and only with a key. */
+    ST_ORDERS = 1u << 5,
+    ST_FILLS = 1u << 6,
 };
 
 typedef struct gateway gateway;
@@ -86,6 +89,7 @@ struct gateway {
     int64_t request_timeout_ms, max_conns, max_conns_per_addr, anon_rate, anon_burst;
     int64_t stream_stall_ms, max_streams_per_addr, max_streams_per_key;
     int public_reads;
+    const char *runs_dir; /* run report pages under /runs/, "": off */
     uint64_t id_space;
     arb_instrument_table instruments;
     gw_key_table keys;
@@ -93,6 +97,7 @@ struct gateway {
     size_t n_names;
     uint64_t *public_ids; /* public_accounts */
     size_t n_public;
+    int public_agents; /* the config's agents join the public accounts */
 
     /* state */
     uint64_t next_seq; /* low 48 bits of the next order id */
@@ -171,8 +176,15 @@ void gw_sync_conn_stats(gateway *gw);
 /* ---- stream.c ---- */
 
 void gw_stream_handle(gateway *gw, struct evhttp_request *req);
+
+/* run_pages.c: /runs/ (the index) and /runs/NAME.html from runs_dir. */
+void gw_run_pages_index(gateway *gw, struct evhttp_request *req);
+void gw_run_page(gateway *gw, struct evhttp_request *req, const char *name, size_t n);
 /* Sends one rendered event to every client that asked for the topic. */
 void gw_stream_broadcast(gateway *gw, unsigned topic, struct evbuffer *event);
+/* To the streams of keys of `account` that asked for the (private) topic. */
+void gw_stream_to_account(gateway *gw, unsigned topic, uint64_t account, struct evbuffer *event);
+int gw_stream_wanted_by(gateway *gw, unsigned topic, uint64_t account);
 /* Whether any client asked for the topic. */
 int gw_stream_wanted(gateway *gw, unsigned topic);
 /* A wire record as an event named name (arb/wire_json.h). */

@@ -46,6 +46,10 @@
  *   max_open_orders = 100000          per account: open orders are never
  *                                     forgotten, so this bounds their memory
  *   public_reads = true               market data readable without a key
+ *   public_agents = true              agents of this config ([plugin] sections with an
+ *                                     `account`) named and public on the PnL board
+ *   runs_dir = var/runs               serve the run reports there under /runs/
+ *                                     (arbctl report --html); default "": off
  *   pnl_board_unnamed = 5             unnamed accounts listed on the PnL board
  *                                     (the rest are summed as "others")
  *   order_id_space = <0..65535>       default: the host id's low 16 bits
@@ -770,6 +774,35 @@ static void handle_order_list(gateway *gw, struct evhttp_request *req)
     gw_query_free(&q);
 }
 
+/* GET /v1/fills?limit=N&before=CURSOR: the key's own fills, newest first;
+ * "next" in the answer is the cursor of the following page. */
+static void handle_fills(gateway *gw, struct evhttp_request *req)
+{
+    gw_api_key *key = authenticate(gw, req);
+    if (!key)
+        return;
+    gw_query_args q;
+    long limit = 100;
+    long long before_ts = 0;
+    unsigned long long before_trade = 0;
+    const char *before;
+    if (gw_query_parse(&q, req)) {
+        gw_reply_error(gw, req, 400, "invalid_query", "the query string is malformed");
+    } else if (query_int(&q, "limit", 100, 1, 1000, &limit)) {
+        gw_reply_error(gw, req, 400, "invalid_limit", "limit must be an integer from 1 to 1000");
+    } else if ((before = gw_query_get(&q, "before")) &&
+               (sscanf(before, "%lld.%llu", &before_ts, &before_trade) != 2 || before_ts <= 0)) {
+        gw_reply_error(gw, req, 400, "invalid_cursor",
+                       "before is the \"next\" of a previous answer");
+    } else if (gw_render_fills(evhttp_request_get_output_buffer(req), gw->rm, key->account,
+                               (size_t)limit, before_ts, before_trade)) {
+        gw_reply_error(gw, req, 503, "out_of_memory", "try again");
+    } else {
+        gw_reply_json(gw, req, 200);
+    }
+    gw_query_free(&q);
+}
+
 /* ---- market data reads ---- */
 
 /* Percent-decodes a path segment into out (NUL-terminated). */
@@ -1013,6 +1046,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     case GW_R_STREAM: gw_stream_handle(gw, req); return;
+    case GW_R_FILLS: handle_fills(gw, req); return;
+    case GW_R_RUNS: gw_run_pages_index(gw, req); return;
+    case GW_R_RUN_PAGE: gw_run_page(gw, req, pp.value[0], pp.len[0]); return;
     case GW_R_SERVICES:
         if (!gw_allow_read(gw, req))
             return;
@@ -1043,6 +1079,24 @@ static void on_order_event(void *user, const arb_msg *msg)
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
         order_changed(gw, o, effect, (ev.flags & ARB_EVF_LAST) != 0);
+    /* The private stream: the account's own order events and fills. */
+    if (gw->streams && gw_stream_wanted_by(gw, ST_ORDERS | ST_FILLS, ev.account)) {
+        struct evbuffer *out = evbuffer_new();
+        if (!out)
+            return;
+        evbuffer_add(out, "event: order\ndata: ", 19);
+        gw_render_order_event(out, gw->rm, &ev);
+        evbuffer_add(out, "\n\n", 2);
+        gw_stream_to_account(gw, ST_ORDERS, ev.account, out);
+        if (ev.last_qty > 0 && (ev.kind == ARB_EV_PARTIAL || ev.kind == ARB_EV_FILLED)) {
+            evbuffer_drain(out, evbuffer_get_length(out));
+            evbuffer_add(out, "event: fill\ndata: ", 18);
+            gw_render_fill_event(out, gw->rm, &ev);
+            evbuffer_add(out, "\n\n", 2);
+            gw_stream_to_account(gw, ST_FILLS, ev.account, out);
+        }
+        evbuffer_free(out);
+    }
 }
 
 static void on_trade(void *user, const arb_msg *msg)
@@ -1185,6 +1239,49 @@ static int cfg_entry(void *user, const char *key, const char *value)
     return 0;
 }
 
+/* The agents of this host's configuration: every [plugin NAME] section with
+ * an `account` names that account NAME on the board (unless account_name
+ * says otherwise) and, with public_agents (default true), makes it public,
+ * so an agent added to the config shows up by name with no gateway key.
+ * An agent with a population is shown by its first account. */
+static int agent_section(void *user, const char *section, const char *unused)
+{
+    (void)unused;
+    cfg_walk *w = user;
+    gateway *gw = w->gw;
+    int64_t acct = 0;
+    if (arb_cfg_int_in(gw->ctx, section, "account", 0, 0, INT64_MAX, &acct) != ARB_OK || !acct)
+        return 0;
+    int named = 0, public = 0;
+    for (size_t i = 0; i < gw->n_names; i++)
+        named |= gw->names[i].account == (uint64_t)acct;
+    for (size_t i = 0; i < gw->n_public; i++)
+    public |= gw->public_ids[i] == (uint64_t)acct;
+    if (!named) {
+        account_name *grown = realloc(gw->names, (gw->n_names + 1) * sizeof *grown);
+        char *copy = strdup(section + strlen("plugin "));
+        if (!grown || !copy) {
+            free(copy);
+            if (grown)
+                gw->names = grown;
+            w->rc = ARB_ENOMEM;
+            return 1;
+        }
+        gw->names = grown;
+        gw->names[gw->n_names++] = (account_name){(uint64_t)acct, copy};
+    }
+    if (!public && gw->public_agents) {
+        uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
+        if (!grown) {
+            w->rc = ARB_ENOMEM;
+            return 1;
+        }
+        gw->public_ids = grown;
+        gw->public_ids[gw->n_public++] = (uint64_t)acct;
+    }
+    return 0;
+}
+
 static void gw_destroy(void *self);
 
 /* Half the descriptors the process may open, at most 10000: the rest stay
@@ -1236,6 +1333,7 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "trade_history", 1000, 1, 1000000, &gw->trade_history)) ||
         (rc = arb_cfg_int(ctx, "order_history", 100000, 1, 100000000, &gw->order_history)) ||
         (rc = arb_cfg_bool(ctx, "public_reads", 1, &gw->public_reads)) ||
+        (rc = arb_cfg_str(ctx, "runs_dir", "", &gw->runs_dir)) ||
         (rc = arb_cfg_int(ctx, "pnl_board_unnamed", 5, 0, 10000, &gw->board_unnamed)) ||
         (rc = arb_cfg_int(ctx, "max_open_orders", 100000, 1, 100000000, &gw->max_open)) ||
         (rc = arb_cfg_int(ctx, "client_order_id_window_s", 86400, 0, 30 * 86400,
@@ -1262,6 +1360,10 @@ static int gw_create(arb_ctx *ctx, void **self)
     }
     cfg_walk w = {gw, ARB_OK};
     if ((rc = arb_cfg_each(ctx, NULL, cfg_entry, &w)) || (rc = w.rc))
+        goto fail;
+    if ((rc = arb_cfg_bool(ctx, "public_agents", 1, &gw->public_agents)))
+        goto fail;
+    if ((rc = arb_cfg_sections(ctx, "plugin ", agent_section, &w)) || (rc = w.rc))
         goto fail;
     if ((rc = arb_instruments_load(ctx, &gw->instruments)))
         goto fail;

@@ -251,7 +251,8 @@ static void add_fill(gw_order *o, const arb_order_event *ev)
             return;
         o->fills = grown;
     }
-    o->fills[o->n_fills++] = (gw_fill){ev->trade_id, ev->last_px, ev->last_qty, ev->ts};
+    o->fills[o->n_fills++] =
+        (gw_fill){ev->trade_id, ev->last_px, ev->last_qty, ev->ts, ev->fee, ev->liquidity};
 }
 
 int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **order)
@@ -308,8 +309,9 @@ int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **o
 
 /* ---- trades and positions ---- */
 
+/* fee: price units (the trade's), booked in cash's units. */
 static void position_apply(gw_read_model *rm, uint64_t account, int idx, int64_t signed_qty,
-                           int64_t price)
+                           int64_t price, int64_t fee)
 {
     gw_account *a = gw_rm_account(rm, account, 1);
     if (!a)
@@ -321,7 +323,11 @@ static void position_apply(gw_read_model *rm, uint64_t account, int idx, int64_t
     }
     gw_position *p = &a->positions[idx];
     p->position += signed_qty;
-    p->cash -= (__int128)signed_qty * price;
+    __int128 f = fee;
+    for (int k = 0; k < rm->instruments->items[idx].qty_decimals; k++)
+        f *= 10;
+    p->cash -= (__int128)signed_qty * price + f;
+    p->fees += f;
     if (signed_qty > 0)
         p->bought += signed_qty;
     else
@@ -343,9 +349,9 @@ int gw_rm_apply_trade(gw_read_model *rm, const arb_trade *t)
         r->count++;
     r->last_px = t->price;
     if (t->buy_account)
-        position_apply(rm, t->buy_account, idx, t->qty, t->price);
+        position_apply(rm, t->buy_account, idx, t->qty, t->price, t->buy_fee);
     if (t->sell_account)
-        position_apply(rm, t->sell_account, idx, -t->qty, t->price);
+        position_apply(rm, t->sell_account, idx, -t->qty, t->price, t->sell_fee);
     return idx;
 }
 

@@ -43,6 +43,8 @@ static inline int gw_status_terminal(unsigned s) { return s >= GW_ST_FILLED; }
 typedef struct gw_fill {
     uint64_t trade_id;
     int64_t price, qty, ts;
+    int64_t fee;       /* price units, negative: a rebate */
+    uint8_t liquidity; /* enum arb_liquidity */
 } gw_fill;
 
 typedef struct gw_order {
@@ -65,7 +67,8 @@ typedef struct gw_order {
 
 typedef struct gw_position {
     int64_t position;     /* quantity units, signed */
-    __int128 cash;        /* price units x quantity units, signed */
+    __int128 cash;        /* price units x quantity units, signed, net of fees */
+    __int128 fees;        /* price units x quantity units paid, net of rebates */
     int64_t bought, sold; /* quantity units */
     uint64_t trades;
 } gw_position;

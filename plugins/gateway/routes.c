@@ -1,7 +1,7 @@
 /*
  * routes.c -- the route table and its matcher (see routes.h). Templates are
  * compared segment by segment; a "{name}" segment matches one non-empty
- * segment. Twelve routes: a linear scan is the fastest thing that works.
+ * segment. Fifteen routes: a linear scan is the fastest thing that works.
  */
 #include "routes.h"
 
@@ -20,6 +20,9 @@ const gw_route gw_routes[] = {
     {"GET", "/v1/accounts", GW_R_ACCOUNTS},
     {"GET", "/v1/stream", GW_R_STREAM},
     {"GET", "/v1/services", GW_R_SERVICES},
+    {"GET", "/v1/fills", GW_R_FILLS},
+    {"GET", "/runs/", GW_R_RUNS},
+    {"GET", "/runs/{file}", GW_R_RUN_PAGE},
 };
 const size_t gw_route_count = sizeof gw_routes / sizeof gw_routes[0];
 

@@ -23,6 +23,9 @@ enum gw_route_id {
     GW_R_ACCOUNTS,
     GW_R_STREAM,
     GW_R_SERVICES,
+    GW_R_FILLS,
+    GW_R_RUNS,
+    GW_R_RUN_PAGE,
     GW_R_COUNT,
 };
 

@@ -100,6 +100,25 @@ void gw_stream_broadcast(gateway *gw, unsigned topic, struct evbuffer *event)
     }
 }
 
+void gw_stream_to_account(gateway *gw, unsigned topic, uint64_t account, struct evbuffer *event)
+{
+    size_t len = evbuffer_get_length(event);
+    const void *data = evbuffer_pullup(event, (ev_ssize_t)len);
+    for (stream_client *s = gw->streams, *next; s; s = next) {
+        next = s->next;
+        if ((s->topics & topic) && s->key && s->key->account == account)
+            stream_send(gw, s, data, len);
+    }
+}
+
+int gw_stream_wanted_by(gateway *gw, unsigned topic, uint64_t account)
+{
+    for (stream_client *s = gw->streams; s; s = s->next)
+        if ((s->topics & topic) && s->key && s->key->account == account)
+            return 1;
+    return 0;
+}
+
 int gw_stream_wanted(gateway *gw, unsigned topic)
 {
     for (stream_client *s = gw->streams; s; s = s->next)
@@ -195,16 +214,26 @@ void gw_stream_on_heartbeat(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int authenticate_stream(gateway *gw, struct evhttp_request *req)
+{
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *token;
+    size_t tlen;
+    if (auth && gw_bearer_token(auth, &token, &tlen) == 0 && gw_keys_find(&gw->keys, token, tlen))
+        return 1;
+    gw_reply_error(gw, req, 401, "unauthorized",
+                   "the orders and fills topics are the key's own: send Authorization: Bearer KEY");
+    return 0;
+}
+
 static int parse_topics(const char *s, unsigned *out)
 {
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"trades", ST_TRADES},
-                 {"book", ST_BOOK},
-                 {"ticks", ST_TICKS},
-                 {"market", ST_MARKET},
-                 {"pnl", ST_PNL}};
+    } names[] = {{"trades", ST_TRADES}, {"book", ST_BOOK}, {"ticks", ST_TICKS},
+                 {"market", ST_MARKET}, {"pnl", ST_PNL},   {"orders", ST_ORDERS},
+                 {"fills", ST_FILLS}};
     unsigned topics = 0;
     while (*s) {
         size_t n = strcspn(s, ",");
@@ -238,9 +267,13 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     gw_query_free(&q);
     if (bad) {
         gw_reply_error(gw, req, 400, "invalid_topics",
-                       "topics is a comma-separated list of trades, book, ticks, market, pnl");
+                       "topics is a comma-separated list of trades, book, ticks, market, pnl, "
+                       "orders, fills");
         return;
     }
+    /* The private topics: the key's own orders and fills, so a valid key. */
+    if ((topics & (ST_ORDERS | ST_FILLS)) && !authenticate_stream(gw, req))
+        return;
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
         evhttp_add_header(h, "Cache-Control", "no-cache");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arb/fixed.h"
 #include "decimal.h"
@@ -167,6 +168,30 @@ static void jb_qdec(jbuf *j, int64_t v, int decimals)
     JB_LIT(j, "\"");
 }
 
+size_t gw_iso8601(char *out, size_t cap, int64_t ns)
+{
+    int64_t secs = ns / 1000000000 - (ns % 1000000000 < 0);
+    long frac = (long)(ns - secs * 1000000000);
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || cap < GW_ISO8601_LEN + 1) {
+        if (cap)
+            out[0] = 0;
+        return 0;
+    }
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + (size_t)snprintf(out + n, cap - n, ".%09ldZ", frac);
+}
+
+static void jb_iso(jbuf *j, int64_t ns)
+{
+    char t[GW_ISO8601_LEN + 1];
+    gw_iso8601(t, sizeof t, ns);
+    jb_put(j, "\"", 1);
+    jb_str(j, t);
+    jb_put(j, "\"", 1);
+}
+
 void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order *o)
 {
     const arb_instrument *in = &rm->instruments->items[o->instrument];
@@ -221,8 +246,17 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
     jb_qdec(&j, o->leaves_qty, qd);
     JB_LIT(&j, ",\"created_at\":");
     jb_i64(&j, o->created_ts);
+    JB_LIT(&j, ",\"created_time\":");
+    jb_iso(&j, o->created_ts);
     JB_LIT(&j, ",\"updated_at\":");
     jb_i64(&j, o->updated_ts);
+    JB_LIT(&j, ",\"updated_time\":");
+    jb_iso(&j, o->updated_ts);
+    int64_t fees = 0;
+    for (unsigned i = 0; i < o->n_fills; i++)
+        fees += o->fills[i].fee;
+    JB_LIT(&j, ",\"fees\":");
+    jb_qdec(&j, fees, pd);
     JB_LIT(&j, ",\"fills\":[");
     for (unsigned i = 0; i < o->n_fills; i++) {
         const gw_fill *fl = &o->fills[i];
@@ -236,6 +270,17 @@ void gw_render_order(struct evbuffer *b, const gw_read_model *rm, const gw_order
         jb_qdec(&j, fl->qty, qd);
         JB_LIT(&j, ",\"ts\":");
         jb_i64(&j, fl->ts);
+        JB_LIT(&j, ",\"time\":");
+        jb_iso(&j, fl->ts);
+        JB_LIT(&j, ",\"fee\":");
+        jb_qdec(&j, fl->fee, pd);
+        JB_LIT(&j, ",\"liquidity\":");
+        if (fl->liquidity == ARB_LIQ_MAKER)
+            JB_LIT(&j, "\"maker\"");
+        else if (fl->liquidity == ARB_LIQ_TAKER)
+            JB_LIT(&j, "\"taker\"");
+        else
+            JB_LIT(&j, "null");
         JB_LIT(&j, "}");
     }
     JB_LIT(&j, "]}");
@@ -300,11 +345,12 @@ void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsign
     const arb_instrument *in = &rm->instruments->items[idx];
     const gw_book *bk = &rm->books[idx];
     int pd = in->price_decimals, qd = in->qty_decimals;
-    char p[48];
+    char p[48], tm[GW_ISO8601_LEN + 1];
     evbuffer_add(b, "{", 1);
     instrument_fields(b, in);
-    evbuffer_add_printf(b, ",\"book_seq\":\"%llu\",\"ts\":%lld,\"last_price\":",
-                        (unsigned long long)bk->book_seq, (long long)bk->ts);
+    gw_iso8601(tm, sizeof tm, bk->ts);
+    evbuffer_add_printf(b, ",\"book_seq\":\"%llu\",\"ts\":%lld,\"time\":\"%s\",\"last_price\":",
+                        (unsigned long long)bk->book_seq, (long long)bk->ts, tm);
     int64_t last = rm->trades[idx].last_px;
     if (last)
         evbuffer_add_printf(b, "\"%s\"", dec(p, last, pd));
@@ -328,14 +374,16 @@ void gw_render_book(struct evbuffer *b, const gw_read_model *rm, int idx, unsign
 void gw_render_trade(struct evbuffer *b, const gw_read_model *rm, int idx, const gw_trade_rec *t)
 {
     const arb_instrument *in = &rm->instruments->items[idx];
-    char p[48], q[48];
+    char p[48], q[48], tm[GW_ISO8601_LEN + 1];
     evbuffer_add_printf(b, "{\"trade_id\":\"%llu\",", (unsigned long long)t->trade_id);
     instrument_fields(b, in);
+    gw_iso8601(tm, sizeof tm, t->ts);
     evbuffer_add_printf(b,
                         ",\"price\":\"%s\",\"qty\":\"%s\",\"aggressor\":\"%s\",\"ts\":%lld,"
-                        "\"seq\":\"%llu\"}",
+                        "\"time\":\"%s\",\"seq\":\"%llu\"}",
                         dec(p, t->price, in->price_decimals), dec(q, t->qty, in->qty_decimals),
-                        arb__jw_side(t->aggressor), (long long)t->ts, (unsigned long long)t->seq);
+                        arb__jw_side(t->aggressor), (long long)t->ts, tm,
+                        (unsigned long long)t->seq);
 }
 
 /* The k-th newest trade of a ring (k = 0 is the newest). */
@@ -411,8 +459,9 @@ static void account_entry(struct evbuffer *b, const gw_read_model *rm, const cha
         int64_t last = rm->trades[i].last_px;
         __int128 pnl = gw_position_pnl(p, last);
         total += pnl * pow10_i64(scale - pd - qd);
-        char pos[48], cash[80], pn[80], lp[48], bo[48], so[48];
+        char pos[48], cash[80], pn[80], lp[48], bo[48], so[48], fe[80];
         gw_format_i128(p->cash, pd + qd, cash, sizeof cash);
+        gw_format_i128(p->fees, pd + qd, fe, sizeof fe);
         gw_format_i128(pnl, pd + qd, pn, sizeof pn);
         evbuffer_add(b, pfirst ? "{" : ",{", pfirst ? 1 : 2);
         pfirst = 0;
@@ -420,10 +469,10 @@ static void account_entry(struct evbuffer *b, const gw_read_model *rm, const cha
         evbuffer_add_printf(b,
                             ",\"position\":\"%s\",\"cash\":\"%s\",\"pnl\":\"%s\","
                             "\"last_price\":\"%s\",\"bought\":\"%s\",\"sold\":\"%s\","
-                            "\"trades\":%llu}",
+                            "\"trades\":%llu,\"fees\":\"%s\"}",
                             dec(pos, p->position, qd), cash, pn, dec(lp, last, pd),
                             dec(bo, p->bought, qd), dec(so, p->sold, qd),
-                            (unsigned long long)p->trades);
+                            (unsigned long long)p->trades, fe);
     }
     char tot[80];
     gw_format_i128(total, scale, tot, sizeof tot);
@@ -498,6 +547,7 @@ void gw_render_accounts(struct evbuffer *b, const gw_read_model *rm, gw_account_
                     const gw_position *p = &unnamed[k]->positions[i];
                     sum[i].position += p->position;
                     sum[i].cash += p->cash;
+                    sum[i].fees += p->fees;
                     sum[i].bought += p->bought;
                     sum[i].sold += p->sold;
                     sum[i].trades += p->trades;
@@ -553,4 +603,143 @@ void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns
         evbuffer_add(b, "]}", 2);
     }
     evbuffer_add(b, "]}", 2);
+}
+
+/* ---- the key's own fills and order events ---- */
+
+static const char *liquidity_json(unsigned liq)
+{
+    return liq == ARB_LIQ_MAKER ? "\"maker\"" : liq == ARB_LIQ_TAKER ? "\"taker\"" : "null";
+}
+
+typedef struct fill_ref {
+    const gw_order *order;
+    const gw_fill *fill;
+} fill_ref;
+
+/* Newest first: by time, then trade id. */
+static int fill_newer_first(const void *x, const void *y)
+{
+    const gw_fill *a = ((const fill_ref *)x)->fill, *b = ((const fill_ref *)y)->fill;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? 1 : -1;
+    return a->trade_id < b->trade_id ? 1 : a->trade_id > b->trade_id ? -1 : 0;
+}
+
+static int add_fills(fill_ref **refs, size_t *n, size_t *cap, const gw_order *o)
+{
+    for (unsigned i = 0; i < o->n_fills; i++) {
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 64;
+            fill_ref *g = realloc(*refs, c * sizeof *g);
+            if (!g)
+                return -1;
+            *refs = g;
+            *cap = c;
+        }
+        (*refs)[(*n)++] = (fill_ref){o, &o->fills[i]};
+    }
+    return 0;
+}
+
+int gw_render_fills(struct evbuffer *b, const gw_read_model *rm, uint64_t account, size_t limit,
+                    int64_t before_ts, uint64_t before_trade)
+{
+    fill_ref *refs = NULL;
+    size_t n = 0, cap = 0;
+    const gw_account *a = gw_map_get(&rm->accounts, account);
+    for (const gw_order *o = a ? a->open_head : NULL; o; o = o->open_next)
+        if (add_fills(&refs, &n, &cap, o))
+            goto oom;
+    for (const gw_order *o = rm->done_head; o; o = o->done_next)
+        if (o->account == account && add_fills(&refs, &n, &cap, o))
+            goto oom;
+    qsort(refs, n, sizeof *refs, fill_newer_first);
+    evbuffer_add(b, "{\"fills\":[", 10);
+    size_t shown = 0;
+    const gw_fill *last = NULL;
+    for (size_t i = 0; i < n && shown < limit; i++) {
+        const gw_fill *f = refs[i].fill;
+        /* The cursor: strictly older than the last fill of the previous page. */
+        if (before_ts && (f->ts > before_ts || (f->ts == before_ts && f->trade_id >= before_trade)))
+            continue;
+        const gw_order *o = refs[i].order;
+        const arb_instrument *in = &rm->instruments->items[o->instrument];
+        char p[48], q[48], fee[48], t[GW_ISO8601_LEN + 1];
+        gw_iso8601(t, sizeof t, f->ts);
+        evbuffer_add_printf(b, "%s{\"order_id\":\"%llu\",\"trade_id\":\"%llu\",", shown ? "," : "",
+                            (unsigned long long)o->order_id, (unsigned long long)f->trade_id);
+        instrument_fields(b, in);
+        evbuffer_add_printf(b,
+                            ",\"side\":\"%s\",\"price\":\"%s\",\"qty\":\"%s\",\"fee\":\"%s\","
+                            "\"liquidity\":%s,\"ts\":%lld,\"time\":\"%s\"}",
+                            arb__jw_side(o->side), dec(p, f->price, in->price_decimals),
+                            dec(q, f->qty, in->qty_decimals), dec(fee, f->fee, in->price_decimals),
+                            liquidity_json(f->liquidity), (long long)f->ts, t);
+        last = f;
+        shown++;
+    }
+    /* A next page exists when fills were left after the limit. */
+    int more = 0;
+    for (size_t i = 0; last && i < n; i++) {
+        const gw_fill *f = refs[i].fill;
+        if (f->ts < last->ts || (f->ts == last->ts && f->trade_id < last->trade_id)) {
+            more = 1;
+            break;
+        }
+    }
+    if (more)
+        evbuffer_add_printf(b, "],\"next\":\"%lld.%llu\"}", (long long)last->ts,
+                            (unsigned long long)last->trade_id);
+    else
+        evbuffer_add(b, "],\"next\":null}", 14);
+    free(refs);
+    return 0;
+oom:
+    free(refs);
+    return -1;
+}
+
+void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+{
+    int idx = gw_rm_instrument(rm, e->venue, e->symbol);
+    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
+    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
+    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], l[48], f[48], t[48];
+    snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
+    snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
+    gw_iso8601(t, sizeof t, e->ts);
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"account\":\"%llu\",\"venue\":",
+                        (unsigned long long)e->order_id, (unsigned long long)e->account);
+    gw_json_string(b, v, strlen(v));
+    evbuffer_add(b, ",\"symbol\":", 10);
+    gw_json_string(b, s, strlen(s));
+    evbuffer_add_printf(b,
+                        ",\"kind\":\"%s\",\"reason\":\"%s\",\"side\":\"%s\",\"price\":\"%s\","
+                        "\"qty\":\"%s\",\"leaves_qty\":\"%s\",\"filled_qty\":\"%s\",\"ts\":%lld,"
+                        "\"time\":\"%s\"}",
+                        arb_event_kind_name(e->kind), e->reason ? arb_reason_name(e->reason) : "",
+                        arb__jw_side(e->side), dec(p, e->price, pd), dec(q, e->qty, qd),
+                        dec(l, e->leaves_qty, qd), dec(f, e->filled_qty, qd), (long long)e->ts, t);
+}
+
+void gw_render_fill_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+{
+    int idx = gw_rm_instrument(rm, e->venue, e->symbol);
+    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
+    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
+    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], fee[48], t[48];
+    snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
+    snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
+    gw_iso8601(t, sizeof t, e->ts);
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"trade_id\":\"%llu\",\"venue\":",
+                        (unsigned long long)e->order_id, (unsigned long long)e->trade_id);
+    gw_json_string(b, v, strlen(v));
+    evbuffer_add(b, ",\"symbol\":", 10);
+    gw_json_string(b, s, strlen(s));
+    evbuffer_add_printf(b,
+                        ",\"side\":\"%s\",\"price\":\"%s\",\"qty\":\"%s\",\"fee\":\"%s\","
+                        "\"liquidity\":%s,\"ts\":%lld,\"time\":\"%s\"}",
+                        arb__jw_side(e->side), dec(p, e->last_px, pd), dec(q, e->last_qty, qd),
+                        dec(fee, e->fee, pd), liquidity_json(e->liquidity), (long long)e->ts, t);
 }

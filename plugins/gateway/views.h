@@ -56,9 +56,26 @@ void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns
 
 /* The order view's own decimal formatter (no printf), exposed so a test can
  * hold it to arb_dec_format. */
+/* A time in ns since the epoch as ISO-8601 UTC with nanoseconds
+ * ("2026-12-07T11:30:38.042123456Z"), written beside every integer ns field
+ * of an answer. Returns the length, 0 when cap is too small. */
+#define GW_ISO8601_LEN 30
+size_t gw_iso8601(char *out, size_t cap, int64_t ns);
 void gw_format_dec_fast(struct evbuffer *b, int64_t v, int decimals);
 
 /* A signed 128-bit amount with `decimals` fractional digits. */
 int gw_format_i128(__int128 v, int decimals, char *buf, size_t cap);
+
+/* GET /v1/fills: the account's fills held in the read model (orders placed
+ * through this gateway: open ones and the order_history latest finished),
+ * newest first, at most limit, older than the cursor (before_ts, 0: none;
+ * before_trade) and with "next", the cursor of the following page, or null.
+ * -1 when out of memory. */
+int gw_render_fills(struct evbuffer *b, const gw_read_model *rm, uint64_t account, size_t limit,
+                    int64_t before_ts, uint64_t before_trade);
+/* The private stream's events: an order event, and a fill (its last_px and
+ * last_qty), of the key's own account. */
+void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e);
+void gw_render_fill_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e);
 
 #endif

@@ -232,8 +232,9 @@ static int gen_create(arb_ctx *ctx, void **self)
     for (size_t i = 0; i < cfg.n_assets; i++) {
         char labels[64];
         snprintf(labels, sizeof labels, "symbol=\"%s\"", cfg.assets[i].symbol);
-        g->fair_metric[i] =
-            arb_gauge_new(ctx, "generator_fair_value", labels, "Fair value, price units");
+        g->fair_metric[i] = arb_gauge_new(
+            ctx, "generator_fair_value", labels,
+            "Fair value, unit: price units (10^-price_decimals of the quote currency)");
     }
     *self = g;
     return ARB_OK;

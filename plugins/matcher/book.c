@@ -861,6 +861,9 @@ int book_engine_add_instrument_id(book_engine *e, const arb_instrument *in, uint
     b->min_qty = in->min_qty;
     b->max_qty = in->max_qty < BOOK_MAX_QTY ? in->max_qty : BOOK_MAX_QTY;
     b->band_bps = in->band_bps;
+    b->qty_decimals = in->qty_decimals;
+    b->maker_cbps = in->maker_fee_cbps;
+    b->taker_cbps = in->taker_fee_cbps;
     b->ref_price = in->ref_price;
     update_band(b);
     set_qty_range(b);
@@ -930,7 +933,33 @@ void book_engine_free(book_engine *e)
     idmap_free(&e->acct_ids);
     free(e->touched ? e->touched - 1 : NULL);
     book_output_free(&e->out);
+    arb_fee_tiers_free(&e->tiers);
     free(e);
+}
+
+int book_engine_set_fee_tiers(book_engine *e, const arb_fee_tiers *tiers)
+{
+    arb_fee_tiers copy = {NULL, 0};
+    if (tiers && tiers->count) {
+        copy.items = malloc(tiers->count * sizeof *copy.items);
+        if (!copy.items)
+            return ARB_ENOMEM;
+        memcpy(copy.items, tiers->items, tiers->count * sizeof *copy.items);
+        copy.count = tiers->count;
+    }
+    arb_fee_tiers_free(&e->tiers);
+    e->tiers = copy;
+    return ARB_OK;
+}
+
+/* The rate an account pays in a book as maker (or taker). */
+static __attribute__((noinline)) int64_t tier_rate(const book_engine *e, const order_book *b,
+                                                   uint64_t account, int maker)
+{
+    const arb_fee_tier *f = arb_fee_tier_find(&e->tiers, account, b->inst.venue);
+    if (!f)
+        return maker ? b->maker_cbps : b->taker_cbps;
+    return maker ? f->maker_fee_cbps : f->taker_fee_cbps;
 }
 
 book_output *book_engine_output(book_engine *e) { return &e->out; }
@@ -993,6 +1022,8 @@ static inline __attribute__((always_inline)) void event_tail(arb_order_event *ev
     ev->trade_id = trade_id;
     ev->ts = ts;
     ev->seq = ++e->event_seq;
+    ev->fee = 0;
+    ev->liquidity = ARB_LIQ_NONE;
 }
 
 /* Field by field, straight into the output: a whole-struct initializer
@@ -1103,6 +1134,8 @@ static inline void event_accepted(book_engine *e, const arb_order_cmd *c)
     ev->ts = c->ts;
     ev->seq = ++e->event_seq;
     ev->client_ref = c->client_ref;
+    ev->fee = 0;
+    ev->liquidity = ARB_LIQ_NONE;
 }
 
 /* An event of the order a command describes (its side, type, tif, flags,
@@ -1147,6 +1180,8 @@ static void reject(book_engine *e, const arb_order_cmd *c, unsigned reason)
     ev->trade_id = 0;
     ev->ts = c->ts;
     ev->client_ref = c->client_ref;
+    ev->fee = 0;
+    ev->liquidity = ARB_LIQ_NONE;
 }
 
 /* The order being matched: a new order, or a resting one being replaced. */
@@ -1380,7 +1415,20 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
                          o_leaves, o->qty - o_leaves, px, fill, trade_id, ts);
         event_of_cmd(f.taker, e, t->id, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, leaves, filled, px,
                      fill, trade_id, ts);
+        int64_t mrate = b->maker_cbps, trate = b->taker_cbps;
+        if (UNLIKELY(e->tiers.count)) {
+            mrate = tier_rate(e, b, o->account, 1);
+            trate = tier_rate(e, b, t->id->account, 0);
+        }
+        int64_t mfee = arb_fee_of(px, fill, b->qty_decimals, mrate);
+        int64_t tfee = arb_fee_of(px, fill, b->qty_decimals, trate);
+        f.maker->fee = mfee;
+        f.maker->liquidity = ARB_LIQ_MAKER;
+        f.taker->fee = tfee;
+        f.taker->liquidity = ARB_LIQ_TAKER;
         arb_trade *tr = f.trade;
+        tr->buy_fee = tb ? tfee : mfee;
+        tr->sell_fee = tb ? mfee : tfee;
         memcpy(tr->venue, b->venue, ARB_VENUE_LEN);
         memcpy(tr->symbol, b->symbol, ARB_SYMBOL_LEN);
         tr->trade_id = trade_id;

@@ -68,6 +68,13 @@
  *     cancelled or expired), filled_qty its cumulative fills, and client_ref
  *     the order's (from its NEW or last REPLACE). Resting orders are LIMIT GTC.
  *
+ * Fees: every fill's two order events carry the fee each account pays
+ * (fee, liquidity maker for the resting order, taker for the incoming one)
+ * and the trade carries both (buy_fee, sell_fee): arb_fee_of(price, qty,
+ * qty_decimals, rate), the rate being the account's fee tier's on this
+ * venue if it has one, else the instrument's maker or taker rate. Every
+ * other event has fee 0 and liquidity none.
+ *
  * Price band: with band_bps > 0 and a reference price r > 0, a limit or
  * protection price p is accepted when |p - r| <= floor(r * band_bps / 10000).
  * r starts at the instrument's ref_price and becomes the price of each trade.
@@ -180,6 +187,10 @@ int book_engine_add_instrument(book_engine *e, const arb_instrument *in);
 void book_engine_process(book_engine *e, const arb_order_cmd *cmd);
 
 book_output *book_engine_output(book_engine *e);
+
+/* Fee tiers (arb/instrument.h), copied: accounts they name pay their rates
+ * instead of the instrument's. ARB_ENOMEM leaves the old tiers. */
+int book_engine_set_fee_tiers(book_engine *e, const arb_fee_tiers *tiers);
 
 /* ---- reading the state (tests, snapshots, the admin endpoint) ---- */
 

@@ -119,6 +119,8 @@ struct order_book {
     id_map ids; /* order id -> pool index */
     uint32_t orders;
     uint32_t index; /* position in the engine's book list */
+    int qty_decimals;
+    int64_t maker_cbps, taker_cbps; /* the instrument's fee rates */
     arb_instrument inst;
 };
 
@@ -173,6 +175,7 @@ struct book_engine {
      * advance, so what does get out stays numbered as the reference has it. */
     arb_order_event lost_event;
     arb_trade lost_trade;
+    arb_fee_tiers tiers; /* accounts with rates of their own (a copy) */
 };
 
 /* Shared between book.c and book_state.c. */

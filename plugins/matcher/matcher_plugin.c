@@ -163,6 +163,7 @@ typedef struct matcher {
     int snap_checked;         /* the snapshot topic was checked at the first assignment */
     int unpartitioned_warned; /* said once that Kafka partitions share one engine */
     arb_instrument_table all; /* every configured instrument */
+    arb_fee_tiers tiers;      /* [fee_tier ...] sections */
     int stamp_command;
     uint8_t *buf; /* encode buffer, ARB_WIRE_MAX bytes */
     backlog pending;
@@ -244,7 +245,7 @@ static int engine_new(matcher *m, book_engine **out, int report)
     int rc = book_engine_new(&m->cfg, out);
     if (rc)
         return rc;
-    if ((rc = add_books(m, *out, report))) {
+    if ((rc = book_engine_set_fee_tiers(*out, &m->tiers)) || (rc = add_books(m, *out, report))) {
         book_engine_free(*out);
         *out = NULL;
     }
@@ -366,6 +367,11 @@ static int matcher_create(arb_ctx *ctx, void **self)
         free(m);
         return rc;
     }
+    if ((rc = arb_fee_tiers_load(ctx, &m->tiers))) {
+        arb_instruments_free(&m->all);
+        free(m);
+        return rc;
+    }
     if (!m->all.count) {
         matcher_destroy(m);
         return arb_cfg_reject(ctx, "instruments",
@@ -401,6 +407,7 @@ static void matcher_destroy(void *self)
     free(m->owner);
     free(m->names);
     arb_instruments_free(&m->all);
+    arb_fee_tiers_free(&m->tiers);
     free(m->pending.bytes);
     free(m->book_m);
     free(m->buf);

@@ -33,9 +33,11 @@ static size_t put_i64(char *out, int64_t v)
     return 1 + put_u64(out + 1, 0 - (uint64_t)v);
 }
 
-/* Ids are unsigned on the wire and bigint in the database: the same 64 bits,
- * so an id at or above 2^63 reads back negative but round-trips exactly. */
+/* Trade ids and accounts are unsigned on the wire and bigint in the
+ * database: the same 64 bits (they stay below 2^63 in practice). Order ids
+ * are numeric(20,0) (migration 7) and written unsigned, as the API shows them. */
 static size_t put_id(char *out, uint64_t v) { return put_i64(out, (int64_t)v); }
+static size_t put_order_id(char *out, uint64_t v) { return put_u64(out, v); }
 
 static size_t put_null(char *out)
 {
@@ -168,11 +170,13 @@ size_t rec_trade_row(char *out, const arb_trade *t, rec_scale sc)
     p += put_decimals(p, sc.price_decimals), TAB(p);
     p += put_decimals(p, sc.qty_decimals), TAB(p);
     p += put_cstr(p, rec_side_name(t->aggressor)), TAB(p);
-    p += put_id(p, t->buy_order_id), TAB(p);
-    p += put_id(p, t->sell_order_id), TAB(p);
+    p += put_order_id(p, t->buy_order_id), TAB(p);
+    p += put_order_id(p, t->sell_order_id), TAB(p);
     p += put_id(p, t->buy_account), TAB(p);
     p += put_id(p, t->sell_account), TAB(p);
-    p += put_id(p, t->seq);
+    p += put_id(p, t->seq), TAB(p);
+    p += put_i64(p, t->buy_fee), TAB(p);
+    p += put_i64(p, t->sell_fee);
     *p++ = '\n';
     return (size_t)(p - out);
 }
@@ -180,7 +184,7 @@ size_t rec_trade_row(char *out, const arb_trade *t, rec_scale sc)
 size_t rec_order_event_row(char *out, const arb_order_event *e, rec_scale sc)
 {
     char *p = out;
-    p += put_id(p, e->order_id), TAB(p);
+    p += put_order_id(p, e->order_id), TAB(p);
     p += put_id(p, e->seq), TAB(p);
     p += put_text_field(p, e->venue, ARB_VENUE_LEN), TAB(p);
     p += put_text_field(p, e->symbol, ARB_SYMBOL_LEN), TAB(p);
@@ -202,7 +206,11 @@ size_t rec_order_event_row(char *out, const arb_order_event *e, rec_scale sc)
     p += put_decimals(p, sc.price_decimals), TAB(p);
     p += put_decimals(p, sc.qty_decimals), TAB(p);
     p += e->trade_id ? put_id(p, e->trade_id) : put_null(p), TAB(p);
-    p += put_id(p, e->client_ref);
+    p += put_id(p, e->client_ref), TAB(p);
+    p += put_i64(p, e->fee), TAB(p);
+    p += put_cstr(p, e->liquidity == ARB_LIQ_MAKER   ? "maker"
+                     : e->liquidity == ARB_LIQ_TAKER ? "taker"
+                                                     : NULL);
     *p++ = '\n';
     return (size_t)(p - out);
 }

@@ -19,12 +19,13 @@
 
 const char rec_trade_columns[] =
     "trade_id, venue, symbol, executed_at, ts_ns, price, qty, price_decimals, qty_decimals, "
-    "aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq";
+    "aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq, buy_fee, "
+    "sell_fee";
 
 const char rec_order_event_columns[] =
     "order_id, seq, venue, symbol, account, event_at, ts_ns, kind, reason, side, order_type, "
     "tif, post_only, price, qty, leaves_qty, filled_qty, last_px, last_qty, price_decimals, "
-    "qty_decimals, trade_id, client_ref";
+    "qty_decimals, trade_id, client_ref, fee, liquidity";
 
 /* Version 1: the tables and the indexes for the queries the README shows:
  * an instrument's trades over time, an account's orders over time, one
@@ -174,12 +175,64 @@ static const char *const m5_runs[] = {
     NULL,
 };
 
+/* Version 6: fees. Each side's fee on a trade and each fill's fee and
+ * liquidity on its order event, in price units (negative: a rebate); rows
+ * from before fees were charged keep 0 and no liquidity. */
+static const char *const m6_fees[] = {
+    "ALTER TABLE trades ADD COLUMN buy_fee bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE trades ADD COLUMN sell_fee bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE order_events ADD COLUMN fee bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE order_events ADD COLUMN liquidity text"
+    " CHECK (liquidity IN ('maker', 'taker'))",
+    "COMMENT ON COLUMN trades.buy_fee IS 'price units; negative: a rebate'",
+    "COMMENT ON COLUMN order_events.fee IS 'this fill''s fee, price units; negative: a rebate'",
+    "CREATE OR REPLACE VIEW trades_decimal AS SELECT trade_id, venue, symbol, executed_at,"
+    " arb_decimal(price, price_decimals) AS price, arb_decimal(qty, qty_decimals) AS qty,"
+    " aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq, run_id,"
+    " arb_decimal(buy_fee, price_decimals) AS buy_fee,"
+    " arb_decimal(sell_fee, price_decimals) AS sell_fee"
+    " FROM trades",
+    NULL,
+};
+
+/* Version 7 (6 is the fees' columns): order ids are unsigned 64-bit on the
+ * wire and in the API; stored as bigint, an id at or above 2^63 read back
+ * negative, so the id an API answer gave found no row. numeric(20,0) holds
+ * every u64 as written; stored negatives are turned back into theirs. The
+ * view reads the columns, so it is dropped and made again around the change.
+ * Trade ids (book_id << 40 | seq) and accounts stay bigint: they fit. */
+#define M7_U64(col)                                                                      \
+    "USING CASE WHEN " col " < 0 THEN " col "::numeric + 18446744073709551616 ELSE " col \
+    "::numeric END"
+static const char *const m7_order_ids_unsigned[] = {
+    "DROP VIEW trades_decimal",
+    "ALTER TABLE order_events ALTER COLUMN order_id TYPE numeric(20,0) " M7_U64("order_id"),
+    "ALTER TABLE trades ALTER COLUMN buy_order_id TYPE numeric(20,0) " M7_U64("buy_order_id"),
+    "ALTER TABLE trades ALTER COLUMN sell_order_id TYPE numeric(20,0) " M7_U64("sell_order_id"),
+    "ALTER TABLE order_events ADD CONSTRAINT order_events_order_id_u64"
+    " CHECK (order_id BETWEEN 0 AND 18446744073709551615)",
+    "ALTER TABLE trades ADD CONSTRAINT trades_order_ids_u64"
+    " CHECK (buy_order_id BETWEEN 0 AND 18446744073709551615"
+    " AND sell_order_id BETWEEN 0 AND 18446744073709551615)",
+    "COMMENT ON COLUMN order_events.order_id IS "
+    "'the order id as the API gives it (unsigned 64-bit, as a string in JSON)'",
+    "CREATE VIEW trades_decimal AS SELECT trade_id, venue, symbol, executed_at,"
+    " arb_decimal(price, price_decimals) AS price, arb_decimal(qty, qty_decimals) AS qty,"
+    " aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq, run_id,"
+    " arb_decimal(buy_fee, price_decimals) AS buy_fee,"
+    " arb_decimal(sell_fee, price_decimals) AS sell_fee"
+    " FROM trades",
+    NULL,
+};
+
 static const rec_migration migrations[] = {
     {1, "trades, order events and consumer offsets", m1_tables},
     {2, "exact decimal view of trades", m2_decimal_views},
     {3, "kafka positions per topic partition", m3_kafka_offsets},
     {4, "every row and position carries its run", m4_run_ids},
     {5, "runs: name, seed, configuration, hosts and plugins", m5_runs},
+    {6, "fees on trades and fills", m6_fees},
+    {7, "order ids as unsigned 64-bit numbers", m7_order_ids_unsigned},
 };
 
 const rec_migration *rec_migrations(size_t *count)

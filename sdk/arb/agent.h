@@ -177,6 +177,11 @@ typedef struct arb_agent_instrument {
     char symbol_f[ARB_SYMBOL_LEN];
     uint64_t key;      /* bus key of the book */
     uint64_t fair_key; /* bus key of the symbol's fair value (empty venue) */
+    /* What the venue charges this agent's first account, in hundredths of
+     * a bp: its [fee_tier] on the venue if it has one, else the
+     * instrument's rates. Strategies decide with these; the fills' own
+     * fees (from the matcher) are what the books are charged. */
+    int64_t maker_fee_cbps, taker_fee_cbps;
     arb_agent_top top;
 } arb_agent_instrument;
 
@@ -234,7 +239,7 @@ typedef struct arb_agent_hooks {
 } arb_agent_hooks;
 
 typedef struct arb_agent_metrics {
-    arb_gauge *pnl, *position[ARB_AGENT_MAX_INSTRUMENTS];
+    arb_gauge *pnl, *fees, *position[ARB_AGENT_MAX_INSTRUMENTS];
     arb_gauge *open_orders;
     arb_counter *orders, *fills, *rejects, *cancels;
 } arb_agent_metrics;
@@ -248,7 +253,7 @@ typedef struct arb_agent {
     arb_agent_instrument instr[ARB_AGENT_MAX_INSTRUMENTS];
     arb_agent_position *pos; /* [account_ix * n_instruments + instrument] */
     arb_agent_position tot[ARB_AGENT_MAX_INSTRUMENTS]; /* sum over accounts */
-    int64_t fee_bps;                                   /* charged on every fill */
+    int64_t fee_bps; /* charged on fills whose event carries no fee (version 1) */
 
     /* Open orders: open addressing on order id, linear probing, backward
      * shift on delete (no tombstones), capacity a power of two. */
@@ -536,8 +541,12 @@ static inline void arb__gauge_set(arb_gauge *g, int64_t v)
 static inline void arb_agent_update_metrics(arb_agent *a)
 {
     arb__gauge_set(a->m.pnl, arb_agent_total_pnl(a));
-    for (uint32_t i = 0; i < a->n_instruments; i++)
+    int64_t fees = 0;
+    for (uint32_t i = 0; i < a->n_instruments; i++) {
         arb__gauge_set(a->m.position[i], a->tot[i].position);
+        fees = arb__sat128(a, (__int128)fees + a->tot[i].fees);
+    }
+    arb__gauge_set(a->m.fees, fees);
     arb__gauge_set(a->m.open_orders, (int64_t)a->count);
     arb__counter_set(a->m.orders, a->st.orders_sent);
     arb__counter_set(a->m.fills, a->st.fills);
@@ -610,9 +619,15 @@ static inline int arb__agent_add_instrument(void *u, const char *name)
 static inline void arb__agent_metrics(arb_agent *a)
 {
     arb_ctx *c = a->ctx;
-    a->m.pnl =
-        arb_gauge_new(c, "agent_pnl", NULL, "PnL of all accounts, price units x quantity units");
-    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done");
+    /* The unit is in the HELP text: a gauge holds an integer, and a PnL in
+     * the quote currency is a decimal. */
+    a->m.pnl = arb_gauge_new(c, "agent_pnl", NULL,
+                             "PnL of all accounts net of fees, unit: price units x quantity "
+                             "units, i.e. 10^-(price_decimals+qty_decimals) of the quote currency");
+    a->m.fees = arb_gauge_new(c, "agent_fees", NULL,
+                              "Fees paid by all accounts net of rebates, in the unit of agent_pnl "
+                              "(PnL and cash are net of them)");
+    a->m.open_orders = arb_gauge_new(c, "agent_open_orders", NULL, "Orders not yet done (count)");
     a->m.orders = arb_counter_new(c, "agent_orders_total", NULL, "New orders sent");
     a->m.fills = arb_counter_new(c, "agent_fills_total", NULL, "Fills received");
     a->m.rejects = arb_counter_new(c, "agent_rejects_total", NULL, "Orders rejected");
@@ -622,7 +637,8 @@ static inline void arb__agent_metrics(arb_agent *a)
         snprintf(labels, sizeof labels, "instrument=\"%s:%s\"", a->instr[i].spec.venue,
                  a->instr[i].spec.symbol);
         a->m.position[i] = arb_gauge_new(c, "agent_position", labels,
-                                         "Net position of all accounts, quantity units");
+                                         "Net position of all accounts, unit: quantity units, i.e. "
+                                         "10^-qty_decimals of the base asset");
     }
 }
 
@@ -632,7 +648,10 @@ static inline void arb__agent_metrics(arb_agent *a)
  *   instruments = XA:BTCUSD   watched/traded books (required); each needs
  *                             an [instrument ...] section
  *   seed = 1                  PRNG seed (mixed with the instance name)
- *   fee_bps = 0               fee charged on each fill, floor(px*qty*bps/1e4)
+ *   fee_bps = 0               fee charged on a fill whose order event carries none
+ *                             (a version 1 record, before the matcher charged
+ *                             fees), floor(px*qty*bps/1e4); other fills are
+ *                             charged the fee the matcher put on them
  *   report_topic =            if set, a report record each tick (tests, tools)
  * and registers the per-agent metrics. On error the agent is left empty
  * (arb_agent_free is still safe) and the error was reported. */
@@ -671,6 +690,13 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
         a->n_instruments = 0;
         return rc == ARB_EINVAL ? rc : arb_cfg_reject(ctx, "instruments", "bad list");
     }
+    arb_fee_tiers tiers;
+    if ((rc = arb_fee_tiers_load(ctx, &tiers)))
+        return rc;
+    for (uint32_t i = 0; i < a->n_instruments; i++)
+        arb_fee_rates(&tiers, &a->instr[i].spec, a->account_base, &a->instr[i].maker_fee_cbps,
+                      &a->instr[i].taker_fee_cbps);
+    arb_fee_tiers_free(&tiers);
     a->pos = (arb_agent_position *)calloc((size_t)a->n_accounts * a->n_instruments, sizeof *a->pos);
     if (!a->pos)
         return ARB_ENOMEM;
@@ -896,10 +922,21 @@ static inline void arb_agent_keep_quote(arb_agent *a, int ix, int side, uint64_t
 
 /* ---- taking messages in ---- */
 
-static inline void arb__agent_apply_fill(arb_agent *a, arb_agent_order *o, int64_t px, int64_t qty)
+/* ev: the fill's event. Its fee is in price units; the books keep price
+ * units x quantity units. */
+static inline void arb__agent_apply_fill(arb_agent *a, arb_agent_order *o, int64_t px, int64_t qty,
+                                         const arb_order_event *ev)
 {
     __int128 notional = (__int128)px * qty;
-    int64_t fee = a->fee_bps ? arb__sat128(a, notional * a->fee_bps / 10000) : 0;
+    int64_t fee;
+    if (ev->liquidity != ARB_LIQ_NONE) {
+        __int128 f = ev->fee;
+        for (int i = 0; i < a->instr[o->instrument].spec.qty_decimals; i++)
+            f *= 10;
+        fee = arb__sat128(a, f);
+    } else {
+        fee = a->fee_bps ? arb__sat128(a, notional * a->fee_bps / 10000) : 0;
+    }
     int64_t dq = o->side == ARB_SIDE_BUY ? qty : -qty;
     __int128 dcash = (o->side == ARB_SIDE_BUY ? -notional : notional) - fee;
     arb_agent_position *ps[2] = {arb_agent_pos(a, o->account_ix, o->instrument),
@@ -944,7 +981,7 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
         o->filled = ev->filled_qty;
         o->leaves = ev->leaves_qty;
         a->st.fills++;
-        arb__agent_apply_fill(a, o, ev->last_px, fill);
+        arb__agent_apply_fill(a, o, ev->last_px, fill, ev);
         done = ev->kind == ARB_EV_FILLED || ev->leaves_qty <= 0;
         if (a->hooks.on_fill)
             a->hooks.on_fill(a->user, o, ev->last_px, fill);
@@ -1551,31 +1588,37 @@ static inline int arb_agent_plugin_restore(void *self, uint32_t version, const v
  * int configure(arb_ctx *, TYPE *) reading the strategy's own keys (after
  * the common ones, arb_agent_init); the rest initialises arb_agent_hooks.
  * The hooks get the TYPE * as `user`. Save/restore carry the arb_agent. */
-#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                \
-    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");        \
-    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); } \
-    static int arb__agent_create(arb_ctx *c, void **s)                                       \
-    {                                                                                        \
-        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);            \
-    }                                                                                        \
-    static int arb__agent_start(void *s)                                                     \
-    {                                                                                        \
-        static const arb_agent_hooks hooks = {__VA_ARGS__};                                  \
-        return arb_agent_start((arb_agent *)s, &hooks, s);                                   \
-    }                                                                                        \
-    static const arb_plugin arb__agent_plugin = {                                            \
-        .abi_version = ARB_ABI_VERSION,                                                      \
-        .size = sizeof(arb_plugin),                                                          \
-        .name = NAME,                                                                        \
-        .version = VERSION,                                                                  \
-        .state_version = ARB_AGENT_STATE_VERSION,                                            \
-        .create = arb__agent_create,                                                         \
-        .start = arb__agent_start,                                                           \
-        .stop = arb_agent_plugin_stop,                                                       \
-        .destroy = arb_agent_plugin_destroy,                                                 \
-        .save = arb_agent_plugin_save,                                                       \
-        .restore = arb_agent_plugin_restore,                                                 \
-    };                                                                                       \
+#define ARB_AGENT_PLUGIN(NAME, VERSION, TYPE, CONFIGURE, ...)                                   \
+    _Static_assert(offsetof(TYPE, agent) == 0, "arb_agent must be the first member");           \
+    static int arb__agent_configure(arb_ctx *c, void *s) { return CONFIGURE(c, (TYPE *)s); }    \
+    static int arb__agent_create(arb_ctx *c, void **s)                                          \
+    {                                                                                           \
+        return arb_agent_plugin_create(c, s, sizeof(TYPE), arb__agent_configure);               \
+    }                                                                                           \
+    static int arb__agent_start(void *s)                                                        \
+    {                                                                                           \
+        static const arb_agent_hooks hooks = {__VA_ARGS__};                                     \
+        return arb_agent_start((arb_agent *)s, &hooks, s);                                      \
+    }                                                                                           \
+    /* What arb_agent_start subscribes to and what the agent sends, for --check. */             \
+    static const char *const arb__agent_publishes[] = {"order_commands", NULL};                 \
+    static const char *const arb__agent_subscribes[] = {"order_events", "market_data",          \
+                                                        "market_events", "system_ticks", NULL}; \
+    static const arb_plugin arb__agent_plugin = {                                               \
+        .abi_version = ARB_ABI_VERSION,                                                         \
+        .size = sizeof(arb_plugin),                                                             \
+        .name = NAME,                                                                           \
+        .version = VERSION,                                                                     \
+        .state_version = ARB_AGENT_STATE_VERSION,                                               \
+        .publishes = arb__agent_publishes,                                                      \
+        .subscribes = arb__agent_subscribes,                                                    \
+        .create = arb__agent_create,                                                            \
+        .start = arb__agent_start,                                                              \
+        .stop = arb_agent_plugin_stop,                                                          \
+        .destroy = arb_agent_plugin_destroy,                                                    \
+        .save = arb_agent_plugin_save,                                                          \
+        .restore = arb_agent_plugin_restore,                                                    \
+    };                                                                                          \
     ARB_PLUGIN_DEFINE(arb__agent_plugin)
 
 #ifdef __cplusplus

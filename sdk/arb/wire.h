@@ -42,8 +42,12 @@ enum arb_msg_type {
     ARB_MSG_TYPE_MAX = 7,
 };
 
-/* Current version of each record type. */
+/* Current version of each record type that has not moved on its own:
+ * order_events and trade_executed are at version 2 (fees), service_registry
+ * at version 2 (build ids). A decoder reads every older version. */
 #define ARB_WIRE_VERSION 1u
+#define ARB_ORDER_EVENT_VERSION 2u
+#define ARB_TRADE_VERSION 2u
 
 enum arb_side { ARB_SIDE_NONE = 0, ARB_SIDE_BUY = 1, ARB_SIDE_SELL = 2 };
 enum arb_ord_type { ARB_ORD_NONE = 0, ARB_ORD_LIMIT = 1, ARB_ORD_MARKET = 2 };
@@ -115,6 +119,8 @@ enum arb_mev_kind {
     ARB_MEV_KIND_MAX = 3,
 };
 enum arb_service_status { ARB_SVC_ALIVE = 1, ARB_SVC_TOMBSTONE = 2 };
+/* Which side of a fill an order was on (order event version 2). */
+enum arb_liquidity { ARB_LIQ_NONE = 0, ARB_LIQ_MAKER = 1, ARB_LIQ_TAKER = 2 };
 
 /* order_commands */
 typedef struct arb_order_cmd {
@@ -130,7 +136,10 @@ typedef struct arb_order_cmd {
 } arb_order_cmd;
 #define ARB_ORDER_CMD_LEN (ARB_WIRE_HDR + 80u)
 
-/* order_events */
+/* order_events. Version 2 adds the fill's fee and liquidity: fee is what
+ * this order's account paid on this fill in price units of the instrument
+ * (the smallest unit of the quote currency), negative for a rebate, 0 on
+ * events that are not fills and on every version 1 record. */
 typedef struct arb_order_event {
     uint8_t kind, reason, side, type, tif, flags;
     char venue[ARB_VENUE_LEN];
@@ -147,10 +156,14 @@ typedef struct arb_order_event {
     int64_t ts;
     uint64_t seq; /* matcher output sequence */
     uint64_t client_ref;
+    int64_t fee;       /* version 2: price units, negative = rebate */
+    uint8_t liquidity; /* version 2: enum arb_liquidity of this fill */
 } arb_order_event;
-#define ARB_ORDER_EVENT_LEN (ARB_WIRE_HDR + 128u)
+#define ARB_ORDER_EVENT_LEN_V1 (ARB_WIRE_HDR + 128u)
+#define ARB_ORDER_EVENT_LEN (ARB_WIRE_HDR + 136u)
 
-/* trade_executed */
+/* trade_executed. Version 2 adds both sides' fees (price units, negative
+ * = rebate; 0 in a version 1 record). */
 typedef struct arb_trade {
     char venue[ARB_VENUE_LEN];
     char symbol[ARB_SYMBOL_LEN];
@@ -164,8 +177,10 @@ typedef struct arb_trade {
     int64_t ts;
     uint64_t seq; /* per-book sequence */
     uint8_t aggressor;
+    int64_t buy_fee, sell_fee; /* version 2 */
 } arb_trade;
-#define ARB_TRADE_LEN (ARB_WIRE_HDR + 104u)
+#define ARB_TRADE_LEN_V1 (ARB_WIRE_HDR + 104u)
+#define ARB_TRADE_LEN (ARB_WIRE_HDR + 120u)
 
 /* market_data: fixed part, then n_levels entries of ARB_MD_LEVEL_LEN bytes */
 typedef struct arb_md_level {
@@ -482,9 +497,10 @@ static inline uint32_t arb_order_event_encode(const arb_order_event *m, void *bu
         return 0;
     uint8_t *p = (uint8_t *)buf;
     arb_wire_put_hdr(p, ARB_MSG_ORDER_EVENT, ARB_ORDER_EVENT_LEN);
+    arb_put_u16(p + 2, ARB_ORDER_EVENT_VERSION);
     p += ARB_WIRE_HDR;
     p[0] = m->kind, p[1] = m->reason, p[2] = m->side, p[3] = m->type, p[4] = m->tif,
-    p[5] = m->flags, p[6] = 0, p[7] = 0;
+    p[5] = m->flags, p[6] = m->liquidity, p[7] = 0;
     arb__wire_put_text(p + 8, m->venue, ARB_VENUE_LEN);
     arb__wire_put_text(p + 16, m->symbol, ARB_SYMBOL_LEN);
     arb_put_u64(p + 32, m->order_id);
@@ -499,23 +515,26 @@ static inline uint32_t arb_order_event_encode(const arb_order_event *m, void *bu
     arb_put_i64(p + 104, m->ts);
     arb_put_u64(p + 112, m->seq);
     arb_put_u64(p + 120, m->client_ref);
+    arb_put_i64(p + 128, m->fee);
     return ARB_ORDER_EVENT_LEN;
 }
 
 static inline int arb_order_event_decode(const void *buf, size_t len, arb_order_event *m)
 {
     const uint8_t *p = (const uint8_t *)buf;
-    int rc = arb__wire_check_hdr(p, len, ARB_MSG_ORDER_EVENT, ARB_ORDER_EVENT_LEN);
+    int rc = arb__wire_check_hdr_v(p, len, ARB_MSG_ORDER_EVENT, ARB_ORDER_EVENT_LEN_V1,
+                                   ARB_ORDER_EVENT_VERSION);
     if (rc)
         return rc;
-    if (len != ARB_ORDER_EVENT_LEN)
+    unsigned v = arb_get_u16(p + 2);
+    if (len != (v == 1 ? ARB_ORDER_EVENT_LEN_V1 : ARB_ORDER_EVENT_LEN))
         return arb__wire_fail("order event has the wrong length");
     p += ARB_WIRE_HDR;
     m->kind = p[0], m->reason = p[1], m->side = p[2], m->type = p[3], m->tif = p[4],
-    m->flags = p[5];
+    m->flags = p[5], m->liquidity = p[6];
     if (m->kind < 1 || m->kind > ARB_EV_KIND_MAX || m->reason > ARB_R_REASON_MAX ||
         m->side > ARB_SIDE_SELL || m->type > ARB_ORD_MARKET || m->tif > ARB_TIF_FOK ||
-        (m->flags & ~(ARB_ORDF_POST_ONLY | ARB_EVF_LAST)) || p[6] || p[7])
+        (m->flags & ~(ARB_ORDF_POST_ONLY | ARB_EVF_LAST)) || m->liquidity > ARB_LIQ_TAKER || p[7])
         return arb__wire_fail("order event enum out of range");
     /* A reject of an unknown instrument still names what was asked for, but
      * the venue may be empty if the command itself was unreadable. */
@@ -534,6 +553,9 @@ static inline int arb_order_event_decode(const void *buf, size_t len, arb_order_
     m->ts = arb_get_i64(p + 104);
     m->seq = arb_get_u64(p + 112);
     m->client_ref = arb_get_u64(p + 120);
+    m->fee = v == 1 ? 0 : arb_get_i64(p + 128);
+    if (m->fee && !m->liquidity)
+        return arb__wire_fail("order event has a fee but no fill liquidity");
     return ARB_OK;
 }
 
@@ -545,6 +567,7 @@ static inline uint32_t arb_trade_encode(const arb_trade *m, void *buf, size_t ca
         return 0;
     uint8_t *p = (uint8_t *)buf;
     arb_wire_put_hdr(p, ARB_MSG_TRADE, ARB_TRADE_LEN);
+    arb_put_u16(p + 2, ARB_TRADE_VERSION);
     p += ARB_WIRE_HDR;
     arb__wire_put_text(p, m->venue, ARB_VENUE_LEN);
     arb__wire_put_text(p + 8, m->symbol, ARB_SYMBOL_LEN);
@@ -559,16 +582,19 @@ static inline uint32_t arb_trade_encode(const arb_trade *m, void *buf, size_t ca
     arb_put_u64(p + 88, m->seq);
     p[96] = m->aggressor;
     memset(p + 97, 0, 7);
+    arb_put_i64(p + 104, m->buy_fee);
+    arb_put_i64(p + 112, m->sell_fee);
     return ARB_TRADE_LEN;
 }
 
 static inline int arb_trade_decode(const void *buf, size_t len, arb_trade *m)
 {
     const uint8_t *p = (const uint8_t *)buf;
-    int rc = arb__wire_check_hdr(p, len, ARB_MSG_TRADE, ARB_TRADE_LEN);
+    int rc = arb__wire_check_hdr_v(p, len, ARB_MSG_TRADE, ARB_TRADE_LEN_V1, ARB_TRADE_VERSION);
     if (rc)
         return rc;
-    if (len != ARB_TRADE_LEN)
+    unsigned v = arb_get_u16(p + 2);
+    if (len != (v == 1 ? ARB_TRADE_LEN_V1 : ARB_TRADE_LEN))
         return arb__wire_fail("trade has the wrong length");
     p += ARB_WIRE_HDR;
     if ((rc = arb__wire_get_text(p, ARB_VENUE_LEN, m->venue, 1)) ||
@@ -591,6 +617,8 @@ static inline int arb_trade_decode(const void *buf, size_t len, arb_trade *m)
             return arb__wire_fail("trade padding is not zero");
     if (m->qty <= 0 || m->price <= 0)
         return arb__wire_fail("trade price and quantity must be positive");
+    m->buy_fee = v == 1 ? 0 : arb_get_i64(p + 104);
+    m->sell_fee = v == 1 ? 0 : arb_get_i64(p + 112);
     return ARB_OK;
 }
 

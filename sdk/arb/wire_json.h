@@ -193,6 +193,11 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
         arb__jw_int(&w, "ts", m.ts);
         arb__jw_id(&w, "seq", m.seq);
         arb__jw_id(&w, "client_ref", m.client_ref);
+        arb__jw_dec(&w, "fee", m.fee, pd);
+        arb__jw_printf(&w, ",\"liquidity\":\"%s\"",
+                       m.liquidity == ARB_LIQ_MAKER   ? "maker"
+                       : m.liquidity == ARB_LIQ_TAKER ? "taker"
+                                                      : "none");
         break;
     }
     case ARB_MSG_TRADE: {
@@ -214,6 +219,8 @@ static inline int arb_wire_json(const void *buf, size_t len, const arb_instrumen
         arb__jw_int(&w, "ts", m.ts);
         arb__jw_id(&w, "seq", m.seq);
         arb__jw_printf(&w, ",\"aggressor\":\"%s\"", arb__jw_side(m.aggressor));
+        arb__jw_dec(&w, "buy_fee", m.buy_fee, in ? in->price_decimals : -1);
+        arb__jw_dec(&w, "sell_fee", m.sell_fee, in ? in->price_decimals : -1);
         break;
     }
     case ARB_MSG_MARKET_DATA: {

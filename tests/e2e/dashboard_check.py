@@ -16,6 +16,7 @@ usage: dashboard_check.py URL SCREENSHOT.png [--timeout S] [--min-points N]
 import argparse
 import base64
 import json
+import re
 import os
 import shutil
 import socket
@@ -130,6 +131,8 @@ PROBE = """(() => {
   return {books: document.querySelectorAll('.book').length, booksWithRows: d.booksWithRows(),
           bookRows: d.bookRows(), chartPoints: d.chartPoints(), spreadPoints: d.spreadPoints(),
           tradeRows: d.tradeRows(), pnlRows: d.pnlRows(), events: d.events(),
+          positions: d.positions(), connecting: d.connecting(),
+          names: [...document.querySelectorAll('#pnl tbody tr.account td:first-child')].map((td) => td.textContent),
           status: document.getElementById('status').textContent};
 })()"""
 
@@ -138,7 +141,12 @@ def satisfied(c, args):
     return (c and c["books"] > 0 and c["booksWithRows"] == c["books"]
             and all(p >= args.min_points for p in c["chartPoints"])
             and all(p >= args.min_points for p in c["spreadPoints"])
-            and c["tradeRows"] >= args.min_trades and c["pnlRows"] >= args.min_accounts)
+            and c["tradeRows"] >= args.min_trades and c["pnlRows"] >= args.min_accounts
+            and not c["connecting"] and c["status"] == "live"
+            # Agents by the names of their config sections, with no gateway config.
+            and any(n != "-" for n in c["names"])
+            # Positions name their instrument: "XA:BTCUSD -1.710", not "XA -1.710".
+            and all(re.fullmatch(r"(\S+:\S+ -?[0-9.]+ *)+", p) for p in c["positions"] if p))
 
 
 def main():
@@ -177,6 +185,23 @@ def main():
         page = Page(page_target["webSocketDebuggerUrl"])
         page.call("Page.enable")
         page.call("Runtime.enable")
+        # Before any live data the page says it is connecting: the stream
+        # blocked, the page loaded, the notice must be on screen.
+        page.call("Network.enable")
+        page.call("Network.setBlockedURLs", urls=["*/v1/stream*"])
+        page.call("Page.navigate", url=args.url)
+        before = None
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            before = page.evaluate(PROBE)
+            if before and before["books"] > 0:
+                break
+            time.sleep(0.2)
+        if not before or not before["connecting"]:
+            print("dashboard: FAILED: with no live data yet the page does not say 'connecting': "
+                  + json.dumps(before), file=sys.stderr)
+            return 1
+        page.call("Network.setBlockedURLs", urls=[])
         page.call("Page.navigate", url=args.url)
 
         counts = None

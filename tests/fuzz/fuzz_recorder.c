@@ -58,6 +58,7 @@ static void fuzz_trade(const uint8_t *body, size_t size)
 {
     uint8_t rec[ARB_TRADE_LEN] = {0};
     arb_wire_put_hdr(rec, ARB_MSG_TRADE, ARB_TRADE_LEN);
+    arb_put_u16(rec + 2, ARB_TRADE_VERSION);
     memcpy(rec + ARB_WIRE_HDR, body,
            size < ARB_TRADE_LEN - ARB_WIRE_HDR ? size : ARB_TRADE_LEN - ARB_WIRE_HDR);
     arb_trade t;
@@ -76,6 +77,7 @@ static void fuzz_order_event(const uint8_t *body, size_t size)
 {
     uint8_t rec[ARB_ORDER_EVENT_LEN] = {0};
     arb_wire_put_hdr(rec, ARB_MSG_ORDER_EVENT, ARB_ORDER_EVENT_LEN);
+    arb_put_u16(rec + 2, ARB_ORDER_EVENT_VERSION);
     size_t cap = ARB_ORDER_EVENT_LEN - ARB_WIRE_HDR;
     memcpy(rec + ARB_WIRE_HDR, body, size < cap ? size : cap);
     arb_order_event e;

@@ -280,6 +280,22 @@ static void installed_sdk_builds_an_out_of_tree_plugin(void **state)
     assert_non_null(strstr(out, "[hello] stopped"));
 }
 
+/* arbctl reads a split config without its environment: the address a
+ * config resolves to, ${VAR:-default} expanded, an unset ${VAR} empty. */
+static void arbctl_reads_a_split_config_without_its_environment(void **state)
+{
+    (void)state;
+    unsetenv("ARB_BROKERS");
+    unsetenv("ARB_ADMIN_MATCHER");
+    const char *out;
+    assert_int_equal(run(&out, "%s/arbctl -c conf.d/split/matcher.ini where", B), 0);
+    assert_string_equal(out, "admin 127.0.0.1:9101\n");
+    /* status goes to that address (whether a host answers there or not),
+     * instead of stopping at the unset variable. */
+    run(&out, "%s/arbctl -c conf.d/split/matcher.ini status", B);
+    assert_null(strstr(out, "ARB_BROKERS"));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -289,6 +305,7 @@ int main(void)
         cmocka_unit_test(overrides_on_the_command_line_win),
         cmocka_unit_test(check_warns_about_an_exposed_admin_without_a_token),
         cmocka_unit_test(arbctl_drives_a_running_host),
+        cmocka_unit_test(arbctl_reads_a_split_config_without_its_environment),
         cmocka_unit_test(installed_sdk_builds_an_out_of_tree_plugin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -131,7 +131,7 @@ static int start(int gateway_thread)
              "[host]\nthreads = 3\n"
              "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
              "lot_size = 0.001\nmin_qty = 0.001\nmax_qty = 1000\nref_price = 100.00\n"
-             "band_bps = 1000\n"
+             "band_bps = 1000\nmaker_fee_bps = -1\ntaker_fee_bps = 2.5\n"
              "[plugin matcher]\nload = matcher.so\nthread = 1\n"
              "[plugin gateway]\nload = gateway.so\nthread = %d\nlisten = 127.0.0.1:%d\n"
              "api_key.alice = " KEY_A ":1001\napi_key.bob = " KEY_B ":1002\n"
@@ -196,8 +196,16 @@ static void crossing_orders_trade_and_both_sides_see_it(void **state)
     json_t *fills = json_object_get(take.body, "fills");
     assert_int_equal(json_array_size(fills), 1);
     assert_string_equal(jstr(json_array_get(fills, 0), "price"), "100.00");
+    /* 150.00 at 2.5 bps is 3.75 cents, a fee: 4; the maker's 1 bp rebate,
+     * 1.5 cents, 1. */
+    assert_string_equal(jstr(json_array_get(fills, 0), "fee"), "0.04");
+    assert_string_equal(jstr(json_array_get(fills, 0), "liquidity"), "taker");
+    assert_string_equal(jstr(take.body, "fees"), "0.04");
 
     json_t *maker = poll_get(path, is_filled);
+    json_t *mfill = json_array_get(json_object_get(maker, "fills"), 0);
+    assert_string_equal(jstr(mfill, "fee"), "-0.01");
+    assert_string_equal(jstr(mfill, "liquidity"), "maker");
     assert_non_null(maker);
     json_decref(maker);
     json_decref(rest.body);
@@ -289,7 +297,100 @@ static void trades_and_positions_come_from_trade_executed(void **state)
     json_t *list = json_object_get(acc.body, "accounts");
     assert_int_equal(json_array_size(list), 1);
     assert_string_equal(jstr(json_array_get(list, 0), "account"), "1001");
+    /* The seller rested: a 1 bp rebate on 100.00, one cent, in its cash. */
+    json_t *pos = json_array_get(json_object_get(json_array_get(list, 0), "positions"), 0);
+    assert_string_equal(jstr(pos, "fees"), "-0.01000");
+    assert_string_equal(jstr(pos, "cash"), "100.01000");
     json_decref(acc.body);
+}
+
+static int has_two_fills(json_t *b) { return json_array_size(json_object_get(b, "fills")) == 2; }
+
+/* GET /v1/fills: each key its own fills, newest first, a page at a time. */
+static void fills_are_the_keys_own_and_come_in_pages(void **state)
+{
+    SKIP_WITHOUT_MATCHER(state);
+    reply a = call("POST", "/v1/orders", KEY_A, order("sell", "100.00", "1", "gtc"));
+    reply b = call("POST", "/v1/orders", KEY_A, order("sell", "100.10", "1", "gtc"));
+    reply take = call("POST", "/v1/orders", KEY_B, order("buy", "100.10", "2", "ioc"));
+    assert_int_equal(take.status, 200);
+    reply mine = call("GET", "/v1/fills", KEY_B, NULL);
+    assert_int_equal(mine.status, 200);
+    json_t *f = json_object_get(mine.body, "fills");
+    assert_int_equal(json_array_size(f), 2);
+    assert_string_equal(jstr(json_array_get(f, 0), "side"), "buy");
+    assert_string_equal(jstr(json_array_get(f, 0), "order_id"), jstr(take.body, "order_id"));
+    assert_non_null(strchr(jstr(json_array_get(f, 0), "time"), 'T'));
+    assert_true(json_is_null(json_object_get(mine.body, "next")));
+    /* One per page: the cursor leads to the other, then to nothing. */
+    reply p1 = call("GET", "/v1/fills?limit=1", KEY_B, NULL);
+    assert_int_equal(json_array_size(json_object_get(p1.body, "fills")), 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/fills?limit=1&before=%s", jstr(p1.body, "next"));
+    reply p2 = call("GET", path, KEY_B, NULL);
+    assert_int_equal(json_array_size(json_object_get(p2.body, "fills")), 1);
+    assert_string_not_equal(jstr(json_array_get(json_object_get(p1.body, "fills"), 0), "trade_id"),
+                            jstr(json_array_get(json_object_get(p2.body, "fills"), 0), "trade_id"));
+    assert_true(json_is_null(json_object_get(p2.body, "next")));
+    /* The maker sees its own two, as sells, and never the taker's. */
+    json_t *theirs = poll_get("/v1/fills", has_two_fills);
+    assert_non_null(theirs);
+    assert_string_equal(jstr(json_array_get(json_object_get(theirs, "fills"), 0), "side"), "sell");
+    reply anon = call("GET", "/v1/fills", NULL, NULL);
+    assert_int_equal(anon.status, 401);
+    reply bad = call("GET", "/v1/fills?before=x", KEY_B, NULL);
+    assert_int_equal(bad.status, 400);
+    json_decref(theirs);
+    json_decref(a.body), json_decref(b.body), json_decref(take.body), json_decref(mine.body);
+    json_decref(p1.body), json_decref(p2.body), json_decref(anon.body), json_decref(bad.body);
+}
+
+/* /v1/stream?topics=orders,fills: the key's own order events and fills,
+ * nothing of another account's; without a key, 401. */
+static void private_stream_carries_the_keys_own_orders_and_fills(void **state)
+{
+    SKIP_WITHOUT_MATCHER(state);
+    reply anon = call("GET", "/v1/stream?topics=orders", NULL, NULL);
+    assert_int_equal(anon.status, 401);
+    json_decref(anon.body);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {0, 200 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = "GET /v1/stream?topics=orders,fills HTTP/1.1\r\nHost: x\r\n"
+                      "Authorization: Bearer " KEY_A "\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    static char buf[1 << 16];
+    size_t len = 0;
+    /* The stream is open once its headers came. */
+    for (int i = 0; i < 50 && !strstr(buf, "\r\n\r\n"); i++) {
+        ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (got > 0)
+            len += (size_t)got, buf[len] = 0;
+    }
+    assert_non_null(strstr(buf, "200 OK"));
+    reply rest = call("POST", "/v1/orders", KEY_A, order("sell", "100.00", "1", "gtc"));
+    reply take = call("POST", "/v1/orders", KEY_B, order("buy", "100.00", "1", "ioc"));
+    assert_int_equal(take.status, 200);
+    char want[96];
+    snprintf(want, sizeof want, "\"order_id\":\"%s\"", jstr(rest.body, "order_id"));
+    for (int i = 0; i < 50 && !strstr(buf, "event: fill"); i++) {
+        ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (got > 0)
+            len += (size_t)got, buf[len] = 0;
+    }
+    close(fd);
+    assert_non_null(strstr(buf, "event: order"));
+    char *fill = strstr(buf, "event: fill");
+    assert_non_null(fill);
+    assert_non_null(strstr(fill, want));
+    assert_non_null(strstr(fill, "\"side\":\"sell\""));
+    snprintf(want, sizeof want, "\"order_id\":\"%s\"", jstr(take.body, "order_id"));
+    assert_null(strstr(buf, want));
+    json_decref(rest.body);
+    json_decref(take.body);
 }
 
 int main(void)
@@ -307,6 +408,10 @@ int main(void)
                                         setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(ioc_without_liquidity_expires, setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(price_outside_the_band_is_rejected_by_the_matcher,
+                                        setup_own_loop, teardown),
+        cmocka_unit_test_setup_teardown(fills_are_the_keys_own_and_come_in_pages, setup_own_loop,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(private_stream_carries_the_keys_own_orders_and_fills,
                                         setup_own_loop, teardown),
         cmocka_unit_test_setup_teardown(trades_and_positions_come_from_trade_executed,
                                         setup_own_loop, teardown),

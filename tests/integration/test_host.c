@@ -662,6 +662,48 @@ static void sighup_adds_removes_restarts_and_leaves_the_rest(void **state)
     rmdir(dir);
 }
 
+/* An instance that listed sections by prefix (the digest lists "plugin "
+ * to name agents; the gateway too) is changed when a section is added under
+ * that prefix; the others are not. */
+static void sighup_adding_a_section_changes_the_instances_that_list_them(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/arb-test-hup-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/host.ini", dir);
+    write_text(path, "[plugin lister]\nload = digest.so\ntable = false\n"
+                     "[plugin keep]\nload = tp_seq.so\nrole = idle\n");
+    const char *files[] = {path};
+    char err[1024], dirs[1024];
+    snprintf(dirs, sizeof dirs, "%s/tests/plugins",
+             getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
+    /* The digest from the build's plugins, the test plugin from the tests'. */
+    snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), ":%s/plugins",
+             getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build");
+    setenv("ARB_PLUGIN_DIR", dirs, 1);
+    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    if (!h)
+        fail_msg("%s", err);
+    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
+    arbh_instance *lister = arbh_host_find(h, "lister"), *keep = arbh_host_find(h, "keep");
+    write_text(path, "[plugin lister]\nload = digest.so\ntable = false\n"
+                     "[plugin keep]\nload = tp_seq.so\nrole = idle\n"
+                     "[plugin agent]\nload = tp_seq.so\nrole = idle\naccount = 40\n");
+    assert_int_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    assert_ptr_equal(arbh_host_find(h, "keep"), keep);
+    assert_ptr_not_equal(arbh_host_find(h, "lister"), lister);
+    assert_non_null(arbh_host_find(h, "agent"));
+    /* The same set of sections again: nothing changes. */
+    lister = arbh_host_find(h, "lister");
+    assert_int_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    assert_ptr_equal(arbh_host_find(h, "lister"), lister);
+    arbh_host_stop(h);
+    arbh_host_free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* A running host from a config file (SIGHUP re-reads it): a producer on
  * loop 1 and a consumer on loop 0 that checks the numbers arrive in order. */
 typedef struct hup_rig {
@@ -1158,6 +1200,7 @@ int main(void)
         cmocka_unit_test(broken_new_build_leaves_the_old_instance_serving),
         cmocka_unit_test(hundred_reloads_under_load_lose_and_double_nothing),
         cmocka_unit_test(sighup_adds_removes_restarts_and_leaves_the_rest),
+        cmocka_unit_test(sighup_adding_a_section_changes_the_instances_that_list_them),
         cmocka_unit_test(sighup_with_a_bad_value_changes_nothing),
         cmocka_unit_test(sighup_with_a_missing_so_changes_nothing),
         cmocka_unit_test(sighup_with_a_partly_valid_file_changes_nothing),

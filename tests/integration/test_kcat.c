@@ -291,15 +291,17 @@ static void decode_reports_garbage_and_bad_records_and_carries_on(void **state)
     (void)state;
     uint8_t in[2048];
     size_t n = 0;
-    n += trade(in + n, 1, 100, 1);          /* bytes 0..112: good */
-    memcpy(in + n, "garbage!!", 9), n += 9; /* 112..121: garbage */
-    n += trade(in + n, 2, 100, 1);          /* 121..233: good */
+    n += trade(in + n, 1, 100, 1); /* a good record */
+    size_t garbage_at = n;
+    memcpy(in + n, "garbage!!", 9), n += 9; /* garbage */
+    n += trade(in + n, 2, 100, 1);          /* good */
     size_t bad_at = n;
-    n += trade(in + n, 3, 100, 0); /* 233..345: sound header, qty 0 */
-    n += trade(in + n, 4, 100, 1); /* 345..457: good */
+    n += trade(in + n, 3, 100, 0); /* sound header, qty 0 */
+    n += trade(in + n, 4, 100, 1); /* good */
     uint8_t last[ARB_TRADE_LEN];
     trade(last, 5, 100, 1);
-    memcpy(in + n, last, 40), n += 40; /* 457..497: cut short */
+    size_t cut_at = n;
+    memcpy(in + n, last, 40), n += 40; /* cut short */
     const char *argv[] = {self_path, "--arbctl", "decode", NULL};
     ran r;
     run(argv, in, n, 7, &r); /* 7-byte reads: every record arrives in pieces */
@@ -312,12 +314,14 @@ static void decode_reports_garbage_and_bad_records_and_carries_on(void **state)
         assert_string_equal(jstr(j, "trade_id"), id);
         json_decref(j);
     }
-    assert_non_null(strstr(r.err, "bytes 112..121: not a wire record"));
     char want[128];
+    snprintf(want, sizeof want, "bytes %zu..%zu: not a wire record", garbage_at, garbage_at + 9);
+    assert_non_null(strstr(r.err, want));
     snprintf(want, sizeof want, "bytes %zu..%zu: trade price and quantity must be positive", bad_at,
              bad_at + ARB_TRADE_LEN);
     assert_non_null(strstr(r.err, want));
-    assert_non_null(strstr(r.err, "bytes 457..497: truncated record"));
+    snprintf(want, sizeof want, "bytes %zu..%zu: truncated record", cut_at, cut_at + 40);
+    assert_non_null(strstr(r.err, want));
     assert_int_equal(count_lines(r.err), 3);
 }
 

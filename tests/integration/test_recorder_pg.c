@@ -211,7 +211,9 @@ static void migrations_apply_once_and_rerun_as_no_ops(void **state)
     assert_true(harness_run_until(&h, is_up, 20 * SEC));
     harness_close(&h);
     PGconn *c = connect_db("rec_migrate");
-    assert_int_equal(q_int(c, "SELECT count(*) FROM schema_migrations"), rec_schema_version());
+    size_t n_migrations;
+    rec_migrations(&n_migrations);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM schema_migrations"), (int)n_migrations);
     char *first = q_str(c, "SELECT string_agg(version || '@' || applied_at, ',' ORDER BY version) "
                            "FROM schema_migrations");
     /* A second recorder (a restart) finds everything in place. */
@@ -303,6 +305,44 @@ static void database_from_before_runs_migrates_its_rows_to_run_0(void **state)
     PQfinish(c);
 }
 
+/* Migration 7: order ids stored as negative bigints before it (ids at or
+ * above 2^63) become the unsigned numbers the API gives, and a new row with
+ * such an id is found by it. */
+static void order_ids_above_2_63_are_found_by_the_api_id_after_migration_7(void **state)
+{
+    (void)state;
+    fresh_db("rec_ids");
+    PGconn *c = connect_db("rec_ids");
+    rec_sql old = {0};
+    assert_int_equal(rec_migrate_sql(&old, 5), 0);
+    exec_ok(c, old.text);
+    rec_sql_free(&old);
+    exec_ok(c, "INSERT INTO order_events (run_id, order_id, seq, account, event_at, ts_ns, kind, "
+               "post_only, price, qty, leaves_qty, filled_qty, last_px, last_qty, client_ref) "
+               "VALUES (0, -1, 1, 100, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
+    exec_ok(c, "INSERT INTO trades (run_id, trade_id, venue, symbol, executed_at, ts_ns, price, "
+               "qty, aggressor, buy_order_id, sell_order_id, buy_account, sell_account, book_seq) "
+               "VALUES (0, 1, 'XA', 'BTCUSD', now(), 0, 1, 1, 'buy', -9223372036854775807, 5, 3, "
+               "4, 1)");
+    harness h;
+    harness_open(&h, "rec_ids", 100, 10 * SEC, 20 * SEC);
+    assert_true(harness_run_until(&h, is_up, 20 * SEC));
+    harness_close(&h);
+    assert_int_equal(
+        q_int(c, "SELECT count(*) FROM order_events WHERE order_id = 18446744073709551615"), 1);
+    assert_int_equal(
+        q_int(c, "SELECT count(*) FROM trades WHERE buy_order_id = 9223372036854775809"), 1);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM trades_decimal WHERE sell_order_id = 5"), 1);
+    /* Out of range is refused, not wrapped. */
+    PGresult *r = PQexec(c, "INSERT INTO order_events (run_id, order_id, seq, account, event_at, "
+                            "ts_ns, kind, post_only, price, qty, leaves_qty, filled_qty, "
+                            "last_px, last_qty, client_ref) VALUES (1, 18446744073709551616, 1, "
+                            "1, now(), 0, 'accepted', false, 1, 1, 1, 0, 0, 0, 0)");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    PQfinish(c);
+}
+
 /* The queries the README shows are served by indexes, not table scans. */
 static void readme_queries_use_their_indexes(void **state)
 {
@@ -357,6 +397,41 @@ static void replayed_records_are_stored_once(void **state)
     PGconn *c = connect_db("rec_replay");
     assert_trades_exactly(c, n);
     assert_int_equal(q_int(c, "SELECT count(*) FROM order_events"), (long long)(n / 2));
+    PQfinish(c);
+}
+
+/* Fees arrive on the trade (each side's) and on each fill's event (with
+ * its liquidity); a rebate is stored negative, the decimal view scales it. */
+static void fees_are_stored_with_trades_and_fills(void **state)
+{
+    (void)state;
+    fresh_db("rec_fees");
+    harness h;
+    harness_open(&h, "rec_fees", 100, 10 * SEC, 20 * SEC);
+    arb_trade t = make_trade(0); /* XA:BTCUSD, 2 price decimals */
+    t.buy_fee = 41, t.sell_fee = -3;
+    char *room;
+    assert_int_equal(rec_batcher_room(&h.b, REC_TOPIC_TRADES, REC_TRADE_ROW_MAX, &room), ARB_OK);
+    rec_batcher_add(&h.b, REC_TOPIC_TRADES, rec_trade_row(room, &t, scale_of(&t)), rec_clock_ns());
+    arb_order_event e = make_event(3);
+    e.fee = 41, e.liquidity = ARB_LIQ_TAKER;
+    assert_int_equal(rec_batcher_room(&h.b, REC_TOPIC_ORDER_EVENTS, REC_ORDER_EVENT_ROW_MAX, &room),
+                     ARB_OK);
+    rec_batcher_add(&h.b, REC_TOPIC_ORDER_EVENTS, rec_order_event_row(room, &e, (rec_scale){2, 3}),
+                    rec_clock_ns());
+    feed_events(&h, 4, 5); /* not a fill: no fee, no liquidity */
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    harness_close(&h);
+    PGconn *c = connect_db("rec_fees");
+    assert_int_equal(q_int(c, "SELECT buy_fee FROM trades"), 41);
+    assert_int_equal(q_int(c, "SELECT sell_fee FROM trades"), -3);
+    char *v = q_str(c, "SELECT sell_fee::text FROM trades_decimal");
+    assert_string_equal(v, "-0.03");
+    free(v);
+    assert_int_equal(q_int(c, "SELECT fee FROM order_events WHERE liquidity = 'taker'"), 41);
+    assert_int_equal(q_int(c, "SELECT count(*) FROM order_events WHERE liquidity IS NULL "
+                              "AND fee = 0"),
+                     1);
     PQfinish(c);
 }
 
@@ -1270,8 +1345,10 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(migrations_apply_once_and_rerun_as_no_ops),
         cmocka_unit_test(database_from_before_runs_migrates_its_rows_to_run_0),
+        cmocka_unit_test(order_ids_above_2_63_are_found_by_the_api_id_after_migration_7),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
+        cmocka_unit_test(fees_are_stored_with_trades_and_fills),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
         cmocka_unit_test(stalled_flush_reports_slow_then_recovers),

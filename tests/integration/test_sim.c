@@ -190,11 +190,28 @@ static void digest_plugin_prints_the_hash_of_the_trade_stream(void **state)
     char line[256] = "", expect[256];
     rewind(cap);
     assert_non_null(fgets(line, sizeof line, cap));
-    fclose(cap);
     snprintf(expect, sizeof expect, "trade_digest=%016llx trades=%llu\n",
              (unsigned long long)mine.hash, (unsigned long long)mine.trades);
     assert_true(mine.trades > 0);
     assert_string_equal(line, expect);
+    /* Then the run's figures: one row per agent that traded, whose PnL
+     * (marked to the same last prices) sums to zero, as trading among
+     * themselves must; then the venues. */
+    assert_non_null(fgets(line, sizeof line, cap));
+    assert_int_equal(strncmp(line, "AGENT ", 6), 0);
+    double sum = 0;
+    int agents = 0;
+    while (fgets(line, sizeof line, cap) && strncmp(line, "VENUE ", 6)) {
+        char name[64];
+        double pnl;
+        assert_int_equal(sscanf(line, "%63s %lf", name, &pnl), 2);
+        sum += pnl;
+        agents++;
+    }
+    assert_true(agents >= 2);
+    assert_true(sum > -0.01 * agents && sum < 0.01 * agents);
+    assert_int_equal(strncmp(line, "VENUE ", 6), 0);
+    fclose(cap);
 }
 
 /* arb-host -c conf.d/sim.ini -s clock.ticks=N prints the digest and exits 0;

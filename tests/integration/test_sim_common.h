@@ -84,7 +84,7 @@ static inline char *sim_ini(long long seed, long long ticks, int noise_populatio
             "instruments = XB:BTCUSD\nhalf_spread_ticks = 3\nqty = 500\nmax_position = 5000\n"
             "skew_ticks = 2\nreport_topic = sim.reports\n"
             "[plugin arb]\nload = agent_arbitrageur.so\naccount = 20\nseed = %lld\n"
-            "instruments = XA:BTCUSD XB:BTCUSD\nfee_bps = 1\nthreshold_ticks = 1\n"
+            "instruments = XA:BTCUSD XB:BTCUSD\nthreshold_ticks = 1\n"
             "max_qty = 300\nmax_position = 3000\nreport_topic = sim.reports\n"
             "[plugin adaptive]\nload = agent_adaptive.so\naccount = 30\nseed = %lld\n"
             "instruments = XB:BTCUSD\narms = 1 2 4 6\nepisode_ticks = 20\nqty = 200\n"

@@ -32,7 +32,9 @@ size_t book_test_instruments(arb_instrument *out, size_t max)
          .min_qty = 1,
          .max_qty = 1000,
          .ref_price = 100000,
-         .band_bps = 500},
+         .band_bps = 500,
+         .maker_fee_cbps = -25,
+         .taker_fee_cbps = 750},
         {.venue = "XB",
          .symbol = "BTCUSD",
          .price_decimals = 2,
@@ -42,7 +44,9 @@ size_t book_test_instruments(arb_instrument *out, size_t max)
          .min_qty = 10,
          .max_qty = 5000,
          .ref_price = 5000,
-         .band_bps = 0},
+         .band_bps = 0,
+         .maker_fee_cbps = 100,
+         .taker_fee_cbps = 333},
         {.venue = "XA",
          .symbol = "ETHUSD",
          .price_decimals = 2,
@@ -297,6 +301,8 @@ const char *book_outputs_differ(const book_output *a, const book_output *b, char
         DIFF_I("event", i, x, y, ts);
         DIFF_U("event", i, x, y, seq);
         DIFF_U("event", i, x, y, client_ref);
+        DIFF_I("event", i, x, y, fee);
+        DIFF_U("event", i, x, y, liquidity);
     }
     for (uint32_t i = 0; i < a->n_trades; i++) {
         const arb_trade *x = &a->trades[i], *y = &b->trades[i];
@@ -312,6 +318,8 @@ const char *book_outputs_differ(const book_output *a, const book_output *b, char
         DIFF_I("trade", i, x, y, ts);
         DIFF_U("trade", i, x, y, seq);
         DIFF_U("trade", i, x, y, aggressor);
+        DIFF_I("trade", i, x, y, buy_fee);
+        DIFF_I("trade", i, x, y, sell_fee);
     }
     for (uint32_t i = 0; i < a->n_md; i++) {
         const book_md *x = &a->md[i], *y = &b->md[i];

@@ -24,6 +24,7 @@ typedef struct ref_level_key {
 } ref_level_key;
 
 typedef struct ref_book {
+    const arb_fee_tiers *const *tiers; /* the engine's */
     arb_instrument inst;
     char venue[ARB_VENUE_LEN];
     char symbol[ARB_SYMBOL_LEN];
@@ -42,7 +43,26 @@ struct ref_engine {
     uint64_t clock;
     ref_level_key *touched;
     size_t n_touched, cap_touched;
+    const arb_fee_tiers *tiers; /* the caller's, or NULL */
 };
+
+void ref_engine_set_fee_tiers(ref_engine *r, const arb_fee_tiers *tiers) { r->tiers = tiers; }
+
+/* The fee rule of book.h, spelled out: the notional in price units times
+ * the rate, as an exact fraction; a fee rounds up, a rebate's size down. */
+static int64_t ref_fee(const ref_book *b, uint64_t account, int maker, int64_t px, int64_t q)
+{
+    int64_t mk, tk;
+    arb_fee_rates(*b->tiers, &b->inst, account, &mk, &tk);
+    int64_t rate = maker ? mk : tk;
+    __int128 num = (__int128)px * q * rate, den = 1000000;
+    for (int i = 0; i < b->inst.qty_decimals; i++)
+        den *= 10;
+    __int128 fl = num / den; /* truncates toward zero */
+    if (num > 0 && fl * den != num)
+        fl += 1;
+    return (int64_t)fl;
+}
 
 ref_engine *ref_engine_new(const book_config *cfg)
 {
@@ -76,6 +96,7 @@ int ref_engine_add_instrument(ref_engine *r, const arb_instrument *in)
     ref_book *b = &r->books[r->n_books++];
     memset(b, 0, sizeof *b);
     b->inst = *in;
+    b->tiers = &r->tiers;
     arb_fixstr_set(b->venue, ARB_VENUE_LEN, in->venue);
     arb_fixstr_set(b->symbol, ARB_SYMBOL_LEN, in->symbol);
     b->ref_price = in->ref_price;
@@ -222,9 +243,9 @@ typedef struct ref_view {
     uint8_t side, type, tif, flags, stp;
 } ref_view;
 
-static void order_event(ref_engine *r, book_output *out, ref_book *b, const ref_view *v,
-                        uint8_t kind, uint8_t reason, int64_t leaves, int64_t last_px,
-                        int64_t last_qty, uint64_t trade_id, int64_t ts)
+static arb_order_event *order_event(ref_engine *r, book_output *out, ref_book *b, const ref_view *v,
+                                    uint8_t kind, uint8_t reason, int64_t leaves, int64_t last_px,
+                                    int64_t last_qty, uint64_t trade_id, int64_t ts)
 {
     arb_order_event *ev = event(r, out, b->venue, b->symbol);
     ev->kind = kind;
@@ -244,6 +265,7 @@ static void order_event(ref_engine *r, book_output *out, ref_book *b, const ref_
     ev->trade_id = trade_id;
     ev->ts = ts;
     ev->client_ref = v->client_ref;
+    return ev;
 }
 
 static ref_view resting_view(const ref_order *o)
@@ -349,10 +371,16 @@ static int match(ref_engine *r, book_output *out, ref_book *b, ref_view *t, int6
         o->leaves -= q;
         t->leaves -= q;
         ref_view ov = resting_view(o);
-        order_event(r, out, b, &ov, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves, px, q,
-                    id, ts);
-        order_event(r, out, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, t->leaves, px, q,
-                    id, ts);
+        int64_t mfee = ref_fee(b, o->account, 1, px, q), tfee = ref_fee(b, t->account, 0, px, q);
+        arb_order_event *mev =
+            order_event(r, out, b, &ov, o->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, 0, o->leaves,
+                        px, q, id, ts);
+        mev->fee = mfee;
+        mev->liquidity = ARB_LIQ_MAKER;
+        arb_order_event *tev = order_event(r, out, b, t, t->leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED,
+                                           0, t->leaves, px, q, id, ts);
+        tev->fee = tfee;
+        tev->liquidity = ARB_LIQ_TAKER;
         static arb_trade lost;
         arb_trade *tr = book_output_trade(out);
         if (!tr)
@@ -370,6 +398,8 @@ static int match(ref_engine *r, book_output *out, ref_book *b, ref_view *t, int6
         tr->sell_account = t->side == ARB_SIDE_SELL ? t->account : o->account;
         tr->ts = ts;
         tr->aggressor = t->side;
+        tr->buy_fee = t->side == ARB_SIDE_BUY ? tfee : mfee;
+        tr->sell_fee = t->side == ARB_SIDE_SELL ? tfee : mfee;
         b->ref_price = px;
         if (o->leaves == 0)
             remove_order(b, o);

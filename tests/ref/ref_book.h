@@ -16,6 +16,8 @@ typedef struct ref_engine ref_engine;
 ref_engine *ref_engine_new(const book_config *cfg);
 void ref_engine_free(ref_engine *r);
 int ref_engine_add_instrument(ref_engine *r, const arb_instrument *in);
+/* Fee tiers the reference reads (not copied: they outlive the engine). */
+void ref_engine_set_fee_tiers(ref_engine *r, const arb_fee_tiers *tiers);
 void ref_engine_process(ref_engine *r, const arb_order_cmd *cmd, book_output *out);
 
 /* The resting orders of one side of a book in priority order (best price,

@@ -29,6 +29,8 @@ static void config_instruments(fakehost *fh)
     fh_set(fh, "instrument XB:BTCUSD", "price_decimals", "2");
     fh_set(fh, "instrument XB:BTCUSD", "tick_size", "0.01");
     fh_set(fh, "instrument XB:BTCUSD", "qty_decimals", "3");
+    fh_set(fh, "instrument XB:BTCUSD", "maker_fee_bps", "-0.5");
+    fh_set(fh, "instrument XB:BTCUSD", "taker_fee_bps", "2.25");
 }
 
 static int setup_pop(void **state, const char *population)
@@ -364,6 +366,36 @@ static void fills_move_position_cash_and_fees_exactly(void **state)
     assert_int_equal(f->a.tot[0].cash, p->cash);
     assert_int_equal(f->a.count, 0); /* both orders are done */
     assert_int_equal(f->a.st.fills, 3);
+}
+
+/* A fill the matcher charged (an order event of version 2) costs the
+ * agent exactly that fee, scaled to price units x quantity units, whatever
+ * its own fee_bps says; a rebate adds to its cash. */
+static void fills_are_charged_the_venues_fee(void **state)
+{
+    fixture *f = *state;
+    uint64_t buy = arb_agent_ioc(&f->a, 1, ARB_SIDE_BUY, 10000, 1000);
+    arb_order_event ev = fill(ARB_EV_FILLED, buy, 1000, ARB_SIDE_BUY, 10000, 1000, 1000, 0);
+    ev.fee = 3, ev.liquidity = ARB_LIQ_TAKER;
+    arb_agent_on_order_event(&f->a, &ev);
+    uint64_t sell = arb_agent_limit(&f->a, 1, ARB_SIDE_SELL, 10100, 1000);
+    ev = fill(ARB_EV_FILLED, sell, 1000, ARB_SIDE_SELL, 10100, 1000, 1000, 0);
+    ev.fee = -1, ev.liquidity = ARB_LIQ_MAKER;
+    arb_agent_on_order_event(&f->a, &ev);
+    const arb_agent_position *p = arb_agent_pos(&f->a, 0, 1);
+    /* qty_decimals 3: one price unit of fee is 1000 of the books' units. */
+    assert_int_equal(p->fees, 3000 - 1000);
+    assert_int_equal(p->cash, -10000 * 1000 + 10100 * 1000 - 2000);
+    assert_int_equal(arb_agent_pnl(&f->a, 0, 1), p->cash); /* flat */
+}
+
+static void agent_reads_the_venues_rates(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(f->a.instr[0].maker_fee_cbps, 0);
+    assert_int_equal(f->a.instr[0].taker_fee_cbps, 0);
+    assert_int_equal(f->a.instr[1].maker_fee_cbps, -50);
+    assert_int_equal(f->a.instr[1].taker_fee_cbps, 225);
 }
 
 static void repeated_fill_event_is_counted_once(void **state)
@@ -784,6 +816,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(keep_quote_sends_replaces_and_cancels_one_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(fills_move_position_cash_and_fees_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(fills_are_charged_the_venues_fee, setup, teardown),
+        cmocka_unit_test_setup_teardown(agent_reads_the_venues_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(repeated_fill_event_is_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(rejected_new_order_is_forgotten, setup, teardown),
         cmocka_unit_test_setup_teardown(rejected_cancel_of_a_live_order_keeps_it, setup, teardown),

@@ -113,9 +113,21 @@ static void market_maker_trims_size_to_its_limit(void **state)
     assert_int_equal(q.bid_qty + q.ask_qty, 0);
 }
 
+static void maker_fee_widens_the_quote_by_whole_ticks(void **state)
+{
+    (void)state;
+    /* 1 bp of 100.00 is 1 cent: one tick of 0.01; 1.5 bps, 1.5 cents: two. */
+    assert_int_equal(mm_fee_ticks(10000, 1, 100), 1);
+    assert_int_equal(mm_fee_ticks(10000, 1, 150), 2);
+    assert_int_equal(mm_fee_ticks(10000, 5, 100), 1);
+    /* A rebate or no fee changes nothing. */
+    assert_int_equal(mm_fee_ticks(10000, 1, -25), 0);
+    assert_int_equal(mm_fee_ticks(10000, 1, 0), 0);
+}
+
 /* ---- arbitrageur ---- */
 
-static const xarb_params ARBP = {10, 5, 10, 50}; /* 10 bps a leg, 5 units edge */
+static const xarb_params ARBP = {1000, 1000, 5, 10, 50}; /* 10 bps a leg, 5 units edge */
 
 static void gap_within_fees_and_threshold_is_left_alone(void **state)
 {
@@ -128,6 +140,25 @@ static void gap_within_fees_and_threshold_is_left_alone(void **state)
     assert_int_equal(xarb_signal(&cheap, &rich, &ARBP, &plan), 1);
     assert_int_equal(plan.buy_px, 10000);
     assert_int_equal(plan.sell_px, 10026);
+}
+
+static void each_legs_own_venue_fee_counts(void **state)
+{
+    (void)state;
+    /* Edge 26 units on 10000: the cheap venue's 20 bps taker fee (20) plus
+     * 5 of threshold eat it; a 5 bps rebate-free venue (5 + 10.026 + 5)
+     * leaves it. */
+    xarb_view cheap = {9990, 100, 10000, 100, 0, 1}, rich = {10026, 100, 10030, 100, 0, 1};
+    xarb_params p = ARBP;
+    xarb_plan plan;
+    p.buy_fee_cbps = 2000;
+    assert_int_equal(xarb_signal(&cheap, &rich, &p, &plan), 0);
+    p.buy_fee_cbps = 500;
+    assert_int_equal(xarb_signal(&cheap, &rich, &p, &plan), 1);
+    /* Fees above the gap: no trade however deep the books. */
+    p.buy_fee_cbps = p.sell_fee_cbps = 5000;
+    cheap.ask_qty = rich.bid_qty = 1000000;
+    assert_int_equal(xarb_signal(&cheap, &rich, &p, &plan), 0);
 }
 
 static void arbitrage_size_is_the_smallest_of_tops_cap_and_inventory(void **state)
@@ -241,7 +272,9 @@ int main(void)
         cmocka_unit_test(flat_market_maker_quotes_symmetrically),
         cmocka_unit_test(long_market_maker_leans_its_quotes_down),
         cmocka_unit_test(market_maker_trims_size_to_its_limit),
+        cmocka_unit_test(maker_fee_widens_the_quote_by_whole_ticks),
         cmocka_unit_test(gap_within_fees_and_threshold_is_left_alone),
+        cmocka_unit_test(each_legs_own_venue_fee_counts),
         cmocka_unit_test(arbitrage_size_is_the_smallest_of_tops_cap_and_inventory),
         cmocka_unit_test(arbitrage_needs_both_sides_and_compatible_lots),
         cmocka_unit_test(bandit_tries_every_arm_first),

@@ -999,9 +999,53 @@ static void bad_configuration_is_refused(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* XB:BTCUSD at 2 price decimals and 3 quantity decimals, maker -0.25 bps
+ * (a rebate), taker 2.5 bps; account 7 has a tier of its own there. */
+static void fills_carry_each_sides_fee_rounded_for_the_venue(void **state)
+{
+    fixture *f = *state;
+    book_engine_free(f->e);
+    assert_int_equal(book_engine_new(NULL, &f->e), ARB_OK);
+    arb_instrument in = plain_instrument("XB", "BTCUSD");
+    in.price_decimals = 2, in.qty_decimals = 3;
+    in.maker_fee_cbps = -25, in.taker_fee_cbps = 250;
+    in.max_qty = 1000000;
+    assert_int_equal(book_engine_add_instrument(f->e, &in), ARB_OK);
+    arb_fee_tier tier = {.lo = 7, .hi = 7, .taker_fee_cbps = 1000};
+    arb_fee_tiers tiers = {&tier, 1};
+    assert_int_equal(book_engine_set_fee_tiers(f->e, &tiers), ARB_OK);
+    f->out = book_engine_output(f->e);
+    /* 1.234 at 100.01: notional 123.41234 = 12341.234 cents. Taker 2.5 bps:
+     * 3.0853085 cents, rounded up to 4; maker rebate 0.30853085, rounded
+     * down to 0. */
+    run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 1, 1, SELL, 10001, 1234));
+    run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 2, 2, BUY, 10001, 1234));
+    assert_int_equal(f->out->n_trades, 1);
+    assert_int_equal(ev(f, 1)->liquidity, ARB_LIQ_MAKER);
+    assert_int_equal(ev(f, 1)->fee, 0);
+    assert_int_equal(ev(f, 2)->liquidity, ARB_LIQ_TAKER);
+    assert_int_equal(ev(f, 2)->fee, 4);
+    assert_int_equal(f->out->trades[0].buy_fee, 4);
+    assert_int_equal(f->out->trades[0].sell_fee, 0);
+    /* 100 at 1000.00: notional 10000000 cents; the rebate is 250 cents
+     * exactly; account 7 takes at its tier's 10 bps: 10000 cents. */
+    run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 3, 1, BUY, 100000, 100000));
+    run(f, make(ARB_CMD_NEW, "XB", "BTCUSD", 4, 7, SELL, 100000, 100000));
+    assert_int_equal(ev(f, 1)->fee, -250);
+    assert_int_equal(ev(f, 2)->fee, 10000);
+    assert_int_equal(f->out->trades[0].buy_fee, -250);
+    assert_int_equal(f->out->trades[0].sell_fee, 10000);
+    /* An acknowledgement carries no fee. */
+    assert_int_equal(ev(f, 0)->kind, ARB_EV_ACCEPTED);
+    assert_int_equal(ev(f, 0)->fee, 0);
+    assert_int_equal(ev(f, 0)->liquidity, ARB_LIQ_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(fills_carry_each_sides_fee_rounded_for_the_venue, setup,
+                                        teardown),
         T(limit_order_that_does_not_cross_rests),
         T(crossing_limit_trades_at_the_resting_price),
         T(partially_filled_limit_rests_its_remainder),

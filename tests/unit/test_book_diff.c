@@ -69,6 +69,19 @@ static void run_stream(uint64_t seed, const gen_profile *p, const book_config *c
         assert_int_equal(book_engine_add_instrument(e, &inst[i]), ARB_OK);
         assert_int_equal(ref_engine_add_instrument(r, &inst[i]), ARB_OK);
     }
+    /* Account 2 has a rebate tier on XB only, accounts 3-4 a tier everywhere. */
+    static arb_fee_tier tier_items[] = {
+        {.lo = 2,
+         .hi = 2,
+         .venues = {"XB"},
+         .n_venues = 1,
+         .maker_fee_cbps = -50,
+         .taker_fee_cbps = 10},
+        {.lo = 3, .hi = 4, .maker_fee_cbps = 0, .taker_fee_cbps = 1234},
+    };
+    static const arb_fee_tiers tiers = {tier_items, 2};
+    assert_int_equal(book_engine_set_fee_tiers(e, &tiers), ARB_OK);
+    ref_engine_set_fee_tiers(r, &tiers);
     book_gen *g = malloc(sizeof *g);
     gen_init(g, seed, p, inst, n_inst);
     book_output *eo = book_engine_output(e);

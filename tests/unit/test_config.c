@@ -126,6 +126,30 @@ static void unset_env_without_default_is_an_error(void **state)
     arbh_config_free(&cfg);
 }
 
+/* The lenient load (arbctl's): an unset ${VAR} is empty, a default still
+ * applies. */
+static void lenient_load_expands_unset_env_to_empty(void **state)
+{
+    (void)state;
+    unsetenv("ARB_TEST_UNSET");
+    char path[] = "/tmp/arb-test-lenient-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] =
+        "[bus]\nbrokers = ${ARB_TEST_UNSET}\n[host]\nadmin = ${ARB_TEST_UNSET:-127.0.0.1:9}\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    const char *files[] = {path};
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_lenient(&cfg, files, 1), 0);
+    assert_string_equal(arbh_config_get(&cfg, "bus", "brokers", "x"), "");
+    assert_string_equal(arbh_config_get(&cfg, "host", "admin", "x"), "127.0.0.1:9");
+    arbh_config_free(&cfg);
+    assert_int_not_equal(arbh_config_load(&cfg, files, 1, NULL, 0), 0);
+    arbh_config_free(&cfg);
+    unlink(path);
+}
+
 static void overrides_beat_files_and_find_plugin_sections(void **state)
 {
     (void)state;
@@ -253,6 +277,7 @@ int main(void)
         cmocka_unit_test(missing_include_names_the_missing_file),
         cmocka_unit_test(env_expansion_with_and_without_default),
         cmocka_unit_test(unset_env_without_default_is_an_error),
+        cmocka_unit_test(lenient_load_expands_unset_env_to_empty),
         cmocka_unit_test(overrides_beat_files_and_find_plugin_sections),
         cmocka_unit_test(malformed_override_is_an_error),
         cmocka_unit_test(lines_over_200_characters_are_read_whole),

@@ -392,6 +392,44 @@ static void positions_and_pnl_follow_trades_marked_to_last_price(void **state)
     evbuffer_free(out);
 }
 
+/* The buyer pays 3 cents, the seller earns a 1 cent rebate: cash and PnL
+ * are net of them, fees are shown on their own. */
+static void positions_book_each_sides_fee(void **state)
+{
+    (void)state;
+    arb_trade t;
+    memset(&t, 0, sizeof t);
+    arb_fixstr_set(t.venue, ARB_VENUE_LEN, items[0].venue);
+    arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    t.trade_id = 1, t.price = 10000, t.qty = 1000, t.buy_account = 1, t.sell_account = 2;
+    t.ts = 1, t.aggressor = ARB_SIDE_BUY, t.buy_fee = 3, t.sell_fee = -1;
+    assert_int_equal(gw_rm_apply_trade(rm, &t), 0);
+    gw_position *b = &gw_rm_account(rm, 1, 0)->positions[0];
+    gw_position *s = &gw_rm_account(rm, 2, 0)->positions[0];
+    /* qty_decimals 3: a cent is 1000 units of cash. */
+    assert_true(b->fees == 3000 && b->cash == -10000000 - 3000);
+    assert_true(s->fees == -1000 && s->cash == 10000000 + 1000);
+    struct evbuffer *out = evbuffer_new();
+    gw_render_accounts(out, rm, NULL, NULL, NULL, 10);
+    json_t *j =
+        json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out), 0, NULL);
+    assert_non_null(j);
+    json_t *acc = json_array_get(json_object_get(j, "accounts"), 0);
+    json_t *pos = json_array_get(json_object_get(acc, "positions"), 0);
+    const char *fees = json_string_value(json_object_get(pos, "fees"));
+    const char *pnl = json_string_value(json_object_get(pos, "pnl"));
+    assert_non_null(fees);
+    if (!strcmp(json_string_value(json_object_get(acc, "account")), "1")) {
+        assert_string_equal(fees, "0.03000");
+        assert_string_equal(pnl, "-0.03000");
+    } else {
+        assert_string_equal(fees, "-0.01000");
+        assert_string_equal(pnl, "0.01000");
+    }
+    json_decref(j);
+    evbuffer_free(out);
+}
+
 static void pnl_of_all_accounts_sums_to_zero(void **state)
 {
     (void)state;
@@ -564,6 +602,21 @@ static void forgotten_order_is_no_longer_found_by_client_id(void **state)
     assert_null(gw_rm_order_by_client(rm, 7, "cid", 0));
 }
 
+/* Every ns time in an answer has an ISO-8601 twin: UTC, nanoseconds, and
+ * instants before 1970 counted down, not up. */
+static void ns_times_render_as_iso8601_utc(void **state)
+{
+    (void)state;
+    char t[GW_ISO8601_LEN + 1];
+    assert_int_equal(gw_iso8601(t, sizeof t, 0), GW_ISO8601_LEN);
+    assert_string_equal(t, "1970-01-01T00:00:00.000000000Z");
+    gw_iso8601(t, sizeof t, 1765106438042123456LL);
+    assert_string_equal(t, "2025-12-07T11:20:38.042123456Z");
+    gw_iso8601(t, sizeof t, -1);
+    assert_string_equal(t, "1969-12-31T23:59:59.999999999Z");
+    assert_int_equal(gw_iso8601(t, GW_ISO8601_LEN, 0), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -588,6 +641,7 @@ int main(void)
         T(trade_ring_keeps_the_newest),
         T(trades_of_all_instruments_merge_newest_first),
         T(positions_and_pnl_follow_trades_marked_to_last_price),
+        T(positions_book_each_sides_fee),
         T(pnl_of_all_accounts_sums_to_zero),
         T(pnl_board_lists_named_then_busiest_and_sums_the_rest),
         T(order_view_is_valid_json_with_string_ids),
@@ -595,6 +649,7 @@ int main(void)
         T(i128_amounts_format_exactly),
         T(fast_decimal_format_matches_the_sdk),
         T(id_map_survives_churn),
+        T(ns_times_render_as_iso8601_utc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

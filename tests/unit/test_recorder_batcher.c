@@ -372,7 +372,8 @@ static void migrations_have_increasing_versions_and_safe_quoting(void **state)
     const rec_migration *m = rec_migrations(&n);
     assert_true(n >= 1);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(m[i].version, (int)i + 1);
+        /* Increasing, not contiguous: a number may be another branch's. */
+        assert_true(m[i].version > (i ? m[i - 1].version : 0));
         assert_non_null(m[i].statements[0]);
         for (const char *const *st = m[i].statements; *st; st++) {
             /* The setup wraps statements in these dollar quotes. */

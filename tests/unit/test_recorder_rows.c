@@ -115,6 +115,30 @@ static void ids_above_2_63_keep_their_bits_as_negative_bigint(void **state)
     assert_int_equal((uint64_t)strtoll(f[0], NULL, 10), 0x8000000000000001ull);
 }
 
+/* Order ids are numeric(20,0): written as the API writes them. */
+static void order_ids_above_2_63_are_written_unsigned(void **state)
+{
+    (void)state;
+    arb_trade t = sample_trade();
+    t.buy_order_id = UINT64_MAX;
+    t.sell_order_id = 0x8000000000000001ull;
+    char out[REC_TRADE_ROW_MAX];
+    size_t n = rec_trade_row(out, &t, (rec_scale){2, 3});
+    out[n - 1] = 0;
+    char *f[32];
+    split(out, f, 32);
+    assert_string_equal(f[10], "18446744073709551615");
+    assert_string_equal(f[11], "9223372036854775809");
+    arb_order_event e;
+    memset(&e, 0, sizeof e);
+    e.order_id = UINT64_MAX;
+    char out2[REC_ORDER_EVENT_ROW_MAX];
+    n = rec_order_event_row(out2, &e, (rec_scale){2, 3});
+    out2[n - 1] = 0;
+    split(out2, f, 32);
+    assert_string_equal(f[0], "18446744073709551615");
+}
+
 static void backslash_in_a_symbol_is_escaped(void **state)
 {
     (void)state;
@@ -266,6 +290,7 @@ int main(void)
         cmocka_unit_test(trade_row_has_every_column_in_schema_order),
         cmocka_unit_test(unknown_instrument_scale_is_stored_as_null),
         cmocka_unit_test(ids_above_2_63_keep_their_bits_as_negative_bigint),
+        cmocka_unit_test(order_ids_above_2_63_are_written_unsigned),
         cmocka_unit_test(backslash_in_a_symbol_is_escaped),
         cmocka_unit_test(order_event_row_names_enums_and_nulls_what_is_absent),
         cmocka_unit_test(order_event_without_reason_or_side_stores_null),

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arb/fixed.h>
+#include <arb/instrument.h>
 #include <arb/wire.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ static void order_event_round_trips(void **state)
         a.leaves_qty = (int64_t)rnd(), a.filled_qty = (int64_t)rnd(), a.last_px = (int64_t)rnd();
         a.last_qty = (int64_t)rnd(), a.trade_id = rnd(), a.ts = (int64_t)rnd(), a.seq = rnd();
         a.client_ref = rnd();
+        a.liquidity = (uint8_t)(1 + rnd() % 2), a.fee = (int64_t)rnd();
         uint8_t buf[ARB_ORDER_EVENT_LEN];
         assert_int_equal(arb_order_event_encode(&a, buf, sizeof buf), ARB_ORDER_EVENT_LEN);
         assert_int_equal(arb_order_event_decode(buf, sizeof buf, &b), ARB_OK);
@@ -91,6 +93,7 @@ static void trade_round_trips(void **state)
         a.buy_order_id = rnd(), a.sell_order_id = rnd(), a.buy_account = rnd();
         a.sell_account = rnd(), a.ts = (int64_t)rnd(), a.seq = rnd();
         a.aggressor = (uint8_t)(1 + rnd() % 2);
+        a.buy_fee = (int64_t)rnd(), a.sell_fee = -(int64_t)(rnd() >> 1);
         uint8_t buf[ARB_TRADE_LEN];
         assert_int_equal(arb_trade_encode(&a, buf, sizeof buf), ARB_TRADE_LEN);
         assert_int_equal(arb_trade_decode(buf, sizeof buf, &b), ARB_OK);
@@ -363,6 +366,91 @@ static void decimals_convert_exactly_or_not_at_all(void **state)
     }
 }
 
+/* Journals and Kafka logs written before fees hold version 1 order events
+ * and trades: they still decode, with no fee; a version 1 record of the new
+ * length, or a version 2 of the old, is refused. */
+static void fee_records_of_both_versions_decode(void **state)
+{
+    (void)state;
+    arb_order_event e = {.kind = ARB_EV_FILLED,
+                         .side = ARB_SIDE_BUY,
+                         .type = ARB_ORD_LIMIT,
+                         .tif = ARB_TIF_GTC,
+                         .venue = "XA",
+                         .symbol = "BTCUSD",
+                         .order_id = 9,
+                         .account = 3,
+                         .price = 100,
+                         .qty = 5,
+                         .filled_qty = 5,
+                         .last_px = 100,
+                         .last_qty = 5,
+                         .trade_id = 77,
+                         .fee = 12,
+                         .liquidity = ARB_LIQ_TAKER};
+    uint8_t buf[ARB_ORDER_EVENT_LEN], v1[ARB_ORDER_EVENT_LEN_V1];
+    assert_int_equal(arb_order_event_encode(&e, buf, sizeof buf), ARB_ORDER_EVENT_LEN);
+    assert_int_equal(arb_get_u16(buf + 2), 2);
+    /* What a version 1 encoder wrote: the same bytes up to client_ref. */
+    memcpy(v1, buf, sizeof v1);
+    arb_put_u16(v1 + 2, 1);
+    arb_put_u32(v1 + 4, ARB_ORDER_EVENT_LEN_V1);
+    v1[ARB_WIRE_HDR + 6] = 0;
+    arb_order_event d;
+    assert_int_equal(arb_order_event_decode(v1, sizeof v1, &d), ARB_OK);
+    assert_int_equal(d.fee, 0);
+    assert_int_equal(d.liquidity, ARB_LIQ_NONE);
+    assert_int_equal(d.trade_id, 77);
+    assert_int_equal(arb_order_event_decode(buf, sizeof buf, &d), ARB_OK);
+    assert_int_equal(d.fee, 12);
+    arb_put_u16(buf + 2, 1);
+    assert_int_equal(arb_order_event_decode(buf, sizeof buf, &d), ARB_EBADMSG);
+    arb_put_u16(v1 + 2, 2);
+    assert_int_equal(arb_order_event_decode(v1, sizeof v1, &d), ARB_EBADMSG);
+
+    arb_trade t = {.venue = "XA",
+                   .symbol = "BTCUSD",
+                   .trade_id = 5,
+                   .price = 100,
+                   .qty = 2,
+                   .aggressor = ARB_SIDE_SELL,
+                   .buy_fee = -1,
+                   .sell_fee = 3};
+    uint8_t tb[ARB_TRADE_LEN], t1[ARB_TRADE_LEN_V1];
+    assert_int_equal(arb_trade_encode(&t, tb, sizeof tb), ARB_TRADE_LEN);
+    memcpy(t1, tb, sizeof t1);
+    arb_put_u16(t1 + 2, 1);
+    arb_put_u32(t1 + 4, ARB_TRADE_LEN_V1);
+    arb_trade td;
+    assert_int_equal(arb_trade_decode(t1, sizeof t1, &td), ARB_OK);
+    assert_int_equal(td.buy_fee, 0);
+    assert_int_equal(td.sell_fee, 0);
+    assert_int_equal(td.qty, 2);
+    assert_int_equal(arb_trade_decode(tb, sizeof tb, &td), ARB_OK);
+    assert_int_equal(td.buy_fee, -1);
+    assert_int_equal(td.sell_fee, 3);
+}
+
+static void fee_rounds_up_and_rebate_rounds_down(void **state)
+{
+    (void)state;
+    /* 1 unit at price 1 (qty_decimals 0) and 1 bp: 1e-4 of a price unit. */
+    assert_int_equal(arb_fee_of(1, 1, 0, 100), 1);
+    assert_int_equal(arb_fee_of(1, 1, 0, -100), 0);
+    /* Exactly 25 price units either way. */
+    assert_int_equal(arb_fee_of(100000, 1000, 3, 250), 25);
+    assert_int_equal(arb_fee_of(100000, 1000, 3, -250), -25);
+    /* 25.001 -> 26 paid, 25 rebated. */
+    assert_int_equal(arb_fee_of(100004, 1000, 3, 250), 26);
+    assert_int_equal(arb_fee_of(100004, 1000, 3, -250), -25);
+    assert_int_equal(arb_fee_of(100004, 1000, 3, 0), 0);
+    /* Beyond 64 bits: exact while it fits, then saturated. */
+    assert_int_equal(arb_fee_of(INT64_C(1) << 40, INT64_C(1) << 30, 0, 300),
+                     (int64_t)((((__int128)1 << 70) * 300 + 999999) / 1000000));
+    assert_int_equal(arb_fee_of(INT64_C(1) << 52, INT64_C(1) << 40, 0, ARB_FEE_MAX_CBPS),
+                     INT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +465,8 @@ int main(void)
         cmocka_unit_test(market_data_count_must_match_length),
         cmocka_unit_test(trade_with_zero_quantity_is_refused),
         cmocka_unit_test(decimals_convert_exactly_or_not_at_all),
+        cmocka_unit_test(fee_records_of_both_versions_decode),
+        cmocka_unit_test(fee_rounds_up_and_rebate_rounds_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,13 +5,17 @@
  * other's bid by more than fees plus the threshold (xarb_signal.c), sends an
  * IOC buy on the cheap venue and an IOC sell on the rich one. It fires again
  * only once both legs are done, and keeps each venue's position within
- * max_position.
+ * max_position. The fees are the venues' own: each leg's taker rate for the
+ * agent's account (its [fee_tier], else the instrument's taker_fee_bps).
+ *
+ * Its report: attempts, legs filled completely, fees paid (price units x
+ * quantity units, net of rebates) and the quantity left unhedged: for each
+ * pair, how much one leg filled beyond the other, summed (quantity units).
  *
  *   [plugin arb]
  *   load = agent_arbitrageur.so
  *   account = 20
  *   instruments = XA:BTCUSD XB:BTCUSD
- *   fee_bps = 1             ; per leg (also charged in its PnL)
  *   threshold_ticks = 1     ; edge beyond fees, in ticks of the cheap venue
  *   max_qty = 10            ; lots per leg
  *   max_position = 50       ; lots per venue
@@ -30,7 +34,10 @@ typedef struct arbitrageur {
     arb_agent agent;
     xarb_params p;
     int64_t threshold_ticks;
-    uint64_t attempts; /* pairs of legs sent */
+    uint64_t attempts;     /* pairs of legs sent */
+    uint64_t legs_filled;  /* legs that filled completely */
+    int64_t leg_filled[2]; /* of the pair in flight: bought, sold */
+    uint64_t unhedged;     /* quantity one leg filled beyond the other, summed */
 } arbitrageur;
 
 static xarb_view view_of(arb_agent *a, int ix)
@@ -47,6 +54,10 @@ static void scan(arbitrageur *s)
     arb_agent *a = &s->agent;
     if (a->count) /* legs still in flight */
         return;
+    /* The pair is done: what one leg got beyond the other is left unhedged. */
+    int64_t gap = s->leg_filled[0] - s->leg_filled[1];
+    s->unhedged += (uint64_t)(gap < 0 ? -gap : gap);
+    s->leg_filled[0] = s->leg_filled[1] = 0;
     for (uint32_t i = 0; i < a->n_instruments; i++)
         for (uint32_t j = 0; j < a->n_instruments; j++) {
             if (i == j || memcmp(a->instr[i].symbol_f, a->instr[j].symbol_f, ARB_SYMBOL_LEN))
@@ -54,6 +65,8 @@ static void scan(arbitrageur *s)
             xarb_view cheap = view_of(a, (int)i), rich = view_of(a, (int)j);
             xarb_params p = s->p;
             p.threshold = s->threshold_ticks * a->instr[i].spec.tick;
+            p.buy_fee_cbps = a->instr[i].taker_fee_cbps;
+            p.sell_fee_cbps = a->instr[j].taker_fee_cbps;
             xarb_plan plan;
             if (!xarb_signal(&cheap, &rich, &p, &plan))
                 continue;
@@ -82,10 +95,25 @@ static void on_tick(void *user, const arb_tick *tick)
     scan(user);
 }
 
+static void on_fill(void *user, const arb_agent_order *o, int64_t px, int64_t qty)
+{
+    (void)px;
+    arbitrageur *s = user;
+    if (o->filled >= o->qty)
+        s->legs_filled++;
+    s->leg_filled[o->side == ARB_SIDE_SELL] += qty;
+}
+
 static void report(void *user, uint64_t out[4])
 {
     arbitrageur *s = user;
+    int64_t fees = 0;
+    for (uint32_t i = 0; i < s->agent.n_instruments; i++)
+        fees += s->agent.tot[i].fees;
     out[0] = s->attempts;
+    out[1] = s->legs_filled;
+    out[2] = (uint64_t)fees;
+    out[3] = s->unhedged;
 }
 
 static int read_params(arb_ctx *ctx, arbitrageur *s)
@@ -99,7 +127,7 @@ static int read_params(arb_ctx *ctx, arbitrageur *s)
     if (s->agent.n_instruments < 2)
         return arb_cfg_reject(ctx, "instruments", "an arbitrageur needs at least two venues");
     s->threshold_ticks = thr;
-    s->p = (xarb_params){s->agent.fee_bps, 0, maxq, maxpos};
+    s->p = (xarb_params){0, 0, 0, maxq, maxpos};
     return ARB_OK;
 }
 
@@ -115,7 +143,8 @@ static int xarb_create(arb_ctx *ctx, void **self)
 static int xarb_start(void *self)
 {
     arbitrageur *s = self;
-    arb_agent_hooks h = {.on_tick = on_tick, .on_top = on_top, .report = report};
+    arb_agent_hooks h = {
+        .on_tick = on_tick, .on_top = on_top, .on_fill = on_fill, .report = report};
     return arb_agent_start(&s->agent, &h, s);
 }
 
@@ -131,8 +160,12 @@ static void xarb_destroy(void *self)
 static int xarb_save(void *self, void **bytes, size_t *len)
 {
     arbitrageur *s = self;
-    uint8_t extra[8];
+    uint8_t extra[40];
     arb_put_u64(extra, s->attempts);
+    arb_put_u64(extra + 8, s->legs_filled);
+    arb_put_u64(extra + 16, s->unhedged);
+    arb_put_i64(extra + 24, s->leg_filled[0]);
+    arb_put_i64(extra + 32, s->leg_filled[1]);
     return arb_agent_save(&s->agent, extra, sizeof extra, bytes, len);
 }
 
@@ -146,9 +179,17 @@ static int xarb_restore(void *self, uint32_t version, const void *bytes, size_t 
     int rc = arb_agent_restore(&s->agent, bytes, len, &extra, &extra_len);
     if (rc)
         return rc;
-    if (extra_len != 8)
+    /* 8 bytes: saved before legs and exposure were counted. */
+    if (extra_len != 8 && extra_len != 40)
         return ARB_EREFUSED;
-    s->attempts = arb_get_u64(extra);
+    const uint8_t *x = extra;
+    s->attempts = arb_get_u64(x);
+    if (extra_len == 40) {
+        s->legs_filled = arb_get_u64(x + 8);
+        s->unhedged = arb_get_u64(x + 16);
+        s->leg_filled[0] = arb_get_i64(x + 24);
+        s->leg_filled[1] = arb_get_i64(x + 32);
+    }
     return ARB_OK;
 }
 

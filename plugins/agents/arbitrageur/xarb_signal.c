@@ -10,12 +10,12 @@ int xarb_signal(const xarb_view *cheap, const xarb_view *rich, const xarb_params
 {
     if (cheap->ask_qty <= 0 || rich->bid_qty <= 0 || cheap->ask_px <= 0 || rich->bid_px <= 0)
         return 0;
-    /* Edge per unit beyond fees, compared in basis points x price units so
-     * that nothing is rounded:
-     *   (bid - ask) * 1e4 > (ask + bid) * fee_bps + threshold * 1e4 */
-    __int128 edge = (__int128)(rich->bid_px - cheap->ask_px) * 10000;
-    __int128 cost =
-        (__int128)(cheap->ask_px + rich->bid_px) * p->fee_bps + (__int128)p->threshold * 10000;
+    /* Edge per unit beyond both legs' taker fees, compared in hundredths
+     * of a bp x price units so that nothing is rounded:
+     *   (bid - ask) * 1e6 > ask * buy_fee + bid * sell_fee + threshold * 1e6 */
+    __int128 edge = (__int128)(rich->bid_px - cheap->ask_px) * 1000000;
+    __int128 cost = (__int128)cheap->ask_px * p->buy_fee_cbps +
+                    (__int128)rich->bid_px * p->sell_fee_cbps + (__int128)p->threshold * 1000000;
     if (edge <= cost)
         return 0;
     /* Both legs trade the same quantity: a multiple of both lots (one lot

@@ -18,10 +18,11 @@ typedef struct xarb_view {
 } xarb_view;
 
 typedef struct xarb_params {
-    int64_t fee_bps;      /* charged on each leg's notional */
-    int64_t threshold;    /* price units of edge required beyond the fees */
-    int64_t max_qty;      /* lots per leg */
-    int64_t max_position; /* lots per venue, either direction */
+    int64_t buy_fee_cbps;  /* the cheap venue's taker rate, hundredths of a bp */
+    int64_t sell_fee_cbps; /* the rich venue's */
+    int64_t threshold;     /* price units of edge required beyond the fees */
+    int64_t max_qty;       /* lots per leg */
+    int64_t max_position;  /* lots per venue, either direction */
 } xarb_params;
 
 typedef struct xarb_plan {

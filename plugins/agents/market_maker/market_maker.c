@@ -2,7 +2,8 @@
  * market_maker.c -- the inventory-aware market maker plugin: on every tick
  * it keeps one bid and one ask per instrument around the generator's view
  * of the venue, leaning against its position (mm_quote.c), replacing quotes
- * as the reference moves.
+ * as the reference moves. A venue that charges makers (its instrument's
+ * maker_fee_bps, or the account's fee tier) gets quotes wider by the fee.
  *
  *   [plugin mm_xa]
  *   load = agent_market_maker.so
@@ -54,9 +55,14 @@ static void on_tick(void *user, const arb_tick *tick)
     uint64_t tag = ((uint64_t)MM_VARIANT << 32) | (uint64_t)m->p.half_spread_ticks;
     for (uint32_t i = 0; i < a->n_instruments; i++) {
         const arb_instrument *spec = &a->instr[i].spec;
+        int64_t ref = arb_agent_reference(a, (int)i);
+        mm_params p = m->p;
+        /* A positive maker fee (the venue's, for this account) widens the
+         * quote by whole ticks until each fill still earns the configured
+         * half spread; a rebate leaves it as configured. */
+        p.half_spread_ticks += mm_fee_ticks(ref, spec->tick, a->instr[i].maker_fee_cbps);
         mm_quote q;
-        mm_quote_compute(&m->p, arb_agent_reference(a, (int)i), spec->tick, spec->lot,
-                         a->tot[i].position, &q);
+        mm_quote_compute(&p, ref, spec->tick, spec->lot, a->tot[i].position, &q);
         arb_agent_keep_quote(a, (int)i, ARB_SIDE_BUY, &m->bid_id[i], q.bid_px, q.bid_qty, tag);
         arb_agent_keep_quote(a, (int)i, ARB_SIDE_SELL, &m->ask_id[i], q.ask_px, q.ask_qty, tag);
     }

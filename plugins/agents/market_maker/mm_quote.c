@@ -28,3 +28,12 @@ void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot
         q->ask_qty = size < room_sell ? size : arb_agent_round_down(room_sell, lot);
     }
 }
+
+int64_t mm_fee_ticks(int64_t ref, int64_t tick, int64_t maker_fee_cbps)
+{
+    if (maker_fee_cbps <= 0 || ref <= 0 || tick <= 0)
+        return 0;
+    __int128 per_unit = (__int128)ref * maker_fee_cbps; /* price units x 1e6 */
+    __int128 tick_e6 = (__int128)tick * 1000000;
+    return (int64_t)((per_unit + tick_e6 - 1) / tick_e6);
+}

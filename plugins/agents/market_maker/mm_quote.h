@@ -25,4 +25,9 @@ typedef struct mm_quote {
 void mm_quote_compute(const mm_params *p, int64_t ref, int64_t tick, int64_t lot, int64_t position,
                       mm_quote *q);
 
+/* Whole ticks that cover a maker fee of maker_fee_cbps (hundredths of a
+ * bp) at price ref: what a quote widens by so that each fill still earns
+ * the configured half spread. 0 for a rebate or no fee. */
+int64_t mm_fee_ticks(int64_t ref, int64_t tick, int64_t maker_fee_cbps);
+
 #endif

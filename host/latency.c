@@ -1,0 +1,696 @@
+/*
+ * latency.c -- the links' delays (see latency.h): [latency] parsing, the
+ * distributions and their seeded draws, the per-loop queue of held records
+ * in delivery order, and the per-link metrics. What a held record becomes
+ * when due (a publish, or a delivery to one participant) is bus.c's.
+ * Not here: the distributions (latency_dist.c), which topics are delayed in
+ * which direction (bus.c decides where it calls the hooks), and anything a
+ * plugin sees.
+ */
+#include "latency.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arb/wire.h>
+
+#include "config.h"
+#include "host.h"
+
+enum { LAT_UP = 0, LAT_DOWN = 1 };
+
+/* Log-linear buckets: 16 per octave above 16 ns. */
+#define LAT_BUCKETS 640
+
+/* One direction of a link: its distribution and generator, and the records
+ * it holds, in order (a link is FIFO), as [lat_rec][data padded to 8] in
+ * one byte queue that is reused, not allocated per record. */
+typedef struct lat_rec {
+    int64_t at;
+    uint64_t seq;
+    uint64_t key;
+    int64_t offset;
+    int32_t partition;
+    uint32_t len;
+    uint16_t topic;
+    uint8_t down;
+    uint8_t pad[5];
+} lat_rec;
+
+typedef struct lat_dir {
+    arbh_lat_dist dist;
+    uint64_t rng;
+    int64_t last_at;      /* the link's previous delivery: FIFO */
+    arbh_instance *owner; /* the participant; NULL once it went away */
+    uint8_t *q;           /* held records */
+    size_t head, tail, cap;
+    int64_t head_at; /* the first held record's (at, seq): the heap's key */
+    uint64_t head_seq;
+    uint8_t *busy;  /* the buffer a record is being delivered from, or NULL */
+    uint8_t *stale; /* a buffer replaced during that delivery: freed after */
+    bool queued;    /* in its loop's queue of links */
+    uint64_t n;
+    int64_t min, max;
+    uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
+    arbh_metric *delayed, *p50, *p99, *dropped;
+} lat_dir;
+
+typedef struct lat_link {
+    char venue[ARB_VENUE_LEN]; /* the padded wire field */
+    lat_dir dir[2];
+} lat_link;
+
+/* The participant's links, and the accounts it has sent order commands
+ * for: only their order events travel its links (see hold_down). */
+struct arbh_lat_links {
+    size_t n;
+    lat_link *items;
+    uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
+    size_t n_accounts, cap_accounts;
+};
+
+static size_t account_slot(uint64_t a, size_t cap)
+{
+    return (size_t)((a * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static bool account_known(const arbh_lat_links *l, uint64_t a)
+{
+    if (!l->cap_accounts)
+        return false;
+    for (size_t i = account_slot(a, l->cap_accounts);; i = (i + 1) & (l->cap_accounts - 1)) {
+        if (l->accounts[i] == a)
+            return true;
+        if (l->accounts[i] == 0)
+            return false;
+    }
+}
+
+static void account_add(arbh_lat_links *l, uint64_t a)
+{
+    if (a == 0 || account_known(l, a))
+        return;
+    if ((l->n_accounts + 1) * 2 > l->cap_accounts) {
+        size_t cap = l->cap_accounts ? l->cap_accounts * 2 : 64;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return;
+        for (size_t i = 0; i < l->cap_accounts; i++) {
+            uint64_t x = l->accounts[i];
+            if (!x)
+                continue;
+            size_t k = account_slot(x, cap);
+            while (t[k])
+                k = (k + 1) & (cap - 1);
+            t[k] = x;
+        }
+        free(l->accounts);
+        l->accounts = t;
+        l->cap_accounts = cap;
+    }
+    size_t k = account_slot(a, l->cap_accounts);
+    while (l->accounts[k])
+        k = (k + 1) & (l->cap_accounts - 1);
+    l->accounts[k] = a;
+    l->n_accounts++;
+}
+
+/* The loop's links that hold records, ordered by their first record's
+ * (delivery time, hold order): a heap of links, not of records. */
+struct arbh_lat_queue {
+    lat_dir **heap;
+    size_t n, cap;
+    uint64_t seq;
+    size_t held;         /* records held, over all links */
+    struct event *timer; /* wall-clock mode */
+};
+
+/* ---- metrics ---- */
+
+static unsigned bucket_of(int64_t v)
+{
+    if (v < 16)
+        return v < 0 ? 0 : (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll((uint64_t)v);
+    unsigned b = (e - 3) * 16 + (unsigned)(((uint64_t)v >> (e - 4)) & 15);
+    return b < LAT_BUCKETS ? b : LAT_BUCKETS - 1;
+}
+
+static int64_t bucket_low(unsigned b)
+{
+    if (b < 16)
+        return b;
+    unsigned e = b / 16 + 3, m = b % 16;
+    return (int64_t)((16ull + m) << (e - 4));
+}
+
+static int64_t quantile(const lat_dir *d, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)d->n), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+        seen += d->hist[b];
+        if (seen >= want) {
+            int64_t v = bucket_low(b);
+            return v < d->min ? d->min : v > d->max ? d->max : v;
+        }
+    }
+    return d->max;
+}
+
+static void observe(lat_dir *d, int64_t delay)
+{
+    if (!d->hist && !(d->hist = calloc(LAT_BUCKETS, sizeof *d->hist)))
+        return;
+    if (d->n == 0 || delay < d->min)
+        d->min = delay;
+    if (d->n == 0 || delay > d->max)
+        d->max = delay;
+    d->n++;
+    d->hist[bucket_of(delay)]++;
+    if (d->delayed)
+        arb_counter_add(&d->delayed->u.counter, 1);
+    /* The quantiles are a scan of the buckets: every record at first, then
+     * every 256th. */
+    if ((d->n <= 256 || (d->n & 255) == 0) && d->p50 && d->p99) {
+        arb_gauge_set(&d->p50->u.gauge, quantile(d, 0.5));
+        arb_gauge_set(&d->p99->u.gauge, quantile(d, 0.99));
+    }
+}
+
+/* ---- the queue ---- */
+
+static const lat_rec *head_of(const lat_dir *d) { return (const lat_rec *)(d->q + d->head); }
+
+static bool earlier(const lat_dir *a, const lat_dir *b)
+{
+    return a->head_at < b->head_at || (a->head_at == b->head_at && a->head_seq < b->head_seq);
+}
+
+static void load_head(lat_dir *d)
+{
+    if (d->head != d->tail) {
+        const lat_rec *r = head_of(d);
+        d->head_at = r->at;
+        d->head_seq = r->seq;
+    }
+}
+
+static int heap_push(arbh_lat_queue *q, lat_dir *d)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        lat_dir **grown = realloc(q->heap, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        q->heap = grown;
+        q->cap = cap;
+    }
+    size_t i = q->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!earlier(d, q->heap[p]))
+            break;
+        q->heap[i] = q->heap[p];
+        i = p;
+    }
+    q->heap[i] = d;
+    d->queued = true;
+    return 0;
+}
+
+/* The top link's first record changed (it only ever gets later), or the
+ * link is empty and leaves the heap. */
+static void heap_fix_top(arbh_lat_queue *q)
+{
+    lat_dir *d = q->heap[0];
+    if (d->head == d->tail) {
+        d->queued = false;
+        d = q->heap[--q->n];
+        if (q->n == 0)
+            return;
+    }
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && earlier(q->heap[c + 1], q->heap[c]))
+            c++;
+        if (!earlier(q->heap[c], d))
+            break;
+        q->heap[i] = q->heap[c];
+        i = c;
+    }
+    q->heap[i] = d;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static size_t rec_span(uint32_t len) { return sizeof(lat_rec) + (((size_t)len + 7) & ~(size_t)7); }
+
+/* Delivers the first record of the loop's earliest link, in place: the
+ * callbacks may hold more records on the same link (they go behind it), and
+ * if that needs a bigger buffer, the one being read from is kept until the
+ * delivery returns (hold, busy and stale). */
+static void dispatch_top(arbh_loop *loop)
+{
+    arbh_lat_queue *q = loop->latq;
+    lat_dir *d = q->heap[0];
+    uint8_t *buf = d->q;
+    const lat_rec *r = (const lat_rec *)(buf + d->head);
+    const uint8_t *data = (const uint8_t *)(r + 1);
+    d->head += rec_span(r->len);
+    q->held--;
+    load_head(d);
+    heap_fix_top(q);
+    int rc = ARB_OK;
+    d->busy = buf;
+    if (!d->owner)
+        rc = ARB_ENOENT;
+    else if (r->down)
+        arbh_bus_deliver_held(loop, d->owner, r->topic, r->key, r->partition, r->offset, data,
+                              r->len);
+    else
+        rc = arbh_bus_publish_held(loop, r->topic, r->key, data, r->len);
+    d->busy = NULL;
+    free(d->stale);
+    d->stale = NULL;
+    if (d->head == d->tail)
+        d->head = d->tail = 0;
+    if (rc != ARB_OK && d->dropped)
+        arb_counter_add(&d->dropped->u.counter, 1);
+}
+
+/* A participant held by a hot reload (arbh_bus_set_paused) gets nothing,
+ * as from the ring: its link waits, and so does what is behind it in the
+ * queue (under the simulated clock, time then moves on without them). */
+static bool owner_paused(const lat_dir *d) { return d->owner && d->owner->paused; }
+
+static void wall_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_wall_timer(arbh_loop *loop)
+{
+    arbh_lat_queue *q = loop->latq;
+    if (!q->n)
+        return;
+    if (!q->timer && !(q->timer = evtimer_new(loop->base, wall_timer_cb, loop)))
+        return;
+    int64_t wait = q->heap[0]->head_at - mono_ns();
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)(wait / 1000000000), (suseconds_t)(wait % 1000000000 / 1000)};
+    evtimer_add(q->timer, &tv);
+}
+
+static void wall_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    arbh_loop *loop = arg;
+    arbh_lat_queue *q = loop->latq;
+    int64_t now = mono_ns();
+    while (q->n && q->heap[0]->head_at <= now && !owner_paused(q->heap[0]))
+        dispatch_top(loop);
+    if (q->n && owner_paused(q->heap[0])) { /* look again in a millisecond */
+        struct timeval tv = {0, 1000};
+        evtimer_add(q->timer, &tv);
+        return;
+    }
+    arm_wall_timer(loop);
+}
+
+void arbh_latency_advance(arbh_loop *loop, int64_t ns)
+{
+    arbh_lat_queue *q = loop->latq;
+    if (!q || loop->depth)
+        return;
+    while (q->n && q->heap[0]->head_at <= ns && !owner_paused(q->heap[0])) {
+        atomic_store_explicit(&loop->host->sim_time, q->heap[0]->head_at, memory_order_relaxed);
+        dispatch_top(loop);
+    }
+}
+
+size_t arbh_latency_pending(const arbh_loop *loop) { return loop->latq ? loop->latq->held : 0; }
+
+/* ---- holding records ---- */
+
+static lat_link *link_of(arbh_lat_links *l, const uint8_t *venue)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!memcmp(l->items[i].venue, venue, ARB_VENUE_LEN))
+            return &l->items[i];
+    return NULL;
+}
+
+static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key, int32_t partition,
+                 int64_t offset, const void *data, size_t len)
+{
+    if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
+        return false;
+    arbh_lat_queue *q = loop->latq;
+    size_t span = rec_span((uint32_t)len);
+    if (d->tail + span > d->cap && d->busy && d->busy == d->q) {
+        /* A record of this buffer is being delivered: move the rest to a
+         * new one and free this one after (dispatch_top). */
+        size_t live = d->tail - d->head, cap = d->cap ? d->cap : 4096;
+        while (cap < live + span)
+            cap *= 2;
+        uint8_t *fresh = malloc(cap);
+        if (!fresh)
+            return false;
+        memcpy(fresh, d->q + d->head, live);
+        d->stale = d->q;
+        d->q = fresh;
+        d->cap = cap;
+        d->head = 0;
+        d->tail = live;
+    }
+    if (d->tail + span > d->cap) {
+        /* Reclaim what was delivered first, then grow. */
+        if (d->head) {
+            memmove(d->q, d->q + d->head, d->tail - d->head);
+            d->tail -= d->head;
+            d->head = 0;
+        }
+        if (d->tail + span > d->cap) {
+            size_t cap = d->cap ? d->cap : 4096;
+            while (cap < d->tail + span)
+                cap *= 2;
+            uint8_t *grown = realloc(d->q, cap);
+            if (!grown)
+                return false;
+            d->q = grown;
+            d->cap = cap;
+        }
+    }
+    int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
+    int64_t now = sim ? sim : mono_ns();
+    int64_t at = now + arbh_lat_dist_draw(&d->dist, &d->rng);
+    if (at < d->last_at)
+        at = d->last_at;
+    lat_rec *r = (lat_rec *)(d->q + d->tail);
+    memset(r, 0, sizeof *r);
+    r->at = at;
+    r->seq = q->seq++;
+    r->key = key;
+    r->offset = offset;
+    r->partition = partition;
+    r->len = (uint32_t)len;
+    r->topic = (uint16_t)topic;
+    r->down = (uint8_t)down;
+    memcpy(r + 1, data, len);
+    d->tail += span;
+    q->held++;
+    if (!d->queued)
+        load_head(d);
+    if (!d->queued && heap_push(q, d)) {
+        d->tail -= span;
+        q->held--;
+        return false;
+    }
+    d->last_at = at;
+    observe(d, at - now);
+    if (!sim && q->heap[0] == d && d->tail - d->head == span)
+        arm_wall_timer(loop);
+    return true;
+}
+
+bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
+                          size_t len)
+{
+    if (len < ARB_ORDER_CMD_LEN)
+        return false;
+    account_add(from->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40));
+    lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
+    if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
+        return false;
+    return hold(from->loop, &l->dir[LAT_UP], 0, topic, key, -1, -1, data, len);
+}
+
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                            int32_t partition, int64_t offset, const void *data, size_t len)
+{
+    /* Where each record names its venue. */
+    size_t at;
+    switch (topic) {
+    case ARB_TOPIC_ORDER_EVENTS:
+    case ARB_TOPIC_MARKET_DATA: at = ARB_WIRE_HDR + 8; break;
+    case ARB_TOPIC_TRADE_EXECUTED: at = ARB_WIRE_HDR; break;
+    default: return false;
+    }
+    if (len < at + ARB_VENUE_LEN)
+        return false;
+    /* A participant's link carries its own acks and fills: an order event
+     * of an account it never sent a command for is another participant's
+     * (which it would not receive at all over a network), delivered as
+     * before. Checked after the venue, which every record names. */
+    if (topic == ARB_TOPIC_ORDER_EVENTS &&
+        (len < ARB_WIRE_HDR + 48 ||
+         !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40))))
+        return false;
+    lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
+    if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
+        return false;
+    return hold(loop, &l->dir[LAT_DOWN], 1, topic, key, partition, offset, data, len);
+}
+
+void arbh_latency_rebind(arbh_instance *old, arbh_instance *nw)
+{
+    nw->lat = old->lat;
+    old->lat = NULL;
+    for (size_t i = 0; nw->lat && i < nw->lat->n; i++)
+        for (int d = 0; d < 2; d++)
+            nw->lat->items[i].dir[d].owner = nw;
+}
+
+void arbh_latency_forget(arbh_instance *inst)
+{
+    /* Held records stay queued and are dropped, and counted, when due. */
+    for (size_t i = 0; inst->lat && i < inst->lat->n; i++)
+        for (int d = 0; d < 2; d++)
+            inst->lat->items[i].dir[d].owner = NULL;
+}
+
+/* ---- configuration ---- */
+
+typedef struct lat_cfg {
+    arbh_host *h;
+    arbh_config *cfg;
+    char *err;
+    size_t n;
+    int rc;
+    uint64_t seed;
+} lat_cfg;
+
+static bool is_participant(const arbh_instance *in)
+{
+    if (in->is_pseudo || !in->desc || !in->desc->publishes)
+        return false;
+    for (const char *const *p = in->desc->publishes; *p; p++)
+        if (!strcmp(*p, "order_commands"))
+            return true;
+    return false;
+}
+
+static arbh_instance *instance_named(arbh_host *h, const char *name, size_t len)
+{
+    for (size_t i = 0; i < h->ninstances; i++)
+        if (strlen(h->instances[i]->name) == len && !strncmp(h->instances[i]->name, name, len))
+            return h->instances[i];
+    return NULL;
+}
+
+static int cfg_fail(lat_cfg *c, const arbh_cfg_entry *e, const char *what)
+{
+    snprintf(c->err, c->n, "%s:%d: [latency] %s: %s", e->file, e->line, e->key, what);
+    c->rc = ARB_EINVAL;
+    return 1;
+}
+
+/* Checks one key's shape (VENUE[.INSTANCE][.up|.down] or seed). */
+static int check_key(void *user, const arbh_cfg_entry *e)
+{
+    lat_cfg *c = user;
+    arbh_config_find(c->cfg, "latency", e->key); /* every key is checked here: known */
+    if (!strcmp(e->key, "seed")) {
+        char *end;
+        errno = 0;
+        c->seed = strtoull(e->value, &end, 10);
+        if (end == e->value || *end || errno)
+            return cfg_fail(c, e, "expected an unsigned integer");
+        return 0;
+    }
+    const char *dot = strchr(e->key, '.');
+    size_t vlen = dot ? (size_t)(dot - e->key) : strlen(e->key);
+    if (vlen == 0 || vlen > ARB_VENUE_LEN)
+        return cfg_fail(c, e, "expected VENUE[.INSTANCE][.up|.down] or seed");
+    if (dot) {
+        const char *rest = dot + 1, *dot2 = strchr(rest, '.');
+        size_t ilen = dot2 ? (size_t)(dot2 - rest) : strlen(rest);
+        bool dir_only = !dot2 && (!strcmp(rest, "up") || !strcmp(rest, "down"));
+        if (!dir_only) {
+            arbh_instance *in = instance_named(c->h, rest, ilen);
+            if (!in || !is_participant(in))
+                return cfg_fail(c, e,
+                                "no participant instance of that name (an instance whose "
+                                "plugin publishes order_commands)");
+            if (dot2 && strcmp(dot2 + 1, "up") && strcmp(dot2 + 1, "down"))
+                return cfg_fail(c, e, "the direction is up or down");
+        }
+    }
+    arbh_lat_dist d;
+    char why[256];
+    if (arbh_lat_dist_parse(e->value, &d, why, sizeof why))
+        return cfg_fail(c, e, why);
+    arbh_lat_dist_free(&d);
+    return 0;
+}
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The value for (venue, instance, direction): the most specific key. */
+static const char *lookup(arbh_config *cfg, const char *venue, const char *inst, const char *dir)
+{
+    char key[256];
+    const char *v;
+    snprintf(key, sizeof key, "%s.%s.%s", venue, inst, dir);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    snprintf(key, sizeof key, "%s.%s", venue, inst);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    snprintf(key, sizeof key, "%s.%s", venue, dir);
+    if ((v = arbh_config_get(cfg, "latency", key, NULL)))
+        return v;
+    return arbh_config_get(cfg, "latency", venue, NULL);
+}
+
+typedef struct venue_list {
+    char names[64][ARB_VENUE_LEN + 1];
+    int n;
+} venue_list;
+
+static int collect_venue(void *user, const arbh_cfg_entry *e)
+{
+    venue_list *vl = user;
+    if (!strcmp(e->key, "seed"))
+        return 0;
+    size_t len = strcspn(e->key, ".");
+    for (int i = 0; i < vl->n; i++)
+        if (strlen(vl->names[i]) == len && !strncmp(vl->names[i], e->key, len))
+            return 0;
+    if (vl->n == 64)
+        return 1;
+    memcpy(vl->names[vl->n], e->key, len);
+    vl->names[vl->n++][len] = 0;
+    return 0;
+}
+
+static void link_metrics(arbh_host *h, lat_dir *d, const char *inst, const char *venue,
+                         const char *dir)
+{
+    char labels[256];
+    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", inst, venue,
+             dir);
+    d->delayed = arbh_metric_get(h, NULL, 'c', "bus_link_delayed_total", labels,
+                                 "Records the link held for their delay");
+    d->dropped = arbh_metric_get(h, NULL, 'c', "bus_link_dropped_total", labels,
+                                 "Held records whose participant went away or that the bus "
+                                 "refused when due");
+    d->p50 = arbh_metric_get(h, NULL, 'g', "bus_link_delay_p50_ns", labels,
+                             "Median delay applied on the link");
+    d->p99 = arbh_metric_get(h, NULL, 'g', "bus_link_delay_p99_ns", labels,
+                             "99th percentile of the delays applied on the link");
+}
+
+int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
+{
+    if (!arbh_config_has_section(cfg, "latency"))
+        return ARB_OK;
+    lat_cfg c = {h, cfg, err, n, ARB_OK, 1};
+    arbh_config_each(cfg, "latency", check_key, &c);
+    if (c.rc)
+        return c.rc;
+    venue_list vl;
+    memset(&vl, 0, sizeof vl);
+    if (arbh_config_each(cfg, "latency", collect_venue, &vl)) {
+        snprintf(err, n, "[latency]: at most 64 venues");
+        return ARB_EINVAL;
+    }
+    static const char *const dirs[2] = {"up", "down"};
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_instance *in = h->instances[i];
+        if (!is_participant(in) || vl.n == 0)
+            continue;
+        arbh_lat_links *ls = calloc(1, sizeof *ls);
+        if (!ls || !(ls->items = calloc((size_t)vl.n, sizeof *ls->items))) {
+            free(ls);
+            return ARB_ENOMEM;
+        }
+        for (int v = 0; v < vl.n; v++) {
+            lat_link *l = &ls->items[ls->n++];
+            arb_fixstr_set(l->venue, ARB_VENUE_LEN, vl.names[v]);
+            for (int d = 0; d < 2; d++) {
+                const char *val = lookup(cfg, vl.names[v], in->name, dirs[d]);
+                char why[256];
+                if (val)
+                    arbh_lat_dist_parse(val, &l->dir[d].dist, why, sizeof why);
+                uint64_t s = fnv(fnv(1469598103934665603ull ^ c.seed, in->name, strlen(in->name)),
+                                 vl.names[v], strlen(vl.names[v])) ^
+                             (uint64_t)d;
+                l->dir[d].rng = arbh_lat_splitmix(&s);
+                l->dir[d].owner = in;
+                if (l->dir[d].dist.kind != ARBH_LAT_NONE)
+                    link_metrics(h, &l->dir[d], in->name, vl.names[v], dirs[d]);
+            }
+        }
+        in->lat = ls;
+    }
+    h->lat_on = true;
+    return ARB_OK;
+}
+
+void arbh_latency_free(arbh_host *h)
+{
+    for (size_t i = 0; i < h->ninstances; i++) {
+        arbh_lat_links *ls = h->instances[i]->lat;
+        if (!ls)
+            continue;
+        for (size_t k = 0; k < ls->n; k++)
+            for (int d = 0; d < 2; d++) {
+                free(ls->items[k].dir[d].hist);
+                free(ls->items[k].dir[d].q);
+                arbh_lat_dist_free(&ls->items[k].dir[d].dist);
+            }
+        free(ls->items);
+        free(ls->accounts);
+        free(ls);
+        h->instances[i]->lat = NULL;
+    }
+    for (int i = 0; i < h->nloops; i++) {
+        arbh_lat_queue *q = h->loops[i] ? h->loops[i]->latq : NULL;
+        if (!q)
+            continue;
+        if (q->timer)
+            event_free(q->timer);
+        free(q->heap);
+        free(q);
+        h->loops[i]->latq = NULL;
+    }
+}
