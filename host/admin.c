@@ -162,6 +162,11 @@ static json_t *health_json(arbh_host *h, bool *healthy, const char **state)
                               json_pack("{s:s,s:s,s:b,s:s}", "instance", "journal", "state",
                                         "running", "healthy", js.healthy, "detail", js.detail));
     }
+    if (atomic_load(&h->run_lost)) {
+        ok = false;
+        failed = true;
+        json_array_append_new(reasons, json_sprintf("%s", h->run_lost_why));
+    }
     pthread_mutex_lock(&h->metric_mu);
     for (size_t i = 0; i < h->ninstances; i++) {
         arbh_instance *in = h->instances[i];

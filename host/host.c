@@ -670,6 +670,8 @@ int arbh_host_start(arbh_host *h, char *err, size_t n)
         snprintf(err, n, "kafka: cannot start consuming (see the log above)");
         return ARB_ERROR;
     }
+    if (h->kafka)
+        arbh_run_watch_start(h);
     if (h->journal)
         arbh_journal_set_partition_cb(h->journal, xport_partition, h);
     if (h->journal &&
@@ -727,6 +729,7 @@ int arbh_host_run(arbh_host *h)
 
 void arbh_host_stop(arbh_host *h)
 {
+    arbh_run_watch_stop(h);
     arbh_admin_stop(h);
     if (h->announce_ns > 0 && h->self && h->self->ntimers) {
         arb_timer_stop(&h->self->ctx, h->announce_timer);

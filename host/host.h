@@ -192,6 +192,11 @@ static inline void arbh_leave(arbh_running prev) { arbh_now = prev; }
  * (EX_SOFTWARE): scripts/supervise.sh and the systemd unit restart on it. */
 #define ARBH_EXIT_PLUGIN_CRASH 70
 #define ARBH_EXIT_PLUGIN_CRASH_STR "70"
+/* The exit status of a host whose run the broker no longer holds (a dev
+ * broker restarted empty, a cluster that lost its data): the run cannot go
+ * on, and a restart begins a new one (EX_TEMPFAIL; supervise.sh and the
+ * systemd unit restart on it). run.c. */
+#define ARBH_EXIT_RUN_LOST 75
 
 /* The last SIGHUP (or reload-config request) and what came of it. */
 typedef struct arbh_reconfig_result {
@@ -253,6 +258,17 @@ struct arbh_host {
     size_t nroutes;
 
     arb_run_info run; /* the run this host belongs to (run.c) */
+    /* Over Kafka: this host's start record in arb_runs, which a thread
+     * checks every second is still there (run.c, arbh_run_watch_start). */
+    uint8_t run_rec[168];
+    int64_t run_rec_offset; /* -1: not known */
+    pthread_t run_watch;
+    bool run_watching;
+    pthread_mutex_t run_watch_mu;
+    pthread_cond_t run_watch_cv;
+    bool run_watch_stop;
+    _Atomic bool run_lost;
+    char run_lost_why[384]; /* written once, before run_lost is set */
     _Atomic int64_t sim_time;
     bool lat_on; /* [latency] configured: some participant has links */
     uint64_t host_id;
@@ -398,6 +414,14 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n);
  * other hosts (topic arb_runs); with a journal, opens it for the run decided
  * (emptied for a new run) and writes its run file. */
 int arbh_run_settle(arbh_host *h, char *err, size_t n);
+/* Over Kafka, after start: a thread reads this host's start record in
+ * arb_runs back every second. When the broker no longer holds it (a broker
+ * that came back empty: by the run rules that is a new run), the host says
+ * so in the log and in /healthz (failed) and stops with ARBH_EXIT_RUN_LOST,
+ * so that a restart begins the new run: a host must not go on in a run
+ * whose history, offsets and snapshots are gone. Stop joins the thread. */
+void arbh_run_watch_start(arbh_host *h);
+void arbh_run_watch_stop(arbh_host *h);
 
 /* Records the image's identity and preformats the crash line's prefix. */
 void arbh_instance_set_image(arbh_instance *in, const char *build_id);

@@ -24,6 +24,7 @@
  * any instance starts. Not here: what plugins do with it.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arb/wire.h>
@@ -171,6 +173,8 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n)
 
 typedef struct run_chain {
     const char *host;
+    const uint8_t *mine; /* this host's start record, to find its offset */
+    int64_t mine_offset;
     uint64_t current;
     int64_t started_at;
     char name[64];
@@ -180,9 +184,11 @@ typedef struct run_chain {
 
 static int chain_rec(void *user, const void *b, size_t len, uint64_t key, int64_t offset)
 {
-    (void)key, (void)offset;
+    (void)key;
     run_chain *c = user;
     const uint8_t *p = b;
+    if (c->mine && len == RUN_REC_LEN && !memcmp(p, c->mine, RUN_REC_LEN))
+        c->mine_offset = offset;
     if (len != RUN_REC_LEN || memcmp(p, "ARUN", 4) || arb_get_u32(p + 4) != 1) {
         c->bad++;
         return ARB_OK;
@@ -204,13 +210,15 @@ static int chain_rec(void *user, const void *b, size_t len, uint64_t key, int64_
 static int chain_read(arbh_host *h, run_chain *c)
 {
     const char *host = c->host;
-    *c = (run_chain){.host = host};
+    const uint8_t *mine = c->mine;
+    *c = (run_chain){.host = host, .mine = mine, .mine_offset = -1};
     return arbh_kafka_read_range(h->kafka, ARBH_RUNS_TOPIC, 0, 0, -1, RUN_TIMEOUT_NS, chain_rec, c);
 }
 
-static int chain_put(arbh_host *h, int kind, uint64_t run, uint64_t supersedes, const char *name)
+static int chain_put(arbh_host *h, int kind, uint64_t run, uint64_t supersedes, const char *name,
+                     uint8_t p[RUN_REC_LEN])
 {
-    uint8_t p[RUN_REC_LEN] = {0};
+    memset(p, 0, RUN_REC_LEN);
     memcpy(p, "ARUN", 4);
     arb_put_u32(p + 4, 1);
     p[8] = (uint8_t)kind;
@@ -219,7 +227,7 @@ static int chain_put(arbh_host *h, int kind, uint64_t run, uint64_t supersedes, 
     arb_put_i64(p + 32, arbh_wall_ns());
     snprintf((char *)p + 40, 64, "%.63s", h->id);
     snprintf((char *)p + 104, 64, "%.63s", name);
-    int rc = arbh_kafka_produce(h->kafka, ARBH_RUNS_TOPIC, 0, p, sizeof p);
+    int rc = arbh_kafka_produce(h->kafka, ARBH_RUNS_TOPIC, 0, p, RUN_REC_LEN);
     return rc ? rc : arbh_kafka_flush(h->kafka, (int)(RUN_TIMEOUT_NS / 1000000));
 }
 
@@ -231,16 +239,20 @@ static int run_agree(arbh_host *h, char *err, size_t n)
     if (!rc)
         rc = chain_read(h, &c);
     uint64_t mine = 0;
+    uint8_t begin[RUN_REC_LEN];
     if (!rc && (fresh || !c.current)) {
         mine = new_run_id();
-        rc = chain_put(h, RUN_BEGIN, mine, c.current, h->run.name);
+        rc = chain_put(h, RUN_BEGIN, mine, c.current, h->run.name, begin);
         if (!rc)
             rc = chain_read(h, &c);
     }
     if (!rc && !c.current)
         rc = ARB_ERROR;
     if (!rc)
-        rc = chain_put(h, RUN_HOST_START, c.current, 0, "");
+        rc = chain_put(h, RUN_HOST_START, c.current, 0, "", h->run_rec);
+    /* Where the start record landed: the watch reads it back there. */
+    run_chain at = {.host = h->id, .mine = h->run_rec};
+    h->run_rec_offset = !rc && chain_read(h, &at) == ARB_OK ? at.mine_offset : -1;
     if (rc) {
         snprintf(err, n,
                  "kafka: cannot agree on the run through topic %s (%d): it must exist with one "
@@ -258,6 +270,91 @@ static int run_agree(arbh_host *h, char *err, size_t n)
     if (c.name[0] && !h->run.name[0])
         snprintf(h->run.name, sizeof h->run.name, "%s", c.name);
     return ARB_OK;
+}
+
+/* ---- the run still there (over Kafka) ---- */
+
+#define RUN_WATCH_NS 1000000000ll
+
+typedef struct watch_read {
+    const uint8_t *mine;
+    int seen; /* 0: nothing at the offset, 1: this host's record, -1: another */
+} watch_read;
+
+static int watch_rec(void *user, const void *b, size_t len, uint64_t key, int64_t offset)
+{
+    (void)key, (void)offset;
+    watch_read *w = user;
+    w->seen = len == RUN_REC_LEN && !memcmp(b, w->mine, RUN_REC_LEN) ? 1 : -1;
+    return ARB_OK;
+}
+
+static void *run_watch(void *arg)
+{
+    arbh_host *h = arg;
+    pthread_mutex_lock(&h->run_watch_mu);
+    while (!h->run_watch_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&h->run_watch_cv, &h->run_watch_mu, &until);
+        if (h->run_watch_stop)
+            break;
+        pthread_mutex_unlock(&h->run_watch_mu);
+        /* A read that fails (the broker unreachable) says nothing: the
+         * transport's readiness reports that. Only an answer that the
+         * record is not there any more is a lost run. */
+        watch_read w = {.mine = h->run_rec};
+        int64_t lo = 0, hi = 0;
+        int rc = arbh_kafka_watermarks(h->kafka, ARBH_RUNS_TOPIC, 0, RUN_WATCH_NS, &lo, &hi);
+        if (rc == ARB_OK && hi > h->run_rec_offset)
+            rc = arbh_kafka_read_range(h->kafka, ARBH_RUNS_TOPIC, 0, h->run_rec_offset,
+                                       h->run_rec_offset + 1, RUN_WATCH_NS, watch_rec, &w);
+        pthread_mutex_lock(&h->run_watch_mu);
+        /* lo > offset: retention removed it, which is not a lost run. */
+        if (rc != ARB_OK || lo > h->run_rec_offset || w.seen == 1)
+            continue;
+        snprintf(h->run_lost_why, sizeof h->run_lost_why,
+                 "run %016llx: the broker no longer holds it (%s at offset %lld of %s, which "
+                 "now ends at %lld): a broker that came back empty, whose history is a new run. "
+                 "Stopping with status %d; a restart begins the new run (supervise.sh and the "
+                 "systemd unit restart the host)",
+                 (unsigned long long)h->run.id,
+                 w.seen ? "another record" : "no record of this host's start",
+                 (long long)h->run_rec_offset, ARBH_RUNS_TOPIC, (long long)hi, ARBH_EXIT_RUN_LOST);
+        atomic_store(&h->run_lost, true);
+        arbh_log(h, NULL, ARB_LOG_ERROR, "%s", h->run_lost_why);
+        h->exit_code = ARBH_EXIT_RUN_LOST;
+        atomic_store(&h->stopping, 1);
+        event_base_loopbreak(h->loops[0]->base);
+        break;
+    }
+    pthread_mutex_unlock(&h->run_watch_mu);
+    return NULL;
+}
+
+void arbh_run_watch_start(arbh_host *h)
+{
+    if (!h->kafka || h->run_rec_offset < 0 || h->run_watching)
+        return;
+    pthread_mutex_init(&h->run_watch_mu, NULL);
+    pthread_cond_init(&h->run_watch_cv, NULL);
+    h->run_watch_stop = false;
+    h->run_watching = pthread_create(&h->run_watch, NULL, run_watch, h) == 0;
+}
+
+void arbh_run_watch_stop(arbh_host *h)
+{
+    if (!h->run_watching)
+        return;
+    pthread_mutex_lock(&h->run_watch_mu);
+    h->run_watch_stop = true;
+    pthread_cond_signal(&h->run_watch_cv);
+    pthread_mutex_unlock(&h->run_watch_mu);
+    pthread_join(h->run_watch, NULL);
+    h->run_watching = false;
+    pthread_cond_destroy(&h->run_watch_cv);
+    pthread_mutex_destroy(&h->run_watch_mu);
 }
 
 /* ---- at start ---- */

@@ -55,3 +55,20 @@ TESTS += test_split_agents
 test_split_agents_SRCS = tests/integration/test_split_agents.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_agents_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_agents_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The dev broker killed and started again empty under a trading system.
+TESTS += test_split_broker_restart
+test_split_broker_restart_SRCS = tests/integration/test_split_broker_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_broker_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_broker_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# Kill -9 of the matcher or gateway host to the first accepted order.
+BENCHES += bench_recovery
+bench_recovery_SRCS := tests/bench/bench_recovery.c
+bench_recovery_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The recorder host's readiness while its database is down, and after.
+TESTS += test_split_health
+test_split_health_SRCS = tests/integration/test_split_health.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_health_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_health_DEPS := $(B)/arb-devbroker $(B)/arb-host

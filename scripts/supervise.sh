@@ -2,6 +2,8 @@
 # supervise.sh NAME COMMAND...: runs an arb-host command and restarts it when
 # it exits with status 70, the host's "a plugin crashed" status (the line
 # before it in the log names the instance, .so, build id and callback), or
+# 75, "the broker no longer holds this run" (a broker that came back empty:
+# the restart begins a new run; the line before it says so), or
 # dies of a signal it did not get from us (kill -9, the OOM killer: status
 # 128 + signal), as the systemd unit's Restart=on-failure does.
 # Back-off: 1 s after the first crash, doubling to 30 s; a run that lasted
@@ -35,13 +37,15 @@ while :; do
         kill -0 "$child" 2>/dev/null || break
     done
     child=
-    if [ "$stopping" -eq 1 ] || { [ "$status" -ne 70 ] && [ "$status" -le 128 ]; }; then
+    if [ "$stopping" -eq 1 ] || { [ "$status" -ne 70 ] && [ "$status" -ne 75 ] && [ "$status" -le 128 ]; }; then
         exit "$status"
     fi
     restarts=$((restarts + 1))
     [ $((SECONDS - started)) -ge 60 ] && delay=1
     if [ "$status" -eq 70 ]; then
         why="exited with status 70 (a plugin crashed, see the line above)"
+    elif [ "$status" -eq 75 ]; then
+        why="exited with status 75 (the broker lost the run, see the line above; the restart begins a new run)"
     else
         why="died of signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
     fi

@@ -122,6 +122,23 @@ int rig_stop(pid_t pid, int sig)
     return status;
 }
 
+int rig_wait_exit(pid_t pid, int64_t deadline)
+{
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 || rig_mono_ns() >= deadline)
+            return -1;
+        usleep(20000);
+    }
+    for (size_t i = 0; i < n_started; i++)
+        if (started[i] == pid)
+            started[i] = started[--n_started];
+    return status;
+}
+
 void rig_stop_all(void)
 {
     while (n_started)

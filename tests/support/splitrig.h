@@ -41,6 +41,9 @@ long long rig_trades(PGconn *c);
 pid_t rig_spawn(const char *const argv[], const char *log);
 /* Signals, waits and forgets the process; returns its wait status. */
 int rig_stop(pid_t pid, int sig);
+/* Waits until the process exits by itself, up to deadline (rig_mono_ns):
+ * its wait status, and the rig forgets it; -1 if it still runs. */
+int rig_wait_exit(pid_t pid, int64_t deadline);
 /* SIGKILL and reap every process the rig started that is still running. */
 void rig_stop_all(void);
 /* Starts $ARB_BUILD/arb-devbroker (3 brokers, `partitions` per topic)

@@ -317,12 +317,42 @@ static rd_kafka_t *start_waker(const char *bootstrap, const char *topic)
     return rk;
 }
 
+/* A dev broker started again on the same ports while hosts still run: a
+ * host's metadata request for a topic the mock does not know yet creates it
+ * (the mock ignores a client's allow.auto.create.topics) with the mock's
+ * default partition count, before this process gets to it. That topic is
+ * kept if its partition count is the one asked for. */
+static int topic_made_by_a_client(devbroker *db, const char *name, int partitions)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (!db->waker)
+        db->waker = start_waker(db->bootstrap, name);
+    rd_kafka_topic_t *rkt = db->waker ? rd_kafka_topic_new(db->waker, name, NULL) : NULL;
+    int have = -1;
+    if (rkt && !rd_kafka_metadata(db->waker, 0, rkt, &md, 5000) && md->topic_cnt == 1 &&
+        !md->topics[0].err)
+        have = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (have == partitions)
+        return 0;
+    fprintf(stderr,
+            "arb-devbroker: topic %s was created by a client first, with %d partitions, not %d: "
+            "start the dev broker before the hosts, or stop them first\n",
+            name, have, partitions);
+    return -1;
+}
+
 static int create_topic(devbroker *db, const char *name)
 {
     /* arb_runs is one log of the system's runs (host/run.c): one partition. */
     int partitions = strcmp(name, "arb_runs") ? db->partitions : 1;
     rd_kafka_resp_err_t e =
         rd_kafka_mock_topic_create(db->mc, name, partitions, db->nbrokers < 3 ? db->nbrokers : 3);
+    if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return topic_made_by_a_client(db, name, partitions);
     if (e) {
         fprintf(stderr, "arb-devbroker: topic %s: %s\n", name, rd_kafka_err2str(e));
         return -1;
@@ -395,11 +425,17 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(db.bootstrap, sizeof db.bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(db.mc));
-    int rc = create_topic(&db, bus_topics[0]);
+    /* arb_runs first: hosts still running when the dev broker starts again
+     * ask for it every second (the run watch, host/run.c), and the mock
+     * would make it with its default partition count. */
+    int rc = create_topic(&db, "arb_runs");
     if (!rc)
+        rc = create_topic(&db, bus_topics[0]);
+    if (!rc && !db.waker)
         db.waker = start_waker(db.bootstrap, bus_topics[0]);
     for (int i = 1; bus_topics[i] && !rc; i++)
-        rc = create_topic(&db, bus_topics[i]);
+        if (strcmp(bus_topics[i], "arb_runs"))
+            rc = create_topic(&db, bus_topics[i]);
     if (extra && !rc) {
         char *list = strdup(extra);
         for (char *t = strtok(list, ","); t && !rc; t = strtok(NULL, ",")) {
