@@ -128,8 +128,10 @@ static int run_read(const arbh_host *h, arb_run_info *r, const char **why)
             check = strtoull(line + 6, NULL, 16), has_check = true;
     }
     fclose(f);
-    if (!id || id >> 63 || epoch >= UINT32_MAX ||
-        (has_check && check != run_check(id, epoch, started, r->name))) {
+    /* Every run file this build writes ends with its check: one without it
+     * was cut short (or written by hand). */
+    if (!id || id >> 63 || epoch >= UINT32_MAX || !has_check ||
+        check != run_check(id, epoch, started, r->name)) {
         *why = "is damaged";
         return records ? -1 : 0;
     }

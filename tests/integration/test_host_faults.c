@@ -739,6 +739,12 @@ static void journal_without_its_run_file_is_refused_not_wiped(void **state)
     if (!strstr(slurp(p.log), "holds records but its run file is missing"))
         fail_msg("refusal: %s", slurp(p.log));
     assert_true(file_size(seg) > 0);
+    /* a run file cut short (no check line) is damaged, not another run */
+    write_text("j/run", "id=48");
+    spawn(&p, "j.ini", "j2b.log", false);
+    assert_int_equal(wait_exit(&p), 2);
+    if (!strstr(slurp(p.log), "holds records but its run file is damaged"))
+        fail_msg("refusal: %s", slurp(p.log));
     snprintf(ini + strlen(ini), sizeof ini - strlen(ini), "[host]\nnew_run = true\n");
     write_text("j.ini", ini);
     spawn(&p, "j.ini", "j3.log", false);
