@@ -1159,6 +1159,19 @@ typedef struct cfg_walk {
     int rc;
 } cfg_walk;
 
+/* The board's label for an account. ARB_OK or ARB_ENOMEM. */
+static int add_name(gateway *gw, uint64_t account, const char *label)
+{
+    account_name *grown = realloc(gw->names, (gw->n_names + 1) * sizeof *grown);
+    if (grown)
+        gw->names = grown;
+    char *copy = grown ? strdup(label) : NULL;
+    if (!copy)
+        return ARB_ENOMEM;
+    gw->names[gw->n_names++] = (account_name){account, copy};
+    return ARB_OK;
+}
+
 static int cfg_entry(void *user, const char *key, const char *value)
 {
     cfg_walk *w = user;
@@ -1211,17 +1224,8 @@ static int cfg_entry(void *user, const char *key, const char *value)
                                    "and a label of 1 to 64 characters");
             return 1;
         }
-        account_name *grown = realloc(gw->names, (gw->n_names + 1) * sizeof *grown);
-        char *copy = strdup(value);
-        if (!grown || !copy) {
-            free(copy);
-            if (grown)
-                gw->names = grown;
-            w->rc = ARB_ENOMEM;
+        if ((w->rc = add_name(gw, acct, value)))
             return 1;
-        }
-        gw->names = grown;
-        gw->names[gw->n_names++] = (account_name){acct, copy};
     }
     return 0;
 }
@@ -1244,19 +1248,8 @@ static int agent_section(void *user, const char *section, const char *unused)
         named |= gw->names[i].account == (uint64_t)acct;
     for (size_t i = 0; i < gw->n_public; i++)
     public |= gw->public_ids[i] == (uint64_t)acct;
-    if (!named) {
-        account_name *grown = realloc(gw->names, (gw->n_names + 1) * sizeof *grown);
-        char *copy = strdup(section + strlen("plugin "));
-        if (!grown || !copy) {
-            free(copy);
-            if (grown)
-                gw->names = grown;
-            w->rc = ARB_ENOMEM;
-            return 1;
-        }
-        gw->names = grown;
-        gw->names[gw->n_names++] = (account_name){(uint64_t)acct, copy};
-    }
+    if (!named && (w->rc = add_name(gw, (uint64_t)acct, section + strlen("plugin "))))
+        return 1;
     if (!public && gw->public_agents) {
         uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
         if (!grown) {

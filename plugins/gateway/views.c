@@ -700,20 +700,30 @@ oom:
     return -1;
 }
 
-void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+/* An order event's opening: {"order_id":..., (the second id), "venue", "symbol";
+ * its instrument's decimals and its time as ISO-8601 go to pd, qd and t. */
+static void event_head(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e,
+                       const char *second, uint64_t second_id, int *pd, int *qd, char *t, size_t tn)
 {
     int idx = gw_rm_instrument(rm, e->venue, e->symbol);
-    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
-    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
-    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], l[48], f[48], t[48];
+    *pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
+    *qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
+    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1];
     snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
     snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
-    gw_iso8601(t, sizeof t, e->ts);
-    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"account\":\"%llu\",\"venue\":",
-                        (unsigned long long)e->order_id, (unsigned long long)e->account);
+    gw_iso8601(t, tn, e->ts);
+    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"%s\":\"%llu\",\"venue\":",
+                        (unsigned long long)e->order_id, second, (unsigned long long)second_id);
     gw_json_string(b, v, strlen(v));
     evbuffer_add(b, ",\"symbol\":", 10);
     gw_json_string(b, s, strlen(s));
+}
+
+void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
+{
+    int pd, qd;
+    char p[48], q[48], l[48], f[48], t[48];
+    event_head(b, rm, e, "account", e->account, &pd, &qd, t, sizeof t);
     evbuffer_add_printf(b,
                         ",\"kind\":\"%s\",\"reason\":\"%s\",\"side\":\"%s\",\"price\":\"%s\","
                         "\"qty\":\"%s\",\"leaves_qty\":\"%s\",\"filled_qty\":\"%s\",\"ts\":%lld,"
@@ -725,18 +735,9 @@ void gw_render_order_event(struct evbuffer *b, const gw_read_model *rm, const ar
 
 void gw_render_fill_event(struct evbuffer *b, const gw_read_model *rm, const arb_order_event *e)
 {
-    int idx = gw_rm_instrument(rm, e->venue, e->symbol);
-    int pd = idx >= 0 ? rm->instruments->items[idx].price_decimals : 0;
-    int qd = idx >= 0 ? rm->instruments->items[idx].qty_decimals : 0;
-    char v[ARB_VENUE_LEN + 1], s[ARB_SYMBOL_LEN + 1], p[48], q[48], fee[48], t[48];
-    snprintf(v, sizeof v, "%.*s", (int)ARB_VENUE_LEN, e->venue);
-    snprintf(s, sizeof s, "%.*s", (int)ARB_SYMBOL_LEN, e->symbol);
-    gw_iso8601(t, sizeof t, e->ts);
-    evbuffer_add_printf(b, "{\"order_id\":\"%llu\",\"trade_id\":\"%llu\",\"venue\":",
-                        (unsigned long long)e->order_id, (unsigned long long)e->trade_id);
-    gw_json_string(b, v, strlen(v));
-    evbuffer_add(b, ",\"symbol\":", 10);
-    gw_json_string(b, s, strlen(s));
+    int pd, qd;
+    char p[48], q[48], fee[48], t[48];
+    event_head(b, rm, e, "trade_id", e->trade_id, &pd, &qd, t, sizeof t);
     evbuffer_add_printf(b,
                         ",\"side\":\"%s\",\"price\":\"%s\",\"qty\":\"%s\",\"fee\":\"%s\","
                         "\"liquidity\":%s,\"ts\":%lld,\"time\":\"%s\"}",
