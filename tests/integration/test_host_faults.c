@@ -729,9 +729,13 @@ static void journal_without_its_run_file_is_refused_not_wiped(void **state)
     host_proc p;
     spawn(&p, "j.ini", "j.log", false);
     assert_non_null(wait_log(&p, "started tp_seq"));
-    stop_host(&p);
     snprintf(seg, sizeof seg, "%s/j/t/00000000000000000000.log", tmp);
     snprintf(run, sizeof run, "%s/j/run", tmp);
+    /* until the producer's first records are in the journal (polled) */
+    struct stat st;
+    for (int64_t end = mono_ms() + 10000; (stat(seg, &st) || st.st_size == 0) && mono_ms() < end;)
+        usleep(2000);
+    stop_host(&p);
     assert_true(file_size(seg) > 0);
     assert_int_equal(unlink(run), 0);
     spawn(&p, "j.ini", "j2.log", false);

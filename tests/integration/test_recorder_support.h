@@ -182,12 +182,13 @@ static inline int rec_expect_line(char *out, size_t cap, const arb_trade *t, rec
         snprintf(pd, sizeof pd, "%d,", sc.price_decimals);
     if (sc.qty_decimals >= 0)
         snprintf(qd, sizeof qd, "%d,", sc.qty_decimals);
-    return snprintf(out, cap, "%lld,%s,%s,%lld,%lld,%lld,%s%s%s,%lld,%lld,%lld,%lld,%lld,%lld\n",
+    /* order ids unsigned, as numeric(20,0) stores them (migration 7) */
+    return snprintf(out, cap, "%lld,%s,%s,%lld,%lld,%lld,%s%s%s,%llu,%llu,%lld,%lld,%lld,%lld\n",
                     (long long)(int64_t)t->trade_id, arb_fixstr(venue, t->venue, ARB_VENUE_LEN),
                     arb_fixstr(symbol, t->symbol, ARB_SYMBOL_LEN), (long long)t->ts,
                     (long long)t->price, (long long)t->qty, pd, qd,
                     t->aggressor == ARB_SIDE_BUY ? "buy" : "sell",
-                    (long long)(int64_t)t->buy_order_id, (long long)(int64_t)t->sell_order_id,
+                    (unsigned long long)t->buy_order_id, (unsigned long long)t->sell_order_id,
                     (long long)(int64_t)t->buy_account, (long long)(int64_t)t->sell_account,
                     (long long)(int64_t)t->seq, (long long)(t->ts / 1000 - (t->ts % 1000 < 0)));
 }
