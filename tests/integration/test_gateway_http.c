@@ -36,6 +36,7 @@
 #include "arb/wire.h"
 #include "host.h"
 #include "testhost.h"
+#include "free_port.h"
 
 #define MS 1000000LL
 #define KEY_A "alice-key-0123456789"
@@ -370,26 +371,12 @@ static char *order_body_id(const char *side, const char *price, const char *qty,
     return b;
 }
 
-/* ---- fixture ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    port = free_port();
-    slow_port = free_port();
-    tight_port = free_port();
+    port = test_free_port();
+    slow_port = test_free_port();
+    tight_port = test_free_port();
     char ini[4096];
     snprintf(ini, sizeof ini,
              "[host]\nthreads = 2\nadmin = 127.0.0.1:0\n"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "testhost.h"
+#include "free_port.h"
 
 #define KEY_A "alice-key-0123456789"
 #define KEY_B "bob-key-abcdefghijkl"
@@ -105,27 +106,13 @@ static json_t *poll_get(const char *path, int (*pred)(json_t *))
     return NULL;
 }
 
-/* ---- fixtures ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int start(int gateway_thread)
 {
     struct stat st;
     const char *so = testhost_plugin_path("matcher");
     if (!so || stat(so, &st) != 0)
         return 1; /* not built yet: the tests skip */
-    port = free_port();
+    port = test_free_port();
     char ini[2048];
     snprintf(ini, sizeof ini,
              "[host]\nthreads = 3\n"

@@ -24,6 +24,7 @@
 
 #include "arb/wire.h"
 #include "testhost.h"
+#include "free_port.h"
 
 #define MS 1000000LL
 
@@ -35,18 +36,6 @@ static int64_t wall_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* What the second host would publish. */
@@ -124,7 +113,7 @@ static const char *liveness_becomes(const char *host_id, const char *want)
 static int setup(void **state)
 {
     (void)state;
-    port = free_port();
+    port = test_free_port();
     char ini[1024];
     snprintf(ini, sizeof ini,
              "[host]\nid = gw-host\nthreads = 2\nannounce_ms = 50\n"
@@ -276,7 +265,8 @@ static void arbctl_services_without_a_gateway_fails_with_2(void **state)
     (void)state;
     const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s/arbctl services --url 127.0.0.1:%d 2>/dev/null", b, free_port());
+    snprintf(cmd, sizeof cmd, "%s/arbctl services --url 127.0.0.1:%d 2>/dev/null", b,
+             test_free_port());
     int status = system(cmd);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 2);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "free_port.h"
 
 static const char *B; /* the build directory under test */
 static char tmp[256];
@@ -193,18 +194,6 @@ static int http(const char *addr, const char *method, const char *path, const ch
     if (body)
         *body = sep ? sep + 4 : buf;
     return status;
-}
-
-/* A loopback port nobody listens on now (bound to port 0, then closed). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* A listening socket held by this (test) process, the way another program
@@ -621,7 +610,7 @@ static void gateway_ini(const char *name, int port, const char *admin)
 static void second_host_on_a_gateway_address_fails_to_start_naming_it(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = test_free_port();
     gateway_ini("g1.ini", port, "127.0.0.1:0");
     gateway_ini("g2.ini", port, "127.0.0.1:0");
     host_proc first, second;
@@ -661,7 +650,7 @@ static void second_host_on_an_admin_address_fails_to_start_naming_it(void **stat
 static void sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is(void **state)
 {
     (void)state;
-    int port = free_port(), taken;
+    int port = test_free_port(), taken;
     int holder = hold_port(&taken);
     gateway_ini("g.ini", port, "127.0.0.1:0");
     host_proc p;

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "splitrig.h"
+#include "free_port.h"
 
 #define CYCLES 10
 #define KEY_A "key-a-0123456789abcdef"
@@ -50,19 +51,6 @@
 
 static char dir[64], conf[128];
 static int http_port, admin_port;
-
-/* ---- a small blocking HTTP/1.1 client ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t n = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int connect_port(int port)
 {
@@ -325,8 +313,8 @@ static void acknowledged_orders_and_trades_survive_kill_9(void **state)
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/arb-monofault-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    http_port = free_port();
-    admin_port = free_port();
+    http_port = test_free_port();
+    admin_port = test_free_port();
     write_conf();
     PGconn *admin = rig_db(getenv("PGDATABASE") ? getenv("PGDATABASE") : "postgres");
     rig_sql(admin, "DROP DATABASE IF EXISTS arb_monofault");
@@ -549,8 +537,8 @@ static void gateway_restarts_keep_two_accounts_orders(void **state)
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/arb-monogw-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    http_port = free_port();
-    admin_port = free_port();
+    http_port = test_free_port();
+    admin_port = test_free_port();
     PGconn *admin = rig_db(getenv("PGDATABASE") ? getenv("PGDATABASE") : "postgres");
     rig_sql(admin, "DROP DATABASE IF EXISTS arb_monogw");
     rig_sql(admin, "CREATE DATABASE arb_monogw");

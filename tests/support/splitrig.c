@@ -3,6 +3,7 @@
  * tests and benchmarks (see splitrig.h).
  */
 #include "splitrig.h"
+#include "free_port.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -192,14 +193,10 @@ pid_t rig_host(const char *conf, const char *log, const char *const sets[])
 
 int rig_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t n = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
-        getsockname(fd, (struct sockaddr *)&a, &n))
-        rig_die("free port", strerror(errno));
-    close(fd);
-    return ntohs(a.sin_port);
+    int port = test_free_port();
+    if (port < 0)
+        rig_die("free port", "none found below the ephemeral range");
+    return port;
 }
 
 int rig_http_get(int port, const char *path, char *body, size_t cap)

@@ -29,6 +29,7 @@
 #include <arb/wire.h>
 
 #include "testhost.h"
+#include "free_port.h"
 
 #define MS 1000000ll
 
@@ -179,20 +180,6 @@ static void submit(testhost *h, arb_order_cmd c)
     testhost_run(h, 5 * MS);
 }
 
-/* ---- a tiny HTTP client for the admin endpoint ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static const char *http_get(testhost *h, int port, const char *path)
 {
     static char req[512];
@@ -284,7 +271,7 @@ static void undecodable_command_is_counted_and_changes_nothing(void **state)
         skip();
         return;
     }
-    int port = free_port();
+    int port = test_free_port();
     char host_keys[64];
     snprintf(host_keys, sizeof host_keys, "admin = 127.0.0.1:%d", port);
     testhost *h = start_host(host_keys, "");
@@ -313,7 +300,7 @@ static void rejects_are_counted_by_reason(void **state)
         skip();
         return;
     }
-    int port = free_port();
+    int port = test_free_port();
     char host_keys[64];
     snprintf(host_keys, sizeof host_keys, "admin = 127.0.0.1:%d", port);
     testhost *h = start_host(host_keys, "");
@@ -354,7 +341,7 @@ static void admin_book_route_serves_the_depth_as_json(void **state)
         skip();
         return;
     }
-    int port = free_port();
+    int port = test_free_port();
     char host_keys[64];
     snprintf(host_keys, sizeof host_keys, "admin = 127.0.0.1:%d", port);
     testhost *h = start_host(host_keys, "");
@@ -487,7 +474,7 @@ static void full_bus_delays_output_in_order_without_loss(void **state)
     }
     /* The matcher on its own loop; loop 0 (the test) does not drain its ring
      * while the commands go in, so the matcher's output backs up. */
-    int port = free_port();
+    int port = test_free_port();
     char host_keys[128];
     snprintf(host_keys, sizeof host_keys,
              "threads = 2\nadmin = 127.0.0.1:%d\n[bus]\nqueue_bytes = 65536\n", port);
@@ -521,7 +508,7 @@ static void reload_while_output_waits_loses_nothing(void **state)
         skip();
         return;
     }
-    int port = free_port();
+    int port = test_free_port();
     char host_keys[128];
     snprintf(host_keys, sizeof host_keys,
              "threads = 2\nadmin = 127.0.0.1:%d\n[bus]\nqueue_bytes = 65536\n", port);
