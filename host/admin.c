@@ -407,7 +407,8 @@ void arbh_metrics_render(arbh_host *h, struct evbuffer *out)
     if (n)
         memcpy(sorted, h->metrics, n * sizeof *sorted);
     pthread_mutex_unlock(&h->metric_mu);
-    qsort(sorted, n, sizeof *sorted, metric_cmp);
+    if (n > 1)
+        qsort(sorted, n, sizeof *sorted, metric_cmp);
     static const char *const types[] = {['c'] = "counter", ['g'] = "gauge", ['h'] = "histogram"};
     for (size_t i = 0; i < n; i++) {
         arbh_metric *m = sorted[i];

@@ -92,7 +92,8 @@ void gw_run_pages_index(gateway *gw, struct evhttp_request *req)
     }
     if (d)
         closedir(d);
-    qsort(pages, n, sizeof *pages, newest_first);
+    if (n > 1)
+        qsort(pages, n, sizeof *pages, newest_first);
     struct evbuffer *b = evhttp_request_get_output_buffer(req);
     evbuffer_add_printf(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                            "<title>arbitrage-engine: run reports</title><style>body{background:"

@@ -654,7 +654,8 @@ int gw_render_fills(struct evbuffer *b, const gw_read_model *rm, uint64_t accoun
     for (const gw_order *o = rm->done_head; o; o = o->done_next)
         if (o->account == account && add_fills(&refs, &n, &cap, o))
             goto oom;
-    qsort(refs, n, sizeof *refs, fill_newer_first);
+    if (n > 1) /* qsort of a NULL array, even empty, is undefined */
+        qsort(refs, n, sizeof *refs, fill_newer_first);
     evbuffer_add(b, "{\"fills\":[", 10);
     size_t shown = 0;
     const gw_fill *last = NULL;
