@@ -28,6 +28,13 @@
  * they released. On assign, windows start empty at the committed offset (or
  * at a seek the host asked for).
  *
+ * Group-less ([bus] consume = all): for a host whose plugins read every
+ * partition (the gateway's read models), the consumer never joins its group;
+ * every partition of each wanted topic is assigned at once, at the group's
+ * committed offset (or a seek), and commits go on under [bus] group as
+ * before. A restart then waits for no rebalance: with a group, a member
+ * killed with SIGKILL holds its partitions until its session times out.
+ *
  * Not here: subscriber fan-out (bus.c), config semantics beyond the keys this
  * file reads, the admin of a real cluster.
  */
@@ -73,6 +80,7 @@ typedef struct route {
     rd_kafka_topic_t *rkt;
     int partitions; /* for create_topics */
     bool wanted;
+    bool taken; /* consume = all: its partitions are assigned */
 } route;
 
 typedef struct part part;
@@ -156,6 +164,11 @@ struct arbh_kafka {
     pthread_mutex_t want_mu;
     bool started;
     bool subscribed;
+
+    /* consume = all: no group membership; every partition of each wanted
+     * topic is assigned here, on loop 0, when assign_due is set. */
+    bool consume_all;
+    _Atomic bool assign_due;
 
     bool revoking;
     int64_t revoke_deadline_ns;
@@ -686,6 +699,13 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
     if ((rc = cfg_int(cfg, "flush_timeout_ms", 5000, 0, 600000, &v, err, n)))
         goto fail;
     k->flush_timeout_ms = (int)v;
+    const char *consume = arbh_config_get(cfg, "bus", "consume", "group");
+    if (!strcmp(consume, "all")) {
+        k->consume_all = true;
+    } else if (strcmp(consume, "group")) {
+        rc = cfg_error(cfg, "consume", err, n, "is \"%s\"; expected group or all", consume);
+        goto fail;
+    }
     const char *group = arbh_config_get(cfg, "bus", "group", NULL);
     if (group)
         snprintf(k->group, sizeof k->group, "%s", group);
@@ -718,7 +738,9 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
         rc = cc ? ARB_ENOMEM : ARB_EINVAL;
         goto fail;
     }
-    k->cooperative = conf_has(cc, "partition.assignment.strategy", "cooperative-sticky");
+    /* Group-less assignments are added one topic at a time. */
+    k->cooperative =
+        k->consume_all || conf_has(cc, "partition.assignment.strategy", "cooperative-sticky");
     char why[512];
     k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, why, sizeof why);
     if (!k->producer) {
@@ -1274,11 +1296,15 @@ static bool drain_backlogs(arbh_kafka *k)
     return waiting;
 }
 
+static void assign_all(arbh_kafka *k);
+
 static void poll_once(arbh_kafka *k)
 {
     rd_kafka_poll(k->producer, 0);
     if (k->consumer_closed)
         return;
+    if (k->consume_all)
+        assign_all(k);
     int n = 0;
     for (; n < POLL_BUDGET; n++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
@@ -1329,8 +1355,68 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
     poll_once(k);
 }
 
+static void on_assign(arbh_kafka *k, rd_kafka_topic_partition_list_t *parts);
+
+/* consume = all, on loop 0: assigns every partition of each wanted topic not
+ * assigned yet. A topic whose partitions are not known yet (metadata failed)
+ * is tried again shortly. */
+static void assign_all(arbh_kafka *k)
+{
+    if (!atomic_exchange(&k->assign_due, false) || k->consumer_closed)
+        return;
+    /* Which topics, under the lock; the assignment without it: a plugin's
+     * partition callback may subscribe (arbh_kafka_want). */
+    int todo[KAFKA_MAX_TOPICS], ntodo = 0;
+    pthread_mutex_lock(&k->want_mu);
+    for (int i = 0; i < k->nroutes; i++)
+        if (k->routes[i].wanted && !k->routes[i].taken)
+            todo[ntodo++] = i;
+    pthread_mutex_unlock(&k->want_mu);
+    bool again = false;
+    for (int t = 0; t < ntodo; t++) {
+        route *rt = &k->routes[todo[t]];
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->consumer, rt->kname, NULL);
+        rd_kafka_resp_err_t e =
+            rkt ? rd_kafka_metadata(k->consumer, 0, rkt, &md, 5000) : rd_kafka_last_error();
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+        if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+            e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (e || md->topics[0].partition_cnt < 1) {
+            klog(k, ARB_LOG_WARN, "%s: partitions not known yet (%s); trying again", rt->kname,
+                 rd_kafka_err2str(e));
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            again = true;
+            continue;
+        }
+        int cnt = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(cnt);
+        for (int p = 0; p < cnt; p++)
+            rd_kafka_topic_partition_list_add(l, rt->kname, p)->offset = RD_KAFKA_OFFSET_INVALID;
+        on_assign(k, l); /* at the committed offset, or a pending seek */
+        rd_kafka_topic_partition_list_destroy(l);
+        rt->taken = true;
+    }
+    if (again) {
+        atomic_store(&k->assign_due, true);
+        arm_soon(k, 500 * 1000000LL);
+    }
+}
+
 static int subscribe_wanted(arbh_kafka *k)
 {
+    if (k->consume_all) {
+        /* The assignment is made on loop 0 (assign_all); this may run on
+         * another loop's thread. */
+        atomic_store(&k->assign_due, true);
+        if (k->wake_fd[1] >= 0 && write(k->wake_fd[1], "a", 1) < 0 && errno != EAGAIN)
+            klog(k, ARB_LOG_WARN, "wake: %s", strerror(errno));
+        k->subscribed = true;
+        return ARB_OK;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->nroutes);
     for (int i = 0; i < k->nroutes; i++)
         if (k->routes[i].wanted)

@@ -23,6 +23,11 @@
  *   kafka_topics     bus topics that go through Kafka (default: the seven
  *                    well-known topics; "none" or empty: none)
  *   group            consumer group id (default "arb-" + host id)
+ *   consume          group (default): partitions come from the group's
+ *                    rebalances; all: every partition of each subscribed
+ *                    topic is assigned here, with no group membership (no
+ *                    rebalance, no exclusion; offsets still committed under
+ *                    `group`, which no member may join)
  *   topic_prefix     prepended to Kafka topic names (default none)
  *   partitions       partitions per topic for create_topics (default 4)
  *   topic_partitions per-topic overrides, e.g. order_commands:8,market_data:2

@@ -68,6 +68,11 @@ bench_recovery_SRCS := tests/bench/bench_recovery.c
 bench_recovery_DEPS := $(B)/arb-devbroker $(B)/arb-host
 
 # The recorder host's readiness while its database is down, and after.
+TESTS += test_split_gateway_restart
+test_split_gateway_restart_SRCS = tests/integration/test_split_gateway_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_gateway_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
+test_split_gateway_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
 TESTS += test_split_health
 test_split_health_SRCS = tests/integration/test_split_health.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_health_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)

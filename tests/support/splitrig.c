@@ -199,7 +199,8 @@ int rig_free_port(void)
     return port;
 }
 
-int rig_http_get(int port, const char *path, char *body, size_t cap)
+int rig_http(int port, const char *method, const char *path, const char *key, const char *json,
+             char *body, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -214,9 +215,14 @@ int rig_http_get(int port, const char *path, char *body, size_t cap)
         close(fd);
         return 0;
     }
-    char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
+    char req[2048], auth[256] = "";
+    if (key)
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", key);
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%sContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     method, path, auth, json ? strlen(json) : 0, json ? json : "");
+    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
         close(fd);
         return 0;
     }
@@ -245,6 +251,11 @@ int rig_http_get(int port, const char *path, char *body, size_t cap)
     snprintf(body, cap, "%s", b ? b + 4 : "");
     free(buf);
     return status;
+}
+
+int rig_http_get(int port, const char *path, char *body, size_t cap)
+{
+    return rig_http(port, "GET", path, NULL, NULL, body, cap);
 }
 
 long long rig_metric(int port, const char *name)

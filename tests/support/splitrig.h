@@ -58,6 +58,10 @@ int rig_free_port(void);
 /* GET http://127.0.0.1:port/path: the status (0 when nothing answered),
  * the body (NUL-terminated, cut at cap - 1) in body. */
 int rig_http_get(int port, const char *path, char *body, size_t cap);
+/* The same for any method, with a bearer key and a JSON body (each may be
+ * NULL). */
+int rig_http(int port, const char *method, const char *path, const char *key, const char *json,
+             char *body, size_t cap);
 /* The value of one Prometheus line `name` (with its labels, as printed)
  * from port's /metrics; -1 when absent or nothing answered. */
 long long rig_metric(int port, const char *name);

@@ -1,0 +1,205 @@
+/*
+ * test_split_gateway_restart.c -- the split gateway host killed with SIGKILL
+ * and started again, on the dev broker, with the matcher host running.
+ *
+ * The gateway host ([bus] consume = all, conf.d/split/gateway.ini) takes
+ * every partition without joining a consumer group, so its restart waits for
+ * no rebalance: it must accept an order again within 3 s of being started
+ * (with a group it waited for the killed member's session to time out, 5-6 s
+ * on the dev broker). And it must lose nothing: every order placed before
+ * the kill reads back as it stood (status, filled and open quantity), and an
+ * order from before the kill that trades after the restart shows the trade.
+ *
+ * The wait for the matcher's consumer group to settle is a TIMING wait, and
+ * so is the 3 s bound (a loaded machine can be slower to start a process);
+ * what the orders read back is a plain assertion.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "splitrig.h"
+#include "timing.h"
+
+#define KEY "demo-key-change-me"
+/* The sells' account: an order never trades with its own account's. */
+#define SELLER "seller-key-for-the-test"
+#define NPAIRS 8
+
+static char dir[64];
+static int http_port, gw_admin;
+
+static int kill_children(void **state)
+{
+    (void)state;
+    rig_stop_all();
+    return 0;
+}
+
+static pid_t start_gateway(int life)
+{
+    char log[128], listen[64], admin[64];
+    snprintf(log, sizeof log, "%s/gateway-%d.log", dir, life);
+    snprintf(listen, sizeof listen, "gateway.listen=127.0.0.1:%d", http_port);
+    snprintf(admin, sizeof admin, "host.admin=127.0.0.1:%d", gw_admin);
+    const char *sets[] = {listen, admin, "host.announce_ms=0",
+                          "gateway.api_key.seller=" SELLER ":1002", NULL};
+    return rig_host("conf.d/split/gateway.ini", log, sets);
+}
+
+/* A JSON string field's value ("name":"value") of body into out. */
+static bool field(const char *body, const char *name, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", name);
+    const char *p = strstr(body, pat);
+    if (!p)
+        return false;
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    if (!e || (size_t)(e - p) >= cap)
+        return false;
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = 0;
+    return true;
+}
+
+/* POSTs an order; its status, the answer's order_id into id. */
+static int order(const char *side, const char *tif, const char *qty, char id[32], char *body,
+                 size_t cap)
+{
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"type\":\"limit\","
+             "\"price\":\"90.00\",\"qty\":\"%s\",\"tif\":\"%s\"}",
+             side, qty, tif);
+    int st = rig_http(http_port, "POST", "/v1/orders", strcmp(side, "sell") ? KEY : SELLER, json,
+                      body, cap);
+    if (id && !field(body, "order_id", id, 32))
+        id[0] = 0;
+    return st;
+}
+
+/* An order as the gateway reads it back: "status filled_qty leaves_qty". */
+static void order_state(const char *id, char *out, size_t cap)
+{
+    char path[96], body[16384], st[32] = "?", f[32] = "?", l[32] = "?";
+    snprintf(path, sizeof path, "/v1/orders/%s", id);
+    int code = rig_http(http_port, "GET", path, KEY, NULL, body, sizeof body);
+    if (code == 404) /* a sell: its own key reads it */
+        code = rig_http(http_port, "GET", path, SELLER, NULL, body, sizeof body);
+    field(body, "status", st, sizeof st);
+    field(body, "filled_qty", f, sizeof f);
+    field(body, "leaves_qty", l, sizeof l);
+    snprintf(out, cap, "%d %s %s %s", code, st, f, l);
+}
+
+static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/arb-gwrestart-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    rig_devbroker(dir, 4, NULL);
+    char mlog[128], madmin[64];
+    snprintf(mlog, sizeof mlog, "%s/matcher.log", dir);
+    snprintf(madmin, sizeof madmin, "host.admin=127.0.0.1:%d", rig_free_port());
+    const char *msets[] = {madmin, "host.announce_ms=0", NULL};
+    rig_host("conf.d/split/matcher.ini", mlog, msets);
+    http_port = rig_free_port();
+    gw_admin = rig_free_port();
+    pid_t gw = start_gateway(1);
+
+    /* Trading begins once the matcher's group has settled. The probes are
+     * IOCs on an empty book, so one answered late (504) leaves nothing
+     * behind; the commands go through one partition in order, so once one
+     * is answered every earlier one was taken. */
+    char body[16384], ids[2 * NPAIRS][32];
+    int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
+    while (order("sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
+        if (rig_mono_ns() > deadline)
+            timing_fail("gateway restart: no order accepted in 90 s (logs in %s)\n", dir);
+        else
+            usleep(100000);
+    /* Resting buys of 0.002, each followed by an IOC sell of 0.001 that
+     * trades with the oldest buy left: filled, partly filled and open
+     * orders, and filled IOCs. */
+    for (int i = 0; i < NPAIRS; i++) {
+        assert_int_equal(order("buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
+        assert_int_equal(order("sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
+        if (!strstr(body, "\"status\":\"filled\""))
+            fail_msg("the IOC sell did not fill: %s", body);
+    }
+    char before[2 * NPAIRS][96];
+    for (int i = 0; i < 2 * NPAIRS; i++) {
+        order_state(ids[i], before[i], sizeof before[i]);
+        assert_int_equal(strncmp(before[i], "200 ", 4), 0);
+    }
+
+    /* Killed, and started again at once (as supervise.sh does). */
+    int st = rig_stop(gw, SIGKILL);
+    assert_true(WIFSIGNALED(st));
+    int64_t t0 = rig_mono_ns();
+    start_gateway(2);
+    char id[32];
+    while (order("buy", "gtc", "0.001", id, body, sizeof body) != 200) {
+        if (rig_mono_ns() - t0 > 60 * RIG_SEC)
+            fail_msg("gateway restart: no order accepted in 60 s (logs in %s)", dir);
+        usleep(20000);
+    }
+    double secs = (double)(rig_mono_ns() - t0) / 1e9;
+    printf("gateway restart: first order accepted %.2f s after the start\n", secs);
+    if (secs > 3.0)
+        timing_fail("gateway restart: first order accepted after %.2f s (bound 3 s; logs in %s)\n",
+                    secs, dir);
+
+    /* Nothing lost: every order reads back as it stood. */
+    for (int i = 0; i < 2 * NPAIRS; i++) {
+        char now[96];
+        order_state(ids[i], now, sizeof now);
+        if (strcmp(now, before[i]))
+            fail_msg("order %s was \"%s\" before the kill and is \"%s\" after (logs in %s)", ids[i],
+                     before[i], now, dir);
+    }
+    /* An order from before the kill that trades after the restart: the
+     * oldest buy with quantity left takes this sell. */
+    int oldest = -1;
+    for (int i = 0; i < 2 * NPAIRS && oldest < 0; i += 2)
+        if (strstr(before[i], " open ") || strstr(before[i], " partially_filled "))
+            oldest = i;
+    assert_true(oldest >= 0);
+    assert_int_equal(order("sell", "ioc", "0.001", NULL, body, sizeof body), 200);
+    assert_non_null(strstr(body, "\"status\":\"filled\""));
+    char now[96];
+    order_state(ids[oldest], now, sizeof now);
+    if (!strcmp(now, before[oldest]))
+        fail_msg("order %s did not take the trade after the restart: \"%s\" (logs in %s)",
+                 ids[oldest], now, dir);
+    /* The gateway joined no group: its log has no rebalance. */
+    char path[128], line[2048];
+    snprintf(path, sizeof path, "%s/gateway-2.log", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f))
+        assert_null(strstr(line, "rebalance"));
+    fclose(f);
+    rig_stop_all();
+    rig_clean_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(a_killed_gateway_is_back_within_3_s_and_reads_every_order_back,
+                                  kill_children),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
