@@ -101,9 +101,7 @@ static uint32_t plausible_length(const uint8_t *p)
                    : 0;
     case ARB_MSG_SERVICE:
         return len >= ARB_SERVICE_FIXED_LEN &&
-                       (len - ARB_SERVICE_FIXED_LEN) %
-                               (v == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN) ==
-                           0 &&
+                       (len - ARB_SERVICE_FIXED_LEN) % ARB_SERVICE_PLUGIN_LEN_OF(v) == 0 &&
                        len <= ARB_SERVICE_LEN(ARB_SERVICE_MAX_PLUGINS)
                    ? len
                    : 0;

@@ -611,6 +611,12 @@ static void announce(arbh_host *h, int status)
         snprintf(build, sizeof build, "%.*s", (int)ARB_SVC_BUILD_LEN, in->build_id);
         if (arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, build))
             memset(p.build_id, 0, ARB_SVC_BUILD_LEN);
+        /* An agent's account (after the check of unread keys: reading it
+         * here hides no typo), so a gateway in another host names it. */
+        const char *acct = arbh_config_get(in->cfg, in->section, "account", NULL);
+        char *end;
+        unsigned long long v = acct ? strtoull(acct, &end, 10) : 0;
+        p.account = acct && *acct >= '0' && *acct <= '9' && !*end ? v : 0;
         arb_service_put_plugin(buf, (uint32_t)k++, &p);
     }
     if (len)

@@ -1142,6 +1142,8 @@ static void on_market_event(void *user, const arb_msg *msg)
     evbuffer_free(ev);
 }
 
+static int take_agent(gateway *gw, uint64_t acct, const char *name);
+
 static void on_service(void *user, const arb_msg *msg)
 {
     gateway *gw = user;
@@ -1150,6 +1152,18 @@ static void on_service(void *user, const arb_msg *msg)
         return;
     if (gw_services_apply(&gw->services, &rec, wall_ns()) == GW_SVC_NOMEM)
         arb_warn(gw->ctx, "out of memory: a service_registry record was not taken");
+    /* Agents of other hosts (the split system) are named on the board as
+     * this host's own are (agent_section). */
+    if (rec.status != ARB_SVC_ALIVE)
+        return;
+    for (uint32_t i = 0; i < rec.n_plugins; i++) {
+        arb_service_plugin p;
+        arb_service_get_plugin(&rec, i, &p);
+        char name[ARB_SVC_NAME_LEN + 1];
+        arb_fixstr(name, p.instance, ARB_SVC_NAME_LEN);
+        if (p.account && take_agent(gw, p.account, name) != ARB_OK)
+            arb_warn(gw->ctx, "out of memory: agent %s not named on the board", name);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -1235,31 +1249,36 @@ static int cfg_entry(void *user, const char *key, const char *value)
  * says otherwise) and, with public_agents (default true), makes it public,
  * so an agent added to the config shows up by name with no gateway key.
  * An agent with a population is shown by its first account. */
+/* An agent's account on the board: named NAME unless account_name (or an
+ * earlier agent) named it, and public with public_agents (default true).
+ * ARB_OK or ARB_ENOMEM. */
+static int take_agent(gateway *gw, uint64_t acct, const char *name)
+{
+    int named = 0, public = 0;
+    for (size_t i = 0; i < gw->n_names; i++)
+        named |= gw->names[i].account == acct;
+    for (size_t i = 0; i < gw->n_public; i++)
+        public |= gw->public_ids[i] == acct;
+    if (!named && add_name(gw, acct, name))
+        return ARB_ENOMEM;
+    if (!public && gw->public_agents) {
+        uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
+        if (!grown)
+            return ARB_ENOMEM;
+        gw->public_ids = grown;
+        gw->public_ids[gw->n_public++] = acct;
+    }
+    return ARB_OK;
+}
+
 static int agent_section(void *user, const char *section, const char *unused)
 {
     (void)unused;
     cfg_walk *w = user;
-    gateway *gw = w->gw;
     int64_t acct = 0;
-    if (arb_cfg_int_in(gw->ctx, section, "account", 0, 0, INT64_MAX, &acct) != ARB_OK || !acct)
+    if (arb_cfg_int_in(w->gw->ctx, section, "account", 0, 0, INT64_MAX, &acct) != ARB_OK || !acct)
         return 0;
-    int named = 0, public = 0;
-    for (size_t i = 0; i < gw->n_names; i++)
-        named |= gw->names[i].account == (uint64_t)acct;
-    for (size_t i = 0; i < gw->n_public; i++)
-    public |= gw->public_ids[i] == (uint64_t)acct;
-    if (!named && (w->rc = add_name(gw, (uint64_t)acct, section + strlen("plugin "))))
-        return 1;
-    if (!public && gw->public_agents) {
-        uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
-        if (!grown) {
-            w->rc = ARB_ENOMEM;
-            return 1;
-        }
-        gw->public_ids = grown;
-        gw->public_ids[gw->n_public++] = (uint64_t)acct;
-    }
-    return 0;
+    return (w->rc = take_agent(w->gw, (uint64_t)acct, section + strlen("plugin "))) != ARB_OK;
 }
 
 static void gw_destroy(void *self);

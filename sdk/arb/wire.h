@@ -229,19 +229,22 @@ typedef struct arb_market_event {
 
 /* service_registry: fixed part, then n_plugins entries. Record version 2
  * adds each plugin image's build id (a GNU build id in hex, or
- * "sha256:" and the file's digest); version 1 records (journals and Kafka
- * logs written before) are still read, with an empty build id. */
+ * "sha256:" and the file's digest); version 3 each instance's account (its
+ * [plugin NAME] account, 0 for none), so a gateway in another process
+ * names the agents on its board. Older records (journals and Kafka logs
+ * written before) are still read, with an empty build id and account 0. */
 #define ARB_SVC_ID_LEN 32u
 #define ARB_SVC_ADDR_LEN 64u
 #define ARB_SVC_NAME_LEN 32u
 #define ARB_SVC_VER_LEN 16u
 #define ARB_SVC_BUILD_LEN 72u
-#define ARB_SERVICE_VERSION 2u
+#define ARB_SERVICE_VERSION 3u
 typedef struct arb_service_plugin {
     char instance[ARB_SVC_NAME_LEN];
     char plugin[ARB_SVC_NAME_LEN];
     char version[ARB_SVC_VER_LEN];
     char build_id[ARB_SVC_BUILD_LEN]; /* all zero in a version 1 record */
+    uint64_t account;                 /* 0: none, or a version 1-2 record */
 } arb_service_plugin;
 typedef struct arb_service {
     uint8_t version; /* record version; encode: 0 means ARB_SERVICE_VERSION */
@@ -256,12 +259,17 @@ typedef struct arb_service {
 } arb_service;
 #define ARB_SERVICE_FIXED_LEN (ARB_WIRE_HDR + 120u)
 #define ARB_SERVICE_PLUGIN_LEN_V1 80u
-#define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V1 + ARB_SVC_BUILD_LEN)
+#define ARB_SERVICE_PLUGIN_LEN_V2 (ARB_SERVICE_PLUGIN_LEN_V1 + ARB_SVC_BUILD_LEN)
+#define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V2 + 8u)
+/* One plugin entry's length in a record of version v. */
+#define ARB_SERVICE_PLUGIN_LEN_OF(v)                  \
+    ((v) == 1   ? ARB_SERVICE_PLUGIN_LEN_V1           \
+     : (v) == 2 ? ARB_SERVICE_PLUGIN_LEN_V2           \
+                : ARB_SERVICE_PLUGIN_LEN)
 #define ARB_SERVICE_MAX_PLUGINS 256u
 #define ARB_SERVICE_LEN(n) (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN)
 #define ARB_SERVICE_LEN_V(v, n) \
-    (ARB_SERVICE_FIXED_LEN +    \
-     (uint32_t)(n) * ((v) == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN))
+    (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN_OF(v))
 
 /* Largest record on any topic, for stack buffers. */
 #define ARB_WIRE_MAX ARB_MD_LEN(ARB_MD_MAX_LEVELS)
@@ -810,19 +818,19 @@ static inline uint32_t arb_service_encode(const arb_service *m, void *buf, size_
 static inline void arb_service_put_plugin(void *buf, uint32_t i, const arb_service_plugin *sp)
 {
     unsigned v = arb_get_u16((uint8_t *)buf + 2);
-    uint8_t *p = (uint8_t *)buf + ARB_SERVICE_FIXED_LEN +
-                 (size_t)i * (v == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN);
+    uint8_t *p = (uint8_t *)buf + ARB_SERVICE_FIXED_LEN + (size_t)i * ARB_SERVICE_PLUGIN_LEN_OF(v);
     arb__wire_put_text(p, sp->instance, ARB_SVC_NAME_LEN);
     arb__wire_put_text(p + 32, sp->plugin, ARB_SVC_NAME_LEN);
     arb__wire_put_text(p + 64, sp->version, ARB_SVC_VER_LEN);
     if (v >= 2)
         arb__wire_put_text(p + 80, sp->build_id, ARB_SVC_BUILD_LEN);
+    if (v >= 3)
+        arb_put_u64(p + ARB_SERVICE_PLUGIN_LEN_V2, sp->account);
 }
 
 static inline void arb_service_get_plugin(const arb_service *m, uint32_t i, arb_service_plugin *sp)
 {
-    size_t stride = m->version == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN;
-    const uint8_t *p = m->plugins + (size_t)i * stride;
+    const uint8_t *p = m->plugins + (size_t)i * ARB_SERVICE_PLUGIN_LEN_OF(m->version);
     memcpy(sp->instance, p, ARB_SVC_NAME_LEN);
     memcpy(sp->plugin, p + 32, ARB_SVC_NAME_LEN);
     memcpy(sp->version, p + 64, ARB_SVC_VER_LEN);
@@ -830,6 +838,7 @@ static inline void arb_service_get_plugin(const arb_service *m, uint32_t i, arb_
         memcpy(sp->build_id, p + 80, ARB_SVC_BUILD_LEN);
     else
         memset(sp->build_id, 0, ARB_SVC_BUILD_LEN);
+    sp->account = m->version >= 3 ? arb_get_u64(p + ARB_SERVICE_PLUGIN_LEN_V2) : 0;
 }
 
 static inline int arb_service_decode(const void *buf, size_t len, arb_service *m)
@@ -856,7 +865,7 @@ static inline int arb_service_decode(const void *buf, size_t len, arb_service *m
     m->ts = arb_get_i64(b + 112);
     m->plugins = p + ARB_SERVICE_FIXED_LEN;
     char tmp[ARB_SVC_BUILD_LEN];
-    size_t stride = m->version == 1 ? ARB_SERVICE_PLUGIN_LEN_V1 : ARB_SERVICE_PLUGIN_LEN;
+    size_t stride = ARB_SERVICE_PLUGIN_LEN_OF(m->version);
     for (uint32_t i = 0; i < m->n_plugins; i++) {
         const uint8_t *e = m->plugins + (size_t)i * stride;
         if ((rc = arb__wire_get_text(e, ARB_SVC_NAME_LEN, tmp, 1)) ||

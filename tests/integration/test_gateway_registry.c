@@ -38,14 +38,15 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* What the second host would publish. */
-static void announce_remote(int status, int64_t started_at)
+/* What the second host would publish: a matcher_b instance and, with an
+ * account, an agent instance "remote_agent" trading on it. */
+static void announce_remote_as(int status, int64_t started_at, uint64_t agent_account)
 {
-    uint8_t buf[ARB_SERVICE_LEN(1)];
+    uint8_t buf[ARB_SERVICE_LEN(2)];
     arb_service s;
     memset(&s, 0, sizeof s);
     s.status = (uint8_t)status;
-    s.n_plugins = 1;
+    s.n_plugins = agent_account ? 2 : 1;
     s.pid = 777;
     arb_fixstr_set(s.host_id, ARB_SVC_ID_LEN, "remote-1");
     arb_fixstr_set(s.admin, ARB_SVC_ADDR_LEN, "10.1.2.3:9100");
@@ -58,8 +59,19 @@ static void announce_remote(int status, int64_t started_at)
     arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "matcher");
     arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.0.0");
     arb_service_put_plugin(buf, 0, &p);
+    if (agent_account) {
+        arb_fixstr_set(p.instance, ARB_SVC_NAME_LEN, "remote_agent");
+        arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "agent_mm");
+        p.account = agent_account;
+        arb_service_put_plugin(buf, 1, &p);
+    }
     assert_int_equal(arb_publish(testhost_ctx(host), ARB_TOPIC_SERVICE_REGISTRY, 99, buf, len),
                      ARB_OK);
+}
+
+static void announce_remote(int status, int64_t started_at)
+{
+    announce_remote_as(status, started_at, 0);
 }
 
 /* GET /v1/services, parsed. */
@@ -117,6 +129,7 @@ static int setup(void **state)
     char ini[1024];
     snprintf(ini, sizeof ini,
              "[host]\nid = gw-host\nthreads = 2\nannounce_ms = 50\n"
+             "include = conf.d/instruments.ini\n"
              "[plugin gateway]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
              "service_alive_ms = 400\nservice_dead_ms = 800\n",
              port);
@@ -272,6 +285,39 @@ static void arbctl_services_without_a_gateway_fails_with_2(void **state)
     assert_int_equal(WEXITSTATUS(status), 2);
 }
 
+/* An agent in another host (the split system) is named on the board by its
+ * instance name, from the host's announcement, with no gateway config. */
+static void a_remote_agent_is_named_on_the_board(void **state)
+{
+    (void)state;
+    announce_remote_as(ARB_SVC_ALIVE, wall_ns(), 4242);
+    assert_string_equal(liveness_becomes("remote-1", "alive"), "alive");
+    arb_trade t;
+    memset(&t, 0, sizeof t);
+    arb_fixstr_set(t.venue, ARB_VENUE_LEN, "XA");
+    arb_fixstr_set(t.symbol, ARB_SYMBOL_LEN, "BTCUSD");
+    t.trade_id = 1, t.price = 9000, t.qty = 5, t.buy_account = 4242, t.sell_account = 77;
+    t.buy_order_id = 1, t.sell_order_id = 2, t.ts = wall_ns(), t.seq = 1;
+    t.aggressor = ARB_SIDE_BUY;
+    uint8_t buf[ARB_TRADE_LEN];
+    uint32_t len = arb_trade_encode(&t, buf, sizeof buf);
+    assert_int_equal(arb_publish(testhost_ctx(host), ARB_TOPIC_TRADE_EXECUTED, 1, buf, len),
+                     ARB_OK);
+    const char *body = NULL;
+    for (int i = 0; i < 300; i++) {
+        testhost_run(host, 10 * MS);
+        const char *r =
+            testhost_http(host, port, "GET /v1/accounts HTTP/1.0\r\nHost: x\r\n\r\n", 5000 * MS);
+        body = r ? strstr(r, "\r\n\r\n") : NULL;
+        if (body && strstr(body, "\"4242\""))
+            break;
+    }
+    if (!body || !strstr(body, "\"remote_agent\""))
+        fail_msg("account 4242 is not named remote_agent: %s", body ? body : "(no answer)");
+    /* The other side of the trade is nobody's agent: not public. */
+    assert_null(strstr(body, "\"77\""));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -285,6 +331,7 @@ int main(void)
         T(arbctl_services_json_is_the_api_answer),
         T(arbctl_services_finds_the_gateway_in_the_config),
         T(arbctl_services_without_a_gateway_fails_with_2),
+        T(a_remote_agent_is_named_on_the_board),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

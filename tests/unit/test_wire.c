@@ -194,14 +194,15 @@ static void service_round_trips_with_plugins(void **state)
     assert_memory_equal(p.instance, "matcher", 7);
 }
 
-/* Version 2 carries each image's build id; version 1 records (journals and
- * Kafka logs written before) still decode, with an empty one, and each
- * re-encodes to its own bytes. */
+/* Version 2 carries each image's build id, version 3 each instance's
+ * account; version 1 and 2 records (journals and Kafka logs written before)
+ * still decode, with an empty build id and account 0, and each re-encodes
+ * to its own bytes. */
 static void service_records_of_both_versions_decode(void **state)
 {
     (void)state;
     uint8_t buf[ARB_SERVICE_LEN(1)], again[ARB_SERVICE_LEN(1)];
-    for (uint8_t v = 1; v <= 2; v++) {
+    for (uint8_t v = 1; v <= 3; v++) {
         arb_service a = {0}, b = {0};
         a.version = v;
         a.status = ARB_SVC_ALIVE;
@@ -214,6 +215,7 @@ static void service_records_of_both_versions_decode(void **state)
         arb_fixstr_set(p.plugin, ARB_SVC_NAME_LEN, "matcher");
         arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.2.0");
         arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, "0123456789abcdef0123456789abcdef01234567");
+        p.account = 0x0102030405060708ull;
         arb_service_put_plugin(buf, 0, &p);
         assert_int_equal(arb_service_decode(buf, len, &b), ARB_OK);
         assert_int_equal(b.version, v);
@@ -223,17 +225,18 @@ static void service_records_of_both_versions_decode(void **state)
             assert_int_equal(q.build_id[0], 0);
         else
             assert_memory_equal(q.build_id, p.build_id, ARB_SVC_BUILD_LEN);
+        assert_true(q.account == (v >= 3 ? p.account : 0));
         assert_int_equal(arb_service_encode(&b, again, sizeof again), len);
         arb_service_put_plugin(again, 0, &q);
         assert_memory_equal(again, buf, len);
     }
     arb_service a = {0}, b = {0};
-    a.version = 3; /* not a version this build writes or reads */
+    a.version = 4; /* not a version this build writes or reads */
     a.status = ARB_SVC_ALIVE;
     assert_int_equal(arb_service_encode(&a, buf, sizeof buf), 0);
-    a.version = 2;
+    a.version = 3;
     uint32_t len = arb_service_encode(&a, buf, sizeof buf);
-    arb_put_u16(buf + 2, 3);
+    arb_put_u16(buf + 2, 4);
     assert_int_equal(arb_service_decode(buf, len, &b), ARB_EBADMSG);
 }
 
