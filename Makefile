@@ -37,14 +37,33 @@ CFLAGS := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 
-# Quiet by default: one short line per target ("  CC  host/bus.c"); `make V=1`
-# prints the full commands.
+# Quiet by default: one short line per step ("  [ 12/58] CC    host/bus.c");
+# `make V=1` prints the full commands. The count of steps comes from a dry
+# run of the same goals (`make -n`, only the steps that will run), made for
+# build goals only (a dry run still runs recipe lines that call $(MAKE)) and
+# only at the top level.
+BUILD_GOALS := all build-tests bench-build tools
 ifeq ($(V),1)
 Q :=
 say :=
 else
 Q := @
+ifeq ($(ARB_COUNTING),1)
+say = : ARB_STEP;
+else
+ifeq ($(MAKELEVEL)$(filter-out $(BUILD_GOALS),$(MAKECMDGOALS)),0)
+ARB_STEPS := $(shell $(MAKE) --no-print-directory -n $(MAKEOVERRIDES) ARB_COUNTING=1 $(MAKECMDGOALS) 2>/dev/null | \
+	grep -c ARB_STEP)
+endif
+ifneq ($(filter-out 0,$(ARB_STEPS)),)
+# The step number: one more x in ARB_DONE each time a recipe is expanded
+# (make expands recipes one at a time, in its own process, even with -j).
+ARB_DONE :=
+say = printf '  [%3s/%s] %-5s %s\n' $(words $(ARB_DONE) x)$(eval ARB_DONE += x) $(ARB_STEPS) $(1) $(2);
+else
 say = printf '  %-5s %s\n' $(1) $(2);
+endif
+endif
 endif
 
 # mk/*.mk has rules of its own (the gateway's assets): plain `make` is all.
