@@ -1060,9 +1060,9 @@ static void on_order_event(void *user, const arb_msg *msg)
     gw_order *o;
     /* An order of ours the model does not know is adopted: its events came
      * again from the matcher's replay after a crash its client got no
-     * answer from, and its owner must be able to see and cancel it. */
-    if (!gw_rm_order(gw->rm, ev.order_id))
-        gw_adopt(gw->rm, gw->id_space, &ev);
+     * answer from, and its owner must be able to see and cancel it
+     * (gw_adopt leaves a known order alone). */
+    gw_adopt(gw->rm, gw->id_space, &ev);
     int effect = gw_rm_apply_event(gw->rm, &ev, &o);
     if (effect != GW_EFF_NONE)
         order_changed(gw, o, effect, (ev.flags & ARB_EVF_LAST) != 0);
