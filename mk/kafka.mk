@@ -73,6 +73,12 @@ test_split_gateway_restart_SRCS = tests/integration/test_split_gateway_restart.c
 test_split_gateway_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_gateway_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
 
+# make run-split stopped by a Ctrl-C: "stopped", status 0 (scripts/run-split.sh).
+TESTS += test_split_stop
+test_split_stop_SRCS := tests/e2e/split_stop_e2e.c
+test_split_stop_LIBS := $(CMOCKA_LIBS)
+test_split_stop_DEPS := $(B)/arb-devbroker $(B)/arb-host $(B)/arbctl $(ALL_PLUGIN_SOS)
+
 TESTS += test_split_health
 test_split_health_SRCS = tests/integration/test_split_health.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_health_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)

@@ -2,11 +2,15 @@
 # `make run-split`: the split system on this machine, one service per process
 # over Kafka: the dev broker (librdkafka's mock cluster, development only), a
 # local PostgreSQL for the recorder, then matcher, recorder, gateway and market
-# hosts from conf.d/split/. Logs go to var/split/. Ctrl-C stops everything
-# (SIGTERM to each host: drain, commit, stop).
+# hosts from conf.d/split/. Logs go to var/split/ ($ARB_SPLIT_DIR), the
+# programs come from build/ ($ARB_BUILD). Ctrl-C stops everything (each host:
+# drain, commit, stop) and says "stopped", status 0; a host that ends by
+# itself (a status the supervisor does not restart) stops the rest, status 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p var/split
+B=${ARB_BUILD:-build}
+D=${ARB_SPLIT_DIR:-var/split}
+mkdir -p "$D"
 pids=()
 broker=
 stopping=0
@@ -20,14 +24,14 @@ stop() {
     [ -n "$broker" ] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
-rm -f var/split/brokers
+rm -f "$D/brokers"
 # Its own session: a Ctrl-C reaches the hosts, not the broker they must
 # still talk to while they commit and leave their groups.
-setsid build/arb-devbroker --partitions 4 --topics matcher_snapshots --bootstrap-file var/split/brokers > var/split/devbroker.log 2>&1 &
+setsid "$B/arb-devbroker" --partitions 4 --topics matcher_snapshots --bootstrap-file "$D/brokers" > "$D/devbroker.log" 2>&1 &
 broker=$!
-for _ in $(seq 100); do [ -s var/split/brokers ] && break; sleep 0.1; done
-[ -s var/split/brokers ] || { echo "run-split: the dev broker did not start (var/split/devbroker.log)" >&2; exit 1; }
-ARB_BROKERS=$(sed 's/^bootstrap=//' var/split/brokers)
+for _ in $(seq 100); do [ -s "$D/brokers" ] && break; sleep 0.1; done
+[ -s "$D/brokers" ] || { echo "run-split: the dev broker did not start ($D/devbroker.log)" >&2; exit 1; }
+ARB_BROKERS=$(sed 's/^bootstrap=//' "$D/brokers")
 export ARB_BROKERS
 if [ -z "${ARB_PG_DSN:-}" ]; then
     ARB_PG_DSN=$(scripts/pg-local.sh start)
@@ -39,17 +43,23 @@ matchers=matcher
 for svc in $matchers recorder gateway market; do
     # A plugin crash (exit status 70) or a kill (-9, OOM) restarts that host
     # with a back-off (scripts/supervise.sh); the others keep running.
-    scripts/supervise.sh "$svc" build/arb-host -c "conf.d/split/$svc.ini" > "var/split/$svc.log" 2>&1 &
+    scripts/supervise.sh "$svc" "$B/arb-host" -c "conf.d/split/$svc.ini" > "$D/$svc.log" 2>&1 &
     pids+=($!)
-    admin=$(build/arbctl -c "conf.d/split/$svc.ini" where 2>/dev/null | sed -n 's/^admin //p')
-    echo "run-split: $svc (pid $!, admin http://$admin, arbctl -c conf.d/split/$svc.ini status, log var/split/$svc.log)" >&2
+    admin=$("$B/arbctl" -c "conf.d/split/$svc.ini" where 2>/dev/null | sed -n 's/^admin //p')
+    echo "run-split: $svc (pid $!, admin http://$admin, arbctl -c conf.d/split/$svc.ini status, log $D/$svc.log)" >&2
 done
-gw=$(build/arbctl -c conf.d/split/gateway.ini where 2>/dev/null | sed -n 's/^gateway //p')
+gw=$("$B/arbctl" -c conf.d/split/gateway.ini where 2>/dev/null | sed -n 's/^gateway //p')
 echo "run-split: brokers $ARB_BROKERS; dashboard http://${gw:-127.0.0.1:8080}/; Ctrl-C stops; a host that crashes or is killed restarts with back-off (see its log)" >&2
-wait -n "${pids[@]}" || true
-if [ "$stopping" -eq 1 ]; then
+# A Ctrl-C reaches the hosts too (one process group): each stops cleanly and
+# its supervisor ends with status 0, which may be seen here before the INT
+# trap has run (bash defers a trap while a child it waits for handles the
+# signal), so status 0 is a stop as well as the trap.
+status=0
+wait -n "${pids[@]}" || status=$?
+if [ "$stopping" -eq 1 ] || [ "$status" -eq 0 ]; then
+    [ "$stopping" -eq 1 ] || stop
     echo "run-split: stopped" >&2
 else
-    echo "run-split: a host exited on its own; see var/split/*.log" >&2
+    echo "run-split: a host ended with status $status; stopping the others (see $D/*.log)" >&2
     exit 1
 fi
