@@ -576,13 +576,19 @@ void gw_render_services(struct evbuffer *b, const gw_services *s, int64_t now_ns
             evbuffer_add(b, ",", 1);
         evbuffer_add(b, "{\"host_id\":", 11);
         gw_json_string(b, svc->host_id, strlen(svc->host_id));
+        char t0[GW_ISO8601_LEN + 1], t1[GW_ISO8601_LEN + 1], t2[GW_ISO8601_LEN + 1];
+        gw_iso8601(t0, sizeof t0, svc->started_at);
+        gw_iso8601(t1, sizeof t1, svc->announced_at);
+        gw_iso8601(t2, sizeof t2, svc->seen_at);
         evbuffer_add_printf(
             b,
-            ",\"liveness\":\"%s\",\"pid\":%u,\"started_at\":%lld,\"announced_at\":%lld,"
-            "\"last_seen\":%lld,\"silent_ms\":%lld,\"records\":%llu,\"admin\":",
+            ",\"liveness\":\"%s\",\"pid\":%u,\"started_at\":%lld,\"started_time\":\"%s\","
+            "\"announced_at\":%lld,\"announced_time\":\"%s\",\"last_seen\":%lld,"
+            "\"last_seen_time\":\"%s\",\"silent_ms\":%lld,\"records\":%llu,\"admin\":",
             gw_liveness_name(gw_service_liveness(svc, now_ns, alive_ns, dead_ns)), svc->pid,
-            (long long)svc->started_at, (long long)svc->announced_at, (long long)svc->seen_at,
-            (long long)(silent > 0 ? silent / 1000000 : 0), (unsigned long long)svc->records);
+            (long long)svc->started_at, t0, (long long)svc->announced_at, t1,
+            (long long)svc->seen_at, t2, (long long)(silent > 0 ? silent / 1000000 : 0),
+            (unsigned long long)svc->records);
         if (svc->admin[0])
             gw_json_string(b, svc->admin, strlen(svc->admin));
         else

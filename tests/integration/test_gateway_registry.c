@@ -155,6 +155,14 @@ static void own_host_is_listed_alive_with_its_plugins(void **state)
     json_t *j = services();
     json_t *svc = find(j, "gw-host");
     assert_int_equal(json_integer_value(json_object_get(svc, "pid")), getpid());
+    /* ISO-8601 beside each ns time: 2026-12-07T14:30:55.562000000Z */
+    const char *iso[] = {"started_time", "announced_time", "last_seen_time"};
+    for (int i = 0; i < 3; i++) {
+        const char *t = json_string_value(json_object_get(svc, iso[i]));
+        assert_non_null(t);
+        assert_int_equal(strlen(t), 30);
+        assert_true(t[4] == '-' && t[10] == 'T' && t[19] == '.' && t[29] == 'Z');
+    }
     json_t *p = json_array_get(json_object_get(svc, "plugins"), 0);
     assert_string_equal(json_string_value(json_object_get(p, "instance")), "gateway");
     assert_string_equal(json_string_value(json_object_get(p, "version")), "1.0.0");
