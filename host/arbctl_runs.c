@@ -235,7 +235,9 @@ static json_t *run_meta(PGconn *c, const char *run_id, const json_t *agents)
         PQclear(r);
         return NULL;
     }
-    /* The market apart from the agents: every other instance's build. */
+    /* The market apart from the agents: every other instance's build and
+     * configuration (the digest its host announced: its section and the
+     * shared ones, such as the instruments). */
     json_t *plugins = json_loads(PQgetvalue(r, 0, 4), 0, NULL), *market = json_object();
     const char *inst;
     json_t *p;
@@ -245,9 +247,11 @@ static json_t *run_meta(PGconn *c, const char *run_id, const json_t *agents)
         size_t i;
         json_t *a;
         json_array_foreach(agents, i, a) is_agent |= !strcmp(json_string_value(a), inst);
-        json_t *build = json_object_get(p, "build_id");
+        json_t *build = json_object_get(p, "build_id"), *cfg = json_object_get(p, "config");
         if (!is_agent && strcmp(inst, "digest"))
-            json_object_set(market, inst, build ? build : json_null());
+            json_object_set_new(market, inst,
+                                json_pack("{s:O, s:O}", "build_id", build ? build : json_null(),
+                                          "config", cfg ? cfg : json_null()));
     }
     json_decref(plugins);
     json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "source", "postgresql",
@@ -451,7 +455,43 @@ static const char *jstr(json_t *o, const char *k)
     return s ? s : "";
 }
 
-/* Whether two runs traded the same market, and why (or why not). */
+/* The first non-agent instance whose build or configuration differs
+ * between two runs' market_plugins, and which of the two; NULL if none. */
+static const char *market_difference(json_t *ma, json_t *mb, const char **what)
+{
+    const char *inst;
+    json_t *pa;
+    json_object_foreach(ma, inst, pa)
+    {
+        json_t *pb = json_object_get(mb, inst);
+        if (!pb) {
+            *what = "runs only in the first";
+            return inst;
+        }
+        if (!json_equal(json_object_get(pa, "build_id"), json_object_get(pb, "build_id"))) {
+            *what = "is another build";
+            return inst;
+        }
+        json_t *ca = json_object_get(pa, "config"), *cb = json_object_get(pb, "config");
+        if (!json_equal(ca, cb) || json_is_null(ca)) {
+            *what = json_is_null(ca) || json_is_null(cb)
+                        ? "has no recorded configuration (a host before service_registry v3)"
+                        : "is configured otherwise";
+            return inst;
+        }
+    }
+    json_object_foreach(mb, inst, pa)
+    {
+        if (!json_object_get(ma, inst)) {
+            *what = "runs only in the second";
+            return inst;
+        }
+    }
+    return NULL;
+}
+
+/* Whether two runs traded the same market, and why (or why not). Unknown
+ * (nothing recorded to compare) is not the same. */
 static int same_market(json_t *a, json_t *b, char *why, size_t cap)
 {
     json_t *ra = json_object_get(a, "run"), *rb = json_object_get(b, "run");
@@ -470,18 +510,20 @@ static int same_market(json_t *a, json_t *b, char *why, size_t cap)
                  jstr(ra, "market_digest"));
         return 1;
     }
+    const char *seed = *jstr(ra, "seed") ? jstr(ra, "seed") : "not recorded";
     json_t *ma = json_object_get(ra, "market_plugins"), *mb = json_object_get(rb, "market_plugins");
-    if (ma && mb) {
-        if (!json_equal(ma, mb)) {
-            snprintf(why, cap, "seed %s, but other builds of the non-agent plugins",
-                     jstr(ra, "seed"));
+    if (ma && mb && json_object_size(ma)) {
+        const char *what = NULL, *inst = market_difference(ma, mb, &what);
+        if (inst) {
+            snprintf(why, cap, "seed %s, but the non-agent instance %s %s", seed, inst, what);
             return 0;
         }
-        snprintf(why, cap, "seed %s, the same builds of every non-agent plugin", jstr(ra, "seed"));
+        snprintf(why, cap, "seed %s, the same build and configuration of every non-agent instance",
+                 seed);
         return 1;
     }
-    snprintf(why, cap, "seed %s; nothing else to compare", jstr(ra, "seed"));
-    return 1;
+    snprintf(why, cap, "seed %s; nothing recorded to compare the market by: unknown", seed);
+    return 0;
 }
 
 static json_t *find_named(json_t *list, const char *key, const char *name)

@@ -617,6 +617,7 @@ static void announce(arbh_host *h, int status)
         char *end;
         unsigned long long v = acct ? strtoull(acct, &end, 10) : 0;
         p.account = acct && *acct >= '0' && *acct <= '9' && !*end ? v : 0;
+        p.config_digest = arbh_instance_config_digest(in->cfg, in->section);
         arb_service_put_plugin(buf, (uint32_t)k++, &p);
     }
     if (len)

@@ -414,6 +414,12 @@ int arbh_run_decide(arbh_host *h, char *err, size_t n);
  * other hosts (topic arb_runs); with a journal, opens it for the run decided
  * (emptied for a new run) and writes its run file. */
 int arbh_run_settle(arbh_host *h, char *err, size_t n);
+/* An instance's configuration as the market it trades: FNV-1a 64 of its
+ * section's entries and of every section its host's plugins share (not
+ * [host], [bus], [kafka*] nor other plugins' sections), never 0. In its
+ * service_registry announcement, so run reports can tell two runs traded
+ * the same market (arbctl compare). */
+uint64_t arbh_instance_config_digest(const arbh_config *cfg, const char *section);
 /* Over Kafka, after start: a thread reads this host's start record in
  * arb_runs back every second. When the broker no longer holds it (a broker
  * that came back empty: by the run rules that is a new run), the host says

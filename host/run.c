@@ -65,6 +65,33 @@ static void config_digest(const arbh_config *cfg, char out[17])
     snprintf(out, 17, "%016" PRIx64, h);
 }
 
+/* Whether a section is part of the market an instance sees: its own, and
+ * every section shared by the host's plugins ([instrument V:S], a latency
+ * model, ...), but not where the host runs ([host], [bus], [kafka*]) nor the
+ * other plugins' sections. */
+static bool market_section(const char *section, const char *own)
+{
+    return !strcmp(section, own) ||
+           (strncmp(section, "plugin ", 7) && strcmp(section, "host") && strcmp(section, "bus") &&
+            strncmp(section, "kafka", 5));
+}
+
+uint64_t arbh_instance_config_digest(const arbh_config *cfg, const char *section)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < cfg->count; i++) {
+        const arbh_cfg_entry *e = &cfg->entries[i];
+        if (!market_section(e->section, section))
+            continue;
+        /* Its own section under one name, so two hosts naming an instance
+         * differently still agree. */
+        h = fnv1a(h, strcmp(e->section, section) ? e->section : "plugin");
+        h = fnv1a(h, e->key);
+        h = fnv1a(h, e->value);
+    }
+    return h ? h : 1; /* 0 means unknown on the wire */
+}
+
 static uint64_t new_run_id(void)
 {
     uint64_t id = 0;

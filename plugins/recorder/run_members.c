@@ -3,6 +3,7 @@
  */
 #include "run_members.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "copy_rows.h"
@@ -97,12 +98,19 @@ int rec_members_apply(rec_members *m, const arb_service *svc, const char *config
         char build[ARB_SVC_BUILD_LEN + 1];
         arb_service_get_plugin(svc, i, &p);
         /* build_id: the image's identity (empty from a host that announces
-         * version 1 records) */
-        rc = put(m, m->plugins, arb_fixstr(name, p.instance, ARB_SVC_NAME_LEN),
-                 json_pack("{s:s, s:s, s:s}", "plugin",
-                           arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN), "version",
-                           arb_fixstr(ver, p.version, ARB_SVC_VER_LEN), "build_id",
-                           arb_fixstr(build, p.build_id, ARB_SVC_BUILD_LEN)));
+         * version 1 records); config: the market its configuration
+         * describes (absent from a host before version 3 records) */
+        json_t *entry = json_pack("{s:s, s:s, s:s}", "plugin",
+                                  arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN), "version",
+                                  arb_fixstr(ver, p.version, ARB_SVC_VER_LEN), "build_id",
+                                  arb_fixstr(build, p.build_id, ARB_SVC_BUILD_LEN));
+        char cfg[17];
+        snprintf(cfg, sizeof cfg, "%016llx", (unsigned long long)p.config_digest);
+        if (entry && p.config_digest && json_object_set_new(entry, "config", json_string(cfg))) {
+            json_decref(entry);
+            entry = NULL;
+        }
+        rc = put(m, m->plugins, arb_fixstr(name, p.instance, ARB_SVC_NAME_LEN), entry);
     }
     return rc;
 }

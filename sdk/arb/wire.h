@@ -231,8 +231,12 @@ typedef struct arb_market_event {
  * adds each plugin image's build id (a GNU build id in hex, or
  * "sha256:" and the file's digest); version 3 each instance's account (its
  * [plugin NAME] account, 0 for none), so a gateway in another process
- * names the agents on its board. Older records (journals and Kafka logs
- * written before) are still read, with an empty build id and account 0. */
+ * names the agents on its board, and its configuration's digest (FNV-1a 64
+ * of its [plugin NAME] section and the host's market sections: every
+ * section but [host], [bus], [kafka*] and the other plugins'), so two runs
+ * can be told to trade the same market. Older records (journals and Kafka
+ * logs written before) are still read, with an empty build id, account 0
+ * and config digest 0 (unknown). */
 #define ARB_SVC_ID_LEN 32u
 #define ARB_SVC_ADDR_LEN 64u
 #define ARB_SVC_NAME_LEN 32u
@@ -245,6 +249,7 @@ typedef struct arb_service_plugin {
     char version[ARB_SVC_VER_LEN];
     char build_id[ARB_SVC_BUILD_LEN]; /* all zero in a version 1 record */
     uint64_t account;                 /* 0: none, or a version 1-2 record */
+    uint64_t config_digest;           /* 0: unknown (a version 1-2 record) */
 } arb_service_plugin;
 typedef struct arb_service {
     uint8_t version; /* record version; encode: 0 means ARB_SERVICE_VERSION */
@@ -260,7 +265,7 @@ typedef struct arb_service {
 #define ARB_SERVICE_FIXED_LEN (ARB_WIRE_HDR + 120u)
 #define ARB_SERVICE_PLUGIN_LEN_V1 80u
 #define ARB_SERVICE_PLUGIN_LEN_V2 (ARB_SERVICE_PLUGIN_LEN_V1 + ARB_SVC_BUILD_LEN)
-#define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V2 + 8u)
+#define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V2 + 16u)
 /* One plugin entry's length in a record of version v. */
 #define ARB_SERVICE_PLUGIN_LEN_OF(v)                  \
     ((v) == 1   ? ARB_SERVICE_PLUGIN_LEN_V1           \
@@ -824,8 +829,10 @@ static inline void arb_service_put_plugin(void *buf, uint32_t i, const arb_servi
     arb__wire_put_text(p + 64, sp->version, ARB_SVC_VER_LEN);
     if (v >= 2)
         arb__wire_put_text(p + 80, sp->build_id, ARB_SVC_BUILD_LEN);
-    if (v >= 3)
+    if (v >= 3) {
         arb_put_u64(p + ARB_SERVICE_PLUGIN_LEN_V2, sp->account);
+        arb_put_u64(p + ARB_SERVICE_PLUGIN_LEN_V2 + 8, sp->config_digest);
+    }
 }
 
 static inline void arb_service_get_plugin(const arb_service *m, uint32_t i, arb_service_plugin *sp)
@@ -839,6 +846,7 @@ static inline void arb_service_get_plugin(const arb_service *m, uint32_t i, arb_
     else
         memset(sp->build_id, 0, ARB_SVC_BUILD_LEN);
     sp->account = m->version >= 3 ? arb_get_u64(p + ARB_SERVICE_PLUGIN_LEN_V2) : 0;
+    sp->config_digest = m->version >= 3 ? arb_get_u64(p + ARB_SERVICE_PLUGIN_LEN_V2 + 8) : 0;
 }
 
 static inline int arb_service_decode(const void *buf, size_t len, arb_service *m)

@@ -91,6 +91,8 @@ static int setup(void **state)
     run_sim("42", "", "build/test-runs-a.json");
     /* B: the arbitrageur changed (a wider threshold), the market not. */
     run_sim("42", "-s arb.threshold_ticks=4", "build/test-runs-b.json");
+    /* D: the same seed, but another market (the generator's volatility). */
+    run_sim("42", "-s generator.volatility_bps=20", "build/test-runs-d.json");
     runs = arbctl_json("runs --json");
     return 0;
 }
@@ -108,12 +110,17 @@ static const char *run_id(size_t newest_first)
         json_object_get(json_array_get(json_object_get(runs, "runs"), newest_first), "run_id"));
 }
 
+/* The recorded runs, newest first: D, B, A (setup). */
+#define RUN_A run_id(2)
+#define RUN_B run_id(1)
+#define RUN_D run_id(0)
+
 static void runs_lists_each_recorded_run_newest_first(void **state)
 {
     (void)state;
     json_t *list = json_object_get(runs, "runs");
-    assert_int_equal(json_array_size(list), 2);
-    json_t *b = json_array_get(list, 0), *a = json_array_get(list, 1);
+    assert_int_equal(json_array_size(list), 3);
+    json_t *b = json_array_get(list, 1), *a = json_array_get(list, 2);
     assert_string_equal(json_string_value(json_object_get(a, "seed")), "42");
     json_error_t e;
     json_t *ra = json_load_file("build/test-runs-a.json", 0, &e);
@@ -130,7 +137,7 @@ static void report_from_the_database_equals_the_simulations_own(void **state)
 {
     (void)state;
     char args[128];
-    snprintf(args, sizeof args, "report %s --json", run_id(1));
+    snprintf(args, sizeof args, "report %s --json", RUN_A);
     json_t *db = arbctl_json(args);
     json_error_t e;
     json_t *sim = json_load_file("build/test-runs-a.json", 0, &e);
@@ -167,11 +174,27 @@ static void compare_says_same_market_for_the_same_seed_and_shows_the_change(void
     assert_true(num(fills, "a") != num(fills, "b"));
     assert_float_equal(num(fills, "diff"), num(fills, "b") - num(fills, "a"), 1e-9);
     json_decref(c);
-    /* The two recorded runs, by id: the same seed and plugin builds. */
+    /* The two recorded runs, by id: the same seed, and the same builds and
+     * configuration of every non-agent instance. */
     char args[128];
-    snprintf(args, sizeof args, "compare %s %s --json", run_id(1), run_id(0));
+    snprintf(args, sizeof args, "compare %s %s --json", RUN_A, RUN_B);
     c = arbctl_json(args);
     assert_true(json_is_true(json_object_get(c, "same_market")));
+    json_decref(c);
+}
+
+/* Recorded runs on the same seed whose market differs (a non-agent
+ * instance configured otherwise) are not the same market, and say which. */
+static void compare_says_a_reconfigured_market_is_another_market(void **state)
+{
+    (void)state;
+    char args[128];
+    snprintf(args, sizeof args, "compare %s %s --json", RUN_A, RUN_D);
+    json_t *c = arbctl_json(args);
+    assert_true(json_is_false(json_object_get(c, "same_market")));
+    const char *why = json_string_value(json_object_get(c, "market"));
+    if (!why || !strstr(why, "generator is configured otherwise"))
+        fail_msg("the reason does not name the generator: %s", why ? why : "(none)");
     json_decref(c);
 }
 
@@ -194,11 +217,11 @@ static void split_at_a_time_divides_each_agents_figures(void **state)
 {
     (void)state;
     char args[160];
-    snprintf(args, sizeof args, "report %s --json", run_id(1));
+    snprintf(args, sizeof args, "report %s --json", RUN_A);
     json_t *whole = arbctl_json(args);
     long long mid = json_integer_value(json_object_get(whole, "first_ts")) +
                     json_integer_value(json_object_get(whole, "duration_ns")) / 2;
-    snprintf(args, sizeof args, "report %s --json --split %lld", run_id(1), mid);
+    snprintf(args, sizeof args, "report %s --json --split %lld", RUN_A, mid);
     json_t *split = arbctl_json(args);
     assert_int_equal(json_integer_value(json_object_get(split, "split_ts")), mid);
     json_t *mm = named(json_object_get(split, "agents"), "mm_xa");
@@ -222,7 +245,7 @@ static void html_report_is_one_self_contained_file(void **state)
     snprintf(cmd, sizeof cmd,
              "%s/arbctl -c conf.d/sim.ini report %s --dsn dbname=" DB
              " --html build/test-runs.html 2>/dev/null",
-             build_dir(), run_id(1));
+             build_dir(), RUN_A);
     assert_int_equal(system(cmd), 0);
     FILE *f = fopen("build/test-runs.html", "r");
     assert_non_null(f);
@@ -254,6 +277,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(report_from_the_database_equals_the_simulations_own),
         cmocka_unit_test(compare_says_same_market_for_the_same_seed_and_shows_the_change),
         cmocka_unit_test(compare_says_another_seed_is_another_market),
+        cmocka_unit_test(compare_says_a_reconfigured_market_is_another_market),
         cmocka_unit_test(split_at_a_time_divides_each_agents_figures),
         cmocka_unit_test(html_report_is_one_self_contained_file),
     };

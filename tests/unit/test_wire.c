@@ -216,6 +216,7 @@ static void service_records_of_both_versions_decode(void **state)
         arb_fixstr_set(p.version, ARB_SVC_VER_LEN, "1.2.0");
         arb_fixstr_set(p.build_id, ARB_SVC_BUILD_LEN, "0123456789abcdef0123456789abcdef01234567");
         p.account = 0x0102030405060708ull;
+        p.config_digest = 0x1112131415161718ull;
         arb_service_put_plugin(buf, 0, &p);
         assert_int_equal(arb_service_decode(buf, len, &b), ARB_OK);
         assert_int_equal(b.version, v);
@@ -226,6 +227,7 @@ static void service_records_of_both_versions_decode(void **state)
         else
             assert_memory_equal(q.build_id, p.build_id, ARB_SVC_BUILD_LEN);
         assert_true(q.account == (v >= 3 ? p.account : 0));
+        assert_true(q.config_digest == (v >= 3 ? p.config_digest : 0));
         assert_int_equal(arb_service_encode(&b, again, sizeof again), len);
         arb_service_put_plugin(again, 0, &q);
         assert_memory_equal(again, buf, len);
