@@ -69,6 +69,8 @@ start_matcher
 start_gateway
 if [ "$(until_accepted "$(date +%s%N)")" = -1 ]; then
     echo "bench-recovery: the split system never accepted an order (logs in $dir)" >&2
+    # Its processes go; the logs stay for whoever reads the failure.
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     trap - EXIT
     exit 1
 fi
