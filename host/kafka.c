@@ -66,6 +66,9 @@
 /* A consumer that stays behind its topic, or a producer whose queue stays
  * undelivered, this long makes the host degraded (arbh_kafka_get_stats). */
 #define STALL_NS (5 * 1000000000LL)
+/* A consumer whose newest record was made this long ago while more wait
+ * is behind (degraded): it advances, but not fast enough to catch up. */
+#define BEHIND_MS (10 * 1000LL)
 /* Records handed to the host per wake-up before other events get a turn. */
 #define POLL_BUDGET 2048
 
@@ -111,6 +114,7 @@ struct part {
     uint64_t epoch;      /* bumped whenever the window is forgotten */
     int64_t committed;   /* last commit sent; -1: none */
     int64_t seen_offset; /* readiness: next_offset when last looked at */
+    int64_t made_ms;     /* readiness: the newest delivered record's timestamp */
     int64_t seen_ns;     /* ... and since when it has stayed there */
     part *next;
 };
@@ -1209,8 +1213,10 @@ static enum take take_one(arbh_kafka *k, part *p, const rd_kafka_message_t *m)
         atomic_store_explicit(&p->slots[seq & p->mask], 0, memory_order_relaxed);
         return REFUSED;
     }
-    if (p->epoch == epoch)
+    if (p->epoch == epoch) {
         p->next_offset = m->offset + 1;
+        p->made_ms = rd_kafka_message_timestamp(m, NULL);
+    }
     k->st_delivered++;
     note_ok(k);
     return TAKEN;
@@ -1611,7 +1617,10 @@ static int range_locked(arbh_kafka *k, route *rt, int partition, int64_t from, i
         klog(k, ARB_LOG_WARN, "%s [%d]: assign: %s", rt->kname, partition, rd_kafka_err2str(e));
         return ARB_ERROR;
     }
-    int64_t next = from;
+    /* The deadline is for progress: each record taken moves it on, so a
+     * long read (the dev broker hands out one producer batch per fetch) is
+     * not cut short while records still come. */
+    int64_t next = from, patience = deadline - mono_ns();
     int rc = ARB_OK;
     while (next < to && rc == ARB_OK) {
         if (mono_ns() >= deadline) {
@@ -1636,6 +1645,7 @@ static int range_locked(arbh_kafka *k, route *rt, int partition, int64_t from, i
                     key |= (uint64_t)((const uint8_t *)m->key)[i] << (8 * i);
             rc = fn(user, m->payload, m->len, key, m->offset);
             next = m->offset + 1;
+            deadline = mono_ns() + patience;
         } else if (m->partition == partition && m->offset >= to) {
             next = to;
         }
@@ -1934,6 +1944,15 @@ static void readiness(arbh_kafka *k, arbh_kafka_stats *out)
             p->seen_offset = -1;
             continue;
         }
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        int64_t age_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 - p->made_ms;
+        if (p->made_ms > 0 && age_ms >= BEHIND_MS)
+            add_reason(out,
+                       "consumer behind: %s [%d] is taking records made %lld s ago, %lld records "
+                       "behind",
+                       p->rt->kname, (int)p->partition, (long long)(age_ms / 1000),
+                       (long long)(hi - p->next_offset));
         if (p->seen_offset != p->next_offset) {
             p->seen_offset = p->next_offset;
             p->seen_ns = now;

@@ -118,7 +118,8 @@ int arbh_kafka_read_last(arbh_kafka *k, const char *topic, int partition, int64_
 /* The same reader: a partition's low and high watermarks (ARB_ENOENT: no such
  * partition), and its records [from, to) in order to fn (to < 0: up to the
  * high watermark when called; from below the low watermark starts there).
- * fn's non-zero return stops the read and is returned. */
+ * timeout_ns bounds the wait for each record, not the whole read. fn's
+ * non-zero return stops the read and is returned. */
 typedef int (*arbh_kafka_record_fn)(void *user, const void *bytes, size_t len, uint64_t key,
                                     int64_t offset);
 int arbh_kafka_watermarks(arbh_kafka *k, const char *topic, int partition, int64_t timeout_ns,

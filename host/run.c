@@ -71,9 +71,8 @@ static void config_digest(const arbh_config *cfg, char out[17])
  * other plugins' sections. */
 static bool market_section(const char *section, const char *own)
 {
-    return !strcmp(section, own) ||
-           (strncmp(section, "plugin ", 7) && strcmp(section, "host") && strcmp(section, "bus") &&
-            strncmp(section, "kafka", 5));
+    return !strcmp(section, own) || (strncmp(section, "plugin ", 7) && strcmp(section, "host") &&
+                                     strcmp(section, "bus") && strncmp(section, "kafka", 5));
 }
 
 uint64_t arbh_instance_config_digest(const arbh_config *cfg, const char *section)

@@ -1254,14 +1254,14 @@ static int cfg_entry(void *user, const char *key, const char *value)
  * ARB_OK or ARB_ENOMEM. */
 static int take_agent(gateway *gw, uint64_t acct, const char *name)
 {
-    int named = 0, public = 0;
+    int named = 0, is_public = 0;
     for (size_t i = 0; i < gw->n_names; i++)
         named |= gw->names[i].account == acct;
     for (size_t i = 0; i < gw->n_public; i++)
-        public |= gw->public_ids[i] == acct;
+        is_public |= gw->public_ids[i] == acct;
     if (!named && add_name(gw, acct, name))
         return ARB_ENOMEM;
-    if (!public && gw->public_agents) {
+    if (!is_public && gw->public_agents) {
         uint64_t *grown = realloc(gw->public_ids, (gw->n_public + 1) * sizeof *grown);
         if (!grown)
             return ARB_ENOMEM;

@@ -100,10 +100,10 @@ int rec_members_apply(rec_members *m, const arb_service *svc, const char *config
         /* build_id: the image's identity (empty from a host that announces
          * version 1 records); config: the market its configuration
          * describes (absent from a host before version 3 records) */
-        json_t *entry = json_pack("{s:s, s:s, s:s}", "plugin",
-                                  arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN), "version",
-                                  arb_fixstr(ver, p.version, ARB_SVC_VER_LEN), "build_id",
-                                  arb_fixstr(build, p.build_id, ARB_SVC_BUILD_LEN));
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s}", "plugin", arb_fixstr(plugin, p.plugin, ARB_SVC_NAME_LEN),
+                      "version", arb_fixstr(ver, p.version, ARB_SVC_VER_LEN), "build_id",
+                      arb_fixstr(build, p.build_id, ARB_SVC_BUILD_LEN));
         char cfg[17];
         snprintf(cfg, sizeof cfg, "%016llx", (unsigned long long)p.config_digest);
         if (entry && p.config_digest && json_object_set_new(entry, "config", json_string(cfg))) {

@@ -284,7 +284,9 @@ typedef struct arb_host_api {
      * (ARB_ENOENT: no such partition). read_range: its records [from, to)
      * in order (to = ARB_OFFSET_END: up to the high offset when called),
      * each as an arb_msg with topic, key, partition and offset; blocking up
-     * to timeout_ns in all, ARB_ERROR when it runs out. partition_of: the
+     * to timeout_ns for each record (a read that keeps receiving records goes
+     * on however long it takes), ARB_ERROR when one does not come in time.
+     * partition_of: the
      * partition the host's producer puts `key` in. */
     int (*watermarks)(arb_ctx *ctx, int topic, int partition, int64_t timeout_ns, int64_t *lo,
                       int64_t *hi);

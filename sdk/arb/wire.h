@@ -267,14 +267,13 @@ typedef struct arb_service {
 #define ARB_SERVICE_PLUGIN_LEN_V2 (ARB_SERVICE_PLUGIN_LEN_V1 + ARB_SVC_BUILD_LEN)
 #define ARB_SERVICE_PLUGIN_LEN (ARB_SERVICE_PLUGIN_LEN_V2 + 16u)
 /* One plugin entry's length in a record of version v. */
-#define ARB_SERVICE_PLUGIN_LEN_OF(v)                  \
-    ((v) == 1   ? ARB_SERVICE_PLUGIN_LEN_V1           \
-     : (v) == 2 ? ARB_SERVICE_PLUGIN_LEN_V2           \
+#define ARB_SERVICE_PLUGIN_LEN_OF(v)        \
+    ((v) == 1   ? ARB_SERVICE_PLUGIN_LEN_V1 \
+     : (v) == 2 ? ARB_SERVICE_PLUGIN_LEN_V2 \
                 : ARB_SERVICE_PLUGIN_LEN)
 #define ARB_SERVICE_MAX_PLUGINS 256u
 #define ARB_SERVICE_LEN(n) (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN)
-#define ARB_SERVICE_LEN_V(v, n) \
-    (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN_OF(v))
+#define ARB_SERVICE_LEN_V(v, n) (ARB_SERVICE_FIXED_LEN + (uint32_t)(n)*ARB_SERVICE_PLUGIN_LEN_OF(v))
 
 /* Largest record on any topic, for stack buffers. */
 #define ARB_WIRE_MAX ARB_MD_LEN(ARB_MD_MAX_LEVELS)

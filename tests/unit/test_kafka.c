@@ -312,8 +312,8 @@ static int setup(void **state)
     static const struct {
         const char *name;
         int parts;
-    } own[] = {{"t_keys", 4},   {"t_resume", 1}, {"t_rebalance", 4}, {"t_efull", 1},
-               {"t_window", 1}, {"t_seek", 1},   {"t_errors", 4},    {"t_long", 1}};
+    } own[] = {{"t_keys", 4}, {"t_resume", 1}, {"t_rebalance", 4}, {"t_efull", 1}, {"t_window", 1},
+               {"t_seek", 1}, {"t_errors", 4}, {"t_long", 1},      {"t_behind", 1}};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         rd_kafka_mock_topic_create(mock, own[i].name, own[i].parts, 3);
     return 0;
@@ -701,6 +701,55 @@ static void long_refusal_pauses_the_partition_and_loses_nothing(void **state)
     shared_release(&s);
 }
 
+/* A group-less consumer ([bus] consume = all) gets the partition with no
+ * group, and one taking records made a minute ago while more wait says it is
+ * behind (degraded) until it has caught up; its commits still land under
+ * its group. */
+static void groupless_consumer_behind_is_degraded_until_it_catches_up(void **state)
+{
+    (void)state;
+    const int n = 20;
+    uint8_t buf[ARB_TRADE_LEN];
+    int64_t old_ms = now_ms() - 60000;
+    for (int i = 0; i < n; i++) {
+        uint32_t len = trade_bytes(buf, (uint64_t)i, "BTCUSD");
+        assert_int_equal(rd_kafka_producev(waker, RD_KAFKA_V_TOPIC("t_behind"),
+                                           RD_KAFKA_V_VALUE(buf, len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_TIMESTAMP(old_ms), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    assert_int_equal(rd_kafka_flush(waker, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    static sink s;
+    s = (sink){.auto_done = true, .refuse_left = 1000000, .refuse_at = 1};
+    arbh_kafka *k = kafka_new("group = g-behind\nconsume = all\nkafka_topics = t_behind");
+    struct event_base *base = event_base_new();
+    assert_int_equal(arbh_kafka_want(k, "t_behind"), ARB_OK);
+    assert_int_equal(arbh_kafka_start(k, base, on_record, &s), ARB_OK);
+    want_n one = {&s, 1};
+    assert_true(pump(base, has_n, &one, 20000));
+    pump(base, NULL, NULL, 300);
+    arbh_kafka_stats st;
+    arbh_kafka_get_stats(k, &st);
+    assert_int_equal(st.assigned, 1);
+    if (!strstr(st.reasons, "consumer behind: t_behind [0]"))
+        fail_msg("not behind: \"%s\"", st.reasons);
+    assert_true(st.degraded);
+    s.refuse_left = 0;
+    want_n all = {&s, (size_t)n};
+    assert_true(pump(base, has_n, &all, 20000));
+    pump(base, NULL, NULL, 300);
+    arbh_kafka_get_stats(k, &st);
+    assert_null(strstr(st.reasons, "behind"));
+    for (int i = 0; i < n; i++)
+        assert_int_equal(trade_id_of(&s.recs[i]), i);
+    arbh_kafka_stop_consuming(k);
+    assert_int_equal(committed_offset("g-behind", "t_behind", 0), n);
+    arbh_kafka_free(k);
+    event_base_free(base);
+    sink_free(&s);
+}
+
 static void full_window_pauses_the_partition_until_records_are_done(void **state)
 {
     (void)state;
@@ -859,6 +908,7 @@ int main(void)
         cmocka_unit_test(host_refusal_offers_the_same_record_again_in_order),
         cmocka_unit_test(full_window_pauses_the_partition_until_records_are_done),
         cmocka_unit_test(long_refusal_pauses_the_partition_and_loses_nothing),
+        cmocka_unit_test(groupless_consumer_behind_is_degraded_until_it_catches_up),
         cmocka_unit_test(seek_before_assignment_and_from_inside_a_delivery),
         cmocka_unit_test(produce_errors_are_retried_without_loss_or_duplicates),
     };
