@@ -426,6 +426,35 @@ static void batch_of_many_copy_chunks_is_stored_exactly(void **state)
     PQfinish(c);
 }
 
+/* A source read again from the start: the first replayed batch fails its
+ * direct COPY and falls back to staging; the ones after it go the staging
+ * way at once (a replay seldom ends after one batch), counted as replays,
+ * not as more fallbacks; new rows after the replay are all stored. */
+static void replayed_batches_after_a_fallback_are_staged_at_once(void **state)
+{
+    (void)state;
+    const uint64_t n = 2800 / (uint64_t)scale_down(); /* 4 batches of 700 (1 under ASan) */
+    fresh_db("rec_restaged");
+    harness h;
+    harness_open(&h, "rec_restaged", 700, 10 * SEC, 20 * SEC);
+    feed_trades(&h, 0, n);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 0);
+    feed_trades(&h, 0, n); /* the same records again */
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 1);
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], n);
+    feed_trades(&h, n, 2 * n);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 1);
+    assert_int_equal(h.rows[REC_TOPIC_TRADES], 3 * n);
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], 2 * n);
+    harness_close(&h);
+    PGconn *c = connect_db("rec_restaged");
+    assert_trades_exactly(c, 2 * n);
+    PQfinish(c);
+}
+
 /* Fees arrive on the trade (each side's) and on each fill's event (with
  * its liquidity); a rebate is stored negative, the decimal view scales it. */
 static void fees_are_stored_with_trades_and_fills(void **state)
@@ -1436,6 +1465,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
         cmocka_unit_test(batch_of_many_copy_chunks_is_stored_exactly),
+        cmocka_unit_test(replayed_batches_after_a_fallback_are_staged_at_once),
         cmocka_unit_test(fees_are_stored_with_trades_and_fills),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
