@@ -60,7 +60,17 @@ struct rec_writer {
     int query_failed;
     char query_error[256];
     int in_copy, copy_idx, copy_ended;
-    size_t copy_pos;
+    size_t copy_pos;   /* bytes of the topic's batch text taken into chunks */
+    const char *chunk; /* the chunk PQputCopyData has not taken yet */
+    size_t chunk_len;  /* its length; 0: none pending */
+    int line_start;    /* the next byte of batch text starts a row */
+    char *chunk_buf;   /* COPY_CHUNK bytes: batch text with the run id added */
+    char run_prefix[24];
+    size_t run_prefix_len; /* "<run id>\t", what leads each row of a direct COPY */
+    /* Direct COPY (rec_direct_flush_sql) and its fallback. */
+    int fallback;                /* the direct COPY of the batch in flight met stored rows */
+    int fell_back;               /* the batch in flight was sent again the staging way */
+    int stage_next;              /* the last staged batch skipped rows: stage the next one too */
     int patching;                /* the query in flight is a run patch, not a batch */
     rec_commit_report report;    /* of the batch in flight */
     uint64_t stored[REC_TOPICS]; /* positions read by the setup query */
@@ -238,6 +248,8 @@ static void send_query(rec_writer *w)
     w->query_error[0] = 0;
     w->in_copy = w->copy_idx = w->copy_ended = 0;
     w->copy_pos = 0;
+    w->chunk_len = 0;
+    w->fallback = 0;
     memset(&w->report, 0, sizeof w->report);
     if (!PQsendQuery(w->conn, w->sql.text)) {
         fail_conn(w, "cannot send a query");
@@ -286,6 +298,12 @@ static void note_error(rec_writer *w, const PGresult *res)
     w->query_failed = 1;
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    /* A direct COPY refused for a key already stored (unique_violation):
+     * the batch goes again through the staging tables (query_done). */
+    if (w->st == W_FLUSHING && !w->patching && w->plan.direct && state && !strcmp(state, "23505"))
+        for (int i = 0; i < w->plan.n_copies; i++)
+            if (w->plan.copy_result[i] == w->result_idx)
+                w->fallback = 1;
     snprintf(w->query_error, sizeof w->query_error, "%s [%s] %s",
              w->st == W_SETUP ? "schema setup failed:" : "flush failed:", state ? state : "-",
              msg ? msg : PQresStatus(PQresultStatus(res)));
@@ -368,19 +386,61 @@ static void on_result(rec_writer *w, const PGresult *res)
     w->result_idx++;
 }
 
+/* The next chunk of a direct COPY: batch text from copy_pos with the run id
+ * put before each row, up to COPY_CHUNK bytes. Chunks need not end at a row
+ * (CopyData boundaries mean nothing to the server). */
+static size_t fill_prefixed(rec_writer *w, const rec_buf *buf)
+{
+    char *out = w->chunk_buf;
+    size_t n = 0;
+    while (w->copy_pos < buf->len) {
+        if (w->line_start) {
+            if (COPY_CHUNK - n < w->run_prefix_len)
+                break;
+            memcpy(out + n, w->run_prefix, w->run_prefix_len);
+            n += w->run_prefix_len;
+            w->line_start = 0;
+        }
+        const char *from = buf->data + w->copy_pos;
+        size_t left = buf->len - w->copy_pos;
+        const char *nl = memchr(from, '\n', left);
+        size_t take = nl ? (size_t)(nl - from) + 1 : left;
+        if (take > COPY_CHUNK - n)
+            take = COPY_CHUNK - n;
+        memcpy(out + n, from, take);
+        n += take;
+        w->copy_pos += take;
+        w->line_start = nl && take == (size_t)(nl - from) + 1;
+        if (n == COPY_CHUNK)
+            break;
+    }
+    return n;
+}
+
 /* Streams the current COPY's rows. 1: done (CopyDone queued), 0: libpq's
  * buffer is full (wait until writable), -1: failed. */
 static int copy_step(rec_writer *w)
 {
     const rec_buf *buf = &w->batcher->sealed->rows[w->plan.copy_topic[w->copy_idx]];
-    while (w->copy_pos < buf->len) {
-        size_t n = buf->len - w->copy_pos;
-        if (n > COPY_CHUNK)
-            n = COPY_CHUNK;
-        int r = PQputCopyData(w->conn, buf->data + w->copy_pos, (int)n);
+    for (;;) {
+        if (!w->chunk_len) {
+            if (w->copy_pos >= buf->len)
+                break;
+            if (w->plan.direct) {
+                w->chunk = w->chunk_buf;
+                w->chunk_len = fill_prefixed(w, buf);
+            } else {
+                size_t n = buf->len - w->copy_pos;
+                w->chunk = buf->data + w->copy_pos;
+                w->chunk_len = n > COPY_CHUNK ? COPY_CHUNK : n;
+                w->copy_pos += w->chunk_len;
+            }
+        }
+        /* 0: not queued (the buffer is full); the same chunk goes again. */
+        int r = PQputCopyData(w->conn, w->chunk, (int)w->chunk_len);
         if (r <= 0)
             return r;
-        w->copy_pos += n;
+        w->chunk_len = 0;
     }
     if (!w->copy_ended) {
         int r = PQputCopyEnd(w->conn, NULL);
@@ -392,6 +452,7 @@ static int copy_step(rec_writer *w)
 }
 
 static void query_done(rec_writer *w);
+static void send_staged_after_failed_copy(rec_writer *w);
 
 /* Advances the query as far as the socket allows, then arms what it needs. */
 static void pump(rec_writer *w)
@@ -442,6 +503,8 @@ static void pump(rec_writer *w)
                 w->in_copy = 1;
                 w->copy_pos = 0;
                 w->copy_ended = 0;
+                w->chunk_len = 0;
+                w->line_start = 1;
             } else {
                 on_result(w, res);
             }
@@ -459,6 +522,10 @@ static void query_done(rec_writer *w)
 {
     if (PQstatus(w->conn) == CONNECTION_BAD) {
         fail_conn(w, "lost the connection");
+        return;
+    }
+    if (w->query_failed && w->fallback) {
+        send_staged_after_failed_copy(w);
         return;
     }
     if (w->query_failed) {
@@ -493,8 +560,20 @@ static void query_done(rec_writer *w)
         maybe_flush(w);
         return;
     }
-    for (int t = 0; t < REC_TOPICS; t++)
+    int skipped = 0;
+    for (int t = 0; t < REC_TOPICS; t++) {
         w->report.rows[t] = w->batcher->sealed->count[t];
+        /* A direct COPY that committed stored every row of the batch. */
+        if (w->plan.direct)
+            w->report.inserted[t] = w->report.rows[t];
+        skipped |= w->report.inserted[t] < w->report.rows[t];
+    }
+    /* Replays come in runs (a source read again from an older position):
+     * after a staged batch that skipped rows the next one is staged at once
+     * rather than failing a direct COPY first; one that stored all its rows
+     * sends the next one direct again. */
+    w->stage_next = !w->plan.direct && skipped;
+    w->report.fallback = w->fell_back;
     w->report.latency_ns = now - w->op_start_ns;
     rec_batcher_done(w->batcher);
     w->st = W_READY;
@@ -507,23 +586,63 @@ static void query_done(rec_writer *w)
 
 /* ---- flushing ---- */
 
-static void send_flush(rec_writer *w)
+/* The flush statements for the sealed batch: direct (rec_direct_flush_sql)
+ * or through the staging tables (rec_flush_sql), these led by a ROLLBACK of
+ * the transaction a failed direct COPY left aborted when after_copy_failed
+ * (its results numbered one further on). */
+static int build_flush(rec_writer *w, int direct, int after_copy_failed)
 {
     const rec_batch *bt = w->batcher->sealed;
     uint64_t pos[REC_TOPICS];
     for (int t = 0; t < REC_TOPICS; t++)
         pos[t] = rec_batcher_position(w->batcher, (enum rec_topic)t);
     w->sql.len = 0;
-    if (rec_flush_sql(&w->sql, w->consumer, w->cfg.run.id, bt->count[REC_TOPIC_TRADES],
-                      bt->count[REC_TOPIC_ORDER_EVENTS], pos, bt->kpos, bt->nkpos, &w->plan) ||
-        w->sql.oom) {
+    if (after_copy_failed)
+        rec_sql_append(&w->sql, "ROLLBACK;\n");
+    int rc = (direct ? rec_direct_flush_sql : rec_flush_sql)(
+        &w->sql, w->consumer, w->cfg.run.id, bt->count[REC_TOPIC_TRADES],
+        bt->count[REC_TOPIC_ORDER_EVENTS], pos, bt->kpos, bt->nkpos, &w->plan);
+    if (rc || w->sql.oom)
+        return -1;
+    if (after_copy_failed) {
+        for (int i = 0; i < w->plan.n_copies; i++)
+            w->plan.copy_result[i]++;
+        for (int t = 0; t < REC_TOPICS; t++) {
+            if (w->plan.insert_result[t] >= 0)
+                w->plan.insert_result[t]++;
+            if (w->plan.compare_result[t] >= 0)
+                w->plan.compare_result[t]++;
+        }
+        w->plan.n_results++;
+    }
+    return 0;
+}
+
+static void send_flush(rec_writer *w)
+{
+    if (build_flush(w, !w->stage_next, 0)) {
         fail(w, "cannot build the flush statements (out of memory)");
         return;
     }
     w->st = W_FLUSHING;
     w->patching = 0;
+    w->fell_back = 0;
     w->op_start_ns = rec_clock_ns();
     op_watch(w, w->cfg.slow_ns < w->cfg.timeout_ns ? w->cfg.slow_ns : w->cfg.timeout_ns);
+    send_query(w);
+}
+
+/* The direct COPY met a stored key: nothing of the batch was written (its
+ * transaction is aborted). The same batch again, the staging way, which
+ * skips the stored rows and reports the ones that differ. Same flush: its
+ * clock and watchdog keep running. */
+static void send_staged_after_failed_copy(rec_writer *w)
+{
+    if (build_flush(w, 0, 1)) {
+        fail(w, "cannot build the flush statements (out of memory)");
+        return;
+    }
+    w->fell_back = 1;
     send_query(w);
 }
 
@@ -633,8 +752,11 @@ rec_writer *rec_writer_new(struct event_base *base, const rec_writer_cfg *cfg, r
     w->run_name = strdup(cfg->run.name ? cfg->run.name : "");
     w->run_seed = cfg->run.seed ? strdup(cfg->run.seed) : NULL;
     w->run_digest = strdup(cfg->run.config_digest ? cfg->run.config_digest : "");
+    w->chunk_buf = malloc(COPY_CHUNK);
+    w->run_prefix_len =
+        (size_t)snprintf(w->run_prefix, sizeof w->run_prefix, "%lld\t", (long long)cfg->run.id);
     if (!w->dsn || !w->consumer || !w->run_name || (cfg->run.seed && !w->run_seed) ||
-        !w->run_digest || !w->retry_timer || !w->op_timer) {
+        !w->run_digest || !w->retry_timer || !w->op_timer || !w->chunk_buf) {
         rec_writer_free(w);
         return NULL;
     }
@@ -742,6 +864,7 @@ void rec_writer_free(rec_writer *w)
     free(w->run_digest);
     free(w->patch_hosts);
     free(w->patch_plugins);
+    free(w->chunk_buf);
     free(w);
 }
 

@@ -5,13 +5,18 @@
  * event base.
  *
  * Per connection it runs the session setup (migrations, staging tables,
- * stored positions); per batch one round trip: COPY into the staging
- * tables, INSERT ... ON CONFLICT DO NOTHING into the real ones (and, when
- * rows were skipped, a comparison telling replays from conflicts), the
- * consumer positions, COMMIT, all in one transaction. Any failure closes the
- * connection, keeps the batch, and retries with backoff; because every
- * statement is idempotent a retried batch (even one whose COMMIT did reach
- * the server) inserts nothing twice.
+ * stored positions); per batch one round trip: COPY straight into the
+ * tables, the consumer positions, COMMIT, all in one transaction. COPY
+ * stores all of a batch's rows or none: when one of them is stored already
+ * (a replay: a source read again, or a retried batch whose COMMIT did reach
+ * the server) the COPY fails on the table's key, and the writer rolls back
+ * and sends the batch again the staging way: COPY into the staging tables,
+ * INSERT ... ON CONFLICT DO NOTHING into the real ones (and, when rows were
+ * skipped, a comparison telling replays from conflicts), the positions,
+ * COMMIT. After a staged batch that skipped rows the next one is staged at
+ * once; one that stored every row sends the next direct again. Any other
+ * failure closes the connection, keeps the batch, and retries with backoff;
+ * a retried batch inserts nothing twice, whichever way it goes.
  *
  * It knows nothing of the bus, the host or the wire records: it is handed a
  * batcher (batcher.h) and reports through hooks. It is not thread-safe: one
@@ -54,6 +59,7 @@ typedef struct rec_commit_report {
     uint32_t rows[REC_TOPICS];
     uint64_t inserted[REC_TOPICS];
     rec_conflict conflict[REC_TOPICS];
+    int fallback;       /* its direct COPY met a stored row: it went the staging way */
     int64_t latency_ns; /* send to commit */
 } rec_commit_report;
 

@@ -130,6 +130,7 @@ typedef struct recorder {
         arb_counter *bad_records;
         arb_counter *unknown_instrument;
         arb_counter *batches;
+        arb_counter *copy_fallbacks;
         arb_counter *outages;
         arb_gauge *batch_rows;
         arb_gauge *buffered;
@@ -248,6 +249,10 @@ static int make_metrics(recorder *r)
         arb_counter_new(c, "recorder_unknown_instrument_total", NULL,
                         "Rows stored without decimals: instrument not in config");
     r->m.batches = arb_counter_new(c, "recorder_batches_total", NULL, "Batches committed");
+    r->m.copy_fallbacks = arb_counter_new(
+        c, "recorder_copy_fallbacks_total", NULL,
+        "Batches, of those committed, whose direct COPY met a row already stored (a replay or "
+        "a conflict) and that were written through the staging tables instead (batches)");
     r->m.outages =
         arb_counter_new(c, "recorder_db_outages_total", NULL, "Times the database went down");
     r->m.batch_rows = arb_gauge_new(c, "recorder_batch_rows", NULL, "Rows in the last batch");
@@ -268,8 +273,8 @@ static int make_metrics(recorder *r)
             return ARB_ENOMEM;
     if (!r->m.pauses || !r->m.oom_dropped || !r->m.kafka_skipped || !r->m.kafka_missing ||
         !r->m.kafka_seeks || !r->m.bad_records || !r->m.unknown_instrument || !r->m.batches ||
-        !r->m.outages || !r->m.batch_rows || !r->m.buffered || !r->m.lag_ns ||
-        !r->m.rows_per_second || !r->m.db_state || !r->m.db_up || !r->m.paused ||
+        !r->m.copy_fallbacks || !r->m.outages || !r->m.batch_rows || !r->m.buffered ||
+        !r->m.lag_ns || !r->m.rows_per_second || !r->m.db_state || !r->m.db_up || !r->m.paused ||
         !r->m.flush_latency)
         return ARB_ENOMEM;
     return ARB_OK;
@@ -442,6 +447,8 @@ static void on_committed(void *user, const rec_commit_report *rep)
     if (conflicts)
         show_health(r);
     arb_counter_add(r->m.batches, 1);
+    if (rep->fallback)
+        arb_counter_add(r->m.copy_fallbacks, 1);
     arb_gauge_set(r->m.batch_rows, total);
     arb_hist_observe(r->m.flush_latency, (uint64_t)rep->latency_ns);
     r->rate_window_rows += total;

@@ -451,6 +451,47 @@ int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run)
     return s->oom ? -1 : 0;
 }
 
+/* The consumer's positions (and the batch's Kafka positions, if nkpos), in
+ * the batch's transaction: the number of statements (results) appended, or
+ * -1 if the consumer name cannot be a literal. */
+static int append_positions(rec_sql *s, const char *consumer, int64_t run_id,
+                            const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
+                            uint32_t nkpos)
+{
+    int n = 0;
+    rec_sql_append(s, "INSERT INTO recorder_offsets (run_id, consumer, topic, partition, "
+                      "next_offset) VALUES ");
+    for (int t = 0; t < REC_TOPICS; t++) {
+        rec_sql_appendf(s, "%s%lld, ", t ? ", (" : "(", (long long)run_id);
+        if (rec_sql_literal(s, consumer))
+            return -1;
+        rec_sql_appendf(s, ", '%s', 0, %lld)", rec_topic_name((enum rec_topic)t),
+                        (long long)next_offset[t]);
+    }
+    rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
+                      "next_offset = EXCLUDED.next_offset, updated_at = now();\n");
+    n++;
+    if (nkpos) {
+        /* GREATEST: after a rebalance another recorder of the group may
+         * have stored a later offset of the partition; rows between are in
+         * the tables, and going back would only replay them. */
+        rec_sql_append(s, "INSERT INTO recorder_kafka_offsets AS o (run_id, consumer, topic, "
+                          "partition, last_offset) VALUES ");
+        for (uint32_t i = 0; i < nkpos; i++) {
+            rec_sql_appendf(s, "%s%lld, ", i ? ", (" : "(", (long long)run_id);
+            if (rec_sql_literal(s, consumer))
+                return -1;
+            rec_sql_appendf(s, ", '%s', %d, %lld)", rec_topic_name((enum rec_topic)kpos[i].topic),
+                            (int)kpos[i].partition, (long long)kpos[i].offset);
+        }
+        rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
+                          "last_offset = "
+                          "GREATEST(o.last_offset, EXCLUDED.last_offset), updated_at = now();\n");
+        n++;
+    }
+    return n;
+}
+
 int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
                   uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
                   uint32_t nkpos, rec_flush_plan *plan)
@@ -463,14 +504,14 @@ int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_t
     result++;
     if (n_trades) {
         rec_sql_appendf(s, "COPY " REC_TRADES_STAGE " (%s) FROM STDIN;\n", rec_trade_columns);
-        plan->copy_topic[plan->n_copies++] = REC_TOPIC_TRADES;
-        result++;
+        plan->copy_topic[plan->n_copies] = REC_TOPIC_TRADES;
+        plan->copy_result[plan->n_copies++] = result++;
     }
     if (n_events) {
         rec_sql_appendf(s, "COPY " REC_ORDER_EVENTS_STAGE " (%s) FROM STDIN;\n",
                         rec_order_event_columns);
-        plan->copy_topic[plan->n_copies++] = REC_TOPIC_ORDER_EVENTS;
-        result++;
+        plan->copy_topic[plan->n_copies] = REC_TOPIC_ORDER_EVENTS;
+        plan->copy_result[plan->n_copies++] = result++;
     }
     static const char *const table[REC_TOPICS] = {"trades", "order_events"};
     static const char *const stage[REC_TOPICS] = {REC_TRADES_STAGE, REC_ORDER_EVENTS_STAGE};
@@ -512,36 +553,42 @@ int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_t
         rec_sql_append(s, ") LIMIT 1;\n");
         plan->compare_result[t] = result++;
     }
-    rec_sql_append(s, "INSERT INTO recorder_offsets (run_id, consumer, topic, partition, "
-                      "next_offset) VALUES ");
-    for (int t = 0; t < REC_TOPICS; t++) {
-        rec_sql_appendf(s, "%s%lld, ", t ? ", (" : "(", (long long)run_id);
-        if (rec_sql_literal(s, consumer))
-            return -1;
-        rec_sql_appendf(s, ", '%s', 0, %lld)", rec_topic_name((enum rec_topic)t),
-                        (long long)next_offset[t]);
-    }
-    rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
-                      "next_offset = EXCLUDED.next_offset, updated_at = now();\n");
+    int n = append_positions(s, consumer, run_id, next_offset, kpos, nkpos);
+    if (n < 0)
+        return -1;
+    result += n;
+    rec_sql_append(s, "COMMIT;\n");
     result++;
-    if (nkpos) {
-        /* GREATEST: after a rebalance another recorder of the group may
-         * have stored a later offset of the partition; rows between are in
-         * the tables, and going back would only replay them. */
-        rec_sql_append(s, "INSERT INTO recorder_kafka_offsets AS o (run_id, consumer, topic, "
-                          "partition, last_offset) VALUES ");
-        for (uint32_t i = 0; i < nkpos; i++) {
-            rec_sql_appendf(s, "%s%lld, ", i ? ", (" : "(", (long long)run_id);
-            if (rec_sql_literal(s, consumer))
-                return -1;
-            rec_sql_appendf(s, ", '%s', %d, %lld)", rec_topic_name((enum rec_topic)kpos[i].topic),
-                            (int)kpos[i].partition, (long long)kpos[i].offset);
-        }
-        rec_sql_append(s, " ON CONFLICT (run_id, consumer, topic, partition) DO UPDATE SET "
-                          "last_offset = "
-                          "GREATEST(o.last_offset, EXCLUDED.last_offset), updated_at = now();\n");
-        result++;
+    plan->n_results = result;
+    return s->oom ? -1 : 0;
+}
+
+int rec_direct_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
+                         uint32_t n_events, const uint64_t next_offset[REC_TOPICS],
+                         const rec_kpos *kpos, uint32_t nkpos, rec_flush_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->direct = 1;
+    plan->insert_result[0] = plan->insert_result[1] = -1;
+    plan->compare_result[0] = plan->compare_result[1] = -1;
+    int result = 0;
+    rec_sql_append(s, "BEGIN;\n");
+    result++;
+    static const char *const table[REC_TOPICS] = {"trades", "order_events"};
+    const char *const columns[REC_TOPICS] = {rec_trade_columns, rec_order_event_columns};
+    const uint32_t rows[REC_TOPICS] = {n_trades, n_events};
+    for (int t = 0; t < REC_TOPICS; t++) {
+        if (!rows[t])
+            continue;
+        /* Each row goes in led by the run (pg_writer.c adds it as it sends). */
+        rec_sql_appendf(s, "COPY %s (run_id, %s) FROM STDIN;\n", table[t], columns[t]);
+        plan->copy_topic[plan->n_copies] = t;
+        plan->copy_result[plan->n_copies++] = result++;
     }
+    int n = append_positions(s, consumer, run_id, next_offset, kpos, nkpos);
+    if (n < 0)
+        return -1;
+    result += n;
     rec_sql_append(s, "COMMIT;\n");
     result++;
     plan->n_results = result;

@@ -91,8 +91,9 @@ int rec_run_patch_sql(rec_sql *s, int64_t run_id, const char *hosts_json, const 
  * partition, last_offset, 'kafka': four columns). */
 int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run);
 
-/* One batch: BEGIN, COPY trades (if n_trades), COPY order events (if
- * n_events), per table: insert from the stage as run_id skipping rows whose
+/* One batch through the staging tables (for batches with rows already
+ * stored: see rec_direct_flush_sql): BEGIN, COPY trades (if n_trades), COPY
+ * order events (if n_events), per table: insert from the stage as run_id skipping rows whose
  * key is stored (one row: the count inserted), then, only if some were
  * skipped, compare those with the stored rows (no row: none differs; else
  * one row: how many differ, the first one's key, its staged and its stored
@@ -101,8 +102,10 @@ int rec_setup_sql(rec_sql *s, const char *consumer, const rec_run *run);
  * statements' results come in this order; rec_flush_plan tells the writer
  * which result is which. */
 typedef struct rec_flush_plan {
+    int direct;            /* rec_direct_flush_sql: COPY rows led by the run id */
     int n_copies;          /* COPY ... FROM STDIN statements: 0, 1 or 2 */
     int copy_topic[2];     /* which topic feeds each COPY */
+    int copy_result[2];    /* result index of each COPY */
     int insert_result[2];  /* result index of the INSERT per topic, or -1 */
     int compare_result[2]; /* result index of the comparison per topic, or -1 */
     int n_results;         /* results expected in all */
@@ -110,5 +113,18 @@ typedef struct rec_flush_plan {
 int rec_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
                   uint32_t n_events, const uint64_t next_offset[REC_TOPICS], const rec_kpos *kpos,
                   uint32_t nkpos, rec_flush_plan *plan);
+
+/* One batch the fast way, for the common case of rows none of which is
+ * stored yet: BEGIN, COPY straight into trades (if n_trades) and
+ * order_events (if n_events), each row led by its run id and a tab (the
+ * writer adds it to the batch text as it streams), the positions as in
+ * rec_flush_sql, COMMIT. COPY takes every row or none: a row whose key is
+ * stored already (a replay, or a conflict) fails the COPY with a unique
+ * violation (23505) and with it the transaction, which the writer then rolls
+ * back and sends the batch again the rec_flush_sql way. No insert or
+ * comparison results: every row of a committed direct batch is new. */
+int rec_direct_flush_sql(rec_sql *s, const char *consumer, int64_t run_id, uint32_t n_trades,
+                         uint32_t n_events, const uint64_t next_offset[REC_TOPICS],
+                         const rec_kpos *kpos, uint32_t nkpos, rec_flush_plan *plan);
 
 #endif

@@ -7,8 +7,9 @@
  *   recorder: recorder.so in the real host (testhost), trade_executed
  *             records published on the in-process bus as fast as it takes
  *             them; the clock runs from the first publish until the last row
- *             is committed (COPY to staging, INSERT ... ON CONFLICT DO
- *             NOTHING, positions, COMMIT per batch).
+ *             is committed (COPY straight into trades, positions, COMMIT
+ *             per batch; no row is stored already, so the staging fallback
+ *             for replays never runs here).
  *   raw copy: the same rows, as the recorder formats them, written to a file
  *             and loaded with psql's \copy into the same (emptied) table.
  * Each runs three times, alternating, and the best run of each is reported
@@ -162,7 +163,7 @@ static recorder_run run_recorder(uint64_t n)
 /* ---- the baseline ---- */
 
 /* Each row carries the run first: trades.run_id is NOT NULL and part of the
- * key (the recorder adds it in its INSERT from staging). */
+ * key (the recorder adds it before each row as it streams its COPY). */
 static double run_raw_copy(const char *file, uint64_t n)
 {
     char cmd[PATH_MAX + 512];

@@ -100,6 +100,7 @@ typedef struct harness {
     enum rec_db_state states[64];
     int nstates;
     uint64_t rows[REC_TOPICS], inserted[REC_TOPICS], conflicts[REC_TOPICS], batches;
+    uint64_t fallbacks; /* batches sent again the staging way */
     rec_conflict last_conflict[REC_TOPICS];
 } harness;
 
@@ -121,6 +122,7 @@ static void h_committed(void *user, const rec_commit_report *rep)
             h->last_conflict[t] = rep->conflict[t];
     }
     h->batches++;
+    h->fallbacks += rep->fallback != 0;
 }
 
 static void h_kick(evutil_socket_t fd, short what, void *arg)
@@ -397,6 +399,59 @@ static void replayed_records_are_stored_once(void **state)
     PGconn *c = connect_db("rec_replay");
     assert_trades_exactly(c, n);
     assert_int_equal(q_int(c, "SELECT count(*) FROM order_events"), (long long)(n / 2));
+    PQfinish(c);
+}
+
+/* A batch far bigger than one COPY chunk (the writer streams it in pieces,
+ * adding the run id before each row, pieces ending mid-row): every row is
+ * stored as formatted, the direct way, no fallback. */
+static void batch_of_many_copy_chunks_is_stored_exactly(void **state)
+{
+    (void)state;
+    const uint64_t n = 6000; /* ~1 MB of COPY text: several 256 KiB chunks */
+    fresh_db("rec_chunks");
+    harness h;
+    harness_open(&h, "rec_chunks", (uint32_t)n, 10 * SEC, 20 * SEC);
+    feed_trades(&h, 0, n);
+    assert_true(harness_run_until(&h, all_committed, 60 * SEC));
+    assert_int_equal(h.batches, 1);
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], n);
+    assert_int_equal(h.fallbacks, 0);
+    harness_close(&h);
+    PGconn *c = connect_db("rec_chunks");
+    assert_trades_exactly(c, n);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM trades WHERE run_id = %d", HARNESS_RUN);
+    assert_int_equal(q_int(c, sql), (long long)n);
+    PQfinish(c);
+}
+
+/* A source read again from the start: the first replayed batch fails its
+ * direct COPY and falls back to staging; the ones after it go the staging
+ * way at once (a replay seldom ends after one batch), counted as replays,
+ * not as more fallbacks; new rows after the replay are all stored. */
+static void replayed_batches_after_a_fallback_are_staged_at_once(void **state)
+{
+    (void)state;
+    const uint64_t n = 2800 / (uint64_t)scale_down(); /* 4 batches of 700 (1 under ASan) */
+    fresh_db("rec_restaged");
+    harness h;
+    harness_open(&h, "rec_restaged", 700, 10 * SEC, 20 * SEC);
+    feed_trades(&h, 0, n);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 0);
+    feed_trades(&h, 0, n); /* the same records again */
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 1);
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], n);
+    feed_trades(&h, n, 2 * n);
+    assert_true(harness_run_until(&h, all_committed, 30 * SEC));
+    assert_int_equal(h.fallbacks, 1);
+    assert_int_equal(h.rows[REC_TOPIC_TRADES], 3 * n);
+    assert_int_equal(h.inserted[REC_TOPIC_TRADES], 2 * n);
+    harness_close(&h);
+    PGconn *c = connect_db("rec_restaged");
+    assert_trades_exactly(c, 2 * n);
     PQfinish(c);
 }
 
@@ -1338,6 +1393,67 @@ static void forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_repla
     PQfinish(c);
 }
 
+/* A batch is COPYed straight into the tables; one whose rows are partly
+ * stored already (the source read again from an older position) fails that
+ * COPY on the key, and goes again through the staging tables: each row ends
+ * up stored once, the stored ones counted as replays, and the fallback is
+ * counted in its metric, which /metrics shows with its HELP text. */
+static void batch_partly_stored_falls_back_to_staging_and_stores_each_row_once(void **state)
+{
+    (void)state;
+    const uint64_t n = 150; /* batch_rows is 200 here: one batch holds stored and new rows */
+    fresh_db("rec_partial");
+    PGconn *c = connect_db("rec_partial");
+    testhost *t = start_run_host("rec_partial", "rec-partial", NULL);
+    uint64_t run = testhost_host(t)->run.id;
+    record_through(t, n);
+    assert_int_equal(metric_value(t, 'c', "recorder_copy_fallbacks_total", NULL), 0);
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "trades"), n);
+
+    /* Records n/2 .. 3n/2-1: the first half of them stored, the rest new. */
+    publish_records(t, n / 2, n + n / 2);
+    committed_wait w = {t, 2 * n};
+    assert_true(testhost_run_until(t, both_tables_committed, &w, 20 * SEC));
+    assert_true(metric_value(t, 'c', "recorder_copy_fallbacks_total", NULL) >= 1);
+    assert_true(metric_value(t, 'c', "recorder_copy_fallbacks_total", NULL) <=
+                metric_value(t, 'c', "recorder_batches_total", NULL));
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "trades"), n + n / 2);
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "order_events"), n + n / 2);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "trades"), n / 2);
+    assert_int_equal(table_metric(t, "recorder_replayed_total", "order_events"), n / 2);
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "trades"), 0);
+    assert_int_equal(table_metric(t, "recorder_conflicts_total", "order_events"), 0);
+    assert_true(instance_healthy(t));
+
+    /* New rows after the replay go in again, each once. */
+    publish_records(t, n + n / 2, 2 * n);
+    w.rows = 2 * n + n / 2;
+    assert_true(testhost_run_until(t, both_tables_committed, &w, 20 * SEC));
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "trades"), 2 * n);
+    assert_int_equal(table_metric(t, "recorder_rows_inserted_total", "order_events"), 2 * n);
+
+    struct evbuffer *b = evbuffer_new();
+    arbh_metrics_render(testhost_host(t), b);
+    size_t len = evbuffer_get_length(b);
+    char *text = calloc(1, len + 1);
+    evbuffer_remove(b, text, len);
+    evbuffer_free(b);
+    const char *help = strstr(text, "# HELP recorder_copy_fallbacks_total ");
+    assert_non_null(help);
+    const char *eol = strchr(help, '\n');
+    assert_non_null(eol);
+    const char *unit = strstr(help, "(batches)");
+    assert_true(unit && unit < eol);
+    assert_non_null(strstr(text, "\nrecorder_copy_fallbacks_total"));
+    free(text);
+    testhost_free(t);
+
+    assert_int_equal(count_in_run(c, "trades", run), (long long)(2 * n));
+    assert_int_equal(count_in_run(c, "order_events", run), (long long)(2 * n));
+    assert_trades_exactly(c, 2 * n);
+    PQfinish(c);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -1348,6 +1464,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(order_ids_above_2_63_are_found_by_the_api_id_after_migration_7),
         cmocka_unit_test(readme_queries_use_their_indexes),
         cmocka_unit_test(replayed_records_are_stored_once),
+        cmocka_unit_test(batch_of_many_copy_chunks_is_stored_exactly),
+        cmocka_unit_test(replayed_batches_after_a_fallback_are_staged_at_once),
         cmocka_unit_test(fees_are_stored_with_trades_and_fills),
         cmocka_unit_test(position_is_committed_with_the_rows_and_resumed_after_restart),
         cmocka_unit_test(crash_at_any_point_loses_nothing_and_duplicates_nothing),
@@ -1365,6 +1483,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(seed_of_the_generator_is_stored_with_the_run),
         cmocka_unit_test(replay_of_the_same_run_doubles_nothing),
         cmocka_unit_test(forged_row_under_a_stored_key_is_a_conflict_and_identical_rows_replays),
+        cmocka_unit_test(batch_partly_stored_falls_back_to_staging_and_stores_each_row_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -485,6 +485,52 @@ static void flush_plan_numbers_results_for_each_mix_of_topics(void **state)
     rec_sql_free(&s);
 }
 
+/* The direct flush: the rows straight into the tables, each led by the
+ * run id the writer adds, no staging, no comparison; positions as in the
+ * staging flush. */
+static void direct_flush_copies_into_the_tables_with_the_run(void **state)
+{
+    (void)state;
+    uint64_t pos[REC_TOPICS] = {10, 20};
+    rec_flush_plan p;
+    rec_sql s = {0};
+
+    assert_int_equal(rec_direct_flush_sql(&s, "rec", 9, 5, 0, pos, NULL, 0, &p), 0);
+    assert_true(p.direct);
+    assert_int_equal(p.n_copies, 1);
+    assert_int_equal(p.copy_topic[0], REC_TOPIC_TRADES);
+    assert_int_equal(p.copy_result[0], 1);
+    assert_int_equal(p.insert_result[REC_TOPIC_TRADES], -1);
+    assert_int_equal(p.compare_result[REC_TOPIC_TRADES], -1);
+    assert_int_equal(p.n_results, 4); /* BEGIN COPY offsets COMMIT */
+    assert_non_null(strstr(s.text, "COPY trades (run_id, trade_id, venue, "));
+    assert_null(strstr(s.text, "order_events ("));
+    assert_null(strstr(s.text, REC_TRADES_STAGE));
+    assert_null(strstr(s.text, "ON CONFLICT DO NOTHING"));
+    assert_non_null(strstr(s.text, "(9, 'rec', 'trade_executed', 0, 10)"));
+
+    s.len = 0;
+    rec_kpos k[1] = {{REC_TOPIC_ORDER_EVENTS, 3, 7}};
+    assert_int_equal(rec_direct_flush_sql(&s, "rec", 9, 1, 1, pos, k, 1, &p), 0);
+    assert_int_equal(p.n_copies, 2);
+    assert_int_equal(p.copy_topic[1], REC_TOPIC_ORDER_EVENTS);
+    assert_int_equal(p.copy_result[0], 1);
+    assert_int_equal(p.copy_result[1], 2);
+    assert_int_equal(p.n_results, 6); /* BEGIN COPY COPY offsets kafka COMMIT */
+    const char *copy = strstr(s.text, "COPY order_events (run_id, order_id, seq, ");
+    const char *kafka = strstr(s.text, "INSERT INTO recorder_kafka_offsets");
+    const char *commit = strstr(s.text, "COMMIT;");
+    assert_true(copy && kafka && commit && copy < kafka && kafka < commit);
+
+    /* The staging flush says it is not direct. */
+    s.len = 0;
+    assert_int_equal(rec_flush_sql(&s, "rec", 9, 1, 1, pos, NULL, 0, &p), 0);
+    assert_false(p.direct);
+    assert_int_equal(p.copy_result[0], 1);
+    assert_int_equal(p.copy_result[1], 2);
+    rec_sql_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +554,7 @@ int main(void)
         cmocka_unit_test(setup_guards_each_migration_and_selects_this_consumer),
         cmocka_unit_test(literal_doubles_quotes_and_refuses_control_characters),
         cmocka_unit_test(flush_plan_numbers_results_for_each_mix_of_topics),
+        cmocka_unit_test(direct_flush_copies_into_the_tables_with_the_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
