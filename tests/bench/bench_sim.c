@@ -170,9 +170,15 @@ int main(void)
      * pays for the first one's heap, and a shared machine's noise comes and
      * goes. */
     sim_speed plain = {0}, fl = {0};
-    for (int round = 0; round < 2; round++) {
-        throughput(NULL, &plain);
-        throughput(FEES_AND_LATENCY, &fl);
+    /* BENCH_SIM_ONLY=plain or fees_latency: that configuration alone (to
+     * profile one of them); BENCH_SIM_ROUNDS: rounds (default 2). */
+    const char *only = getenv("BENCH_SIM_ONLY"), *rounds_env = getenv("BENCH_SIM_ROUNDS");
+    int rounds = rounds_env && atoi(rounds_env) > 0 ? atoi(rounds_env) : 2;
+    for (int round = 0; round < rounds; round++) {
+        if (!only || !strcmp(only, "plain"))
+            throughput(NULL, &plain);
+        if (!only || !strcmp(only, "fees_latency"))
+            throughput(FEES_AND_LATENCY, &fl);
     }
     print_speed(&plain, "");
     print_speed(&fl, "_fees_latency");
