@@ -43,7 +43,6 @@ typedef struct lat_rec {
 } lat_rec;
 
 typedef struct lat_dir {
-    arbh_lat_dist dist;
     uint64_t rng;
     int64_t last_at;      /* the link's previous delivery: FIFO */
     arbh_instance *owner; /* the participant; NULL once it went away */
@@ -58,6 +57,9 @@ typedef struct lat_dir {
     int64_t min, max;
     uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
     arbh_metric *delayed, *p50, *p99, *dropped;
+    /* Last: its quantile table is cold (every hold reads the fields above
+     * and the head of this). */
+    arbh_lat_dist dist;
 } lat_dir;
 
 typedef struct lat_link {
@@ -70,9 +72,17 @@ typedef struct lat_link {
 struct arbh_lat_links {
     size_t n;
     lat_link *items;
+    /* A bit per account in one aligned window of LAT_WINDOW accounts (the
+     * first account seen picks it): a population's accounts are a range,
+     * and an order event's check is then one cached bit, not a probe into
+     * a table of thousands. Accounts outside it are in the table. */
+    uint64_t window_base;
+    uint64_t *window;   /* LAT_WINDOW bits, or NULL until the first account */
     uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
     size_t n_accounts, cap_accounts;
 };
+
+#define LAT_WINDOW 65536u
 
 static size_t account_slot(uint64_t a, size_t cap)
 {
@@ -81,6 +91,9 @@ static size_t account_slot(uint64_t a, size_t cap)
 
 static bool account_known(const arbh_lat_links *l, uint64_t a)
 {
+    uint64_t w = a - l->window_base;
+    if (l->window && w < LAT_WINDOW)
+        return (l->window[w / 64] >> (w % 64)) & 1;
     if (!l->cap_accounts)
         return false;
     for (size_t i = account_slot(a, l->cap_accounts);; i = (i + 1) & (l->cap_accounts - 1)) {
@@ -95,6 +108,13 @@ static void account_add(arbh_lat_links *l, uint64_t a)
 {
     if (a == 0 || account_known(l, a))
         return;
+    if (!l->window && (l->window = calloc(LAT_WINDOW / 64, sizeof *l->window)))
+        l->window_base = a & ~(uint64_t)(LAT_WINDOW - 1);
+    uint64_t w = a - l->window_base;
+    if (l->window && w < LAT_WINDOW) {
+        l->window[w / 64] |= 1ull << (w % 64);
+        return;
+    }
     if ((l->n_accounts + 1) * 2 > l->cap_accounts) {
         size_t cap = l->cap_accounts ? l->cap_accounts * 2 : 64;
         uint64_t *t = calloc(cap, sizeof *t);
@@ -285,8 +305,10 @@ static void dispatch_top(arbh_loop *loop)
     else
         rc = arbh_bus_publish_held(loop, r->topic, r->key, data, r->len);
     d->busy = NULL;
-    free(d->stale);
-    d->stale = NULL;
+    if (d->stale) {
+        free(d->stale);
+        d->stale = NULL;
+    }
     if (d->head == d->tail)
         d->head = d->tail = 0;
     if (rc != ARB_OK && d->dropped)
@@ -619,6 +641,31 @@ static void link_metrics(arbh_host *h, lat_dir *d, const char *inst, const char 
                              "99th percentile of the delays applied on the link");
 }
 
+/* A lognormal's table is 8 KB and every draw reads it: links with the same
+ * distribution share one (the first one's), so the draws stay in cache. */
+static bool same_table(const arbh_lat_dist *a, const arbh_lat_dist *b)
+{
+    return a != b && a->kind == ARBH_LAT_LOGNORMAL && b->kind == ARBH_LAT_LOGNORMAL && a->inv &&
+           !a->inv_borrowed && a->a == b->a && a->b == b->b;
+}
+
+static void share_table(arbh_host *h, arbh_lat_links *mine, arbh_lat_dist *d)
+{
+    if (d->kind != ARBH_LAT_LOGNORMAL || !d->inv)
+        return;
+    for (size_t i = 0; i <= h->ninstances; i++) {
+        arbh_lat_links *ls = i < h->ninstances ? h->instances[i]->lat : mine;
+        for (size_t k = 0; ls && k < ls->n; k++)
+            for (int dir = 0; dir < 2; dir++)
+                if (same_table(&ls->items[k].dir[dir].dist, d)) {
+                    free(d->inv);
+                    d->inv = ls->items[k].dir[dir].dist.inv;
+                    d->inv_borrowed = true;
+                    return;
+                }
+    }
+}
+
 int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
 {
     if (!arbh_config_has_section(cfg, "latency"))
@@ -651,6 +698,7 @@ int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
                 char why[256];
                 if (val)
                     arbh_lat_dist_parse(val, &l->dir[d].dist, why, sizeof why);
+                share_table(h, ls, &l->dir[d].dist);
                 uint64_t s = fnv(fnv(1469598103934665603ull ^ c.seed, in->name, strlen(in->name)),
                                  vl.names[v], strlen(vl.names[v])) ^
                              (uint64_t)d;
@@ -679,6 +727,7 @@ void arbh_latency_free(arbh_host *h)
                 arbh_lat_dist_free(&ls->items[k].dir[d].dist);
             }
         free(ls->items);
+        free(ls->window);
         free(ls->accounts);
         free(ls);
         h->instances[i]->lat = NULL;
