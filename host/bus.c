@@ -185,17 +185,19 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
      * next record. Items are re-read each time: a callback may grow the array. */
     size_t n = sl->count;
     /* A venue's records reach participants over their links (latency.c):
-     * held there once per participant, delivered to it when due. */
+     * held there for each participant (their bytes once), delivered to it
+     * when due. */
     bool links =
         h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS && rec->topic <= ARB_TOPIC_MARKET_DATA;
     arbh_instance *held_for = NULL;
+    void *share = NULL; /* the held copy, once for every participant */
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
         if (s->active) {
             if (__builtin_expect(links, 0) && s->owner->lat &&
                 (s->owner == held_for ||
                  arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition, m.offset,
-                                        m.data, m.len))) {
+                                        m.data, m.len, &share))) {
                 held_for = s->owner;
                 continue;
             }

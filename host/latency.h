@@ -61,11 +61,14 @@ void arbh_latency_free(arbh_host *h);
 /* Bus hooks. hold_up: a participant publishes an order command; true if the
  * record was taken to be published when its delay has passed. hold_down: a
  * record of a venue is about to be delivered to participant `to`'s
- * subscriptions; true if it was taken. */
+ * subscriptions; true if it was taken. `*share` starts NULL for each record
+ * and is passed to every hold_down of that record: the links that take it
+ * then share one copy of its bytes. */
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len);
 bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len);
+                            int32_t partition, int64_t offset, const void *data, size_t len,
+                            void **share);
 
 /* The simulated clock moves to `ns`: deliver, on this loop, every held
  * record due by then, each at its time. Outside any delivery only. */
