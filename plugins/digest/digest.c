@@ -35,6 +35,7 @@
 #define DIGEST_STATE_VERSION 1u
 #define DIGEST_OFFSET 1469598103934665603ull
 #define DIGEST_PRIME 1099511628211ull
+#define DIGEST_BATCH 16
 
 typedef struct trade_digest {
     arb_ctx *ctx;
@@ -57,6 +58,17 @@ typedef struct trade_digest {
         int index;
     } seen[ARB_RR_MAX_INSTR];
     int n_seen;
+    /* Order events wait here, a few at a time, before they are added to
+     * the figures, in order: each one's slot in the figures' table of
+     * orders (a cache miss, usually) is fetched when it arrives, and read
+     * when the batch is added. Added before a trade and at stop. */
+    struct pending_event {
+        int instr;
+        uint8_t kind, side;
+        uint64_t order_id, account;
+        int64_t price, leaves, last_px, last_qty, fee, ts;
+    } pending[DIGEST_BATCH];
+    int n_pending;
 } trade_digest;
 
 static uint64_t fnv_bytes(uint64_t h, const uint8_t *p, size_t n)
@@ -95,9 +107,21 @@ static int report_instrument(trade_digest *d, const char *venue_field, const cha
     return index;
 }
 
+/* Adds the waiting order events to the figures, in their order. */
+static void add_pending(trade_digest *d)
+{
+    for (int i = 0; i < d->n_pending; i++) {
+        const struct pending_event *e = &d->pending[i];
+        arb_rr_order_event(&d->rr, e->instr, e->order_id, e->account, e->kind, e->side, e->price,
+                           e->leaves, e->last_px, e->last_qty, e->fee, e->ts);
+    }
+    d->n_pending = 0;
+}
+
 static void on_trade(void *user, const arb_msg *m)
 {
     trade_digest *d = user;
+    add_pending(d);
     d->hash = fnv_record(d->hash, m);
     d->trades++;
     arb_gauge_set(d->trades_metric, (int64_t)d->trades);
@@ -118,8 +142,14 @@ static void on_order_event(void *user, const arb_msg *m)
         return;
     }
     /* e.fee: this fill's fee in price units (0 in version 1 records). */
-    arb_rr_order_event(&d->rr, report_instrument(d, e.venue, e.symbol), e.order_id, e.account,
-                       e.kind, e.side, e.price, e.leaves_qty, e.last_px, e.last_qty, e.fee, e.ts);
+    d->pending[d->n_pending++] =
+        (struct pending_event){report_instrument(d, e.venue, e.symbol), e.kind, e.side,
+                               e.order_id, e.account, e.price, e.leaves_qty, e.last_px,
+                               e.last_qty, e.fee, e.ts};
+    if (d->rr.order_cap && e.order_id)
+        __builtin_prefetch(&d->rr.orders[arb__rr_mix(e.order_id) & (d->rr.order_cap - 1)]);
+    if (d->n_pending == DIGEST_BATCH)
+        add_pending(d);
 }
 
 static void on_market_event(void *user, const arb_msg *m)
@@ -177,7 +207,8 @@ static int digest_start(void *self)
     /* The figures only when they are printed or written. */
     if (rc >= 0 && (d->table || d->report_path[0]))
         rc = arb_subscribe(d->ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, d);
-    if (rc >= 0)
+    /* The market's fingerprint is only in the JSON report. */
+    if (rc >= 0 && d->report_path[0])
         rc = arb_subscribe(d->ctx, ARB_TOPIC_MARKET_EVENTS, on_market_event, d);
     return rc < 0 ? rc : ARB_OK;
 }
@@ -216,6 +247,7 @@ static void digest_stop(void *self)
         return;
     printf("trade_digest=%016llx trades=%llu\n", (unsigned long long)d->hash,
            (unsigned long long)d->trades);
+    add_pending(d);
     arb_rr_finish(&d->rr);
     if (d->table)
         arb_rr_print_table(&d->rr, stdout);
