@@ -27,15 +27,19 @@ enum { LAT_UP = 0, LAT_DOWN = 1 };
 /* Log-linear buckets: 16 per octave above 16 ns. */
 #define LAT_BUCKETS 640
 
-/* A held record's bytes, once per loop however many links hold it (a
- * venue's market data and trades go to every participant): counted
- * references, carved from chunks of the loop's (lat_chunk), not allocated
- * per record. */
+/* A held record (its bus fields and bytes), once per loop however many
+ * links hold it (a venue's market data and trades go to every
+ * participant): counted references, carved from chunks of the loop's
+ * (lat_chunk), not allocated per record. */
 typedef struct lat_chunk lat_chunk;
 typedef struct lat_blob {
     lat_chunk *chunk;
     uint32_t refs;
     uint32_t len;
+    uint64_t key;
+    int64_t offset;
+    int32_t partition;
+    uint32_t topic;
     /* the record, padded to 8 */
 } lat_blob;
 
@@ -52,17 +56,11 @@ struct lat_chunk {
 };
 #define LAT_CHUNK (64u * 1024u)
 
-/* One held record on a link: when, the bus fields, and its bytes. */
+/* One held record on a link: when, and what. */
 typedef struct lat_rec {
     int64_t at;
     uint64_t seq;
-    uint64_t key;
-    int64_t offset;
     lat_blob *blob;
-    int32_t partition;
-    uint16_t topic;
-    uint8_t down;
-    uint8_t pad;
 } lat_rec;
 
 /* One direction of a link: its generator and distribution, and the records
@@ -77,6 +75,7 @@ typedef struct lat_dir {
     int64_t head_at; /* the first held record's (at, seq): the heap's key */
     uint64_t head_seq;
     bool queued; /* in its loop's queue of links */
+    bool down;   /* to the participant (else from it, to the venue) */
     uint64_t n;
     int64_t min, max;
     uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
@@ -321,7 +320,8 @@ static void chunk_free(lat_chunk *c)
 }
 
 /* A blob of `len` bytes with one reference, or NULL. */
-static lat_blob *blob_new(arbh_lat_queue *q, const void *data, size_t len)
+static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t partition,
+                          int64_t offset, const void *data, size_t len)
 {
     size_t span = blob_span(len);
     lat_chunk *c = q->chunk;
@@ -359,6 +359,10 @@ static lat_blob *blob_new(arbh_lat_queue *q, const void *data, size_t len)
     b->chunk = c;
     b->refs = 1;
     b->len = (uint32_t)len;
+    b->key = key;
+    b->offset = offset;
+    b->partition = partition;
+    b->topic = (uint32_t)topic;
     memcpy(b + 1, data, len);
     return b;
 }
@@ -393,14 +397,14 @@ static void dispatch_top(arbh_loop *loop)
     load_head(d);
     heap_fix_top(q);
     int rc = ARB_OK;
-    const void *data = r.blob + 1;
+    const lat_blob *b = r.blob;
     if (!d->owner)
         rc = ARB_ENOENT;
-    else if (r.down)
-        arbh_bus_deliver_held(loop, d->owner, r.topic, r.key, r.partition, r.offset, data,
-                              r.blob->len);
+    else if (d->down)
+        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset,
+                              b + 1, b->len);
     else
-        rc = arbh_bus_publish_held(loop, r.topic, r.key, data, r.blob->len);
+        rc = arbh_bus_publish_held(loop, (int)b->topic, b->key, b + 1, b->len);
     blob_put(r.blob);
     if (rc != ARB_OK && d->dropped)
         arb_counter_add(&d->dropped->u.counter, 1);
@@ -487,7 +491,7 @@ static bool ring_room(lat_dir *d)
 /* `share`, if given, is the blob of the record being held for several
  * links (arbh_latency_hold_down): the first hold makes it, the others take
  * a reference. */
-static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key, int32_t partition,
+static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t partition,
                  int64_t offset, const void *data, size_t len, void **share)
 {
     if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
@@ -498,7 +502,7 @@ static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key,
     lat_blob *b = share ? *share : NULL;
     if (b)
         b->refs++;
-    else if (!(b = blob_new(q, data, len)))
+    else if (!(b = blob_new(q, topic, key, partition, offset, data, len)))
         return false;
     int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
     int64_t now = sim ? sim : mono_ns();
@@ -506,7 +510,7 @@ static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key,
     if (at < d->last_at)
         at = d->last_at;
     lat_rec *r = &d->q[(d->head + d->count) & (d->cap - 1)];
-    *r = (lat_rec){at, q->seq, key, offset, b, partition, (uint16_t)topic, (uint8_t)down, 0};
+    *r = (lat_rec){at, q->seq, b};
     d->count++;
     if (!d->queued)
         load_head(d);
@@ -535,7 +539,7 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
     if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(from->loop, &l->dir[LAT_UP], 0, topic, key, -1, -1, data, len, NULL);
+    return hold(from->loop, &l->dir[LAT_UP], topic, key, -1, -1, data, len, NULL);
 }
 
 bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
@@ -563,7 +567,7 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint6
     lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
     if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(loop, &l->dir[LAT_DOWN], 1, topic, key, partition, offset, data, len, share);
+    return hold(loop, &l->dir[LAT_DOWN], topic, key, partition, offset, data, len, share);
 }
 
 void arbh_latency_rebind(arbh_instance *old, arbh_instance *nw)
@@ -783,6 +787,7 @@ int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
                              (uint64_t)d;
                 l->dir[d].rng = arbh_lat_splitmix(&s);
                 l->dir[d].owner = in;
+                l->dir[d].down = d == LAT_DOWN;
                 if (l->dir[d].dist.kind != ARBH_LAT_NONE)
                     link_metrics(h, &l->dir[d], in->name, vl.names[v], dirs[d]);
             }
