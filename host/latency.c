@@ -542,38 +542,63 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     return hold(from->loop, &l->dir[LAT_UP], topic, key, -1, -1, data, len, NULL);
 }
 
-bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len,
-                            void **share)
+/* The record's venue link index + 1, or -1 (see arbh_lat_hold). */
+static int venue_of(const arbh_lat_links *ls, int topic, const void *data, size_t len)
 {
     /* Where each record names its venue. */
     size_t at;
     switch (topic) {
     case ARB_TOPIC_ORDER_EVENTS:
+        if (len < ARB_WIRE_HDR + 48)
+            return -1;
+        at = ARB_WIRE_HDR + 8;
+        break;
     case ARB_TOPIC_MARKET_DATA: at = ARB_WIRE_HDR + 8; break;
     case ARB_TOPIC_TRADE_EXECUTED: at = ARB_WIRE_HDR; break;
-    default: return false;
+    default: return -1;
     }
     if (len < at + ARB_VENUE_LEN)
+        return -1;
+    lat_link *l = link_of((arbh_lat_links *)ls, (const uint8_t *)data + at);
+    return l ? (int)(l - ls->items) + 1 : -1;
+}
+
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                            int32_t partition, int64_t offset, const void *data, size_t len,
+                            arbh_lat_hold *share)
+{
+    /* Every participant has the same venues' links in the same order
+     * (arbh_latency_configure): the venue is looked up once a record. */
+    if (!share->venue)
+        share->venue = venue_of(to->lat, topic, data, len);
+    if (share->venue < 0)
         return false;
     /* A participant's link carries its own acks and fills: an order event
      * of an account it never sent a command for is another participant's
      * (which it would not receive at all over a network), delivered as
      * before. Checked after the venue, which every record names. */
     if (topic == ARB_TOPIC_ORDER_EVENTS &&
-        (len < ARB_WIRE_HDR + 48 ||
-         !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40))))
+        !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40)))
         return false;
-    lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
-    if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
+    lat_dir *d = &to->lat->items[share->venue - 1].dir[LAT_DOWN];
+    if (d->dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(loop, &l->dir[LAT_DOWN], topic, key, partition, offset, data, len, share);
+    return hold(loop, d, topic, key, partition, offset, data, len, &share->blob);
+}
+
+/* The instance's subscriptions carry its links (arbh_sub.lat). */
+static void sync_subs(arbh_instance *in)
+{
+    for (size_t i = 0; i < in->nsubs; i++)
+        in->subs[i]->lat = in->lat;
 }
 
 void arbh_latency_rebind(arbh_instance *old, arbh_instance *nw)
 {
     nw->lat = old->lat;
     old->lat = NULL;
+    sync_subs(old);
+    sync_subs(nw);
     for (size_t i = 0; nw->lat && i < nw->lat->n; i++)
         for (int d = 0; d < 2; d++)
             nw->lat->items[i].dir[d].owner = nw;
@@ -793,6 +818,7 @@ int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
             }
         }
         in->lat = ls;
+        sync_subs(in);
     }
     h->lat_on = true;
     return ARB_OK;
@@ -815,7 +841,9 @@ void arbh_latency_free(arbh_host *h)
         free(ls->accounts);
         free(ls);
         h->instances[i]->lat = NULL;
+        sync_subs(h->instances[i]);
     }
+    h->lat_on = false;
     for (int i = 0; i < h->nloops; i++) {
         arbh_lat_queue *q = h->loops[i] ? h->loops[i]->latq : NULL;
         if (!q)

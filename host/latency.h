@@ -58,17 +58,24 @@ typedef struct arbh_lat_queue arbh_lat_queue;
 int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n);
 void arbh_latency_free(arbh_host *h);
 
+/* What the participants a venue's record is held for share: zeroed for
+ * each record, passed to every hold_down of it. */
+typedef struct arbh_lat_hold {
+    void *blob; /* the record's one copy, once the first link took it */
+    int venue;  /* its venue's link (the same index in every participant's
+                 * links) + 1; 0: not looked up yet; -1: no link, or not a
+                 * venue's record */
+} arbh_lat_hold;
+
 /* Bus hooks. hold_up: a participant publishes an order command; true if the
  * record was taken to be published when its delay has passed. hold_down: a
  * record of a venue is about to be delivered to participant `to`'s
- * subscriptions; true if it was taken. `*share` starts NULL for each record
- * and is passed to every hold_down of that record: the links that take it
- * then share one copy of its bytes. */
+ * subscriptions; true if it was taken. */
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len);
 bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
                             int32_t partition, int64_t offset, const void *data, size_t len,
-                            void **share);
+                            arbh_lat_hold *share);
 
 /* The simulated clock moves to `ns`: deliver, on this loop, every held
  * record due by then, each at its time. Outside any delivery only. */
