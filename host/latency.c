@@ -401,8 +401,8 @@ static void dispatch_top(arbh_loop *loop)
     if (!d->owner)
         rc = ARB_ENOENT;
     else if (d->down)
-        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset,
-                              b + 1, b->len);
+        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset, b + 1,
+                              b->len);
     else
         rc = arbh_bus_publish_held(loop, (int)b->topic, b->key, b + 1, b->len);
     blob_put(r.blob);

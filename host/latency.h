@@ -99,9 +99,9 @@ uint64_t arbh_lat_splitmix(uint64_t *x);
 /* A delay distribution, parsed. */
 typedef struct arbh_lat_dist {
     int kind;
-    int64_t a, b;     /* constant: a; uniform: a..b */
-    double mu, sigma; /* lognormal */
-    double *inv;      /* lognormal: its inverse CDF at ARBH_LAT_INV + 1 points */
+    int64_t a, b;      /* constant: a; uniform: a..b */
+    double mu, sigma;  /* lognormal */
+    double *inv;       /* lognormal: its inverse CDF at ARBH_LAT_INV + 1 points */
     bool inv_borrowed; /* inv is another distribution's (same median and p99): not freed */
     int nq;
     double qp[16], qv[16];

@@ -86,6 +86,17 @@ static uint64_t fnv_record(uint64_t h, const arb_msg *m)
     return fnv_bytes(h, m->data, m->len);
 }
 
+/* Adds the waiting order events to the figures, in their order. */
+static void add_pending(trade_digest *d)
+{
+    for (int i = 0; i < d->n_pending; i++) {
+        const struct pending_event *e = &d->pending[i];
+        arb_rr_order_event(&d->rr, e->instr, e->order_id, e->account, e->kind, e->side, e->price,
+                           e->leaves, e->last_px, e->last_qty, e->fee, e->ts);
+    }
+    d->n_pending = 0;
+}
+
 /* The report's index of a wire record's instrument (fixed-width fields). */
 static int report_instrument(trade_digest *d, const char *venue_field, const char *symbol_field)
 {
@@ -93,6 +104,8 @@ static int report_instrument(trade_digest *d, const char *venue_field, const cha
         if (!memcmp(d->seen[i].venue, venue_field, ARB_VENUE_LEN) &&
             !memcmp(d->seen[i].symbol, symbol_field, ARB_SYMBOL_LEN))
             return d->seen[i].index;
+    /* A new instrument joins the figures after the events before it. */
+    add_pending(d);
     char venue[ARB_VENUE_LEN + 1], symbol[ARB_SYMBOL_LEN + 1];
     snprintf(venue, sizeof venue, "%.*s", (int)ARB_VENUE_LEN, venue_field);
     snprintf(symbol, sizeof symbol, "%.*s", (int)ARB_SYMBOL_LEN, symbol_field);
@@ -105,17 +118,6 @@ static int report_instrument(trade_digest *d, const char *venue_field, const cha
         d->seen[d->n_seen++].index = index;
     }
     return index;
-}
-
-/* Adds the waiting order events to the figures, in their order. */
-static void add_pending(trade_digest *d)
-{
-    for (int i = 0; i < d->n_pending; i++) {
-        const struct pending_event *e = &d->pending[i];
-        arb_rr_order_event(&d->rr, e->instr, e->order_id, e->account, e->kind, e->side, e->price,
-                           e->leaves, e->last_px, e->last_qty, e->fee, e->ts);
-    }
-    d->n_pending = 0;
 }
 
 static void on_trade(void *user, const arb_msg *m)
@@ -142,10 +144,10 @@ static void on_order_event(void *user, const arb_msg *m)
         return;
     }
     /* e.fee: this fill's fee in price units (0 in version 1 records). */
+    int instr = report_instrument(d, e.venue, e.symbol); /* may add what is waiting */
     d->pending[d->n_pending++] =
-        (struct pending_event){report_instrument(d, e.venue, e.symbol), e.kind, e.side,
-                               e.order_id, e.account, e.price, e.leaves_qty, e.last_px,
-                               e.last_qty, e.fee, e.ts};
+        (struct pending_event){instr,        e.kind,    e.side,     e.order_id, e.account, e.price,
+                               e.leaves_qty, e.last_px, e.last_qty, e.fee,      e.ts};
     if (d->rr.order_cap && e.order_id)
         __builtin_prefetch(&d->rr.orders[arb__rr_mix(e.order_id) & (d->rr.order_cap - 1)]);
     if (d->n_pending == DIGEST_BATCH)

@@ -212,8 +212,8 @@ static uint64_t link_counter(testhost *h, const char *name, const char *who, con
                              const char *dir)
 {
     char labels[128];
-    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", who,
-             venue, dir);
+    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", who, venue,
+             dir);
     arbh_metric *m = arbh_metric_get(testhost_host(h), NULL, 'c', name, labels, NULL);
     assert_non_null(m);
     return atomic_load(&m->u.counter.value);
@@ -222,14 +222,14 @@ static uint64_t link_counter(testhost *h, const char *name, const char *who, con
 static void reloads_under_latency_keep_what_the_links_hold(void **state)
 {
     (void)state;
-    static const char *const who[][2] = {{"noise", "agent_noise"},
-                                         {"arb", "agent_arbitrageur"},
-                                         {"mm_xb", "agent_market_maker"}};
+    static const char *const who[][2] = {
+        {"noise", "agent_noise"}, {"arb", "agent_arbitrageur"}, {"mm_xb", "agent_market_maker"}};
     long long n = sim_sanitized() ? 200 : 1000;
     static sim_digest digest = {1469598103934665603ull, 0};
     static uint64_t ticks;
-    char *ini = sim_ini(42, n, 500, "[latency]\nseed = 42\nXA = constant 1ms\n"
-                                    "XB = lognormal 1ms 3ms\n");
+    char *ini = sim_ini(42, n, 500,
+                        "[latency]\nseed = 42\nXA = constant 1ms\n"
+                        "XB = lognormal 1ms 3ms\n");
     testhost *h = testhost_new(ini);
     free(ini);
     if (!h)
