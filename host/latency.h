@@ -23,7 +23,8 @@
  * later of its send time plus the drawn delay and the previous record's
  * delivery on that link, so a link never reorders. Held records wait in one
  * queue per event loop, ordered by delivery time, ties by the order they
- * were held in. Under the simulated clock (host sim_time set), the clock's
+ * were held in; a record held for several participants (a venue's market
+ * data) is copied once, its links share it. Under the simulated clock (host sim_time set), the clock's
  * arb_set_time delivers every record due up to the new time first, each at
  * its own time, so time never passes an undelivered record: the run is a
  * discrete-event simulation and a seed gives one trade stream. That needs
