@@ -171,20 +171,17 @@ static inline int arb__rr_agent_of(const arb_rr *r, uint64_t account)
 
 /* ---- the rebuilt book ---- */
 
-/* The first level at or above `price` (n if none): a binary search without
- * branches on the prices, which a book's updates make unpredictable. */
 static inline uint32_t arb__rr_find(const arb_rr_side *s, int64_t price)
 {
-    uint32_t n = s->n;
-    if (!n)
-        return 0;
-    const arb_rr_level *base = s->lv;
-    while (n > 1) {
-        uint32_t half = n / 2;
-        base = base[half - 1].price < price ? base + half : base;
-        n -= half;
+    uint32_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (s->lv[mid].price < price)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return (uint32_t)(base - s->lv) + (base->price < price);
+    return lo;
 }
 
 static inline void arb__rr_level_add(arb_rr *r, arb_rr_side *s, int64_t price, int64_t qty)
