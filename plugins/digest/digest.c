@@ -35,7 +35,6 @@
 #define DIGEST_STATE_VERSION 1u
 #define DIGEST_OFFSET 1469598103934665603ull
 #define DIGEST_PRIME 1099511628211ull
-#define DIGEST_BATCH 16
 
 typedef struct trade_digest {
     arb_ctx *ctx;
@@ -58,17 +57,6 @@ typedef struct trade_digest {
         int index;
     } seen[ARB_RR_MAX_INSTR];
     int n_seen;
-    /* Order events wait here, a few at a time, before they are added to
-     * the figures, in order: each one's slot in the figures' table of
-     * orders (a cache miss, usually) is fetched when it arrives, and read
-     * when the batch is added. Added before a trade and at stop. */
-    struct pending_event {
-        int instr;
-        uint8_t kind, side;
-        uint64_t order_id, account;
-        int64_t price, leaves, last_px, last_qty, fee, ts;
-    } pending[DIGEST_BATCH];
-    int n_pending;
 } trade_digest;
 
 static uint64_t fnv_bytes(uint64_t h, const uint8_t *p, size_t n)
@@ -86,17 +74,6 @@ static uint64_t fnv_record(uint64_t h, const arb_msg *m)
     return fnv_bytes(h, m->data, m->len);
 }
 
-/* Adds the waiting order events to the figures, in their order. */
-static void add_pending(trade_digest *d)
-{
-    for (int i = 0; i < d->n_pending; i++) {
-        const struct pending_event *e = &d->pending[i];
-        arb_rr_order_event(&d->rr, e->instr, e->order_id, e->account, e->kind, e->side, e->price,
-                           e->leaves, e->last_px, e->last_qty, e->fee, e->ts);
-    }
-    d->n_pending = 0;
-}
-
 /* The report's index of a wire record's instrument (fixed-width fields). */
 static int report_instrument(trade_digest *d, const char *venue_field, const char *symbol_field)
 {
@@ -104,8 +81,6 @@ static int report_instrument(trade_digest *d, const char *venue_field, const cha
         if (!memcmp(d->seen[i].venue, venue_field, ARB_VENUE_LEN) &&
             !memcmp(d->seen[i].symbol, symbol_field, ARB_SYMBOL_LEN))
             return d->seen[i].index;
-    /* A new instrument joins the figures after the events before it. */
-    add_pending(d);
     char venue[ARB_VENUE_LEN + 1], symbol[ARB_SYMBOL_LEN + 1];
     snprintf(venue, sizeof venue, "%.*s", (int)ARB_VENUE_LEN, venue_field);
     snprintf(symbol, sizeof symbol, "%.*s", (int)ARB_SYMBOL_LEN, symbol_field);
@@ -123,7 +98,6 @@ static int report_instrument(trade_digest *d, const char *venue_field, const cha
 static void on_trade(void *user, const arb_msg *m)
 {
     trade_digest *d = user;
-    add_pending(d);
     d->hash = fnv_record(d->hash, m);
     d->trades++;
     arb_gauge_set(d->trades_metric, (int64_t)d->trades);
@@ -144,14 +118,8 @@ static void on_order_event(void *user, const arb_msg *m)
         return;
     }
     /* e.fee: this fill's fee in price units (0 in version 1 records). */
-    int instr = report_instrument(d, e.venue, e.symbol); /* may add what is waiting */
-    d->pending[d->n_pending++] =
-        (struct pending_event){instr,        e.kind,    e.side,     e.order_id, e.account, e.price,
-                               e.leaves_qty, e.last_px, e.last_qty, e.fee,      e.ts};
-    if (d->rr.order_cap && e.order_id)
-        __builtin_prefetch(&d->rr.orders[arb__rr_mix(e.order_id) & (d->rr.order_cap - 1)]);
-    if (d->n_pending == DIGEST_BATCH)
-        add_pending(d);
+    arb_rr_order_event(&d->rr, report_instrument(d, e.venue, e.symbol), e.order_id, e.account,
+                       e.kind, e.side, e.price, e.leaves_qty, e.last_px, e.last_qty, e.fee, e.ts);
 }
 
 static void on_market_event(void *user, const arb_msg *m)
@@ -249,7 +217,6 @@ static void digest_stop(void *self)
         return;
     printf("trade_digest=%016llx trades=%llu\n", (unsigned long long)d->hash,
            (unsigned long long)d->trades);
-    add_pending(d);
     arb_rr_finish(&d->rr);
     if (d->table)
         arb_rr_print_table(&d->rr, stdout);
