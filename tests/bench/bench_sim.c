@@ -180,10 +180,15 @@ int main(void)
         if (!only || !strcmp(only, "fees_latency"))
             throughput(FEES_AND_LATENCY, &fl);
     }
-    print_speed(&plain, "");
-    print_speed(&fl, "_fees_latency");
-    printf("bench: sim_fees_latency_vs_plain %.2f ratio\n", fl.orders / plain.orders);
-    printf("bench: sim_fees_latency_vs_plain_cpu %.2f ratio\n", fl.orders_cpu / plain.orders_cpu);
+    if (plain.orders > 0)
+        print_speed(&plain, "");
+    if (fl.orders > 0)
+        print_speed(&fl, "_fees_latency");
+    if (plain.orders > 0 && fl.orders > 0) {
+        printf("bench: sim_fees_latency_vs_plain %.2f ratio\n", fl.orders / plain.orders);
+        printf("bench: sim_fees_latency_vs_plain_cpu %.2f ratio\n",
+               fl.orders_cpu / plain.orders_cpu);
+    }
     if (getenv("BENCH_SIM_ONLY_THROUGHPUT"))
         return 0;
     reload_pause("mm_xa", "agent_market_maker", "market_maker");
