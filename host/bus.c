@@ -185,17 +185,19 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
      * next record. Items are re-read each time: a callback may grow the array. */
     size_t n = sl->count;
     /* A venue's records reach participants over their links (latency.c):
-     * held there once per participant, delivered to it when due. */
+     * held there for each participant (their bytes once), delivered to it
+     * when due. */
     bool links =
         h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS && rec->topic <= ARB_TOPIC_MARKET_DATA;
     arbh_instance *held_for = NULL;
+    arbh_lat_hold share = {NULL, 0}; /* one copy for every participant */
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
         if (s->active) {
-            if (__builtin_expect(links, 0) && s->owner->lat &&
+            if (__builtin_expect(links, 0) && s->lat &&
                 (s->owner == held_for ||
                  arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition, m.offset,
-                                        m.data, m.len))) {
+                                        m.data, m.len, &share))) {
                 held_for = s->owner;
                 continue;
             }
@@ -552,7 +554,7 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
     }
     if (t->remote) /* the consumer takes it from any thread */
         arbh_xport_want(h, t->name);
-    *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false};
+    *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false, inst->lat};
     sl->items[sl->count++] = s;
     inst->subs[inst->nsubs++] = s;
     atomic_fetch_or(&t->loop_mask, 1ull << inst->loop->index);

@@ -37,6 +37,9 @@ typedef struct arbh_sub {
     int topic;
     bool active; /* false while staged by a reload, or after unsubscribe */
     bool dead;   /* unsubscribed: removed at the next quiet point */
+    /* owner->lat, read for every record a venue sends (latency.c keeps it
+     * in step: configure, rebind) */
+    struct arbh_lat_links *lat;
 } arbh_sub;
 
 typedef struct arbh_sub_list {

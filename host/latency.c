@@ -27,37 +27,62 @@ enum { LAT_UP = 0, LAT_DOWN = 1 };
 /* Log-linear buckets: 16 per octave above 16 ns. */
 #define LAT_BUCKETS 640
 
-/* One direction of a link: its distribution and generator, and the records
- * it holds, in order (a link is FIFO), as [lat_rec][data padded to 8] in
- * one byte queue that is reused, not allocated per record. */
-typedef struct lat_rec {
-    int64_t at;
-    uint64_t seq;
+/* A held record (its bus fields and bytes), once per loop however many
+ * links hold it (a venue's market data and trades go to every
+ * participant): counted references, carved from chunks of the loop's
+ * (lat_chunk), not allocated per record. */
+typedef struct lat_chunk lat_chunk;
+typedef struct lat_blob {
+    lat_chunk *chunk;
+    uint32_t refs;
+    uint32_t len;
     uint64_t key;
     int64_t offset;
     int32_t partition;
-    uint32_t len;
-    uint16_t topic;
-    uint8_t down;
-    uint8_t pad[5];
+    uint32_t topic;
+    /* the record, padded to 8 */
+} lat_blob;
+
+/* Blobs are carved one after the other from the loop's current chunk; a
+ * chunk counts its blobs still referenced, and when none is left it is
+ * used again from its start (the current one), kept as the spare, or freed.
+ * The loop's chunks are listed, for arbh_latency_free. */
+struct lat_chunk {
+    lat_chunk *prev, *next;
+    arbh_lat_queue *q;
+    size_t used, cap;
+    uint64_t live;
+    /* blobs */
+};
+#define LAT_CHUNK (64u * 1024u)
+
+/* One held record on a link: when, and what. */
+typedef struct lat_rec {
+    int64_t at;
+    uint64_t seq;
+    lat_blob *blob;
 } lat_rec;
 
+/* One direction of a link: its generator and distribution, and the records
+ * it holds, in order (a link is FIFO), in a ring of lat_rec that is reused,
+ * not allocated per record. */
 typedef struct lat_dir {
-    arbh_lat_dist dist;
     uint64_t rng;
     int64_t last_at;      /* the link's previous delivery: FIFO */
     arbh_instance *owner; /* the participant; NULL once it went away */
-    uint8_t *q;           /* held records */
-    size_t head, tail, cap;
+    lat_rec *q;           /* held records: a ring of cap (a power of two) */
+    size_t head, count, cap;
     int64_t head_at; /* the first held record's (at, seq): the heap's key */
     uint64_t head_seq;
-    uint8_t *busy;  /* the buffer a record is being delivered from, or NULL */
-    uint8_t *stale; /* a buffer replaced during that delivery: freed after */
-    bool queued;    /* in its loop's queue of links */
+    bool queued; /* in its loop's queue of links */
+    bool down;   /* to the participant (else from it, to the venue) */
     uint64_t n;
     int64_t min, max;
     uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
     arbh_metric *delayed, *p50, *p99, *dropped;
+    /* Last: its quantile table is cold (every hold reads the fields above
+     * and the head of this). */
+    arbh_lat_dist dist;
 } lat_dir;
 
 typedef struct lat_link {
@@ -70,9 +95,17 @@ typedef struct lat_link {
 struct arbh_lat_links {
     size_t n;
     lat_link *items;
+    /* A bit per account in one aligned window of LAT_WINDOW accounts (the
+     * first account seen picks it): a population's accounts are a range,
+     * and an order event's check is then one cached bit, not a probe into
+     * a table of thousands. Accounts outside it are in the table. */
+    uint64_t window_base;
+    uint64_t *window;   /* LAT_WINDOW bits, or NULL until the first account */
     uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
     size_t n_accounts, cap_accounts;
 };
+
+#define LAT_WINDOW 65536u
 
 static size_t account_slot(uint64_t a, size_t cap)
 {
@@ -81,6 +114,9 @@ static size_t account_slot(uint64_t a, size_t cap)
 
 static bool account_known(const arbh_lat_links *l, uint64_t a)
 {
+    uint64_t w = a - l->window_base;
+    if (l->window && w < LAT_WINDOW)
+        return (l->window[w / 64] >> (w % 64)) & 1;
     if (!l->cap_accounts)
         return false;
     for (size_t i = account_slot(a, l->cap_accounts);; i = (i + 1) & (l->cap_accounts - 1)) {
@@ -95,6 +131,13 @@ static void account_add(arbh_lat_links *l, uint64_t a)
 {
     if (a == 0 || account_known(l, a))
         return;
+    if (!l->window && (l->window = calloc(LAT_WINDOW / 64, sizeof *l->window)))
+        l->window_base = a & ~(uint64_t)(LAT_WINDOW - 1);
+    uint64_t w = a - l->window_base;
+    if (l->window && w < LAT_WINDOW) {
+        l->window[w / 64] |= 1ull << (w % 64);
+        return;
+    }
     if ((l->n_accounts + 1) * 2 > l->cap_accounts) {
         size_t cap = l->cap_accounts ? l->cap_accounts * 2 : 64;
         uint64_t *t = calloc(cap, sizeof *t);
@@ -128,6 +171,9 @@ struct arbh_lat_queue {
     uint64_t seq;
     size_t held;         /* records held, over all links */
     struct event *timer; /* wall-clock mode */
+    lat_chunk *chunk;    /* blobs are carved from it */
+    lat_chunk *spare;    /* an empty chunk kept for the next */
+    lat_chunk *chunks;   /* every chunk (the spare too) */
 };
 
 /* ---- metrics ---- */
@@ -186,7 +232,7 @@ static void observe(lat_dir *d, int64_t delay)
 
 /* ---- the queue ---- */
 
-static const lat_rec *head_of(const lat_dir *d) { return (const lat_rec *)(d->q + d->head); }
+static const lat_rec *head_of(const lat_dir *d) { return &d->q[d->head]; }
 
 static bool earlier(const lat_dir *a, const lat_dir *b)
 {
@@ -195,7 +241,7 @@ static bool earlier(const lat_dir *a, const lat_dir *b)
 
 static void load_head(lat_dir *d)
 {
-    if (d->head != d->tail) {
+    if (d->count) {
         const lat_rec *r = head_of(d);
         d->head_at = r->at;
         d->head_seq = r->seq;
@@ -230,7 +276,7 @@ static int heap_push(arbh_lat_queue *q, lat_dir *d)
 static void heap_fix_top(arbh_lat_queue *q)
 {
     lat_dir *d = q->heap[0];
-    if (d->head == d->tail) {
+    if (!d->count) {
         d->queued = false;
         d = q->heap[--q->n];
         if (q->n == 0)
@@ -258,37 +304,108 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static size_t rec_span(uint32_t len) { return sizeof(lat_rec) + (((size_t)len + 7) & ~(size_t)7); }
+/* ---- the records' bytes ---- */
 
-/* Delivers the first record of the loop's earliest link, in place: the
- * callbacks may hold more records on the same link (they go behind it), and
- * if that needs a bigger buffer, the one being read from is kept until the
- * delivery returns (hold, busy and stale). */
+static size_t blob_span(size_t len) { return sizeof(lat_blob) + ((len + 7) & ~(size_t)7); }
+
+static void chunk_free(lat_chunk *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->q->chunks = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+/* A blob of `len` bytes with one reference, or NULL. */
+static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t partition,
+                          int64_t offset, const void *data, size_t len)
+{
+    size_t span = blob_span(len);
+    lat_chunk *c = q->chunk;
+    if (c && c->used + span > c->cap && !c->live && c->cap >= sizeof *c + span)
+        c->used = sizeof *c;
+    else if (!c || c->used + span > c->cap) {
+        /* A full chunk still referenced is freed with its last blob
+         * (blob_put); an empty one too big to keep is freed now. */
+        if (c && !c->live)
+            chunk_free(c);
+        size_t cap = LAT_CHUNK;
+        while (cap < sizeof(lat_chunk) + span)
+            cap *= 2;
+        if (cap == LAT_CHUNK && q->spare) {
+            c = q->spare;
+            q->spare = NULL;
+        } else {
+            if (!(c = malloc(cap)))
+                return NULL;
+            c->cap = cap;
+            c->q = q;
+            c->prev = NULL;
+            c->next = q->chunks;
+            if (c->next)
+                c->next->prev = c;
+            q->chunks = c;
+        }
+        c->used = sizeof *c;
+        c->live = 0;
+        q->chunk = c;
+    }
+    lat_blob *b = (lat_blob *)((uint8_t *)c + c->used);
+    c->used += span;
+    c->live++;
+    b->chunk = c;
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    b->key = key;
+    b->offset = offset;
+    b->partition = partition;
+    b->topic = (uint32_t)topic;
+    memcpy(b + 1, data, len);
+    return b;
+}
+
+static void blob_put(lat_blob *b)
+{
+    if (--b->refs)
+        return;
+    lat_chunk *c = b->chunk;
+    if (--c->live)
+        return;
+    arbh_lat_queue *q = c->q;
+    if (c == q->chunk)
+        c->used = sizeof *c; /* empty: carve from its start again */
+    else if (!q->spare && c->cap == LAT_CHUNK)
+        q->spare = c;
+    else
+        chunk_free(c);
+}
+
+/* Delivers the first record of the loop's earliest link. The record is
+ * taken off the link first: the callbacks may hold more records on the same
+ * link (they go behind it); its bytes stay until the delivery returns. */
 static void dispatch_top(arbh_loop *loop)
 {
     arbh_lat_queue *q = loop->latq;
     lat_dir *d = q->heap[0];
-    uint8_t *buf = d->q;
-    const lat_rec *r = (const lat_rec *)(buf + d->head);
-    const uint8_t *data = (const uint8_t *)(r + 1);
-    d->head += rec_span(r->len);
+    lat_rec r = d->q[d->head];
+    d->head = (d->head + 1) & (d->cap - 1);
+    d->count--;
     q->held--;
     load_head(d);
     heap_fix_top(q);
     int rc = ARB_OK;
-    d->busy = buf;
+    const lat_blob *b = r.blob;
     if (!d->owner)
         rc = ARB_ENOENT;
-    else if (r->down)
-        arbh_bus_deliver_held(loop, d->owner, r->topic, r->key, r->partition, r->offset, data,
-                              r->len);
+    else if (d->down)
+        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset, b + 1,
+                              b->len);
     else
-        rc = arbh_bus_publish_held(loop, r->topic, r->key, data, r->len);
-    d->busy = NULL;
-    free(d->stale);
-    d->stale = NULL;
-    if (d->head == d->tail)
-        d->head = d->tail = 0;
+        rc = arbh_bus_publish_held(loop, (int)b->topic, b->key, b + 1, b->len);
+    blob_put(r.blob);
     if (rc != ARB_OK && d->dropped)
         arb_counter_add(&d->dropped->u.counter, 1);
 }
@@ -353,75 +470,62 @@ static lat_link *link_of(arbh_lat_links *l, const uint8_t *venue)
     return NULL;
 }
 
-static bool hold(arbh_loop *loop, lat_dir *d, int down, int topic, uint64_t key, int32_t partition,
-                 int64_t offset, const void *data, size_t len)
+/* Room for one more record on the link's ring. */
+static bool ring_room(lat_dir *d)
+{
+    if (d->count < d->cap)
+        return true;
+    size_t cap = d->cap ? d->cap * 2 : 64;
+    lat_rec *grown = malloc(cap * sizeof *grown);
+    if (!grown)
+        return false;
+    for (size_t i = 0; i < d->count; i++)
+        grown[i] = d->q[(d->head + i) & (d->cap - 1)];
+    free(d->q);
+    d->q = grown;
+    d->cap = cap;
+    d->head = 0;
+    return true;
+}
+
+/* `share`, if given, is the blob of the record being held for several
+ * links (arbh_latency_hold_down): the first hold makes it, the others take
+ * a reference. */
+static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t partition,
+                 int64_t offset, const void *data, size_t len, void **share)
 {
     if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
         return false;
     arbh_lat_queue *q = loop->latq;
-    size_t span = rec_span((uint32_t)len);
-    if (d->tail + span > d->cap && d->busy && d->busy == d->q) {
-        /* A record of this buffer is being delivered: move the rest to a
-         * new one and free this one after (dispatch_top). */
-        size_t live = d->tail - d->head, cap = d->cap ? d->cap : 4096;
-        while (cap < live + span)
-            cap *= 2;
-        uint8_t *fresh = malloc(cap);
-        if (!fresh)
-            return false;
-        memcpy(fresh, d->q + d->head, live);
-        d->stale = d->q;
-        d->q = fresh;
-        d->cap = cap;
-        d->head = 0;
-        d->tail = live;
-    }
-    if (d->tail + span > d->cap) {
-        /* Reclaim what was delivered first, then grow. */
-        if (d->head) {
-            memmove(d->q, d->q + d->head, d->tail - d->head);
-            d->tail -= d->head;
-            d->head = 0;
-        }
-        if (d->tail + span > d->cap) {
-            size_t cap = d->cap ? d->cap : 4096;
-            while (cap < d->tail + span)
-                cap *= 2;
-            uint8_t *grown = realloc(d->q, cap);
-            if (!grown)
-                return false;
-            d->q = grown;
-            d->cap = cap;
-        }
-    }
+    if (!ring_room(d))
+        return false;
+    lat_blob *b = share ? *share : NULL;
+    if (b)
+        b->refs++;
+    else if (!(b = blob_new(q, topic, key, partition, offset, data, len)))
+        return false;
     int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
     int64_t now = sim ? sim : mono_ns();
     int64_t at = now + arbh_lat_dist_draw(&d->dist, &d->rng);
     if (at < d->last_at)
         at = d->last_at;
-    lat_rec *r = (lat_rec *)(d->q + d->tail);
-    memset(r, 0, sizeof *r);
-    r->at = at;
-    r->seq = q->seq++;
-    r->key = key;
-    r->offset = offset;
-    r->partition = partition;
-    r->len = (uint32_t)len;
-    r->topic = (uint16_t)topic;
-    r->down = (uint8_t)down;
-    memcpy(r + 1, data, len);
-    d->tail += span;
-    q->held++;
+    lat_rec *r = &d->q[(d->head + d->count) & (d->cap - 1)];
+    *r = (lat_rec){at, q->seq, b};
+    d->count++;
     if (!d->queued)
         load_head(d);
     if (!d->queued && heap_push(q, d)) {
-        d->tail -= span;
-        q->held--;
+        d->count--;
+        blob_put(b);
         return false;
     }
+    q->seq++;
+    q->held++;
+    if (share)
+        *share = b;
     d->last_at = at;
     observe(d, at - now);
-    if (!sim && q->heap[0] == d && d->tail - d->head == span)
+    if (!sim && q->heap[0] == d && d->count == 1)
         arm_wall_timer(loop);
     return true;
 }
@@ -435,40 +539,66 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
     if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(from->loop, &l->dir[LAT_UP], 0, topic, key, -1, -1, data, len);
+    return hold(from->loop, &l->dir[LAT_UP], topic, key, -1, -1, data, len, NULL);
 }
 
-bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len)
+/* The record's venue link index + 1, or -1 (see arbh_lat_hold). */
+static int venue_of(const arbh_lat_links *ls, int topic, const void *data, size_t len)
 {
     /* Where each record names its venue. */
     size_t at;
     switch (topic) {
     case ARB_TOPIC_ORDER_EVENTS:
+        if (len < ARB_WIRE_HDR + 48)
+            return -1;
+        at = ARB_WIRE_HDR + 8;
+        break;
     case ARB_TOPIC_MARKET_DATA: at = ARB_WIRE_HDR + 8; break;
     case ARB_TOPIC_TRADE_EXECUTED: at = ARB_WIRE_HDR; break;
-    default: return false;
+    default: return -1;
     }
     if (len < at + ARB_VENUE_LEN)
+        return -1;
+    lat_link *l = link_of((arbh_lat_links *)ls, (const uint8_t *)data + at);
+    return l ? (int)(l - ls->items) + 1 : -1;
+}
+
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
+                            int32_t partition, int64_t offset, const void *data, size_t len,
+                            arbh_lat_hold *share)
+{
+    /* Every participant has the same venues' links in the same order
+     * (arbh_latency_configure): the venue is looked up once a record. */
+    if (!share->venue)
+        share->venue = venue_of(to->lat, topic, data, len);
+    if (share->venue < 0)
         return false;
     /* A participant's link carries its own acks and fills: an order event
      * of an account it never sent a command for is another participant's
      * (which it would not receive at all over a network), delivered as
      * before. Checked after the venue, which every record names. */
     if (topic == ARB_TOPIC_ORDER_EVENTS &&
-        (len < ARB_WIRE_HDR + 48 ||
-         !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40))))
+        !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40)))
         return false;
-    lat_link *l = link_of(to->lat, (const uint8_t *)data + at);
-    if (!l || l->dir[LAT_DOWN].dist.kind == ARBH_LAT_NONE)
+    lat_dir *d = &to->lat->items[share->venue - 1].dir[LAT_DOWN];
+    if (d->dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(loop, &l->dir[LAT_DOWN], 1, topic, key, partition, offset, data, len);
+    return hold(loop, d, topic, key, partition, offset, data, len, &share->blob);
+}
+
+/* The instance's subscriptions carry its links (arbh_sub.lat). */
+static void sync_subs(arbh_instance *in)
+{
+    for (size_t i = 0; i < in->nsubs; i++)
+        in->subs[i]->lat = in->lat;
 }
 
 void arbh_latency_rebind(arbh_instance *old, arbh_instance *nw)
 {
     nw->lat = old->lat;
     old->lat = NULL;
+    sync_subs(old);
+    sync_subs(nw);
     for (size_t i = 0; nw->lat && i < nw->lat->n; i++)
         for (int d = 0; d < 2; d++)
             nw->lat->items[i].dir[d].owner = nw;
@@ -619,6 +749,31 @@ static void link_metrics(arbh_host *h, lat_dir *d, const char *inst, const char 
                              "99th percentile of the delays applied on the link");
 }
 
+/* A lognormal's table is 8 KB and every draw reads it: links with the same
+ * distribution share one (the first one's), so the draws stay in cache. */
+static bool same_table(const arbh_lat_dist *a, const arbh_lat_dist *b)
+{
+    return a != b && a->kind == ARBH_LAT_LOGNORMAL && b->kind == ARBH_LAT_LOGNORMAL && a->inv &&
+           !a->inv_borrowed && a->a == b->a && a->b == b->b;
+}
+
+static void share_table(arbh_host *h, arbh_lat_links *mine, arbh_lat_dist *d)
+{
+    if (d->kind != ARBH_LAT_LOGNORMAL || !d->inv)
+        return;
+    for (size_t i = 0; i <= h->ninstances; i++) {
+        arbh_lat_links *ls = i < h->ninstances ? h->instances[i]->lat : mine;
+        for (size_t k = 0; ls && k < ls->n; k++)
+            for (int dir = 0; dir < 2; dir++)
+                if (same_table(&ls->items[k].dir[dir].dist, d)) {
+                    free(d->inv);
+                    d->inv = ls->items[k].dir[dir].dist.inv;
+                    d->inv_borrowed = true;
+                    return;
+                }
+    }
+}
+
 int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
 {
     if (!arbh_config_has_section(cfg, "latency"))
@@ -651,16 +806,19 @@ int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n)
                 char why[256];
                 if (val)
                     arbh_lat_dist_parse(val, &l->dir[d].dist, why, sizeof why);
+                share_table(h, ls, &l->dir[d].dist);
                 uint64_t s = fnv(fnv(1469598103934665603ull ^ c.seed, in->name, strlen(in->name)),
                                  vl.names[v], strlen(vl.names[v])) ^
                              (uint64_t)d;
                 l->dir[d].rng = arbh_lat_splitmix(&s);
                 l->dir[d].owner = in;
+                l->dir[d].down = d == LAT_DOWN;
                 if (l->dir[d].dist.kind != ARBH_LAT_NONE)
                     link_metrics(h, &l->dir[d], in->name, vl.names[v], dirs[d]);
             }
         }
         in->lat = ls;
+        sync_subs(in);
     }
     h->lat_on = true;
     return ARB_OK;
@@ -679,16 +837,21 @@ void arbh_latency_free(arbh_host *h)
                 arbh_lat_dist_free(&ls->items[k].dir[d].dist);
             }
         free(ls->items);
+        free(ls->window);
         free(ls->accounts);
         free(ls);
         h->instances[i]->lat = NULL;
+        sync_subs(h->instances[i]);
     }
+    h->lat_on = false;
     for (int i = 0; i < h->nloops; i++) {
         arbh_lat_queue *q = h->loops[i] ? h->loops[i]->latq : NULL;
         if (!q)
             continue;
         if (q->timer)
             event_free(q->timer);
+        while (q->chunks)
+            chunk_free(q->chunks);
         free(q->heap);
         free(q);
         h->loops[i]->latq = NULL;

@@ -23,7 +23,8 @@
  * later of its send time plus the drawn delay and the previous record's
  * delivery on that link, so a link never reorders. Held records wait in one
  * queue per event loop, ordered by delivery time, ties by the order they
- * were held in. Under the simulated clock (host sim_time set), the clock's
+ * were held in; a record held for several participants (a venue's market
+ * data) is copied once, its links share it. Under the simulated clock (host sim_time set), the clock's
  * arb_set_time delivers every record due up to the new time first, each at
  * its own time, so time never passes an undelivered record: the run is a
  * discrete-event simulation and a seed gives one trade stream. That needs
@@ -58,6 +59,15 @@ typedef struct arbh_lat_queue arbh_lat_queue;
 int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n);
 void arbh_latency_free(arbh_host *h);
 
+/* What the participants a venue's record is held for share: zeroed for
+ * each record, passed to every hold_down of it. */
+typedef struct arbh_lat_hold {
+    void *blob; /* the record's one copy, once the first link took it */
+    int venue;  /* its venue's link (the same index in every participant's
+                 * links) + 1; 0: not looked up yet; -1: no link, or not a
+                 * venue's record */
+} arbh_lat_hold;
+
 /* Bus hooks. hold_up: a participant publishes an order command; true if the
  * record was taken to be published when its delay has passed. hold_down: a
  * record of a venue is about to be delivered to participant `to`'s
@@ -65,7 +75,8 @@ void arbh_latency_free(arbh_host *h);
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len);
 bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len);
+                            int32_t partition, int64_t offset, const void *data, size_t len,
+                            arbh_lat_hold *share);
 
 /* The simulated clock moves to `ns`: deliver, on this loop, every held
  * record due by then, each at its time. Outside any delivery only. */
@@ -89,9 +100,10 @@ uint64_t arbh_lat_splitmix(uint64_t *x);
 /* A delay distribution, parsed. */
 typedef struct arbh_lat_dist {
     int kind;
-    int64_t a, b;     /* constant: a; uniform: a..b */
-    double mu, sigma; /* lognormal */
-    double *inv;      /* lognormal: its inverse CDF at ARBH_LAT_INV + 1 points */
+    int64_t a, b;      /* constant: a; uniform: a..b */
+    double mu, sigma;  /* lognormal */
+    double *inv;       /* lognormal: its inverse CDF at ARBH_LAT_INV + 1 points */
+    bool inv_borrowed; /* inv is another distribution's (same median and p99): not freed */
     int nq;
     double qp[16], qv[16];
 } arbh_lat_dist;

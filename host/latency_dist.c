@@ -89,7 +89,8 @@ static double probit(double p)
 
 void arbh_lat_dist_free(arbh_lat_dist *d)
 {
-    free(d->inv);
+    if (!d->inv_borrowed)
+        free(d->inv);
     d->inv = NULL;
 }
 

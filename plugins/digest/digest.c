@@ -177,7 +177,8 @@ static int digest_start(void *self)
     /* The figures only when they are printed or written. */
     if (rc >= 0 && (d->table || d->report_path[0]))
         rc = arb_subscribe(d->ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, d);
-    if (rc >= 0)
+    /* The market's fingerprint is only in the JSON report. */
+    if (rc >= 0 && d->report_path[0])
         rc = arb_subscribe(d->ctx, ARB_TOPIC_MARKET_EVENTS, on_market_event, d);
     return rc < 0 ? rc : ARB_OK;
 }

@@ -170,14 +170,25 @@ int main(void)
      * pays for the first one's heap, and a shared machine's noise comes and
      * goes. */
     sim_speed plain = {0}, fl = {0};
-    for (int round = 0; round < 2; round++) {
-        throughput(NULL, &plain);
-        throughput(FEES_AND_LATENCY, &fl);
+    /* BENCH_SIM_ONLY=plain or fees_latency: that configuration alone (to
+     * profile one of them); BENCH_SIM_ROUNDS: rounds (default 2). */
+    const char *only = getenv("BENCH_SIM_ONLY"), *rounds_env = getenv("BENCH_SIM_ROUNDS");
+    int rounds = rounds_env && atoi(rounds_env) > 0 ? atoi(rounds_env) : 2;
+    for (int round = 0; round < rounds; round++) {
+        if (!only || !strcmp(only, "plain"))
+            throughput(NULL, &plain);
+        if (!only || !strcmp(only, "fees_latency"))
+            throughput(FEES_AND_LATENCY, &fl);
     }
-    print_speed(&plain, "");
-    print_speed(&fl, "_fees_latency");
-    printf("bench: sim_fees_latency_vs_plain %.2f ratio\n", fl.orders / plain.orders);
-    printf("bench: sim_fees_latency_vs_plain_cpu %.2f ratio\n", fl.orders_cpu / plain.orders_cpu);
+    if (plain.orders > 0)
+        print_speed(&plain, "");
+    if (fl.orders > 0)
+        print_speed(&fl, "_fees_latency");
+    if (plain.orders > 0 && fl.orders > 0) {
+        printf("bench: sim_fees_latency_vs_plain %.2f ratio\n", fl.orders / plain.orders);
+        printf("bench: sim_fees_latency_vs_plain_cpu %.2f ratio\n",
+               fl.orders_cpu / plain.orders_cpu);
+    }
     if (getenv("BENCH_SIM_ONLY_THROUGHPUT"))
         return 0;
     reload_pause("mm_xa", "agent_market_maker", "market_maker");

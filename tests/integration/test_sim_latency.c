@@ -197,6 +197,127 @@ static void wall_clock_links_delay_in_real_time(void **state)
     testhost_free(h);
 }
 
+/* Hot reloads of participants while their links hold records: what was
+ * held for them follows the new instance and is delivered to it (none
+ * dropped), and the run goes on to its last tick. (Not the same trades as
+ * without reloads: under the simulated clock, time moves on while a
+ * participant is paused.) */
+static void count_tick(void *user, const arb_msg *m)
+{
+    (void)m;
+    (*(uint64_t *)user)++;
+}
+
+static uint64_t link_counter(testhost *h, const char *name, const char *who, const char *venue,
+                             const char *dir)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "participant=\"%s\",venue=\"%s\",direction=\"%s\"", who, venue,
+             dir);
+    arbh_metric *m = arbh_metric_get(testhost_host(h), NULL, 'c', name, labels, NULL);
+    assert_non_null(m);
+    return atomic_load(&m->u.counter.value);
+}
+
+static void reloads_under_latency_keep_what_the_links_hold(void **state)
+{
+    (void)state;
+    static const char *const who[][2] = {
+        {"noise", "agent_noise"}, {"arb", "agent_arbitrageur"}, {"mm_xb", "agent_market_maker"}};
+    long long n = sim_sanitized() ? 200 : 1000;
+    static sim_digest digest = {1469598103934665603ull, 0};
+    static uint64_t ticks;
+    char *ini = sim_ini(42, n, 500,
+                        "[latency]\nseed = 42\nXA = constant 1ms\n"
+                        "XB = lognormal 1ms 3ms\n");
+    testhost *h = testhost_new(ini);
+    free(ini);
+    if (!h)
+        fail_msg("%s", testhost_last_error());
+    arb_ctx *ctx = testhost_ctx(h);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, sim_digest_on_trade, &digest) >= 0);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, count_tick, &ticks) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    int reloads = 0;
+    for (int i = 0; i < 60 && ticks < (uint64_t)n; i++) {
+        testhost_run(h, 1000000);
+        char path[1024], err[512];
+        snprintf(path, sizeof path, "%s", testhost_plugin_path(who[i % 3][1]));
+        if (ticks < (uint64_t)n) {
+            assert_int_equal(testhost_reload(h, who[i % 3][0], path, err, sizeof err), ARB_OK);
+            reloads++;
+        }
+    }
+    testhost_run(h, 120ll * 1000000000);
+    assert_int_equal(ticks, n);
+    assert_true(reloads > 3);
+    assert_true(digest.trades > 100);
+    static const char *const venues[] = {"XA", "XB"}, *const dirs[] = {"up", "down"};
+    uint64_t delayed = 0, dropped = 0;
+    for (int w = 0; w < 3; w++)
+        for (int v = 0; v < 2; v++)
+            for (int d = 0; d < 2; d++) {
+                delayed += link_counter(h, "bus_link_delayed_total", who[w][0], venues[v], dirs[d]);
+                dropped += link_counter(h, "bus_link_dropped_total", who[w][0], venues[v], dirs[d]);
+            }
+    assert_true(delayed > 1000);
+    assert_int_equal(dropped, 0);
+    int code;
+    assert_true(testhost_shut_down(h, &code));
+    testhost_free(h);
+}
+
+/* Records bigger than the links' blocks of held bytes (64 KB), a few in a
+ * row, each held once for every participant and delivered to each. */
+static void big_records_travel_the_links(void **state)
+{
+    (void)state;
+    static uint64_t ticks;
+    ticks = 0;
+    char *ini = sim_ini(42, 0, 50, "[latency]\nseed = 42\nXA = constant 1ms\n");
+    testhost *h = testhost_new(ini);
+    free(ini);
+    if (!h)
+        fail_msg("%s", testhost_last_error());
+    arb_ctx *ctx = testhost_ctx(h);
+    assert_true(arb_subscribe(ctx, ARB_TOPIC_SYSTEM_TICKS, count_tick, &ticks) >= 0);
+    assert_int_equal(testhost_start(h), ARB_OK);
+    testhost_run(h, 20 * 1000000);
+    uint64_t before = 0;
+    static const char *const who[] = {"noise", "arb", "mm_xa", "mm_xb", "adaptive"};
+    for (int w = 0; w < 5; w++)
+        before += link_counter(h, "bus_link_delayed_total", who[w], "XA", "down");
+    /* Market data of an instrument no agent trades: held and delivered,
+     * then ignored. */
+    enum { LEVELS = 3000, N = 5 };
+    size_t cap = ARB_MD_LEN(LEVELS);
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    for (int k = 0; k < N; k++) {
+        arb_market_data md = {.kind = ARB_MD_SNAPSHOT, .n_levels = LEVELS};
+        arb_fixstr_set(md.venue, ARB_VENUE_LEN, "XA");
+        arb_fixstr_set(md.symbol, ARB_SYMBOL_LEN, "BIGUSD");
+        assert_int_equal(arb_market_data_encode(&md, buf, cap), cap);
+        for (uint32_t i = 0; i < LEVELS; i++) {
+            arb_md_level l = {i % 2 ? ARB_SIDE_SELL : ARB_SIDE_BUY, 1, 100 + i, 1};
+            arb_md_put_level(buf, i, &l);
+        }
+        assert_int_equal(arb_publish(ctx, ARB_TOPIC_MARKET_DATA, (uint64_t)k, buf, cap), ARB_OK);
+    }
+    free(buf);
+    uint64_t seen = ticks;
+    while (ticks < seen + 5)
+        testhost_run(h, 10 * 1000000);
+    uint64_t after = 0, dropped = 0;
+    for (int w = 0; w < 5; w++) {
+        after += link_counter(h, "bus_link_delayed_total", who[w], "XA", "down");
+        dropped += link_counter(h, "bus_link_dropped_total", who[w], "XA", "down");
+    }
+    assert_true(after >= before + 5 * N);
+    assert_int_equal(dropped, 0);
+    testhost_free(h);
+}
+
 /* A [latency] key that names no participant, or a bad distribution, stops
  * the host before anything starts, naming the line. */
 static void bad_latency_config_is_refused_with_its_line(void **state)
@@ -224,6 +345,8 @@ int main(void)
         cmocka_unit_test(same_seed_with_latency_gives_the_same_trades),
         cmocka_unit_test(taker_fees_above_the_gap_stop_the_arbitrageur),
         cmocka_unit_test(wall_clock_links_delay_in_real_time),
+        cmocka_unit_test(reloads_under_latency_keep_what_the_links_hold),
+        cmocka_unit_test(big_records_travel_the_links),
         cmocka_unit_test(bad_latency_config_is_refused_with_its_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

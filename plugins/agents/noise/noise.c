@@ -42,19 +42,27 @@ static void on_tick(void *user, const arb_tick *tick)
     (void)tick;
     noise_agent *n = user;
     arb_agent *a = &n->agent;
+    /* The per-trader draw runs on a copy of the generator that stays in
+     * registers (the same draws in the same order); the state goes back to
+     * the agent before anything else draws from it. */
+    arb_rng g = a->rng;
     for (uint32_t acct = 0; acct < a->n_accounts; acct++) {
-        if (arb_rng_next(&a->rng) >= n->rate_threshold && n->rate_ppm < 1000000)
+        if (arb_rng_next(&g) >= n->rate_threshold && n->rate_ppm < 1000000)
             continue;
+        a->rng = g;
         int ix = (int)arb_rng_below(&a->rng, a->n_instruments);
         const arb_instrument *spec = &a->instr[ix].spec;
         noise_order o;
-        if (!noise_decide(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot,
-                          arb_agent_pos(a, acct, ix)->position, &o))
-            continue;
-        arb_agent_order_req r = {acct, ix,      o.side, ARB_ORD_LIMIT, o.tif,
-                                 0,    o.price, o.qty,  o.ttl_ns,      0};
-        arb_agent_send(a, &r);
+        int go = noise_decide(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot,
+                              arb_agent_pos(a, acct, ix)->position, &o);
+        if (go) {
+            arb_agent_order_req r = {acct, ix,      o.side, ARB_ORD_LIMIT, o.tif,
+                                     0,    o.price, o.qty,  o.ttl_ns,      0};
+            arb_agent_send(a, &r);
+        }
+        g = a->rng;
     }
+    a->rng = g;
 }
 
 static int read_params(arb_ctx *ctx, noise_agent *n)
