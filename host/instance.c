@@ -557,6 +557,31 @@ static int api_read_range(arb_ctx *ctx, int topic, int partition, int64_t from, 
                                  to == ARB_OFFSET_END ? -1 : to, timeout_ns, range_record, &r);
 }
 
+static int ranges_record(void *user, const void *bytes, size_t len, uint64_t key, int partition,
+                         int64_t offset)
+{
+    range_reader *r = user;
+    arb_msg m = {.data = bytes,
+                 .len = (uint32_t)len,
+                 .topic = (uint16_t)r->topic,
+                 .key = key,
+                 .partition = partition,
+                 .offset = offset};
+    return r->fn(r->user, &m);
+}
+
+static int api_read_ranges(arb_ctx *ctx, int topic, int n, const int64_t *from, const int64_t *to,
+                           int64_t timeout_ns, arb_read_fn fn, void *user)
+{
+    int rc;
+    const char *name = xport_topic(INST(ctx), topic, &rc);
+    if (!name)
+        return rc;
+    range_reader r = {fn, user, topic, -1};
+    return arbh_xport_read_ranges(INST(ctx)->host, name, n, from, to, timeout_ns, ranges_record,
+                                  &r);
+}
+
 static int api_partition_of(arb_ctx *ctx, int topic, uint64_t key, int64_t timeout_ns,
                             int32_t *partition)
 {
@@ -627,6 +652,7 @@ static const arb_host_api host_api = {
     .run_info = api_run_info,
     .trim = api_trim,
     .batch = api_batch,
+    .read_ranges = api_read_ranges,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }

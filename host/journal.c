@@ -738,6 +738,26 @@ int arbh_journal_watermarks(arbh_journal *j, const char *topic, int partition, i
     return ARB_OK;
 }
 
+typedef struct part0_reader {
+    arbh_kafka_part_record_fn fn;
+    void *user;
+} part0_reader;
+
+static int part0_record(void *user, const void *bytes, size_t len, uint64_t key, int64_t offset)
+{
+    part0_reader *r = user;
+    return r->fn(r->user, bytes, len, key, 0, offset);
+}
+
+int arbh_journal_read_ranges(arbh_journal *j, const char *topic, int n, const int64_t *from,
+                             const int64_t *to, arbh_kafka_part_record_fn fn, void *user)
+{
+    if (n < 1)
+        return ARB_EINVAL;
+    part0_reader r = {fn, user};
+    return arbh_journal_read_range(j, topic, 0, from[0], to[0], part0_record, &r);
+}
+
 int arbh_journal_read_range(arbh_journal *j, const char *topic, int partition, int64_t from,
                             int64_t to, arbh_kafka_record_fn fn, void *user)
 {

@@ -93,6 +93,9 @@ int arbh_journal_watermarks(arbh_journal *j, const char *topic, int partition, i
                             int64_t *hi);
 int arbh_journal_read_range(arbh_journal *j, const char *topic, int partition, int64_t from,
                             int64_t to, arbh_kafka_record_fn fn, void *user);
+/* arbh_kafka_read_ranges over the journal: its one partition (n >= 1). */
+int arbh_journal_read_ranges(arbh_journal *j, const char *topic, int n, const int64_t *from,
+                             const int64_t *to, arbh_kafka_part_record_fn fn, void *user);
 int arbh_journal_partition_of(arbh_journal *j, const char *topic, int32_t *partition);
 /* `who` (an instance) will never read records of `topic` below `offset`
  * again: what it published before this call (its snapshot) covers them.

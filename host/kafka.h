@@ -126,6 +126,14 @@ int arbh_kafka_watermarks(arbh_kafka *k, const char *topic, int partition, int64
                           int64_t *lo, int64_t *hi);
 int arbh_kafka_read_range(arbh_kafka *k, const char *topic, int partition, int64_t from, int64_t to,
                           int64_t timeout_ns, arbh_kafka_record_fn fn, void *user);
+/* Partitions 0..n-1's records [from[p], to[p]) (to[p] < 0: the high
+ * watermark when called) at once, each partition in order, partitions
+ * interleaved: the broker serves them in the same fetches. */
+typedef int (*arbh_kafka_part_record_fn)(void *user, const void *bytes, size_t len, uint64_t key,
+                                         int partition, int64_t offset);
+int arbh_kafka_read_ranges(arbh_kafka *k, const char *topic, int n, const int64_t *from,
+                           const int64_t *to, int64_t timeout_ns, arbh_kafka_part_record_fn fn,
+                           void *user);
 /* The partition the host's producer puts `key` in (murmur2 over the topic's
  * partition count in the cluster's metadata). */
 int arbh_kafka_partition_of(arbh_kafka *k, const char *topic, uint64_t key, int64_t timeout_ns,

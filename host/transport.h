@@ -73,6 +73,14 @@ static inline int arbh_xport_read_range(arbh_host *h, const char *topic, int par
                : arbh_journal_read_range(h->journal, topic, partition, from, to, fn, user);
 }
 
+static inline int arbh_xport_read_ranges(arbh_host *h, const char *topic, int n,
+                                         const int64_t *from, const int64_t *to, int64_t timeout_ns,
+                                         arbh_kafka_part_record_fn fn, void *user)
+{
+    return h->kafka ? arbh_kafka_read_ranges(h->kafka, topic, n, from, to, timeout_ns, fn, user)
+                    : arbh_journal_read_ranges(h->journal, topic, n, from, to, fn, user);
+}
+
 static inline int arbh_xport_partition_of(arbh_host *h, const char *topic, uint64_t key,
                                           int64_t timeout_ns, int32_t *partition)
 {

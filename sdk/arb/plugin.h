@@ -318,7 +318,15 @@ typedef struct arb_host_api {
      * the host runs (already batched, see publish) it only calls fn. */
     int (*batch)(arb_ctx *ctx, arb_batch_fn fn, void *user);
 
-    void (*spare[14])(void); /* room to grow without an ABI bump */
+    /* read_range for partitions 0..n-1 at once: [from[p], to[p]) each
+     * (ARB_OFFSET_END: the high offset when called), each partition in
+     * order, partitions interleaved; the broker serves them in the same
+     * fetches, so a whole topic reads in the time of its longest partition.
+     * The same timeout per record. arb_replay_read uses it. */
+    int (*read_ranges)(arb_ctx *ctx, int topic, int n, const int64_t *from, const int64_t *to,
+                       int64_t timeout_ns, arb_read_fn fn, void *user);
+
+    void (*spare[13])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */

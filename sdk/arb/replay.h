@@ -31,9 +31,11 @@ typedef struct arb_replay {
     uint64_t records;
 } arb_replay;
 
-/* Reads every partition of `topic` from its low to its high offset into fn.
- * ARB_OK (r says how far), ARB_ENOENT when the topic is not stored, or the
- * first error (r then covers the partitions read whole). */
+/* Reads every partition of `topic` from its low to its high offset into fn
+ * (all partitions at once where the host can: read_ranges). ARB_OK (r says
+ * how far), ARB_ENOENT when the topic is not stored, or the first error (r
+ * then covers the partitions known to be read whole: none if they were
+ * read at once). */
 static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb_read_fn fn,
                                   void *user, arb_replay *r)
 {
@@ -41,25 +43,51 @@ static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb
     if (api->size < offsetof(arb_host_api, read_range) + sizeof api->read_range ||
         !api->watermarks || !api->read_range)
         return ARB_ENOENT; /* a host (or a test's fake) that stores nothing */
+    /* The partitions and where each ends as it stands now. */
+    int64_t *lo = NULL;
+    uint32_t n = 0;
     int rc;
-    for (int32_t p = 0;; p++) {
-        int64_t lo, hi;
-        rc = arb_watermarks(c, topic, p, timeout_ns, &lo, &hi);
-        if (rc == ARB_ENOENT)
-            return p ? ARB_OK : ARB_ENOENT; /* no partition p: all were read */
+    for (;;) {
+        int64_t l, h;
+        rc = arb_watermarks(c, topic, (int)n, timeout_ns, &l, &h);
+        if (rc == ARB_ENOENT) {
+            rc = n ? ARB_OK : ARB_ENOENT; /* no partition n: all are known */
+            break;
+        }
         if (rc)
-            return rc;
-        int64_t *grown = (int64_t *)realloc(r->end, ((size_t)p + 1) * sizeof *grown);
-        if (!grown)
-            return ARB_ENOMEM;
-        r->end = grown;
-        r->end[p] = 0;
-        if (hi > lo && (rc = arb_read_range(c, topic, p, lo, hi, timeout_ns, fn, user)))
-            return rc;
-        r->end[p] = hi;
-        r->nparts = (uint32_t)p + 1;
-        r->records += (uint64_t)(hi - lo);
+            break;
+        int64_t *grown_end = (int64_t *)realloc(r->end, ((size_t)n + 1) * sizeof *grown_end);
+        if (grown_end)
+            r->end = grown_end;
+        int64_t *grown_lo = grown_end ? (int64_t *)realloc(lo, ((size_t)n + 1) * sizeof *lo) : NULL;
+        if (!grown_lo) {
+            rc = ARB_ENOMEM;
+            break;
+        }
+        lo = grown_lo;
+        lo[n] = l;
+        r->end[n] = h;
+        n++;
     }
+    if (rc == ARB_OK &&
+        api->size >= offsetof(arb_host_api, read_ranges) + sizeof api->read_ranges &&
+        api->read_ranges) {
+        rc = api->read_ranges(c, topic, (int)n, lo, r->end, timeout_ns, fn, user);
+        for (uint32_t p = 0; rc == ARB_OK && p < n; p++)
+            r->records += (uint64_t)(r->end[p] - lo[p]);
+        if (rc == ARB_OK)
+            r->nparts = n;
+    } else if (rc == ARB_OK) {
+        for (uint32_t p = 0; p < n; p++) {
+            if (r->end[p] > lo[p] &&
+                (rc = arb_read_range(c, topic, (int)p, lo[p], r->end[p], timeout_ns, fn, user)))
+                break;
+            r->nparts = p + 1;
+            r->records += (uint64_t)(r->end[p] - lo[p]);
+        }
+    }
+    free(lo);
+    return rc;
 }
 
 /* Whether a delivered record was already taken by the read. */

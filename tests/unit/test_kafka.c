@@ -750,6 +750,51 @@ static void groupless_consumer_behind_is_degraded_until_it_catches_up(void **sta
     sink_free(&s);
 }
 
+typedef struct ranges_seen {
+    int n;
+    int64_t last[4];
+    unsigned char id_seen[400];
+    int bad;
+} ranges_seen;
+
+static int take_range_record(void *user, const void *bytes, size_t len, uint64_t key, int partition,
+                             int64_t offset)
+{
+    (void)key;
+    ranges_seen *r = user;
+    arb_trade t;
+    if (partition < 0 || partition > 3 || offset <= r->last[partition] ||
+        arb_trade_decode(bytes, len, &t) || t.trade_id >= 400 || r->id_seen[t.trade_id]++)
+        r->bad++;
+    else
+        r->last[partition] = offset;
+    r->n++;
+    return 0;
+}
+
+/* Every partition of a topic read at once: each record once, each
+ * partition in offset order. */
+static void read_ranges_takes_every_partition_at_once_in_order(void **state)
+{
+    (void)state;
+    arbh_kafka *k = kafka_new("group = g-ranges\nkafka_topics = t_ranges");
+    for (uint64_t i = 0; i < 400; i++)
+        produce_trades(k, "t_ranges", i, 1, i * 2654435761u);
+    assert_int_equal(arbh_kafka_flush(k, 10000), ARB_OK);
+    int64_t from[4] = {0, 0, 0, 0}, to[4] = {-1, -1, -1, -1};
+    ranges_seen r = {.last = {-1, -1, -1, -1}};
+    assert_int_equal(
+        arbh_kafka_read_ranges(k, "t_ranges", 4, from, to, 10000000000ll, take_range_record, &r),
+        ARB_OK);
+    assert_int_equal(r.bad, 0);
+    assert_int_equal(r.n, 400);
+    int parts_used = 0;
+    for (int p = 0; p < 4; p++)
+        parts_used += r.last[p] >= 0;
+    assert_true(parts_used > 1);
+    arbh_kafka_free(k);
+}
+
 static void full_window_pauses_the_partition_until_records_are_done(void **state)
 {
     (void)state;
@@ -909,6 +954,7 @@ int main(void)
         cmocka_unit_test(full_window_pauses_the_partition_until_records_are_done),
         cmocka_unit_test(long_refusal_pauses_the_partition_and_loses_nothing),
         cmocka_unit_test(groupless_consumer_behind_is_degraded_until_it_catches_up),
+        cmocka_unit_test(read_ranges_takes_every_partition_at_once_in_order),
         cmocka_unit_test(seek_before_assignment_and_from_inside_a_delivery),
         cmocka_unit_test(produce_errors_are_retried_without_loss_or_duplicates),
     };
