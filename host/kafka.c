@@ -841,6 +841,23 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
     k->st_commit_failed++;
+    if (k->consume_all && (err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)) {
+        /* The coordinator refuses a group-less commit because the group has
+         * members: another host consumes it as a group, so this one is not
+         * the sole owner consume = all promises. It stops taking records and
+         * producing (the members own the partitions) and says why. The dev
+         * broker also refuses once the group has had members at all. */
+        snprintf(
+            k->fatal, sizeof k->fatal,
+            "group %.100s has members (offset commit refused: %s): a consume = all host must be "
+            "its group's only consumer; stopped",
+            k->group, rd_kafka_err2str(err));
+        atomic_store(&k->fatal_set, true);
+        k->consume_stopped = true;
+        klog(k, ARB_LOG_ERROR, "%s", k->fatal);
+        return;
+    }
     klog(k, ARB_LOG_WARN, "offset commit failed: %s; will commit again", rd_kafka_err2str(err));
     /* Send every commit point again on the next tick. */
     for (part *p = k->parts; p; p = p->next)

@@ -67,11 +67,17 @@ BENCHES += bench_recovery
 bench_recovery_SRCS := tests/bench/bench_recovery.c
 bench_recovery_DEPS := $(B)/arb-devbroker $(B)/arb-host
 
-# The recorder host's readiness while its database is down, and after.
+# The split gateway host killed (-9) and restarted: back within 3 s, nothing lost.
 TESTS += test_split_gateway_restart
 test_split_gateway_restart_SRCS = tests/integration/test_split_gateway_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
 test_split_gateway_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS)
 test_split_gateway_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
+
+# The split matcher host killed (-9) and restarted: back within 5 s, books exact.
+TESTS += test_split_matcher_restart
+test_split_matcher_restart_SRCS = tests/integration/test_split_matcher_restart.c tests/support/splitrig.c $(TESTHOST_SRCS)
+test_split_matcher_restart_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) $(CMOCKA_LIBS) -lm
+test_split_matcher_restart_DEPS := $(B)/arb-devbroker $(B)/arb-host
 
 # make run-split stopped by a Ctrl-C: "stopped", status 0 (scripts/run-split.sh).
 TESTS += test_split_stop

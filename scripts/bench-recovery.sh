@@ -12,10 +12,12 @@
 # with a 2 s timeout) until one is accepted. Prints the median of the rounds:
 #   bench: recovery_matcher_kill_to_order <ms> ms
 #   bench: recovery_gateway_kill_to_order <ms> ms
-# What bounds them (README, "Faster recovery"): the consumer group's join
-# after a member died (its session.timeout.ms and the dev broker's rebalance
-# delays), then the snapshot restore and replay (matcher) or the read model's
-# replay (gateway), small here.
+# What bounds them (docs/SERVICES.md, "Recovery time"): both hosts take their
+# partitions without a consumer group ([bus] consume = all), so the process
+# start, then the snapshot restore and replay (matcher) or the read model's
+# replay (gateway). ARB_MATCHER_CONSUME=group puts the matcher in its group:
+# then the group's join after a member died (its session.timeout.ms and the
+# dev broker's rebalance delays) comes first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}

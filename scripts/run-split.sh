@@ -37,9 +37,13 @@ if [ -z "${ARB_PG_DSN:-}" ]; then
     ARB_PG_DSN=$(scripts/pg-local.sh start)
     export ARB_PG_DSN
 fi
-# ARB_MATCHERS=2 adds conf.d/split/matcher2.ini: two matchers share the books.
+# ARB_MATCHERS=2 adds conf.d/split/matcher2.ini: two matchers share the books
+# in consumer group arb-matcher.
 matchers=matcher
-[ "${ARB_MATCHERS:-1}" -ge 2 ] && matchers="matcher matcher2"
+if [ "${ARB_MATCHERS:-1}" -ge 2 ]; then
+    matchers="matcher matcher2"
+    export ARB_MATCHER_CONSUME=group # alone, matcher.ini owns every partition
+fi
 for svc in $matchers recorder gateway market; do
     # A plugin crash (exit status 70) or a kill (-9, OOM) restarts that host
     # with a back-off (scripts/supervise.sh); the others keep running.

@@ -5,7 +5,7 @@
 set -uo pipefail
 B=$1; shift
 results=$B/test-results.txt
-mock_timed="test_kafka test_kafka_devbroker test_kafka_host test_recorder_kafka test_split_faults test_split_agents test_split_broker_restart test_split_health test_split_gateway_restart"
+mock_timed="test_kafka test_kafka_devbroker test_kafka_host test_recorder_kafka test_split_faults test_split_agents test_split_broker_restart test_split_health test_split_gateway_restart test_split_matcher_restart"
 : > "$results"
 status=0
 export ARB_BUILD=$B

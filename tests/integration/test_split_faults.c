@@ -1,8 +1,9 @@
 /*
  * test_split_faults.c -- the split system through faults, checked in
- * PostgreSQL: arb-devbroker (3 brokers), two matcher hosts in one group and a
- * recorder host as processes (conf.d/split/), the gateway side in this
- * process (tests/support/splitrig.h: crossing pairs, one trade per pair).
+ * PostgreSQL: arb-devbroker (3 brokers), two matcher hosts in one group
+ * (ARB_MATCHER_CONSUME=group) and a recorder host as processes
+ * (conf.d/split/), the gateway side in this process (tests/support/splitrig.h:
+ * crossing pairs, one trade per pair).
  *
  * While orders flow, the broker injects transport errors on Produce and
  * Fetch, moves partition leaders, takes a broker down and up, and each
@@ -139,6 +140,9 @@ static void faults_lose_and_double_nothing_in_postgresql(void **state)
     rig_sql(admin, "DROP DATABASE IF EXISTS arb_faults");
     rig_sql(admin, "CREATE DATABASE arb_faults");
     setenv("ARB_PG_DSN", "dbname=arb_faults", 1);
+    /* Two matchers: both in group arb-matcher (alone, matcher.ini owns
+     * every partition without the group). */
+    setenv("ARB_MATCHER_CONSUME", "group", 1);
     services s = {start_service("conf.d/split/matcher.ini", "matcher-a"),
                   start_service("conf.d/split/matcher.ini", "matcher-b"),
                   start_service("conf.d/split/recorder.ini", "recorder")};

@@ -312,8 +312,8 @@ static int setup(void **state)
     static const struct {
         const char *name;
         int parts;
-    } own[] = {{"t_keys", 4}, {"t_resume", 1}, {"t_rebalance", 4}, {"t_efull", 1}, {"t_window", 1},
-               {"t_seek", 1}, {"t_errors", 4}, {"t_long", 1},      {"t_behind", 1}};
+    } own[] = {{"t_keys", 4}, {"t_resume", 1}, {"t_rebalance", 4}, {"t_efull", 1},  {"t_window", 1},
+               {"t_seek", 1}, {"t_errors", 4}, {"t_long", 1},      {"t_behind", 1}, {"t_owned", 1}};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         rd_kafka_mock_topic_create(mock, own[i].name, own[i].parts, 3);
     return 0;
@@ -750,6 +750,78 @@ static void groupless_consumer_behind_is_degraded_until_it_catches_up(void **sta
     sink_free(&s);
 }
 
+static int unhealthy(void *arg)
+{
+    arbh_kafka_stats st;
+    arbh_kafka_get_stats(arg, &st);
+    return !st.healthy;
+}
+
+/* A group-less host ([bus] consume = all) promises to be its group's only
+ * consumer. A member joining that group (a host started in group mode by
+ * mistake) gets its commits refused by the coordinator; the group-less host
+ * then stops taking records and producing, and reports itself failed with
+ * the reason, rather than consuming the members' partitions beside them. */
+static void groupless_consumer_stops_when_its_group_has_members(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err), 0);
+    assert_int_equal(rd_kafka_conf_set(c, "group.id", "g-owned", err, sizeof err), 0);
+    rd_kafka_t *member = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    assert_non_null(member);
+    rd_kafka_poll_set_consumer(member);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, "t_owned", RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(member, topics), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(topics);
+
+    static sink s;
+    s = (sink){.auto_done = true};
+    arbh_kafka *k = kafka_new("group = g-owned\nconsume = all\nkafka_topics = t_owned");
+    struct event_base *base = event_base_new();
+    assert_int_equal(arbh_kafka_want(k, "t_owned"), ARB_OK);
+    assert_int_equal(arbh_kafka_start(k, base, on_record, &s), ARB_OK);
+    /* Records until a commit reaches the coordinator after the member's
+     * join (the member's JoinGroup is not observable from here). */
+    uint64_t id = 0;
+    int64_t end = now_ms() + 20000;
+    while (!unhealthy(k) && now_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(member, 0);
+        if (m)
+            rd_kafka_message_destroy(m);
+        produce_trades(k, "t_owned", id++, 1, 1);
+        want_n w = {&s, (size_t)id};
+        pump(base, has_n, &w, 2000);
+        pump(base, unhealthy, k, 300);
+    }
+    arbh_kafka_stats st;
+    arbh_kafka_get_stats(k, &st);
+    assert_int_equal(st.healthy, 0);
+    if (!strstr(st.detail, "group g-owned has members") ||
+        !strstr(st.detail, "only consumer; stopped"))
+        fail_msg("detail: \"%s\"", st.detail);
+    assert_true(st.commit_failed > 0);
+    /* Stopped: nothing more is taken, and nothing is produced. */
+    size_t had = s.n;
+    uint8_t buf[ARB_TRADE_LEN];
+    uint32_t len = trade_bytes(buf, 999, "BTCUSD");
+    assert_int_equal(rd_kafka_producev(waker, RD_KAFKA_V_TOPIC("t_owned"),
+                                       RD_KAFKA_V_VALUE(buf, len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(waker, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    pump(base, NULL, NULL, 500);
+    assert_int_equal(s.n, had);
+    assert_int_not_equal(arbh_kafka_produce(k, "t_owned", 1, buf, len), ARB_OK);
+    arbh_kafka_free(k);
+    event_base_free(base);
+    rd_kafka_consumer_close(member);
+    rd_kafka_destroy(member);
+    sink_free(&s);
+}
+
 typedef struct ranges_seen {
     int n;
     int64_t last[4];
@@ -954,6 +1026,7 @@ int main(void)
         cmocka_unit_test(full_window_pauses_the_partition_until_records_are_done),
         cmocka_unit_test(long_refusal_pauses_the_partition_and_loses_nothing),
         cmocka_unit_test(groupless_consumer_behind_is_degraded_until_it_catches_up),
+        cmocka_unit_test(groupless_consumer_stops_when_its_group_has_members),
         cmocka_unit_test(read_ranges_takes_every_partition_at_once_in_order),
         cmocka_unit_test(seek_before_assignment_and_from_inside_a_delivery),
         cmocka_unit_test(produce_errors_are_retried_without_loss_or_duplicates),
