@@ -29,11 +29,14 @@
  * at a seek the host asked for).
  *
  * Group-less ([bus] consume = all): for a host whose plugins read every
- * partition (the gateway's read models), the consumer never joins its group;
- * every partition of each wanted topic is assigned at once, at the group's
- * committed offset (or a seek), and commits go on under [bus] group as
- * before. A restart then waits for no rebalance: with a group, a member
- * killed with SIGKILL holds its partitions until its session times out.
+ * partition (the gateway's read models) or that owns every partition alone
+ * (one matcher), the consumer never joins its group; every partition of
+ * each wanted topic is assigned at once, at the group's committed offset (or
+ * a seek), and commits go on under [bus] group as before. A restart then
+ * waits for no rebalance: with a group, a member killed with SIGKILL holds
+ * its partitions until its session times out. The host must be its group's
+ * only consumer: a commit refused because the group has members stops it
+ * (on_commit).
  *
  * Not here: subscriber fan-out (bus.c), config semantics beyond the keys this
  * file reads, the admin of a real cluster.
