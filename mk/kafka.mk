@@ -35,7 +35,7 @@ fuzz_decode_cli_SRCS := tests/fuzz/fuzz_decode_cli.c
 # matcher and recorder hosts as processes, PostgreSQL via scripts/with-pg.sh.
 BENCHES += bench_split
 bench_split_SRCS = tests/bench/bench_split.c tests/support/splitrig.c $(TESTHOST_SRCS)
-bench_split_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS)
+bench_split_LIBS = $(TESTHOST_LIBS) $(PQ_LIBS) -lpthread
 bench_split_DEPS := $(B)/arb-devbroker $(B)/arb-host
 
 # The split system through broker faults and kill -9 of each service, checked

@@ -21,13 +21,23 @@
  *   split_raw_hop_*    the baseline, same broker and run: one record from a
  *                      bare librdkafka producer to a bare consumer with the
  *                      split system's settings (conf.d/split/common.ini), at
- *                      the same rate; an order's trade makes two such hops
+ *                      the same rate; an order's trade makes two such hops.
+ *                      Measured after the split system's latency phase (the
+ *                      broker otherwise idle), and split_loaded_hop_* during
+ *                      it, from a thread of this process: the dev broker
+ *                      serves every client from one thread, and at 10k
+ *                      orders/s the split system's other records (commands,
+ *                      order events, market data, the recorder's fetches)
+ *                      wait with a hop's in that thread. That is the bound
+ *                      the dev broker sets, measured in the same run.
  * Runs under a throwaway PostgreSQL (re-runs itself under scripts/with-pg.sh)
  * with a database per system. ARB_BENCH_ORDERS sets N (default 200000).
  * Not a test: `make bench` only.
  */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +114,24 @@ static void check_nothing_lost(rig_side *s, const char *name, PGconn *db, size_t
 }
 
 /* Throughput then latency on one system; prints its bench: lines. */
-static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
+/* One raw-hop measurement: after its warm-up it says ready and waits for go. */
+typedef struct hop_run {
+    const char *brokers, *name;
+    atomic_int ready, go;
+    double p50;
+} hop_run;
+
+static double raw_hop(hop_run *r);
+
+static void *raw_hop_thread(void *arg)
+{
+    raw_hop(arg);
+    return NULL;
+}
+
+/* loaded: a raw hop measured on a thread of its own during the latency
+ * phase (NULL: none). */
+static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n, hop_run *loaded)
 {
     /* Warm up: the first group join and the recorder's schema. */
     wait_db w = {db, TRADES_SQL, 1, 0, 0};
@@ -130,6 +157,14 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
 
     /* Latency at a fixed rate: one order every 100 us, paced by the clock. */
     size_t base = 2 + n, m = (size_t)LAT_RATE * LAT_SECONDS;
+    pthread_t hop_thread;
+    if (loaded) {
+        if (pthread_create(&hop_thread, NULL, raw_hop_thread, loaded))
+            rig_die(name, "no thread for the loaded hop");
+        while (!atomic_load(&loaded->ready))
+            testhost_run(s->h, RIG_MS);
+        atomic_store(&loaded->go, 1);
+    }
     s->measuring = 1;
     s->nlat = 0;
     int64_t start = rig_mono_ns();
@@ -144,6 +179,8 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n)
     testhost_run_until(s->h, db_has_all, &w, 60 * RIG_SEC);
     testhost_run(s->h, 50 * RIG_MS);
     s->measuring = 0;
+    if (loaded)
+        pthread_join(hop_thread, NULL);
     check_nothing_lost(s, name, db, 2 + n + m);
     if (s->nlat < m / 4)
         rig_die(name, "too few trades came back in the latency phase");
@@ -184,8 +221,9 @@ static void split_settings(rd_kafka_conf_t *c, const char *role)
  * LAT_SECONDS: an idempotent producer and a group-less consumer with the
  * split system's own librdkafka settings (conf.d/split/common.ini).
  * Prints the p50/p99 and returns the p50 (us). */
-static double raw_hop(const char *brokers)
+static double raw_hop(hop_run *r)
 {
+    const char *brokers = r->brokers, *name = r->name;
     /* A topic of the dev broker's (4 partitions over its brokers, like
      * order_commands) that nothing in this benchmark reads or writes. */
     static const char topic[] = "market_events";
@@ -195,7 +233,7 @@ static double raw_hop(const char *brokers)
     split_settings(pc, "producer");
     split_settings(cc, "consumer");
     conf_or_die(pc, "enable.idempotence", "true");
-    conf_or_die(cc, "group.id", "bench-raw-hop");
+    conf_or_die(cc, "group.id", name);
     char err[256];
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
@@ -229,6 +267,11 @@ static double raw_hop(const char *brokers)
     }
     if (warm < 4)
         rig_die("raw hop", "the warm-up records did not come back");
+    atomic_store(&r->ready, 1);
+    while (!atomic_load(&r->go)) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
     size_t m = (size_t)LAT_RATE * LAT_SECONDS, got = 0;
     int64_t *lat = calloc(m, sizeof *lat);
     if (!lat)
@@ -267,14 +310,15 @@ static double raw_hop(const char *brokers)
         rig_die("raw hop", "too few records came back");
     qsort(lat, got, sizeof *lat, cmp_i64);
     double p50 = (double)lat[got / 2] / 1e3;
-    printf("bench: split_raw_hop_p50 %.1f us\n", p50);
-    printf("bench: split_raw_hop_p99 %.1f us\n", (double)lat[got * 99 / 100] / 1e3);
+    printf("bench: %s_p50 %.1f us\n", name, p50);
+    printf("bench: %s_p99 %.1f us\n", name, (double)lat[got * 99 / 100] / 1e3);
     free(lat);
+    r->p50 = p50;
     return p50;
 }
 
 static void run_system(const char *name, const char *ini, const char *db, size_t n, size_t total,
-                       uint64_t id_base)
+                       uint64_t id_base, hop_run *loaded)
 {
     testhost *h = testhost_new(ini);
     if (!h || testhost_start(h) != ARB_OK)
@@ -282,7 +326,7 @@ static void run_system(const char *name, const char *ini, const char *db, size_t
     rig_side s;
     rig_side_init(&s, h, total, id_base);
     PGconn *c = rig_db(db);
-    run_workload(&s, name, c, n);
+    run_workload(&s, name, c, n, loaded);
     PQfinish(c);
     testhost_free(h);
     rig_side_free(&s);
@@ -309,7 +353,7 @@ int main(void)
                "include = conf.d/instruments.ini\n[host]\nlog_level = warn\nannounce_ms = 0\n"
                "[plugin matcher]\nload = matcher.so\n"
                "[plugin recorder]\nload = recorder.so\ndsn = dbname=bench_mono\nthread = 1\n",
-               "bench_mono", n, total, 1ull << 40);
+               "bench_mono", n, total, 1ull << 40, NULL);
 
     /* The split system: broker, matcher and recorder processes. */
     if (system("mkdir -p var/bench-split && rm -f var/bench-split/*.log") != 0)
@@ -319,16 +363,18 @@ int main(void)
     const char *const sets[] = {"host.log_level=warn", "host.admin=127.0.0.1:0", NULL};
     pid_t matcher = rig_host("conf.d/split/matcher.ini", "var/bench-split/matcher.log", sets);
     pid_t recorder = rig_host("conf.d/split/recorder.ini", "var/bench-split/recorder.log", sets);
+    hop_run loaded = {.brokers = getenv("ARB_BROKERS"), .name = "split_loaded_hop"};
     run_system("split",
                "include = conf.d/split/common.ini\n[host]\nid = bench-gateway\n"
                "log_level = warn\nannounce_ms = 0\n[bus]\ngroup = arb-bench-gateway\n"
                "kafka_topics = order_commands,trade_executed\n",
-               "bench_split", n, total, 2ull << 40);
+               "bench_split", n, total, 2ull << 40, &loaded);
     double split_p50 = last_p50_us;
     /* The baseline on the same broker, the split hosts still connected. */
-    double hop = raw_hop(getenv("ARB_BROKERS"));
-    if (hop > 0)
-        printf("bench: split_trade_p50_vs_two_raw_hops %.2f ratio\n", split_p50 / (2 * hop));
+    hop_run idle = {.brokers = getenv("ARB_BROKERS"), .name = "split_raw_hop", .go = 1};
+    double hop = raw_hop(&idle);
+    printf("bench: split_trade_p50_vs_two_raw_hops %.2f ratio\n", split_p50 / (2 * hop));
+    printf("bench: split_trade_p50_vs_two_loaded_hops %.2f ratio\n", split_p50 / (2 * loaded.p50));
     rig_stop(matcher, SIGTERM);
     rig_stop(recorder, SIGTERM);
     rig_stop(broker, SIGTERM);
