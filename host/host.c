@@ -172,6 +172,16 @@ static void kafka_log(void *user, int level, const char *msg)
     arbh_log(user, "kafka", level, "%s", msg);
 }
 
+/* The transport cannot go on (kafka.h, arbh_kafka_set_stop): on loop 0. */
+static void kafka_stop(void *user, const char *why)
+{
+    arbh_host *h = user;
+    (void)why; /* logged by the transport */
+    h->exit_code = ARBH_EXIT_CONFLICT;
+    atomic_store(&h->stopping, 1);
+    event_base_loopbreak(h->loops[0]->base);
+}
+
 static void journal_log(void *user, int level, const char *msg)
 {
     arbh_log(user, "journal", level, "%s", msg);
@@ -261,6 +271,7 @@ static int read_host_settings(arbh_host *h, char *err, size_t n)
         if ((rc = arbh_kafka_new(cfg, h->id, &h->kafka, err, n)) != ARB_OK)
             return rc;
         arbh_kafka_set_log(h->kafka, kafka_log, h);
+        arbh_kafka_set_stop(h->kafka, kafka_stop, h);
     } else if (strcmp(transport, "inproc")) {
         return entry_error(cfg, "bus", "transport", err, n, "'%s': expected inproc or kafka",
                            transport);

@@ -200,6 +200,11 @@ static inline void arbh_leave(arbh_running prev) { arbh_now = prev; }
  * on, and a restart begins a new one (EX_TEMPFAIL; supervise.sh and the
  * systemd unit restart on it). run.c. */
 #define ARBH_EXIT_RUN_LOST 75
+/* The exit status of a group-less host ([bus] consume = all) whose group has
+ * members, so it is not the sole owner it is configured to be (EX_CONFIG:
+ * supervise.sh and the systemd unit do not restart it; the config must
+ * change). kafka.c. */
+#define ARBH_EXIT_CONFLICT 78
 
 /* The last SIGHUP (or reload-config request) and what came of it. */
 typedef struct arbh_reconfig_result {

@@ -202,6 +202,9 @@ struct arbh_kafka {
     _Atomic uint64_t receipts_out;
     char fatal[256];
     _Atomic bool fatal_set;
+    arbh_kafka_stop_fn stop_fn;
+    void *stop_user;
+    bool owner_probed; /* consume = all: the sole-owner check was made */
     /* Readiness: when every broker went unreachable (0: not since the last
      * success: a delivery, a fetched record, a commit), and the producer's
      * progress when last looked at. */
@@ -789,6 +792,12 @@ void arbh_kafka_set_log(arbh_kafka *k, arbh_kafka_log_fn fn, void *user)
     k->log_user = user;
 }
 
+void arbh_kafka_set_stop(arbh_kafka *k, arbh_kafka_stop_fn fn, void *user)
+{
+    k->stop_fn = fn;
+    k->stop_user = user;
+}
+
 int arbh_kafka_routes(const arbh_kafka *k, const char *topic)
 {
     return route_find(k, topic) != NULL;
@@ -830,6 +839,55 @@ int arbh_kafka_produce(arbh_kafka *k, const char *topic, uint64_t key, const voi
 
 /* ---- commits ---- */
 
+/* The coordinator refused a group-less commit because the group has
+ * members: another host consumes it as a group, so this one is not the sole
+ * owner consume = all promises. It stops taking records and producing (the
+ * members own the partitions), reports itself failed and asks the host to
+ * exit (arbh_kafka_set_stop). The dev broker refuses once the group has had
+ * members at all. */
+static void not_sole_owner(arbh_kafka *k, rd_kafka_resp_err_t err)
+{
+    if (atomic_load(&k->fatal_set))
+        return;
+    snprintf(k->fatal, sizeof k->fatal,
+             "group %.60s has members (offset commit refused: %.40s): a consume = all host must "
+             "be its group's only consumer; stopped",
+             k->group, rd_kafka_err2str(err));
+    atomic_store(&k->fatal_set, true);
+    k->consume_stopped = true;
+    klog(k, ARB_LOG_ERROR, "%s", k->fatal);
+    if (k->stop_fn)
+        k->stop_fn(k->stop_user, k->fatal);
+}
+
+/* consume = all, before the first partition is taken: commits the group's
+ * committed offsets of these partitions again, unchanged, so that a group
+ * with members refuses this host before it has delivered a record. Where
+ * nothing is committed yet there is nothing to probe with (the next topic,
+ * or the first commit, decides). */
+static void probe_sole_owner(arbh_kafka *k, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
+    if (rd_kafka_committed(k->consumer, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_t *probe = rd_kafka_topic_partition_list_new(l->cnt);
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset >= 0)
+                rd_kafka_topic_partition_list_add(probe, l->elems[i].topic, l->elems[i].partition)
+                    ->offset = l->elems[i].offset;
+        if (probe->cnt) {
+            k->owner_probed = true;
+            rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, probe, 0);
+            for (int i = 0; !e && i < probe->cnt; i++)
+                e = probe->elems[i].err;
+            if (e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+                not_sole_owner(k, e);
+        }
+        rd_kafka_topic_partition_list_destroy(probe);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
@@ -846,19 +904,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     k->st_commit_failed++;
     if (k->consume_all && (err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
                            err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)) {
-        /* The coordinator refuses a group-less commit because the group has
-         * members: another host consumes it as a group, so this one is not
-         * the sole owner consume = all promises. It stops taking records and
-         * producing (the members own the partitions) and says why. The dev
-         * broker also refuses once the group has had members at all. */
-        snprintf(
-            k->fatal, sizeof k->fatal,
-            "group %.100s has members (offset commit refused: %s): a consume = all host must be "
-            "its group's only consumer; stopped",
-            k->group, rd_kafka_err2str(err));
-        atomic_store(&k->fatal_set, true);
-        k->consume_stopped = true;
-        klog(k, ARB_LOG_ERROR, "%s", k->fatal);
+        not_sole_owner(k, err);
         return;
     }
     klog(k, ARB_LOG_WARN, "offset commit failed: %s; will commit again", rd_kafka_err2str(err));
@@ -1422,6 +1468,12 @@ static void assign_all(arbh_kafka *k)
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(cnt);
         for (int p = 0; p < cnt; p++)
             rd_kafka_topic_partition_list_add(l, rt->kname, p)->offset = RD_KAFKA_OFFSET_INVALID;
+        if (!k->owner_probed)
+            probe_sole_owner(k, l);
+        if (atomic_load(&k->fatal_set)) {
+            rd_kafka_topic_partition_list_destroy(l);
+            return;
+        }
         on_assign(k, l); /* at the committed offset, or a pending seek */
         rd_kafka_topic_partition_list_destroy(l);
         rt->taken = true;

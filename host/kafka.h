@@ -65,6 +65,14 @@ int arbh_kafka_new(arbh_config *cfg, const char *host_id, arbh_kafka **out, char
 typedef void (*arbh_kafka_log_fn)(void *user, int level, const char *msg);
 void arbh_kafka_set_log(arbh_kafka *k, arbh_kafka_log_fn fn, void *user);
 
+/* Called once, on loop 0, when the transport cannot go on and the host
+ * should exit (why: the message, already logged): a group-less host ([bus]
+ * consume = all) whose group has members (the host exits with
+ * ARBH_EXIT_CONFLICT). Without one, the transport only reports itself
+ * failed. */
+typedef void (*arbh_kafka_stop_fn)(void *user, const char *why);
+void arbh_kafka_set_stop(arbh_kafka *k, arbh_kafka_stop_fn fn, void *user);
+
 /* The topic where the hosts of a system agree on their run (host/run.c):
  * one partition, routed in every Kafka host, never delivered to plugins. */
 #define ARBH_RUNS_TOPIC "arb_runs"

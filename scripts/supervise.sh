@@ -9,7 +9,9 @@
 # Back-off: 1 s after the first crash, doubling to 30 s; a run that lasted
 # 60 s or more starts the back-off again. Any other exit status ends the
 # supervision with that status (0: stopped; 1: could not start, e.g. an
-# address in use; 2: bad configuration: restarting would not help).
+# address in use; 2: bad configuration; 78: a group-less host whose group
+# has members, [bus] consume = all beside consume = group: restarting would
+# not help).
 # SIGINT/SIGTERM go to the host, which stops cleanly. Used by scripts/run.sh
 # and scripts/run-split.sh; the systemd unit does the same with Restart=.
 set -uo pipefail
@@ -38,6 +40,7 @@ while :; do
     done
     child=
     if [ "$stopping" -eq 1 ] || { [ "$status" -ne 70 ] && [ "$status" -ne 75 ] && [ "$status" -le 128 ]; }; then
+        [ "$status" -eq 78 ] && echo "supervise: $name: arb-host exited with status 78 (its consumer group has members, see the line above): not restarted" >&2
         exit "$status"
     fi
     restarts=$((restarts + 1))

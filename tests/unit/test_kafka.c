@@ -750,6 +750,12 @@ static void groupless_consumer_behind_is_degraded_until_it_catches_up(void **sta
     sink_free(&s);
 }
 
+static void count_stop(void *user, const char *why)
+{
+    (void)why;
+    ++*(int *)user;
+}
+
 static int unhealthy(void *arg)
 {
     arbh_kafka_stats st;
@@ -760,13 +766,27 @@ static int unhealthy(void *arg)
 /* A group-less host ([bus] consume = all) promises to be its group's only
  * consumer. A member joining that group (a host started in group mode by
  * mistake) gets its commits refused by the coordinator; the group-less host
- * then stops taking records and producing, and reports itself failed with
- * the reason, rather than consuming the members' partitions beside them. */
+ * then stops taking records and producing, reports itself failed with the
+ * reason and asks its host to exit, rather than consuming the members'
+ * partitions beside them. */
 static void groupless_consumer_stops_when_its_group_has_members(void **state)
 {
     (void)state;
     char err[256];
+    /* An offset committed while the group had no members (as a group-less
+     * host's would be): what a later group-less start probes with. */
     rd_kafka_conf_t *c = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err), 0);
+    assert_int_equal(rd_kafka_conf_set(c, "group.id", "g-owned", err, sizeof err), 0);
+    rd_kafka_t *simple = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    assert_non_null(simple);
+    rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(at, "t_owned", 0)->offset = 0;
+    assert_int_equal(rd_kafka_commit(simple, at, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(at);
+    rd_kafka_destroy(simple);
+
+    c = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof err), 0);
     assert_int_equal(rd_kafka_conf_set(c, "group.id", "g-owned", err, sizeof err), 0);
     rd_kafka_t *member = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
@@ -780,6 +800,8 @@ static void groupless_consumer_stops_when_its_group_has_members(void **state)
     static sink s;
     s = (sink){.auto_done = true};
     arbh_kafka *k = kafka_new("group = g-owned\nconsume = all\nkafka_topics = t_owned");
+    int stops = 0;
+    arbh_kafka_set_stop(k, count_stop, &stops);
     struct event_base *base = event_base_new();
     assert_int_equal(arbh_kafka_want(k, "t_owned"), ARB_OK);
     assert_int_equal(arbh_kafka_start(k, base, on_record, &s), ARB_OK);
@@ -803,6 +825,7 @@ static void groupless_consumer_stops_when_its_group_has_members(void **state)
         !strstr(st.detail, "only consumer; stopped"))
         fail_msg("detail: \"%s\"", st.detail);
     assert_true(st.commit_failed > 0);
+    assert_int_equal(stops, 1); /* the host is asked to exit */
     /* Stopped: nothing more is taken, and nothing is produced. */
     size_t had = s.n;
     uint8_t buf[ARB_TRADE_LEN];
@@ -816,6 +839,28 @@ static void groupless_consumer_stops_when_its_group_has_members(void **state)
     assert_int_equal(s.n, had);
     assert_int_not_equal(arbh_kafka_produce(k, "t_owned", 1, buf, len), ARB_OK);
     arbh_kafka_free(k);
+
+    /* A group-less host started while the group has members is refused
+     * before it delivers a record: it commits the group's committed offset
+     * again, and the coordinator refuses that. */
+    static sink s2;
+    s2 = (sink){.auto_done = true};
+    assert_true(committed_offset("g-owned", "t_owned", 0) >= 0);
+    k = kafka_new("group = g-owned\nconsume = all\nkafka_topics = t_owned");
+    stops = 0;
+    arbh_kafka_set_stop(k, count_stop, &stops);
+    assert_int_equal(arbh_kafka_want(k, "t_owned"), ARB_OK);
+    assert_int_equal(arbh_kafka_start(k, base, on_record, &s2), ARB_OK);
+    pump(base, unhealthy, k, 20000);
+    arbh_kafka_get_stats(k, &st);
+    assert_int_equal(st.healthy, 0);
+    assert_non_null(strstr(st.detail, "group g-owned has members"));
+    assert_int_equal(stops, 1);
+    pump(base, NULL, NULL, 300);
+    assert_int_equal(s2.n, 0);
+    assert_int_equal(st.assigned, 0);
+    arbh_kafka_free(k);
+    sink_free(&s2);
     event_base_free(base);
     rd_kafka_consumer_close(member);
     rd_kafka_destroy(member);
