@@ -133,9 +133,7 @@ static json_t *health_json(arbh_host *h, bool *healthy, const char **state)
         starting = starting || ks.starting;
         if (failed)
             json_array_append_new(
-                reasons, json_sprintf("kafka: %s: restart the host (supervise.sh and the systemd "
-                                      "unit do)",
-                                      ks.detail));
+                reasons, json_sprintf("kafka: %s: the host must be restarted", ks.detail));
         if (ks.starting)
             json_array_append_new(reasons,
                                   json_string("kafka: starting: partitions not assigned yet"));

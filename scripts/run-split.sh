@@ -7,6 +7,10 @@
 # drain, commit, stop) and says "stopped", status 0; a host that ends by
 # itself (a status the supervisor does not restart) stops the rest, status 1.
 set -euo pipefail
+case "${ARB_MATCHERS:-1}" in
+1 | 2) ;;
+*) echo "run-split: ARB_MATCHERS=${ARB_MATCHERS}: 1 or 2 (conf.d/split has matcher.ini and matcher2.ini; copy matcher2.ini for more)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 B=${ARB_BUILD:-build}
 D=${ARB_SPLIT_DIR:-var/split}
@@ -40,7 +44,7 @@ fi
 # ARB_MATCHERS=2 adds conf.d/split/matcher2.ini: two matchers share the books
 # in consumer group arb-matcher.
 matchers=matcher
-if [ "${ARB_MATCHERS:-1}" -ge 2 ]; then
+if [ "${ARB_MATCHERS:-1}" -eq 2 ]; then
     matchers="matcher matcher2"
     export ARB_MATCHER_CONSUME=group # alone, matcher.ini owns every partition
 fi
