@@ -3,7 +3,8 @@
 
 GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway/api_keys.c \
 	plugins/gateway/u64map.c plugins/gateway/order_json.c plugins/gateway/read_model.c \
-	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c
+	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c \
+	plugins/gateway/snapshot.c
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c plugins/gateway/run_pages.c \
@@ -35,6 +36,10 @@ test_gateway_order_json_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 TESTS += test_gateway_read_model
 test_gateway_read_model_SRCS := tests/unit/test_gateway_read_model.c $(GW_CORE)
 test_gateway_read_model_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+TESTS += test_gateway_snapshot
+test_gateway_snapshot_SRCS := tests/unit/test_gateway_snapshot.c $(GW_CORE)
+test_gateway_snapshot_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
 TESTS += test_gateway_wire_json
 test_gateway_wire_json_SRCS := tests/unit/test_gateway_wire_json.c
