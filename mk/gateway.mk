@@ -49,6 +49,11 @@ TESTS += test_gateway_openapi
 test_gateway_openapi_SRCS := tests/unit/test_gateway_openapi.c plugins/gateway/routes.c
 test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
+# The snapshots of the read models: decoded, built from records, chunked.
+FUZZERS += fuzz_gateway_snapshot
+fuzz_gateway_snapshot_SRCS := tests/fuzz/fuzz_gateway_snapshot.c plugins/gateway/snapshot.c \
+	plugins/gateway/read_model.c plugins/gateway/u64map.c
+
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
 

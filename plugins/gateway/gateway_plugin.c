@@ -62,9 +62,9 @@
  *   snapshot_topic = gateway_snapshots   where snapshots of the read models go
  *                                     (recover.h), if the transport stores it;
  *                                     "": none (every start replays it all)
- *   snapshot_records = 5000           a snapshot once this many order events
+ *   snapshot_records = 2000           a snapshot once this many order events
  *                                     and trades were applied since the last,
- *   snapshot_interval_ms = 2000       checked this often (also the least time
+ *   snapshot_interval_ms = 1000       checked this often (also the least time
  *                                     between two); POST /plugins/<instance>/
  *                                     snapshot on the admin endpoint takes one
  *                                     now, GET says where they stand
@@ -1352,8 +1352,8 @@ static int gw_create(arb_ctx *ctx, void **self)
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)) ||
         (rc = arb_cfg_str(ctx, "snapshot_topic", "gateway_snapshots", &gw->snap_topic_name)) ||
-        (rc = arb_cfg_int(ctx, "snapshot_records", 5000, 1, 1000000000, &gw->snap_records)) ||
-        (rc = arb_cfg_int(ctx, "snapshot_interval_ms", 2000, 10, 3600000, &gw->snap_interval_ms)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_records", 2000, 1, 1000000000, &gw->snap_records)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_interval_ms", 1000, 10, 3600000, &gw->snap_interval_ms)) ||
         (rc = arb_cfg_int_in(ctx, "host", "announce_ms", 2000, 0, 3600000, &announce_ms)))
         goto fail;
     if (announce_ms == 0)
