@@ -12,10 +12,19 @@
 # with a 2 s timeout) until one is accepted. Prints the median of the rounds:
 #   bench: recovery_matcher_kill_to_order <ms> ms
 #   bench: recovery_gateway_kill_to_order <ms> ms
-# What bounds them (README, "Faster recovery"): the consumer group's join
+# What bounds them (docs/SERVICES.md, "Recovery time"): the consumer group's join
 # after a member died (its session.timeout.ms and the dev broker's rebalance
 # delays), then the snapshot restore and replay (matcher) or the read model's
-# replay (gateway), small here.
+# rebuild (gateway), small here.
+#
+# ARB_BENCH_HISTORY=N stores at least N order events before the gateway's
+# rounds (their history is what the gateway rebuilds from): pairs of orders
+# that trade (tests/bench/bench_gateway.lua), POSTed by wrk over
+# ARB_BENCH_HISTORY_CONNS connections (default 1: the matcher's answers leave
+# one by one, one record per producer batch, the slowest history to read
+# back), and each round's log line of the rebuild is printed (N counts what was
+# written: the dev broker holds about 5 MiB a partition of it, and these
+# events are on one). ARB_BENCH_ONLY=gateway skips the matcher's rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -45,7 +54,9 @@ start_matcher() {
     pids+=("$matcher")
 }
 start_gateway() {
-    "$B/arb-host" -c conf.d/split/gateway.ini -s host.announce_ms=0 >> "$dir/gateway.log" 2>&1 &
+    "$B/arb-host" -c conf.d/split/gateway.ini -s host.announce_ms=0 \
+        -s gateway.api_key.bench_buy=bench-buyer-key-0123456789:1001 \
+        -s gateway.api_key.bench_sell=bench-seller-key-0123456789:1002 >> "$dir/gateway.log" 2>&1 &
     gateway=$!
     pids+=("$gateway")
 }
@@ -75,7 +86,21 @@ if [ "$(until_accepted "$(date +%s%N)")" = -1 ]; then
     exit 1
 fi
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for who in matcher gateway; do
+# Order events stored now: the sum of order_events' end offsets.
+stored_events() {
+    kcat -b "$ARB_BROKERS" -Q $(for p in 0 1 2 3; do echo "-t order_events:$p:-1"; done) 2>/dev/null |
+        awk '/offset/ {n += $NF} END {print n + 0}'
+}
+if [ -n "${ARB_BENCH_HISTORY:-}" ]; then
+    t0=$(date +%s)
+    while [ "$(stored_events)" -lt "$ARB_BENCH_HISTORY" ]; do
+        ARB_BENCH_NAME=history wrk -t1 -c"${ARB_BENCH_HISTORY_CONNS:-1}" -d5s \
+            -s tests/bench/bench_gateway.lua "http://$ARB_HTTP" > /dev/null 2>&1
+        [ $(( $(date +%s) - t0 )) -ge 900 ] && { echo "bench-recovery: history not stored in 15 min" >&2; exit 1; }
+    done
+    echo "bench-recovery: $(stored_events) order events stored in $(( $(date +%s) - t0 )) s" >&2
+fi
+for who in ${ARB_BENCH_ONLY:-matcher gateway}; do
     figures=()
     for _ in $(seq "$rounds"); do
         sleep 2 # the restarted host's snapshots and commits settle
@@ -87,6 +112,9 @@ for who in matcher gateway; do
             t0=$(date +%s%N); start_gateway
         fi
         figures+=("$(until_accepted "$t0")")
+        if [ -n "${ARB_BENCH_HISTORY:-}" ] && [ "$who" = gateway ]; then
+            grep -o 'read models rebuilt.*' "$dir/gateway.log" | tail -1 >&2
+        fi
     done
     echo "bench-recovery: $who kill -9 to the first accepted order: ${figures[*]} ms" >&2
     echo "bench: recovery_${who}_kill_to_order $(printf '%s\n' "${figures[@]}" | median) ms"
