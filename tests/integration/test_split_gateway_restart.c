@@ -112,6 +112,42 @@ static void order_state(const char *id, char *out, size_t cap)
     snprintf(out, cap, "%d %s %s %s", code, st, f, l);
 }
 
+/* Whether every record of the first `sells` pairs reached the gateway: a
+ * pair's events come on two partitions (each account's) and its trade on a
+ * third, so the answer to the sell does not say the buy's fill or the trade
+ * arrived. The tape shows every trade, and the buys' fills add up. */
+static bool settled(char ids[][32], int sells)
+{
+    char body[65536], f[32];
+    if (rig_http(http_port, "GET", "/v1/trades?venue=XA&symbol=BTCUSD&limit=100", KEY, NULL, body,
+                 sizeof body) != 200)
+        return false;
+    int trades = 0;
+    for (const char *p = body; (p = strstr(p, "\"trade_id\"")); p++)
+        trades++;
+    double filled = 0;
+    for (int i = 0; i < 2 * sells; i += 2) {
+        char path[96];
+        snprintf(path, sizeof path, "/v1/orders/%s", ids[i]);
+        if (rig_http(http_port, "GET", path, KEY, NULL, body, sizeof body) != 200 ||
+            !field(body, "filled_qty", f, sizeof f))
+            return false;
+        filled += strtod(f, NULL);
+    }
+    return trades == sells && filled > sells * 0.001 - 1e-9;
+}
+
+static void wait_settled(char ids[][32], int sells)
+{
+    int64_t deadline = rig_mono_ns() + 10 * RIG_SEC;
+    while (!settled(ids, sells)) {
+        if (rig_mono_ns() > deadline)
+            fail_msg("the gateway did not get every record of %d pairs in 10 s (logs in %s)", sells,
+                     dir);
+        usleep(5000);
+    }
+}
+
 /* A number field's value ("name":N) of body, or -1. */
 static long long number(const char *body, const char *name)
 {
@@ -164,6 +200,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
             fail_msg("the IOC sell did not fill: %s", body);
     }
     /* A snapshot of all that, stored before anything else happens. */
+    wait_settled(ids, NPAIRS);
     assert_int_equal(snapshot_state("POST", body, sizeof body), 200);
     assert_true(number(body, "taken") >= 1);
     deadline = rig_mono_ns() + 10 * RIG_SEC;
@@ -176,6 +213,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     /* Then one more pair: the records a restart replays after the snapshot. */
     assert_int_equal(order("buy", "gtc", "0.002", ids[2 * NPAIRS], body, sizeof body), 200);
     assert_int_equal(order("sell", "ioc", "0.001", ids[2 * NPAIRS + 1], body, sizeof body), 200);
+    wait_settled(ids, NPAIRS + 1);
     char before[2 * NPAIRS + 2][96];
     for (int i = 0; i < 2 * NPAIRS + 2; i++) {
         order_state(ids[i], before[i], sizeof before[i]);
