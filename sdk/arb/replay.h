@@ -12,6 +12,10 @@
  *
  * Per partition the transport delivers in offset order, so a live record
  * below the read's end is one the read took; a record at or above it is new.
+ * The same order lets a plugin snapshot its state with, per partition, the
+ * offset after the last record it applied (as the gateway does with its
+ * read models); arb_replay_read_from then starts each partition there, and
+ * only what came after the snapshot is read.
  * Only for topics the transport stores: a topic kept in process answers
  * ARB_ENOENT (nothing to rebuild from). Over Kafka the reads run on loop 0
  * (ARB_ESTATE elsewhere). Not here: what a plugin does with the records.
