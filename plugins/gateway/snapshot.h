@@ -11,14 +11,16 @@
  * records after it = a rebuild from all of them. Books are not in it (the
  * gateway asks the matcher for them at start).
  *
- * Format 1, little-endian, integers as LEB128 varints (signed ones
- * zigzagged), order ids and times as differences from the order before:
+ * Format 1, little-endian; v is a LEB128 varint, z a zigzagged one; an
+ * order's id and creation time are differences from the order before it,
+ * its other times from its creation:
  *   "GWSN" | u32 format | u64 run | u64 id space | u64 instrument digest |
  *   u32 instruments | u32 trade_history | u64 order_history |
  *   marks of order_events, then of trade_executed (v partitions, v offset each) |
  *   per instrument: v trades, z last price, the trades oldest first |
- *   v accounts, each: v id, u8 has positions, [positions], v open orders,
- *   the open orders oldest first | v finished orders, oldest first.
+ *   u64 accounts, each: v id, u8 has positions, [per instrument: z position,
+ *   cash and fees as 16-byte integers, z bought, z sold, v trades], v open
+ *   orders, the open orders oldest first | v finished orders, oldest first.
  * On the bus a snapshot is cut into chunks (a record is at most a quarter of
  * [bus] queue_bytes, and Kafka's message.max.bytes is 1 MB by default):
  *   "GWSC" | u32 format | u64 id space | u64 snapshot id | u32 index |
