@@ -3,7 +3,8 @@
 
 GW_CORE := plugins/gateway/sha256.c plugins/gateway/rate_limit.c plugins/gateway/api_keys.c \
 	plugins/gateway/u64map.c plugins/gateway/order_json.c plugins/gateway/read_model.c \
-	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c
+	plugins/gateway/views.c plugins/gateway/services.c plugins/gateway/recover.c \
+	plugins/gateway/snapshot.c
 
 PLUGINS += gateway
 gateway_SRCS := $(GW_CORE) plugins/gateway/routes.c plugins/gateway/assets.c plugins/gateway/run_pages.c \
@@ -36,6 +37,10 @@ TESTS += test_gateway_read_model
 test_gateway_read_model_SRCS := tests/unit/test_gateway_read_model.c $(GW_CORE)
 test_gateway_read_model_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 
+TESTS += test_gateway_snapshot
+test_gateway_snapshot_SRCS := tests/unit/test_gateway_snapshot.c $(GW_CORE)
+test_gateway_snapshot_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
 TESTS += test_gateway_wire_json
 test_gateway_wire_json_SRCS := tests/unit/test_gateway_wire_json.c
 test_gateway_wire_json_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
@@ -43,6 +48,11 @@ test_gateway_wire_json_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
 TESTS += test_gateway_openapi
 test_gateway_openapi_SRCS := tests/unit/test_gateway_openapi.c plugins/gateway/routes.c
 test_gateway_openapi_LIBS := $(CMOCKA_LIBS) $(DEP_LIBS)
+
+# The snapshots of the read models: decoded, built from records, chunked.
+FUZZERS += fuzz_gateway_snapshot
+fuzz_gateway_snapshot_SRCS := tests/fuzz/fuzz_gateway_snapshot.c plugins/gateway/snapshot.c \
+	plugins/gateway/read_model.c plugins/gateway/u64map.c
 
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c

@@ -18,6 +18,15 @@
 # replay (gateway). ARB_MATCHER_CONSUME=group puts the matcher in its group:
 # then the group's join after a member died (its session.timeout.ms and the
 # dev broker's rebalance delays) comes first.
+#
+# ARB_BENCH_HISTORY=N stores at least N order events before the gateway's
+# rounds (their history is what the gateway rebuilds from): pairs of orders
+# that trade (tests/bench/bench_gateway.lua), POSTed by wrk over
+# ARB_BENCH_HISTORY_CONNS connections (default 1: the matcher's answers leave
+# one by one, one record per producer batch, the slowest history to read
+# back), and each round's log line of the rebuild is printed (N counts what was
+# written: the dev broker holds about 5 MiB a partition of it, and these
+# events are on one). ARB_BENCH_ONLY=gateway skips the matcher's rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -47,7 +56,9 @@ start_matcher() {
     pids+=("$matcher")
 }
 start_gateway() {
-    "$B/arb-host" -c conf.d/split/gateway.ini -s host.announce_ms=0 >> "$dir/gateway.log" 2>&1 &
+    "$B/arb-host" -c conf.d/split/gateway.ini -s host.announce_ms=0 \
+        -s gateway.api_key.bench_buy=bench-buyer-key-0123456789:1001 \
+        -s gateway.api_key.bench_sell=bench-seller-key-0123456789:1002 >> "$dir/gateway.log" 2>&1 &
     gateway=$!
     pids+=("$gateway")
 }
@@ -77,7 +88,21 @@ if [ "$(until_accepted "$(date +%s%N)")" = -1 ]; then
     exit 1
 fi
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for who in matcher gateway; do
+# Order events stored now: the sum of order_events' end offsets.
+stored_events() {
+    kcat -b "$ARB_BROKERS" -Q $(for p in 0 1 2 3; do echo "-t order_events:$p:-1"; done) 2>/dev/null |
+        awk '/offset/ {n += $NF} END {print n + 0}'
+}
+if [ -n "${ARB_BENCH_HISTORY:-}" ]; then
+    t0=$(date +%s)
+    while [ "$(stored_events)" -lt "$ARB_BENCH_HISTORY" ]; do
+        ARB_BENCH_NAME=history wrk -t1 -c"${ARB_BENCH_HISTORY_CONNS:-1}" -d5s \
+            -s tests/bench/bench_gateway.lua "http://$ARB_HTTP" > /dev/null 2>&1
+        [ $(( $(date +%s) - t0 )) -ge 900 ] && { echo "bench-recovery: history not stored in 15 min" >&2; exit 1; }
+    done
+    echo "bench-recovery: $(stored_events) order events stored in $(( $(date +%s) - t0 )) s" >&2
+fi
+for who in ${ARB_BENCH_ONLY:-matcher gateway}; do
     figures=()
     for _ in $(seq "$rounds"); do
         sleep 2 # the restarted host's snapshots and commits settle
@@ -89,6 +114,9 @@ for who in matcher gateway; do
             t0=$(date +%s%N); start_gateway
         fi
         figures+=("$(until_accepted "$t0")")
+        if [ -n "${ARB_BENCH_HISTORY:-}" ] && [ "$who" = gateway ]; then
+            grep -o 'read models rebuilt.*' "$dir/gateway.log" | tail -1 >&2
+        fi
     done
     echo "bench-recovery: $who kill -9 to the first accepted order: ${figures[*]} ms" >&2
     echo "bench: recovery_${who}_kill_to_order $(printf '%s\n' "${figures[@]}" | median) ms"

@@ -89,7 +89,9 @@ struct gateway {
     int64_t request_timeout_ms, max_conns, max_conns_per_addr, anon_rate, anon_burst;
     int64_t stream_stall_ms, max_streams_per_addr, max_streams_per_key;
     int public_reads;
-    const char *runs_dir; /* run report pages under /runs/, "": off */
+    const char *runs_dir;        /* run report pages under /runs/, "": off */
+    const char *snap_topic_name; /* snapshots of the read models, "": off */
+    int64_t snap_records, snap_interval_ms;
     uint64_t id_space;
     arb_instrument_table instruments;
     gw_key_table keys;
@@ -131,6 +133,9 @@ struct gateway {
     arb_counter *m_conn_refused, *m_req_timeouts, *m_accept_pauses, *m_anon_limited;
     arb_histogram *m_order_latency;
     arb_gauge *m_streams, *m_pending;
+    arb_counter *m_snapshots;
+    arb_gauge *m_snap_bytes, *m_rebuild_events, *m_rebuild_trades, *m_rebuild_from_snap;
+    arb_histogram *m_snap_encode;
 };
 
 /* Who reads the PnL board: anyone (viewer 0) sees the public accounts, a

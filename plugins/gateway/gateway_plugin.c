@@ -59,6 +59,15 @@
  *                                     a tombstone); announce_ms 0 counts as 2000
  *   max_services = 256                hosts remembered (the longest silent
  *                                     is forgotten first)
+ *   snapshot_topic = gateway_snapshots   where snapshots of the read models go
+ *                                     (recover.h), if the transport stores it;
+ *                                     "": none (every start replays it all)
+ *   snapshot_records = 2000           a snapshot once this many order events
+ *                                     and trades were applied since the last,
+ *   snapshot_interval_ms = 1000       checked this often (also the least time
+ *                                     between two); POST /plugins/<instance>/
+ *                                     snapshot on the admin endpoint takes one
+ *                                     now, GET says where they stand
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -1052,10 +1061,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 static void on_order_event(void *user, const arb_msg *msg)
 {
     gateway *gw = user;
+    if (arb_replay_seen(&gw->recovery.events, msg))
+        return;
+    gw_recovery_mark(&gw->recovery, ARB_TOPIC_ORDER_EVENTS, msg);
     arb_order_event ev;
     if (arb_order_event_decode(msg->data, msg->len, &ev))
-        return;
-    if (arb_replay_seen(&gw->recovery.events, msg))
         return;
     gw_order *o;
     /* An order of ours the model does not know is adopted: its events came
@@ -1089,8 +1099,11 @@ static void on_order_event(void *user, const arb_msg *msg)
 static void on_trade(void *user, const arb_msg *msg)
 {
     gateway *gw = user;
+    if (arb_replay_seen(&gw->recovery.trades, msg))
+        return;
+    gw_recovery_mark(&gw->recovery, ARB_TOPIC_TRADE_EXECUTED, msg);
     arb_trade t;
-    if (arb_replay_seen(&gw->recovery.trades, msg) || arb_trade_decode(msg->data, msg->len, &t))
+    if (arb_trade_decode(msg->data, msg->len, &t))
         return;
     int idx = gw_rm_apply_trade(gw->rm, &t);
     if (idx < 0)
@@ -1338,6 +1351,9 @@ static int gw_create(arb_ctx *ctx, void **self)
                           &gw->client_window_s)) ||
         (rc = arb_cfg_int(ctx, "order_id_space", (int64_t)(arb_host_id(ctx) & 0xffff), 0, 0xffff,
                           &id_space)) ||
+        (rc = arb_cfg_str(ctx, "snapshot_topic", "gateway_snapshots", &gw->snap_topic_name)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_records", 2000, 1, 1000000000, &gw->snap_records)) ||
+        (rc = arb_cfg_int(ctx, "snapshot_interval_ms", 1000, 10, 3600000, &gw->snap_interval_ms)) ||
         (rc = arb_cfg_int_in(ctx, "host", "announce_ms", 2000, 0, 3600000, &announce_ms)))
         goto fail;
     if (announce_ms == 0)
@@ -1397,6 +1413,60 @@ static int admin_listen(void *user, const char *method, const char *path, const 
     return 200;
 }
 
+/* ---- snapshots of the read models (recover.h) ---- */
+
+static int snapshot_now(gateway *gw)
+{
+    int64_t encode_ns = 0;
+    int rc = gw_snapshot_take(gw->ctx, &gw->recovery, gw->rm, &encode_ns);
+    if (rc != ARB_OK)
+        return rc;
+    arb_counter_add(gw->m_snapshots, 1);
+    arb_gauge_set(gw->m_snap_bytes, (int64_t)gw->recovery.last_bytes);
+    arb_hist_observe(gw->m_snap_encode, (uint64_t)encode_ns);
+    return ARB_OK;
+}
+
+static void on_snapshot_tick(void *user)
+{
+    gateway *gw = user;
+    gw_snapshot_check(gw->ctx, &gw->recovery);
+    if (gw->recovery.since >= (uint64_t)gw->snap_records)
+        snapshot_now(gw);
+}
+
+static int admin_snapshot(void *user, const char *method, const char *path, const char *query,
+                          struct evbuffer *out)
+{
+    (void)path, (void)query;
+    gateway *gw = user;
+    gw_recovery *r = &gw->recovery;
+    int status = 200;
+    if (!strcmp(method, "POST")) {
+        int rc = snapshot_now(gw);
+        status = rc == ARB_OK ? 200 : rc == ARB_ESTATE ? 409 : 503;
+    } else if (strcmp(method, "GET")) {
+        evbuffer_add_printf(out, "{\"error\":{\"code\":\"method_not_allowed\","
+                                 "\"message\":\"GET or POST\"}}\n");
+        return 405;
+    }
+    int stored = gw_snapshot_check(gw->ctx, r);
+    evbuffer_add_printf(out,
+                        "{\"enabled\":%s,\"topic\":\"%s\",\"partition\":%d,\"position\":%lld,"
+                        "\"since\":%llu,\"taken\":%llu,\"bytes\":%zu,\"snapshot_position\":%lld,"
+                        "\"stored\":%s,\"rebuild\":{\"from_snapshot\":%s,\"order_events\":%llu,"
+                        "\"trades\":%llu,\"ms\":%lld}}\n",
+                        r->topic >= 0 && r->marks_ok ? "true" : "false", gw->snap_topic_name,
+                        r->topic >= 0 ? (int)r->partition : -1,
+                        (long long)(gw_marks_sum(&r->at_events) + gw_marks_sum(&r->at_trades)),
+                        (unsigned long long)r->since, (unsigned long long)r->taken, r->last_bytes,
+                        (long long)r->last_position, stored ? "true" : "false",
+                        r->from_snapshot ? "true" : "false", (unsigned long long)r->events.records,
+                        (unsigned long long)r->trades.records,
+                        (long long)(r->rebuild_ns / 1000000));
+    return status;
+}
+
 static void request_snapshots(gateway *gw)
 {
     for (size_t i = 0; i < gw->instruments.count; i++) {
@@ -1449,10 +1519,26 @@ static int gw_start(void *self)
                                             "time from publish to the matcher's answer");
     gw->m_streams = arb_gauge_new(ctx, "gateway_streams", NULL, "open stream clients");
     gw->m_pending = arb_gauge_new(ctx, "gateway_pending", NULL, "requests waiting for the matcher");
+    gw->m_snapshots = arb_counter_new(ctx, "gateway_snapshots_total", NULL,
+                                      "snapshots of the read models published");
+    gw->m_snap_bytes =
+        arb_gauge_new(ctx, "gateway_snapshot_bytes", NULL, "size of the newest snapshot");
+    gw->m_snap_encode = arb_histogram_new(ctx, "gateway_snapshot_encode_ns", NULL,
+                                          "time to encode a snapshot (the loop waits)");
+    gw->m_rebuild_events =
+        arb_gauge_new(ctx, "gateway_rebuild_records", "topic=\"order_events\"",
+                      "stored records read at start (after the snapshot, if one was used)");
+    gw->m_rebuild_trades =
+        arb_gauge_new(ctx, "gateway_rebuild_records", "topic=\"trade_executed\"",
+                      "stored records read at start (after the snapshot, if one was used)");
+    gw->m_rebuild_from_snap = arb_gauge_new(ctx, "gateway_rebuild_from_snapshot", NULL,
+                                            "1: the read models at start came from a snapshot");
     if (!gw->base || !gw->rm || !gw->book_sent || !gw->scratch || !gw->m_2xx || !gw->m_4xx ||
         !gw->m_5xx || !gw->m_orders || !gw->m_timeouts || !gw->m_stream_cut ||
         !gw->m_order_latency || !gw->m_streams || !gw->m_pending || !gw->m_conn_refused ||
-        !gw->m_req_timeouts || !gw->m_accept_pauses || !gw->m_anon_limited)
+        !gw->m_req_timeouts || !gw->m_accept_pauses || !gw->m_anon_limited || !gw->m_snapshots ||
+        !gw->m_snap_bytes || !gw->m_snap_encode || !gw->m_rebuild_events || !gw->m_rebuild_trades ||
+        !gw->m_rebuild_from_snap)
         goto nomem;
 
     gw->flush_ev = event_new(gw->base, -1, 0, on_flush, gw);
@@ -1510,8 +1596,17 @@ static int gw_start(void *self)
     arb_admin_route(ctx, "listen", admin_listen, gw);
 
     /* Orders placed here before a restart, positions and trades: from what
-     * the transport stored, before the first live record. */
-    gw_recover(ctx, gw->rm, gw->id_space, &gw->recovery);
+     * the transport stored, before the first live record; from the newest
+     * snapshot of them on, if there is one. */
+    int snap_topic = gw->snap_topic_name[0] ? arb_topic(ctx, gw->snap_topic_name) : -1;
+    gw_recover(ctx, &gw->rm, gw->id_space, snap_topic, &gw->recovery);
+    arb_gauge_set(gw->m_rebuild_events, (int64_t)gw->recovery.events.records);
+    arb_gauge_set(gw->m_rebuild_trades, (int64_t)gw->recovery.trades.records);
+    arb_gauge_set(gw->m_rebuild_from_snap, gw->recovery.from_snapshot);
+    arb_admin_route(ctx, "snapshot", admin_snapshot, gw);
+    if (gw->recovery.topic >= 0 && arb_timer_start(ctx, (uint64_t)gw->snap_interval_ms * 1000000u,
+                                                   1, on_snapshot_tick, gw) < 0)
+        arb_warn(ctx, "no snapshot timer: the read models are not snapshotted");
     if (arb_subscribe(ctx, ARB_TOPIC_ORDER_EVENTS, on_order_event, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_TRADE_EXECUTED, on_trade, gw) < 0 ||
         arb_subscribe(ctx, ARB_TOPIC_MARKET_DATA, on_market_data, gw) < 0 ||
@@ -1629,7 +1724,7 @@ static int gw_restore(void *self, uint32_t state_version, const void *bytes, siz
     return ARB_OK;
 }
 
-static const char *const gw_publishes[] = {"order_commands", NULL};
+static const char *const gw_publishes[] = {"order_commands", "gateway_snapshots", NULL};
 static const char *const gw_subscribes[] = {
     "order_events",  "trade_executed",   "market_data", "system_ticks",
     "market_events", "service_registry", NULL};

@@ -30,6 +30,7 @@ gw_read_model *gw_rm_new(const arb_instrument_table *t, size_t trade_history, si
         goto fail;
     if (trade_history < 1)
         trade_history = 1;
+    rm->trade_history = trade_history;
     for (size_t i = 0; i < t->count; i++) {
         rm->trades[i].items = calloc(trade_history, sizeof(gw_trade_rec));
         rm->trades[i].cap = trade_history;
@@ -240,6 +241,32 @@ static void finish(gw_read_model *rm, gw_order *o)
     }
 }
 
+gw_order *gw_rm_order_put(gw_read_model *rm, const gw_order *src, const gw_fill *fills)
+{
+    if (!src->order_id || !src->account || src->instrument >= rm->instruments->count ||
+        src->n_fills > GW_MAX_FILLS || gw_map_get(&rm->orders, src->order_id))
+        return NULL;
+    gw_account *a = gw_rm_account(rm, src->account, 1);
+    gw_order *o = malloc(sizeof *o);
+    gw_fill *f = src->n_fills ? malloc(((size_t)src->n_fills + 3) / 4 * 4 * sizeof *f) : NULL;
+    if (!a || !o || (src->n_fills && !f) || gw_map_put(&rm->orders, src->order_id, o)) {
+        free(o);
+        free(f);
+        return NULL;
+    }
+    *o = *src;
+    if (f)
+        memcpy(f, fills, src->n_fills * sizeof *f);
+    o->fills = f;
+    o->open_prev = o->open_next = o->done_next = NULL;
+    /* A snapshot carries no client ids (snapshot.h): nothing to index. */
+    o->client_order_id[0] = 0;
+    open_link(a, o);
+    if (gw_status_terminal(o->status))
+        finish(rm, o);
+    return o;
+}
+
 static void add_fill(gw_order *o, const arb_order_event *ev)
 {
     if (ev->last_qty <= 0 || o->n_fills >= GW_MAX_FILLS)
@@ -263,6 +290,8 @@ int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **o
         return GW_EFF_NONE;
     if (o->last_seq && ev->seq && ev->seq <= o->last_seq)
         return GW_EFF_NONE;
+    if (!gw_order_answered(o))
+        o->answered_ts = ev->ts;
     o->last_seq = ev->seq;
     o->updated_ts = ev->ts;
     if (ev->kind == ARB_EV_REJECTED && o->status != GW_ST_PENDING) {
@@ -309,19 +338,25 @@ int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **o
 
 /* ---- trades and positions ---- */
 
+gw_position *gw_rm_positions(gw_read_model *rm, uint64_t account)
+{
+    gw_account *a = gw_rm_account(rm, account, 1);
+    if (!a)
+        return NULL;
+    if (!a->positions)
+        a->positions =
+            calloc(rm->instruments->count ? rm->instruments->count : 1, sizeof *a->positions);
+    return a->positions;
+}
+
 /* fee: price units (the trade's), booked in cash's units. */
 static void position_apply(gw_read_model *rm, uint64_t account, int idx, int64_t signed_qty,
                            int64_t price, int64_t fee)
 {
-    gw_account *a = gw_rm_account(rm, account, 1);
-    if (!a)
+    gw_position *positions = gw_rm_positions(rm, account);
+    if (!positions)
         return;
-    if (!a->positions) {
-        a->positions = calloc(rm->instruments->count, sizeof *a->positions);
-        if (!a->positions)
-            return;
-    }
-    gw_position *p = &a->positions[idx];
+    gw_position *p = &positions[idx];
     p->position += signed_qty;
     __int128 f = fee;
     for (int k = 0; k < rm->instruments->items[idx].qty_decimals; k++)
@@ -335,19 +370,25 @@ static void position_apply(gw_read_model *rm, uint64_t account, int idx, int64_t
     p->trades++;
 }
 
+void gw_rm_trade_put(gw_read_model *rm, int idx, const gw_trade_rec *t)
+{
+    gw_trade_ring *r = &rm->trades[idx];
+    r->items[r->head] = *t;
+    r->head = (r->head + 1) % r->cap;
+    if (r->count < r->cap)
+        r->count++;
+}
+
 int gw_rm_apply_trade(gw_read_model *rm, const arb_trade *t)
 {
     int idx = gw_rm_instrument(rm, t->venue, t->symbol);
     if (idx < 0)
         return -1;
-    gw_trade_ring *r = &rm->trades[idx];
-    r->items[r->head] = (gw_trade_rec){
-        t->trade_id, t->buy_order_id, t->sell_order_id, t->buy_account, t->sell_account,
-        t->seq,      t->price,        t->qty,           t->ts,          t->aggressor};
-    r->head = (r->head + 1) % r->cap;
-    if (r->count < r->cap)
-        r->count++;
-    r->last_px = t->price;
+    gw_rm_trade_put(rm, idx,
+                    &(gw_trade_rec){t->trade_id, t->buy_order_id, t->sell_order_id, t->buy_account,
+                                    t->sell_account, t->seq, t->price, t->qty, t->ts,
+                                    t->aggressor});
+    rm->trades[idx].last_px = t->price;
     if (t->buy_account)
         position_apply(rm, t->buy_account, idx, t->qty, t->price, t->buy_fee);
     if (t->sell_account)

@@ -56,7 +56,9 @@ typedef struct gw_order {
     uint16_t n_fills;
     int64_t price, qty, leaves_qty, filled_qty;
     int64_t created_ts, updated_ts;
-    uint64_t last_seq; /* matcher sequence of the last event applied */
+    int64_t answered_ts; /* the time of the first event applied: what a rebuild
+                            from the events calls created_ts (snapshot.c) */
+    uint64_t last_seq;   /* matcher sequence of the last event applied */
     char client_order_id[GW_CLIENT_ID_MAX + 1];
     int64_t placed_ns;                      /* the gateway's monotonic time of the POST, for the
                           client_order_id window (see gw_rm_order_by_client) */
@@ -119,6 +121,7 @@ typedef struct gw_read_model {
     size_t n_accounts, cap_accounts;
     gw_order *done_head, *done_tail; /* terminal orders, oldest first */
     size_t done_count, order_history;
+    size_t trade_history; /* each ring's capacity */
 } gw_read_model;
 
 /* trade_history: trades kept per instrument; order_history: terminal orders
@@ -145,6 +148,20 @@ gw_order *gw_rm_order_by_client(const gw_read_model *rm, uint64_t account, const
                                 int64_t not_before);
 /* Forgets a pending order whose command could not be sent. */
 void gw_rm_order_drop(gw_read_model *rm, uint64_t order_id);
+/* Whether the matcher's answer reached the order: an event was applied to
+ * it (events carry seq 1 and up). An order without one is known only to
+ * the process that sent it; a rebuild from the events would not have it. */
+static inline int gw_order_answered(const gw_order *o)
+{
+    return o->status != GW_ST_PENDING || o->last_seq != 0;
+}
+/* An order as a snapshot recorded it (snapshot.c): o's fields but its links,
+ * with o->n_fills of `fills`, linked where gw_rm_apply_event leaves such an
+ * order: a live one at the head of its account's open list, a finished one
+ * at the tail of the retention FIFO (forgetting the oldest past
+ * order_history). NULL on no memory, a known id, an id or account of 0, an
+ * unknown instrument or too many fills. */
+gw_order *gw_rm_order_put(gw_read_model *rm, const gw_order *o, const gw_fill *fills);
 
 /* What applying an order event did, for the caller's pending requests. */
 enum gw_event_effect {
@@ -155,6 +172,12 @@ enum gw_event_effect {
 int gw_rm_apply_event(gw_read_model *rm, const arb_order_event *ev, gw_order **order);
 /* Returns the instrument index, or -1 if the trade's instrument is unknown. */
 int gw_rm_apply_trade(gw_read_model *rm, const arb_trade *t);
+/* A trade into instrument idx's ring of recent trades (as the newest),
+ * without touching positions: a snapshot's ring, restored. */
+void gw_rm_trade_put(gw_read_model *rm, int idx, const gw_trade_rec *t);
+/* The account's positions, one per instrument (created, zeroed, with the
+ * account if need be); NULL on no memory or account 0. */
+gw_position *gw_rm_positions(gw_read_model *rm, uint64_t account);
 /* Returns the instrument index, or -1 (unknown instrument or stale). */
 int gw_rm_apply_market_data(gw_read_model *rm, const arb_market_data *md);
 

@@ -12,6 +12,10 @@
  *
  * Per partition the transport delivers in offset order, so a live record
  * below the read's end is one the read took; a record at or above it is new.
+ * The same order lets a plugin snapshot its state with, per partition, the
+ * offset after the last record it applied (as the gateway does with its
+ * read models); arb_replay_read_from then starts each partition there, and
+ * only what came after the snapshot is read.
  * Only for topics the transport stores: a topic kept in process answers
  * ARB_ENOENT (nothing to rebuild from). Over Kafka the reads run on loop 0
  * (ARB_ESTATE elsewhere). Not here: what a plugin does with the records.
@@ -31,13 +35,19 @@ typedef struct arb_replay {
     uint64_t records;
 } arb_replay;
 
-/* Reads every partition of `topic` from its low to its high offset into fn
- * (all partitions at once where the host can: read_ranges). ARB_OK (r says
- * how far), ARB_ENOENT when the topic is not stored, or the first error (r
- * then covers the partitions known to be read whole: none if they were
- * read at once). */
-static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb_read_fn fn,
-                                  void *user, arb_replay *r)
+/* Reads every partition of `topic` into fn up to its high offset: partition
+ * p < nfrom from from[p] (a position a snapshot of the plugin's state
+ * covers), every other one from its low offset (all partitions at once
+ * where the host can: read_ranges). ARB_OK (r says how far; r->records
+ * counts what was read), ARB_ENOENT when the topic is not stored,
+ * ARB_EREFUSED before reading anything when the topic has fewer than nfrom
+ * partitions or one ends below its from[p] (the log is not the one the
+ * position was taken in), or the first error (r then covers the partitions
+ * known to be read whole: none if they were read at once). A from[p] below
+ * the partition's low offset reads from the low offset. */
+static inline int arb_replay_read_from(arb_ctx *c, int topic, const int64_t *from, uint32_t nfrom,
+                                       int64_t timeout_ns, arb_read_fn fn, void *user,
+                                       arb_replay *r)
 {
     const arb_host_api *api = c->api;
     if (api->size < offsetof(arb_host_api, read_range) + sizeof api->read_range ||
@@ -67,8 +77,16 @@ static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb
         lo = grown_lo;
         lo[n] = l;
         r->end[n] = h;
+        if (n < nfrom && from[n] > l)
+            lo[n] = from[n];
+        if (n < nfrom && from[n] > h)
+            rc = ARB_EREFUSED;
         n++;
+        if (rc)
+            break;
     }
+    if (rc == ARB_OK && n < nfrom)
+        rc = ARB_EREFUSED;
     if (rc == ARB_OK &&
         api->size >= offsetof(arb_host_api, read_ranges) + sizeof api->read_ranges &&
         api->read_ranges) {
@@ -88,6 +106,14 @@ static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb
     }
     free(lo);
     return rc;
+}
+
+/* Reads every partition of `topic` from its low to its high offset: the
+ * whole of what is stored (arb_replay_read_from with no position). */
+static inline int arb_replay_read(arb_ctx *c, int topic, int64_t timeout_ns, arb_read_fn fn,
+                                  void *user, arb_replay *r)
+{
+    return arb_replay_read_from(c, topic, NULL, 0, timeout_ns, fn, user, r);
 }
 
 /* Whether a delivered record was already taken by the read. */

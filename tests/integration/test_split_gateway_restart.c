@@ -9,6 +9,9 @@
  * on the dev broker). And it must lose nothing: every order placed before
  * the kill reads back as it stood (status, filled and open quantity), and an
  * order from before the kill that trades after the restart shows the trade.
+ * The gateway is killed after a snapshot of its read models (asked for on
+ * its admin endpoint, and seen stored) and one more pair of orders: its
+ * restart reads the snapshot and replays only that pair's records.
  *
  * The wait for the matcher's consumer group to settle is a TIMING wait, and
  * so is the 3 s bound (a loaded machine can be slower to start a process),
@@ -35,6 +38,7 @@
 /* The sells' account: an order never trades with its own account's. */
 #define SELLER "seller-key-for-the-test"
 #define NPAIRS 8
+#define ADMIN_TOKEN "gateway-restart-test-token"
 
 static char dir[64];
 static int http_port, gw_admin;
@@ -52,8 +56,12 @@ static pid_t start_gateway(int life)
     snprintf(log, sizeof log, "%s/gateway-%d.log", dir, life);
     snprintf(listen, sizeof listen, "gateway.listen=127.0.0.1:%d", http_port);
     snprintf(admin, sizeof admin, "host.admin=127.0.0.1:%d", gw_admin);
-    const char *sets[] = {listen, admin, "host.announce_ms=0",
-                          "gateway.api_key.seller=" SELLER ":1002", NULL};
+    const char *sets[] = {listen,
+                          admin,
+                          "host.announce_ms=0",
+                          "host.admin_token=" ADMIN_TOKEN,
+                          "gateway.api_key.seller=" SELLER ":1002",
+                          NULL};
     return rig_host("conf.d/split/gateway.ini", log, sets);
 }
 
@@ -104,6 +112,58 @@ static void order_state(const char *id, char *out, size_t cap)
     snprintf(out, cap, "%d %s %s %s", code, st, f, l);
 }
 
+/* Whether every record of the first `sells` pairs reached the gateway: a
+ * pair's events come on two partitions (each account's) and its trade on a
+ * third, so the answer to the sell does not say the buy's fill or the trade
+ * arrived. The tape shows every trade, and the buys' fills add up. */
+static bool settled(char ids[][32], int sells)
+{
+    char body[65536], f[32];
+    if (rig_http(http_port, "GET", "/v1/trades?venue=XA&symbol=BTCUSD&limit=100", KEY, NULL, body,
+                 sizeof body) != 200)
+        return false;
+    int trades = 0;
+    for (const char *p = body; (p = strstr(p, "\"trade_id\"")); p++)
+        trades++;
+    double filled = 0;
+    for (int i = 0; i < 2 * sells; i += 2) {
+        char path[96];
+        snprintf(path, sizeof path, "/v1/orders/%s", ids[i]);
+        if (rig_http(http_port, "GET", path, KEY, NULL, body, sizeof body) != 200 ||
+            !field(body, "filled_qty", f, sizeof f))
+            return false;
+        filled += strtod(f, NULL);
+    }
+    return trades == sells && filled > sells * 0.001 - 1e-9;
+}
+
+static void wait_settled(char ids[][32], int sells)
+{
+    int64_t deadline = rig_mono_ns() + 10 * RIG_SEC;
+    while (!settled(ids, sells)) {
+        if (rig_mono_ns() > deadline)
+            fail_msg("the gateway did not get every record of %d pairs in 10 s (logs in %s)", sells,
+                     dir);
+        usleep(5000);
+    }
+}
+
+/* A number field's value ("name":N) of body, or -1. */
+static long long number(const char *body, const char *name)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", name);
+    const char *p = strstr(body, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* GET (or POST: take one now) /plugins/gateway/snapshot on the admin
+ * endpoint. */
+static int snapshot_state(const char *method, char *body, size_t cap)
+{
+    return rig_http(gw_admin, method, "/plugins/gateway/snapshot", ADMIN_TOKEN, NULL, body, cap);
+}
+
 static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void **state)
 {
     (void)state;
@@ -123,7 +183,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
      * IOCs on an empty book, so one answered late (504) leaves nothing
      * behind; the commands go through one partition in order, so once one
      * is answered every earlier one was taken. */
-    char body[16384], ids[2 * NPAIRS][32];
+    char body[16384], ids[2 * NPAIRS + 2][32];
     int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
     while (order("sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
         if (rig_mono_ns() > deadline)
@@ -139,8 +199,23 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
         if (!strstr(body, "\"status\":\"filled\""))
             fail_msg("the IOC sell did not fill: %s", body);
     }
-    char before[2 * NPAIRS][96];
-    for (int i = 0; i < 2 * NPAIRS; i++) {
+    /* A snapshot of all that, stored before anything else happens. */
+    wait_settled(ids, NPAIRS);
+    assert_int_equal(snapshot_state("POST", body, sizeof body), 200);
+    assert_true(number(body, "taken") >= 1);
+    deadline = rig_mono_ns() + 10 * RIG_SEC;
+    while (snapshot_state("GET", body, sizeof body) != 200 || !strstr(body, "\"stored\":true")) {
+        if (rig_mono_ns() > deadline)
+            fail_msg("the snapshot was not stored within 10 s: %s (logs in %s)", body, dir);
+        usleep(20000);
+    }
+    long long covered = number(body, "snapshot_position");
+    /* Then one more pair: the records a restart replays after the snapshot. */
+    assert_int_equal(order("buy", "gtc", "0.002", ids[2 * NPAIRS], body, sizeof body), 200);
+    assert_int_equal(order("sell", "ioc", "0.001", ids[2 * NPAIRS + 1], body, sizeof body), 200);
+    wait_settled(ids, NPAIRS + 1);
+    char before[2 * NPAIRS + 2][96];
+    for (int i = 0; i < 2 * NPAIRS + 2; i++) {
         order_state(ids[i], before[i], sizeof before[i]);
         assert_int_equal(strncmp(before[i], "200 ", 4), 0);
     }
@@ -159,8 +234,21 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     double secs = (double)(rig_mono_ns() - t0) / 1e9;
     printf("gateway restart: first order accepted %.2f s after the start\n", secs);
 
+    /* From the snapshot, and only the last pair's records after it: each
+     * order's acceptance (the matcher accepts every order first), the sell's
+     * fill and the buy's, and their trade. */
+    assert_int_equal(snapshot_state("GET", body, sizeof body), 200);
+    long long tail = number(body, "order_events") + number(body, "trades");
+    printf("gateway restart: from a snapshot at %lld stored records, then %lld after it\n", covered,
+           tail);
+    if (!strstr(body, "\"from_snapshot\":true") || number(body, "order_events") != 4 ||
+        number(body, "trades") != 1)
+        fail_msg("the restart did not read the snapshot and 5 records after it: %s (logs in %s)",
+                 body, dir);
+    assert_true(covered > tail);
+
     /* Nothing lost: every order reads back as it stood. */
-    for (int i = 0; i < 2 * NPAIRS; i++) {
+    for (int i = 0; i < 2 * NPAIRS + 2; i++) {
         char now[96];
         order_state(ids[i], now, sizeof now);
         if (strcmp(now, before[i]))
@@ -170,7 +258,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     /* An order from before the kill that trades after the restart: the
      * oldest buy with quantity left takes this sell. */
     int oldest = -1;
-    for (int i = 0; i < 2 * NPAIRS && oldest < 0; i += 2)
+    for (int i = 0; i < 2 * NPAIRS + 2 && oldest < 0; i += 2)
         if (strstr(before[i], " open ") || strstr(before[i], " partially_filled "))
             oldest = i;
     assert_true(oldest >= 0);

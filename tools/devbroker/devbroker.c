@@ -54,8 +54,17 @@
 #include <unistd.h>
 
 static const char *const bus_topics[] = {
-    "order_commands", "order_events",     "trade_executed",    "market_data", "system_ticks",
-    "market_events",  "service_registry", "matcher_snapshots", "arb_runs",    NULL,
+    "order_commands",
+    "order_events",
+    "trade_executed",
+    "market_data",
+    "system_ticks",
+    "market_events",
+    "service_registry",
+    "matcher_snapshots",
+    "gateway_snapshots",
+    "arb_runs",
+    NULL,
 };
 
 /* ---- fixed ports ----
