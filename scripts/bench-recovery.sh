@@ -27,6 +27,9 @@
 # back), and each round's log line of the rebuild is printed (N counts what was
 # written: the dev broker holds about 5 MiB a partition of it, and these
 # events are on one). ARB_BENCH_ONLY=gateway skips the matcher's rounds.
+# ARB_BENCH_MARKET=S also runs the market host (conf.d/split/market.ini: the
+# clock, generator and agents) and lets it trade S seconds before the rounds,
+# so that the matcher restores its books from a history of that length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -101,6 +104,13 @@ if [ -n "${ARB_BENCH_HISTORY:-}" ]; then
         [ $(( $(date +%s) - t0 )) -ge 900 ] && { echo "bench-recovery: history not stored in 15 min" >&2; exit 1; }
     done
     echo "bench-recovery: $(stored_events) order events stored in $(( $(date +%s) - t0 )) s" >&2
+fi
+if [ -n "${ARB_BENCH_MARKET:-}" ]; then
+    "$B/arb-host" -c conf.d/split/market.ini -s "host.admin=127.0.0.1:$(free_port)" \
+        -s host.announce_ms=0 >> "$dir/market.log" 2>&1 &
+    pids+=($!)
+    echo "bench-recovery: the agents trade for $ARB_BENCH_MARKET s" >&2
+    sleep "$ARB_BENCH_MARKET"
 fi
 for who in ${ARB_BENCH_ONLY:-matcher gateway}; do
     figures=()
