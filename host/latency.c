@@ -95,6 +95,9 @@ typedef struct lat_link {
 struct arbh_lat_links {
     size_t n;
     lat_link *items;
+    /* The last record the participant's link took (hold_down): its other
+     * subscriptions to the topic do not get it now either. */
+    uint64_t decided;
     /* A bit per account in one aligned window of LAT_WINDOW accounts (the
      * first account seen picks it): a population's accounts are a range,
      * and an order event's check is then one cached bit, not a probe into
@@ -530,6 +533,19 @@ static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t p
     return true;
 }
 
+/* A record the participant reads none of (arb_subscribe_keys) still takes
+ * its place on the link: its delay is drawn, in the same order from the
+ * same generator as if it were held, and the records behind it wait for it
+ * (FIFO). So the records it does read arrive when they would have. */
+static void pass(arbh_loop *loop, lat_dir *d)
+{
+    int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
+    int64_t now = sim ? sim : mono_ns();
+    int64_t at = now + arbh_lat_dist_draw(&d->dist, &d->rng);
+    if (at > d->last_at)
+        d->last_at = at;
+}
+
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len)
 {
@@ -563,27 +579,40 @@ static int venue_of(const arbh_lat_links *ls, int topic, const void *data, size_
     return l ? (int)(l - ls->items) + 1 : -1;
 }
 
-bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len,
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, const arb_msg *m,
                             arbh_lat_hold *share)
 {
-    /* Every participant has the same venues' links in the same order
-     * (arbh_latency_configure): the venue is looked up once a record. */
-    if (!share->venue)
-        share->venue = venue_of(to->lat, topic, data, len);
-    if (share->venue < 0)
-        return false;
+    arbh_lat_links *ls = to->lat;
+    /* Taken for another of the participant's subscriptions already: one
+     * hold per record and participant, wherever its subscriptions sit. */
+    if (ls->decided == share->record)
+        return true;
     /* A participant's link carries its own acks and fills: an order event
      * of an account it never sent a command for is another participant's
      * (which it would not receive at all over a network), delivered as
-     * before. Checked after the venue, which every record names. */
-    if (topic == ARB_TOPIC_ORDER_EVENTS &&
-        !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40)))
+     * before. Most order events are others': checked first. */
+    if (m->topic == ARB_TOPIC_ORDER_EVENTS &&
+        (m->len < ARB_WIRE_HDR + 48 ||
+         !account_known(ls, arb_get_u64((const uint8_t *)m->data + ARB_WIRE_HDR + 40))))
         return false;
-    lat_dir *d = &to->lat->items[share->venue - 1].dir[LAT_DOWN];
+    /* Every participant has the same venues' links in the same order
+     * (arbh_latency_configure): the venue is looked up once a record. */
+    if (!share->venue)
+        share->venue = venue_of(ls, m->topic, m->data, m->len);
+    if (share->venue < 0)
+        return false;
+    lat_dir *d = &ls->items[share->venue - 1].dir[LAT_DOWN];
     if (d->dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(loop, d, topic, key, partition, offset, data, len, &share->blob);
+    /* The subscription at hand does not read the key: another of the
+     * participant's may. */
+    if (!reads && !arbh_bus_reads(to, m->topic, m->key))
+        pass(loop, d);
+    else if (!hold(loop, d, m->topic, m->key, m->partition, m->offset, m->data, m->len,
+                   &share->blob))
+        return false;
+    ls->decided = share->record;
+    return true;
 }
 
 /* The instance's subscriptions carry its links (arbh_sub.lat). */
