@@ -1026,7 +1026,13 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
 
 static inline void arb_agent_on_market_data(arb_agent *a, const arb_market_data *md)
 {
-    int ix = arb_agent_find_key(a, arb_instrument_key(md->venue, md->symbol));
+    /* The padded fields compared, not hashed to a key: the hash is a chain
+     * of 24 multiplies, and this runs for every book update. */
+    int ix = -1;
+    for (uint32_t i = 0; i < a->n_instruments && ix < 0; i++)
+        if (!memcmp(a->instr[i].venue_f, md->venue, ARB_VENUE_LEN) &&
+            !memcmp(a->instr[i].symbol_f, md->symbol, ARB_SYMBOL_LEN))
+            ix = (int)i;
     if (ix < 0)
         return;
     arb_agent_top *t = &a->instr[ix].top;
