@@ -7,6 +7,8 @@
  * does not read still take their place on its link); a participant with two
  * subscriptions gets each record once per subscription that reads it.
  *
+ * Also the links' delay quantiles, against the delays the reader got.
+ *
  * The test's own instance plays the venue: it publishes the records and moves
  * the simulated time (arb_set_time), and reads what the reader republishes.
  */
@@ -265,6 +267,49 @@ static void an_account_reader_gets_its_accounts_events_only(void **state)
     }
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int64_t link_gauge(testhost *h, const char *name)
+{
+    arbh_metric *m =
+        arbh_metric_get(testhost_host(h), NULL, 'g', name,
+                        "participant=\"reader\",venue=\"XA\",direction=\"down\"", NULL);
+    assert_non_null(m);
+    return atomic_load(&m->u.gauge.value);
+}
+
+/* The link's p50 and p99 gauges are the delays the reader got (FIFO waits
+ * included), to within the histogram's 1/16 of an octave below: here after
+ * 2,816 records (they are recomputed every 256th). */
+static void link_quantiles_are_those_of_the_delays_delivered(void **state)
+{
+    (void)state;
+    enum { N = 11 * 256 };
+    static seen_log log;
+    testhost *h = start("md_keys = *", "[latency]\nseed = 3\nXA = uniform 1ms 9ms\n", &log);
+    for (int i = 1; i <= N; i++) {
+        arb_set_time(testhost_ctx(h), T0 + i * MS);
+        publish_md(h, "XA", "BTCUSD", (uint64_t)i);
+    }
+    arb_set_time(testhost_ctx(h), T0 + (N + 100) * MS);
+    assert_int_equal(log.n, N);
+    static int64_t delay[N];
+    for (size_t i = 0; i < N; i++)
+        delay[i] = log.rec[i].at - (T0 + (int64_t)log.rec[i].id * MS);
+    qsort(delay, N, sizeof delay[0], cmp_i64);
+    int64_t p50 = delay[(N + 1) / 2 - 1], p99 = delay[(99 * N + 99) / 100 - 1];
+    int64_t g50 = link_gauge(h, "bus_link_delay_p50_ns"),
+            g99 = link_gauge(h, "bus_link_delay_p99_ns");
+    assert_true(g50 <= p50 && p50 < g50 + g50 / 16 + 1);
+    assert_true(g99 <= p99 && p99 < g99 + g99 / 16 + 1);
+    assert_true(p99 > p50 + MS);
+    testhost_free(h);
+}
+
 static void bad_key_ranges_are_refused(void **state)
 {
     (void)state;
@@ -317,6 +362,7 @@ int main(void)
         cmocka_unit_test(records_a_reader_skips_keep_their_place_on_its_link),
         cmocka_unit_test(each_subscription_of_a_participant_gets_its_keys_once),
         cmocka_unit_test(an_account_reader_gets_its_accounts_events_only),
+        cmocka_unit_test(link_quantiles_are_those_of_the_delays_delivered),
         cmocka_unit_test(bad_key_ranges_are_refused),
         cmocka_unit_test(key_sets_answer_membership_exactly),
     };
