@@ -423,19 +423,17 @@ int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *
     return rc;
 }
 
-void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                           int32_t partition, int64_t offset, const void *data, size_t len)
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m)
 {
     arbh_host *h = loop->host;
-    arb_msg m = {data, (uint32_t)len, topic, 0, key, partition, offset};
     /* Like a delivery from the ring: what the callbacks publish is
      * enqueued, then drained here before returning. */
     loop->depth++;
-    for (arbh_sub *s = to->by_topic[topic]; s; s = s->next_same) {
-        if (!s->active || !arbh_keys_want(s->keys, key))
+    for (arbh_sub *s = to->by_topic[m->topic]; s; s = s->next_same) {
+        if (!s->active || !arbh_keys_want(s->keys, m->key))
             continue;
-        arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, topic);
-        s->fn(s->user, &m);
+        arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, m->topic);
+        s->fn(s->user, m);
         arbh_leave(prev);
     }
     if (!(loop->held & (1ull << loop->index)))

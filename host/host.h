@@ -415,8 +415,7 @@ size_t arbh_bus_poll_done(arbh_host *h);
 /* A record held for its link's delay, now due (latency.c): published from
  * `loop` as if just now, or delivered to `to`'s subscriptions of the topic. */
 int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *data, size_t len);
-void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                           int32_t partition, int64_t offset, const void *data, size_t len);
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m);
 void arbh_bus_wake_cb(int fd, short what, void *arg);
 
 /* ---- instance.c ---- */

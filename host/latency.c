@@ -331,10 +331,9 @@ static void chunk_free(lat_chunk *c)
 }
 
 /* A blob of `len` bytes with one reference, or NULL. */
-static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t partition,
-                          int64_t offset, const void *data, size_t len)
+static lat_blob *blob_new(arbh_lat_queue *q, const arb_msg *m)
 {
-    size_t span = blob_span(len);
+    size_t span = blob_span(m->len);
     lat_chunk *c = q->chunk;
     if (c && c->used + span > c->cap && !c->live && c->cap >= sizeof *c + span)
         c->used = sizeof *c;
@@ -369,12 +368,12 @@ static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t pa
     c->live++;
     b->chunk = c;
     b->refs = 1;
-    b->len = (uint32_t)len;
-    b->key = key;
-    b->offset = offset;
-    b->partition = partition;
-    b->topic = (uint32_t)topic;
-    memcpy(b + 1, data, len);
+    b->len = m->len;
+    b->key = m->key;
+    b->offset = m->offset;
+    b->partition = m->partition;
+    b->topic = m->topic;
+    memcpy(b + 1, m->data, m->len);
     return b;
 }
 
@@ -412,8 +411,9 @@ static void dispatch_top(arbh_loop *loop)
     if (!d->owner)
         rc = ARB_ENOENT;
     else if (d->down)
-        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset, b + 1,
-                              b->len);
+        arbh_bus_deliver_held(
+            loop, d->owner,
+            &(arb_msg){b + 1, b->len, (uint16_t)b->topic, 0, b->key, b->partition, b->offset});
     else
         rc = arbh_bus_publish_held(loop, (int)b->topic, b->key, b + 1, b->len);
     blob_put(r.blob);
@@ -502,8 +502,7 @@ static bool ring_room(lat_dir *d)
 /* `share`, if given, is the blob of the record being held for several
  * links (arbh_latency_hold_down): the first hold makes it, the others take
  * a reference. */
-static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t partition,
-                 int64_t offset, const void *data, size_t len, void **share)
+static bool hold(arbh_loop *loop, lat_dir *d, const arb_msg *m, void **share)
 {
     if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
         return false;
@@ -513,7 +512,7 @@ static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t p
     lat_blob *b = share ? *share : NULL;
     if (b)
         b->refs++;
-    else if (!(b = blob_new(q, topic, key, partition, offset, data, len)))
+    else if (!(b = blob_new(q, m)))
         return false;
     int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
     int64_t now = sim ? sim : mono_ns();
@@ -563,7 +562,8 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
     if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(from->loop, &l->dir[LAT_UP], topic, key, -1, -1, data, len, NULL);
+    arb_msg m = {data, (uint32_t)len, (uint16_t)topic, 0, key, -1, -1};
+    return hold(from->loop, &l->dir[LAT_UP], &m, NULL);
 }
 
 /* The record's venue link index + 1, or -1 (see arbh_lat_hold). */
@@ -616,8 +616,7 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, cons
      * participant's may. */
     if (!reads && !arbh_bus_reads(to, m->topic, m->key))
         pass(loop, d);
-    else if (!hold(loop, d, m->topic, m->key, m->partition, m->offset, m->data, m->len,
-                   &share->blob))
+    else if (!hold(loop, d, m, &share->blob))
         return false;
     ls->decided = share->record;
     return true;
