@@ -427,10 +427,12 @@ void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m)
 {
     arbh_host *h = loop->host;
     /* Like a delivery from the ring: what the callbacks publish is
-     * enqueued, then drained here before returning. */
+     * enqueued, then drained here before returning; a subscription a
+     * callback makes (a later id) starts with the next record. */
+    int last = to->next_id;
     loop->depth++;
     for (arbh_sub *s = to->by_topic[m->topic]; s; s = s->next_same) {
-        if (!s->active || !arbh_keys_want(s->keys, m->key))
+        if (!s->active || s->id > last || !arbh_keys_want(s->keys, m->key))
             continue;
         arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, m->topic);
         s->fn(s->user, m);

@@ -232,6 +232,29 @@ static void each_subscription_of_a_participant_gets_its_keys_once(void **state)
     }
 }
 
+/* The reader's second subscription is made after another participant's
+ * (an instance of its own plugin, reading everything), so the bus's list
+ * has reader, other, reader: the reader's link still holds each record
+ * once, and each subscription gets it once. */
+static void a_participant_s_subscriptions_apart_in_the_list_get_a_record_once(void **state)
+{
+    (void)state;
+    static seen_log log;
+    testhost *h = start("md_keys = XA:BTCUSD\nmd_keys2 = XA:BTCUSD\nmd_keys2_later = true",
+                        LAT_XA_1_XB_2 "[plugin other]\nload = tp_reader.so\nmd_keys = *\n"
+                                      "out_topic = tp.other\n",
+                        &log);
+    three_books(h, 20);
+    static tp_seen one[64], two[64];
+    size_t n1 = of_sub(&log, 1, one, 64), n2 = of_sub(&log, 2, two, 64);
+    assert_int_equal(n1, 20);
+    assert_int_equal(n2, 19); /* made by the first record's callback: from the second on */
+    for (size_t i = 0; i < n2; i++)
+        assert_int_equal(two[i].id, i + 2);
+    assert_int_equal(link_delayed(h, "XA"), 20);
+    testhost_free(h);
+}
+
 /* Order events by account: the reader reads accounts 100-109 and sent a
  * command for 100. Under latency 100's events travel its link (1 ms), 105's
  * (read, never commanded: another participant's) arrive at once as ever,
@@ -361,6 +384,7 @@ int main(void)
         cmocka_unit_test(a_book_reader_gets_all_of_its_book_in_order_and_nothing_else),
         cmocka_unit_test(records_a_reader_skips_keep_their_place_on_its_link),
         cmocka_unit_test(each_subscription_of_a_participant_gets_its_keys_once),
+        cmocka_unit_test(a_participant_s_subscriptions_apart_in_the_list_get_a_record_once),
         cmocka_unit_test(an_account_reader_gets_its_accounts_events_only),
         cmocka_unit_test(link_quantiles_are_those_of_the_delays_delivered),
         cmocka_unit_test(bad_key_ranges_are_refused),

@@ -6,6 +6,9 @@
  *   md_keys = XA:BTCUSD ...   a market_data subscription of these books'
  *                             keys ("*": a plain one, every key; "": none)
  *   md_keys2 = XB:BTCUSD ...  a second market_data subscription, the same way
+ *   md_keys2_later = true     ... made when the first one gets its first record
+ *                             (so another instance's subscription can sit
+ *                             between the two in the bus's list)
  *   accounts = 100-109        an order_events subscription of these accounts
  *                             ("*": every account; "": none)
  *   command_account = 100     at start, one order command for this account
@@ -30,6 +33,7 @@ typedef struct tp_reader {
     const char *md_keys[2];
     const char *accounts;
     int64_t command_account;
+    int md_keys2_later;
     tp_seen_sub subs[3]; /* md, md2, events: what each callback reports as */
 } tp_reader;
 
@@ -43,6 +47,7 @@ static int tp_create(arb_ctx *ctx, void **self)
     int rc = 0;
     rc |= arb_cfg_str(ctx, "md_keys", "", &r->md_keys[0]);
     rc |= arb_cfg_str(ctx, "md_keys2", "", &r->md_keys[1]);
+    rc |= arb_cfg_bool(ctx, "md_keys2_later", 0, &r->md_keys2_later);
     rc |= arb_cfg_str(ctx, "accounts", "", &r->accounts);
     rc |= arb_cfg_int(ctx, "command_account", 0, 0, INT64_MAX, &r->command_account);
     rc |= arb_cfg_str(ctx, "out_topic", "tp.seen", &out);
@@ -63,11 +68,19 @@ static void tell(tp_seen_sub *s, const arb_msg *m, uint64_t id)
     arb_publish(r->ctx, r->out_topic, m->key, &seen, sizeof seen);
 }
 
+static int subscribe_md(tp_reader *r, int i);
+
 static void on_md(void *user, const arb_msg *m)
 {
+    tp_seen_sub *s = user;
     arb_market_data md;
     if (arb_market_data_decode(m->data, m->len, &md) == ARB_OK)
-        tell(user, m, md.book_seq);
+        tell(s, m, md.book_seq);
+    tp_reader *r = s->reader;
+    if (s->which == 1 && r->md_keys2_later) {
+        r->md_keys2_later = 0;
+        subscribe_md(r, 1);
+    }
 }
 
 static void on_event(void *user, const arb_msg *m)
@@ -141,7 +154,7 @@ static int tp_start(void *self)
 {
     tp_reader *r = self;
     int rc;
-    if ((rc = subscribe_md(r, 0)) < 0 || (rc = subscribe_md(r, 1)) < 0 ||
+    if ((rc = subscribe_md(r, 0)) < 0 || (!r->md_keys2_later && (rc = subscribe_md(r, 1)) < 0) ||
         (rc = subscribe_events(r)) < 0)
         return rc;
     if (r->command_account) {
