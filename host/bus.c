@@ -9,8 +9,12 @@
  * other loops are woken once at its end. arb_batch (arbh_bus_batch) gives a
  * plugin's own events the same. A publish outside both delivers at once to
  * the subscribers on its own loop and wakes the other loops it reached
- * (arb/plugin.h states this to plugins). Order: records from one loop to another travel through one FIFO,
- * so each subscriber sees each publisher's records of a topic in order.
+ * (arb/plugin.h states this to plugins). Order: records from one loop to
+ * another travel through one FIFO, so each subscriber sees each publisher's
+ * records of a topic in order. A subscription made with keys
+ * (arb_subscribe_keys) is skipped for records of other keys, and a
+ * participant's link holds a record only for a participant that reads it
+ * (latency.c).
  *
  * Full queue policy: if any destination ring lacks room, publish enqueues
  * nothing anywhere and returns ARB_EFULL (counted per topic); the publisher
@@ -57,6 +61,12 @@ static int topic_create_locked(arbh_host *h, const char *name)
 
 static void done_poll_cb(int fd, short what, void *arg);
 
+static void sub_free(arbh_sub *s)
+{
+    free(s->keys);
+    free(s);
+}
+
 int arbh_bus_init_loops(arbh_host *h)
 {
     h->done_ev = event_new(h->loops[0]->base, -1, 0, done_poll_cb, h);
@@ -85,7 +95,7 @@ void arbh_bus_free(arbh_host *h)
         arbh_topic *t = h->topics[i];
         for (int l = 0; l < ARBH_MAX_LOOPS; l++) {
             for (size_t k = 0; k < t->subs[l].count; k++)
-                free(t->subs[l].items[k]);
+                sub_free(t->subs[l].items[k]);
             free(t->subs[l].items);
         }
         free(t);
@@ -149,7 +159,7 @@ static void compact_subs(arbh_host *h, arbh_loop *loop)
         size_t w = 0;
         for (size_t r = 0; r < sl->count; r++) {
             if (sl->items[r]->dead)
-                free(sl->items[r]);
+                sub_free(sl->items[r]);
             else
                 sl->items[w++] = sl->items[r];
         }
@@ -189,22 +199,22 @@ static inline void deliver(arbh_host *h, arbh_loop *loop, const arbh_rec *rec)
      * when due. */
     bool links =
         h->lat_on && rec->topic >= ARB_TOPIC_ORDER_EVENTS && rec->topic <= ARB_TOPIC_MARKET_DATA;
-    arbh_instance *held_for = NULL;
-    arbh_lat_hold share = {NULL, 0}; /* one copy for every participant */
+    /* one copy for every participant, and the record's number for their
+     * links' decisions */
+    arbh_lat_hold share = {NULL, 0, links ? ++loop->lat_records : 0};
     for (size_t i = 0; i < n; i++) {
         arbh_sub *s = sl->items[i];
-        if (s->active) {
-            if (__builtin_expect(links, 0) && s->lat &&
-                (s->owner == held_for ||
-                 arbh_latency_hold_down(loop, s->owner, rec->topic, rec->key, m.partition, m.offset,
-                                        m.data, m.len, &share))) {
-                held_for = s->owner;
-                continue;
-            }
-            arbh_running prev = arbh_enter(s->owner, ARBH_CB_DELIVER, rec->topic);
-            s->fn(s->user, &m);
-            arbh_leave(prev);
-        }
+        if (!s->active)
+            continue;
+        bool reads = arbh_keys_want(s->keys, rec->key);
+        if (__builtin_expect(links, 0) && s->lat &&
+            arbh_latency_hold_down(loop, s->owner, reads, &m, &share))
+            continue;
+        if (!reads)
+            continue;
+        arbh_running prev = arbh_enter(s->owner, ARBH_CB_DELIVER, rec->topic);
+        s->fn(s->user, &m);
+        arbh_leave(prev);
     }
     arbh_topic_stats *st = &t->stats[loop->index];
     arb_counter_add(&st->delivered, 1);
@@ -413,20 +423,19 @@ int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *
     return rc;
 }
 
-void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                           int32_t partition, int64_t offset, const void *data, size_t len)
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m)
 {
     arbh_host *h = loop->host;
-    arb_msg m = {data, (uint32_t)len, topic, 0, key, partition, offset};
     /* Like a delivery from the ring: what the callbacks publish is
-     * enqueued, then drained here before returning. */
+     * enqueued, then drained here before returning; a subscription a
+     * callback makes (a later id) starts with the next record. */
+    int last = to->next_id;
     loop->depth++;
-    for (size_t i = 0; i < to->nsubs; i++) {
-        arbh_sub *s = to->subs[i];
-        if (s->topic != topic || !s->active)
+    for (arbh_sub *s = to->by_topic[m->topic]; s; s = s->next_same) {
+        if (!s->active || s->id > last || !arbh_keys_want(s->keys, m->key))
             continue;
-        arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, topic);
-        s->fn(s->user, &m);
+        arbh_running prev = arbh_enter(to, ARBH_CB_DELIVER, m->topic);
+        s->fn(s->user, m);
         arbh_leave(prev);
     }
     if (!(loop->held & (1ull << loop->index)))
@@ -522,20 +531,27 @@ size_t arbh_bus_poll_done(arbh_host *h)
     return h->ninflight;
 }
 
-int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user)
+/* A subscription reading `keys` (NULL: every key), which it then owns, or
+ * frees on failure. */
+static int subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user, arbh_keys *keys)
 {
     arbh_host *h = inst->host;
-    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !fn)
+    if ((unsigned)topic >= (unsigned)atomic_load(&h->ntopics) || !fn) {
+        free(keys);
         return ARB_EINVAL;
+    }
     arbh_topic *t = h->topics[topic];
     arbh_sub_list *sl = &t->subs[inst->loop->index];
     arbh_sub *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        free(keys);
         return ARB_ENOMEM;
+    }
     if (sl->count == sl->cap) {
         size_t cap = sl->cap ? sl->cap * 2 : 8;
         arbh_sub **items = realloc(sl->items, cap * sizeof *items);
         if (!items) {
+            free(keys);
             free(s);
             return ARB_ENOMEM;
         }
@@ -546,6 +562,7 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
         size_t cap = inst->capsubs ? inst->capsubs * 2 : 8;
         arbh_sub **items = realloc(inst->subs, cap * sizeof *items);
         if (!items) {
+            free(keys);
             free(s);
             return ARB_ENOMEM;
         }
@@ -554,11 +571,63 @@ int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user
     }
     if (t->remote) /* the consumer takes it from any thread */
         arbh_xport_want(h, t->name);
-    *s = (arbh_sub){fn, user, inst, ++inst->next_id, topic, !inst->staging, false, inst->lat};
+    *s = (arbh_sub){fn,        user, inst, ++inst->next_id, topic, !inst->staging, false,
+                    inst->lat, keys, NULL};
     sl->items[sl->count++] = s;
     inst->subs[inst->nsubs++] = s;
+    arbh_sub **tail = &inst->by_topic[topic];
+    while (*tail)
+        tail = &(*tail)->next_same;
+    *tail = s;
     atomic_fetch_or(&t->loop_mask, 1ull << inst->loop->index);
     return s->id;
+}
+
+int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user)
+{
+    return subscribe(inst, topic, fn, user, NULL);
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+    const arb_key_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+int arbh_bus_subscribe_keys(arbh_instance *inst, int topic, const arb_key_range *keys, size_t n,
+                            arb_msg_fn fn, void *user)
+{
+    if (!keys || n == 0 || n > SIZE_MAX / 2 / sizeof *keys)
+        return ARB_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].lo > keys[i].hi)
+            return ARB_EINVAL;
+    arbh_keys *k = malloc(sizeof *k + n * sizeof *keys);
+    if (!k)
+        return ARB_ENOMEM;
+    memcpy(k->r, keys, n * sizeof *keys);
+    qsort(k->r, n, sizeof *keys, range_cmp);
+    /* Merge what overlaps or touches: each key in at most one range. */
+    size_t w = 0;
+    for (size_t i = 1; i < n; i++) {
+        arb_key_range *last = &k->r[w];
+        if (last->hi == UINT64_MAX || k->r[i].lo <= last->hi + 1) {
+            if (k->r[i].hi > last->hi)
+                last->hi = k->r[i].hi;
+        } else {
+            k->r[++w] = k->r[i];
+        }
+    }
+    k->n = w + 1;
+    return subscribe(inst, topic, fn, user, k);
+}
+
+bool arbh_bus_reads(const arbh_instance *inst, int topic, uint64_t key)
+{
+    for (const arbh_sub *s = inst->by_topic[topic]; s; s = s->next_same)
+        if (s->active && arbh_keys_want(s->keys, key))
+            return true;
+    return false;
 }
 
 int arbh_bus_unsubscribe(arbh_instance *inst, int id)
@@ -569,6 +638,10 @@ int arbh_bus_unsubscribe(arbh_instance *inst, int id)
             continue;
         s->active = false;
         s->dead = true;
+        arbh_sub **link = &inst->by_topic[s->topic];
+        while (*link != s)
+            link = &(*link)->next_same;
+        *link = s->next_same;
         inst->host->topics[s->topic]->subs[inst->loop->index].needs_compact = true;
         inst->loop->needs_compact = true;
         inst->subs[i] = inst->subs[--inst->nsubs];

@@ -29,6 +29,36 @@ struct evhttp;
 typedef struct arbh_host arbh_host;
 typedef struct arbh_instance arbh_instance;
 
+/* The keys a subscription reads (arb_subscribe_keys): ranges sorted by lo,
+ * apart (merged where they touched), so a key is in at most one. */
+typedef struct arbh_keys {
+    size_t n;
+    arb_key_range r[];
+} arbh_keys;
+
+/* True if `keys` (NULL: every key) has `key`. A few ranges (an agent's
+ * instruments, its accounts) are a short scan; many, a binary search. */
+static inline bool arbh_keys_want(const arbh_keys *keys, uint64_t key)
+{
+    if (!keys)
+        return true;
+    size_t lo = 0, hi = keys->n;
+    if (hi > 8) {
+        while (hi - lo > 1) { /* the last range with r.lo <= key */
+            size_t mid = lo + (hi - lo) / 2;
+            if (keys->r[mid].lo <= key)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        return keys->r[lo].lo <= key && key <= keys->r[lo].hi;
+    }
+    for (size_t i = 0; i < hi && keys->r[i].lo <= key; i++)
+        if (key <= keys->r[i].hi)
+            return true;
+    return false;
+}
+
 typedef struct arbh_sub {
     arb_msg_fn fn;
     void *user;
@@ -40,6 +70,10 @@ typedef struct arbh_sub {
     /* owner->lat, read for every record a venue sends (latency.c keeps it
      * in step: configure, rebind) */
     struct arbh_lat_links *lat;
+    arbh_keys *keys; /* NULL: every key; else owned, freed with the sub */
+    /* The owner's next subscription to the same topic (arbh_instance.by_topic);
+     * kept when this one is unsubscribed, so a walk standing on it goes on. */
+    struct arbh_sub *next_same;
 } arbh_sub;
 
 typedef struct arbh_sub_list {
@@ -95,6 +129,7 @@ typedef struct arbh_loop {
     pthread_cond_t task_cv;
     arbh_task *tasks;
     struct arbh_lat_queue *latq; /* records held for their link's delay (latency.c) */
+    uint64_t lat_records;        /* venue records delivered with links on: each one's number */
 } arbh_loop;
 
 typedef struct arbh_timer {
@@ -139,6 +174,9 @@ struct arbh_instance {
     bool is_pseudo; /* no plugin behind it: the host itself, or a test */
     arbh_sub **subs;
     size_t nsubs, capsubs;
+    /* Its live subscriptions of each topic, in the order made (linked by
+     * next_same): what a record held on its link is delivered to. */
+    arbh_sub *by_topic[ARB_TOPIC_MAX];
     arbh_timer **timers;
     size_t ntimers, captimers;
     int next_id;
@@ -358,6 +396,11 @@ int arbh_bus_topic(arbh_host *h, const char *name);
 int arbh_bus_publish(arbh_instance *inst, int topic, uint64_t key, const void *data, size_t len);
 int arbh_bus_batch(arbh_instance *inst, void (*fn)(void *user), void *user);
 int arbh_bus_subscribe(arbh_instance *inst, int topic, arb_msg_fn fn, void *user);
+int arbh_bus_subscribe_keys(arbh_instance *inst, int topic, const arb_key_range *keys, size_t n,
+                            arb_msg_fn fn, void *user);
+/* True if one of the instance's active subscriptions to `topic` reads `key`
+ * (latency.c: whether its link holds a record for it). */
+bool arbh_bus_reads(const arbh_instance *inst, int topic, uint64_t key);
 int arbh_bus_unsubscribe(arbh_instance *inst, int id);
 /* Delivers what the loop's inbound rings hold, up to budget records. Returns
  * the number delivered; re-arms itself if records remain. */
@@ -377,8 +420,7 @@ size_t arbh_bus_poll_done(arbh_host *h);
 /* A record held for its link's delay, now due (latency.c): published from
  * `loop` as if just now, or delivered to `to`'s subscriptions of the topic. */
 int arbh_bus_publish_held(arbh_loop *loop, int topic, uint64_t key, const void *data, size_t len);
-void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                           int32_t partition, int64_t offset, const void *data, size_t len);
+void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m);
 void arbh_bus_wake_cb(int fd, short what, void *arg);
 
 /* ---- instance.c ---- */

@@ -249,6 +249,12 @@ static int api_subscribe(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user)
     return arbh_bus_subscribe(INST(ctx), topic, fn, user);
 }
 
+static int api_subscribe_keys(arb_ctx *ctx, int topic, const arb_key_range *keys, size_t n,
+                              arb_msg_fn fn, void *user)
+{
+    return arbh_bus_subscribe_keys(INST(ctx), topic, keys, n, fn, user);
+}
+
 static int api_unsubscribe(arb_ctx *ctx, int id) { return arbh_bus_unsubscribe(INST(ctx), id); }
 
 static void timer_free(arbh_instance *in, size_t i)
@@ -653,6 +659,7 @@ static const arb_host_api host_api = {
     .trim = api_trim,
     .batch = api_batch,
     .read_ranges = api_read_ranges,
+    .subscribe_keys = api_subscribe_keys,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }

@@ -24,8 +24,10 @@
 
 enum { LAT_UP = 0, LAT_DOWN = 1 };
 
-/* Log-linear buckets: 16 per octave above 16 ns. */
+/* Log-linear buckets: 16 per octave above 16 ns. A quantile is found by
+ * their sums by 16 first (an octave each), then within one. */
 #define LAT_BUCKETS 640
+#define LAT_GROUPS (LAT_BUCKETS / 16)
 
 /* A held record (its bus fields and bytes), once per loop however many
  * links hold it (a venue's market data and trades go to every
@@ -78,7 +80,7 @@ typedef struct lat_dir {
     bool down;   /* to the participant (else from it, to the venue) */
     uint64_t n;
     int64_t min, max;
-    uint32_t *hist; /* LAT_BUCKETS, allocated on first use */
+    uint32_t *hist; /* LAT_BUCKETS, then their sums by 16 (LAT_GROUPS); on first use */
     arbh_metric *delayed, *p50, *p99, *dropped;
     /* Last: its quantile table is cold (every hold reads the fields above
      * and the head of this). */
@@ -95,6 +97,9 @@ typedef struct lat_link {
 struct arbh_lat_links {
     size_t n;
     lat_link *items;
+    /* The last record the participant's link took (hold_down): its other
+     * subscriptions to the topic do not get it now either. */
+    uint64_t decided;
     /* A bit per account in one aligned window of LAT_WINDOW accounts (the
      * first account seen picks it): a population's accounts are a range,
      * and an order event's check is then one cached bit, not a probe into
@@ -200,7 +205,11 @@ static int64_t quantile(const lat_dir *d, double q)
     uint64_t want = (uint64_t)ceil(q * (double)d->n), seen = 0;
     if (want == 0)
         want = 1;
-    for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+    const uint32_t *group = d->hist + LAT_BUCKETS;
+    unsigned g = 0;
+    while (g < LAT_GROUPS && seen + group[g] < want)
+        seen += group[g++];
+    for (unsigned b = g * 16; b < LAT_BUCKETS; b++) {
         seen += d->hist[b];
         if (seen >= want) {
             int64_t v = bucket_low(b);
@@ -212,14 +221,16 @@ static int64_t quantile(const lat_dir *d, double q)
 
 static void observe(lat_dir *d, int64_t delay)
 {
-    if (!d->hist && !(d->hist = calloc(LAT_BUCKETS, sizeof *d->hist)))
+    if (!d->hist && !(d->hist = calloc(LAT_BUCKETS + LAT_GROUPS, sizeof *d->hist)))
         return;
     if (d->n == 0 || delay < d->min)
         d->min = delay;
     if (d->n == 0 || delay > d->max)
         d->max = delay;
     d->n++;
-    d->hist[bucket_of(delay)]++;
+    unsigned b = bucket_of(delay);
+    d->hist[b]++;
+    d->hist[LAT_BUCKETS + b / 16]++;
     if (d->delayed)
         arb_counter_add(&d->delayed->u.counter, 1);
     /* The quantiles are a scan of the buckets: every record at first, then
@@ -320,10 +331,9 @@ static void chunk_free(lat_chunk *c)
 }
 
 /* A blob of `len` bytes with one reference, or NULL. */
-static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t partition,
-                          int64_t offset, const void *data, size_t len)
+static lat_blob *blob_new(arbh_lat_queue *q, const arb_msg *m)
 {
-    size_t span = blob_span(len);
+    size_t span = blob_span(m->len);
     lat_chunk *c = q->chunk;
     if (c && c->used + span > c->cap && !c->live && c->cap >= sizeof *c + span)
         c->used = sizeof *c;
@@ -358,12 +368,12 @@ static lat_blob *blob_new(arbh_lat_queue *q, int topic, uint64_t key, int32_t pa
     c->live++;
     b->chunk = c;
     b->refs = 1;
-    b->len = (uint32_t)len;
-    b->key = key;
-    b->offset = offset;
-    b->partition = partition;
-    b->topic = (uint32_t)topic;
-    memcpy(b + 1, data, len);
+    b->len = m->len;
+    b->key = m->key;
+    b->offset = m->offset;
+    b->partition = m->partition;
+    b->topic = m->topic;
+    memcpy(b + 1, m->data, m->len);
     return b;
 }
 
@@ -401,8 +411,9 @@ static void dispatch_top(arbh_loop *loop)
     if (!d->owner)
         rc = ARB_ENOENT;
     else if (d->down)
-        arbh_bus_deliver_held(loop, d->owner, (int)b->topic, b->key, b->partition, b->offset, b + 1,
-                              b->len);
+        arbh_bus_deliver_held(
+            loop, d->owner,
+            &(arb_msg){b + 1, b->len, (uint16_t)b->topic, 0, b->key, b->partition, b->offset});
     else
         rc = arbh_bus_publish_held(loop, (int)b->topic, b->key, b + 1, b->len);
     blob_put(r.blob);
@@ -491,8 +502,7 @@ static bool ring_room(lat_dir *d)
 /* `share`, if given, is the blob of the record being held for several
  * links (arbh_latency_hold_down): the first hold makes it, the others take
  * a reference. */
-static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t partition,
-                 int64_t offset, const void *data, size_t len, void **share)
+static bool hold(arbh_loop *loop, lat_dir *d, const arb_msg *m, void **share)
 {
     if (!loop->latq && !(loop->latq = calloc(1, sizeof *loop->latq)))
         return false;
@@ -502,7 +512,7 @@ static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t p
     lat_blob *b = share ? *share : NULL;
     if (b)
         b->refs++;
-    else if (!(b = blob_new(q, topic, key, partition, offset, data, len)))
+    else if (!(b = blob_new(q, m)))
         return false;
     int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
     int64_t now = sim ? sim : mono_ns();
@@ -530,6 +540,19 @@ static bool hold(arbh_loop *loop, lat_dir *d, int topic, uint64_t key, int32_t p
     return true;
 }
 
+/* A record the participant reads none of (arb_subscribe_keys) still takes
+ * its place on the link: its delay is drawn, in the same order from the
+ * same generator as if it were held, and the records behind it wait for it
+ * (FIFO). So the records it does read arrive when they would have. */
+static void pass(arbh_loop *loop, lat_dir *d)
+{
+    int64_t sim = atomic_load_explicit(&loop->host->sim_time, memory_order_relaxed);
+    int64_t now = sim ? sim : mono_ns();
+    int64_t at = now + arbh_lat_dist_draw(&d->dist, &d->rng);
+    if (at > d->last_at)
+        d->last_at = at;
+}
+
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len)
 {
@@ -539,7 +562,8 @@ bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const vo
     lat_link *l = link_of(from->lat, (const uint8_t *)data + ARB_WIRE_HDR + 8);
     if (!l || l->dir[LAT_UP].dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(from->loop, &l->dir[LAT_UP], topic, key, -1, -1, data, len, NULL);
+    arb_msg m = {data, (uint32_t)len, (uint16_t)topic, 0, key, -1, -1};
+    return hold(from->loop, &l->dir[LAT_UP], &m, NULL);
 }
 
 /* The record's venue link index + 1, or -1 (see arbh_lat_hold). */
@@ -563,27 +587,39 @@ static int venue_of(const arbh_lat_links *ls, int topic, const void *data, size_
     return l ? (int)(l - ls->items) + 1 : -1;
 }
 
-bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len,
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, const arb_msg *m,
                             arbh_lat_hold *share)
 {
-    /* Every participant has the same venues' links in the same order
-     * (arbh_latency_configure): the venue is looked up once a record. */
-    if (!share->venue)
-        share->venue = venue_of(to->lat, topic, data, len);
-    if (share->venue < 0)
-        return false;
+    arbh_lat_links *ls = to->lat;
+    /* Taken for another of the participant's subscriptions already: one
+     * hold per record and participant, wherever its subscriptions sit. */
+    if (ls->decided == share->record)
+        return true;
     /* A participant's link carries its own acks and fills: an order event
      * of an account it never sent a command for is another participant's
      * (which it would not receive at all over a network), delivered as
-     * before. Checked after the venue, which every record names. */
-    if (topic == ARB_TOPIC_ORDER_EVENTS &&
-        !account_known(to->lat, arb_get_u64((const uint8_t *)data + ARB_WIRE_HDR + 40)))
+     * before. Most order events are others': checked first. */
+    if (m->topic == ARB_TOPIC_ORDER_EVENTS &&
+        (m->len < ARB_WIRE_HDR + 48 ||
+         !account_known(ls, arb_get_u64((const uint8_t *)m->data + ARB_WIRE_HDR + 40))))
         return false;
-    lat_dir *d = &to->lat->items[share->venue - 1].dir[LAT_DOWN];
+    /* Every participant has the same venues' links in the same order
+     * (arbh_latency_configure): the venue is looked up once a record. */
+    if (!share->venue)
+        share->venue = venue_of(ls, m->topic, m->data, m->len);
+    if (share->venue < 0)
+        return false;
+    lat_dir *d = &ls->items[share->venue - 1].dir[LAT_DOWN];
     if (d->dist.kind == ARBH_LAT_NONE)
         return false;
-    return hold(loop, d, topic, key, partition, offset, data, len, &share->blob);
+    /* The subscription at hand does not read the key: another of the
+     * participant's may. */
+    if (!reads && !arbh_bus_reads(to, m->topic, m->key))
+        pass(loop, d);
+    else if (!hold(loop, d, m, &share->blob))
+        return false;
+    ls->decided = share->record;
+    return true;
 }
 
 /* The instance's subscriptions carry its links (arbh_sub.lat). */

@@ -33,9 +33,14 @@
  * their real delay has passed. A participant paused by a hot reload gets
  * nothing until it resumes; its link and what is queued behind it wait.
  * Latency is configured at start: instances a SIGHUP adds have no links.
+ * A venue's record that none of a participant's subscriptions reads (they
+ * were made by key, arb_subscribe_keys) is not held for it, but its delay
+ * is drawn and the link's FIFO moves on as if it were, so what the
+ * participant reads arrives when it would without the keys.
  *
  * Metrics per link and direction (host metrics, labels participant, venue,
- * direction): bus_link_delayed_total, bus_link_delay_p50_ns and
+ * direction): bus_link_delayed_total (records held; not the ones passed
+ * over unread), bus_link_delay_p50_ns and
  * bus_link_delay_p99_ns (of the delays applied, FIFO waits included, to
  * within 1/16 of an octave), and bus_link_dropped_total (held records whose
  * participant went away, or that the bus refused when due).
@@ -43,6 +48,7 @@
 #ifndef ARBH_LATENCY_H
 #define ARBH_LATENCY_H
 
+#include <arb/plugin.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,23 +65,30 @@ typedef struct arbh_lat_queue arbh_lat_queue;
 int arbh_latency_configure(arbh_host *h, arbh_config *cfg, char *err, size_t n);
 void arbh_latency_free(arbh_host *h);
 
-/* What the participants a venue's record is held for share: zeroed for
- * each record, passed to every hold_down of it. */
+/* What the participants a venue's record is held for share: made for
+ * each record (blob NULL, venue 0, a number of its own), passed to every
+ * hold_down of it. */
 typedef struct arbh_lat_hold {
-    void *blob; /* the record's one copy, once the first link took it */
-    int venue;  /* its venue's link (the same index in every participant's
-                 * links) + 1; 0: not looked up yet; -1: no link, or not a
-                 * venue's record */
+    void *blob;      /* the record's one copy, once the first link took it */
+    int venue;       /* its venue's link (the same index in every participant's
+                      * links) + 1; 0: not looked up yet; -1: no link, or not a
+                      * venue's record */
+    uint64_t record; /* the record's number on its loop, never 0 (arbh_loop.lat_records) */
 } arbh_lat_hold;
 
 /* Bus hooks. hold_up: a participant publishes an order command; true if the
  * record was taken to be published when its delay has passed. hold_down: a
- * record of a venue is about to be delivered to participant `to`'s
- * subscriptions; true if it was taken. */
+ * record of a venue is about to be delivered to a subscription of
+ * participant `to`, which reads its key or not (`reads`); true if the link
+ * took the record, and then none of `to`'s subscriptions gets it now. The
+ * link decides once per record and participant (later subscriptions of
+ * `to` get the same answer): a record one of them reads is held, and
+ * delivered when due to those that read it; one none reads is not held but
+ * takes its place on the link all the same (its delay drawn, the FIFO
+ * moved on), so what `to` reads arrives as it would without the keys. */
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len);
-bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, int topic, uint64_t key,
-                            int32_t partition, int64_t offset, const void *data, size_t len,
+bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, const arb_msg *m,
                             arbh_lat_hold *share);
 
 /* The simulated clock moves to `ns`: deliver, on this loop, every held

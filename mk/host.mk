@@ -23,6 +23,9 @@ tp_seq_v2_LIBS := $(DEP_LIBS)
 tp_seq_refuse_SRCS := tests/plugins/tp_seq_refuse.c
 tp_seq_refuse_LIBS := $(DEP_LIBS)
 TEST_PLUGINS += tp_crash tp_crash_v2 tp_crash_ctor
+# A participant reading by key, for test_bus_keys.
+TEST_PLUGINS += tp_reader
+tp_reader_SRCS := tests/plugins/tp_reader.c
 tp_crash_SRCS := tests/plugins/tp_crash.c
 tp_crash_v2_SRCS := tests/plugins/tp_crash_v2.c
 tp_crash_ctor_SRCS := tests/plugins/tp_crash_ctor.c
@@ -40,6 +43,11 @@ test_config_LIBS := $(DEP_LIBS) $(CMOCKA_LIBS)
 TESTS += test_host
 test_host_SRCS := tests/integration/test_host.c $(TESTHOST_SRCS)
 test_host_LIBS := $(TESTHOST_LIBS)
+
+# Subscriptions by key (arb_subscribe_keys), with link latency off and on.
+TESTS += test_bus_keys
+test_bus_keys_SRCS := tests/integration/test_bus_keys.c $(TESTHOST_SRCS)
+test_bus_keys_LIBS := $(TESTHOST_LIBS)
 
 # Real arb-host processes and real signals: SIGHUP refusals, reloads of bad
 # files, a plugin crashing in each callback, two hosts on one address.

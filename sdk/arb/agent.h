@@ -1026,7 +1026,13 @@ static inline void arb_agent_on_order_event(arb_agent *a, const arb_order_event 
 
 static inline void arb_agent_on_market_data(arb_agent *a, const arb_market_data *md)
 {
-    int ix = arb_agent_find_key(a, arb_instrument_key(md->venue, md->symbol));
+    /* The padded fields compared, not hashed to a key: the hash is a chain
+     * of 24 multiplies, and this runs for every book update. */
+    int ix = -1;
+    for (uint32_t i = 0; i < a->n_instruments && ix < 0; i++)
+        if (!memcmp(a->instr[i].venue_f, md->venue, ARB_VENUE_LEN) &&
+            !memcmp(a->instr[i].symbol_f, md->symbol, ARB_SYMBOL_LEN))
+            ix = (int)i;
     if (ix < 0)
         return;
     arb_agent_top *t = &a->instr[ix].top;
@@ -1296,16 +1302,31 @@ static inline void arb__agent_recover(arb_agent *a)
  * routes them through the agent's bookkeeping to the hooks. Call from the
  * plugin's start(); the host removes the subscriptions at stop/reload. On a
  * cold start over a transport that stores order_events (the journal, Kafka)
- * it first rebuilds the agent's orders and positions from them. */
+ * it first rebuilds the agent's orders and positions from them.
+ * Order events and market data are subscribed by key (arb_subscribe_keys):
+ * only its accounts' events and its instruments' books, which are all the
+ * bookkeeping reads, so the bus neither delivers nor holds on the agent's
+ * latency links what it would ignore. A subscription of the plugin's own
+ * to those topics reads what it asks for, as ever. */
 static inline int arb_agent_start(arb_agent *a, const arb_agent_hooks *hooks, void *user)
 {
     arb__agent_recover(a);
     a->hooks = *hooks;
     a->user = user;
     arb_ctx *c = a->ctx;
+    arb_key_range accounts = {a->account_base, a->account_base + a->n_accounts - 1};
+    arb_key_range books[ARB_AGENT_MAX_INSTRUMENTS];
+    for (uint32_t i = 0; i < a->n_instruments; i++)
+        books[i] = (arb_key_range){a->instr[i].key, a->instr[i].key};
     int rc;
-    if ((rc = arb_subscribe(c, ARB_TOPIC_ORDER_EVENTS, arb__agent_event_cb, a)) < 0 ||
-        (rc = arb_subscribe(c, ARB_TOPIC_MARKET_DATA, arb__agent_md_cb, a)) < 0 ||
+    if ((rc = a->n_accounts
+                  ? arb_subscribe_keys(c, ARB_TOPIC_ORDER_EVENTS, &accounts, 1, arb__agent_event_cb,
+                                       a)
+                  : arb_subscribe(c, ARB_TOPIC_ORDER_EVENTS, arb__agent_event_cb, a)) < 0 ||
+        (rc = a->n_instruments
+                  ? arb_subscribe_keys(c, ARB_TOPIC_MARKET_DATA, books, a->n_instruments,
+                                       arb__agent_md_cb, a)
+                  : arb_subscribe(c, ARB_TOPIC_MARKET_DATA, arb__agent_md_cb, a)) < 0 ||
         (rc = arb_subscribe(c, ARB_TOPIC_MARKET_EVENTS, arb__agent_mev_cb, a)) < 0 ||
         (rc = arb_subscribe(c, ARB_TOPIC_SYSTEM_TICKS, arb__agent_tick_cb, a)) < 0)
         return rc;

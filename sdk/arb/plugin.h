@@ -92,6 +92,12 @@ typedef struct arb_msg {
 
 typedef void (*arb_msg_fn)(void *user, const arb_msg *msg);
 
+/* Bus keys lo to hi, both included: what a subscription made with
+ * arb_subscribe_keys() reads. */
+typedef struct arb_key_range {
+    uint64_t lo, hi;
+} arb_key_range;
+
 /* The run a host belongs to (docs/ARCHITECTURE.md, "Runs"): one market from
  * its start until the user ends it. Every stored row carries the run's id;
  * ids a plugin makes must be unique within the run, across restarts, so a
@@ -326,7 +332,27 @@ typedef struct arb_host_api {
     int (*read_ranges)(arb_ctx *ctx, int topic, int n, const int64_t *from, const int64_t *to,
                        int64_t timeout_ns, arb_read_fn fn, void *user);
 
-    void (*spare[13])(void); /* room to grow without an ABI bump */
+    /* subscribe, for only the records of `topic` whose key (arb_msg.key)
+     * lies in one of the n ranges: the subscription is handed those, in the
+     * order subscribe would hand them, and no other. Without it (subscribe)
+     * a subscription reads every key. The keys by topic are in
+     * docs/ARCHITECTURE.md: the instrument's arb_instrument_key for
+     * market_data, trade_executed and market_events, the account for
+     * order_events. On a participant's latency link (docs/ARCHITECTURE.md)
+     * a venue's record is held for the instance only if one of its
+     * subscriptions to the topic reads its key, and delivered, when due, to
+     * those that read it then. A record none of them reads is neither held
+     * nor delivered, but still takes its place on the link (its delay is
+     * drawn, and what follows waits behind it as it would), so the records
+     * the instance does read reach it at the same times as without the
+     * ranges: a run whose plugins ignore the other keys anyway stays the
+     * same run. The ranges are copied; n >= 1 and lo <= hi, else
+     * ARB_EINVAL. Over a transport every record is still fetched: the
+     * filter is this host's delivery. */
+    int (*subscribe_keys)(arb_ctx *ctx, int topic, const arb_key_range *keys, size_t n,
+                          arb_msg_fn fn, void *user);
+
+    void (*spare[12])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -390,6 +416,26 @@ static inline int arb_subscribe(arb_ctx *c, int topic, arb_msg_fn fn, void *user
     return c->api->subscribe(c, topic, fn, user);
 }
 static inline int arb_unsubscribe(arb_ctx *c, int sub) { return c->api->unsubscribe(c, sub); }
+
+/* See arb_host_api.subscribe_keys. A host too old to have it (its table is
+ * shorter) subscribes to every key of the topic: a plugin must not rely on
+ * the filter to be correct, and ignores the keys it does not read itself
+ * (the agents' callbacks in arb/agent.h do). Either way the ranges are
+ * checked first. */
+static inline int arb_subscribe_keys(arb_ctx *c, int topic, const arb_key_range *keys, size_t n,
+                                     arb_msg_fn fn, void *user)
+{
+    const arb_host_api *api = c->api;
+    if (!keys || n == 0)
+        return ARB_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].lo > keys[i].hi)
+            return ARB_EINVAL;
+    if (api->size < offsetof(arb_host_api, subscribe_keys) + sizeof api->subscribe_keys ||
+        !api->subscribe_keys)
+        return api->subscribe(c, topic, fn, user);
+    return api->subscribe_keys(c, topic, keys, n, fn, user);
+}
 
 static inline int arb_timer_start(arb_ctx *c, uint64_t interval_ns, int repeat, arb_timer_fn fn,
                                   void *user)

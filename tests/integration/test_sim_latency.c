@@ -268,7 +268,8 @@ static void reloads_under_latency_keep_what_the_links_hold(void **state)
 }
 
 /* Records bigger than the links' blocks of held bytes (64 KB), a few in a
- * row, each held once for every participant and delivered to each. */
+ * row, each held once for every participant that reads it and delivered to
+ * each. */
 static void big_records_travel_the_links(void **state)
 {
     (void)state;
@@ -287,9 +288,15 @@ static void big_records_travel_the_links(void **state)
     static const char *const who[] = {"noise", "arb", "mm_xa", "mm_xb", "adaptive"};
     for (int w = 0; w < 5; w++)
         before += link_counter(h, "bus_link_delayed_total", who[w], "XA", "down");
-    /* Market data of an instrument no agent trades: held and delivered,
-     * then ignored. */
+    /* Keyed as XA:BTCUSD, which the agents trading XA read (agents
+     * subscribe by key: records of other keys are not held for them), so
+     * their links to XA hold them; the body names another book, which the
+     * agents then ignore. */
     enum { LEVELS = 3000, N = 5 };
+    char xa[ARB_VENUE_LEN], btc[ARB_SYMBOL_LEN];
+    arb_fixstr_set(xa, ARB_VENUE_LEN, "XA");
+    arb_fixstr_set(btc, ARB_SYMBOL_LEN, "BTCUSD");
+    uint64_t key = arb_instrument_key(xa, btc);
     size_t cap = ARB_MD_LEN(LEVELS);
     uint8_t *buf = malloc(cap);
     assert_non_null(buf);
@@ -302,7 +309,7 @@ static void big_records_travel_the_links(void **state)
             arb_md_level l = {i % 2 ? ARB_SIDE_SELL : ARB_SIDE_BUY, 1, 100 + i, 1};
             arb_md_put_level(buf, i, &l);
         }
-        assert_int_equal(arb_publish(ctx, ARB_TOPIC_MARKET_DATA, (uint64_t)k, buf, cap), ARB_OK);
+        assert_int_equal(arb_publish(ctx, ARB_TOPIC_MARKET_DATA, key, buf, cap), ARB_OK);
     }
     free(buf);
     uint64_t seen = ticks;

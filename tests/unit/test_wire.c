@@ -286,6 +286,57 @@ static void decoders_refuse_malformed_records(void **state)
     assert_int_equal(arb_wire_type(tb, sizeof tb - 1), 0);
 }
 
+/* The byte-by-byte reading of a text field that arb__wire_get_text reads
+ * eight bytes at a time: its answer and its error. */
+static const char *text_field_byte_by_byte(const uint8_t *p, unsigned n, int required)
+{
+    unsigned i = 0;
+    while (i < n && p[i] != 0) {
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return "text field has a non-printable character";
+        i++;
+    }
+    if (required && i == 0)
+        return "required text field is empty";
+    for (unsigned j = i; j < n; j++)
+        if (p[j] != 0)
+            return "text field padding is not zero";
+    return NULL;
+}
+
+static void text_fields_read_word_by_word_as_byte_by_byte(void **state)
+{
+    (void)state;
+    /* Every byte at each edge of the rules, in every place of 8- and
+     * 16-byte fields, over many random fields made of them. */
+    static const uint8_t edge[] = {0x00, 0x01, 0x20, 0x21, 0x41, 0x7e, 0x7f, 0x80, 0xa1, 0xff};
+    uint64_t x = 88172645463325252ull;
+    for (int round = 0; round < 200000; round++) {
+        unsigned n = round % 2 ? 16 : 8;
+        uint8_t f[16];
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned len = (unsigned)(x % (n + 1)); /* text, then mostly NUL */
+        for (unsigned i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned r = (unsigned)(x >> 32);
+            f[i] = i < len ? (r % 4 ? (uint8_t)(0x21 + r % 94) : edge[r % sizeof edge])
+                           : (r % 8 ? 0 : edge[r % sizeof edge]);
+        }
+        for (int required = 0; required < 2; required++) {
+            char out[16];
+            const char *want = text_field_byte_by_byte(f, n, required);
+            int rc = arb__wire_get_text(f, n, out, required);
+            if (want == NULL) {
+                assert_int_equal(rc, ARB_OK);
+                assert_memory_equal(out, f, n);
+            } else {
+                assert_int_equal(rc, ARB_EBADMSG);
+                assert_string_equal(arb_wire_error(), want);
+            }
+        }
+    }
+}
+
 static void market_data_count_must_match_length(void **state)
 {
     (void)state;
@@ -467,6 +518,7 @@ int main(void)
         cmocka_unit_test(service_round_trips_with_plugins),
         cmocka_unit_test(service_records_of_both_versions_decode),
         cmocka_unit_test(decoders_refuse_malformed_records),
+        cmocka_unit_test(text_fields_read_word_by_word_as_byte_by_byte),
         cmocka_unit_test(market_data_count_must_match_length),
         cmocka_unit_test(trade_with_zero_quantity_is_refused),
         cmocka_unit_test(decimals_convert_exactly_or_not_at_all),
