@@ -132,8 +132,8 @@ static json_t *health_json(arbh_host *h, bool *healthy, const char **state)
         failed = !ks.healthy;
         starting = starting || ks.starting;
         if (failed)
-            json_array_append_new(
-                reasons, json_sprintf("kafka: %s: the host must be restarted", ks.detail));
+            json_array_append_new(reasons,
+                                  json_sprintf("kafka: %s: the host must be restarted", ks.detail));
         if (ks.starting)
             json_array_append_new(reasons,
                                   json_string("kafka: starting: partitions not assigned yet"));
