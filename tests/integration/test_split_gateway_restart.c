@@ -31,12 +31,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "split_orders.h"
 #include "splitrig.h"
 #include "timing.h"
 
-#define KEY "demo-key-change-me"
-/* The sells' account: an order never trades with its own account's. */
-#define SELLER "seller-key-for-the-test"
+#define KEY SPLIT_KEY
+#define SELLER SPLIT_SELLER
 #define NPAIRS 8
 #define ADMIN_TOKEN "gateway-restart-test-token"
 
@@ -65,53 +65,6 @@ static pid_t start_gateway(int life)
     return rig_host("conf.d/split/gateway.ini", log, sets);
 }
 
-/* A JSON string field's value ("name":"value") of body into out. */
-static bool field(const char *body, const char *name, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", name);
-    const char *p = strstr(body, pat);
-    if (!p)
-        return false;
-    p += strlen(pat);
-    const char *e = strchr(p, '"');
-    if (!e || (size_t)(e - p) >= cap)
-        return false;
-    memcpy(out, p, (size_t)(e - p));
-    out[e - p] = 0;
-    return true;
-}
-
-/* POSTs an order; its status, the answer's order_id into id. */
-static int order(const char *side, const char *tif, const char *qty, char id[32], char *body,
-                 size_t cap)
-{
-    char json[256];
-    snprintf(json, sizeof json,
-             "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"type\":\"limit\","
-             "\"price\":\"90.00\",\"qty\":\"%s\",\"tif\":\"%s\"}",
-             side, qty, tif);
-    int st = rig_http(http_port, "POST", "/v1/orders", strcmp(side, "sell") ? KEY : SELLER, json,
-                      body, cap);
-    if (id && !field(body, "order_id", id, 32))
-        id[0] = 0;
-    return st;
-}
-
-/* An order as the gateway reads it back: "status filled_qty leaves_qty". */
-static void order_state(const char *id, char *out, size_t cap)
-{
-    char path[96], body[16384], st[32] = "?", f[32] = "?", l[32] = "?";
-    snprintf(path, sizeof path, "/v1/orders/%s", id);
-    int code = rig_http(http_port, "GET", path, KEY, NULL, body, sizeof body);
-    if (code == 404) /* a sell: its own key reads it */
-        code = rig_http(http_port, "GET", path, SELLER, NULL, body, sizeof body);
-    field(body, "status", st, sizeof st);
-    field(body, "filled_qty", f, sizeof f);
-    field(body, "leaves_qty", l, sizeof l);
-    snprintf(out, cap, "%d %s %s %s", code, st, f, l);
-}
-
 /* Whether every record of the first `sells` pairs reached the gateway: a
  * pair's events come on two partitions (each account's) and its trade on a
  * third, so the answer to the sell does not say the buy's fill or the trade
@@ -130,7 +83,7 @@ static bool settled(char ids[][32], int sells)
         char path[96];
         snprintf(path, sizeof path, "/v1/orders/%s", ids[i]);
         if (rig_http(http_port, "GET", path, KEY, NULL, body, sizeof body) != 200 ||
-            !field(body, "filled_qty", f, sizeof f))
+            !split_field(body, "filled_qty", f, sizeof f))
             return false;
         filled += strtod(f, NULL);
     }
@@ -185,7 +138,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
      * is answered every earlier one was taken. */
     char body[16384], ids[2 * NPAIRS + 2][32];
     int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
-    while (order("sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
+    while (split_order(http_port, "sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
         if (rig_mono_ns() > deadline)
             timing_fail("gateway restart: no order accepted in 90 s (logs in %s)\n", dir);
         else
@@ -194,8 +147,10 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
      * trades with the oldest buy left: filled, partly filled and open
      * orders, and filled IOCs. */
     for (int i = 0; i < NPAIRS; i++) {
-        assert_int_equal(order("buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
-        assert_int_equal(order("sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
+        assert_int_equal(
+            split_order(http_port, "buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
+        assert_int_equal(
+            split_order(http_port, "sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
         if (!strstr(body, "\"status\":\"filled\""))
             fail_msg("the IOC sell did not fill: %s", body);
     }
@@ -211,12 +166,15 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     }
     long long covered = number(body, "snapshot_position");
     /* Then one more pair: the records a restart replays after the snapshot. */
-    assert_int_equal(order("buy", "gtc", "0.002", ids[2 * NPAIRS], body, sizeof body), 200);
-    assert_int_equal(order("sell", "ioc", "0.001", ids[2 * NPAIRS + 1], body, sizeof body), 200);
+    assert_int_equal(
+        split_order(http_port, "buy", "gtc", "0.002", ids[2 * NPAIRS], body, sizeof body), 200);
+    assert_int_equal(
+        split_order(http_port, "sell", "ioc", "0.001", ids[2 * NPAIRS + 1], body, sizeof body),
+        200);
     wait_settled(ids, NPAIRS + 1);
     char before[2 * NPAIRS + 2][96];
     for (int i = 0; i < 2 * NPAIRS + 2; i++) {
-        order_state(ids[i], before[i], sizeof before[i]);
+        split_order_state(http_port, ids[i], before[i], sizeof before[i], NULL, 0);
         assert_int_equal(strncmp(before[i], "200 ", 4), 0);
     }
 
@@ -226,7 +184,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     int64_t t0 = rig_mono_ns();
     start_gateway(2);
     char id[32];
-    while (order("buy", "gtc", "0.001", id, body, sizeof body) != 200) {
+    while (split_order(http_port, "buy", "gtc", "0.001", id, body, sizeof body) != 200) {
         if (rig_mono_ns() - t0 > 60 * RIG_SEC)
             fail_msg("gateway restart: no order accepted in 60 s (logs in %s)", dir);
         usleep(20000);
@@ -250,7 +208,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     /* Nothing lost: every order reads back as it stood. */
     for (int i = 0; i < 2 * NPAIRS + 2; i++) {
         char now[96];
-        order_state(ids[i], now, sizeof now);
+        split_order_state(http_port, ids[i], now, sizeof now, NULL, 0);
         if (strcmp(now, before[i]))
             fail_msg("order %s was \"%s\" before the kill and is \"%s\" after (logs in %s)", ids[i],
                      before[i], now, dir);
@@ -262,10 +220,10 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
         if (strstr(before[i], " open ") || strstr(before[i], " partially_filled "))
             oldest = i;
     assert_true(oldest >= 0);
-    assert_int_equal(order("sell", "ioc", "0.001", NULL, body, sizeof body), 200);
+    assert_int_equal(split_order(http_port, "sell", "ioc", "0.001", NULL, body, sizeof body), 200);
     assert_non_null(strstr(body, "\"status\":\"filled\""));
     char now[96];
-    order_state(ids[oldest], now, sizeof now);
+    split_order_state(http_port, ids[oldest], now, sizeof now, NULL, 0);
     if (!strcmp(now, before[oldest]))
         fail_msg("order %s did not take the trade after the restart: \"%s\" (logs in %s)",
                  ids[oldest], now, dir);

@@ -32,12 +32,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "split_orders.h"
 #include "splitrig.h"
 #include "timing.h"
 
-#define KEY "demo-key-change-me"
-/* The sells' account: an order never trades with its own account's. */
-#define SELLER "seller-key-for-the-test"
 #define NPAIRS 8
 #define MAX_ORDERS 256
 
@@ -60,61 +58,13 @@ static pid_t start_matcher(int life)
     return rig_host("conf.d/split/matcher.ini", log, sets);
 }
 
-/* A JSON string field's value ("name":"value") of body into out. */
-static bool field(const char *body, const char *name, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", name);
-    const char *p = strstr(body, pat);
-    if (!p)
-        return false;
-    p += strlen(pat);
-    const char *e = strchr(p, '"');
-    if (!e || (size_t)(e - p) >= cap)
-        return false;
-    memcpy(out, p, (size_t)(e - p));
-    out[e - p] = 0;
-    return true;
-}
-
 /* A quantity field in thousandths (the orders here are multiples of 0.001). */
 static long milli(const char *body, const char *name)
 {
     char v[32];
-    if (!field(body, name, v, sizeof v))
+    if (!split_field(body, name, v, sizeof v))
         fail_msg("no %s in %s", name, body);
     return lround(strtod(v, NULL) * 1000);
-}
-
-/* POSTs a limit order at 90.00; its status, the answer's order_id into id. */
-static int order(const char *side, const char *tif, const char *qty, char id[32], char *body,
-                 size_t cap)
-{
-    char json[256];
-    snprintf(json, sizeof json,
-             "{\"venue\":\"XA\",\"symbol\":\"BTCUSD\",\"side\":\"%s\",\"type\":\"limit\","
-             "\"price\":\"90.00\",\"qty\":\"%s\",\"tif\":\"%s\"}",
-             side, qty, tif);
-    int st = rig_http(http_port, "POST", "/v1/orders", strcmp(side, "sell") ? KEY : SELLER, json,
-                      body, cap);
-    if (id && !field(body, "order_id", id, 32))
-        id[0] = 0;
-    return st;
-}
-
-/* An order as the gateway reads it back: "code status filled_qty leaves_qty". */
-static int order_state(const char *id, char *out, size_t cap, char *body, size_t bcap)
-{
-    char path[96], st[32] = "?", f[32] = "?", l[32] = "?";
-    snprintf(path, sizeof path, "/v1/orders/%s", id);
-    int code = rig_http(http_port, "GET", path, KEY, NULL, body, bcap);
-    if (code == 404) /* a sell: its own key reads it */
-        code = rig_http(http_port, "GET", path, SELLER, NULL, body, bcap);
-    field(body, "status", st, sizeof st);
-    field(body, "filled_qty", f, sizeof f);
-    field(body, "leaves_qty", l, sizeof l);
-    snprintf(out, cap, "%d %s %s %s", code, st, f, l);
-    return code;
 }
 
 static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **state)
@@ -135,7 +85,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
                            gadmin,
                            "host.announce_ms=0",
                            "gateway.timeout_ms=300",
-                           "gateway.api_key.seller=" SELLER ":1002",
+                           "gateway.api_key.seller=" SPLIT_SELLER ":1002",
                            NULL};
     rig_host("conf.d/split/gateway.ini", glog, gsets);
 
@@ -144,7 +94,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
     char body[16384];
     static char ids[MAX_ORDERS][32], before[2 * NPAIRS][96];
     int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
-    while (order("sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
+    while (split_order(http_port, "sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
         if (rig_mono_ns() > deadline)
             timing_fail("matcher restart: no order accepted in 90 s (logs in %s)\n", dir);
         else
@@ -153,14 +103,18 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
      * trades with the oldest buy left: filled, partly filled and open
      * orders, and filled IOCs. */
     for (int i = 0; i < NPAIRS; i++) {
-        assert_int_equal(order("buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
-        assert_int_equal(order("sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
+        assert_int_equal(
+            split_order(http_port, "buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
+        assert_int_equal(
+            split_order(http_port, "sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
         if (!strstr(body, "\"status\":\"filled\""))
             fail_msg("the IOC sell did not fill: %s", body);
     }
     long resting = 0; /* thousandths resting at 90.00 */
     for (int i = 0; i < 2 * NPAIRS; i++) {
-        assert_int_equal(order_state(ids[i], before[i], sizeof before[i], body, sizeof body), 200);
+        assert_int_equal(
+            split_order_state(http_port, ids[i], before[i], sizeof before[i], body, sizeof body),
+            200);
         if (i % 2 == 0)
             resting += milli(body, "leaves_qty");
     }
@@ -176,7 +130,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
     int n = 2 * NPAIRS, late = 0, code;
     for (;;) {
         assert_true(n < MAX_ORDERS);
-        code = order("buy", "gtc", "0.001", ids[n], body, sizeof body);
+        code = split_order(http_port, "buy", "gtc", "0.001", ids[n], body, sizeof body);
         if (code != 200 && code != 504)
             fail_msg("a buy while the matcher restarts answered %d: %s", code, body);
         if (code == 504) {
@@ -202,7 +156,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
     /* Nothing lost: every order reads back as it stood. */
     for (int i = 0; i < 2 * NPAIRS; i++) {
         char now[96];
-        order_state(ids[i], now, sizeof now, body, sizeof body);
+        split_order_state(http_port, ids[i], now, sizeof now, body, sizeof body);
         if (strcmp(now, before[i]))
             fail_msg("order %s was \"%s\" before the kill and is \"%s\" after (logs in %s)", ids[i],
                      before[i], now, dir);
@@ -212,7 +166,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
     for (int i = 2 * NPAIRS; i < n; i++) {
         char now[96];
         int64_t until = rig_mono_ns() + 10 * RIG_SEC;
-        while (order_state(ids[i], now, sizeof now, body, sizeof body) != 200 ||
+        while (split_order_state(http_port, ids[i], now, sizeof now, body, sizeof body) != 200 ||
                strcmp(now, "200 open 0.000 0.001"))
             if (rig_mono_ns() > until)
                 fail_msg("order %s, sent while the matcher restarted, reads \"%s\" (logs in %s)",
@@ -224,7 +178,7 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
      * than rests at 90.00 fills exactly what rests. */
     char qty[32];
     snprintf(qty, sizeof qty, "%ld.%03ld", (resting + 5) / 1000, (resting + 5) % 1000);
-    assert_int_equal(order("sell", "ioc", qty, NULL, body, sizeof body), 200);
+    assert_int_equal(split_order(http_port, "sell", "ioc", qty, NULL, body, sizeof body), 200);
     if (milli(body, "filled_qty") != resting)
         fail_msg("an IOC sell of %s at 90.00 filled %ld thousandths; %ld rest there: %s", qty,
                  milli(body, "filled_qty"), resting, body);
