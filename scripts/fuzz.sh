@@ -30,8 +30,13 @@ for name in "${names[@]}"; do
         limit=(-max_total_time="$secs")
         echo "fuzz: running $name for ${secs}s"
     fi
-    "$bin" "${limit[@]}" -print_final_stats=1 "$corpus" 2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done' || true
-    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz: $name FAILED"; exit 1; }
+    # The fuzzer's own status (a finding exits non-zero), taken before
+    # anything else runs: under pipefail a `|| true` here would replace it.
+    set +e
+    "$bin" "${limit[@]}" -print_final_stats=1 "$corpus" 2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY|Done'
+    rc=${PIPESTATUS[0]}
+    set -e
+    [ "$rc" -eq 0 ] || { echo "fuzz: $name FAILED"; exit 1; }
     i=$((i+1))
 done
 echo "fuzz: $i targets ran ${FUZZ_RUNS:+$FUZZ_RUNS executions}${FUZZ_RUNS:-${secs}s} each without a finding"
