@@ -18,6 +18,7 @@
  */
 #include "recover.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,9 +203,14 @@ static int snapshot_load(arb_ctx *ctx, gw_recovery *r, const arb_instrument_tabl
     return rc;
 }
 
-/* Where snapshots go: the partition the id space keys to. */
+/* Where snapshots go: the partition the id space keys to. A host (or a
+ * test's fake host) without stored reads keeps no snapshots. */
 static void snapshot_place(arb_ctx *ctx, gw_recovery *r, int topic)
 {
+    const arb_host_api *api = ctx->api;
+    if (api->size < offsetof(arb_host_api, partition_of) + sizeof api->partition_of ||
+        !api->read_last || !api->watermarks || !api->read_range || !api->partition_of)
+        return;
     int32_t p = -1;
     int rc = arb_partition_of(ctx, topic, r->key, SNAP_READ_TIMEOUT_NS, &p);
     if (rc == ARB_OK && p >= 0) {
