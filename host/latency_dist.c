@@ -128,7 +128,10 @@ int arbh_lat_dist_parse(const char *s, arbh_lat_dist *d, char *err, size_t n)
                 p = p < 0.25 / ARBH_LAT_INV       ? 0.25 / ARBH_LAT_INV
                     : p > 1 - 0.25 / ARBH_LAT_INV ? 1 - 0.25 / ARBH_LAT_INV
                                                   : p;
-                d->inv[k] = exp(d->mu + d->sigma * probit(p));
+                /* At most 60 s, as every other draw: a wide p99 puts the
+                 * table's far end beyond it. */
+                double v = exp(d->mu + d->sigma * probit(p));
+                d->inv[k] = v > (double)LAT_MAX_DELAY_NS ? (double)LAT_MAX_DELAY_NS : v;
             }
         }
         return 0;
