@@ -29,8 +29,9 @@ static int columns_of(const char *list)
 }
 
 /* One COPY text line: `columns` fields, valid escapes, one final newline.
- * Returns the first field, unescaped, as a signed integer. */
-static long long check_line(const char *line, size_t n, int columns)
+ * Returns the first field as 64 bits (trade ids are written signed, order
+ * ids unsigned: numeric(20,0); strtoull takes both). */
+static unsigned long long check_line(const char *line, size_t n, int columns)
 {
     if (n == 0 || line[n - 1] != '\n')
         abort();
@@ -51,7 +52,7 @@ static long long check_line(const char *line, size_t n, int columns)
     }
     if (fields != columns)
         abort();
-    return strtoll(line, NULL, 10);
+    return strtoull(line, NULL, 10);
 }
 
 static void fuzz_trade(const uint8_t *body, size_t size)
@@ -69,7 +70,7 @@ static void fuzz_trade(const uint8_t *body, size_t size)
     size_t n = rec_trade_row(line, &t, (rec_scale){d, d});
     if (n > REC_TRADE_ROW_MAX)
         abort();
-    if (check_line(line, n, columns_of(rec_trade_columns)) != (long long)(int64_t)t.trade_id)
+    if (check_line(line, n, columns_of(rec_trade_columns)) != t.trade_id)
         abort();
 }
 
@@ -87,7 +88,7 @@ static void fuzz_order_event(const uint8_t *body, size_t size)
     size_t n = rec_order_event_row(line, &e, (rec_scale){-1, 12});
     if (n > REC_ORDER_EVENT_ROW_MAX)
         abort();
-    if (check_line(line, n, columns_of(rec_order_event_columns)) != (long long)(int64_t)e.order_id)
+    if (check_line(line, n, columns_of(rec_order_event_columns)) != e.order_id)
         abort();
 }
 
