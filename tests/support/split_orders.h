@@ -68,7 +68,7 @@ static inline int split_order_state(int port, const char *id, char *out, size_t 
     split_field(body, "status", st, sizeof st);
     split_field(body, "filled_qty", f, sizeof f);
     split_field(body, "leaves_qty", l, sizeof l);
-    snprintf(out, cap, "%d %s %s %s", code, st, f, l);
+    snprintf(out, cap, "%d %.24s %.24s %.24s", code, st, f, l);
     return code;
 }
 
