@@ -132,11 +132,16 @@ deps:
 build-tests: all $(TEST_BINS) $(ALL_TEST_PLUGIN_SOS)
 
 # The suite twice: an optimised build, then ASan+UBSan in build/asan; and the
-# whole tree must also build warning-free with clang.
+# whole tree must also build warning-free with clang. The builds use every
+# core (JOBS, output kept per target); the tests run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+PAR := -j$(JOBS) --output-sync=target
 test: deps
+	@$(MAKE) --no-print-directory $(PAR) build-tests
 	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory $(PAR) B=$(B)/asan OPT="$(ASAN_OPT)" SAN="$(ASAN_SAN)" build-tests
 	@$(MAKE) --no-print-directory asan
-	@$(MAKE) --no-print-directory CC=clang B=$(B)/clang build-tests
+	@$(MAKE) --no-print-directory $(PAR) CC=clang B=$(B)/clang build-tests
 	@echo "clang: the whole tree builds with -Wall -Wextra -Werror"
 	@scripts/summarize-tests.sh $(B)/test-results.txt $(B)/asan/test-results.txt
 
@@ -144,9 +149,10 @@ test-plain: build-tests
 	@scripts/check-exports.sh $(ALL_PLUGIN_SOS)
 	@scripts/run-tests.sh $(B) $(TESTS)
 
+ASAN_OPT := -O1 -g -fno-omit-frame-pointer
+ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:
-	@$(MAKE) --no-print-directory B=$(B)/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test-plain
+	@$(MAKE) --no-print-directory B=$(B)/asan OPT="$(ASAN_OPT)" SAN="$(ASAN_SAN)" test-plain
 
 # `make run` resumes the run in var/journal; `make run NEW_RUN=1` begins another.
 run: deps all
@@ -162,7 +168,7 @@ bench: deps bench-build
 	@scripts/run-bench.sh $(B)/bench-build $(BENCHES)
 
 bench-build:
-	@$(MAKE) --no-print-directory OPT="-O3 -march=native -g" B=$(B)/bench-build bench-bins
+	@$(MAKE) --no-print-directory $(PAR) OPT="-O3 -march=native -g" B=$(B)/bench-build bench-bins
 
 bench-bins: all $(BENCH_BINS) $(ALL_TEST_PLUGIN_SOS) $(BENCH_EXTRAS)
 
