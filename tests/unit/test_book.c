@@ -1030,8 +1030,9 @@ static void the_same_order_id_rests_in_many_books_independently(void **state)
     book_engine_free(e);
 }
 
-/* The order map is sized from order_capacity and grows with the pool: many
- * more orders than that, over several books, each then found by id. */
+/* The order map starts at order_capacity (at most 4,096 ids) and grows with
+ * the resting orders: many more orders than that, over several books, each
+ * then found by id. */
 static void the_order_map_grows_past_its_first_size(void **state)
 {
     (void)state;
