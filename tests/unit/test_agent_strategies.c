@@ -72,6 +72,40 @@ static void noise_trader_waits_for_a_reference(void **state)
         assert_int_equal(noise_decide(&r, &NOISE, 0, 5, 10, 0, &o), 0);
 }
 
+/* The noise agent checks positions a few traders behind its draws
+ * (noise.c): that holds only if the draws never depend on the position and
+ * noise_decide is noise_draw then noise_fits. Positions here sweep through
+ * both limits. */
+static void noise_draws_do_not_depend_on_the_position(void **state)
+{
+    (void)state;
+    arb_rng a, b, c;
+    arb_rng_seed(&a, 4, "noise");
+    arb_rng_seed(&b, 4, "noise");
+    arb_rng_seed(&c, 4, "noise");
+    int refused = 0, sent = 0;
+    for (int i = 0; i < 20000; i++) {
+        int64_t position = ((int64_t)(i % 241) - 120) * 10; /* -1200..1200, limit 1000 */
+        int64_t ref = i % 97 == 0 ? 0 : 10000 + (i % 13) * 5;
+        noise_order od = {0}, ow = {0};
+        int d = noise_decide(&a, &NOISE, ref, 5, 10, position, &od);
+        int w = noise_draw(&b, &NOISE, ref, 5, 10, &ow);
+        noise_order o0;
+        (void)noise_decide(&c, &NOISE, ref, 5, 10, 0, &o0);
+        assert_memory_equal(&a, &b, sizeof a);
+        assert_memory_equal(&a, &c, sizeof a);
+        assert_int_equal(d, w && noise_fits(&NOISE, 10, position, &ow));
+        if (d) {
+            assert_true(od.side == ow.side && od.tif == ow.tif && od.price == ow.price &&
+                        od.qty == ow.qty && od.ttl_ns == ow.ttl_ns);
+            sent++;
+        } else if (w) {
+            refused++;
+        }
+    }
+    assert_true(refused > 500 && sent > 5000);
+}
+
 /* ---- market maker ---- */
 
 static const mm_params MM = {2, 5, 50, 4};
@@ -269,6 +303,7 @@ int main(void)
         cmocka_unit_test(noise_orders_land_on_the_grid_around_the_reference),
         cmocka_unit_test(noise_trader_at_its_limit_only_trades_back),
         cmocka_unit_test(noise_trader_waits_for_a_reference),
+        cmocka_unit_test(noise_draws_do_not_depend_on_the_position),
         cmocka_unit_test(flat_market_maker_quotes_symmetrically),
         cmocka_unit_test(long_market_maker_leans_its_quotes_down),
         cmocka_unit_test(market_maker_trims_size_to_its_limit),

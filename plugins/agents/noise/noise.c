@@ -37,14 +37,43 @@ typedef struct noise_agent {
     uint64_t rate_threshold;
 } noise_agent;
 
+/* A trader's drawn order, waiting for its position to be read. */
+typedef struct noise_pending {
+    uint32_t acct;
+    int ix;
+    noise_order o;
+} noise_pending;
+
+/* Sends the drawn order if it keeps the account within its limit. */
+static void finish(noise_agent *n, const noise_pending *q)
+{
+    arb_agent *a = &n->agent;
+    if (!noise_fits(&n->p, a->instr[q->ix].spec.lot, arb_agent_pos(a, q->acct, q->ix)->position,
+                    &q->o))
+        return;
+    arb_agent_order_req r = {q->acct, q->ix,      q->o.side, ARB_ORD_LIMIT, q->o.tif,
+                             0,       q->o.price, q->o.qty,  q->o.ttl_ns,   0};
+    arb_agent_send(a, &r);
+}
+
+enum { NOISE_AHEAD = 8 }; /* a power of two */
+
 static void on_tick(void *user, const arb_tick *tick)
 {
     (void)tick;
     noise_agent *n = user;
     arb_agent *a = &n->agent;
-    /* The per-trader draw runs on a copy of the generator that stays in
-     * registers (the same draws in the same order); the state goes back to
-     * the agent before anything else draws from it. */
+    /* The draws run first and the position checks NOISE_AHEAD traders
+     * behind them: a trader's position (one of thousands, 2 KB apart) is a
+     * cache miss, so its line is fetched while the next traders draw. The
+     * outcome is noise_decide's, trader by trader and in the same order: the
+     * draws never depend on a position, and nothing a trader sends changes
+     * a position or a reference before the tick ends (what is published is
+     * delivered after this callback). The per-trader draw runs on a copy of
+     * the generator that stays in registers; the state goes back to the
+     * agent before anything else draws from it. */
+    noise_pending q[NOISE_AHEAD];
+    uint32_t head = 0, count = 0;
     arb_rng g = a->rng;
     for (uint32_t acct = 0; acct < a->n_accounts; acct++) {
         if (arb_rng_next(&g) >= n->rate_threshold && n->rate_ppm < 1000000)
@@ -52,17 +81,22 @@ static void on_tick(void *user, const arb_tick *tick)
         a->rng = g;
         int ix = (int)arb_rng_below(&a->rng, a->n_instruments);
         const arb_instrument *spec = &a->instr[ix].spec;
-        noise_order o;
-        int go = noise_decide(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot,
-                              arb_agent_pos(a, acct, ix)->position, &o);
-        if (go) {
-            arb_agent_order_req r = {acct, ix,      o.side, ARB_ORD_LIMIT, o.tif,
-                                     0,    o.price, o.qty,  o.ttl_ns,      0};
-            arb_agent_send(a, &r);
+        noise_pending *p = &q[(head + count) % NOISE_AHEAD];
+        if (noise_draw(&a->rng, &n->p, arb_agent_reference(a, ix), spec->tick, spec->lot, &p->o)) {
+            p->acct = acct;
+            p->ix = ix;
+            __builtin_prefetch(arb_agent_pos(a, acct, ix));
+            if (++count > NOISE_AHEAD - 1) {
+                finish(n, &q[head]);
+                head = (head + 1) % NOISE_AHEAD;
+                count--;
+            }
         }
         g = a->rng;
     }
     a->rng = g;
+    for (; count; count--, head = (head + 1) % NOISE_AHEAD)
+        finish(n, &q[head]);
 }
 
 static int read_params(arb_ctx *ctx, noise_agent *n)

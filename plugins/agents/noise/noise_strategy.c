@@ -3,8 +3,8 @@
  */
 #include "noise_strategy.h"
 
-int noise_decide(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick, int64_t lot,
-                 int64_t position, noise_order *out)
+int noise_draw(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick, int64_t lot,
+               noise_order *out)
 {
     if (ref <= 0)
         return 0;
@@ -12,9 +12,7 @@ int noise_decide(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick,
     int take = arb_rng_chance_ppm(rng, p->take_ppm);
     int64_t qty = arb_rng_range(rng, p->qty_min, p->qty_max) * lot;
     int64_t offset = arb_rng_range(rng, take ? 0 : 1, p->offset_ticks) * tick;
-    int64_t limit = p->max_position * lot;
-    int64_t after = side == ARB_SIDE_BUY ? position + qty : position - qty;
-    if (after > limit || after < -limit || qty <= 0)
+    if (qty <= 0)
         return 0;
     /* A taker pays up to `offset` through the reference; a maker waits
      * `offset` behind it. Prices land on the tick grid on the safe side. */
@@ -28,5 +26,15 @@ int noise_decide(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick,
     out->price = px;
     out->qty = qty;
     out->ttl_ns = take ? 0 : p->ttl_ns;
+    return 1;
+}
+
+int noise_decide(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick, int64_t lot,
+                 int64_t position, noise_order *out)
+{
+    noise_order o;
+    if (!noise_draw(rng, p, ref, tick, lot, &o) || !noise_fits(p, lot, position, &o))
+        return 0;
+    *out = o;
     return 1;
 }

@@ -25,8 +25,23 @@ typedef struct noise_order {
 
 /* Fills *out and returns 1, or returns 0 (no order: no reference yet, or
  * the drawn side would break the position limit). `tick` and `lot` are the
- * instrument's increments, `position` the account's, in quantity units. */
+ * instrument's increments, `position` the account's, in quantity units.
+ * It is noise_draw, then noise_fits. */
 int noise_decide(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick, int64_t lot,
                  int64_t position, noise_order *out);
+
+/* The draws alone: the same draws as noise_decide's, which never depend on
+ * the position; returns 0 if there is no order whatever the position. */
+int noise_draw(arb_rng *rng, const noise_params *p, int64_t ref, int64_t tick, int64_t lot,
+               noise_order *out);
+
+/* Whether a drawn order keeps the account within its position limit. */
+static inline int noise_fits(const noise_params *p, int64_t lot, int64_t position,
+                             const noise_order *o)
+{
+    int64_t limit = p->max_position * lot;
+    int64_t after = o->side == ARB_SIDE_BUY ? position + o->qty : position - o->qty;
+    return after <= limit && after >= -limit;
+}
 
 #endif
