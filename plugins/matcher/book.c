@@ -1139,6 +1139,13 @@ static __attribute__((noinline)) int64_t tier_rate(const book_engine *e, const o
     return maker ? f->maker_fee_cbps : f->taker_fee_cbps;
 }
 
+/* A fill's fee (arb_fee_of) at `rate`: no arithmetic for a rate of 0,
+ * whose fee arb_fee_of makes 0 too. */
+static inline int64_t fill_fee(const order_book *b, int64_t px, int64_t qty, int64_t rate)
+{
+    return rate ? arb_fee_of(px, qty, b->qty_decimals, rate) : 0;
+}
+
 book_output *book_engine_output(book_engine *e) { return &e->out; }
 
 /* ---- output helpers ---- */
@@ -1565,6 +1572,10 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
     int64_t leaves = t->leaves, filled = t->filled;
     uint8_t tside = (uint8_t)(t->side + 1);
     int tb = t->side == SIDE_BID;
+    /* Fee rates: the taker's is the same for every fill; a maker's is the
+     * book's unless fee tiers name its account. */
+    int tiered = e->tiers.count != 0;
+    int64_t trate = UNLIKELY(tiered) ? tier_rate(e, b, t->id->account, 0) : b->taker_cbps;
     while (leaves > 0 && s->top_key >= thr) {
         int64_t key = s->top_key;
         price_level *lv = s->top_lv;
@@ -1594,13 +1605,9 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
                          o_leaves, o->qty - o_leaves, px, fill, trade_id, ts);
         event_of_cmd(f.taker, e, t->id, leaves ? ARB_EV_PARTIAL : ARB_EV_FILLED, leaves, filled, px,
                      fill, trade_id, ts);
-        int64_t mrate = b->maker_cbps, trate = b->taker_cbps;
-        if (UNLIKELY(e->tiers.count)) {
-            mrate = tier_rate(e, b, o->account, 1);
-            trate = tier_rate(e, b, t->id->account, 0);
-        }
-        int64_t mfee = arb_fee_of(px, fill, b->qty_decimals, mrate);
-        int64_t tfee = arb_fee_of(px, fill, b->qty_decimals, trate);
+        int64_t mrate = UNLIKELY(tiered) ? tier_rate(e, b, o->account, 1) : b->maker_cbps;
+        int64_t mfee = fill_fee(b, px, fill, mrate);
+        int64_t tfee = fill_fee(b, px, fill, trate);
         f.maker->fee = mfee;
         f.maker->liquidity = ARB_LIQ_MAKER;
         f.taker->fee = tfee;
