@@ -1513,11 +1513,12 @@ static inline void forget_order(book_engine *e, order_book *b, uint32_t oi)
     pool_put(e, oi);
 }
 
-/* Forgets an unlinked record: id, account count, pool. */
+/* Forgets an unlinked record: id, account count, pool. The id's tag is
+ * read from its lane, not hashed again. */
 static inline void drop_order(book_engine *e, order_book *b, uint32_t oi)
 {
-    const resting_order *o = &e->orders[oi];
-    idmap_remove_at(&e->ids, o->id_pos, order_tag(b->id_salt, o->order_id));
+    uint32_t pos = e->orders[oi].id_pos;
+    idmap_remove_at(&e->ids, pos, e->ids.b[pos >> 3].tag[pos & 7]);
     forget_order(e, b, oi);
 }
 
