@@ -1593,7 +1593,7 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
             continue;
         }
         int64_t fill = leaves < o->leaves ? leaves : o->leaves;
-        int64_t px = flip(key, os) * b->tick;
+        int64_t px = s->top_px; /* the level's price (side_sync_top) */
         uint64_t trade_seq = ++b->trade_seq;
         uint64_t trade_id = b->trade_id_base | trade_seq;
         int64_t o_leaves = o->leaves - fill;
