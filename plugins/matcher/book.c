@@ -1577,6 +1577,9 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
      * book's unless fee tiers name its account. */
     int tiered = e->tiers.count != 0;
     int64_t trate = UNLIKELY(tiered) ? tier_rate(e, b, t->id->account, 0) : b->taker_cbps;
+    /* The level a fill takes from is touched on its first fill, not on
+     * every one (touch() would drop the repeats anyway). */
+    int64_t touched_key = INT64_MIN;
     while (leaves > 0 && s->top_key >= thr) {
         int64_t key = s->top_key;
         price_level *lv = s->top_lv;
@@ -1630,7 +1633,10 @@ static inline __attribute__((always_inline)) int match(book_engine *e, order_boo
         tr->seq = trade_seq;
         tr->aggressor = tside;
         last_px = px;
-        touch(e, os, key);
+        if (key != touched_key) {
+            touch(e, os, key);
+            touched_key = key;
+        }
         if (o_leaves == 0) {
             /* The filled order is the level's head: unlink it from the front. */
             uint32_t nx = o->next;
