@@ -166,14 +166,14 @@ static void reload_pause(const char *instance, const char *plugin, const char *l
 
 int main(void)
 {
-    /* Alternated, best of two each: whichever runs second in a process
+    /* Alternated, best of three each: whichever runs second in a process
      * pays for the first one's heap, and a shared machine's noise comes and
      * goes. */
     sim_speed plain = {0}, fl = {0};
     /* BENCH_SIM_ONLY=plain or fees_latency: that configuration alone (to
-     * profile one of them); BENCH_SIM_ROUNDS: rounds (default 2). */
+     * profile one of them); BENCH_SIM_ROUNDS: rounds (default 3). */
     const char *only = getenv("BENCH_SIM_ONLY"), *rounds_env = getenv("BENCH_SIM_ROUNDS");
-    int rounds = rounds_env && atoi(rounds_env) > 0 ? atoi(rounds_env) : 2;
+    int rounds = rounds_env && atoi(rounds_env) > 0 ? atoi(rounds_env) : 3;
     for (int round = 0; round < rounds; round++) {
         if (!only || !strcmp(only, "plain"))
             throughput(NULL, &plain);
