@@ -93,53 +93,27 @@ typedef struct lat_link {
 } lat_link;
 
 /* The participant's links, and the accounts it has sent order commands
- * for: only their order events travel its links (see hold_down). */
+ * for: only their order events travel its links (see hold_down). The
+ * accounts come first: latency.h reads them inline for every order event
+ * (arbh_latency_passes_by). */
 struct arbh_lat_links {
+    arbh_lat_accounts acc;
     size_t n;
     lat_link *items;
     /* The last record the participant's link took (hold_down): its other
      * subscriptions to the topic do not get it now either. */
     uint64_t decided;
-    /* A bit per account in one aligned window of LAT_WINDOW accounts (the
-     * first account seen picks it): a population's accounts are a range,
-     * and an order event's check is then one cached bit, not a probe into
-     * a table of thousands. Accounts outside it are in the table. */
-    uint64_t window_base;
-    uint64_t *window;   /* LAT_WINDOW bits, or NULL until the first account */
-    uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
-    size_t n_accounts, cap_accounts;
 };
 
-#define LAT_WINDOW 65536u
-
-static size_t account_slot(uint64_t a, size_t cap)
+static void account_add(arbh_lat_links *links, uint64_t a)
 {
-    return (size_t)((a * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-static bool account_known(const arbh_lat_links *l, uint64_t a)
-{
-    uint64_t w = a - l->window_base;
-    if (l->window && w < LAT_WINDOW)
-        return (l->window[w / 64] >> (w % 64)) & 1;
-    if (!l->cap_accounts)
-        return false;
-    for (size_t i = account_slot(a, l->cap_accounts);; i = (i + 1) & (l->cap_accounts - 1)) {
-        if (l->accounts[i] == a)
-            return true;
-        if (l->accounts[i] == 0)
-            return false;
-    }
-}
-
-static void account_add(arbh_lat_links *l, uint64_t a)
-{
-    if (a == 0 || account_known(l, a))
+    arbh_lat_accounts *l = &links->acc;
+    if (a == 0 || arbh_lat_account_known(l, a))
         return;
-    if (!l->window && (l->window = calloc(LAT_WINDOW / 64, sizeof *l->window)))
-        l->window_base = a & ~(uint64_t)(LAT_WINDOW - 1);
+    if (!l->window && (l->window = calloc(ARBH_LAT_WINDOW / 64, sizeof *l->window)))
+        l->window_base = a & ~(uint64_t)(ARBH_LAT_WINDOW - 1);
     uint64_t w = a - l->window_base;
-    if (l->window && w < LAT_WINDOW) {
+    if (l->window && w < ARBH_LAT_WINDOW) {
         l->window[w / 64] |= 1ull << (w % 64);
         return;
     }
@@ -152,7 +126,7 @@ static void account_add(arbh_lat_links *l, uint64_t a)
             uint64_t x = l->accounts[i];
             if (!x)
                 continue;
-            size_t k = account_slot(x, cap);
+            size_t k = arbh_lat_account_slot(x, cap);
             while (t[k])
                 k = (k + 1) & (cap - 1);
             t[k] = x;
@@ -161,7 +135,7 @@ static void account_add(arbh_lat_links *l, uint64_t a)
         l->accounts = t;
         l->cap_accounts = cap;
     }
-    size_t k = account_slot(a, l->cap_accounts);
+    size_t k = arbh_lat_account_slot(a, l->cap_accounts);
     while (l->accounts[k])
         k = (k + 1) & (l->cap_accounts - 1);
     l->accounts[k] = a;
@@ -598,10 +572,9 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, cons
     /* A participant's link carries its own acks and fills: an order event
      * of an account it never sent a command for is another participant's
      * (which it would not receive at all over a network), delivered as
-     * before. Most order events are others': checked first. */
-    if (m->topic == ARB_TOPIC_ORDER_EVENTS &&
-        (m->len < ARB_WIRE_HDR + 48 ||
-         !account_known(ls, arb_get_u64((const uint8_t *)m->data + ARB_WIRE_HDR + 40))))
+     * before. Most order events are others': the bus checks that inline
+     * before it calls (arbh_latency_passes_by), and here again. */
+    if (m->topic == ARB_TOPIC_ORDER_EVENTS && arbh_latency_passes_by(ls, m))
         return false;
     /* Every participant has the same venues' links in the same order
      * (arbh_latency_configure): the venue is looked up once a record. */
@@ -873,8 +846,8 @@ void arbh_latency_free(arbh_host *h)
                 arbh_lat_dist_free(&ls->items[k].dir[d].dist);
             }
         free(ls->items);
-        free(ls->window);
-        free(ls->accounts);
+        free(ls->acc.window);
+        free(ls->acc.accounts);
         free(ls);
         h->instances[i]->lat = NULL;
         sync_subs(h->instances[i]);

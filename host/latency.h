@@ -49,6 +49,7 @@
 #define ARBH_LATENCY_H
 
 #include <arb/plugin.h>
+#include <arb/wire.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,51 @@ typedef struct arbh_loop arbh_loop;
 typedef struct arbh_instance arbh_instance;
 typedef struct arbh_config arbh_config;
 typedef struct arbh_lat_links arbh_lat_links;
+
+/* The accounts a participant has sent order commands for, the first member
+ * of its links: a bit per account in one aligned window of
+ * ARBH_LAT_WINDOW accounts (the first account seen picks it; a population's
+ * accounts are a range, and a check is then one cached bit, not a probe
+ * into a table of thousands), and the accounts outside it in a table. */
+#define ARBH_LAT_WINDOW 65536u
+typedef struct arbh_lat_accounts {
+    uint64_t window_base;
+    uint64_t *window;   /* ARBH_LAT_WINDOW bits, or NULL until the first account */
+    uint64_t *accounts; /* open addressing, 0 = empty; account 0 is never stored */
+    size_t n_accounts, cap_accounts;
+} arbh_lat_accounts;
+
+static inline size_t arbh_lat_account_slot(uint64_t a, size_t cap)
+{
+    return (size_t)((a * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+static inline bool arbh_lat_account_known(const arbh_lat_accounts *l, uint64_t a)
+{
+    uint64_t w = a - l->window_base;
+    if (l->window && w < ARBH_LAT_WINDOW)
+        return (l->window[w / 64] >> (w % 64)) & 1;
+    if (!l->cap_accounts)
+        return false;
+    for (size_t i = arbh_lat_account_slot(a, l->cap_accounts);;
+         i = (i + 1) & (l->cap_accounts - 1)) {
+        if (l->accounts[i] == a)
+            return true;
+        if (l->accounts[i] == 0)
+            return false;
+    }
+}
+
+/* True when hold_down would let the order event `m` pass by the links
+ * `ls` untouched: another participant's (an account `ls` never sent a
+ * command for), which most order events are. Checked inline before the
+ * call, for every subscription of every order event. */
+static inline bool arbh_latency_passes_by(const arbh_lat_links *ls, const arb_msg *m)
+{
+    return m->len < ARB_WIRE_HDR + 48 ||
+           !arbh_lat_account_known((const arbh_lat_accounts *)(const void *)ls,
+                                   arb_get_u64((const uint8_t *)m->data + ARB_WIRE_HDR + 40));
+}
 typedef struct arbh_lat_queue arbh_lat_queue;
 
 /* Reads [latency] and gives every participant its links (inst->lat). No
