@@ -30,6 +30,17 @@
  *                      order events, market data, the recorder's fetches)
  *                      wait with a hop's in that thread. That is the bound
  *                      the dev broker sets, measured in the same run.
+ *   *_cpu_us_per_order the CPU time of the whole system per order in the
+ *                      throughput phase, summed over its processes (this one,
+ *                      and for the split the broker, matcher and recorder
+ *                      hosts) and the PostgreSQL backends of its database,
+ *                      from /proc; split_cpu_us_per_order_<part> each part
+ *   *_cpu_bound_orders_per_s  what the machine's cores allow at that cost
+ *                      (cores x 1 s / CPU time per order), and
+ *                      *_orders_vs_cpu_bound the measured rate against it: on
+ *                      two cores the split system's processes and PostgreSQL
+ *                      share them, and that is the bound the cores set,
+ *                      measured in the same run
  * Runs under a throwaway PostgreSQL (re-runs itself under scripts/with-pg.sh)
  * with a database per system. ARB_BENCH_ORDERS sets N (default 200000).
  * Not a test: `make bench` only.
@@ -41,7 +52,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "splitrig.h"
@@ -97,7 +110,95 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double last_p50_us; /* of the last run_workload */
+static double last_p50_us, last_rate; /* of the last run_workload */
+
+/* ---- CPU time of the system under test ---- */
+
+/* The processes of the system besides this one (the split's hosts and
+ * broker), and a name for each. */
+enum { MAX_PARTS = 8 };
+static struct part {
+    const char *name;
+    pid_t pid;
+} parts[MAX_PARTS];
+static int nparts;
+
+/* A process's CPU time so far (user + system), in seconds; 0 if it is gone. */
+static double proc_cpu(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    /* after ") ": state, then fields 4..13; utime and stime are 14 and 15 */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The CPU time of every part of the system: this process, the parts, and
+ * the PostgreSQL backends of `db`'s database (their pids read once, at the
+ * start: the recorder's connection is made in the warm-up). */
+typedef struct cpu_mark {
+    double self, part[MAX_PARTS], pg;
+    pid_t pg_pid[16];
+    int npg;
+} cpu_mark;
+
+static double self_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cpu_take(cpu_mark *m, PGconn *db, const cpu_mark *pids_from)
+{
+    if (pids_from) {
+        memcpy(m->pg_pid, pids_from->pg_pid, sizeof m->pg_pid);
+        m->npg = pids_from->npg;
+    } else {
+        PGresult *r = PQexec(db, "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                 "current_database()");
+        m->npg = 0;
+        for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && i < 16; i++)
+            m->pg_pid[m->npg++] = (pid_t)atoi(PQgetvalue(r, i, 0));
+        PQclear(r);
+    }
+    m->self = self_cpu();
+    for (int i = 0; i < nparts; i++)
+        m->part[i] = proc_cpu(parts[i].pid);
+    m->pg = 0;
+    for (int i = 0; i < m->npg; i++)
+        m->pg += proc_cpu(m->pg_pid[i]);
+}
+
+/* Prints the CPU figures of a throughput phase of n orders at `rate`. */
+static void cpu_report(const char *name, const cpu_mark *a, const cpu_mark *b, size_t n,
+                       double rate)
+{
+    double us = 1e6 / (double)n, total = (b->self - a->self) + (b->pg - a->pg);
+    for (int i = 0; i < nparts; i++)
+        total += b->part[i] - a->part[i];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double bound = (double)cores * (double)n / total;
+    printf("bench: %s_cpu_us_per_order %.1f us\n", name, total * us);
+    if (nparts) {
+        printf("bench: %s_cpu_us_per_order_gateway_side %.1f us\n", name, (b->self - a->self) * us);
+        for (int i = 0; i < nparts; i++)
+            printf("bench: %s_cpu_us_per_order_%s %.1f us\n", name, parts[i].name,
+                   (b->part[i] - a->part[i]) * us);
+    }
+    printf("bench: %s_cpu_us_per_order_postgres %.1f us\n", name, (b->pg - a->pg) * us);
+    printf("bench: %s_cpu_bound_orders_per_s %.0f orders/s\n", name, bound);
+    printf("bench: %s_orders_vs_cpu_bound %.2f ratio\n", name, rate / bound);
+}
 
 /* Outside the timed parts: every order's fill is in PostgreSQL. A figure
  * from a run where the dev broker evicted records before the recorder read
@@ -142,6 +243,8 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n, ho
     long long before = w.have;
     w.want = before + (long long)n / 2;
 
+    cpu_mark c0, c1;
+    cpu_take(&c0, db, NULL);
     int64_t t0 = rig_mono_ns();
     for (size_t i = 2; i < 2 + n; i++) {
         rig_publish(s, i);
@@ -153,7 +256,10 @@ static void run_workload(rig_side *s, const char *name, PGconn *db, size_t n, ho
     if (!testhost_run_until(s->h, db_has_all, &w, 300 * RIG_SEC))
         rig_die(name, "not every trade reached PostgreSQL within 300 s");
     double secs = (double)(rig_mono_ns() - t0) / RIG_SEC;
+    cpu_take(&c1, db, &c0);
     printf("bench: %s_orders_per_s %.0f orders/s\n", name, (double)n / secs);
+    cpu_report(name, &c0, &c1, n, (double)n / secs);
+    last_rate = (double)n / secs;
 
     /* Latency at a fixed rate: one order every 100 us, paced by the clock. */
     size_t base = 2 + n, m = (size_t)LAT_RATE * LAT_SECONDS;
@@ -355,6 +461,8 @@ int main(void)
                "[plugin recorder]\nload = recorder.so\ndsn = dbname=bench_mono\nthread = 1\n",
                "bench_mono", n, total, 1ull << 40, NULL);
 
+    double mono_rate = last_rate;
+
     /* The split system: broker, matcher and recorder processes. */
     if (system("mkdir -p var/bench-split && rm -f var/bench-split/*.log") != 0)
         rig_die("mkdir", "var/bench-split");
@@ -363,6 +471,9 @@ int main(void)
     const char *const sets[] = {"host.log_level=warn", "host.admin=127.0.0.1:0", NULL};
     pid_t matcher = rig_host("conf.d/split/matcher.ini", "var/bench-split/matcher.log", sets);
     pid_t recorder = rig_host("conf.d/split/recorder.ini", "var/bench-split/recorder.log", sets);
+    parts[nparts++] = (struct part){"broker", broker};
+    parts[nparts++] = (struct part){"matcher", matcher};
+    parts[nparts++] = (struct part){"recorder", recorder};
     hop_run loaded = {.brokers = getenv("ARB_BROKERS"), .name = "split_loaded_hop"};
     run_system("split",
                "include = conf.d/split/common.ini\n[host]\nid = bench-gateway\n"
@@ -370,6 +481,7 @@ int main(void)
                "kafka_topics = order_commands,trade_executed\n",
                "bench_split", n, total, 2ull << 40, &loaded);
     double split_p50 = last_p50_us;
+    printf("bench: split_vs_monolith_orders %.2f ratio\n", last_rate / mono_rate);
     /* The baseline on the same broker, the split hosts still connected. */
     hop_run idle = {.brokers = getenv("ARB_BROKERS"), .name = "split_raw_hop", .go = 1};
     double hop = raw_hop(&idle);
