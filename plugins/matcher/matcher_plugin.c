@@ -1751,8 +1751,18 @@ static int matcher_restore(void *self, uint32_t state_version, const void *bytes
         arb_warn(m->ctx, "refusing matcher state: not a matcher state of version %u",
                  state_version);
     }
-    if (rc == ARB_EREFUSED)
-        arb_warn(m->ctx, "refusing the saved books: they do not fit this configuration");
+    /* Never ARB_EREFUSED, which would have the host start this matcher
+     * empty: its resting orders would leave the books with no event, their
+     * owners still holding them open, and trade ids and sequences would
+     * start again inside the run. A state this build cannot take fails the
+     * change instead, and the running matcher keeps its books. */
+    if (rc == ARB_EREFUSED) {
+        arb_warn(m->ctx, "the running books do not fit the new configuration (an instrument's "
+                         "tick, lot or decimals changed, or another build's state): the change "
+                         "is refused and the books stay as they are; cancel the resting orders "
+                         "of the changed instruments first, or restart");
+        rc = ARB_EINVAL;
+    }
     return rc;
 }
 

@@ -934,6 +934,91 @@ static void sighup_keeps_a_changed_instance_state(void **state)
     hup_free(&r);
 }
 
+/* The matcher never starts empty on a SIGHUP: a change its resting orders
+ * do not fit (the tick of their instrument) is refused whole, and the order
+ * still rests and trades afterwards. */
+static int count_records(void *user, const arb_msg *m)
+{
+    (void)m;
+    ++*(int *)user;
+    return 0;
+}
+
+static void on_count(void *user, const arb_msg *m) { count_records(user, m); }
+
+static void publish_order(arbh_instance *self, uint64_t id, uint8_t side, uint8_t tif)
+{
+    arb_order_cmd c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.venue, "XA", 2);
+    memcpy(c.symbol, "BTCUSD", 6);
+    c.action = ARB_CMD_NEW;
+    c.side = side;
+    c.type = ARB_ORD_LIMIT;
+    c.tif = tif;
+    c.order_id = id;
+    c.account = side == ARB_SIDE_BUY ? 7 : 8;
+    c.price = 10003; /* 100.03: on the 0.01 tick, not on 0.05 */
+    c.qty = 1;
+    uint8_t buf[ARB_ORDER_CMD_LEN];
+    uint32_t n = arb_order_cmd_encode(&c, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_ORDER_COMMANDS, c.account, buf, n), ARB_OK);
+}
+
+static void run_until_int(arbh_host *h, const int *v, int want)
+{
+    for (int i = 0; i < 5000 && *v < want; i++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(h->loops[0]->base, &tv);
+        event_base_loop(h->loops[0]->base, 0);
+    }
+    assert_true(*v >= want);
+}
+
+static void sighup_never_drops_the_matchers_books(void **state)
+{
+    (void)state;
+    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
+    char dir[] = "/tmp/arb-test-hup-matcher-XXXXXX", path[300], ini[1024], err[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/host.ini", dir);
+    const char *fmt =
+        "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
+        "tick_size = %s\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
+        "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n";
+    snprintf(ini, sizeof ini, fmt, b, "0.01");
+    write_text(path, ini);
+    const char *files[] = {path};
+    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    if (!h)
+        fail_msg("%s", err);
+    arbh_instance *self = arbh_host_add_pseudo(h, "test");
+    int events = 0, trades = 0;
+    arbh_bus_subscribe(self, ARB_TOPIC_ORDER_EVENTS, on_count, &events);
+    arbh_bus_subscribe(self, ARB_TOPIC_TRADE_EXECUTED, on_count, &trades);
+    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
+    publish_order(self, 1, ARB_SIDE_BUY, ARB_TIF_GTC);
+    run_until_int(h, &events, 1);
+    arbh_instance *matcher = arbh_host_find(h, "matcher");
+
+    snprintf(ini, sizeof ini, fmt, b, "0.05");
+    write_text(path, ini);
+    assert_int_not_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    if (!strstr(err, "[plugin matcher]") || !strstr(err, "state not carried over"))
+        fail_msg("refusal '%s' does not name the matcher and its state", err);
+    assert_false(h->last_reconfig.ok);
+    assert_ptr_equal(arbh_host_find(h, "matcher"), matcher);
+
+    /* The resting buy is still there: a crossing IOC sell trades with it. */
+    publish_order(self, 2, ARB_SIDE_SELL, ARB_TIF_IOC);
+    run_until_int(h, &trades, 1);
+    assert_int_equal(trades, 1);
+    arbh_host_stop(h);
+    arbh_host_free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so(void **state)
 {
     (void)state;
@@ -1274,6 +1359,7 @@ int main(void)
         cmocka_unit_test(sighup_that_cannot_start_an_instance_changes_nothing),
         cmocka_unit_test(sighup_keeps_a_changed_instance_state),
         cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
+        cmocka_unit_test(sighup_never_drops_the_matchers_books),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
         cmocka_unit_test(reserved_or_odd_instance_names_are_refused),
         cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),
