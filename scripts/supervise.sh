@@ -12,6 +12,9 @@
 # address in use; 2: bad configuration; 78: a group-less host whose group
 # has members, [bus] consume = all beside consume = group: restarting would
 # not help).
+# A restart resumes the run: `--new-run` is passed to the first start only
+# (restarting with it began an empty run after every crash, and whatever the
+# journal held that PostgreSQL did not yet was gone with the old run).
 # SIGINT/SIGTERM go to the host, which stops cleanly. Used by scripts/run.sh
 # and scripts/run-split.sh; the systemd unit does the same with Restart=.
 set -uo pipefail
@@ -27,10 +30,17 @@ forward() {
 stopping=0
 trap 'forward INT' INT
 trap 'forward TERM' TERM
+cmd=("$@")
 while :; do
     started=$SECONDS
-    "$@" &
+    "${cmd[@]}" &
     child=$!
+    # Every later start resumes the run this one begins.
+    resume=()
+    for a in "${cmd[@]}"; do
+        [ "$a" = "--new-run" ] || resume+=("$a")
+    done
+    cmd=("${resume[@]}")
     # `wait` returns early when a trapped signal arrives: wait again until
     # the host itself has exited.
     while :; do

@@ -594,6 +594,43 @@ static void run_script_restarts_a_host_killed_by_a_plugin_crash(void **state)
     assert_int_equal(wait_exit(&p), 70);
 }
 
+/* A restart resumes the run: supervise.sh passes --new-run to the first
+ * start only (a host started with it again after each crash began an empty
+ * run every time). The command here is a stand-in that records its
+ * arguments and exits 70 once, as a plugin crash would. */
+static void supervise_passes_new_run_to_the_first_start_only(void **state)
+{
+    (void)state;
+    char fake[512], args[512], once[512], script[1024];
+    snprintf(fake, sizeof fake, "%s/fake-host.sh", tmp);
+    snprintf(args, sizeof args, "%s/fake-args", tmp);
+    snprintf(once, sizeof once, "%s/fake-once", tmp);
+    unlink(args);
+    unlink(once);
+    char body[2048];
+    snprintf(body, sizeof body,
+             "#!/bin/sh\necho \"$*\" >> %s\n[ -e %s ] && exit 0\ntouch %s\nexit 70\n", args, once,
+             once);
+    write_text("fake-host.sh", body);
+    assert_int_equal(chmod(fake, 0755), 0);
+    char *root = realpath(".", NULL);
+    snprintf(script, sizeof script, "%s/scripts/supervise.sh", root);
+    free(root);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(99);
+        execl(script, script, "fake", fake, "-c", "x.ini", "--new-run", (char *)NULL);
+        _exit(98);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_string_equal(slurp(args), "-c x.ini --new-run\n-c x.ini\n");
+}
+
 /* ---- one listener, one owner ---- */
 
 static void gateway_ini(const char *name, int port, const char *admin)
@@ -765,6 +802,7 @@ int main(void)
         cmocka_unit_test(crash_in_restore_names_the_plugin_and_exits_70),
         cmocka_unit_test(crash_in_a_constructor_names_the_image_being_loaded),
         cmocka_unit_test(run_script_restarts_a_host_killed_by_a_plugin_crash),
+        cmocka_unit_test(supervise_passes_new_run_to_the_first_start_only),
         cmocka_unit_test(second_host_on_a_gateway_address_fails_to_start_naming_it),
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
         cmocka_unit_test(sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is),
