@@ -1094,8 +1094,11 @@ static void commit_new(void *arg)
 
 static void free_old(void *arg) { arbh_instance_free(((hup_item *)arg)->old); }
 
+/* Every refusal is logged (a syntax error or a missing include too, which
+ * once showed only in the admin answer and /healthz) and kept for them. */
 static void record_refusal(arbh_host *h, const char *msg)
 {
+    arbh_log(h, NULL, ARB_LOG_ERROR, "SIGHUP refused, nothing changed: %s", msg);
     pthread_mutex_lock(&h->metric_mu);
     arbh_reconfig_result *r = &h->last_reconfig;
     memset(r, 0, sizeof *r);
@@ -1123,6 +1126,11 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     if (!arbh_config_section_equal(h->cfg, nc, "host") ||
         !arbh_config_section_equal(h->cfg, nc, "bus"))
         arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [host]/[bus] changes need a restart; ignored");
+    /* The links' delays are set up at start (arbh_latency_configure): a
+     * change waits for a restart, like [host] and [bus], and the section is
+     * not "unknown" to a running host (it refused every SIGHUP). */
+    if (!arbh_config_section_equal(h->cfg, nc, "latency"))
+        arbh_log(h, NULL, ARB_LOG_WARN, "SIGHUP: [latency] changes need a restart; ignored");
     /* A typo in [host] or [bus] refuses the whole edit, as at start. The
      * config stays in h->configs (freed at exit); nothing was changed. */
     if (check_keys(nc, "host", host_keys, err, n) || check_keys(nc, "bus", bus_keys, err, n)) {
@@ -1135,6 +1143,7 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
     mark_section_read(nc, "kafka");
     mark_section_read(nc, "kafka.producer");
     mark_section_read(nc, "kafka.consumer");
+    mark_section_read(nc, "latency");
     err[0] = 0;
     plan_ctx names = {h, nc, NULL, 0};
     arbh_config_sections(nc, "plugin ", collect_plugin, &names);
@@ -1223,7 +1232,6 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
                 on_held(&p, p.items[i].nw->loop, abort_item, &p.items[i]);
         for (int l = 0; l < h->nloops; l++)
             arbh_loop_release(p.holds[l]);
-        arbh_log(h, NULL, ARB_LOG_ERROR, "SIGHUP refused, nothing changed: %s", err);
         record_refusal(h, err);
         free(p.items);
         free_names(&names);

@@ -907,6 +907,31 @@ static void sighup_that_cannot_start_an_instance_changes_nothing(void **state)
     hup_free(&r);
 }
 
+/* [latency] is read at start: a running host with one takes a SIGHUP
+ * (it once refused every one as "unknown section [latency]"), and a changed
+ * [latency] is ignored until a restart, the rest applied. */
+static void sighup_on_a_host_with_latency_applies_and_leaves_latency_to_a_restart(void **state)
+{
+    (void)state;
+    char base[512];
+    snprintf(base, sizeof base, "%s[latency]\nseed = 1\nXA = constant 1ms\n", hup_base);
+    hup_rig r;
+    hup_start(&r, base);
+    char err[1024];
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_true(r.h->last_reconfig.ok);
+    char changed[512];
+    snprintf(changed, sizeof changed,
+             "%s[plugin extra]\nload = tp_seq.so\nrole = consumer\n"
+             "[latency]\nseed = 2\nXA = constant 5ms\n",
+             hup_base);
+    write_text(r.path, changed);
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_true(r.h->last_reconfig.ok);
+    assert_non_null(arbh_host_find(r.h, "extra"));
+    hup_free(&r);
+}
+
 static void sighup_keeps_a_changed_instance_state(void **state)
 {
     (void)state;
@@ -1360,6 +1385,7 @@ int main(void)
         cmocka_unit_test(sighup_keeps_a_changed_instance_state),
         cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
         cmocka_unit_test(sighup_never_drops_the_matchers_books),
+        cmocka_unit_test(sighup_on_a_host_with_latency_applies_and_leaves_latency_to_a_restart),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
         cmocka_unit_test(reserved_or_odd_instance_names_are_refused),
         cmocka_unit_test(admin_serves_health_metrics_plugins_and_reload),
