@@ -292,6 +292,42 @@ static void cancel_is_sent_once(void **state)
     assert_int_equal(arb_agent_cancel(&f->a, 12345), ARB_ENOENT);
 }
 
+/* An agent that stops with nobody taking its orders over cancels them (a
+ * SIGHUP removing it left them on the book, still filling); one that saved
+ * them for a successor leaves them, unless a tick came after the save (the
+ * reload failed and it ran on). */
+static void stop_cancels_the_orders_no_successor_takes(void **state)
+{
+    fixture *f = *state;
+    uint64_t a = arb_agent_limit(&f->a, 0, ARB_SIDE_BUY, 100, 1);
+    uint64_t b = arb_agent_limit(&f->a, 1, ARB_SIDE_SELL, 20000, 1);
+    arb_order_event ev = event(ARB_EV_ACCEPTED, a, 1000, ARB_SIDE_BUY);
+    arb_agent_on_order_event(&f->a, &ev);
+    void *bytes;
+    size_t len;
+    assert_int_equal(arb_agent_save(&f->a, NULL, 0, &bytes, &len), ARB_OK);
+    free(bytes);
+    arb_agent_stop(&f->a);
+    assert_int_equal(fh_count(f->fh, ARB_TOPIC_ORDER_COMMANDS), 2); /* left to the successor */
+
+    arb_tick t = {1, 1000, 1000, 0, 0};
+    uint8_t buf[ARB_TICK_LEN];
+    uint32_t n = arb_tick_encode(&t, buf, sizeof buf);
+    arb__agent_tick_cb(&f->a, &(arb_msg){buf, n, ARB_TOPIC_SYSTEM_TICKS, 0, 0, -1, -1});
+    arb_agent_stop(&f->a);
+    assert_int_equal(fh_count(f->fh, ARB_TOPIC_ORDER_COMMANDS), 4);
+    uint64_t cancelled[2];
+    for (int i = 0; i < 2; i++) {
+        arb_order_cmd c;
+        fh_msg *m = fh_nth(f->fh, ARB_TOPIC_ORDER_COMMANDS, 2 + (size_t)i);
+        assert_int_equal(arb_order_cmd_decode(m->data, m->len, &c), ARB_OK);
+        assert_int_equal(c.action, ARB_CMD_CANCEL);
+        cancelled[i] = c.order_id;
+    }
+    assert_true((cancelled[0] == a && cancelled[1] == b) ||
+                (cancelled[0] == b && cancelled[1] == a));
+}
+
 static void replace_sends_new_price_and_quantity(void **state)
 {
     fixture *f = *state;
@@ -812,6 +848,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(order_ids_are_unique_and_differ_between_instances, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(cancel_is_sent_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_cancels_the_orders_no_successor_takes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(replace_sends_new_price_and_quantity, setup, teardown),
         cmocka_unit_test_setup_teardown(keep_quote_sends_replaces_and_cancels_one_order, setup,
                                         teardown),

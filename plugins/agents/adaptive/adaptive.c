@@ -153,7 +153,7 @@ static int adaptive_start(void *self)
     return arb_agent_start(&s->agent, &h, s);
 }
 
-static void adaptive_stop(void *self) { (void)self; }
+static void adaptive_stop(void *self) { arb_agent_stop(self); }
 
 static void adaptive_destroy(void *self)
 {

@@ -148,7 +148,7 @@ static int xarb_start(void *self)
     return arb_agent_start(&s->agent, &h, s);
 }
 
-static void xarb_stop(void *self) { (void)self; }
+static void xarb_stop(void *self) { arb_agent_stop(self); }
 
 static void xarb_destroy(void *self)
 {

@@ -104,7 +104,7 @@ static int mm_start(void *self)
     return arb_agent_start(&m->agent, &h, m);
 }
 
-static void mm_stop(void *self) { (void)self; }
+static void mm_stop(void *self) { arb_agent_stop(self); }
 
 static void mm_destroy(void *self)
 {

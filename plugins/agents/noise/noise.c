@@ -135,7 +135,7 @@ static int noise_start(void *self)
     return arb_agent_start(&n->agent, &h, n);
 }
 
-static void noise_stop(void *self) { (void)self; }
+static void noise_stop(void *self) { arb_agent_stop(self); }
 
 static void noise_destroy(void *self)
 {
