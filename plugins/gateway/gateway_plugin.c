@@ -988,7 +988,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         !anon_allowed(gw, req))
         return;
     gw_framing_error fe;
-    if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe)) {
+    if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe) ||
+        gw_http_check_host(evhttp_request_get_input_headers(req), req->minor >= 1, &fe)) {
         /* Whatever evhttp framed after this request is not served. */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         gw_reply_error(gw, req, 400, fe.code, "%s", fe.message);

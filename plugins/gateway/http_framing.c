@@ -87,3 +87,22 @@ int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err
                     "a request must not carry both Content-Length and Transfer-Encoding");
     return 0;
 }
+
+int gw_http_check_host(const struct evkeyvalq *headers, int http11, gw_framing_error *err)
+{
+    int n = 0;
+    const struct evkeyval *h;
+    TAILQ_FOREACH(h, headers, next)
+    {
+        if (strcasecmp(h->key, "Host"))
+            continue;
+        if (++n > 1)
+            return fail(err, "duplicate_host", "Host must appear once");
+        for (const char *c = h->value; *c; c++)
+            if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '/' || *c == '@')
+                return fail(err, "invalid_host", "Host must be a host name or address, and port");
+    }
+    if (!n && http11)
+        return fail(err, "missing_host", "an HTTP/1.1 request must carry a Host header");
+    return 0;
+}

@@ -32,4 +32,10 @@ typedef struct gw_framing_error {
  * both are present. */
 int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err);
 
+/* RFC 9112 section 3.2: 0 if the request names its host once (an HTTP/1.0
+ * one may leave it out); -1 with *err set if Host is missing from an
+ * HTTP/1.1 request, repeated, or not a host[:port] (whitespace, a control
+ * character, '/' or '@'). Such a request is answered 400 (the RFC's MUST). */
+int gw_http_check_host(const struct evkeyvalq *headers, int http11, gw_framing_error *err);
+
 #endif

@@ -35,6 +35,33 @@ static const char *check(int n, const char *const *kv)
     return gw_http_check_framing(headers(n, kv), &e) ? e.code : NULL;
 }
 
+static const char *host(int n, const char *const *kv, int http11)
+{
+    gw_framing_error e = {0};
+    return gw_http_check_host(headers(n, kv), http11, &e) ? e.code : NULL;
+}
+
+/* RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+ * with no Host, and to any request with two or an invalid one. */
+static void host_once_passes_and_is_required_of_http11(void **state)
+{
+    (void)state;
+    const char *one[] = {"Accept", "*/*", "host", "127.0.0.1:8080"};
+    assert_null(host(2, one, 1));
+    const char *v6[] = {"Host", "[::1]:8080"};
+    assert_null(host(1, v6, 1));
+    const char *none[] = {"Accept", "*/*"};
+    assert_string_equal(host(1, none, 1), "missing_host");
+    assert_null(host(1, none, 0)); /* HTTP/1.0 may leave it out */
+    const char *two[] = {"Host", "a", "Host", "b"};
+    assert_string_equal(host(2, two, 1), "duplicate_host");
+    assert_string_equal(host(2, two, 0), "duplicate_host");
+    const char *bad[][2] = {
+        {"Host", "a b"}, {"Host", "evil.com/x"}, {"Host", "u@h"}, {"Host", "a\tb"}};
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(host(1, bad[i], 1), "invalid_host");
+}
+
 static void single_content_length_passes(void **state)
 {
     (void)state;
@@ -118,6 +145,7 @@ int main(void)
         cmocka_unit_test(coding_list_fails),
         cmocka_unit_test(repeated_transfer_encoding_fails),
         cmocka_unit_test(both_framings_fail),
+        cmocka_unit_test(host_once_passes_and_is_required_of_http11),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
