@@ -7,7 +7,10 @@
 # dies of a signal it did not get from us (kill -9, the OOM killer: status
 # 128 + signal), as the systemd unit's Restart=on-failure does.
 # Back-off: 1 s after the first crash, doubling to 30 s; a run that lasted
-# 60 s or more starts the back-off again. Any other exit status ends the
+# 60 s or more starts the back-off again. Six crashes in a row, each within
+# 60 s of its start, end the supervision with status 70: a host that cannot
+# stay up (a plugin that crashes in start, added by a reload and still in
+# the file) is left down with the reason, not restarted forever. Any other exit status ends the
 # supervision with that status (0: stopped; 1: could not start, e.g. an
 # address in use; 2: bad configuration; 78: a group-less host whose group
 # has members, [bus] consume = all beside consume = group: restarting would
@@ -20,8 +23,11 @@
 set -uo pipefail
 name=$1
 shift
-delay=1
+# ARB_RESTART_DELAY: the first back-off in seconds (default 1; tests use 0).
+first_delay=${ARB_RESTART_DELAY:-1}
+delay=$first_delay
 restarts=0
+quick=0
 child=
 forward() {
     stopping=1
@@ -54,13 +60,21 @@ while :; do
         exit "$status"
     fi
     restarts=$((restarts + 1))
-    [ $((SECONDS - started)) -ge 60 ] && delay=1
+    if [ $((SECONDS - started)) -ge 60 ]; then
+        delay=$first_delay
+        quick=0
+    fi
+    quick=$((quick + 1))
     if [ "$status" -eq 70 ]; then
         why="exited with status 70 (a plugin crashed, see the line above)"
     elif [ "$status" -eq 75 ]; then
         why="exited with status 75 (the broker lost the run, see the line above; the restart begins a new run)"
     else
         why="died of signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
+    fi
+    if [ "$quick" -ge 6 ]; then
+        echo "supervise: $name: arb-host $why; $quick crashes in a row, each within 60 s of its start: not restarted (fix the cause named above, then start it again)" >&2
+        exit 70
     fi
     echo "supervise: $name: arb-host $why; restart $restarts in ${delay} s" >&2
     sleep "$delay" &

@@ -631,6 +631,42 @@ static void supervise_passes_new_run_to_the_first_start_only(void **state)
     assert_string_equal(slurp(args), "-c x.ini --new-run\n-c x.ini\n");
 }
 
+/* A host that cannot stay up is left down after six quick crashes in a
+ * row, with the reason, not restarted forever (a plugin crashing in start,
+ * added by a reload and still in the file, crash-looped). */
+static void supervise_gives_up_after_six_quick_crashes(void **state)
+{
+    (void)state;
+    char fake[512], count[512], script[1024], log[512];
+    snprintf(fake, sizeof fake, "%s/fake-crash.sh", tmp);
+    snprintf(count, sizeof count, "%s/fake-crash-count", tmp);
+    snprintf(log, sizeof log, "%s/fake-crash.log", tmp);
+    unlink(count);
+    char body[1024];
+    snprintf(body, sizeof body, "#!/bin/sh\necho x >> %s\nexit 70\n", count);
+    write_text("fake-crash.sh", body);
+    assert_int_equal(chmod(fake, 0755), 0);
+    char *root = realpath(".", NULL);
+    snprintf(script, sizeof script, "%s/scripts/supervise.sh", root);
+    free(root);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(log, "w", stderr))
+            _exit(99);
+        setenv("ARB_RESTART_DELAY", "0", 1);
+        execl(script, script, "fake", fake, (char *)NULL);
+        _exit(98);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 70);
+    assert_string_equal(slurp(count), "x\nx\nx\nx\nx\nx\n");
+    assert_non_null(strstr(slurp(log), "6 crashes in a row, each within 60 s of its start: not "
+                                       "restarted"));
+}
+
 /* ---- one listener, one owner ---- */
 
 static void gateway_ini(const char *name, int port, const char *admin)
@@ -803,6 +839,7 @@ int main(void)
         cmocka_unit_test(crash_in_a_constructor_names_the_image_being_loaded),
         cmocka_unit_test(run_script_restarts_a_host_killed_by_a_plugin_crash),
         cmocka_unit_test(supervise_passes_new_run_to_the_first_start_only),
+        cmocka_unit_test(supervise_gives_up_after_six_quick_crashes),
         cmocka_unit_test(second_host_on_a_gateway_address_fails_to_start_naming_it),
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
         cmocka_unit_test(sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is),
