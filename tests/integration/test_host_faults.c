@@ -594,57 +594,14 @@ static void run_script_restarts_a_host_killed_by_a_plugin_crash(void **state)
     assert_int_equal(wait_exit(&p), 70);
 }
 
-/* A restart resumes the run: supervise.sh passes --new-run to the first
- * start only (a host started with it again after each crash began an empty
- * run every time). The command here is a stand-in that records its
- * arguments and exits 70 once, as a plugin crash would. */
-static void supervise_passes_new_run_to_the_first_start_only(void **state)
+/* Runs scripts/supervise.sh over a stand-in for arb-host: a shell script
+ * of `body`, given `arg` (or nothing), its stderr in `log`, the first
+ * back-off `delay` seconds. Returns supervise.sh's exit status. */
+static int run_supervise(const char *body, const char *arg, const char *log, const char *delay)
 {
-    (void)state;
-    char fake[512], args[512], once[512], script[1024];
+    char fake[512], script[1024];
     snprintf(fake, sizeof fake, "%s/fake-host.sh", tmp);
-    snprintf(args, sizeof args, "%s/fake-args", tmp);
-    snprintf(once, sizeof once, "%s/fake-once", tmp);
-    unlink(args);
-    unlink(once);
-    char body[2048];
-    snprintf(body, sizeof body,
-             "#!/bin/sh\necho \"$*\" >> %s\n[ -e %s ] && exit 0\ntouch %s\nexit 70\n", args, once,
-             once);
     write_text("fake-host.sh", body);
-    assert_int_equal(chmod(fake, 0755), 0);
-    char *root = realpath(".", NULL);
-    snprintf(script, sizeof script, "%s/scripts/supervise.sh", root);
-    free(root);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(99);
-        execl(script, script, "fake", fake, "-c", "x.ini", "--new-run", (char *)NULL);
-        _exit(98);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    assert_string_equal(slurp(args), "-c x.ini --new-run\n-c x.ini\n");
-}
-
-/* A host that cannot stay up is left down after six quick crashes in a
- * row, with the reason, not restarted forever (a plugin crashing in start,
- * added by a reload and still in the file, crash-looped). */
-static void supervise_gives_up_after_six_quick_crashes(void **state)
-{
-    (void)state;
-    char fake[512], count[512], script[1024], log[512];
-    snprintf(fake, sizeof fake, "%s/fake-crash.sh", tmp);
-    snprintf(count, sizeof count, "%s/fake-crash-count", tmp);
-    snprintf(log, sizeof log, "%s/fake-crash.log", tmp);
-    unlink(count);
-    char body[1024];
-    snprintf(body, sizeof body, "#!/bin/sh\necho x >> %s\nexit 70\n", count);
-    write_text("fake-crash.sh", body);
     assert_int_equal(chmod(fake, 0755), 0);
     char *root = realpath(".", NULL);
     snprintf(script, sizeof script, "%s/scripts/supervise.sh", root);
@@ -654,14 +611,48 @@ static void supervise_gives_up_after_six_quick_crashes(void **state)
     if (pid == 0) {
         if (!freopen(log, "w", stderr))
             _exit(99);
-        setenv("ARB_RESTART_DELAY", "0", 1);
-        execl(script, script, "fake", fake, (char *)NULL);
+        setenv("ARB_RESTART_DELAY", delay, 1);
+        execl(script, script, "fake", fake, "-c", "x.ini", arg, (char *)NULL);
         _exit(98);
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 70);
+    return WEXITSTATUS(st);
+}
+
+/* A restart resumes the run: supervise.sh passes --new-run to the first
+ * start only (a host started with it again after each crash began an empty
+ * run every time). The stand-in records its arguments and exits 70 once,
+ * as a plugin crash would. */
+static void supervise_passes_new_run_to_the_first_start_only(void **state)
+{
+    (void)state;
+    char args[512], once[512], log[512], body[2048];
+    snprintf(args, sizeof args, "%s/fake-args", tmp);
+    snprintf(once, sizeof once, "%s/fake-once", tmp);
+    snprintf(log, sizeof log, "%s/fake.log", tmp);
+    unlink(args);
+    unlink(once);
+    snprintf(body, sizeof body,
+             "#!/bin/sh\necho \"$*\" >> %s\n[ -e %s ] && exit 0\ntouch %s\nexit 70\n", args, once,
+             once);
+    assert_int_equal(run_supervise(body, "--new-run", log, "0"), 0);
+    assert_string_equal(slurp(args), "-c x.ini --new-run\n-c x.ini\n");
+}
+
+/* A host that cannot stay up is left down after six quick crashes in a
+ * row, with the reason, not restarted forever (a plugin crashing in start,
+ * added by a reload and still in the file, crash-looped). */
+static void supervise_gives_up_after_six_quick_crashes(void **state)
+{
+    (void)state;
+    char count[512], log[512], body[1024];
+    snprintf(count, sizeof count, "%s/fake-crash-count", tmp);
+    snprintf(log, sizeof log, "%s/fake.log", tmp);
+    unlink(count);
+    snprintf(body, sizeof body, "#!/bin/sh\necho x >> %s\nexit 70\n", count);
+    assert_int_equal(run_supervise(body, NULL, log, "0"), 70);
     assert_string_equal(slurp(count), "x\nx\nx\nx\nx\nx\n");
     assert_non_null(strstr(slurp(log), "6 crashes in a row, each within 60 s of its start: not "
                                        "restarted"));
