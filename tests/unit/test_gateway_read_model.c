@@ -16,6 +16,7 @@
 #include "../../plugins/gateway/read_model.h"
 #include "../../plugins/gateway/u64map.h"
 #include "../../plugins/gateway/views.h"
+#include "gateway_instruments.h"
 
 /* Two venues of one symbol: prices in 0.01, quantities in 0.001. */
 static arb_instrument items[2];
@@ -26,22 +27,7 @@ static uint64_t seq;
 static int setup(void **state)
 {
     (void)state;
-    memset(items, 0, sizeof items);
-    const char *venues[2] = {"XA", "XB"};
-    for (int i = 0; i < 2; i++) {
-        char vf[ARB_VENUE_LEN], sf[ARB_SYMBOL_LEN];
-        strcpy(items[i].venue, venues[i]);
-        strcpy(items[i].symbol, "BTCUSD");
-        arb_fixstr_set(vf, ARB_VENUE_LEN, venues[i]);
-        arb_fixstr_set(sf, ARB_SYMBOL_LEN, "BTCUSD");
-        items[i].key = arb_instrument_key(vf, sf);
-        items[i].price_decimals = 2;
-        items[i].qty_decimals = 3;
-        items[i].tick = 1;
-        items[i].lot = 1;
-        items[i].min_qty = 1;
-        items[i].max_qty = 1000000;
-    }
+    gw_test_instruments(items);
     rm = gw_rm_new(&table, 4, 3);
     seq = 0;
     return rm ? 0 : -1;

@@ -24,6 +24,7 @@
 #include "../../plugins/gateway/recover.h"
 #include "../../plugins/gateway/snapshot.h"
 #include "test_agent_fakehost.h"
+#include "gateway_instruments.h"
 
 #define SPACE 7ull /* the gateway's order id space */
 #define OTHER 3ull /* another one's (agents') */
@@ -486,22 +487,7 @@ static void assert_models_equal(const gw_read_model *a, const gw_read_model *b, 
 static int setup(void **state)
 {
     (void)state;
-    memset(items, 0, sizeof items);
-    const char *venues[2] = {"XA", "XB"};
-    for (int i = 0; i < 2; i++) {
-        char vf[ARB_VENUE_LEN], sf[ARB_SYMBOL_LEN];
-        strcpy(items[i].venue, venues[i]);
-        strcpy(items[i].symbol, "BTCUSD");
-        arb_fixstr_set(vf, ARB_VENUE_LEN, venues[i]);
-        arb_fixstr_set(sf, ARB_SYMBOL_LEN, "BTCUSD");
-        items[i].key = arb_instrument_key(vf, sf);
-        items[i].price_decimals = 2;
-        items[i].qty_decimals = 3;
-        items[i].tick = 1;
-        items[i].lot = 1;
-        items[i].min_qty = 1;
-        items[i].max_qty = 1000000;
-    }
+    gw_test_instruments(items);
     fh = fh_new();
     fh->api.watermarks = st_watermarks;
     fh->api.read_range = st_read_range;
