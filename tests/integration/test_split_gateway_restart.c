@@ -137,28 +137,13 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
      * behind; the commands go through one partition in order, so once one
      * is answered every earlier one was taken. */
     char body[16384], ids[2 * NPAIRS + 2][32];
-    int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
-    while (split_order(http_port, "sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
-        if (rig_mono_ns() > deadline)
-            timing_fail("gateway restart: no order accepted in 90 s (logs in %s)\n", dir);
-        else
-            usleep(100000);
-    /* Resting buys of 0.002, each followed by an IOC sell of 0.001 that
-     * trades with the oldest buy left: filled, partly filled and open
-     * orders, and filled IOCs. */
-    for (int i = 0; i < NPAIRS; i++) {
-        assert_int_equal(
-            split_order(http_port, "buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
-        assert_int_equal(
-            split_order(http_port, "sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
-        if (!strstr(body, "\"status\":\"filled\""))
-            fail_msg("the IOC sell did not fill: %s", body);
-    }
+    split_wait_trading(http_port, "gateway restart", dir);
+    split_place_pairs(http_port, NPAIRS, ids);
     /* A snapshot of all that, stored before anything else happens. */
     wait_settled(ids, NPAIRS);
     assert_int_equal(snapshot_state("POST", body, sizeof body), 200);
     assert_true(number(body, "taken") >= 1);
-    deadline = rig_mono_ns() + 10 * RIG_SEC;
+    int64_t deadline = rig_mono_ns() + 10 * RIG_SEC;
     while (snapshot_state("GET", body, sizeof body) != 200 || !strstr(body, "\"stored\":true")) {
         if (rig_mono_ns() > deadline)
             fail_msg("the snapshot was not stored within 10 s: %s (logs in %s)", body, dir);
@@ -166,11 +151,7 @@ static void a_killed_gateway_is_back_within_3_s_and_reads_every_order_back(void 
     }
     long long covered = number(body, "snapshot_position");
     /* Then one more pair: the records a restart replays after the snapshot. */
-    assert_int_equal(
-        split_order(http_port, "buy", "gtc", "0.002", ids[2 * NPAIRS], body, sizeof body), 200);
-    assert_int_equal(
-        split_order(http_port, "sell", "ioc", "0.001", ids[2 * NPAIRS + 1], body, sizeof body),
-        200);
+    split_place_pairs(http_port, 1, ids + 2 * NPAIRS);
     wait_settled(ids, NPAIRS + 1);
     char before[2 * NPAIRS + 2][96];
     for (int i = 0; i < 2 * NPAIRS + 2; i++) {

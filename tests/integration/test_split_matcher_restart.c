@@ -93,23 +93,8 @@ static void a_killed_matcher_is_back_within_5_s_with_its_books_exact(void **stat
      * IOCs on an empty book, so one answered late (504) leaves nothing. */
     char body[16384];
     static char ids[MAX_ORDERS][32], before[2 * NPAIRS][96];
-    int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
-    while (split_order(http_port, "sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
-        if (rig_mono_ns() > deadline)
-            timing_fail("matcher restart: no order accepted in 90 s (logs in %s)\n", dir);
-        else
-            usleep(100000);
-    /* Resting buys of 0.002, each followed by an IOC sell of 0.001 that
-     * trades with the oldest buy left: filled, partly filled and open
-     * orders, and filled IOCs. */
-    for (int i = 0; i < NPAIRS; i++) {
-        assert_int_equal(
-            split_order(http_port, "buy", "gtc", "0.002", ids[2 * i], body, sizeof body), 200);
-        assert_int_equal(
-            split_order(http_port, "sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
-        if (!strstr(body, "\"status\":\"filled\""))
-            fail_msg("the IOC sell did not fill: %s", body);
-    }
+    split_wait_trading(http_port, "matcher restart", dir);
+    split_place_pairs(http_port, NPAIRS, ids);
     long resting = 0; /* thousandths resting at 90.00 */
     for (int i = 0; i < 2 * NPAIRS; i++) {
         assert_int_equal(

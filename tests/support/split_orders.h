@@ -11,8 +11,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "splitrig.h"
+#include "timing.h"
 
 #define SPLIT_KEY "demo-key-change-me"
 #define SPLIT_SELLER "seller-key-for-the-test"
@@ -48,6 +50,36 @@ static inline int split_order(int port, const char *side, const char *tif, const
     if (id && !split_field(body, "order_id", id, 32))
         id[0] = 0;
     return st;
+}
+
+/* Waits until the split system accepts an order: IOC probes on an empty
+ * book, so one answered late (504) leaves nothing behind. A TIMING failure
+ * after 90 s (`what` and the log directory in its line). Needs cmocka. */
+static inline void split_wait_trading(int port, const char *what, const char *logs)
+{
+    char body[16384];
+    int64_t deadline = rig_mono_ns() + 90 * RIG_SEC;
+    while (split_order(port, "sell", "ioc", "0.001", NULL, body, sizeof body) != 200)
+        if (rig_mono_ns() > deadline)
+            timing_fail("%s: no order accepted in 90 s (logs in %s)\n", what, logs);
+        else
+            usleep(100000);
+}
+
+/* n resting buys of 0.002 (ids[2i]), each followed by an IOC sell of 0.001
+ * (ids[2i + 1]) that trades with the oldest buy left: filled, partly filled
+ * and open orders, and filled IOCs. Needs cmocka. */
+static inline void split_place_pairs(int port, int n, char (*ids)[32])
+{
+    char body[16384];
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(split_order(port, "buy", "gtc", "0.002", ids[2 * i], body, sizeof body),
+                         200);
+        assert_int_equal(
+            split_order(port, "sell", "ioc", "0.001", ids[2 * i + 1], body, sizeof body), 200);
+        if (!strstr(body, "\"status\":\"filled\""))
+            fail_msg("the IOC sell did not fill: %s", body);
+    }
 }
 
 /* An order as the gateway reads it back: "code status filled_qty
