@@ -569,13 +569,12 @@ bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, cons
      * hold per record and participant, wherever its subscriptions sit. */
     if (ls->decided == share->record)
         return true;
-    /* A participant's link carries its own acks and fills: an order event
-     * of an account it never sent a command for is another participant's
-     * (which it would not receive at all over a network), delivered as
-     * before. Most order events are others': the bus checks that inline
-     * before it calls (arbh_latency_passes_by), and here again. */
-    if (m->topic == ARB_TOPIC_ORDER_EVENTS && arbh_latency_passes_by(ls, m))
-        return false;
+    /* A participant's link carries its own acks and fills only: an order
+     * event of an account it never sent a command for is another
+     * participant's (which it would not receive at all over a network),
+     * delivered as before. The bus checks that inline before it calls
+     * (arbh_latency_passes_by; most order events are others'), so an order
+     * event here is the participant's own. */
     /* Every participant has the same venues' links in the same order
      * (arbh_latency_configure): the venue is looked up once a record. */
     if (!share->venue)

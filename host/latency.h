@@ -131,7 +131,9 @@ typedef struct arbh_lat_hold {
  * `to` get the same answer): a record one of them reads is held, and
  * delivered when due to those that read it; one none reads is not held but
  * takes its place on the link all the same (its delay drawn, the FIFO
- * moved on), so what `to` reads arrives as it would without the keys. */
+ * moved on), so what `to` reads arrives as it would without the keys. The
+ * caller has checked that an order event is not another participant's
+ * (arbh_latency_passes_by). */
 bool arbh_latency_hold_up(arbh_instance *from, int topic, uint64_t key, const void *data,
                           size_t len);
 bool arbh_latency_hold_down(arbh_loop *loop, arbh_instance *to, bool reads, const arb_msg *m,
