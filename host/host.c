@@ -1081,6 +1081,9 @@ static void abort_item(void *arg)
 static void commit_stop_old(void *arg)
 {
     hup_item *it = arg;
+    /* A refused state was dropped with the instance that refused it: the
+     * fresh one has state_restored false, so the old one releases. */
+    it->old->state_adopted = it->nw && it->nw->state_restored;
     arbh_instance_stop(it->old);
 }
 

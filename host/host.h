@@ -168,6 +168,8 @@ struct arbh_instance {
     int thread;
     enum arbh_inst_state state;
     bool staging;             /* registrations wait for the reload to commit */
+    bool state_restored;      /* restore() took the old instance's state */
+    bool state_adopted;       /* set just before stop: a successor has the state */
     bool paused;              /* arb_pause(): nothing is delivered to it */
     arb_partition_fn part_fn; /* arb_on_partitions() */
     void *part_user;

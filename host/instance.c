@@ -249,6 +249,8 @@ static int api_subscribe(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user)
     return arbh_bus_subscribe(INST(ctx), topic, fn, user);
 }
 
+static int api_state_adopted(arb_ctx *ctx) { return INST(ctx)->state_adopted; }
+
 static int api_subscribe_keys(arb_ctx *ctx, int topic, const arb_key_range *keys, size_t n,
                               arb_msg_fn fn, void *user)
 {
@@ -660,6 +662,7 @@ static const arb_host_api host_api = {
     .batch = api_batch,
     .read_ranges = api_read_ranges,
     .subscribe_keys = api_subscribe_keys,
+    .state_adopted = api_state_adopted,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }
@@ -1035,6 +1038,7 @@ int arbh_instance_move_state(arbh_instance *old, arbh_instance *nw, char *err, s
     prev = arbh_enter(nw, ARBH_CB_RESTORE, -1);
     rc = nw->desc->restore(nw->self, old->desc->state_version, bytes, len);
     arbh_leave(prev);
+    nw->state_restored = rc == ARB_OK;
     if (rc != ARB_OK)
         snprintf(err, n, "the new build refused the state (state version %u, %zu bytes): %s",
                  old->desc->state_version, len, rc == ARB_EREFUSED ? "refused" : "restore failed");
@@ -1079,6 +1083,7 @@ int arbh_instance_reload(arbh_instance **slot, arbh_reload_image *img, char *err
     /* Commit: nothing can fail from here on. */
     nw->reloads = old->reloads + 1;
     arbh_latency_rebind(old, nw);
+    old->state_adopted = nw->state_restored;
     arbh_instance_stop(old);
     arbh_instance_commit_regs(nw);
     *slot = nw;

@@ -273,11 +273,6 @@ typedef struct arb_agent {
     arb_rng rng;
     arb_agent_stats st;
     arb_agent_hooks hooks;
-    /* Saved for another instance (a hot reload, a changed config): its stop
-     * leaves the open orders to that one. Cleared by the next tick, which
-     * only a still-running instance gets (a reload that failed after the
-     * save). */
-    int handed_over;
     void *user;
     int report_topic; /* -1: no reports */
     arb_agent_metrics m;
@@ -1200,7 +1195,6 @@ static inline void arb_agent_on_tick(arb_agent *a, const arb_tick *t)
 static inline void arb__agent_tick_cb(void *u, const arb_msg *m)
 {
     arb_tick t;
-    ((arb_agent *)u)->handed_over = 0;
     if (arb_tick_decode(m->data, m->len, &t) == ARB_OK)
         arb_agent_on_tick((arb_agent *)u, &t);
 }
@@ -1383,14 +1377,14 @@ static inline const uint8_t *arb__get_pos(const uint8_t *p, arb_agent_position *
 
 /* Serialises everything the agent tracks plus `extra` (the strategy's own
  * state, e.g. learned parameters) into malloc'd bytes the caller frees
- * (the host frees what save() returns). The open orders then belong to the
- * instance that restores the bytes: arb_agent_stop leaves them. */
-static inline int arb_agent_save(arb_agent *a, const void *extra, size_t extra_len, void **bytes,
-                                 size_t *len)
+ * (the host frees what save() returns). No side effects: whether the open
+ * orders then belong to a successor is the host's to say, at stop
+ * (arb_agent_stop). */
+static inline int arb_agent_save(const arb_agent *a, const void *extra, size_t extra_len,
+                                 void **bytes, size_t *len)
 {
     if (extra_len > UINT32_MAX)
         return ARB_EINVAL;
-    a->handed_over = 1;
     size_t n = arb__agent_state_len(a, extra_len);
     uint8_t *buf = (uint8_t *)malloc(n), *p = buf;
     if (!buf)
@@ -1587,13 +1581,15 @@ static inline int arb_agent_plugin_create(arb_ctx *ctx, void **self, size_t size
     return ARB_OK;
 }
 
-/* An agent that stops with no instance taking its orders over (removed by
- * a SIGHUP, or the process stopping) cancels them: left on the book, they
- * would go on filling with nobody managing them. Call it from the plugin's
- * stop. */
+/* An agent that stops with no instance taking its orders over cancels
+ * them: left on the book, they would go on filling with nobody managing
+ * them. That is every stop but one whose successor adopted the saved state
+ * (arb_state_adopted): removed by a SIGHUP, the process stopping, or a
+ * successor that refused the state (a changed config it cannot carry over)
+ * and starts empty. Call it from the plugin's stop. */
 static inline void arb_agent_stop(arb_agent *a)
 {
-    if (a->handed_over || !a->count)
+    if (!a->count || arb_state_adopted(a->ctx))
         return;
     uint32_t open = a->count;
     arb_agent_cancel_all(a, -1);

@@ -352,7 +352,16 @@ typedef struct arb_host_api {
     int (*subscribe_keys)(arb_ctx *ctx, int topic, const arb_key_range *keys, size_t n,
                           arb_msg_fn fn, void *user);
 
-    void (*spare[12])(void); /* room to grow without an ABI bump */
+    /* In stop(): 1 if a successor adopted this instance's state (a hot
+     * reload, or a SIGHUP change, whose new instance's restore() returned
+     * ARB_OK), else 0: the instance is removed, the host is stopping, the
+     * plugin has no save/restore, or the successor refused the state and
+     * starts empty. What the instance holds outside the process (an agent's
+     * open orders) is its own to release unless this says a successor has
+     * it. Outside stop() it is 0. */
+    int (*state_adopted)(arb_ctx *ctx);
+
+    void (*spare[11])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -575,6 +584,16 @@ static inline int arb_trim(arb_ctx *c, int topic, int partition, int64_t offset)
 /* One batch of publishes (arb_host_api.batch). A host too old to batch (its
  * table is shorter) runs fn all the same, each publish then delivered as it
  * is made; ARB_ESTATE says so. */
+/* api->state_adopted; 0 on a host without it (release: the safe side). */
+static inline int arb_state_adopted(arb_ctx *c)
+{
+    const arb_host_api *api = c->api;
+    return api->size >= offsetof(arb_host_api, state_adopted) + sizeof api->state_adopted &&
+                   api->state_adopted
+               ? api->state_adopted(c)
+               : 0;
+}
+
 static inline int arb_batch(arb_ctx *c, arb_batch_fn fn, void *user)
 {
     const arb_host_api *api = c->api;

@@ -1044,6 +1044,70 @@ static void sighup_never_drops_the_matchers_books(void **state)
     rmdir(dir);
 }
 
+/* An agent whose successor refuses its state (here its account changed)
+ * starts empty, and its old open orders are not left on the book with
+ * nobody managing them: the old instance cancels them as it stops. */
+typedef struct mm_watch {
+    int accepted, cancelled; /* account 10's */
+} mm_watch;
+
+static void on_mm_event(void *user, const arb_msg *m)
+{
+    mm_watch *w = user;
+    arb_order_event ev;
+    if (arb_order_event_decode(m->data, m->len, &ev) || ev.account != 10)
+        return;
+    w->accepted += ev.kind == ARB_EV_ACCEPTED;
+    w->cancelled += ev.kind == ARB_EV_CANCELLED;
+}
+
+static void sighup_an_agent_refuses_cancels_the_orders_it_left(void **state)
+{
+    (void)state;
+    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
+    char dir[] = "/tmp/arb-test-hup-agent-XXXXXX", path[300], ini[1024], err[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/host.ini", dir);
+    const char *fmt =
+        "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
+        "tick_size = 0.01\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
+        "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n"
+        "[plugin mm]\nload = agent_market_maker.so\naccount = %d\ninstruments = XA:BTCUSD\n";
+    snprintf(ini, sizeof ini, fmt, b, 10);
+    write_text(path, ini);
+    const char *files[] = {path};
+    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    if (!h)
+        fail_msg("%s", err);
+    arbh_instance *self = arbh_host_add_pseudo(h, "test");
+    mm_watch w = {0};
+    arbh_bus_subscribe(self, ARB_TOPIC_ORDER_EVENTS, on_mm_event, &w);
+    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
+    arb_market_event me = {.kind = ARB_MEV_VENUE_VALUE, .value = 10000, .ts = 1, .seq = 1};
+    memcpy(me.venue, "XA", 2);
+    memcpy(me.symbol, "BTCUSD", 6);
+    uint8_t buf[ARB_MARKET_EVENT_LEN];
+    uint32_t n = arb_market_event_encode(&me, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_MARKET_EVENTS,
+                                      arb_instrument_key(me.venue, me.symbol), buf, n),
+                     ARB_OK);
+    arb_tick t = {1, 1000000, 1000000, 1, ARB_TICK_SIM};
+    n = arb_tick_encode(&t, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_SYSTEM_TICKS, 0, buf, n), ARB_OK);
+    run_until_int(h, &w.accepted, 2); /* its bid and its ask rest */
+
+    snprintf(ini, sizeof ini, fmt, b, 12);
+    write_text(path, ini);
+    assert_int_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    assert_string_equal(h->last_reconfig.state_dropped, "mm");
+    run_until_int(h, &w.cancelled, 2);
+    assert_int_equal(w.cancelled, 2);
+    arbh_host_stop(h);
+    arbh_host_free(h);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so(void **state)
 {
     (void)state;
@@ -1384,6 +1448,7 @@ int main(void)
         cmocka_unit_test(sighup_that_cannot_start_an_instance_changes_nothing),
         cmocka_unit_test(sighup_keeps_a_changed_instance_state),
         cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
+        cmocka_unit_test(sighup_an_agent_refuses_cancels_the_orders_it_left),
         cmocka_unit_test(sighup_never_drops_the_matchers_books),
         cmocka_unit_test(sighup_on_a_host_with_latency_applies_and_leaves_latency_to_a_restart),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),

@@ -68,6 +68,7 @@ struct fakehost {
     int ntimers;
     /* Every publish, in order; `delivered` is how far fh_drain got. */
     fh_msg *log;
+    int adopted; /* what state_adopted answers (a successor took the state) */
     size_t nlog, caplog, delivered;
     int publish_fails; /* >0: the next publishes return ARB_EFULL */
     int64_t now;
@@ -354,6 +355,8 @@ static inline int fh_api_admin_route(arb_ctx *c, const char *p, arb_admin_fn fn,
 
 static inline uint64_t fh_api_host_id(arb_ctx *c) { return fh_of(c)->fh->host_id; }
 
+static inline int fh_api_state_adopted(arb_ctx *c) { return fh_of(c)->fh->adopted; }
+
 static inline void fh_api_set_health(arb_ctx *c, int healthy, const char *detail)
 {
     (void)c, (void)healthy, (void)detail;
@@ -390,6 +393,7 @@ static inline fakehost *fh_new(void)
     a->admin_route = fh_api_admin_route;
     a->host_id = fh_api_host_id;
     a->set_health = fh_api_set_health;
+    a->state_adopted = fh_api_state_adopted;
     fh->now = 1000000000; /* "wall clock" until a clock sets time */
     fh->host_id = 42;
     return fh;
