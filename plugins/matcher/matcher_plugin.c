@@ -1010,9 +1010,6 @@ static void event_scan_free(event_scan *sc)
  * why the view is incomplete. */
 static int scan_event_partitions(matcher *m, event_scan *sc)
 {
-    const arb_host_api *api = m->ctx->api;
-    int ranges = api->size >= offsetof(arb_host_api, read_ranges) + sizeof api->read_ranges &&
-                 api->read_ranges;
     uint32_t n = sc->nparts;
     for (uint32_t p = 0; p < n; p++)
         sc->end[p] = sc->hi[p];
@@ -1031,14 +1028,8 @@ static int scan_event_partitions(matcher *m, event_scan *sc)
         if (!active)
             return ARB_OK;
         int64_t timeout = m->snap_read_timeout_ms * MS_NS;
-        int rc = ARB_OK;
-        if (ranges)
-            rc = api->read_ranges(m->ctx, ARB_TOPIC_ORDER_EVENTS, (int)n, sc->from, sc->end,
-                                  timeout, scan_event, sc);
-        for (uint32_t p = 0; !ranges && rc == ARB_OK && p < n; p++)
-            if (sc->from[p] < sc->end[p])
-                rc = arb_read_range(m->ctx, ARB_TOPIC_ORDER_EVENTS, (int)p, sc->from[p], sc->end[p],
-                                    timeout, scan_event, sc);
+        int rc = arb_read_ranges(m->ctx, ARB_TOPIC_ORDER_EVENTS, (int)n, sc->from, sc->end, timeout,
+                                 scan_event, sc, NULL);
         if (rc)
             return rc;
         if (sc->oom)

@@ -554,6 +554,31 @@ static inline int arb_read_range(arb_ctx *c, int topic, int partition, int64_t f
 {
     return c->api->read_range(c, topic, partition, from, to, timeout_ns, fn, user);
 }
+/* [from[p], to[p]) of partitions 0..n-1: with the host's read_ranges (all at
+ * once, interleaved) where it has one, else one partition after another
+ * with read_range (a host too old for it). *done, if not NULL: how many
+ * partitions, from 0, were read whole: n on ARB_OK; after a failure the
+ * ones before it in the fallback, and none with read_ranges. */
+static inline int arb_read_ranges(arb_ctx *c, int topic, int n, const int64_t *from,
+                                  const int64_t *to, int64_t timeout_ns, arb_read_fn fn, void *user,
+                                  int *done)
+{
+    const arb_host_api *api = c->api;
+    int rc = ARB_OK, p = 0;
+    if (api->size >= offsetof(arb_host_api, read_ranges) + sizeof api->read_ranges &&
+        api->read_ranges) {
+        rc = api->read_ranges(c, topic, n, from, to, timeout_ns, fn, user);
+        p = rc == ARB_OK ? n : 0;
+    } else {
+        for (; p < n; p++)
+            if (from[p] < to[p] &&
+                (rc = api->read_range(c, topic, p, from[p], to[p], timeout_ns, fn, user)))
+                break;
+    }
+    if (done)
+        *done = p;
+    return rc;
+}
 static inline int arb_partition_of(arb_ctx *c, int topic, uint64_t key, int64_t timeout_ns,
                                    int32_t *partition)
 {

@@ -87,22 +87,12 @@ static inline int arb_replay_read_from(arb_ctx *c, int topic, const int64_t *fro
     }
     if (rc == ARB_OK && n < nfrom)
         rc = ARB_EREFUSED;
-    if (rc == ARB_OK &&
-        api->size >= offsetof(arb_host_api, read_ranges) + sizeof api->read_ranges &&
-        api->read_ranges) {
-        rc = api->read_ranges(c, topic, (int)n, lo, r->end, timeout_ns, fn, user);
-        for (uint32_t p = 0; rc == ARB_OK && p < n; p++)
+    if (rc == ARB_OK) {
+        int done = 0;
+        rc = arb_read_ranges(c, topic, (int)n, lo, r->end, timeout_ns, fn, user, &done);
+        r->nparts = (uint32_t)done;
+        for (int p = 0; p < done; p++)
             r->records += (uint64_t)(r->end[p] - lo[p]);
-        if (rc == ARB_OK)
-            r->nparts = n;
-    } else if (rc == ARB_OK) {
-        for (uint32_t p = 0; p < n; p++) {
-            if (r->end[p] > lo[p] &&
-                (rc = arb_read_range(c, topic, (int)p, lo[p], r->end[p], timeout_ns, fn, user)))
-                break;
-            r->nparts = p + 1;
-            r->records += (uint64_t)(r->end[p] - lo[p]);
-        }
     }
     free(lo);
     return rc;
