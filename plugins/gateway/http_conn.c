@@ -211,6 +211,8 @@ static void hold_answered(gw_conns *c, struct evhttp_connection *evcon)
         arm_deadline(h);
 }
 
+static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
+
 void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon)
 {
     conn_hold *h = evcon ? gw_map_get(&c->holds, (uintptr_t)evcon) : NULL;
@@ -218,6 +220,15 @@ void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
         hold_release(h);
     }
+    /* evhttp writes no error page of its own on a connection whose answer
+     * has begun (it reads nothing while it writes), and the look for one
+     * walks the output buffer's chains to the added bytes: on a stream,
+     * whose queue can hold thousands of events, that was a walk of the
+     * whole queue for every event queued, which held the loop for seconds
+     * while many slow readers filled up. */
+    if (evcon)
+        evbuffer_remove_cb(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)),
+                           on_output_added, NULL);
 }
 
 void gw_conns_free(gw_conns *c)

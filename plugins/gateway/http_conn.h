@@ -82,7 +82,9 @@ void gw_conns_free(gw_conns *c);
 /* A request was handed to the application: evhttp has just stopped reading
  * the connection. Call first thing in the request callback. */
 void gw_conn_wait(gw_conns *c, struct evhttp_connection *evcon);
-/* The connection becomes a stream and sets its own close callback. */
+/* The connection becomes a stream and sets its own close callback; its
+ * output is no longer looked at for evhttp's error pages (see
+ * gw_conns_json_errors), which cannot come once the answer has begun. */
 void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon);
 
 /* Answers req with status and whatever is in its output buffer: adds Date
