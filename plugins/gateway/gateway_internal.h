@@ -70,6 +70,7 @@ typedef struct stream_client {
     uint64_t addr;         /* client address key (gw_conn_addr), 0 if unknown */
     const gw_api_key *key; /* the key it presented, or NULL */
     int64_t backlog_since; /* monotonic ns its queue last went from empty to not, or 0 */
+    int chunked;           /* the reply is HTTP/1.1 chunked (stream_send frames) */
     struct stream_client *prev, *next;
 } stream_client;
 
@@ -126,7 +127,6 @@ struct gateway {
     uint8_t tick_rec[ARB_TICK_LEN];
     int tick_dirty, pnl_dirty;
     int64_t pnl_last_ns;
-    struct evbuffer *scratch;
 
     /* metrics */
     arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;

@@ -1498,7 +1498,6 @@ static int gw_start(void *self)
     gw_conns_init(&gw->conns, gw->base);
     gw->rm = gw_rm_new(&gw->instruments, (size_t)gw->trade_history, (size_t)gw->order_history);
     gw->book_sent = calloc(gw->instruments.count + 1, sizeof *gw->book_sent);
-    gw->scratch = evbuffer_new();
     gw_services_init(&gw->services, (size_t)gw->max_services, gw->svc_dead_ms * 1000000LL);
     gw->m_2xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"2xx\"", "HTTP responses");
     gw->m_4xx = arb_counter_new(ctx, "gateway_responses_total", "class=\"4xx\"", "HTTP responses");
@@ -1534,11 +1533,11 @@ static int gw_start(void *self)
                       "stored records read at start (after the snapshot, if one was used)");
     gw->m_rebuild_from_snap = arb_gauge_new(ctx, "gateway_rebuild_from_snapshot", NULL,
                                             "1: the read models at start came from a snapshot");
-    if (!gw->base || !gw->rm || !gw->book_sent || !gw->scratch || !gw->m_2xx || !gw->m_4xx ||
-        !gw->m_5xx || !gw->m_orders || !gw->m_timeouts || !gw->m_stream_cut ||
-        !gw->m_order_latency || !gw->m_streams || !gw->m_pending || !gw->m_conn_refused ||
-        !gw->m_req_timeouts || !gw->m_accept_pauses || !gw->m_anon_limited || !gw->m_snapshots ||
-        !gw->m_snap_bytes || !gw->m_snap_encode || !gw->m_rebuild_events || !gw->m_rebuild_trades ||
+    if (!gw->base || !gw->rm || !gw->book_sent || !gw->m_2xx || !gw->m_4xx || !gw->m_5xx ||
+        !gw->m_orders || !gw->m_timeouts || !gw->m_stream_cut || !gw->m_order_latency ||
+        !gw->m_streams || !gw->m_pending || !gw->m_conn_refused || !gw->m_req_timeouts ||
+        !gw->m_accept_pauses || !gw->m_anon_limited || !gw->m_snapshots || !gw->m_snap_bytes ||
+        !gw->m_snap_encode || !gw->m_rebuild_events || !gw->m_rebuild_trades ||
         !gw->m_rebuild_from_snap)
         goto nomem;
 
@@ -1671,9 +1670,6 @@ static void gw_stop(void *self)
             event_free(*evs[i]);
             *evs[i] = NULL;
         }
-    if (gw->scratch)
-        evbuffer_free(gw->scratch);
-    gw->scratch = NULL;
     free(gw->book_sent);
     gw->book_sent = NULL;
     gw_rm_free(gw->rm);

@@ -79,12 +79,30 @@ static int stream_check(gateway *gw, stream_client *s, int64_t now)
     return 0;
 }
 
-/* Queues text for one client; returns -1 if the client was cut off. */
+/* Queues text for one client; returns -1 if the client was cut off.
+ *
+ * The text is copied into the connection's output buffer here, framed as
+ * evhttp_send_reply_chunk frames it (a chunk when the reply is chunked, the
+ * bare text to an HTTP/1.0 client). evhttp_send_reply_chunk moves the caller's buffer in chain by
+ * chain, so each queued event kept a chain of its own, 1 KiB at least for a
+ * 300-byte trade: a queue at stream_buffer_limit held three to four times the
+ * limit in memory. Copied, the events fill the tail chain (chains grow to
+ * 4 KiB), and a queue holds its length plus one chain. The bufferevent
+ * writes what is added (evhttp_send_reply_start enabled writing). An empty
+ * chunk would end the reply, so empty text is not sent. */
 static int stream_send(gateway *gw, stream_client *s, const void *data, size_t len)
 {
-    evbuffer_add(gw->scratch, data, len);
-    evhttp_send_reply_chunk(s->req, gw->scratch);
-    evbuffer_drain(gw->scratch, evbuffer_get_length(gw->scratch));
+    if (!len)
+        return 0;
+    struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon));
+    if (s->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof size, "%zx\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
+    }
+    evbuffer_add(out, data, len);
+    if (s->chunked)
+        evbuffer_add(out, "\r\n", 2);
     return stream_check(gw, s, gw_mono_ns());
 }
 
@@ -331,6 +349,9 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(req, 200, "OK");
+    /* evhttp chunks the reply (HTTP/1.1) or ends it by closing (1.0). */
+    const char *te = evhttp_find_header(h, "Transfer-Encoding");
+    s->chunked = te && !strcmp(te, "chunked");
     gw_conn_drop(&gw->conns, s->evcon);
     evhttp_connection_set_closecb(s->evcon, on_stream_closed, s);
     /* A stream only writes: no read timeout (the client sends nothing), but
