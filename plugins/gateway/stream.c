@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "arb/wire_json.h"
 #include "gateway_internal.h"
@@ -357,7 +358,17 @@ void gw_stream_handle(gateway *gw, struct evhttp_request *req)
     /* A stream only writes: no read timeout (the client sends nothing), but
      * a write that makes no progress for idle_timeout_s ends it. */
     struct timeval wtv = {(time_t)gw->idle_s, 0};
-    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(s->evcon), NULL, &wtv);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    bufferevent_set_timeouts(bev, NULL, &wtv);
+    /* The kernel's share of a reader that stopped: left to autotuning, a
+     * socket's send buffer grows to tcp_wmem's maximum (4 MiB), so 256 such
+     * readers held about 1 GiB of kernel memory and the gateway began to
+     * queue, and so to cut them off, only a minute later. Capped at
+     * stream_buffer_limit (the kernel doubles it for its bookkeeping), the
+     * kernel holds at most about the gateway's own limit again, still far
+     * more than a stream sends in a round trip. */
+    int sndbuf = (int)gw->stream_limit;
+    setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 
     /* The current state first, so a page renders before the next change. */
     struct evbuffer *ev = evbuffer_new();
