@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -2087,6 +2088,111 @@ static void admin_answers_while_the_gateway_is_flooded(void **state)
         close(fds[i]);
 }
 
+/* ---- many slow readers at once ---- */
+
+enum { FANOUT_READERS = 32, FANOUT_LIMIT = 65536 };
+
+/* A host of its own: one gateway that serves FANOUT_READERS streams to one
+ * address (and requests without a key as fast as they come) and queues at
+ * most FANOUT_LIMIT bytes for each. */
+static int setup_fanout(void **state)
+{
+    (void)state;
+    port = test_free_port();
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[host]\nthreads = 2\n"
+             "[instrument XA:BTCUSD]\nprice_decimals = 2\ntick_size = 0.05\nqty_decimals = 3\n"
+             "[plugin gateway]\nload = gateway.so\nthread = 1\nlisten = 127.0.0.1:%d\n"
+             "max_streams = %d\nmax_streams_per_addr = %d\nanon_rate_limit = 100000\n"
+             "anon_rate_burst = 100000\nstream_buffer_limit = %d\n",
+             port, FANOUT_READERS, FANOUT_READERS, FANOUT_LIMIT);
+    host = testhost_new(ini);
+    return host && testhost_start(host) == 0 ? 0 : -1;
+}
+
+typedef struct latency_probe {
+    volatile int stop;
+    int answered, failed;
+    int64_t worst_ms;
+} latency_probe;
+
+/* GET /v1/instruments, one after another, until told to stop. */
+static void *probe_thread(void *arg)
+{
+    latency_probe *p = arg;
+    while (!p->stop) {
+        http_call c = {.port = port, .method = "GET", .path = "/v1/instruments"};
+        int64_t t0 = mono_ms();
+        http_thread(&c);
+        int64_t ms = mono_ms() - t0;
+        if (c.status == 200)
+            p->answered++;
+        else
+            p->failed++;
+        if (ms > p->worst_ms)
+            p->worst_ms = ms;
+        free(c.resp);
+    }
+    return NULL;
+}
+
+/* Readers that connect and never read are all cut off while trades pour in,
+ * the memory they cost the process stays within the limit per reader (a
+ * queued event used to keep a chain of 1 KiB or more), and a request on the
+ * side is answered throughout (each event queued used to walk the whole
+ * queue: 256 readers held the loop for seconds). */
+static void
+many_slow_readers_are_cut_off_within_their_memory_and_requests_still_answered(void **state)
+{
+    (void)state;
+    int fds[FANOUT_READERS];
+    const char *req = "GET /v1/stream?topics=trades HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < FANOUT_READERS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        int small = 4096;
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        assert_int_equal(send_all(fds[i], req, strlen(req)), 0);
+    }
+    const char *streams = "gateway_streams{instance=\"gateway\"} ";
+    for (int64_t t0 = mono_ms(); metric_value(streams) < FANOUT_READERS && mono_ms() - t0 < 2000;)
+        testhost_run(host, 5 * MS);
+    assert_int_equal(metric_value(streams), FANOUT_READERS);
+
+    latency_probe probe = {0};
+    pthread_t th;
+    pthread_create(&th, NULL, probe_thread, &probe);
+    size_t base = mallinfo2().uordblks, peak = base;
+    const char *cutoffs = "gateway_stream_cutoffs_total{instance=\"gateway\"} ";
+    for (int64_t t0 = mono_ms(); metric_value(cutoffs) < FANOUT_READERS && mono_ms() - t0 < 5000;) {
+        for (int i = 0; i < 100; i++)
+            publish_trade("XA", 10000, 1, 1, 2);
+        testhost_run(host, 2 * MS);
+        size_t now = mallinfo2().uordblks;
+        if (now > peak)
+            peak = now;
+    }
+    probe.stop = 1;
+    pthread_join(th, NULL);
+    for (int i = 0; i < FANOUT_READERS; i++)
+        close(fds[i]);
+    assert_int_equal(metric_value(cutoffs), FANOUT_READERS);
+    assert_true(probe.answered > 0);
+    assert_int_equal(probe.failed, 0);
+    if (probe.worst_ms > 250)
+        fail_msg("a request waited %lld ms while the readers were cut off",
+                 (long long)probe.worst_ms);
+    /* The queues, one tail chain each, and 2 MiB for everything else. */
+    size_t bound = FANOUT_READERS * (FANOUT_LIMIT + 8192) + (2 << 20);
+    fprintf(stderr, "fanout: %d requests answered, worst %lld ms; readers cost %zu bytes\n",
+            probe.answered, (long long)probe.worst_ms, peak - base);
+    if (peak - base > bound)
+        fail_msg("the readers cost %zu bytes; at most %zu expected", peak - base, bound);
+}
+
 /* With the process out of descriptors, the gateway's accept fails with
  * EMFILE: accepting pauses and retries with a back-off (one episode in the
  * metrics however many retries fail; one log line), and once descriptors
@@ -2234,6 +2340,9 @@ int main(void)
         T(stream_slots_are_limited_per_address),
         T(stream_slots_are_limited_per_key),
         T(stalled_stream_reader_is_cut_off_in_bounded_time),
+        cmocka_unit_test_setup_teardown(
+            many_slow_readers_are_cut_off_within_their_memory_and_requests_still_answered,
+            setup_fanout, teardown),
         T(accept_out_of_descriptors_pauses_then_serves),
         T(admin_answers_while_the_gateway_is_flooded),
         T(differing_content_lengths_are_rejected_and_close),
