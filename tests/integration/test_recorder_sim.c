@@ -95,11 +95,11 @@ static void outage_mid_market_run_records_exactly_what_the_matcher_produced(void
      * end (the clock stops the host at its last tick, then the recorder
      * writes what it holds as it stops). */
     char *ini = sim_ini(7, 1600, small ? 200 : 1000,
-                        "[plugin clock]\nspeed = 2\n"
                         "[plugin recorder]\nload = recorder.so\ndsn = dbname=rec_sim\n"
                         "flush_interval_ms = 20\nbackoff_min_ms = 50\nbackoff_max_ms = 300\n"
                         "drain_timeout_ms = 60000\n");
-    testhost *t = testhost_new(ini);
+    const char *speed[] = {"clock.speed=2"}; /* sim_ini sets 0: replaced, not set twice */
+    testhost *t = testhost_new_with(ini, speed, 1);
     free(ini);
     assert_non_null(t);
     produced p = {0};

@@ -62,7 +62,8 @@ static inline const char *sim_matcher(void)
 /* The whole market: clock at max speed (`ticks` 0: forever), generator,
  * matcher, two market makers, the arbitrageur, the adaptive agent and a
  * population of noise traders; every agent reports on "sim.reports".
- * `extra` is appended (more sections, or keys for the last one). */
+ * `extra` is appended (more sections, or keys for the last one); a key set
+ * here already is replaced by an override (testhost_new_with), not by extra. */
 static inline char *sim_ini(long long seed, long long ticks, int noise_population,
                             const char *extra)
 {

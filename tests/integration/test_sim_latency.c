@@ -37,7 +37,9 @@ static void on_trade(void *user, const arb_msg *m)
 
 static long long ticks(void) { return sim_sanitized() ? 300 : 3000; }
 
-/* conf.d/sim.ini, its agents reporting, and `extra` sections after it. */
+/* conf.d/sim.ini, its agents reporting, and `extra` sections after it; the
+ * clock's ticks and the matcher's build replace sim.ini's as -s does (a
+ * key sim.ini sets cannot be set again). */
 static void run(const char *extra, xarb_run *out)
 {
     memset(out, 0, sizeof *out);
@@ -46,12 +48,13 @@ static void run(const char *extra, xarb_run *out)
     assert_non_null(realpath("conf.d/sim.ini", path));
     size_t n = 0;
     FILE *f = open_memstream(&ini, &n);
-    fprintf(f,
-            "include = %s\n[plugin clock]\nticks = %lld\n[plugin matcher]\nload = %s.so\n"
-            "[plugin arb]\nreport_topic = sim.reports\n%s",
-            path, ticks(), sim_matcher(), extra);
+    fprintf(f, "include = %s\n[plugin arb]\nreport_topic = sim.reports\n%s", path, extra);
     fclose(f);
-    testhost *h = testhost_new(ini);
+    char ticks_ov[64], load_ov[512];
+    snprintf(ticks_ov, sizeof ticks_ov, "clock.ticks=%lld", ticks());
+    snprintf(load_ov, sizeof load_ov, "matcher.load=%s.so", sim_matcher());
+    const char *ov[] = {ticks_ov, load_ov};
+    testhost *h = testhost_new_with(ini, ov, 2);
     free(ini);
     if (!h)
         fail_msg("%s", testhost_last_error());
@@ -175,10 +178,9 @@ static void seen_command(void *user, const arb_msg *m)
 static void wall_clock_links_delay_in_real_time(void **state)
 {
     (void)state;
-    char *ini = sim_ini(42, 40, 50,
-                        "[latency]\nXA = constant 50ms\nXB = constant 50ms\n"
-                        "[plugin clock]\nmode = wall\n");
-    testhost *h = testhost_new(ini);
+    char *ini = sim_ini(42, 40, 50, "[latency]\nXA = constant 50ms\nXB = constant 50ms\n");
+    const char *wall[] = {"clock.mode=wall"}; /* sim_ini's clock is mode = sim */
+    testhost *h = testhost_new_with(ini, wall, 1);
     free(ini);
     if (!h)
         fail_msg("%s", testhost_last_error());

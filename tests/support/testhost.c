@@ -47,7 +47,9 @@ const char *testhost_plugin_path(const char *name)
     return path;
 }
 
-testhost *testhost_new(const char *ini_text)
+testhost *testhost_new(const char *ini_text) { return testhost_new_with(ini_text, NULL, 0); }
+
+testhost *testhost_new_with(const char *ini_text, const char *const *overrides, size_t noverrides)
 {
     char dirs[2048];
     snprintf(dirs, sizeof dirs, "%s/plugins:%s/tests/plugins", build_dir(), build_dir());
@@ -58,7 +60,8 @@ testhost *testhost_new(const char *ini_text)
     if (!t)
         return NULL;
     last_error[0] = 0;
-    t->host = arbh_host_new(NULL, 0, ini_text, NULL, 0, last_error, sizeof last_error);
+    t->host =
+        arbh_host_new(NULL, 0, ini_text, overrides, noverrides, last_error, sizeof last_error);
     if (!t->host) {
         fprintf(stderr, "testhost: %s\n", last_error);
         free(t);

@@ -20,6 +20,9 @@ typedef struct testhost testhost;
 /* NULL after printing the error (file:line) to stderr; the error text is also
  * available through testhost_last_error() for tests of bad configs. */
 testhost *testhost_new(const char *ini_text);
+/* With -s style overrides ("clock.speed=2"): the one way to replace a key
+ * the text already sets (a key set twice in the text is refused). */
+testhost *testhost_new_with(const char *ini_text, const char *const *overrides, size_t noverrides);
 const char *testhost_last_error(void);
 int testhost_start(testhost *h);
 /* Runs the main loop for max_ns (returns early if the host was shut down). */
