@@ -753,17 +753,25 @@ static int feeder_reached(void *user)
     return w->f->next >= w->f->end;
 }
 
-static testhost *start_recorder_host(const char *db, const char *extra)
+/* extra: more keys for [plugin recorder]; ov: -s style overrides, to
+ * replace one of the keys set here (setting it again is refused). */
+static testhost *start_recorder_host_with(const char *db, const char *extra, const char *const *ov,
+                                          size_t nov)
 {
     char ini[2048];
     snprintf(ini, sizeof ini,
              "[plugin recorder]\nload = recorder.so\ndsn = dbname=%s\nbatch_rows = 500\n"
              "flush_interval_ms = 20\nbackoff_min_ms = 50\nbackoff_max_ms = 300\n%s%s",
              db, extra ? extra : "", instruments_ini);
-    testhost *t = testhost_new(ini);
+    testhost *t = testhost_new_with(ini, ov, nov);
     assert_non_null(t);
     assert_int_equal(testhost_start(t), ARB_OK);
     return t;
+}
+
+static testhost *start_recorder_host(const char *db, const char *extra)
+{
+    return start_recorder_host_with(db, extra, NULL, 0);
 }
 
 static int instance_healthy(testhost *t)
@@ -994,8 +1002,8 @@ static void hot_reload_keeps_held_rows_and_the_position(void **state)
     (void)state;
     fresh_db("rec_reload");
     /* A long interval and a big batch: rows sit in memory at the reload. */
-    testhost *t =
-        start_recorder_host("rec_reload", "flush_interval_ms = 60000\nbatch_rows = 100000\n");
+    const char *ov[] = {"recorder.flush_interval_ms=60000", "recorder.batch_rows=100000"};
+    testhost *t = start_recorder_host_with("rec_reload", NULL, ov, 2);
     feeder f = {.ctx = testhost_ctx(t), .per_tick = 500, .tick_ns = 1 * MS};
     host_wait w = {t, &f, 0};
     /* The tables exist once the database is up (the setup made them). */
