@@ -171,6 +171,16 @@ static int expand_env(arbh_config *cfg, const char *file, int line, const char *
 
 static int parse_file(arbh_config *cfg, const char *path, int depth);
 
+/* The first entry for section/key, without marking anything used. */
+static const arbh_cfg_entry *find_entry(const arbh_config *cfg, const char *section,
+                                        const char *key)
+{
+    for (size_t i = 0; i < cfg->count; i++)
+        if (!strcmp(cfg->entries[i].key, key) && !strcmp(cfg->entries[i].section, section))
+            return &cfg->entries[i];
+    return NULL;
+}
+
 static int on_entry(void *user, const char *section, const char *key, const char *value)
 {
     parse_state *st = user;
@@ -208,6 +218,18 @@ static int on_entry(void *user, const char *section, const char *key, const char
     }
     if (!section[0]) {
         cfg_error(cfg, "%s:%d: key '%s' outside any [section]", st->file, line, key);
+        st->failed = true;
+        return 0;
+    }
+    /* A key set twice from files would silently merge two settings (a
+     * second [plugin x] appended to agents.ini with its own `account`
+     * becoming the first one's): refused, naming both places. A section
+     * opened again with other keys is fine; -s overrides come later and
+     * replace on purpose. */
+    const arbh_cfg_entry *prev = cfg->refuse_duplicates ? find_entry(cfg, section, key) : NULL;
+    if (prev) {
+        cfg_error(cfg, "%s:%d: `%s` in [%s] is already set at %s:%d", st->file, line, key, section,
+                  prev->file, prev->line);
         st->failed = true;
         return 0;
     }
@@ -307,6 +329,7 @@ int arbh_config_load(arbh_config *cfg, const char *const *files, size_t nfiles,
                      const char *const *overrides, size_t noverrides)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->refuse_duplicates = true;
     for (size_t i = 0; i < nfiles; i++)
         if (parse_file(cfg, files[i], 0) != 0)
             return -1;
@@ -327,6 +350,7 @@ int arbh_config_load_string(arbh_config *cfg, const char *name, const char *text
                             const char *const *overrides, size_t noverrides)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->refuse_duplicates = true;
     line_reader r = {.text = text};
     if (parse_reader(cfg, name, &r, 0) != 0)
         return -1;

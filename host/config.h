@@ -5,7 +5,9 @@
  * the file and line it came from, so every error can name them. `include =`
  * pulls in another file at that point, `${VAR}` and `${VAR:-default}` are
  * expanded in values, and command-line overrides (-s section.key=value) are
- * appended last so they win. Lookups mark entries as used: after plugins
+ * appended last so they win. A section may be opened again (in one file or
+ * across includes) to add keys, but a key set twice from files is an error
+ * naming both places: overrides are the one way to replace a value. Lookups mark entries as used: after plugins
  * have read their sections, an unused key is an unknown key.
  * Not here: what the keys mean (host.c) or typed parsing for plugins (api.c).
  */
@@ -36,11 +38,18 @@ typedef struct arbh_config {
     /* arbctl reads a config only for addresses: an unset ${VAR} (a split
      * config's ${ARB_BROKERS}) expands to "" there instead of failing. */
     bool unset_env_empty;
+    /* A key set twice in a section from files is an error (arb-host's
+     * loads); arbctl's lenient load lets the last one win, so that
+     * `arbctl -c FILE` still reaches a running host after a bad edit and
+     * the host's refusal of it is what the user sees. */
+    bool refuse_duplicates;
 } arbh_config;
 
 /* Reads files in order, then applies overrides ("section.key=value"; the
  * section may name an instance: "clock.ticks=5" means [plugin clock]).
- * Returns 0, or -1 with cfg->err set to "file:line: what is wrong". */
+ * Returns 0, or -1 with cfg->err set to "file:line: what is wrong"; a key
+ * the files set twice in one section is "file:line: `key` in [section] is
+ * already set at file:line". */
 int arbh_config_load(arbh_config *cfg, const char *const *files, size_t nfiles,
                      const char *const *overrides, size_t noverrides);
 /* As arbh_config_load, but an unset ${VAR} without a default expands to ""
@@ -51,7 +60,7 @@ int arbh_config_load_string(arbh_config *cfg, const char *name, const char *text
                             const char *const *overrides, size_t noverrides);
 void arbh_config_free(arbh_config *cfg);
 
-/* The last entry for section/key (later entries override), or NULL.
+/* The last entry for section/key (an override replaces the file's), or NULL.
  * Marks every entry of that section/key as used. */
 arbh_cfg_entry *arbh_config_find(arbh_config *cfg, const char *section, const char *key);
 const char *arbh_config_get(arbh_config *cfg, const char *section, const char *key,

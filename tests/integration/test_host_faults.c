@@ -4,8 +4,8 @@
  * unchanged image, reload copies a crashed host left behind, a plugin that
  * crashes in each callback (the one line naming it, exit status 70, and the
  * run script restarting it), a SIGHUP moving the gateway onto a taken port,
- * the refusal as arbctl reload-config answers it, and two hosts on one
- * address. Everything synchronises on what the host shows: log lines, admin
+ * the refusal as arbctl reload-config answers it, a key set twice refused
+ * at SIGHUP, start and --check, and two hosts on one address. Everything synchronises on what the host shows: log lines, admin
  * answers, exit statuses.
  */
 #include <setjmp.h>
@@ -767,6 +767,46 @@ static void reload_config_answers_the_refusal_with_file_line_and_instance(void *
     stop_host(&p);
 }
 
+/* A second [plugin c] with its own `role` would merge into the first: a
+ * SIGHUP that brings it is refused, naming both lines, and the old config
+ * keeps running; at start and under --check the same file is refused. */
+static void a_key_set_twice_is_refused_at_sighup_start_and_check(void **state)
+{
+    (void)state;
+    write_text("d.ini", seq_ini);
+    host_proc p;
+    spawn(&p, "d.ini", "d.log", true);
+    char ini[512], want[1200];
+    snprintf(ini, sizeof ini, "%s[plugin c]\nrole = producer\n", seq_ini);
+    write_text("d.ini", ini);
+    snprintf(want, sizeof want, "%s/d.ini:12: `role` in [plugin c] is already set at %s/d.ini:10",
+             tmp, tmp);
+    kill(p.pid, SIGHUP);
+    const char *refused = wait_log(&p, "SIGHUP refused, nothing changed");
+    assert_non_null(refused);
+    if (strncmp(strstr(refused, ": ") + 2, want, strlen(want)))
+        fail_msg("refusal: %s (wanted '%s')", refused, want);
+    const char *body;
+    assert_int_equal(http(p.admin, "GET", "/healthz", &body), 200);
+    assert_non_null(strstr(body, "\"last_reconfigure\":{\"ok\":false"));
+    assert_int_equal(http(p.admin, "GET", "/plugins", &body), 200);
+    assert_non_null(strstr(body, "\"instance\":\"c\""));
+    assert_non_null(strstr(body, "\"state\":\"running\""));
+    stop_host(&p);
+
+    spawn(&p, "d.ini", "d2.log", false);
+    assert_int_equal(wait_exit(&p), 2);
+    if (!strstr(slurp(p.log), want))
+        fail_msg("at start: %s", slurp(p.log));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/arb-host -c %s/d.ini --check > %s/d3.log 2>&1", B, tmp, tmp);
+    int st = system(cmd);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "%s/d3.log", tmp);
+    if (!strstr(slurp(cmd), want))
+        fail_msg("--check: %s", slurp(cmd));
+}
+
 /* A journal that holds records but has lost its run file is neither
  * resumed under a made-up run nor wiped: the host refuses to start, says
  * why and what to do, and the records stay; --new-run then begins anew. */
@@ -835,6 +875,7 @@ int main(void)
         cmocka_unit_test(second_host_on_an_admin_address_fails_to_start_naming_it),
         cmocka_unit_test(sighup_onto_a_port_in_use_keeps_the_gateway_where_it_is),
         cmocka_unit_test(reload_config_answers_the_refusal_with_file_line_and_instance),
+        cmocka_unit_test(a_key_set_twice_is_refused_at_sighup_start_and_check),
         cmocka_unit_test(journal_without_its_run_file_is_refused_not_wiped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

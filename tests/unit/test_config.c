@@ -1,6 +1,6 @@
 /*
  * test_config.c -- the INI layer: entries with file and line, includes,
- * ${ENV} expansion, -s overrides, long lines, syntax errors.
+ * ${ENV} expansion, -s overrides, keys set twice, long lines, syntax errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -226,13 +226,92 @@ static void key_outside_a_section_is_an_error(void **state)
     arbh_config_free(&cfg);
 }
 
-static void later_values_override_and_each_yields_effective_values(void **state)
+/* A key set twice would merge two settings silently (the last winning):
+ * refused, naming both lines, even when the section was opened again. */
+static void a_key_set_twice_in_a_section_is_an_error_naming_both_lines(void **state)
 {
     (void)state;
     arbh_config cfg;
-    assert_int_equal(arbh_config_load_string(&cfg, "t.ini", "[s]\na = 1\nb = 2\na = 3\n", NULL, 0),
-                     0);
-    assert_string_equal(arbh_config_get(&cfg, "s", "a", NULL), "3");
+    assert_int_not_equal(arbh_config_load_string(
+                             &cfg, "t.ini", "[s]\na = 1\nb = 2\n[t]\na = 9\n[s]\na = 3\n", NULL, 0),
+                         0);
+    assert_string_equal(cfg.err, "t.ini:7: `a` in [s] is already set at t.ini:2");
+    arbh_config_free(&cfg);
+}
+
+/* The second [plugin taker] appended to an included agents file. */
+static void a_key_set_again_across_an_include_is_an_error_naming_both_files(void **state)
+{
+    (void)state;
+    const char *agents = write_file("agents.ini", "[plugin taker]\nload = t.so\naccount = 40\n\n"
+                                                  "[plugin taker]\naccount = 41\n");
+    char want[1200];
+    snprintf(want, sizeof want, "%s:6: `account` in [plugin taker] is already set at %s:3", agents,
+             agents);
+    const char *f = write_file("main.ini", "[host]\nid = x\ninclude = agents.ini\n");
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    assert_string_equal(cfg.err, want);
+    arbh_config_free(&cfg);
+    /* and an including file may not replace what it includes either */
+    write_file("agents.ini", "[plugin taker]\nload = t.so\naccount = 40\n");
+    f = write_file("main.ini", "include = agents.ini\n[plugin taker]\naccount = 41\n");
+    assert_int_not_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    snprintf(want, sizeof want, "%s:3: `account` in [plugin taker] is already set at %s:3", f,
+             agents);
+    assert_string_equal(cfg.err, want);
+    arbh_config_free(&cfg);
+}
+
+/* conf.d/split: common.ini sets [bus] transport, recorder.ini (which
+ * includes it) [bus] group; the section is one, with both keys. */
+static void a_section_reopened_with_other_keys_merges(void **state)
+{
+    (void)state;
+    write_file("common.ini", "[bus]\ntransport = kafka\n");
+    const char *f = write_file(
+        "svc.ini", "include = common.ini\n[bus]\ngroup = g\n[host]\nid = x\n[bus]\nk = v\n");
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load(&cfg, &f, 1, NULL, 0), 0);
+    assert_string_equal(arbh_config_get(&cfg, "bus", "transport", NULL), "kafka");
+    assert_string_equal(arbh_config_get(&cfg, "bus", "group", NULL), "g");
+    assert_string_equal(arbh_config_get(&cfg, "bus", "k", NULL), "v");
+    arbh_config_free(&cfg);
+}
+
+/* -s replaces a file's value (that is its purpose), also one set in an
+ * included file, and each yields the effective value. */
+static int take_value(void *user, const arbh_cfg_entry *e)
+{
+    *(const char **)user = e->value;
+    return 0;
+}
+
+static void an_override_replaces_a_value_set_in_an_included_file(void **state)
+{
+    (void)state;
+    write_file("common.ini", "[bus]\ntransport = kafka\n");
+    const char *f = write_file("svc.ini", "include = common.ini\n[bus]\ngroup = g\n");
+    const char *ov[] = {"bus.transport=inproc", "bus.group=h"};
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load(&cfg, &f, 1, ov, 2), 0);
+    assert_string_equal(arbh_config_get(&cfg, "bus", "transport", NULL), "inproc");
+    assert_string_equal(arbh_config_get(&cfg, "bus", "group", NULL), "h");
+    const char *eff = NULL;
+    arbh_config_each(&cfg, "bus", take_value, &eff);
+    assert_string_equal(eff, "h");
+    arbh_config_free(&cfg);
+}
+
+/* arbctl's lenient load reads a file the host refuses (for its admin
+ * address): the last value wins there. */
+static void the_lenient_load_lets_a_duplicate_key_pass(void **state)
+{
+    (void)state;
+    const char *f = write_file("dup.ini", "[host]\nadmin = 127.0.0.1:1\nadmin = 127.0.0.1:2\n");
+    arbh_config cfg;
+    assert_int_equal(arbh_config_load_lenient(&cfg, &f, 1), 0);
+    assert_string_equal(arbh_config_get(&cfg, "host", "admin", NULL), "127.0.0.1:2");
     arbh_config_free(&cfg);
 }
 
@@ -284,7 +363,11 @@ int main(void)
         cmocka_unit_test(a_line_over_the_limit_is_rejected_with_its_line),
         cmocka_unit_test(syntax_error_names_its_line),
         cmocka_unit_test(key_outside_a_section_is_an_error),
-        cmocka_unit_test(later_values_override_and_each_yields_effective_values),
+        cmocka_unit_test(a_key_set_twice_in_a_section_is_an_error_naming_both_lines),
+        cmocka_unit_test(a_key_set_again_across_an_include_is_an_error_naming_both_files),
+        cmocka_unit_test(a_section_reopened_with_other_keys_merges),
+        cmocka_unit_test(an_override_replaces_a_value_set_in_an_included_file),
+        cmocka_unit_test(the_lenient_load_lets_a_duplicate_key_pass),
         cmocka_unit_test(unread_key_in_read_section_is_reported),
         cmocka_unit_test(section_nobody_reads_is_reported_except_instruments),
     };
