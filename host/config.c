@@ -228,8 +228,13 @@ static int on_entry(void *user, const char *section, const char *key, const char
      * replace on purpose. */
     const arbh_cfg_entry *prev = cfg->refuse_duplicates ? find_entry(cfg, section, key) : NULL;
     if (prev) {
-        cfg_error(cfg, "%s:%d: `%s` in [%s] is already set at %s:%d", st->file, line, key, section,
-                  prev->file, prev->line);
+        /* Same line of a file of the same name: one file read twice (two
+         * configs that both include instruments.ini, given together). */
+        const char *b1 = strrchr(prev->file, '/'), *b2 = strrchr(st->file, '/');
+        bool twice =
+            prev->line == line && !strcmp(b1 ? b1 + 1 : prev->file, b2 ? b2 + 1 : st->file);
+        cfg_error(cfg, "%s:%d: `%s` in [%s] is already set at %s:%d%s", st->file, line, key,
+                  section, prev->file, prev->line, twice ? " (is the file read twice?)" : "");
         st->failed = true;
         return 0;
     }

@@ -263,6 +263,20 @@ static void a_key_set_again_across_an_include_is_an_error_naming_both_files(void
     arbh_config_free(&cfg);
 }
 
+/* Two configs that include the same file, given together: said so. */
+static void a_file_read_twice_is_refused_saying_so(void **state)
+{
+    (void)state;
+    write_file("instr.ini", "[instrument XA:BTC]\ntick_size = 0.5\n");
+    const char *files[] = {write_file("one.ini", "include = instr.ini\n"),
+                           write_file("two.ini", "include = instr.ini\n")};
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load(&cfg, files, 2, NULL, 0), 0);
+    assert_non_null(strstr(cfg.err, "instr.ini:2: `tick_size` in [instrument XA:BTC]"));
+    assert_non_null(strstr(cfg.err, "(is the file read twice?)"));
+    arbh_config_free(&cfg);
+}
+
 /* conf.d/split: common.ini sets [bus] transport, recorder.ini (which
  * includes it) [bus] group; the section is one, with both keys. */
 static void a_section_reopened_with_other_keys_merges(void **state)
@@ -365,6 +379,7 @@ int main(void)
         cmocka_unit_test(key_outside_a_section_is_an_error),
         cmocka_unit_test(a_key_set_twice_in_a_section_is_an_error_naming_both_lines),
         cmocka_unit_test(a_key_set_again_across_an_include_is_an_error_naming_both_files),
+        cmocka_unit_test(a_file_read_twice_is_refused_saying_so),
         cmocka_unit_test(a_section_reopened_with_other_keys_merges),
         cmocka_unit_test(an_override_replaces_a_value_set_in_an_included_file),
         cmocka_unit_test(the_lenient_load_lets_a_duplicate_key_pass),
