@@ -171,14 +171,61 @@ static int expand_env(arbh_config *cfg, const char *file, int line, const char *
 
 static int parse_file(arbh_config *cfg, const char *path, int depth);
 
-/* The first entry for section/key, without marking anything used. */
+/* FNV-1a of section, a NUL, key. */
+static uint64_t entry_hash(const char *section, const char *key)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *s = section;; s++) {
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+        if (!*s)
+            break;
+    }
+    for (const char *s = key; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of section/key in the index: its entry's, or the empty one
+ * where it would go. */
+static uint32_t *index_slot(const arbh_config *cfg, const char *section, const char *key)
+{
+    size_t mask = cfg->index_cap - 1;
+    for (size_t i = entry_hash(section, key) & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &cfg->index[i];
+        const arbh_cfg_entry *e = *slot ? &cfg->entries[*slot - 1] : NULL;
+        if (!e || (!strcmp(e->key, key) && !strcmp(e->section, section)))
+            return slot;
+    }
+}
+
+/* Indexes the last entry added, growing the index to stay half empty. */
+static int index_add(arbh_config *cfg)
+{
+    if (2 * (cfg->indexed + 1) > cfg->index_cap) {
+        size_t cap = cfg->index_cap ? 2 * cfg->index_cap : 256;
+        uint32_t *grown = calloc(cap, sizeof *grown);
+        if (!grown)
+            return -1;
+        free(cfg->index);
+        cfg->index = grown;
+        cfg->index_cap = cap;
+        for (size_t i = 0; i + 1 < cfg->count; i++) /* every entry but the new one */
+            *index_slot(cfg, cfg->entries[i].section, cfg->entries[i].key) = (uint32_t)i + 1;
+    }
+    const arbh_cfg_entry *e = &cfg->entries[cfg->count - 1];
+    *index_slot(cfg, e->section, e->key) = (uint32_t)cfg->count;
+    cfg->indexed++;
+    return 0;
+}
+
+/* The entry a file set for section/key, if any (no entry is marked used). */
 static const arbh_cfg_entry *find_entry(const arbh_config *cfg, const char *section,
                                         const char *key)
 {
-    for (size_t i = 0; i < cfg->count; i++)
-        if (!strcmp(cfg->entries[i].key, key) && !strcmp(cfg->entries[i].section, section))
-            return &cfg->entries[i];
-    return NULL;
+    if (!cfg->index_cap)
+        return NULL;
+    uint32_t *slot = index_slot(cfg, section, key);
+    return *slot ? &cfg->entries[*slot - 1] : NULL;
 }
 
 static int on_entry(void *user, const char *section, const char *key, const char *value)
@@ -238,7 +285,8 @@ static int on_entry(void *user, const char *section, const char *key, const char
         st->failed = true;
         return 0;
     }
-    if (add_entry(cfg, section, key, expanded, st->file, line) != 0) {
+    if (add_entry(cfg, section, key, expanded, st->file, line) != 0 ||
+        (cfg->refuse_duplicates && index_add(cfg) != 0)) {
         cfg_error(cfg, "%s:%d: out of memory", st->file, line);
         st->failed = true;
         return 0;
@@ -373,6 +421,7 @@ void arbh_config_free(arbh_config *cfg)
         free(cfg->files[i]);
     free(cfg->entries);
     free(cfg->files);
+    free(cfg->index);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -239,6 +239,25 @@ static void a_key_set_twice_in_a_section_is_an_error_naming_both_lines(void **st
     arbh_config_free(&cfg);
 }
 
+/* The duplicate check's index grows with the file (a scan per key made a
+ * 10,000-instrument file take 13 s): a repeat after thousands of keys is
+ * still found, and names the first. */
+static void a_repeat_after_thousands_of_keys_is_found(void **state)
+{
+    (void)state;
+    size_t cap = 3000 * 40 + 64, n = 0;
+    char *text = malloc(cap);
+    for (int i = 0; i < 3000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "[instrument X:S%d]\ntick = 1\nlot = 1\n", i);
+    snprintf(text + n, cap - n, "[instrument X:S7]\nlot = 2\n");
+    arbh_config cfg;
+    assert_int_not_equal(arbh_config_load_string(&cfg, "big.ini", text, NULL, 0), 0);
+    assert_string_equal(cfg.err, "big.ini:9002: `lot` in [instrument X:S7] is already set at "
+                                 "big.ini:24");
+    arbh_config_free(&cfg);
+    free(text);
+}
+
 /* The second [plugin taker] appended to an included agents file. */
 static void a_key_set_again_across_an_include_is_an_error_naming_both_files(void **state)
 {
@@ -378,6 +397,7 @@ int main(void)
         cmocka_unit_test(syntax_error_names_its_line),
         cmocka_unit_test(key_outside_a_section_is_an_error),
         cmocka_unit_test(a_key_set_twice_in_a_section_is_an_error_naming_both_lines),
+        cmocka_unit_test(a_repeat_after_thousands_of_keys_is_found),
         cmocka_unit_test(a_key_set_again_across_an_include_is_an_error_naming_both_files),
         cmocka_unit_test(a_file_read_twice_is_refused_saying_so),
         cmocka_unit_test(a_section_reopened_with_other_keys_merges),
