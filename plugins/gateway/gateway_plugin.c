@@ -105,6 +105,8 @@
 
 #define GW_STATE_VERSION 1u
 #define GW_STATE_MAGIC 0x31574754u /* "TGW1" */
+/* Request line and header fields, bytes (evhttp's max_headers_size too). */
+#define GW_MAX_HEAD 16384
 
 /* Real time, whatever the simulated clock says: announcements carry it. */
 static int64_t wall_ns(void)
@@ -984,10 +986,19 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (req->minor > 1)
         req->minor = 1;
+    gw_framing_error fe;
+    int bad = gw_conn_request_error(&gw->conns, evhttp_request_get_connection(req), &fe);
+    if (bad) {
+        /* Bytes evhttp took that the scan refused (a chunk size "0x5",
+         * chunk data not ended by CRLF, ...): what evhttp read after them
+         * is not served. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        gw_reply_error(gw, req, bad, fe.code, "%s", fe.message);
+        return;
+    }
     if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
         !anon_allowed(gw, req))
         return;
-    gw_framing_error fe;
     if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe) ||
         gw_http_check_host(evhttp_request_get_input_headers(req), req->minor >= 1, &fe)) {
         /* Whatever evhttp framed after this request is not served. */
@@ -1566,7 +1577,7 @@ static int gw_start(void *self)
      * the body itself (also 413, without reading it if Content-Length says
      * so), which bounds the memory one connection can make us hold. */
     evhttp_set_max_body_size(gw->http, (ev_ssize_t)(gw->max_body * 4));
-    evhttp_set_max_headers_size(gw->http, 16384);
+    evhttp_set_max_headers_size(gw->http, GW_MAX_HEAD);
     /* Every connection's read and write timeouts have this one duration,
      * and evhttp re-arms them around every request: as one of libevent's
      * common timeouts they go on a queue in O(1) instead of in and out of
@@ -1587,8 +1598,13 @@ static int gw_start(void *self)
         gw_stop(gw);
         return ARB_ERROR;
     }
+    /* The scan's head limit is evhttp's, line ends included: the scan
+     * always sees a head over it first, so it is answered 431 (or 414)
+     * rather than evhttp's 400. max_body bounds a chunked body at each
+     * chunk's size line, where evhttp's higher cap would wait for the
+     * chunk's data. */
     gw_conn_limits limits = {gw->request_timeout_ms, (size_t)gw->max_conns,
-                             (size_t)gw->max_conns_per_addr};
+                             (size_t)gw->max_conns_per_addr, GW_MAX_HEAD, (uint64_t)gw->max_body};
     if (gw_conns_guard(&gw->conns, gw->http, bound, &limits, log_warning, gw))
         goto nomem;
     arb_info(ctx, "gateway listening on http://%s/ (%zu instruments, %zu api keys)", gw->bound_addr,

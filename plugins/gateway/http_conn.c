@@ -109,9 +109,18 @@ typedef struct conn_hold {
     struct event *deadline; /* request_timeout_ms */
     uint64_t addr;          /* client address key */
     struct conn_hold *admit_next;
+    /* The scan of the request being read (gw_conn_limits.max_head): */
+    gw_http_scan scan;
+    size_t scanned;   /* bytes at the input's front already scanned */
+    uint8_t patching; /* the input is being rewritten by patch_space */
+    int req_status;   /* the scan's verdict on the request handed over */
+    gw_framing_error req_err;
 } conn_hold;
 
 static void on_input_added(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg);
+static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
+
+static int scanning(const gw_conns *c) { return c->limits.max_head && c->limits.max_body; }
 
 static void uncount(conn_hold *h)
 {
@@ -130,8 +139,10 @@ static void hold_release(conn_hold *h)
     gw_map_del(&h->conns->holds, (uintptr_t)h->evcon);
     if (h->counted)
         uncount(h);
-    if (h->bev)
+    if (h->bev) {
         evbuffer_remove_cb(bufferevent_get_input(h->bev), on_input_added, h);
+        evbuffer_remove_cb(bufferevent_get_output(h->bev), on_output_added, h);
+    }
     if (h->deadline)
         event_free(h->deadline);
     if (h->ev)
@@ -163,12 +174,68 @@ static void arm_deadline(conn_hold *h)
         evtimer_add(h->deadline, &h->conns->deadline_tv);
 }
 
+/* evhttp reads a chunk size up to the first byte that is not a hex digit
+ * and takes the line only if that byte is a space (whatever follows it is
+ * ignored), so an extension ("5;x=1", "5\t;x") is refused. The byte at off,
+ * the first after the size, is made a space: evhttp then reads the size and
+ * ignores the extension, as RFC 9112 section 7.1.1 asks. An evbuffer is
+ * changed only at its ends, so the input is taken out and put back around
+ * the byte (its chains are moved, not copied). */
+static void patch_space(conn_hold *h, struct evbuffer *in, size_t off)
+{
+    struct evbuffer *rest = evbuffer_new();
+    if (!rest)
+        return; /* evhttp refuses the line: answered 400 (see on_output_added) */
+    h->patching = 1;
+    evbuffer_remove_buffer(in, rest, evbuffer_get_length(in));
+    evbuffer_remove_buffer(rest, in, off);
+    evbuffer_drain(rest, 1);
+    evbuffer_add(in, " ", 1);
+    evbuffer_add_buffer(in, rest);
+    h->patching = 0;
+    evbuffer_free(rest);
+}
+
+/* Scans what has arrived since the last call, before evhttp reads it. */
+static void scan_input(conn_hold *h, struct evbuffer *in)
+{
+    size_t len = evbuffer_get_length(in);
+    while (h->scanned < len && h->scan.state < GW_SCAN_DONE) {
+        struct evbuffer_ptr at;
+        struct evbuffer_iovec v[8];
+        if (evbuffer_ptr_set(in, &at, h->scanned, EVBUFFER_PTR_SET))
+            return;
+        int nv = evbuffer_peek(in, (ev_ssize_t)(len - h->scanned), &at, v, 8);
+        for (int i = 0; i < nv && i < 8 && h->scan.state < GW_SCAN_DONE; i++) {
+            size_t took = gw_http_scan_feed(&h->scan, v[i].iov_base, v[i].iov_len);
+            h->scanned += took;
+            if (h->scan.patch_at != UINT64_MAX) {
+                patch_space(h, in, h->scanned - (size_t)(h->scan.fed - h->scan.patch_at));
+                break; /* the chains have moved: peek again */
+            }
+        }
+    }
+    /* Answered now, unless evhttp has the request (gw_conn_request_error
+     * then tells the gateway) or answers it itself in this turn. */
+    if (h->scan.state == GW_SCAN_FAILED && !h->waiting && h->deadline)
+        event_active(h->deadline, EV_TIMEOUT, 1);
+}
+
 static void on_input_added(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
-    (void)in;
     conn_hold *h = arg;
-    if (info->n_added && !h->waiting && h->deadline && !evtimer_pending(h->deadline, NULL))
+    if (h->patching)
+        return;
+    if (info->n_deleted) /* evhttp reads from the front */
+        h->scanned = info->n_deleted < h->scanned ? h->scanned - info->n_deleted : 0;
+    if (!info->n_added)
+        return;
+    if (!h->waiting && h->deadline && !evtimer_pending(h->deadline, NULL))
         arm_deadline(h);
+    if (scanning(h->conns) && h->scan.state < GW_SCAN_DONE)
+        scan_input(h, in);
+    else if (h->scan.state == GW_SCAN_FAILED && !h->waiting && h->deadline)
+        event_active(h->deadline, EV_TIMEOUT, 1); /* a pipelined request (gw_conn_wait) */
 }
 
 void gw_conn_wait(gw_conns *c, struct evhttp_connection *evcon)
@@ -195,6 +262,28 @@ void gw_conn_wait(gw_conns *c, struct evhttp_connection *evcon)
     h->reports = 0;
     if (h->deadline)
         evtimer_del(h->deadline);
+    /* evhttp has read this request to its end: the next one starts at the
+     * input's front, where the scan starts again. */
+    h->req_status = h->scan.state == GW_SCAN_FAILED ? h->scan.status : 0;
+    h->req_err = h->scan.err;
+    if (scanning(c)) {
+        gw_http_scan_start(&h->scan, c->limits.max_head, c->limits.max_body);
+        h->scanned = 0;
+        /* A pipelined request already here is scanned now; a fault in it
+         * is answered when evhttp reads it (on_output_added, the gateway),
+         * or when more of it arrives, or at its deadline (on_deadline). */
+        if (h->bev && evbuffer_get_length(bufferevent_get_input(h->bev)))
+            scan_input(h, bufferevent_get_input(h->bev));
+    }
+}
+
+int gw_conn_request_error(gw_conns *c, struct evhttp_connection *evcon, gw_framing_error *err)
+{
+    conn_hold *h = evcon ? gw_map_get(&c->holds, (uintptr_t)evcon) : NULL;
+    if (!h || !h->req_status)
+        return 0;
+    *err = h->req_err;
+    return h->req_status;
 }
 
 /* The answer is about to be sent: evhttp reads again once it is. */
@@ -211,8 +300,6 @@ static void hold_answered(gw_conns *c, struct evhttp_connection *evcon)
         arm_deadline(h);
 }
 
-static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg);
-
 void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon)
 {
     conn_hold *h = evcon ? gw_map_get(&c->holds, (uintptr_t)evcon) : NULL;
@@ -222,6 +309,7 @@ void gw_conn_drop(gw_conns *c, struct evhttp_connection *evcon)
     }
     /* evhttp writes no error page of its own on a connection whose answer
      * has begun (it reads nothing while it writes), and the look for one
+     * (removed by hold_release on a guarded connection, here otherwise)
      * walks the output buffer's chains to the added bytes: on a stream,
      * whose queue can hold thousands of events, that was a walk of the
      * whole queue for every event queued, which held the loop for seconds
@@ -342,6 +430,16 @@ static void error_for(int status, const char **reason, const char **code, const 
         *code = "request_too_large";
         *msg = "the request line, the headers or the body exceed the gateway's limits";
         return;
+    case 414:
+        *reason = "URI Too Long";
+        *code = "uri_too_long";
+        *msg = "the request line is longer than the gateway takes";
+        return;
+    case 431:
+        *reason = "Request Header Fields Too Large";
+        *code = "headers_too_large";
+        *msg = "the request's header fields are larger than the gateway takes";
+        return;
     case 501:
         *reason = "Not Implemented";
         *code = "not_implemented";
@@ -355,7 +453,7 @@ static void error_for(int status, const char **reason, const char **code, const 
 
 static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
-    (void)arg;
+    conn_hold *h = arg; /* a guarded connection's, else NULL */
     if (info->n_deleted || info->n_added < EVHTTP_PAGE_LEN)
         return;
     size_t len = evbuffer_get_length(out), body = len - info->n_added;
@@ -382,7 +480,24 @@ static void on_output_added(struct evbuffer *out, const struct evbuffer_cb_info 
     if (sscanf(line, "HTTP/%*[^ ] %d", &status) != 1)
         return;
     const char *reason, *code, *msg;
-    error_for(status, &reason, &code, &msg);
+    /* evhttp's status is not always the right one: it answers 413 to a
+     * malformed chunk line or trailer, and 400 to a head over its limit.
+     * The scan saw the bytes first and knows which fault it was. */
+    if (h && h->scan.state == GW_SCAN_FAILED) {
+        status = h->scan.status;
+        error_for(status, &reason, &code, &msg);
+        code = h->scan.err.code;
+        msg = h->scan.err.message;
+    } else if (h && status == 413 && h->scan.state == GW_SCAN_CHUNK_SIZE) {
+        /* A line the scan took and evhttp refused: one whose extension
+         * could not be blanked (no memory). Not the client's size. */
+        status = 400;
+        error_for(status, &reason, &code, &msg);
+        code = "invalid_chunk_size";
+        msg = "the chunk size line could not be read";
+    } else {
+        error_for(status, &reason, &code, &msg);
+    }
     char json[256];
     int n =
         snprintf(json, sizeof json, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
@@ -466,13 +581,29 @@ static void answer_and_close(evutil_socket_t fd, int status, const char *reason,
     shutdown(fd, SHUT_WR);
 }
 
+/* The request deadline passed, or the scan refused the request's bytes
+ * (made active by scan_input). */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     conn_hold *h = arg;
+    int queued = evbuffer_get_length(bufferevent_get_output(h->bev)) > 0;
+    if (h->scan.state == GW_SCAN_FAILED && !h->waiting) {
+        /* evhttp refused the bytes itself in the same turn: its answer,
+         * with the scan's status (see on_output_added), is queued, and
+         * evhttp closes the connection once it is written. */
+        if (queued)
+            return;
+        const char *reason, *code, *msg;
+        error_for(h->scan.status, &reason, &code, &msg);
+        answer_and_close(bufferevent_getfd(h->bev), h->scan.status, reason, h->scan.err.code,
+                         h->scan.err.message);
+        evhttp_connection_free(h->evcon);
+        return;
+    }
     h->conns->stats.timed_out++;
     /* Answered only if nothing of an earlier answer is still queued. */
-    if (!evbuffer_get_length(bufferevent_get_output(h->bev)))
+    if (!queued)
         answer_and_close(bufferevent_getfd(h->bev), 408, "Request Timeout", "request_timeout",
                          "the request did not arrive whole in time");
     /* The close callback frees h. */
@@ -486,6 +617,7 @@ static void refuse(conn_hold *h, struct evhttp_connection *evcon, evutil_socket_
                      "the gateway has as many connections as it takes from this address or "
                      "in all; retry later");
     evbuffer_remove_cb(bufferevent_get_input(h->bev), on_input_added, h);
+    evbuffer_remove_cb(bufferevent_get_output(h->bev), on_output_added, h);
     evhttp_connection_free(evcon);
     free(h);
 }
@@ -619,9 +751,11 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 {
     gw_conns *c = arg;
-    /* What evhttp makes when given no callback, plus the output callback. */
+    /* What evhttp makes when given no callback, plus the output callback
+     * (given the hold on a guarded connection, for the scan's verdict). */
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output_added, NULL)) {
+    if (bev && !c->admit_ev &&
+        !evbuffer_add_cb(bufferevent_get_output(bev), on_output_added, NULL)) {
         bufferevent_free(bev);
         return NULL;
     }
@@ -634,13 +768,15 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
         c->failed_accepts = 0;
     }
     conn_hold *h = calloc(1, sizeof *h);
-    if (!h || !evbuffer_add_cb(bufferevent_get_input(bev), on_input_added, h)) {
+    if (!h || !evbuffer_add_cb(bufferevent_get_input(bev), on_input_added, h) ||
+        !evbuffer_add_cb(bufferevent_get_output(bev), on_output_added, h)) {
         free(h);
         bufferevent_free(bev);
         return NULL;
     }
     h->conns = c;
     h->bev = bev;
+    gw_http_scan_start(&h->scan, c->limits.max_head, c->limits.max_body);
     h->admit_next = c->admitting;
     c->admitting = h;
     event_active(c->admit_ev, EV_TIMEOUT, 0);

@@ -32,6 +32,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "http_framing.h"
 #include "u64map.h"
 
 /* What a connection may cost (see gw_conns_guard). 0 turns a limit off. */
@@ -41,6 +42,13 @@ typedef struct gw_conn_limits {
                                    byte (later requests on a keep-alive connection) */
     size_t max_conns;           /* open HTTP connections (streams are counted apart) */
     size_t max_conns_per_addr;  /* of them, from one client address */
+    /* The request's bytes are scanned as they arrive (gw_http_scan, see
+     * http_framing.h) when both are set: */
+    size_t max_head;   /* request line and header fields (and a trailer), line
+                          ends included: past it 414 or 431. At most evhttp's
+                          max_headers_size, which counts without line ends, so
+                          the scan always sees it first. */
+    uint64_t max_body; /* chunk data in all: past it 413 at the chunk's size line */
 } gw_conn_limits;
 
 /* What the guard did, for metrics: counts since start. */
@@ -82,6 +90,12 @@ void gw_conns_free(gw_conns *c);
 /* A request was handed to the application: evhttp has just stopped reading
  * the connection. Call first thing in the request callback. */
 void gw_conn_wait(gw_conns *c, struct evhttp_connection *evcon);
+/* After gw_conn_wait: 0 if the request's bytes were fine, or the status
+ * (400, 413, 414 or 431) and *err for the fault the scan found in a request
+ * evhttp took anyway (a chunk size "0x5", chunk data not ended by CRLF, a
+ * head over max_head but within evhttp's limit). Answer it and close the
+ * connection: what evhttp read after the fault is not to be trusted. */
+int gw_conn_request_error(gw_conns *c, struct evhttp_connection *evcon, gw_framing_error *err);
 /* The connection becomes a stream and sets its own close callback; its
  * output is no longer looked at for evhttp's error pages (see
  * gw_conns_json_errors), which cannot come once the answer has begun. */
@@ -94,7 +108,10 @@ void gw_conn_send(gw_conns *c, struct evhttp_request *req, int status, const cha
 
 /* Guards the server: every accepted connection is admitted or refused
  * against the limits (503 JSON and closed), each request must arrive whole
- * within request_timeout_ms (else 408 JSON and closed), and accept failing
+ * within request_timeout_ms (else 408 JSON and closed), a request whose
+ * bytes the scan refuses (max_head, max_body) is answered at once with the
+ * scan's status and closed, or, if evhttp refused it first, evhttp's answer
+ * carries the scan's status instead of evhttp's, and accept failing
  * for lack of file descriptors pauses accepting with a back-off (10 ms
  * doubling to 1 s) instead of retrying on every loop turn, logged once when
  * the episode starts and once when it ends. Includes gw_conns_json_errors.

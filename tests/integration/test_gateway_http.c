@@ -1714,14 +1714,84 @@ static void chunked_order_is_accepted(void **state)
     raw_free(r);
 }
 
+#define CHUNKED_HEAD                                                      \
+    "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY_A \
+    "\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+/* evhttp refuses a size that is not hex as if the body were too large
+ * (413), and takes "0x5" as 5: both are malformed framing, 400. */
+static void malformed_chunk_size_is_400(void **state)
+{
+    (void)state;
+    expect_raw_error(raw(CHUNKED_HEAD "zz\r\nhello\r\n0\r\n\r\n", 0), 400, "invalid_chunk_size");
+    expect_raw_error(raw(CHUNKED_HEAD "0x5\r\nhello\r\n0\r\n\r\n", 0), 400, "invalid_chunk_size");
+    /* evhttp skips the missing CRLF after chunk data */
+    expect_raw_error(raw(CHUNKED_HEAD "5\r\nhello0\r\n\r\n", 0), 400, "invalid_chunk");
+    /* and answers a malformed trailer 413 */
+    expect_raw_error(raw(CHUNKED_HEAD "0\r\nno colon\r\n\r\n", 0), 400, "invalid_trailer");
+}
+
+/* RFC 9112 section 7.1.1: an unrecognised chunk extension is ignored.
+ * evhttp refuses "5;x=1" (413); the gateway serves it. */
+static void chunk_extension_is_ignored_and_the_order_served(void **state)
+{
+    (void)state;
+    char *body = order_body("buy", "100.00", "1");
+    char req[1024];
+    snprintf(req, sizeof req,
+             "POST /v1/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Authorization: Bearer " KEY_A "\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "%zx;ext=1\r\n%s\r\n0;last=\"yes\"\r\n\r\n",
+             strlen(body), body);
+    raw_call *r = raw(req, 0);
+    if (strncmp(r->got, "HTTP/1.1 200", 12))
+        fail_msg("%s", r->got);
+    assert_non_null(strstr(r->got, "\"status\":\"open\""));
+    raw_free(r);
+}
+
+/* A chunk over max_body (1024) is refused at its size line, with no data
+ * sent: evhttp's cap is 4 x max_body, and below it evhttp waited for the
+ * data until the request deadline (5 s, 408). */
+static void chunk_over_the_limit_is_413_at_once(void **state)
+{
+    (void)state;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    raw_call *r = raw(CHUNKED_HEAD "800\r\n{", 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    /* At once: well inside the 1 s idle timeout that would otherwise close it. */
+    if (ms >= 500)
+        fail_msg("answered after %lld ms", (long long)ms);
+    expect_raw_error(r, 413, "body_too_large");
+}
+
+/* A request already read behind another is scanned when evhttp comes to
+ * it: the first is served, the second refused. */
+static void pipelined_request_with_a_bad_chunk_is_400(void **state)
+{
+    (void)state;
+    raw_call *r = raw("GET /v1/instruments HTTP/1.1\r\nHost: x\r\n\r\n" CHUNKED_HEAD
+                      "0x5\r\nhello\r\n0\r\n\r\n",
+                      0);
+    assert_int_equal(count_responses(r), 2);
+    assert_true(r->closed);
+    if (strncmp(r->got, "HTTP/1.1 200", 12) || !strstr(r->got, "HTTP/1.1 400") ||
+        !strstr(r->got, "invalid_chunk_size"))
+        fail_msg("%s", r->got);
+    raw_free(r);
+}
+
 static void malformed_request_line_gets_a_json_400(void **state)
 {
     (void)state;
     expect_raw_error(raw("GARBAGE\r\n\r\n", 0), 400, "malformed_request");
 }
 
-/* evhttp answers a request line or header block over its limit (16 KiB
- * here) with 400 itself. */
+/* evhttp would answer a request line or header block over its limit (16
+ * KiB here) with 400 itself; the gateway's scan sees it first: 414 for a
+ * request line (RFC 9112 section 3), 431 for header fields (RFC 6585). */
 static void overlong_uri_gets_a_json_error(void **state)
 {
     (void)state;
@@ -1730,7 +1800,7 @@ static void overlong_uri_gets_a_json_error(void **state)
     memcpy(req, "GET /", 5);
     memset(req + 5, 'a', n);
     strcpy(req + 5 + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
-    expect_raw_error(raw(req, 0), 400, "malformed_request");
+    expect_raw_error(raw(req, 0), 414, "uri_too_long");
     free(req);
 }
 
@@ -1743,7 +1813,7 @@ static void header_flood_gets_a_json_error(void **state)
     for (int i = 0; len + 64 < cap; i++)
         len += (size_t)snprintf(req + len, cap - len, "X-Flood-%d: %032d\r\n", i, i);
     strcpy(req + len, "\r\n");
-    expect_raw_error(raw(req, 0), 400, "malformed_request");
+    expect_raw_error(raw(req, 0), 431, "headers_too_large");
     free(req);
 }
 
@@ -2353,6 +2423,10 @@ int main(void)
         T(transfer_encoding_other_than_chunked_is_rejected),
         T(content_length_with_chunked_is_rejected),
         T(chunked_order_is_accepted),
+        T(malformed_chunk_size_is_400),
+        T(chunk_extension_is_ignored_and_the_order_served),
+        T(chunk_over_the_limit_is_413_at_once),
+        T(pipelined_request_with_a_bad_chunk_is_400),
         T(malformed_request_line_gets_a_json_400),
         T(overlong_uri_gets_a_json_error),
         T(header_flood_gets_a_json_error),
