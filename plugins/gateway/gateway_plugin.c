@@ -996,19 +996,22 @@ static void on_request(struct evhttp_request *req, void *arg)
         gw_reply_error(gw, req, bad, fe.code, "%s", fe.message);
         return;
     }
-    if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
-        !anon_allowed(gw, req))
-        return;
-    if (gw_http_check_framing(evhttp_request_get_input_headers(req), &fe) ||
+    /* Framing first: an answer that keeps the connection (429 below) must
+     * not come before the check that what evhttp read next is a request. */
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int body_allowed = cmd != EVHTTP_REQ_HEAD && cmd != EVHTTP_REQ_TRACE;
+    if (gw_http_check_framing(evhttp_request_get_input_headers(req), body_allowed, &fe) ||
         gw_http_check_host(evhttp_request_get_input_headers(req), req->minor >= 1, &fe)) {
         /* Whatever evhttp framed after this request is not served. */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         gw_reply_error(gw, req, 400, fe.code, "%s", fe.message);
         return;
     }
+    if (!evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") &&
+        !anon_allowed(gw, req))
+        return;
     gw_path_params pp;
     char allow[64];
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     /* HEAD is served by every GET route. */
     int route = gw_route_match(cmd == EVHTTP_REQ_HEAD ? "GET" : method_name(cmd), path, &pp, allow,
                                sizeof allow - 6);

@@ -63,9 +63,9 @@ static int fail(gw_framing_error *err, const char *code, const char *message)
     return -1;
 }
 
-int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err)
+int gw_http_check_framing(const struct evkeyvalq *headers, int body_allowed, gw_framing_error *err)
 {
-    int n_length = 0, n_coding = 0;
+    int n_length = 0, n_coding = 0, declared = 0;
     const struct evkeyval *h;
     TAILQ_FOREACH(h, headers, next)
     {
@@ -78,6 +78,7 @@ int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err
             if (!is_length(h->value))
                 return fail(err, "invalid_content_length",
                             "Content-Length must be a decimal number of 1 to 18 digits");
+            declared |= strspn(h->value, "0") != strlen(h->value);
         } else if (!strcasecmp(h->key, "Transfer-Encoding")) {
             if (++n_coding > 1 || strcasecmp(h->value, "chunked"))
                 return fail(err, "unsupported_transfer_encoding",
@@ -87,6 +88,8 @@ int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err
     if (n_length && n_coding)
         return fail(err, "conflicting_framing",
                     "a request must not carry both Content-Length and Transfer-Encoding");
+    if (!body_allowed && (declared || n_coding))
+        return fail(err, "unexpected_body", "this method takes no body");
     return 0;
 }
 

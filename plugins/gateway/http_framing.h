@@ -35,8 +35,11 @@ typedef struct gw_framing_error {
 /* 0 if headers frame the request one way only; -1 with *err set if a header
  * name is not an RFC 9110 token, Content-Length is repeated or is not 1 to
  * 18 digits, Transfer-Encoding is repeated or is anything but "chunked", or
- * both are present. */
-int gw_http_check_framing(const struct evkeyvalq *headers, gw_framing_error *err);
+ * both are present; or, when !body_allowed, a body is declared at all
+ * (Transfer-Encoding, or a Content-Length other than 0). evhttp reads no
+ * body for HEAD or TRACE: the declared body would be read as the next
+ * request (smuggling), so on those it is refused. */
+int gw_http_check_framing(const struct evkeyvalq *headers, int body_allowed, gw_framing_error *err);
 
 /* RFC 9112 section 3.2: 0 if the request names its host once (an HTTP/1.0
  * one may leave it out); -1 with *err set if Host is missing from an

@@ -33,7 +33,7 @@ static struct evkeyvalq *headers(int n, const char *const *kv)
 static const char *check(int n, const char *const *kv)
 {
     gw_framing_error e = {0};
-    return gw_http_check_framing(headers(n, kv), &e) ? e.code : NULL;
+    return gw_http_check_framing(headers(n, kv), 1, &e) ? e.code : NULL;
 }
 
 static const char *host(int n, const char *const *kv, int http11)
