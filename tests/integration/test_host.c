@@ -1000,48 +1000,82 @@ static void run_until_int(arbh_host *h, const int *v, int want)
     assert_true(*v >= want);
 }
 
+/* A host with the matcher on one book (XA:BTCUSD at `tick`) and the
+ * plugin sections in `extra`, written to a file of its own so that a test
+ * can rewrite it and SIGHUP; `self` publishes and subscribes. */
+typedef struct book_rig {
+    char dir[64], path[300];
+    arbh_host *h;
+    arbh_instance *self;
+} book_rig;
+
+static void book_rig_write(book_rig *r, const char *tick, const char *extra)
+{
+    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
+             "tick_size = %s\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
+             "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n%s",
+             b, tick, extra);
+    write_text(r->path, ini);
+}
+
+/* Makes the host; the caller subscribes through r->self, then starts it. */
+static void book_rig_new(book_rig *r, const char *tick, const char *extra)
+{
+    snprintf(r->dir, sizeof r->dir, "/tmp/arb-test-hup-book-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    snprintf(r->path, sizeof r->path, "%s/host.ini", r->dir);
+    book_rig_write(r, tick, extra);
+    const char *files[] = {r->path};
+    char err[1024];
+    r->h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
+    if (!r->h)
+        fail_msg("%s", err);
+    r->self = arbh_host_add_pseudo(r->h, "test");
+}
+
+static void book_rig_start(book_rig *r)
+{
+    char err[1024];
+    assert_int_equal(arbh_host_start(r->h, err, sizeof err), ARB_OK);
+}
+
+static void book_rig_free(book_rig *r)
+{
+    arbh_host_stop(r->h);
+    arbh_host_free(r->h);
+    unlink(r->path);
+    rmdir(r->dir);
+}
+
 static void sighup_never_drops_the_matchers_books(void **state)
 {
     (void)state;
-    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
-    char dir[] = "/tmp/arb-test-hup-matcher-XXXXXX", path[300], ini[1024], err[1024];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/host.ini", dir);
-    const char *fmt =
-        "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
-        "tick_size = %s\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
-        "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n";
-    snprintf(ini, sizeof ini, fmt, b, "0.01");
-    write_text(path, ini);
-    const char *files[] = {path};
-    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
-    if (!h)
-        fail_msg("%s", err);
-    arbh_instance *self = arbh_host_add_pseudo(h, "test");
+    book_rig r;
+    book_rig_new(&r, "0.01", "");
     int events = 0, trades = 0;
-    arbh_bus_subscribe(self, ARB_TOPIC_ORDER_EVENTS, on_count, &events);
-    arbh_bus_subscribe(self, ARB_TOPIC_TRADE_EXECUTED, on_count, &trades);
-    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
-    publish_order(self, 1, ARB_SIDE_BUY, ARB_TIF_GTC);
-    run_until_int(h, &events, 1);
-    arbh_instance *matcher = arbh_host_find(h, "matcher");
+    arbh_bus_subscribe(r.self, ARB_TOPIC_ORDER_EVENTS, on_count, &events);
+    arbh_bus_subscribe(r.self, ARB_TOPIC_TRADE_EXECUTED, on_count, &trades);
+    book_rig_start(&r);
+    publish_order(r.self, 1, ARB_SIDE_BUY, ARB_TIF_GTC);
+    run_until_int(r.h, &events, 1);
+    arbh_instance *matcher = arbh_host_find(r.h, "matcher");
 
-    snprintf(ini, sizeof ini, fmt, b, "0.05");
-    write_text(path, ini);
-    assert_int_not_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
+    book_rig_write(&r, "0.05", "");
+    char err[1024];
+    assert_int_not_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
     if (!strstr(err, "[plugin matcher]") || !strstr(err, "state not carried over"))
         fail_msg("refusal '%s' does not name the matcher and its state", err);
-    assert_false(h->last_reconfig.ok);
-    assert_ptr_equal(arbh_host_find(h, "matcher"), matcher);
+    assert_false(r.h->last_reconfig.ok);
+    assert_ptr_equal(arbh_host_find(r.h, "matcher"), matcher);
 
     /* The resting buy is still there: a crossing IOC sell trades with it. */
-    publish_order(self, 2, ARB_SIDE_SELL, ARB_TIF_IOC);
-    run_until_int(h, &trades, 1);
+    publish_order(r.self, 2, ARB_SIDE_SELL, ARB_TIF_IOC);
+    run_until_int(r.h, &trades, 1);
     assert_int_equal(trades, 1);
-    arbh_host_stop(h);
-    arbh_host_free(h);
-    unlink(path);
-    rmdir(dir);
+    book_rig_free(&r);
 }
 
 /* An agent whose successor refuses its state (here its account changed)
@@ -1064,48 +1098,36 @@ static void on_mm_event(void *user, const arb_msg *m)
 static void sighup_an_agent_refuses_cancels_the_orders_it_left(void **state)
 {
     (void)state;
-    const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
-    char dir[] = "/tmp/arb-test-hup-agent-XXXXXX", path[300], ini[1024], err[1024];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/host.ini", dir);
-    const char *fmt =
-        "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
-        "tick_size = 0.01\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
-        "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n"
+    static const char mm[] =
         "[plugin mm]\nload = agent_market_maker.so\naccount = %d\ninstruments = XA:BTCUSD\n";
-    snprintf(ini, sizeof ini, fmt, b, 10);
-    write_text(path, ini);
-    const char *files[] = {path};
-    arbh_host *h = arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err);
-    if (!h)
-        fail_msg("%s", err);
-    arbh_instance *self = arbh_host_add_pseudo(h, "test");
+    char extra[256];
+    snprintf(extra, sizeof extra, mm, 10);
+    book_rig r;
+    book_rig_new(&r, "0.01", extra);
     mm_watch w = {0};
-    arbh_bus_subscribe(self, ARB_TOPIC_ORDER_EVENTS, on_mm_event, &w);
-    assert_int_equal(arbh_host_start(h, err, sizeof err), ARB_OK);
+    arbh_bus_subscribe(r.self, ARB_TOPIC_ORDER_EVENTS, on_mm_event, &w);
+    book_rig_start(&r);
     arb_market_event me = {.kind = ARB_MEV_VENUE_VALUE, .value = 10000, .ts = 1, .seq = 1};
     memcpy(me.venue, "XA", 2);
     memcpy(me.symbol, "BTCUSD", 6);
     uint8_t buf[ARB_MARKET_EVENT_LEN];
     uint32_t n = arb_market_event_encode(&me, buf, sizeof buf);
-    assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_MARKET_EVENTS,
+    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_MARKET_EVENTS,
                                       arb_instrument_key(me.venue, me.symbol), buf, n),
                      ARB_OK);
     arb_tick t = {1, 1000000, 1000000, 1, ARB_TICK_SIM};
     n = arb_tick_encode(&t, buf, sizeof buf);
-    assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_SYSTEM_TICKS, 0, buf, n), ARB_OK);
-    run_until_int(h, &w.accepted, 2); /* its bid and its ask rest */
+    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_SYSTEM_TICKS, 0, buf, n), ARB_OK);
+    run_until_int(r.h, &w.accepted, 2); /* its bid and its ask rest */
 
-    snprintf(ini, sizeof ini, fmt, b, 12);
-    write_text(path, ini);
-    assert_int_equal(arbh_host_reconfigure(h, err, sizeof err), ARB_OK);
-    assert_string_equal(h->last_reconfig.state_dropped, "mm");
-    run_until_int(h, &w.cancelled, 2);
+    snprintf(extra, sizeof extra, mm, 12);
+    book_rig_write(&r, "0.01", extra);
+    char err[1024];
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_string_equal(r.h->last_reconfig.state_dropped, "mm");
+    run_until_int(r.h, &w.cancelled, 2);
     assert_int_equal(w.cancelled, 2);
-    arbh_host_stop(h);
-    arbh_host_free(h);
-    unlink(path);
-    rmdir(dir);
+    book_rig_free(&r);
 }
 
 static void sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so(void **state)
