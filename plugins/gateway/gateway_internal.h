@@ -130,6 +130,8 @@ struct gateway {
 
     /* metrics */
     arb_counter *m_2xx, *m_4xx, *m_5xx, *m_orders, *m_stream_cut, *m_timeouts;
+    int64_t cut_logged_ns;  /* the last "cut off" line (stream.c, stream_cut) */
+    uint64_t cuts_unlogged; /* cut-offs since it, not logged one by one */
     arb_counter *m_conn_refused, *m_req_timeouts, *m_accept_pauses, *m_anon_limited;
     arb_histogram *m_order_latency;
     arb_gauge *m_streams, *m_pending;

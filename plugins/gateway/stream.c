@@ -50,8 +50,20 @@ static void on_stream_closed(struct evhttp_connection *evcon, void *arg)
 static void stream_cut(gateway *gw, stream_client *s)
 {
     arb_counter_add(gw->m_stream_cut, 1);
-    arb_warn(gw->ctx, "stream client cut off: more than %lld bytes unread, or unread for %lld ms",
-             (long long)gw->stream_limit, (long long)gw->stream_stall_ms);
+    /* One line per 10 s at most: a mass cut-off (256 readers at once) was
+     * 256 identical lines. The metric counts each. */
+    int64_t now = gw_mono_ns();
+    if (gw->cut_logged_ns && now - gw->cut_logged_ns < 10 * 1000000000LL) {
+        gw->cuts_unlogged++;
+    } else {
+        arb_warn(gw->ctx,
+                 "stream client cut off: more than %lld bytes unread, or unread for %lld ms "
+                 "(%llu more cut off since the last such line)",
+                 (long long)gw->stream_limit, (long long)gw->stream_stall_ms,
+                 (unsigned long long)gw->cuts_unlogged);
+        gw->cut_logged_ns = now;
+        gw->cuts_unlogged = 0;
+    }
     struct evhttp_connection *evcon = s->evcon;
     evhttp_connection_set_closecb(evcon, NULL, NULL);
     stream_free(gw, s);
