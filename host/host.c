@@ -528,7 +528,8 @@ arbh_host *arbh_host_new(const char *const *files, size_t nfiles, const char *te
         }
     }
     free_names(&plan);
-    if (arbh_latency_configure(h, cfg, err, n) != ARB_OK ||
+    if (arbh_claims_check(h->instances, h->ninstances, err, n) ||
+        arbh_latency_configure(h, cfg, err, n) != ARB_OK ||
         validate_unread(cfg, err, n) != ARB_OK) {
         arbh_host_free(h);
         return NULL;
@@ -1097,6 +1098,31 @@ static void commit_new(void *arg)
 
 static void free_old(void *arg) { arbh_instance_free(((hup_item *)arg)->old); }
 
+/* The claims of the configuration the plan makes: the running instances
+ * it keeps, and the ones it prepared in place of the others. */
+static int hup_claims_check(arbh_host *h, const hup_plan *p, char *err, size_t n)
+{
+    arbh_instance **list = malloc((h->ninstances + p->count + 1) * sizeof *list);
+    if (!list) {
+        snprintf(err, n, "out of memory");
+        return ARB_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < h->ninstances; i++) {
+        bool planned = false;
+        for (size_t j = 0; j < p->count && !planned; j++)
+            planned = p->items[j].old == h->instances[i];
+        if (!planned)
+            list[k++] = h->instances[i];
+    }
+    for (size_t j = 0; j < p->count; j++)
+        if (p->items[j].nw)
+            list[k++] = p->items[j].nw;
+    int rc = arbh_claims_check(list, k, err, n) ? ARB_EINVAL : ARB_OK;
+    free(list);
+    return rc;
+}
+
 /* Every refusal is logged (a syntax error or a missing include too, which
  * once showed only in the admin answer and /healthz) and kept for them. */
 static void record_refusal(arbh_host *h, const char *msg)
@@ -1227,6 +1253,8 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
         rc = ARB_EINVAL;
     if (failed)
         snprintf(err, n, "%s", failed->why);
+    else if (rc == ARB_OK && hup_claims_check(h, &p, err, n) != ARB_OK)
+        rc = ARB_EINVAL;
 
     if (rc != ARB_OK) {
         /* Undo: the prepared instances go, newest first; nothing else moved. */

@@ -167,9 +167,11 @@ struct arbh_instance {
     struct arbh_lat_links *lat; /* a participant's links to venues, or NULL */
     int thread;
     enum arbh_inst_state state;
-    bool staging;             /* registrations wait for the reload to commit */
-    bool state_restored;      /* restore() took the old instance's state */
-    bool state_adopted;       /* set just before stop: a successor has the state */
+    bool staging;              /* registrations wait for the reload to commit */
+    bool state_restored;       /* restore() took the old instance's state */
+    bool state_adopted;        /* set just before stop: a successor has the state */
+    struct arbh_claim *claims; /* api->claim: what it owns (host.c, arbh_claims_check) */
+    size_t nclaims;
     bool paused;              /* arb_pause(): nothing is delivered to it */
     arb_partition_fn part_fn; /* arb_on_partitions() */
     void *part_user;
@@ -426,6 +428,12 @@ void arbh_bus_deliver_held(arbh_loop *loop, arbh_instance *to, const arb_msg *m)
 void arbh_bus_wake_cb(int fd, short what, void *arg);
 
 /* ---- instance.c ---- */
+/* What an instance claimed in create() (api->claim). */
+typedef struct arbh_claim {
+    char what[24];
+    uint64_t first, count;
+} arbh_claim;
+
 const arb_host_api *arbh_api(void);
 arbh_instance *arbh_instance_new(arbh_host *h, arbh_config *cfg, const char *name);
 int arbh_instance_load(arbh_instance *in, char *err, size_t n);
@@ -433,6 +441,9 @@ int arbh_instance_create(arbh_instance *in, char *err, size_t n);
 int arbh_instance_start(arbh_instance *in, char *err, size_t n); /* on its loop */
 void arbh_instance_stop(arbh_instance *in);                      /* on its loop */
 void arbh_instance_free(arbh_instance *in);
+/* 0, or -1 with err "file:line: ..." naming both sections if two of the n
+ * instances (one configuration's) claimed overlapping ranges of one name. */
+int arbh_claims_check(arbh_instance *const *list, size_t n, char *err, size_t errn);
 void arbh_instance_teardown_regs(arbh_instance *in);
 void arbh_instance_commit_regs(arbh_instance *in);
 /* Arms the instance's timers that are not armed yet (after host start). */

@@ -249,6 +249,49 @@ static int api_subscribe(arb_ctx *ctx, int topic, arb_msg_fn fn, void *user)
     return arbh_bus_subscribe(INST(ctx), topic, fn, user);
 }
 
+static int api_claim(arb_ctx *ctx, const char *what, uint64_t first, uint64_t count)
+{
+    arbh_instance *in = INST(ctx);
+    if (!what || !*what || strlen(what) >= sizeof in->claims->what || !count ||
+        first > UINT64_MAX - (count - 1))
+        return ARB_EINVAL;
+    arbh_claim *grown = realloc(in->claims, (in->nclaims + 1) * sizeof *grown);
+    if (!grown)
+        return ARB_ENOMEM;
+    in->claims = grown;
+    arbh_claim *c = &grown[in->nclaims++];
+    snprintf(c->what, sizeof c->what, "%s", what);
+    c->first = first;
+    c->count = count;
+    return ARB_OK;
+}
+
+int arbh_claims_check(arbh_instance *const *list, size_t n, char *err, size_t errn)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            for (size_t a = 0; a < list[i]->nclaims; a++)
+                for (size_t b = 0; b < list[j]->nclaims; b++) {
+                    const arbh_claim *x = &list[i]->claims[a], *y = &list[j]->claims[b];
+                    uint64_t xl = x->first + (x->count - 1), yl = y->first + (y->count - 1);
+                    if (strcmp(x->what, y->what) || x->first > yl || y->first > xl)
+                        continue;
+                    const arbh_cfg_entry *ex =
+                        arbh_config_find(list[i]->cfg, list[i]->section, x->what);
+                    const arbh_cfg_entry *ey =
+                        arbh_config_find(list[j]->cfg, list[j]->section, y->what);
+                    snprintf(err, errn,
+                             "%s:%d: [%s] %s %llu..%llu overlaps [%s]'s %llu..%llu (%s:%d): two "
+                             "instances would own the same %s",
+                             ey ? ey->file : "?", ey ? ey->line : 0, list[j]->section, y->what,
+                             (unsigned long long)y->first, (unsigned long long)yl, list[i]->section,
+                             (unsigned long long)x->first, (unsigned long long)xl,
+                             ex ? ex->file : "?", ex ? ex->line : 0, x->what);
+                    return -1;
+                }
+    return 0;
+}
+
 static int api_state_adopted(arb_ctx *ctx) { return INST(ctx)->state_adopted; }
 
 static int api_subscribe_keys(arb_ctx *ctx, int topic, const arb_key_range *keys, size_t n,
@@ -663,6 +706,7 @@ static const arb_host_api host_api = {
     .read_ranges = api_read_ranges,
     .subscribe_keys = api_subscribe_keys,
     .state_adopted = api_state_adopted,
+    .claim = api_claim,
 };
 
 const arb_host_api *arbh_api(void) { return &host_api; }
@@ -958,6 +1002,7 @@ void arbh_instance_free(arbh_instance *in)
     for (size_t i = 0; i < in->nread_prefixes; i++)
         free(in->read_prefixes[i]);
     free(in->read_prefixes);
+    free(in->claims);
     free(in->name);
     free(in->section);
     free(in->path);

@@ -673,6 +673,8 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
         return rc;
     if (account <= 0)
         return arb_cfg_reject(ctx, "account", "every agent needs a positive account id");
+    if ((rc = arb_claim(ctx, "account", (uint64_t)account, (uint64_t)population)))
+        return rc;
     if (!list[0])
         return arb_cfg_reject(ctx, "instruments", "list the VENUE:SYMBOL books to trade");
     a->account_base = (uint64_t)account;

@@ -361,7 +361,16 @@ typedef struct arb_host_api {
      * it. Outside stop() it is 0. */
     int (*state_adopted)(arb_ctx *ctx);
 
-    void (*spare[11])(void); /* room to grow without an ABI bump */
+    /* In create(): this instance owns [first, first + count) of a resource
+     * named by one of its config keys (an agent's accounts: "account").
+     * The host refuses a configuration in which two instances' claims of
+     * the same name overlap (at start, --check and SIGHUP, naming both
+     * sections' lines): two agents trading one account would each count
+     * the other's fills as its own. ARB_EINVAL: count is 0 or the name is
+     * empty or too long (23 bytes at most). */
+    int (*claim)(arb_ctx *ctx, const char *what, uint64_t first, uint64_t count);
+
+    void (*spare[10])(void); /* room to grow without an ABI bump */
 } arb_host_api;
 
 /* The context the host hands each instance. Only `api` is public. */
@@ -609,6 +618,15 @@ static inline int arb_trim(arb_ctx *c, int topic, int partition, int64_t offset)
 /* One batch of publishes (arb_host_api.batch). A host too old to batch (its
  * table is shorter) runs fn all the same, each publish then delivered as it
  * is made; ARB_ESTATE says so. */
+/* api->claim; ARB_OK on a host without it (nothing is checked there). */
+static inline int arb_claim(arb_ctx *c, const char *what, uint64_t first, uint64_t count)
+{
+    const arb_host_api *api = c->api;
+    return api->size >= offsetof(arb_host_api, claim) + sizeof api->claim && api->claim
+               ? api->claim(c, what, first, count)
+               : ARB_OK;
+}
+
 /* api->state_adopted; 0 on a host without it (release: the safe side). */
 static inline int arb_state_adopted(arb_ctx *c)
 {

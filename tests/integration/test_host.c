@@ -1130,6 +1130,47 @@ static void sighup_an_agent_refuses_cancels_the_orders_it_left(void **state)
     book_rig_free(&r);
 }
 
+/* Two agents on overlapping accounts (a noise population over a market
+ * maker's account) would each count the other's fills as its own: refused
+ * at start, and a SIGHUP that adds one is refused whole. */
+static void agents_on_overlapping_accounts_are_refused(void **state)
+{
+    (void)state;
+    static const char mm[] =
+        "[plugin mm]\nload = agent_market_maker.so\naccount = 10\ninstruments = XA:BTCUSD\n";
+    static const char noise[] = "[plugin noise]\nload = agent_noise.so\naccount = 5\n"
+                                "population = %d\ninstruments = XA:BTCUSD\n";
+    char extra[512], err[1024];
+    snprintf(extra, sizeof extra, "%s%s", mm, noise);
+    snprintf(extra + strlen(mm), sizeof extra - strlen(mm), noise, 6); /* 5..10 */
+    book_rig r;
+    snprintf(r.dir, sizeof r.dir, "/tmp/arb-test-claims-XXXXXX");
+    assert_non_null(mkdtemp(r.dir));
+    snprintf(r.path, sizeof r.path, "%s/host.ini", r.dir);
+    book_rig_write(&r, "0.01", extra);
+    const char *files[] = {r.path};
+    assert_null(arbh_host_new(files, 1, NULL, NULL, 0, err, sizeof err));
+    if (!strstr(err, "[plugin noise] account 5..10 overlaps [plugin mm]'s 10..10"))
+        fail_msg("%s", err);
+    unlink(r.path);
+    rmdir(r.dir);
+
+    book_rig_new(&r, "0.01", mm);
+    book_rig_start(&r);
+    arbh_instance *running = arbh_host_find(r.h, "mm");
+    book_rig_write(&r, "0.01", extra);
+    assert_int_not_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    if (!strstr(err, "overlaps"))
+        fail_msg("%s", err);
+    assert_ptr_equal(arbh_host_find(r.h, "mm"), running);
+    assert_null(arbh_host_find(r.h, "noise"));
+    snprintf(extra + strlen(mm), sizeof extra - strlen(mm), noise, 5); /* 5..9: apart */
+    book_rig_write(&r, "0.01", extra);
+    assert_int_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    assert_non_null(arbh_host_find(r.h, "noise"));
+    book_rig_free(&r);
+}
+
 static void sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so(void **state)
 {
     (void)state;
@@ -1471,6 +1512,7 @@ int main(void)
         cmocka_unit_test(sighup_keeps_a_changed_instance_state),
         cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
         cmocka_unit_test(sighup_an_agent_refuses_cancels_the_orders_it_left),
+        cmocka_unit_test(agents_on_overlapping_accounts_are_refused),
         cmocka_unit_test(sighup_never_drops_the_matchers_books),
         cmocka_unit_test(sighup_on_a_host_with_latency_applies_and_leaves_latency_to_a_restart),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
