@@ -1074,6 +1074,9 @@ static void prepare_item(void *arg)
 static void abort_item(void *arg)
 {
     hup_item *it = arg;
+    /* It never went live: what it took over (an agent's recovered orders)
+     * still belongs to the instance it was to replace, which runs on. */
+    it->nw->state_adopted = true;
     arbh_instance_stop(it->nw); /* tears down the staged registrations, closes listeners */
     arbh_instance_free(it->nw);
     it->nw = NULL;

@@ -279,6 +279,11 @@ typedef struct arb_agent {
     /* A cold start's rebuild from the stored order_events (arb_agent_start):
      * how far it read, so deliveries it covered are skipped. */
     arb_replay replay;
+    /* The orders a cold start found open (arb__agent_recover), cancelled
+     * by a timer once the instance is live: a SIGHUP prepares the instance
+     * while the one it replaces still trades, and may yet be refused. */
+    uint64_t *leftover;
+    uint32_t n_leftover;
     uint8_t restored; /* state came from a hot reload: nothing to rebuild */
 } arb_agent;
 
@@ -714,6 +719,9 @@ static inline int arb_agent_init(arb_agent *a, arb_ctx *ctx)
 static inline void arb_agent_free(arb_agent *a)
 {
     arb_replay_free(&a->replay);
+    free(a->leftover);
+    a->leftover = NULL;
+    a->n_leftover = 0;
     free(a->pos);
     free(a->slots);
     free(a->heap);
@@ -1265,11 +1273,32 @@ static inline int arb__agent_recover_cb(void *u, const arb_msg *m)
     return ARB_OK;
 }
 
+/* The leftover orders still open, cancelled: the first thing the instance
+ * does once live (a timer: a staged instance's timers wait for the commit,
+ * and an abandoned one's never run). */
+static inline void arb__agent_cancel_leftover(void *u)
+{
+    arb_agent *a = (arb_agent *)u;
+    uint32_t sent = 0;
+    for (uint32_t i = 0; i < a->n_leftover; i++) {
+        const arb_agent_order *o = arb_agent_order_find(a, a->leftover[i]);
+        if (o && !o->cancel_sent && arb_agent_cancel(a, o->order_id) == ARB_OK)
+            sent++;
+    }
+    if (a->n_leftover)
+        arb_info(a->ctx, "cancels sent for %u of the %u orders the last run's process left open",
+                 sent, a->n_leftover);
+    free(a->leftover);
+    a->leftover = NULL;
+    a->n_leftover = 0;
+}
+
 /* A cold start of a run that has stored order_events (a restart, not a hot
  * reload): rebuild from them, then cancel the orders the previous process
  * left open, since the strategy that placed them did not survive it (its
- * quotes would stand beside the new ones). Positions, cash and fees carry
- * on. Nothing happens where the transport stores no order_events. */
+ * quotes would stand beside the new ones), once this instance is live
+ * (arb__agent_cancel_leftover). Positions, cash and fees carry on. Nothing
+ * happens where the transport stores no order_events. */
 static inline void arb__agent_recover(arb_agent *a)
 {
     if (a->restored)
@@ -1288,16 +1317,21 @@ static inline void arb__agent_recover(arb_agent *a)
                  "could not read the stored order events back (%d): positions start from "
                  "what was read",
                  rc);
-    uint32_t open = a->count, cancelled = 0;
-    for (uint32_t i = 0; i < a->cap; i++)
-        if (a->slots[i].order_id && arb_agent_cancel(a, a->slots[i].order_id) == ARB_OK)
-            cancelled++;
+    uint32_t open = a->count;
+    a->leftover = open ? (uint64_t *)malloc(open * sizeof *a->leftover) : NULL;
+    for (uint32_t i = 0; a->leftover && i < a->cap; i++)
+        if (a->slots[i].order_id)
+            a->leftover[a->n_leftover++] = a->slots[i].order_id;
+    if (open && (!a->leftover || arb_timer_start(a->ctx, 1, 0, arb__agent_cancel_leftover, a) < 0))
+        arb_warn(a->ctx,
+                 "cannot schedule the cancels of the %u orders the last run's process "
+                 "left open: they stay until this instance stops",
+                 open);
     if (a->replay.records)
         arb_info(a->ctx,
                  "resumed from %llu stored order events: %u open orders of the last run's "
-                 "process (%u cancels sent), next order id seq %llu",
-                 (unsigned long long)a->replay.records, open, cancelled,
-                 (unsigned long long)a->next_seq);
+                 "process (cancelled once live), next order id seq %llu",
+                 (unsigned long long)a->replay.records, open, (unsigned long long)a->next_seq);
 }
 
 /* Subscribes to ticks, order events, market data and market events and

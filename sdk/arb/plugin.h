@@ -354,11 +354,13 @@ typedef struct arb_host_api {
 
     /* In stop(): 1 if a successor adopted this instance's state (a hot
      * reload, or a SIGHUP change, whose new instance's restore() returned
-     * ARB_OK), else 0: the instance is removed, the host is stopping, the
+     * ARB_OK), or if this instance never went live (a reload that was
+     * refused after it was prepared: the instance it was to replace runs
+     * on); else 0: the instance is removed, the host is stopping, the
      * plugin has no save/restore, or the successor refused the state and
      * starts empty. What the instance holds outside the process (an agent's
-     * open orders) is its own to release unless this says a successor has
-     * it. Outside stop() it is 0. */
+     * open orders) is its own to release unless this says 1. A staged
+     * instance's timers run only once it is live. Outside stop() it is 0. */
     int (*state_adopted)(arb_ctx *ctx);
 
     /* In create(): this instance owns [first, first + count) of a resource

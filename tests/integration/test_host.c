@@ -1005,6 +1005,7 @@ static void run_until_int(arbh_host *h, const int *v, int want)
  * can rewrite it and SIGHUP; `self` publishes and subscribes. */
 typedef struct book_rig {
     char dir[64], path[300];
+    int journal; /* the run in a journal in dir: an agent's cold start reads it back */
     arbh_host *h;
     arbh_instance *self;
 } book_rig;
@@ -1012,12 +1013,14 @@ typedef struct book_rig {
 static void book_rig_write(book_rig *r, const char *tick, const char *extra)
 {
     const char *b = getenv("ARB_BUILD") ? getenv("ARB_BUILD") : "build";
-    char ini[1024];
+    char ini[1536], bus[128] = "";
+    if (r->journal)
+        snprintf(bus, sizeof bus, "[bus]\njournal = %s/journal\n", r->dir);
     snprintf(ini, sizeof ini,
-             "[host]\nplugin_dir = %s/plugins\n[instrument XA:BTCUSD]\nprice_decimals = 2\n"
+             "[host]\nplugin_dir = %s/plugins\n%s[instrument XA:BTCUSD]\nprice_decimals = 2\n"
              "tick_size = %s\nqty_decimals = 0\nlot_size = 1\nmin_qty = 1\nmax_qty = 100\n"
              "ref_price = 100.00\nband_bps = 2000\n[plugin matcher]\nload = matcher.so\n%s",
-             b, tick, extra);
+             b, bus, tick, extra);
     write_text(r->path, ini);
 }
 
@@ -1047,6 +1050,11 @@ static void book_rig_free(book_rig *r)
     arbh_host_stop(r->h);
     arbh_host_free(r->h);
     unlink(r->path);
+    if (r->journal) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s/journal", r->dir);
+        assert_int_equal(system(cmd), 0);
+    }
     rmdir(r->dir);
 }
 
@@ -1093,6 +1101,74 @@ static void on_mm_event(void *user, const arb_msg *m)
         return;
     w->accepted += ev.kind == ARB_EV_ACCEPTED;
     w->cancelled += ev.kind == ARB_EV_CANCELLED;
+}
+
+/* Gives the market maker of book_rig a value and a tick: it quotes. */
+static void mm_quote_once(book_rig *r, mm_watch *w)
+{
+    arb_market_event me = {.kind = ARB_MEV_VENUE_VALUE, .value = 10000, .ts = 1, .seq = 1};
+    memcpy(me.venue, "XA", 2);
+    memcpy(me.symbol, "BTCUSD", 6);
+    uint8_t buf[ARB_MARKET_EVENT_LEN];
+    uint32_t n = arb_market_event_encode(&me, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(r->self, ARB_TOPIC_MARKET_EVENTS,
+                                      arb_instrument_key(me.venue, me.symbol), buf, n),
+                     ARB_OK);
+    arb_tick t = {1, 1000000, 1000000, 1, ARB_TICK_SIM};
+    n = arb_tick_encode(&t, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(r->self, ARB_TOPIC_SYSTEM_TICKS, 0, buf, n), ARB_OK);
+    run_until_int(r->h, &w->accepted, 2); /* its bid and its ask rest */
+}
+
+/* A SIGHUP that is refused changes nothing in the market. Here the market
+ * maker's change makes it refuse its state (a second account), so the new
+ * instance, prepared while the old one trades, reads the run back from the
+ * journal and finds the old one's quotes open; another instance of the same
+ * change fails to start, so the SIGHUP is refused. The quotes must still be
+ * there: the prepared instance's cancels of them, and its own stop's, once
+ * went out anyway (found by a fault probe). */
+static void refused_sighup_leaves_the_agents_orders(void **state)
+{
+    (void)state;
+    book_rig r = {.journal = 1};
+    book_rig_new(&r, "0.01",
+                 "[plugin mm]\nload = agent_market_maker.so\naccount = 10\ninstruments = "
+                 "XA:BTCUSD\n");
+    mm_watch w = {0};
+    int trades = 0;
+    arbh_bus_subscribe(r.self, ARB_TOPIC_ORDER_EVENTS, on_mm_event, &w);
+    arbh_bus_subscribe(r.self, ARB_TOPIC_TRADE_EXECUTED, on_count, &trades);
+    book_rig_start(&r);
+    mm_quote_once(&r, &w);
+
+    book_rig_write(&r, "0.01",
+                   "[plugin mm]\nload = agent_market_maker.so\naccount = 10\npopulation = 2\n"
+                   "instruments = XA:BTCUSD\n[plugin bad]\nload = tp_seq.so\nrole = consumer\n"
+                   "fail_start = true\n");
+    char err[1024];
+    assert_int_not_equal(arbh_host_reconfigure(r.h, err, sizeof err), ARB_OK);
+    if (!strstr(err, "[plugin bad]"))
+        fail_msg("%s", err);
+
+    /* The bid still rests: a sell IOC far below it trades with it. */
+    arb_order_cmd c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.venue, "XA", 2);
+    memcpy(c.symbol, "BTCUSD", 6);
+    c.action = ARB_CMD_NEW;
+    c.side = ARB_SIDE_SELL;
+    c.type = ARB_ORD_LIMIT;
+    c.tif = ARB_TIF_IOC;
+    c.order_id = 77;
+    c.account = 8;
+    c.price = 8100;
+    c.qty = 1;
+    uint8_t buf[ARB_ORDER_CMD_LEN];
+    uint32_t n = arb_order_cmd_encode(&c, buf, sizeof buf);
+    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_ORDER_COMMANDS, c.account, buf, n), ARB_OK);
+    run_until_int(r.h, &trades, 1);
+    assert_int_equal(w.cancelled, 0);
+    book_rig_free(&r);
 }
 
 static void sighup_an_agent_refuses_cancels_the_orders_it_left(void **state)
@@ -1513,6 +1589,7 @@ int main(void)
         cmocka_unit_test(sighup_whose_plugin_refuses_the_state_starts_it_empty_and_says_so),
         cmocka_unit_test(sighup_an_agent_refuses_cancels_the_orders_it_left),
         cmocka_unit_test(agents_on_overlapping_accounts_are_refused),
+        cmocka_unit_test(refused_sighup_leaves_the_agents_orders),
         cmocka_unit_test(sighup_never_drops_the_matchers_books),
         cmocka_unit_test(sighup_on_a_host_with_latency_applies_and_leaves_latency_to_a_restart),
         cmocka_unit_test(host_announces_itself_and_leaves_a_tombstone),
