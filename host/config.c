@@ -91,6 +91,68 @@ static char *xstrdup(const char *s)
     return d;
 }
 
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of section `name`: its number + 1, or the empty slot where it
+ * would go. */
+static uint32_t *sec_slot(const arbh_config *cfg, const char *name)
+{
+    size_t mask = cfg->sec_cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &cfg->sec_slots[i];
+        if (!*slot || !strcmp(cfg->secs[*slot - 1].name, name))
+            return slot;
+    }
+}
+
+static arbh_cfg_sec *sec_find(const arbh_config *cfg, const char *name)
+{
+    if (!cfg->sec_cap)
+        return NULL;
+    uint32_t slot = *sec_slot(cfg, name);
+    return slot ? &cfg->secs[slot - 1] : NULL;
+}
+
+/* Section `name`, added (last in order) if new; NULL: out of memory. */
+static arbh_cfg_sec *sec_get(arbh_config *cfg, const char *name)
+{
+    arbh_cfg_sec *s = sec_find(cfg, name);
+    if (s)
+        return s;
+    if (2 * (cfg->nsecs + 1) > cfg->sec_cap) {
+        size_t cap = cfg->sec_cap ? 2 * cfg->sec_cap : 64;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return NULL;
+        free(cfg->sec_slots);
+        cfg->sec_slots = slots;
+        cfg->sec_cap = cap;
+        for (size_t i = 0; i < cfg->nsecs; i++)
+            *sec_slot(cfg, cfg->secs[i].name) = (uint32_t)i + 1;
+    }
+    if (cfg->nsecs == cfg->capsecs) {
+        size_t cap = cfg->capsecs ? 2 * cfg->capsecs : 16;
+        arbh_cfg_sec *grown = realloc(cfg->secs, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        cfg->secs = grown;
+        cfg->capsecs = cap;
+    }
+    uint32_t *slot = sec_slot(cfg, name);
+    s = &cfg->secs[cfg->nsecs];
+    *s = (arbh_cfg_sec){.name = xstrdup(name)};
+    if (!s->name)
+        return NULL;
+    *slot = (uint32_t)++cfg->nsecs;
+    return s;
+}
+
 static int add_entry(arbh_config *cfg, const char *section, const char *key, const char *value,
                      const char *file, int line)
 {
@@ -102,6 +164,18 @@ static int add_entry(arbh_config *cfg, const char *section, const char *key, con
         cfg->entries = e;
         cfg->cap = cap;
     }
+    arbh_cfg_sec *s = sec_get(cfg, section);
+    if (!s)
+        return -1;
+    if (s->n == s->cap) {
+        uint32_t cap = s->cap ? 2 * s->cap : 8;
+        uint32_t *grown = realloc(s->idx, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        s->idx = grown;
+        s->cap = cap;
+    }
+    s->idx[s->n++] = (uint32_t)cfg->count;
     cfg->entries[cfg->count++] = (arbh_cfg_entry){
         .section = xstrdup(section),
         .key = xstrdup(key),
@@ -171,62 +245,9 @@ static int expand_env(arbh_config *cfg, const char *file, int line, const char *
 
 static int parse_file(arbh_config *cfg, const char *path, int depth);
 
-/* FNV-1a of section, a NUL, key. */
-static uint64_t entry_hash(const char *section, const char *key)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *s = section;; s++) {
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-        if (!*s)
-            break;
-    }
-    for (const char *s = key; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-
-/* The slot of section/key in the index: its entry's, or the empty one
- * where it would go. */
-static uint32_t *index_slot(const arbh_config *cfg, const char *section, const char *key)
-{
-    size_t mask = cfg->index_cap - 1;
-    for (size_t i = entry_hash(section, key) & mask;; i = (i + 1) & mask) {
-        uint32_t *slot = &cfg->index[i];
-        const arbh_cfg_entry *e = *slot ? &cfg->entries[*slot - 1] : NULL;
-        if (!e || (!strcmp(e->key, key) && !strcmp(e->section, section)))
-            return slot;
-    }
-}
-
-/* Indexes the last entry added, growing the index to stay half empty. */
-static int index_add(arbh_config *cfg)
-{
-    if (2 * (cfg->indexed + 1) > cfg->index_cap) {
-        size_t cap = cfg->index_cap ? 2 * cfg->index_cap : 256;
-        uint32_t *grown = calloc(cap, sizeof *grown);
-        if (!grown)
-            return -1;
-        free(cfg->index);
-        cfg->index = grown;
-        cfg->index_cap = cap;
-        for (size_t i = 0; i + 1 < cfg->count; i++) /* every entry but the new one */
-            *index_slot(cfg, cfg->entries[i].section, cfg->entries[i].key) = (uint32_t)i + 1;
-    }
-    const arbh_cfg_entry *e = &cfg->entries[cfg->count - 1];
-    *index_slot(cfg, e->section, e->key) = (uint32_t)cfg->count;
-    cfg->indexed++;
-    return 0;
-}
-
 /* The entry a file set for section/key, if any (no entry is marked used). */
 static const arbh_cfg_entry *find_entry(const arbh_config *cfg, const char *section,
-                                        const char *key)
-{
-    if (!cfg->index_cap)
-        return NULL;
-    uint32_t *slot = index_slot(cfg, section, key);
-    return *slot ? &cfg->entries[*slot - 1] : NULL;
-}
+                                        const char *key);
 
 static int on_entry(void *user, const char *section, const char *key, const char *value)
 {
@@ -285,8 +306,7 @@ static int on_entry(void *user, const char *section, const char *key, const char
         st->failed = true;
         return 0;
     }
-    if (add_entry(cfg, section, key, expanded, st->file, line) != 0 ||
-        (cfg->refuse_duplicates && index_add(cfg) != 0)) {
+    if (add_entry(cfg, section, key, expanded, st->file, line) != 0) {
         cfg_error(cfg, "%s:%d: out of memory", st->file, line);
         st->failed = true;
         return 0;
@@ -421,17 +441,31 @@ void arbh_config_free(arbh_config *cfg)
         free(cfg->files[i]);
     free(cfg->entries);
     free(cfg->files);
-    free(cfg->index);
+    for (size_t i = 0; i < cfg->nsecs; i++) {
+        free(cfg->secs[i].name);
+        free(cfg->secs[i].idx);
+    }
+    free(cfg->secs);
+    free(cfg->sec_slots);
     memset(cfg, 0, sizeof *cfg);
+}
+
+static const arbh_cfg_entry *find_entry(const arbh_config *cfg, const char *section,
+                                        const char *key)
+{
+    const arbh_cfg_sec *s = sec_find(cfg, section);
+    for (uint32_t j = 0; s && j < s->n; j++)
+        if (!strcmp(cfg->entries[s->idx[j]].key, key))
+            return &cfg->entries[s->idx[j]];
+    return NULL;
 }
 
 arbh_cfg_entry *arbh_config_find(arbh_config *cfg, const char *section, const char *key)
 {
     arbh_cfg_entry *found = NULL;
-    for (size_t i = 0; i < cfg->count; i++) {
-        arbh_cfg_entry *e = &cfg->entries[i];
-        if (strcmp(e->section, section))
-            continue;
+    const arbh_cfg_sec *s = sec_find(cfg, section);
+    for (uint32_t j = 0; s && j < s->n; j++) {
+        arbh_cfg_entry *e = &cfg->entries[s->idx[j]];
         e->section_seen = true;
         if (!strcmp(e->key, key)) {
             e->used = true;
@@ -472,36 +506,35 @@ bool arbh_config_has_section(const arbh_config *cfg, const char *section)
 
 const arbh_cfg_entry *arbh_config_section_origin(const arbh_config *cfg, const char *section)
 {
-    for (size_t i = 0; i < cfg->count; i++)
-        if (!strcmp(cfg->entries[i].section, section))
-            return &cfg->entries[i];
-    return NULL;
+    const arbh_cfg_sec *s = sec_find(cfg, section);
+    return s ? &cfg->entries[s->idx[0]] : NULL;
 }
 
-static bool seen_before(const arbh_config *cfg, size_t i, bool by_key)
+/* The last entry of section s with key (the one in effect), from j on. */
+static arbh_cfg_entry *last_with_key(const arbh_config *cfg, const arbh_cfg_sec *s, uint32_t j,
+                                     const char *key)
 {
-    const arbh_cfg_entry *e = &cfg->entries[i];
-    for (size_t j = 0; j < i; j++) {
-        const arbh_cfg_entry *p = &cfg->entries[j];
-        if (!strcmp(p->section, e->section) && (!by_key || !strcmp(p->key, e->key)))
-            return true;
-    }
-    return false;
+    arbh_cfg_entry *eff = NULL;
+    for (; s && j < s->n; j++)
+        if (!strcmp(cfg->entries[s->idx[j]].key, key))
+            eff = &cfg->entries[s->idx[j]];
+    return eff;
 }
 
 int arbh_config_each(arbh_config *cfg, const char *section,
                      int (*fn)(void *user, const arbh_cfg_entry *e), void *user)
 {
-    for (size_t i = 0; i < cfg->count; i++) {
-        arbh_cfg_entry *e = &cfg->entries[i];
-        if (strcmp(e->section, section) || seen_before(cfg, i, true))
+    const arbh_cfg_sec *s = sec_find(cfg, section);
+    for (uint32_t j = 0; s && j < s->n; j++) {
+        arbh_cfg_entry *e = &cfg->entries[s->idx[j]];
+        bool earlier = false;
+        for (uint32_t k = 0; k < j && !earlier; k++)
+            earlier = !strcmp(cfg->entries[s->idx[k]].key, e->key);
+        if (earlier)
             continue;
         /* The key's last definition, not marked used: a key counts as
          * known only once its reader looks it up (arbh_config_find). */
-        arbh_cfg_entry *eff = e;
-        for (size_t j = i + 1; j < cfg->count; j++)
-            if (!strcmp(cfg->entries[j].section, section) && !strcmp(cfg->entries[j].key, e->key))
-                eff = &cfg->entries[j];
+        arbh_cfg_entry *eff = last_with_key(cfg, s, j, e->key);
         e->section_seen = true;
         int rc = fn(user, eff);
         if (rc)
@@ -514,14 +547,13 @@ int arbh_config_sections(arbh_config *cfg, const char *prefix,
                          int (*fn)(void *user, const char *section), void *user)
 {
     size_t plen = strlen(prefix);
-    for (size_t i = 0; i < cfg->count; i++) {
-        arbh_cfg_entry *e = &cfg->entries[i];
-        if (strncmp(e->section, prefix, plen))
+    for (size_t i = 0; i < cfg->nsecs; i++) {
+        const arbh_cfg_sec *s = &cfg->secs[i];
+        if (strncmp(s->name, prefix, plen))
             continue;
-        e->section_seen = true;
-        if (seen_before(cfg, i, false))
-            continue;
-        int rc = fn(user, e->section);
+        for (uint32_t j = 0; j < s->n; j++)
+            cfg->entries[s->idx[j]].section_seen = true;
+        int rc = fn(user, s->name);
         if (rc)
             return rc;
     }
@@ -533,20 +565,21 @@ bool arbh_config_section_equal(arbh_config *a, arbh_config *b, const char *secti
     /* Effective values: compare each key's last value both ways. */
     for (int pass = 0; pass < 2; pass++) {
         arbh_config *x = pass ? b : a, *y = pass ? a : b;
-        for (size_t i = 0; i < x->count; i++) {
-            const arbh_cfg_entry *e = &x->entries[i];
-            if (strcmp(e->section, section))
-                continue;
-            const arbh_cfg_entry *ex = NULL, *ey = NULL;
-            for (size_t j = 0; j < x->count; j++)
-                if (!strcmp(x->entries[j].section, section) && !strcmp(x->entries[j].key, e->key))
-                    ex = &x->entries[j];
-            for (size_t j = 0; j < y->count; j++)
-                if (!strcmp(y->entries[j].section, section) && !strcmp(y->entries[j].key, e->key))
-                    ey = &y->entries[j];
+        const arbh_cfg_sec *sx = sec_find(x, section), *sy = sec_find(y, section);
+        for (uint32_t j = 0; sx && j < sx->n; j++) {
+            const char *key = x->entries[sx->idx[j]].key;
+            const arbh_cfg_entry *ex = last_with_key(x, sx, j, key),
+                                 *ey = last_with_key(y, sy, 0, key);
             if (!ey || strcmp(ex->value, ey->value))
                 return false;
         }
     }
     return true;
+}
+
+void arbh_config_mark_section(arbh_config *cfg, const char *section)
+{
+    const arbh_cfg_sec *s = sec_find(cfg, section);
+    for (uint32_t j = 0; s && j < s->n; j++)
+        cfg->entries[s->idx[j]].used = cfg->entries[s->idx[j]].section_seen = true;
 }

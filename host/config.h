@@ -30,6 +30,13 @@ typedef struct arbh_cfg_entry {
     bool section_seen; /* some lookup touched this entry's section */
 } arbh_cfg_entry;
 
+/* A section's entries, in file order (config.c). */
+typedef struct arbh_cfg_sec {
+    char *name;
+    uint32_t *idx; /* into entries */
+    uint32_t n, cap;
+} arbh_cfg_sec;
+
 typedef struct arbh_config {
     arbh_cfg_entry *entries;
     size_t count, cap;
@@ -44,10 +51,14 @@ typedef struct arbh_config {
      * `arbctl -c FILE` still reaches a running host after a bad edit and
      * the host's refusal of it is what the user sees. */
     bool refuse_duplicates;
-    /* For that check: entry index + 1 by section and key, open addressing
-     * (a scan per entry made a 10,000-instrument file take 13 s). */
-    uint32_t *index;
-    size_t index_cap, indexed;
+    /* The sections in the order they first appear, and a hash of their
+     * names (section number + 1, open addressing): every lookup reads one
+     * section, not the whole file. Scans of every entry made a plugin that
+     * reads 10,000 instrument sections take minutes. */
+    arbh_cfg_sec *secs;
+    size_t nsecs, capsecs;
+    uint32_t *sec_slots;
+    size_t sec_cap;
 } arbh_config;
 
 /* Reads files in order, then applies overrides ("section.key=value"; the
@@ -88,5 +99,7 @@ const arbh_cfg_entry *arbh_config_first_unread(const arbh_config *cfg, bool *who
 
 /* True if both configs give a section the same effective keys and values. */
 bool arbh_config_section_equal(arbh_config *a, arbh_config *b, const char *section);
+/* Marks every entry of section as read (used and section_seen). */
+void arbh_config_mark_section(arbh_config *cfg, const char *section);
 
 #endif

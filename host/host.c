@@ -1010,13 +1010,6 @@ static bool instance_changed(arbh_instance *in, arbh_config *nc)
     return false;
 }
 
-static void mark_section_read(arbh_config *nc, const char *section)
-{
-    for (size_t e = 0; e < nc->count; e++)
-        if (!strcmp(nc->entries[e].section, section))
-            nc->entries[e].used = nc->entries[e].section_seen = true;
-}
-
 /* Runs fn on the loop an instance lives on, which is held. */
 static void on_held(hup_plan *p, arbh_loop *loop, void (*fn)(void *), void *arg)
 {
@@ -1170,12 +1163,12 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
         return ARB_EINVAL;
     }
     /* The host's own sections are read at start only; their keys are known. */
-    mark_section_read(nc, "host");
-    mark_section_read(nc, "bus");
-    mark_section_read(nc, "kafka");
-    mark_section_read(nc, "kafka.producer");
-    mark_section_read(nc, "kafka.consumer");
-    mark_section_read(nc, "latency");
+    arbh_config_mark_section(nc, "host");
+    arbh_config_mark_section(nc, "bus");
+    arbh_config_mark_section(nc, "kafka");
+    arbh_config_mark_section(nc, "kafka.producer");
+    arbh_config_mark_section(nc, "kafka.consumer");
+    arbh_config_mark_section(nc, "latency");
     err[0] = 0;
     plan_ctx names = {h, nc, NULL, 0};
     arbh_config_sections(nc, "plugin ", collect_plugin, &names);
@@ -1194,9 +1187,9 @@ int arbh_host_reconfigure(arbh_host *h, char *err, size_t n)
             old = NULL;
         if (old && !instance_changed(old, nc)) {
             /* Unchanged: it keeps its config; its keys count as read in the new one. */
-            mark_section_read(nc, old->section);
+            arbh_config_mark_section(nc, old->section);
             for (size_t s = 0; s < old->nread_sections; s++)
-                mark_section_read(nc, old->read_sections[s]);
+                arbh_config_mark_section(nc, old->read_sections[s]);
             nunchanged++;
             continue;
         }

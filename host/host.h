@@ -192,6 +192,8 @@ struct arbh_instance {
     bool err_located;     /* err names a config file and line (a rejected value) */
     char **read_sections; /* sections other than its own it read (SIGHUP) */
     size_t nread_sections;
+    uint32_t *read_slots; /* read_sections index + 1 by name (instance.c, sect) */
+    size_t read_cap;
     char **read_prefixes; /* prefixes it listed sections by: a section added or
                              removed under one changes it too (SIGHUP) */
     size_t nread_prefixes;

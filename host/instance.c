@@ -43,17 +43,45 @@
 
 /* Remembers the foreign sections an instance read, so SIGHUP can restart
  * the instances a changed shared section (e.g. an instrument) affects. */
+static uint32_t *read_slot(const arbh_instance *in, const char *section)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = section; *c; c++)
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    size_t mask = in->read_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &in->read_slots[i];
+        if (!*slot || !strcmp(in->read_sections[*slot - 1], section))
+            return slot;
+    }
+}
+
+/* A set, not a list to scan: a plugin reading 10,000 instrument sections
+ * looks each one up about ten times. */
 static const char *sect(arbh_instance *in, const char *section)
 {
     if (!section || !strcmp(section, in->section))
         return in->section;
-    for (size_t i = 0; i < in->nread_sections; i++)
-        if (!strcmp(in->read_sections[i], section))
+    if (in->read_cap && *read_slot(in, section))
+        return section;
+    if (2 * (in->nread_sections + 1) > in->read_cap) {
+        size_t cap = in->read_cap ? 2 * in->read_cap : 64;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
             return section;
+        free(in->read_slots);
+        in->read_slots = slots;
+        in->read_cap = cap;
+        for (size_t i = 0; i < in->nread_sections; i++)
+            *read_slot(in, in->read_sections[i]) = (uint32_t)i + 1;
+    }
     char **grown = realloc(in->read_sections, (in->nread_sections + 1) * sizeof *grown);
-    if (grown) {
+    char *copy = grown ? strdup(section) : NULL;
+    if (grown)
         in->read_sections = grown;
-        in->read_sections[in->nread_sections++] = strdup(section);
+    if (copy) {
+        in->read_sections[in->nread_sections++] = copy;
+        *read_slot(in, copy) = (uint32_t)in->nread_sections;
     }
     return section;
 }
@@ -998,6 +1026,7 @@ void arbh_instance_free(arbh_instance *in)
     free(in->timers);
     for (size_t i = 0; i < in->nread_sections; i++)
         free(in->read_sections[i]);
+    free(in->read_slots);
     free(in->read_sections);
     for (size_t i = 0; i < in->nread_prefixes; i++)
         free(in->read_prefixes[i]);
