@@ -91,7 +91,7 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-static uint64_t name_hash(const char *s)
+uint64_t arbh_str_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (; *s; s++)
@@ -104,7 +104,7 @@ static uint64_t name_hash(const char *s)
 static uint32_t *sec_slot(const arbh_config *cfg, const char *name)
 {
     size_t mask = cfg->sec_cap - 1;
-    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    for (size_t i = arbh_str_hash(name) & mask;; i = (i + 1) & mask) {
         uint32_t *slot = &cfg->sec_slots[i];
         if (!*slot || !strcmp(cfg->secs[*slot - 1].name, name))
             return slot;

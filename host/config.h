@@ -99,6 +99,9 @@ const arbh_cfg_entry *arbh_config_first_unread(const arbh_config *cfg, bool *who
 
 /* True if both configs give a section the same effective keys and values. */
 bool arbh_config_section_equal(arbh_config *a, arbh_config *b, const char *section);
+/* FNV-1a of a string: the config's section index, an instance's set of
+ * sections read (instance.c). */
+uint64_t arbh_str_hash(const char *s);
 /* Marks every entry of section as read (used and section_seen). */
 void arbh_config_mark_section(arbh_config *cfg, const char *section);
 

@@ -45,11 +45,8 @@
  * the instances a changed shared section (e.g. an instrument) affects. */
 static uint32_t *read_slot(const arbh_instance *in, const char *section)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *c = section; *c; c++)
-        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
     size_t mask = in->read_cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    for (size_t i = arbh_str_hash(section) & mask;; i = (i + 1) & mask) {
         uint32_t *slot = &in->read_slots[i];
         if (!*slot || !strcmp(in->read_sections[*slot - 1], section))
             return slot;

@@ -1183,18 +1183,7 @@ static void sighup_an_agent_refuses_cancels_the_orders_it_left(void **state)
     mm_watch w = {0};
     arbh_bus_subscribe(r.self, ARB_TOPIC_ORDER_EVENTS, on_mm_event, &w);
     book_rig_start(&r);
-    arb_market_event me = {.kind = ARB_MEV_VENUE_VALUE, .value = 10000, .ts = 1, .seq = 1};
-    memcpy(me.venue, "XA", 2);
-    memcpy(me.symbol, "BTCUSD", 6);
-    uint8_t buf[ARB_MARKET_EVENT_LEN];
-    uint32_t n = arb_market_event_encode(&me, buf, sizeof buf);
-    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_MARKET_EVENTS,
-                                      arb_instrument_key(me.venue, me.symbol), buf, n),
-                     ARB_OK);
-    arb_tick t = {1, 1000000, 1000000, 1, ARB_TICK_SIM};
-    n = arb_tick_encode(&t, buf, sizeof buf);
-    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_SYSTEM_TICKS, 0, buf, n), ARB_OK);
-    run_until_int(r.h, &w.accepted, 2); /* its bid and its ask rest */
+    mm_quote_once(&r, &w);
 
     snprintf(extra, sizeof extra, mm, 12);
     book_rig_write(&r, "0.01", extra);
