@@ -297,6 +297,13 @@ struct arbh_host {
     size_t ninflight, capinflight;
     struct event *done_ev;
 
+    /* arbh_host_free leaves the plugin images loaded (arb-host, about to
+     * exit). A library a plugin brought in with thread-local storage
+     * (libpq's OpenSSL) unloaded at exit leaves the main thread's dynamic
+     * TLS pointing at unmapped memory, and LeakSanitizer's exit-time scan of
+     * it crashed ("Tracer caught signal 11"), depending on the heap's
+     * layout. Tests that make many hosts in one process keep dlclose. */
+    bool keep_images;
     arbh_instance **instances; /* in start order */
     size_t ninstances;
 

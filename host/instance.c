@@ -1017,7 +1017,7 @@ void arbh_instance_free(arbh_instance *in)
         in->desc->destroy(in->self);
         arbh_leave(prev);
     }
-    if (in->dl)
+    if (in->dl && !(in->host && in->host->keep_images))
         dlclose(in->dl);
     free(in->subs);
     free(in->timers);

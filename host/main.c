@@ -85,6 +85,8 @@ int main(int argc, char **argv)
         }
         arbh_host_stop(h);
     }
+    if (h)
+        h->keep_images = true; /* the process exits next (see host.h) */
     arbh_host_free(h);
     free(files);
     free(sets);
