@@ -57,6 +57,10 @@ fuzz_gateway_snapshot_SRCS := tests/fuzz/fuzz_gateway_snapshot.c plugins/gateway
 FUZZERS += fuzz_order_json
 fuzz_order_json_SRCS := tests/fuzz/fuzz_order_json.c plugins/gateway/order_json.c
 
+# The scan of a request's bytes, fed whole and in pieces (differential).
+FUZZERS += fuzz_http_scan
+fuzz_http_scan_SRCS := tests/fuzz/fuzz_http_scan.c plugins/gateway/http_framing.c
+
 # Raw HTTP into the whole gateway (it includes gateway_plugin.c itself).
 FUZZERS += fuzz_gateway_http
 fuzz_gateway_http_SRCS := tests/fuzz/fuzz_gateway_http.c $(GW_CORE) plugins/gateway/routes.c \
