@@ -971,7 +971,10 @@ static int count_records(void *user, const arb_msg *m)
 
 static void on_count(void *user, const arb_msg *m) { count_records(user, m); }
 
-static void publish_order(arbh_instance *self, uint64_t id, uint8_t side, uint8_t tif)
+/* A limit order of 1 on XA:BTCUSD at `price` (cents), from account 7
+ * (buy) or 8 (sell). */
+static void publish_order_at(arbh_instance *self, uint64_t id, uint8_t side, uint8_t tif,
+                             int64_t price)
 {
     arb_order_cmd c;
     memset(&c, 0, sizeof c);
@@ -983,11 +986,16 @@ static void publish_order(arbh_instance *self, uint64_t id, uint8_t side, uint8_
     c.tif = tif;
     c.order_id = id;
     c.account = side == ARB_SIDE_BUY ? 7 : 8;
-    c.price = 10003; /* 100.03: on the 0.01 tick, not on 0.05 */
+    c.price = price;
     c.qty = 1;
     uint8_t buf[ARB_ORDER_CMD_LEN];
     uint32_t n = arb_order_cmd_encode(&c, buf, sizeof buf);
     assert_int_equal(arbh_bus_publish(self, ARB_TOPIC_ORDER_COMMANDS, c.account, buf, n), ARB_OK);
+}
+
+static void publish_order(arbh_instance *self, uint64_t id, uint8_t side, uint8_t tif)
+{
+    publish_order_at(self, id, side, tif, 10003); /* 100.03: on the 0.01 tick, not on 0.05 */
 }
 
 static void run_until_int(arbh_host *h, const int *v, int want)
@@ -1151,21 +1159,7 @@ static void refused_sighup_leaves_the_agents_orders(void **state)
         fail_msg("%s", err);
 
     /* The bid still rests: a sell IOC far below it trades with it. */
-    arb_order_cmd c;
-    memset(&c, 0, sizeof c);
-    memcpy(c.venue, "XA", 2);
-    memcpy(c.symbol, "BTCUSD", 6);
-    c.action = ARB_CMD_NEW;
-    c.side = ARB_SIDE_SELL;
-    c.type = ARB_ORD_LIMIT;
-    c.tif = ARB_TIF_IOC;
-    c.order_id = 77;
-    c.account = 8;
-    c.price = 8100;
-    c.qty = 1;
-    uint8_t buf[ARB_ORDER_CMD_LEN];
-    uint32_t n = arb_order_cmd_encode(&c, buf, sizeof buf);
-    assert_int_equal(arbh_bus_publish(r.self, ARB_TOPIC_ORDER_COMMANDS, c.account, buf, n), ARB_OK);
+    publish_order_at(r.self, 77, ARB_SIDE_SELL, ARB_TIF_IOC, 8100);
     run_until_int(r.h, &trades, 1);
     assert_int_equal(w.cancelled, 0);
     book_rig_free(&r);
